@@ -1,0 +1,15 @@
+"""Goodput's Locust entry point: `locust -f locustfile.py --host http://HOST:PORT [options]`.
+
+Wires the user classes, the load shape (`--shape`, step ramp by default), Goodput's options and
+its event listeners. Only the selected user class runs (`--user`, or automatic from the dataset).
+"""
+
+from locust import events
+
+import users.options  # noqa: F401  (registers the command-line options)
+from shapes import GoodputShape  # noqa: F401  (Locust picks up the one shape class)
+from users.agent import AgentUser
+from users.chat import ChatUser, CompletionsUser
+from users.setup import install
+
+install(events, {"chat": ChatUser, "agent": AgentUser, "completions": CompletionsUser})

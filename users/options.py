@@ -1,0 +1,49 @@
+"""Goodput's command-line options, registered on Locust's parser so the web UI start form shows them too."""
+
+from __future__ import annotations
+
+import re
+
+from locust import events
+
+DURATION = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)\s*(ms|s|m|h)?\s*$")
+_UNIT_S = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
+
+
+class OptionError(ValueError):
+    """A user mistake in an option: one line naming the option and what is expected."""
+
+
+def parse_duration_s(value: str | float | int, option: str) -> float:
+    """`10s`, `500ms`, `2m`, or a bare number of seconds."""
+    if isinstance(value, int | float):
+        return float(value)
+    m = DURATION.match(str(value))
+    if not m:
+        raise OptionError(f"{option}: '{value}' is not a duration (expected e.g. 10s, 500ms, 2m)")
+    return float(m.group(1)) * _UNIT_S[m.group(2)]
+
+
+@events.init_command_line_parser.add_listener
+def add_options(parser) -> None:
+    g = parser.add_argument_group("Goodput", "LLM load-test options (see README)")
+    g.add_argument("--model", default="", help="Model name; default: the first id of /v1/models", include_in_web_ui=True)
+    g.add_argument("--max-tokens", type=int, default=256, help="Max output tokens per request (default 256)", include_in_web_ui=True)
+    g.add_argument("--ignore-eos", action="store_true", default=False, help="Ask the server to ignore EOS (vLLM/SGLang)")
+    g.add_argument("--dataset", default="chat", help="Built-in set (chat, agentic, random, code, shared-prefix) or a path", include_in_web_ui=True)
+    g.add_argument("--order", default="shuffled", choices=["shuffled", "sequential", "grouped", "interleaved"], help="Request order")
+    g.add_argument("--user", dest="llm_user", default="auto", choices=["auto", "chat", "agent", "completions"], help="User class; auto picks agent for multi-turn datasets", include_in_web_ui=True)
+    g.add_argument("--endpoint", default="chat", choices=["chat", "completions"], help="OpenAI endpoint for single-shot users")
+    g.add_argument("--think-time", default="0s", help="AgentUser pause between turns (e.g. 2s)")
+    g.add_argument("--seed", type=int, default=0, help="Seed of the request stream (reproducible)", include_in_web_ui=True)
+    g.add_argument("--slo", default="chat", help="SLO profile name, YAML file, or ttft=500ms,tpot=50ms,e2e=20s", include_in_web_ui=True)
+    g.add_argument("--run-name", default="run", help="Run folder name prefix", include_in_web_ui=True)
+    g.add_argument("--results-dir", default="results", help="Where run folders go (default results/)")
+    g.add_argument("--request-timeout", default="120s", help="Per-request timeout (default 120s)", include_in_web_ui=True)
+    g.add_argument("--api-key-env", default="OPENAI_API_KEY", help="Name of the environment variable holding the API key")
+    g.add_argument("--client", default="raw", choices=["raw", "openai"], help="Transport: raw SSE (default, cheap) or the openai SDK", include_in_web_ui=True)
+    g.add_argument("--shape", default="step", choices=["step", "stages", "sweep", "trace", "none"], help="Load shape (default step); none = plain -u/-r", include_in_web_ui=True)
+    g.add_argument("--step-users", type=int, default=1, help="StepShape: users added per step (default 1)", include_in_web_ui=True)
+    g.add_argument("--step-interval", default="10s", help="StepShape: time between steps (default 10s)", include_in_web_ui=True)
+    g.add_argument("--max-users", type=int, default=0, help="StepShape: cap on users (0 = no cap)", include_in_web_ui=True)
+    g.add_argument("--step-duration", default="10m", help="StepShape: total length when -t is not given (default 10m)")

@@ -1,0 +1,125 @@
+"""One request's outcome, as a `requests.csv` row.
+
+The column list here is the contract of DESIGN.md (run directory section); analysis reads the
+same names. TPOT is defined here, once, at the moment a row is made, so the live view and the
+analysis cannot disagree about it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+COLUMNS: tuple[str, ...] = (
+    "run_id",
+    "worker",
+    "user",
+    "session",
+    "turn",
+    "request_id",
+    "scenario",
+    "dataset",
+    "step",
+    "target_users",
+    "t_scheduled_unix",
+    "t_start_unix",
+    "ttft_s",
+    "e2e_s",
+    "tpot_s",
+    "itl_s",
+    "n_chunks",
+    "prompt_tokens",
+    "output_tokens",
+    "cached_tokens",
+    "tokens_source",
+    "ok",
+    "http_status",
+    "error",
+    "error_detail",
+    "finish_reason",
+)
+
+
+def tpot_s(e2e_s: float | None, ttft_s: float | None, output_tokens: int | None) -> float | None:
+    """TPOT = (E2E − TTFT) / (output_tokens − 1); undefined for ≤ 1 token, as vLLM's benchmark."""
+    if e2e_s is None or ttft_s is None or not output_tokens or output_tokens <= 1:
+        return None
+    return (e2e_s - ttft_s) / (output_tokens - 1)
+
+
+@dataclass(slots=True)
+class RequestRecord:
+    """Everything measured about one request; `row()` renders it in COLUMNS order."""
+
+    run_id: str = ""
+    worker: str = ""
+    user: int = 0
+    session: str = ""
+    turn: int = 0
+    request_id: str = ""
+    scenario: str = ""
+    dataset: str = ""
+    step: int = 0
+    target_users: int = 0
+    t_scheduled_unix: float | None = None
+    t_start_unix: float = 0.0
+    ttft_s: float | None = None
+    e2e_s: float | None = None
+    itl_s: list[float] = field(default_factory=list)
+    n_chunks: int = 0
+    prompt_tokens: int | None = None
+    output_tokens: int | None = None
+    cached_tokens: int | None = None
+    tokens_source: str = ""
+    ok: bool = False
+    http_status: int | None = None
+    error: str = ""
+    error_detail: str = ""
+    finish_reason: str = ""
+
+    @property
+    def tpot_s(self) -> float | None:
+        return tpot_s(self.e2e_s, self.ttft_s, self.output_tokens)
+
+    def row(self) -> list[str]:
+        """Plain strings: cheap to send to the master (msgpack) and to write as CSV."""
+        return [
+            self.run_id,
+            self.worker,
+            str(self.user),
+            self.session,
+            str(self.turn),
+            self.request_id,
+            self.scenario,
+            self.dataset,
+            str(self.step),
+            str(self.target_users),
+            _t(self.t_scheduled_unix),
+            _t(self.t_start_unix),
+            _s(self.ttft_s),
+            _s(self.e2e_s),
+            _s(self.tpot_s),
+            ";".join(f"{g:.6f}" for g in self.itl_s),
+            str(self.n_chunks),
+            _i(self.prompt_tokens),
+            _i(self.output_tokens),
+            _i(self.cached_tokens),
+            self.tokens_source,
+            "true" if self.ok else "false",
+            _i(self.http_status),
+            self.error,
+            self.error_detail.replace("\n", " ")[:300],
+            self.finish_reason,
+        ]
+
+
+def _t(v: float | None) -> str:
+    """Wall-clock seconds with µs resolution."""
+    return "" if v is None else f"{v:.6f}"
+
+
+def _s(v: float | None) -> str:
+    return "" if v is None else f"{v:.6f}"
+
+
+def _i(v: int | None) -> str:
+    return "" if v is None else str(v)

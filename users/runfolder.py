@@ -1,0 +1,58 @@
+"""The run folder: created once per run on the master, never reusing an existing folder."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import time
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def safe_url(url: str) -> str:
+    """The URL without userinfo: credentials never reach run.json or a report."""
+    try:
+        u = urlsplit(url)
+    except ValueError:
+        return ""
+    host = u.hostname or ""
+    if u.port:
+        host = f"{host}:{u.port}"
+    return urlunsplit((u.scheme, host, u.path, "", ""))
+
+
+def create_run_dir(results_dir: str | Path, name: str) -> Path:
+    """`<results>/<name>-<UTC timestamp>/`, with a numeric suffix rather than touching an existing folder."""
+    clean = re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-") or "run"
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    base = Path(results_dir)
+    base.mkdir(parents=True, exist_ok=True)
+    for i in range(1000):
+        path = base / (f"{clean}-{stamp}" if i == 0 else f"{clean}-{stamp}-{i}")
+        try:
+            path.mkdir()
+            return path
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"could not find a free run folder name under {base}")
+
+
+def write_json(path: Path, obj: dict) -> None:
+    """Atomic replace, so a reader (or a crash) never sees half a file."""
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(obj, indent=2, sort_keys=False, default=str) + "\n")
+    os.replace(tmp, path)
+
+
+def git_commit() -> str:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, timeout=5, check=False
+        )
+        return out.stdout.strip() if out.returncode == 0 else ""
+    except (OSError, subprocess.SubprocessError):
+        return ""

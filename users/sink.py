@@ -1,0 +1,71 @@
+"""Where rows go: a buffer on every load process, one CSV writer on the master (or local runner).
+
+Workers ship their buffered rows with each Locust worker report (and the final one on quit),
+so one file holds every worker's rows and a dead worker loses at most one report interval.
+"""
+
+from __future__ import annotations
+
+import csv
+import threading
+from pathlib import Path
+
+import gevent
+
+from users.record import COLUMNS
+
+
+class RowBuffer:
+    """Rows made in this process and not yet handed on; `take()` empties it atomically."""
+
+    def __init__(self) -> None:
+        self.rows: list[list[str]] = []
+        self.started = 0  # requests begun in this process (rows owed, for loss accounting)
+
+    def add(self, row: list[str]) -> None:
+        self.rows.append(row)
+
+    def take(self) -> list[list[str]]:
+        rows, self.rows = self.rows, []
+        return rows
+
+
+class CsvSink:
+    """Appends rows to `<run>/requests.csv`, flushing at least every `flush_s` seconds."""
+
+    def __init__(self, path: Path, run_id: str, flush_s: float = 1.0) -> None:
+        self.path = path
+        self.run_id = run_id
+        self.rows_written = 0
+        self._lock = threading.Lock()
+        self._fh = open(path, "w", newline="", encoding="utf-8")  # noqa: SIM115 - lives as long as the run
+        self._w = csv.writer(self._fh)
+        self._w.writerow(COLUMNS)
+        self._fh.flush()
+        self._pending: list[list[str]] = []
+        self._flusher = gevent.spawn(self._flush_loop, flush_s)
+
+    def add_rows(self, rows: list[list[str]]) -> None:
+        self._pending.extend(rows)
+
+    def _flush_loop(self, flush_s: float) -> None:
+        while True:
+            gevent.sleep(flush_s)
+            self.flush()
+
+    def flush(self) -> None:
+        with self._lock:
+            if self._fh.closed or not self._pending:
+                return
+            rows, self._pending = self._pending, []
+            for r in rows:
+                r[0] = self.run_id
+            self._w.writerows(rows)
+            self._fh.flush()
+            self.rows_written += len(rows)
+
+    def close(self) -> None:
+        self.flush()
+        self._flusher.kill(block=False)
+        with self._lock:
+            self._fh.close()
