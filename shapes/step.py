@@ -23,7 +23,9 @@ class StepSchedule(Schedule):
             users = min(users, self.max_users)
             step = min(step, -(-self.max_users // self.step_users) - 1)
         # a step's users all start at its beginning: the whole increment in one second
-        return Level(step=step, users=users, spawn_rate=max(1.0, float(self.step_users) * 10), label=f"{users} users")
+        return Level(
+            step=step, users=users, spawn_rate=max(1.0, float(self.step_users) * 10), label=f"{users} users"
+        )
 
     def describe(self) -> dict:
         return {

@@ -182,7 +182,11 @@ def fetch_metrics(url: str, timeout_s: float = 5.0) -> str:
 
 @dataclass(frozen=True)
 class Counters:
-    """vLLM's cumulative counters, each summed over all label sets (model, engine, finished_reason...)."""
+    """vLLM's cumulative counters, each summed over all label sets (model, engine, finished_reason...).
+
+    request_success sums every finished_reason (stop, length, abort, error, repetition): use
+    by_label() to tell them apart. Prefix-cache counters count tokens, in 128-token blocks.
+    """
 
     request_success: float = 0.0  # vllm:request_success_total
     prompt_tokens: float = 0.0  # vllm:prompt_tokens_total
@@ -222,6 +226,19 @@ def parse_counters(text: str) -> Counters:
             if key is not None:
                 acc[key] += float(s.value)
     return Counters(**acc)
+
+
+def by_label(text: str, sample: str, label: str) -> dict[str, float]:
+    """One sample summed per value of one label, e.g.
+    by_label(text, "vllm:request_success_total", "finished_reason") -> {"length": 24.0, "stop": 0.0, "abort": 0.0, ...}.
+    (vLLM counts finished requests of every reason in request_success_total, aborted ones included.)"""
+    out: dict[str, float] = {}
+    for family in text_string_to_metric_families(text):
+        for s in family.samples:
+            if s.name == sample:
+                k = s.labels.get(label, "")
+                out[k] = out.get(k, 0.0) + float(s.value)
+    return out
 
 
 def counters(url: str) -> Counters:

@@ -24,7 +24,9 @@ class AgentUser(LLMUser):
         conv = ctx.workload().next_conversation()
         messages: list[dict] = list(conv.prefix)
         for i, turn in enumerate(conv.turns):
-            pause = (ctx.think_time_s or turn.think_time_s) if i else 0.0  # --think-time overrides the dataset's
+            pause = (
+                (ctx.think_time_s or turn.think_time_s) if i else 0.0
+            )  # --think-time overrides the dataset's
             if pause:
                 gevent.sleep(pause)
             messages.extend(turn.messages)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import socket
 import time
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, ClassVar, Protocol
 from urllib.parse import urlsplit
 
 import gevent
@@ -176,7 +176,7 @@ def _error_message(raw: bytes) -> str:
 class OpenAITransport:
     """The openai SDK (one shared client per process): compatibility over per-chunk cost."""
 
-    _shared: dict[tuple[str, str | None], Any] = {}
+    _shared: ClassVar[dict[tuple[str, str | None], Any]] = {}
 
     def __init__(self, base_url: str, api_key: str | None) -> None:
         import openai  # imported only when chosen: it is heavy
@@ -192,8 +192,22 @@ class OpenAITransport:
     def stream(self, path: str, body: dict, headers: dict[str, str], timeout_s: float) -> StreamResult:
         res = StreamResult()
         body = dict(body)
-        create = self.sdk.chat.completions.create if path.endswith("chat/completions") else self.sdk.completions.create
-        known = {"model", "messages", "prompt", "max_tokens", "stream", "stream_options", "temperature", "top_p", "seed"}
+        create = (
+            self.sdk.chat.completions.create
+            if path.endswith("chat/completions")
+            else self.sdk.completions.create
+        )
+        known = {
+            "model",
+            "messages",
+            "prompt",
+            "max_tokens",
+            "stream",
+            "stream_options",
+            "temperature",
+            "top_p",
+            "seed",
+        }
         extra = {k: body.pop(k) for k in list(body) if k not in known}
         timer = gevent.Timeout(timeout_s)
         timer.start()

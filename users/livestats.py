@@ -25,8 +25,15 @@ class LiveStats:
         self.stats = RequestStats(use_response_times_cache=True)
 
     def log_request(
-        self, ttft_s: float | None, tpot_s: float | None, itl_s: list[float], e2e_s: float | None,
-        output_tokens: int, ok: bool, good: bool, error: str,
+        self,
+        ttft_s: float | None,
+        tpot_s: float | None,
+        itl_s: list[float],
+        e2e_s: float | None,
+        output_tokens: int,
+        ok: bool,
+        good: bool,
+        error: str,
     ) -> None:
         s = self.stats
         if ttft_s is not None:
@@ -52,7 +59,9 @@ class LiveStats:
             entry = StatsEntry.unserialize(d, self.stats)
             key = (entry.name, entry.method)
             if key not in self.stats.entries:
-                self.stats.entries[key] = StatsEntry(self.stats, entry.name, entry.method, use_response_times_cache=True)
+                self.stats.entries[key] = StatsEntry(
+                    self.stats, entry.name, entry.method, use_response_times_cache=True
+                )
             self.stats.entries[key].extend(entry)
 
     def entry(self, name: str) -> StatsEntry:
@@ -99,7 +108,9 @@ def console_table(snap: dict, slo_name: str) -> str:
         d = snap[name]
         if not d["count"]:
             continue
-        lines.append(f"{name:<10} {d['count']:>8} {d['p50_ms']:>9.0f} {d['p95_ms']:>9.0f} {d['p99_ms']:>9.0f}")
+        lines.append(
+            f"{name:<10} {d['count']:>8} {d['p50_ms']:>9.0f} {d['p95_ms']:>9.0f} {d['p99_ms']:>9.0f}"
+        )
     att = snap["slo_attainment"]
     lines.append(
         f"sent {snap['sent']}  output tok/s {snap['output_tok_per_s']:.0f}  "

@@ -6,6 +6,7 @@ same way whatever its shape (single shot, agent turn, open-loop arrival).
 
 from __future__ import annotations
 
+import itertools
 import time
 from typing import Any
 
@@ -87,7 +88,7 @@ def fill_record(rec: RequestRecord, res: StreamResult) -> None:
     rec.n_chunks = len(times)
     if times:
         rec.ttft_s = times[0] - t0
-        rec.itl_s = [b - a for a, b in zip(times, times[1:], strict=False)]
+        rec.itl_s = [b - a for a, b in itertools.pairwise(times)]
     last = res.t_last if res.t_last is not None else (times[-1] if times else None)
     if last is not None:
         rec.e2e_s = last - t0

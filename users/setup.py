@@ -88,15 +88,14 @@ def choose_user_class(environment: Any, user_classes: dict[str, type]) -> None:
             name = "completions"
     cls = user_classes[name]
     environment.user_classes = [cls]
-    environment.user_classes_by_name = {cls.__name__: cls}
-    if environment.runner is not None:
-        environment.runner.user_classes = [cls]
 
 
 def on_init(environment: Any, runner: Any, user_classes: dict[str, type]) -> None:
     is_worker = isinstance(runner, WorkerRunner)
     # Report listeners get no environment: bind it here.
-    environment.events.report_to_master.add_listener(lambda client_id, data, **_: report_rows(environment, data))
+    environment.events.report_to_master.add_listener(
+        lambda client_id, data, **_: report_rows(environment, data)
+    )
     environment.events.worker_report.add_listener(
         lambda client_id, data, **_: receive_rows(environment, client_id, data)
     )
@@ -181,7 +180,7 @@ def begin_run(environment: Any) -> None:
         transport=opts.client,
         dataset=opts.dataset,
         order=opts.order,
-        slo=ctx.slo.describe(),
+        slo=ctx.slo.to_dict(),
         seed=opts.seed,
         max_tokens=opts.max_tokens,
         request_timeout_s=ctx.timeout_s,

@@ -45,7 +45,9 @@ def check(host: str, model: str, api_key_env: str, timeout_s: float = 10.0) -> s
     ids = [m.get("id") for m in body.get("data", []) if isinstance(m, dict) and m.get("id")]
     if model:
         if ids and model not in ids:
-            raise TargetError(f"--model: '{model}' is not served by {safe_url(host)} (it serves: {', '.join(ids)})")
+            raise TargetError(
+                f"--model: '{model}' is not served by {safe_url(host)} (it serves: {', '.join(ids)})"
+            )
         return model
     if not ids:
         raise TargetError(f"{shown} lists no model: pass --model NAME")

@@ -1,0 +1,238 @@
+"""Run folder → typed table: `requests.csv` (+ `run.json` metadata), with one-line errors for bad input.
+
+The CSV is read with pyarrow's multithreaded reader and only the columns the analysis uses, so a
+1,000,000-row run loads in seconds. `itl_s` stays an Arrow string column: it holds ~100 gaps per
+row and is parsed (vectorized, see `metrics.itl_histogram`) only for the rows a statistic needs.
+Rows are marked with the stage they belong to and whether they fall in a warm-up/cool-down
+period, because every later statistic depends on that selection.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.csv as pacsv
+
+# Columns the analysis computes from; the rest of the contract's columns are carried when present.
+REQUIRED = (
+    "step",
+    "target_users",
+    "t_start_unix",
+    "ttft_s",
+    "e2e_s",
+    "tpot_s",
+    "itl_s",
+    "prompt_tokens",
+    "output_tokens",
+    "ok",
+    "error",
+)
+FLOAT_COLS = (
+    "t_scheduled_unix",
+    "t_start_unix",
+    "ttft_s",
+    "e2e_s",
+    "tpot_s",
+    "prompt_tokens",
+    "output_tokens",
+    "cached_tokens",
+    "n_chunks",
+    "http_status",
+)
+TEXT_COLS = ("worker", "scenario", "dataset", "error", "finish_reason", "tokens_source")
+INT_COLS = ("step", "target_users")
+
+
+class AnalysisError(Exception):
+    """A user-facing problem with the input: one line, names the file and what is wrong."""
+
+
+@dataclass
+class Run:
+    """One loaded run: the rows (without ITL), the ITL strings, run.json and what loading noticed."""
+
+    path: Path
+    df: pd.DataFrame
+    itl: pa.ChunkedArray
+    meta: dict
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def name(self) -> str:
+        return str(self.meta.get("name") or self.path.name)
+
+
+def load_meta(run_dir: Path) -> tuple[dict, list[str]]:
+    """run.json if present and readable; requests.csv alone is enough, so problems are warnings."""
+    p = run_dir / "run.json"
+    if not p.exists():
+        return {}, []
+    try:
+        meta = json.loads(p.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        return {}, [f"{p}: unreadable ({str(e).splitlines()[0]}); using requests.csv alone"]
+    if not isinstance(meta, dict):
+        return {}, [f"{p}: not a JSON object; using requests.csv alone"]
+    return meta, []
+
+
+def _header(csv_path: Path) -> list[str]:
+    try:
+        with open(csv_path, newline="", encoding="utf-8") as fh:
+            row = next(csv.reader(fh), None)
+    except UnicodeDecodeError:
+        raise AnalysisError(f"{csv_path}: not a text CSV file (undecodable bytes in the header)") from None
+    except (OSError, csv.Error) as e:
+        raise AnalysisError(f"{csv_path}: cannot read ({e})") from None
+    if not row:
+        raise AnalysisError(f"{csv_path}: empty file (no header row)")
+    return [c.strip() for c in row]
+
+
+def read_requests(csv_path: Path) -> tuple[pa.Table, list[str]]:
+    """The needed columns as an Arrow table; a truncated last line (crash mid-write) is skipped with a warning."""
+    header = _header(csv_path)
+    missing = [c for c in REQUIRED if c not in header]
+    if missing:
+        raise AnalysisError(
+            f"{csv_path}: missing column(s) {', '.join(missing)} (is this a Goodput requests.csv? header: "
+            f"{','.join(header[:6])}{',…' if len(header) > 6 else ''})"
+        )
+    wanted = [c for c in (*FLOAT_COLS, *TEXT_COLS, *INT_COLS, "itl_s", "ok") if c in header]
+    types: dict[str, pa.DataType] = {c: pa.float64() for c in FLOAT_COLS}
+    types.update({c: pa.string() for c in TEXT_COLS})
+    types.update({"itl_s": pa.large_string(), "ok": pa.bool_(), "step": pa.float64(), "target_users": pa.float64()})
+    bad: list[pacsv.InvalidRow] = []
+
+    def on_invalid(row: pacsv.InvalidRow) -> str:
+        bad.append(row)
+        return "skip"
+
+    try:
+        table = pacsv.read_csv(
+            csv_path,
+            parse_options=pacsv.ParseOptions(invalid_row_handler=on_invalid, newlines_in_values=False),
+            convert_options=pacsv.ConvertOptions(
+                column_types={c: t for c, t in types.items() if c in header},
+                include_columns=wanted,
+                strings_can_be_null=False,
+                true_values=["true", "True", "1"],
+                false_values=["false", "False", "0", ""],
+            ),
+        )
+    except (pa.ArrowInvalid, OSError) as e:
+        raise AnalysisError(f"{csv_path}: corrupt CSV ({_one_line(e)})") from None
+    warnings: list[str] = []
+    if bad:
+        lines = sum(1 for _ in open(csv_path, "rb"))
+        last = bad[-1].number
+        if len(bad) == 1 and last is not None and last >= lines:
+            warnings.append(f"{csv_path}: skipped a truncated last line (line {last}: the run stopped mid-write)")
+        else:
+            first = bad[0]
+            where = f"line {first.number}" if first.number is not None else "a row"
+            raise AnalysisError(
+                f"{csv_path}: corrupt CSV at {where}: expected {first.expected_columns} fields, "
+                f"got {first.actual_columns}{f' ({len(bad)} bad rows in all)' if len(bad) > 1 else ''}"
+            )
+    return table, warnings
+
+
+def _one_line(e: Exception) -> str:
+    text = " ".join(str(e).split())
+    return text[:240] + ("…" if len(text) > 240 else "")
+
+
+def load_run(path: str | Path) -> Run:
+    """Folder → Run, or AnalysisError naming what is missing or broken."""
+    run_dir = Path(path)
+    if not run_dir.exists():
+        raise AnalysisError(f"{run_dir}: no such run folder")
+    if not run_dir.is_dir():
+        raise AnalysisError(f"{run_dir}: not a folder (give the run folder that holds requests.csv)")
+    csv_path = run_dir / "requests.csv"
+    if not csv_path.is_file():
+        raise AnalysisError(f"{run_dir}: no requests.csv here (is this a run folder?)")
+    meta, warnings = load_meta(run_dir)
+    table, more = read_requests(csv_path)
+    warnings += more
+    if table.num_rows == 0:
+        raise AnalysisError(f"{csv_path}: the run has no requests (header only)")
+    itl = table.column("itl_s")
+    df = table.drop(["itl_s"]).to_pandas(strings_to_categorical=True)
+    for c in INT_COLS:
+        if df[c].isna().any():
+            line = int(np.flatnonzero(df[c].isna().to_numpy())[0]) + 2
+            raise AnalysisError(f"{csv_path}: empty '{c}' at line {line} (every row carries its load level)")
+        df[c] = df[c].astype(np.int64)
+    if df["t_start_unix"].isna().any():
+        line = int(np.flatnonzero(df["t_start_unix"].isna().to_numpy())[0]) + 2
+        raise AnalysisError(f"{csv_path}: empty 't_start_unix' at line {line}")
+    df["ok"] = df["ok"].fillna(False).astype(bool)
+    for c in FLOAT_COLS:
+        if c not in df:
+            df[c] = np.nan
+    warnings += _meta_warnings(meta)
+    mark_periods(df, meta)
+    return Run(run_dir, df, itl, meta, warnings)
+
+
+def _meta_warnings(meta: dict) -> list[str]:
+    """What run.json says went wrong on the load side (lost rows)."""
+    out = []
+    lost = meta.get("lost_rows")
+    if isinstance(lost, int | float) and lost > 0:
+        sent, got = meta.get("requests_sent"), meta.get("rows_received")
+        out.append(f"{int(lost)} request rows were lost in transit (sent {sent}, received {got}): figures undercount")
+    return out
+
+
+def stages_by_step(meta: dict) -> dict[int, dict]:
+    """run.json stages keyed by step; malformed entries are ignored (metadata is best effort)."""
+    out: dict[int, dict] = {}
+    for st in meta.get("stages") or []:
+        if isinstance(st, dict) and isinstance(st.get("step"), int | float):
+            out[int(st["step"])] = st
+    return out
+
+
+def mark_periods(df: pd.DataFrame, meta: dict) -> None:
+    """Add `in_step_stats` (outside its stage's warm-up/cool-down) and `in_run_stats` (outside the first warm-up).
+
+    Per step, a stage's warm-up seconds (from run.json) are excluded: the server is settling to
+    the new load. For the whole run only the *first* stage's warm-up is excluded (cold start):
+    later transitions are real load the server handled, and dropping them would leave holes in
+    the run's window and bias its throughput low.
+    """
+    stages = stages_by_step(meta)
+    n = len(df)
+    in_step = np.ones(n, dtype=bool)
+    in_run = np.ones(n, dtype=bool)
+    if stages:
+        t = df["t_start_unix"].to_numpy()
+        step = df["step"].to_numpy()
+        first = min(stages.values(), key=lambda s: float(s.get("t_start_unix") or 0.0))
+        for s, st in stages.items():
+            t0 = st.get("t_start_unix")
+            if not isinstance(t0, int | float):
+                continue
+            rows = step == s
+            warm = float(st.get("warmup_s") or 0.0)
+            cool = float(st.get("cooldown_s") or 0.0)
+            excl = np.zeros(n, dtype=bool)
+            if warm > 0:
+                excl |= rows & (t < t0 + warm)
+            t1 = st.get("t_end_unix")
+            if cool > 0 and isinstance(t1, int | float):
+                excl |= rows & (t >= t1 - cool)
+            in_step &= ~excl
+            if st is first and warm > 0:
+                in_run &= ~(rows & (t < t0 + warm))
+    df["in_step_stats"] = in_step
+    df["in_run_stats"] = in_run

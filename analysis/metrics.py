@@ -1,0 +1,185 @@
+"""The one definition of every aggregate: distributions, throughput, errors, goodput, attainment, checks.
+
+Definitions (DESIGN.md; explained for users in docs/analysis.md):
+- window: first send → last completion, `min(t_start_unix)` → `max(t_start_unix + e2e_s)` over all sent rows.
+- req/s: completed (`ok`) requests / window; output and input tok/s: tokens of completed requests / window.
+- goodput: completed requests meeting every per-request limit of the SLO / window;
+  SLO attainment: those good requests / all sent requests.
+- latency distributions use completed requests only (a failure's TTFT or E2E is not a service time);
+  TPOT where defined (> 1 output token); ITL: every gap of every completed request.
+- percentiles: numpy's default linear interpolation over raw rows (as vLLM's benchmark), never averaged.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from analysis.itl import Distribution
+from analysis.slo import Slo
+
+PCTS = (50.0, 90.0, 95.0, 99.0)
+STAT_KEYS = ("mean", "p50", "p90", "p95", "p99", "max")
+LATENCIES = ("ttft_s", "tpot_s", "itl_s", "e2e_s")
+
+
+def dist(values: np.ndarray) -> dict[str, float | None]:
+    """`{mean, p50, p90, p95, p99, max}` of raw values (NaN dropped); all None when there are none."""
+    v = np.asarray(values, dtype=np.float64)
+    v = v[~np.isnan(v)]
+    if v.size == 0:
+        return dict.fromkeys(STAT_KEYS)
+    p = np.percentile(v, PCTS)
+    return {
+        "mean": float(v.mean()),
+        "p50": float(p[0]),
+        "p90": float(p[1]),
+        "p95": float(p[2]),
+        "p99": float(p[3]),
+        "max": float(v.max()),
+    }
+
+
+def dist_itl(d: Distribution) -> dict[str, float | None]:
+    """The same six figures from the ITL histogram (exact; see analysis/itl.py)."""
+    p = d.percentiles_s(PCTS)
+    return {"mean": d.mean_s(), "p50": p[0], "p90": p[1], "p95": p[2], "p99": p[3], "max": d.max_s()}
+
+
+def end_times(df: pd.DataFrame) -> np.ndarray:
+    """Completion time of each row; a row without E2E ends when it was sent."""
+    return df["t_start_unix"].to_numpy() + np.nan_to_num(df["e2e_s"].to_numpy(), nan=0.0)
+
+
+def window(df: pd.DataFrame) -> tuple[float, float]:
+    """(first send, last completion) in unix seconds."""
+    return float(df["t_start_unix"].min()), float(end_times(df).max())
+
+
+def good_mask(df: pd.DataFrame, slo: Slo) -> np.ndarray:
+    """Vectorized `ok and Slo.is_good(...)`: the same rule as the live view, row by row."""
+    good = df["ok"].to_numpy(dtype=bool).copy()
+    if slo.ttft_s is not None:
+        good &= df["ttft_s"].to_numpy() <= slo.ttft_s  # NaN compares False: no first token, not good
+    if slo.tpot_s is not None:
+        tpot = df["tpot_s"].to_numpy()
+        good &= np.isnan(tpot) | (tpot <= slo.tpot_s)  # undefined TPOT (≤ 1 token) passes, as vLLM
+    if slo.e2e_s is not None:
+        good &= df["e2e_s"].to_numpy() <= slo.e2e_s
+    return good
+
+
+def errors_by_category(df: pd.DataFrame) -> dict[str, int]:
+    """Failed rows by `error` category, most frequent first; a failure without a category is `unknown`."""
+    failed = df.loc[~df["ok"], "error"].astype(object).fillna("")
+    counts = failed.replace("", "unknown").value_counts()
+    return {str(k): int(v) for k, v in counts.items()}
+
+
+def rate(count: float, duration_s: float) -> float | None:
+    return float(count) / duration_s if duration_s > 0 else None
+
+
+def throughput(df: pd.DataFrame, good: np.ndarray) -> dict:
+    """Counts and per-second rates of one selection of rows (a run, a step)."""
+    t0, t1 = window(df)
+    dur = t1 - t0
+    ok = df["ok"].to_numpy(dtype=bool)
+    out_tok = float(np.nansum(df["output_tokens"].to_numpy()[ok]))
+    in_tok = float(np.nansum(df["prompt_tokens"].to_numpy()[ok]))
+    n, n_ok, n_good = len(df), int(ok.sum()), int(good.sum())
+    return {
+        "requests": n,
+        "ok": n_ok,
+        "good": n_good,
+        "t_start_unix": t0,
+        "t_end_unix": t1,
+        "duration_s": dur,
+        "req_per_s": rate(n_ok, dur),
+        "output_tok_per_s": rate(out_tok, dur),
+        "input_tok_per_s": rate(in_tok, dur),
+        "total_tok_per_s": rate(out_tok + in_tok, dur),
+        "goodput_req_per_s": rate(n_good, dur),
+        "slo_attainment": n_good / n if n else None,
+    }
+
+
+def latency_values(df: pd.DataFrame, metric: str) -> np.ndarray:
+    """Raw values of one per-request latency over completed requests."""
+    return df[metric].to_numpy()[df["ok"].to_numpy(dtype=bool)]
+
+
+def percentile_checks(df: pd.DataFrame, itl: Distribution, slo: Slo) -> list[dict]:
+    """Run-level checks such as `p99 TPOT ≤ 250 ms`: value, limit, pass; no samples → fail (nothing shown)."""
+    out = []
+    for c in slo.percentiles:
+        if c.metric == "itl":
+            value = itl.percentiles_s((c.q,))[0]
+        else:
+            v = latency_values(df, f"{c.metric}_s")
+            v = v[~np.isnan(v)]
+            value = float(np.percentile(v, c.q)) if v.size else None
+        out.append(
+            {
+                "check": c.label,
+                "metric": c.metric,
+                "p": c.q,
+                "limit_s": c.limit_s,
+                "value_s": value,
+                "pass": value is not None and value <= c.limit_s,
+            }
+        )
+    return out
+
+
+def verdict(df: pd.DataFrame, itl: Distribution, slo: Slo) -> dict:
+    """Does this selection of rows meet `slo`? Attainment ≥ target and every percentile check."""
+    good = good_mask(df, slo)
+    n = len(df)
+    att = float(good.sum()) / n if n else None
+    checks = percentile_checks(df, itl, slo)
+    t0, t1 = window(df)
+    ok_target = att is not None and att >= slo.attain_target
+    return {
+        "slo": slo.name,
+        "describe": slo.describe(),
+        "slo_attainment": att,
+        "attain_target": slo.attain_target,
+        "goodput_req_per_s": rate(int(good.sum()), t1 - t0),
+        "checks": checks,
+        "pass": bool(ok_target and all(c["pass"] for c in checks)),
+    }
+
+
+def open_loop(df: pd.DataFrame, slo: Slo) -> dict | None:
+    """Open-loop runs: latency from the *intended* send time (no coordinated omission) and the send lag.
+
+    A generator that falls behind sends late; measuring from `t_start_unix` would hide the wait
+    the request would have suffered. `*_from_scheduled_s` add the lag back.
+    """
+    if "t_scheduled_unix" not in df:
+        return None
+    sched = df["t_scheduled_unix"].to_numpy()
+    has = ~np.isnan(sched)
+    if not has.any():
+        return None
+    sub = df[has]
+    lag = sub["t_start_unix"].to_numpy() - sched[has]
+    ok = sub["ok"].to_numpy(dtype=bool)
+    ttft_s = sub["ttft_s"].to_numpy() + lag
+    e2e_s = sub["e2e_s"].to_numpy() + lag
+    shifted = sub.assign(ttft_s=ttft_s, e2e_s=e2e_s)
+    good = good_mask(shifted, slo)
+    s0, s1 = float(np.nanmin(sched)), float(np.nanmax(sched))
+    t0, t1 = window(sub)
+    starts = sub["t_start_unix"].to_numpy()
+    return {
+        "requests": len(sub),
+        "scheduled_rate_rps": rate(len(sub) - 1, s1 - s0),
+        "achieved_rate_rps": rate(len(sub) - 1, float(starts.max() - starts.min())),
+        "send_lag_s": dist(lag),
+        "ttft_from_scheduled_s": dist(ttft_s[ok]),
+        "e2e_from_scheduled_s": dist(e2e_s[ok]),
+        "goodput_from_scheduled_req_per_s": rate(int(good.sum()), t1 - t0),
+        "slo_attainment_from_scheduled": float(good.sum()) / len(sub),
+    }

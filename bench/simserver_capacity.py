@@ -1,0 +1,225 @@
+"""How many concurrent streams the simulated engine serves on one core while staying on schedule.
+
+    .venv/bin/python bench/simserver_capacity.py --streams 2000 --duration 20
+
+Starts `python -m simserver --profile capacity` (pinned to one core when the host has two or
+more), opens N keep-alive connections from this process (pinned to another core), and keeps one
+streaming chat request in flight on each (closed loop, ignore_eos). It prints the streams held,
+tokens/s seen by the client and counted by the server, the server's CPU use, and the schedule
+lag (actual − planned wake of the engine loop) from the server's own histogram over the window.
+The issue's bar: ≥ 2,000 streams with schedule lag p99 ≤ 5 ms.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import orjson
+import psutil
+
+ROOT = Path(__file__).resolve().parent.parent
+TEXT = b'"delta":{"content":'
+DONE = b"data: [DONE]"
+
+
+class Stream(asyncio.Protocol):
+    """One connection with one request in flight at a time; counts tokens without parsing JSON."""
+
+    def __init__(self, bench: Bench) -> None:
+        self.bench = bench
+        self.transport: asyncio.Transport | None = None
+        self.tail = b""
+        self.in_flight = False
+        self.lost = asyncio.get_running_loop().create_future()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        self.send()
+
+    def send(self) -> None:
+        if self.bench.stopping or self.transport is None or self.transport.is_closing():
+            return
+        self.in_flight = True
+        self.bench.in_flight += 1
+        self.transport.write(self.bench.request)
+
+    def data_received(self, data: bytes) -> None:
+        buf = self.tail + data
+        # A pattern split across two reads is counted once: only the last len-1 bytes are kept.
+        self.bench.tokens += buf.count(TEXT)
+        done = buf.count(DONE)
+        self.tail = buf[-(len(TEXT) - 1) :]
+        if done and self.in_flight:
+            self.in_flight = False
+            self.bench.in_flight -= 1
+            self.bench.completed += 1
+            self.send()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.in_flight:
+            self.bench.in_flight -= 1
+            self.bench.errors += 1
+        if not self.lost.done():
+            self.lost.set_result(None)
+
+
+class Bench:
+    def __init__(self, host: str, port: int, max_tokens: int, prompt_words: int) -> None:
+        body = orjson.dumps(
+            {
+                "model": "sim-llm",
+                "messages": [{"role": "user", "content": " ".join(f"w{i}" for i in range(prompt_words))}],
+                "max_tokens": max_tokens,
+                "ignore_eos": True,
+                "stream": True,
+            }
+        )
+        self.request = (
+            f"POST /v1/chat/completions HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n"
+        ).encode() + body
+        self.tokens = self.completed = self.errors = self.in_flight = 0
+        self.stopping = False
+
+
+def scrape(url: str) -> dict[str, float]:
+    text = urllib.request.urlopen(url + "/metrics", timeout=10).read().decode()
+    out: dict[str, float] = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            key, _, value = line.rpartition(" ")
+            out[key] = float(value)
+    return out
+
+
+def lag_quantile(before: dict[str, float], after: dict[str, float], q: float) -> float:
+    """Quantile of the schedule-lag histogram delta, interpolated linearly inside its bucket."""
+    pat = re.compile(r'simserver:schedule_lag_seconds_bucket\{.*le="([^"]+)"')
+    buckets = sorted(
+        (float(m.group(1)), after[k] - before.get(k, 0.0)) for k in after if (m := pat.match(k))
+    )
+    total = buckets[-1][1]
+    if total <= 0:
+        return float("nan")
+    target, prev_le, prev_c = q * total, 0.0, 0.0
+    for le, c in buckets:
+        if c >= target:
+            if le == float("inf"):
+                return prev_le
+            return prev_le + (le - prev_le) * ((target - prev_c) / max(c - prev_c, 1e-9))
+        prev_le, prev_c = le, c
+    return buckets[-2][0]
+
+
+def metric(m: dict[str, float], name: str) -> float:
+    return sum(v for k, v in m.items() if k.startswith(name + "{") or k == name)
+
+
+async def run_clients(args: argparse.Namespace, url: str, server: psutil.Process | None) -> None:
+    host, port = url.split("//")[1].split(":")
+    bench = Bench(host, int(port), args.max_tokens, args.prompt_words)
+    loop = asyncio.get_running_loop()
+    streams: list[Stream] = []
+    t0 = time.perf_counter()
+    for i in range(0, args.streams, 200):  # connect in batches: a SYN flood would measure the kernel
+        batch = [
+            loop.create_connection(lambda: Stream(bench), host, int(port)) for _ in range(min(200, args.streams - i))
+        ]
+        for res in await asyncio.gather(*batch, return_exceptions=True):
+            if isinstance(res, BaseException):
+                bench.errors += 1
+            else:
+                streams.append(res[1])
+        await asyncio.sleep(0.05)
+    print(f"connected {len(streams)}/{args.streams} streams in {time.perf_counter() - t0:.1f}s; warming up {args.warmup}s")
+    await asyncio.sleep(args.warmup)
+    m0, tok0, done0, w0 = scrape(url), bench.tokens, bench.completed, time.perf_counter()
+    cpu0 = server.cpu_times() if server else None
+    held: list[int] = []
+    end = w0 + args.duration
+    while time.perf_counter() < end:
+        await asyncio.sleep(0.25)
+        held.append(bench.in_flight)
+    dt = time.perf_counter() - w0
+    m1, tok1, done1 = scrape(url), bench.tokens, bench.completed
+    cpu = (sum(server.cpu_times()[:2]) - sum(cpu0[:2])) / dt if server and cpu0 else float("nan")
+    bench.stopping = True
+    for s in streams:
+        if s.transport:
+            s.transport.close()
+    held.sort()
+    gen = metric(m1, "vllm:generation_tokens_total") - metric(m0, "vllm:generation_tokens_total")
+    steps = metric(m1, "simserver:steps_total") - metric(m0, "simserver:steps_total")
+    print(f"window {dt:.1f}s  streams held: min {held[0]}  p50 {held[len(held) // 2]}  (requested {args.streams})")
+    print(f"server running seqs at end: {metric(m1, 'vllm:num_requests_running'):.0f}, waiting {metric(m1, 'vllm:num_requests_waiting'):.0f}")  # fmt: skip
+    print(f"tokens/s: client {(tok1 - tok0) / dt:,.0f}  server {gen / dt:,.0f}; requests completed {done1 - done0}; errors {bench.errors}")  # fmt: skip
+    print(f"engine steps/s {steps / dt:.1f}; server CPU {cpu * 100:.0f}% of one core")
+    p50, p99 = lag_quantile(m0, m1, 0.5), lag_quantile(m0, m1, 0.99)
+    print(f"schedule lag over the window: p50 {p50 * 1000:.2f} ms  p99 {p99 * 1000:.2f} ms  (bar: p99 <= 5 ms)")
+    recent = {
+        q: metric(m1, f'simserver:schedule_lag_recent_seconds{{engine="0",model_name="sim-llm",quantile="{q}"}}')
+        for q in ("0.5", "0.99", "1.0")
+    }
+    print("server's last-60s lag gauge: " + "  ".join(f"q{q} {v * 1000:.2f} ms" for q, v in recent.items()))
+    verdict = held[0] >= 2000 and p99 <= 0.005 if args.streams >= 2000 else p99 <= 0.005
+    print("PASS" if verdict else "FAIL")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--streams", type=int, default=2000)
+    ap.add_argument("--duration", type=float, default=20.0, help="measurement window, s")
+    ap.add_argument("--warmup", type=float, default=5.0)
+    ap.add_argument("--max-tokens", type=int, default=512)
+    ap.add_argument("--prompt-words", type=int, default=64)
+    ap.add_argument("--profile", default="capacity")
+    ap.add_argument("--url", default="", help="bench a server that is already running instead")
+    args = ap.parse_args()
+    cores = sorted(os.sched_getaffinity(0))
+    proc = None
+    server = None
+    url = args.url.rstrip("/")
+    if not url:
+        port = free_port()
+        cmd = [sys.executable, "-m", "simserver", "--port", str(port), "--profile", args.profile]
+        proc = subprocess.Popen(cmd, cwd=ROOT, stderr=subprocess.DEVNULL)
+        url = f"http://127.0.0.1:{port}"
+        for _ in range(100):
+            try:
+                urllib.request.urlopen(url + "/health", timeout=1)
+                break
+            except OSError:
+                time.sleep(0.1)
+        server = psutil.Process(proc.pid)
+        if len(cores) >= 2:  # one core each: the bar is "on one core"
+            os.sched_setaffinity(proc.pid, {cores[0]})
+            os.sched_setaffinity(0, {cores[1]})
+        print(f"server pid {proc.pid} on core(s) {sorted(os.sched_getaffinity(proc.pid))}, client on {sorted(os.sched_getaffinity(0))}")
+    try:
+        import uvloop
+
+        uvloop.run(run_clients(args, url, server))
+    finally:
+        if proc is not None:
+            proc.terminate()
+            proc.wait(10)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

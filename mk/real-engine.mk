@@ -1,0 +1,19 @@
+# The CPU vLLM engine with a tiny locally built model (issue 10; docs/real-engine.md).
+# Separate venv and everything it writes under .real-engine/ (gitignored); logic in scripts/real_engine.sh.
+# REAL_ENGINE_PORT=8011 by default (0 = any free port); REAL_ENGINE_TIMEOUT=300 (s, health wait).
+.PHONY: real-engine-setup real-engine-model real-engine real-engine-stop real-engine-status
+
+real-engine-setup:
+	@bash scripts/real_engine.sh setup
+
+real-engine-model:
+	@bash scripts/real_engine.sh model
+
+real-engine:
+	@bash scripts/real_engine.sh start
+
+real-engine-stop:
+	@bash scripts/real_engine.sh stop
+
+real-engine-status:
+	@bash scripts/real_engine.sh status || true

@@ -1,0 +1,138 @@
+"""`python -m simserver`: parse the command line, build the engine, serve until SIGINT/SIGTERM.
+
+Bad input (unknown profile, malformed --faults, bad YAML, a port in use) ends with one line on
+stderr and exit code 2 — never a traceback — so scripts and tests can show the user the cause.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import signal
+import sys
+from dataclasses import replace
+from typing import NoReturn
+
+from simserver.api import Api
+from simserver.engine import EngineCore
+from simserver.faults import FaultPicker
+from simserver.http import ServerCounters, serve
+from simserver.metrics import EngineCollector, Gauges, LagWindow, make_registry
+from simserver.profiles import Profile, ProfileError, available, load_config, load_profile, parse_fault_probabilities
+from simserver.runner import EngineRunner
+from simserver.trace import TraceWriter
+
+
+class UsageError(Exception):
+    """A command-line mistake, reported as one line."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(message)
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = _Parser(prog="python -m simserver", description="Simulated OpenAI-compatible LLM inference engine.")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8000)
+    src = p.add_mutually_exclusive_group()
+    src.add_argument("--profile", default=None, help=f"built-in profile ({', '.join(available())}); default: default")
+    src.add_argument("--config", default=None, help="profile YAML file (may name a `base:` profile)")
+    p.add_argument("--seed", type=int, default=0, help="seed of output lengths, texts and fault draws")
+    p.add_argument("--trace", default=None, help="append one JSON line per request to this file")
+    p.add_argument("--faults", default=None, help="per-request fault probabilities, e.g. http_500=0.01,stall=0.002")
+    p.add_argument("--model", default=None, help="served model name (overrides the profile's)")
+    args = p.parse_args(argv)
+    if not 0 <= args.port <= 65535:
+        raise UsageError(f"--port must be 0..65535, got {args.port}")
+    return args
+
+
+def build_profile(args: argparse.Namespace) -> Profile:
+    profile = load_config(args.config) if args.config else load_profile(args.profile or "default")
+    if args.faults is not None:
+        probs = parse_fault_probabilities(args.faults, "--faults")
+        profile = replace(profile, faults=replace(profile.faults, probabilities=probs))
+    if args.model:
+        profile = replace(profile, model=args.model)
+    return profile
+
+
+async def run(args: argparse.Namespace, profile: Profile) -> None:
+    core = EngineCore(profile, args.seed)
+    lag = LagWindow()
+    counters = ServerCounters()
+    e = profile.engine
+    cache_info = {
+        "block_size": str(e.block_size),
+        "enable_prefix_caching": str(e.enable_prefix_caching),
+        "num_gpu_blocks": str(e.num_gpu_blocks),
+        "kv_cache_size_tokens": str(e.num_gpu_blocks * e.block_size),
+    }
+    collector = EngineCollector(
+        profile.model,
+        core.stats,
+        lag,
+        lambda: Gauges(core.num_running, core.num_waiting, core.kv.usage(), counters.streams, counters.connections),
+        cache_info,
+    )
+    runner = EngineRunner(core, lag)
+    trace = TraceWriter(args.trace) if args.trace else None
+    api = Api(profile, runner, make_registry(collector), FaultPicker(profile.faults.probabilities, args.seed), args.seed, trace)
+    server = await serve(args.host, args.port, api, counters)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    engine_task = asyncio.create_task(runner.run())
+    port = server.sockets[0].getsockname()[1]
+    print(
+        f"simserver: serving '{profile.model}' on http://{args.host}:{port} "
+        f"(profile {profile.name}, seed {args.seed}{', trace ' + args.trace if trace else ''})",
+        file=sys.stderr,
+        flush=True,
+    )
+    # The heap after start-up never changes: keep the collector from rescanning it.
+    gc.collect()
+    gc.freeze()
+    await stop.wait()
+    server.close()
+    runner.stop()
+    await engine_task
+    if trace:
+        trace.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        args = parse_args(argv)
+        profile = build_profile(args)
+        trace_check = open(args.trace, "ab") if args.trace else None  # fail before serving
+        if trace_check:
+            trace_check.close()
+    except (UsageError, ProfileError) as e:
+        print(f"simserver: error: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:
+        print(f"simserver: error: cannot open --trace {args.trace}: {e.strerror}", file=sys.stderr)
+        return 2
+    try:
+        import uvloop
+
+        runner = uvloop.run
+    except ImportError:  # uvloop is pinned, but the stdlib loop also works (with coarser timers)
+        runner = asyncio.run
+    try:
+        runner(run(args, profile))
+    except OSError as e:
+        print(f"simserver: error: cannot listen on {args.host}:{args.port}: {e.strerror or e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,378 @@
+"""The engine core: sequences, the step scheduler and step completion — pure, clock-agnostic code.
+
+One engine step, as in vLLM v1 with chunked prefill:
+  1. schedule(): choose the sequences and token counts of the next forward pass, within
+     `max_num_seqs` and `max_num_batched_tokens`, decode-first: every running sequence that is
+     decoding gets its 1 token before any prefill chunk, then running prefills continue, then
+     waiting requests are admitted in FCFS order while the token budget, the sequence limit and
+     the KV cache allow (a prefix-cache hit lowers the tokens to compute). When a running sequence
+     cannot get a KV block, the lowest-priority (latest-arrived) unscheduled sequence is
+     preempted: its blocks are freed and it goes back to the head of the queue to be recomputed.
+  2. the caller waits `plan.duration` (the profile's StepTime of the plan) — real or virtual time.
+  3. complete(plan, now): computed tokens advance, full blocks enter the prefix cache, and every
+     sequence whose known tokens are all computed samples one token, which goes to its sink.
+
+The core never reads a clock, so the same code runs the live server and the virtual-time
+simulator used by tests and calibration (simserver/offline.py).
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from simserver.kvcache import ROOT_HASH, KVCache, block_hashes
+from simserver.metrics import EngineStats
+from simserver.profiles import OutputLen, Profile
+from simserver.tokenizer import VOCAB, TextTable
+
+WAITING, RUNNING, FINISHED, ABORTED = 0, 1, 2, 3
+
+
+class Sink(Protocol):
+    """Receives a sequence's tokens as steps complete (the HTTP stream, or a recorder offline)."""
+
+    def on_token(self, seq: Seq, index: int, finish: str | None, now: float) -> None: ...
+
+
+def output_length(
+    rng: random.Random, out: OutputLen, max_tokens: int, min_tokens: int, ignore_eos: bool
+) -> tuple[int, str]:
+    """(tokens to generate, finish_reason): EOS falls at a lognormal length unless ignore_eos."""
+    if ignore_eos:
+        return max_tokens, "length"
+    natural = out.median_tokens if out.sigma == 0 else rng.lognormvariate(math.log(out.median_tokens), out.sigma)
+    natural_n = max(1, round(natural), min_tokens)
+    if natural_n >= max_tokens:
+        return max_tokens, "length"
+    return natural_n, "stop"
+
+
+class Seq:
+    """One request inside the engine. `num_tokens` = prompt + generated tokens known so far."""
+
+    __slots__ = (
+        "arrival",
+        "block_hashes",
+        "blocks",
+        "finish_reason",
+        "max_tokens",
+        "num_cached",
+        "num_committed",
+        "num_computed",
+        "num_output",
+        "num_tokens",
+        "preemptions",
+        "prio",
+        "prompt_len",
+        "request_id",
+        "sched_mark",
+        "sink",
+        "status",
+        "t_first_sched",
+        "t_first_token",
+        "t_last_token",
+        "tail",
+        "target_len",
+        "text_off",
+    )
+
+    def __init__(
+        self,
+        request_id: str,
+        prompt: list[str],
+        max_tokens: int,
+        target_len: int,
+        finish_reason: str,
+        sink: Sink,
+        text_offset: int,
+        block_size: int,
+        hashing: bool,
+    ) -> None:
+        self.request_id = request_id
+        self.prompt_len = self.num_tokens = len(prompt)
+        self.max_tokens, self.target_len, self.finish_reason = max_tokens, target_len, finish_reason
+        self.sink = sink
+        self.text_off = text_offset  # where this request starts reading the engine's TextTable
+        self.blocks: list[int] = []
+        self.num_computed = self.num_committed = self.num_output = self.preemptions = 0
+        self.num_cached = -1
+        self.status = WAITING
+        self.prio = 0
+        self.sched_mark = -1
+        self.arrival = self.t_first_token = self.t_last_token = 0.0
+        self.t_first_sched = -1.0
+        # Only full-block hashes and the tokens of the trailing partial block are kept: the prompt
+        # itself is not needed again, which keeps 2,000 long prompts cheap in memory.
+        self.block_hashes: list[int] = block_hashes(prompt, block_size) if hashing else []
+        full = len(self.block_hashes) * block_size
+        self.tail: list[str] | None = prompt[full:] if hashing else None
+
+
+@dataclass(slots=True)
+class Plan:
+    """One forward pass: which sequences run and how many tokens each computes."""
+
+    seqs: list[Seq] = field(default_factory=list)
+    ns: list[int] = field(default_factory=list)
+    prefill_tokens: int = 0
+    decode_seqs: int = 0
+    kv_tokens: int = 0
+    preempted: int = 0
+    duration: float = 0.0
+
+
+class EngineCore:
+    """Scheduler + KV cache + statistics for one simulated engine."""
+
+    def __init__(self, profile: Profile, seed: int = 0, stats: EngineStats | None = None) -> None:
+        e = profile.engine
+        self.profile = profile
+        self.params = e
+        self.step_time = profile.step_time
+        self.kv = KVCache(e.num_gpu_blocks, e.block_size, e.enable_prefix_caching)
+        self.hashing = e.enable_prefix_caching
+        self.stats = stats or EngineStats()
+        self.waiting: deque[Seq] = deque()
+        self.running: list[Seq] = []
+        self._arrivals = 0
+        self._step_id = 0
+        self._last_complete = -1.0
+        self.text = TextTable(seed)
+
+    # -- requests --------------------------------------------------------------------------
+    def add(self, seq: Seq, now: float) -> None:
+        self._arrivals += 1
+        seq.prio = self._arrivals
+        seq.arrival = now
+        seq.status = WAITING
+        self.waiting.append(seq)
+        s = self.stats
+        s.req_max_tokens.observe(seq.max_tokens)
+
+    def abort(self, seq: Seq, now: float) -> None:
+        """The client went away: free its blocks at once (its KV would otherwise leak)."""
+        if seq.status == WAITING:
+            try:
+                self.waiting.remove(seq)
+            except ValueError:
+                return
+        elif seq.status == RUNNING:
+            self.running.remove(seq)
+            self.kv.release(seq)
+        else:
+            return
+        seq.status = ABORTED
+        self.stats.finished["abort"] += 1
+
+    def has_work(self) -> bool:
+        return bool(self.running or self.waiting)
+
+    # -- scheduling ------------------------------------------------------------------------
+    def _preempt_for(self, seq: Seq, mark: int) -> bool:
+        """Free blocks for `seq` by preempting the latest-arrived unscheduled sequence.
+
+        Returns False when `seq` itself is that sequence (it was preempted and must not run).
+        """
+        victim = seq
+        for other in self.running:
+            if other.sched_mark != mark and other.prio > victim.prio:
+                victim = other
+        self.running.remove(victim)
+        self.kv.release(victim)
+        victim.num_computed = 0
+        victim.status = WAITING
+        victim.preemptions += 1
+        self.waiting.appendleft(victim)
+        self.stats.preemptions += 1
+        return victim is not seq
+
+    def schedule(self) -> Plan:
+        p = self.params
+        kv, bs = self.kv, p.block_size
+        self._step_id += 1
+        mark = self._step_id
+        plan = Plan()
+        seqs, ns = plan.seqs, plan.ns
+        budget = p.max_num_batched_tokens
+        kv_tokens = prefill_tokens = 0
+        threshold = p.long_prefill_token_threshold
+        prefilling: list[Seq] = []
+
+        # 1. decodes, in arrival order
+        for seq in tuple(self.running):
+            if seq.status != RUNNING:
+                continue  # preempted earlier in this pass
+            if seq.num_output == 0 or seq.num_computed != seq.num_tokens - 1:
+                prefilling.append(seq)
+                continue
+            if budget <= 0:
+                break
+            if seq.num_tokens > len(seq.blocks) * bs:
+                while not kv.allocate(seq, 1):
+                    plan.preempted += 1
+                    if not self._preempt_for(seq, mark):
+                        break
+                if seq.status != RUNNING:
+                    continue
+            seq.sched_mark = mark
+            seqs.append(seq)
+            ns.append(1)
+            budget -= 1
+            kv_tokens += seq.num_tokens
+        plan.decode_seqs = len(seqs)
+
+        # 2. running prefills (chunked prefill continues)
+        for seq in prefilling:
+            if budget <= 0:
+                break
+            if seq.status != RUNNING:
+                continue
+            n = seq.num_tokens - seq.num_computed
+            if threshold:
+                n = min(n, threshold)
+            n = min(n, budget)
+            while not kv.allocate(seq, n):
+                plan.preempted += 1
+                if not self._preempt_for(seq, mark):
+                    break
+            if seq.status != RUNNING:
+                continue
+            seq.sched_mark = mark
+            seqs.append(seq)
+            ns.append(n)
+            budget -= n
+            prefill_tokens += n
+            kv_tokens += seq.num_computed + n
+
+        # 3. admit waiting requests (FCFS), unless this step had to preempt
+        if not plan.preempted:
+            waiting, running, stats = self.waiting, self.running, self.stats
+            while waiting and budget > 0 and len(running) < p.max_num_seqs:
+                seq = waiting[0]
+                hits = kv.find_prefix(seq, seq.num_tokens)
+                computed = len(hits) * bs
+                n = seq.num_tokens - computed
+                if threshold:
+                    n = min(n, threshold)
+                if n > budget:
+                    if not p.enable_chunked_prefill:
+                        break
+                    n = budget
+                if not kv.allocate(seq, n, hits):
+                    break  # KV cache full: the queue waits
+                waiting.popleft()
+                seq.status = RUNNING
+                seq.num_computed = computed
+                running.append(seq)
+                if seq.num_cached < 0:
+                    seq.num_cached = computed
+                stats.prefix_queries += seq.num_tokens
+                stats.prefix_hits += computed
+                seq.sched_mark = mark
+                seqs.append(seq)
+                ns.append(n)
+                budget -= n
+                prefill_tokens += n
+                kv_tokens += computed + n
+
+        plan.prefill_tokens = prefill_tokens
+        plan.kv_tokens = kv_tokens
+        plan.duration = self.step_time(prefill_tokens, plan.decode_seqs, kv_tokens) if seqs else 0.0
+        return plan
+
+    # -- completing a step -----------------------------------------------------------------
+    def complete(self, plan: Plan, now: float) -> None:
+        """Apply a finished step at time `now`: advance KV, sample tokens, hand them to sinks.
+
+        This loop runs once per sequence per step (2,000+ times a step under the capacity bench),
+        so it keeps to local variables, reads the token from the text table inline, and counts
+        the inter-token gaps of sequences that also decoded in the previous step as one value.
+        """
+        s = self.stats
+        s.steps += 1
+        s.busy_s += plan.duration
+        s.iteration_tokens.observe(plan.prefill_tokens + plan.decode_seqs)
+        kv, bs, hashing = self.kv, self.params.block_size, self.hashing
+        table, mask = self.text.table, self.text.mask
+        itl, words = s.itl.observe, VOCAB
+        prev = self._last_complete
+        finished = sampled = back_to_back = 0
+        for seq, n in zip(plan.seqs, plan.ns, strict=True):
+            if seq.status != RUNNING:
+                continue  # aborted while the step ran
+            if seq.t_first_sched < 0:
+                seq.t_first_sched = now - plan.duration
+            seq.num_computed += n
+            if hashing and seq.num_computed >= (seq.num_committed + 1) * bs:
+                kv.commit(seq)
+            if seq.num_computed < seq.num_tokens:
+                continue  # a prefill chunk: no token yet
+            idx = table[(seq.text_off + seq.num_output) & mask]
+            sampled += 1
+            seq.num_output += 1
+            seq.num_tokens += 1
+            if hashing:
+                tail = seq.tail
+                tail.append(words[idx])  # type: ignore[union-attr]
+                if len(tail) == bs:  # type: ignore[arg-type]
+                    parent = seq.block_hashes[-1] if seq.block_hashes else ROOT_HASH
+                    seq.block_hashes.append(hash((parent, tuple(tail))))  # type: ignore[arg-type]
+                    seq.tail = []
+            if seq.num_output == 1:
+                seq.t_first_token = now
+                self._first_token(seq, now)
+            elif seq.t_last_token == prev:
+                back_to_back += 1
+            else:
+                itl(now - seq.t_last_token)
+            seq.t_last_token = now
+            if seq.num_output >= seq.target_len:
+                self._finish(seq, now)
+                finished += 1
+                seq.sink.on_token(seq, idx, seq.finish_reason, now)
+            else:
+                seq.sink.on_token(seq, idx, None, now)
+        if back_to_back:
+            s.itl.observe_n(now - prev, back_to_back)
+        s.generation_tokens += sampled
+        self._last_complete = now
+        if finished:
+            self.running = [q for q in self.running if q.status == RUNNING]
+
+    def _first_token(self, seq: Seq, now: float) -> None:
+        s = self.stats
+        cached = max(seq.num_cached, 0)
+        s.prompt_tokens += seq.prompt_len
+        s.prompt_tokens_cached += cached
+        s.ttft.observe(now - seq.arrival)
+        s.req_prompt.observe(seq.prompt_len)
+        s.req_prefill_computed.observe(seq.prompt_len - cached)
+
+    def _finish(self, seq: Seq, now: float) -> None:
+        s = self.stats
+        seq.status = FINISHED
+        self.kv.release(seq)
+        s.finished[seq.finish_reason] += 1
+        s.e2e.observe(now - seq.arrival)
+        s.queue.observe(seq.t_first_sched - seq.arrival)
+        s.inference.observe(now - seq.t_first_sched)
+        s.prefill.observe(seq.t_first_token - seq.t_first_sched)
+        s.decode.observe(now - seq.t_first_token)
+        s.req_generation.observe(seq.num_output)
+        s.req_preemptions.observe(seq.preemptions)
+        if seq.num_output > 1:
+            s.tpot.observe((now - seq.t_first_token) / (seq.num_output - 1))
+
+    # -- state -----------------------------------------------------------------------------
+    @property
+    def num_running(self) -> int:
+        return len(self.running)
+
+    @property
+    def num_waiting(self) -> int:
+        return len(self.waiting)
+

@@ -1,0 +1,142 @@
+"""A cheap deterministic tokenizer and text generator.
+
+Tokens are regex words (`\\w+`) and single punctuation characters; whitespace separates tokens
+and is not one. Real BPE tokenizers give ~1.3 tokens per English word; this one gives ~1.1, which
+is close enough for load and far cheaper (no vocabulary files, ~50 µs for an 800-token prompt).
+
+Chat messages go through a ChatML-like template whose special tokens are real tokens, so two
+requests sharing a system prompt share a token prefix and therefore prefix-cache blocks:
+    per message:  <|im_start|> ROLE \\n CONTENT… <|im_end|> \\n      (5 tokens of overhead)
+    at the end:   <|im_start|> assistant \\n                          (3 tokens)
+
+Generated text is drawn from a fixed vocabulary whose entries re-tokenize to themselves, so an
+answer fed back as the next turn's context becomes exactly the tokens that were generated — the
+property that lets multi-turn sessions hit the prefix cache as they do on a real engine.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from typing import Any
+
+import orjson
+
+TOKEN_RE = re.compile(r"\w+|[^\w\s]")
+IM_START, IM_END, NL = "<|im_start|>", "<|im_end|>", "\n"
+MESSAGE_OVERHEAD = 5
+GENERATION_PROMPT = (IM_START, "assistant", NL)
+
+_WORDS = """
+the of and to in is that for it as was with be by on not he this are or his from at which but have an
+they you were her she there one all we their has been would will more if no when what so can out some
+time only into other new them than these may its two very people any after first most over also made
+did many before must through back years where much your way well down should because each just those
+how too little state good very make world still own see men work long get here between both life being
+under never day same another know while last might great old year off come since against go came right
+used take three place himself few house use during without again home around small however found part
+system model token cache batch prefill decode engine server latency stream request queue block memory
+signal answer number water light point world order large early given level field power river north
+city south table mind sense plan course story start short voice music human early clear report data
+heart train value common paper local price kind enough color market class rather among garden quiet
+bridge window letter winter summer island forest animal mountain doctor teacher matter energy method
+reason result season figure center circle family friend ground member moment office period person
+problem program public record region second simple single source space stone study
+""".split()
+_PUNCT = [","] * 8 + ["."] * 8
+VOCAB: tuple[str, ...] = tuple(dict.fromkeys(_WORDS))[: 256 - len(_PUNCT)] + tuple(_PUNCT)
+# The text each token contributes to the answer: a leading space before words, none before punctuation.
+VOCAB_TEXT: tuple[str, ...] = tuple(w if w in ",." else " " + w for w in VOCAB)
+# Its JSON string literal, prebuilt so emitting a chunk never calls a JSON encoder.
+VOCAB_JSON: tuple[bytes, ...] = tuple(orjson.dumps(t) for t in VOCAB_TEXT)
+V = len(VOCAB)
+
+# Byte length of each token's JSON literal: a chunk's length header without measuring the chunk.
+VOCAB_JSON_LEN: tuple[int, ...] = tuple(len(j) for j in VOCAB_JSON)
+
+
+def tokenize(text: str) -> list[str]:
+    return TOKEN_RE.findall(text)
+
+
+def count_tokens(text: str) -> int:
+    return len(TOKEN_RE.findall(text))
+
+
+def message_text(content: Any) -> str:
+    """Text of a message's content: a string, or OpenAI content parts (text parts only)."""
+    if content is None:
+        return ""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        parts = []
+        for part in content:
+            if not isinstance(part, dict):
+                raise ValueError("content parts must be objects")
+            if part.get("type") == "text":
+                text = part.get("text")
+                if not isinstance(text, str):
+                    raise ValueError("a text content part needs a 'text' string")
+                parts.append(text)
+        return " ".join(parts)
+    raise ValueError("message content must be a string or a list of parts")
+
+
+def chat_tokens(messages: Any) -> list[str]:
+    """Prompt tokens of a chat request under the ChatML-like template above."""
+    if not isinstance(messages, list) or not messages:
+        raise ValueError("'messages' must be a non-empty list")
+    out: list[str] = []
+    for i, m in enumerate(messages):
+        if not isinstance(m, dict):
+            raise ValueError(f"messages[{i}] must be an object")
+        role = m.get("role")
+        if not isinstance(role, str) or not role:
+            raise ValueError(f"messages[{i}].role must be a non-empty string")
+        try:
+            text = message_text(m.get("content"))
+        except ValueError as e:
+            raise ValueError(f"messages[{i}]: {e}") from None
+        for call in m.get("tool_calls") or ():
+            fn = call.get("function") if isinstance(call, dict) else None
+            if isinstance(fn, dict):
+                text += f" {fn.get('name') or ''} {fn.get('arguments') or ''}"
+        out.append(IM_START)
+        out.append(role)
+        out.append(NL)
+        out.extend(TOKEN_RE.findall(text))
+        out.append(IM_END)
+        out.append(NL)
+    out.extend(GENERATION_PROMPT)
+    return out
+
+
+def prompt_tokens(prompt: Any) -> list[str]:
+    """Tokens of a /v1/completions prompt: a string, a one-element list of strings, or token ids."""
+    if isinstance(prompt, str):
+        return TOKEN_RE.findall(prompt)
+    if isinstance(prompt, list) and prompt:
+        if all(isinstance(t, int) and not isinstance(t, bool) for t in prompt):
+            return [f"<{t}>" for t in prompt]  # token ids: each id is one token
+        if len(prompt) == 1 and isinstance(prompt[0], str):
+            return TOKEN_RE.findall(prompt[0])
+        if len(prompt) == 1 and isinstance(prompt[0], list):
+            return prompt_tokens(prompt[0])
+        raise ValueError("batched prompts are not supported: send one prompt per request")
+    raise ValueError("'prompt' must be a non-empty string or list of token ids")
+
+
+class TextTable:
+    """The engine's "model": a seeded table of vocabulary indices, read as a ring.
+
+    A request starts at a seeded random offset and reads on; a token then costs one add, one mask
+    and one index (~40 ns), where even a tiny inline PRNG cost several times that at 40k tokens/s.
+    """
+
+    SIZE = 1 << 16
+
+    def __init__(self, seed: int) -> None:
+        rng = random.Random(f"text-{seed}")
+        self.table: list[int] = [rng.randrange(V) for _ in range(self.SIZE)]
+        self.mask = self.SIZE - 1

@@ -1,0 +1,273 @@
+"""`agentic`: multi-turn sessions of a coding agent, the workload where prefix caching matters.
+
+Options: sessions=48, seed=0, think=1 (scales the recorded pauses between turns; 0 turns them off).
+A session is a task (fix a bug, add a flag, write tests, explain, speed up) on a real function of
+one of three repositories (agent_prompt.REPOS). Each turn sends the tool result of the previous
+reply; the assistant replies (recorded) call the next tool, the last one summarises. Context grows
+turn by turn on top of a ~3.5k-token system prompt shared by every session: 4-10 turns, outputs of
+tens of tokens (tool calls) to hundreds (patches, summaries). Think times are the tools' run times
+(a test run takes seconds, a file read a fraction of one; a human follow-up tens of seconds).
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+
+from workloads.conversation import Conversation, Turn
+from workloads.gen import agent_tools as tools
+from workloads.gen.agent_prompt import REPOS, Repo, system_prompt
+from workloads.gen.agent_tools import Session, call
+from workloads.gen.material import source_file
+from workloads.spec import Options
+from workloads.tokens import count_tokens
+
+KINDS = {"bugfix": 0.35, "feature": 0.2, "tests": 0.15, "explain": 0.15, "speed": 0.15}
+SYMPTOMS_BY_KIND = {"text": ("empty_input", "unicode", "whitespace"), "sequence": ("empty_input", "odd_length", "none_value"),
+                    "number": ("none_value",), "other": ("none_value", "empty_input")}  # fmt: skip
+SYMPTOMS = [
+    ("empty_input", "raises `IndexError: list index out of range` when `{p}` is empty", "IndexError", "list index out of range"),
+    ("none_value", "crashes with `TypeError: 'NoneType' object is not iterable` when `{p}` is None", "TypeError", "'NoneType' object is not iterable"),
+    ("unicode", "fails with a `UnicodeEncodeError` on non-ASCII input such as 'naïve café'", "UnicodeEncodeError", "'ascii' codec can't encode character '\\xef' in position 2"),
+    ("odd_length", "silently drops the last element when the input has an odd length", "AssertionError", "assert [1, 2] == [1, 2, 3]"),
+    ("whitespace", "keeps trailing whitespace it should strip, which breaks our golden-file tests", "AssertionError", "assert 'value  ' == 'value'"),
+]  # fmt: skip
+INTROS = ["", "Bug report from QA: ", "We're seeing this in production: ", "Customer ticket #{n}: ", "Found while testing the 2.4 release: "]
+CONTEXTS = ["", " It started after last week's refactor.", " This blocks the release.", " Low priority, but it keeps coming up."]
+THINK = {"read_file": (0.05, 0.3), "list_dir": (0.05, 0.2), "search_code": (0.2, 1.2), "apply_patch": (0.1, 0.4),
+         "run_tests": (1.5, 9.0), "run_command": (2.0, 10.0), "git_diff": (0.1, 0.3), "human": (8.0, 40.0)}  # fmt: skip
+
+# A step makes one assistant reply (with its tool call) and the tool's result: (reply, result, tool name).
+Step = Callable[[Session], tuple[str, str, str]]
+
+
+def _say(s: Session, options: list[str], **kw: object) -> str:
+    return s.rng.choice(options).format(func=s.f.qualname, path=s.path, tests=s.test_path, **kw)
+
+
+def st_search(s: Session) -> tuple[str, str, str]:
+    args, res = tools.search(s, s.f.name)
+    text = _say(s, ["I'll start by finding where `{func}` is defined and used.", "Let me locate `{func}` and its callers first.",
+                    "First, a search for `{func}` across the repository."])  # fmt: skip
+    return f"{text}\n{call('search_code', args)}", res, "search_code"
+
+
+def st_read_source(s: Session) -> tuple[str, str, str]:
+    args, res = tools.read_source(s, s.rng)
+    text = _say(s, ["The definition is in `{path}`. Reading it with some surrounding context.",
+                    "Let me read `{func}` in full.", "Opening `{path}` around the definition of `{func}`."])  # fmt: skip
+    return f"{text}\n{call('read_file', args)}", res, "read_file"
+
+
+def st_read_other(s: Session) -> tuple[str, str, str]:
+    args, res = tools.read_other(s, s.rng)
+    text = _say(s, ["To see how it is used, let me read the caller in the same file.", "Let me check the related code next to it."])
+    return f"{text}\n{call('read_file', args)}", res, "read_file"
+
+
+def st_read_tests(s: Session) -> tuple[str, str, str]:
+    args, res = tools.read_tests(s)
+    text = _say(s, ["Now the existing tests in `{tests}`, to follow their style.", "Let me look at how `{tests}` covers this module."])
+    return f"{text}\n{call('read_file', args)}", res, "read_file"
+
+
+def st_list_dir(s: Session) -> tuple[str, str, str]:
+    args, res = tools.list_dir(s)
+    return f"Let me get an overview of the repository layout.\n{call('list_dir', args)}", res, "list_dir"
+
+
+def st_reproduce(s: Session) -> tuple[str, str, str]:
+    code, _, exc, message = s.symptom
+    name = f"test_{s.f.name.strip('_')}_{code}"
+    res = tools.pytest_fail(s, name, exc, message, s.rng)
+    text = _say(s, ["I think I see the problem, but let me reproduce it first with a failing test run.",
+                    "Before changing anything, let me confirm the failure with the test suite."])  # fmt: skip
+    return f"{text}\n{call('run_tests', {'target': s.test_path})}", res, "run_tests"
+
+
+def st_fix(s: Session) -> tuple[str, str, str]:
+    diff = tools.patch_source(s, "fix")
+    first = s.f.params[0] if s.f.params else "the input"
+    why = _say(s, ["Confirmed. `{func}` never checks `{p}` before using it, so the {what} case falls through to code that assumes data is present.",
+                   "The root cause: the {what} case reaches the main logic of `{func}` unguarded. The fix is an early return for it, which matches what callers expect (`{p}` returned unchanged)."],
+               p=first, what=s.symptom[0].replace("_", " "))  # fmt: skip
+    added = tools.patch_tests(s, [s.symptom[0]], s.rng)
+    patch = f"{diff}\n{added}"
+    return f"{why} I'll add the guard and a regression test.\n{call('apply_patch', {'patch': patch})}", tools.result("apply_patch", _applied(s, 2)), "apply_patch"
+
+
+def st_feature(s: Session) -> tuple[str, str, str]:
+    diff = tools.patch_source(s, "feature")
+    text = "The change is local to `{func}`: add the keyword-only flag with a default of False and check it before the main logic, so existing callers are unaffected."
+    return f"{_say(s, [text])}\n{call('apply_patch', {'patch': diff})}", tools.result("apply_patch", _applied(s, 1)), "apply_patch"
+
+
+def st_add_tests(s: Session) -> tuple[str, str, str]:
+    suffixes = s.rng.sample(["basic", "empty", "strict", "unicode", "large", "invalid", "defaults"], s.rng.randint(2, 4))
+    diff = tools.patch_tests(s, suffixes, s.rng)
+    text = _say(s, ["Now the tests for the new behaviour, in the style of the existing ones.", "Adding tests that cover normal use and the edge cases."])
+    return f"{text}\n{call('apply_patch', {'patch': diff})}", tools.result("apply_patch", _applied(s, 1)), "apply_patch"
+
+
+def st_tests_fail_own(s: Session) -> tuple[str, str, str]:
+    name = s.tests_added[0] if s.tests_added else f"test_{s.f.name}_basic"
+    res = tools.pytest_fail(s, name, "AssertionError", "assert ['hello', 'world'] == ['hello world']", s.rng)
+    return f"Running the new tests.\n{call('run_tests', {'target': s.test_path})}", res, "run_tests"
+
+
+def st_fix_own_test(s: Session) -> tuple[str, str, str]:
+    diff = tools.patch_tests(s, ["expected_value"], s.rng)
+    text = "My expectation in that test was wrong, not the code: the function keeps the input as a single item there. Correcting the assertion."
+    return f"{text}\n{call('apply_patch', {'patch': diff})}", tools.result("apply_patch", _applied(s, 1)), "apply_patch"
+
+
+def st_run_tests(s: Session) -> tuple[str, str, str]:
+    text = _say(s, ["Re-running the test module to check the fix and that nothing else broke.", "Running the tests again."])
+    return f"{text}\n{call('run_tests', {'target': s.test_path})}", tools.pytest_pass(s, s.rng), "run_tests"
+
+
+def st_lint(s: Session) -> tuple[str, str, str]:
+    res = tools.result("run_command", "$ ruff check src tests\nexit code: 0\nAll checks passed!")
+    return f"And the linter, as the conventions require.\n{call('run_command', {'command': 'ruff check src tests'})}", res, "run_command"
+
+
+def st_git_diff(s: Session) -> tuple[str, str, str]:
+    res = tools.result("git_diff", "\n".join(s.patches))
+    return f"Let me review the complete diff before summarising.\n{call('git_diff', {})}", res, "git_diff"
+
+
+def st_timeit(s: Session, before: bool) -> tuple[str, str, str]:
+    usec = s.rng.uniform(8.0, 90.0) * (1.0 if before else s.rng.uniform(0.05, 0.3))
+    command, res = tools.timeit(s, s.rng, usec)
+    text = "Measuring the current cost per call first." if before else "Measuring again with the cache in place."
+    return f"{text}\n{call('run_command', {'command': command})}", res, "run_command"
+
+
+def st_speed(s: Session) -> tuple[str, str, str]:
+    diff = tools.patch_source(s, "speed")
+    text = "`{func}` is pure and its arguments are hashable, and the report calls it with a small set of repeated arguments, so memoising it is the simplest safe speed-up."
+    return f"{_say(s, [text])}\n{call('apply_patch', {'patch': diff})}", tools.result("apply_patch", _applied(s, 1)), "apply_patch"
+
+
+def st_changelog(s: Session) -> tuple[str, str, str]:
+    diff = tools.patch_changelog(s, f"`{s.f.qualname}`: {s.kind} change (see tests).")
+    return f"Adding the entry under 'Unreleased'.\n{call('apply_patch', {'patch': diff})}", tools.result("apply_patch", _applied(s, 1)), "apply_patch"
+
+
+def st_read_changelog(s: Session) -> tuple[str, str, str]:
+    path, lines = tools.changelog(s)
+    res = tools.result("read_file", f"{path}  (lines 1-{len(lines)} of {len(lines)})\n{tools.numbered(lines)}")
+    return f"Sure. Reading the changelog first.\n{call('read_file', {'path': path})}", res, "read_file"
+
+
+def _applied(s: Session, files: int) -> str:
+    return f"Patch applied cleanly: {files} file{'s' if files > 1 else ''} changed."
+
+
+def _plan(s: Session) -> list[Step]:
+    rng = s.rng
+    maybe = lambda p, step: [step] if rng.random() < p else []  # noqa: E731
+    if s.kind == "bugfix":
+        return [st_search, st_read_source, *maybe(0.4, st_read_other), *maybe(0.4, st_read_tests), st_reproduce, st_fix, st_run_tests, *maybe(0.3, st_git_diff)]
+    if s.kind == "feature":
+        return [st_read_source, st_search, st_read_tests, st_feature, st_add_tests, st_run_tests, *maybe(0.5, st_lint)]
+    if s.kind == "tests":
+        return [st_read_source, *maybe(0.5, st_list_dir), st_read_tests, st_add_tests, st_tests_fail_own, st_fix_own_test, st_run_tests]
+    if s.kind == "explain":
+        return [st_search, st_read_source, rng.choice([st_read_other, st_read_tests])]
+    return [st_read_source, lambda x: st_timeit(x, True), st_speed, lambda x: st_timeit(x, False), st_run_tests]
+
+
+def _task(s: Session) -> str:
+    rng, p = s.rng, (s.f.params[0] if s.f.params else "the input")
+    where = f"`{s.f.qualname}` in `{s.path}`"
+    if s.kind == "bugfix":
+        intro = rng.choice(INTROS).format(n=rng.randint(1000, 9999))
+        text = f"{intro}{where} {s.symptom[1].format(p=p)}.{rng.choice(CONTEXTS)} Please find the root cause, fix it and add a regression test."
+        if rng.random() < 0.6:
+            line = rng.choice(tools.code_lines(s))
+            text += (f"\n\n```\nTraceback (most recent call last):\n  File \"/srv/app/jobs/nightly_report.py\", line {rng.randint(40, 300)}, in run\n"
+                     f"    rows = build_rows(payload)\n  File \"/workspace/{s.repo.name}/{s.path}\", line {line}, in {s.f.name}\n"
+                     f"    {s.sf.lines[line - 1].strip()}\n{s.symptom[2]}: {s.symptom[3]}\n```")  # fmt: skip
+        return text
+    if s.kind == "feature":
+        return f"Add a keyword-only `strict` flag to {where}: when true it should raise ValueError for an empty `{p}` instead of quietly returning. The default must keep today's behaviour. Add tests and mention it in the changelog."
+    if s.kind == "tests":
+        return f"{where} has no direct tests and we're about to refactor it. Write focused tests for it (normal use and edge cases) in `{s.test_path}`, and make sure they pass against the current code."
+    if s.kind == "explain":
+        return f"I'm new to this codebase. Can you explain how {where} works, who calls it, and what happens when `{p}` is empty or None? Don't change anything."
+    return f"Profiling the nightly report job shows {where} near the top: it's called about two million times per run, mostly with the same few arguments. Can you make it faster without changing results?"
+
+
+def _summary(s: Session) -> str:
+    rng = s.rng
+    if s.kind == "explain":
+        lines = [f"`{s.f.qualname}` is defined at line {s.f.lineno} of `{s.path}` ({s.f.end_lineno - s.f.lineno + 1} lines). Walking through it:", ""]
+        notes = {"if": "branches on this condition", "for": "is the main loop", "while": "loops until the condition fails",
+                 "return": "produces the result", "try": "guards the risky part", "raise": "rejects invalid input"}  # fmt: skip
+        for n in range(s.f.lineno, s.f.end_lineno + 1):
+            code = s.sf.lines[n - 1].strip()
+            key = code.split(" ", 1)[0].rstrip(":")
+            if key in notes and len(lines) < 14:
+                lines.append(f"- Line {n}: `{code[:80]}` {notes[key]}.")
+        lines += ["", f"An empty `{s.f.params[0] if s.f.params else 'input'}` takes the early branches and returns without entering the loop; None is not handled explicitly and fails with a TypeError at the first operation that needs a value.",
+                  f"It is called from the module itself and from the tests in `{s.test_path}`; nothing else in the repository depends on its internals, so it is safe to change as long as the public behaviour stays the same."]  # fmt: skip
+        return "\n".join(lines)
+    head = {"bugfix": f"Fixed the {s.symptom[0].replace('_', ' ')} bug in `{s.f.qualname}`.",
+            "feature": f"Added a keyword-only `strict` flag to `{s.f.qualname}`.",
+            "tests": f"Added {len(s.tests_added)} tests for `{s.f.qualname}`.",
+            "speed": f"Made `{s.f.qualname}` faster by memoising it."}[s.kind]  # fmt: skip
+    bullets = [f"- `{s.path}`: {'early return for the failing case' if s.kind == 'bugfix' else 'the change itself, limited to this function'}.",
+               f"- `{s.test_path}`: {', '.join(f'`{t}`' for t in s.tests_added) or 'unchanged'}.",
+               f"- Verified with `python -m pytest -q {s.test_path}`: all tests pass."]  # fmt: skip
+    if s.kind == "speed":
+        bullets.append("- The cache is bounded (1024 entries); results are identical because the function has no side effects.")
+    if rng.random() < 0.5:
+        bullets.append("- Worth checking: any caller that relied on the old behaviour for this edge case (I found none in the repository).")
+    return "\n".join([head, "", *bullets])
+
+
+def _session(index: int, seed: int, think_scale: float) -> Conversation:
+    rng = random.Random(f"agentic:{seed}:{index}")
+    repo: Repo = rng.choices(REPOS, [r.weight for r in REPOS])[0]
+    module = rng.choice(repo.modules)
+    sf = source_file(module)
+    kind = rng.choices(list(KINDS), list(KINDS.values()))[0]
+    pool = [f for f in sf.functions if "." not in f.qualname] if kind == "speed" else list(sf.functions)
+    f = rng.choice(pool or list(sf.functions))
+    fitting = SYMPTOMS_BY_KIND[tools.param_kind(f.params[0]) if f.params else "other"]
+    s = Session(rng, repo, module, sf, f, kind, rng.choice([x for x in SYMPTOMS if x[0] in fitting]))
+    steps = _plan(s)
+    followup = len(steps) <= 6 and rng.random() < 0.3
+    turns: list[Turn] = []
+    messages: tuple[dict, ...] = ({"role": "user", "content": _task(s)},)
+    think = 0.0
+    for step in steps:
+        reply, res, tool = step(s)
+        turns.append(Turn(messages, count_tokens(reply), reply, think))
+        messages, think = ({"role": "user", "content": res},), _pause(rng, tool, think_scale)
+    final = _summary(s)
+    turns.append(Turn(messages, count_tokens(final), final, think))
+    if followup:
+        ask = rng.choice(["Thanks! Can you also add a line to the changelog?", "Looks good. Please add a CHANGELOG entry for this too."])
+        messages, think = ({"role": "user", "content": ask},), _pause(rng, "human", think_scale)
+        for step in (st_read_changelog, st_changelog):
+            reply, res, tool = step(s)
+            turns.append(Turn(messages, count_tokens(reply), reply, think))
+            messages, think = ({"role": "user", "content": res},), _pause(rng, tool, think_scale)
+        done = "Done: the changelog has the entry under 'Unreleased'."
+        turns.append(Turn(messages, count_tokens(done), done, think))
+    prefix = ({"role": "system", "content": system_prompt(repo)},)
+    return Conversation(f"agentic-{index:05d}", prefix, tuple(turns), repo.group, {})
+
+
+def _pause(rng: random.Random, tool: str, scale: float) -> float:
+    lo, hi = THINK[tool]
+    return round(rng.uniform(lo, hi) * scale, 2)
+
+
+def generate(opts: Options) -> list[Conversation]:
+    n = opts.integer("sessions", 48)
+    seed = opts.integer("seed", 0, lo=0)
+    think_scale = opts.number("think", 1.0)
+    return [_session(i, seed, think_scale) for i in range(n)]
