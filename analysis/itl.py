@@ -172,12 +172,14 @@ def _parse_fixed(arr: pa.Array) -> tuple[np.ndarray | None, np.ndarray | None]:
     v = np.ndarray((n,), dtype="<u8", buffer=data, strides=(9,)).copy()
     semi = np.ndarray((n,), dtype=np.uint8, buffer=data, offset=8, strides=(9,))
     v ^= _ZEROS  # digits → 0..9; the '.' at byte 1 → 0x1E
-    dot = (v & _BYTE1) == _DOT
+    dot = v & _BYTE1
     v &= ~_BYTE1
-    digits = ((v + _ADD) | v) & _HIGH == 0  # every byte ≤ 9 (see module doc)
+    over = v + _ADD
+    over |= v
+    over &= _HIGH  # non-zero where a byte is > 9 (see module doc)
     bad_rows = None
-    if not (dot.all() and digits.all() and (semi == 59).all()):
-        valid = dot & digits & (semi == 59)
+    if over.any() or (dot != _DOT).any() or (semi != 59).any():
+        valid = (over == 0) & (dot == _DOT) & (semi == 59)
         row_of = np.repeat(np.arange(len(offsets) - 1), np.diff(offsets) // 9)
         bad_rows = np.unique(row_of[~valid])
         keep = ~np.isin(row_of, bad_rows)
@@ -185,12 +187,16 @@ def _parse_fixed(arr: pa.Array) -> tuple[np.ndarray | None, np.ndarray | None]:
             return None, bad_rows
         v = v[keep]
     units = v & _U(0xFF)
-    v = (v * _U(2561)) >> _U(8)  # pairs of digits
+    units *= _U(9_000_000)
+    v *= _U(2561)  # pairs of digits
+    v >>= _U(8)
     v &= _U(0x00FF00FF00FF00FF)
-    v = (v * _U(6553601)) >> _U(16)  # groups of four
+    v *= _U(6553601)  # groups of four
+    v >>= _U(16)
     v &= _U(0x0000FFFF0000FFFF)
-    v = (v * _U(42949672960001)) >> _U(32)  # the 8-digit number D0FFFFFF = D·10^7 + F
-    v -= units * _U(9_000_000)  # → D·10^6 + F microseconds
+    v *= _U(42949672960001)  # the 8-digit number D0FFFFFF = D·10^7 + F
+    v >>= _U(32)
+    v -= units  # → D·10^6 + F microseconds
     return np.bincount(v.view(np.int64)), bad_rows
 
 

@@ -14,8 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
-from analysis import fmt
+from analysis import fmt, server
 from analysis.itl import Distribution, ItlFormatError, itl_distribution
 from analysis.load import AnalysisError, Run
 from analysis.metrics import (
@@ -42,6 +43,7 @@ class Analysis:
     summary: dict
     good: np.ndarray
     itl: Distribution
+    server_series: pd.DataFrame | None = None
 
     @property
     def steps(self) -> list[dict]:
@@ -80,6 +82,8 @@ def analyze(run: Run, slo: Slo, extra: list[Slo] | None = None) -> Analysis:
     steps, unit = step_table(df, good, run.meta)
     capacity = capacity_at_slo(steps, slo.attain_target, unit)
     windows, sat_warnings = saturation_warnings(run.meta)
+    samples, server_warnings = server.load_server_metrics(run.path)
+    series = server.common_series(samples) if samples is not None and not samples.empty else None
     slos = [slo] + [s for s in (extra or []) if s.name != slo.name]
     slos += [p for name, p in PROFILES.items() if name not in {s.name for s in slos}]
     summary: dict = {
@@ -116,9 +120,10 @@ def analyze(run: Run, slo: Slo, extra: list[Slo] | None = None) -> Analysis:
         "open_loop": open_loop(sel, slo),
         "excluded_warmup_rows": int((~in_run).sum()),
         "loadgen_saturated_windows": windows,
-        "warnings": sat_warnings + list(run.warnings),
+        "server": server.summarize(series) if series is not None else None,
+        "warnings": sat_warnings + list(run.warnings) + server_warnings,
     }
-    return Analysis(run, slo, summary, good, itl)
+    return Analysis(run, slo, summary, good, itl, series)
 
 
 def run_info(run: Run) -> dict:

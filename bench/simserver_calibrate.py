@@ -13,14 +13,13 @@ concurrency and prints goodput under the chat and datagen SLOs, to show there is
 from __future__ import annotations
 
 import argparse
-import random
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from simserver.offline import Record, by_level, random_chat, shared_prefix_chat, simulate, step_ramp  # noqa: E402
-from simserver.profiles import available, load_profile  # noqa: E402
+from simserver.offline import Record, by_level, random_chat, shared_prefix_chat, simulate, step_ramp
+from simserver.profiles import available, load_profile
 
 SLOS = {"chat": (0.5, 0.25), "datagen": (float("inf"), 0.035)}  # (TTFT s, TPOT s), DESIGN.md
 

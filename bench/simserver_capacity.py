@@ -104,9 +104,7 @@ def scrape(url: str) -> dict[str, float]:
 def lag_quantile(before: dict[str, float], after: dict[str, float], q: float) -> float:
     """Quantile of the schedule-lag histogram delta, interpolated linearly inside its bucket."""
     pat = re.compile(r'simserver:schedule_lag_seconds_bucket\{.*le="([^"]+)"')
-    buckets = sorted(
-        (float(m.group(1)), after[k] - before.get(k, 0.0)) for k in after if (m := pat.match(k))
-    )
+    buckets = sorted((float(m.group(1)), after[k] - before.get(k, 0.0)) for k in after if (m := pat.match(k)))
     total = buckets[-1][1]
     if total <= 0:
         return float("nan")
@@ -132,7 +130,8 @@ async def run_clients(args: argparse.Namespace, url: str, server: psutil.Process
     t0 = time.perf_counter()
     for i in range(0, args.streams, 200):  # connect in batches: a SYN flood would measure the kernel
         batch = [
-            loop.create_connection(lambda: Stream(bench), host, int(port)) for _ in range(min(200, args.streams - i))
+            loop.create_connection(lambda: Stream(bench), host, int(port))
+            for _ in range(min(200, args.streams - i))
         ]
         for res in await asyncio.gather(*batch, return_exceptions=True):
             if isinstance(res, BaseException):
@@ -140,7 +139,9 @@ async def run_clients(args: argparse.Namespace, url: str, server: psutil.Process
             else:
                 streams.append(res[1])
         await asyncio.sleep(0.05)
-    print(f"connected {len(streams)}/{args.streams} streams in {time.perf_counter() - t0:.1f}s; warming up {args.warmup}s")
+    print(
+        f"connected {len(streams)}/{args.streams} streams in {time.perf_counter() - t0:.1f}s; warming up {args.warmup}s"
+    )
     await asyncio.sleep(args.warmup)
     m0, tok0, done0, w0 = scrape(url), bench.tokens, bench.completed, time.perf_counter()
     cpu0 = server.cpu_times() if server else None
@@ -159,14 +160,20 @@ async def run_clients(args: argparse.Namespace, url: str, server: psutil.Process
     held.sort()
     gen = metric(m1, "vllm:generation_tokens_total") - metric(m0, "vllm:generation_tokens_total")
     steps = metric(m1, "simserver:steps_total") - metric(m0, "simserver:steps_total")
-    print(f"window {dt:.1f}s  streams held: min {held[0]}  p50 {held[len(held) // 2]}  (requested {args.streams})")
+    print(
+        f"window {dt:.1f}s  streams held: min {held[0]}  p50 {held[len(held) // 2]}  (requested {args.streams})"
+    )
     print(f"server running seqs at end: {metric(m1, 'vllm:num_requests_running'):.0f}, waiting {metric(m1, 'vllm:num_requests_waiting'):.0f}")  # fmt: skip
     print(f"tokens/s: client {(tok1 - tok0) / dt:,.0f}  server {gen / dt:,.0f}; requests completed {done1 - done0}; errors {bench.errors}")  # fmt: skip
     print(f"engine steps/s {steps / dt:.1f}; server CPU {cpu * 100:.0f}% of one core")
     p50, p99 = lag_quantile(m0, m1, 0.5), lag_quantile(m0, m1, 0.99)
-    print(f"schedule lag over the window: p50 {p50 * 1000:.2f} ms  p99 {p99 * 1000:.2f} ms  (bar: p99 <= 5 ms)")
+    print(
+        f"schedule lag over the window: p50 {p50 * 1000:.2f} ms  p99 {p99 * 1000:.2f} ms  (bar: p99 <= 5 ms)"
+    )
     recent = {
-        q: metric(m1, f'simserver:schedule_lag_recent_seconds{{engine="0",model_name="sim-llm",quantile="{q}"}}')
+        q: metric(
+            m1, f'simserver:schedule_lag_recent_seconds{{engine="0",model_name="sim-llm",quantile="{q}"}}'
+        )
         for q in ("0.5", "0.99", "1.0")
     }
     print("server's last-60s lag gauge: " + "  ".join(f"q{q} {v * 1000:.2f} ms" for q, v in recent.items()))
@@ -209,7 +216,9 @@ def main() -> int:
         if len(cores) >= 2:  # one core each: the bar is "on one core"
             os.sched_setaffinity(proc.pid, {cores[0]})
             os.sched_setaffinity(0, {cores[1]})
-        print(f"server pid {proc.pid} on core(s) {sorted(os.sched_getaffinity(proc.pid))}, client on {sorted(os.sched_getaffinity(0))}")
+        print(
+            f"server pid {proc.pid} on core(s) {sorted(os.sched_getaffinity(proc.pid))}, client on {sorted(os.sched_getaffinity(0))}"
+        )
     try:
         import uvloop
 

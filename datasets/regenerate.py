@@ -24,9 +24,16 @@ from workloads.shipped import SHIPPED, check_all, write_all  # noqa: E402
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("names", nargs="*", choices=[*SHIPPED, []], help=f"sets to write (default: all of {', '.join(SHIPPED)})")
+    parser.add_argument(
+        "names",
+        nargs="*",
+        choices=[*SHIPPED, []],
+        help=f"sets to write (default: all of {', '.join(SHIPPED)})",
+    )
     parser.add_argument("--check", action="store_true", help="compare instead of writing; exit 1 when stale")
-    parser.add_argument("--full", action="store_true", help="full-size sets (needs --out outside the repository)")
+    parser.add_argument(
+        "--full", action="store_true", help="full-size sets (needs --out outside the repository)"
+    )
     parser.add_argument("--out", type=Path, default=HERE, help="output folder (default: this folder)")
     args = parser.parse_args()
     names = tuple(args.names) or SHIPPED
@@ -38,8 +45,10 @@ def main() -> int:
     if args.full and args.out.resolve() == HERE:
         parser.error("--full writes large files: give --out DIR outside the repository")
     manifest = write_all(args.out, names, full=args.full)
-    for name, entry in manifest["sets"].items():
-        print(f"{args.out / entry['file']}: {entry['sessions']} sessions, {entry['requests']} requests, {entry['bytes']:,} bytes")
+    for entry in manifest["sets"].values():
+        print(
+            f"{args.out / entry['file']}: {entry['sessions']} sessions, {entry['requests']} requests, {entry['bytes']:,} bytes"
+        )
     return 0
 
 

@@ -19,7 +19,14 @@ from simserver.engine import EngineCore
 from simserver.faults import FaultPicker
 from simserver.http import ServerCounters, serve
 from simserver.metrics import EngineCollector, Gauges, LagWindow, make_registry
-from simserver.profiles import Profile, ProfileError, available, load_config, load_profile, parse_fault_probabilities
+from simserver.profiles import (
+    Profile,
+    ProfileError,
+    available,
+    load_config,
+    load_profile,
+    parse_fault_probabilities,
+)
 from simserver.runner import EngineRunner
 from simserver.trace import TraceWriter
 
@@ -38,11 +45,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8000)
     src = p.add_mutually_exclusive_group()
-    src.add_argument("--profile", default=None, help=f"built-in profile ({', '.join(available())}); default: default")
+    src.add_argument(
+        "--profile", default=None, help=f"built-in profile ({', '.join(available())}); default: default"
+    )
     src.add_argument("--config", default=None, help="profile YAML file (may name a `base:` profile)")
     p.add_argument("--seed", type=int, default=0, help="seed of output lengths, texts and fault draws")
     p.add_argument("--trace", default=None, help="append one JSON line per request to this file")
-    p.add_argument("--faults", default=None, help="per-request fault probabilities, e.g. http_500=0.01,stall=0.002")
+    p.add_argument(
+        "--faults", default=None, help="per-request fault probabilities, e.g. http_500=0.01,stall=0.002"
+    )
     p.add_argument("--model", default=None, help="served model name (overrides the profile's)")
     args = p.parse_args(argv)
     if not 0 <= args.port <= 65535:
@@ -75,12 +86,21 @@ async def run(args: argparse.Namespace, profile: Profile) -> None:
         profile.model,
         core.stats,
         lag,
-        lambda: Gauges(core.num_running, core.num_waiting, core.kv.usage(), counters.streams, counters.connections),
+        lambda: Gauges(
+            core.num_running, core.num_waiting, core.kv.usage(), counters.streams, counters.connections
+        ),
         cache_info,
     )
     runner = EngineRunner(core, lag)
     trace = TraceWriter(args.trace) if args.trace else None
-    api = Api(profile, runner, make_registry(collector), FaultPicker(profile.faults.probabilities, args.seed), args.seed, trace)
+    api = Api(
+        profile,
+        runner,
+        make_registry(collector),
+        FaultPicker(profile.faults.probabilities, args.seed),
+        args.seed,
+        trace,
+    )
     server = await serve(args.host, args.port, api, counters)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -109,9 +129,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args = parse_args(argv)
         profile = build_profile(args)
-        trace_check = open(args.trace, "ab") if args.trace else None  # fail before serving
-        if trace_check:
-            trace_check.close()
+        if args.trace:  # fail before serving, not at the first request
+            with open(args.trace, "ab"):
+                pass
     except (UsageError, ProfileError) as e:
         print(f"simserver: error: {e}", file=sys.stderr)
         return 2
@@ -127,7 +147,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         runner(run(args, profile))
     except OSError as e:
-        print(f"simserver: error: cannot listen on {args.host}:{args.port}: {e.strerror or e}", file=sys.stderr)
+        print(
+            f"simserver: error: cannot listen on {args.host}:{args.port}: {e.strerror or e}", file=sys.stderr
+        )
         return 2
     except KeyboardInterrupt:
         pass

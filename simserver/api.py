@@ -38,7 +38,9 @@ class ApiError(Exception):
         self.status, self.message, self.param = status, message, param
 
     def body(self) -> bytes:
-        kind = {400: "BadRequestError", 404: "NotFoundError", 405: "MethodNotAllowedError"}.get(self.status, "Error")
+        kind = {400: "BadRequestError", 404: "NotFoundError", 405: "MethodNotAllowedError"}.get(
+            self.status, "Error"
+        )
         return error_body(self.status, kind, self.message, self.param)
 
 
@@ -88,6 +90,13 @@ def parse_generation(body: Any, chat: bool, model: str, max_model_len: int) -> G
         prompt = chat_tokens(body.get("messages")) if chat else prompt_tokens(body.get("prompt"))
     except ValueError as e:
         raise ApiError(400, str(e), "messages" if chat else "prompt") from None
+    if len(prompt) >= max_model_len:
+        raise ApiError(
+            400,
+            f"This model's maximum context length is {max_model_len} tokens. However, your prompt has "
+            f"{len(prompt)} tokens. Please reduce the length of the messages.",
+            "messages" if chat else "prompt",
+        )
     if (_int(body, "n", 1) or 1) != 1:
         raise ApiError(400, "only n=1 is supported", "n")
     key = "max_completion_tokens" if chat and body.get("max_completion_tokens") is not None else "max_tokens"
@@ -98,7 +107,9 @@ def parse_generation(body: Any, chat: bool, model: str, max_model_len: int) -> G
         raise ApiError(400, f"{key} must be at least 1, got {max_tokens}.", key)
     min_tokens = _int(body, "min_tokens", 0) or 0
     if not 0 <= min_tokens <= max_tokens:
-        raise ApiError(400, f"min_tokens must be between 0 and max_tokens={max_tokens}, got {min_tokens}.", "min_tokens")
+        raise ApiError(
+            400, f"min_tokens must be between 0 and max_tokens={max_tokens}, got {min_tokens}.", "min_tokens"
+        )
     if len(prompt) + max_tokens > max_model_len:
         raise ApiError(
             400,
@@ -115,7 +126,14 @@ def parse_generation(body: Any, chat: bool, model: str, max_model_len: int) -> G
         raise ApiError(400, "Stream options can only be defined when `stream=True`.", "stream_options")
     include_usage = bool(opts and opts.get("include_usage"))
     return GenRequest(
-        chat, prompt, max_tokens, min_tokens, _bool(body, "ignore_eos"), stream, include_usage, _int(body, "seed", None)
+        chat,
+        prompt,
+        max_tokens,
+        min_tokens,
+        _bool(body, "ignore_eos"),
+        stream,
+        include_usage,
+        _int(body, "seed", None),
     )
 
 
@@ -131,7 +149,13 @@ class Api:
         seed: int,
         trace: TraceWriter | None = None,
     ) -> None:
-        self.profile, self.runner, self.registry, self.faults, self.trace = profile, runner, registry, faults, trace
+        self.profile, self.runner, self.registry, self.faults, self.trace = (
+            profile,
+            runner,
+            registry,
+            faults,
+            trace,
+        )
         self.model = profile.model
         self.rng = random.Random(seed)
         self.created = int(time.time())
@@ -143,7 +167,10 @@ class Api:
             "/v1/models": ("GET", self.models),
             "/health": ("GET", lambda r, c: c.respond(200, b"", "text/plain")),
             "/metrics": ("GET", lambda r, c: c.respond(200, render(self.registry), PROM)),
-            "/version": ("GET", lambda r, c: c.respond(200, orjson.dumps({"version": f"simserver-{VERSION}"}))),
+            "/version": (
+                "GET",
+                lambda r, c: c.respond(200, orjson.dumps({"version": f"simserver-{VERSION}"})),
+            ),
             "/reset_prefix_cache": ("POST", self.reset_prefix_cache),
         }
 
@@ -152,7 +179,7 @@ class Api:
         if route is None:
             err = ApiError(404, f"Not Found: {req.path}")
             conn.respond(404, err.body())
-        elif req.method != route[0] and not (req.method == "HEAD" and route[0] == "GET"):
+        elif req.method != route[0]:
             conn.respond(405, ApiError(405, f"Method Not Allowed: use {route[0]} {req.path}").body())
         else:
             route[1](req, conn)
@@ -247,6 +274,8 @@ class Api:
         if g.stream:
             conn.start_stream(200, SSE, echo)
         if fault == "stall":
-            timer = asyncio.get_running_loop().call_later(self.profile.faults.stall_s, self.runner.submit, seq)
+            timer = asyncio.get_running_loop().call_later(
+                self.profile.faults.stall_s, self.runner.submit, seq
+            )
         else:
             self.runner.submit(seq)

@@ -44,7 +44,9 @@ def output_length(
     """(tokens to generate, finish_reason): EOS falls at a lognormal length unless ignore_eos."""
     if ignore_eos:
         return max_tokens, "length"
-    natural = out.median_tokens if out.sigma == 0 else rng.lognormvariate(math.log(out.median_tokens), out.sigma)
+    natural = (
+        out.median_tokens if out.sigma == 0 else rng.lognormvariate(math.log(out.median_tokens), out.sigma)
+    )
     natural_n = max(1, round(natural), min_tokens)
     if natural_n >= max_tokens:
         return max_tokens, "length"
@@ -375,4 +377,3 @@ class EngineCore:
     @property
     def num_waiting(self) -> int:
         return len(self.waiting)
-

@@ -48,6 +48,8 @@ class FaultPicker:
             if kind == "none":
                 return None
             if kind not in FAULT_KINDS:
-                raise ValueError(f"unknown X-Sim-Fault '{header_value}' (known: none, {', '.join(FAULT_KINDS)})")
+                raise ValueError(
+                    f"unknown X-Sim-Fault '{header_value}' (known: none, {', '.join(FAULT_KINDS)})"
+                )
             return kind
         return self.draw()

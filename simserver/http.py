@@ -52,7 +52,9 @@ class Request:
 
     __slots__ = ("body", "headers", "keep_alive", "method", "path", "query", "t_arrival_unix")
 
-    def __init__(self, method: str, target: str, headers: dict[str, str], body: bytes, keep_alive: bool) -> None:
+    def __init__(
+        self, method: str, target: str, headers: dict[str, str], body: bytes, keep_alive: bool
+    ) -> None:
         self.method = method
         self.path, _, self.query = target.partition("?")
         self.headers = headers
@@ -176,13 +178,19 @@ class Connection(asyncio.Protocol):
 
     def _fail(self, status: int, message: str) -> None:
         """A request we cannot even parse: answer once and close (the byte stream is out of sync)."""
-        body = orjson.dumps({"error": {"message": message, "type": "BadRequestError", "param": None, "code": status}})
+        body = orjson.dumps(
+            {"error": {"message": message, "type": "BadRequestError", "param": None, "code": status}}
+        )
         self.current = None
         self.respond(status, body, headers=(("connection", "close"),), keep_alive=False)
 
     # -- responses ----------------------------------------------------------------------------
     def _head(self, status: int, headers: tuple[tuple[str, str], ...]) -> bytes:
-        lines = [f"HTTP/1.1 {status} {REASONS.get(status, 'Unknown')}", f"date: {http_date()}", "server: simserver"]
+        lines = [
+            f"HTTP/1.1 {status} {REASONS.get(status, 'Unknown')}",
+            f"date: {http_date()}",
+            "server: simserver",
+        ]
         lines.extend(f"{k}: {v}" for k, v in headers)
         lines.append("\r\n")
         return "\r\n".join(lines).encode("latin-1")
@@ -210,7 +218,9 @@ class Connection(asyncio.Protocol):
             return
         self.streaming = True
         self.counters.streams += 1
-        self._write(self._head(status, (("content-type", content_type), ("transfer-encoding", "chunked"), *headers)))
+        self._write(
+            self._head(status, (("content-type", content_type), ("transfer-encoding", "chunked"), *headers))
+        )
 
     def send(self, data: bytes) -> None:
         """One chunk of a streaming response (the hot path: one format and one write)."""

@@ -96,8 +96,9 @@ class KVCache:
             if ref[b] == 0:
                 del free[b]
             ref[b] += 1
-        seq.blocks.extend(hits)
-        seq.num_committed = len(seq.blocks) if hits else seq.num_committed
+        if hits:  # only a fresh admission has hits: its blocks so far are exactly the hits
+            seq.blocks.extend(hits)
+            seq.num_committed = len(seq.blocks)
         if need > 0:
             hash_of, cached = self.hash_of, self.cached
             for _ in range(need):

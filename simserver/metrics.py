@@ -171,8 +171,12 @@ class EngineCollector:
 
     def collect(self) -> Iterator[Metric]:
         s, g = self.stats, self.gauges()
-        yield self._gauge("vllm:num_requests_running", "Number of requests in model execution batches.", g.running)
-        yield self._gauge("vllm:num_requests_waiting", "Number of requests waiting to be processed.", g.waiting)
+        yield self._gauge(
+            "vllm:num_requests_running", "Number of requests in model execution batches.", g.running
+        )
+        yield self._gauge(
+            "vllm:num_requests_waiting", "Number of requests waiting to be processed.", g.waiting
+        )
         by_reason = GaugeMetricFamily(
             "vllm:num_requests_waiting_by_reason",
             "Number of waiting requests by reason. Sum of all reasons equals vllm:num_requests_waiting.",
@@ -181,11 +185,15 @@ class EngineCollector:
         by_reason.add_metric([*self.labels.values(), "capacity"], g.waiting)
         by_reason.add_metric([*self.labels.values(), "deferred"], 0)
         yield by_reason
-        yield self._gauge("vllm:kv_cache_usage_perc", "KV-cache usage. 1 means 100 percent usage.", g.kv_usage)
+        yield self._gauge(
+            "vllm:kv_cache_usage_perc", "KV-cache usage. 1 means 100 percent usage.", g.kv_usage
+        )
         yield self._counter("vllm:prefix_cache_queries", "Prefix cache queries, in terms of number of queried tokens.", {None: s.prefix_queries})  # fmt: skip
         yield self._counter("vllm:prefix_cache_hits", "Prefix cache hits, in terms of number of cached tokens.", {None: s.prefix_hits})  # fmt: skip
         yield self._counter("vllm:num_preemptions", "Cumulative number of preemption from the engine.", {None: s.preemptions})  # fmt: skip
-        yield self._counter("vllm:prompt_tokens", "Number of prefill tokens processed.", {None: s.prompt_tokens})
+        yield self._counter(
+            "vllm:prompt_tokens", "Number of prefill tokens processed.", {None: s.prompt_tokens}
+        )
         yield self._counter(
             "vllm:prompt_tokens_by_source",
             "Number of prompt tokens by source.",
@@ -205,22 +213,60 @@ class EngineCollector:
         for name, doc, h in (
             ("vllm:request_prompt_tokens", "Number of prefill tokens processed.", s.req_prompt),
             ("vllm:request_generation_tokens", "Number of generation tokens processed.", s.req_generation),
-            ("vllm:iteration_tokens_total", "Histogram of number of tokens per engine_step.", s.iteration_tokens),
-            ("vllm:request_params_max_tokens", "Histogram of the max_tokens request parameter.", s.req_max_tokens),
+            (
+                "vllm:iteration_tokens_total",
+                "Histogram of number of tokens per engine_step.",
+                s.iteration_tokens,
+            ),
+            (
+                "vllm:request_params_max_tokens",
+                "Histogram of the max_tokens request parameter.",
+                s.req_max_tokens,
+            ),
             ("vllm:time_to_first_token_seconds", "Histogram of time to first token in seconds.", s.ttft),
             ("vllm:inter_token_latency_seconds", "Histogram of inter-token latency in seconds.", s.itl),
-            ("vllm:request_time_per_output_token_seconds", "Histogram of time_per_output_token_seconds per request.", s.tpot),  # fmt: skip
+            (
+                "vllm:request_time_per_output_token_seconds",
+                "Histogram of time_per_output_token_seconds per request.",
+                s.tpot,
+            ),
             ("vllm:e2e_request_latency_seconds", "Histogram of e2e request latency in seconds.", s.e2e),
-            ("vllm:request_queue_time_seconds", "Histogram of time spent in WAITING phase for request.", s.queue),
-            ("vllm:request_inference_time_seconds", "Histogram of time spent in RUNNING phase for request.", s.inference),  # fmt: skip
-            ("vllm:request_prefill_time_seconds", "Histogram of time spent in PREFILL phase for request.", s.prefill),
-            ("vllm:request_decode_time_seconds", "Histogram of time spent in DECODE phase for request.", s.decode),
-            ("vllm:request_num_preemptions", "Histogram of the number of times a request was preempted.", s.req_preemptions),  # fmt: skip
-            ("vllm:request_prefill_kv_computed_tokens", "Histogram of new KV tokens computed during prefill (excluding cached tokens).", s.req_prefill_computed),  # fmt: skip
+            (
+                "vllm:request_queue_time_seconds",
+                "Histogram of time spent in WAITING phase for request.",
+                s.queue,
+            ),
+            (
+                "vllm:request_inference_time_seconds",
+                "Histogram of time spent in RUNNING phase for request.",
+                s.inference,
+            ),
+            (
+                "vllm:request_prefill_time_seconds",
+                "Histogram of time spent in PREFILL phase for request.",
+                s.prefill,
+            ),
+            (
+                "vllm:request_decode_time_seconds",
+                "Histogram of time spent in DECODE phase for request.",
+                s.decode,
+            ),
+            (
+                "vllm:request_num_preemptions",
+                "Histogram of the number of times a request was preempted.",
+                s.req_preemptions,
+            ),
+            (
+                "vllm:request_prefill_kv_computed_tokens",
+                "Histogram of new KV tokens computed during prefill (excluding cached tokens).",
+                s.req_prefill_computed,
+            ),
         ):
             yield self._hist(name, doc, h)
         info = GaugeMetricFamily(
-            "vllm:cache_config_info", "Information of the LLMEngine CacheConfig", labels=[*self.cache_info, "engine"]
+            "vllm:cache_config_info",
+            "Information of the LLMEngine CacheConfig",
+            labels=[*self.cache_info, "engine"],
         )
         info.add_metric([*self.cache_info.values(), "0"], 1.0)
         yield info
@@ -248,7 +294,9 @@ class EngineCollector:
             q.add_metric([*self.labels.values(), quantile], v)
         yield q
         yield self._counter("simserver:steps", "Engine steps executed.", {None: s.steps})
-        yield self._counter("simserver:busy_seconds", "Simulated time the engine spent in steps.", {None: s.busy_s})
+        yield self._counter(
+            "simserver:busy_seconds", "Simulated time the engine spent in steps.", {None: s.busy_s}
+        )
         yield self._gauge("simserver:open_streams", "Streaming responses in progress.", g.open_streams)
         yield self._gauge("simserver:open_connections", "Open HTTP connections.", g.connections)
 

@@ -79,7 +79,9 @@ class _Recorder:
 Request = tuple[list[str], int]  # (prompt tokens, max_tokens)
 
 
-def random_chat(rng: random.Random, prompt_range: tuple[int, int], max_tokens_range: tuple[int, int]) -> Request:
+def random_chat(
+    rng: random.Random, prompt_range: tuple[int, int], max_tokens_range: tuple[int, int]
+) -> Request:
     """A chat request with an unshared random prompt of about the given token count."""
     n = rng.randint(*prompt_range) - 8  # the template adds 8 tokens to one user message
     text = " ".join(f"w{rng.randrange(1_000_000)}" for _ in range(max(n, 1)))
@@ -95,7 +97,9 @@ def shared_prefix_chat(
     return chat_tokens(messages), rng.randint(*max_tokens_range)
 
 
-def step_ramp(step_s: float, start_users: int = 1, step_users: int = 1, max_users: int = 0) -> Callable[[float], int]:
+def step_ramp(
+    step_s: float, start_users: int = 1, step_users: int = 1, max_users: int = 0
+) -> Callable[[float], int]:
     """Users active at time t for a step ramp (the default load shape)."""
 
     def users(t: float) -> int:

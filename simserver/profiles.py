@@ -178,7 +178,9 @@ def _validate(src: str, p: Profile) -> None:
     if s(1, 1, 1) <= 0:
         raise ProfileError(f"{src}: step_time gives a zero step time; set base_s > 0")
     if o.sigma < 0 or e.long_prefill_token_threshold < 0 or f.stall_s < 0 or f.retry_after_s < 0:
-        raise ProfileError(f"{src}: output.sigma, long_prefill_token_threshold, stall_s, retry_after_s must be >= 0")
+        raise ProfileError(
+            f"{src}: output.sigma, long_prefill_token_threshold, stall_s, retry_after_s must be >= 0"
+        )
     if e.max_model_len > e.num_gpu_blocks * e.block_size:
         raise ProfileError(
             f"{src}: engine.max_model_len ({e.max_model_len}) exceeds the KV cache "
@@ -202,7 +204,9 @@ def from_dict(data: dict[str, Any], src: str) -> Profile:
         elif key in ("name", "description", "model"):
             kwargs[key] = _coerce(src, key, value, str)
         else:
-            raise ProfileError(f"{src}: unknown key '{key}' (known: name, description, model, {', '.join(_SECTIONS)})")
+            raise ProfileError(
+                f"{src}: unknown key '{key}' (known: name, description, model, {', '.join(_SECTIONS)})"
+            )
     profile = Profile(**kwargs)
     _validate(src, profile)
     return profile

@@ -20,8 +20,8 @@ import orjson
 from simserver.engine import Seq
 from simserver.http import Connection
 from simserver.runner import EngineRunner
-from simserver.trace import TraceWriter, us
 from simserver.tokenizer import VOCAB_JSON, VOCAB_JSON_LEN, VOCAB_TEXT
+from simserver.trace import TraceWriter, us
 
 DONE = b"data: [DONE]\n\n"
 CHUNK = b"%x\r\n%b%b%b\r\n"  # one chunked-encoding frame around pre + token + post
@@ -58,7 +58,7 @@ class RequestCtx:
         self.http_status = 200
 
     def stamp(self) -> None:
-        """Called right after bytes were handed to the socket."""
+        """Called right before the bytes go to the socket (a client can never see them earlier)."""
         t = time.time()
         if self.t_first is None:
             self.t_first = t
@@ -114,12 +114,21 @@ class Shape:
 
     def last(self, text_json: bytes, finish: str) -> bytes:
         close = b"}" if self.chat else b""
-        return self.pre + text_json + close + b',"logprobs":null,"finish_reason":"%b","stop_reason":null}]}\n\n' % (
-            finish.encode()
+        return (
+            self.pre
+            + text_json
+            + close
+            + b',"logprobs":null,"finish_reason":"%b","stop_reason":null}]}\n\n' % (finish.encode())
         )
 
     def usage(self, seq: Seq, completion_tokens: int) -> bytes:
-        return b"data: " + self.head + b',"choices":[],"usage":' + orjson.dumps(usage(seq, completion_tokens)) + b"}\n\n"
+        return (
+            b"data: "
+            + self.head
+            + b',"choices":[],"usage":'
+            + orjson.dumps(usage(seq, completion_tokens))
+            + b"}\n\n"
+        )
 
 
 def usage(seq: Seq, completion_tokens: int) -> dict[str, Any]:
@@ -137,7 +146,13 @@ class BaseSink:
     __slots__ = ("conn", "ctx", "cut_at", "fault", "n", "runner", "shape")
 
     def __init__(
-        self, conn: Connection, ctx: RequestCtx, shape: Shape, fault: str | None, target_len: int, runner: EngineRunner
+        self,
+        conn: Connection,
+        ctx: RequestCtx,
+        shape: Shape,
+        fault: str | None,
+        target_len: int,
+        runner: EngineRunner,
     ) -> None:
         self.conn, self.ctx, self.shape, self.fault, self.runner = conn, ctx, shape, fault, runner
         self.n = 0  # tokens received from the engine (a trickle may deliver them late)
@@ -166,7 +181,9 @@ class StreamSink(BaseSink):
         if finish is None and self.fast:
             conn = self.conn
             if not conn.closed:  # the hot path: one format, one write, chunked framing included
-                conn._write(CHUNK % (self.base + VOCAB_JSON_LEN[index], self.pre, VOCAB_JSON[index], self.post))
+                conn._write(
+                    CHUNK % (self.base + VOCAB_JSON_LEN[index], self.pre, VOCAB_JSON[index], self.post)
+                )
             return
         self._token(seq, index, finish)
         self.fast = self.fault is None
@@ -178,8 +195,8 @@ class StreamSink(BaseSink):
         parts = [self.shape.role] if n == 1 and self.shape.chat else []
         if fault == "disconnect" and n > self.cut_at:
             if parts:
-                conn.send_many(parts)
                 ctx.stamp()
+                conn.send_many(parts)
             self._drop(seq)
             return
         if fault == "empty":  # EOS first: no text at all
@@ -190,8 +207,8 @@ class StreamSink(BaseSink):
         ctx.output_tokens = n
         if finish is None:
             parts.append(self.pre + VOCAB_JSON[index] + self.post)
-            conn.send_many(parts)
             ctx.stamp()
+            conn.send_many(parts)
         else:
             parts.append(self.shape.last(VOCAB_JSON[index], finish))
             self._end(seq, parts, finish, n)
@@ -202,8 +219,8 @@ class StreamSink(BaseSink):
         parts.append(DONE)
         ctx = self.ctx
         ctx.output_tokens, ctx.finish_reason = completion_tokens, finish
-        self.conn.end_stream(parts)
         ctx.stamp()
+        self.conn.end_stream(parts)
         ctx.finish("ok", seq)
 
 
@@ -232,7 +249,10 @@ class FullSink(BaseSink):
         text = "".join(VOCAB_TEXT[i] for i in self.indices)
         shape, n = self.shape, len(self.indices)
         if shape.chat:
-            choice: dict[str, Any] = {"index": 0, "message": {"role": "assistant", "content": text, "tool_calls": []}}
+            choice: dict[str, Any] = {
+                "index": 0,
+                "message": {"role": "assistant", "content": text, "tool_calls": []},
+            }
         else:
             choice = {"index": 0, "text": text}
         choice.update(logprobs=None, finish_reason=finish, stop_reason=None)
@@ -242,8 +262,8 @@ class FullSink(BaseSink):
             body = body[: len(body) // 2]
         ctx = self.ctx
         ctx.output_tokens, ctx.finish_reason = n, finish
-        self.conn.respond(200, body, headers=self.conn_headers())
         ctx.stamp()
+        self.conn.respond(200, body, headers=self.conn_headers())
         ctx.finish("ok", seq)
 
     def conn_headers(self) -> tuple[tuple[str, str], ...]:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import random
 import re
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -27,22 +28,12 @@ IM_START, IM_END, NL = "<|im_start|>", "<|im_end|>", "\n"
 MESSAGE_OVERHEAD = 5
 GENERATION_PROMPT = (IM_START, "assistant", NL)
 
-_WORDS = """
-the of and to in is that for it as was with be by on not he this are or his from at which but have an
-they you were her she there one all we their has been would will more if no when what so can out some
-time only into other new them than these may its two very people any after first most over also made
-did many before must through back years where much your way well down should because each just those
-how too little state good very make world still own see men work long get here between both life being
-under never day same another know while last might great old year off come since against go came right
-used take three place himself few house use during without again home around small however found part
-system model token cache batch prefill decode engine server latency stream request queue block memory
-signal answer number water light point world order large early given level field power river north
-city south table mind sense plan course story start short voice music human early clear report data
-heart train value common paper local price kind enough color market class rather among garden quiet
-bridge window letter winter summer island forest animal mountain doctor teacher matter energy method
-reason result season figure center circle family friend ground member moment office period person
-problem program public record region second simple single source space stone study
-""".split()
+_WORDS = [
+    w
+    for line in Path(__file__).with_name("vocab.txt").read_text().splitlines()
+    if line[:1] != "#"
+    for w in line.split()
+]
 _PUNCT = [","] * 8 + ["."] * 8
 VOCAB: tuple[str, ...] = tuple(dict.fromkeys(_WORDS))[: 256 - len(_PUNCT)] + tuple(_PUNCT)
 # The text each token contributes to the answer: a leading space before words, none before punctuation.

@@ -27,7 +27,13 @@ class Collect:
 
 
 def profile(**engine: int | bool) -> Profile:
-    e = {"max_num_seqs": 4, "max_num_batched_tokens": 64, "block_size": 4, "num_gpu_blocks": 64, "max_model_len": 256}
+    e = {
+        "max_num_seqs": 4,
+        "max_num_batched_tokens": 64,
+        "block_size": 4,
+        "num_gpu_blocks": 64,
+        "max_model_len": 256,
+    }
     e.update(engine)
     return Profile(
         engine=EngineParams(**e),  # type: ignore[arg-type]
@@ -61,7 +67,10 @@ def test_tokenizer_counts_words_and_punctuation() -> None:
 
 
 def test_chat_template_adds_five_tokens_per_message_and_three_for_the_reply() -> None:
-    msgs = [{"role": "system", "content": "a b c"}, {"role": "user", "content": [{"type": "text", "text": "d e"}]}]
+    msgs = [
+        {"role": "system", "content": "a b c"},
+        {"role": "user", "content": [{"type": "text", "text": "d e"}]},
+    ]
     assert len(chat_tokens(msgs)) == 5 + 5 + 5 + 3
 
 
@@ -145,8 +154,8 @@ def test_lru_eviction_takes_the_oldest_free_cached_block_first() -> None:
         kv.release(s)
     x = S(list("xxxxyyyy"))
     kv.allocate(x, 4)  # needs one block: evicts one of `old`'s, never `new`'s
-    assert len(kv.find_prefix(S(list("ccccdddd") + ["z"]), 9)) == 2
-    assert len(kv.find_prefix(S(list("aaaabbbb") + ["z"]), 9)) < 2
+    assert len(kv.find_prefix(S([*"ccccdddd", "z"]), 9)) == 2
+    assert len(kv.find_prefix(S([*"aaaabbbb", "z"]), 9)) < 2
     assert kv.evictions == 1
 
 

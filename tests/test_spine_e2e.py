@@ -123,3 +123,24 @@ def test_unreachable_host(tmp_path: Path) -> None:
     assert out.returncode != 0 and "Traceback" not in out.stderr
     assert "cannot reach" in out.stderr
     assert not (tmp_path / "results").exists() or run_dirs(tmp_path / "results") == []
+
+
+def test_raw_and_openai_transports_agree(sim_server, tmp_path: Path) -> None:
+    """Same engine, same workload: both transports fill the same record with the same figures."""
+    sim = sim_server("--seed", "3")
+    medians = {}
+    for client in ("raw", "openai"):
+        out = locust(sim.url, tmp_path / client, "-u", "4", "-r", "4", "-t", "8s", "--max-tokens", "48",
+                     "--client", client, "--run-name", client)  # fmt: skip
+        assert out.returncode == 0, out.stderr[-3000:]
+        (run,) = run_dirs(tmp_path / client)
+        rows = [r for r in read_rows(run) if r["ok"] == "true"]
+        assert len(rows) > 10
+        assert {r["tokens_source"] for r in rows} == {"usage"}
+        assert all(int(r["n_chunks"]) == int(r["output_tokens"]) for r in rows)  # one token per chunk
+        ttft = sorted(float(r["ttft_s"]) for r in rows)
+        tpot = sorted(float(r["tpot_s"]) for r in rows if r["tpot_s"])
+        medians[client] = (ttft[len(ttft) // 2], tpot[len(tpot) // 2])
+    (ttft_raw, tpot_raw), (ttft_sdk, tpot_sdk) = medians["raw"], medians["openai"]
+    assert abs(ttft_raw - ttft_sdk) < 0.015, medians
+    assert abs(tpot_raw - tpot_sdk) < 0.003, medians

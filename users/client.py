@@ -183,9 +183,14 @@ class OpenAITransport:
 
         key = (base_url, api_key)
         if key not in self._shared:
-            self._shared[key] = openai.OpenAI(
+            sdk = openai.OpenAI(
                 base_url=base_url.rstrip("/") + "/v1", api_key=api_key or "none", max_retries=0
             )
+            try:  # warm up: imports, the connection pool and pydantic models, before the first timed request
+                sdk.models.list()
+            except openai.OpenAIError:
+                pass  # the first request will report the problem with its row
+            self._shared[key] = sdk
         self.sdk = self._shared[key]
         self.openai = openai
 

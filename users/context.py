@@ -31,6 +31,8 @@ class Stage:
     rate_rps: float | None = None
     label: str = ""
     warmup_s: float = 0.0
+    cooldown_s: float = 0.0
+    spawn_rate: float = 0.0
     t_start_unix: float = 0.0
     t_end_unix: float | None = None
 

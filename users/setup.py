@@ -26,6 +26,7 @@ from users.context import RunContext
 from users.livestats import print_loop
 from users.options import OptionError, parse_duration_s
 from users.runfolder import create_run_dir, git_commit, safe_url, write_json
+from users.scaleout import loss_summary, mark_stale, note_report
 from users.sink import CsvSink
 
 log = logging.getLogger("goodput")
@@ -55,7 +56,10 @@ def validate(environment: Any, check_target: bool) -> tuple[Any, str]:
     """Everything a user can get wrong, checked before any run folder exists."""
     opts = environment.parsed_options
     try:
-        slo = parse_slo(opts.slo)
+        try:
+            slo = parse_slo(opts.slo)
+        except SloError as e:
+            raise OptionError(f"--slo: {e}") from None
         parse_duration_s(opts.request_timeout, "--request-timeout")
         parse_duration_s(opts.think_time, "--think-time")
         if opts.max_tokens <= 0:
@@ -156,6 +160,7 @@ def refresh_worker(environment: Any) -> None:
     fresh.worker_index, fresh.worker_count = ctx.worker_index, ctx.worker_count
     fresh.stage, fresh.stages = ctx.stage, ctx.stages
     fresh.buffer = ctx.buffer
+    fresh.buffer.started = len(fresh.buffer.rows)  # counted per run, as the master's per_worker is
     environment.goodput = fresh
 
 
@@ -169,7 +174,6 @@ def begin_run(environment: Any) -> None:
     ctx.sink = CsvSink(ctx.run_dir / "requests.csv", ctx.run_id)
     ctx.buffer.started = 0
     ctx.per_worker = {}
-    ctx.stages = []
     ctx.live.reset()
     ctx.meta.update(
         run_id=ctx.run_id,
@@ -200,19 +204,20 @@ def begin_run(environment: Any) -> None:
 
 
 def report_rows(env: Any, data: dict) -> None:
-    ctx: RunContext = env.goodput
+    ctx = getattr(env, "goodput", None)
+    if ctx is None:
+        return
     data["goodput"] = {"rows": ctx.buffer.take(), "started": ctx.buffer.started, "live": ctx.live.serialize()}
 
 
 def receive_rows(env: Any, client_id: str, data: dict) -> None:
     payload = data.get("goodput")
-    if payload is None or env.goodput.sink is None:
+    ctx = getattr(env, "goodput", None)  # reports can arrive while init is still validating
+    if payload is None or ctx is None or ctx.sink is None:
         return
     ctx: RunContext = env.goodput
     ctx.sink.add_rows(payload["rows"])
-    w = ctx.per_worker.setdefault(client_id, {"started": 0, "rows": 0})
-    w["started"] = payload["started"]
-    w["rows"] += len(payload["rows"])
+    note_report(ctx.per_worker, client_id, payload, time.time())
     ctx.live.merge(payload["live"])
 
 
@@ -244,16 +249,18 @@ def finish_run(environment: Any) -> None:
     if csv_writer is not None:
         csv_writer.finish()
     if isinstance(environment.runner, MasterRunner):
-        started = sum(w["started"] for w in ctx.per_worker.values())
-        ctx.meta["per_worker"] = ctx.per_worker
+        runner = environment.runner
+        mark_stale(ctx.per_worker, runner.clients, time.time(), locust.runners.WORKER_REPORT_INTERVAL)
+        ctx.meta.update(loss_summary(ctx.per_worker, sink.rows_written))
     else:
         started = ctx.buffer.started
-    ctx.meta["requests_sent"] = started
-    ctx.meta["rows_received"] = sink.rows_written
-    ctx.meta["lost_rows"] = max(0, started - sink.rows_written)
+        ctx.meta["requests_sent"] = started
+        ctx.meta["rows_received"] = sink.rows_written
+        ctx.meta["lost_rows"] = max(0, started - sink.rows_written)
     if ctx.meta.get("t_end_unix") is None:
         ctx.meta["t_end_unix"] = time.time()
     write_meta(ctx)
+    ctx.stages = []  # the next run (web UI) starts its own stage list
     log.info(
         "goodput: %d rows in %s — analyse with: python -m analysis %s",
         sink.rows_written,

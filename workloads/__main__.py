@@ -33,7 +33,9 @@ def show_conversation(c: Conversation, full: bool) -> str:
         lines.append(f"  extra body: {json.dumps(c.extra_body)}")
     lines += [_message(m, full) for m in c.prefix]
     for i, t in enumerate(c.turns):
-        lines.append(f" turn {i}: think {t.think_time_s:g} s, max_tokens {t.max_tokens if t.max_tokens is not None else '-'}")
+        lines.append(
+            f" turn {i}: think {t.think_time_s:g} s, max_tokens {t.max_tokens if t.max_tokens is not None else '-'}"
+        )
         lines += [_message(m, full) for m in t.messages]
         if t.reply is not None:
             lines.append(_message({"role": "assistant (recorded)", "content": t.reply}, full))

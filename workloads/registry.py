@@ -24,7 +24,12 @@ DATA_DIR = Path(__file__).resolve().parent.parent / "datasets"
 JSON_SUFFIXES = (".jsonl", ".json", ".ndjson")
 TABLE_SUFFIXES = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
 FILE_LOADERS: dict[str, Callable] = {"batch": batch.load, "sharegpt": chatlog.load, "sessions": sessions.load}
-SHAPES = {"batch": batch.SHAPE, "sharegpt": chatlog.SHAPE, "sessions": sessions.SHAPE, "columns": jsonfile.JSONL_SHAPE}
+SHAPES = {
+    "batch": batch.SHAPE,
+    "sharegpt": chatlog.SHAPE,
+    "sessions": sessions.SHAPE,
+    "columns": jsonfile.JSONL_SHAPE,
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,8 +56,18 @@ BUILTINS: dict[str, Builtin] = {
             "agentic.jsonl",
             ("think",),
         ),
-        Builtin("random", "random-word prompts, lengths from configurable distributions", "workloads.gen.randomwords:generate_random", "random.jsonl"),
-        Builtin("code", "code completion and editing requests carrying file contents", "workloads.gen.code:generate", "code.jsonl"),
+        Builtin(
+            "random",
+            "random-word prompts, lengths from configurable distributions",
+            "workloads.gen.randomwords:generate_random",
+            "random.jsonl",
+        ),
+        Builtin(
+            "code",
+            "code completion and editing requests carrying file contents",
+            "workloads.gen.code:generate",
+            "code.jsonl",
+        ),
         Builtin("chat", "short single-turn chat prompts", "workloads.gen.chat:generate", "chat.jsonl"),
         Builtin(
             "shared-prefix",
@@ -70,9 +85,14 @@ def _fingerprint(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()[:16]
 
 
-def _load_json_file(path: Path, spec: Spec, opts: Options, name: str) -> tuple[list[Conversation], str]:
+def _load_json_file(
+    path: Path, opts: Options, name: str, limit: int | None
+) -> tuple[list[Conversation], str]:
+    """`limit` keeps the first N records (N sessions for session files, whose prefix lines come first)."""
     forced = opts.choice("format", "", ("batch", "sharegpt", "sessions", "columns"))
     records = _records(path, forced or None)
+    if limit and (forced or (jsonfile.detect(records[0][1]) if records else "")) != "sessions":
+        records = records[:limit]
     if not records:
         raise WorkloadError(f"{path}: no requests (empty dataset)")
     fmt = forced or jsonfile.detect(records[0][1])
@@ -80,11 +100,13 @@ def _load_json_file(path: Path, spec: Spec, opts: Options, name: str) -> tuple[l
         cols = list(dict.fromkeys(k for _, r in records if isinstance(r, dict) for k in r))
         for where, r in records:
             if not isinstance(r, dict):
-                raise WorkloadError(f"{where}: not an object; expected {jsonfile.JSONL_SHAPE} with the mapped columns")
+                raise WorkloadError(
+                    f"{where}: not an object; expected {jsonfile.JSONL_SHAPE} with the mapped columns"
+                )
         return columns.load_rows(records, cols, opts, name, str(path)), ""
     header: dict = {}
     if fmt == "sessions":
-        convs = sessions.load(records, opts, name, header)
+        convs = sessions.load(records, opts, name, header)[:limit]
     else:
         convs = FILE_LOADERS[fmt](records, opts, name)
     return convs, str(header.get("description", ""))
@@ -107,27 +129,31 @@ def _load_file(spec: Spec, opts: Options) -> Workload:
     if not path.exists():
         if "/" not in spec.target and not path.suffix:
             known = ", ".join(BUILTINS)
-            raise WorkloadError(f"unknown dataset '{spec.target}': expected a built-in ({known}), a file path or hf:NAME")
+            raise WorkloadError(
+                f"unknown dataset '{spec.target}': expected a built-in ({known}), a file path or hf:NAME"
+            )
         raise WorkloadError(f"{spec.target}: no such file")
     if path.is_dir():
         raise WorkloadError(f"{spec.target}: is a directory; expected a .jsonl, .json, .parquet or .csv file")
     suffix = path.suffix.lower()
-    limit = opts.integer("limit", 0, lo=0)
+    limit = opts.integer("limit", 0, lo=0) or None
     description = ""
     if suffix in JSON_SUFFIXES:
-        convs, description = _load_json_file(path, spec, opts, path.stem)
+        convs, description = _load_json_file(path, opts, path.stem, limit)
     elif suffix in TABLE_SUFFIXES:
         cols, rows = columns.file_table(str(path), TABLE_SUFFIXES[suffix])
         if not rows:
             raise WorkloadError(f"{path}: no requests (empty dataset)")
-        convs = columns.load_rows(rows, cols, opts, path.stem, str(path))
+        convs = columns.load_rows(rows[:limit], cols, opts, path.stem, str(path))
     else:
-        raise WorkloadError(f"{path}: unsupported file type '{suffix}'; expected .jsonl, .json, .parquet or .csv")
-    if limit:
-        convs = convs[:limit]
+        raise WorkloadError(
+            f"{path}: unsupported file type '{suffix}'; expected .jsonl, .json, .parquet or .csv"
+        )
     if not convs:
         raise WorkloadError(f"{path}: no requests (no record holds a user turn)")
-    return Workload(path.name, spec.text, str(path), tuple(convs), description, _fingerprint(path.read_bytes()))
+    return Workload(
+        path.name, spec.text, str(path), tuple(convs), description, _fingerprint(path.read_bytes())
+    )
 
 
 def _load_builtin(spec: Spec, options: dict[str, str]) -> Workload:
@@ -136,7 +162,9 @@ def _load_builtin(spec: Spec, options: dict[str, str]) -> Workload:
     if b.shipped and set(options) <= set(b.file_options):
         path = DATA_DIR / b.shipped
         if not path.exists():
-            raise WorkloadError(f"{path}: missing; run `python datasets/regenerate.py` to write the shipped sets")
+            raise WorkloadError(
+                f"{path}: missing; run `python datasets/regenerate.py` to write the shipped sets"
+            )
         convs = sessions.load(_records(path, "sessions"), opts, b.name)
         fingerprint = _fingerprint(path.read_bytes())
         source = str(path)
@@ -152,13 +180,19 @@ def _load_builtin(spec: Spec, options: dict[str, str]) -> Workload:
 
 
 def _load_hub(spec: Spec, opts: Options) -> Workload:
-    limit = opts.integer("limit", 0, lo=0)
+    limit = opts.integer("limit", 0, lo=0) or None
     cols, rows = columns.hub_table(spec.target, opts)
-    convs = columns.load_rows(rows, cols, opts, spec.target.replace("/", "_"), f"hf:{spec.target}")
-    convs = convs[:limit] if limit else convs
+    convs = columns.load_rows(rows[:limit], cols, opts, spec.target.replace("/", "_"), f"hf:{spec.target}")
     if not convs:
         raise WorkloadError(f"hf:{spec.target}: no requests (empty dataset)")
-    return Workload(f"hf:{spec.target}", spec.text, f"hf:{spec.target}", tuple(convs), "", _fingerprint(spec.text.encode()))
+    return Workload(
+        f"hf:{spec.target}",
+        spec.text,
+        f"hf:{spec.target}",
+        tuple(convs),
+        "",
+        _fingerprint(spec.text.encode()),
+    )
 
 
 def load_workload(spec_text: str, **gen_options: object) -> Workload:
@@ -188,8 +222,16 @@ def load_workload(spec_text: str, **gen_options: object) -> Workload:
 
 
 def open_workload(
-    spec: str, *, seed: int, worker_index: int = 0, worker_count: int = 1, order: str = "shuffled", **gen_options: object
+    spec: str,
+    *,
+    seed: int,
+    worker_index: int = 0,
+    worker_count: int = 1,
+    order: str = "shuffled",
+    **gen_options: object,
 ) -> WorkloadStream:
     """The request stream for one load process: deterministic for (spec, seed, worker slice, order)."""
     workload = load_workload(spec, **gen_options)
-    return WorkloadStream(workload, seed=seed, worker_index=worker_index, worker_count=worker_count, order=order)
+    return WorkloadStream(
+        workload, seed=seed, worker_index=worker_index, worker_count=worker_count, order=order
+    )

@@ -18,7 +18,12 @@ from workloads.sources.sessions import dump_lines
 from workloads.spec import Options
 
 SHIPPED = tuple(name for name, b in BUILTINS.items() if b.shipped)
-FULL_SIZE = {"agentic": {"sessions": "1000"}, "random": {"n": "5000"}, "code": {"n": "2000"}, "chat": {"n": "5000"}}
+FULL_SIZE = {
+    "agentic": {"sessions": "1000"},
+    "random": {"n": "5000"},
+    "code": {"n": "2000"},
+    "chat": {"n": "5000"},
+}
 
 
 def render_set(name: str, options: dict[str, str] | None = None) -> str:

@@ -56,7 +56,9 @@ def parse_options(text: str, where: str) -> dict[str, str]:
 def parse_spec(text: str, builtins: tuple[str, ...]) -> Spec:
     raw = (text or "").strip()
     if not raw:
-        raise WorkloadError(f"empty dataset: expected a built-in name ({', '.join(builtins)}), a file path or hf:NAME")
+        raise WorkloadError(
+            f"empty dataset: expected a built-in name ({', '.join(builtins)}), a file path or hf:NAME"
+        )
     if raw.startswith("hf:"):
         name, _, query = raw[3:].partition("?")
         if not name.strip():

@@ -11,6 +11,8 @@ other prompt is the one with a neighbour in sorted order.
 
 from __future__ import annotations
 
+import itertools
+
 from workloads.conversation import Conversation, Workload, assistant, expected_output_tokens, request_messages
 from workloads.tokens import content_text, count_tokens, render
 
@@ -58,7 +60,7 @@ def shared_prefix_chars(texts: list[str]) -> list[int]:
     """For each text, the longest prefix it shares with any other text of the list."""
     order = sorted(range(len(texts)), key=texts.__getitem__)
     best = [0] * len(texts)
-    for a, b in zip(order, order[1:], strict=False):
+    for a, b in itertools.pairwise(order):
         n = common_prefix_len(texts[a], texts[b])
         best[a] = max(best[a], n)
         best[b] = max(best[b], n)
@@ -127,7 +129,7 @@ def compute(workload: Workload) -> dict:
     cross = shared_prefix_chars(finals)
     total = shared_any = shared_cross = 0
     inputs: list[float] = []
-    for c, sizes, full, lcp in zip(convs, per_conv, finals, cross, strict=True):
+    for sizes, full, lcp in zip(per_conv, finals, cross, strict=True):
         at_lcp = count_tokens(full[:lcp]) if lcp else 0
         for t, (n_in, n_tok, n_chars) in enumerate(sizes):
             inputs.append(n_in)
@@ -137,7 +139,9 @@ def compute(workload: Workload) -> dict:
                 shared_any += n_tok  # the next turn of the session extends this prompt
             else:
                 reach = max(lcp, sizes[t - 1][2] if t else 0)
-                shared_any += n_tok if reach >= n_chars else (at_lcp if reach == lcp else count_tokens(full[:reach]))
+                shared_any += (
+                    n_tok if reach >= n_chars else (at_lcp if reach == lcp else count_tokens(full[:reach]))
+                )
     outputs = [float(n) for c in convs for turn in c.turns if (n := expected_output_tokens(turn)) is not None]
     thinks = [turn.think_time_s for c in convs for turn in c.turns[1:]]
     turns = [len(c.turns) for c in convs]
@@ -170,7 +174,11 @@ def _row(label: str, s: dict | None, digits: int = 0) -> str:
 
 def format_text(st: dict) -> str:
     t = st["turns"]
-    shape = f"multi-turn, {t['min']:.0f}-{t['max']:.0f} turns (median {t['p50']:.0f})" if st["multi_turn"] else "single-turn"
+    shape = (
+        f"multi-turn, {t['min']:.0f}-{t['max']:.0f} turns (median {t['p50']:.0f})"
+        if st["multi_turn"]
+        else "single-turn"
+    )
     lines = [
         f"{st['name']}" + (f" — {st['description']}" if st["description"] else ""),
         f"{'source':<16}{st['source']} (fingerprint {st['fingerprint']})",
@@ -184,7 +192,9 @@ def format_text(st: dict) -> str:
     if st["multi_turn"]:
         lines.append(_row("think time s", st["think_time_s"], 2))
     if st["output_known"] < st["requests"]:
-        lines.append(f"{'':<16}(output length known for {st['output_known']:,} of {st['requests']:,} requests; the rest use --max-tokens)")
+        lines.append(
+            f"{'':<16}(output length known for {st['output_known']:,} of {st['requests']:,} requests; the rest use --max-tokens)"
+        )
     lines += [
         "",
         f"{'prefix sharing':<16}{st['prefix_share']:.1%} of prompt tokens lie in a prefix shared with another request"

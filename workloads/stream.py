@@ -29,7 +29,13 @@ class WorkloadStream:
     """Everything is pre-built at open time; the next_* calls are O(1) except once per epoch."""
 
     def __init__(
-        self, workload: Workload, *, seed: int, worker_index: int = 0, worker_count: int = 1, order: str = "shuffled"
+        self,
+        workload: Workload,
+        *,
+        seed: int,
+        worker_index: int = 0,
+        worker_count: int = 1,
+        order: str = "shuffled",
     ) -> None:
         if order not in ORDERS:
             raise WorkloadError(f"--order: '{order}' is not one of {', '.join(ORDERS)}")

@@ -85,7 +85,7 @@ WORDS: tuple[str, ...] = tuple(
     weapon wear week weight well west western what whatever when where whether which while white whole
     whom whose why wide wife will win wind window wish with within without woman wonder word work worker
     world worry would write writer wrong yard yeah year yes yet young your yourself
-    """.split()
+    """.split()  # noqa: SIM905 (a word list reads better as text)
 )
 
 
@@ -128,17 +128,18 @@ def _block(key: str, j: int) -> tuple[str, ...]:
     (`cast("H")` reads native byte order: the text is the same on every little-endian machine.)
     """
     rng = random.Random(f"{key}:{j}")
-    idx = memoryview(rng.randbytes(2 * _BLOCK)).cast("H")
-    lengths = rng.randbytes(_BLOCK // 8 + 1)
     n = len(WORDS)
+    idx = [i % n for i in memoryview(rng.randbytes(2 * _BLOCK)).cast("H")]
+    words = [WORDS[i] for i in idx]
+    lengths = rng.randbytes(_BLOCK // 8 + 1)
     pieces: list[str] = []
     pos = k = 0
     while len(pieces) < _BLOCK:
-        words = idx[pos : pos + 7 + lengths[k] % 13]  # 7..19 words, then a period
-        pos, k = pos + len(words), k + 1
-        pieces.append(_CAPITALIZED[words[0] % n])
-        pieces.extend(WORDS[i % n] for i in words[1:])
+        length = 7 + lengths[k] % 13  # words in this sentence, then a period
+        pieces.append(_CAPITALIZED[idx[pos]])
+        pieces += words[pos + 1 : pos + length]
         pieces.append(".")
+        pos, k = pos + length, k + 1
     return tuple(pieces[:_BLOCK])
 
 

@@ -58,7 +58,9 @@ def sample_value(param: str, rng: random.Random) -> str:
     p = param.lower()
     if any(k in p for k in ("text", "line", "string", "name", "prefix", "sep", "pattern", "pat", "url", "s")):
         return repr(rng.choice(["hello world", "  indented\n\ttext\n", "a,b,c", "naïve café", "x" * 12]))
-    if any(k in p for k in ("width", "n", "size", "count", "index", "lo", "hi", "year", "month", "day", "width")):
+    if any(
+        k in p for k in ("width", "n", "size", "count", "index", "lo", "hi", "year", "month", "day", "width")
+    ):
         return str(rng.choice([0, 1, 3, 12, 80, 2024]))
     if any(k in p for k in ("items", "seq", "data", "iterable", "list", "values", "a", "x")):
         return rng.choice(["[3, 1, 2]", "[]", "[1.5, 2.5, 4.0]", "list(range(10))"])
@@ -94,20 +96,37 @@ def tests_file(s: Session) -> list[str]:
     for f in chosen:
         for suffix in rng.sample(["basic", "empty", "roundtrip", "defaults", "unicode"], 2):
             expected = rng.choice(["[1, 2, 3]", "''", "'hello world'", "0", "None", "(1, 2)"])
-            lines += [f"def test_{f.name.strip('_')}_{suffix}():", f"    assert {call_expr(f, rng)} == {expected}", "", ""]
+            lines += [
+                f"def test_{f.name.strip('_')}_{suffix}():",
+                f"    assert {call_expr(f, rng)} == {expected}",
+                "",
+                "",
+            ]
     return lines[:-1]
 
 
 def code_lines(s: Session) -> list[int]:
     """Line numbers of the target's real statements (signature and docstring excluded)."""
-    lines = [n for n in range(_body_start(s) + 1, s.f.end_lineno + 1) if s.sf.lines[n - 1].strip() and not s.sf.lines[n - 1].strip().startswith("#")]
+    lines = [
+        n
+        for n in range(_body_start(s) + 1, s.f.end_lineno + 1)
+        if s.sf.lines[n - 1].strip() and not s.sf.lines[n - 1].strip().startswith("#")
+    ]
     return lines or [s.f.lineno]
 
 
 def param_kind(param: str) -> str:
     """text | number | sequence | other, guessed like sample_value does."""
     v = sample_value(param, random.Random(0))
-    return "text" if v.startswith("'") else "number" if v.isdigit() else "sequence" if v.startswith(("[", "list")) else "other"
+    return (
+        "text"
+        if v.startswith("'")
+        else "number"
+        if v.isdigit()
+        else "sequence"
+        if v.startswith(("[", "list"))
+        else "other"
+    )
 
 
 def numbered(lines: list[str], start: int = 1) -> str:
@@ -123,7 +142,11 @@ def read_source(s: Session, rng: random.Random) -> tuple[dict, str]:
 
 def read_other(s: Session, rng: random.Random) -> tuple[dict, str]:
     """A second function of the same file: the one that calls the target, else a neighbour."""
-    callers = [g for g in s.sf.functions if g != s.f and re.search(rf"\b{re.escape(s.f.name)}\(", s.sf.window(g.lineno, g.end_lineno, False))]
+    callers = [
+        g
+        for g in s.sf.functions
+        if g != s.f and re.search(rf"\b{re.escape(s.f.name)}\(", s.sf.window(g.lineno, g.end_lineno, False))
+    ]
     g = callers[0] if callers else rng.choice([x for x in s.sf.functions if x != s.f] or [s.f])
     end = min(g.end_lineno + 2, g.lineno + MAX_READ_LINES - 1)
     body = f"{s.path}  (lines {g.lineno}-{end} of {len(s.sf.lines)})\n{s.sf.window(g.lineno, end)}"
@@ -133,7 +156,9 @@ def read_other(s: Session, rng: random.Random) -> tuple[dict, str]:
 def read_tests(s: Session) -> tuple[dict, str]:
     lines = tests_file(s)
     s.n_tests = sum(1 for x in lines if x.startswith("def test_"))
-    return {"path": s.test_path}, result("read_file", f"{s.test_path}  (lines 1-{len(lines)} of {len(lines)})\n{numbered(lines)}")
+    return {"path": s.test_path}, result(
+        "read_file", f"{s.test_path}  (lines 1-{len(lines)} of {len(lines)})\n{numbered(lines)}"
+    )
 
 
 def search(s: Session, pattern: str) -> tuple[dict, str]:
@@ -198,13 +223,22 @@ def patch_source(s: Session, change: str) -> str:
     first = s.f.params[0] if s.f.params else "value"
     new = list(lines)
     if change == "fix":
-        guard = {"empty_input": f"if not {first}:", "none_value": f"if {first} is None:"}.get(s.symptom[0], f"if not {first}:")
+        guard = {"empty_input": f"if not {first}:", "none_value": f"if {first} is None:"}.get(
+            s.symptom[0], f"if not {first}:"
+        )
         new[k:k] = [f"{indent}{guard}", f"{indent}    return {first}"]
     elif change == "feature":
         d = s.f.lineno - 1
         sig = new[d]
-        new[d] = sig.replace("):", ", *, strict=False):") if "):" in sig and "*" not in sig else sig.replace("):", ", strict=False):")
-        new[k:k] = [f"{indent}if strict and not {first}:", f"{indent}    raise ValueError(f'{s.f.name}: empty {first} in strict mode')"]
+        new[d] = (
+            sig.replace("):", ", *, strict=False):")
+            if "):" in sig and "*" not in sig
+            else sig.replace("):", ", strict=False):")
+        )
+        new[k:k] = [
+            f"{indent}if strict and not {first}:",
+            f"{indent}    raise ValueError(f'{s.f.name}: empty {first} in strict mode')",
+        ]
     else:  # speed: memoise a pure top-level function
         d = s.f.lineno - 1
         new[d:d] = [lines[d][: len(lines[d]) - len(lines[d].lstrip())] + "@functools.lru_cache(maxsize=1024)"]
@@ -229,7 +263,7 @@ def patch_tests(s: Session, suffixes: list[str], rng: random.Random) -> str:
     for suffix in suffixes:
         added += test_function(s, suffix, rng)
         s.tests_added.append(f"test_{s.f.name.strip('_')}_{suffix}")
-    diff = _diff(s.test_path, old, old + ["", *added])
+    diff = _diff(s.test_path, old, [*old, "", *added])
     s.patches.append(diff)
     return diff
 
@@ -237,7 +271,10 @@ def patch_tests(s: Session, suffixes: list[str], rng: random.Random) -> str:
 def pytest_pass(s: Session, rng: random.Random) -> str:
     n = max(s.n_tests, 8) + len(s.tests_added) + rng.randint(0, 40)
     dots = "." * min(n, 70)
-    return result("run_tests", f"$ python -m pytest -q {s.test_path}\n{dots}{' ' * (72 - len(dots))}[100%]\n{n} passed in {rng.uniform(0.2, 3.5):.2f}s")
+    return result(
+        "run_tests",
+        f"$ python -m pytest -q {s.test_path}\n{dots}{' ' * (72 - len(dots))}[100%]\n{n} passed in {rng.uniform(0.2, 3.5):.2f}s",
+    )
 
 
 def pytest_fail(s: Session, test_name: str, exc: str, message: str, rng: random.Random) -> str:
@@ -273,7 +310,9 @@ def pytest_fail(s: Session, test_name: str, exc: str, message: str, rng: random.
 def timeit(s: Session, rng: random.Random, usec: float) -> tuple[str, str]:
     command = f'python -m timeit -s "from {s.import_name} import {s.f.qualname.split(".")[0]}" "{call_expr(s.f, rng)}"'
     loops = rng.choice([1000, 2000, 5000, 10000, 20000])
-    return command, result("run_command", f"$ {command}\nexit code: 0\n{loops} loops, best of 5: {usec:.3g} usec per loop")
+    return command, result(
+        "run_command", f"$ {command}\nexit code: 0\n{loops} loops, best of 5: {usec:.3g} usec per loop"
+    )
 
 
 def changelog(s: Session) -> tuple[str, list[str]]:
@@ -284,7 +323,7 @@ def changelog(s: Session) -> tuple[str, list[str]]:
 
 def patch_changelog(s: Session, entry: str) -> str:
     path, old = changelog(s)
-    new = old[:4] + [f"- {entry}"] + old[4:]
+    new = [*old[:4], f"- {entry}", *old[4:]]
     diff = _diff(path, old, new)
     s.patches.append(diff)
     return diff

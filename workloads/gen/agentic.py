@@ -32,8 +32,19 @@ SYMPTOMS = [
     ("odd_length", "silently drops the last element when the input has an odd length", "AssertionError", "assert [1, 2] == [1, 2, 3]"),
     ("whitespace", "keeps trailing whitespace it should strip, which breaks our golden-file tests", "AssertionError", "assert 'value  ' == 'value'"),
 ]  # fmt: skip
-INTROS = ["", "Bug report from QA: ", "We're seeing this in production: ", "Customer ticket #{n}: ", "Found while testing the 2.4 release: "]
-CONTEXTS = ["", " It started after last week's refactor.", " This blocks the release.", " Low priority, but it keeps coming up."]
+INTROS = [
+    "",
+    "Bug report from QA: ",
+    "We're seeing this in production: ",
+    "Customer ticket #{n}: ",
+    "Found while testing the 2.4 release: ",
+]
+CONTEXTS = [
+    "",
+    " It started after last week's refactor.",
+    " This blocks the release.",
+    " Low priority, but it keeps coming up.",
+]
 THINK = {"read_file": (0.05, 0.3), "list_dir": (0.05, 0.2), "search_code": (0.2, 1.2), "apply_patch": (0.1, 0.4),
          "run_tests": (1.5, 9.0), "run_command": (2.0, 10.0), "git_diff": (0.1, 0.3), "human": (8.0, 40.0)}  # fmt: skip
 
@@ -61,13 +72,25 @@ def st_read_source(s: Session) -> tuple[str, str, str]:
 
 def st_read_other(s: Session) -> tuple[str, str, str]:
     args, res = tools.read_other(s, s.rng)
-    text = _say(s, ["To see how it is used, let me read the caller in the same file.", "Let me check the related code next to it."])
+    text = _say(
+        s,
+        [
+            "To see how it is used, let me read the caller in the same file.",
+            "Let me check the related code next to it.",
+        ],
+    )
     return f"{text}\n{call('read_file', args)}", res, "read_file"
 
 
 def st_read_tests(s: Session) -> tuple[str, str, str]:
     args, res = tools.read_tests(s)
-    text = _say(s, ["Now the existing tests in `{tests}`, to follow their style.", "Let me look at how `{tests}` covers this module."])
+    text = _say(
+        s,
+        [
+            "Now the existing tests in `{tests}`, to follow their style.",
+            "Let me look at how `{tests}` covers this module.",
+        ],
+    )
     return f"{text}\n{call('read_file', args)}", res, "read_file"
 
 
@@ -93,20 +116,40 @@ def st_fix(s: Session) -> tuple[str, str, str]:
                p=first, what=s.symptom[0].replace("_", " "))  # fmt: skip
     added = tools.patch_tests(s, [s.symptom[0]], s.rng)
     patch = f"{diff}\n{added}"
-    return f"{why} I'll add the guard and a regression test.\n{call('apply_patch', {'patch': patch})}", tools.result("apply_patch", _applied(s, 2)), "apply_patch"
+    return (
+        f"{why} I'll add the guard and a regression test.\n{call('apply_patch', {'patch': patch})}",
+        tools.result("apply_patch", _applied(s, 2)),
+        "apply_patch",
+    )
 
 
 def st_feature(s: Session) -> tuple[str, str, str]:
     diff = tools.patch_source(s, "feature")
     text = "The change is local to `{func}`: add the keyword-only flag with a default of False and check it before the main logic, so existing callers are unaffected."
-    return f"{_say(s, [text])}\n{call('apply_patch', {'patch': diff})}", tools.result("apply_patch", _applied(s, 1)), "apply_patch"
+    return (
+        f"{_say(s, [text])}\n{call('apply_patch', {'patch': diff})}",
+        tools.result("apply_patch", _applied(s, 1)),
+        "apply_patch",
+    )
 
 
 def st_add_tests(s: Session) -> tuple[str, str, str]:
-    suffixes = s.rng.sample(["basic", "empty", "strict", "unicode", "large", "invalid", "defaults"], s.rng.randint(2, 4))
+    suffixes = s.rng.sample(
+        ["basic", "empty", "strict", "unicode", "large", "invalid", "defaults"], s.rng.randint(2, 4)
+    )
     diff = tools.patch_tests(s, suffixes, s.rng)
-    text = _say(s, ["Now the tests for the new behaviour, in the style of the existing ones.", "Adding tests that cover normal use and the edge cases."])
-    return f"{text}\n{call('apply_patch', {'patch': diff})}", tools.result("apply_patch", _applied(s, 1)), "apply_patch"
+    text = _say(
+        s,
+        [
+            "Now the tests for the new behaviour, in the style of the existing ones.",
+            "Adding tests that cover normal use and the edge cases.",
+        ],
+    )
+    return (
+        f"{text}\n{call('apply_patch', {'patch': diff})}",
+        tools.result("apply_patch", _applied(s, 1)),
+        "apply_patch",
+    )
 
 
 def st_tests_fail_own(s: Session) -> tuple[str, str, str]:
@@ -118,17 +161,31 @@ def st_tests_fail_own(s: Session) -> tuple[str, str, str]:
 def st_fix_own_test(s: Session) -> tuple[str, str, str]:
     diff = tools.patch_tests(s, ["expected_value"], s.rng)
     text = "My expectation in that test was wrong, not the code: the function keeps the input as a single item there. Correcting the assertion."
-    return f"{text}\n{call('apply_patch', {'patch': diff})}", tools.result("apply_patch", _applied(s, 1)), "apply_patch"
+    return (
+        f"{text}\n{call('apply_patch', {'patch': diff})}",
+        tools.result("apply_patch", _applied(s, 1)),
+        "apply_patch",
+    )
 
 
 def st_run_tests(s: Session) -> tuple[str, str, str]:
-    text = _say(s, ["Re-running the test module to check the fix and that nothing else broke.", "Running the tests again."])
+    text = _say(
+        s,
+        [
+            "Re-running the test module to check the fix and that nothing else broke.",
+            "Running the tests again.",
+        ],
+    )
     return f"{text}\n{call('run_tests', {'target': s.test_path})}", tools.pytest_pass(s, s.rng), "run_tests"
 
 
 def st_lint(s: Session) -> tuple[str, str, str]:
     res = tools.result("run_command", "$ ruff check src tests\nexit code: 0\nAll checks passed!")
-    return f"And the linter, as the conventions require.\n{call('run_command', {'command': 'ruff check src tests'})}", res, "run_command"
+    return (
+        f"And the linter, as the conventions require.\n{call('run_command', {'command': 'ruff check src tests'})}",
+        res,
+        "run_command",
+    )
 
 
 def st_git_diff(s: Session) -> tuple[str, str, str]:
@@ -139,24 +196,36 @@ def st_git_diff(s: Session) -> tuple[str, str, str]:
 def st_timeit(s: Session, before: bool) -> tuple[str, str, str]:
     usec = s.rng.uniform(8.0, 90.0) * (1.0 if before else s.rng.uniform(0.05, 0.3))
     command, res = tools.timeit(s, s.rng, usec)
-    text = "Measuring the current cost per call first." if before else "Measuring again with the cache in place."
+    text = (
+        "Measuring the current cost per call first." if before else "Measuring again with the cache in place."
+    )
     return f"{text}\n{call('run_command', {'command': command})}", res, "run_command"
 
 
 def st_speed(s: Session) -> tuple[str, str, str]:
     diff = tools.patch_source(s, "speed")
     text = "`{func}` is pure and its arguments are hashable, and the report calls it with a small set of repeated arguments, so memoising it is the simplest safe speed-up."
-    return f"{_say(s, [text])}\n{call('apply_patch', {'patch': diff})}", tools.result("apply_patch", _applied(s, 1)), "apply_patch"
+    return (
+        f"{_say(s, [text])}\n{call('apply_patch', {'patch': diff})}",
+        tools.result("apply_patch", _applied(s, 1)),
+        "apply_patch",
+    )
 
 
 def st_changelog(s: Session) -> tuple[str, str, str]:
     diff = tools.patch_changelog(s, f"`{s.f.qualname}`: {s.kind} change (see tests).")
-    return f"Adding the entry under 'Unreleased'.\n{call('apply_patch', {'patch': diff})}", tools.result("apply_patch", _applied(s, 1)), "apply_patch"
+    return (
+        f"Adding the entry under 'Unreleased'.\n{call('apply_patch', {'patch': diff})}",
+        tools.result("apply_patch", _applied(s, 1)),
+        "apply_patch",
+    )
 
 
 def st_read_changelog(s: Session) -> tuple[str, str, str]:
     path, lines = tools.changelog(s)
-    res = tools.result("read_file", f"{path}  (lines 1-{len(lines)} of {len(lines)})\n{tools.numbered(lines)}")
+    res = tools.result(
+        "read_file", f"{path}  (lines 1-{len(lines)} of {len(lines)})\n{tools.numbered(lines)}"
+    )
     return f"Sure. Reading the changelog first.\n{call('read_file', {'path': path})}", res, "read_file"
 
 
@@ -168,14 +237,45 @@ def _plan(s: Session) -> list[Step]:
     rng = s.rng
     maybe = lambda p, step: [step] if rng.random() < p else []  # noqa: E731
     if s.kind == "bugfix":
-        return [st_search, st_read_source, *maybe(0.4, st_read_other), *maybe(0.4, st_read_tests), st_reproduce, st_fix, st_run_tests, *maybe(0.3, st_git_diff)]
+        return [
+            st_search,
+            st_read_source,
+            *maybe(0.4, st_read_other),
+            *maybe(0.4, st_read_tests),
+            st_reproduce,
+            st_fix,
+            st_run_tests,
+            *maybe(0.3, st_git_diff),
+        ]
     if s.kind == "feature":
-        return [st_read_source, st_search, st_read_tests, st_feature, st_add_tests, st_run_tests, *maybe(0.5, st_lint)]
+        return [
+            st_read_source,
+            st_search,
+            st_read_tests,
+            st_feature,
+            st_add_tests,
+            st_run_tests,
+            *maybe(0.5, st_lint),
+        ]
     if s.kind == "tests":
-        return [st_read_source, *maybe(0.5, st_list_dir), st_read_tests, st_add_tests, st_tests_fail_own, st_fix_own_test, st_run_tests]
+        return [
+            st_read_source,
+            *maybe(0.5, st_list_dir),
+            st_read_tests,
+            st_add_tests,
+            st_tests_fail_own,
+            st_fix_own_test,
+            st_run_tests,
+        ]
     if s.kind == "explain":
         return [st_search, st_read_source, rng.choice([st_read_other, st_read_tests])]
-    return [st_read_source, lambda x: st_timeit(x, True), st_speed, lambda x: st_timeit(x, False), st_run_tests]
+    return [
+        st_read_source,
+        lambda x: st_timeit(x, True),
+        st_speed,
+        lambda x: st_timeit(x, False),
+        st_run_tests,
+    ]
 
 
 def _task(s: Session) -> str:
@@ -202,7 +302,10 @@ def _task(s: Session) -> str:
 def _summary(s: Session) -> str:
     rng = s.rng
     if s.kind == "explain":
-        lines = [f"`{s.f.qualname}` is defined at line {s.f.lineno} of `{s.path}` ({s.f.end_lineno - s.f.lineno + 1} lines). Walking through it:", ""]
+        lines = [
+            f"`{s.f.qualname}` is defined at line {s.f.lineno} of `{s.path}` ({s.f.end_lineno - s.f.lineno + 1} lines). Walking through it:",
+            "",
+        ]
         notes = {"if": "branches on this condition", "for": "is the main loop", "while": "loops until the condition fails",
                  "return": "produces the result", "try": "guards the risky part", "raise": "rejects invalid input"}  # fmt: skip
         for n in range(s.f.lineno, s.f.end_lineno + 1):
@@ -221,9 +324,13 @@ def _summary(s: Session) -> str:
                f"- `{s.test_path}`: {', '.join(f'`{t}`' for t in s.tests_added) or 'unchanged'}.",
                f"- Verified with `python -m pytest -q {s.test_path}`: all tests pass."]  # fmt: skip
     if s.kind == "speed":
-        bullets.append("- The cache is bounded (1024 entries); results are identical because the function has no side effects.")
+        bullets.append(
+            "- The cache is bounded (1024 entries); results are identical because the function has no side effects."
+        )
     if rng.random() < 0.5:
-        bullets.append("- Worth checking: any caller that relied on the old behaviour for this edge case (I found none in the repository).")
+        bullets.append(
+            "- Worth checking: any caller that relied on the old behaviour for this edge case (I found none in the repository)."
+        )
     return "\n".join([head, "", *bullets])
 
 
@@ -249,7 +356,12 @@ def _session(index: int, seed: int, think_scale: float) -> Conversation:
     final = _summary(s)
     turns.append(Turn(messages, count_tokens(final), final, think))
     if followup:
-        ask = rng.choice(["Thanks! Can you also add a line to the changelog?", "Looks good. Please add a CHANGELOG entry for this too."])
+        ask = rng.choice(
+            [
+                "Thanks! Can you also add a line to the changelog?",
+                "Looks good. Please add a CHANGELOG entry for this too.",
+            ]
+        )
         messages, think = ({"role": "user", "content": ask},), _pause(rng, "human", think_scale)
         for step in (st_read_changelog, st_changelog):
             reply, res, tool = step(s)

@@ -30,7 +30,15 @@ HOWTO = [
     "write a cover letter for a career change", "teach a child to ride a bike", "undo the last Git commit",
     "politely decline a meeting invitation", "sharpen a kitchen knife with a whetstone", "read a nutrition label",
 ]  # fmt: skip
-KINDS = ["haiku", "limerick", "short poem", "two-paragraph story", "product description", "tweet", "toast for a wedding"]
+KINDS = [
+    "haiku",
+    "limerick",
+    "short poem",
+    "two-paragraph story",
+    "product description",
+    "tweet",
+    "toast for a wedding",
+]
 TOPICS = [
     "a lighthouse keeper's last night on duty", "autumn in a small mountain town", "a robot learning to paint",
     "the first cup of coffee in the morning", "a cat who thinks it is a dog", "a reusable water bottle",
@@ -67,7 +75,13 @@ THINGS = ["a coffee shop that also sells books", "a budgeting app for students",
           "a dog-walking business", "an open-source note-taking tool", "a bakery specialising in sourdough"]  # fmt: skip
 CONCEPTS = ["inflation", "how vaccines work", "recursion", "black holes", "compound interest", "photosynthesis",
             "public-key encryption", "supply and demand", "how a CPU cache works", "the placebo effect"]  # fmt: skip
-AUDIENCES = ["a ten-year-old", "my grandmother", "a new employee", "someone who has never used a computer", "a high-school student"]
+AUDIENCES = [
+    "a ten-year-old",
+    "my grandmother",
+    "a new employee",
+    "someone who has never used a computer",
+    "a high-school student",
+]
 
 # category -> (templates, typical answer length: mean, std, min, max)
 CATEGORIES: dict[str, tuple[list[str], tuple[int, int, int, int]]] = {
@@ -111,5 +125,7 @@ def generate(opts: Options) -> list[Conversation]:
         mean, std, lo, hi = CATEGORIES[category][1]
         max_tokens = LengthDist("lognormal", mean, std, lo, hi).sample(rng)
         turn = Turn(({"role": "user", "content": text},), max_tokens, None, 0.0)
-        out.append(Conversation(f"chat-{i:05d}", ({"role": "system", "content": SYSTEM},), (turn,), category, {}))
+        out.append(
+            Conversation(f"chat-{i:05d}", ({"role": "system", "content": SYSTEM},), (turn,), category, {})
+        )
     return out

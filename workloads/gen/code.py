@@ -79,5 +79,7 @@ def generate(opts: Options) -> list[Conversation]:
         instruction = rng.choice(TASKS[kind][1]).format(qual=f.qualname)
         text = f"File: Lib/{sf.module} (lines {start}-{end})\n```python\n{sf.window(start, end, numbered=False)}\n```\n\n{instruction}"
         turn = Turn(({"role": "user", "content": text},), _expected_output(kind, sf, f, cut, rng), None, 0.0)
-        out.append(Conversation(f"code-{i:05d}", ({"role": "system", "content": SYSTEM},), (turn,), sf.module, {}))
+        out.append(
+            Conversation(f"code-{i:05d}", ({"role": "system", "content": SYSTEM},), (turn,), sf.module, {})
+        )
     return out

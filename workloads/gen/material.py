@@ -66,7 +66,9 @@ def source_file(module: str) -> SourceFile:
     try:
         text = path.read_text(encoding="utf-8")
     except OSError:
-        raise WorkloadError(f"{path}: stdlib source not found (the code/agentic generators read it)") from None
+        raise WorkloadError(
+            f"{path}: stdlib source not found (the code/agentic generators read it)"
+        ) from None
     tree = ast.parse(text)
     functions: list[Function] = []
     outline: list[str] = []

@@ -33,7 +33,9 @@ def generate_random(opts: Options) -> list[Conversation]:
     seed = opts.integer("seed", 0, lo=0)
     like = opts.text("like")
     if like is not None and (opts.has("input") or opts.has("output")):
-        raise WorkloadError("random: like= copies input and output lengths; give either like= or input=/output=")
+        raise WorkloadError(
+            "random: like= copies input and output lengths; give either like= or input=/output="
+        )
     input_dist = opts.length("input", RANDOM_INPUT)
     output_dist = opts.length("output", RANDOM_OUTPUT)
     pairs = _length_pairs(like) if like is not None else None
@@ -61,7 +63,14 @@ def generate_shared_prefix(opts: Options) -> list[Conversation]:
     prefixes = []
     for g in range(groups):
         rng = random.Random(f"shared-prefix:{seed}:prefix:{g}")
-        prefixes.append(({"role": "system", "content": synth_text(prefix_dist.sample(rng), f"shared-prefix:{seed}:prefix:{g}")},))
+        prefixes.append(
+            (
+                {
+                    "role": "system",
+                    "content": synth_text(prefix_dist.sample(rng), f"shared-prefix:{seed}:prefix:{g}"),
+                },
+            )
+        )
     out: list[Conversation] = []
     for j in range(n):
         g = j % groups

@@ -43,7 +43,9 @@ def convert(where: str, obj: Any, fallback_id: str) -> Conversation:
     extra = {key: v for key, v in body.items() if key not in RUN_DECIDES}
     cid = obj.get("custom_id")
     turn = Turn(tuple(messages[k:]), _max_tokens(body, where), None, 0.0)
-    return Conversation(str(cid) if cid is not None else fallback_id, prefix, (turn,), group_of(prefix), extra)
+    return Conversation(
+        str(cid) if cid is not None else fallback_id, prefix, (turn,), group_of(prefix), extra
+    )
 
 
 def load(records: Iterable[tuple[str, Any]], opts: Options, stem: str) -> list[Conversation]:
@@ -54,7 +56,9 @@ def load(records: Iterable[tuple[str, Any]], opts: Options, stem: str) -> list[C
         conv = convert(where, obj, f"{stem}-{n}")
         if conv.id in seen:  # ids must stay unique: they become session ids in requests.csv
             seen[conv.id] += 1
-            conv = Conversation(f"{conv.id}#{seen[conv.id]}", conv.prefix, conv.turns, conv.group, conv.extra_body)
+            conv = Conversation(
+                f"{conv.id}#{seen[conv.id]}", conv.prefix, conv.turns, conv.group, conv.extra_body
+            )
         else:
             seen[conv.id] = 1
         out.append(conv)

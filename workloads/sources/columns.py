@@ -38,7 +38,9 @@ def _text(value: Any) -> str | None:
     return text if text.strip() else None
 
 
-def load_rows(rows: Iterable[tuple[str, Any]], columns: list[str], opts: Options, stem: str, source: str) -> list[Conversation]:
+def load_rows(
+    rows: Iterable[tuple[str, Any]], columns: list[str], opts: Options, stem: str, source: str
+) -> list[Conversation]:
     """Apply the column mapping to every row; `columns` lists what the table has, for the errors."""
     mapping = {key: opts.text(key) for key in ("prompt", "system", "reply", "id", "group")}
     cap = opts.text("max_tokens")
@@ -85,7 +87,9 @@ def load_rows(rows: Iterable[tuple[str, Any]], columns: list[str], opts: Options
             try:
                 max_tokens = int(value) if value is not None and str(value).strip() else None
             except (TypeError, ValueError):
-                raise WorkloadError(f"{where}: column '{cap}' = {value!r} is not a whole number of tokens") from None
+                raise WorkloadError(
+                    f"{where}: column '{cap}' = {value!r} is not a whole number of tokens"
+                ) from None
             if max_tokens is not None and max_tokens < 1:
                 raise WorkloadError(f"{where}: column '{cap}' = {value!r} must be at least 1")
         if max_tokens is None and reply is not None:
@@ -101,7 +105,9 @@ def _quiet_datasets() -> Any:
     try:
         import datasets
     except ImportError:  # pragma: no cover - it is in requirements.txt
-        raise WorkloadError("reading csv/parquet/hub sets needs the `datasets` package (pip install datasets)") from None
+        raise WorkloadError(
+            "reading csv/parquet/hub sets needs the `datasets` package (pip install datasets)"
+        ) from None
     datasets.disable_progress_bars()
     datasets.logging.set_verbosity_error()
     return datasets
@@ -120,6 +126,8 @@ def file_table(path: str, kind: str) -> tuple[list[str], list[tuple[str, dict]]]
         try:
             table = reader(str(path), keep_in_memory=True, cache_dir=cache)
         except Exception as e:  # the library raises many types; the user needs one line
+            if "corresponds to no data" in str(e):  # a header and no rows
+                return [], []
             detail = str(e).strip().splitlines()[-1] if str(e).strip() else type(e).__name__
             raise WorkloadError(f"{path}: cannot read as {kind}: {detail[:200]}") from None
         return list(table.column_names), list(_rows_of(table, str(path)))
@@ -139,7 +147,9 @@ def hub_table(name: str, opts: Options) -> tuple[list[str], list[tuple[str, dict
     """Options: split=train, config=NAME. Offline mode (HF_HUB_OFFLINE=1) reads the local cache only."""
     split = opts.text("split", "train") or "train"
     config = opts.text("config")
-    offline = os.environ.get("HF_HUB_OFFLINE", "") not in ("", "0") or os.environ.get("HF_DATASETS_OFFLINE", "") not in ("", "0")
+    offline = os.environ.get("HF_HUB_OFFLINE", "") not in ("", "0") or os.environ.get(
+        "HF_DATASETS_OFFLINE", ""
+    ) not in ("", "0")
     if not offline and not hub_reachable():
         raise WorkloadError(
             f"hf:{name}: the Hugging Face hub is not reachable from this machine; "

@@ -32,7 +32,9 @@ def _turn(where: str, i: int, t: Any) -> Turn:
         raise WorkloadError(f"{where}: turns[{i}] is not an object; expected {SHAPE}")
     messages = check_messages(t.get("messages"), where, SHAPE, f"turns[{i}].messages")
     max_tokens = t.get("max_tokens")
-    if max_tokens is not None and (isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 1):
+    if max_tokens is not None and (
+        isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 1
+    ):
         raise WorkloadError(f"{where}: turns[{i}].max_tokens must be a positive integer; expected {SHAPE}")
     reply = t.get("reply")
     if reply is not None and not isinstance(reply, str):
@@ -60,7 +62,9 @@ def load(
         if kind == "prefix":
             pid = obj.get("id")
             if not isinstance(pid, str) or not pid:
-                raise WorkloadError(f'{where}: prefix without an id; expected {{"type": "prefix", "id": ..., "messages": [...]}}')
+                raise WorkloadError(
+                    f'{where}: prefix without an id; expected {{"type": "prefix", "id": ..., "messages": [...]}}'
+                )
             prefixes[pid] = tuple(check_messages(obj.get("messages"), where, SHAPE))
             continue
         if kind != "session":
@@ -68,7 +72,9 @@ def load(
         ref = obj.get("prefix", [])
         if isinstance(ref, str):
             if ref not in prefixes:
-                raise WorkloadError(f"{where}: prefix '{ref}' is not defined above; expected a type=prefix line first")
+                raise WorkloadError(
+                    f"{where}: prefix '{ref}' is not defined above; expected a type=prefix line first"
+                )
             prefix = prefixes[ref]
         else:
             prefix = tuple(check_messages(ref, where, SHAPE, "prefix")) if ref else ()
@@ -77,12 +83,16 @@ def load(
             raise WorkloadError(f"{where}: turns must be a non-empty list; expected {SHAPE}")
         turns = tuple(_turn(where, i, t) for i, t in enumerate(turns_raw))
         if think_scale != 1.0:
-            turns = tuple(Turn(t.messages, t.max_tokens, t.reply, round(t.think_time_s * think_scale, 3)) for t in turns)
+            turns = tuple(
+                Turn(t.messages, t.max_tokens, t.reply, round(t.think_time_s * think_scale, 3)) for t in turns
+            )
         extra = obj.get("extra_body") or {}
         if not isinstance(extra, dict):
             raise WorkloadError(f"{where}: extra_body must be an object; expected {SHAPE}")
         group = obj.get("group") or (ref if isinstance(ref, str) else "default")
-        out.append(Conversation(str(obj.get("id", f"{stem}-{len(out) + 1}")), prefix, turns, str(group), extra))
+        out.append(
+            Conversation(str(obj.get("id", f"{stem}-{len(out) + 1}")), prefix, turns, str(group), extra)
+        )
     return out
 
 
@@ -103,7 +113,12 @@ def dump_lines(conversations: Iterable[Conversation], header: dict) -> Iterator[
                 yield line({"type": "prefix", "id": ids[key], "messages": list(c.prefix)})
             ref = ids[key]
         turns = [
-            {"messages": list(t.messages), "max_tokens": t.max_tokens, "reply": t.reply, "think_time_s": t.think_time_s}
+            {
+                "messages": list(t.messages),
+                "max_tokens": t.max_tokens,
+                "reply": t.reply,
+                "think_time_s": t.think_time_s,
+            }
             for t in c.turns
         ]
         session = {"type": "session", "id": c.id, "group": c.group, "prefix": ref, "turns": turns}

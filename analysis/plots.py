@@ -1,0 +1,267 @@
+"""Matplotlib (Agg) PNGs: latency vs load, CDFs, time series, goodput vs throughput, comparison bars.
+
+Each plot answers one question at a glance — titles say which, axes carry units, the SLO limit
+is drawn where it applies. Big runs are summarised before plotting (quantile curves, per-bin
+statistics), so a 1M-row run plots in about the time a small one does.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402 - after choosing the backend
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from analysis.itl import Distribution  # noqa: E402
+from analysis.slo import Slo  # noqa: E402
+
+DPI = 100
+C = {"p50": "#1f77b4", "p95": "#ff7f0e", "p99": "#d62728", "good": "#2ca02c", "all": "#1f77b4", "err": "#d62728"}
+CDF_POINTS = 600
+
+
+def save(fig: plt.Figure, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=DPI, bbox_inches="tight")
+    plt.close(fig)
+    return path
+
+
+def _limit_line(ax: plt.Axes, limit_s: float | None, slo: Slo, horizontal: bool = True) -> None:
+    if limit_s is None:
+        return
+    draw = ax.axhline if horizontal else ax.axvline
+    draw(limit_s * 1000, color="black", linestyle="--", linewidth=1, label=f"SLO {slo.name}: {limit_s * 1000:g} ms")
+
+
+def latency_vs_load(steps: list[dict], unit: str, slo: Slo, capacity: dict, path: Path) -> Path:
+    """2×2: TTFT, TPOT, E2E percentiles per load level; throughput, goodput and attainment per level."""
+    x = np.array([s["load"] for s in steps], dtype=float)
+    order = np.argsort(x, kind="stable")
+    x = x[order]
+    fig, axes = plt.subplots(2, 2, figsize=(12, 8), sharex=True)
+    for ax, (m, title, limit) in zip(
+        axes.flat[:3],
+        [("ttft", "TTFT", slo.ttft_s), ("tpot", "TPOT", slo.tpot_s), ("e2e", "E2E latency", slo.e2e_s)],
+        strict=True,
+    ):
+        for q in (50, 95, 99):
+            y = np.array([np.nan if s[f"{m}_p{q}_s"] is None else s[f"{m}_p{q}_s"] * 1000 for s in steps])[order]
+            ax.plot(x, y, marker="o", markersize=3, color=C[f"p{q}"], label=f"p{q}")
+        _limit_line(ax, limit, slo)
+        ax.set_title(f"{title} vs load")
+        ax.set_ylabel(f"{title} (ms)")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    ax = axes[1, 1]
+    rps = np.array([s["req_per_s"] or 0.0 for s in steps])[order]
+    gp = np.array([s["goodput_req_per_s"] or 0.0 for s in steps])[order]
+    ax.plot(x, rps, marker="o", markersize=3, color=C["all"], label="throughput (completed req/s)")
+    ax.plot(x, gp, marker="o", markersize=3, color=C["good"], label=f"goodput [{slo.name}] (req/s)")
+    ax.set_ylabel("requests/s")
+    ax.set_title("Throughput, goodput and SLO attainment vs load")
+    ax.grid(alpha=0.3)
+    ax2 = ax.twinx()
+    att = np.array([s["slo_attainment"] * 100 for s in steps])[order]
+    ax2.plot(x, att, color="gray", linestyle=":", marker=".", label="SLO attainment (%)")
+    ax2.axhline(slo.attain_target * 100, color="gray", linewidth=0.8, linestyle="--")
+    ax2.set_ylim(0, 105)
+    ax2.set_ylabel("SLO attainment (%)")
+    if capacity.get("value") is not None:
+        ax.axvline(capacity["value"], color=C["good"], linestyle="--", linewidth=1)
+        ax.annotate(
+            f"capacity {'≥ ' if not capacity['bounded'] else ''}{capacity['value']:.3g}",
+            (capacity["value"], ax.get_ylim()[1] * 0.95),
+            fontsize=8,
+            color=C["good"],
+            ha="right",
+        )
+    lines = ax.get_legend_handles_labels()
+    lines2 = ax2.get_legend_handles_labels()
+    ax.legend(lines[0] + lines2[0], lines[1] + lines2[1], fontsize=8, loc="lower left")
+    for a in axes[1]:
+        a.set_xlabel(f"load ({unit})")
+    fig.suptitle("Latency and goodput vs load (per step, warm-up excluded)")
+    fig.tight_layout()
+    return save(fig, path)
+
+
+def _cdf_xy(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    v = np.sort(values[~np.isnan(values)])
+    if v.size == 0:
+        return v, v
+    idx = np.unique(np.linspace(0, v.size - 1, min(CDF_POINTS, v.size)).round().astype(np.int64))
+    return v[idx], (idx + 1) / v.size
+
+
+def cdfs(ttft: np.ndarray, tpot: np.ndarray, itl: Distribution, e2e: np.ndarray, slo: Slo, path: Path) -> Path:
+    """CDFs of TTFT, TPOT, ITL and E2E over completed requests, SLO limits marked."""
+    fig, axes = plt.subplots(2, 2, figsize=(12, 8))
+    itl_x, itl_y = itl.quantile_curve_s(CDF_POINTS)
+    series = [
+        ("TTFT", *_cdf_xy(ttft), slo.ttft_s),
+        ("TPOT", *_cdf_xy(tpot), slo.tpot_s),
+        ("ITL", itl_x, itl_y, None),
+        ("E2E latency", *_cdf_xy(e2e), slo.e2e_s),
+    ]
+    for ax, (name, xs, ys, limit) in zip(axes.flat, series, strict=True):
+        if xs.size:
+            ax.plot(xs * 1000, ys * 100, color=C["all"], label=name)
+            if xs[-1] > 0 and xs[0] > 0 and xs[-1] / xs[0] > 200:
+                ax.set_xscale("log")
+        else:
+            ax.text(0.5, 0.5, "no samples", transform=ax.transAxes, ha="center")
+        _limit_line(ax, limit, slo, horizontal=False)
+        for q in (50, 95, 99):
+            ax.axhline(q, color="gray", linewidth=0.5, linestyle=":")
+        ax.set_title(f"{name} CDF")
+        ax.set_xlabel(f"{name} (ms)")
+        ax.set_ylabel("requests ≤ x (%)" if name != "ITL" else "gaps ≤ x (%)")
+        ax.set_ylim(0, 101)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8, loc="lower right")
+    fig.suptitle("Latency distributions (completed requests; dotted lines: p50, p95, p99)")
+    fig.tight_layout()
+    return save(fig, path)
+
+
+def _bin_width(span_s: float) -> float:
+    for w in (1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 1800, 3600):
+        if span_s / w <= 300:
+            return float(w)
+    return float(math.ceil(span_s / 300))
+
+
+def timeseries(df: pd.DataFrame, good: np.ndarray, t0: float, saturated: list[list[float]], path: Path) -> Path:
+    """Throughput, goodput, errors, TTFT and TPOT over run time, with the user count and saturated windows."""
+    t_send = df["t_start_unix"].to_numpy() - t0
+    t_end = t_send + np.nan_to_num(df["e2e_s"].to_numpy(), nan=0.0)
+    span = max(float(t_end.max()), 1.0)
+    w = _bin_width(span)
+    nbins = int(span // w) + 1
+    ok = df["ok"].to_numpy(dtype=bool)
+    end_bin = np.minimum((t_end // w).astype(np.int64), nbins - 1)
+    send_bin = np.minimum((t_send // w).astype(np.int64), nbins - 1)
+    centers = (np.arange(nbins) + 0.5) * w
+    done = np.bincount(end_bin[ok], minlength=nbins) / w
+    good_r = np.bincount(end_bin[good], minlength=nbins) / w
+    errs = np.bincount(end_bin[~ok], minlength=nbins) / w
+    users = pd.Series(df["target_users"].to_numpy()).groupby(send_bin).max().reindex(range(nbins)).ffill()
+    lat = pd.DataFrame({"bin": send_bin[ok], "ttft": df["ttft_s"].to_numpy()[ok], "tpot": df["tpot_s"].to_numpy()[ok]})
+    q = lat.groupby("bin")[["ttft", "tpot"]].quantile([0.5, 0.95]).unstack() * 1000
+    fig, axes = plt.subplots(3, 1, figsize=(12, 9), sharex=True)
+    ax = axes[0]
+    ax.plot(centers, done, color=C["all"], label="completed req/s")
+    ax.plot(centers, good_r, color=C["good"], label="good req/s (goodput)")
+    if errs.any():
+        ax.plot(centers, errs, color=C["err"], label="failed req/s")
+    ax.set_ylabel("requests/s")
+    ax.set_title(f"Throughput over time ({w:g} s bins, by completion time)")
+    ax2 = ax.twinx()
+    ax2.step(centers, users.to_numpy(), where="mid", color="gray", linestyle="--", label="target users")
+    ax2.set_ylabel("users")
+    h1, l1 = ax.get_legend_handles_labels()
+    h2, l2 = ax2.get_legend_handles_labels()
+    ax.legend(h1 + h2, l1 + l2, fontsize=8, loc="upper left")
+    for ax, m, name in ((axes[1], "ttft", "TTFT"), (axes[2], "tpot", "TPOT")):
+        for p, color in ((0.5, C["p50"]), (0.95, C["p95"])):
+            if (m, p) in q:
+                ax.plot(q.index * w + w / 2, q[(m, p)], color=color, label=f"{name} p{round(p * 100)}")
+        ax.set_ylabel(f"{name} (ms)")
+        ax.set_title(f"{name} over time (by send time)")
+        ax.legend(fontsize=8, loc="upper left")
+    for a in axes:
+        a.grid(alpha=0.3)
+        for s0, s1 in saturated:
+            a.axvspan(s0 - t0, s1 - t0, color="red", alpha=0.15, label="_sat")
+    if saturated:
+        axes[0].text(0.99, 0.95, "red: load generator saturated", transform=axes[0].transAxes, ha="right", va="top", color="red", fontsize=8)
+    axes[-1].set_xlabel("time since first request (s)")
+    fig.tight_layout()
+    return save(fig, path)
+
+
+def goodput_vs_throughput(steps: list[dict], unit: str, slo: Slo, path: Path) -> Path:
+    """Per step: completed req/s vs good req/s; the gap to the diagonal is throughput that missed the SLO."""
+    fig, ax = plt.subplots(figsize=(8, 6))
+    x = np.array([s["req_per_s"] or 0.0 for s in steps])
+    y = np.array([s["goodput_req_per_s"] or 0.0 for s in steps])
+    top = max(float(x.max(initial=0)), float(y.max(initial=0)), 1e-9) * 1.05
+    ax.plot([0, top], [0, top], color="gray", linestyle="--", linewidth=1, label="every request good")
+    sc = ax.scatter(x, y, c=[s["load"] for s in steps], cmap="viridis", zorder=3)
+    fig.colorbar(sc, ax=ax, label=f"load ({unit})")
+    for s, xi, yi in list(zip(steps, x, y, strict=True))[:: max(1, len(steps) // 12)]:
+        ax.annotate(f"{s['load']:g}", (xi, yi), textcoords="offset points", xytext=(4, 4), fontsize=7)
+    ax.set_xlim(0, top)
+    ax.set_ylim(0, top)
+    ax.set_xlabel("throughput (completed req/s)")
+    ax.set_ylabel(f"goodput [{slo.name}] (req/s)")
+    ax.set_title("Goodput vs throughput per step (high throughput ≠ high goodput)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="upper left")
+    fig.tight_layout()
+    return save(fig, path)
+
+
+COMPARE_METRICS = [
+    ("latency_p95_s", "Latency p95 (ms)", 1000.0),
+    ("tpot_p95_s", "TPOT p95 (ms)", 1000.0),
+    ("ttft_p50_s", "TTFT p50 (ms)", 1000.0),
+    ("ttft_p95_s", "TTFT p95 (ms)", 1000.0),
+    ("req_per_s", "throughput (req/s)", 1.0),
+    ("goodput_req_per_s", "goodput (req/s)", 1.0),
+]
+
+
+def compare_bars(rows: list[dict], path: Path, title: str) -> Path:
+    """One bar per configuration for each headline metric; whiskers = min–max over repeated runs."""
+    fig, axes = plt.subplots(2, 3, figsize=(14, 7.5))
+    labels = [r["label"] for r in rows]
+    pos = np.arange(len(rows))
+    colors = plt.get_cmap("tab10")(np.arange(len(rows)) % 10)
+    for ax, (key, name, scale) in zip(axes.flat, COMPARE_METRICS, strict=True):
+        vals = np.array([np.nan if r.get(key) is None else r[key] * scale for r in rows])
+        ax.bar(pos, np.nan_to_num(vals), color=colors)
+        lo = np.array([r.get(f"{key}_min", r.get(key)) for r in rows], dtype=float) * scale
+        hi = np.array([r.get(f"{key}_max", r.get(key)) for r in rows], dtype=float) * scale
+        if np.any(np.nan_to_num(hi - lo) > 0):
+            ax.errorbar(pos, np.nan_to_num(vals), yerr=[np.nan_to_num(vals - lo), np.nan_to_num(hi - vals)], fmt="none", ecolor="black", capsize=3)
+        ax.set_title(name + (" — lower is better" if "ms" in name else " — higher is better"), fontsize=10)
+        ax.set_xticks(pos)
+        ax.set_xticklabels(labels, rotation=30, ha="right", fontsize=8)
+        ax.grid(axis="y", alpha=0.3)
+    fig.suptitle(title)
+    fig.tight_layout()
+    return save(fig, path)
+
+
+def compare_load_curves(runs: list[tuple[str, list[dict], str]], slo: Slo, path: Path) -> Path:
+    """Per configuration: SLO attainment, goodput and p95 latency against load — where each one gives out."""
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.8))
+    units = {u for _, _, u in runs}
+    for label, steps, _ in runs:
+        if not steps:
+            continue
+        ordered = sorted(steps, key=lambda s: s["load"])
+        x = [s["load"] for s in ordered]
+        axes[0].plot(x, [s["slo_attainment"] * 100 for s in ordered], marker="o", markersize=3, label=label)
+        axes[1].plot(x, [s["goodput_req_per_s"] or 0.0 for s in ordered], marker="o", markersize=3, label=label)
+        e2e = [np.nan if s["e2e_p95_s"] is None else s["e2e_p95_s"] * 1000 for s in ordered]
+        axes[2].plot(x, e2e, marker="o", markersize=3, label=label)
+    axes[0].axhline(slo.attain_target * 100, color="black", linestyle="--", linewidth=1, label=f"target {slo.attain_target:.0%}")
+    axes[0].set_ylim(0, 105)
+    titles = [("SLO attainment (%)", f"SLO attainment [{slo.name}]"), ("goodput (req/s)", "Goodput"), ("E2E p95 (ms)", "Latency p95")]
+    xlabel = f"load ({units.pop()})" if len(units) == 1 else "load (users or req/s)"
+    for ax, (ylabel, title) in zip(axes, titles, strict=True):
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(ylabel)
+        ax.set_title(f"{title} vs load")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    return save(fig, path)

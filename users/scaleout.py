@@ -1,0 +1,140 @@
+"""Master-side bookkeeping of a distributed run: what each worker sent, who went missing, what was lost.
+
+Rows ride on Locust's worker reports, so a worker that dies (SIGKILL, OOM, a lost node) takes with
+it only the rows it had not reported yet: at most one report interval. Locust notices the death by
+missed heartbeats (~4 s) and keeps everything already received; this module makes that loss
+visible. Each worker's last report says how many requests it had started; the rows that arrived
+from it are counted; the difference is written to run.json per worker, with the dead worker
+marked, so a run that lost a worker is still analysable and says exactly how incomplete it is.
+Requests a dead worker started after its last report are unknown to the master; `last_report_unix`
+and `request_id_prefix` let them be found in the server's own request log (X-Request-Id).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+import gevent
+import locust.runners
+from locust.runners import STATE_MISSING, MasterRunner
+
+from users.record import COLUMNS
+
+log = logging.getLogger("goodput")
+
+_WORKER = COLUMNS.index("worker")
+_REQUEST_ID = COLUMNS.index("request_id")
+# A worker whose last report is older than this when the run closes, and which Locust does not list
+# as healthy, died too close to the end for the heartbeat check (~4 s) to have caught it.
+STALE_REPORTS = 3
+
+
+def new_entry() -> dict:
+    return {
+        "worker": "",
+        "request_id_prefix": "",
+        "started": 0,
+        "rows": 0,
+        "lost_rows": 0,
+        "last_report_unix": None,
+        "missing": False,
+        "missing_since_unix": None,
+    }
+
+
+def note_report(per_worker: dict[str, dict], client_id: str, payload: dict, now: float) -> None:
+    """One worker report arrived (called from the master's worker_report listener)."""
+    w = per_worker.setdefault(client_id, new_entry())
+    rows = payload.get("rows") or []
+    w["started"] = int(payload.get("started", 0))
+    w["rows"] += len(rows)
+    w["last_report_unix"] = now
+    if rows and not w["worker"]:
+        w["worker"] = rows[0][_WORKER]
+        w["request_id_prefix"] = rows[0][_REQUEST_ID].rpartition("-")[0] + "-"
+    if w["missing"]:  # Locust also lets a worker "self-heal": its reports are proof of life
+        log.warning("goodput: worker %s is back (reporting again)", client_id)
+        w["missing"], w["missing_since_unix"] = False, None
+
+
+def mark_missing(per_worker: dict[str, dict], clients: Any, now: float) -> list[str]:
+    """Copy Locust's heartbeat verdict into the run's bookkeeping; returns the newly missing ids."""
+    newly = []
+    for cid, node in list(clients.items()) if hasattr(clients, "items") else []:
+        w = per_worker.setdefault(cid, new_entry())
+        if node.state == STATE_MISSING and not w["missing"]:
+            w["missing"], w["missing_since_unix"] = True, now
+            newly.append(cid)
+    return newly
+
+
+def mark_stale(per_worker: dict[str, dict], clients: Any, now: float, interval_s: float) -> None:
+    """At the close: a worker silent for several report intervals and not healthy in Locust's list is lost."""
+    healthy = set()
+    for cid, node in list(clients.items()) if hasattr(clients, "items") else []:
+        if node.state != STATE_MISSING:
+            healthy.add(cid)
+    limit = STALE_REPORTS * interval_s
+    for cid, w in per_worker.items():
+        last = w["last_report_unix"]
+        if not w["missing"] and cid not in healthy and last is not None and now - last > limit:
+            w["missing"], w["missing_since_unix"] = True, last
+
+
+def loss_summary(per_worker: dict[str, dict], rows_received: int) -> dict:
+    """run.json fields: requests_sent, rows_received, lost_rows, missing_workers, per_worker."""
+    for w in per_worker.values():
+        w["lost_rows"] = max(0, w["started"] - w["rows"])
+    sent = sum(w["started"] for w in per_worker.values())
+    return {
+        "requests_sent": sent,
+        "rows_received": rows_received,
+        "lost_rows": max(0, sent - rows_received),
+        "missing_workers": sorted(cid for cid, w in per_worker.items() if w["missing"]),
+        "report_interval_s": locust.runners.WORKER_REPORT_INTERVAL,
+        "per_worker": per_worker,
+    }
+
+
+def install(events: Any) -> None:
+    """Watch the workers' heartbeat state while a distributed run is open (master only)."""
+    events.test_start.add_listener(_on_test_start)
+    events.test_stop.add_listener(_on_test_stop)
+
+
+def _on_test_start(environment: Any, **_: Any) -> None:
+    runner = environment.runner
+    if not isinstance(runner, MasterRunner) or getattr(environment.goodput, "sink", None) is None:
+        return
+    old = getattr(environment, "_goodput_watcher", None)
+    if old is not None:
+        old.kill(block=False)
+    environment._goodput_watcher = gevent.spawn(_watch, environment)
+
+
+def _on_test_stop(environment: Any, **_: Any) -> None:
+    watcher = getattr(environment, "_goodput_watcher", None)
+    if watcher is not None:
+        # keep watching until the run folder is closed: a worker may die during the final reports
+        gevent.spawn_later(5.0, watcher.kill, block=False)
+
+
+def _watch(environment: Any) -> None:
+    """Each heartbeat interval: note workers Locust declared missing, and say so once, live."""
+    while True:
+        gevent.sleep(locust.runners.HEARTBEAT_INTERVAL)
+        ctx = environment.goodput
+        if ctx.sink is None:
+            return
+        for cid in mark_missing(ctx.per_worker, environment.runner.clients, time.time()):
+            w = ctx.per_worker[cid]
+            log.warning(
+                "goodput: worker %s (%s) stopped sending heartbeats: rows it had not reported "
+                "(at most ~%.0f s) are lost; the run goes on with the other workers; run.json "
+                "will show the loss under per_worker",
+                cid,
+                w["worker"] or "no rows yet",
+                locust.runners.WORKER_REPORT_INTERVAL,
+            )
