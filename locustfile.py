@@ -6,12 +6,15 @@ its event listeners. Only the selected user class runs (`--user`, or automatic f
 
 from locust import events
 
+import shapes
 import users.options  # noqa: F401  (registers the command-line options)
-import users.scaleout
 from shapes import GoodputShape  # noqa: F401  (Locust picks up the one shape class)
+from users import scaleout
 from users.agent import AgentUser
 from users.chat import ChatUser, CompletionsUser
+from users.rate import RateUser
 from users.setup import install
 
-install(events, {"chat": ChatUser, "agent": AgentUser, "completions": CompletionsUser})
-users.scaleout.install(events)  # master: workers' heartbeats → run.json per_worker, lost rows
+install(events, {"chat": ChatUser, "agent": AgentUser, "completions": CompletionsUser, "rate": RateUser})
+shapes.install(events)  # after the spine: stage bookkeeping and open-loop stats
+scaleout.install(events)  # master: workers' heartbeats → run.json per_worker, lost rows

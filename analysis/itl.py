@@ -14,6 +14,8 @@ numpy's linear interpolation, without sorting 10^8 values.
 from __future__ import annotations
 
 import math
+import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -123,17 +125,33 @@ class Distribution:
         return self.order_stat_us(k, self._cum()) / 1e6, frac
 
 
-def itl_distribution(itl: pa.ChunkedArray, rows: np.ndarray) -> Distribution:
-    """All gaps of the selected rows (`rows`: bool mask over the table) as a Distribution."""
-    hist = IntHistogram()
+def itl_distribution(itl: pa.ChunkedArray, rows: np.ndarray, threads: int | None = None) -> Distribution:
+    """All gaps of the selected rows (`rows`: bool mask over the table) as a Distribution.
+
+    Chunks are parsed on a small thread pool: numpy and Arrow release the GIL in their loops,
+    so two cores parse nearly twice as fast; each chunk's histogram is merged as it arrives.
+    """
+    jobs = []
     start = 0
     for chunk in itl.chunks:
         n = len(chunk)
         sel = rows[start : start + n]
         start += n
         if sel.any():
-            _add_chunk(hist, chunk, sel)
-    return hist.finish()
+            jobs.append((chunk, sel))
+    total = IntHistogram()
+    workers = threads or min(4, os.cpu_count() or 1)
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        for part in pool.map(_chunk_histogram, jobs):
+            total.add_counts(part.counts)
+            total.tail += part.tail
+    return total.finish()
+
+
+def _chunk_histogram(job: tuple[pa.Array, np.ndarray]) -> IntHistogram:
+    hist = IntHistogram()
+    _add_chunk(hist, *job)
+    return hist
 
 
 def _add_chunk(hist: IntHistogram, arr: pa.Array, sel: np.ndarray) -> None:

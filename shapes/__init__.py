@@ -1,54 +1,163 @@
 """Load shapes. Locust uses exactly one shape class per locustfile, so `GoodputShape` delegates to
-the schedule chosen with `--shape` (step by default; `none` keeps plain `-u/-r/-t` runs)."""
+the schedule chosen with `--shape` (step by default; `none` keeps plain `-u/-r/-t` runs; `--rate`
+turns step/none into one open-loop stage). Documented in docs/shapes.md.
+
+Open-loop schedules (rate, sweep, trace, stages with a rate stage) run with the open-loop user
+(`users/rate.py`): one per load process, so the shape asks Locust for one user per worker and
+the stage itself (rate, concurrency) travels to the workers in the stage announcement.
+"""
 
 from __future__ import annotations
 
+import logging
+import time
 from collections.abc import Callable
 from typing import Any
 
 from locust import LoadTestShape
+from locust.runners import MasterRunner, WorkerRunner
 
+import shapes.options  # noqa: F401  (registers the shape options)
+from shapes.arrivals import RateSchedule
 from shapes.base import Level, Schedule, announce
+from shapes.options import check_arrival, parse_portion, parse_rate, resolve_portion
+from shapes.stages import build_stages
 from shapes.step import ConstantSchedule, StepSchedule
-from users.options import parse_duration_s
+from shapes.sweep import SweepSchedule
+from shapes.trace import TraceSchedule, load_trace
+from users.options import OptionError, parse_duration_s
+
+log = logging.getLogger("goodput")
+
+
+def _portions(opts: Any, duration_s: float | None) -> tuple[float, float]:
+    warm = resolve_portion(parse_portion(opts.warmup, "--warmup"), duration_s, "--warmup")
+    cool = resolve_portion(parse_portion(opts.cooldown, "--cooldown"), duration_s, "--cooldown")
+    if duration_s is not None and warm + cool >= duration_s:
+        raise OptionError(f"--warmup/--cooldown: {warm + cool:g}s leave nothing of a {duration_s:g}s stage")
+    return warm, cool
+
+
+def _run_time(opts: Any) -> float | None:
+    return float(opts.run_time) if getattr(opts, "run_time", None) else None
 
 
 def _step(opts: Any) -> Schedule:
-    duration = (
-        float(opts.run_time) if opts.run_time else parse_duration_s(opts.step_duration, "--step-duration")
-    )
+    duration = _run_time(opts) or parse_duration_s(opts.step_duration, "--step-duration")
+    interval = parse_duration_s(opts.step_interval, "--step-interval")
+    if interval <= 0:
+        raise OptionError(f"--step-interval: '{opts.step_interval}' must be positive")
+    warm, cool = _portions(opts, interval)
     return StepSchedule(
         step_users=opts.step_users,
-        interval_s=parse_duration_s(opts.step_interval, "--step-interval"),
+        interval_s=interval,
         duration_s=duration,
         max_users=opts.max_users,
+        warmup_s=warm,
+        cooldown_s=cool,
     )
 
 
 def _constant(opts: Any) -> Schedule:
+    duration = _run_time(opts)
+    warm, cool = _portions(opts, duration)
     return ConstantSchedule(
         users=opts.num_users or 1,
         spawn_rate=opts.spawn_rate or 1.0,
-        duration_s=float(opts.run_time) if opts.run_time else None,
+        duration_s=duration,
+        warmup_s=warm,
+        cooldown_s=cool,
     )
 
 
-# `--shape` name → builder. Other shapes register here (stages, sweep, trace).
-SCHEDULES: dict[str, Callable[[Any], Schedule]] = {"step": _step, "none": _constant}
+def _rate(opts: Any) -> Schedule:
+    duration = _run_time(opts)
+    warm, cool = _portions(opts, duration)
+    return RateSchedule(
+        rate_rps=parse_rate(opts.rate, "--rate"),
+        duration_s=duration,
+        max_concurrency=int(opts.max_concurrency),
+        arrival=opts.arrival,
+        burstiness=float(opts.burstiness),
+        warmup_s=warm,
+        cooldown_s=cool,
+    )
+
+
+def _sweep(opts: Any) -> Schedule:
+    stage_s = parse_duration_s(opts.sweep_stage_duration, "--sweep-stage-duration")
+    if stage_s < 3:
+        raise OptionError(f"--sweep-stage-duration: '{opts.sweep_stage_duration}' is too short (≥ 3s)")
+    if int(opts.sweep_stages) < 1:
+        raise OptionError(f"--sweep-stages: {opts.sweep_stages} must be ≥ 1")
+    if int(opts.sweep_concurrency) < 1:
+        raise OptionError(f"--sweep-concurrency: {opts.sweep_concurrency} must be ≥ 1")
+    warm, cool = _portions(opts, stage_s)
+    return SweepSchedule(
+        stage_s=stage_s,
+        k=int(opts.sweep_stages),
+        concurrency=int(opts.sweep_concurrency),
+        max_concurrency=int(opts.max_concurrency),
+        warmup_s=warm,
+        cooldown_s=cool,
+    )
+
+
+def _trace(opts: Any) -> Schedule:
+    if not opts.trace_file:
+        raise OptionError("--trace-file: required with --shape trace (a CSV or JSONL trace)")
+    trace = load_trace(opts.trace_file, float(opts.time_scale))
+    warm, cool = _portions(opts, trace.span_s or None)
+    return TraceSchedule(
+        trace=trace,
+        max_concurrency=int(opts.max_concurrency),
+        drain_s=parse_duration_s(opts.request_timeout, "--request-timeout") + 2.0,
+        warmup_s=warm,
+        cooldown_s=cool,
+    )
+
+
+# `--shape` name → builder (`rate` is chosen by `--rate`, not by name).
+SCHEDULES: dict[str, Callable[[Any], Schedule]] = {
+    "step": _step,
+    "none": _constant,
+    "stages": build_stages,
+    "sweep": _sweep,
+    "trace": _trace,
+    "rate": _rate,
+}
 
 
 def build_schedule(opts: Any) -> Schedule:
     """Validate the shape options (raises OptionError with one clear line)."""
+    check_arrival(opts)
     name = opts.shape
-    if name == "step" and opts.num_users and not _explicit_step(opts):
+    rate = float(opts.rate or 0)
+    if rate:
+        if name not in ("step", "none"):
+            raise OptionError(f"--rate: not used with --shape {name} (its stages set the load)")
+        name = "rate"
+    elif name == "step" and opts.num_users and getattr(opts, "goodput_users_given", True) and not _explicit_step(opts):
         name = "none"  # `-u N` without step options: the user asked for a plain run
     if name not in SCHEDULES:
-        from users.options import OptionError
-
         raise OptionError(
             f"--shape: '{name}' is not available (expected one of {', '.join(sorted(SCHEDULES))})"
         )
-    return SCHEDULES[name](opts)
+    schedule = SCHEDULES[name](opts)
+    user = getattr(opts, "llm_user", "auto")
+    if schedule.open_loop and user not in ("auto", "rate"):
+        raise OptionError(
+            f"--user {user}: this load shape is open loop; use --user rate or leave --user auto"
+        )
+    return schedule
+
+
+def open_loop(opts: Any) -> bool:
+    """Whether the run needs the open-loop user (`--user auto` picks it)."""
+    try:
+        return bool(build_schedule(opts).open_loop)
+    except OptionError:
+        return False
 
 
 def _explicit_step(opts: Any) -> bool:
@@ -64,9 +173,14 @@ class GoodputShape(LoadTestShape):
         super().__init__()
         self.schedule: Schedule | None = None
         self.level: Level | None = None
+        self._announced = 0.0
 
     def reset_time(self) -> None:
         super().reset_time()
+        # Locust's master resets the clock right after the first tick started the run: keep that
+        # stage (re-announcing it would log stage 0 twice). Any later reset is a new run.
+        if self.level is not None and time.monotonic() - self._announced < 2.0:
+            return
         self.schedule = None
         self.level = None
 
@@ -74,14 +188,42 @@ class GoodputShape(LoadTestShape):
         env = self.runner.environment
         if self.schedule is None:
             self.schedule = build_schedule(env.parsed_options)
-            env.goodput.meta["shape"] = {
-                "name": type(self.schedule).__name__,
-                "params": self.schedule.describe(),
-            }
+            self.schedule.bind(env)
+            self._describe(env)
         level = self.schedule.level_at(self.get_run_time())
         if level is None:
+            self._describe(env)
+            if failed := getattr(self.schedule, "failed", ""):
+                log.error("goodput: sweep stopped: %s", failed)
             return None
-        if self.level is None or level.step != self.level.step or level.users != self.level.users:
+        if level != self.level:
             self.level = level
+            self._announced = time.monotonic()
             announce(env, level)
+            self._describe(env)
+        if getattr(env.user_classes[0], "one_per_process", False):
+            n = max(1, self.runner.worker_count) if isinstance(self.runner, MasterRunner) else 1
+            return n, float(n)
         return level.users, level.spawn_rate
+
+    def _describe(self, env: Any) -> None:
+        assert self.schedule is not None
+        env.goodput.meta["shape"] = {"name": type(self.schedule).__name__, "params": self.schedule.describe()}
+
+
+def on_test_start(environment: Any, **_: Any) -> None:
+    """The first stage is announced by the first tick, before the run folder exists (which starts
+    an empty stage list): put it back so run.json lists every stage."""
+    if isinstance(environment.runner, WorkerRunner) or not hasattr(environment, "goodput"):
+        return
+    ctx = environment.goodput
+    if not ctx.stages and ctx.stage.t_start_unix:
+        ctx.stages.append(ctx.stage)
+
+
+def install(events: Any) -> None:
+    """Hooked after the spine's `users.setup.install` (listener order matters for test_start)."""
+    from users import rate
+
+    events.test_start.add_listener(on_test_start)
+    rate.install(events)

@@ -76,7 +76,8 @@ def check_arrival(opts: Any) -> None:
 
 @events.init_command_line_parser.add_listener
 def add_options(parser: Any) -> None:
-    g = parser.add_argument_group("Goodput shapes", "Stages, open-loop arrivals, sweeps, trace replay")
+    # Locust's web-UI flag (include_in_web_ui) exists only on the parser itself, not on argument groups.
+    g = parser
     g.add_argument(
         "--stages",
         default="",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import http.client
 import itertools
 import json
+import socket
 import subprocess
 import threading
 import time
@@ -235,6 +236,41 @@ def test_max_tokens_min_tokens_and_eos(fast: Proc) -> None:
     for i in range(4):
         body = call(fast.url, "/v1/chat/completions", chat(f"m{i}", max_tokens=80, min_tokens=50)).json()
         assert body["usage"]["completion_tokens"] >= 50
+
+
+def test_pipelined_requests_expect_continue_and_connection_close(fast: Proc) -> None:
+    """Raw HTTP/1.1: two pipelined requests answered in order, then a 100-continue, then close."""
+    u = urlsplit(fast.url)
+    body = orjson.dumps(chat(max_tokens=3, ignore_eos=True, stream=True))
+    req = (
+        f"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nX-Request-Id: pipe-%d\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    ).encode()
+    with socket.create_connection((u.hostname, u.port), timeout=5) as s:
+        s.sendall(req % 1 + body + req % 2 + body)
+        data = recv_until(s, lambda d: d.count(b"0\r\n\r\n") >= 2)
+        assert data.index(b"x-request-id: pipe-1") < data.index(b"x-request-id: pipe-2")
+        assert data.count(b"data: [DONE]") == 2
+        body = orjson.dumps({"prompt": "hi", "max_tokens": 2})
+        head = (
+            f"POST /v1/completions HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nConnection: close\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n"
+        ).encode()
+        s.sendall(head)
+        assert recv_until(s, lambda d: b"\r\n\r\n" in d).startswith(b"HTTP/1.1 100 Continue")
+        s.sendall(body)
+        rest = recv_until(s, lambda d: False)  # until the server closes (Connection: close)
+        assert rest.startswith(b"HTTP/1.1 200 OK") and b"connection: close" in rest
+
+
+def recv_until(s: socket.socket, done: Any) -> bytes:
+    data = b""
+    while not done(data):
+        chunk = s.recv(65536)
+        if not chunk:
+            break
+        data += chunk
+    return data
 
 
 # -- errors ------------------------------------------------------------------------------------

@@ -111,3 +111,22 @@ def test_durations_and_urls(tmp_path) -> None:
     a = create_run_dir(tmp_path, "demo run")
     b = create_run_dir(tmp_path, "demo run")
     assert a != b and a.name.startswith("demo-run-") and b.exists()
+
+
+def test_default_shape_is_the_step_ramp_even_after_headless_defaults() -> None:
+    """Headless Locust sets -u 1 when none was given; that must not turn the ramp into a plain run."""
+    from locust import events
+    from locust.argument_parser import get_parser
+
+    import locustfile  # noqa: F401  (registers every Goodput option)
+    from shapes import build_schedule
+
+    parser = get_parser(default_config_files=[])
+    events.init_command_line_parser.fire(parser=parser)
+    opts = parser.parse_args(["-f", "locustfile.py", "--headless"])
+    opts.run_time, opts.num_users, opts.goodput_users_given = 120, 1, False  # as Locust leaves them
+    sched = build_schedule(opts)
+    assert type(sched).__name__ == "StepSchedule"
+    assert sched.level_at(115).users == 12
+    opts.goodput_users_given = True  # `-u 1` typed by the user: a plain run
+    assert type(build_schedule(opts)).__name__ == "ConstantSchedule"

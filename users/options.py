@@ -57,7 +57,7 @@ def add_options(parser) -> None:
         "--user",
         dest="llm_user",
         default="auto",
-        choices=["auto", "chat", "agent", "completions"],
+        choices=["auto", "chat", "agent", "completions", "rate"],
         help="User class; auto picks agent for multi-turn datasets",
         include_in_web_ui=True,
     )

@@ -19,7 +19,7 @@ import locust.runners
 from locust.runners import MasterRunner, WorkerRunner
 
 from analysis.slo import SloError, parse_slo
-from shapes import build_schedule
+from shapes import build_schedule, open_loop
 from shapes.base import STAGE_MESSAGE, on_stage_message
 from users import target
 from users.context import RunContext
@@ -84,6 +84,8 @@ def choose_user_class(environment: Any, user_classes: dict[str, type]) -> None:
     """Run only the selected user class (Locust would otherwise mix all of them by weight)."""
     opts = environment.parsed_options
     name = opts.llm_user
+    if name == "auto" and open_loop(opts):
+        name = "rate"  # --rate, sweep, trace, rate stages: the open-loop user (users/rate.py)
     if name == "auto":
         from workloads import open_workload
 
@@ -110,6 +112,8 @@ def on_init(environment: Any, runner: Any, user_classes: dict[str, type]) -> Non
         runner.register_message(RUN_MESSAGE, on_run_message)
         return
     headless = bool(opts.headless)
+    # Headless Locust later sets -u to 1 when it was not given; remember whether the user asked for it.
+    opts.goodput_users_given = opts.num_users is not None
     if headless and not environment.host:
         fail("no target: pass --host http://HOST:PORT (an OpenAI-compatible server)")
     slo, model = validate(environment, check_target=headless)

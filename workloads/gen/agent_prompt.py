@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from workloads.gen.material import source_file
+from workloads.tokens import count_tokens
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,7 +137,12 @@ def _schema(name: str, description: str, params: dict, required: list[str]) -> s
     return json.dumps({"type": "function", "function": spec}, indent=2)
 
 
-def _repo_section(repo: Repo) -> str:
+def _compact_tool(name: str, description: str, params: dict, required: list[str]) -> str:
+    args = ", ".join(f"{p}: {t}" + ("" if p in required else " = ...") for p, (t, _) in params.items())
+    return f"- {name}({args}): {description.split('. ')[0].rstrip('.')}."
+
+
+def _repo_section(repo: Repo, map_budget: int | None = None) -> str:
     lines = [
         "# Project",
         f"You are working in the `{repo.name}` repository: {repo.about}.",
@@ -154,21 +160,35 @@ def _repo_section(repo: Repo) -> str:
         "",
         "# Repository map (public classes and functions per file)",
     ]
+    spent = 0
     for module in repo.modules:
         sf = source_file(module)
         lines.append(f"{repo.path(module)}  ({len(sf.lines)} lines)")
-        lines.extend(f"    {entry}" for entry in sf.outline)
+        outline = [f"    {entry}" for entry in sf.outline]
+        cost = count_tokens("\n".join(outline))
+        if map_budget is None or spent + cost <= map_budget:
+            lines.extend(outline)
+            spent += cost
     lines.append("tests/  (one test_<module>.py per module)")
     lines.append("CHANGELOG.md  README.md  pyproject.toml")
     return "\n".join(lines)
 
 
-@lru_cache(maxsize=8)
-def system_prompt(repo: Repo) -> str:
+@lru_cache(maxsize=32)
+def system_prompt(repo: Repo, target_tokens: int = 1_000_000) -> str:
+    """The repository's system prompt, at most ~target_tokens long (Goodput's estimate).
+
+    The full prompt (JSON tool schemas, the whole repository map) is ~3.5k tokens; for smaller
+    context windows the tools are listed one line each and the map keeps as many files as fit.
+    """
     head = (
         "You are Forge, an autonomous software engineering agent. You work inside a developer's repository "
         "through the tools listed below: you read and search code, edit files with patches, and run tests and "
         "commands in a sandbox. You are careful, precise and economical, and you finish what you start.\n\n"
     )
-    tools = "\n\n".join(_schema(*t) for t in TOOLS)
-    return f"{head}{RULES}\n{tools}\n\n{_repo_section(repo)}\n"
+    full = f"{head}{RULES}\n" + "\n\n".join(_schema(*t) for t in TOOLS) + f"\n\n{_repo_section(repo)}\n"
+    if count_tokens(full) <= target_tokens:
+        return full
+    compact = f"{head}{RULES}\n" + "\n".join(_compact_tool(*t) for t in TOOLS) + "\n\n"
+    room = target_tokens - count_tokens(compact) - count_tokens(_repo_section(repo, 0))
+    return f"{compact}{_repo_section(repo, max(0, room))}\n"
