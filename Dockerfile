@@ -27,6 +27,5 @@ COPY --chown=goodput:goodput . .
 USER 10001
 # 8089 web UI, 5557 master ← workers, 8000 simulated engine
 EXPOSE 8089 5557 8000
-VOLUME ["/app/results"]
 
 ENTRYPOINT ["locust", "-f", "locustfile.py"]

@@ -60,11 +60,15 @@ def run_slo(meta: dict, given: list[Slo], target: float | None) -> tuple[Slo, li
         try:
             return with_target(Slo.from_dict(meta["slo"]), target), []
         except (SloError, KeyError, TypeError, ValueError):
-            return with_target(PROFILES["chat"], target), ["run.json: unreadable 'slo'; using the chat profile"]
+            return with_target(PROFILES["chat"], target), [
+                "run.json: unreadable 'slo'; using the chat profile"
+            ]
     return with_target(PROFILES["chat"], target), []
 
 
-def analyze_one(path: str, slos: list[Slo], target: float | None, args: argparse.Namespace, timer: Timer) -> Path | None:
+def analyze_one(
+    path: str, slos: list[Slo], target: float | None, args: argparse.Namespace, timer: Timer
+) -> Path | None:
     from analysis import report
     from analysis.load import load_run
     from analysis.summary import analyze, console_text, render_markdown, write_json
@@ -95,11 +99,24 @@ def analyze_one(path: str, slos: list[Slo], target: float | None, args: argparse
 
 
 def cmd_analyze(argv: list[str]) -> int:
-    p = Parser(prog="python -m analysis", usage=USAGE, description="Analyze run folders: summary.md/json, plots, report.html.")
-    p.add_argument("runs", nargs="+", metavar="RUN_DIR", help="run folder(s) holding requests.csv (+ run.json)")
+    p = Parser(
+        prog="python -m analysis",
+        usage=USAGE,
+        description="Analyze run folders: summary.md/json, plots, report.html.",
+    )
+    p.add_argument(
+        "runs", nargs="+", metavar="RUN_DIR", help="run folder(s) holding requests.csv (+ run.json)"
+    )
     p.add_argument("--slo", action="append", metavar="SPEC", help=SLO_HELP)
-    p.add_argument("--attain-target", type=_fraction, metavar="F", help="attainment target for verdicts and capacity (default 0.9)")
-    p.add_argument("--no-plots", action="store_true", help="skip the PNG plots (faster; the report has tables only)")
+    p.add_argument(
+        "--attain-target",
+        type=_fraction,
+        metavar="F",
+        help="attainment target for verdicts and capacity (default 0.9)",
+    )
+    p.add_argument(
+        "--no-plots", action="store_true", help="skip the PNG plots (faster; the report has tables only)"
+    )
     p.add_argument("--no-html", action="store_true", help="skip report.html")
     p.add_argument("--quiet", action="store_true", help="print nothing but errors")
     p.add_argument("--timings", action="store_true", help="print seconds per phase on stderr")
@@ -119,12 +136,25 @@ def cmd_analyze(argv: list[str]) -> int:
 
 
 def cmd_compare(argv: list[str]) -> int:
-    p = Parser(prog="python -m analysis compare", usage=USAGE, description="Compare runs: Table 4.2 + goodput + capacity.")
+    p = Parser(
+        prog="python -m analysis compare",
+        usage=USAGE,
+        description="Compare runs: Table 4.2 + goodput + capacity.",
+    )
     p.add_argument("runs", nargs="+", metavar="RUN_DIR")
-    p.add_argument("--out", type=Path, help="output folder (default: <parent of the first run>/compare-<UTC time>)")
-    p.add_argument("--slo", metavar="SPEC", help="one SLO for every run (default: the first run's, else chat)")
+    p.add_argument(
+        "--out", type=Path, help="output folder (default: <parent of the first run>/compare-<UTC time>)"
+    )
+    p.add_argument(
+        "--slo", metavar="SPEC", help="one SLO for every run (default: the first run's, else chat)"
+    )
     p.add_argument("--attain-target", type=_fraction, metavar="F")
-    p.add_argument("--repeats", choices=["median", "best", "all"], default="median", help="how repeated runs of one configuration show")
+    p.add_argument(
+        "--repeats",
+        choices=["median", "best", "all"],
+        default="median",
+        help="how repeated runs of one configuration show",
+    )
     p.add_argument("--no-plots", action="store_true")
     p.add_argument("--quiet", action="store_true")
     args = p.parse_args(argv)
@@ -138,27 +168,55 @@ def cmd_compare(argv: list[str]) -> int:
     except AnalysisError as e:
         raise UserError(str(e)) from None
     slo, _ = run_slo(runs[0].meta, slos, args.attain_target)
-    recorded = {str((r.meta.get("slo") or {}).get("profile")) for r in runs if isinstance(r.meta.get("slo"), dict)}
+    recorded = {
+        str((r.meta.get("slo") or {}).get("profile")) for r in runs if isinstance(r.meta.get("slo"), dict)
+    }
     if not slos and len(recorded) > 1 and not args.quiet:
-        print(f"note: runs were recorded with different SLOs ({', '.join(sorted(recorded))}); all compared under {slo.name}")
+        print(
+            f"note: runs were recorded with different SLOs ({', '.join(sorted(recorded))}); all compared under {slo.name}"
+        )
     try:
         analyses = [analyze(r, slo) for r in runs]
     except AnalysisError as e:
         raise UserError(str(e)) from None
     rows = compare.group([compare.run_row(a) for a in analyses], args.repeats)
-    out = args.out or Path(args.runs[0]).resolve().parent / f"compare-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}"
+    out = (
+        args.out
+        or Path(args.runs[0]).resolve().parent / f"compare-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}"
+    )
     slo_text = f"{slo.name}: {slo.describe()}"
     try:
         out.mkdir(parents=True, exist_ok=True)
         figs = []
         if not args.no_plots:
-            figs.append((plots.compare_bars(rows, out / "plots" / "compare_bars.png", f"Comparison under SLO {slo.name}"), "Headline metrics per configuration (whiskers: min–max over repeats)."))
-            curves = [(r.name if len(analyses) == len({x.name for x in runs}) else f"{r.name} ({r.path.name})", a.steps, a.summary["load_unit"]) for r, a in zip(runs, analyses, strict=True)]
-            figs.append((plots.compare_load_curves(curves, slo, out / "plots" / "compare_load.png"), "SLO attainment, goodput and p95 latency per load level, one line per run."))
+            figs.append(
+                (
+                    plots.compare_bars(
+                        rows, out / "plots" / "compare_bars.png", f"Comparison under SLO {slo.name}"
+                    ),
+                    "Headline metrics per configuration (whiskers: min–max over repeats).",
+                )
+            )
+            curves = [
+                (
+                    r.name if len(analyses) == len({x.name for x in runs}) else f"{r.name} ({r.path.name})",
+                    a.steps,
+                    a.summary["load_unit"],
+                )
+                for r, a in zip(runs, analyses, strict=True)
+            ]
+            figs.append(
+                (
+                    plots.compare_load_curves(curves, slo, out / "plots" / "compare_load.png"),
+                    "SLO attainment, goodput and p95 latency per load level, one line per run.",
+                )
+            )
         md = compare.render_markdown(rows, slo_text, args.repeats, len(runs))
         (out / "comparison.md").write_text(md)
         compare.write_csv(rows, out / "comparison.csv")
-        (out / "report.html").write_text(report.render_comparison(rows, slo_text, args.repeats, len(runs), figs), encoding="utf-8")
+        (out / "report.html").write_text(
+            report.render_comparison(rows, slo_text, args.repeats, len(runs), figs), encoding="utf-8"
+        )
     except OSError as e:
         raise UserError(f"{out}: cannot write the comparison ({e.strerror or e})") from None
     if not args.quiet:

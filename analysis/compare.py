@@ -112,7 +112,9 @@ def _unique_labels(rows: list[dict], by_dir: bool) -> list[dict]:
                 r["label"] = f"{r['label']} ({Path(r['dir']).name})"
             else:
                 same = [o for o in rows if o["name"] == r["name"]]
-                extra = [k for k in ("target", "model", "dataset", "shape") if len({str(o[k]) for o in same}) > 1]
+                extra = [
+                    k for k in ("target", "model", "dataset", "shape") if len({str(o[k]) for o in same}) > 1
+                ]
                 r["label"] = f"{r['name']} [" + ", ".join(str(r[k]) for k in extra or ["dir"]) + "]"
     return rows
 
@@ -143,7 +145,13 @@ def _cell(row: dict, key: str, kind: str) -> str:
         text = f"{v:.3g} {row['capacity_unit']}"
     if row.get(f"{key}_min") is not None and row["runs"] > 1:
         lo, hi = row[f"{key}_min"], row[f"{key}_max"]
-        rng = f"{fmt.ms(lo)}–{fmt.ms(hi)}" if kind == "ms" else f"{fmt.pct(lo)}–{fmt.pct(hi)}" if kind == "pct" else f"{fmt.num(lo)}–{fmt.num(hi)}"
+        rng = (
+            f"{fmt.ms(lo)}–{fmt.ms(hi)}"
+            if kind == "ms"
+            else f"{fmt.pct(lo)}–{fmt.pct(hi)}"
+            if kind == "pct"
+            else f"{fmt.num(lo)}–{fmt.num(hi)}"
+        )
         text += f" ({rng})"
     return text
 
@@ -151,7 +159,10 @@ def _cell(row: dict, key: str, kind: str) -> str:
 def table_rows(rows: list[dict]) -> tuple[list[str], list[list[str]], dict[int, set[str]]]:
     headers = ["configuration", "dataset", "runs", *(h for _, h, _, _ in METRICS)]
     best = best_cells(rows)
-    body = [[r["label"], r["dataset"], str(r["runs"]), *(_cell(r, k, kind) for k, _, _, kind in METRICS)] for r in rows]
+    body = [
+        [r["label"], r["dataset"], str(r["runs"]), *(_cell(r, k, kind) for k, _, _, kind in METRICS)]
+        for r in rows
+    ]
     return headers, body, best
 
 
@@ -176,7 +187,15 @@ def render_markdown(rows: list[dict], slo_text: str, mode: str, n_runs: int) -> 
     ]
     multi = [r for r in rows if r["runs"] > 1]
     if multi:
-        lines += ["## Repeats", "", fmt.md_table(["configuration", "runs", "best run (highest goodput)"], [[r["label"], str(r["runs"]), r["best_run"]] for r in multi]), ""]
+        lines += [
+            "## Repeats",
+            "",
+            fmt.md_table(
+                ["configuration", "runs", "best run (highest goodput)"],
+                [[r["label"], str(r["runs"]), r["best_run"]] for r in multi],
+            ),
+            "",
+        ]
     lines += ["Definitions: docs/analysis.md. Every figure is recomputed from each run's requests.csv.", ""]
     return "\n".join(lines)
 
@@ -191,4 +210,6 @@ def write_csv(rows: list[dict], path: Path) -> None:
         w = csv.DictWriter(fh, fieldnames=fields, extrasaction="ignore")
         w.writeheader()
         for i, r in enumerate(rows):
-            w.writerow({**r, "configuration": r["label"], "best_in": ";".join(k for k in keys if k in best[i])})
+            w.writerow(
+                {**r, "configuration": r["label"], "best_in": ";".join(k for k in keys if k in best[i])}
+            )

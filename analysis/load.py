@@ -47,6 +47,7 @@ FLOAT_COLS = (
 )
 TEXT_COLS = ("worker", "scenario", "dataset", "error", "finish_reason", "tokens_source")
 INT_COLS = ("step", "target_users")
+NL = b"\n"
 
 
 class AnalysisError(Exception):
@@ -107,7 +108,9 @@ def read_requests(csv_path: Path) -> tuple[pa.Table, list[str]]:
     wanted = [c for c in (*FLOAT_COLS, *TEXT_COLS, *INT_COLS, "itl_s", "ok") if c in header]
     types: dict[str, pa.DataType] = {c: pa.float64() for c in FLOAT_COLS}
     types.update({c: pa.string() for c in TEXT_COLS})
-    types.update({"itl_s": pa.large_string(), "ok": pa.bool_(), "step": pa.float64(), "target_users": pa.float64()})
+    types.update(
+        {"itl_s": pa.large_string(), "ok": pa.bool_(), "step": pa.float64(), "target_users": pa.float64()}
+    )
     bad: list[pacsv.InvalidRow] = []
 
     def on_invalid(row: pacsv.InvalidRow) -> str:
@@ -130,16 +133,21 @@ def read_requests(csv_path: Path) -> tuple[pa.Table, list[str]]:
         raise AnalysisError(f"{csv_path}: corrupt CSV ({_one_line(e)})") from None
     warnings: list[str] = []
     if bad:
-        lines = sum(1 for _ in open(csv_path, "rb"))
-        last = bad[-1].number
-        if len(bad) == 1 and last is not None and last >= lines:
-            warnings.append(f"{csv_path}: skipped a truncated last line (line {last}: the run stopped mid-write)")
+        # The parallel parser does not know line numbers: find them (error path only).
+        data = csv_path.read_bytes()
+        first = bad[0]
+        if len(bad) == 1 and data.rstrip(b"\r\n").endswith(first.text.encode()):
+            line = data.count(b"\n", 0, len(data.rstrip(b"\r\n")) - len(first.text.encode())) + 1
+            warnings.append(
+                f"{csv_path}: skipped a truncated last line (line {line}: the run stopped mid-write)"
+            )
         else:
-            first = bad[0]
-            where = f"line {first.number}" if first.number is not None else "a row"
+            pos = data.find(first.text.encode())
+            where = f"line {data.count(NL, 0, pos) + 1}" if pos >= 0 else "a row"
+            more = f" ({len(bad)} bad rows in all)" if len(bad) > 1 else ""
             raise AnalysisError(
                 f"{csv_path}: corrupt CSV at {where}: expected {first.expected_columns} fields, "
-                f"got {first.actual_columns}{f' ({len(bad)} bad rows in all)' if len(bad) > 1 else ''}"
+                f"got {first.actual_columns}{more}"
             )
     return table, warnings
 
@@ -189,7 +197,9 @@ def _meta_warnings(meta: dict) -> list[str]:
     lost = meta.get("lost_rows")
     if isinstance(lost, int | float) and lost > 0:
         sent, got = meta.get("requests_sent"), meta.get("rows_received")
-        out.append(f"{int(lost)} request rows were lost in transit (sent {sent}, received {got}): figures undercount")
+        out.append(
+            f"{int(lost)} request rows were lost in transit (sent {sent}, received {got}): figures undercount"
+        )
     return out
 
 

@@ -33,8 +33,8 @@ body{font-family:-apple-system,Segoe UI,Roboto,Helvetica,Arial,sans-serif;margin
 main{max-width:1240px;margin:0 auto;padding:20px 28px 60px}
 h1{font-size:26px;margin:8px 0 4px} h2{font-size:19px;margin:30px 0 10px;border-bottom:1px solid #dde;padding-bottom:4px}
 .sub{color:#5a6275;font-size:14px;margin-bottom:14px}
-.cards{display:flex;flex-wrap:wrap;gap:12px;margin:14px 0}
-.card{flex:1 1 210px;border-radius:8px;padding:12px 14px;background:#fff;border:2px solid #ccd;box-shadow:0 1px 2px #0001}
+.cards{display:grid;grid-template-columns:repeat(auto-fill,minmax(250px,1fr));gap:12px;margin:14px 0}
+.card{border-radius:8px;padding:12px 14px;background:#fff;border:2px solid #ccd;box-shadow:0 1px 2px #0001}
 .card.pass{border-color:#2e9d48;background:#f0faf2} .card.fail{border-color:#d2453b;background:#fdf1f0}
 .card .name{font-weight:600;font-size:15px} .card .big{font-size:24px;font-weight:700;margin:4px 0}
 .card.pass .big{color:#1f7a35} .card.fail .big{color:#b3261e} .card .small{font-size:12px;color:#5a6275}
@@ -45,11 +45,13 @@ td:first-child,th:first-child{text-align:left} td.best{font-weight:700;backgroun
 .scroll{max-height:480px;overflow:auto;display:inline-block;max-width:100%}
 .warn{background:#fff4d6;border:1px solid #e8c35a;border-radius:6px;padding:8px 12px;margin:8px 0;font-size:14px}
 .warn.sat{background:#fde8e6;border-color:#d2453b}
-.headline td{font-size:17px;font-weight:600} .capacity{font-size:16px;margin:8px 0}
+.headline td{font-size:17px;font-weight:600} .capacity{font-size:17px;font-weight:600;margin:10px 0}
 figure{margin:14px 0;background:#fff;border:1px solid #dde;border-radius:6px;padding:8px}
-figure img{max-width:100%;display:block;margin:0 auto} figcaption{font-size:13px;color:#5a6275;margin-top:4px}
+figure img{max-width:100%;display:block;margin:0 auto} figure.narrow img{max-width:70%} figcaption{font-size:13px;color:#5a6275;margin-top:4px}
 .meta td{text-align:left;white-space:normal} footer{color:#7a8194;font-size:12px;margin-top:30px}
 """
+
+NARROW = {"goodput_vs_throughput.png"}  # square plots: full width would make them a screen tall
 
 SCRIPT = """
 window.addEventListener('load', function () {
@@ -65,12 +67,16 @@ def esc(x: object) -> str:
     return html.escape("" if x is None else str(x))
 
 
-def table(headers: list[str], rows: list[list[str]], cls: str = "", best: set[tuple[int, int]] | None = None) -> str:
+def table(
+    headers: list[str], rows: list[list[str]], cls: str = "", best: set[tuple[int, int]] | None = None
+) -> str:
     """An HTML table; cells in `best` (row, col) are highlighted."""
     best = best or set()
     head = "".join(f"<th>{esc(h)}</th>" for h in headers)
     body = "".join(
-        "<tr>" + "".join(f"<td{' class=best' if (i, j) in best else ''}>{esc(c)}</td>" for j, c in enumerate(r)) + "</tr>"
+        "<tr>"
+        + "".join(f"<td{' class=best' if (i, j) in best else ''}>{esc(c)}</td>" for j, c in enumerate(r))
+        + "</tr>"
         for i, r in enumerate(rows)
     )
     return f'<table class="{cls}"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
@@ -78,8 +84,9 @@ def table(headers: list[str], rows: list[list[str]], cls: str = "", best: set[tu
 
 def figure(path: Path, caption: str) -> str:
     data = base64.b64encode(path.read_bytes()).decode("ascii")
+    narrow = ' class="narrow"' if path.name in NARROW else ""
     return (
-        f'<figure><img class="plot" alt="{esc(caption)}" src="data:image/png;base64,{data}">'
+        f'<figure{narrow}><img class="plot" alt="{esc(caption)}" src="data:image/png;base64,{data}">'
         f"<figcaption>{esc(caption)}</figcaption></figure>"
     )
 
@@ -100,18 +107,33 @@ def run_plots(a: Analysis, out_dir: Path) -> list[tuple[Path, str]]:
     sel = df[df["in_run_stats"].to_numpy()]
     out: list[tuple[Path, str]] = []
     if s["steps"]:
-        p = plots.latency_vs_load(s["steps"], s["load_unit"], a.slo, s["capacity"], out_dir / "latency_vs_load.png")
+        p = plots.latency_vs_load(
+            s["steps"], s["load_unit"], a.slo, s["capacity"], out_dir / "latency_vs_load.png"
+        )
         out.append((p, "Latency percentiles, throughput, goodput and SLO attainment per load level."))
-        p = plots.goodput_vs_throughput(s["steps"], s["load_unit"], a.slo, out_dir / "goodput_vs_throughput.png")
-        out.append((p, "Goodput vs throughput per step: distance below the diagonal = requests that missed the SLO."))
+        p = plots.goodput_vs_throughput(
+            s["steps"], s["load_unit"], a.slo, out_dir / "goodput_vs_throughput.png"
+        )
+        out.append(
+            (p, "Goodput vs throughput per step: distance below the diagonal = requests that missed the SLO.")
+        )
     p = plots.cdfs(
         latency_values(sel, "ttft_s"), latency_values(sel, "tpot_s"), a.itl, latency_values(sel, "e2e_s"),
         a.slo, out_dir / "cdf.png",
     )  # fmt: skip
     out.append((p, "Distributions of TTFT, TPOT, ITL and E2E latency with the SLO limits."))
     in_run = df["in_run_stats"].to_numpy()
-    p = plots.timeseries(sel, a.good[in_run], s["window"]["t_start_unix"], s["loadgen_saturated_windows"], out_dir / "timeseries.png")
-    out.append((p, "Throughput, goodput, errors and latency over the run, with the target user count."))
+    level = {st["step"]: st["load"] for st in s["steps"]}
+    p = plots.timeseries(
+        sel, a.good[in_run], s["window"]["t_start_unix"], s["loadgen_saturated_windows"], out_dir / "timeseries.png",
+        level=level, unit=s["load_unit"],
+    )  # fmt: skip
+    out.append(
+        (
+            p,
+            "Throughput, goodput, errors and latency over the run, with the load level (users or arrival rate).",
+        )
+    )
     if a.server_series is not None and not a.server_series.empty:
         p = server.plot(a.server_series, s["window"]["t_start_unix"], out_dir / "server_metrics.png")
         out.append((p, "Server-side queue and KV-cache usage (server_metrics.csv)."))
@@ -123,12 +145,14 @@ def verdict_cards(s: dict) -> str:
     for i, v in enumerate(s["verdicts"]):
         cls = ("pass" if v["pass"] else "fail") + (" primary" if i == 0 else "")
         failed = [c["check"] for c in v["checks"] if not c["pass"]]
+        if v["slo_attainment"] is None or v["slo_attainment"] < v["attain_target"]:
+            failed.insert(0, "attainment below target")
         why = f"failed: {', '.join(failed)}" if failed else ""
         cards.append(
             f'<div class="card {cls}"><div class="name">{esc(v["slo"])}{" (primary)" if i == 0 else ""}</div>'
             f'<div class="big">{"PASS" if v["pass"] else "FAIL"}</div>'
-            f'<div>attainment <b>{esc(fmt.pct(v["slo_attainment"]))}</b> (target {esc(fmt.pct(v["attain_target"], 0))})</div>'
-            f'<div>goodput <b>{esc(fmt.num(v["goodput_req_per_s"]))}</b> req/s</div>'
+            f"<div>attainment <b>{esc(fmt.pct(v['slo_attainment']))}</b> (target {esc(fmt.pct(v['attain_target'], 0))})</div>"
+            f"<div>goodput <b>{esc(fmt.num(v['goodput_req_per_s']))}</b> req/s</div>"
             f'<div class="small">{esc(v["describe"])}</div><div class="small">{esc(why)}</div></div>'
         )
     return '<div class="cards">' + "".join(cards) + "</div>"
@@ -164,11 +188,18 @@ def render(a: Analysis, figs: list[tuple[Path, str]]) -> str:
     r = s["run"]
     sub = " · ".join(
         str(x)
-        for x in (r["target"], r["model"], r["dataset"] and f"dataset {r['dataset']}", r["shape"] and f"shape {r['shape']}")
+        for x in (
+            r["target"],
+            r["model"],
+            r["dataset"] and f"dataset {r['dataset']}",
+            r["shape"] and f"shape {r['shape']}",
+        )
         if x
     )
     parts = [f"<h1>Goodput report — {esc(r['name'])}</h1>"]
-    window = f"{fmt.utc(s['window']['t_start_unix'])}, {fmt.duration(s['duration_s'])}, {s['requests']:,} requests"
+    window = (
+        f"{fmt.utc(s['window']['t_start_unix'])}, {fmt.duration(s['duration_s'])}, {s['requests']:,} requests"
+    )
     parts.append(f'<div class="sub">{esc(sub)}<br>{esc(window)}</div>')
     for w in s["warnings"]:
         parts.append(f'<div class="warn{" sat" if "saturated" in w else ""}">⚠ {esc(w)}</div>')
@@ -193,7 +224,9 @@ def render(a: Analysis, figs: list[tuple[Path, str]]) -> str:
     parts.append("<h2>SLO checks</h2>" + table(VERDICT_HEADERS, verdict_rows(s)))
     if s["steps"]:
         parts.append("<h2>Per step</h2>")
-        parts.append(f'<div class="scroll">{table(step_headers(s["load_unit"]), step_rows(s["steps"]))}</div>')
+        parts.append(
+            f'<div class="scroll">{table(step_headers(s["load_unit"]), step_rows(s["steps"]))}</div>'
+        )
     if ol := s["open_loop"]:
         parts.append("<h2>Open loop: latency from the intended send time</h2>")
         parts.append(
@@ -205,7 +238,9 @@ def render(a: Analysis, figs: list[tuple[Path, str]]) -> str:
     return page(f"Goodput report — {r['name']}", "\n".join(parts))
 
 
-def render_comparison(rows: list[dict], slo_text: str, mode: str, n_runs: int, figs: list[tuple[Path, str]]) -> str:
+def render_comparison(
+    rows: list[dict], slo_text: str, mode: str, n_runs: int, figs: list[tuple[Path, str]]
+) -> str:
     """The comparison page: Table 4.2 + goodput/capacity with the best per dataset highlighted, then plots."""
     from analysis.compare import METRICS, table_rows
 
@@ -223,7 +258,12 @@ def render_comparison(rows: list[dict], slo_text: str, mode: str, n_runs: int, f
     multi = [r for r in rows if r["runs"] > 1]
     if multi:
         parts.append("<h2>Repeats</h2>")
-        parts.append(table(["configuration", "runs", "best run (highest goodput)"], [[r["label"], str(r["runs"]), r["best_run"]] for r in multi]))
+        parts.append(
+            table(
+                ["configuration", "runs", "best run (highest goodput)"],
+                [[r["label"], str(r["runs"]), r["best_run"]] for r in multi],
+            )
+        )
     parts.append("<h2>Runs</h2>")
     runs = [[r["label"], d] for r in rows for d in r.get("run_dirs", [r["dir"]])]
     parts.append(table(["configuration", "run folder"], runs, cls="meta"))

@@ -28,7 +28,9 @@ def load_server_metrics(run_dir: Path) -> tuple[pd.DataFrame | None, list[str]]:
     if not p.exists():
         return None, []
     try:
-        df = pd.read_csv(p, dtype={"metric": str, "labels": str}, keep_default_na=False, na_values={"value": [""]})
+        df = pd.read_csv(
+            p, dtype={"metric": str, "labels": str}, keep_default_na=False, na_values={"value": [""]}
+        )
     except (OSError, ValueError, pd.errors.ParserError) as e:
         return None, [f"{p}: unreadable ({' '.join(str(e).split())[:160]}); server series skipped"]
     missing = {"t", "metric", "value"} - set(df.columns)
@@ -87,5 +89,5 @@ def plot(series: pd.DataFrame, t0: float, path: Path) -> Path:
         h, labels = h + h2, labels + l2
     ax.legend(h, labels, fontsize=8, loc="upper left")
     ax.set_title("Server: running and waiting requests, KV-cache usage (server_metrics.csv)")
-    fig.tight_layout()
+    fig.subplots_adjust(left=0.07, right=0.93, bottom=0.14, top=0.9)
     return save(fig, path)

@@ -98,11 +98,12 @@ class Slo:
         if not isinstance(d, dict):
             raise SloError(f"SLO: expected an object, got {type(d).__name__}")
         name = str(d.get("profile") or d.get("name") or "custom")
-        if all(d.get(k) is None for k in ("ttft_s", "tpot_s", "e2e_s")) and not d.get("percentiles"):
-            if name in PROFILES:
-                return PROFILES[name]
+        no_limits = all(d.get(k) is None for k in ("ttft_s", "tpot_s", "e2e_s")) and not d.get("percentiles")
+        if no_limits and name in PROFILES:
+            return PROFILES[name]
         checks = tuple(
-            PercentileCheck(str(c["metric"]), float(c["p"]), float(c["limit_s"])) for c in d.get("percentiles") or ()
+            PercentileCheck(str(c["metric"]), float(c["p"]), float(c["limit_s"]))
+            for c in d.get("percentiles") or ()
         )
         target = d.get("attain_target")
         return cls(
@@ -134,7 +135,9 @@ PROFILES: dict[str, Slo] = {
 def parse_slo(spec: str) -> Slo:
     """A profile name, a YAML file path, or `[profile,]ttft=500ms,tpot=50ms,e2e=20s[,p99:tpot=250ms][,attain=95%]`."""
     if not isinstance(spec, str) or not spec.strip():
-        raise SloError("SLO: empty; give a profile (" + ", ".join(PROFILES) + ") or e.g. ttft=500ms,tpot=50ms")
+        raise SloError(
+            "SLO: empty; give a profile (" + ", ".join(PROFILES) + ") or e.g. ttft=500ms,tpot=50ms"
+        )
     spec = spec.strip()
     if spec in PROFILES:
         return PROFILES[spec]
@@ -183,10 +186,14 @@ def _build(items: list[tuple[str, Any]], base: Slo | None, where: str, name: str
         elif m := _PCT_KEY.match(k):
             q, metric = float(m.group(1)), m.group(2)
             if metric not in PCT_METRICS or not 0 < q <= 100:
-                raise SloError(f"{where}: '{key}' — expected p<1-100>:<{'|'.join(PCT_METRICS)}>, e.g. p99:tpot")
+                raise SloError(
+                    f"{where}: '{key}' — expected p<1-100>:<{'|'.join(PCT_METRICS)}>, e.g. p99:tpot"
+                )
             checks[(metric, q)] = PercentileCheck(metric, q, _seconds(value, f"{where}: {key}"))
         elif k == "itl":
-            raise SloError(f"{where}: 'itl' has no per-request limit; use a percentile check such as p99:itl=100ms")
+            raise SloError(
+                f"{where}: 'itl' has no per-request limit; use a percentile check such as p99:itl=100ms"
+            )
         else:
             raise SloError(f"{where}: unknown key '{key}' (known: ttft, tpot, e2e, pNN:<metric>, attain)")
     return Slo(
@@ -212,7 +219,9 @@ def _parse_file(path: str) -> Slo:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise SloError(f"SLO file '{path}': not readable YAML ({first})") from None
     if not isinstance(doc, dict):
-        raise SloError(f"SLO file '{path}': expected a mapping such as 'ttft: 500ms', got {type(doc).__name__}")
+        raise SloError(
+            f"SLO file '{path}': expected a mapping such as 'ttft: 500ms', got {type(doc).__name__}"
+        )
     doc = dict(doc)
     name = str(doc.pop("name", "") or os.path.splitext(os.path.basename(path))[0])
     base = None

@@ -27,7 +27,9 @@ def load_unit(meta: dict, steps_present: list[int]) -> str:
 def step_table(df: pd.DataFrame, good: np.ndarray, meta: dict) -> tuple[list[dict], str]:
     """One row per step (warm-up/cool-down excluded), sorted by step; and the load unit."""
     keep = df["in_step_stats"].to_numpy()
-    sel = df.loc[keep, ["step", "target_users", "t_start_unix", "e2e_s", "ok", "output_tokens", "ttft_s", "tpot_s"]]
+    sel = df.loc[
+        keep, ["step", "target_users", "t_start_unix", "e2e_s", "ok", "output_tokens", "ttft_s", "tpot_s"]
+    ]
     if sel.empty:
         return [], "users"
     sel = sel.assign(
@@ -88,7 +90,14 @@ def capacity_at_slo(steps: list[dict], target: float, unit: str) -> dict:
     tested, capacity is only a lower bound (`bounded: false`). If attainment dips below the target
     at a lower level and recovers, the note says so: the curve is noisy there.
     """
-    result: dict = {"value": None, "unit": unit, "target": target, "bounded": True, "between": None, "note": ""}
+    result: dict = {
+        "value": None,
+        "unit": unit,
+        "target": target,
+        "bounded": True,
+        "between": None,
+        "note": "",
+    }
     if not steps:
         result["note"] = "no steps to evaluate"
         return result
@@ -107,7 +116,9 @@ def capacity_at_slo(steps: list[dict], target: float, unit: str) -> dict:
     i = passing[-1]
     dips = [xs[j] for j in range(i) if att[j] < target]
     if dips:
-        result["note"] = f"attainment fell below target at {', '.join(f'{x:g}' for x in dips)} {unit} and recovered"
+        result["note"] = (
+            f"attainment fell below target at {', '.join(f'{x:g}' for x in dips)} {unit} and recovered"
+        )
     if i == len(xs) - 1:
         result.update(value=xs[i], bounded=False)
         result["note"] = (result["note"] + "; " if result["note"] else "") + (

@@ -191,7 +191,11 @@ def headline_headers(s: dict) -> list[str]:
 def latency_rows(s: dict) -> list[list[str]]:
     names = {"ttft_s": "TTFT", "tpot_s": "TPOT", "itl_s": "ITL", "e2e_s": "E2E latency"}
     return [
-        [names[k], *(fmt.ms(s[k][q]) for q in ("mean", "p50", "p90", "p95", "p99", "max")), f"{s['samples'][k]:,}"]
+        [
+            names[k],
+            *(fmt.ms(s[k][q]) for q in ("mean", "p50", "p90", "p95", "p99", "max")),
+            f"{s['samples'][k]:,}",
+        ]
         for k in names
     ]
 
@@ -240,7 +244,9 @@ def step_rows(steps: list[dict]) -> list[list[str]]:
 def verdict_rows(s: dict) -> list[list[str]]:
     rows = []
     for v in s["verdicts"]:
-        checks = "; ".join(f"{c['check']}: {fmt.ms(c['value_s'])} ms {'✓' if c['pass'] else '✗'}" for c in v["checks"])
+        checks = "; ".join(
+            f"{c['check']}: {fmt.ms(c['value_s'])} ms {'✓' if c['pass'] else '✗'}" for c in v["checks"]
+        )
         rows.append(
             [
                 v["slo"],
@@ -262,8 +268,14 @@ def capacity_text(s: dict) -> str:
     target = fmt.pct(c["target"], 0)
     if c["value"] is None:
         return f"Capacity at SLO ({s['slo']['profile']}, attainment ≥ {target}): none — {c['note']}"
-    how = f"interpolated between {fmt.level(c['between'][0])} and {fmt.level(c['between'][1])}" if c["between"] else ""
-    text = f"Capacity at SLO ({s['slo']['profile']}, attainment ≥ {target}): {'≥ ' if not c['bounded'] else ''}"
+    how = (
+        f"interpolated between {fmt.level(c['between'][0])} and {fmt.level(c['between'][1])}"
+        if c["between"]
+        else ""
+    )
+    text = (
+        f"Capacity at SLO ({s['slo']['profile']}, attainment ≥ {target}): {'≥ ' if not c['bounded'] else ''}"
+    )
     text += f"{c['value']:.3g} {c['unit']}"
     notes = [x for x in (how, c["note"]) if x]
     return text + (f" ({'; '.join(notes)})" if notes else "")
@@ -315,8 +327,15 @@ def render_markdown(a: Analysis) -> str:
 
 
 def open_loop_rows(ol: dict) -> list[list[str]]:
-    names = {"send_lag_s": "send lag", "ttft_from_scheduled_s": "TTFT from scheduled", "e2e_from_scheduled_s": "E2E from scheduled"}
-    return [[label, *(fmt.ms(ol[k][q]) for q in ("mean", "p50", "p90", "p95", "p99", "max"))] for k, label in names.items()]
+    names = {
+        "send_lag_s": "send lag",
+        "ttft_from_scheduled_s": "TTFT from scheduled",
+        "e2e_from_scheduled_s": "E2E from scheduled",
+    }
+    return [
+        [label, *(fmt.ms(ol[k][q]) for q in ("mean", "p50", "p90", "p95", "p99", "max"))]
+        for k, label in names.items()
+    ]
 
 
 def md_headline(s: dict) -> str:
@@ -334,7 +353,9 @@ def console_text(a: Analysis, report: Path | None) -> str:
         out.append("errors: " + ", ".join(f"{k} {v:,}" for k, v in s["errors"].items()))
     out.append(capacity_text(s))
     v = s["verdicts"][0]
-    out.append(f"SLO {v['slo']}: {'PASS' if v['pass'] else 'FAIL'} (attainment {fmt.pct(v['slo_attainment'])}, target {fmt.pct(v['attain_target'], 0)})")
+    out.append(
+        f"SLO {v['slo']}: {'PASS' if v['pass'] else 'FAIL'} (attainment {fmt.pct(v['slo_attainment'])}, target {fmt.pct(v['attain_target'], 0)})"
+    )
     if report is not None:
         out.append(f"report: {report}")
     return "\n".join(out)

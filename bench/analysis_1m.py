@@ -37,7 +37,9 @@ COLUMNS = (
 )  # fmt: skip  # the contract's order (users/record.py); bench must not import the load path either
 
 
-def generate(run_dir: Path, rows: int, seed: int = 0, mean_output_tokens: float = 128.0, steps: int = 60) -> None:
+def generate(
+    run_dir: Path, rows: int, seed: int = 0, mean_output_tokens: float = 128.0, steps: int = 60
+) -> None:
     """A step-ramp run: `steps` steps of 1..steps users over one hour, latency rising with load."""
     rng = np.random.default_rng(seed)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -137,8 +139,12 @@ def generate(run_dir: Path, rows: int, seed: int = 0, mean_output_tokens: float 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rows", type=int, default=1_000_000)
-    ap.add_argument("--mean-output-tokens", type=float, default=128.0, help="median output length (ITL count + 1)")
-    ap.add_argument("--keep", type=Path, help="write the run here and keep it (default: a temp folder, removed)")
+    ap.add_argument(
+        "--mean-output-tokens", type=float, default=128.0, help="median output length (ITL count + 1)"
+    )
+    ap.add_argument(
+        "--keep", type=Path, help="write the run here and keep it (default: a temp folder, removed)"
+    )
     ap.add_argument("--reuse", action="store_true", help="with --keep: reuse an existing requests.csv")
     args = ap.parse_args()
     tmp = None if args.keep else Path(tempfile.mkdtemp(prefix="goodput-bench-"))

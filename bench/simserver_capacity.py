@@ -127,6 +127,15 @@ def lag_quantile(before: dict[str, float], after: dict[str, float], q: float) ->
     return buckets[-2][0]
 
 
+def cpu_pressure_us() -> float | None:
+    """Total µs some task waited for a CPU (Linux PSI): how contended the host was, not just us."""
+    try:
+        line = Path("/proc/pressure/cpu").read_text().splitlines()[0]
+    except OSError:
+        return None
+    return float(line.rsplit("total=", 1)[1])
+
+
 def metric(m: dict[str, float], name: str) -> float:
     return sum(v for k, v in m.items() if k.startswith(name + "{") or k == name)
 
@@ -154,14 +163,19 @@ async def run_clients(args: argparse.Namespace, url: str, server: psutil.Process
     await asyncio.sleep(args.warmup)
     m0, tok0, done0, w0 = scrape(url), bench.tokens, bench.completed, time.perf_counter()
     cpu0 = server.cpu_times() if server else None
+    me0 = psutil.Process().cpu_times()
+    psi0 = cpu_pressure_us()
     held: list[int] = []
     end = w0 + args.duration
     while time.perf_counter() < end:
         await asyncio.sleep(0.25)
         held.append(bench.in_flight)
     dt = time.perf_counter() - w0
+    psi1 = cpu_pressure_us()
     m1, tok1, done1 = scrape(url), bench.tokens, bench.completed
     cpu = (sum(server.cpu_times()[:2]) - sum(cpu0[:2])) / dt if server and cpu0 else float("nan")
+    me = psutil.Process()
+    client_cpu = (sum(me.cpu_times()[:2]) - sum(me0[:2])) / dt
     bench.stopping = True
     for s in streams:
         if s.transport:
@@ -174,7 +188,23 @@ async def run_clients(args: argparse.Namespace, url: str, server: psutil.Process
     )
     print(f"server running seqs at end: {metric(m1, 'vllm:num_requests_running'):.0f}, waiting {metric(m1, 'vllm:num_requests_waiting'):.0f}")  # fmt: skip
     print(f"tokens/s: client {(tok1 - tok0) / dt:,.0f}  server {gen / dt:,.0f}; requests completed {done1 - done0}; errors {bench.errors}")  # fmt: skip
-    print(f"engine steps/s {steps / dt:.1f}; server CPU {cpu * 100:.0f}% of one core")
+    print(
+        f"engine steps/s {steps / dt:.1f}; server CPU {cpu * 100:.0f}% of one core; bench client CPU {client_cpu * 100:.0f}%"
+    )
+    host = metric(m1, "simserver:step_host_seconds_sum") - metric(m0, "simserver:step_host_seconds_sum")
+    host_cpu = metric(m1, "simserver:step_cpu_seconds_sum") - metric(m0, "simserver:step_cpu_seconds_sum")
+    busy = metric(m1, "simserver:busy_seconds_total") - metric(m0, "simserver:busy_seconds_total")
+    n = max(steps, 1)
+    print(
+        f"per step: modelled {busy / n * 1e3:.1f} ms; simulator (schedule + emit) CPU {host_cpu / n * 1e3:.1f} ms, "
+        f"wall {host / n * 1e3:.1f} ms -> CPU headroom x{busy / max(host_cpu, 1e-9):.1f} on a core of its own"
+    )
+    if psi0 is not None and psi1 is not None:
+        stalled = (psi1 - psi0) / 1e6 / dt
+        print(
+            f"host CPU pressure: tasks waited for a CPU {stalled * 100:.0f}% of the window"
+            + ("  (contended host: lag includes time other processes held the CPU)" if stalled > 0.1 else "")
+        )
     p50, p99 = lag_quantile(m0, m1, 0.5), lag_quantile(m0, m1, 0.99)
     print(
         f"schedule lag over the window: p50 {p50 * 1000:.2f} ms  p99 {p99 * 1000:.2f} ms  (bar: p99 <= 5 ms)"
@@ -208,6 +238,12 @@ def main() -> int:
     ap.add_argument("--profile", default="capacity")
     ap.add_argument("--url", default="", help="bench a server that is already running instead")
     ap.add_argument("--pin", action="store_true", help="pin the server to one core and the client to another")
+    ap.add_argument(
+        "--client-nice",
+        type=int,
+        default=5,
+        help="lower this client's priority below the server's (the subject)",
+    )
     args = ap.parse_args()
     cores = sorted(os.sched_getaffinity(0))
     proc = None
@@ -230,8 +266,10 @@ def main() -> int:
             os.sched_setaffinity(0, {cores[1]})
         print(
             f"server pid {proc.pid} allowed core(s) {sorted(os.sched_getaffinity(proc.pid))}, "
-            f"client {sorted(os.sched_getaffinity(0))}; load average {os.getloadavg()[0]:.2f}"
+            f"client {sorted(os.sched_getaffinity(0))}; "
+            f"load average {os.getloadavg()[0]:.2f}"
         )
+    os.nice(args.client_nice)  # only now: the server, started above, keeps the default priority
     try:
         import uvloop
 

@@ -119,7 +119,17 @@ def main() -> int:
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             port = s.getsockname()[1]
-        cmd = [sys.executable, "-m", "simserver", "--port", str(port), "--profile", args.profile, "--seed", "1"]
+        cmd = [
+            sys.executable,
+            "-m",
+            "simserver",
+            "--port",
+            str(port),
+            "--profile",
+            args.profile,
+            "--seed",
+            "1",
+        ]
         proc = subprocess.Popen(cmd, cwd=ROOT, stderr=subprocess.DEVNULL)
         url = f"http://127.0.0.1:{port}"
         for _ in range(100):

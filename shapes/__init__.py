@@ -137,7 +137,12 @@ def build_schedule(opts: Any) -> Schedule:
         if name not in ("step", "none"):
             raise OptionError(f"--rate: not used with --shape {name} (its stages set the load)")
         name = "rate"
-    elif name == "step" and opts.num_users and getattr(opts, "goodput_users_given", True) and not _explicit_step(opts):
+    elif (
+        name == "step"
+        and opts.num_users
+        and getattr(opts, "goodput_users_given", True)
+        and not _explicit_step(opts)
+    ):
         name = "none"  # `-u N` without step options: the user asked for a plain run
     if name not in SCHEDULES:
         raise OptionError(
@@ -197,9 +202,10 @@ class GoodputShape(LoadTestShape):
                 log.error("goodput: sweep stopped: %s", failed)
             return None
         if level != self.level:
+            first = self.level is None
             self.level = level
             self._announced = time.monotonic()
-            announce(env, level)
+            announce(env, level, first=first)
             self._describe(env)
         if getattr(env.user_classes[0], "one_per_process", False):
             n = max(1, self.runner.worker_count) if isinstance(self.runner, MasterRunner) else 1
@@ -221,9 +227,19 @@ def on_test_start(environment: Any, **_: Any) -> None:
         ctx.stages.append(ctx.stage)
 
 
+def on_test_stopping(environment: Any, **_: Any) -> None:
+    """The last stage ends when Locust starts stopping the users, not once they are all stopped."""
+    if isinstance(environment.runner, WorkerRunner) or not hasattr(environment, "goodput"):
+        return
+    stages = environment.goodput.stages
+    if stages and stages[-1].t_end_unix is None:
+        stages[-1].t_end_unix = time.time()
+
+
 def install(events: Any) -> None:
     """Hooked after the spine's `users.setup.install` (listener order matters for test_start)."""
     from users import rate
 
     events.test_start.add_listener(on_test_start)
+    events.test_stopping.add_listener(on_test_stopping)
     rate.install(events)

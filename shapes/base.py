@@ -4,9 +4,10 @@ A shape only says which stage is active at a given run time; this base turns tha
 `tick()` answer and tells every load process the new stage, so each request row carries the
 load level that was active when it was sent.
 
-Open-loop stages start a little in the future (`STAGE_LEAD_S`): every load process computes the
-same arrival schedule from the stage's start time, and the lead lets each of them (and a freshly
-spawned open-loop user) be ready before the first arrival is due, instead of starting late.
+Open-loop stages start a little in the future (`STAGE_LEAD_S`, the run's first one
+`FIRST_STAGE_LEAD_S`): every load process computes the same arrival schedule from the stage's
+start time, and the lead lets each of them (a freshly spawned open-loop user opening its workload
+included) be ready before the first arrival is due, instead of starting late.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from users.context import Stage
 
 STAGE_MESSAGE = "goodput_stage"
 STAGE_LEAD_S = 0.25
+FIRST_STAGE_LEAD_S = 1.0  # the first also waits for workers to spawn their user and open the workload
 _LISTENERS = "_goodput_stage_listeners"
 
 
@@ -50,8 +52,9 @@ class Level:
         )
 
 
-def announce(environment: Any, level: Level) -> None:
+def announce(environment: Any, level: Level, first: bool = False) -> None:
     """Make `level` the current stage here and on every worker."""
+    lead = (FIRST_STAGE_LEAD_S if first else STAGE_LEAD_S) if level.rate_rps else 0.0
     stage = Stage(
         step=level.step,
         target_users=level.users,
@@ -60,7 +63,7 @@ def announce(environment: Any, level: Level) -> None:
         warmup_s=level.warmup_s,
         cooldown_s=level.cooldown_s,
         spawn_rate=level.spawn_rate,
-        t_start_unix=time.time() + (STAGE_LEAD_S if level.rate_rps else 0.0),
+        t_start_unix=time.time() + lead,
     )
     set_stage(environment, stage)
     runner = environment.runner

@@ -29,7 +29,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from shapes.base import Level, Schedule
+from shapes.base import FIRST_STAGE_LEAD_S, Level, Schedule
 from users.options import OptionError
 
 TIME_S = ("timestamp", "time", "t", "arrival_time", "Timestamp", "TIMESTAMP")
@@ -210,7 +210,7 @@ class TraceSchedule(Schedule):
         return n / self.trace.span_s if self.trace.span_s > 0 else float(n)
 
     def level_at(self, run_time_s: float) -> Level | None:
-        end = self.trace.span_s + 1.0  # the stage starts ~0.25 s after announcement
+        end = self.trace.span_s + FIRST_STAGE_LEAD_S + 0.5  # the stage starts after its lead
         if run_time_s >= end:
             drained = self.completed is not None and self.completed() >= len(self.trace.rows)
             if drained or run_time_s >= end + self.drain_s:

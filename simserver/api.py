@@ -166,7 +166,10 @@ class Api:
             "/v1/completions": ("POST", lambda r, c: self.generate(r, c, chat=False)),
             "/v1/models": ("GET", self.models),
             "/health": ("GET", lambda r, c: c.respond(200, b"", "text/plain")),
-            "/metrics": ("GET", lambda r, c: c.respond(200, render(self.registry), PROM)),
+            "/metrics": (
+                "GET",
+                lambda r, c: self.runner.defer(lambda: c.respond(200, render(self.registry), PROM)),
+            ),
             "/version": (
                 "GET",
                 lambda r, c: c.respond(200, orjson.dumps({"version": f"simserver-{VERSION}"})),

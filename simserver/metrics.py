@@ -96,6 +96,7 @@ class EngineStats:
     req_preemptions: Hist = field(default_factory=_h(PREEMPTIONS))
     iteration_tokens: Hist = field(default_factory=_h(ITERATION))
     host_step: Hist = field(default_factory=_h(LAG))
+    cpu_step: Hist = field(default_factory=_h(LAG))
     created: float = field(default_factory=time.time)
 
 
@@ -284,6 +285,11 @@ class EngineCollector:
             "simserver:step_host_seconds",
             "Host CPU time the simulator spent scheduling and emitting one step (must stay below the step time).",
             s.host_step,
+        )
+        yield self._hist(
+            "simserver:step_cpu_seconds",
+            "CPU time (this thread's) of the same work: what it costs on a core of its own, contention aside.",
+            s.cpu_step,
         )
         q = GaugeMetricFamily(
             "simserver:schedule_lag_recent_seconds",

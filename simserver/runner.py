@@ -2,13 +2,16 @@
 
 Time keeping: a step planned at `start` ends at `start + plan.duration` (perf_counter clock).
 The loop sleeps until then and records the schedule lag (actual wake − planned end). The next
-step starts at the previous step's *planned* end, so the CPU time spent emitting tokens does not
-stretch the modelled timeline; only when the loop falls more than `catchup_s` behind (the host
-is overloaded) does it restart the timeline from now — and the lag metric shows it.
+step starts at the previous step's *planned* end — a busy engine is never idle between steps —
+so the CPU time spent emitting tokens is hidden inside the next step, and if emitting ever takes
+longer than a step the wakes fall behind the model's timeline and the lag metric says so. Only a
+hopeless backlog (more than `max_behind_s`) restarts the timeline from now, so that an overloaded
+host does not answer with a burst of catch-up steps; that step's lag is still recorded.
 
-Garbage collection: automatic GC would pause the loop at random allocations — often right where
-a step should end. The runner disables it and collects at step boundaries instead, just after a
-step's tokens went out, when the most time is left before the next wake.
+Heavy work that is not a token — garbage collection, rendering /metrics (~5–15 ms) — would block
+the loop at random moments, often right where a step should end. The runner runs it at step
+boundaries instead, just after a step's tokens went out, when the most time is left before the
+next wake (automatic GC is disabled; `defer` queues other work).
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import time
+from collections.abc import Callable
 
 from simserver.engine import EngineCore, Seq
 from simserver.metrics import LagWindow
@@ -24,13 +28,26 @@ from simserver.metrics import LagWindow
 class EngineRunner:
     YOUNG_THRESHOLD = 5000  # tracked allocations between young collections (CPython's default: 700)
 
-    def __init__(self, core: EngineCore, lag: LagWindow, catchup_s: float = 0.02) -> None:
+    def __init__(self, core: EngineCore, lag: LagWindow, max_behind_s: float = 1.0) -> None:
         self.core = core
         self.lag = lag
-        self.catchup_s = catchup_s
+        self.max_behind_s = max_behind_s
         self._wake = asyncio.Event()
         self._stopping = False
         self._collections = 0
+        self._deferred: list[Callable[[], None]] = []
+
+    def defer(self, fn: Callable[[], None]) -> None:
+        """Run `fn` after the current step's emission (at once when the engine is idle)."""
+        if self.core.has_work():
+            self._deferred.append(fn)
+        else:
+            fn()
+
+    def _run_deferred(self) -> None:
+        work, self._deferred = self._deferred, []
+        for fn in work:
+            fn()
 
     def collect_garbage(self) -> None:
         """CPython's generational cascade (every 10th collection older), run where it costs nothing."""
@@ -53,11 +70,12 @@ class EngineRunner:
     async def run(self) -> None:
         core, lag, perf = self.core, self.lag, time.perf_counter
         sleep = asyncio.sleep
-        host_step = core.stats.host_step.observe
+        host_step, cpu_step, cpu = core.stats.host_step.observe, core.stats.cpu_step.observe, time.thread_time
         planned: float | None = None  # planned end of the previous step
         gc.disable()
         while not self._stopping:
             if not core.has_work():
+                self._run_deferred()
                 self.collect_garbage()
                 self._wake.clear()
                 try:  # wake at least once a second so idle-time garbage (scrapes) is collected too
@@ -66,13 +84,14 @@ class EngineRunner:
                     pass
                 planned = None
                 continue
-            now = perf()
-            start = planned if planned is not None and now - planned <= self.catchup_s else now
+            now, cpu0 = perf(), cpu()
+            start = planned if planned is not None and now - planned <= self.max_behind_s else now
             plan = core.schedule()
-            host = perf() - now
+            host, host_cpu = perf() - now, cpu() - cpu0
             if not plan.seqs:
                 # Work exists but nothing fits (cannot happen with a validated profile): wait for
                 # an arrival or abort to change the picture rather than spin.
+                self._run_deferred()
                 self._wake.clear()
                 try:
                     await asyncio.wait_for(self._wake.wait(), 0.05)
@@ -88,10 +107,13 @@ class EngineRunner:
                 slept = True
             if not slept:
                 await sleep(0)  # behind schedule: still let the loop read requests between steps
-            woke = perf()
+            woke, cpu1 = perf(), cpu()
             lag.record(woke, woke - end)
             core.complete(plan, woke)
             host_step(host + perf() - woke)
+            cpu_step(host_cpu + cpu() - cpu1)
+            if self._deferred:
+                self._run_deferred()
             self.collect_garbage()
             planned = end
         gc.enable()

@@ -30,12 +30,14 @@ class AgentUser(LLMUser):
             if pause:
                 gevent.sleep(pause)
             messages.extend(turn.messages)
-            res = perform(
-                self,
-                "/v1/chat/completions",
-                ctx.chat_body(messages, turn.max_tokens, conv.extra_body),
-                session=conv.id,
-                turn=i,
+            res = self.note(
+                perform(
+                    self,
+                    "/v1/chat/completions",
+                    ctx.chat_body(messages, turn.max_tokens, conv.extra_body),
+                    session=conv.id,
+                    turn=i,
+                )
             )
             if res.error:
                 return  # a broken session ends; the next task starts a new one

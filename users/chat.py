@@ -6,18 +6,38 @@ request as soon as the previous one ends, so the user count is the concurrency.
 
 from __future__ import annotations
 
-from locust import User, constant, task
+from locust import User, task
 
-from users.client import make_transport
+from users.client import StreamResult, make_transport
 from users.request import perform
+
+# Backoff after requests the server never answered: 50 ms, doubling, at most 1 s between tries.
+NO_ANSWER_PAUSE_S = (0.05, 1.0)
 
 
 class LLMUser(User):
     """Shared set-up of every Goodput user: one transport (connection) per user."""
 
     abstract = True
-    wait_time = constant(0)
     scenario = "chat"
+    no_answer_streak = 0
+
+    def wait_time(self) -> float:
+        """Closed loop: the next request leaves at once — unless the last one got no answer at all.
+
+        Connection refused returns in microseconds: without a pause a server that is down or
+        restarting turns every user into a tight loop writing thousands of `connect` rows a second.
+        The backoff bounds that to about one row per user per second, and recovery within 1 s.
+        """
+        if not self.no_answer_streak:
+            return 0.0
+        first, cap = NO_ANSWER_PAUSE_S
+        return min(cap, first * 2 ** (self.no_answer_streak - 1))
+
+    def note(self, res: StreamResult) -> StreamResult:
+        """Count consecutive requests the server never answered (no HTTP status, no byte)."""
+        self.no_answer_streak = self.no_answer_streak + 1 if res.error and res.status is None else 0
+        return res
 
     def on_start(self) -> None:
         ctx = self.environment.goodput
@@ -35,12 +55,14 @@ class ChatUser(LLMUser):
     def chat(self) -> None:
         ctx = self.environment.goodput
         messages, max_tokens, conv, turn = ctx.workload().next_request()
-        perform(
-            self,
-            "/v1/chat/completions",
-            ctx.chat_body(messages, max_tokens, conv.extra_body),
-            session=conv.id,
-            turn=turn,
+        self.note(
+            perform(
+                self,
+                "/v1/chat/completions",
+                ctx.chat_body(messages, max_tokens, conv.extra_body),
+                session=conv.id,
+                turn=turn,
+            )
         )
 
 
@@ -54,10 +76,12 @@ class CompletionsUser(LLMUser):
         ctx = self.environment.goodput
         messages, max_tokens, conv, turn = ctx.workload().next_request()
         prompt = "\n\n".join(str(m.get("content") or "") for m in messages)
-        perform(
-            self,
-            "/v1/completions",
-            ctx.completion_body(prompt, max_tokens, conv.extra_body),
-            session=conv.id,
-            turn=turn,
+        self.note(
+            perform(
+                self,
+                "/v1/completions",
+                ctx.completion_body(prompt, max_tokens, conv.extra_body),
+                session=conv.id,
+                turn=turn,
+            )
         )

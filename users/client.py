@@ -9,6 +9,8 @@ timestamps include the SDK's parsing.
 
 from __future__ import annotations
 
+import functools
+import logging
 import socket
 import time
 from dataclasses import dataclass, field
@@ -90,7 +92,8 @@ class RawTransport:
     def __init__(self, base_url: str, api_key: str | None, connect_timeout_s: float = 10.0) -> None:
         u = urlsplit(base_url)
         self.prefix = u.path.rstrip("/")
-        self.client = HTTPClient(
+        self._new_client = functools.partial(
+            HTTPClient,
             u.hostname or "127.0.0.1",
             u.port or (443 if u.scheme == "https" else 80),
             ssl=u.scheme == "https",
@@ -99,6 +102,7 @@ class RawTransport:
             concurrency=1,
             block_size=16384,
         )
+        self.client = self._new_client()
         self.auth = {"Authorization": f"Bearer {api_key}"} if api_key else {}
 
     def stream(self, path: str, body: dict, headers: dict[str, str], timeout_s: float) -> StreamResult:
@@ -157,8 +161,14 @@ class RawTransport:
         return res
 
     def _reset(self) -> None:
-        """A half-read response leaves the connection unusable: drop it."""
-        self.client.close()
+        """A half-read response leaves the connection unusable: drop it and start a fresh pool.
+
+        Closing the pool alone is not enough: a closed geventhttpclient pool refuses every later
+        request ("connection pool closed"), and a socket released into it never returns its slot,
+        so the user's next requests would hang until their timeout. A new client recovers.
+        """
+        old, self.client = self.client, self._new_client()
+        old.close()
 
     def close(self) -> None:
         self.client.close()
@@ -183,6 +193,8 @@ class OpenAITransport:
 
         key = (base_url, api_key)
         if key not in self._shared:
+            for name in ("httpx", "httpx2"):  # one INFO line per request otherwise: noise and hot-path cost
+                logging.getLogger(name).setLevel(logging.WARNING)
             sdk = openai.OpenAI(
                 base_url=base_url.rstrip("/") + "/v1", api_key=api_key or "none", max_retries=0
             )
@@ -216,6 +228,7 @@ class OpenAITransport:
         extra = {k: body.pop(k) for k in list(body) if k not in known}
         timer = gevent.Timeout(timeout_s)
         timer.start()
+        stream = None
         try:
             res.t_send = perf_counter()
             stream = create(**body, extra_body=extra or None, extra_headers=headers, timeout=timeout_s)
@@ -235,13 +248,24 @@ class OpenAITransport:
         except self.openai.APIStatusError as e:
             res.status = e.status_code
             res.error, res.error_detail = f"http_{e.status_code}", str(e.message)[:300]
+            if ra := e.response.headers.get("retry-after"):
+                res.error_detail += f" (Retry-After: {ra})"
+        except self.openai.APITimeoutError:  # httpx's read timeout can fire just before our timer
+            res.error, res.error_detail = "timeout", f"no complete answer within {timeout_s:g}s"
         except self.openai.APIConnectionError as e:
             res.error = "connect" if res.status is None else "disconnect"
             res.error_detail = str(e.__cause__ or e)[:300]
-        except self.openai.APIError as e:
-            res.error, res.error_detail = "bad_sse", str(e)[:300]
+        except self.openai.APIError as e:  # an `error` event inside the stream, as the raw transport's
+            res.error, res.error_detail = "stream_error", str(e)[:300]
+        except ValueError as e:  # the SDK's json.loads on a malformed `data:` line
+            res.error, res.error_detail = "bad_sse", f"data is not JSON: {e}"[:300]
+        except Exception as e:  # anything else the SDK lets through: the request keeps its row
+            res.error = "connect" if res.status is None else "disconnect"
+            res.error_detail = f"{type(e).__name__}: {e}"[:300]
         finally:
             timer.cancel()
+            if stream is not None:
+                stream.close()  # a half-read response must not go back to the connection pool
         return res
 
     def close(self) -> None:

@@ -86,6 +86,7 @@ class Driver:
         self.changed.set()
 
     def run(self) -> None:
+        self._warm_up()
         while True:
             ctx = self.env.goodput
             stage = ctx.stage
@@ -98,6 +99,16 @@ class Driver:
                 self._trace(stage)
             else:
                 self._open(stage)
+
+    def _warm_up(self) -> None:
+        """Open the workload (or the trace) now, not when the first arrival is already due."""
+        ctx = self.env.goodput
+        if ctx.options.shape == "trace":
+            import workloads  # noqa: F401  (synth_prompt's module: its import is not free)
+
+            load_trace(ctx.options.trace_file, float(ctx.options.time_scale))
+        else:
+            ctx.workload()
 
     def _where(self) -> tuple[int, int]:
         ctx = self.env.goodput
@@ -350,4 +361,6 @@ def _summarize(environment: Any, **_: Any) -> None:
     if not stats.steps:
         return
     ctx = environment.goodput
-    ctx.meta["open_loop"] = stats.summary(ctx.stages, ctx.options)
+    opts = ctx.options
+    span = load_trace(opts.trace_file, float(opts.time_scale)).span_s if opts.shape == "trace" else None
+    ctx.meta["open_loop"] = stats.summary(ctx.stages, opts, span_s=span)

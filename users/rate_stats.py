@@ -99,15 +99,20 @@ class OpenLoopStats:
         self.steps = {}
         self.warnings = 0
 
-    def summary(self, stages: list[Any], opts: Any, now: float | None = None) -> dict:
-        """run.json's `open_loop`: per open-loop stage, target vs achieved rate and send lag."""
+    def summary(
+        self, stages: list[Any], opts: Any, now: float | None = None, span_s: float | None = None
+    ) -> dict:
+        """run.json's `open_loop`: per open-loop stage, target vs achieved rate and send lag.
+
+        Rates are per stage duration; a trace's over its (scaled) span, since its stage also
+        waits for the last responses."""
         now = now or time.time()
         rows, total_sent, total_s, all_lag = [], 0, 0.0, StepStats()
         for st in stages:
             if st.rate_rps is None or st.step not in self.steps:
                 continue
             s = self.steps[st.step]
-            duration = max(0.0, (st.t_end_unix or now) - st.t_start_unix)
+            duration = span_s if span_s else max(0.0, (st.t_end_unix or now) - st.t_start_unix)
             rows.append(
                 {
                     "step": st.step,
@@ -127,7 +132,7 @@ class OpenLoopStats:
             total_s += duration
             all_lag.add({"lag": {str(k): v for k, v in s.lag.items()}})
         return {
-            "arrival": opts.arrival,
+            "arrival": "trace" if span_s else opts.arrival,
             "burstiness": float(opts.burstiness),
             "max_concurrency": int(opts.max_concurrency),
             "sent": total_sent,

@@ -13,6 +13,7 @@ from typing import Any
 from gevent import GreenletExit
 
 from users.client import StreamResult
+from users.inflight import IN_FLIGHT
 from users.record import RequestRecord
 
 
@@ -45,6 +46,7 @@ def perform(
         t_scheduled_unix=scheduled_unix,
     )
     ctx.buffer.started += 1
+    IN_FLIGHT.n += 1
     t_wall, t_perf = time.time(), time.perf_counter()
     try:
         res = user.transport.stream(path, body, {"X-Request-Id": rid}, ctx.timeout_s)
@@ -55,6 +57,8 @@ def perform(
         rec.error, rec.error_detail = "cancelled", "user stopped while the request was in flight"
         ctx.emit(rec.row())
         raise
+    finally:
+        IN_FLIGHT.n -= 1
     rec.t_start_unix = t_wall + (res.t_send - t_perf) if res.t_send else t_wall
     fill_record(rec, res)
     good = rec.ok and ctx.slo.is_good(rec.ttft_s, rec.tpot_s, rec.e2e_s)

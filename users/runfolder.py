@@ -17,12 +17,30 @@ def safe_url(url: str) -> str:
     """The URL without userinfo: credentials never reach run.json or a report."""
     try:
         u = urlsplit(url)
+        port = u.port  # a malformed port raises here, not in urlsplit
     except ValueError:
         return ""
     host = u.hostname or ""
-    if u.port:
-        host = f"{host}:{u.port}"
+    if ":" in host:  # IPv6 literal
+        host = f"[{host}]"
+    if port:
+        host = f"{host}:{port}"
     return urlunsplit((u.scheme, host, u.path, "", ""))
+
+
+def check_results_dir(results_dir: str | Path) -> None:
+    """At init, one clear line, rather than a traceback when the run starts and opens its folder."""
+    from users.options import OptionError
+
+    base = Path(results_dir)
+    if base.exists() and not base.is_dir():
+        raise OptionError(f"--results-dir: '{base}' exists and is not a directory")
+    try:
+        base.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise OptionError(f"--results-dir: cannot create '{base}' ({e.strerror or e})") from None
+    if not os.access(base, os.W_OK | os.X_OK):
+        raise OptionError(f"--results-dir: '{base}' is not writable")
 
 
 def create_run_dir(results_dir: str | Path, name: str) -> Path:

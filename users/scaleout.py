@@ -18,7 +18,7 @@ from typing import Any
 
 import gevent
 import locust.runners
-from locust.runners import STATE_MISSING, MasterRunner
+from locust.runners import STATE_MISSING, MasterRunner, WorkerRunner
 
 from users.record import COLUMNS
 
@@ -99,9 +99,30 @@ def loss_summary(per_worker: dict[str, dict], rows_received: int) -> dict:
 
 
 def install(events: Any) -> None:
-    """Watch the workers' heartbeat state while a distributed run is open (master only)."""
+    """Master: watch the workers' heartbeats while a run is open. Worker: ship the last rows on quit."""
+    events.init.add_listener(_on_init)
     events.test_start.add_listener(_on_test_start)
     events.test_stop.add_listener(_on_test_stop)
+
+
+def _on_init(environment: Any, runner: Any, **_: Any) -> None:
+    if isinstance(runner, WorkerRunner):
+        # Added now, after Locust's own quitting listener; quitting fires in reverse order, so this
+        # runs before the worker tells the master it quits, and its rows arrive first.
+        environment.events.quitting.add_listener(lambda **__: final_report(runner))
+
+
+def final_report(runner: Any) -> None:
+    """Worker shutting down (Ctrl-C, SIGTERM, the master's quit): end the users, send what is left.
+
+    Stopping the users turns in-flight requests into `cancelled` rows; without this a worker
+    interrupted together with its master (Ctrl-C on `--processes`) dropped its last second of rows.
+    """
+    try:
+        runner.stop()
+        runner._send_stats()  # the same call Locust makes on the master's quit message
+    except Exception as e:  # the master may be gone already: nothing else to do
+        log.debug("goodput: final report not sent: %s", e)
 
 
 def _on_test_start(environment: Any, **_: Any) -> None:

@@ -25,7 +25,7 @@ from users import target
 from users.context import RunContext
 from users.livestats import print_loop
 from users.options import OptionError, parse_duration_s
-from users.runfolder import create_run_dir, git_commit, safe_url, write_json
+from users.runfolder import check_results_dir, create_run_dir, git_commit, safe_url, write_json
 from users.scaleout import loss_summary, mark_stale, note_report
 from users.sink import CsvSink
 
@@ -56,6 +56,8 @@ def validate(environment: Any, check_target: bool) -> tuple[Any, str]:
     """Everything a user can get wrong, checked before any run folder exists."""
     opts = environment.parsed_options
     try:
+        target.check_credentials(environment.host or "", opts.api_key_env)
+        check_results_dir(opts.results_dir)
         try:
             slo = parse_slo(opts.slo)
         except SloError as e:

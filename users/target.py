@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import urllib.error
 import urllib.request
 from urllib.parse import urlsplit
@@ -15,8 +16,33 @@ class TargetError(ValueError):
     """The target is wrong or unreachable: one line naming the URL and what failed."""
 
 
+ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def check_credentials(host: str, api_key_env: str) -> None:
+    """Secrets stay off the command line: no `user:password@` in `--host`, no key in `--api-key-env`.
+
+    Locust shows the host in its web UI, its report file names and some log lines, so credentials
+    in the URL would leak; refusing them is simpler and safer than scrubbing every place. A key
+    pasted into `--api-key-env` would be echoed by the "set the key in $NAME" hints. Neither
+    message repeats the offending value.
+    """
+    if not ENV_NAME.match(api_key_env or ""):
+        raise TargetError(
+            "--api-key-env: expects the NAME of an environment variable holding the key "
+            "(e.g. OPENAI_API_KEY), not the key itself"
+        )
+    netloc = host.split("://", 1)[-1].split("/", 1)[0]
+    if "@" in netloc:
+        raise TargetError(
+            "--host: credentials in the URL (user:password@HOST) are not supported: they would show "
+            f"in the web UI and logs; remove them and put an API key in ${api_key_env} (sent as a Bearer token)"
+        )
+
+
 def check(host: str, model: str, api_key_env: str, timeout_s: float = 10.0) -> str:
     """Return the model to use: `model` if served, else the first id of /v1/models."""
+    check_credentials(host, api_key_env)
     try:
         u = urlsplit(host)
         ok = u.scheme in ("http", "https") and bool(u.hostname)

@@ -41,6 +41,7 @@ class Workload:
     conversations: tuple[Conversation, ...]
     description: str = ""
     fingerprint: str = ""  # sha256 prefix of the file or of the generator's options
+    repeat: str = "fresh"  # later passes over the set: "fresh" (tagged, see `retagged`) or "exact"
 
     @property
     def multi_turn(self) -> bool:
@@ -68,6 +69,29 @@ def request_messages(conv: Conversation, turn: int) -> list[dict]:
             out.append(assistant(t.reply))
     out.extend(conv.turns[turn].messages)
     return out
+
+
+def retagged(conv: Conversation, epoch: int, index: int) -> Conversation:
+    """The conversation for a later pass over the set: its first message starts with `[epoch.index] `.
+
+    A set smaller than a run is cycled, and a verbatim repeat would be served from the prefix cache
+    as no real traffic would. The tag goes after the shared prefix, so system prompts stay shared
+    while each repeated session or prompt is new to the server (about five tokens longer).
+    """
+    tag = f"[{epoch}.{index}] "
+    first = conv.turns[0]
+    message = dict(first.messages[0])
+    content = message.get("content")
+    if isinstance(content, str):
+        message["content"] = tag + content
+    elif isinstance(content, list):
+        message["content"] = [{"type": "text", "text": tag.strip()}, *content]
+    else:
+        message["content"] = tag.strip()
+    turn = Turn((message, *first.messages[1:]), first.max_tokens, first.reply, first.think_time_s)
+    return Conversation(
+        f"{conv.id}~{epoch}", conv.prefix, (turn, *conv.turns[1:]), conv.group, conv.extra_body
+    )
 
 
 def expected_output_tokens(turn: Turn) -> int | None:

@@ -8,6 +8,7 @@ generator option builds the set in memory with the same code that wrote the file
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import importlib
 from collections.abc import Callable
@@ -50,8 +51,8 @@ BUILTINS: dict[str, Builtin] = {
     for b in (
         Builtin(
             "agentic",
-            "coding-agent sessions: a long shared system prompt with tool definitions, tool results "
-            "appended turn by turn (4-10 turns), context growing",
+            "coding-agent sessions: a long system prompt with tool definitions shared across sessions, "
+            "tool results appended turn by turn, context growing (context=4096 default; 8192+ for longer)",
             "workloads.gen.agentic:generate",
             "agentic.jsonl",
             ("think",),
@@ -209,12 +210,16 @@ def load_workload(spec_text: str, **gen_options: object) -> Workload:
     key = (spec.kind, spec.target, tuple(sorted(options.items())), stamp)
     if key in _CACHE:
         return _CACHE[key]
+    repeat = Options({"repeat": options.pop("repeat")} if "repeat" in options else {}, spec.target)
+    repeat_mode = repeat.choice("repeat", "fresh", ("fresh", "exact"))
     if spec.kind == "builtin":
         workload = _load_builtin(spec, options)
     elif spec.kind == "hf":
         workload = _load_hub(spec, Options(options, f"hf:{spec.target}"))
     else:
         workload = _load_file(spec, Options(options, spec.target))
+    if repeat_mode != workload.repeat:
+        workload = dataclasses.replace(workload, repeat=repeat_mode)
     if len(_CACHE) >= _CACHE_SIZE:
         _CACHE.pop(next(iter(_CACHE)))
     _CACHE[key] = workload

@@ -5,7 +5,9 @@ Slicing: think of one global stream, epoch after epoch of the whole set, each ep
 of it. So within an epoch the workers' slices are disjoint and together cover the set, a worker
 never needs to talk to the others, and workers running side by side send roughly the global order
 (what `grouped` and `interleaved` are about). A set smaller than the worker count still gives every
-worker requests (from later epochs).
+worker requests (from later epochs). From the second epoch on, each conversation's first message
+is tagged `[epoch.index] ` (conversation.retagged) so a cycled set does not turn into verbatim
+repeats that a prefix cache would serve; `repeat=exact` in the spec turns that off.
 
 Orders:
   shuffled     a seeded permutation, a new one each epoch (default)
@@ -19,7 +21,7 @@ from __future__ import annotations
 import random
 from collections import deque
 
-from workloads.conversation import Conversation, Workload, request_messages
+from workloads.conversation import Conversation, Workload, request_messages, retagged
 from workloads.errors import WorkloadError
 
 ORDERS = ("shuffled", "sequential", "grouped", "interleaved")
@@ -53,6 +55,7 @@ class WorkloadStream:
         self.seed = int(seed)
         self.worker_index, self.worker_count = worker_index, worker_count
         self._convs = workload.conversations
+        self._fresh = workload.repeat == "fresh"
         groups: dict[str, list[int]] = {}
         for i, c in enumerate(self._convs):
             groups.setdefault(c.group, []).append(i)
@@ -94,7 +97,8 @@ class WorkloadStream:
         if epoch != self._epoch:
             self._epoch, self._perm = epoch, self._epoch_order(epoch)
         self._pos += self.worker_count
-        return self._convs[self._perm[k]]
+        i = self._perm[k]
+        return retagged(self._convs[i], epoch, i) if epoch and self._fresh else self._convs[i]
 
     def next_request(self) -> tuple[list[dict], int | None, Conversation, int]:
         """The next single request: (messages, max_tokens, conversation, turn index).

@@ -7,14 +7,17 @@ session's seeded generator, so a session is a pure function of (seed, index).
 
 from __future__ import annotations
 
+import bisect
 import difflib
 import json
 import random
 import re
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 from workloads.gen.agent_prompt import Repo
 from workloads.gen.material import Function, SourceFile, source_file
+from workloads.tokens import count_tokens
 
 MAX_READ_LINES = 200
 
@@ -31,6 +34,7 @@ class Session:
     patches: list[str] = field(default_factory=list)
     tests_added: list[str] = field(default_factory=list)
     n_tests: int = 0
+    room: int = 1_000_000  # tokens the next tool result and the rest of the session may still use
 
     @property
     def path(self) -> str:
@@ -133,9 +137,24 @@ def numbered(lines: list[str], start: int = 1) -> str:
     return "\n".join(f"{n:>5} | {line}" for n, line in enumerate(lines, start))
 
 
+def fit_window(sf: SourceFile, start: int, end: int, max_tokens: int, anchor: int) -> tuple[int, int]:
+    """Shrink lines start..end until their numbered text fits max_tokens, keeping `anchor` near the top."""
+    per_line = _line_tokens(sf.module)
+    costs = [per_line[n - 1] + 2 for n in range(start, end + 1)]  # + line number and gutter
+    total = sum(costs)
+    while total > max_tokens and start < anchor - 2:
+        total -= costs.pop(0)
+        start += 1
+    while total > max_tokens and end > start + 5:
+        total -= costs.pop()
+        end -= 1
+    return start, end
+
+
 def read_source(s: Session, rng: random.Random) -> tuple[dict, str]:
     start = max(1, s.f.lineno - rng.randint(10, 60))
     end = min(len(s.sf.lines), s.f.end_lineno + rng.randint(30, 120), start + MAX_READ_LINES - 1)
+    start, end = fit_window(s.sf, start, end, int(s.room * 0.25), s.f.lineno)
     body = f"{s.path}  (lines {start}-{end} of {len(s.sf.lines)})\n{s.sf.window(start, end)}"
     return {"path": s.path, "start_line": start, "end_line": end}, result("read_file", body)
 
@@ -149,6 +168,7 @@ def read_other(s: Session, rng: random.Random) -> tuple[dict, str]:
     ]
     g = callers[0] if callers else rng.choice([x for x in s.sf.functions if x != s.f] or [s.f])
     end = min(g.end_lineno + 2, g.lineno + MAX_READ_LINES - 1)
+    _, end = fit_window(s.sf, g.lineno, end, int(s.room * 0.18), g.lineno)
     body = f"{s.path}  (lines {g.lineno}-{end} of {len(s.sf.lines)})\n{s.sf.window(g.lineno, end)}"
     return {"path": s.path, "start_line": g.lineno, "end_line": end}, result("read_file", body)
 
@@ -156,8 +176,15 @@ def read_other(s: Session, rng: random.Random) -> tuple[dict, str]:
 def read_tests(s: Session) -> tuple[dict, str]:
     lines = tests_file(s)
     s.n_tests = sum(1 for x in lines if x.startswith("def test_"))
-    return {"path": s.test_path}, result(
-        "read_file", f"{s.test_path}  (lines 1-{len(lines)} of {len(lines)})\n{numbered(lines)}"
+    budget, kept = int(s.room * 0.18), 0
+    for i, line in enumerate(lines):
+        budget -= count_tokens(line) + 2
+        if budget < 0:
+            break
+        kept = i + 1
+    total, lines = len(lines), lines[: max(kept, 6)]
+    return {"path": s.test_path, "end_line": len(lines)}, result(
+        "read_file", f"{s.test_path}  (lines 1-{len(lines)} of {total})\n{numbered(lines)}"
     )
 
 
@@ -166,21 +193,53 @@ def search(s: Session, pattern: str) -> tuple[dict, str]:
     for module in s.repo.modules:
         hits += [f"{s.repo.path(module)}:{n}:{line}" for n, line in _grep(source_file(module).text, pattern)]
     hits += [f"{s.test_path}:{n}:{line}" for n, line in _grep("\n".join(tests_file(s)), pattern)]
-    shown = hits[:30]
-    more = f"\n... {len(hits) - 30} more matches (narrow the search with path=)" if len(hits) > 30 else ""
+    budget, limit = int(s.room * 0.12), 0
+    for hit in hits[:30]:
+        budget -= count_tokens(hit)
+        if budget < 0:
+            break
+        limit += 1
+    shown = hits[: max(limit, 3)]
+    more = (
+        f"\n... {len(hits) - len(shown)} more matches (narrow the search with path=)"
+        if len(hits) > len(shown)
+        else ""
+    )
     body = "\n".join(shown) + more if hits else f"No matches for '{pattern}'."
     return {"pattern": pattern, "path": "."}, result("search_code", body)
 
 
+@lru_cache(maxsize=2048)
 def _grep(text: str, word: str) -> list[tuple[int, str]]:
     """(line number, stripped line) of every line containing `word` as a whole word."""
+    starts = (
+        [0, *(i + 1 for i, ch in enumerate(text) if ch == "\n")] if len(text) < 4096 else _line_starts(text)
+    )
     out: list[tuple[int, str]] = []
-    lineno, pos = 1, 0
-    for m in re.finditer(rf"^.*\b{re.escape(word)}\b.*$", text, re.M):
-        lineno += text.count("\n", pos, m.start())
-        pos = m.start()
-        out.append((lineno, m.group(0).strip()))
+    last = -1
+    for m in re.finditer(rf"\b{re.escape(word)}\b", text):
+        n = bisect.bisect_right(starts, m.start())  # 1-based line number
+        if n != last:
+            end = text.find("\n", starts[n - 1])
+            out.append((n, text[starts[n - 1] : end if end >= 0 else len(text)].strip()))
+            last = n
     return out
+
+
+@lru_cache(maxsize=64)
+def _line_starts(text: str) -> list[int]:
+    return [0, *(m.end() for m in re.finditer("\n", text))]
+
+
+@lru_cache(maxsize=8192)
+def tokens_of(text: str) -> int:
+    """count_tokens, memoised: a session is rebuilt with fewer steps when it overflows its window."""
+    return count_tokens(text)
+
+
+@lru_cache(maxsize=64)
+def _line_tokens(module: str) -> tuple[int, ...]:
+    return tuple(count_tokens(line) for line in source_file(module).lines)
 
 
 def list_dir(s: Session) -> tuple[dict, str]:

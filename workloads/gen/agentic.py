@@ -1,12 +1,16 @@
 """`agentic`: multi-turn sessions of a coding agent, the workload where prefix caching matters.
 
-Options: sessions=48, seed=0, think=1 (scales the recorded pauses between turns; 0 turns them off).
+Options: sessions=48, seed=0, think=1 (scales the recorded pauses between turns; 0 turns them off),
+context=4096 (the server's context window, prompt plus output; every request fits it).
 A session is a task (fix a bug, add a flag, write tests, explain, speed up) on a real function of
 one of three repositories (agent_prompt.REPOS). Each turn sends the tool result of the previous
 reply; the assistant replies (recorded) call the next tool, the last one summarises. Context grows
-turn by turn on top of a ~3.5k-token system prompt shared by every session: 4-10 turns, outputs of
-tens of tokens (tool calls) to hundreds (patches, summaries). Think times are the tools' run times
-(a test run takes seconds, a file read a fraction of one; a human follow-up tens of seconds).
+turn by turn on top of a system prompt shared by every session of a repository. At the default 4k
+window (the simulated and CPU engines' size) the prompt is the compact ~1.7k-token variant and
+sessions have 4-7 turns; from context=8192 on it is the full ~3.5k-token one (JSON tool schemas,
+whole repository map) and sessions have 4-10 turns with larger reads. Outputs range from tens of
+tokens (tool calls) to hundreds (patches, summaries). Think times are the tools' run times (a test
+run takes seconds, a file read a fraction of one; a human follow-up tens of seconds).
 """
 
 from __future__ import annotations
@@ -17,10 +21,20 @@ from collections.abc import Callable
 from workloads.conversation import Conversation, Turn
 from workloads.gen import agent_tools as tools
 from workloads.gen.agent_prompt import REPOS, Repo, system_prompt
-from workloads.gen.agent_tools import Session, call
+from workloads.gen.agent_tools import Session, call, tokens_of
 from workloads.gen.material import source_file
 from workloads.spec import Options
-from workloads.tokens import count_tokens
+
+# Context budget: `context=N` is the server's window (prompt + output). Goodput counts tokens with its
+# own estimate; real BPE tokenizers count ~1.2x more on this code-heavy text, and chat templates add a
+# few tokens per message, so the generator keeps estimate * TOKENIZER_ALLOWANCE + overheads within N.
+TOKENIZER_ALLOWANCE = 1.25
+TEMPLATE_TOKENS = 64
+MESSAGE_OVERHEAD = 5
+SYSTEM_SHARE = 0.5  # below FULL_PROMPT_CONTEXT the system prompt takes at most this share of the budget
+FULL_PROMPT_CONTEXT = 8192  # from this window on, the full ~3.5k-token prompt
+SUMMARY_RESERVE = 450  # room kept for the closing summary
+FOLLOWUP_COST = 400  # a changelog follow-up: question, read, patch, reply
 
 KINDS = {"bugfix": 0.35, "feature": 0.2, "tests": 0.15, "explain": 0.15, "speed": 0.15}
 SYMPTOMS_BY_KIND = {"text": ("empty_input", "unicode", "whitespace"), "sequence": ("empty_input", "odd_length", "none_value"),
@@ -111,7 +125,7 @@ def st_reproduce(s: Session) -> tuple[str, str, str]:
 def st_fix(s: Session) -> tuple[str, str, str]:
     diff = tools.patch_source(s, "fix")
     first = s.f.params[0] if s.f.params else "the input"
-    why = _say(s, ["Confirmed. `{func}` never checks `{p}` before using it, so the {what} case falls through to code that assumes data is present.",
+    why = _say(s, ["`{func}` never checks `{p}` before using it, so the {what} case falls through to code that assumes data is present.",
                    "The root cause: the {what} case reaches the main logic of `{func}` unguarded. The fix is an early return for it, which matches what callers expect (`{p}` returned unchanged)."],
                p=first, what=s.symptom[0].replace("_", " "))  # fmt: skip
     added = tools.patch_tests(s, [s.symptom[0]], s.rng)
@@ -172,7 +186,7 @@ def st_run_tests(s: Session) -> tuple[str, str, str]:
     text = _say(
         s,
         [
-            "Re-running the test module to check the fix and that nothing else broke.",
+            "Re-running the test module to check the change and that nothing else broke.",
             "Running the tests again.",
         ],
     )
@@ -233,49 +247,31 @@ def _applied(s: Session, files: int) -> str:
     return f"Patch applied cleanly: {files} file{'s' if files > 1 else ''} changed."
 
 
-def _plan(s: Session) -> list[Step]:
+# Optional steps carry a tag; under a tight context budget whole tags are dropped in this order
+# (a session should rather skip a look-around than a step its story needs).
+DROP_ORDER = ("diff", "lint", "other", "dir", "tests", "search", "repro", "own")
+
+
+def _plan(s: Session) -> list[tuple[Step, str | None]]:
     rng = s.rng
-    maybe = lambda p, step: [step] if rng.random() < p else []  # noqa: E731
+
+    def maybe(p: float, step: Step, tag: str) -> list[tuple[Step, str | None]]:
+        return [(step, tag)] if rng.random() < p else []
+
     if s.kind == "bugfix":
-        return [
-            st_search,
-            st_read_source,
-            *maybe(0.4, st_read_other),
-            *maybe(0.4, st_read_tests),
-            st_reproduce,
-            st_fix,
-            st_run_tests,
-            *maybe(0.3, st_git_diff),
-        ]
+        return [(st_search, "search"), (st_read_source, None), *maybe(0.4, st_read_other, "other"),
+                *maybe(0.4, st_read_tests, "tests"), (st_reproduce, "repro"), (st_fix, None),
+                (st_run_tests, None), *maybe(0.3, st_git_diff, "diff")]  # fmt: skip
     if s.kind == "feature":
-        return [
-            st_read_source,
-            st_search,
-            st_read_tests,
-            st_feature,
-            st_add_tests,
-            st_run_tests,
-            *maybe(0.5, st_lint),
-        ]
+        return [(st_read_source, None), (st_search, "search"), (st_read_tests, "tests"), (st_feature, None),
+                (st_add_tests, None), (st_run_tests, None), *maybe(0.5, st_lint, "lint")]  # fmt: skip
     if s.kind == "tests":
-        return [
-            st_read_source,
-            *maybe(0.5, st_list_dir),
-            st_read_tests,
-            st_add_tests,
-            st_tests_fail_own,
-            st_fix_own_test,
-            st_run_tests,
-        ]
+        return [(st_read_source, None), *maybe(0.5, st_list_dir, "dir"), (st_read_tests, "tests"), (st_add_tests, None),
+                (st_tests_fail_own, "own"), (st_fix_own_test, "own"), (st_run_tests, None)]  # fmt: skip
     if s.kind == "explain":
-        return [st_search, st_read_source, rng.choice([st_read_other, st_read_tests])]
-    return [
-        st_read_source,
-        lambda x: st_timeit(x, True),
-        st_speed,
-        lambda x: st_timeit(x, False),
-        st_run_tests,
-    ]
+        return [(st_search, None), (st_read_source, None), (rng.choice([st_read_other, st_read_tests]), None)]
+    return [(st_read_source, None), (lambda x: st_timeit(x, True), None), (st_speed, None),
+            (lambda x: st_timeit(x, False), None), (st_run_tests, None)]  # fmt: skip
 
 
 def _task(s: Session) -> str:
@@ -308,7 +304,7 @@ def _summary(s: Session) -> str:
         ]
         notes = {"if": "branches on this condition", "for": "is the main loop", "while": "loops until the condition fails",
                  "return": "produces the result", "try": "guards the risky part", "raise": "rejects invalid input"}  # fmt: skip
-        for n in range(s.f.lineno, s.f.end_lineno + 1):
+        for n in tools.code_lines(s):
             code = s.sf.lines[n - 1].strip()
             key = code.split(" ", 1)[0].rstrip(":")
             if key in notes and len(lines) < 14:
@@ -334,7 +330,27 @@ def _summary(s: Session) -> str:
     return "\n".join([head, "", *bullets])
 
 
-def _session(index: int, seed: int, think_scale: float) -> Conversation:
+def _tokens(messages: tuple[dict, ...]) -> int:
+    return sum(tokens_of(m["content"]) + MESSAGE_OVERHEAD for m in messages)
+
+
+def _session(index: int, seed: int, think_scale: float, budget: int, system_target: int) -> Conversation:
+    """One session whose every request (prompt + expected output) stays within `budget` tokens.
+
+    Reads shrink to the room left (Session.room). If a step still does not fit, the session is
+    rebuilt from the same seed without the next tag of optional steps (DROP_ORDER), so small
+    windows give shorter sessions that still tell a whole story.
+    """
+    for drop in range(len(DROP_ORDER) + 1):
+        conv, complete = _attempt(index, seed, think_scale, budget, system_target, DROP_ORDER[:drop])
+        if complete:
+            return conv
+    return conv  # the smallest plan, with whatever steps fitted
+
+
+def _attempt(
+    index: int, seed: int, think_scale: float, budget: int, system_target: int, dropped: tuple[str, ...]
+) -> tuple[Conversation, bool]:
     rng = random.Random(f"agentic:{seed}:{index}")
     repo: Repo = rng.choices(REPOS, [r.weight for r in REPOS])[0]
     module = rng.choice(repo.modules)
@@ -344,18 +360,34 @@ def _session(index: int, seed: int, think_scale: float) -> Conversation:
     f = rng.choice(pool or list(sf.functions))
     fitting = SYMPTOMS_BY_KIND[tools.param_kind(f.params[0]) if f.params else "other"]
     s = Session(rng, repo, module, sf, f, kind, rng.choice([x for x in SYMPTOMS if x[0] in fitting]))
-    steps = _plan(s)
-    followup = len(steps) <= 6 and rng.random() < 0.3
+    prefix = ({"role": "system", "content": system_prompt(repo, system_target)},)
+    plan = _plan(s)
+    followup = len(plan) <= 6 and rng.random() < 0.3 and kind != "explain"  # explain changes nothing
+    steps = [step for step, tag in plan if tag not in dropped]
     turns: list[Turn] = []
     messages: tuple[dict, ...] = ({"role": "user", "content": _task(s)},)
-    think = 0.0
+    used = _tokens(prefix)  # the prompt so far, without the pending `messages`
+    think, complete = 0.0, True
     for step in steps:
+        s.room = (
+            budget
+            - used
+            - _tokens(messages)
+            - (SUMMARY_RESERVE if kind == "explain" else SUMMARY_RESERVE // 2)
+        )
+        state = (len(s.patches), len(s.tests_added))
         reply, res, tool = step(s)
-        turns.append(Turn(messages, count_tokens(reply), reply, think))
+        if tokens_of(reply) + tokens_of(res) + 2 * MESSAGE_OVERHEAD > s.room:
+            del s.patches[state[0] :], s.tests_added[state[1] :]  # not taken; a later, smaller step may fit
+            complete = False
+            continue
+        turns.append(Turn(messages, tokens_of(reply), reply, think))
+        used += _tokens(messages) + tokens_of(reply) + MESSAGE_OVERHEAD
         messages, think = ({"role": "user", "content": res},), _pause(rng, tool, think_scale)
     final = _summary(s)
-    turns.append(Turn(messages, count_tokens(final), final, think))
-    if followup:
+    turns.append(Turn(messages, tokens_of(final), final, think))
+    used += _tokens(messages) + tokens_of(final) + MESSAGE_OVERHEAD
+    if followup and used + FOLLOWUP_COST <= budget:
         ask = rng.choice(
             [
                 "Thanks! Can you also add a line to the changelog?",
@@ -365,12 +397,11 @@ def _session(index: int, seed: int, think_scale: float) -> Conversation:
         messages, think = ({"role": "user", "content": ask},), _pause(rng, "human", think_scale)
         for step in (st_read_changelog, st_changelog):
             reply, res, tool = step(s)
-            turns.append(Turn(messages, count_tokens(reply), reply, think))
+            turns.append(Turn(messages, tokens_of(reply), reply, think))
             messages, think = ({"role": "user", "content": res},), _pause(rng, tool, think_scale)
         done = "Done: the changelog has the entry under 'Unreleased'."
-        turns.append(Turn(messages, count_tokens(done), done, think))
-    prefix = ({"role": "system", "content": system_prompt(repo)},)
-    return Conversation(f"agentic-{index:05d}", prefix, tuple(turns), repo.group, {})
+        turns.append(Turn(messages, tokens_of(done), done, think))
+    return Conversation(f"agentic-{index:05d}", prefix, tuple(turns), repo.group, {}), complete
 
 
 def _pause(rng: random.Random, tool: str, scale: float) -> float:
@@ -382,4 +413,7 @@ def generate(opts: Options) -> list[Conversation]:
     n = opts.integer("sessions", 48)
     seed = opts.integer("seed", 0, lo=0)
     think_scale = opts.number("think", 1.0)
-    return [_session(i, seed, think_scale) for i in range(n)]
+    context = opts.integer("context", 4096, lo=4096)
+    budget = int((context - TEMPLATE_TOKENS) / TOKENIZER_ALLOWANCE)
+    system_target = 1_000_000 if context >= FULL_PROMPT_CONTEXT else int(budget * SYSTEM_SHARE)
+    return [_session(i, seed, think_scale, budget, system_target) for i in range(n)]

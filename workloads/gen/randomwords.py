@@ -1,6 +1,7 @@
 """`random` and `shared-prefix`: synthetic prompts of controlled length, made of random English words.
 
-random:        n=100, input=lognormal(1024,512,64,4096), output=lognormal(192,96,16,1024), seed=0
+random:        n=100, input=lognormal(1024,512,64,2048), output=lognormal(192,96,16,768), seed=0
+               (bounded so every request fits a 4096-token window, even with a small-vocabulary tokenizer)
                like=NAME|PATH copies the (input, output) length pairs of another set's requests, so
                `random:like=agentic` differs from `agentic` only in sharing no prefix at all.
 shared-prefix: groups=8, prefix=2000, suffix=200, output=128, n=groups*16, seed=0
@@ -17,8 +18,8 @@ from workloads.errors import WorkloadError
 from workloads.spec import Options
 from workloads.tokens import synth_text
 
-RANDOM_INPUT = "lognormal(1024,512,64,4096)"
-RANDOM_OUTPUT = "lognormal(192,96,16,1024)"
+RANDOM_INPUT = "lognormal(1024,512,64,2048)"
+RANDOM_OUTPUT = "lognormal(192,96,16,768)"
 
 
 def _length_pairs(spec: str) -> list[tuple[int, int | None]]:

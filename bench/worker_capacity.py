@@ -1,0 +1,160 @@
+"""How many streamed chunks/s one Locust worker process sustains before its timing degrades.
+
+    .venv/bin/python bench/worker_capacity.py                       # 50, 100, 200, 400 users, 12 s each
+    .venv/bin/python bench/worker_capacity.py --users 100 300 600 --duration 20
+    .venv/bin/python bench/worker_capacity.py --pin        # engine on core 0, Locust on core 1
+
+Starts `python -m simserver --profile capacity` (a huge simulated batch, so the engine is not the
+limit) with its request trace, then for each user count runs Locust with `--processes 1` (a master
+and exactly one worker process, the unit you scale) against it: closed-loop streaming chat users,
+`--ignore-eos` so every request streams `--max-tokens` chunks. For each level it prints the
+chunks/s the worker received, the worker's CPU use, and the timing error: the client's first-token
+time (`t_start_unix + ttft_s`) minus the engine's own emit time (the trace, joined by X-Request-Id).
+When the error p99 passes a few ms, the worker is saturated: add workers (docs/cluster.md).
+`µs CPU/chunk` (worker CPU time per chunk received, request overhead included) is the figure that
+survives a busy host; `chunks/s @100%` is its inverse, the ceiling of one worker core. Both
+processes share this machine's cores, so on a small or busy host the engine's own CPU use lowers
+the achieved rates; read them as a lower bound.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+import psutil
+
+ROOT = Path(__file__).resolve().parent.parent
+PY = sys.executable
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_up(url: str, timeout_s: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            urllib.request.urlopen(url, timeout=1).close()
+            return
+        except OSError:
+            time.sleep(0.1)
+    raise SystemExit(f"worker_capacity: {url} did not come up")
+
+
+def pct(xs: list[float], q: float) -> float:
+    if not xs:
+        return float("nan")
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, int(q * (len(xs) - 1) + 0.5))]
+
+
+def run_level(url: str, users: int, duration_s: float, max_tokens: int, out: Path) -> dict:
+    """One Locust run; CPU of the worker process sampled over the middle of the run."""
+    cmd = [PY, "-m", "locust", "-f", "locustfile.py", "--headless", "--processes", "1",
+           "--host", url, "--shape", "none", "-u", str(users), "-r", str(max(users, 50)),
+           "-t", f"{duration_s:.0f}s", "--dataset", "random", "--max-tokens", str(max_tokens),
+           "--ignore-eos", "--results-dir", str(out), "--run-name", f"u{users}", "--only-summary"]  # fmt: skip
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        time.sleep(min(4.0, duration_s / 3))  # users started, streams steady
+        children = psutil.Process(proc.pid).children()
+        worker = children[0] if children else psutil.Process(proc.pid)
+        c0, t0 = worker.cpu_times(), time.monotonic()
+        time.sleep(duration_s / 2)
+        c1, t1 = worker.cpu_times(), time.monotonic()
+        cpu = (c1.user + c1.system - c0.user - c0.system) / (t1 - t0)
+        proc.wait(duration_s + 60)
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGINT)
+            proc.wait(30)
+    (run,) = sorted(out.glob(f"u{users}-*"))[-1:]
+    return {"run": run, "cpu": cpu}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--users", type=int, nargs="+", default=[50, 100, 200, 400])
+    ap.add_argument("--duration", type=float, default=12.0, help="seconds per level")
+    ap.add_argument("--max-tokens", type=int, default=128)
+    ap.add_argument("--pin", action="store_true", help="engine on core 0, Locust on core 1 (Linux)")
+    args = ap.parse_args()
+
+    tmp = Path(tempfile.mkdtemp(prefix="goodput-worker-capacity-"))
+    trace = tmp / "trace.jsonl"
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    sim = subprocess.Popen(
+        [
+            PY,
+            "-m",
+            "simserver",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--profile",
+            "capacity",
+            "--trace",
+            str(trace),
+        ],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    if args.pin:
+        os.sched_setaffinity(sim.pid, {0})
+        os.sched_setaffinity(0, {1})  # Locust started from here inherits core 1
+    levels = []
+    try:
+        wait_up(url + "/health")
+        for users in args.users:
+            levels.append((users, run_level(url, users, args.duration, args.max_tokens, tmp)))
+    finally:
+        sim.send_signal(signal.SIGTERM)
+        sim.wait(30)
+
+    engine = {}
+    for line in trace.read_text().splitlines():
+        t = json.loads(line)
+        engine[t["request_id"]] = t
+    print(f"one worker process, {os.cpu_count()} cores on this host (shared with the simulated engine)")
+    print(
+        f"{'users':>6} {'chunks/s':>9} {'worker CPU':>10} {'TTFT err p50 ms':>16} {'p99 ms':>8} {'rows':>6}"
+    )
+    for users, lv in levels:
+        with open(lv["run"] / "requests.csv", newline="") as fh:
+            rows = [r for r in csv.DictReader(fh) if r["ok"] == "true"]
+        t0 = min(float(r["t_start_unix"]) for r in rows)
+        t1 = max(float(r["t_start_unix"]) + float(r["e2e_s"]) for r in rows)
+        chunks = sum(int(r["n_chunks"] or 0) for r in rows)
+        errs = []
+        for r in rows:
+            t = engine.get(r["request_id"])
+            if t and t.get("t_first_emit_unix") and r["ttft_s"]:
+                errs.append((float(r["t_start_unix"]) + float(r["ttft_s"]) - t["t_first_emit_unix"]) * 1000)
+        rate = chunks / (t1 - t0)
+        cpu = max(lv["cpu"], 1e-6)
+        print(
+            f"{users:>6} {rate:>9.0f} {cpu * 100:>9.0f}% {cpu * 1e6 / rate:>12.0f} {rate / cpu:>14.0f} "
+            f"{pct(errs, 0.5):>16.2f} {pct(errs, 0.99):>8.2f} {len(rows):>6}"
+        )
+    print(f"run folders: {tmp}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,247 @@
+"""Scale-out end to end: a real Locust master and two worker processes on 127.0.0.1 against the
+simulated engine, checked against the engine's own trace (joined by X-Request-Id).
+
+- explicit `--master` + 2 × `--worker`, master interrupted with SIGINT: one complete, analysable run folder
+- one worker SIGKILLed mid-run: the run completes, the loss is bounded and reported in run.json
+- `--processes 2` with the step shape (users split, stages announced) and with open-loop rate stages
+"""
+
+from __future__ import annotations
+
+import collections
+import csv
+import itertools
+import json
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import PYTHON, ROOT, Proc, free_port
+
+pytestmark = pytest.mark.e2e
+
+
+# -- helpers -------------------------------------------------------------------------------------
+
+
+def start_master(procs: Callable[..., Proc], host: str, results: Path, *args: str) -> tuple[Proc, int]:
+    port = free_port()
+    cmd = [PYTHON, "-m", "locust", "-f", "locustfile.py", "--headless", "--master",
+           "--master-bind-host", "127.0.0.1", "--master-bind-port", str(port),
+           "--expect-workers", "2", "--expect-workers-max-wait", "60",
+           "--host", host, "--results-dir", str(results), "--only-summary", *args]  # fmt: skip
+    return procs(cmd, "master"), port
+
+
+def start_worker(procs: Callable[..., Proc], port: int) -> Proc:
+    cmd = [PYTHON, "-m", "locust", "-f", "locustfile.py", "--worker",
+           "--master-host", "127.0.0.1", "--master-port", str(port)]  # fmt: skip
+    return procs(cmd, "worker")
+
+
+def worker_name(p: Proc) -> str:
+    """The `worker` column of a row made by process `p` (users/context.py: host-pid)."""
+    return f"{socket.gethostname()}-{p.popen.pid}"
+
+
+def read_rows(run: Path) -> list[dict]:
+    with open(run / "requests.csv", newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+def read_trace(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def wait_for_rows(results: Path, workers: set[str] | int, master: Proc, timeout_s: float = 40.0) -> Path:
+    """The run folder, once requests.csv holds rows from all of `workers` (names, or how many)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        assert master.popen.poll() is None, f"master exited early:\n{master.log()[-3000:]}"
+        runs = list(results.glob("*/requests.csv")) if results.exists() else []
+        if runs:
+            seen = {r["worker"] for r in read_rows(runs[0].parent)}
+            if (len(seen) >= workers) if isinstance(workers, int) else (workers <= seen):
+                return runs[0].parent
+        time.sleep(0.2)
+    raise TimeoutError(f"no rows from {workers} workers within {timeout_s}s:\n{master.log()[-3000:]}")
+
+
+def wait_exit(p: Proc, timeout_s: float) -> int:
+    try:
+        return p.popen.wait(timeout_s)
+    except subprocess.TimeoutExpired:
+        raise AssertionError(f"process did not exit within {timeout_s}s:\n{p.log()[-3000:]}") from None
+
+
+def run_locust(host: str, results: Path, *args: str, timeout_s: float = 90) -> Path:
+    cmd = [PYTHON, "-m", "locust", "-f", "locustfile.py", "--headless", "--host", host,
+           "--results-dir", str(results), "--only-summary", *args]  # fmt: skip
+    out = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=timeout_s)
+    assert out.returncode == 0, out.stderr[-3000:]
+    (run,) = [p for p in results.iterdir() if p.is_dir()]
+    return run
+
+
+# -- explicit master + workers; master Ctrl-C ------------------------------------------------------
+
+
+@pytest.mark.parametrize("topology", ["master+workers", "processes"])
+def test_ctrl_c_leaves_a_complete_run_folder(topology: str, procs, sim_server, tmp_path: Path) -> None:
+    """SIGINT to a master on its own (a cluster), or to the whole `--processes 2` group (a terminal)."""
+    trace = tmp_path / "trace.jsonl"
+    sim = sim_server("--trace", str(trace))
+    results = tmp_path / "results"
+    args = ["-u", "6", "-r", "6", "-t", "120s", "--max-tokens", "48", "--run-name", "sigint"]
+    if topology == "processes":
+        cmd = [PYTHON, "-m", "locust", "-f", "locustfile.py", "--headless", "--processes", "2",
+               "--host", sim.url, "--results-dir", str(results), "--only-summary", *args]  # fmt: skip
+        master, workers = procs(cmd, "locust"), []
+        run = wait_for_rows(results, 2, master)
+    else:
+        master, port = start_master(procs, sim.url, results, *args)
+        workers = [start_worker(procs, port) for _ in range(2)]
+        run = wait_for_rows(results, {worker_name(w) for w in workers}, master)
+    time.sleep(1.0)
+    t_int = time.time()
+    if topology == "processes":
+        os.killpg(master.popen.pid, signal.SIGINT)  # Ctrl-C reaches the master and its workers at once
+    else:
+        master.popen.send_signal(signal.SIGINT)
+    assert wait_exit(master, 30) == 0, master.log()[-3000:]
+    for w in workers:  # the master's quit reaches the workers
+        assert wait_exit(w, 30) == 0, w.log()[-3000:]
+    sim.stop()  # flushes the engine's trace
+
+    meta = json.loads((run / "run.json").read_text())
+    assert meta["t_end_unix"] is not None and meta["t_end_unix"] < t_int + 10, "run closed at the interrupt"
+    rows = read_rows(run)
+    ids = [r["request_id"] for r in rows]
+    assert len(ids) == len(set(ids))
+    assert len({r["worker"] for r in rows}) == 2
+    engine = read_trace(trace)
+    assert {t["request_id"] for t in engine} == set(ids), "every request the engine saw has exactly one row"
+    completed = {t["request_id"] for t in engine if t["status"] == "ok"}
+    assert {r["request_id"] for r in rows if r["ok"] == "true"} == completed
+    assert {r["error"] for r in rows if r["ok"] != "true"} <= {"cancelled"}, (
+        "in-flight requests end as cancelled"
+    )
+    assert meta["lost_rows"] == 0 and meta["requests_sent"] == meta["rows_received"] == len(rows)
+    assert len(meta["per_worker"]) == 2 and not meta["missing_workers"]
+
+    out = subprocess.run([PYTHON, "-m", "analysis", str(run), "--no-plots", "--no-html", "--quiet"],
+                         cwd=ROOT, capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert out.returncode == 0, out.stderr[-3000:]
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["requests"] == len(rows)
+
+
+# -- a worker dies -------------------------------------------------------------------------------
+
+
+def test_killed_worker_run_completes_and_reports_the_loss(procs, sim_server, tmp_path: Path) -> None:
+    trace = tmp_path / "trace.jsonl"
+    sim = sim_server("--trace", str(trace))
+    results = tmp_path / "results"
+    master, port = start_master(procs, sim.url, results, "-u", "6", "-r", "6", "-t", "12s",
+                                "--max-tokens", "32", "--run-name", "kill")  # fmt: skip
+    alive, doomed = start_worker(procs, port), start_worker(procs, port)
+    run = wait_for_rows(results, {worker_name(alive), worker_name(doomed)}, master)
+    time.sleep(1.5)
+    t_kill = time.time()
+    os.kill(doomed.popen.pid, signal.SIGKILL)
+    assert wait_exit(master, 60) == 0, master.log()[-3000:]
+    assert wait_exit(alive, 30) == 0
+    sim.stop()
+
+    meta = json.loads((run / "run.json").read_text())
+    assert meta["t_end_unix"] - meta["t_start_unix"] >= 10, "the run went on to its end"
+    by_name = {w["worker"]: (cid, w) for cid, w in meta["per_worker"].items()}
+    dead_id, dead = by_name[worker_name(doomed)]
+    _, live = by_name[worker_name(alive)]
+    # Locust's heartbeat check (~4 s) marked it; run.json says so
+    assert dead["missing"] is True and meta["missing_workers"] == [dead_id]
+    assert 1.0 <= dead["missing_since_unix"] - t_kill <= 10.0
+    assert live["missing"] is False and live["lost_rows"] == 0 and live["started"] == live["rows"]
+    # the loss: bounded by one report interval, and written down
+    interval = meta["report_interval_s"]
+    assert t_kill - dead["last_report_unix"] <= interval + 1.5, "the dead worker had reported ~every second"
+    assert dead["lost_rows"] == dead["started"] - dead["rows"] >= 0
+    assert meta["lost_rows"] == meta["requests_sent"] - meta["rows_received"] == dead["lost_rows"]
+
+    rows = read_rows(run)
+    assert meta["rows_received"] == len(rows)
+    assert any(r["worker"] == worker_name(alive) and float(r["t_start_unix"]) > t_kill + 4 for r in rows)
+    row_ids = {r["request_id"] for r in rows}
+    engine = {t["request_id"]: t for t in read_trace(trace)}
+    prefix = dead["request_id_prefix"]
+    assert prefix and sum(r.startswith(prefix) for r in row_ids) == dead["rows"] > 0
+    assert row_ids <= set(engine)
+    lost = set(engine) - row_ids
+    assert all(rid.startswith(prefix) for rid in lost), "only the dead worker lost rows"
+    # nothing that ended before its last report was lost: only the last interval's requests
+    settled = dead["last_report_unix"] - 0.5
+    for rid in lost:
+        t = engine[rid]
+        assert (t["t_last_emit_unix"] or t["t_arrival_unix"]) >= settled, t
+    # the master knew of `lost_rows`; the rest were sent after the last report (the engine saw them)
+    unknown = len(lost) - dead["lost_rows"]
+    late = sum(1 for rid, t in engine.items() if rid.startswith(prefix) and t["t_arrival_unix"] >= settled)
+    assert 0 <= unknown <= late
+
+
+# -- shapes and rates across workers -------------------------------------------------------------
+
+
+def test_step_shape_splits_users_and_announces_stages(sim_server, tmp_path: Path) -> None:
+    trace = tmp_path / "trace.jsonl"
+    sim = sim_server("--trace", str(trace))
+    run = run_locust(sim.url, tmp_path / "results", "--processes", "2", "--step-users", "2",
+                     "--step-interval", "3s", "-t", "9s", "--max-tokens", "16", "--run-name", "step2")  # fmt: skip
+    sim.stop()
+    rows = read_rows(run)
+    workers = {r["worker"] for r in rows}
+    assert len(workers) == 2
+    users = collections.defaultdict(set)
+    for r in rows:
+        step, target = int(r["step"]), int(r["target_users"])
+        assert target == 2 * (step + 1), r
+        users[(r["worker"], step)].add(r["user"])
+    for w in workers:  # 2, 4, 6 users in total: 1, 2, 3 on each worker
+        assert [len(users[(w, s)]) for s in range(3)] == [1, 2, 3], dict(users)
+    meta = json.loads((run / "run.json").read_text())
+    assert [s["target_users"] for s in meta["stages"]] == [2, 4, 6]
+    assert {t["request_id"] for t in read_trace(trace)} == {r["request_id"] for r in rows}
+    assert meta["lost_rows"] == 0
+
+
+def test_open_loop_rate_stages_split_across_workers(sim_server, tmp_path: Path) -> None:
+    trace = tmp_path / "trace.jsonl"
+    sim = sim_server("--trace", str(trace))
+    run = run_locust(sim.url, tmp_path / "results", "--processes", "2", "--shape", "stages",
+                     "--stages", "4s:rate=10,4s:rate=20", "--arrival", "constant",
+                     "--max-tokens", "16", "--run-name", "rate2")  # fmt: skip
+    sim.stop()
+    rows = read_rows(run)
+    assert {t["request_id"] for t in read_trace(trace)} == {r["request_id"] for r in rows}
+    workers = {r["worker"] for r in rows}
+    assert len(workers) == 2
+    for step, rate in ((0, 10.0), (1, 20.0)):
+        mine = [r for r in rows if int(r["step"]) == step]
+        sched = sorted(float(r["t_scheduled_unix"]) for r in mine)
+        assert len(sched) >= rate * 2, f"step {step}: {len(sched)} requests"
+        # together the workers make one arrival process at the full rate, interleaved, not bunched
+        gaps = [b - a for a, b in itertools.pairwise(sched)]
+        assert statistics.median(gaps) == pytest.approx(1.0 / rate, rel=0.05)
+        assert min(gaps) > 0.5 / rate, "two workers sent at the same instant"
+        per = collections.Counter(r["worker"] for r in mine)
+        assert max(per.values()) - min(per.values()) <= 1 and set(per) == workers
+    meta = json.loads((run / "run.json").read_text())
+    assert [s["rate_rps"] for s in meta["stages"]] == [10.0, 20.0]
