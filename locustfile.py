@@ -9,7 +9,7 @@ from locust import events
 import shapes
 import users.options  # noqa: F401  (registers the command-line options)
 from shapes import GoodputShape  # noqa: F401  (Locust picks up the one shape class)
-from users import scaleout
+from users import scaleout, webauth, webui
 from users.agent import AgentUser
 from users.chat import ChatUser, CompletionsUser
 from users.rate import RateUser
@@ -18,3 +18,5 @@ from users.setup import install
 install(events, {"chat": ChatUser, "agent": AgentUser, "completions": CompletionsUser, "rate": RateUser})
 shapes.install(events)  # after the spine: stage bookkeeping and open-loop stats
 scaleout.install(events)  # master: workers' heartbeats → run.json per_worker, lost rows
+webui.install(events)  # web UI: LLM tabs, /llm charts page, /llm/stats feed
+webauth.install(events)  # web UI: --web-login (password from the environment), bind warning

@@ -7,7 +7,10 @@ with status 2 — no traceback: the message names the file or option and what is
 from __future__ import annotations
 
 import argparse
+import os
+import shutil
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import NoReturn
@@ -77,20 +80,29 @@ def analyze_one(
     timer.lap("load")
     slo, warnings = run_slo(run.meta, slos, target)
     run.warnings += warnings
-    a = analyze(run, slo, slos[1:])
+    a = analyze(run, slo, slos[1:], wait=False)  # ITL keeps parsing in the background during the plots
     timer.lap("metrics")
     out = run.path
-    figs = [] if args.no_plots else report.run_plots(a, out / "plots")
-    timer.lap("plots")
+    # Everything is made in a staging folder and moved into place at the end: a run that fails
+    # half-way (e.g. a bad ITL value found while plotting) leaves the run folder untouched.
     try:
-        write_json(a, out / "summary.json")
-        (out / "summary.md").write_text(render_markdown(a))
-        html_path = None
-        if not args.no_html:
-            html_path = out / "report.html"
-            html_path.write_text(report.render(a, figs), encoding="utf-8")
+        staging = Path(tempfile.mkdtemp(prefix=".analysis-", dir=out))
     except OSError as e:
         raise UserError(f"{out}: cannot write the analysis output ({e.strerror or e})") from None
+    try:
+        figs = [] if args.no_plots else report.run_plots(a, staging / "plots")
+        a.finish()
+        timer.lap("plots + ITL")
+        write_json(a, staging / "summary.json")
+        (staging / "summary.md").write_text(render_markdown(a))
+        if not args.no_html:
+            (staging / "report.html").write_text(report.render(a, figs), encoding="utf-8")
+        publish(staging, out)
+    except OSError as e:
+        raise UserError(f"{out}: cannot write the analysis output ({e.strerror or e})") from None
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    html_path = None if args.no_html else out / "report.html"
     timer.lap("write")
     if not args.quiet:
         print(console_text(a, html_path))
@@ -98,11 +110,21 @@ def analyze_one(
     return html_path
 
 
+def publish(staging: Path, out: Path) -> None:
+    """Move the finished outputs from `staging` into the run folder, replacing an earlier analysis."""
+    for item in sorted(staging.iterdir()):
+        dest = out / item.name
+        if item.is_dir() and dest.is_dir():
+            shutil.rmtree(dest)
+        os.replace(item, dest)
+
+
 def cmd_analyze(argv: list[str]) -> int:
     p = Parser(
         prog="python -m analysis",
         usage=USAGE,
         description="Analyze run folders: summary.md/json, plots, report.html.",
+        epilog="Compare runs: python -m analysis compare --help. Metric definitions: docs/analysis.md.",
     )
     p.add_argument(
         "runs", nargs="+", metavar="RUN_DIR", help="run folder(s) holding requests.csv (+ run.json)"
@@ -141,25 +163,28 @@ def cmd_compare(argv: list[str]) -> int:
         usage=USAGE,
         description="Compare runs: Table 4.2 + goodput + capacity.",
     )
-    p.add_argument("runs", nargs="+", metavar="RUN_DIR")
+    p.add_argument("runs", nargs="+", metavar="RUN_DIR", help="run folders: servers, datasets, repeats")
     p.add_argument(
-        "--out", type=Path, help="output folder (default: <parent of the first run>/compare-<UTC time>)"
+        "--out",
+        type=Path,
+        metavar="DIR",
+        help="output folder (default: <parent of the first run>/compare-<UTC time>)",
     )
     p.add_argument(
         "--slo", metavar="SPEC", help="one SLO for every run (default: the first run's, else chat)"
     )
-    p.add_argument("--attain-target", type=_fraction, metavar="F")
+    p.add_argument("--attain-target", type=_fraction, metavar="F", help="attainment target (default 0.9)")
     p.add_argument(
         "--repeats",
         choices=["median", "best", "all"],
         default="median",
-        help="how repeated runs of one configuration show",
+        help="repeated runs of one configuration: their median (with min–max), the best run, or all",
     )
-    p.add_argument("--no-plots", action="store_true")
-    p.add_argument("--quiet", action="store_true")
+    p.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
+    p.add_argument("--quiet", action="store_true", help="print nothing but errors")
     args = p.parse_args(argv)
     slos = parse_slos([args.slo] if args.slo else None, args.attain_target)
-    from analysis import compare, fmt, plots, report
+    from analysis import compare, fmt
     from analysis.load import AnalysisError, load_run
     from analysis.summary import analyze
 
@@ -179,44 +204,12 @@ def cmd_compare(argv: list[str]) -> int:
         analyses = [analyze(r, slo) for r in runs]
     except AnalysisError as e:
         raise UserError(str(e)) from None
-    rows = compare.group([compare.run_row(a) for a in analyses], args.repeats)
-    out = (
-        args.out
-        or Path(args.runs[0]).resolve().parent / f"compare-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}"
-    )
-    slo_text = f"{slo.name}: {slo.describe()}"
+    per_run = [compare.run_row(a) for a in analyses]
+    rows = compare.group(per_run, args.repeats)
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    out = args.out or Path(args.runs[0]).resolve().parent / f"compare-{stamp}"
     try:
-        out.mkdir(parents=True, exist_ok=True)
-        figs = []
-        if not args.no_plots:
-            figs.append(
-                (
-                    plots.compare_bars(
-                        rows, out / "plots" / "compare_bars.png", f"Comparison under SLO {slo.name}"
-                    ),
-                    "Headline metrics per configuration (whiskers: min–max over repeats).",
-                )
-            )
-            curves = [
-                (
-                    r.name if len(analyses) == len({x.name for x in runs}) else f"{r.name} ({r.path.name})",
-                    a.steps,
-                    a.summary["load_unit"],
-                )
-                for r, a in zip(runs, analyses, strict=True)
-            ]
-            figs.append(
-                (
-                    plots.compare_load_curves(curves, slo, out / "plots" / "compare_load.png"),
-                    "SLO attainment, goodput and p95 latency per load level, one line per run.",
-                )
-            )
-        md = compare.render_markdown(rows, slo_text, args.repeats, len(runs))
-        (out / "comparison.md").write_text(md)
-        compare.write_csv(rows, out / "comparison.csv")
-        (out / "report.html").write_text(
-            report.render_comparison(rows, slo_text, args.repeats, len(runs), figs), encoding="utf-8"
-        )
+        compare.write_outputs(out, rows, per_run, analyses, slo, args.repeats, with_plots=not args.no_plots)
     except OSError as e:
         raise UserError(f"{out}: cannot write the comparison ({e.strerror or e})") from None
     if not args.quiet:

@@ -16,6 +16,7 @@ import statistics
 from pathlib import Path
 
 from analysis import fmt
+from analysis.slo import Slo
 from analysis.summary import Analysis
 
 # key, header, direction (+1: higher is better, -1: lower is better), formatter
@@ -213,3 +214,34 @@ def write_csv(rows: list[dict], path: Path) -> None:
             w.writerow(
                 {**r, "configuration": r["label"], "best_in": ";".join(k for k in keys if k in best[i])}
             )
+
+
+def write_outputs(
+    out: Path,
+    rows: list[dict],
+    per_run: list[dict],
+    analyses: list[Analysis],
+    slo: Slo,
+    mode: str,
+    with_plots: bool = True,
+) -> None:
+    """comparison.md, comparison.csv, report.html and plots/compare_*.png under `out`."""
+    from analysis import plots, report  # matplotlib only when writing
+
+    out.mkdir(parents=True, exist_ok=True)
+    slo_text = f"{slo.name}: {slo.describe()}"
+    figs = []
+    if with_plots:
+        bars = plots.compare_bars(
+            rows, out / "plots" / "compare_bars.png", f"Comparison under SLO {slo.name}"
+        )
+        figs.append((bars, "Headline metrics per configuration (whiskers: min–max over repeats)."))
+        labels = [r["label"] for r in _unique_labels([dict(r) for r in per_run], by_dir=True)]
+        curves = [(label, a.steps, a.summary["load_unit"]) for label, a in zip(labels, analyses, strict=True)]
+        load = plots.compare_load_curves(curves, slo, out / "plots" / "compare_load.png")
+        figs.append((load, "SLO attainment, goodput and p95 latency per load level, one line per run."))
+    n_runs = len(analyses)
+    (out / "comparison.md").write_text(render_markdown(rows, slo_text, mode, n_runs))
+    write_csv(rows, out / "comparison.csv")
+    html = report.render_comparison(rows, slo_text, mode, n_runs, figs)
+    (out / "report.html").write_text(html, encoding="utf-8")

@@ -19,7 +19,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
-# Columns the analysis computes from; the rest of the contract's columns are carried when present.
+# Columns the analysis needs; an older writer may lack t_scheduled_unix (no open-loop figures) or dataset.
 REQUIRED = (
     "step",
     "target_users",
@@ -33,6 +33,7 @@ REQUIRED = (
     "ok",
     "error",
 )
+# Only what a statistic uses is converted: every extra column costs parse time on a 1M-row run.
 FLOAT_COLS = (
     "t_scheduled_unix",
     "t_start_unix",
@@ -41,11 +42,8 @@ FLOAT_COLS = (
     "tpot_s",
     "prompt_tokens",
     "output_tokens",
-    "cached_tokens",
-    "n_chunks",
-    "http_status",
 )
-TEXT_COLS = ("worker", "scenario", "dataset", "error", "finish_reason", "tokens_source")
+TEXT_COLS = ("dataset", "error")
 INT_COLS = ("step", "target_users")
 NL = b"\n"
 
@@ -109,7 +107,7 @@ def read_requests(csv_path: Path) -> tuple[pa.Table, list[str]]:
     types: dict[str, pa.DataType] = {c: pa.float64() for c in FLOAT_COLS}
     types.update({c: pa.string() for c in TEXT_COLS})
     types.update(
-        {"itl_s": pa.large_string(), "ok": pa.bool_(), "step": pa.float64(), "target_users": pa.float64()}
+        {"itl_s": pa.large_binary(), "ok": pa.bool_(), "step": pa.float64(), "target_users": pa.float64()}
     )
     bad: list[pacsv.InvalidRow] = []
 
@@ -117,9 +115,15 @@ def read_requests(csv_path: Path) -> tuple[pa.Table, list[str]]:
         bad.append(row)
         return "skip"
 
+    warnings: list[str] = []
     try:
+        source, dropped_line = _complete_lines(csv_path)
+        if dropped_line:
+            warnings.append(
+                f"{csv_path}: skipped a truncated last line (line {dropped_line}: the run stopped mid-write)"
+            )
         table = pacsv.read_csv(
-            csv_path,
+            source,
             parse_options=pacsv.ParseOptions(invalid_row_handler=on_invalid, newlines_in_values=False),
             convert_options=pacsv.ConvertOptions(
                 column_types={c: t for c, t in types.items() if c in header},
@@ -131,25 +135,53 @@ def read_requests(csv_path: Path) -> tuple[pa.Table, list[str]]:
         )
     except (pa.ArrowInvalid, OSError) as e:
         raise AnalysisError(f"{csv_path}: corrupt CSV ({_one_line(e)})") from None
-    warnings: list[str] = []
     if bad:
-        # The parallel parser does not know line numbers: find them (error path only).
+        # The parallel parser does not know line numbers: find the first bad one (error path only).
         data = csv_path.read_bytes()
         first = bad[0]
-        if len(bad) == 1 and data.rstrip(b"\r\n").endswith(first.text.encode()):
-            line = data.count(b"\n", 0, len(data.rstrip(b"\r\n")) - len(first.text.encode())) + 1
-            warnings.append(
-                f"{csv_path}: skipped a truncated last line (line {line}: the run stopped mid-write)"
-            )
-        else:
-            pos = data.find(first.text.encode())
-            where = f"line {data.count(NL, 0, pos) + 1}" if pos >= 0 else "a row"
-            more = f" ({len(bad)} bad rows in all)" if len(bad) > 1 else ""
-            raise AnalysisError(
-                f"{csv_path}: corrupt CSV at {where}: expected {first.expected_columns} fields, "
-                f"got {first.actual_columns}{more}"
-            )
+        pos = data.find(first.text.encode())
+        where = f"line {data.count(NL, 0, pos) + 1}" if pos >= 0 else "a row"
+        more = f" ({len(bad)} bad rows in all)" if len(bad) > 1 else ""
+        raise AnalysisError(
+            f"{csv_path}: corrupt CSV at {where}: expected {first.expected_columns} fields, "
+            f"got {first.actual_columns}{more}"
+        )
     return table, warnings
+
+
+def _complete_lines(csv_path: Path) -> tuple[pa.BufferReader | Path, int | None]:
+    """The file up to its last newline, memory-mapped (no copy), and the number of a dropped partial line.
+
+    The record sink writes whole lines, so a last line without its newline was cut by a crash or
+    is still being written: it is dropped rather than failing the whole run.
+    """
+    size = csv_path.stat().st_size
+    if size == 0:
+        return csv_path, None
+    with open(csv_path, "rb") as fh:
+        fh.seek(size - 1)
+        if fh.read(1) == NL:
+            return csv_path, None
+    cut = _rfind_newline(csv_path, size)
+    if cut == 0:  # only a header line without newline: nothing to drop, the header check decides
+        return csv_path, None
+    buf = pa.memory_map(str(csv_path)).read_buffer()
+    line = int(np.count_nonzero(np.frombuffer(buf, dtype=np.uint8, count=cut) == NL[0])) + 1
+    return pa.BufferReader(buf.slice(0, cut)), line
+
+
+def _rfind_newline(csv_path: Path, size: int) -> int:
+    """Offset just after the last newline, reading backwards in blocks."""
+    with open(csv_path, "rb") as fh:
+        end = size
+        while end > 0:
+            start = max(0, end - (1 << 16))
+            fh.seek(start)
+            pos = fh.read(end - start).rfind(NL)
+            if pos >= 0:
+                return start + pos + 1
+            end = start
+    return 0
 
 
 def _one_line(e: Exception) -> str:

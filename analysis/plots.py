@@ -40,6 +40,12 @@ def save(fig: plt.Figure, path: Path) -> Path:
     return path
 
 
+def _legend(ax: plt.Axes, **kw: object) -> None:
+    """A legend only when something is labelled (empty runs have nothing to label)."""
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=8, **kw)
+
+
 def _limit_line(ax: plt.Axes, limit_s: float | None, slo: Slo, horizontal: bool = True) -> None:
     if limit_s is None:
         return
@@ -142,7 +148,7 @@ def cdfs(
         ax.set_ylabel("requests ≤ x (%)" if name != "ITL" else "gaps ≤ x (%)")
         ax.set_ylim(0, 101)
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=8, loc="lower right")
+        _legend(ax, loc="lower right")
     fig.suptitle("Latency distributions (completed requests; dotted lines: p50, p95, p99)")
     fig.subplots_adjust(left=0.07, right=0.97, bottom=0.08, top=0.91, wspace=0.2, hspace=0.32)
     return save(fig, path)
@@ -214,7 +220,7 @@ def timeseries(
                 ax.plot(q.index * w + w / 2, q[(m, p)], color=color, label=f"{name} p{round(p * 100)}")
         ax.set_ylabel(f"{name} (ms)")
         ax.set_title(f"{name} over time (by send time)")
-        ax.legend(fontsize=8, loc="upper left")
+        _legend(ax, loc="upper left")
     for a in axes:
         a.grid(alpha=0.3)
         for s0, s1 in saturated:

@@ -102,42 +102,50 @@ def page(title: str, body: str) -> str:
 
 
 def run_plots(a: Analysis, out_dir: Path) -> list[tuple[Path, str]]:
-    """Write the run's PNGs under `out_dir` and return (path, caption) in report order."""
+    """Write the run's PNGs under `out_dir` and return (path, caption) in report order.
+
+    The CDF plot needs the ITL distribution, which may still be parsing in the background
+    (`analyze(wait=False)`): it is drawn last, so the other plots overlap with the parse.
+    """
     s, df = a.summary, a.run.df
-    sel = df[df["in_run_stats"].to_numpy()]
-    out: list[tuple[Path, str]] = []
-    if s["steps"]:
-        p = plots.latency_vs_load(
-            s["steps"], s["load_unit"], a.slo, s["capacity"], out_dir / "latency_vs_load.png"
-        )
-        out.append((p, "Latency percentiles, throughput, goodput and SLO attainment per load level."))
-        p = plots.goodput_vs_throughput(
-            s["steps"], s["load_unit"], a.slo, out_dir / "goodput_vs_throughput.png"
-        )
-        out.append(
-            (p, "Goodput vs throughput per step: distance below the diagonal = requests that missed the SLO.")
-        )
-    p = plots.cdfs(
-        latency_values(sel, "ttft_s"), latency_values(sel, "tpot_s"), a.itl, latency_values(sel, "e2e_s"),
-        a.slo, out_dir / "cdf.png",
-    )  # fmt: skip
-    out.append((p, "Distributions of TTFT, TPOT, ITL and E2E latency with the SLO limits."))
     in_run = df["in_run_stats"].to_numpy()
-    level = {st["step"]: st["load"] for st in s["steps"]}
-    p = plots.timeseries(
-        sel, a.good[in_run], s["window"]["t_start_unix"], s["loadgen_saturated_windows"], out_dir / "timeseries.png",
-        level=level, unit=s["load_unit"],
-    )  # fmt: skip
-    out.append(
-        (
-            p,
-            "Throughput, goodput, errors and latency over the run, with the load level (users or arrival rate).",
+    sel = df[in_run]
+    out: dict[str, tuple[Path, str]] = {}
+    if s["steps"]:
+        out["load"] = (
+            plots.latency_vs_load(
+                s["steps"], s["load_unit"], a.slo, s["capacity"], out_dir / "latency_vs_load.png"
+            ),
+            "Latency percentiles, throughput, goodput and SLO attainment per load level.",
         )
-    )
+        out["goodput"] = (
+            plots.goodput_vs_throughput(
+                s["steps"], s["load_unit"], a.slo, out_dir / "goodput_vs_throughput.png"
+            ),
+            "Goodput vs throughput per step: distance below the diagonal = requests that missed the SLO.",
+        )
+    level = {st["step"]: st["load"] for st in s["steps"]}
+    out["time"] = (
+        plots.timeseries(
+            sel, a.good[in_run], s["window"]["t_start_unix"], s["loadgen_saturated_windows"],
+            out_dir / "timeseries.png", level=level, unit=s["load_unit"],
+        ),
+        "Throughput, goodput, errors and latency over the run, with the load level (users or arrival rate).",
+    )  # fmt: skip
     if a.server_series is not None and not a.server_series.empty:
-        p = server.plot(a.server_series, s["window"]["t_start_unix"], out_dir / "server_metrics.png")
-        out.append((p, "Server-side queue and KV-cache usage (server_metrics.csv)."))
-    return out
+        out["server"] = (
+            server.plot(a.server_series, s["window"]["t_start_unix"], out_dir / "server_metrics.png"),
+            "Server-side queue and KV-cache usage (server_metrics.csv).",
+        )
+    out["cdf"] = (
+        plots.cdfs(
+            latency_values(sel, "ttft_s"), latency_values(sel, "tpot_s"), a.itl, latency_values(sel, "e2e_s"),
+            a.slo, out_dir / "cdf.png",
+        ),
+        "Distributions of TTFT, TPOT, ITL and E2E latency with the SLO limits.",
+    )  # fmt: skip
+    order = ("load", "goodput", "cdf", "time", "server")
+    return [out[k] for k in order if k in out]
 
 
 def verdict_cards(s: dict) -> str:

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from analysis import fmt, server
-from analysis.itl import Distribution, ItlFormatError, itl_distribution
+from analysis.itl import Distribution, PendingDistribution
 from analysis.load import AnalysisError, Run
 from analysis.metrics import (
     dist,
@@ -42,12 +42,20 @@ class Analysis:
     slo: Slo
     summary: dict
     good: np.ndarray
-    itl: Distribution
+    itl: Distribution | PendingDistribution
     server_series: pd.DataFrame | None = None
 
     @property
     def steps(self) -> list[dict]:
         return self.summary["steps"]
+
+    def finish(self) -> Analysis:
+        """Wait for the ITL figures (parsed in the background) and put them in the summary."""
+        if isinstance(self.itl, PendingDistribution):
+            self.itl = self.itl.result()
+            self.summary["itl_s"] = dist_itl(self.itl)
+            self.summary["samples"]["itl_s"] = self.itl.n
+        return self
 
 
 def saturation_warnings(meta: dict) -> tuple[list[list[float]], list[str]]:
@@ -65,8 +73,12 @@ def saturation_warnings(meta: dict) -> tuple[list[list[float]], list[str]]:
     return windows, out
 
 
-def analyze(run: Run, slo: Slo, extra: list[Slo] | None = None) -> Analysis:
-    """All figures of `run` under `slo` (goodput, attainment, capacity) + verdicts for `extra` and every profile."""
+def analyze(run: Run, slo: Slo, extra: list[Slo] | None = None, wait: bool = True) -> Analysis:
+    """All figures of `run` under `slo` (goodput, attainment, capacity) + verdicts for `extra` and every profile.
+
+    With `wait=False` the ITL figures may still be parsing: call `Analysis.finish()` before
+    reading `summary["itl_s"]` (the CLI draws the other plots meanwhile).
+    """
     df = run.df
     in_run = df["in_run_stats"].to_numpy()
     ok = df["ok"].to_numpy(dtype=bool)
@@ -74,10 +86,7 @@ def analyze(run: Run, slo: Slo, extra: list[Slo] | None = None) -> Analysis:
     sel = df[in_run]
     if sel.empty:
         raise AnalysisError(f"{run.path}: every request fell in the warm-up period; nothing to analyze")
-    try:
-        itl = itl_distribution(run.itl, in_run & ok)
-    except ItlFormatError as e:
-        raise AnalysisError(f"{run.path / 'requests.csv'}: {e}") from None
+    itl = PendingDistribution(run.itl, in_run & ok, where=str(run.path / "requests.csv"))
     tp = throughput(sel, good[in_run])
     steps, unit = step_table(df, good, run.meta)
     capacity = capacity_at_slo(steps, slo.attain_target, unit)
@@ -102,12 +111,12 @@ def analyze(run: Run, slo: Slo, extra: list[Slo] | None = None) -> Analysis:
         "slo": {**slo.to_dict(), "describe": slo.describe()},
         "ttft_s": dist(latency_values(sel, "ttft_s")),
         "tpot_s": dist(latency_values(sel, "tpot_s")),
-        "itl_s": dist_itl(itl),
+        "itl_s": None,  # filled by finish()
         "e2e_s": dist(latency_values(sel, "e2e_s")),
         "samples": {
             "ttft_s": int(np.count_nonzero(~np.isnan(latency_values(sel, "ttft_s")))),
             "tpot_s": int(np.count_nonzero(~np.isnan(latency_values(sel, "tpot_s")))),
-            "itl_s": itl.n,
+            "itl_s": None,
             "e2e_s": int(np.count_nonzero(~np.isnan(latency_values(sel, "e2e_s")))),
         },
         "percentile_checks": percentile_checks(sel, itl, slo),
@@ -123,7 +132,8 @@ def analyze(run: Run, slo: Slo, extra: list[Slo] | None = None) -> Analysis:
         "server": server.summarize(series) if series is not None else None,
         "warnings": sat_warnings + list(run.warnings) + server_warnings,
     }
-    return Analysis(run, slo, summary, good, itl, series)
+    a = Analysis(run, slo, summary, good, itl, series)
+    return a.finish() if wait else a
 
 
 def run_info(run: Run) -> dict:

@@ -197,6 +197,7 @@ class GoodputShape(LoadTestShape):
             self._describe(env)
         level = self.schedule.level_at(self.get_run_time())
         if level is None:
+            on_test_stopping(env)  # the schedule's end, before Locust spends time stopping users
             self._describe(env)
             if failed := getattr(self.schedule, "failed", ""):
                 log.error("goodput: sweep stopped: %s", failed)

@@ -18,6 +18,8 @@ from typing import Any
 
 from shapes.base import Level, Schedule
 
+SETTLE_S = 1.5  # > one worker report interval (users/setup.py reports every second)
+
 
 @dataclass(slots=True)
 class SweepSchedule(Schedule):
@@ -63,8 +65,10 @@ class SweepSchedule(Schedule):
 
     def measured(self, stage: int) -> float:
         """Completed requests/s of a stage: count difference between the first sample after its
-        warm-up and the last sample inside it. Worker reports lag both ends alike."""
-        lo, hi = stage * self.stage_s + self.warmup_s, (stage + 1) * self.stage_s
+        warm-up (and after SETTLE_S, so users are running and their first completions have been
+        reported) and the last sample inside it. Worker reports then lag both ends alike."""
+        start, hi = stage * self.stage_s + self.warmup_s, (stage + 1) * self.stage_s
+        lo = start + SETTLE_S if start + SETTLE_S < hi - 1.0 else start
         inside = [(t, c) for t, c in self.samples if lo <= t < hi]
         if len(inside) < 2 or inside[-1][0] <= inside[0][0]:
             return 0.0

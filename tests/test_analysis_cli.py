@@ -71,6 +71,7 @@ def test_analyze_writes_summary_report_plots(tmp_path: Path, capsys: pytest.Capt
     assert all(set(st) >= STEP_KEYS for st in s["steps"]) and len(s["steps"]) == 2
     assert s["slo"]["profile"] == "chat"  # the run's own SLO (run.json) by default
     assert (s["req_per_s"], s["goodput_req_per_s"], s["e2e_s"]["p95"]) == approx((0.7, 0.4, 3.55))
+    assert (s["itl_s"]["p95"], s["samples"]["itl_s"]) == (approx(0.485), 44)  # parsed in the background
     md = (run / "summary.md").read_text()
     for needle in ("Latency p95 (ms)", "TPOT p95 (ms)", "TTFT p50 (ms)", "TTFT p95 (ms)", "| 3,550 | 475 | 300 | 570 | 0.70 | 5.1 | 0.40 | 40.0 % |",
                    "| http_429 | 2 | 20.0 % |", "## Per step", "| 1 | 2 | 6 | 4 | 0.80 | 6.0 | 0.20 | 16.7 % |"):  # fmt: skip
@@ -98,6 +99,32 @@ def test_slo_option_overrides_and_adds_verdicts(tmp_path: Path, capsys: pytest.C
     # TTFT ≤ 250 ms: rows 1 (.1), 2 (.2), 9 (.25) → 3/10
     assert s["verdicts"][1]["slo_attainment"] == approx(0.3)
     assert not (run / "report.html").exists() and not (run / "plots").exists()
+
+
+def test_open_loop_run_flags_saturation(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    run = copy_run(tmp_path, "run_openloop")
+    assert main([str(run), "--no-plots"]) == 0
+    assert "WARNING: load generator saturated from 2026-01-01 00:00:05Z" in capsys.readouterr().out
+    md = (run / "summary.md").read_text()
+    assert "> **Warning**: load generator saturated from 2026-01-01 00:00:05Z to 2026-01-01 00:00:06Z" in md
+    assert "## Open loop (latency from the intended send time)" in md and "| send lag |" in md
+    assert "Capacity at SLO (custom-ol, attainment ≥ 90 %): 2.33 req/s (interpolated between 2 and 4)" in md
+    html = (run / "report.html").read_text()
+    assert 'class="warn sat"' in html and "add workers" in html
+
+
+def test_failure_late_in_the_analysis_leaves_the_run_folder_untouched(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A bad ITL value is found while the plots are drawn: nothing may be half-written into the run."""
+    run = copy_run(tmp_path)
+    text = (run / "requests.csv").read_text().replace("0.300000;0.250000;0.350000", "0.300000;oops;0.350000")
+    (run / "requests.csv").write_text(text)
+    before = sorted(p.name for p in run.iterdir())
+    assert main([str(run)]) == 2
+    err = capsys.readouterr().err
+    assert "requests.csv: itl_s: 'oops' is not a number of seconds" in err and err.count("\n") == 1
+    assert sorted(p.name for p in run.iterdir()) == before
 
 
 def test_attain_target_option(tmp_path: Path) -> None:

@@ -88,12 +88,18 @@ def test_bad_input_is_one_line(tmp_path: Path, make, needle: str) -> None:
     assert "\n" not in msg
 
 
-def test_truncated_last_line_is_a_warning(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    "tail",
+    [
+        "small,w1,2,,0,small-0011,chat,chat,1,2,,17672256",  # cut mid-row: too few fields
+        "small,w1,2,,0,small-0011,chat,chat,1,2,,1767225609.5,0.1,0.2,,,1,5,1,0,usage,tru",  # cut mid-value
+    ],
+)
+def test_truncated_last_line_is_a_warning(tmp_path: Path, tail: str) -> None:
     """A crash mid-write loses at most the last row; the rest still analyzes."""
-    text = "\n".join(_rows()) + "\nsmall,w1,2,,0,small-0011,chat,chat,1,2,,17672256"
-    run = load_run(_run(tmp_path, text))
+    run = load_run(_run(tmp_path, "\n".join(_rows()) + "\n" + tail))
     assert len(run.df) == 10
-    assert any("truncated last line" in w for w in run.warnings)
+    assert any("truncated last line (line 12" in w for w in run.warnings), run.warnings
 
 
 def test_unreadable_run_json_is_a_warning(tmp_path: Path) -> None:

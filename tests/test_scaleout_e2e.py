@@ -1,7 +1,8 @@
 """Scale-out end to end: a real Locust master and two worker processes on 127.0.0.1 against the
 simulated engine, checked against the engine's own trace (joined by X-Request-Id).
 
-- explicit `--master` + 2 × `--worker`, master interrupted with SIGINT: one complete, analysable run folder
+- explicit `--master` + 2 × `--worker` (and `--processes 2`), interrupted with SIGINT or SIGTERM:
+  one complete, analysable run folder
 - one worker SIGKILLed mid-run: the run completes, the loss is bounded and reported in run.json
 - `--processes 2` with the step shape (users split, stages announced) and with open-loop rate stages
 """
@@ -38,6 +39,13 @@ def start_master(procs: Callable[..., Proc], host: str, results: Path, *args: st
            "--expect-workers", "2", "--expect-workers-max-wait", "60",
            "--host", host, "--results-dir", str(results), "--only-summary", *args]  # fmt: skip
     return procs(cmd, "master"), port
+
+
+def processes(n: int) -> list[str]:
+    """`--processes n` on a free master port (the default 5557 may be taken by another run here)."""
+    port = str(free_port())
+    return ["--processes", str(n), "--master-bind-host", "127.0.0.1", "--master-bind-port", port,
+            "--master-port", port]  # fmt: skip
 
 
 def start_worker(procs: Callable[..., Proc], port: int) -> Proc:
@@ -93,15 +101,24 @@ def run_locust(host: str, results: Path, *args: str, timeout_s: float = 90) -> P
 # -- explicit master + workers; master Ctrl-C ------------------------------------------------------
 
 
-@pytest.mark.parametrize("topology", ["master+workers", "processes"])
-def test_ctrl_c_leaves_a_complete_run_folder(topology: str, procs, sim_server, tmp_path: Path) -> None:
-    """SIGINT to a master on its own (a cluster), or to the whole `--processes 2` group (a terminal)."""
+@pytest.mark.parametrize(
+    ("topology", "sig"),
+    [
+        ("master+workers", signal.SIGINT),  # Ctrl-C on a master whose workers run elsewhere
+        ("master+workers", signal.SIGTERM),  # docker stop, a Kubernetes pod deleted
+        ("processes", signal.SIGINT),  # Ctrl-C in the terminal of a `--processes 2` run
+    ],
+    ids=["master-sigint", "master-sigterm", "processes-ctrl-c"],
+)
+def test_interrupt_leaves_a_complete_run_folder(
+    topology: str, sig: int, procs, sim_server, tmp_path: Path
+) -> None:
     trace = tmp_path / "trace.jsonl"
     sim = sim_server("--trace", str(trace))
     results = tmp_path / "results"
     args = ["-u", "6", "-r", "6", "-t", "120s", "--max-tokens", "48", "--run-name", "sigint"]
     if topology == "processes":
-        cmd = [PYTHON, "-m", "locust", "-f", "locustfile.py", "--headless", "--processes", "2",
+        cmd = [PYTHON, "-m", "locust", "-f", "locustfile.py", "--headless", *processes(2),
                "--host", sim.url, "--results-dir", str(results), "--only-summary", *args]  # fmt: skip
         master, workers = procs(cmd, "locust"), []
         run = wait_for_rows(results, 2, master)
@@ -112,9 +129,9 @@ def test_ctrl_c_leaves_a_complete_run_folder(topology: str, procs, sim_server, t
     time.sleep(1.0)
     t_int = time.time()
     if topology == "processes":
-        os.killpg(master.popen.pid, signal.SIGINT)  # Ctrl-C reaches the master and its workers at once
+        os.killpg(master.popen.pid, sig)  # a terminal's Ctrl-C reaches the master and its workers at once
     else:
-        master.popen.send_signal(signal.SIGINT)
+        master.popen.send_signal(sig)  # the master alone; its workers hear it from the master
     assert wait_exit(master, 30) == 0, master.log()[-3000:]
     for w in workers:  # the master's quit reaches the workers
         assert wait_exit(w, 30) == 0, w.log()[-3000:]
@@ -203,7 +220,7 @@ def test_killed_worker_run_completes_and_reports_the_loss(procs, sim_server, tmp
 def test_step_shape_splits_users_and_announces_stages(sim_server, tmp_path: Path) -> None:
     trace = tmp_path / "trace.jsonl"
     sim = sim_server("--trace", str(trace))
-    run = run_locust(sim.url, tmp_path / "results", "--processes", "2", "--step-users", "2",
+    run = run_locust(sim.url, tmp_path / "results", *processes(2), "--step-users", "2",
                      "--step-interval", "3s", "-t", "9s", "--max-tokens", "16", "--run-name", "step2")  # fmt: skip
     sim.stop()
     rows = read_rows(run)
@@ -225,7 +242,7 @@ def test_step_shape_splits_users_and_announces_stages(sim_server, tmp_path: Path
 def test_open_loop_rate_stages_split_across_workers(sim_server, tmp_path: Path) -> None:
     trace = tmp_path / "trace.jsonl"
     sim = sim_server("--trace", str(trace))
-    run = run_locust(sim.url, tmp_path / "results", "--processes", "2", "--shape", "stages",
+    run = run_locust(sim.url, tmp_path / "results", *processes(2), "--shape", "stages",
                      "--stages", "4s:rate=10,4s:rate=20", "--arrival", "constant",
                      "--max-tokens", "16", "--run-name", "rate2")  # fmt: skip
     sim.stop()

@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 
 import gevent
 import orjson
+from gevent import socket as gsocket
 from geventhttpclient import HTTPClient
 from geventhttpclient.response import HTTPConnectionClosed
 
@@ -86,6 +87,74 @@ def _finish(res: StreamResult) -> None:
         res.error, res.error_detail = "empty_output", "no text in the stream"
 
 
+_SEP = b"\n\n"
+import os
+YIELD = bool(os.environ.get("GP_YIELD"))
+_BLOCK = 65536
+_PLAIN_SOCKET = gsocket.socket  # TLS sockets decrypt in recv(): they take the generic path
+
+
+def _recv(sock: Any) -> bytes:
+    """Wait for the socket, then read: one syscall per arrival.
+
+    gevent's `recv` first tries the read and, between two events, always gets EAGAIN (an
+    exception, a second syscall) before waiting; for an SSE stream the next event is never
+    there yet when the previous one is done, so waiting first is ~7 µs per chunk cheaper.
+    """
+    if type(sock) is _PLAIN_SOCKET:
+        while True:
+            sock.hub.wait(sock._read_event)
+            try:
+                return sock._sock.recv(_BLOCK)
+            except BlockingIOError:  # spurious wake-up
+                continue
+    return sock.recv(_BLOCK)
+
+
+def _read_events(resp: Any, res: StreamResult) -> None:
+    """Split the body into SSE events as bytes arrive; stamp each read right after it returns.
+
+    Every event completed by one read gets that read's stamp (the moment its last byte reached
+    us), so decoding one event never delays the stamp of the next. geventhttpclient's parser
+    (C, chunked framing) appends body bytes to `resp._body_buffer`; events are cut from it in place.
+    """
+    buf: bytearray = resp._body_buffer
+    feed = resp.feed
+    event_data, decode = sse.event_data, sse.decode
+    pos = 0
+    t = perf_counter()  # bytes that came with the headers
+    while True:
+        end = buf.find(_SEP, pos)
+        if end < 0:
+            if resp.message_complete:
+                return
+            if pos:
+                del buf[:pos]
+                pos = 0
+            sock = resp._sock
+            if sock is None:
+                raise HTTPConnectionClosed("connection closed.")
+            data = _recv(sock)
+            t = perf_counter()
+            if getattr(sock.hub.loop, "pendingcnt", 0) and YIELD:
+                gevent.sleep(0)
+            feed(data)
+            if not data and not resp.message_complete:
+                raise HTTPConnectionClosed("connection closed before the end of the stream")
+            continue
+        end += 2
+        event = buf[pos:end]
+        pos = end
+        res.n_events += 1
+        res.n_bytes += len(event)
+        payload = event_data(event)
+        if payload is None:
+            continue
+        _apply(res, decode(payload), t)
+        if res.done or res.error:
+            return
+
+
 class RawTransport:
     """One keep-alive connection per Locust user; reads events as they arrive."""
 
@@ -122,20 +191,7 @@ class RawTransport:
                 if ra := resp.get("retry-after"):
                     res.error_detail += f" (Retry-After: {ra})"
                 return res
-            readline = resp.readline
-            while True:
-                event = readline(b"\n\n")
-                t = perf_counter()
-                if not event:
-                    break
-                res.n_events += 1
-                res.n_bytes += len(event)
-                data = sse.event_data(event)
-                if data is None:
-                    continue
-                _apply(res, sse.decode(data), t)
-                if res.done or res.error:
-                    break
+            _read_events(resp, res)
             _finish(res)
         except gevent.Timeout as e:
             if e is not timer:

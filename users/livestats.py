@@ -8,8 +8,10 @@ exactly as Locust merges its own (serialize on the worker, `extend` on the maste
 from __future__ import annotations
 
 import logging
+import time
 
 import gevent
+import locust.stats
 from locust.stats import RequestStats, StatsEntry
 
 log = logging.getLogger("goodput")
@@ -35,19 +37,22 @@ class LiveStats:
         good: bool,
         error: str,
     ) -> None:
+        # Straight into the entries: this RequestStats' own `total` would mix TTFT with ITL gaps
+        # and nobody reads it; ITL comes in one batch per request (one value per chunk).
         s = self.stats
+        get = s.get
         if ttft_s is not None:
-            s.log_request(METHOD, "TTFT", ttft_s * 1000.0, 0)
+            get("TTFT", METHOD).log(ttft_s * 1000.0, 0)
         if tpot_s is not None:
-            s.log_request(METHOD, "TPOT", tpot_s * 1000.0, 0)
-        for gap in itl_s:
-            s.log_request(METHOD, "ITL", gap * 1000.0, 0)
+            get("TPOT", METHOD).log(tpot_s * 1000.0, 0)
+        if itl_s:
+            log_many(get("ITL", METHOD), [gap * 1000.0 for gap in itl_s])
         if ok:
-            s.log_request(METHOD, "E2E", (e2e_s or 0.0) * 1000.0, output_tokens)
+            get("E2E", METHOD).log((e2e_s or 0.0) * 1000.0, output_tokens)
         else:
             s.log_error(METHOD, "E2E", error)
         if good:
-            s.log_request(METHOD, "GOOD", (e2e_s or 0.0) * 1000.0, 0)
+            get("GOOD", METHOD).log((e2e_s or 0.0) * 1000.0, 0)
 
     def serialize(self) -> list[dict]:
         """Worker side: entries since the last report (they reset, as Locust's do)."""
@@ -92,6 +97,40 @@ class LiveStats:
 
     def reset(self) -> None:
         self.stats.reset_all()
+
+
+_default_bucket = locust.stats.bucket_response_time
+
+
+def log_many(entry: StatsEntry, values_ms: list[float]) -> None:
+    """`StatsEntry.log(v, 0)` for each value, with one clock read: the same fields, ~10× cheaper.
+
+    A request's ITL gaps are logged when it ends; one call per gap through `RequestStats` cost
+    ~6 µs each here and blocked the event loop for ~0.4 ms per 64-token request (1.6 ms at 256).
+    """
+    if not values_ms:
+        return
+    now = time.time()
+    t = int(now)
+    last = entry.last_request_timestamp
+    if entry.use_response_times_cache and last and t > int(last):
+        entry._cache_response_times(t - 1)
+    n = len(values_ms)
+    entry.num_requests += n
+    entry.num_reqs_per_sec[t] += n
+    entry.last_request_timestamp = now
+    entry.total_response_time += sum(values_ms)
+    lo, hi = min(values_ms), max(values_ms)
+    entry.min_response_time = lo if entry.min_response_time is None else min(entry.min_response_time, lo)
+    entry.max_response_time = max(entry.max_response_time, hi)
+    rt = entry.response_times
+    bucket = locust.stats.bucket_response_time  # looked up each time: Locust lets users replace it
+    if bucket is _default_bucket:
+        for v in values_ms:
+            rt[round(v) if v < 100 else bucket(v)] += 1
+    else:
+        for v in values_ms:
+            rt[bucket(v)] += 1
 
 
 def _current_content_rate(e: StatsEntry, window_s: int = 10) -> float:

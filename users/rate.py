@@ -17,6 +17,7 @@ transport and returns it. The same dispatcher also runs closed-loop stages of mi
 
 from __future__ import annotations
 
+import gc
 import logging
 import time
 from collections.abc import Callable, Iterable
@@ -101,7 +102,10 @@ class Driver:
                 self._open(stage)
 
     def _warm_up(self) -> None:
-        """Open the workload (or the trace) now, not when the first arrival is already due."""
+        """Before the first arrival is due: open the workload (or the trace), make a first
+        connection object (the first costs ~5 ms), and freeze what exists for the garbage
+        collector, whose full collections over Locust's and the workload's objects otherwise
+        stall the process for 20+ ms now and then (measured) and show up as send lag."""
         ctx = self.env.goodput
         if ctx.options.shape == "trace":
             import workloads  # noqa: F401  (synth_prompt's module: its import is not free)
@@ -109,6 +113,9 @@ class Driver:
             load_trace(ctx.options.trace_file, float(ctx.options.time_scale))
         else:
             ctx.workload()
+        self.free.append(self._take())
+        gc.collect()
+        gc.freeze()
 
     def _where(self) -> tuple[int, int]:
         ctx = self.env.goodput
@@ -322,7 +329,14 @@ class RateUser(LLMUser):
             gevent.sleep(5.0)
             return
         self.driver = state.driver = Driver(self.environment, state.stats, self.host or self.environment.host)
-        self.driver.run()
+        try:
+            self.driver.run()
+        except Exception:
+            # Locust logs the error and runs the task again: start over with a fresh dispatcher,
+            # a second later so that a persistent error cannot spin.
+            self.on_stop()
+            gevent.sleep(1.0)
+            raise
 
 
 def install(events: Any) -> None:

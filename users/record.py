@@ -98,7 +98,7 @@ class RequestRecord:
             _s(self.ttft_s),
             _s(self.e2e_s),
             _s(self.tpot_s),
-            ";".join(f"{g:.6f}" for g in self.itl_s),
+            _gaps(self.itl_s),
             str(self.n_chunks),
             _i(self.prompt_tokens),
             _i(self.output_tokens),
@@ -110,6 +110,11 @@ class RequestRecord:
             self.error_detail.replace("\n", " ")[:300],
             self.finish_reason,
         ]
+
+
+def _gaps(itl_s: list[float]) -> str:
+    """`;`-joined gaps, µs resolution, in one C-level format call (a row can carry thousands)."""
+    return ("%.6f;" * len(itl_s))[:-1] % tuple(itl_s)
 
 
 def _t(v: float | None) -> str:

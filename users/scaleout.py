@@ -13,6 +13,7 @@ and `request_id_prefix` let them be found in the server's own request log (X-Req
 from __future__ import annotations
 
 import logging
+import signal
 import time
 from typing import Any
 
@@ -26,6 +27,9 @@ log = logging.getLogger("goodput")
 
 _WORKER = COLUMNS.index("worker")
 _REQUEST_ID = COLUMNS.index("request_id")
+FLUSH_MESSAGE = "goodput_flush"  # master → workers: the run is over, send your last rows now
+FLUSHED_MESSAGE = "goodput_flushed"  # worker → master: they were sent (this follows them)
+FLUSH_TIMEOUT_S = 5.0
 # A worker whose last report is older than this when the run closes, and which Locust does not list
 # as healthy, died too close to the end for the heartbeat check (~4 s) to have caught it.
 STALE_REPORTS = 3
@@ -99,7 +103,8 @@ def loss_summary(per_worker: dict[str, dict], rows_received: int) -> dict:
 
 
 def install(events: Any) -> None:
-    """Master: watch the workers' heartbeats while a run is open. Worker: ship the last rows on quit."""
+    """Master: collect the workers' last rows at the end, watch their heartbeats while a run is open.
+    Worker: ship the last rows on request and on quit."""
     events.init.add_listener(_on_init)
     events.test_start.add_listener(_on_test_start)
     events.test_stop.add_listener(_on_test_stop)
@@ -110,6 +115,19 @@ def _on_init(environment: Any, runner: Any, **_: Any) -> None:
         # Added now, after Locust's own quitting listener; quitting fires in reverse order, so this
         # runs before the worker tells the master it quits, and its rows arrive first.
         environment.events.quitting.add_listener(lambda **__: final_report(runner))
+        runner.register_message(FLUSH_MESSAGE, lambda **__: _flush(runner))
+        return
+    if isinstance(runner, MasterRunner):
+        environment._goodput_flushed = set()
+        runner.register_message(
+            FLUSHED_MESSAGE, lambda environment, msg, **__: environment._goodput_flushed.add(msg.node_id)
+        )
+    if getattr(environment.parsed_options, "headless", False):
+        # A headless run with a shape (Goodput always has one) blocks Locust's main() until the
+        # shape ends, and Locust installs its SIGTERM handler only after that: a SIGTERM (docker
+        # stop, a Kubernetes pod deleted) would kill the master with the run folder open. Until
+        # then SIGTERM does what Ctrl-C does: stop, collect the workers' last rows, close run.json.
+        signal.signal(signal.SIGTERM, signal.default_int_handler)
 
 
 def final_report(runner: Any) -> None:
@@ -125,6 +143,34 @@ def final_report(runner: Any) -> None:
         log.debug("goodput: final report not sent: %s", e)
 
 
+def _flush(runner: Any) -> None:
+    final_report(runner)
+    runner.send_message(FLUSHED_MESSAGE, None)  # after the report on the same socket: it arrives after
+
+
+def collect_last_rows(environment: Any, timeout_s: float = FLUSH_TIMEOUT_S) -> list[str]:
+    """Master, run over: ask every live worker for its last rows and wait until they arrived.
+
+    Locust's own quit gives the workers' final reports 0.5 s, which a busy host misses; a worker
+    that quits or goes missing meanwhile is not waited for. Returns the workers that did not answer.
+    """
+    runner = environment.runner
+    flushed: set[str] = environment._goodput_flushed
+    flushed.clear()
+
+    def live() -> set[str]:
+        return {cid for cid, node in list(runner.clients.items()) if node.state != STATE_MISSING}
+
+    pending = live()
+    for cid in pending:
+        runner.send_message(FLUSH_MESSAGE, None, client_id=cid)
+    deadline = time.monotonic() + timeout_s
+    while pending and time.monotonic() < deadline:
+        gevent.sleep(0.02)
+        pending = (pending & live()) - flushed
+    return sorted(pending)
+
+
 def _on_test_start(environment: Any, **_: Any) -> None:
     runner = environment.runner
     if not isinstance(runner, MasterRunner) or getattr(environment.goodput, "sink", None) is None:
@@ -136,6 +182,13 @@ def _on_test_start(environment: Any, **_: Any) -> None:
 
 
 def _on_test_stop(environment: Any, **_: Any) -> None:
+    if (
+        isinstance(environment.runner, MasterRunner)
+        and getattr(environment.goodput, "sink", None) is not None
+    ):
+        silent = collect_last_rows(environment)
+        if silent:
+            log.warning("goodput: no final report from %s: their last rows may be missing", ", ".join(silent))
     watcher = getattr(environment, "_goodput_watcher", None)
     if watcher is not None:
         # keep watching until the run folder is closed: a worker may die during the final reports

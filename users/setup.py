@@ -42,7 +42,12 @@ def fail(message: str) -> None:
     sys.exit(2)
 
 
+_USER_CLASSES: dict[str, type] = {}  # --user name → class, for runs started from the web UI form
+
+
 def install(events: Any, user_classes: dict[str, type]) -> None:
+    _USER_CLASSES.update(user_classes)
+
     @events.init.add_listener
     def _init(environment: Any, runner: Any, **_: Any) -> None:
         on_init(environment, runner, user_classes)
@@ -62,10 +67,16 @@ def validate(environment: Any, check_target: bool) -> tuple[Any, str]:
             slo = parse_slo(opts.slo)
         except SloError as e:
             raise OptionError(f"--slo: {e}") from None
-        parse_duration_s(opts.request_timeout, "--request-timeout")
+        if parse_duration_s(opts.request_timeout, "--request-timeout") <= 0:
+            raise OptionError(f"--request-timeout: '{opts.request_timeout}' must be positive")
+        if parse_duration_s(opts.step_duration, "--step-duration") <= 0:
+            raise OptionError(f"--step-duration: '{opts.step_duration}' must be positive")
         parse_duration_s(opts.think_time, "--think-time")
         if opts.max_tokens <= 0:
             raise OptionError(f"--max-tokens: {opts.max_tokens} must be a positive number of tokens")
+        for name, value, low in (("--step-users", opts.step_users, 1), ("--max-users", opts.max_users, 0)):
+            if value < low:  # a 0-user ramp would "succeed" with no request at all
+                raise OptionError(f"{name}: {value} must be ≥ {low}")
         build_schedule(opts)
         from workloads import WorkloadError, open_workload
 
@@ -145,8 +156,10 @@ def on_test_start(environment: Any, **_: Any) -> None:
         try:
             ctx.slo = parse_slo(opts.slo)
             ctx.model = target.check(environment.host, opts.model, opts.api_key_env)
-            choose_user_class(environment, {c.__name__: c for c in environment.user_classes})
+            choose_user_class(environment, _USER_CLASSES)  # keyed by --user name, not class name
         except (SloError, target.TargetError, OptionError) as e:
+            if "@" in (environment.host or ""):  # refused credentials: the page must not keep showing them
+                environment.host = opts.host = safe_url(environment.host)
             log.error("goodput: %s", e)
             gevent.spawn_later(0.1, runner.stop)
             return
@@ -201,6 +214,7 @@ def begin_run(environment: Any) -> None:
         t_end_unix=None,
     )
     ctx.meta.setdefault("shape", {"name": opts.shape, "params": {}})
+    ctx.meta["workload"] = ctx.workload().describe()
     write_json(ctx.run_dir / "run.json", ctx.meta)
     if not opts.csv_prefix:
         from users.locustcsv import start_locust_csv

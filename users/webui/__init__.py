@@ -155,6 +155,8 @@ def install(events: Any) -> None:
         )
         environment.events.test_start.add_listener(lambda **_: view.on_test_start())
         environment.events.test_stop.add_listener(lambda **_: view.on_test_stop())
+        # Locust's "Reset stats" button: the LLM figures restart with its table (workers send deltas).
+        environment.events.reset_stats.add_listener(lambda **_: environment.goodput.live.reset())
         from users.webui.routes import mount
 
         mount(environment, web_ui, view)

@@ -138,7 +138,11 @@ class Series:
         # Keep the newest snapshot at least ~window_s old (half a sample of slack for timer jitter).
         while len(self.snaps) > 1 and now.t - self.snaps[1].t >= self.window_s - self.sample_s / 2:
             self.snaps.popleft()
-        base = self.snaps[0] if self.snaps else Counters(now.t - self.sample_s, count=dict.fromkeys(LATENCIES, 0))
+        base = (
+            self.snaps[0]
+            if self.snaps
+            else Counters(now.t - self.sample_s, count=dict.fromkeys(LATENCIES, 0))
+        )
         self.snaps.append(now)
         self.seq += 1
         point = {"seq": self.seq, "t": round(now.t, 3), "elapsed_s": round(now.t - self.t0, 1)}

@@ -13,7 +13,7 @@
   };
   var ERR = ["#d97706", "#9333ea", "#db2777", "#0284c7", "#65a30d", "#475569", "#b91c1c"];
   var MAX_POINTS = 4000;
-  var H = 190, M = { l: 54, r: 10, t: 10, b: 22 };
+  var H = 190, M = { l: 54, r: 18, t: 10, b: 22 };
 
   var state = { epoch: -1, seq: 0, points: [], payload: null, hover: null, polls: 0 };
   window.goodputLLM = state; // read by the browser test; handy in the console
@@ -44,7 +44,7 @@
     { id: "tokens", title: "Output tokens/s", sub: "generated", unit: "tok/s",
       lines: [{ label: "tok/s", color: C.tok, get: field("out_tok_s") }] },
     { id: "load", title: "Load", sub: "users and requests in flight", unit: "",
-      lines: [{ label: "users", color: C.users, get: field("users") },
+      lines: [{ label: "users", color: C.users, width: 5, opacity: 0.35, get: field("users") },
               { label: "target", color: C.target, dash: true, get: field("target_users") },
               { label: "in flight", color: C.inflight, get: field("in_flight") }] },
     { id: "errors", title: "Errors", sub: "failed req/s by category", unit: "req/s", errors: true,
@@ -77,6 +77,12 @@
   function niceStep(span, n) {
     var raw = span / n, mag = Math.pow(10, Math.floor(Math.log10(raw))), f = raw / mag;
     return (f <= 1 ? 1 : f <= 2 ? 2 : f <= 2.5 ? 2.5 : f <= 5 ? 5 : 10) * mag;
+  }
+
+  var TIME_STEPS = [5, 10, 15, 20, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200];
+  function timeStep(span, n) {
+    for (var i = 0; i < TIME_STEPS.length; i++) if (span / TIME_STEPS[i] <= n) return TIME_STEPS[i];
+    return TIME_STEPS[TIME_STEPS.length - 1];
   }
 
   function linesFor(def, points) {
@@ -130,7 +136,7 @@
     var svg = def.svg, W = svg.clientWidth || 400, lines = linesFor(def, points), refs = refLines(def, run);
     var pw = W - M.l - M.r, ph = H - M.t - M.b;
     var t0 = points.length ? points[0].elapsed_s : 0, t1 = points.length ? points[points.length - 1].elapsed_s : 60;
-    t1 = Math.max(t1, t0 + 60);
+    t1 = Math.max(t1, t0 + 30);  // at least 30 s wide, so the first points do not fill the chart
     var stride = Math.max(1, Math.floor(points.length / pw));
     var ymax = 0, filled = 0;
     points.forEach(function (p) {
@@ -151,8 +157,7 @@
       s.push('<line class="gridline" x1="' + M.l + '" x2="' + (W - M.r) + '" y1="' + Y(v) + '" y2="' + Y(v) + '"/>');
       s.push('<text x="' + (M.l - 6) + '" y="' + (Y(v) + 4) + '" text-anchor="end">' + esc(tickLabel(v, def.unit)) + "</text>");
     }
-    var xs = niceStep(t1 - t0, Math.max(2, Math.floor(pw / 90)));
-    xs = xs < 10 ? 10 : xs;
+    var xs = timeStep(t1 - t0, Math.max(2, Math.floor(pw / 70)));
     for (var t = Math.ceil(t0 / xs) * xs; t <= t1; t += xs)
       s.push('<text x="' + X(t) + '" y="' + (H - 6) + '" text-anchor="middle">' + mmss(t) + "</text>");
     s.push('<line class="axis" x1="' + M.l + '" x2="' + (W - M.r) + '" y1="' + Y(0) + '" y2="' + Y(0) + '"/>');
@@ -171,7 +176,8 @@
         d += (pen ? "L" : "M") + X(points[i].elapsed_s).toFixed(1) + " " + Y(Math.min(val, ymax)).toFixed(1);
         pen = true; n++;
       });
-      s.push('<path d="' + d + '" fill="none" stroke="' + l.color + '" stroke-width="2" stroke-linejoin="round"' +
+      s.push('<path d="' + d + '" fill="none" stroke="' + l.color + '" stroke-width="' + (l.width || 2) +
+        '" stroke-opacity="' + (l.opacity || 1) + '" stroke-linejoin="round"' +
         (l.dash ? ' stroke-dasharray="5 4"' : "") + ' data-n="' + n + '"/>');
       if (n === 1) { // a single point: a dot, so the first sample is visible
         var m = d.slice(1).split(" ");
@@ -215,7 +221,7 @@
     var att = last.attainment, tgt = run.attain_target;
     var attCls = att === null || att === undefined ? "" : att >= tgt ? "good" : "bad";
     document.getElementById("kpis").innerHTML = [
-      kpi("Goodput (" + run.slo_name + ")", fmt(last.goodput_rps, "req/s") + " req/s", "last " + w + " · run " + fmt(fig.goodput_rps, "req/s")),
+      kpi("Goodput (within SLO)", fmt(last.goodput_rps, "req/s") + " req/s", "last " + w + " · run " + fmt(fig.goodput_rps, "req/s")),
       kpi("SLO attainment", fmt(att === null || att === undefined ? null : att * 100, "%"), "run " + fmt(fig.attainment === null ? null : fig.attainment * 100, "%") + " · target " + Math.round(tgt * 100) + " %", attCls),
       kpi("Completed", fmt(last.ok_rps, "req/s") + " req/s", "run " + fig.ok + " ok · " + fig.failed + " failed"),
       kpi("Output tokens/s", fmt(last.out_tok_s, "tok/s"), "run " + fmt(fig.out_tok_s, "tok/s")),
