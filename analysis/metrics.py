@@ -4,7 +4,9 @@ Definitions (DESIGN.md; explained for users in docs/analysis.md):
 - window: first send → last completion, `min(t_start_unix)` → `max(t_start_unix + e2e_s)` over all sent rows.
 - req/s: completed (`ok`) requests / window; output and input tok/s: tokens of completed requests / window.
 - goodput: completed requests meeting every per-request limit of the SLO / window;
-  SLO attainment: those good requests / all sent requests.
+  SLO attainment: those good requests / all sent requests, except those the load generator itself
+  cancelled (`error == "cancelled"`: in flight when the run ended or a user was stopped) — the
+  server was never given the chance to finish them, and counting them would bias the last step.
 - latency distributions use completed requests only (a failure's TTFT or E2E is not a service time);
   TPOT where defined (> 1 output token); ITL: every gap of every completed request.
 - percentiles: numpy's default linear interpolation over raw rows (as vLLM's benchmark), never averaged.
@@ -69,11 +71,23 @@ def good_mask(df: pd.DataFrame, slo: Slo) -> np.ndarray:
     return good
 
 
+CANCELLED = "cancelled"
+
+
+def judged(df: pd.DataFrame) -> np.ndarray:
+    """Rows that count in SLO attainment: every sent request but those the load generator cancelled."""
+    return (df["error"].astype(object) != CANCELLED).to_numpy(dtype=bool)
+
+
 def errors_by_category(df: pd.DataFrame) -> dict[str, int]:
     """Failed rows by `error` category, most frequent first; a failure without a category is `unknown`."""
     failed = df.loc[~df["ok"], "error"].astype(object).fillna("")
     counts = failed.replace("", "unknown").value_counts()
     return {str(k): int(v) for k, v in counts.items()}
+
+
+def _ratio(a: int, b: int) -> float | None:
+    return a / b if b else None
 
 
 def rate(count: float, duration_s: float) -> float | None:
@@ -88,8 +102,10 @@ def throughput(df: pd.DataFrame, good: np.ndarray) -> dict:
     out_tok = float(np.nansum(df["output_tokens"].to_numpy()[ok]))
     in_tok = float(np.nansum(df["prompt_tokens"].to_numpy()[ok]))
     n, n_ok, n_good = len(df), int(ok.sum()), int(good.sum())
+    n_judged = int(judged(df).sum())
     return {
         "requests": n,
+        "cancelled": n - n_judged,
         "ok": n_ok,
         "good": n_good,
         "t_start_unix": t0,
@@ -100,7 +116,7 @@ def throughput(df: pd.DataFrame, good: np.ndarray) -> dict:
         "input_tok_per_s": rate(in_tok, dur),
         "total_tok_per_s": rate(out_tok + in_tok, dur),
         "goodput_req_per_s": rate(n_good, dur),
-        "slo_attainment": n_good / n if n else None,
+        "slo_attainment": n_good / n_judged if n_judged else None,
     }
 
 
@@ -135,7 +151,7 @@ def percentile_checks(df: pd.DataFrame, itl: Distribution, slo: Slo) -> list[dic
 def verdict(df: pd.DataFrame, itl: Distribution, slo: Slo) -> dict:
     """Does this selection of rows meet `slo`? Attainment ≥ target and every percentile check."""
     good = good_mask(df, slo)
-    n = len(df)
+    n = int(judged(df).sum())
     att = float(good.sum()) / n if n else None
     checks = percentile_checks(df, itl, slo)
     t0, t1 = window(df)
@@ -181,5 +197,5 @@ def open_loop(df: pd.DataFrame, slo: Slo) -> dict | None:
         "ttft_from_scheduled_s": dist(ttft_s[ok]),
         "e2e_from_scheduled_s": dist(e2e_s[ok]),
         "goodput_from_scheduled_req_per_s": rate(int(good.sum()), t1 - t0),
-        "slo_attainment_from_scheduled": float(good.sum()) / len(sub),
+        "slo_attainment_from_scheduled": _ratio(int(good.sum()), int(judged(sub).sum())),
     }

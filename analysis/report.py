@@ -222,7 +222,14 @@ def render(a: Analysis, figs: list[tuple[Path, str]]) -> str:
     parts.append("<h2>Throughput and errors</h2>")
     parts.append(
         f"<p>{s['requests']:,} sent, {s['ok']:,} completed: {esc(fmt.num(s['req_per_s']))} req/s, "
-        f"{esc(fmt.num(s['output_tok_per_s'], 1))} output tok/s, {esc(fmt.num(s['input_tok_per_s'], 1))} input tok/s.</p>"
+        f"{esc(fmt.num(s['output_tok_per_s'], 1))} output tok/s, {esc(fmt.num(s['input_tok_per_s'], 1))} input tok/s."
+        + (
+            f" {s['cancelled']:,} requests were cancelled by the load generator (in flight at the end or when "
+            "users stopped): listed as errors, not counted in SLO attainment."
+            if s["cancelled"]
+            else ""
+        )
+        + "</p>"
     )
     if s["errors"]:
         rows = [[k, f"{v:,}", fmt.pct(v / s["requests"])] for k, v in s["errors"].items()]

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from analysis.load import stages_by_step
-from analysis.metrics import rate
+from analysis.metrics import judged, rate
 
 STEP_PCTS = (0.5, 0.95, 0.99)
 STEP_METRICS = ("ttft", "tpot", "e2e")
@@ -34,6 +34,7 @@ def step_table(df: pd.DataFrame, good: np.ndarray, meta: dict) -> tuple[list[dic
         return [], "users"
     sel = sel.assign(
         good=good[keep],
+        judged=judged(df.loc[keep]),
         t_end=sel["t_start_unix"].to_numpy() + np.nan_to_num(sel["e2e_s"].to_numpy(), nan=0.0),
         out_ok=np.where(sel["ok"].to_numpy(dtype=bool), np.nan_to_num(sel["output_tokens"].to_numpy()), 0.0),
     )
@@ -41,6 +42,7 @@ def step_table(df: pd.DataFrame, good: np.ndarray, meta: dict) -> tuple[list[dic
         requests=("ok", "size"),
         ok=("ok", "sum"),
         good=("good", "sum"),
+        judged=("judged", "sum"),
         t0=("t_start_unix", "min"),
         t1=("t_end", "max"),
         out_tok=("out_ok", "sum"),
@@ -66,13 +68,14 @@ def step_table(df: pd.DataFrame, good: np.ndarray, meta: dict) -> tuple[list[dic
             "ok": int(a["ok"]),
             "errors": int(a["requests"] - a["ok"]),
             "good": int(a["good"]),
+            "cancelled": int(a["requests"] - a["judged"]),
             "t_start_unix": float(a["t0"]),
             "t_end_unix": float(a["t1"]),
             "duration_s": dur,
             "req_per_s": rate(a["ok"], dur),
             "output_tok_per_s": rate(a["out_tok"], dur),
             "goodput_req_per_s": rate(a["good"], dur),
-            "slo_attainment": float(a["good"]) / float(a["requests"]),
+            "slo_attainment": float(a["good"]) / float(a["judged"]) if a["judged"] else 0.0,
         }
         for m in STEP_METRICS:
             for q in STEP_PCTS:
@@ -104,7 +107,7 @@ def capacity_at_slo(steps: list[dict], target: float, unit: str) -> dict:
     levels: dict[float, list[int]] = {}
     for s in steps:
         acc = levels.setdefault(s["load"], [0, 0])
-        acc[0] += s["requests"]
+        acc[0] += s["requests"] - s.get("cancelled", 0)
         acc[1] += s["good"]
     xs = sorted(levels)
     att = [levels[x][1] / levels[x][0] if levels[x][0] else 0.0 for x in xs]

@@ -99,6 +99,7 @@ def analyze(run: Run, slo: Slo, extra: list[Slo] | None = None, wait: bool = Tru
         "run": run_info(run),
         "requests": tp["requests"],
         "ok": tp["ok"],
+        "cancelled": tp["cancelled"],
         "errors": errors_by_category(sel),
         "duration_s": tp["duration_s"],
         "req_per_s": tp["req_per_s"],
@@ -308,10 +309,16 @@ def render_markdown(a: Analysis) -> str:
         lines.append(f"\n> **Warning**: {w}")
     lines += ["", "## Headline", "", md_headline(s), ""]
     lines += ["## Latency", "", fmt.md_table(LATENCY_HEADERS, latency_rows(s)), ""]
+    cancelled = (
+        f" {s['cancelled']:,} were cancelled by the load generator (in flight at the end or when users stopped): "
+        "listed as errors, not counted in SLO attainment."
+        if s["cancelled"]
+        else ""
+    )
     tput = (
         f"{s['requests']:,} requests sent, {s['ok']:,} completed; "
         f"{fmt.num(s['req_per_s'])} req/s, {fmt.num(s['output_tok_per_s'], 1)} output tok/s, "
-        f"{fmt.num(s['input_tok_per_s'], 1)} input tok/s over {fmt.duration(s['duration_s'])}."
+        f"{fmt.num(s['input_tok_per_s'], 1)} input tok/s over {fmt.duration(s['duration_s'])}.{cancelled}"
     )
     lines += ["## Throughput", "", tput, ""]
     lines += ["## Errors", ""]
@@ -360,7 +367,8 @@ def console_text(a: Analysis, report: Path | None) -> str:
     out += [fmt.text_table(headline_headers(s), [headline_row(s)]), ""]
     out += [fmt.text_table(LATENCY_HEADERS, latency_rows(s)), ""]
     if s["errors"]:
-        out.append("errors: " + ", ".join(f"{k} {v:,}" for k, v in s["errors"].items()))
+        note = " (cancelled: cut by the load generator, not counted in attainment)" if s["cancelled"] else ""
+        out.append("errors: " + ", ".join(f"{k} {v:,}" for k, v in s["errors"].items()) + note)
     out.append(capacity_text(s))
     v = s["verdicts"][0]
     out.append(

@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -159,8 +160,11 @@ def main() -> int:
         # The real CLI in a fresh interpreter: imports, load, metrics, plots, summary.*, report.html.
         cmd = [sys.executable, "-m", "analysis", str(run_dir), "--timings", "--quiet"]
         t = time.perf_counter()
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
         proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, check=False)
         total = time.perf_counter() - t
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
         for line in proc.stderr.splitlines():
             print(line.replace("timing: ", "  "))
         if proc.returncode != 0:
@@ -168,6 +172,9 @@ def main() -> int:
             return 1
         itl = json.loads((run_dir / "summary.json").read_text())["samples"]["itl_s"]
         print(f"total: {total:.1f} s for {args.rows:,} rows ({itl:,} ITL gaps) — budget 20 s")
+        print(
+            f"cpu: {cpu:.1f} s (user+sys); load average now {os.getloadavg()[0]:.1f} (other work on the machine slows this)"
+        )
     finally:
         if tmp is not None:
             shutil.rmtree(tmp, ignore_errors=True)

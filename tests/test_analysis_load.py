@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import re
 import shutil
 from pathlib import Path
@@ -20,6 +21,10 @@ def test_reads_the_contract_columns() -> None:
     from users.record import COLUMNS
 
     assert HEADER.split(",") == list(COLUMNS)
+    spec = importlib.util.spec_from_file_location("bench_analysis_1m", ROOT / "bench" / "analysis_1m.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    assert bench.COLUMNS == COLUMNS  # the 1M-row generator writes the contract too
     read = {*REQUIRED, *FLOAT_COLS, *TEXT_COLS, *INT_COLS, "itl_s", "ok"}
     assert read <= set(COLUMNS), read - set(COLUMNS)
 

@@ -17,6 +17,7 @@ Percentiles: numpy "linear": position q/100·(n−1) between order statistics.
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -216,6 +217,20 @@ def test_open_loop_warmup_saturation_server() -> None:
             "kv_usage_max": 40.0,
         }
     )
+
+
+def test_cancelled_requests_do_not_count_in_attainment(tmp_path: Path) -> None:
+    """A request the load generator cancelled (run end, user stopped) is an error row, not an SLO miss."""
+    d = tmp_path / "run"
+    shutil.copytree(FIX / "run_small", d)
+    row = "small,w1,1,,0,small-0011,chat,chat,1,2,,1767225609.500000,0.100000,0.300000,,0.100000,2,,,,,false,,cancelled,user stopped,"
+    (d / "requests.csv").write_text((d / "requests.csv").read_text() + row + "\n")
+    s = analyze(load_run(d), PROFILES["chat"]).summary
+    assert (s["requests"], s["cancelled"], s["errors"]["cancelled"]) == (11, 1, 1)
+    assert s["slo_attainment"] == approx(0.4)  # still 4 good / 10 judged
+    assert s["goodput_req_per_s"] == approx(0.4)  # window unchanged: 9.5 + 0.3 < 10.0
+    step1 = s["steps"][1]
+    assert (step1["requests"], step1["cancelled"], step1["slo_attainment"]) == (7, 1, approx(1 / 6))
 
 
 def test_closed_loop_has_no_open_loop_section(small) -> None:

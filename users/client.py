@@ -11,7 +11,10 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
 import socket
+import struct
+import sys
 import time
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol
@@ -88,41 +91,101 @@ def _finish(res: StreamResult) -> None:
 
 
 _SEP = b"\n\n"
-import os
-YIELD = bool(os.environ.get("GP_YIELD"))
 _BLOCK = 65536
 _PLAIN_SOCKET = gsocket.socket  # TLS sockets decrypt in recv(): they take the generic path
+# Linux: the kernel stamps every received segment (CLOCK_REALTIME, ns) and recvmsg() hands the stamp
+# of the newest segment it returned. The value is the same on every 64-bit Linux except a few
+# architectures we do not target; a socket that refuses it simply gets user-space stamps.
+_SO_TIMESTAMPNS = 35
+_TS = struct.Struct("qq")
+KERNEL_STAMPS = sys.platform.startswith("linux") and os.environ.get("GOODPUT_KERNEL_STAMPS", "1") != "0"
+# How late this process read bytes the kernel already held (s): drained once a second by users/selfmon.py.
+READ_LAGS: list[float] = []
+_READ_LAGS_MAX = 20000
 
 
-def _recv(sock: Any) -> bytes:
-    """Wait for the socket, then read: one syscall per arrival.
+def wall_and_perf(tries: int = 5) -> tuple[float, float]:
+    """A (wall clock, perf_counter) pair read at the same instant, to ±1 µs.
 
-    gevent's `recv` first tries the read and, between two events, always gets EAGAIN (an
-    exception, a second syscall) before waiting; for an SSE stream the next event is never
-    there yet when the previous one is done, so waiting first is ~7 µs per chunk cheaper.
+    Rows carry wall-clock times mapped from the perf clock through such a pair; two plain
+    consecutive reads can be split by a context switch on a busy host (a 1 ms shift was seen).
+    The wall read bracketed by the closest pair of perf reads wins.
     """
-    if type(sock) is _PLAIN_SOCKET:
-        while True:
-            sock.hub.wait(sock._read_event)
-            try:
-                return sock._sock.recv(_BLOCK)
-            except BlockingIOError:  # spurious wake-up
-                continue
-    return sock.recv(_BLOCK)
+    best = (float("inf"), 0.0, 0.0)
+    for _ in range(tries):
+        p0 = perf_counter()
+        w = time.time()
+        p1 = perf_counter()
+        if p1 - p0 < best[0]:
+            best = (p1 - p0, w, (p0 + p1) / 2)
+            if p1 - p0 < 2e-6:
+                break
+    return best[1], best[2]
+
+
+def _enable_kernel_stamps(sock: Any) -> bool:
+    if not KERNEL_STAMPS or type(sock) is not _PLAIN_SOCKET:
+        return False
+    try:
+        sock._sock.setsockopt(socket.SOL_SOCKET, _SO_TIMESTAMPNS, 1)
+    except OSError:
+        return False
+    return True
+
+
+def _recv(sock: Any, stamps: bool, offset: float) -> tuple[bytes, float]:
+    """Wait for the socket, then read once; returns the bytes and their arrival on the perf clock.
+
+    Arrival is the kernel's receive stamp of the newest segment read (mapped through `offset` =
+    wall − perf), so neither this process's scheduling nor other greenlets' work moves it; without
+    a kernel stamp it is perf_counter() right after the read. Waiting before reading matters too:
+    gevent's `recv` tries first and, between two SSE events, always gets EAGAIN (an exception and a
+    second syscall) before it waits — ~7 µs per chunk.
+    """
+    if type(sock) is not _PLAIN_SOCKET:
+        data = sock.recv(_BLOCK)
+        return data, perf_counter()
+    raw = sock._sock
+    while True:
+        sock.hub.wait(sock._read_event)
+        try:
+            if not stamps:
+                data = raw.recv(_BLOCK)
+                return data, perf_counter()
+            data, anc, _flags, _addr = raw.recvmsg(_BLOCK, 64)
+            break
+        except BlockingIOError:  # spurious wake-up
+            continue
+    now = perf_counter()
+    for level, kind, value in anc:
+        if level == socket.SOL_SOCKET and kind == _SO_TIMESTAMPNS and len(value) >= 16:
+            sec, ns = _TS.unpack_from(value)
+            t = (sec - offset) + ns * 1e-9
+            if t <= now:  # a wall-clock step since the mapping: trust the read time instead
+                lag = now - t
+                if len(READ_LAGS) < _READ_LAGS_MAX:
+                    READ_LAGS.append(lag)
+                return data, t
+    return data, now
 
 
 def _read_events(resp: Any, res: StreamResult) -> None:
-    """Split the body into SSE events as bytes arrive; stamp each read right after it returns.
+    """Split the body into SSE events as bytes arrive, each stamped with its arrival.
 
-    Every event completed by one read gets that read's stamp (the moment its last byte reached
-    us), so decoding one event never delays the stamp of the next. geventhttpclient's parser
+    Every event completed by one read gets that read's stamp (the arrival of its last byte, see
+    `_recv`), so decoding one event never delays the stamp of the next. geventhttpclient's parser
     (C, chunked framing) appends body bytes to `resp._body_buffer`; events are cut from it in place.
+    Events that came with the headers are stamped when this starts (late, never early).
     """
     buf: bytearray = resp._body_buffer
     feed = resp.feed
     event_data, decode = sse.event_data, sse.decode
+    sock = resp._sock
+    stamps = sock is not None and _enable_kernel_stamps(sock)
+    wall, perf = wall_and_perf() if stamps else (0.0, 0.0)
+    offset = wall - perf
     pos = 0
-    t = perf_counter()  # bytes that came with the headers
+    t = perf_counter()
     while True:
         end = buf.find(_SEP, pos)
         if end < 0:
@@ -134,10 +197,7 @@ def _read_events(resp: Any, res: StreamResult) -> None:
             sock = resp._sock
             if sock is None:
                 raise HTTPConnectionClosed("connection closed.")
-            data = _recv(sock)
-            t = perf_counter()
-            if getattr(sock.hub.loop, "pendingcnt", 0) and YIELD:
-                gevent.sleep(0)
+            data, t = _recv(sock, stamps, offset)
             feed(data)
             if not data and not resp.message_complete:
                 raise HTTPConnectionClosed("connection closed before the end of the stream")

@@ -12,11 +12,9 @@ from typing import Any
 
 from gevent import GreenletExit
 
-from users.client import StreamResult
+from users.client import StreamResult, wall_and_perf
 from users.inflight import IN_FLIGHT
 from users.record import RequestRecord
-
-perf_counter = time.perf_counter
 
 
 class LLMRequestError(Exception):
@@ -81,26 +79,6 @@ def perform(
     )
     ctx.emit(rec.row())
     return res
-
-
-def wall_and_perf(tries: int = 5) -> tuple[float, float]:
-    """A (wall clock, perf_counter) pair read at the same instant, to ±2 µs.
-
-    `t_start_unix` is the send time on the perf clock mapped to the wall clock through this pair;
-    two plain consecutive reads can be split by a context switch on a busy host, which shifted
-    whole rows by a millisecond (client stamps *before* the engine's). The read bracketed by the
-    tightest pair of perf_counter reads wins.
-    """
-    best = (float("inf"), 0.0, 0.0)
-    for _ in range(tries):
-        p0 = perf_counter()
-        w = time.time()
-        p1 = perf_counter()
-        if p1 - p0 < best[0]:
-            best = (p1 - p0, w, (p0 + p1) / 2)
-            if p1 - p0 < 2e-6:
-                break
-    return best[1], best[2]
 
 
 def fill_record(rec: RequestRecord, res: StreamResult) -> None:
