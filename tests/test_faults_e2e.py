@@ -160,10 +160,10 @@ def test_engine_killed_and_restarted_on_the_same_port(procs, tmp_path: Path) -> 
     users, outage_s = 4, 2.5
     cmd = [PYTHON, "-m", "locust", "-f", "locustfile.py", "--headless", "--only-summary", "--host", url,
            "--results-dir", str(tmp_path / "results"), "--shape", "none", "-u", str(users), "-r", str(users),
-           "-t", "11s", "--max-tokens", "32", "--request-timeout", "3s"]  # fmt: skip
+           "-t", "9s", "--max-tokens", "32", "--request-timeout", "3s"]  # fmt: skip
     load = start(cmd, tmp_path / "locust.log")
     try:
-        time.sleep(4.5)
+        time.sleep(3.5)
         first.stop(signal.SIGKILL)
         t_down = time.time()
         time.sleep(outage_s)

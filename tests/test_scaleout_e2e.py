@@ -68,6 +68,18 @@ def read_trace(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
+def stop_engine(sim: Proc, trace: Path, run: Path, timeout_s: float = 5.0) -> None:
+    """Stop the engine once its trace holds every row's request: a request cut off by the client
+    is traced when the engine notices the disconnect, which can be a moment after the client left."""
+    want = {r["request_id"] for r in read_rows(run)}
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if trace.exists() and want <= {t["request_id"] for t in read_trace(trace)}:
+            break
+        time.sleep(0.2)
+    sim.stop()
+
+
 def wait_for_rows(results: Path, workers: set[str] | int, master: Proc, timeout_s: float = 40.0) -> Path:
     """The run folder, once requests.csv holds rows from all of `workers` (names, or how many)."""
     deadline = time.monotonic() + timeout_s
@@ -135,7 +147,7 @@ def test_interrupt_leaves_a_complete_run_folder(
     assert wait_exit(master, 30) == 0, master.log()[-3000:]
     for w in workers:  # the master's quit reaches the workers
         assert wait_exit(w, 30) == 0, w.log()[-3000:]
-    sim.stop()  # flushes the engine's trace
+    stop_engine(sim, trace, run)  # flushes the engine's trace
 
     meta = json.loads((run / "run.json").read_text())
     assert meta["t_end_unix"] is not None and meta["t_end_unix"] < t_int + 10, "run closed at the interrupt"
@@ -176,7 +188,7 @@ def test_killed_worker_run_completes_and_reports_the_loss(procs, sim_server, tmp
     os.kill(doomed.popen.pid, signal.SIGKILL)
     assert wait_exit(master, 60) == 0, master.log()[-3000:]
     assert wait_exit(alive, 30) == 0
-    sim.stop()
+    stop_engine(sim, trace, run)
 
     meta = json.loads((run / "run.json").read_text())
     assert meta["t_end_unix"] - meta["t_start_unix"] >= 10, "the run went on to its end"
@@ -222,7 +234,7 @@ def test_step_shape_splits_users_and_announces_stages(sim_server, tmp_path: Path
     sim = sim_server("--trace", str(trace))
     run = run_locust(sim.url, tmp_path / "results", *processes(2), "--step-users", "2",
                      "--step-interval", "3s", "-t", "9s", "--max-tokens", "16", "--run-name", "step2")  # fmt: skip
-    sim.stop()
+    stop_engine(sim, trace, run)
     rows = read_rows(run)
     workers = {r["worker"] for r in rows}
     assert len(workers) == 2
@@ -245,7 +257,7 @@ def test_open_loop_rate_stages_split_across_workers(sim_server, tmp_path: Path) 
     run = run_locust(sim.url, tmp_path / "results", *processes(2), "--shape", "stages",
                      "--stages", "4s:rate=10,4s:rate=20", "--arrival", "constant",
                      "--max-tokens", "16", "--run-name", "rate2")  # fmt: skip
-    sim.stop()
+    stop_engine(sim, trace, run)
     rows = read_rows(run)
     assert {t["request_id"] for t in read_trace(trace)} == {r["request_id"] for r in rows}
     workers = {r["worker"] for r in rows}

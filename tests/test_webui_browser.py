@@ -171,6 +171,7 @@ def test_llm_view_in_chromium_run_started_from_the_form(browser, procs, sim_serv
 
     # The run started from the page, with the form's options.
     run = wait_for("a run folder", lambda: only_run(results), 20)
+    wait_for("run.json", lambda: (run / "run.json").exists(), 10)
     assert run.name.startswith("webui-")
     meta = json.loads((run / "run.json").read_text())
     assert meta["max_tokens"] == 24 and meta["slo"]["ttft_s"] == 0.4 and meta["slo"]["tpot_s"] == 0.1

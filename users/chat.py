@@ -35,7 +35,7 @@ class LLMUser(User):
         return min(cap, first * 2 ** (self.no_answer_streak - 1))
 
     def note(self, res: StreamResult) -> StreamResult:
-        """Count consecutive requests the server never answered (no HTTP status, no byte)."""
+        """Count consecutive requests the server never answered (no HTTP status: refused, reset, DNS)."""
         self.no_answer_streak = self.no_answer_streak + 1 if res.error and res.status is None else 0
         return res
 

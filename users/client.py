@@ -92,10 +92,9 @@ def _finish(res: StreamResult) -> None:
 
 _SEP = b"\n\n"
 _BLOCK = 65536
-_PLAIN_SOCKET = gsocket.socket  # TLS sockets decrypt in recv(): they take the generic path
 # Linux: the kernel stamps every received segment (CLOCK_REALTIME, ns) and recvmsg() hands the stamp
-# of the newest segment it returned. The value is the same on every 64-bit Linux except a few
-# architectures we do not target; a socket that refuses it simply gets user-space stamps.
+# of the newest segment it returned. 35 is SO_TIMESTAMPNS on x86/arm/generic Linux (Python has no
+# constant); a socket that refuses it simply gets user-space stamps.
 _SO_TIMESTAMPNS = 35
 _TS = struct.Struct("qq")
 KERNEL_STAMPS = sys.platform.startswith("linux") and os.environ.get("GOODPUT_KERNEL_STAMPS", "1") != "0"
@@ -123,69 +122,86 @@ def wall_and_perf(tries: int = 5) -> tuple[float, float]:
     return best[1], best[2]
 
 
-def _enable_kernel_stamps(sock: Any) -> bool:
-    if not KERNEL_STAMPS or type(sock) is not _PLAIN_SOCKET:
-        return False
-    try:
-        sock._sock.setsockopt(socket.SOL_SOCKET, _SO_TIMESTAMPNS, 1)
-    except OSError:
-        return False
-    return True
+class _StampSocket(gsocket.socket):
+    """A gevent socket whose every read records the kernel's receive stamp of its newest byte.
 
-
-def _recv(sock: Any, stamps: bool, offset: float) -> tuple[bytes, float]:
-    """Wait for the socket, then read once; returns the bytes and their arrival on the perf clock.
-
-    Arrival is the kernel's receive stamp of the newest segment read (mapped through `offset` =
-    wall − perf), so neither this process's scheduling nor other greenlets' work moves it; without
-    a kernel stamp it is perf_counter() right after the read. Waiting before reading matters too:
-    gevent's `recv` tries first and, between two SSE events, always gets EAGAIN (an exception and a
-    second syscall) before it waits — ~7 µs per chunk.
+    The stamp says when the bytes reached this host, so neither this process's scheduling nor
+    other greenlets' work (a burst of 100 streams' chunks from one engine step) moves a timestamp;
+    geventhttpclient's header read goes through here too, so a first token that arrives with the
+    response head keeps its true arrival. It also waits *before* reading: gevent's `recv` tries
+    first and, between two SSE events, always gets EAGAIN (an exception and a second syscall)
+    before waiting — ~7 µs per chunk.
     """
-    if type(sock) is not _PLAIN_SOCKET:
-        data = sock.recv(_BLOCK)
-        return data, perf_counter()
-    raw = sock._sock
-    while True:
-        sock.hub.wait(sock._read_event)
-        try:
-            if not stamps:
-                data = raw.recv(_BLOCK)
-                return data, perf_counter()
-            data, anc, _flags, _addr = raw.recvmsg(_BLOCK, 64)
-            break
-        except BlockingIOError:  # spurious wake-up
-            continue
-    now = perf_counter()
-    for level, kind, value in anc:
-        if level == socket.SOL_SOCKET and kind == _SO_TIMESTAMPNS and len(value) >= 16:
-            sec, ns = _TS.unpack_from(value)
-            t = (sec - offset) + ns * 1e-9
-            if t <= now:  # a wall-clock step since the mapping: trust the read time instead
-                lag = now - t
-                if len(READ_LAGS) < _READ_LAGS_MAX:
-                    READ_LAGS.append(lag)
-                return data, t
-    return data, now
+
+    __slots__ = ("stamp",)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.stamp = 0.0  # wall-clock arrival of the newest byte of the last read; 0.0: unknown
+
+    def recv(self, bufsize: int, flags: int = 0) -> bytes:
+        raw = self._sock
+        while True:
+            self._wait(self._read_event)
+            try:
+                data, anc, _flags, _addr = raw.recvmsg(bufsize, 64, flags)
+            except BlockingIOError:  # spurious wake-up
+                continue
+            stamp = 0.0
+            for level, kind, value in anc:
+                if level == socket.SOL_SOCKET and kind == _SO_TIMESTAMPNS and len(value) >= 16:
+                    sec, ns = _TS.unpack_from(value)
+                    stamp = sec + ns * 1e-9
+            self.stamp = stamp
+            return data
+
+
+def _stamping_client(*args: Any, **kwargs: Any) -> HTTPClient:
+    """An HTTPClient whose plain-TCP connections are `_StampSocket`s (TLS decrypts in C: left alone)."""
+    client = HTTPClient(*args, **kwargs)
+    if not kwargs.get("ssl"):
+
+        def create(family: int, socktype: int, protocol: int) -> _StampSocket:
+            sock = _StampSocket(family, socktype, protocol)
+            if KERNEL_STAMPS:
+                try:
+                    sock.setsockopt(socket.SOL_SOCKET, _SO_TIMESTAMPNS, 1)
+                except OSError:
+                    pass  # no kernel stamps: reads still work, stamps fall back to perf_counter
+            return sock
+
+        client._connection_pool._create_tcp_socket = create
+    return client
+
+
+def _arrival(sock: Any, offset: float, now: float) -> float:
+    """The last read's arrival on the perf clock: the kernel stamp mapped through `offset`
+    (wall − perf), or `now` without one (or after a wall-clock step: never later than the read)."""
+    stamp = sock.stamp if type(sock) is _StampSocket else 0.0
+    if stamp:
+        t = stamp - offset
+        if t <= now:
+            if len(READ_LAGS) < _READ_LAGS_MAX:
+                READ_LAGS.append(now - t)
+            return t
+    return now
 
 
 def _read_events(resp: Any, res: StreamResult) -> None:
     """Split the body into SSE events as bytes arrive, each stamped with its arrival.
 
-    Every event completed by one read gets that read's stamp (the arrival of its last byte, see
-    `_recv`), so decoding one event never delays the stamp of the next. geventhttpclient's parser
-    (C, chunked framing) appends body bytes to `resp._body_buffer`; events are cut from it in place.
-    Events that came with the headers are stamped when this starts (late, never early).
+    Every event completed by one read gets that read's stamp (the arrival of its newest byte), so
+    decoding one event never delays the stamp of the next. geventhttpclient's parser (C, chunked
+    framing) appends body bytes to `resp._body_buffer`; events are cut from it in place.
     """
     buf: bytearray = resp._body_buffer
     feed = resp.feed
     event_data, decode = sse.event_data, sse.decode
     sock = resp._sock
-    stamps = sock is not None and _enable_kernel_stamps(sock)
-    wall, perf = wall_and_perf() if stamps else (0.0, 0.0)
+    wall, perf = wall_and_perf()
     offset = wall - perf
+    t = _arrival(sock, offset, perf_counter())  # bytes that came with the headers
     pos = 0
-    t = perf_counter()
     while True:
         end = buf.find(_SEP, pos)
         if end < 0:
@@ -197,7 +213,8 @@ def _read_events(resp: Any, res: StreamResult) -> None:
             sock = resp._sock
             if sock is None:
                 raise HTTPConnectionClosed("connection closed.")
-            data, t = _recv(sock, stamps, offset)
+            data = sock.recv(_BLOCK)
+            t = _arrival(sock, offset, perf_counter())
             feed(data)
             if not data and not resp.message_complete:
                 raise HTTPConnectionClosed("connection closed before the end of the stream")
@@ -222,7 +239,7 @@ class RawTransport:
         u = urlsplit(base_url)
         self.prefix = u.path.rstrip("/")
         self._new_client = functools.partial(
-            HTTPClient,
+            _stamping_client,
             u.hostname or "127.0.0.1",
             u.port or (443 if u.scheme == "https" else 80),
             ssl=u.scheme == "https",

@@ -111,6 +111,10 @@ def install(events: Any) -> None:
 
 
 def _on_init(environment: Any, runner: Any, **_: Any) -> None:
+    # Ctrl-C raises KeyboardInterrupt in whichever greenlet runs at that instant: a user mid-request
+    # (its row lost) or Locust's message receiver (the workers' last reports lost). Raised from a
+    # signal greenlet instead, gevent hands it to the main greenlet only, where Locust expects it.
+    gevent.signal_handler(signal.SIGINT, _interrupt)
     if isinstance(runner, WorkerRunner):
         # Added now, after Locust's own quitting listener; quitting fires in reverse order, so this
         # runs before the worker tells the master it quits, and its rows arrive first.
@@ -127,7 +131,21 @@ def _on_init(environment: Any, runner: Any, **_: Any) -> None:
         # shape ends, and Locust installs its SIGTERM handler only after that: a SIGTERM (docker
         # stop, a Kubernetes pod deleted) would kill the master with the run folder open. Until
         # then SIGTERM does what Ctrl-C does: stop, collect the workers' last rows, close run.json.
-        signal.signal(signal.SIGTERM, signal.default_int_handler)
+        environment._goodput_sigterm = True
+        gevent.signal_handler(signal.SIGTERM, _interrupt_until_stopped, environment)
+
+
+def _interrupt() -> None:
+    """KeyboardInterrupt in the main greenlet (as gevent does for errors it cannot handle)."""
+    hub = gevent.get_hub()
+    hub.loop.run_callback(hub.parent.throw, KeyboardInterrupt)
+
+
+def _interrupt_until_stopped(environment: Any) -> None:
+    """SIGTERM during a headless run; afterwards Locust's own SIGTERM handler is in place."""
+    if environment._goodput_sigterm:
+        environment._goodput_sigterm = False
+        _interrupt()
 
 
 def final_report(runner: Any) -> None:
@@ -182,6 +200,7 @@ def _on_test_start(environment: Any, **_: Any) -> None:
 
 
 def _on_test_stop(environment: Any, **_: Any) -> None:
+    environment._goodput_sigterm = False  # the run is over: Locust's SIGTERM handling takes over
     if (
         isinstance(environment.runner, MasterRunner)
         and getattr(environment.goodput, "sink", None) is not None

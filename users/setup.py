@@ -62,7 +62,6 @@ def validate(environment: Any, check_target: bool) -> tuple[Any, str]:
     opts = environment.parsed_options
     try:
         target.check_credentials(environment.host or "", opts.api_key_env)
-        check_results_dir(opts.results_dir)
         try:
             slo = parse_slo(opts.slo)
         except SloError as e:
@@ -84,6 +83,7 @@ def validate(environment: Any, check_target: bool) -> tuple[Any, str]:
             open_workload(opts.dataset, seed=opts.seed, order=opts.order)
         except WorkloadError as e:
             raise OptionError(f"--dataset: {e}") from None
+        check_results_dir(opts.results_dir)  # last of the local checks: it may create the folder
         model = opts.model
         if check_target:
             model = target.check(environment.host, opts.model, opts.api_key_env)
