@@ -271,12 +271,6 @@ def test_form_options_are_revalidated_at_start(procs, sim_server, tmp_path: Path
     assert "Traceback" not in loc.log()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="users/setup.py on_test_start re-checks only SLO, target and model from the form; "
-    "a bad --dataset or --max-tokens still opens a run folder (reported to the spine)",
-)
 @pytest.mark.parametrize(("field", "value"), [("dataset", "no-such-dataset"), ("max_tokens", "-4")])
 def test_form_dataset_and_max_tokens_are_revalidated(
     procs, sim_server, tmp_path: Path, field: str, value: str

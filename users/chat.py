@@ -6,6 +6,7 @@ request as soon as the previous one ends, so the user count is the concurrency.
 
 from __future__ import annotations
 
+import gevent
 from locust import User, task
 
 from users.client import StreamResult, make_transport
@@ -13,6 +14,10 @@ from users.request import perform
 
 # Backoff after requests the server never answered: 50 ms, doubling, at most 1 s between tries.
 NO_ANSWER_PAUSE_S = (0.05, 1.0)
+
+
+def _idle(user: User) -> None:
+    gevent.sleep(1.0)
 
 
 class LLMUser(User):
@@ -41,11 +46,16 @@ class LLMUser(User):
 
     def on_start(self) -> None:
         ctx = self.environment.goodput
+        if ctx.refused:  # the web form's options were refused: this start sends nothing until stopped
+            self.transport = None
+            self.tasks = [_idle]
+            return
         self.goodput_id = ctx.next_user_id()
         self.transport = make_transport(ctx.options.client, self.host or self.environment.host, ctx.api_key)
 
     def on_stop(self) -> None:
-        self.transport.close()
+        if self.transport is not None:
+            self.transport.close()
 
 
 class ChatUser(LLMUser):

@@ -57,6 +57,7 @@ class RunContext:
         self.worker_index = 0
         self.worker_count = 1
         self._workload: Any = None
+        self.refused = ""  # web UI: why the form's options were refused (users then send nothing)
         # master / local only
         self.run_dir: Path | None = None
         self.run_id = ""

@@ -58,39 +58,44 @@ def install(events: Any, user_classes: dict[str, type]) -> None:
 
 
 def validate(environment: Any, check_target: bool) -> tuple[Any, str]:
-    """Everything a user can get wrong, checked before any run folder exists."""
-    opts = environment.parsed_options
+    """Command line: a mistake ends the process with one line."""
     try:
-        target.check_credentials(environment.host or "", opts.api_key_env)
-        try:
-            slo = parse_slo(opts.slo)
-        except SloError as e:
-            raise OptionError(f"--slo: {e}") from None
-        if parse_duration_s(opts.request_timeout, "--request-timeout") <= 0:
-            raise OptionError(f"--request-timeout: '{opts.request_timeout}' must be positive")
-        if parse_duration_s(opts.step_duration, "--step-duration") <= 0:
-            raise OptionError(f"--step-duration: '{opts.step_duration}' must be positive")
-        parse_duration_s(opts.think_time, "--think-time")
-        if opts.max_tokens <= 0:
-            raise OptionError(f"--max-tokens: {opts.max_tokens} must be a positive number of tokens")
-        for name, value, low in (("--step-users", opts.step_users, 1), ("--max-users", opts.max_users, 0)):
-            if value < low:  # a 0-user ramp would "succeed" with no request at all
-                raise OptionError(f"{name}: {value} must be ≥ {low}")
-        build_schedule(opts)
-        from workloads import WorkloadError, open_workload
-
-        try:
-            open_workload(opts.dataset, seed=opts.seed, order=opts.order)
-        except WorkloadError as e:
-            raise OptionError(f"--dataset: {e}") from None
-        check_results_dir(opts.results_dir)  # last of the local checks: it may create the folder
-        model = opts.model
-        if check_target:
-            model = target.check(environment.host, opts.model, opts.api_key_env)
-        return slo, model
+        return check_options(environment, check_target)
     except (SloError, OptionError, target.TargetError) as e:
         fail(str(e))
         raise  # unreachable
+
+
+def check_options(environment: Any, check_target: bool) -> tuple[Any, str]:
+    """Everything a user can get wrong, checked before any run folder exists (CLI and web form alike)."""
+    opts = environment.parsed_options
+    target.check_credentials(environment.host or "", opts.api_key_env)
+    try:
+        slo = parse_slo(opts.slo)
+    except SloError as e:
+        raise OptionError(f"--slo: {e}") from None
+    if parse_duration_s(opts.request_timeout, "--request-timeout") <= 0:
+        raise OptionError(f"--request-timeout: '{opts.request_timeout}' must be positive")
+    if parse_duration_s(opts.step_duration, "--step-duration") <= 0:
+        raise OptionError(f"--step-duration: '{opts.step_duration}' must be positive")
+    parse_duration_s(opts.think_time, "--think-time")
+    if opts.max_tokens <= 0:
+        raise OptionError(f"--max-tokens: {opts.max_tokens} must be a positive number of tokens")
+    for name, value, low in (("--step-users", opts.step_users, 1), ("--max-users", opts.max_users, 0)):
+        if value < low:  # a 0-user ramp would "succeed" with no request at all
+            raise OptionError(f"{name}: {value} must be ≥ {low}")
+    build_schedule(opts)
+    from workloads import WorkloadError, open_workload
+
+    try:
+        open_workload(opts.dataset, seed=opts.seed, order=opts.order)
+    except WorkloadError as e:
+        raise OptionError(f"--dataset: {e}") from None
+    check_results_dir(opts.results_dir)  # last of the local checks: it may create the folder
+    model = opts.model
+    if check_target:
+        model = target.check(environment.host, opts.model, opts.api_key_env)
+    return slo, model
 
 
 def choose_user_class(environment: Any, user_classes: dict[str, type]) -> None:
@@ -154,10 +159,11 @@ def on_test_start(environment: Any, **_: Any) -> None:
     opts = environment.parsed_options
     if not ctx.meta.get("target_checked"):  # web UI: host and options may have changed in the form
         try:
-            ctx.slo = parse_slo(opts.slo)
-            ctx.model = target.check(environment.host, opts.model, opts.api_key_env)
+            ctx.slo, ctx.model = check_options(environment, check_target=True)
             choose_user_class(environment, _USER_CLASSES)  # keyed by --user name, not class name
+            ctx.refused = ""
         except (SloError, target.TargetError, OptionError) as e:
+            ctx.refused = str(e)  # users spawned for this start do nothing (users/chat.py on_start)
             if "@" in (environment.host or ""):  # refused credentials: the page must not keep showing them
                 environment.host = opts.host = safe_url(environment.host)
             log.error("goodput: %s", e)
