@@ -1,25 +1,37 @@
-"""Server-side series from `<run>/server_metrics.csv` (`t, metric, labels, value`): the hook for issue 9.
+"""Server-side figures from `<run>/server_metrics.csv` (`t, metric, labels, value`), beside the client's.
 
-Minimal but working: maps vLLM / SGLang / TGI gauge names to common series (running, waiting,
-KV-cache usage), summarises them and plots them on the run's time axis. The scraper and the
-richer mapping (prefix-cache hit rate, batching efficiency, server-side TTFT) extend `SERIES`
-and `summarize` here, so the report picks them up without other changes.
+The engine's names are mapped to common series (analysis/engines.py), then every figure is taken
+over a time window — the run's measurement window for summary.json `server`, each step's stage
+(minus its warm-up/cool-down) for `steps[i].server`:
+- gauges (running, waiting, KV-cache usage): mean / max of the scrapes inside the window;
+- counters (prefix-cache hits and queries, preemptions, tokens) and histograms (TTFT, E2E, queue):
+  the increase over the window, each counter interpolated linearly between scrapes at the window's
+  edges, so a step's figures are not shifted by up to one scrape interval;
+- `prefix_cache_hit_rate` = Δhits / Δqueries (tokens; the engine's own accounting), else the mean of
+  the engine's hit-rate gauge (SGLang before `cached_tokens_total`, vLLM v0);
+- `server_ttft_mean_s` = Δsum / Δcount of the engine's TTFT histogram; percentiles by Prometheus'
+  `histogram_quantile` (bucket-resolution estimates, not exact);
+- `client_minus_server_ttft_s` = mean client TTFT − mean server TTFT: the time a request spends
+  outside the engine before its first token — network, HTTP server, tokenization, the API layer
+  and the client's own reading. A gap that grows with load is queueing in front of the engine.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.csv as pacsv
 
-# common name → (engine metric names, how to combine label sets at one instant)
-SERIES: dict[str, tuple[tuple[str, ...], str]] = {
-    "running": (("vllm:num_requests_running", "sglang:num_running_reqs", "tgi_batch_current_size"), "sum"),
-    "waiting": (("vllm:num_requests_waiting", "sglang:num_queue_reqs", "tgi_queue_size"), "sum"),
-    "kv_usage": (("vllm:kv_cache_usage_perc", "vllm:gpu_cache_usage_perc", "sglang:token_usage"), "mean"),
-}
-LABELS = {"running": "running requests", "waiting": "waiting requests", "kv_usage": "KV-cache usage (%)"}
+from analysis.engines import Engine, Samples, bound, detect, histogram_quantile
+from analysis.load import stages_by_step
+
+GAUGES = ("running", "waiting", "kv_usage", "hit_rate_gauge")
+HISTOGRAMS = ("ttft", "e2e", "queue", "step_tokens")
+QUANTILES = (0.5, 0.9, 0.99)
 
 
 def load_server_metrics(run_dir: Path) -> tuple[pd.DataFrame | None, list[str]]:
@@ -41,53 +53,237 @@ def load_server_metrics(run_dir: Path) -> tuple[pd.DataFrame | None, list[str]]:
     return df.dropna(subset=["t", "value"]), []
 
 
-def common_series(df: pd.DataFrame) -> pd.DataFrame:
-    """Columns running / waiting / kv_usage (percent) indexed by scrape time; absent series are left out."""
-    out = {}
-    for name, (metrics, how) in SERIES.items():
-        sub = df[df["metric"].isin(metrics)]
-        if sub.empty:
+@dataclass
+class ServerData:
+    """One run's server series on the scrape times: gauges as sampled, counters as increases since the first scrape."""
+
+    engine: Engine
+    times: np.ndarray
+    gauges: pd.DataFrame
+    counters: pd.DataFrame
+    ttft_buckets: pd.DataFrame | None
+    sources: dict[str, str] = field(default_factory=dict)
+    simulated: bool = False
+
+    @property
+    def interval_s(self) -> float | None:
+        return float(np.median(np.diff(self.times))) if len(self.times) > 1 else None
+
+    def interval_series(self, num: str, den: str) -> pd.Series:
+        """Δnum / Δden between consecutive scrapes (NaN where nothing happened), at each interval's end."""
+        if num not in self.counters or den not in self.counters:
+            return pd.Series(dtype=float)
+        dn, dd = self.counters[num].diff(), self.counters[den].diff()
+        return (dn / dd.where(dd > 0)).iloc[1:]
+
+
+def build(df: pd.DataFrame) -> tuple[ServerData | None, list[str]]:
+    """The common series of the engine found in `df`; a page of unknown names is a warning."""
+    if df.empty:
+        return None, []
+    engine = detect(df["metric"].unique())
+    if engine is None:
+        return None, ["server_metrics.csv: no vLLM, SGLang or TGI metric names; server figures skipped"]
+    s = Samples(df)
+    times = s.times
+    sources: dict[str, str] = {}
+    gauges = pd.DataFrame(index=times)
+    for key, names, how in (
+        ("running", engine.running, "sum"),
+        ("waiting", engine.waiting, "sum"),
+        ("kv_usage", engine.kv_usage, "mean"),
+        ("hit_rate_gauge", engine.hit_rate_gauge, "mean"),
+    ):
+        if name := s.first(names):
+            gauges[key] = s.gauge(name, how).reindex(times)
+            sources[key] = name
+    if "kv_usage" in gauges and gauges["kv_usage"].max() > 1.0 + 1e-9:
+        gauges["kv_usage"] = gauges["kv_usage"] / 100.0  # a build that reports percent
+    counters = pd.DataFrame(index=times)
+    pair = next(((h, q) for h, q in engine.hits_queries if s.has(h) and s.has(q)), None)
+    if pair is not None:
+        counters["hits"], counters["queries"] = s.counter(pair[0]), s.counter(pair[1])
+        sources["prefix_cache"] = f"{pair[0]} / {pair[1]}"
+    elif "hit_rate_gauge" in sources:
+        sources["prefix_cache"] = sources["hit_rate_gauge"]
+    for key, names in (
+        ("preemptions", engine.preemptions),
+        ("prompt_tokens", engine.prompt_tokens),
+        ("generation_tokens", engine.generation_tokens),
+        ("steps", engine.step_count),
+    ):
+        if name := s.first(names):
+            counters[key] = s.counter(name)
+            sources[key] = name
+    buckets = None
+    for key in HISTOGRAMS:
+        base = next((b for b in getattr(engine, key) if s.has(b + "_count") and s.has(b + "_sum")), None)
+        if base is None:
             continue
-        first = next(m for m in metrics if (sub["metric"] == m).any())  # one engine's name, not a mix
-        s = sub[sub["metric"] == first].groupby("t")["value"].agg(how)
-        if name == "kv_usage" and s.max() <= 1.0:
-            s = s * 100.0  # vLLM reports a fraction
-        out[name] = s
-    return pd.DataFrame(out).sort_index()
+        counters[f"{key}_sum"], counters[f"{key}_count"] = s.counter(base + "_sum"), s.counter(base + "_count")
+        sources[key] = base
+        if key == "ttft":
+            buckets = s.buckets(base)
+    simulated = any(m.startswith("simserver:") for m in s.metrics)
+    return ServerData(engine, times, gauges, counters, buckets, sources, simulated), []
 
 
-def summarize(series: pd.DataFrame) -> dict:
-    """Per-run figures for summary.json (`running_mean`, `waiting_mean`, `kv_usage_max`)."""
-    out: dict = {}
-    for col in series.columns:
-        v = series[col].dropna().to_numpy()
+def _none(v: float) -> float | None:
+    return None if v is None or not np.isfinite(v) else float(v)
+
+
+def window_figures(d: ServerData, t0: float, t1: float) -> dict:
+    """Every server figure over [t0, t1] (keys are always present; None when not measured there)."""
+    out: dict = dict.fromkeys(
+        (
+            "scrapes", "running_mean", "running_max", "waiting_mean", "waiting_max", "kv_cache_usage_mean",
+            "kv_cache_usage_max", "prefix_cache_hit_rate", "prefix_cache_hit_source", "prefix_cache_queried_tokens",
+            "preemptions", "prompt_tokens", "generation_tokens", "server_gen_tok_per_s", "tokens_per_step",
+            "server_ttft_mean_s", *(f"server_ttft_p{round(q * 100)}_s" for q in QUANTILES), "server_ttft_count",
+            "server_e2e_mean_s", "server_queue_mean_s",
+        )
+    )  # fmt: skip
+    times = d.times
+    inside = (times >= t0) & (times <= t1)
+    out["scrapes"] = int(inside.sum())
+    for key, name in (("running", "running"), ("waiting", "waiting"), ("kv_usage", "kv_cache_usage")):
+        if key in d.gauges:
+            v = d.gauges[key].to_numpy()[inside]
+            v = v[~np.isnan(v)]
+            if v.size:
+                out[f"{name}_mean"], out[f"{name}_max"] = float(v.mean()), float(v.max())
+    a, b = max(t0, float(times[0])), min(t1, float(times[-1]))
+    spans = len(times) > 1 and b > a
+
+    def inc(col: str) -> float | None:
+        if not spans or col not in d.counters:
+            return None
+        c = d.counters[col].to_numpy()
+        return float(np.interp(b, times, c) - np.interp(a, times, c))
+
+    def ratio(num: float | None, den: float | None) -> float | None:
+        return num / den if num is not None and den else None
+
+    hits, queries = inc("hits"), inc("queries")
+    if queries:
+        out["prefix_cache_hit_rate"], out["prefix_cache_hit_source"] = hits / queries, "counters"
+        out["prefix_cache_queried_tokens"] = queries
+    elif "hit_rate_gauge" in d.gauges and "hits" not in d.counters:
+        v = d.gauges["hit_rate_gauge"].to_numpy()[inside]
+        v = v[~np.isnan(v)]
         if v.size:
-            out[f"{col}_mean"] = float(np.mean(v))
-            out[f"{col}_max"] = float(np.max(v))
-    return out
+            out["prefix_cache_hit_rate"], out["prefix_cache_hit_source"] = float(v.mean()), "gauge"
+    out["preemptions"] = inc("preemptions")
+    out["prompt_tokens"], out["generation_tokens"] = inc("prompt_tokens"), inc("generation_tokens")
+    if out["generation_tokens"] is not None:
+        out["server_gen_tok_per_s"] = out["generation_tokens"] / (b - a)
+    if "step_tokens_count" in d.counters:
+        out["tokens_per_step"] = ratio(inc("step_tokens_sum"), inc("step_tokens_count"))
+    elif "steps" in d.counters and out["prompt_tokens"] is not None and out["generation_tokens"] is not None:
+        out["tokens_per_step"] = ratio(out["prompt_tokens"] + out["generation_tokens"], inc("steps"))
+    n = inc("ttft_count")
+    out["server_ttft_count"] = n
+    out["server_ttft_mean_s"] = ratio(inc("ttft_sum"), n)
+    if n and d.ttft_buckets is not None and spans:
+        tb = d.ttft_buckets
+        counts = np.array([np.interp(b, times, tb[c]) - np.interp(a, times, tb[c]) for c in tb.columns])
+        bounds = [bound(c) for c in tb.columns]
+        for q in QUANTILES:
+            out[f"server_ttft_p{round(q * 100)}_s"] = histogram_quantile(bounds, counts, q)
+    out["server_e2e_mean_s"] = ratio(inc("e2e_sum"), inc("e2e_count"))
+    out["server_queue_mean_s"] = ratio(inc("queue_sum"), inc("queue_count"))
+    return {k: (_none(v) if isinstance(v, float) else v) for k, v in out.items()}
 
 
-def plot(series: pd.DataFrame, t0: float, path: Path) -> Path:
-    """Running / waiting requests and KV-cache usage on the run's time axis (seconds since first request)."""
-    from analysis.plots import plt, save  # lazily: summaries must not pay for matplotlib
+def read_cached(run_dir: Path) -> pd.DataFrame | None:
+    """`t_start_unix, step, ok, prompt_tokens, cached_tokens` of requests.csv (the analysis' own loader
+    skips `cached_tokens`); None when the column is absent or the file unreadable."""
+    path = run_dir / "requests.csv"
+    cols = ["t_start_unix", "step", "ok", "prompt_tokens", "cached_tokens"]
+    try:
+        table = pacsv.read_csv(
+            path,
+            parse_options=pacsv.ParseOptions(invalid_row_handler=lambda _row: "skip"),
+            convert_options=pacsv.ConvertOptions(
+                include_columns=cols,
+                column_types={c: pa.float64() for c in cols if c != "ok"} | {"ok": pa.bool_()},
+                true_values=["true", "True", "1"],
+                false_values=["false", "False", "0", ""],
+            ),
+        )
+    except (pa.ArrowInvalid, pa.ArrowKeyError, OSError, KeyError):
+        return None
+    df = table.to_pandas()
+    df = df[df["ok"].fillna(False).astype(bool) & df["cached_tokens"].notna() & (df["prompt_tokens"] > 0)]
+    return df if len(df) else None
 
-    fig, ax = plt.subplots(figsize=(12, 4))
-    x = series.index.to_numpy() - t0
-    for col in ("running", "waiting"):
-        if col in series:
-            ax.plot(x, series[col], label=LABELS[col])
-    ax.set_ylabel("requests")
-    ax.set_xlabel("time since first request (s)")
-    ax.grid(alpha=0.3)
-    h, labels = ax.get_legend_handles_labels()
-    if "kv_usage" in series:
-        ax2 = ax.twinx()
-        ax2.plot(x, series["kv_usage"], color="purple", linestyle=":", label=LABELS["kv_usage"])
-        ax2.set_ylabel("KV-cache usage (%)")
-        ax2.set_ylim(0, 105)
-        h2, l2 = ax2.get_legend_handles_labels()
-        h, labels = h + h2, labels + l2
-    ax.legend(h, labels, fontsize=8, loc="upper left")
-    ax.set_title("Server: running and waiting requests, KV-cache usage (server_metrics.csv)")
-    fig.subplots_adjust(left=0.07, right=0.93, bottom=0.14, top=0.9)
-    return save(fig, path)
+
+def cached_share(rows: pd.DataFrame | None) -> float | None:
+    """Σ cached_tokens / Σ prompt_tokens of completed requests, as the server reported them in `usage`."""
+    if rows is None or rows.empty:
+        return None
+    p = float(rows["prompt_tokens"].sum())
+    return float(rows["cached_tokens"].sum()) / p if p > 0 else None
+
+
+def summarize(d: ServerData, window: tuple[float, float], client_ttft_mean_s: float | None, run_dir: Path) -> dict:
+    """summary.json `server`: the engine, where each series came from, and the window's figures."""
+    t0, t1 = window
+    fig = window_figures(d, t0, t1)
+    cached = read_cached(run_dir)
+    if cached is not None:
+        cached = cached[(cached["t_start_unix"] >= t0) & (cached["t_start_unix"] <= t1)]
+    return {
+        "engine": d.engine.name,
+        "simulated": d.simulated,
+        "scrape_interval_s": d.interval_s,
+        "sources": d.sources,
+        **fig,
+        "client_ttft_mean_s": client_ttft_mean_s,
+        "client_minus_server_ttft_s": _gap(client_ttft_mean_s, fig["server_ttft_mean_s"]),
+        "client_cached_share": cached_share(cached),
+    }
+
+
+def _gap(client: float | None, server: float | None) -> float | None:
+    return client - server if client is not None and server is not None else None
+
+
+def add_to_steps(d: ServerData, steps: list[dict], df: pd.DataFrame, meta: dict, run_dir: Path) -> None:
+    """Each step row gains `server`: the figures over its stage (warm-up/cool-down excluded), the
+    client's mean TTFT over the same rows as the step's percentiles, and the gap between them."""
+    if not steps:
+        return
+    stages = stages_by_step(meta)
+    sel = df[df["in_step_stats"].to_numpy() & df["ok"].to_numpy(dtype=bool)]
+    ttft = sel.groupby("step")["ttft_s"].mean()
+    cached = read_cached(run_dir)
+    for row in steps:
+        st = stages.get(row["step"], {})
+        t0, t1 = _stage_window(st, row)
+        fig = window_figures(d, t0, t1)
+        client = ttft.get(row["step"])
+        client = None if client is None or pd.isna(client) else float(client)
+        share = None
+        if cached is not None:
+            mine = cached[(cached["step"] == row["step"]) & (cached["t_start_unix"] >= t0)]
+            share = cached_share(mine)
+        fig.update(
+            client_ttft_mean_s=client,
+            client_minus_server_ttft_s=_gap(client, fig["server_ttft_mean_s"]),
+            client_cached_share=share,
+            window=[t0, t1],
+        )
+        row["server"] = fig
+
+
+def _stage_window(st: dict, row: dict) -> tuple[float, float]:
+    """The stage's own span without warm-up and cool-down; the step's request span when run.json has none."""
+    t0, t1 = st.get("t_start_unix"), st.get("t_end_unix")
+    if not isinstance(t0, int | float) or not t0:
+        return float(row["t_start_unix"]), float(row["t_end_unix"])
+    if not isinstance(t1, int | float) or t1 <= t0:
+        t1 = row["t_end_unix"]
+    a = float(t0) + float(st.get("warmup_s") or 0.0)
+    b = float(t1) - float(st.get("cooldown_s") or 0.0)
+    return (a, b) if b > a else (float(t0), float(t1))

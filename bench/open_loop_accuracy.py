@@ -140,7 +140,12 @@ def main() -> None:
             print(f"{'case':<16} {'target':>7} {'sent':>6} {'achieved':>9} {'CV':>6} {'CV doc':>7} "
                   f"{'lag p50':>8} {'lag p99':>8} {'lag max':>8} {'≤5ms':>6} {'warn':>5}")  # fmt: skip
             for name, kind, k, rate, seconds, procs in cases:
-                extra = ["--processes", str(procs)] if procs else []
+                port = str(free_port())  # not Locust's default 5557, which other runs may hold
+                extra = (
+                    ["--processes", str(procs), "--master-bind-port", port, "--master-port", port]
+                    if procs
+                    else []
+                )
                 rows, meta = run(url, out, name, ["--rate", str(rate), "--arrival", kind, "--burstiness", str(k),
                                                   "-t", f"{seconds}s", *extra], seconds + 90)  # fmt: skip
                 f = figures(rows)

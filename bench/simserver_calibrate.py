@@ -4,8 +4,10 @@
     .venv/bin/python bench/simserver_calibrate.py --compare            # profiles × datasets × SLOs
 
 The first form replays the demo's load — closed-loop chat users, 1 user +1 every 10 s for 120 s,
-300–800-token prompts, max_tokens 128–256 — against the engine core and prints TTFT/TPOT
-percentiles per load level: the `default` profile must degrade between 6 and 10 users.
+300–800-token prompts, max_tokens 128–256 (or, with `--dataset datasets/random.jsonl`, the first
+turns of a Goodput workload file, max_tokens capped at 256 as `make demo` does) — against the
+engine core and prints TTFT/TPOT percentiles per load level: the `default` profile must degrade
+between 6 and 10 users.
 `--compare` runs each profile on random and shared-prefix workloads at a low and a high fixed
 concurrency and prints goodput under the chat and datagen SLOs, to show there is no single best.
 """
@@ -13,22 +15,45 @@ concurrency and prints goodput under the chat and datagen SLOs, to show there is
 from __future__ import annotations
 
 import argparse
+import json
+import random
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from simserver.offline import Record, by_level, random_chat, shared_prefix_chat, simulate, step_ramp
+from simserver.offline import Record, Request, by_level, random_chat, shared_prefix_chat, simulate, step_ramp
 from simserver.profiles import available, load_profile
+from simserver.tokenizer import chat_tokens
 
 SLOS = {"chat": (0.5, 0.25), "datagen": (float("inf"), 0.035)}  # (TTFT s, TPOT s), DESIGN.md
 
 
-def ramp(profile: str, seed: int, duration: float, step_s: float) -> None:
+def workload_file(path: str, max_tokens_cap: int) -> Callable[[random.Random], Request]:
+    """Requests from a Goodput workload JSONL: each session's prefix + first turn, drawn at random."""
+    requests: list[Request] = []
+    for line in Path(path).read_text().splitlines():
+        obj = json.loads(line)
+        if obj.get("type") != "session" or not obj.get("turns"):
+            continue
+        turn = obj["turns"][0]
+        cap = min(turn.get("max_tokens") or max_tokens_cap, max_tokens_cap)
+        requests.append((chat_tokens([*obj.get("prefix", []), *turn["messages"]]), cap))
+    if not requests:
+        raise SystemExit(f"{path}: no sessions found")
+    return lambda rng: rng.choice(requests)
+
+
+def ramp(profile: str, seed: int, duration: float, step_s: float, dataset: str | None) -> None:
     p = load_profile(profile)
     users_at = step_ramp(step_s)
-    res = simulate(p, users_at, duration, lambda r: random_chat(r, (300, 800), (128, 256)), seed=seed)
-    print(f"profile {profile}: step ramp 1 user +1 every {step_s:.0f}s for {duration:.0f}s, seed {seed}")
+    make = workload_file(dataset, 256) if dataset else lambda r: random_chat(r, (300, 800), (128, 256))
+    res = simulate(p, users_at, duration, make, seed=seed)
+    what = dataset or "300-800-token random prompts, max_tokens 128-256"
+    print(
+        f"profile {profile}: step ramp 1 user +1 every {step_s:.0f}s for {duration:.0f}s, {what}, seed {seed}"
+    )
     print("users  reqs  TTFT p50   p95 (ms)   TPOT p50   p95 (ms)  max waiting  max KV  preempted")
     for n, s in by_level(res.records).items():
         window = [x for x in res.samples if users_at(x.t) == n]
@@ -75,12 +100,13 @@ def main() -> int:
     ap.add_argument("--duration", type=float, default=120.0)
     ap.add_argument("--step", type=float, default=10.0, help="ramp step, s")
     ap.add_argument("--compare", action="store_true")
+    ap.add_argument("--dataset", default=None, help="a Goodput workload .jsonl (e.g. datasets/random.jsonl)")
     ap.add_argument("--profiles", default="default,latency,throughput")
     args = ap.parse_args()
     if args.compare:
         compare(args.profiles.split(","), args.seed, args.duration)
     else:
-        ramp(args.profile, args.seed, args.duration, args.step)
+        ramp(args.profile, args.seed, args.duration, args.step, args.dataset)
     return 0
 
 

@@ -64,26 +64,32 @@ def pct(xs: list[float], q: float) -> float:
 
 def run_level(url: str, users: int, duration_s: float, max_tokens: int, out: Path) -> dict:
     """One Locust run; CPU of the worker process sampled over the middle of the run."""
+    port = str(free_port())  # not 5557: another run on this host may hold it
     cmd = [PY, "-m", "locust", "-f", "locustfile.py", "--headless", "--processes", "1",
+           "--master-bind-host", "127.0.0.1", "--master-bind-port", port, "--master-port", port,
            "--host", url, "--shape", "none", "-u", str(users), "-r", str(max(users, 50)),
            "-t", f"{duration_s:.0f}s", "--dataset", "random", "--max-tokens", str(max_tokens),
            "--ignore-eos", "--results-dir", str(out), "--run-name", f"u{users}", "--only-summary"]  # fmt: skip
-    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    log = out / f"u{users}.log"
+    with open(log, "wb") as fh:
+        proc = subprocess.Popen(cmd, cwd=ROOT, stdout=fh, stderr=subprocess.STDOUT)
     try:
         time.sleep(min(4.0, duration_s / 3))  # users started, streams steady
         children = psutil.Process(proc.pid).children()
         worker = children[0] if children else psutil.Process(proc.pid)
-        c0, t0 = worker.cpu_times(), time.monotonic()
+        c0, t0, w0 = worker.cpu_times(), time.monotonic(), time.time()
         time.sleep(duration_s / 2)
-        c1, t1 = worker.cpu_times(), time.monotonic()
+        c1, t1, w1 = worker.cpu_times(), time.monotonic(), time.time()
         cpu = (c1.user + c1.system - c0.user - c0.system) / (t1 - t0)
         proc.wait(duration_s + 60)
     finally:
         if proc.poll() is None:
             proc.send_signal(signal.SIGINT)
             proc.wait(30)
-    (run,) = sorted(out.glob(f"u{users}-*"))[-1:]
-    return {"run": run, "cpu": cpu}
+    runs = sorted(out.glob(f"u{users}-*/requests.csv"))
+    if not runs:
+        raise SystemExit(f"worker_capacity: the {users}-user run wrote no run folder; see {log}")
+    return {"run": runs[-1].parent, "cpu": cpu, "window": (w0, w1)}
 
 
 def main() -> None:
@@ -134,20 +140,27 @@ def main() -> None:
         engine[t["request_id"]] = t
     print(f"one worker process, {os.cpu_count()} cores on this host (shared with the simulated engine)")
     print(
-        f"{'users':>6} {'chunks/s':>9} {'worker CPU':>10} {'TTFT err p50 ms':>16} {'p99 ms':>8} {'rows':>6}"
+        f"{'users':>6} {'chunks/s':>9} {'worker CPU':>10} {'µs CPU/chunk':>12} {'chunks/s @100%':>14} "
+        f"{'TTFT err p50 ms':>16} {'p99 ms':>8} {'rows':>6}"
     )
     for users, lv in levels:
         with open(lv["run"] / "requests.csv", newline="") as fh:
-            rows = [r for r in csv.DictReader(fh) if r["ok"] == "true"]
-        t0 = min(float(r["t_start_unix"]) for r in rows)
-        t1 = max(float(r["t_start_unix"]) + float(r["e2e_s"]) for r in rows)
-        chunks = sum(int(r["n_chunks"] or 0) for r in rows)
+            rows = list(csv.DictReader(fh))  # cancelled streams at the end count too
+        w0, w1 = lv["window"]  # chunks that arrived while the worker's CPU was sampled
+        chunks = 0
+        for r in rows:
+            if not r["ttft_s"]:
+                continue
+            t = float(r["t_start_unix"]) + float(r["ttft_s"])
+            for gap in [0.0, *(float(g) for g in r["itl_s"].split(";") if g)]:
+                t += gap
+                chunks += w0 <= t < w1
         errs = []
         for r in rows:
             t = engine.get(r["request_id"])
             if t and t.get("t_first_emit_unix") and r["ttft_s"]:
                 errs.append((float(r["t_start_unix"]) + float(r["ttft_s"]) - t["t_first_emit_unix"]) * 1000)
-        rate = chunks / (t1 - t0)
+        rate = max(chunks, 1) / (w1 - w0)
         cpu = max(lv["cpu"], 1e-6)
         print(
             f"{users:>6} {rate:>9.0f} {cpu * 100:>9.0f}% {cpu * 1e6 / rate:>12.0f} {rate / cpu:>14.0f} "

@@ -11,8 +11,10 @@ import asyncio
 import gc
 import signal
 import sys
-from dataclasses import replace
+from dataclasses import asdict, replace
 from typing import NoReturn
+
+import yaml
 
 from simserver.api import Api
 from simserver.engine import EngineCore
@@ -23,6 +25,7 @@ from simserver.profiles import (
     Profile,
     ProfileError,
     available,
+    from_dict,
     load_config,
     load_profile,
     parse_fault_probabilities,
@@ -55,6 +58,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--faults", default=None, help="per-request fault probabilities, e.g. http_500=0.01,stall=0.002"
     )
     p.add_argument("--model", default=None, help="served model name (overrides the profile's)")
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override one profile key, e.g. engine.max_num_seqs=32 or max_num_seqs=32 (repeatable)",
+    )
     args = p.parse_args(argv)
     if not 0 <= args.port <= 65535:
         raise UsageError(f"--port must be 0..65535, got {args.port}")
@@ -63,12 +73,41 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def build_profile(args: argparse.Namespace) -> Profile:
     profile = load_config(args.config) if args.config else load_profile(args.profile or "default")
+    if args.set:
+        profile = apply_overrides(profile, args.set)
     if args.faults is not None:
         probs = parse_fault_probabilities(args.faults, "--faults")
         profile = replace(profile, faults=replace(profile.faults, probabilities=probs))
     if args.model:
         profile = replace(profile, model=args.model)
     return profile
+
+
+def apply_overrides(profile: Profile, items: list[str]) -> Profile:
+    """`--set section.key=value` (or a bare key that one section owns): parameter sweeps need no files.
+
+    Values are YAML scalars (`32`, `0.5`, `false`); the result is re-validated like a profile file.
+    """
+    data = asdict(profile)
+    for item in items:
+        key, sep, text = item.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise UsageError(f"--set: '{item}' is not KEY=VALUE (e.g. engine.max_num_seqs=32)")
+        section, dot, name = key.rpartition(".")
+        if not dot:
+            owners = [s for s, v in data.items() if isinstance(v, dict) and key in v]
+            if len(owners) != 1:
+                raise UsageError(f"--set: unknown key '{key}' (use SECTION.KEY, e.g. engine.max_num_seqs)")
+            section, name = owners[0], key
+        if not isinstance(data.get(section), dict):
+            raise UsageError(f"--set: unknown section '{section}' in '{key}'")
+        try:
+            value = yaml.safe_load(text)
+        except yaml.YAMLError:
+            value = text
+        data[section][name] = value
+    return from_dict(data, "--set")
 
 
 async def run(args: argparse.Namespace, profile: Profile) -> None:

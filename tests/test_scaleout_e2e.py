@@ -165,6 +165,8 @@ def test_interrupt_leaves_a_complete_run_folder(
     assert meta["lost_rows"] == 0 and meta["requests_sent"] == meta["rows_received"] == len(rows)
     assert len(meta["per_worker"]) == 2 and not meta["missing_workers"]
 
+    if topology == "processes" or sig != signal.SIGINT:
+        return  # the analysis reads the folder the same way whichever signal closed it
     out = subprocess.run([PYTHON, "-m", "analysis", str(run), "--no-plots", "--no-html", "--quiet"],
                          cwd=ROOT, capture_output=True, text=True, timeout=60)  # fmt: skip
     assert out.returncode == 0, out.stderr[-3000:]
@@ -233,7 +235,7 @@ def test_step_shape_splits_users_and_announces_stages(sim_server, tmp_path: Path
     trace = tmp_path / "trace.jsonl"
     sim = sim_server("--trace", str(trace))
     run = run_locust(sim.url, tmp_path / "results", *processes(2), "--step-users", "2",
-                     "--step-interval", "3s", "-t", "9s", "--max-tokens", "16", "--run-name", "step2")  # fmt: skip
+                     "--step-interval", "2s", "-t", "6s", "--max-tokens", "16", "--run-name", "step2")  # fmt: skip
     stop_engine(sim, trace, run)
     rows = read_rows(run)
     workers = {r["worker"] for r in rows}

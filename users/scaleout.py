@@ -1,4 +1,4 @@
-"""Master-side bookkeeping of a distributed run: what each worker sent, who went missing, what was lost.
+"""Distributed runs without silent loss: what each worker sent, who went missing, what was lost.
 
 Rows ride on Locust's worker reports, so a worker that dies (SIGKILL, OOM, a lost node) takes with
 it only the rows it had not reported yet: at most one report interval. Locust notices the death by
@@ -8,6 +8,11 @@ from it are counted; the difference is written to run.json per worker, with the 
 marked, so a run that lost a worker is still analysable and says exactly how incomplete it is.
 Requests a dead worker started after its last report are unknown to the master; `last_report_unix`
 and `request_id_prefix` let them be found in the server's own request log (X-Request-Id).
+
+Stopping on purpose loses nothing: at the end of a run the master asks every live worker for its
+last rows and waits for them (Locust alone allows 0.5 s); a worker that is interrupted itself
+(Ctrl-C on `--processes`) stops its users and sends its rows before it says goodbye; Ctrl-C and,
+during a headless run, SIGTERM reach only the main greenlet, so no request or report is cut short.
 """
 
 from __future__ import annotations
@@ -191,7 +196,10 @@ def collect_last_rows(environment: Any, timeout_s: float = FLUSH_TIMEOUT_S) -> l
 
 def _on_test_start(environment: Any, **_: Any) -> None:
     runner = environment.runner
-    if not isinstance(runner, MasterRunner) or getattr(environment.goodput, "sink", None) is None:
+    if (
+        not isinstance(runner, MasterRunner)
+        or getattr(getattr(environment, "goodput", None), "sink", None) is None
+    ):
         return
     old = getattr(environment, "_goodput_watcher", None)
     if old is not None:
@@ -203,7 +211,7 @@ def _on_test_stop(environment: Any, **_: Any) -> None:
     environment._goodput_sigterm = False  # the run is over: Locust's SIGTERM handling takes over
     if (
         isinstance(environment.runner, MasterRunner)
-        and getattr(environment.goodput, "sink", None) is not None
+        and getattr(getattr(environment, "goodput", None), "sink", None) is not None
     ):
         silent = collect_last_rows(environment)
         if silent:

@@ -1,0 +1,199 @@
+"""Engine metric names → common server series, from the rows of `server_metrics.csv`.
+
+Each engine names the same facts differently (and some do not expose them at all):
+
+| common series | vLLM (`vllm:*`) | SGLang (`sglang:*`) | TGI (`tgi_*`) |
+|---|---|---|---|
+| running | `num_requests_running` | `num_running_reqs` | `tgi_batch_current_size` |
+| waiting | `num_requests_waiting` | `num_queue_reqs` | `tgi_queue_size` |
+| KV-cache usage (0–1) | `kv_cache_usage_perc` (`gpu_cache_usage_perc` before v0.10) | `token_usage` | — |
+| prefix-cache hits / queries | `prefix_cache_hits_total` / `prefix_cache_queries_total` (tokens) | `cached_tokens_total` / `prompt_tokens_total`; else the `cache_hit_rate` gauge | — |
+| preemptions | `num_preemptions_total` | `num_retracted_requests_total` | — |
+| prompt / generated tokens | `prompt_tokens_total` / `generation_tokens_total` | the same names | `tgi_request_input_length_sum` / `tgi_request_generated_tokens_sum` |
+| tokens per engine step | `iteration_tokens_total` histogram | — | (input + generated) / `tgi_batch_inference_count` |
+| TTFT / E2E / queue histograms | `time_to_first_token_seconds`, `e2e_request_latency_seconds`, `request_queue_time_seconds` | `time_to_first_token_seconds`, `e2e_request_latency_seconds`, `queue_time_seconds` | — / `tgi_request_duration` / `tgi_request_queue_duration` |
+
+Counters are summed over label sets after correcting resets (a value that drops restarted from 0),
+so a restart mid-run or several engine processes (DP) still add up. A label set that first appears
+mid-run (prometheus_client creates a labelled counter at its first increment) counts from 0.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from urllib.parse import unquote
+
+import numpy as np
+import pandas as pd
+
+
+@dataclass(frozen=True)
+class Engine:
+    """Where one engine keeps each common series; the first name present on the page wins."""
+
+    name: str
+    prefix: str
+    running: tuple[str, ...]
+    waiting: tuple[str, ...]
+    kv_usage: tuple[str, ...] = ()
+    hits_queries: tuple[tuple[str, str], ...] = ()
+    hit_rate_gauge: tuple[str, ...] = ()
+    preemptions: tuple[str, ...] = ()
+    prompt_tokens: tuple[str, ...] = ()
+    generation_tokens: tuple[str, ...] = ()
+    step_tokens: tuple[str, ...] = ()  # histogram of tokens per engine step (mean = sum / count)
+    step_count: tuple[str, ...] = ()  # counter of engine steps: tokens per step = (prompt + generated) / steps
+    ttft: tuple[str, ...] = ()  # histogram base names (+ _bucket, _sum, _count)
+    e2e: tuple[str, ...] = ()
+    queue: tuple[str, ...] = ()
+
+
+VLLM = Engine(
+    name="vllm",
+    prefix="vllm:",
+    running=("vllm:num_requests_running",),
+    waiting=("vllm:num_requests_waiting",),
+    kv_usage=("vllm:kv_cache_usage_perc", "vllm:gpu_cache_usage_perc"),
+    hits_queries=(
+        ("vllm:prefix_cache_hits_total", "vllm:prefix_cache_queries_total"),
+        ("vllm:gpu_prefix_cache_hits_total", "vllm:gpu_prefix_cache_queries_total"),
+    ),
+    hit_rate_gauge=("vllm:gpu_prefix_cache_hit_rate",),
+    preemptions=("vllm:num_preemptions_total",),
+    prompt_tokens=("vllm:prompt_tokens_total",),
+    generation_tokens=("vllm:generation_tokens_total",),
+    step_tokens=("vllm:iteration_tokens_total",),
+    ttft=("vllm:time_to_first_token_seconds",),
+    e2e=("vllm:e2e_request_latency_seconds",),
+    queue=("vllm:request_queue_time_seconds",),
+)
+SGLANG = Engine(
+    name="sglang",
+    prefix="sglang:",
+    running=("sglang:num_running_reqs",),
+    waiting=("sglang:num_queue_reqs",),
+    kv_usage=("sglang:token_usage",),
+    hits_queries=(("sglang:cached_tokens_total", "sglang:prompt_tokens_total"),),
+    hit_rate_gauge=("sglang:cache_hit_rate",),
+    preemptions=("sglang:num_retracted_requests_total",),
+    prompt_tokens=("sglang:prompt_tokens_total",),
+    generation_tokens=("sglang:generation_tokens_total",),
+    ttft=("sglang:time_to_first_token_seconds",),
+    e2e=("sglang:e2e_request_latency_seconds",),
+    queue=("sglang:queue_time_seconds",),
+)
+TGI = Engine(
+    name="tgi",
+    prefix="tgi_",
+    running=("tgi_batch_current_size",),
+    waiting=("tgi_queue_size",),
+    prompt_tokens=("tgi_request_input_length_sum",),
+    generation_tokens=("tgi_request_generated_tokens_sum",),
+    step_count=("tgi_batch_inference_count",),
+    e2e=("tgi_request_duration",),
+    queue=("tgi_request_queue_duration",),
+)
+ENGINES = (VLLM, SGLANG, TGI)
+
+
+def detect(metrics: Iterable[str]) -> Engine | None:
+    """The engine most of the page's names belong to (a simulator may add its own prefix beside vLLM's)."""
+    names = set(metrics)
+    counts = {e.name: sum(1 for m in names if m.startswith(e.prefix)) for e in ENGINES}
+    best = max(ENGINES, key=lambda e: counts[e.name])
+    return best if counts[best.name] else None
+
+
+def parse_labels(text: str) -> dict[str, str]:
+    """`k=v;k=v` (users/servermetrics.py) → dict; tolerant of quoted values (`k="v"`)."""
+    out = {}
+    for part in (text or "").split(";"):
+        k, sep, v = part.partition("=")
+        if sep:
+            v = unquote(v)
+            if len(v) >= 2 and v[0] == v[-1] == '"':
+                v = v[1:-1]
+            out[k.strip()] = v
+    return out
+
+
+class Samples:
+    """One run's scraped samples, indexed for the per-metric questions the analysis asks."""
+
+    def __init__(self, df: pd.DataFrame) -> None:
+        if "labels" not in df:
+            df = df.assign(labels="")
+        self.times = np.sort(df["t"].unique())
+        self._by_metric = {str(m): g for m, g in df.groupby("metric", sort=False)}
+
+    @property
+    def metrics(self) -> list[str]:
+        return list(self._by_metric)
+
+    def has(self, name: str) -> bool:
+        return name in self._by_metric
+
+    def first(self, names: Iterable[str]) -> str | None:
+        return next((n for n in names if n in self._by_metric), None)
+
+    def gauge(self, name: str, how: str = "sum") -> pd.Series:
+        """Label sets combined per scrape (`sum` for counts, `mean` for fractions), indexed by scrape time."""
+        g = self._by_metric[name]
+        return g.groupby("t")["value"].agg(how).sort_index()
+
+    def _wide(self, name: str) -> pd.DataFrame:
+        g = self._by_metric[name]
+        return g.pivot_table(index="t", columns="labels", values="value", aggfunc="last").reindex(self.times)
+
+    def counter(self, name: str) -> pd.Series:
+        """Increase since the first scrape, summed over label sets, at every scrape time."""
+        return _increase(self._wide(name)).sum(axis=1)
+
+    def buckets(self, base: str) -> pd.DataFrame | None:
+        """Histogram `base`: increase since the first scrape per bucket bound (columns sorted by bound)."""
+        name = base + "_bucket"
+        if name not in self._by_metric:
+            return None
+        inc = _increase(self._wide(name))
+        bounds = [parse_labels(c).get("le", "") for c in inc.columns]
+        inc.columns = bounds
+        out = inc.T.groupby(level=0).sum().T
+        return out[sorted(out.columns, key=bound)]
+
+
+def bound(le: str) -> float:
+    try:
+        return float(le)
+    except ValueError:
+        return float("inf")
+
+
+def _increase(wide: pd.DataFrame) -> pd.DataFrame:
+    """Per label set: cumulative increase with counter resets corrected (Prometheus `increase` without
+    extrapolation). Before a label set's first sample it is 0 if it appeared after the first scrape."""
+    base = wide.ffill().fillna(0.0)
+    d = base.diff()
+    d = d.where(d >= 0, base)  # a drop is a restart: the new value is what accrued since
+    if len(d):
+        d.iloc[0] = 0.0  # present at the first scrape: counts from its value there
+    return d.cumsum()
+
+
+def histogram_quantile(bounds: list[float], counts: np.ndarray, q: float) -> float | None:
+    """Prometheus `histogram_quantile` on cumulative bucket counts (linear within a bucket; the +Inf
+    bucket answers its lower bound). None without observations."""
+    if not len(counts) or counts[-1] <= 0:
+        return None
+    rank = q * counts[-1]
+    i = int(np.searchsorted(counts, rank, side="left"))
+    i = min(i, len(counts) - 1)
+    hi = bounds[i]
+    lo = bounds[i - 1] if i > 0 else 0.0
+    if np.isinf(hi):
+        return float(lo)
+    below = counts[i - 1] if i > 0 else 0.0
+    in_bucket = counts[i] - below
+    if in_bucket <= 0:
+        return float(hi)
+    return float(lo + (hi - lo) * (rank - below) / in_bucket)

@@ -1,0 +1,1 @@
+"""Benchmark matrices over servers × configurations × datasets × SLOs, and the leaderboard (`python -m arena`)."""

@@ -1,0 +1,209 @@
+"""The leaderboard: per (dataset × SLO profile × load shape), configurations ranked by capacity at SLO, then goodput.
+
+Capacity at SLO (the highest load whose attainment ≥ target) ranks first because it answers the
+product's question — how much load does it take within the SLO — and does not depend on how far
+past saturation the ramp went; goodput breaks ties (e.g. two servers that both held the SLO up to
+the highest tested load). A cell in which no configuration met the SLO at any level and none
+served a good request has no winner. Rendered as markdown and as one self-contained HTML page.
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Iterable
+from typing import Any
+
+from analysis import fmt
+
+WINNER = "🏆"
+
+
+def cell_key(e: dict) -> tuple:
+    return (e["dataset"], e["slo"], e.get("slo_text") or "", e["shape"], e.get("shape_args") or "")
+
+
+def rank_key(e: dict) -> tuple:
+    cap = e.get("capacity")
+    return (cap is None, -(cap or 0.0), -(e.get("goodput") or 0.0))
+
+
+def ranked(entries: Iterable[dict]) -> list[tuple[tuple, list[dict]]]:
+    """Cells in first-seen order, each with its entries sorted best first and `rank`/`winner` set."""
+    cells: dict[tuple, list[dict]] = {}
+    for e in entries:
+        cells.setdefault(cell_key(e), []).append(dict(e))
+    out = []
+    for key, items in cells.items():
+        items.sort(key=rank_key)
+        top = rank_key(items[0])
+        has_winner = items[0].get("capacity") is not None or (items[0].get("goodput") or 0) > 0
+        for i, e in enumerate(items):
+            e["rank"] = 1 + sum(1 for o in items[:i] if rank_key(o) != rank_key(e))
+            e["winner"] = has_winner and rank_key(e) == top
+        out.append((key, items))
+    return out
+
+
+def capacity_text(e: dict) -> str:
+    if e.get("capacity") is None:
+        return "none"
+    ge = "≥ " if e.get("capacity_lower_bound") else ""
+    return f"{ge}{e['capacity']:.3g} {e.get('capacity_unit') or ''}".strip()
+
+
+def _winners(cells: list[tuple[tuple, list[dict]]]) -> list[tuple[tuple, list[dict]]]:
+    return [(key, [e for e in items if e["winner"]]) for key, items in cells]
+
+
+def verdict(cells: list[tuple[tuple, list[dict]]]) -> str:
+    names = {e["config"] for _, w in _winners(cells) for e in w}
+    decided = [w for _, w in _winners(cells) if w]
+    if not decided:
+        return "No configuration met its SLO in any cell."
+    if len(names) == 1:
+        return f"**{next(iter(names))}** wins every cell that has a winner ({len(decided)} of {len(cells)})."
+    return (
+        f"**No single best:** {len(names)} configurations ({', '.join(sorted(names))}) each win at least "
+        f"one of {len(cells)} cells — the dataset and the SLO decide."
+    )
+
+
+COLUMNS = [
+    ("rank", "rank"),
+    ("config", "configuration"),
+    ("capacity", "capacity at SLO"),
+    ("goodput", "goodput req/s"),
+    ("attainment", "SLO attainment"),
+    ("req_per_s", "req/s"),
+    ("latency_p95_s", "latency p95"),
+    ("ttft_p95_s", "TTFT p95"),
+    ("tpot_p95_s", "TPOT p95"),
+    ("runs", "runs"),
+    ("engine", "engine"),
+    ("model", "model"),
+    ("hardware", "hardware"),
+    ("matrix", "matrix"),
+    ("date", "date"),
+]
+
+
+def _value(e: dict, key: str) -> str:
+    v = e.get(key)
+    if key == "rank":
+        return f"{WINNER} {v}" if e.get("winner") else str(v)
+    if key == "capacity":
+        return capacity_text(e)
+    if key in ("goodput", "req_per_s"):
+        return fmt.num(v)
+    if key == "attainment":
+        return fmt.pct(v)
+    if key.endswith("_s"):
+        return fmt.ms(v) + (" ms" if v is not None else "")
+    return "" if v is None else str(v)
+
+
+def _cell_title(key: tuple) -> str:
+    dataset, slo, slo_text, shape, _ = key
+    return f"{dataset} × {slo} ({slo_text}) · {shape}"
+
+
+def render_markdown(entries: list[dict], title: str) -> str:
+    cells = ranked(entries)
+    lines = [f"# {title}", ""]
+    if not cells:
+        return "\n".join([*lines, "No entries yet: run a matrix with `python -m arena run MATRIX.yaml`.", ""])
+    matrices = sorted({e["matrix"] for e in entries})
+    lines += [
+        f"{len(entries)} entries from {len(matrices)} matrix{'es' if len(matrices) > 1 else ''} "
+        f"({', '.join(matrices)}). Each cell ranks configurations by **capacity at SLO** (the highest load "
+        "whose SLO attainment stays ≥ the target; ≥ = held up to the highest tested load), then by "
+        f"**goodput**; {WINNER} marks the winner. Figures are medians over repeats.",
+        "",
+        verdict(cells),
+        "",
+        "## Winners",
+        "",
+    ]
+    rows = []
+    for key, winners in _winners(cells):
+        w = winners[0] if winners else None
+        rows.append(
+            [
+                key[0],
+                f"{key[1]} ({key[2]})",
+                key[3],
+                " = ".join(e["config"] for e in winners) or "— (none met the SLO)",
+                capacity_text(w) if w else "",
+                fmt.num(w["goodput"]) if w else "",
+            ]
+        )
+    lines += [
+        fmt.md_table(["dataset", "SLO", "shape", "winner", "capacity at SLO", "goodput req/s"], rows),
+        "",
+    ]
+    for key, items in cells:
+        lines += [f"## {_cell_title(key)}", "", f"Load: `{key[4]}`", ""]
+        body = [[_value(e, k) for k, _ in COLUMNS] for e in items]
+        lines += [fmt.md_table([h for _, h in COLUMNS], body, right=set(range(2, 10))), ""]
+    return "\n".join(lines)
+
+
+CSS = """
+body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2em auto;max-width:1300px;padding:0 1em;color:#1d2430}
+h1{font-size:1.6em}h2{font-size:1.2em;margin-top:2em;border-bottom:1px solid #dde}
+table{border-collapse:collapse;margin:.6em 0;font-size:.9em}
+th,td{padding:.3em .6em;border-bottom:1px solid #e4e6ee;text-align:left;white-space:nowrap}
+td.n{text-align:right;font-variant-numeric:tabular-nums}
+tr.win td{background:#fff6d6;font-weight:600}
+.verdict{padding:.8em 1em;background:#eef4ff;border-left:4px solid #3b6fd8;margin:1em 0}
+code{background:#f3f4f8;padding:.1em .3em;border-radius:3px}
+.muted{color:#667}
+"""
+
+
+def render_html(entries: list[dict], title: str) -> str:
+    cells = ranked(entries)
+    esc = html.escape
+    parts = [
+        "<!doctype html><html lang=en><head><meta charset=utf-8>",
+        f"<title>{esc(title)}</title><style>{CSS}</style></head><body>",
+        f"<h1>{esc(title)}</h1>",
+    ]
+    if not cells:
+        parts.append("<p>No entries yet: run a matrix with <code>python -m arena run MATRIX.yaml</code>.</p>")
+        return "".join([*parts, "</body></html>\n"])
+    text = verdict(cells).replace("**", "")
+    parts += [
+        f"<p class=muted>Each cell ranks configurations by <b>capacity at SLO</b> (the highest load whose SLO "
+        f"attainment stays ≥ the target; ≥ = held up to the highest tested load), then by <b>goodput</b>; "
+        f"{WINNER} marks the winner. Figures are medians over repeats.</p>",
+        f"<div class=verdict>{esc(text)}</div>",
+        "<h2>Winners</h2><table><tr><th>dataset</th><th>SLO</th><th>shape</th><th>winner</th>"
+        "<th>capacity at SLO</th><th>goodput req/s</th></tr>",
+    ]
+    for key, winners in _winners(cells):
+        w = winners[0] if winners else None
+        names = " = ".join(e["config"] for e in winners) or "— (none met the SLO)"
+        parts.append(
+            f"<tr><td>{esc(key[0])}</td><td>{esc(key[1])}</td><td>{esc(key[3])}</td><td><b>{esc(names)}</b></td>"
+            f"<td class=n>{esc(capacity_text(w)) if w else ''}</td><td class=n>{esc(fmt.num(w['goodput'])) if w else ''}</td></tr>"
+        )
+    parts.append("</table>")
+    for key, items in cells:
+        parts += [f"<h2>{esc(_cell_title(key))}</h2>", f"<p class=muted>Load: <code>{esc(key[4])}</code></p>"]
+        parts.append("<table><tr>" + "".join(f"<th>{esc(h)}</th>" for _, h in COLUMNS) + "</tr>")
+        for e in items:
+            tds = "".join(
+                f"<td{' class=n' if 2 <= i < 10 else ''}>{esc(_value(e, k))}</td>"
+                for i, (k, _) in enumerate(COLUMNS)
+            )
+            parts.append(f"<tr{' class=win' if e['winner'] else ''}>{tds}</tr>")
+        parts.append("</table>")
+    return "".join([*parts, "</body></html>\n"])
+
+
+def write(entries: list[dict[str, Any]], out_dir: Any, title: str) -> None:
+    """`leaderboard.md` and `leaderboard.html` in `out_dir`."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "leaderboard.md").write_text(render_markdown(entries, title))
+    (out_dir / "leaderboard.html").write_text(render_html(entries, title), encoding="utf-8")

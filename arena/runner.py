@@ -1,0 +1,248 @@
+"""Run a matrix cell by cell: start the server, run Locust headless, analyze, stop — resumably.
+
+A cell is complete when one of its run folders under `runs/` has a finished `run.json`
+(`t_end_unix` and `rows_received` written by the load path's last step), a `summary.json`
+(the analysis ran), and an `arena.json` whose signature matches the cell as the matrix now
+describes it (same command, dataset, load). Complete cells are skipped on a rerun; an
+interrupted or failed cell is run again into a new folder (the load path never reuses one), so
+nothing already recorded is overwritten. Every attempt is one line in `arena.jsonl`.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from arena.matrix import ROOT, Cell, Matrix
+from arena.procs import CellError, Child, last_line, start_server
+
+LOCUST_GRACE_S = 180.0  # beyond -t: the last requests' timeout, the workers' last reports, shutdown
+ANALYSIS_TIMEOUT_S = 600.0
+
+
+@dataclass
+class Layout:
+    """Where a matrix's files live: `<results>/<matrix>/`."""
+
+    root: Path
+
+    @property
+    def runs(self) -> Path:
+        return self.root / "runs"
+
+    @property
+    def logs(self) -> Path:
+        return self.root / "logs"
+
+    @property
+    def journal(self) -> Path:
+        return self.root / "arena.jsonl"
+
+
+@dataclass
+class Outcome:
+    done: list[tuple[Cell, Path]] = field(default_factory=list)
+    failed: list[tuple[Cell, str]] = field(default_factory=list)
+    skipped: int = 0
+    seconds: float = 0.0
+
+
+def _read_json(path: Path) -> dict | None:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _is_finished(meta: dict | None, cell_id: str) -> bool:
+    return (
+        bool(meta)
+        and meta.get("name") == cell_id
+        and meta.get("t_end_unix") is not None
+        and ("rows_received" in meta)
+    )
+
+
+def complete_run(layout: Layout, cell: Cell) -> Path | None:
+    """The newest complete run folder of `cell`, if any (see module doc)."""
+    for d in sorted(layout.runs.glob(f"{cell.id}-*"), key=lambda p: p.stat().st_mtime, reverse=True):
+        if not d.is_dir() or not (d / "summary.json").is_file():
+            continue
+        info = _read_json(d / "arena.json")
+        if (
+            _is_finished(_read_json(d / "run.json"), cell.id)
+            and info
+            and info.get("signature") == cell.signature
+        ):
+            return d
+    return None
+
+
+def locust_command(matrix: Matrix, cell: Cell, url: str, layout: Layout) -> list[str]:
+    cmd = [sys.executable, "-m", "locust", "-f", str(ROOT / "locustfile.py"), "--headless", "--host", url]
+    cmd += ["--results-dir", str(layout.runs), "--run-name", cell.id, "--dataset", cell.dataset]
+    cmd += ["--slo", matrix.slos[0], *matrix.load_args, *cell.shape.args]
+    if cell.target.model and "--model" not in matrix.load_args:
+        cmd += ["--model", cell.target.model]
+    if matrix.processes:
+        cmd += ["--processes", str(matrix.processes)]
+    return cmd
+
+
+def analysis_command(matrix: Matrix, run_dir: Path) -> list[str]:
+    cmd = [sys.executable, "-m", "analysis", str(run_dir), "--quiet"]
+    for s in matrix.slos:
+        cmd += ["--slo", s]
+    if matrix.attain_target is not None:
+        cmd += ["--attain-target", str(matrix.attain_target)]
+    return cmd if matrix.plots else [*cmd, "--no-plots"]
+
+
+def _run_load(matrix: Matrix, cell: Cell, url: str, layout: Layout, stamp: str) -> Path:
+    before = set(layout.runs.glob(f"{cell.id}-*"))
+    log = layout.logs / f"{cell.id}.{stamp}.locust.log"
+    child = Child(locust_command(matrix, cell, url, layout), log)
+    try:
+        child.popen.wait(cell.shape.duration_s + LOCUST_GRACE_S)
+    except subprocess.TimeoutExpired:
+        child.stop()
+        raise CellError(
+            f"the load run did not end within {cell.shape.duration_s + LOCUST_GRACE_S:g} s (log: {log})"
+        ) from None
+    except BaseException:  # Ctrl-C: never leave it running
+        child.stop()
+        raise
+    code = child.stop()
+    new = [d for d in set(layout.runs.glob(f"{cell.id}-*")) - before if d.is_dir()]
+    runs = [d for d in new if _is_finished(_read_json(d / "run.json"), cell.id)]
+    if not runs:
+        why = last_line(log, ("error",))
+        raise CellError(f"the load run (exit status {code}) left no finished run folder: {why} (log: {log})")
+    run_dir = max(runs, key=lambda p: p.stat().st_mtime)
+    meta = _read_json(run_dir / "run.json") or {}
+    if not meta.get("rows_received"):
+        raise CellError(f"the load run recorded no requests (exit status {code}; log: {log}; run {run_dir})")
+    return run_dir
+
+
+def run_cell(matrix: Matrix, cell: Cell, layout: Layout) -> Path:
+    """One attempt: a fresh server (if launched), the load run, arena.json, the analysis."""
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    server: Child | None = None
+    t0 = time.time()
+    try:
+        if cell.target.launch:
+            server, url = start_server(cell.target, layout.logs / f"{cell.id}.{stamp}.server.log")
+        else:
+            url = cell.target.url or ""
+        run_dir = _run_load(matrix, cell, url, layout, stamp)
+    finally:
+        if server is not None:
+            server.stop()
+    info: dict[str, Any] = {
+        "matrix": matrix.name,
+        "cell": cell.id,
+        "index": cell.index,
+        "config": cell.target.label,
+        "config_base": cell.target.base,
+        "params": dict(cell.target.params),
+        "engine": cell.target.engine,
+        "target": cell.target.describe(),
+        "url": url,
+        "dataset": cell.dataset,
+        "shape": cell.shape.label,
+        "shape_args": list(cell.shape.args),
+        "repeat": cell.repeat,
+        "slos": matrix.slos,
+        "signature": cell.signature,
+        "t_start_unix": t0,
+    }
+    (run_dir / "arena.json").write_text(json.dumps(info, indent=2, default=str) + "\n")
+    log = layout.logs / f"{cell.id}.{stamp}.analysis.log"
+    child = Child(analysis_command(matrix, run_dir), log)
+    try:
+        child.popen.wait(ANALYSIS_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        child.stop()
+        raise CellError(f"the analysis of {run_dir} took longer than {ANALYSIS_TIMEOUT_S:g} s") from None
+    except BaseException:
+        child.stop()
+        raise
+    if child.stop() != 0 or not (run_dir / "summary.json").is_file():
+        raise CellError(f"the analysis of {run_dir} failed: {last_line(log)}")
+    return run_dir
+
+
+def _journal(layout: Layout, **entry: Any) -> None:
+    with open(layout.journal, "a") as fh:
+        fh.write(json.dumps({"t_unix": round(time.time(), 3), **entry}, default=str) + "\n")
+
+
+def _fmt_s(s: float) -> str:
+    s = max(0, round(s))
+    return f"{s // 60}m{s % 60:02d}s" if s >= 60 else f"{s}s"
+
+
+def _sigterm(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
+def run_matrix(matrix: Matrix, layout: Layout, say: Callable[[str], None] = print) -> Outcome:
+    """Every cell in order, skipping complete ones; a failed cell is recorded and the rest still run."""
+    layout.runs.mkdir(parents=True, exist_ok=True)
+    layout.logs.mkdir(parents=True, exist_ok=True)
+    cells = matrix.cells()
+    todo = [c for c in cells if complete_run(layout, c) is None]
+    out = Outcome(skipped=len(cells) - len(todo))
+    if out.skipped:
+        say(f"arena: {out.skipped} of {len(cells)} cells already complete (skipped); {len(todo)} to run")
+    previous = signal.signal(signal.SIGTERM, _sigterm)
+    t_start = time.monotonic()
+    took: list[float] = []
+    try:
+        for n, cell in enumerate(todo):
+            remaining = len(todo) - n
+            per_cell = sum(took) / len(took) if took else cell.shape.duration_s + 15
+            elapsed = time.monotonic() - t_start
+            say(
+                f"arena: [{cell.index}/{len(cells)}] {cell.title} — elapsed {_fmt_s(elapsed)}, "
+                f"ETA {_fmt_s(per_cell * remaining)}{'' if took else ' (estimate)'}"
+            )
+            t0 = time.monotonic()
+            try:
+                run_dir = run_cell(matrix, cell, layout)
+            except CellError as e:
+                took.append(time.monotonic() - t0)
+                out.failed.append((cell, str(e)))
+                say(f"arena: error: cell {cell.index}/{len(cells)} ({cell.id}): {e}")
+                _journal(layout, cell=cell.id, status="failed", reason=str(e), seconds=round(took[-1], 1))
+                continue
+            took.append(time.monotonic() - t0)
+            out.done.append((cell, run_dir))
+            say(f"arena:    done in {_fmt_s(took[-1])} → {run_dir}")
+            _journal(layout, cell=cell.id, status="done", run_dir=str(run_dir), seconds=round(took[-1], 1))
+    except KeyboardInterrupt:
+        _journal(layout, status="interrupted")
+        raise
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        out.seconds = time.monotonic() - t_start
+    return out
+
+
+def completed(matrix: Matrix, layout: Layout) -> list[tuple[Cell, Path]]:
+    """Every cell with a complete run folder (this session's or an earlier one's), in matrix order."""
+    out = []
+    for c in matrix.cells():
+        d = complete_run(layout, c)
+        if d is not None:
+            out.append((c, d))
+    return out

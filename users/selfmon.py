@@ -1,0 +1,288 @@
+"""Self-measurement of every load process: event-loop lag, CPU and late reads, once a second.
+
+A load generator that falls behind reports its own delays as the server's. Locust's CPU warning
+(90 % over a 10 s average) comes late and says nothing about the event loop, so each process runs:
+- a lag probe: a greenlet that sleeps 10 ms and records how much longer it actually slept (every
+  other greenlet's work between two wake-ups shows up here);
+- a sampler: once a second, this process's CPU use (psutil) and a sample of the transport's read
+  lags (how long bytes the kernel already held waited for this process, users/client.py).
+Workers ship their seconds with every Locust report (`goodput_selfmon` in the report data); the
+master (or the local runner) merges them into run.json `loadgen`: per-worker lag, CPU and read-lag
+figures from the raw samples, and `saturated_windows`, the spans where some worker's lag p99 over
+one second exceeded `--saturation-lag` (default 10 ms). The analysis turns those windows into
+"load generator saturated from T1 to T2: add workers"; the master logs a warning as they happen.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Callable
+from typing import Any
+
+import gevent
+import psutil
+from locust.runners import MasterRunner, WorkerRunner
+
+from users import client
+from users.options import OptionError, parse_duration_s
+from users.setup import fail
+
+log = logging.getLogger("goodput")
+
+PROBE_S = 0.010
+REPORT_KEY = "goodput_selfmon"
+READ_SAMPLES_PER_S = 200  # read lags kept per second (evenly strided): enough for p99
+MAX_SAMPLES = 400_000  # per worker and kind (~1 h of probe samples); later seconds still count for windows
+# Diagnostics only (the saturation test): "BUSY_MS/PERIOD_MS" makes a greenlet block the loop.
+BURN_ENV = "GOODPUT_SELFMON_BURN"
+
+
+def pct(sorted_xs: list[float], q: float) -> float:
+    """Nearest-rank percentile of an already sorted list."""
+    return sorted_xs[min(len(sorted_xs) - 1, max(0, int(q * len(sorted_xs) + 0.5) - 1))]
+
+
+class Meter:
+    """The probe and the sampler of this process; each closed second goes to `sink` (or waits in
+    `pending` for the next worker report)."""
+
+    def __init__(self, sink: Callable[[dict], None] | None = None) -> None:
+        self.lags: list[float] = []
+        self.pending: list[dict] = []
+        self.sink = sink
+        self.running = False
+        self.proc = psutil.Process(os.getpid())
+        self.proc.cpu_percent(None)  # the first call only starts the measurement
+        self.t_second = time.time()
+        self.greenlets = [gevent.spawn(self._probe), gevent.spawn(self._sample)]
+        if burn := os.environ.get(BURN_ENV):
+            busy_ms, _, period_ms = burn.partition("/")
+            self.greenlets.append(gevent.spawn(_burn, float(busy_ms) / 1000, float(period_ms or 0) / 1000))
+
+    def _probe(self) -> None:
+        perf, sleep = time.perf_counter, gevent.sleep
+        while True:
+            t = perf()
+            sleep(PROBE_S)
+            self.lags.append(max(0.0, perf() - t - PROBE_S))
+
+    def _sample(self) -> None:
+        while True:
+            gevent.sleep(1.0)
+            self.tick()
+
+    def tick(self, final: bool = False) -> None:
+        """Close the current second: its lag samples (ms), a stride of read lags (ms) and CPU %.
+
+        The `final` partial second at the stop is dropped when short: stopping hundreds of users
+        blocks the loop by itself, and says nothing about the run.
+        """
+        now = time.time()
+        lags, self.lags = self.lags, []
+        reads = client.READ_LAGS[:]
+        client.READ_LAGS.clear()
+        cpu = self.proc.cpu_percent(None)
+        t0, self.t_second = self.t_second, now
+        if not self.running or (final and now - t0 < 0.5):
+            return
+        step = max(1, len(reads) // READ_SAMPLES_PER_S)
+        rec = {
+            "t0": round(t0, 3),
+            "t1": round(now, 3),
+            "lag": [round(x * 1000, 3) for x in lags],
+            "read": [round(x * 1000, 3) for x in reads[::step]],
+            "cpu": round(cpu, 1),
+        }
+        if self.sink is not None:
+            self.sink(rec)
+        else:
+            self.pending.append(rec)
+
+    def take(self) -> list[dict]:
+        out, self.pending = self.pending, []
+        return out
+
+
+def _burn(busy_s: float, period_s: float) -> None:
+    perf = time.perf_counter
+    while True:
+        end = perf() + busy_s
+        while perf() < end:
+            pass
+        gevent.sleep(max(period_s - busy_s, 0.0))
+
+
+class Aggregate:
+    """Master/local: every worker's seconds → run.json `loadgen`."""
+
+    def __init__(self, threshold_ms: float) -> None:
+        self.threshold_ms = threshold_ms
+        self.workers: dict[str, dict] = {}
+        self.flagged: list[tuple[float, float]] = []
+
+    def add(self, worker: str, records: list[dict]) -> list[dict]:
+        """Merge a worker's seconds; returns those whose lag p99 crossed the threshold."""
+        w = self.workers.setdefault(worker, {"lag": [], "read": [], "cpu": [], "seconds": 0, "flagged": 0})
+        hot = []
+        for rec in records:
+            lags = sorted(rec.get("lag") or [])
+            w["seconds"] += 1
+            w["cpu"].append(float(rec.get("cpu", 0.0)))
+            if len(w["lag"]) < MAX_SAMPLES:
+                w["lag"].extend(lags)
+            if len(w["read"]) < MAX_SAMPLES:
+                w["read"].extend(rec.get("read") or [])
+            p99 = pct(lags, 0.99) if lags else float("inf")  # a second without one wake-up: stalled
+            if p99 > self.threshold_ms:
+                w["flagged"] += 1
+                self.flagged.append((float(rec["t0"]), float(rec["t1"])))
+                hot.append({**rec, "lag_p99": p99})
+        return hot
+
+    def windows(self) -> list[list[float]]:
+        """Flagged seconds of all workers, merged where they touch (a 0.5 s gap still joins)."""
+        out: list[list[float]] = []
+        for t0, t1 in sorted(self.flagged):
+            if out and t0 <= out[-1][1] + 0.5:
+                out[-1][1] = max(out[-1][1], t1)
+            else:
+                out.append([t0, t1])
+        return out
+
+    def meta(self) -> dict:
+        workers = {}
+        for wid, w in self.workers.items():
+            lag, read, cpu = sorted(w["lag"]), sorted(w["read"]), w["cpu"]
+            workers[wid] = {
+                "lag_ms": _dist(lag),
+                "cpu_percent": {
+                    "mean": round(sum(cpu) / len(cpu), 1) if cpu else None,
+                    "max": round(max(cpu), 1) if cpu else None,
+                },
+                "read_lag_ms": _dist(read),
+                "seconds": w["seconds"],
+                "saturated_seconds": w["flagged"],
+            }
+        return {
+            "probe_interval_ms": PROBE_S * 1000,
+            "threshold_ms": self.threshold_ms,
+            "workers": workers,
+            "saturated_windows": self.windows(),
+        }
+
+
+def _dist(xs: list[float]) -> dict:
+    if not xs:
+        return {"p50": None, "p99": None, "max": None}
+    return {"p50": round(pct(xs, 0.5), 3), "p99": round(pct(xs, 0.99), 3), "max": round(xs[-1], 3)}
+
+
+class SelfMon:
+    """Per process, as `environment.goodput_selfmon`: a meter on load processes, the merge on the
+    master or local runner (which is both)."""
+
+    def __init__(self, environment: Any, threshold_ms: float) -> None:
+        self.environment = environment
+        self.is_worker = isinstance(environment.runner, WorkerRunner)
+        self.is_master = isinstance(environment.runner, MasterRunner)
+        self.agg = Aggregate(threshold_ms)
+        self.in_streak: set[str] = set()
+        self.meter: Meter | None = None
+        if not self.is_master:  # the master sends no requests: nothing of its own to measure
+            self.meter = Meter(None if self.is_worker else lambda rec: self.receive(self.name(), [rec]))
+
+    def name(self) -> str:
+        """The `worker` column of this process's rows."""
+        ctx = getattr(self.environment, "goodput", None)
+        return ctx.worker_name if ctx is not None else f"local-{os.getpid()}"
+
+    def start(self) -> None:
+        if self.meter is not None:
+            self.meter.tick()  # close the idle second before the run
+            self.meter.pending = []
+            self.meter.running = True
+        if not self.is_worker:
+            self.agg = Aggregate(self.agg.threshold_ms)
+            self.in_streak = set()
+            self.publish()
+
+    def stop(self) -> None:
+        if self.meter is not None:
+            self.meter.tick(final=True)  # the last partial second (a worker reports it next time)
+            self.meter.running = False
+        self.publish()
+
+    def report(self, data: dict) -> None:
+        """Worker: this process's closed seconds ride on the Locust report."""
+        if self.meter is not None and self.meter.pending:
+            data[REPORT_KEY] = {"worker": self.name(), "seconds": self.meter.take()}
+
+    def receive(self, worker: str, records: list[dict]) -> None:
+        hot = self.agg.add(worker, records)
+        if hot and worker not in self.in_streak:
+            rec = hot[0]
+            log.warning(
+                "goodput: load generator saturated: %s event-loop lag p99 %.0f ms > %.0f ms (CPU %.0f %%) "
+                "since %s: its timings are suspect, add workers",
+                worker,
+                rec["lag_p99"],
+                self.agg.threshold_ms,
+                rec["cpu"],
+                time.strftime("%H:%M:%S", time.localtime(rec["t0"])),
+            )
+        if hot:
+            self.in_streak.add(worker)
+        elif records:
+            self.in_streak.discard(worker)
+        self.publish()
+
+    def publish(self) -> None:
+        """Into the run's meta: users/setup.py writes it to run.json (at stop and when the run closes)."""
+        ctx = getattr(self.environment, "goodput", None)
+        if ctx is not None and not self.is_worker:
+            ctx.meta["loadgen"] = self.agg.meta()
+
+
+def install(events: Any) -> None:
+    @events.init_command_line_parser.add_listener
+    def _options(parser: Any) -> None:
+        parser.add_argument(
+            "--saturation-lag",
+            default="10ms",
+            help="Flag the load generator as saturated when its event-loop lag p99 over a second "
+            "exceeds this (default 10ms)",
+        )
+
+    @events.init.add_listener
+    def _init(environment: Any, **_: Any) -> None:
+        opts = environment.parsed_options
+        raw = getattr(opts, "saturation_lag", "10ms") if opts is not None else "10ms"
+        try:
+            threshold_ms = parse_duration_s(raw, "--saturation-lag") * 1000
+        except OptionError as e:
+            fail(str(e))
+        sm = SelfMon(environment, threshold_ms)
+        environment.goodput_selfmon = sm
+        # Report listeners get no environment: bind it here (as users/setup.py does).
+        environment.events.report_to_master.add_listener(lambda client_id, data, **_: sm.report(data))
+        environment.events.worker_report.add_listener(
+            lambda client_id, data, **_: _on_worker_report(sm, client_id, data)
+        )
+
+    @events.test_start.add_listener
+    def _start(environment: Any, **_: Any) -> None:
+        if sm := getattr(environment, "goodput_selfmon", None):
+            sm.start()
+
+    @events.test_stop.add_listener
+    def _stop(environment: Any, **_: Any) -> None:
+        if sm := getattr(environment, "goodput_selfmon", None):
+            sm.stop()
+
+
+def _on_worker_report(sm: SelfMon, client_id: str, data: dict) -> None:
+    payload = data.get(REPORT_KEY)
+    if payload:
+        sm.receive(payload.get("worker") or client_id, payload.get("seconds") or [])

@@ -1,0 +1,360 @@
+"""Server-side metrics: the engine's Prometheus `/metrics`, scraped during the run into `<run>/server_metrics.csv`.
+
+Cache hit rate, batch size and the engine's own TTFT live on the server; the client cannot see
+them. The master (or the local runner) scrapes them in a greenlet from test_start to test_stop:
+the workers, which time the tokens, never do. Each scrape appends rows `t, metric, labels, value`:
+- `t`: wall-clock unix seconds (ms resolution), the midpoint of the HTTP exchange, one per scrape;
+- `metric`: the sample name as exposed (`vllm:prefix_cache_hits_total`, `..._bucket`, `..._sum`);
+- `labels`: `k=v;k=v`, keys sorted; `%`, `;`, `=` and newlines in values are %-escaped;
+- `value`: the float (`NaN`, `+Inf`, `-Inf` as Prometheus writes them).
+Histograms keep every bucket, sum and count (the analysis derives server-side TTFT from them).
+`python_*` / `process_*` families and `*_created` timestamps are dropped: they cost parse time and
+say nothing about serving. The mapping of engine names to common series is post-run (analysis/engines.py).
+
+A failed scrape never stops the run: it is counted, warned about once, and reported in run.json
+`server_metrics` (URL without credentials, scrapes, failures, last error). With the default
+`--server-metrics auto`, a target that serves no Prometheus text at its first scrape turns the
+scraper off quietly (noted in run.json). The parser yields to the event loop between metric
+families, so on a local runner no single step blocks the users' greenlets for more than ~1-2 ms.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import math
+import os
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, TextIO
+from urllib.parse import urlsplit
+
+import gevent
+from locust.runners import WorkerRunner
+from prometheus_client.parser import text_string_to_metric_families
+
+from users.options import OptionError, parse_duration_s
+from users.runfolder import safe_url
+
+log = logging.getLogger("goodput")
+
+AUTO, OFF = "auto", "off"
+CSV_NAME = "server_metrics.csv"
+HEADER = ("t", "metric", "labels", "value")
+META_KEY = "server_metrics"
+DROP_PREFIXES = ("python_", "process_")
+MIN_INTERVAL_S = 0.1
+MAX_BODY = 32 * 1024 * 1024  # a /metrics page larger than this is not an inference engine's
+ACCEPT = "text/plain;version=0.0.4;q=1.0, */*;q=0.1"  # the classic text format, not OpenMetrics
+_ESCAPES = str.maketrans({"%": "%25", ";": "%3B", "=": "%3D", "\n": "%0A", "\r": "%0D"})
+
+
+class ScrapeError(Exception):
+    """One scrape failed: a short reason for the counter and the warning."""
+
+
+# -- parsing (pure: unit-tested on the engines' fixtures) ----------------------------------------
+def _name_of(line: str) -> str:
+    """The metric name a text-format line is about ('' for comments other than HELP/TYPE)."""
+    if line[0] == "#":
+        parts = line.split(None, 3)
+        return parts[2] if len(parts) > 2 and parts[1] in ("HELP", "TYPE") else ""
+    end = len(line)
+    for ch in "{ \t":
+        i = line.find(ch)
+        if 0 <= i < end:
+            end = i
+    return line[:end]
+
+
+def _keep(line: str) -> bool:
+    if not line or line.isspace():
+        return False
+    name = _name_of(line)
+    return bool(name) and not name.startswith(DROP_PREFIXES) and not name.endswith("_created")
+
+
+def format_labels(labels: dict[str, str]) -> str:
+    """`k=v;k=v`, sorted: one label set is always the same string (the analysis groups by it)."""
+    return ";".join(f"{k}={str(v).translate(_ESCAPES)}" for k, v in sorted(labels.items()))
+
+
+def format_value(v: float) -> str:
+    if math.isnan(v):
+        return "NaN"
+    if math.isinf(v):
+        return "+Inf" if v > 0 else "-Inf"
+    return repr(float(v))
+
+
+def parse(text: str, pause: Callable[[], Any] | None = None) -> Iterator[tuple[str, str, str]]:
+    """(metric, labels, value) of every kept sample, in page order; `pause()` runs between families.
+
+    Raises ValueError on text that is not the Prometheus exposition format.
+    """
+    kept = "\n".join(line for line in text.splitlines() if _keep(line))
+    for family in text_string_to_metric_families(kept):
+        for s in family.samples:
+            if not s.name.endswith("_created"):
+                yield s.name, format_labels(s.labels), format_value(s.value)
+        if pause is not None:
+            pause()
+
+
+# -- options ------------------------------------------------------------------------------------
+def resolve(value: str, host: str) -> tuple[str, str]:
+    """(`auto` | `url` | `off`, URL) from `--server-metrics` and the target; OptionError when malformed."""
+    v = (value or "").strip()
+    if v.lower() in (OFF, "none", "no", "false", ""):
+        return OFF, ""
+    if v.lower() == AUTO:
+        return (AUTO, host.rstrip("/") + "/metrics") if host else (OFF, "")
+    try:
+        u = urlsplit(v)
+        ok = u.scheme in ("http", "https") and bool(u.hostname)
+        _ = u.port
+    except ValueError:
+        ok = False
+    if not ok:
+        raise OptionError(
+            f"--server-metrics: '{safe_url(v) or v}' is not a URL (expected http://HOST:PORT/metrics, auto or off)"
+        )
+    if "@" in u.netloc:
+        raise OptionError(
+            "--server-metrics: credentials in the URL (user:password@HOST) are not supported: they would "
+            "reach logs and the web UI; the API key of --api-key-env is sent when the URL is the target's"
+        )
+    return "url", v
+
+
+def interval_of(value: str) -> float:
+    s = parse_duration_s(value, "--scrape-interval")
+    if s < MIN_INTERVAL_S:
+        raise OptionError(f"--scrape-interval: '{value}' must be at least {MIN_INTERVAL_S * 1000:g}ms")
+    return s
+
+
+def same_origin(a: str, b: str) -> bool:
+    """The API key goes only where the requests go, never to a third-party metrics URL."""
+    try:
+        ua, ub = urlsplit(a), urlsplit(b)
+        return (ua.scheme, ua.hostname, ua.port) == (ub.scheme, ub.hostname, ub.port)
+    except ValueError:
+        return False
+
+
+# -- the scraper --------------------------------------------------------------------------------
+class Scraper:
+    """Scrapes one URL every `interval_s` into `path` (opened at the first good scrape) and keeps the counts."""
+
+    def __init__(
+        self,
+        url: str,
+        mode: str,
+        interval_s: float,
+        path: Path,
+        headers: dict[str, str] | None = None,
+        meta: dict | None = None,
+    ) -> None:
+        self.url, self.mode, self.interval_s, self.path = url, mode, interval_s, path
+        self.shown = safe_url(url)
+        self.timeout_s = max(1.0, min(5.0, interval_s))
+        self.headers = {"Accept": ACCEPT, **(headers or {})}
+        self.meta = meta if meta is not None else {}
+        self.scrapes = self.failures = self.samples = 0
+        self.last_error = ""
+        self.note = ""
+        self.enabled = True
+        self.warned = False
+        self._fh: TextIO | None = None
+        self._writer: Any = None
+        self._greenlet: gevent.Greenlet | None = None
+        self.publish()
+
+    # one scrape
+    def fetch(self) -> tuple[float, str]:
+        """(midpoint wall time, body); ScrapeError with a short reason otherwise."""
+        req = urllib.request.Request(self.url, headers=self.headers)
+        t0 = time.time()
+        try:
+            with urllib.request.urlopen(req, timeout=self.timeout_s) as r:
+                body = r.read(MAX_BODY + 1)
+        except urllib.error.HTTPError as e:
+            raise ScrapeError(f"HTTP {e.code}") from None
+        except (urllib.error.URLError, OSError) as e:
+            reason = getattr(e, "reason", None) or e
+            raise ScrapeError(" ".join(str(reason).split())[:160] or type(e).__name__) from None
+        t1 = time.time()
+        if len(body) > MAX_BODY:
+            raise ScrapeError(f"page larger than {MAX_BODY // (1024 * 1024)} MiB")
+        try:
+            return (t0 + t1) / 2, body.decode("utf-8")
+        except UnicodeDecodeError:
+            raise ScrapeError("not UTF-8 text") from None
+
+    def scrape_once(self, cooperative: bool = True) -> bool:
+        """Fetch, parse, append; count a failure instead of raising. True when rows were written."""
+        try:
+            t, text = self.fetch()
+            stamp = f"{t:.3f}"
+            pause = gevent.sleep if cooperative else None
+            try:
+                rows = [(stamp, m, lab, v) for m, lab, v in parse(text, pause)]
+            except ValueError as e:
+                raise ScrapeError(f"not Prometheus text ({' '.join(str(e).split())[:100]})") from None
+            if not rows:
+                raise ScrapeError("no samples on the page")
+        except ScrapeError as e:
+            self._failed(str(e))
+            return False
+        self._write(rows)
+        self.scrapes += 1
+        self.samples += len(rows)
+        self.publish()
+        return True
+
+    def _write(self, rows: list[tuple[str, str, str, str]]) -> None:
+        if self._fh is None:
+            self._fh = open(self.path, "w", newline="", encoding="utf-8")  # noqa: SIM115 - closed in close()
+            self._writer = csv.writer(self._fh)
+            self._writer.writerow(HEADER)
+        self._writer.writerows(rows)
+        self._fh.flush()  # a crash loses at most the scrape in progress
+
+    def _failed(self, reason: str) -> None:
+        self.failures += 1
+        self.last_error = reason
+        if self.mode == AUTO and self.scrapes == 0:
+            # The target was never shown to serve metrics: not an error, just nothing to scrape.
+            self.enabled = False
+            self.note = f"the target serves no Prometheus /metrics ({reason}): server metrics off"
+            log.info(
+                "goodput: %s at %s; pass --server-metrics URL to scrape elsewhere", self.note, self.shown
+            )
+        elif not self.warned:
+            self.warned = True
+            log.warning(
+                "goodput: server metrics: scrape of %s failed (%s); the run goes on, failures are counted "
+                "in run.json server_metrics",
+                self.shown,
+                reason,
+            )
+        self.publish()
+
+    def publish(self) -> None:
+        """Into the run's meta (users/setup.py writes it to run.json at stop and when the run closes)."""
+        self.meta[META_KEY] = {
+            "url": self.shown,
+            "mode": self.mode,
+            "interval_s": self.interval_s,
+            "enabled": self.enabled,
+            "scrapes": self.scrapes,
+            "failures": self.failures,
+            "samples": self.samples,
+            "last_error": self.last_error,
+            "file": CSV_NAME if self.scrapes else None,
+            **({"note": self.note} if self.note else {}),
+        }
+
+    # the loop
+    def start(self) -> None:
+        self._greenlet = gevent.spawn(self._loop)
+
+    def _loop(self) -> None:
+        due = time.monotonic()
+        while self.enabled:
+            self.scrape_once()
+            due += self.interval_s
+            now = time.monotonic()
+            if due < now:  # a slow scrape: skip the missed ticks rather than scraping back to back
+                due = now + self.interval_s - (now - due) % self.interval_s
+            gevent.sleep(due - now)
+
+    def stop(self) -> None:
+        """Stop the loop, take a last scrape (the counters at the end of the run) and close the file."""
+        if self._greenlet is not None:
+            self._greenlet.kill(block=True, timeout=self.timeout_s + 1)
+            self._greenlet = None
+        if self.enabled:
+            self.scrape_once(cooperative=False)
+        self.close()
+
+    def close(self) -> None:
+        if self._fh is not None:
+            self._fh.close()
+            self._fh = None
+        self.publish()
+
+
+# -- Locust wiring ------------------------------------------------------------------------------
+def make_scraper(environment: Any) -> Scraper | None:
+    """The scraper for the run that begins (master/local, run folder open), or None (off, refused, worker)."""
+    ctx = getattr(environment, "goodput", None)
+    if ctx is None or ctx.run_dir is None or ctx.refused or ctx.sink is None:
+        return None
+    opts = environment.parsed_options
+    host = environment.host or ""
+    try:
+        mode, url = resolve(getattr(opts, "server_metrics", AUTO), host)
+        interval_s = interval_of(getattr(opts, "scrape_interval", "2s"))
+    except OptionError as e:  # web UI: the form may hold what the command line would have refused
+        log.error("goodput: %s; server metrics off for this run", e)
+        ctx.meta[META_KEY] = {"enabled": False, "note": str(e)}
+        return None
+    if mode == OFF:
+        ctx.meta[META_KEY] = {"enabled": False, "note": "--server-metrics off"}
+        return None
+    headers = {}
+    key = os.environ.get(getattr(opts, "api_key_env", "") or "")
+    if key and same_origin(url, host):
+        headers["Authorization"] = f"Bearer {key}"
+    return Scraper(url, mode, interval_s, ctx.run_dir / CSV_NAME, headers, ctx.meta)
+
+
+def install(events: Any) -> None:
+    @events.init_command_line_parser.add_listener
+    def _options(parser: Any) -> None:
+        parser.add_argument(
+            "--server-metrics",
+            default=AUTO,
+            help="Prometheus URL scraped during the run into server_metrics.csv (default auto: the "
+            "target's /metrics when it answers; off to disable)",
+            include_in_web_ui=True,
+        )
+        parser.add_argument(
+            "--scrape-interval", default="2s", help="Seconds between server-metrics scrapes (default 2s)"
+        )
+
+    @events.init.add_listener
+    def _init(environment: Any, runner: Any = None, **_: Any) -> None:
+        if isinstance(runner, WorkerRunner) or environment.parsed_options is None:
+            return
+        from users.setup import fail
+
+        opts = environment.parsed_options
+        try:
+            resolve(opts.server_metrics, environment.host or "")
+            interval_of(opts.scrape_interval)
+        except OptionError as e:
+            fail(str(e))
+
+    @events.test_start.add_listener
+    def _start(environment: Any, **_: Any) -> None:
+        # After users/setup.py's test_start (locustfile order): the run folder exists.
+        if isinstance(environment.runner, WorkerRunner):
+            return
+        _stop(environment)  # a web UI restart without a stop in between
+        scraper = make_scraper(environment)
+        environment.goodput_scraper = scraper
+        if scraper is not None:
+            scraper.start()
+
+    @events.test_stop.add_listener
+    def _stop(environment: Any, **_: Any) -> None:
+        scraper = getattr(environment, "goodput_scraper", None)
+        if scraper is not None:
+            environment.goodput_scraper = None
+            scraper.stop()
