@@ -6,16 +6,19 @@ Each engine names the same facts differently (and some do not expose them at all
 |---|---|---|---|
 | running | `num_requests_running` | `num_running_reqs` | `tgi_batch_current_size` |
 | waiting | `num_requests_waiting` | `num_queue_reqs` | `tgi_queue_size` |
-| KV-cache usage (0–1) | `kv_cache_usage_perc` (`gpu_cache_usage_perc` before v0.10) | `token_usage` | — |
+| KV-cache usage (0–1) | `kv_cache_usage_perc` (older: `gpu_cache_usage_perc`) | `token_usage` | — |
 | prefix-cache hits / queries | `prefix_cache_hits_total` / `prefix_cache_queries_total` (tokens) | `cached_tokens_total` / `prompt_tokens_total`; else the `cache_hit_rate` gauge | — |
 | preemptions | `num_preemptions_total` | `num_retracted_requests_total` | — |
 | prompt / generated tokens | `prompt_tokens_total` / `generation_tokens_total` | the same names | `tgi_request_input_length_sum` / `tgi_request_generated_tokens_sum` |
-| tokens per engine step | `iteration_tokens_total` histogram | — | (input + generated) / `tgi_batch_inference_count` |
+| tokens per engine step | `iteration_tokens_total` histogram | — | (input + generated) / `tgi_batch_inference_count` (all methods) |
 | TTFT / E2E / queue histograms | `time_to_first_token_seconds`, `e2e_request_latency_seconds`, `request_queue_time_seconds` | `time_to_first_token_seconds`, `e2e_request_latency_seconds`, `queue_time_seconds` | — / `tgi_request_duration` / `tgi_request_queue_duration` |
 
-Counters are summed over label sets after correcting resets (a value that drops restarted from 0),
-so a restart mid-run or several engine processes (DP) still add up. A label set that first appears
-mid-run (prometheus_client creates a labelled counter at its first increment) counts from 0.
+Names are the sample names as prometheus_client's parser gives them (users/servermetrics.py):
+counters always end in `_total`, so TGI's `tgi_batch_inference_count` arrives as
+`tgi_batch_inference_count_total`. Counters are summed over label sets after correcting resets
+(a value that drops restarted from 0), so a restart mid-run or several engine processes (DP) still
+add up. A label set that first appears mid-run (prometheus_client creates a labelled counter at
+its first increment) counts from 0.
 """
 
 from __future__ import annotations
@@ -43,7 +46,9 @@ class Engine:
     prompt_tokens: tuple[str, ...] = ()
     generation_tokens: tuple[str, ...] = ()
     step_tokens: tuple[str, ...] = ()  # histogram of tokens per engine step (mean = sum / count)
-    step_count: tuple[str, ...] = ()  # counter of engine steps: tokens per step = (prompt + generated) / steps
+    step_count: tuple[
+        str, ...
+    ] = ()  # counter of engine steps: tokens per step = (prompt + generated) / steps
     ttft: tuple[str, ...] = ()  # histogram base names (+ _bucket, _sum, _count)
     e2e: tuple[str, ...] = ()
     queue: tuple[str, ...] = ()
@@ -90,7 +95,7 @@ TGI = Engine(
     waiting=("tgi_queue_size",),
     prompt_tokens=("tgi_request_input_length_sum",),
     generation_tokens=("tgi_request_generated_tokens_sum",),
-    step_count=("tgi_batch_inference_count",),
+    step_count=("tgi_batch_inference_count_total", "tgi_batch_inference_count"),
     e2e=("tgi_request_duration",),
     queue=("tgi_request_queue_duration",),
 )

@@ -12,7 +12,7 @@ import html
 import time
 from pathlib import Path
 
-from analysis import fmt, plots, server
+from analysis import fmt, plots, server_report
 from analysis.metrics import latency_values
 from analysis.summary import (
     LATENCY_HEADERS,
@@ -132,10 +132,13 @@ def run_plots(a: Analysis, out_dir: Path) -> list[tuple[Path, str]]:
         ),
         "Throughput, goodput, errors and latency over the run, with the load level (users or arrival rate).",
     )  # fmt: skip
-    if a.server_series is not None and not a.server_series.empty:
+    if a.server_series is not None:
         out["server"] = (
-            server.plot(a.server_series, s["window"]["t_start_unix"], out_dir / "server_metrics.png"),
-            "Server-side queue and KV-cache usage (server_metrics.csv).",
+            server_report.plot(
+                a.server_series, sel, s["window"]["t_start_unix"], out_dir / "server_metrics.png", level
+            ),
+            "Server beside client on one time axis: client throughput and TTFT vs the engine's TTFT; the engine's "
+            "running/waiting requests; KV-cache usage and prefix-cache hit rate (server_metrics.csv).",
         )
     out["cdf"] = (
         plots.cdfs(
@@ -242,6 +245,7 @@ def render(a: Analysis, figs: list[tuple[Path, str]]) -> str:
         parts.append(
             f'<div class="scroll">{table(step_headers(s["load_unit"]), step_rows(s["steps"]))}</div>'
         )
+    parts.append(server_report.html(s, table))
     if ol := s["open_loop"]:
         parts.append("<h2>Open loop: latency from the intended send time</h2>")
         parts.append(

@@ -120,7 +120,10 @@ def build(df: pd.DataFrame) -> tuple[ServerData | None, list[str]]:
         base = next((b for b in getattr(engine, key) if s.has(b + "_count") and s.has(b + "_sum")), None)
         if base is None:
             continue
-        counters[f"{key}_sum"], counters[f"{key}_count"] = s.counter(base + "_sum"), s.counter(base + "_count")
+        counters[f"{key}_sum"], counters[f"{key}_count"] = (
+            s.counter(base + "_sum"),
+            s.counter(base + "_count"),
+        )
         sources[key] = base
         if key == "ttft":
             buckets = s.buckets(base)
@@ -226,7 +229,9 @@ def cached_share(rows: pd.DataFrame | None) -> float | None:
     return float(rows["cached_tokens"].sum()) / p if p > 0 else None
 
 
-def summarize(d: ServerData, window: tuple[float, float], client_ttft_mean_s: float | None, run_dir: Path) -> dict:
+def summarize(
+    d: ServerData, window: tuple[float, float], client_ttft_mean_s: float | None, run_dir: Path
+) -> dict:
     """summary.json `server`: the engine, where each series came from, and the window's figures."""
     t0, t1 = window
     fig = window_figures(d, t0, t1)

@@ -14,9 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
-from analysis import fmt, server
+from analysis import fmt, server, server_report
 from analysis.itl import Distribution, PendingDistribution
 from analysis.load import AnalysisError, Run
 from analysis.metrics import (
@@ -43,7 +42,7 @@ class Analysis:
     summary: dict
     good: np.ndarray
     itl: Distribution | PendingDistribution
-    server_series: pd.DataFrame | None = None
+    server_series: server.ServerData | None = None
 
     @property
     def steps(self) -> list[dict]:
@@ -92,7 +91,8 @@ def analyze(run: Run, slo: Slo, extra: list[Slo] | None = None, wait: bool = Tru
     capacity = capacity_at_slo(steps, slo.attain_target, unit)
     windows, sat_warnings = saturation_warnings(run.meta)
     samples, server_warnings = server.load_server_metrics(run.path)
-    series = server.common_series(samples) if samples is not None and not samples.empty else None
+    series, more = server.build(samples) if samples is not None else (None, [])
+    server_warnings += more
     slos = [slo] + [s for s in (extra or []) if s.name != slo.name]
     slos += [p for name, p in PROFILES.items() if name not in {s.name for s in slos}]
     summary: dict = {
@@ -130,9 +130,15 @@ def analyze(run: Run, slo: Slo, extra: list[Slo] | None = None, wait: bool = Tru
         "open_loop": open_loop(sel, slo),
         "excluded_warmup_rows": int((~in_run).sum()),
         "loadgen_saturated_windows": windows,
-        "server": server.summarize(series) if series is not None else None,
+        "server": None,
         "warnings": sat_warnings + list(run.warnings) + server_warnings,
     }
+    if series is not None:  # engine metrics over the run's window and each step's stage
+        client_ttft = summary["ttft_s"]["mean"]
+        summary["server"] = server.summarize(
+            series, (tp["t_start_unix"], tp["t_end_unix"]), client_ttft, run.path
+        )
+        server.add_to_steps(series, steps, df, run.meta, run.path)
     a = Analysis(run, slo, summary, good, itl, series)
     return a.finish() if wait else a
 
@@ -339,6 +345,7 @@ def render_markdown(a: Analysis) -> str:
             f"(attainment {fmt.pct(ol['slo_attainment_from_scheduled'])})."
         )
         lines += ["", fmt.md_table(LATENCY_HEADERS[:-1], open_loop_rows(ol))]
+    lines += server_report.markdown(s)
     lines += ["", "Definitions: docs/analysis.md. Every figure is recomputed from requests.csv.", ""]
     return "\n".join(lines)
 
@@ -374,6 +381,12 @@ def console_text(a: Analysis, report: Path | None) -> str:
     out.append(
         f"SLO {v['slo']}: {'PASS' if v['pass'] else 'FAIL'} (attainment {fmt.pct(v['slo_attainment'])}, target {fmt.pct(v['attain_target'], 0)})"
     )
+    if sv := s["server"]:
+        out.append(
+            f"server ({sv['engine']}): prefix-cache hit {fmt.pct(sv['prefix_cache_hit_rate'])}, running mean "
+            f"{fmt.num(sv['running_mean'], 1)}, waiting mean {fmt.num(sv['waiting_mean'], 1)}, KV max "
+            f"{fmt.pct(sv['kv_cache_usage_max'])}, client − server TTFT {server_report.signed_ms(sv['client_minus_server_ttft_s'])} ms"
+        )
     if report is not None:
         out.append(f"report: {report}")
     return "\n".join(out)

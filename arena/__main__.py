@@ -8,6 +8,7 @@ its load run broke) is one line too; the matrix goes on, and the exit status is 
 from __future__ import annotations
 
 import argparse
+import os
 import shlex
 import sys
 import time
@@ -51,9 +52,7 @@ def dry_run(matrix: Matrix, root: Path) -> None:
         print(f"[{c.index}/{len(cells)}] {c.title}{'  (complete: skipped)' if done else ''}")
         if c.target.launch:
             env = " ".join(f"{k}={shlex.quote(v)}" for k, v in c.target.env)
-            print(
-                f"    server: {env + ' ' if env else ''}{shlex.join(c.target.command(0)).replace(' 0', ' PORT')}"
-            )
+            print(f"    server: {env + ' ' if env else ''}{shlex.join(c.target.command('PORT'))}")
         url = c.target.url or "http://127.0.0.1:PORT"
         print(f"    load:   {shlex.join(locust_command(matrix, c, url, layout))}")
     print(f"    then:   {shlex.join(analysis_command(matrix, layout.runs / 'RUN'))}")
@@ -183,6 +182,9 @@ def main(argv: list[str] | None = None) -> int:
     except (UserError, StoreError) as e:
         sys.stderr.write(f"arena: error: {e}\n")
         return 2
+    except BrokenPipeError:  # `python -m arena run X --dry-run | head`
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - so the interpreter's final flush stays quiet
+        return 0
     except OSError as e:
         sys.stderr.write(f"arena: error: {getattr(e, 'filename', '') or ''}: {e.strerror or e}\n")
         return 2

@@ -192,7 +192,11 @@ class GoodputShape(LoadTestShape):
     def tick(self) -> tuple[int, float] | None:
         env = self.runner.environment
         if self.schedule is None:
-            self.schedule = build_schedule(env.parsed_options)
+            try:
+                self.schedule = build_schedule(env.parsed_options)
+            except OptionError as e:  # web UI: the start form changed the options after start-up checks
+                log.error("goodput: %s", e)
+                return None
             self.schedule.bind(env)
             self._describe(env)
         level = self.schedule.level_at(self.get_run_time())

@@ -26,7 +26,7 @@ import json
 import math
 import os
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from shapes.base import FIRST_STAGE_LEAD_S, Level, Schedule
@@ -74,7 +74,7 @@ def load_trace(path: str, time_scale: float = 1.0) -> Trace:
     key = (os.path.abspath(path), st.st_mtime_ns, st.st_size, time_scale)
     if key in _CACHE:
         return _CACHE[key]
-    with open(path, encoding="utf-8", newline="") as fh:
+    with open(path, encoding="utf-8-sig", newline="") as fh:  # tolerate a BOM (spreadsheet exports)
         head = fh.read(4096).lstrip()
         fh.seek(0)
         jsonl = path.endswith((".jsonl", ".ndjson", ".json")) or head.startswith("{")
@@ -104,7 +104,7 @@ def load_trace(path: str, time_scale: float = 1.0) -> Trace:
     return trace
 
 
-Raw = tuple[float, int, int, "str | None", "int | None", int]
+Raw = tuple[float, int, int, str | None, int | None, int]  # time, in, out, prefix id/tokens, line
 
 
 def _csv(fh: Iterable[str], path: str) -> Iterator[Raw]:
@@ -193,7 +193,6 @@ class TraceSchedule(Schedule):
     warmup_s: float = 0.0
     cooldown_s: float = 0.0
     completed: Callable[[], int] | None = None
-    _done_at: float | None = field(default=None)
 
     open_loop = True
 

@@ -8,32 +8,35 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import subprocess
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import PYTHON, ROOT
+from tests.conftest import PYTHON, ROOT, free_port
 
 pytestmark = pytest.mark.e2e
 
-# An engine that is not the bottleneck at 100 streams: every sequence decodes in each ~46 ms step.
-# The client's stamp is the kernel's receive time of a token unless the process reads that stream
-# only after its next token arrived too (the kernel merges the two, keeping the later stamp); a
-# step longer than a shared CI host's scheduling hiccups (10–40 ms seen) keeps the test about the
-# client, not about its neighbours.
+# An engine that is not the bottleneck at 100 streams: every sequence decodes in each ~31 ms step.
 ENGINE = """\
 base: capacity
 engine:
   max_num_seqs: 256
 step_time:
-  base_s: 0.045
+  base_s: 0.030
   prefill_token_s: 0.000002
   decode_seq_s: 0.00001
   kv_token_s: 0.0
 """
-DATASET = "random:n=400,input=fixed(128),output=fixed(32)"
+# Varied lengths keep the users out of lockstep (as real traffic is): with equal lengths every
+# user's first token would fall in the same engine step, and one host hiccup would hit them all.
+DATASET = "random:n=400,input=fixed(128),output=uniform(16,48)"
 CLOCK_RESOLUTION_S = 10e-6  # rows and trace carry µs; three roundings and two clock mappings
+# Below one engine step: a loop that lags this much may read two tokens of a stream at once. (The
+# default, 10 ms, also flags a host whose other processes slow the generator down; this 2-core
+# CI host has them while tests run.)
+SATURATION_LAG = "25ms"
 
 
 def locust(host: str, results: Path, *args: str, env: dict | None = None, timeout_s: float = 90):
@@ -48,8 +51,8 @@ def one_run(results: Path) -> Path:
     return runs[0]
 
 
-def first_token_errors(run: Path, trace: Path) -> list[float]:
-    """Client first-token time minus the engine's first emit, seconds, for every completed request."""
+def first_token_errors(run: Path, trace: Path) -> list[tuple[float, float]]:
+    """(engine's first emit, client first-token time minus it) for every completed request, seconds."""
     with open(run / "requests.csv", newline="") as fh:
         rows = {r["request_id"]: r for r in csv.DictReader(fh) if r["ok"] == "true"}
     out = []
@@ -57,40 +60,57 @@ def first_token_errors(run: Path, trace: Path) -> list[float]:
         t = json.loads(line)
         r = rows.get(t["request_id"])
         if r is not None and t.get("t_first_emit_unix"):
-            out.append(float(r["t_start_unix"]) + float(r["ttft_s"]) - t["t_first_emit_unix"])
-    return sorted(out)
+            emit = t["t_first_emit_unix"]
+            out.append((emit, float(r["t_start_unix"]) + float(r["ttft_s"]) - emit))
+    return out
 
 
 def test_first_token_time_is_the_engines_emit_time_at_100_streams(sim_server, tmp_path: Path) -> None:
+    """≤ 2 ms p99, never early; in the seconds the generator's own self-measurement did not flag.
+
+    The client's stamp is the kernel's receive time of a token (users/client.py), exact unless the
+    process reads that stream only after the next token arrived too (the kernel merges both and
+    keeps the later stamp). That needs an event-loop stall longer than a step: the generator's own
+    overload, or a shared host's scheduling hiccups. Such seconds are what `loadgen.saturated_windows`
+    flags (threshold: below a step), and a run must say so rather than be trusted: first tokens
+    inside flagged windows are left out, and most of the run must be unflagged to judge at all.
+    """
     cfg = tmp_path / "engine.yaml"
     cfg.write_text(ENGINE)
     trace = tmp_path / "trace.jsonl"
     sim = sim_server("--config", str(cfg), "--trace", str(trace))
-    out = locust(sim.url, tmp_path / "results", "--processes", "1", "-u", "100", "-r", "100", "-t", "14s",
-                 "--max-tokens", "32", "--run-name", "timing")  # fmt: skip
+    port = str(free_port())  # its own master port: a concurrent --processes run must not cross-connect
+    out = locust(sim.url, tmp_path / "results", "--processes", "1", "--master-bind-port", port,
+                 "--master-port", port, "-u", "100", "-r", "100", "-t", "14s", "--max-tokens", "48",
+                 "--saturation-lag", SATURATION_LAG, "--run-name", "timing")  # fmt: skip
     assert out.returncode == 0, out.stderr[-3000:]
     run = one_run(tmp_path / "results")
-    errs = first_token_errors(run, trace)
-    assert len(errs) >= 400, f"only {len(errs)} requests joined the trace"
-    p50, p99 = errs[len(errs) // 2], errs[int(0.99 * (len(errs) - 1))]
-    figures = f"n={len(errs)} min {errs[0] * 1e3:.3f} p50 {p50 * 1e3:.3f} p99 {p99 * 1e3:.3f} max {errs[-1] * 1e3:.3f} ms"
-    print(figures)
-    assert errs[0] >= -CLOCK_RESOLUTION_S, f"client saw a token before the engine sent it: {figures}"
-    assert p99 <= 0.002, f"client first-token time lags the engine's emit: {figures}"
     loadgen = json.loads((run / "run.json").read_text())["loadgen"]
     (worker,) = loadgen["workers"].values()
     assert worker["seconds"] >= 10 and worker["lag_ms"]["p99"] is not None
     assert 0 < worker["cpu_percent"]["mean"] <= 100
     assert worker["read_lag_ms"]["p50"] is not None, "kernel receive stamps were not used"
+    windows = loadgen["saturated_windows"]
+    pairs = first_token_errors(run, trace)
+    assert len(pairs) >= 400, f"only {len(pairs)} requests joined the trace"
+    assert min(e for _, e in pairs) >= -CLOCK_RESOLUTION_S, "client saw a token before the engine sent it"
+    # A late stamp belongs to a stall somewhere between the emit and the stamp (plus one step).
+    judged = sorted(e for t, e in pairs if not any(a - 0.05 <= t + e and t <= b for a, b in windows))
+    context = f"worker {worker}, flagged {windows}"
+    assert len(judged) >= 0.6 * len(pairs), f"host too busy to judge the client's timing: {context}"
+    p50, p99 = judged[len(judged) // 2], judged[int(0.99 * (len(judged) - 1))]
+    figures = (
+        f"n={len(judged)}/{len(pairs)} p50 {p50 * 1e3:.3f} p99 {p99 * 1e3:.3f} max {judged[-1] * 1e3:.3f} ms"
+    )
+    print(figures)
+    assert p99 <= 0.002, f"client first-token time lags the engine's emit: {figures}; {context}"
 
 
 def test_saturated_generator_is_flagged_and_a_calm_one_is_not(sim_server, tmp_path: Path) -> None:
     sim = sim_server()
-    import os
-
     burn = {**os.environ, "GOODPUT_SELFMON_BURN": "40/50"}  # the loop blocked 40 ms out of every 50
-    hot = locust(sim.url, tmp_path / "hot", "-u", "4", "-r", "4", "-t", "5s", "--max-tokens", "32",
-                 "--run-name", "hot", env=burn)  # fmt: skip
+    hot = locust(sim.url, tmp_path / "hot", "-u", "4", "-r", "4", "-t", "5s", "--max-tokens", "24",
+                 "--saturation-lag", SATURATION_LAG, "--run-name", "hot", env=burn)  # fmt: skip
     assert hot.returncode == 0, hot.stderr[-3000:]
     meta = json.loads((one_run(tmp_path / "hot") / "run.json").read_text())
     windows = meta["loadgen"]["saturated_windows"]
@@ -100,8 +120,8 @@ def test_saturated_generator_is_flagged_and_a_calm_one_is_not(sim_server, tmp_pa
     assert sum(b - a for a, b in windows) >= 3.0, windows
     assert "load generator saturated" in hot.stderr
 
-    calm = locust(sim.url, tmp_path / "calm", "-u", "4", "-r", "4", "-t", "5s", "--max-tokens", "32",
-                  "--run-name", "calm")  # fmt: skip
+    calm = locust(sim.url, tmp_path / "calm", "-u", "4", "-r", "4", "-t", "5s", "--max-tokens", "24",
+                  "--saturation-lag", SATURATION_LAG, "--run-name", "calm")  # fmt: skip
     assert calm.returncode == 0, calm.stderr[-3000:]
     loadgen = json.loads((one_run(tmp_path / "calm") / "run.json").read_text())["loadgen"]
     assert loadgen["saturated_windows"] == [], loadgen

@@ -156,12 +156,17 @@ def test_interrupt_leaves_a_complete_run_folder(
     assert len(ids) == len(set(ids))
     assert len({r["worker"] for r in rows}) == 2
     engine = read_trace(trace)
-    assert {t["request_id"] for t in engine} == set(ids), "every request the engine saw has exactly one row"
+    seen = {t["request_id"] for t in engine}
+    assert seen <= set(ids), "every request the engine saw has its row"
+    assert {r["error"] for r in rows if r["ok"] != "true"} <= {"cancelled"}, "in flight: cancelled"
+    # At the interrupt a request can be cut before it left (no trace) or after the engine's last
+    # chunk but before the client read it (engine ok, row cancelled): both are `cancelled` rows.
+    cancelled = {r["request_id"] for r in rows if r["error"] == "cancelled"}
+    assert set(ids) - seen <= cancelled
     completed = {t["request_id"] for t in engine if t["status"] == "ok"}
-    assert {r["request_id"] for r in rows if r["ok"] == "true"} == completed
-    assert {r["error"] for r in rows if r["ok"] != "true"} <= {"cancelled"}, (
-        "in-flight requests end as cancelled"
-    )
+    ok_rows = {r["request_id"] for r in rows if r["ok"] == "true"}
+    assert ok_rows <= completed and completed - ok_rows <= cancelled
+    assert len(ok_rows) >= 2, "the run was under way"
     assert meta["lost_rows"] == 0 and meta["requests_sent"] == meta["rows_received"] == len(rows)
     assert len(meta["per_worker"]) == 2 and not meta["missing_workers"]
 

@@ -70,7 +70,8 @@ def test_open_loop_poisson_rate_cv_and_send_lag(sim_server, tmp_path: Path) -> N
     assert lag[0] >= -0.0005, "sent before its intended time"
     assert p99(lag) <= 0.010, f"send lag p99 {p99(lag) * 1000:.1f} ms"
     ol = meta["open_loop"]
-    assert ol["stages"][0]["sent"] == len(rows) and ol["send_lag_ms"]["p99"] <= 10.0
+    assert ol["stages"][0]["sent"] == len(rows)  # run.json's lag histogram agrees with the rows
+    assert ol["send_lag_ms"]["p50"] == pytest.approx(lag[len(lag) // 2] * 1000, abs=0.2)
     assert 19.0 <= ol["achieved_rps"] <= 21.0 and "behind_warnings" in ol
 
 
@@ -144,7 +145,9 @@ def test_stages_are_labelled_in_rows_and_run_json(sim_server, tmp_path: Path) ->
     stages = meta["stages"]
     assert [(s["step"], s["label"], s["rate_rps"]) for s in stages] == [
         (0, "warm", None), (1, "ten", 10.0), (2, "3 users", None)]  # fmt: skip
-    assert [(s["warmup_s"], s["cooldown_s"]) for s in stages] == [(0.0, 0.3), (1.0, 0.4), (0.0, 0.3)]
+    assert [(s["warmup_s"], s["cooldown_s"]) for s in stages] == pytest.approx(
+        [(0.0, 0.3), (1.0, 0.4), (0.0, 0.3)]
+    )
     by_step = {k: [r for r in rows if r["step"] == k] for k in ("0", "1", "2")}
     assert all(by_step.values()), {k: len(v) for k, v in by_step.items()}
     assert not any(r["t_scheduled_unix"] for r in by_step["0"] + by_step["2"])  # closed loop

@@ -1,0 +1,217 @@
+"""The server figures in summary.md, report.html and a plot: server series beside the client's on one time axis.
+
+Nothing here computes a figure (analysis/server.py does); this file only lays them out. Every
+section is skipped when the run has no server metrics, so such a run's outputs do not change.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from analysis import fmt
+from analysis.server import ServerData
+
+EXPLAIN = (
+    "Server figures come from the engine's /metrics, scraped during the run (server_metrics.csv). "
+    "Prefix-cache hit rate: cached prompt tokens / prompt tokens looked up (engine counters over the window). "
+    "Client − server TTFT: mean client TTFT minus the engine's own mean TTFT — time spent outside the engine "
+    "(network, HTTP and API layer, tokenization, queueing in front of the engine)."
+)
+
+
+def _pair(a: float | None, b: float | None, f=fmt.num) -> str:
+    return f"{f(a)} / {f(b)}"
+
+
+def signed_ms(v: float | None) -> str:
+    return fmt.DASH if v is None else ("+" if v >= 0 else "−") + fmt.ms(abs(v))
+
+
+def headline_rows(sv: dict) -> list[list[str]]:
+    """summary.json `server` → (figure, value) rows for summary.md and report.html."""
+    engine = sv["engine"] + (" (simulated engine)" if sv.get("simulated") else "")
+    hit = fmt.pct(sv["prefix_cache_hit_rate"])
+    if sv.get("prefix_cache_hit_source") == "gauge":
+        hit += " (engine gauge)"
+    if sv.get("client_cached_share") is not None:
+        hit += f" — clients were told {fmt.pct(sv['client_cached_share'])} cached"
+    ttft_q = " / ".join(fmt.ms(sv.get(f"server_ttft_p{q}_s")) for q in (50, 90, 99))
+    return [
+        ["engine", engine],
+        ["prefix-cache hit rate", hit],
+        ["running requests (batch): mean / max", _pair(sv["running_mean"], sv["running_max"])],
+        ["waiting requests (queue): mean / max", _pair(sv["waiting_mean"], sv["waiting_max"])],
+        ["KV-cache usage: mean / max", _pair(sv["kv_cache_usage_mean"], sv["kv_cache_usage_max"], fmt.pct)],
+        ["preemptions", fmt.num(sv["preemptions"], 0)],
+        ["tokens per engine step", fmt.num(sv["tokens_per_step"], 1)],
+        ["server generation tok/s", fmt.num(sv["server_gen_tok_per_s"], 1)],
+        ["server TTFT mean (ms)", fmt.ms(sv["server_ttft_mean_s"])],
+        ["server TTFT p50 / p90 / p99 (ms, from buckets)", ttft_q],
+        [
+            "server E2E mean / queue mean (ms)",
+            _pair(sv["server_e2e_mean_s"], sv["server_queue_mean_s"], fmt.ms),
+        ],
+        ["client TTFT mean (ms)", fmt.ms(sv["client_ttft_mean_s"])],
+        ["client − server TTFT (ms)", signed_ms(sv["client_minus_server_ttft_s"])],
+    ]
+
+
+def step_headers(unit: str) -> list[str]:
+    return [
+        "step", f"load ({unit})", "prefix hit", "client cached", "running mean", "waiting mean", "KV max",
+        "preempt.", "tok/step", "server TTFT (ms)", "client TTFT (ms)", "client − server (ms)",
+    ]  # fmt: skip
+
+
+def step_rows(steps: list[dict]) -> list[list[str]]:
+    rows = []
+    for s in steps:
+        v = s.get("server")
+        if not v:
+            continue
+        rows.append(
+            [
+                str(s["step"]),
+                fmt.level(s["load"]),
+                fmt.pct(v["prefix_cache_hit_rate"]),
+                fmt.pct(v["client_cached_share"]),
+                fmt.num(v["running_mean"], 1),
+                fmt.num(v["waiting_mean"], 1),
+                fmt.pct(v["kv_cache_usage_max"]),
+                fmt.num(v["preemptions"], 0),
+                fmt.num(v["tokens_per_step"], 1),
+                fmt.ms(v["server_ttft_mean_s"]),
+                fmt.ms(v["client_ttft_mean_s"]),
+                signed_ms(v["client_minus_server_ttft_s"]),
+            ]
+        )
+    return rows
+
+
+def markdown(s: dict) -> list[str]:
+    """The `## Server` section of summary.md (empty when the run has no server metrics)."""
+    sv = s.get("server")
+    if not sv:
+        return []
+    lines = ["", "## Server (engine metrics)", "", EXPLAIN, ""]
+    lines.append(fmt.md_table(["figure", "value"], headline_rows(sv), right={1}))
+    rows = step_rows(s["steps"])
+    if rows:
+        lines += ["", fmt.md_table(step_headers(s["load_unit"]), rows)]
+    return lines
+
+
+def html(s: dict, table) -> str:
+    """The report's server section; `table` is report.table (headers, rows, cls)."""
+    sv = s.get("server")
+    if not sv:
+        return ""
+    import html as _html
+
+    parts = ["<h2>Server (engine metrics)</h2>", f"<p>{_html.escape(EXPLAIN)}</p>"]
+    parts.append(table(["figure", "value"], headline_rows(sv), cls="meta"))
+    rows = step_rows(s["steps"])
+    if rows:
+        parts.append(f'<div class="scroll">{table(step_headers(s["load_unit"]), rows)}</div>')
+    return "\n".join(parts)
+
+
+def plot(
+    d: ServerData, df: pd.DataFrame, t0: float, path: Path, level: dict[int, float] | None = None
+) -> Path:
+    """3 panels on one time axis: client throughput and TTFT (with the engine's TTFT); server running /
+    waiting with the load level; KV-cache usage and prefix-cache hit rate per scrape interval."""
+    from analysis.plots import _bin_width, plt, save  # lazily: summaries must not pay for matplotlib
+
+    ok = df["ok"].to_numpy(dtype=bool)
+    t_send = df["t_start_unix"].to_numpy() - t0
+    ttft = df["ttft_s"].to_numpy()
+    t_end = t_send + np.nan_to_num(df["e2e_s"].to_numpy(), nan=0.0)
+    xs = d.times - t0
+    span = max(float(np.nanmax(t_end, initial=0.0)), float(xs.max(initial=0.0)), 1.0)
+    w = max(_bin_width(span), d.interval_s or 0.0)
+    nbins = max(1, math.ceil(span / w))
+    centers = (np.arange(nbins) + 0.5) * w
+    done = np.bincount(np.clip((t_end[ok] // w).astype(np.int64), 0, nbins - 1), minlength=nbins) / w
+    first = t_send + ttft  # TTFT is drawn where the first token arrived, as the engine records it
+    has = ok & ~np.isnan(first)
+    tt = pd.Series(ttft[has] * 1000).groupby(np.clip((first[has] // w).astype(np.int64), 0, nbins - 1)).mean()
+
+    fig, axes = plt.subplots(3, 1, figsize=(12, 9.5), sharex=True)
+    ax = axes[0]
+    ax.plot(centers, done, color="#1f77b4", label="client: completed req/s")
+    ax.set_ylabel("requests/s")
+    ax2 = ax.twinx()
+    ax2.plot((tt.index.to_numpy() + 0.5) * w, tt.to_numpy(), color="#ff7f0e", label="client TTFT mean (ms)")
+    srv = d.interval_series("ttft_sum", "ttft_count") * 1000
+    if len(srv):
+        ax2.plot(srv.index.to_numpy() - t0, srv.to_numpy(), color="#d62728", linestyle="--",
+                 label="server TTFT mean (ms)")  # fmt: skip
+    ax2.set_ylabel("TTFT (ms)")
+    ax2.set_ylim(bottom=0)
+    _legend2(ax, ax2)
+    ax.set_title(
+        f"Client throughput and TTFT vs the engine's TTFT ({w:g} s bins; server per scrape interval)"
+    )
+
+    ax = axes[1]
+    for col, color, label in (
+        ("running", "#2ca02c", "server: running"),
+        ("waiting", "#d62728", "server: waiting"),
+    ):
+        if col in d.gauges:
+            ax.plot(xs, d.gauges[col].to_numpy(), color=color, label=label)
+    if level and "step" in df:
+        load = df["step"].map(level).to_numpy(dtype=float)
+        lv = pd.Series(load).groupby(np.clip((t_send // w).astype(np.int64), 0, nbins - 1)).max()
+        ax.step((lv.index.to_numpy() + 0.5) * w, lv.to_numpy(), where="mid", color="gray", linestyle=":",
+                label="client: load level")  # fmt: skip
+    ax.set_ylabel("requests")
+    ax.set_ylim(bottom=0)
+    ax.set_title("Engine batch (running) and queue (waiting)")
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=8, loc="upper left")
+
+    ax = axes[2]
+    if "kv_usage" in d.gauges:
+        ax.plot(xs, d.gauges["kv_usage"].to_numpy() * 100, color="purple", label="KV-cache usage (%)")
+    hit = d.interval_series("hits", "queries") * 100
+    if len(hit):
+        ax.plot(
+            hit.index.to_numpy() - t0,
+            hit.to_numpy(),
+            color="#17becf",
+            marker=".",
+            label="prefix-cache hit rate (%)",
+        )
+    elif "hit_rate_gauge" in d.gauges:
+        ax.plot(
+            xs,
+            d.gauges["hit_rate_gauge"].to_numpy() * 100,
+            color="#17becf",
+            label="prefix-cache hit rate (%)",
+        )
+    ax.set_ylim(0, 105)
+    ax.set_ylabel("%")
+    ax.set_title("KV-cache usage and prefix-cache hit rate")
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=8, loc="upper left")
+    for a in axes:
+        a.grid(alpha=0.3)
+    axes[-1].set_xlabel("time since first request (s)")
+    fig.suptitle(
+        f"Server ({d.engine.name}) beside the client, one time axis (server_metrics.csv + requests.csv)"
+    )
+    fig.subplots_adjust(left=0.07, right=0.93, bottom=0.07, top=0.9, hspace=0.38)
+    return save(fig, path)
+
+
+def _legend2(ax, ax2) -> None:
+    h1, l1 = ax.get_legend_handles_labels()
+    h2, l2 = ax2.get_legend_handles_labels()
+    if h1 or h2:
+        ax.legend(h1 + h2, l1 + l2, fontsize=8, loc="upper left")

@@ -1,0 +1,215 @@
+"""Targets: a URL, or a launch command (`launch:` or the `simserver:` shorthand) templated over a grid.
+
+Placeholders are `{port}` (a free port the arena picks per cell), `{host}` (127.0.0.1),
+`{python}` (this interpreter), `{root}` (the repository) and the grid's keys; each combination
+of grid values is one configuration with its own label. Templates are checked here — an unknown
+placeholder, a grid key no command uses, a missing `{port}` — before anything runs.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+import shlex
+import shutil
+import string
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from arena.places import Ctx, LineDict, MatrixError, flags, get_str, parse_duration
+
+ROOT = Path(__file__).resolve().parent.parent
+BUILTIN_PLACEHOLDERS = ("port", "host", "python", "root")
+HOST = "127.0.0.1"
+TARGET_KEYS = ("label", "url", "launch", "simserver", "grid", "env", "health", "startup_timeout")
+TARGET_KEYS += ("engine", "model")
+SIMSERVER_KEYS = ("profile", "config", "set", "seed", "args")
+
+
+@dataclass(frozen=True)
+class Target:
+    """One configuration: a URL, or a launch command (placeholders left for the port) and its grid values."""
+
+    label: str
+    base: str
+    url: str | None = None
+    launch: tuple[str, ...] = ()
+    env: tuple[tuple[str, str], ...] = ()
+    health: str = "/health"
+    startup_timeout_s: float = 120.0
+    params: tuple[tuple[str, Any], ...] = ()
+    engine: str = ""
+    model: str | None = None
+
+    def command(self, port: int | str) -> list[str]:
+        values = {"port": str(port), "host": HOST, "python": sys.executable, "root": str(ROOT)}
+        return [tok.format_map(values) for tok in self.launch]
+
+    def describe(self) -> str:
+        return self.url or shlex.join(self.launch)
+
+
+def _template_fields(ctx: Ctx, where: str, text: str) -> set[str]:
+    try:
+        parsed = list(string.Formatter().parse(text))
+    except ValueError as e:
+        raise MatrixError(
+            f"{where}: bad template '{text}' ({e}; write {{{{ and }}}} for literal braces)"
+        ) from None
+    names = set()
+    for _, fname, spec, conv in parsed:
+        if fname is None:
+            continue
+        if not fname.isidentifier() or spec or conv:
+            raise MatrixError(f"{where}: bad placeholder '{{{fname}}}' in '{text}' (expected {{name}})")
+        names.add(fname)
+    return names
+
+
+def _launch_tokens(ctx: Ctx, node: dict, name: str) -> list[str]:
+    if "simserver" in node:
+        sim = node["simserver"]
+        sname = f"{name}.simserver"
+        if isinstance(sim, str):
+            sim = LineDict({"profile": sim}, getattr(sim, "line", None))
+        ctx.keys(sim, SIMSERVER_KEYS, sname)
+        toks = ["{python}", "-m", "simserver", "--host", "{host}", "--port", "{port}"]
+        for key in ("profile", "config", "seed"):
+            if key in sim:
+                if not isinstance(sim[key], str | int) or isinstance(sim[key], bool):
+                    raise MatrixError(f"{ctx.at(sim, key, f'{sname}.{key}')}: expected a single value")
+                toks += [f"--{key}", str(sim[key])]
+        sets = sim.get("set") or {}
+        if not isinstance(sets, dict):
+            raise MatrixError(f"{ctx.at(sim, 'set', sname + '.set')}: expected a mapping of KEY: VALUE")
+        for k, v in sets.items():
+            toks += ["--set", f"{k}={_yaml_scalar(v)}"]
+        return toks + flags(ctx, sim, {}, sname)
+    launch = node["launch"]
+    if isinstance(launch, str):
+        try:
+            return shlex.split(launch)
+        except ValueError as e:
+            raise MatrixError(f"{ctx.at(node, 'launch', name + '.launch')}: {e}") from None
+    if isinstance(launch, list) and launch and all(isinstance(t, str | int | float) for t in launch):
+        return [str(t) for t in launch]
+    raise MatrixError(f"{ctx.at(node, 'launch', name + '.launch')}: expected a command string or a list")
+
+
+def _yaml_scalar(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    return str(v)
+
+
+def parse_targets(ctx: Ctx, items: list, node: dict) -> list[Target]:
+    out: list[Target] = []
+    for i, t in enumerate(items):
+        name = f"targets[{i}]"
+        ctx.keys(t, TARGET_KEYS, name)
+        label = get_str(ctx, t, "label", name + ".label")
+        if not label:
+            raise MatrixError(f"{ctx.at(t, None, name)}: missing 'label'")
+        kinds = [k for k in ("url", "launch", "simserver") if k in t]
+        if len(kinds) != 1:
+            raise MatrixError(f"{ctx.at(t, None, name)}: give exactly one of url, launch, simserver")
+        env = t.get("env") or {}
+        if not isinstance(env, dict) or not all(isinstance(v, str | int | float) for v in env.values()):
+            raise MatrixError(f"{ctx.at(t, 'env', name + '.env')}: expected a mapping of NAME: value")
+        health = get_str(ctx, t, "health", name + ".health", "/health") or "/health"
+        timeout = parse_duration(
+            t.get("startup_timeout", "120s"), ctx.at(t, "startup_timeout", name + ".startup_timeout")
+        )
+        model = get_str(ctx, t, "model", name + ".model")
+        grid = t.get("grid") or {}
+        if not isinstance(grid, dict) or not all(isinstance(v, list) and v for v in grid.values()):
+            raise MatrixError(f"{ctx.at(t, 'grid', name + '.grid')}: expected a mapping of NAME: [values]")
+        for k in grid:
+            if not str(k).isidentifier() or k in BUILTIN_PLACEHOLDERS:
+                raise MatrixError(f"{ctx.at(grid, k, f'{name}.grid.{k}')}: not a usable placeholder name")
+        if t.get("url") is not None:
+            url = get_str(ctx, t, "url", name + ".url") or ""
+            if not re.match(r"^https?://[^/\s]+", url):
+                raise MatrixError(
+                    f"{ctx.at(t, 'url', name + '.url')}: expected http(s)://HOST:PORT, got '{url}'"
+                )
+            if grid:
+                raise MatrixError(f"{ctx.at(t, 'grid', name + '.grid')}: a grid needs launch or simserver")
+            out.append(
+                Target(label, label, url=url.rstrip("/"), engine=t.get("engine") or "remote", model=model)
+            )
+            continue
+        tokens = _launch_tokens(ctx, t, name)
+        kind = "launch" if "launch" in t else "simserver"
+        where = ctx.at(t, kind, f"{name}.{kind}")
+        used: set[str] = set()
+        for tok in tokens:
+            used |= _template_fields(ctx, where, tok)
+        unknown = used - set(grid) - set(BUILTIN_PLACEHOLDERS)
+        if unknown:
+            raise MatrixError(
+                f"{where}: unknown placeholder {{{sorted(unknown)[0]}}} (known: {', '.join(BUILTIN_PLACEHOLDERS)}"
+                + (", " + ", ".join(grid) if grid else "")
+                + ")"
+            )
+        if "{port}" not in " ".join(tokens) and "port" not in used:
+            raise MatrixError(f"{where}: the launch command must take the port Goodput picks: add {{port}}")
+        label_fields = _template_fields(ctx, ctx.at(t, "label", name + ".label"), label)
+        bad = label_fields - set(grid)
+        if bad:
+            raise MatrixError(
+                f"{ctx.at(t, 'label', name + '.label')}: unknown placeholder {{{sorted(bad)[0]}}}"
+            )
+        unused = set(grid) - used
+        if unused and "simserver" not in t:
+            raise MatrixError(
+                f"{ctx.at(t, 'grid', name + '.grid')}: grid key '{sorted(unused)[0]}' is not used in the launch command"
+            )
+        engine = t.get("engine") or (
+            "simserver" if "simserver" in t else Path(tokens[0]).name if "{" not in tokens[0] else ""
+        )
+        for combo in itertools.product(*grid.values()) if grid else [()]:
+            params = dict(zip(grid, combo, strict=True))
+            values = {k: _yaml_scalar(v) for k, v in params.items()}
+            keep = {k: "{" + k + "}" for k in BUILTIN_PLACEHOLDERS}
+            toks = [tok.format_map({**keep, **values}) for tok in tokens]
+            if "simserver" in t:  # grid keys no placeholder uses become profile overrides
+                toks += [x for k in sorted(set(grid) - used) for x in ("--set", f"{k}={values[k]}")]
+            lab = label.format_map(values) if label_fields else label
+            if params and not label_fields:
+                lab += "[" + ",".join(f"{k}={values[k]}" for k in grid) + "]"
+            env_items = tuple((str(k), str(v).format_map({**keep, **values})) for k, v in env.items())
+            _check_executable(where, toks[0])
+            engine_text = engine if engine else Path(toks[0]).name
+            out.append(
+                Target(
+                    lab,
+                    label,
+                    None,
+                    tuple(toks),
+                    env_items,
+                    health,
+                    timeout,
+                    tuple(params.items()),
+                    engine_text,
+                    model,
+                )
+            )
+    labels = [t.label for t in out]
+    ids = [re.sub(r"[^A-Za-z0-9._-]+", "-", x) for x in labels]
+    for i, x in enumerate(ids):
+        if ids.index(x) != i:
+            raise MatrixError(
+                f"{ctx.at(node, 'targets', 'targets')}: configuration labels '{labels[ids.index(x)]}' and '{labels[i]}' "
+                "collide; make them distinct"
+            )
+    return out
+
+
+def _check_executable(where: str, exe: str) -> None:
+    if exe == "{python}" or "{" in exe:
+        return
+    if shutil.which(exe) is None and not Path(exe).is_file():
+        raise MatrixError(f"{where}: launch command '{exe}' not found (not on PATH, not a file)")

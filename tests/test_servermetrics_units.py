@@ -1,0 +1,258 @@
+"""Server metrics without processes: the scrape parser on vLLM / SGLang / TGI pages, the engine mapping,
+counter arithmetic (resets, late label sets, windows), histogram quantiles, options, the scraper's failures."""
+
+from __future__ import annotations
+
+import re
+import socket
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+from pytest import approx
+
+from analysis.engines import SGLANG, TGI, VLLM, detect, histogram_quantile, parse_labels
+from analysis.server import build, load_server_metrics, window_figures
+from users.options import OptionError
+from users.servermetrics import Scraper, format_labels, format_value, interval_of, parse, resolve, same_origin
+
+FIX = Path(__file__).resolve().parent / "fixtures"
+PAGES = {
+    "vllm": FIX / "vllm-cpu-tiny-metrics.txt",
+    "sglang": FIX / "sglang-metrics.txt",
+    "tgi": FIX / "tgi-metrics.txt",
+}
+
+
+def page(name: str) -> str:
+    return PAGES[name].read_text()
+
+
+def grep(text: str, name: str, labels: str = "") -> float:
+    """Sum of the raw lines `name{...labels...} value` — read with a regex, not with the code under test."""
+    total, found = 0.0, False
+    for m in re.finditer(rf"^{re.escape(name)}(\{{[^}}]*\}})? (\S+)$", text, re.M):
+        if labels in (m.group(1) or ""):
+            total, found = total + float(m.group(2)), True
+    assert found, name
+    return total
+
+
+def scrapes(text: str, t0: float = 1000.0, t1: float = 1010.0, drop: tuple[str, ...] = ()) -> pd.DataFrame:
+    """Two scrapes of one page: at t1 every counter and histogram has doubled (so the increase over
+    [t0, t1] equals the page's totals), gauges unchanged — as the CSV holds them."""
+    kinds = {}
+    for fam in text_string_to_metric_families(text):
+        for s in fam.samples:
+            kinds[s.name] = fam.type
+    rows = []
+    for m, lab, v in parse(text):
+        if m in drop:
+            continue
+        rows.append((t0, m, lab, float(v)))
+        grows = kinds[m] in ("counter", "histogram") or m.endswith(("_sum", "_count"))
+        rows.append((t1, m, lab, float(v) * (2 if grows else 1)))
+    return pd.DataFrame(rows, columns=["t", "metric", "labels", "value"])
+
+
+# -- the parser ---------------------------------------------------------------------------------------
+@pytest.mark.parametrize("engine", list(PAGES))
+def test_parse_keeps_engine_series_drops_noise(engine: str) -> None:
+    text = page(engine)
+    rows = list(parse(text))
+    names = {m for m, _, _ in rows}
+    assert not any(n.startswith(("python_", "process_")) or n.endswith("_created") for n in names)
+    prefix = {"vllm": "vllm:", "sglang": "sglang:", "tgi": "tgi_"}[engine]
+    assert sum(n.startswith(prefix) for n in names) >= 10
+    # histograms keep every bucket, the sum and the count; +Inf bucket == count
+    base = {"vllm": "vllm:time_to_first_token_seconds", "sglang": "sglang:time_to_first_token_seconds",
+            "tgi": "tgi_request_duration"}[engine]  # fmt: skip
+    buckets = [(lab, float(v)) for m, lab, v in rows if m == base + "_bucket"]
+    assert len(buckets) == len(re.findall(rf"^{re.escape(base)}_bucket", text, re.M)) > 5
+    inf = [v for lab, v in buckets if "le=+Inf" in lab]
+    count = [float(v) for m, _, v in rows if m == base + "_count"]
+    assert inf == count and count[0] == grep(text, base + "_count")
+    # one label set is one stable string: sorted keys, no quotes
+    for _, lab, _ in rows:
+        keys = [p.split("=", 1)[0] for p in lab.split(";") if p]
+        assert keys == sorted(keys) and '"' not in lab
+
+
+def test_parse_tgi_counters_get_total_and_summaries_survive() -> None:
+    names = {m for m, _, _ in parse(page("tgi"))}
+    assert "tgi_batch_inference_count_total" in names and "tgi_request_count_total" in names
+    assert {"tgi_request_skipped_tokens", "tgi_request_skipped_tokens_count"} <= names  # a summary
+
+
+def test_parse_rejects_a_page_that_is_not_prometheus_text() -> None:
+    with pytest.raises(ValueError):
+        list(parse("<html><body>Not Found</body></html>\n"))
+
+
+def test_label_and_value_formatting_round_trip() -> None:
+    labels = {"z": "1", "path": "/v1/chat;x=y%", "le": "+Inf", "msg": 'a "b"\nc'}
+    text = format_labels(labels)
+    assert text.startswith("le=+Inf;msg=") and text.count(";") == 3
+    assert parse_labels(text) == labels
+    assert parse_labels('model_name="tiny"') == {"model_name": "tiny"}  # the older quoted form
+    assert [format_value(v) for v in (1.0, 2.5e-7, float("nan"), float("inf"), -float("inf"))] == [
+        "1.0", "2.5e-07", "NaN", "+Inf", "-Inf",
+    ]  # fmt: skip
+
+
+def test_csv_values_read_back(tmp_path: Path) -> None:
+    rows = [
+        "t,metric,labels,value",
+        "1.000,a,,NaN",
+        "1.000,b,le=+Inf,+Inf",
+        "1.000,c,,-Inf",
+        "1.000,d,k=v,2.5",
+    ]
+    (tmp_path / "server_metrics.csv").write_text("\n".join(rows) + "\n")
+    df, warnings = load_server_metrics(tmp_path)
+    assert not warnings and list(df["metric"]) == ["b", "c", "d"]  # NaN samples carry nothing
+    assert list(df["value"]) == [np.inf, -np.inf, 2.5] and list(df["labels"]) == ["le=+Inf", "", "k=v"]
+
+
+# -- the mapping --------------------------------------------------------------------------------------
+@pytest.mark.parametrize(("engine", "expected"), [("vllm", VLLM), ("sglang", SGLANG), ("tgi", TGI)])
+def test_detect_engine(engine: str, expected) -> None:
+    assert detect(m for m, _, _ in parse(page(engine))) is expected
+    assert detect(["simserver:steps_total", "vllm:num_requests_running"]) is VLLM
+    assert detect(["http_requests_total"]) is None
+
+
+def test_vllm_mapping() -> None:
+    text = page("vllm")
+    d, warnings = build(scrapes(text))
+    assert not warnings and d.engine is VLLM and not d.simulated
+    f = window_figures(d, 1000.0, 1010.0)
+    assert f["running_mean"] == grep(text, "vllm:num_requests_running")
+    assert f["kv_cache_usage_max"] == grep(text, "vllm:kv_cache_usage_perc")
+    hits, queries = grep(text, "vllm:prefix_cache_hits_total"), grep(text, "vllm:prefix_cache_queries_total")
+    assert queries > 0 and f["prefix_cache_hit_rate"] == approx(hits / queries)
+    assert f["prefix_cache_hit_source"] == "counters"
+    assert f["preemptions"] == grep(text, "vllm:num_preemptions_total")
+    n = grep(text, "vllm:time_to_first_token_seconds_count")
+    assert f["server_ttft_count"] == n
+    assert f["server_ttft_mean_s"] == approx(grep(text, "vllm:time_to_first_token_seconds_sum") / n)
+    assert f["server_ttft_p50_s"] <= f["server_ttft_p90_s"] <= f["server_ttft_p99_s"]
+    assert f["tokens_per_step"] == approx(
+        grep(text, "vllm:iteration_tokens_total_sum") / grep(text, "vllm:iteration_tokens_total_count")
+    )
+    assert f["server_gen_tok_per_s"] == approx(grep(text, "vllm:generation_tokens_total") / 10.0)
+
+
+def test_sglang_mapping_counters_then_gauge_fallback() -> None:
+    text = page("sglang")
+    d, _ = build(scrapes(text))
+    assert d.engine is SGLANG
+    f = window_figures(d, 1000.0, 1010.0)
+    assert (f["running_mean"], f["waiting_mean"], f["kv_cache_usage_mean"]) == (24.0, 3.0, 0.41)
+    assert (
+        f["prefix_cache_hit_rate"] == approx(1105926 / 1843210) and f["prefix_cache_hit_source"] == "counters"
+    )
+    assert f["preemptions"] == 7.0
+    n = grep(text, "sglang:time_to_first_token_seconds_count")
+    assert f["server_ttft_mean_s"] == approx(grep(text, "sglang:time_to_first_token_seconds_sum") / n)
+    assert f["server_queue_mean_s"] is not None and f["tokens_per_step"] is None
+    # An SGLang without cached_tokens_total (older, or no hit yet): the engine's own gauge.
+    d, _ = build(scrapes(text, drop=("sglang:cached_tokens_total",)))
+    f = window_figures(d, 1000.0, 1010.0)
+    assert (f["prefix_cache_hit_rate"], f["prefix_cache_hit_source"]) == (0.5812, "gauge")
+
+
+def test_tgi_mapping_has_no_ttft_kv_or_prefix_cache() -> None:
+    text = page("tgi")
+    d, _ = build(scrapes(text))
+    assert d.engine is TGI
+    f = window_figures(d, 1000.0, 1010.0)
+    assert (f["running_mean"], f["waiting_max"]) == (16.0, 5.0)
+    for key in ("kv_cache_usage_max", "prefix_cache_hit_rate", "server_ttft_mean_s", "preemptions"):
+        assert f[key] is None, key
+    tokens = grep(text, "tgi_request_input_length_sum") + grep(text, "tgi_request_generated_tokens_sum")
+    assert f["tokens_per_step"] == approx(tokens / grep(text, "tgi_batch_inference_count"))
+    assert f["server_e2e_mean_s"] == approx(
+        grep(text, "tgi_request_duration_sum") / grep(text, "tgi_request_duration_count")
+    )
+
+
+def test_counter_resets_late_label_sets_and_window_interpolation() -> None:
+    rows = []
+    # hits: a restart between t=2 and t=3 (10 → 2 means 2 new); queries: a second engine appears at t=2
+    hits = [0, 5, 10, 2, 6]
+    q_a = [0, 10, 20, 30, 40]
+    for t, h, qa in zip(range(5), hits, q_a, strict=True):
+        rows.append((float(t), "vllm:prefix_cache_hits_total", "engine=0", float(h)))
+        rows.append((float(t), "vllm:prefix_cache_queries_total", "engine=0", float(qa)))
+        rows.append((float(t), "vllm:num_requests_running", "engine=0", float(t)))
+    rows.append((2.0, "vllm:prefix_cache_queries_total", "engine=1", 4.0))
+    rows.append((3.0, "vllm:prefix_cache_queries_total", "engine=1", 8.0))
+    rows.append((4.0, "vllm:prefix_cache_queries_total", "engine=1", 8.0))
+    d, _ = build(pd.DataFrame(rows, columns=["t", "metric", "labels", "value"]))
+    assert list(d.counters["hits"]) == [0, 5, 10, 12, 16]
+    assert list(d.counters["queries"]) == [0, 10, 24, 38, 48]
+    f = window_figures(d, 0.0, 4.0)
+    assert f["prefix_cache_hit_rate"] == approx(16 / 48)
+    half = window_figures(d, 0.5, 1.5)  # interpolated: hits 2.5 → 7.5, queries 5 → 17
+    assert half["prefix_cache_hit_rate"] == approx(5 / 12)
+    assert half["running_mean"] == 1.0 and half["scrapes"] == 1
+    empty = window_figures(d, 10.0, 20.0)
+    assert empty["prefix_cache_hit_rate"] is None and empty["running_mean"] is None
+
+
+def test_histogram_quantile_like_prometheus() -> None:
+    bounds = [0.1, 0.2, 0.4, float("inf")]
+    counts = np.array([10.0, 30.0, 40.0, 40.0])
+    assert histogram_quantile(bounds, counts, 0.5) == approx(0.15)  # rank 20: half-way through (0.1, 0.2]
+    assert histogram_quantile(bounds, counts, 0.1) == approx(0.04)  # rank 4 of the first 10 in (0, 0.1]
+    assert histogram_quantile(bounds, np.array([0.0, 0.0, 0.0, 5.0]), 0.5) == 0.4  # +Inf bucket: lower bound
+    assert histogram_quantile(bounds, np.zeros(4), 0.5) is None
+
+
+def test_unknown_page_is_a_warning() -> None:
+    d, warnings = build(pd.DataFrame([(1.0, "foo_bar", "", 1.0)], columns=["t", "metric", "labels", "value"]))
+    assert d is None and "no vLLM, SGLang or TGI metric names" in warnings[0]
+
+
+# -- options and the scraper ---------------------------------------------------------------------------
+def test_resolve_and_interval() -> None:
+    assert resolve("auto", "http://h:8000/") == ("auto", "http://h:8000/metrics")
+    assert resolve("auto", "") == ("off", "")
+    assert resolve("OFF", "http://h:8000") == ("off", "")
+    assert resolve("http://m:9090/metrics", "http://h:8000") == ("url", "http://m:9090/metrics")
+    with pytest.raises(OptionError, match=r"^--server-metrics: 'ftp://x' is not a URL"):
+        resolve("ftp://x", "http://h")
+    with pytest.raises(OptionError, match="credentials in the URL") as e:
+        resolve("http://u:secret@m:9090/metrics", "http://h")
+    assert "secret" not in str(e.value)
+    assert interval_of("500ms") == 0.5
+    with pytest.raises(OptionError, match="--scrape-interval"):
+        interval_of("10ms")
+    with pytest.raises(OptionError, match="--scrape-interval"):
+        interval_of("often")
+    assert same_origin("http://h:8000/metrics", "http://h:8000") and not same_origin(
+        "http://m:1/x", "http://h:1"
+    )
+
+
+def test_scraper_counts_failures_and_writes_nothing(tmp_path: Path) -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # closed once the block ends: nothing listens there
+    meta: dict = {}
+    sc = Scraper(f"http://127.0.0.1:{port}/metrics", "url", 1.0, tmp_path / "server_metrics.csv", meta=meta)
+    assert not sc.scrape_once() and not sc.scrape_once()
+    sc.close()
+    m = meta["server_metrics"]
+    assert (m["scrapes"], m["failures"], m["enabled"], m["file"]) == (0, 2, True, None)
+    assert m["last_error"] and not (tmp_path / "server_metrics.csv").exists()
+    # auto mode: a target without /metrics turns the scraper off after its first try
+    auto = Scraper(f"http://127.0.0.1:{port}/metrics", "auto", 1.0, tmp_path / "x.csv", meta=meta)
+    auto.scrape_once()
+    assert (
+        meta["server_metrics"]["enabled"] is False
+        and "no Prometheus /metrics" in meta["server_metrics"]["note"]
+    )
