@@ -51,7 +51,7 @@ def dry_run(matrix: Matrix, root: Path) -> None:
         done = complete_run(layout, c) if layout.runs.is_dir() else None
         print(f"[{c.index}/{len(cells)}] {c.title}{'  (complete: skipped)' if done else ''}")
         if c.target.launch:
-            env = " ".join(f"{k}={shlex.quote(v)}" for k, v in c.target.env)
+            env = " ".join(f"{k}={shlex.quote(v)}" for k, v in c.target.environment("PORT").items())
             print(f"    server: {env + ' ' if env else ''}{shlex.join(c.target.command('PORT'))}")
         url = c.target.url or "http://127.0.0.1:PORT"
         print(f"    load:   {shlex.join(locust_command(matrix, c, url, layout))}")

@@ -138,7 +138,9 @@ def render_markdown(entries: list[dict], title: str) -> str:
             ]
         )
     lines += [
-        fmt.md_table(["dataset", "SLO", "shape", "winner", "capacity at SLO", "goodput req/s"], rows),
+        fmt.md_table(
+            ["dataset", "SLO", "shape", "winner", "capacity at SLO", "goodput req/s"], rows, right={4, 5}
+        ),
         "",
     ]
     for key, items in cells:

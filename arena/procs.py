@@ -96,7 +96,7 @@ def healthy(url: str) -> bool:
 def start_server(target: Target, log: Path) -> tuple[Child, str]:
     """Launch on a free port and wait for its health URL; a CellError if it exits or never answers."""
     port = free_port()
-    child = Child(target.command(port), log, dict(target.env))
+    child = Child(target.command(port), log, target.environment(port))
     base = f"http://{HOST}:{port}"
     try:
         return child, _wait_healthy(target, child, base, log)

@@ -195,7 +195,11 @@ def _sigterm(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt
 
 
-def run_matrix(matrix: Matrix, layout: Layout, say: Callable[[str], None] = print) -> Outcome:
+def _say(text: str) -> None:
+    print(text, flush=True)  # progress shows at once also when piped (tee, CI logs)
+
+
+def run_matrix(matrix: Matrix, layout: Layout, say: Callable[[str], None] = _say) -> Outcome:
     """Every cell in order, skipping complete ones; a failed cell is recorded and the rest still run."""
     layout.runs.mkdir(parents=True, exist_ok=True)
     layout.logs.mkdir(parents=True, exist_ok=True)

@@ -44,11 +44,24 @@ class Target:
     model: str | None = None
 
     def command(self, port: int | str) -> list[str]:
-        values = {"port": str(port), "host": HOST, "python": sys.executable, "root": str(ROOT)}
-        return [tok.format_map(values) for tok in self.launch]
+        return self.command_text(self._values(port))
+
+    def environment(self, port: int | str) -> dict[str, str]:
+        return {k: v.format_map(self._values(port)) for k, v in self.env}
+
+    @staticmethod
+    def _values(port: int | str) -> dict[str, str]:
+        return {"port": str(port), "host": HOST, "python": sys.executable, "root": str(ROOT)}
 
     def describe(self) -> str:
-        return self.url or shlex.join(self.launch)
+        """The URL, or the command as a reader would type it (`{port}` stays: it differs per cell)."""
+        if self.url:
+            return self.url
+        values = {"port": "{port}", "host": HOST, "python": "python", "root": "."}
+        return " ".join(t if " " not in t else shlex.quote(t) for t in self.command_text(values))
+
+    def command_text(self, values: dict[str, str]) -> list[str]:
+        return [tok.format_map(values) for tok in self.launch]
 
 
 def _template_fields(ctx: Ctx, where: str, text: str) -> set[str]:
@@ -154,7 +167,7 @@ def parse_targets(ctx: Ctx, items: list, node: dict) -> list[Target]:
                 + (", " + ", ".join(grid) if grid else "")
                 + ")"
             )
-        if "{port}" not in " ".join(tokens) and "port" not in used:
+        if "port" not in used:
             raise MatrixError(f"{where}: the launch command must take the port Goodput picks: add {{port}}")
         label_fields = _template_fields(ctx, ctx.at(t, "label", name + ".label"), label)
         bad = label_fields - set(grid)
@@ -162,6 +175,11 @@ def parse_targets(ctx: Ctx, items: list, node: dict) -> list[Target]:
             raise MatrixError(
                 f"{ctx.at(t, 'label', name + '.label')}: unknown placeholder {{{sorted(bad)[0]}}}"
             )
+        for k, v in env.items():
+            where_env = ctx.at(env, k, f"{name}.env.{k}")
+            extra = _template_fields(ctx, where_env, str(v)) - set(grid) - set(BUILTIN_PLACEHOLDERS)
+            if extra:
+                raise MatrixError(f"{where_env}: unknown placeholder {{{sorted(extra)[0]}}}")
         unused = set(grid) - used
         if unused and "simserver" not in t:
             raise MatrixError(
@@ -173,14 +191,16 @@ def parse_targets(ctx: Ctx, items: list, node: dict) -> list[Target]:
         for combo in itertools.product(*grid.values()) if grid else [()]:
             params = dict(zip(grid, combo, strict=True))
             values = {k: _yaml_scalar(v) for k, v in params.items()}
+            # Builtins stay placeholders until launch; grid values are escaped so that they do too.
             keep = {k: "{" + k + "}" for k in BUILTIN_PLACEHOLDERS}
-            toks = [tok.format_map({**keep, **values}) for tok in tokens]
+            esc = {k: v.replace("{", "{{").replace("}", "}}") for k, v in values.items()}
+            toks = [tok.format_map({**keep, **esc}) for tok in tokens]
             if "simserver" in t:  # grid keys no placeholder uses become profile overrides
-                toks += [x for k in sorted(set(grid) - used) for x in ("--set", f"{k}={values[k]}")]
+                toks += [x for k in sorted(set(grid) - used) for x in ("--set", f"{k}={esc[k]}")]
             lab = label.format_map(values) if label_fields else label
             if params and not label_fields:
                 lab += "[" + ",".join(f"{k}={values[k]}" for k in grid) + "]"
-            env_items = tuple((str(k), str(v).format_map({**keep, **values})) for k, v in env.items())
+            env_items = tuple((str(k), str(v).format_map({**keep, **esc})) for k, v in env.items())
             _check_executable(where, toks[0])
             engine_text = engine if engine else Path(toks[0]).name
             out.append(

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import PYTHON, ROOT
+from tests.conftest import PYTHON, ROOT, free_port
 
 pytestmark = pytest.mark.e2e
 
@@ -37,7 +37,9 @@ def read_trace(path: Path) -> list[dict]:
 def test_two_processes_one_file_every_engine_request(sim_server, tmp_path: Path) -> None:
     trace = tmp_path / "trace.jsonl"
     sim = sim_server("--trace", str(trace))
-    out = locust(sim.url, tmp_path / "results", "--processes", "2", "-u", "20", "-r", "10", "-t", "15s",
+    port = str(free_port())  # never the default 5557: another run's workers must not join this master
+    out = locust(sim.url, tmp_path / "results", "--processes", "2", "--master-bind-port", port, "--master-port", port,
+                 "-u", "20", "-r", "10", "-t", "15s",
                  "--max-tokens", "32", "--run-name", "two")  # fmt: skip
     assert out.returncode == 0, out.stderr[-3000:]
     (run,) = run_dirs(tmp_path / "results")
@@ -117,8 +119,6 @@ def test_bad_input_is_one_clear_line(sim_server, tmp_path: Path, args: list[str]
 
 
 def test_unreachable_host(tmp_path: Path) -> None:
-    from tests.conftest import free_port
-
     out = locust(f"http://127.0.0.1:{free_port()}", tmp_path / "results", "-t", "5s", timeout_s=60)
     assert out.returncode != 0 and "Traceback" not in out.stderr
     assert "cannot reach" in out.stderr

@@ -1,0 +1,341 @@
+"""Arena units: matrix parsing and validation, templating over grids, simserver --set, ranking, store, resume rules."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from arena import board, store
+from arena.matrix import LOAD_FLAGS, SHAPE_FLAGS, MatrixError, load_matrix
+from arena.places import parse_duration
+from arena.runner import Layout, complete_run
+
+ROOT = Path(__file__).resolve().parent.parent
+BASE = """
+name: t
+targets:
+  - label: a
+    simserver: {profile: latency}
+datasets: [random]
+shapes:
+  - {label: ramp, shape: step, step_users: 2, step_interval: 5s, duration: 20s}
+"""
+
+
+def write(tmp_path: Path, text: str, name: str = "m.yaml") -> Path:
+    p = tmp_path / name
+    p.write_text(text)
+    return p
+
+
+def test_example_matrix_expands_to_eight_cells_in_fair_order():
+    m = load_matrix(ROOT / "examples" / "arena.yaml")
+    cells = m.cells()
+    assert len(cells) == 8 and m.slos == ["chat", "datagen"] and m.name == "arena-example"
+    # repeat-major; the configurations of one (dataset, shape) run back to back
+    assert [(c.repeat, c.dataset, c.target.label) for c in cells[:4]] == [
+        (1, "agentic", "latency"),
+        (1, "agentic", "throughput"),
+        (1, "random", "latency"),
+        (1, "random", "throughput"),
+    ]
+    assert len({c.id for c in cells}) == 8
+    assert all(re.fullmatch(r"[A-Za-z0-9._-]+", c.id) for c in cells)
+    # repeats share the signature (the same experiment), configurations do not
+    assert cells[0].signature == cells[4].signature != cells[1].signature
+    assert cells[0].shape.args[-2:] == ("-t", "48s")
+    assert load_matrix(ROOT / "examples" / "arena.yaml").cells()[0].signature == cells[0].signature
+
+
+def test_grid_templating_labels_and_overrides(tmp_path):
+    m = load_matrix(
+        write(
+            tmp_path,
+            """
+targets:
+  - label: "sim-s{max_num_seqs}-b{max_num_batched_tokens}"
+    simserver: {profile: default, set: {output.sigma: 0.1}}
+    grid: {max_num_seqs: [4, 16], max_num_batched_tokens: [512, 2048]}
+  - label: raw
+    launch: "{python} -m simserver --port {port} --host {host} --set engine.max_num_seqs={seqs} --model 'm {seqs}'"
+    grid: {seqs: [2, "{x}"]}
+    env: {TAG: "s{seqs}-p{port}"}
+datasets: [random]
+shapes: [{duration: 10s}]
+""",
+        )
+    )
+    labels = [t.label for t in m.targets]
+    assert labels == [
+        "sim-s4-b512",
+        "sim-s4-b2048",
+        "sim-s16-b512",
+        "sim-s16-b2048",
+        "raw[seqs=2]",
+        "raw[seqs={x}]",
+    ]
+    t = m.targets[1]
+    assert dict(t.params) == {"max_num_seqs": 4, "max_num_batched_tokens": 2048}
+    cmd = t.command(4242)
+    assert cmd[:7] == [sys.executable, "-m", "simserver", "--host", "127.0.0.1", "--port", "4242"]
+    assert cmd[9:11] == ["--set", "output.sigma=0.1"]
+    assert "max_num_batched_tokens=2048" in cmd and "max_num_seqs=4" in cmd
+    raw = m.targets[5]
+    assert raw.command(7)[-4:] == ["--set", "engine.max_num_seqs={x}", "--model", "m {x}"]
+    assert raw.environment(7) == {"TAG": "s{x}-p7"}
+    assert "{port}" in raw.describe() and "python -m simserver" in raw.describe()
+    assert m.shapes[0].label == "shape1" and m.shapes[0].args == ("-t", "10s")
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("targets: [{label: a, lanch: x}]", ":2: targets[0].lanch: unknown key"),
+        ("targets: [{label: a, url: ftp://x}]", ":2: targets[0].url: expected http(s)://HOST:PORT"),
+        ("targets: [{label: a, url: 'http://h:1', launch: x}]", "give exactly one of url, launch, simserver"),
+        ("targets: [{label: a, launch: 'nosuchcmd-xyz --port {port}'}]", "'nosuchcmd-xyz' not found"),
+        ("targets: [{label: a, launch: '{python} -m simserver --port {prt}'}]", "unknown placeholder {prt}"),
+        ("targets: [{label: a, launch: '{python} -m simserver'}]", "add {port}"),
+        ("targets: [{label: a, launch: '{python} x {port', grid: {}}]", "bad template"),
+        ("targets: [{label: a, launch: '{python} {port}', grid: {n: [1]}}]", "grid key 'n' is not used"),
+        (
+            "targets: [{label: a, launch: '{python} {port} {n}', grid: {n: []}}]",
+            "expected a mapping of NAME: [values]",
+        ),
+        (
+            "targets: [{label: 'a{m}', launch: '{python} {port} {n}', grid: {n: [1]}}]",
+            "unknown placeholder {m}",
+        ),
+        (
+            "targets: [{label: a, launch: '{python} {port}', env: {X: '{y}'}}]",
+            "env.X: unknown placeholder {y}",
+        ),
+        ("targets: [{label: a, simserver: {profile: latency, sett: 1}}]", "simserver.sett: unknown key"),
+        ("targets: [{label: a, simserver: latency, grid: {n: [1, 1]}}]", "collide"),
+        (
+            "targets: [{label: a, simserver: latency, startup_timeout: soon}]",
+            "startup_timeout: 'soon' is not a duration",
+        ),
+    ],
+)
+def test_bad_targets_name_the_place(tmp_path, text, expected):
+    body = f"\n{text}\ndatasets: [random]\nshapes: [{{duration: 10s}}]\n"
+    with pytest.raises(MatrixError) as e:
+        load_matrix(write(tmp_path, body))
+    msg = str(e.value)
+    assert expected in msg and "\n" not in msg and msg.startswith(str(tmp_path / "m.yaml"))
+
+
+@pytest.mark.parametrize(
+    ("extra", "expected"),
+    [
+        ("repeats: 0", "repeats: expected a whole number ≥ 1"),
+        ("processes: two", "processes: expected a whole number ≥ 0"),
+        ("slos: [chat, chatt]", "slos[1]: SLO 'chatt': unknown profile"),
+        ("slos: [chat, 'ttft=500']", "needs a unit"),
+        ("load: {max_tokens: 64, seeed: 1}", "load.seeed: unknown key"),
+        ("load: {ignore_eos: [1]}", "load.ignore_eos: expected a single value"),
+        ("analysis: {plots: yes please}", "analysis.plots: expected true/false"),
+        ("analysis: {attain_target: 2}", "expected a fraction"),
+        ("name: 'a b'", "use letters, digits"),
+        ("colour: red", ":9: colour: unknown key"),
+    ],
+)
+def test_bad_top_level_keys(tmp_path, extra, expected):
+    with pytest.raises(MatrixError, match=re.escape(expected)):
+        text = BASE.replace("name: t", extra) if extra.startswith("name:") else BASE + extra + "\n"
+        load_matrix(write(tmp_path, text))
+
+
+def test_bad_datasets_shapes_and_yaml(tmp_path):
+    cases = {
+        BASE.replace("[random]", "[random, agentc]"): ":6: datasets[1]: unknown dataset 'agentc'",
+        BASE.replace("[random]", "['random:input=foo']"): "datasets[0]: random: input=foo",
+        BASE.replace("duration: 20s", "duration: 20x"): "shapes[0].duration: '20x' is not a duration",
+        BASE.replace("step_users: 2", "step_user: 2"): "shapes[0].step_user: unknown key",
+        BASE.replace("step_users: 2", "rate: [2]"): "shapes[0].rate: expected a single value",
+        BASE.replace("duration: 20s}", "duration: 20s"): "not valid YAML",
+        BASE.replace("name: t", "name: t\nname: u"): "duplicate key 'name'",
+        "- just a list\n": "expected a mapping",
+        BASE.replace("datasets: [random]\n", ""): "datasets: missing",
+    }
+    for text, expected in cases.items():
+        with pytest.raises(MatrixError, match=re.escape(expected)):
+            load_matrix(write(tmp_path, text))
+    with pytest.raises(MatrixError, match="cannot read"):
+        load_matrix(tmp_path / "missing.yaml")
+
+
+def test_cli_errors_are_one_line_exit_2(tmp_path):
+    bad = write(tmp_path, BASE + "colour: red\n")
+    r = subprocess.run(
+        [sys.executable, "-m", "arena", "run", str(bad)], capture_output=True, text=True, cwd=ROOT, timeout=60
+    )
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert r.stderr.strip().count("\n") == 0 and "colour: unknown key" in r.stderr
+    r = subprocess.run(
+        [sys.executable, "-m", "arena", "leaderboard", "--results", str(tmp_path / "none")],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=60,
+    )
+    assert r.returncode == 2 and "no leaderboard store yet" in r.stderr and "Traceback" not in r.stderr
+    r = subprocess.run(
+        [sys.executable, "-m", "arena", "frobnicate"], capture_output=True, text=True, timeout=60
+    )
+    assert r.returncode == 2 and "unknown command 'frobnicate'" in r.stderr
+
+
+def test_dry_run_lists_every_cell_and_command(tmp_path):
+    m = write(tmp_path, BASE.replace("name: t", "name: t\nrepeats: 2\nprocesses: 2"))
+    r = subprocess.run(
+        [sys.executable, "-m", "arena", "run", str(m), "--dry-run", "--results", str(tmp_path / "res")],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=60,
+    )
+    assert r.returncode == 0, r.stderr
+    assert "= 2 cells" in r.stdout and "[2/2] a · random · ramp · repeat 2" in r.stdout
+    assert (
+        "--profile latency" in r.stdout
+        and "--processes 2" in r.stdout
+        and "--run-name a__random__ramp__r2" in r.stdout
+    )
+    assert not (tmp_path / "res").exists()
+
+
+def test_shape_and_load_keys_map_to_real_options():
+    """Every flag the matrix can produce is one the load path defines (or Locust's -u/-r/-t)."""
+    text = "".join((ROOT / f).read_text() for f in ("users/options.py", "shapes/options.py"))
+    for flag in [*SHAPE_FLAGS.values(), *LOAD_FLAGS.values()]:
+        assert flag in ("-u", "-r") or f'"{flag}"' in text, flag
+
+
+def test_durations():
+    assert (
+        parse_duration("500ms", "x") == 0.5
+        and parse_duration("2m", "x") == 120
+        and parse_duration(7, "x") == 7
+    )
+    for bad in ("0s", "-1s", "ten", True, None):
+        with pytest.raises(MatrixError):
+            parse_duration(bad, "x")
+
+
+def test_simserver_set_overrides_profile_keys():
+    from simserver.__main__ import UsageError, build_profile, parse_args
+    from simserver.profiles import ProfileError
+
+    p = build_profile(
+        parse_args(["--profile", "latency", "--set", "max_num_seqs=3", "--set", "step_time.base_s=0.5"])
+    )
+    assert (
+        p.engine.max_num_seqs == 3 and p.step_time.base_s == 0.5 and p.engine.max_num_batched_tokens == 2048
+    )
+    p = build_profile(parse_args(["--profile", "throughput", "--set", "engine.enable_prefix_caching=true"]))
+    assert p.engine.enable_prefix_caching is True
+    for bad, err in (
+        ("engine.max_num_seqs=x", ProfileError),
+        ("engine.nope=1", ProfileError),
+        ("nope=1", UsageError),
+        ("max_num_seqs", UsageError),
+        ("engine.max_num_seqs=0", ProfileError),
+    ):
+        with pytest.raises(err):
+            build_profile(parse_args(["--set", bad]))
+
+
+def entry(config: str, capacity: float | None, goodput: float, dataset: str = "d", lower: int = 0) -> dict:
+    return {
+        "matrix": "m",
+        "config": config,
+        "dataset": dataset,
+        "shape": "ramp",
+        "slo": "chat",
+        "slo_text": "TTFT ≤ 500 ms",
+        "shape_args": "-t 10s",
+        "capacity": capacity,
+        "capacity_unit": "users",
+        "capacity_lower_bound": lower,
+        "goodput": goodput,
+    }
+
+
+def test_ranking_capacity_then_goodput_and_winner_marks():
+    cells = board.ranked(
+        [
+            entry("a", 4.0, 3.0),
+            entry("b", 8.0, 1.0, lower=1),
+            entry("c", None, 5.0),
+            entry("d", 8.0, 2.0, lower=1),
+            entry("x", None, 0.0, dataset="e"),
+            entry("y", None, 0.0, dataset="e"),
+            entry("p", 3.0, 1.0, dataset="f"),
+            entry("q", 3.0, 1.0, dataset="f"),
+        ]
+    )
+    (_, first), (_, nobody), (_, tie) = cells
+    assert [(e["config"], e["rank"], e["winner"]) for e in first] == [
+        ("d", 1, True),
+        ("b", 2, False),
+        ("a", 3, False),
+        ("c", 4, False),
+    ]
+    assert not any(e["winner"] for e in nobody)
+    assert [e["winner"] for e in tie] == [True, True] and [e["rank"] for e in tie] == [1, 1]
+    md = board.render_markdown([entry("a", 4.0, 3.0), entry("b", 8.0, 1.0, dataset="z", lower=1)], "T")
+    assert "🏆 1 | a | 4 users" in md and "≥ 8 users" in md and "No single best" in md
+    html = board.render_html([entry("a", 4.0, 3.0), entry("b", 2.0, 1.0)], "T<script>")
+    assert "<tr class=win><td>🏆 1</td><td>a</td>" in html and "T&lt;script&gt;" in html
+    assert "<script" not in html.replace("T&lt;script&gt;", "") and "http" not in html  # self-contained
+    assert "**a** wins every cell" in board.render_markdown([entry("a", 4.0, 3.0), entry("b", 2.0, 1.0)], "T")
+
+
+def test_store_upserts_by_matrix_config_dataset_shape_slo(tmp_path):
+    db = tmp_path / "arena.sqlite"
+    e = {**entry("a", 4.0, 3.0), "date": "2026-01-01", "run_dirs": ["r1"], "params": {"n": 1}}
+    store.upsert(db, [e, {**e, "config": "b"}])
+    store.upsert(db, [{**e, "capacity": 5.0, "run_dirs": ["r1", "r2"]}, {**e, "matrix": "other"}])
+    rows = store.entries(db)
+    assert len(rows) == 3
+    a = next(r for r in rows if r["config"] == "a" and r["matrix"] == "m")
+    assert a["capacity"] == 5.0 and a["run_dirs"] == ["r1", "r2"] and a["params"] == {"n": 1}
+    assert len(store.entries(db, "other")) == 1
+    hw = store.hardware()
+    assert hw["cores"] >= 1 and hw["gpu"] and hw["cpu"] and "GPU" in hw["hardware"]
+
+
+def test_hardware_without_nvidia_smi_says_none(monkeypatch):
+    monkeypatch.setattr(store.shutil, "which", lambda _: None)
+    assert store.hardware()["gpu"] == "none"
+
+
+def test_complete_run_needs_finished_run_summary_and_matching_signature(tmp_path):
+    m = load_matrix(write(tmp_path, BASE))
+    cell = m.cells()[0]
+    layout = Layout(tmp_path / "res")
+
+    def folder(name: str, meta: dict, summary: bool = True, sig: str | None = None) -> Path:
+        d = layout.runs / name
+        d.mkdir(parents=True)
+        (d / "run.json").write_text(json.dumps(meta))
+        if summary:
+            (d / "summary.json").write_text("{}")
+        (d / "arena.json").write_text(json.dumps({"signature": sig or cell.signature}))
+        return d
+
+    done = {"name": cell.id, "t_end_unix": 2.0, "rows_received": 5}
+    folder(f"{cell.id}-20260101T000000Z", {"name": cell.id, "t_end_unix": None})  # interrupted
+    folder(f"{cell.id}-20260101T000001Z", done, summary=False)  # not analyzed
+    folder(f"{cell.id}-20260101T000002Z", {**done, "name": cell.id + "x"})  # another cell's prefix
+    folder(f"{cell.id}-20260101T000003Z", done, sig="0" * 16)  # run with other settings
+    assert complete_run(layout, cell) is None
+    good = folder(f"{cell.id}-20260101T000004Z", done)
+    assert complete_run(layout, cell) == good
