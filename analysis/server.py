@@ -11,9 +11,11 @@ over a time window — the run's measurement window for summary.json `server`, e
   the engine's hit-rate gauge (SGLang before `cached_tokens_total`, vLLM v0);
 - `server_ttft_mean_s` = Δsum / Δcount of the engine's TTFT histogram; percentiles by Prometheus'
   `histogram_quantile` (bucket-resolution estimates, not exact);
-- `client_minus_server_ttft_s` = mean client TTFT − mean server TTFT: the time a request spends
-  outside the engine before its first token — network, HTTP server, tokenization, the API layer
-  and the client's own reading. A gap that grows with load is queueing in front of the engine.
+- `client_minus_server_ttft_s` = mean client TTFT − mean server TTFT over the same requests (first
+  token in the same span, client rows weighted like the interpolated counters; the span stops
+  before the first request the load generator cancelled): the time a request spends outside the
+  engine before its first token — network, HTTP server, tokenization, the API layer and the
+  client's own reading. A gap that grows with load is queueing in front of the engine.
 """
 
 from __future__ import annotations
@@ -29,7 +31,6 @@ import pyarrow.csv as pacsv
 from analysis.engines import Engine, Samples, bound, detect, histogram_quantile
 from analysis.load import stages_by_step
 
-GAUGES = ("running", "waiting", "kv_usage", "hit_rate_gauge")
 HISTOGRAMS = ("ttft", "e2e", "queue", "step_tokens")
 QUANTILES = (0.5, 0.9, 0.99)
 
@@ -131,6 +132,18 @@ def build(df: pd.DataFrame) -> tuple[ServerData | None, list[str]]:
     return ServerData(engine, times, gauges, counters, buckets, sources, simulated), []
 
 
+def increase(d: ServerData, col: str, a: float, b: float) -> float | None:
+    """How much counter `col` grew over [a, b], interpolating between scrapes (None if not scraped)."""
+    if col not in d.counters:
+        return None
+    c = d.counters[col].to_numpy()
+    return float(np.interp(b, d.times, c) - np.interp(a, d.times, c))
+
+
+def ratio(num: float | None, den: float | None) -> float | None:
+    return num / den if num is not None and den else None
+
+
 def _none(v: float) -> float | None:
     return None if v is None or not np.isfinite(v) else float(v)
 
@@ -143,7 +156,7 @@ def window_figures(d: ServerData, t0: float, t1: float) -> dict:
             "kv_cache_usage_max", "prefix_cache_hit_rate", "prefix_cache_hit_source", "prefix_cache_queried_tokens",
             "preemptions", "prompt_tokens", "generation_tokens", "server_gen_tok_per_s", "tokens_per_step",
             "server_ttft_mean_s", *(f"server_ttft_p{round(q * 100)}_s" for q in QUANTILES), "server_ttft_count",
-            "server_e2e_mean_s", "server_queue_mean_s",
+            "server_e2e_mean_s", "server_queue_mean_s", "counter_window",
         )
     )  # fmt: skip
     times = d.times
@@ -157,15 +170,10 @@ def window_figures(d: ServerData, t0: float, t1: float) -> dict:
                 out[f"{name}_mean"], out[f"{name}_max"] = float(v.mean()), float(v.max())
     a, b = max(t0, float(times[0])), min(t1, float(times[-1]))
     spans = len(times) > 1 and b > a
+    out["counter_window"] = [a, b] if spans else None
 
     def inc(col: str) -> float | None:
-        if not spans or col not in d.counters:
-            return None
-        c = d.counters[col].to_numpy()
-        return float(np.interp(b, times, c) - np.interp(a, times, c))
-
-    def ratio(num: float | None, den: float | None) -> float | None:
-        return num / den if num is not None and den else None
+        return increase(d, col, a, b) if spans else None
 
     hits, queries = inc("hits"), inc("queries")
     if queries:
@@ -229,9 +237,53 @@ def cached_share(rows: pd.DataFrame | None) -> float | None:
     return float(rows["cached_tokens"].sum()) / p if p > 0 else None
 
 
-def summarize(
-    d: ServerData, window: tuple[float, float], client_ttft_mean_s: float | None, run_dir: Path
-) -> dict:
+def client_ttft_mean(df: pd.DataFrame, span: list[float], times: np.ndarray) -> float | None:
+    """Mean client TTFT of the requests whose first token arrived in `span`, weighted the way the
+    engine's counters are: a first token in scrape interval (t[i-1], t[i]] counts by the share of that
+    interval inside the span (the engine's increase there is interpolated by the same share). Failed
+    requests count once they had a token. Selecting by send time would compare different requests."""
+    ttft = df["ttft_s"].to_numpy(dtype=float)
+    first = df["t_start_unix"].to_numpy(dtype=float) + ttft
+    has = ~np.isnan(ttft)
+    ttft, first = ttft[has], first[has]
+    i = np.searchsorted(times, first, side="left")
+    inside = (i >= 1) & (i < len(times))  # before the first or after the last scrape: no engine count either
+    ttft, i = ttft[inside], i[inside]
+    lo, hi = times[i - 1], times[i]
+    w = np.clip(np.minimum(hi, span[1]) - np.maximum(lo, span[0]), 0.0, None) / (hi - lo)
+    return float(np.dot(w, ttft) / w.sum()) if w.sum() > 0 else None
+
+
+def _client(fig: dict, d: ServerData, df: pd.DataFrame, cut: float | None) -> dict:
+    """The TTFT comparison: client and engine means over the same span, which ends at the last scrape
+    before the first request the load generator cancelled was sent. Such a request's first token, if
+    it came, counts in the engine's histogram but not in requests.csv (a cancelled row has no TTFT):
+    past that point the two sides no longer count the same requests (those in flight at the stop).
+    A span shorter than one scrape interval compares too few requests to mean anything: None."""
+    out: dict = {"client_minus_server_ttft_s": None, "ttft_compare": None}
+    span = fig["counter_window"]
+    if span is None or d.interval_s is None:
+        return out
+    a, b = span
+    if cut is not None:  # down to the last scrape before it: no share of the interval holding that token
+        before = d.times[d.times <= cut]
+        b = min(b, float(before[-1])) if len(before) else a
+    if b - a < d.interval_s * 0.99:
+        return out
+    client = client_ttft_mean(df, [a, b], d.times)
+    server = ratio(increase(d, "ttft_sum", a, b), increase(d, "ttft_count", a, b))
+    if client is not None and server is not None:
+        out["client_minus_server_ttft_s"] = client - server
+        out["ttft_compare"] = {"window": [a, b], "client_mean_s": client, "server_mean_s": server}
+    return out
+
+
+def first_cancelled_send(df: pd.DataFrame) -> float | None:
+    cancelled = (df["error"].astype(object) == "cancelled").to_numpy()
+    return float(df["t_start_unix"].to_numpy()[cancelled].min()) if cancelled.any() else None
+
+
+def summarize(d: ServerData, window: tuple[float, float], df: pd.DataFrame, run_dir: Path) -> dict:
     """summary.json `server`: the engine, where each series came from, and the window's figures."""
     t0, t1 = window
     fig = window_figures(d, t0, t1)
@@ -244,41 +296,28 @@ def summarize(
         "scrape_interval_s": d.interval_s,
         "sources": d.sources,
         **fig,
-        "client_ttft_mean_s": client_ttft_mean_s,
-        "client_minus_server_ttft_s": _gap(client_ttft_mean_s, fig["server_ttft_mean_s"]),
+        **_client(fig, d, df, first_cancelled_send(df)),
         "client_cached_share": cached_share(cached),
     }
 
 
-def _gap(client: float | None, server: float | None) -> float | None:
-    return client - server if client is not None and server is not None else None
-
-
 def add_to_steps(d: ServerData, steps: list[dict], df: pd.DataFrame, meta: dict, run_dir: Path) -> None:
     """Each step row gains `server`: the figures over its stage (warm-up/cool-down excluded), the
-    client's mean TTFT over the same rows as the step's percentiles, and the gap between them."""
+    client's mean TTFT of the requests whose first token came in that span, and the gap between them."""
     if not steps:
         return
     stages = stages_by_step(meta)
-    sel = df[df["in_step_stats"].to_numpy() & df["ok"].to_numpy(dtype=bool)]
-    ttft = sel.groupby("step")["ttft_s"].mean()
     cached = read_cached(run_dir)
+    cut = first_cancelled_send(df)
     for row in steps:
         st = stages.get(row["step"], {})
         t0, t1 = _stage_window(st, row)
         fig = window_figures(d, t0, t1)
-        client = ttft.get(row["step"])
-        client = None if client is None or pd.isna(client) else float(client)
         share = None
         if cached is not None:
             mine = cached[(cached["step"] == row["step"]) & (cached["t_start_unix"] >= t0)]
             share = cached_share(mine)
-        fig.update(
-            client_ttft_mean_s=client,
-            client_minus_server_ttft_s=_gap(client, fig["server_ttft_mean_s"]),
-            client_cached_share=share,
-            window=[t0, t1],
-        )
+        fig.update(_client(fig, d, df, cut), client_cached_share=share, window=[t0, t1])
         row["server"] = fig
 
 

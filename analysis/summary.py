@@ -134,10 +134,8 @@ def analyze(run: Run, slo: Slo, extra: list[Slo] | None = None, wait: bool = Tru
         "warnings": sat_warnings + list(run.warnings) + server_warnings,
     }
     if series is not None:  # engine metrics over the run's window and each step's stage
-        client_ttft = summary["ttft_s"]["mean"]
-        summary["server"] = server.summarize(
-            series, (tp["t_start_unix"], tp["t_end_unix"]), client_ttft, run.path
-        )
+        window = (tp["t_start_unix"], tp["t_end_unix"])
+        summary["server"] = server.summarize(series, window, df, run.path)
         server.add_to_steps(series, steps, df, run.meta, run.path)
     a = Analysis(run, slo, summary, good, itl, series)
     return a.finish() if wait else a

@@ -42,9 +42,12 @@ def dry_run(matrix: Matrix, root: Path) -> None:
     layout = Layout(root)
     cells = matrix.cells()
     est = sum(c.shape.duration_s + 15 for c in cells)
+    counts = [(len(matrix.targets), "configuration"), (len(matrix.datasets), "dataset")]
+    counts += [(len(matrix.shapes), "shape"), (matrix.repeats, "repeat")]
     print(
-        f"matrix {matrix.name}: {len(matrix.targets)} configurations × {len(matrix.datasets)} datasets × "
-        f"{len(matrix.shapes)} shapes × {matrix.repeats} repeats = {len(cells)} cells, "
+        f"matrix {matrix.name}: "
+        + " × ".join(f"{n} {w}{'s' if n != 1 else ''}" for n, w in counts)
+        + f" = {len(cells)} cells, "
         f"SLOs {', '.join(matrix.slos)}; about {est / 60:.0f} min; results in {root}/"
     )
     for c in cells:

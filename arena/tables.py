@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,7 +39,7 @@ class Section:
 
     @property
     def slug(self) -> str:
-        return f"{self.slo.name}__{self.shape}".replace("/", "-")
+        return re.sub(r"[^A-Za-z0-9._-]+", "-", f"{self.slo.name}__{self.shape}").strip("-")
 
 
 def _config_key(cell: Cell) -> str:

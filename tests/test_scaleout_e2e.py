@@ -68,6 +68,23 @@ def read_trace(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
+def assert_rows_match_engine(rows: list[dict], engine: list[dict]) -> None:
+    """Every request the engine saw has exactly one row, every request it completed a successful
+    row. Requests cut when the run ends are `cancelled` rows: some never left the client (no trace),
+    some lost their last chunks after the engine sent them (engine ok, row cancelled)."""
+    ids = [r["request_id"] for r in rows]
+    assert len(ids) == len(set(ids)), "one row per request"
+    assert {r["error"] for r in rows if r["ok"] != "true"} <= {"cancelled"}, "only the cut requests failed"
+    seen = {t["request_id"] for t in engine}
+    assert seen <= set(ids), f"no row for {sorted(seen - set(ids))[:5]}"
+    cancelled = {r["request_id"] for r in rows if r["error"] == "cancelled"}
+    assert set(ids) - seen <= cancelled, "a row for a request that never reached the engine"
+    completed = {t["request_id"] for t in engine if t["status"] == "ok"}
+    ok_rows = {r["request_id"] for r in rows if r["ok"] == "true"}
+    assert ok_rows <= completed and completed - ok_rows <= cancelled
+    assert len(ok_rows) >= 2, "the run was under way"
+
+
 def stop_engine(sim: Proc, trace: Path, run: Path, timeout_s: float = 5.0) -> None:
     """Stop the engine once its trace holds every row's request: a request cut off by the client
     is traced when the engine notices the disconnect, which can be a moment after the client left."""
@@ -152,21 +169,8 @@ def test_interrupt_leaves_a_complete_run_folder(
     meta = json.loads((run / "run.json").read_text())
     assert meta["t_end_unix"] is not None and meta["t_end_unix"] < t_int + 10, "run closed at the interrupt"
     rows = read_rows(run)
-    ids = [r["request_id"] for r in rows]
-    assert len(ids) == len(set(ids))
     assert len({r["worker"] for r in rows}) == 2
-    engine = read_trace(trace)
-    seen = {t["request_id"] for t in engine}
-    assert seen <= set(ids), "every request the engine saw has its row"
-    assert {r["error"] for r in rows if r["ok"] != "true"} <= {"cancelled"}, "in flight: cancelled"
-    # At the interrupt a request can be cut before it left (no trace) or after the engine's last
-    # chunk but before the client read it (engine ok, row cancelled): both are `cancelled` rows.
-    cancelled = {r["request_id"] for r in rows if r["error"] == "cancelled"}
-    assert set(ids) - seen <= cancelled
-    completed = {t["request_id"] for t in engine if t["status"] == "ok"}
-    ok_rows = {r["request_id"] for r in rows if r["ok"] == "true"}
-    assert ok_rows <= completed and completed - ok_rows <= cancelled
-    assert len(ok_rows) >= 2, "the run was under way"
+    assert_rows_match_engine(rows, read_trace(trace))
     assert meta["lost_rows"] == 0 and meta["requests_sent"] == meta["rows_received"] == len(rows)
     assert len(meta["per_worker"]) == 2 and not meta["missing_workers"]
 
@@ -219,7 +223,8 @@ def test_killed_worker_run_completes_and_reports_the_loss(procs, sim_server, tmp
     engine = {t["request_id"]: t for t in read_trace(trace)}
     prefix = dead["request_id_prefix"]
     assert prefix and sum(r.startswith(prefix) for r in row_ids) == dead["rows"] > 0
-    assert row_ids <= set(engine)
+    cancelled = {r["request_id"] for r in rows if r["error"] == "cancelled"}
+    assert row_ids - set(engine) <= cancelled, "rows are requests the engine saw (or cut at the end)"
     lost = set(engine) - row_ids
     assert all(rid.startswith(prefix) for rid in lost), "only the dead worker lost rows"
     # nothing that ended before its last report was lost: only the last interval's requests
@@ -240,7 +245,7 @@ def test_step_shape_splits_users_and_announces_stages(sim_server, tmp_path: Path
     trace = tmp_path / "trace.jsonl"
     sim = sim_server("--trace", str(trace))
     run = run_locust(sim.url, tmp_path / "results", *processes(2), "--step-users", "2",
-                     "--step-interval", "2s", "-t", "6s", "--max-tokens", "16", "--run-name", "step2")  # fmt: skip
+                     "--step-interval", "3s", "-t", "9s", "--max-tokens", "16", "--run-name", "step2")  # fmt: skip
     stop_engine(sim, trace, run)
     rows = read_rows(run)
     workers = {r["worker"] for r in rows}
@@ -254,7 +259,7 @@ def test_step_shape_splits_users_and_announces_stages(sim_server, tmp_path: Path
         assert [len(users[(w, s)]) for s in range(3)] == [1, 2, 3], dict(users)
     meta = json.loads((run / "run.json").read_text())
     assert [s["target_users"] for s in meta["stages"]] == [2, 4, 6]
-    assert {t["request_id"] for t in read_trace(trace)} == {r["request_id"] for r in rows}
+    assert_rows_match_engine(rows, read_trace(trace))
     assert meta["lost_rows"] == 0
 
 
@@ -266,18 +271,21 @@ def test_open_loop_rate_stages_split_across_workers(sim_server, tmp_path: Path) 
                      "--max-tokens", "16", "--run-name", "rate2")  # fmt: skip
     stop_engine(sim, trace, run)
     rows = read_rows(run)
-    assert {t["request_id"] for t in read_trace(trace)} == {r["request_id"] for r in rows}
+    assert_rows_match_engine(rows, read_trace(trace))
     workers = {r["worker"] for r in rows}
     assert len(workers) == 2
     for step, rate in ((0, 10.0), (1, 20.0)):
-        mine = [r for r in rows if int(r["step"]) == step]
-        sched = sorted(float(r["t_scheduled_unix"]) for r in mine)
-        assert len(sched) >= rate * 2, f"step {step}: {len(sched)} requests"
+        mine = [(float(r["t_scheduled_unix"]), r["worker"]) for r in rows if int(r["step"]) == step]
+        assert {w for _, w in mine} == workers, f"step {step}: both workers send"
+        # from the moment both workers' open-loop users run (they start at Locust's spawn rate)
+        both = max(min(t for t, w in mine if w == wk) for wk in workers)
+        sched = sorted((t, w) for t, w in mine if t >= both)
+        assert len(sched) >= rate, f"step {step}: {len(sched)} requests with both workers sending"
         # together the workers make one arrival process at the full rate, interleaved, not bunched
-        gaps = [b - a for a, b in itertools.pairwise(sched)]
+        gaps = [b[0] - a[0] for a, b in itertools.pairwise(sched)]
         assert statistics.median(gaps) == pytest.approx(1.0 / rate, rel=0.05)
         assert min(gaps) > 0.5 / rate, "two workers sent at the same instant"
-        per = collections.Counter(r["worker"] for r in mine)
-        assert max(per.values()) - min(per.values()) <= 1 and set(per) == workers
+        per = collections.Counter(w for _, w in sched)
+        assert max(per.values()) - min(per.values()) <= 1, per
     meta = json.loads((run / "run.json").read_text())
     assert [s["rate_rps"] for s in meta["stages"]] == [10.0, 20.0]

@@ -68,7 +68,10 @@ def test_agentic_run_scrapes_engine_and_hit_rate_matches_client(sim_server, tmp_
     assert sv["client_cached_share"] == pytest.approx(client_share, abs=0.05)
     assert sv["running_mean"] > 0 and sv["server_ttft_count"] > 10
     assert 0 < sv["server_ttft_mean_s"] < s["ttft_s"]["mean"] + 0.01
+    # The engine's TTFT excludes the HTTP/API layer: on one host the client's is a few ms longer.
     assert -0.01 < sv["client_minus_server_ttft_s"] < 0.5
+    span = sv["ttft_compare"]["window"]
+    assert span[1] - span[0] > 5, "compared over most of the run (up to the first cancelled request)"
     assert all(st["server"]["prefix_cache_hit_rate"] is not None for st in s["steps"])
     assert "## Server (engine metrics)" in (run / "summary.md").read_text()
     assert "Server (engine metrics)" in (run / "report.html").read_text()

@@ -14,7 +14,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from pytest import approx
 
 from analysis.engines import SGLANG, TGI, VLLM, detect, histogram_quantile, parse_labels
-from analysis.server import build, load_server_metrics, window_figures
+from analysis.server import build, load_server_metrics, summarize, window_figures
 from users.options import OptionError
 from users.servermetrics import Scraper, format_labels, format_value, interval_of, parse, resolve, same_origin
 
@@ -78,6 +78,21 @@ def test_parse_keeps_engine_series_drops_noise(engine: str) -> None:
     for _, lab, _ in rows:
         keys = [p.split("=", 1)[0] for p in lab.split(";") if p]
         assert keys == sorted(keys) and '"' not in lab
+
+
+@pytest.mark.parametrize("engine", list(PAGES))
+def test_parse_in_pieces_equals_parsing_the_whole_page(engine: str) -> None:
+    """The scraper parses ≤ 20 samples at a time (to yield to the event loop): same samples, same order."""
+    text = page(engine)
+    whole = [
+        (s.name, format_labels(s.labels), format_value(s.value))
+        for fam in text_string_to_metric_families(text)
+        for s in fam.samples
+        if not s.name.startswith(("python_", "process_")) and not s.name.endswith("_created")
+    ]
+    pauses = []
+    assert list(parse(text, lambda: pauses.append(1))) == whole
+    assert len(pauses) >= len(whole) // 20
 
 
 def test_parse_tgi_counters_get_total_and_summaries_survive() -> None:
@@ -203,6 +218,36 @@ def test_counter_resets_late_label_sets_and_window_interpolation() -> None:
     assert empty["prefix_cache_hit_rate"] is None and empty["running_mean"] is None
 
 
+def test_ttft_comparison_same_requests_and_stops_before_cancelled_ones(tmp_path: Path) -> None:
+    # engine: (0,2] two first tokens of 0.1 s, (2,4] two of 0.3 s, (4,6] one of 5 s — a request the
+    # load generator cancelled at the stop (its row has no TTFT)
+    cum = {0.0: (0, 0.0), 2.0: (2, 0.2), 4.0: (4, 0.8), 6.0: (5, 5.8)}
+    rows = []
+    for t, (n, total) in cum.items():
+        rows += [(t, "vllm:time_to_first_token_seconds_count", "", float(n)),
+                 (t, "vllm:time_to_first_token_seconds_sum", "", total),
+                 (t, "vllm:num_requests_running", "", 1.0)]  # fmt: skip
+    d, _ = build(pd.DataFrame(rows, columns=["t", "metric", "labels", "value"]))
+    # client: each row 10 ms more than the engine (first token at send + TTFT); one cancelled row
+    client = pd.DataFrame(
+        {
+            "t_start_unix": [0.9, 1.4, 2.69, 3.19, 4.2],
+            "ttft_s": [0.11, 0.11, 0.31, 0.31, np.nan],
+            "error": ["", "", "", "", "cancelled"],
+        }
+    )
+    sv = summarize(d, (0.0, 6.0), client, tmp_path)
+    assert sv["server_ttft_mean_s"] == approx(5.8 / 5)  # the engine's own view of the whole window
+    c = sv["ttft_compare"]
+    assert c["window"] == [0.0, 4.0] and (c["client_mean_s"], c["server_mean_s"]) == approx((0.21, 0.2))
+    assert sv["client_minus_server_ttft_s"] == approx(0.21 - 0.2)
+    # Half of the (2, 4] interval: both sides take half of it (engine interpolated, client weighted).
+    half = summarize(d, (0.0, 3.0), client, tmp_path)
+    assert half["client_minus_server_ttft_s"] == approx(0.01)
+    # Less than one scrape interval left before the cancelled request: nothing to compare.
+    assert summarize(d, (3.0, 6.0), client, tmp_path)["client_minus_server_ttft_s"] is None
+
+
 def test_histogram_quantile_like_prometheus() -> None:
     bounds = [0.1, 0.2, 0.4, float("inf")]
     counts = np.array([10.0, 30.0, 40.0, 40.0])
@@ -227,6 +272,9 @@ def test_resolve_and_interval() -> None:
         resolve("ftp://x", "http://h")
     with pytest.raises(OptionError, match="credentials in the URL") as e:
         resolve("http://u:secret@m:9090/metrics", "http://h")
+    assert "secret" not in str(e.value)
+    with pytest.raises(OptionError, match="is not a URL") as e:
+        resolve("http://u:secret@m:badport/metrics", "http://h")
     assert "secret" not in str(e.value)
     assert interval_of("500ms") == 0.5
     with pytest.raises(OptionError, match="--scrape-interval"):

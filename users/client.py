@@ -1,20 +1,19 @@
 """Streaming clients: send one OpenAI request, time every event, return a `StreamResult`.
 
-This is the hot path. The raw transport reads one SSE event at a time from the socket
-(geventhttpclient, C parser for HTTP/chunked framing) and takes `perf_counter()` as soon as
-the read returns; JSON decoding happens after the stamp. The openai-SDK transport exists for
-compatibility (Azure, proxies, custom auth); it costs several times more CPU per chunk, and its
-timestamps include the SDK's parsing.
+This is the hot path. The raw transport reads SSE events from the socket as they arrive
+(geventhttpclient's C parser for HTTP/chunked framing) and stamps each with its arrival: on Linux
+the kernel's receive time of its last byte (mapped onto the perf_counter clock), so neither the
+event loop's other work nor this process's scheduling moves a timestamp; elsewhere (and on TLS)
+`perf_counter()` right after the read. JSON decoding happens after the stamp. The openai-SDK
+transport exists for compatibility (Azure, proxies, custom auth); it costs several times more CPU
+per chunk, and its timestamps include the SDK's parsing and the event loop's delays.
 """
 
 from __future__ import annotations
 
 import functools
 import logging
-import os
 import socket
-import struct
-import sys
 import time
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol
@@ -22,11 +21,10 @@ from urllib.parse import urlsplit
 
 import gevent
 import orjson
-from gevent import socket as gsocket
-from geventhttpclient import HTTPClient
 from geventhttpclient.response import HTTPConnectionClosed
 
 from users import sse
+from users.arrival import arrival, stamping_client, wall_and_perf
 
 perf_counter = time.perf_counter
 
@@ -92,99 +90,6 @@ def _finish(res: StreamResult) -> None:
 
 _SEP = b"\n\n"
 _BLOCK = 65536
-# Linux: the kernel stamps every received segment (CLOCK_REALTIME, ns) and recvmsg() hands the stamp
-# of the newest segment it returned. 35 is SO_TIMESTAMPNS on x86/arm/generic Linux (Python has no
-# constant); a socket that refuses it simply gets user-space stamps.
-_SO_TIMESTAMPNS = 35
-_TS = struct.Struct("qq")
-KERNEL_STAMPS = sys.platform.startswith("linux") and os.environ.get("GOODPUT_KERNEL_STAMPS", "1") != "0"
-# How late this process read bytes the kernel already held (s): drained once a second by users/selfmon.py.
-READ_LAGS: list[float] = []
-_READ_LAGS_MAX = 20000
-
-
-def wall_and_perf(tries: int = 5) -> tuple[float, float]:
-    """A (wall clock, perf_counter) pair read at the same instant, to ±1 µs.
-
-    Rows carry wall-clock times mapped from the perf clock through such a pair; two plain
-    consecutive reads can be split by a context switch on a busy host (a 1 ms shift was seen).
-    The wall read bracketed by the closest pair of perf reads wins.
-    """
-    best = (float("inf"), 0.0, 0.0)
-    for _ in range(tries):
-        p0 = perf_counter()
-        w = time.time()
-        p1 = perf_counter()
-        if p1 - p0 < best[0]:
-            best = (p1 - p0, w, (p0 + p1) / 2)
-            if p1 - p0 < 2e-6:
-                break
-    return best[1], best[2]
-
-
-class _StampSocket(gsocket.socket):
-    """A gevent socket whose every read records the kernel's receive stamp of its newest byte.
-
-    The stamp says when the bytes reached this host, so neither this process's scheduling nor
-    other greenlets' work (a burst of 100 streams' chunks from one engine step) moves a timestamp;
-    geventhttpclient's header read goes through here too, so a first token that arrives with the
-    response head keeps its true arrival. It also waits *before* reading: gevent's `recv` tries
-    first and, between two SSE events, always gets EAGAIN (an exception and a second syscall)
-    before waiting — ~7 µs per chunk.
-    """
-
-    __slots__ = ("stamp",)
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.stamp = 0.0  # wall-clock arrival of the newest byte of the last read; 0.0: unknown
-
-    def recv(self, bufsize: int, flags: int = 0) -> bytes:
-        raw = self._sock
-        while True:
-            self._wait(self._read_event)
-            try:
-                data, anc, _flags, _addr = raw.recvmsg(bufsize, 64, flags)
-            except BlockingIOError:  # spurious wake-up
-                continue
-            stamp = 0.0
-            for level, kind, value in anc:
-                if level == socket.SOL_SOCKET and kind == _SO_TIMESTAMPNS and len(value) >= 16:
-                    sec, ns = _TS.unpack_from(value)
-                    stamp = sec + ns * 1e-9
-            self.stamp = stamp
-            return data
-
-
-def _stamping_client(*args: Any, **kwargs: Any) -> HTTPClient:
-    """An HTTPClient whose plain-TCP connections are `_StampSocket`s (TLS decrypts in C: left alone)."""
-    client = HTTPClient(*args, **kwargs)
-    if not kwargs.get("ssl"):
-
-        def create(family: int, socktype: int, protocol: int) -> _StampSocket:
-            sock = _StampSocket(family, socktype, protocol)
-            if KERNEL_STAMPS:
-                try:
-                    sock.setsockopt(socket.SOL_SOCKET, _SO_TIMESTAMPNS, 1)
-                except OSError:
-                    pass  # no kernel stamps: reads still work, stamps fall back to perf_counter
-            return sock
-
-        client._connection_pool._create_tcp_socket = create
-    return client
-
-
-def _arrival(sock: Any, offset: float, now: float) -> float:
-    """The last read's arrival on the perf clock: the kernel stamp mapped through `offset`
-    (wall − perf), or `now` without one (or after a wall-clock step: never later than the read)."""
-    stamp = sock.stamp if type(sock) is _StampSocket else 0.0
-    if stamp:
-        t = stamp - offset
-        if t <= now:
-            if len(READ_LAGS) < _READ_LAGS_MAX:
-                READ_LAGS.append(now - t)
-            return t
-    return now
 
 
 def _read_events(resp: Any, res: StreamResult) -> None:
@@ -200,7 +105,7 @@ def _read_events(resp: Any, res: StreamResult) -> None:
     sock = resp._sock
     wall, perf = wall_and_perf()
     offset = wall - perf
-    t = _arrival(sock, offset, perf_counter())  # bytes that came with the headers
+    t = arrival(sock, offset, perf_counter())  # bytes that came with the headers
     pos = 0
     while True:
         end = buf.find(_SEP, pos)
@@ -214,7 +119,7 @@ def _read_events(resp: Any, res: StreamResult) -> None:
             if sock is None:
                 raise HTTPConnectionClosed("connection closed.")
             data = sock.recv(_BLOCK)
-            t = _arrival(sock, offset, perf_counter())
+            t = arrival(sock, offset, perf_counter())
             feed(data)
             if not data and not resp.message_complete:
                 raise HTTPConnectionClosed("connection closed before the end of the stream")
@@ -239,7 +144,7 @@ class RawTransport:
         u = urlsplit(base_url)
         self.prefix = u.path.rstrip("/")
         self._new_client = functools.partial(
-            _stamping_client,
+            stamping_client,
             u.hostname or "127.0.0.1",
             u.port or (443 if u.scheme == "https" else 80),
             ssl=u.scheme == "https",

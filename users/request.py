@@ -12,7 +12,8 @@ from typing import Any
 
 from gevent import GreenletExit
 
-from users.client import StreamResult, wall_and_perf
+from users.arrival import wall_and_perf
+from users.client import StreamResult
 from users.inflight import IN_FLIGHT
 from users.record import RequestRecord
 

@@ -5,7 +5,7 @@ A load generator that falls behind reports its own delays as the server's. Locus
 - a lag probe: a greenlet that sleeps 10 ms and records how much longer it actually slept (every
   other greenlet's work between two wake-ups shows up here);
 - a sampler: once a second, this process's CPU use (psutil) and a sample of the transport's read
-  lags (how long bytes the kernel already held waited for this process, users/client.py).
+  lags (how long bytes the kernel already held waited for this process, users/arrival.py).
 Workers ship their seconds with every Locust report (`goodput_selfmon` in the report data); the
 master (or the local runner) merges them into run.json `loadgen`: per-worker lag, CPU and read-lag
 figures from the raw samples, and `saturated_windows`, the spans where some worker's lag p99 over
@@ -25,7 +25,7 @@ import gevent
 import psutil
 from locust.runners import MasterRunner, WorkerRunner
 
-from users import client
+from users import arrival
 from users.options import OptionError, parse_duration_s
 from users.setup import fail
 
@@ -81,8 +81,8 @@ class Meter:
         """
         now = time.time()
         lags, self.lags = self.lags, []
-        reads = client.READ_LAGS[:]
-        client.READ_LAGS.clear()
+        reads = arrival.READ_LAGS[:]
+        arrival.READ_LAGS.clear()
         cpu = self.proc.cpu_percent(None)
         t0, self.t_second = self.t_second, now
         if not self.running or (final and now - t0 < 0.5):

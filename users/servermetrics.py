@@ -152,8 +152,9 @@ def resolve(value: str, host: str) -> tuple[str, str]:
     except ValueError:
         ok = False
     if not ok:
+        shown = safe_url(v) or ("the value" if "@" in v else v)  # never echo credentials
         raise OptionError(
-            f"--server-metrics: '{safe_url(v) or v}' is not a URL (expected http://HOST:PORT/metrics, auto or off)"
+            f"--server-metrics: '{shown}' is not a URL (expected http://HOST:PORT/metrics, auto or off)"
         )
     if "@" in u.netloc:
         raise OptionError(

@@ -1,0 +1,143 @@
+"""Streamed chunks/s one load process sustains, and how true its first-token times stay, per transport.
+
+    .venv/bin/python bench/client_capacity.py                         # 10 → 2,000 streams, raw and openai
+    .venv/bin/python bench/client_capacity.py --streams 100 500 --transports raw raw-userstamps
+    .venv/bin/python bench/client_capacity.py --pin                   # engine on core 0, Locust on core 1
+
+Starts the simulated engine with a huge batch (every stream gets a token every `--step-ms`, the
+step nearly independent of the batch, so the engine is not what is measured) and its trace, then
+for each transport and stream count runs Locust in one process (`--shape none -u N`, closed-loop
+streaming chat, `--ignore-eos`, fixed prompt/output lengths). Over the steady middle of each run:
+- chunks/s received (from requests.csv: each row's chunk arrival times) and the Locust process's
+  CPU (psutil, from outside); `µs/chunk` is CPU per chunk with all per-request work included, and
+  `per core` = chunks/s ÷ CPU share, the ceiling of one core;
+- TTFT error: the client's first-token time (`t_start_unix + ttft_s`) minus the engine's emit
+  time (trace, joined by X-Request-Id), p50/p99 ms;
+- the process's own event-loop lag p99 and saturated seconds (run.json `loadgen`).
+Transports: `raw` (default client, kernel receive stamps), `raw-userstamps` (the same client with
+GOODPUT_KERNEL_STAMPS=0: stamps taken in user space after each read), `openai` (the SDK).
+The last lines compare the transports at equal error (p99 ≤ 2 ms). The engine and Locust share
+this host's cores: on a small or busy host the engine's own CPU use lowers the achieved rates.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+from pathlib import Path
+
+from loadgen_common import (
+    chunk_times,
+    first_token_errors,
+    machine,
+    pct,
+    read_rows,
+    read_trace,
+    run_locust,
+    simserver,
+    tempdir,
+)
+
+TRANSPORTS = {
+    "raw": ([], {}),
+    "raw-userstamps": ([], {"GOODPUT_KERNEL_STAMPS": "0"}),
+    "openai": (["--client", "openai"], {}),
+}
+
+
+def measure(engine, out: Path, transport: str, streams: int, args: argparse.Namespace) -> dict:
+    extra, env = TRANSPORTS[transport]
+    dataset = f"random:n=2000,input=fixed({args.prompt_tokens}),output=fixed({args.max_tokens})"
+    run = run_locust(engine.url, out, f"{transport}-{streams}", streams, args.duration,
+                     ["--dataset", dataset, "--max-tokens", str(args.max_tokens), "--ignore-eos",
+                      "--request-timeout", "60s", *extra], env=env,
+                     pin_cores={1} if args.pin else None)  # fmt: skip
+    request_s = args.max_tokens * args.step_ms / 1000
+    t0 = run.meta["t_start_unix"] + args.warmup + streams / 1000
+    t1 = run.meta["t_end_unix"] - 2 * request_s - 2.0
+    if t1 - t0 < 3:
+        raise SystemExit(f"client_capacity: --duration {args.duration} leaves no steady window")
+    rows = read_rows(run.run_dir)
+    chunks = sum(1 for r in rows for t in chunk_times(r) if t0 <= t <= t1)
+    cpu_s = run.cpu.cpu_between(t0, t1)
+    errs = first_token_errors(rows, read_trace(engine.trace), t0, t1)
+    (lg,) = run.meta.get("loadgen", {}).get("workers", {}).values() or [{}]
+    rate = chunks / (t1 - t0)
+    share = cpu_s / (t1 - t0)
+    return {
+        "transport": transport,
+        "streams": streams,
+        "rate": rate,
+        "cpu": share,
+        "us_chunk": cpu_s / chunks * 1e6 if chunks else math.nan,
+        "per_core": rate / share if share > 0 else math.nan,
+        "err50": pct(errs, 0.5),
+        "err99": pct(errs, 0.99),
+        "n_err": len(errs),
+        "lag99": (lg.get("lag_ms") or {}).get("p99"),
+        "sat": lg.get("saturated_seconds"),
+        "failed": sum(1 for r in rows if r["ok"] != "true" and r["error"] != "cancelled"),
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--streams", type=int, nargs="+", default=[10, 100, 500, 1000, 2000])
+    ap.add_argument("--transports", nargs="+", default=["raw", "openai"], choices=list(TRANSPORTS))
+    ap.add_argument("--duration", type=float, default=18.0, help="seconds per run")
+    ap.add_argument("--warmup", type=float, default=4.0, help="seconds left out at the start of a run")
+    ap.add_argument("--max-tokens", type=int, default=64, help="output tokens per request (ignore_eos)")
+    ap.add_argument("--prompt-tokens", type=int, default=64)
+    ap.add_argument("--step-ms", type=float, default=20.0, help="engine step: one token per stream per step")
+    ap.add_argument("--pin", action="store_true", help="engine on core 0, Locust on core 1 (Linux)")
+    args = ap.parse_args()
+
+    print(machine())
+    work = tempdir("client-capacity")
+    results = []
+    with simserver(args.step_ms / 1000, work, pin_core=0 if args.pin else None) as engine:
+        for transport in args.transports:
+            for n in args.streams:
+                r = measure(engine, work / "runs", transport, n, args)
+                results.append(r)
+                print(
+                    f"  {transport} {n} streams: {r['rate']:.0f} chunks/s, CPU {r['cpu'] * 100:.0f} %, "
+                    f"TTFT err p99 {r['err99']:.2f} ms",
+                    flush=True,
+                )
+    print(
+        f"\nengine step {args.step_ms:g} ms (one token per stream per step), prompt {args.prompt_tokens} "
+        f"/ output {args.max_tokens} tokens, {args.duration:g} s per run, one Locust process"
+        + (", pinned: engine core 0, Locust core 1" if args.pin else "")
+    )
+    head = (f"{'transport':<15}{'streams':>8}{'chunks/s':>10}{'CPU':>6}{'µs/chunk':>10}{'per core':>10}"
+            f"{'err p50':>9}{'err p99':>9}{'lag p99':>9}{'sat s':>7}{'failed':>7}")  # fmt: skip
+    print(head + "\n" + "-" * len(head))
+    for r in results:
+        print(
+            f"{r['transport']:<15}{r['streams']:>8}{r['rate']:>10.0f}{r['cpu'] * 100:>5.0f}%{r['us_chunk']:>10.1f}"
+            f"{r['per_core']:>10.0f}{r['err50']:>9.2f}{r['err99']:>9.2f}{_f(r['lag99']):>9}{_f(r['sat']):>7}"
+            f"{r['failed']:>7}"
+        )
+    print("(err: client first-token time minus the engine's emit, ms; lag: the process's event-loop lag, ms)")
+    best = {}
+    for r in results:
+        if r["err99"] <= 2.0 and r["n_err"] >= 20:
+            b = best.get(r["transport"])
+            if b is None or r["rate"] > b["rate"]:
+                best[r["transport"]] = r
+    for t, r in best.items():
+        print(f"{t}: up to {r['rate']:.0f} chunks/s ({r['streams']} streams) with TTFT err p99 ≤ 2 ms; "
+              f"{r['per_core']:.0f} chunks/s per core there")  # fmt: skip
+    if "raw" in best and "openai" in best:
+        print(f"raw / openai at equal error: {best['raw']['rate'] / best['openai']['rate']:.1f}× the chunks/s, "
+              f"{best['raw']['per_core'] / best['openai']['per_core']:.1f}× per core")  # fmt: skip
+    print(f"run folders and trace: {work}")
+
+
+def _f(v: float | int | None) -> str:
+    return "-" if v is None else f"{v:.0f}" if isinstance(v, int) or v >= 10 else f"{v:.1f}"
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,230 @@
+"""Shared by the load-generator benchmarks (client_capacity, workers_scaling, vs_vllm_bench).
+
+A simulated engine that is not the bottleneck (every stream decodes in every step, step time
+nearly independent of the batch), Locust runs as subprocesses with their CPU sampled from outside,
+and the engine's trace as ground truth for the client's first-token times.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import json
+import os
+import platform
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import psutil
+
+ROOT = Path(__file__).resolve().parent.parent
+PY = sys.executable
+
+
+def engine_config(step_s: float) -> str:
+    """Huge batch and KV cache; a step costs `step_s` plus ~1 µs per sequence (2,000 streams: +2 ms)."""
+    return (
+        "base: capacity\n"
+        "engine:\n  max_num_seqs: 4096\n  max_num_batched_tokens: 65536\n"
+        f"step_time:\n  base_s: {step_s}\n  prefill_token_s: 0.000001\n"
+        "  decode_seq_s: 0.000001\n  kv_token_s: 0.0\n"
+    )
+
+
+def machine() -> str:
+    """One line about the host the figures came from."""
+    model = platform.processor() or ""
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    return (
+        f"host: {os.cpu_count()} cores ({model}), {psutil.virtual_memory().total / 2**30:.0f} GiB, "
+        f"{platform.system()} {platform.release()}, Python {platform.python_version()}; "
+        f"load average at start {load}"
+    )
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_up(url: str, timeout_s: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            urllib.request.urlopen(url, timeout=1).close()
+            return
+        except OSError:
+            time.sleep(0.1)
+    raise SystemExit(f"bench: {url} did not come up within {timeout_s:.0f}s")
+
+
+@dataclass
+class Engine:
+    url: str
+    trace: Path
+    proc: subprocess.Popen
+
+
+@contextlib.contextmanager
+def simserver(step_s: float, workdir: Path, pin_core: int | None = None) -> Iterator[Engine]:
+    cfg = workdir / "engine.yaml"
+    cfg.write_text(engine_config(step_s))
+    trace = workdir / "trace.jsonl"
+    port = free_port()
+    cmd = [PY, "-m", "simserver", "--host", "127.0.0.1", "--port", str(port), "--config", str(cfg),
+           "--trace", str(trace)]  # fmt: skip
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        if pin_core is not None:
+            os.sched_setaffinity(proc.pid, {pin_core})
+        url = f"http://127.0.0.1:{port}"
+        wait_up(url + "/health")
+        yield Engine(url, trace, proc)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+class CpuSampler:
+    """CPU seconds of a process tree over wall time, sampled from outside every 0.2 s."""
+
+    def __init__(self, pid: int) -> None:
+        self.root = psutil.Process(pid)
+        self.samples: list[tuple[float, float]] = []
+        self._seen: dict[int, psutil.Process] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _total(self) -> float:
+        with contextlib.suppress(psutil.Error):
+            for p in [self.root, *self.root.children(recursive=True)]:
+                self._seen.setdefault(p.pid, p)
+        total = 0.0
+        for p in list(self._seen.values()):
+            try:
+                c = p.cpu_times()
+                total += c.user + c.system
+            except psutil.Error:
+                pass  # gone: its last reading is lost (windows end before processes exit)
+        return total
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.samples.append((time.time(), self._total()))
+            self._stop.wait(0.2)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def cpu_between(self, t0: float, t1: float) -> float:
+        """CPU seconds used in [t0, t1] (nearest samples inside the window)."""
+        inside = [s for s in self.samples if t0 <= s[0] <= t1]
+        if len(inside) < 2:
+            return float("nan")
+        (a_t, a_c), (b_t, b_c) = inside[0], inside[-1]
+        return (b_c - a_c) * (t1 - t0) / (b_t - a_t)
+
+
+@dataclass
+class LocustRun:
+    run_dir: Path
+    cpu: CpuSampler
+    t_begin: float
+    t_end: float
+    returncode: int
+    meta: dict = field(default_factory=dict)
+
+
+def run_locust(url: str, out: Path, name: str, users: int, duration_s: float, args: list[str],
+               env: dict | None = None, pin_cores: set[int] | None = None) -> LocustRun:  # fmt: skip
+    """One headless Locust run (`--shape none`), its CPU sampled from outside."""
+    cmd = [PY, "-m", "locust", "-f", "locustfile.py", "--headless", "--only-summary", "--host", url,
+           "--shape", "none", "-u", str(users), "-r", str(users), "-t", f"{duration_s:.0f}s",
+           "--results-dir", str(out), "--run-name", name, *args]  # fmt: skip
+    t_begin = time.time()
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            env={**os.environ, **(env or {})})  # fmt: skip
+    if pin_cores:
+        os.sched_setaffinity(proc.pid, pin_cores)
+    cpu = CpuSampler(proc.pid)
+    try:
+        rc = proc.wait(duration_s + 120)
+    finally:
+        cpu.stop()
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGINT)
+            proc.wait(30)
+    runs = sorted(out.glob(f"{name}-*"))
+    if not runs:
+        raise SystemExit(f"bench: locust wrote no run folder for {name} (exit {proc.returncode})")
+    meta = json.loads((runs[-1] / "run.json").read_text())
+    return LocustRun(runs[-1], cpu, t_begin, time.time(), rc, meta)
+
+
+def read_rows(run_dir: Path) -> list[dict]:
+    with open(run_dir / "requests.csv", newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+def read_trace(trace: Path) -> dict[str, dict]:
+    out = {}
+    if trace.exists():
+        for line in trace.read_text().splitlines():
+            if line.strip():
+                t = json.loads(line)
+                out[t["request_id"]] = t
+    return out
+
+
+def chunk_times(row: dict) -> list[float]:
+    """Wall-clock arrival of each text chunk of a row (t_start + ttft + cumulative ITL)."""
+    if not row.get("ttft_s"):
+        return []
+    t = float(row["t_start_unix"]) + float(row["ttft_s"])
+    out = [t]
+    for g in (row.get("itl_s") or "").split(";"):
+        if g:
+            t += float(g)
+            out.append(t)
+    return out
+
+
+def first_token_errors(rows: list[dict], trace: dict[str, dict], t0: float, t1: float) -> list[float]:
+    """Client first-token time minus the engine's emit (ms), for first tokens emitted in [t0, t1]."""
+    out = []
+    for r in rows:
+        t = trace.get(r["request_id"])
+        if r["ok"] == "true" and t and t.get("t_first_emit_unix") and t0 <= t["t_first_emit_unix"] <= t1:
+            out.append((float(r["t_start_unix"]) + float(r["ttft_s"]) - t["t_first_emit_unix"]) * 1000)
+    return sorted(out)
+
+
+def pct(xs: list[float], q: float) -> float:
+    if not xs:
+        return float("nan")
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, max(0, int(q * len(xs) + 0.5) - 1))]
+
+
+def tempdir(prefix: str) -> Path:
+    return Path(tempfile.mkdtemp(prefix=f"goodput-{prefix}-"))

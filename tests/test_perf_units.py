@@ -1,0 +1,167 @@
+"""Unit tests of the load generator's own performance work: kernel receive stamps, cheap ITL
+logging and formatting, and the self-measurement's merge of seconds into saturated windows."""
+
+from __future__ import annotations
+
+import socket
+import sys
+import time
+
+import gevent
+import pytest
+from gevent.server import StreamServer
+from locust.stats import RequestStats
+
+from users import arrival, client
+from users.livestats import METHOD, log_many
+from users.record import RequestRecord, _gaps
+from users.selfmon import Aggregate, pct
+
+linux = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="kernel receive stamps are Linux's")
+
+
+def _block(seconds: float) -> None:
+    """Hold the event loop (time.sleep may be gevent's once Locust has patched the process)."""
+    end = time.perf_counter() + seconds
+    while time.perf_counter() < end:
+        pass
+
+
+def _event(text: str) -> bytes:
+    data = (
+        b'data: {"choices":[{"index":0,"delta":{"content":"%s"},"finish_reason":null}]}\n\n' % text.encode()
+    )
+    return b"%x\r\n%b\r\n" % (len(data), data)
+
+
+class SseServer:
+    """Streams two tokens, holding the whole event loop (as a busy client process would) for
+    `block_s` after each write (`together=False`: the client reads each token late) or after both
+    (`together=True`: one read takes both). Records when each token was written."""
+
+    def __init__(self, block_s: float, together: bool = False) -> None:
+        self.block_s, self.together = block_s, together
+        self.written: list[float] = []
+        self.server = StreamServer(("127.0.0.1", 0), self.handle)
+        self.server.start()
+        self.url = f"http://127.0.0.1:{self.server.server_port}"
+
+    def handle(self, sock: socket.socket, _addr: tuple) -> None:
+        buf = b""
+        while b"\r\n\r\n" not in buf:
+            buf += sock.recv(65536)
+        sock.sendall(
+            b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n"
+        )
+        gevent.sleep(0.02)
+        for text in ("a", "b"):
+            self.written.append(time.time())
+            sock.sendall(_event(text))
+            if not self.together:
+                _block(self.block_s)  # the client cannot read meanwhile
+                gevent.sleep(0.01)  # now it reads, late
+        if self.together:
+            _block(self.block_s)
+            gevent.sleep(0.01)  # the client reads both before [DONE] comes
+        done = b"data: [DONE]\n\n"
+        sock.sendall(b"%x\r\n%b\r\n0\r\n\r\n" % (len(done), done))
+        gevent.sleep(0.05)
+
+
+def _stream(server: SseServer) -> tuple[client.StreamResult, float]:
+    transport = client.RawTransport(server.url, None)
+    gevent.sleep(0.1)  # the kernel turns receive stamping on a moment after the first socket asks
+    try:
+        wall, perf = arrival.wall_and_perf()
+        res = transport.stream("/v1/chat/completions", {"stream": True}, {}, 10.0)
+    finally:
+        transport.close()
+        server.server.stop()
+    return res, wall - perf
+
+
+@linux
+def test_a_token_read_late_keeps_its_arrival_time() -> None:
+    """The loop is held 40 ms after each write; the stamps are still the arrival times."""
+    server = SseServer(block_s=0.04)
+    res, offset = _stream(server)
+    assert res.error == "" and res.done and res.text == "ab"
+    for t, written in zip(res.text_times, server.written, strict=True):
+        assert 0 <= t + offset - written < 0.002, (t + offset - written, "arrival, not the read 40 ms later")
+
+
+@linux
+def test_tokens_read_together_get_the_later_arrival_never_an_earlier_one() -> None:
+    """Both tokens wait in the kernel until one read takes them: the kernel keeps one stamp, the
+    newest, so the first token is late by the gap (the saturation windows flag such stalls)."""
+    server = SseServer(block_s=0.03, together=True)
+    res, offset = _stream(server)
+    assert res.text == "ab"
+    first, second = (t + offset for t in res.text_times)
+    assert first == second
+    assert 0 <= second - server.written[1] < 0.002
+    assert first >= server.written[0]
+
+
+def test_stamps_fall_back_to_the_read_time_without_kernel_stamps(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(arrival, "KERNEL_STAMPS", False)
+    server = SseServer(block_s=0.04)
+    res, offset = _stream(server)
+    assert res.text == "ab"
+    assert res.text_times[0] + offset - server.written[0] >= 0.035, "read after the 40 ms hold, stamped then"
+
+
+def test_wall_and_perf_pair_is_tight() -> None:
+    w, p = arrival.wall_and_perf()
+    assert abs((time.time() - time.perf_counter()) - (w - p)) < 0.001
+
+
+def test_log_many_is_log_for_each_value() -> None:
+    values = [0.4, 12.6, 99.4, 99.6, 150.0, 1234.0, 45678.0, 3.0]
+    one, many = RequestStats(use_response_times_cache=True), RequestStats(use_response_times_cache=True)
+    for v in values:
+        one.get("ITL", METHOD).log(v, 0)
+    log_many(many.get("ITL", METHOD), values)
+    a, b = one.get("ITL", METHOD), many.get("ITL", METHOD)
+    for attr in ("num_requests", "total_response_time", "min_response_time", "max_response_time",
+                 "response_times", "total_content_length", "num_failures"):  # fmt: skip
+        assert getattr(a, attr) == getattr(b, attr), attr
+    assert sum(a.num_reqs_per_sec.values()) == sum(b.num_reqs_per_sec.values()) == len(values)
+
+
+def test_itl_column_format_is_unchanged() -> None:
+    gaps = [0.0123456789, 0.02, 1.5, 0.0]
+    assert _gaps(gaps) == ";".join(f"{g:.6f}" for g in gaps) == "0.012346;0.020000;1.500000;0.000000"
+    assert _gaps([]) == ""
+    rec = RequestRecord(itl_s=gaps)
+    assert rec.row()[15] == _gaps(gaps)
+
+
+def test_saturated_seconds_merge_into_windows() -> None:
+    agg = Aggregate(threshold_ms=10.0)
+    calm = {"lag": [0.2] * 99 + [30.0], "read": [0.1], "cpu": 20.0}  # one hiccup: p99 is calm
+    hot = {"lag": [0.2] * 90 + [25.0] * 10, "read": [5.0], "cpu": 95.0}
+    stalled = {"lag": [], "read": [], "cpu": 100.0}  # not one wake-up in the second
+    recs = [
+        {**calm, "t0": 100.0, "t1": 101.0},
+        {**hot, "t0": 101.0, "t1": 102.0},
+        {**stalled, "t0": 102.0, "t1": 103.4},
+        {**calm, "t0": 103.4, "t1": 104.4},
+        {**hot, "t0": 104.4, "t1": 105.4},
+    ]
+    hot_recs = agg.add("w1", recs)
+    assert len(hot_recs) == 3
+    agg.add("w2", [{**hot, "t0": 105.6, "t1": 106.6}])  # another worker, touching the last window
+    meta = agg.meta()
+    assert meta["saturated_windows"] == [[101.0, 103.4], [104.4, 106.6]]
+    w1 = meta["workers"]["w1"]
+    assert w1["seconds"] == 5 and w1["saturated_seconds"] == 3
+    assert w1["cpu_percent"] == {"mean": 66.0, "max": 100.0}
+    assert w1["lag_ms"]["max"] == 30.0 and w1["lag_ms"]["p50"] == 0.2
+    assert meta["threshold_ms"] == 10.0
+
+
+def test_nearest_rank_percentile() -> None:
+    xs = sorted(float(i) for i in range(1, 101))
+    assert (pct(xs, 0.5), pct(xs, 0.99), pct(xs, 1.0)) == (50.0, 99.0, 100.0)
+    assert pct([3.0], 0.99) == 3.0

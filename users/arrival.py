@@ -1,0 +1,139 @@
+"""When bytes arrived: the kernel's receive stamps, and the wall ↔ perf_counter clock mapping.
+
+Linux stamps every received segment (CLOCK_REALTIME, ns) and recvmsg() hands the stamp of the
+newest segment it returned. A token's arrival then does not depend on when this process got
+around to reading it: not on the other streams' chunks in the same engine step, not on the
+completion work of other requests, not on the host's scheduler. It does depend on reading each
+stream before its next token arrives: the kernel merges unread segments and keeps the newest stamp,
+so two tokens read together share the later one (never an earlier one). users/selfmon.py reports
+how late reads were (`READ_LAGS`) and flags the seconds where the event loop lagged.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import struct
+import sys
+import time
+from typing import Any
+
+from gevent import socket as gsocket
+from geventhttpclient import HTTPClient
+
+perf_counter = time.perf_counter
+
+# Linux: the kernel stamps every received segment (CLOCK_REALTIME, ns) and recvmsg() hands the stamp
+# of the newest segment it returned. 35 is SO_TIMESTAMPNS on x86/arm/generic Linux (Python has no
+# constant); a socket that refuses it simply gets user-space stamps.
+_SO_TIMESTAMPNS = 35
+_TS = struct.Struct("qq")
+KERNEL_STAMPS = sys.platform.startswith("linux") and os.environ.get("GOODPUT_KERNEL_STAMPS", "1") != "0"
+# How late this process read bytes the kernel already held (s): drained once a second by users/selfmon.py.
+READ_LAGS: list[float] = []
+_READ_LAGS_MAX = 20000
+
+
+def wall_and_perf(tries: int = 5) -> tuple[float, float]:
+    """A (wall clock, perf_counter) pair read at the same instant, to ±1 µs.
+
+    Rows carry wall-clock times mapped from the perf clock through such a pair; two plain
+    consecutive reads can be split by a context switch on a busy host (a 1 ms shift was seen).
+    The wall read bracketed by the closest pair of perf reads wins.
+    """
+    best = (float("inf"), 0.0, 0.0)
+    for _ in range(tries):
+        p0 = perf_counter()
+        w = time.time()
+        p1 = perf_counter()
+        if p1 - p0 < best[0]:
+            best = (p1 - p0, w, (p0 + p1) / 2)
+            if p1 - p0 < 2e-6:
+                break
+    return best[1], best[2]
+
+
+class _StampSocket(gsocket.socket):
+    """A gevent socket whose every read records the kernel's receive stamp of its newest byte.
+
+    The stamp says when the bytes reached this host, so neither this process's scheduling nor
+    other greenlets' work (a burst of 100 streams' chunks from one engine step) moves a timestamp;
+    geventhttpclient's header read goes through here too, so a first token that arrives with the
+    response head keeps its true arrival. It also waits *before* reading: gevent's `recv` tries
+    first and, between two SSE events, always gets EAGAIN (an exception and a second syscall)
+    before waiting — ~7 µs per chunk.
+    """
+
+    __slots__ = ("stamp",)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.stamp = 0.0  # wall-clock arrival of the newest byte of the last read; 0.0: unknown
+
+    def recv(self, bufsize: int, flags: int = 0) -> bytes:
+        raw = self._sock
+        while True:
+            self._wait(self._read_event)
+            try:
+                data, anc, _flags, _addr = raw.recvmsg(bufsize, 64, flags)
+            except BlockingIOError:  # spurious wake-up
+                continue
+            stamp = 0.0
+            for level, kind, value in anc:
+                if level == socket.SOL_SOCKET and kind == _SO_TIMESTAMPNS and len(value) >= 16:
+                    sec, ns = _TS.unpack_from(value)
+                    stamp = sec + ns * 1e-9
+            self.stamp = stamp
+            return data
+
+
+_stamp_keeper: socket.socket | None = None
+
+
+def _keep_kernel_stamps() -> None:
+    """Turn the kernel's receive stamping on for the life of the process.
+
+    Linux switches it on (deferred, a moment later) when a first socket asks and off when the last
+    one closes: without a socket that stays, the first tokens of a run, or of every run after a
+    pause, would arrive unstamped. One idle UDP socket holds it on.
+    """
+    global _stamp_keeper
+    if _stamp_keeper is None and KERNEL_STAMPS:
+        try:
+            keeper = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            keeper.setsockopt(socket.SOL_SOCKET, _SO_TIMESTAMPNS, 1)
+            _stamp_keeper = keeper
+        except OSError:
+            pass
+
+
+def stamping_client(*args: Any, **kwargs: Any) -> HTTPClient:
+    """An HTTPClient whose plain-TCP connections are `_StampSocket`s (TLS decrypts in C: left alone)."""
+    client = HTTPClient(*args, **kwargs)
+    _keep_kernel_stamps()
+    if not kwargs.get("ssl"):
+
+        def create(family: int, socktype: int, protocol: int) -> _StampSocket:
+            sock = _StampSocket(family, socktype, protocol)
+            if KERNEL_STAMPS:
+                try:
+                    sock.setsockopt(socket.SOL_SOCKET, _SO_TIMESTAMPNS, 1)
+                except OSError:
+                    pass  # no kernel stamps: reads still work, stamps fall back to perf_counter
+            return sock
+
+        client._connection_pool._create_tcp_socket = create
+    return client
+
+
+def arrival(sock: Any, offset: float, now: float) -> float:
+    """The last read's arrival on the perf clock: the kernel stamp mapped through `offset`
+    (wall − perf), or `now` without one (or after a wall-clock step: never later than the read)."""
+    stamp = sock.stamp if type(sock) is _StampSocket else 0.0
+    if stamp:
+        t = stamp - offset
+        if t <= now:
+            if len(READ_LAGS) < _READ_LAGS_MAX:
+                READ_LAGS.append(now - t)
+            return t
+    return now
