@@ -65,6 +65,13 @@ class ServerData:
     ttft_buckets: pd.DataFrame | None
     sources: dict[str, str] = field(default_factory=dict)
     simulated: bool = False
+    _cached: dict = field(default_factory=dict, repr=False)
+
+    def cached_rows(self, run_dir: Path) -> pd.DataFrame | None:
+        """read_cached(run_dir), read once for the run and all its steps."""
+        if run_dir not in self._cached:
+            self._cached[run_dir] = read_cached(run_dir)
+        return self._cached[run_dir]
 
     @property
     def interval_s(self) -> float | None:
@@ -287,7 +294,7 @@ def summarize(d: ServerData, window: tuple[float, float], df: pd.DataFrame, run_
     """summary.json `server`: the engine, where each series came from, and the window's figures."""
     t0, t1 = window
     fig = window_figures(d, t0, t1)
-    cached = read_cached(run_dir)
+    cached = d.cached_rows(run_dir)
     if cached is not None:
         cached = cached[(cached["t_start_unix"] >= t0) & (cached["t_start_unix"] <= t1)]
     return {
@@ -307,7 +314,7 @@ def add_to_steps(d: ServerData, steps: list[dict], df: pd.DataFrame, meta: dict,
     if not steps:
         return
     stages = stages_by_step(meta)
-    cached = read_cached(run_dir)
+    cached = d.cached_rows(run_dir)
     cut = first_cancelled_send(df)
     for row in steps:
         st = stages.get(row["step"], {})

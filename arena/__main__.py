@@ -76,7 +76,7 @@ def report(matrix: Matrix, root: Path, results: Path) -> list[tuple]:
         return []
     tables.write_comparison(root, matrix, sections)
     db = results / "arena.sqlite"
-    store.upsert(db, tables.entries(matrix, sections, store.hardware()))
+    store.upsert(db, tables.entries(matrix, sections, store.hardware()), replace_matrix=matrix.name)
     mine = store.entries(db, matrix.name)
     board.write(mine, root, f"Leaderboard — matrix {matrix.name}")
     board.write(store.entries(db), results, BOARD_TITLE)
@@ -126,13 +126,13 @@ def cmd_run(argv: list[str]) -> int:
     t0 = time.monotonic()
     try:
         outcome = run_matrix(matrix, Layout(root))
+        cells = report(matrix, root, results)
     except KeyboardInterrupt:
         sys.stderr.write("arena: interrupted; complete cells are kept: rerun the same command to resume\n")
         return 130
-    cells = report(matrix, root, results)
     ran = len(outcome.done) + len(outcome.failed)
     print(
-        f"arena: {len(matrix.cells())} cells: {len(outcome.done)} run now, {outcome.skipped} already complete, "
+        f"arena: {len(matrix.cells())} cell{'s' if len(matrix.cells()) != 1 else ''}: {len(outcome.done)} run now, {outcome.skipped} already complete, "
         f"{len(outcome.failed)} failed; {time.monotonic() - t0:.0f} s in all"
         + (f" ({outcome.seconds / ran:.0f} s per cell run)" if ran else "")
     )

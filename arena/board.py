@@ -147,7 +147,37 @@ def render_markdown(entries: list[dict], title: str) -> str:
         lines += [f"## {_cell_title(key)}", "", f"Load: `{key[4]}`", ""]
         body = [[_value(e, k) for k, _ in COLUMNS] for e in items]
         lines += [fmt.md_table([h for _, h in COLUMNS], body, right=set(range(2, 10))), ""]
+    lines += ["## Configurations", "", fmt.md_table(CONFIG_HEADERS, configurations(entries), right=set()), ""]
     return "\n".join(lines)
+
+
+CONFIG_HEADERS = [
+    "matrix",
+    "configuration",
+    "engine",
+    "parameters",
+    "target (command or URL)",
+    "model",
+    "hardware",
+]
+
+
+def configurations(entries: list[dict]) -> list[list[str]]:
+    """One row per (matrix, configuration): what exactly was benchmarked, and where."""
+    seen: dict[tuple, list[str]] = {}
+    for e in entries:
+        params = e.get("params") or {}
+        text = ", ".join(f"{k}={v}" for k, v in params.items()) if isinstance(params, dict) else str(params)
+        row = [
+            e["matrix"],
+            e["config"],
+            e.get("engine") or "",
+            text,
+            e.get("target") or "",
+            e.get("model") or "",
+        ]
+        seen.setdefault((e["matrix"], e["config"]), [*row, e.get("hardware") or ""])
+    return list(seen.values())
 
 
 CSS = """
@@ -160,6 +190,7 @@ tr.win td{background:#fff6d6;font-weight:600}
 .verdict{padding:.8em 1em;background:#eef4ff;border-left:4px solid #3b6fd8;margin:1em 0}
 code{background:#f3f4f8;padding:.1em .3em;border-radius:3px}
 .muted{color:#667}
+.cfg td{white-space:normal;max-width:40em}
 """
 
 
@@ -201,6 +232,12 @@ def render_html(entries: list[dict], title: str) -> str:
             )
             parts.append(f"<tr{' class=win' if e['winner'] else ''}>{tds}</tr>")
         parts.append("</table>")
+    parts.append(
+        "<h2>Configurations</h2><table class=cfg><tr>" + "".join(f"<th>{esc(h)}</th>" for h in CONFIG_HEADERS)
+    )
+    for row in configurations(entries):
+        parts.append("<tr>" + "".join(f"<td>{esc(c)}</td>" for c in row) + "</tr>")
+    parts.append("</table>")
     return "".join([*parts, "</body></html>\n"])
 
 

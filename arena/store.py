@@ -114,11 +114,18 @@ def _connect(path: Path) -> sqlite3.Connection:
         raise StoreError(f"{path}: cannot open the leaderboard store ({e})") from None
 
 
-def upsert(path: Path, entries: list[dict[str, Any]]) -> None:
-    """Insert or replace `entries` (dicts with COLUMNS keys; lists/dicts are stored as JSON)."""
+def upsert(path: Path, entries: list[dict[str, Any]], replace_matrix: str | None = None) -> None:
+    """Insert or replace `entries` (dicts with COLUMNS keys; lists/dicts are stored as JSON).
+
+    With `replace_matrix`, that matrix's earlier entries go first (in the same transaction): the
+    matrix as last run is the authority on its own entries, so a renamed or removed configuration
+    does not linger in the leaderboard.
+    """
     con = _connect(path)
     try:
         with con:
+            if replace_matrix is not None:
+                con.execute("DELETE FROM entries WHERE matrix = ?", (replace_matrix,))
             for e in entries:
                 row = {
                     k: json.dumps(v) if isinstance(v, list | dict) else v

@@ -36,6 +36,7 @@ class Section:
     per_run: list[dict]
     analyses: list[Analysis]
     lower_bound: dict[str, bool]  # grouped row config → capacity is only "≥" in every run
+    ended: dict[str, float]  # run folder → when its load run ended (unix time)
 
     @property
     def slug(self) -> str:
@@ -61,7 +62,7 @@ def evaluate(matrix: Matrix, done: list[tuple[Cell, Path]], warn: Any = print) -
     for spec in matrix.slos:
         slo = with_target(parse_slo(spec), matrix.attain_target)
         for shape in matrix.shapes:
-            per_run, analyses, bounds = [], [], {}
+            per_run, analyses, bounds, ended = [], [], {}, {}
             for cell, run in runs:
                 if cell.shape.label != shape.label:
                     continue
@@ -79,11 +80,13 @@ def evaluate(matrix: Matrix, done: list[tuple[Cell, Path]], warn: Any = print) -
                 bounds[key] = bounds.get(key, True) and lower
                 per_run.append(row)
                 analyses.append(a)
+                t_end = run.meta.get("t_end_unix")
+                ended[row["dir"]] = float(t_end) if isinstance(t_end, int | float) else time.time()
             if not per_run:
                 continue
             rows = compare.group(per_run, "median")
             rows.sort(key=lambda r: order.get((r["name"], r["dataset"]), 0))
-            sections.append(Section(slo, spec, shape.label, rows, per_run, analyses, bounds))
+            sections.append(Section(slo, spec, shape.label, rows, per_run, analyses, bounds, ended))
     return sections
 
 
@@ -134,11 +137,12 @@ def entries(matrix: Matrix, sections: list[Section], hw: dict[str, Any]) -> list
     """Leaderboard entries (arena/store.py COLUMNS), one per grouped comparison row."""
     by_label = {t.label: t for t in matrix.targets}
     shape_args = {s.label: " ".join(s.args) for s in matrix.shapes}
-    date = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     out = []
     for sec in sections:
         for r in sec.rows:
             t = by_label[r["name"]]
+            dirs = r.get("run_dirs") or [r["dir"]]
+            date = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(max(sec.ended[d] for d in dirs)))
             out.append(
                 {
                     "matrix": matrix.name,
@@ -165,7 +169,7 @@ def entries(matrix: Matrix, sections: list[Section], hw: dict[str, Any]) -> list
                     "latency_p95_s": r["latency_p95_s"],
                     "ttft_p95_s": r["ttft_p95_s"],
                     "tpot_p95_s": r["tpot_p95_s"],
-                    "run_dirs": r.get("run_dirs") or [r["dir"]],
+                    "run_dirs": dirs,
                 }
             )
     return out

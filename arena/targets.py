@@ -185,9 +185,7 @@ def parse_targets(ctx: Ctx, items: list, node: dict) -> list[Target]:
             raise MatrixError(
                 f"{ctx.at(t, 'grid', name + '.grid')}: grid key '{sorted(unused)[0]}' is not used in the launch command"
             )
-        engine = t.get("engine") or (
-            "simserver" if "simserver" in t else Path(tokens[0]).name if "{" not in tokens[0] else ""
-        )
+        engine = get_str(ctx, t, "engine", name + ".engine") or ("simserver" if "simserver" in t else "")
         for combo in itertools.product(*grid.values()) if grid else [()]:
             params = dict(zip(grid, combo, strict=True))
             values = {k: _yaml_scalar(v) for k, v in params.items()}
@@ -202,7 +200,7 @@ def parse_targets(ctx: Ctx, items: list, node: dict) -> list[Target]:
                 lab += "[" + ",".join(f"{k}={values[k]}" for k in grid) + "]"
             env_items = tuple((str(k), str(v).format_map({**keep, **esc})) for k, v in env.items())
             _check_executable(where, toks[0])
-            engine_text = engine if engine else Path(toks[0]).name
+            engine_text = engine or _engine_name(toks)
             out.append(
                 Target(
                     lab,
@@ -228,8 +226,17 @@ def parse_targets(ctx: Ctx, items: list, node: dict) -> list[Target]:
     return out
 
 
+def _engine_name(tokens: list[str]) -> str:
+    """`python -m vllm.entrypoints…` → `vllm`; `/usr/bin/text-generation-launcher …` → its name."""
+    exe = Path(tokens[0]).name
+    if (exe.startswith("python") or exe == "{python}") and len(tokens) > 2 and tokens[1] == "-m":
+        return tokens[2].split(".")[0]
+    return exe
+
+
 def _check_executable(where: str, exe: str) -> None:
-    if exe == "{python}" or "{" in exe:
+    exe = exe.replace("{python}", sys.executable).replace("{root}", str(ROOT)).replace("{host}", HOST)
+    if "{" in exe:  # a grid value decides it: checked when the cell starts
         return
     if shutil.which(exe) is None and not Path(exe).is_file():
         raise MatrixError(f"{where}: launch command '{exe}' not found (not on PATH, not a file)")

@@ -52,6 +52,18 @@ def test_example_matrix_expands_to_eight_cells_in_fair_order():
     assert load_matrix(ROOT / "examples" / "arena.yaml").cells()[0].signature == cells[0].signature
 
 
+def test_signature_follows_what_changes_a_run_not_the_slos(tmp_path):
+    sig = load_matrix(write(tmp_path, BASE)).cells()[0].signature
+    assert load_matrix(write(tmp_path, BASE + "slos: [datagen, chat]\n")).cells()[0].signature == sig
+    for changed in (
+        BASE.replace("step_users: 2", "step_users: 3"),
+        BASE.replace("profile: latency", "profile: throughput"),
+        BASE + "load: {max_tokens: 64}\n",
+        BASE + "processes: 2\n",
+    ):
+        assert load_matrix(write(tmp_path, changed)).cells()[0].signature != sig
+
+
 def test_grid_templating_labels_and_overrides(tmp_path):
     m = load_matrix(
         write(
@@ -308,6 +320,9 @@ def test_store_upserts_by_matrix_config_dataset_shape_slo(tmp_path):
     a = next(r for r in rows if r["config"] == "a" and r["matrix"] == "m")
     assert a["capacity"] == 5.0 and a["run_dirs"] == ["r1", "r2"] and a["params"] == {"n": 1}
     assert len(store.entries(db, "other")) == 1
+    # a matrix's rerun replaces all of its entries (a removed configuration goes), others stay
+    store.upsert(db, [{**e, "config": "c"}], replace_matrix="m")
+    assert sorted((r["matrix"], r["config"]) for r in store.entries(db)) == [("m", "c"), ("other", "a")]
     hw = store.hardware()
     assert hw["cores"] >= 1 and hw["gpu"] and hw["cpu"] and "GPU" in hw["hardware"]
 
