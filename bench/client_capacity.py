@@ -7,7 +7,7 @@
 Starts the simulated engine with a huge batch (every stream gets a token every `--step-ms`, the
 step nearly independent of the batch, so the engine is not what is measured) and its trace, then
 for each transport and stream count runs Locust in one process (`--shape none -u N`, closed-loop
-streaming chat, `--ignore-eos`, fixed prompt/output lengths). Over the steady middle of each run:
+streaming chat, `--ignore-eos`, output lengths uniform in [max/2, max]). Over the steady middle:
 - chunks/s received (from requests.csv: each row's chunk arrival times) and the Locust process's
   CPU (psutil, from outside); `µs/chunk` is CPU per chunk with all per-request work included, and
   `per core` = chunks/s ÷ CPU share, the ceiling of one core;
@@ -47,7 +47,9 @@ TRANSPORTS = {
 
 def measure(engine, out: Path, transport: str, streams: int, args: argparse.Namespace) -> dict:
     extra, env = TRANSPORTS[transport]
-    dataset = f"random:n=2000,input=fixed({args.prompt_tokens}),output=fixed({args.max_tokens})"
+    # Varied lengths, as real traffic: equal ones keep closed-loop users in lockstep (all finish and
+    # resend in the same engine step), a worst case of its own (bench/vs_vllm_bench.py has it).
+    dataset = f"random:n=2000,input=fixed({args.prompt_tokens}),output=uniform({args.max_tokens // 2},{args.max_tokens})"
     run = run_locust(engine.url, out, f"{transport}-{streams}", streams, args.duration,
                      ["--dataset", dataset, "--max-tokens", str(args.max_tokens), "--ignore-eos",
                       "--request-timeout", "60s", *extra], env=env,
@@ -84,9 +86,11 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--streams", type=int, nargs="+", default=[10, 100, 500, 1000, 2000])
     ap.add_argument("--transports", nargs="+", default=["raw", "openai"], choices=list(TRANSPORTS))
-    ap.add_argument("--duration", type=float, default=18.0, help="seconds per run")
+    ap.add_argument("--duration", type=float, default=22.0, help="seconds per run")
     ap.add_argument("--warmup", type=float, default=4.0, help="seconds left out at the start of a run")
-    ap.add_argument("--max-tokens", type=int, default=64, help="output tokens per request (ignore_eos)")
+    ap.add_argument(
+        "--max-tokens", type=int, default=96, help="output tokens per request: max/2 to max (ignore_eos)"
+    )
     ap.add_argument("--prompt-tokens", type=int, default=64)
     ap.add_argument("--step-ms", type=float, default=20.0, help="engine step: one token per stream per step")
     ap.add_argument("--pin", action="store_true", help="engine on core 0, Locust on core 1 (Linux)")
@@ -107,7 +111,7 @@ def main() -> None:
                 )
     print(
         f"\nengine step {args.step_ms:g} ms (one token per stream per step), prompt {args.prompt_tokens} "
-        f"/ output {args.max_tokens} tokens, {args.duration:g} s per run, one Locust process"
+        f"/ output {args.max_tokens // 2}–{args.max_tokens} tokens, {args.duration:g} s per run, one Locust process"
         + (", pinned: engine core 0, Locust core 1" if args.pin else "")
     )
     head = (f"{'transport':<15}{'streams':>8}{'chunks/s':>10}{'CPU':>6}{'µs/chunk':>10}{'per core':>10}"

@@ -4,9 +4,13 @@ On a local runner the scraper shares the gevent loop with the users that time to
 is not the total parse time but the longest slice between two yields (users/servermetrics.py yields
 after each metric family). For each engine page (tests/fixtures) this prints: samples kept, the
 full parse + CSV-row time, and the longest uninterrupted slice, as medians over repeats. Then it
-analyses a synthetic hour of scrapes to show the post-run cost. Not a timed test: run it by hand.
+analyses a synthetic hour of scrapes to show the post-run cost. With `--url`, it also runs the real
+scraper against a live /metrics page in this (gevent) process beside a probe greenlet that sleeps
+2 ms and records how late it wakes — the delay a user's token or send would see — alternating
+runs without and with scraping. Not a timed test: run it by hand.
 
     .venv/bin/python bench/servermetrics_cost.py [--repeats 20] [--hour-samples 1800]
+    .venv/bin/python bench/servermetrics_cost.py --url http://127.0.0.1:8000/metrics --interval 0.25
 """
 
 from __future__ import annotations
@@ -22,7 +26,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from users.servermetrics import parse  # noqa: E402
+from gevent import monkey  # noqa: E402
+
+monkey.patch_all()  # as Locust does: urllib becomes cooperative
+
+import gevent  # noqa: E402
+
+from users.servermetrics import Scraper, parse  # noqa: E402
 
 PAGES = {
     "vLLM 0.32 (CPU)": ROOT / "tests/fixtures/vllm-cpu-tiny-metrics.txt",
@@ -75,10 +85,42 @@ def hour(scrapes: int) -> None:
     )
 
 
+def loop_lag(url: str, seconds: float, interval: float, rounds: int) -> None:
+    """Probe-greenlet lateness (ms) with and without a scraper running on `url`."""
+    print(f"\nevent-loop lag, probe sleeps 2 ms, {seconds:g} s per run, scrape every {interval:g} s:")
+    for i in range(2 * rounds):
+        on = i % 2 == 1
+        lags: list[float] = []
+
+        def probe(lags: list[float] = lags) -> None:
+            while True:
+                t = time.perf_counter()
+                gevent.sleep(0.002)
+                lags.append(time.perf_counter() - t - 0.002)
+
+        g = gevent.spawn(probe)
+        with tempfile.TemporaryDirectory() as d:
+            sc = Scraper(url, "url", interval, Path(d) / "x.csv") if on else None
+            if sc is not None:
+                sc.start()
+            gevent.sleep(seconds)
+            if sc is not None:
+                sc.stop()
+        g.kill()
+        lags.sort()
+        q = [lags[int(p * (len(lags) - 1))] * 1000 for p in (0.5, 0.99, 0.999, 1.0)]
+        scrapes = f"{sc.scrapes} scrapes, {sc.failures} failures" if sc else "no scraper"
+        print(f"  {scrapes:<26} p50 {q[0]:.2f}  p99 {q[1]:.2f}  p99.9 {q[2]:.2f}  max {q[3]:.2f} ms")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeats", type=int, default=20)
     ap.add_argument("--hour-samples", type=int, default=1800, help="scrapes in the post-run part (0: skip)")
+    ap.add_argument("--url", help="a live /metrics page: also measure the event-loop lag a scraper adds")
+    ap.add_argument("--seconds", type=float, default=10.0)
+    ap.add_argument("--interval", type=float, default=0.25, help="scrape interval for --url (default 0.25 s)")
+    ap.add_argument("--rounds", type=int, default=2)
     args = ap.parse_args()
     print(
         f"{'page':<18} {'kept samples':>12} {'parse ms (median)':>18} {'longest slice ms (median / max)':>32}"
@@ -92,6 +134,8 @@ def main() -> None:
         print(f"{name:<18} {n:>12,} {total:>18.1f} {statistics.median(sl):>20.2f} / {max(sl):.2f}")
     if args.hour_samples:
         hour(args.hour_samples)
+    if args.url:
+        loop_lag(args.url, args.seconds, args.interval, args.rounds)
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ import sys
 import time
 
 import gevent
+import gevent.socket
 import pytest
 from gevent.server import StreamServer
 from locust.stats import RequestStats
@@ -15,6 +16,7 @@ from locust.stats import RequestStats
 from users import arrival, client
 from users.livestats import METHOD, log_many
 from users.record import RequestRecord, _gaps
+from users.request import IoFirst
 from users.selfmon import Aggregate, pct
 
 linux = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="kernel receive stamps are Linux's")
@@ -140,6 +142,7 @@ def test_itl_column_format_is_unchanged() -> None:
 def test_saturated_seconds_merge_into_windows() -> None:
     agg = Aggregate(threshold_ms=10.0)
     calm = {"lag": [0.2] * 99 + [30.0], "read": [0.1], "cpu": 20.0}  # one hiccup: p99 is calm
+    stall = {"lag": [0.2] * 60 + [400.0], "read": [0.1], "cpu": 20.0}  # one long stall: flagged
     hot = {"lag": [0.2] * 90 + [25.0] * 10, "read": [5.0], "cpu": 95.0}
     stalled = {"lag": [], "read": [], "cpu": 100.0}  # not one wake-up in the second
     recs = [
@@ -148,16 +151,18 @@ def test_saturated_seconds_merge_into_windows() -> None:
         {**stalled, "t0": 102.0, "t1": 103.4},
         {**calm, "t0": 103.4, "t1": 104.4},
         {**hot, "t0": 104.4, "t1": 105.4},
+        {**calm, "t0": 108.0, "t1": 109.0},
+        {**stall, "t0": 109.0, "t1": 110.0},
     ]
     hot_recs = agg.add("w1", recs)
-    assert len(hot_recs) == 3
+    assert len(hot_recs) == 4
     agg.add("w2", [{**hot, "t0": 105.6, "t1": 106.6}])  # another worker, touching the last window
     meta = agg.meta()
-    assert meta["saturated_windows"] == [[101.0, 103.4], [104.4, 106.6]]
+    assert meta["saturated_windows"] == [[101.0, 103.4], [104.4, 106.6], [109.0, 110.0]]
     w1 = meta["workers"]["w1"]
-    assert w1["seconds"] == 5 and w1["saturated_seconds"] == 3
-    assert w1["cpu_percent"] == {"mean": 66.0, "max": 100.0}
-    assert w1["lag_ms"]["max"] == 30.0 and w1["lag_ms"]["p50"] == 0.2
+    assert w1["seconds"] == 7 and w1["saturated_seconds"] == 4
+    assert w1["cpu_percent"] == {"mean": 52.9, "max": 100.0}
+    assert w1["lag_ms"]["max"] == 400.0 and w1["lag_ms"]["p50"] == 0.2
     assert meta["threshold_ms"] == 10.0
 
 
@@ -165,3 +170,41 @@ def test_nearest_rank_percentile() -> None:
     xs = sorted(float(i) for i in range(1, 101))
     assert (pct(xs, 0.5), pct(xs, 0.99), pct(xs, 1.0)) == (50.0, 99.0, 100.0)
     assert pct([3.0], 0.99) == 3.0
+
+
+def test_request_bookkeeping_waits_for_io() -> None:
+    """60 finished requests, 5 ms of bookkeeping each, behind the gate: a token arriving meanwhile is
+    read within a few ms instead of after the 300 ms burst; every request still gets through."""
+    gate = IoFirst()
+    done: list[int] = []
+
+    def finished(i: int) -> None:
+        gate.wait()
+        _block(0.005)
+        done.append(i)
+
+    a, b = socket.socketpair()
+    ga, gb = gevent.socket.socket(fileno=a.detach()), gevent.socket.socket(fileno=b.detach())
+    delays: list[float] = []
+
+    def reader() -> None:
+        for _ in range(3):
+            sent = float(gb.recv(64))
+            delays.append(time.perf_counter() - sent)
+
+    def writer() -> None:
+        for _ in range(3):
+            gevent.sleep(0.03)
+            ga.send(b"%.9f" % time.perf_counter())
+
+    rd = gevent.spawn(reader)
+    burst = [gevent.spawn(finished, i) for i in range(60)]
+    victim = gevent.spawn(finished, -1)
+    gevent.sleep(0)
+    victim.kill()  # a user stopped while it waited: the others must not hang
+    wr = gevent.spawn(writer)
+    gevent.joinall([rd, wr, *burst], timeout=10)
+    assert sorted(done) == list(range(60))
+    assert len(delays) == 3 and max(delays) < 0.06, delays
+    ga.close()
+    gb.close()

@@ -64,8 +64,7 @@ def perform(
     finally:
         IN_FLIGHT.n -= 1
     try:
-        if _IOF:
-            IO_FIRST.wait()
+        IO_FIRST.wait()
     finally:  # also when the user is stopped meanwhile: the request is complete, it keeps its row
         _complete(user, ctx, rec, res, path, t_wall, t_perf)
     return res
@@ -138,8 +137,6 @@ class IoFirst:
 
 
 IO_FIRST = IoFirst()
-import os
-_IOF = not os.environ.get('NO_IOF')
 
 
 def fill_record(rec: RequestRecord, res: StreamResult) -> None:

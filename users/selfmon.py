@@ -9,8 +9,9 @@ A load generator that falls behind reports its own delays as the server's. Locus
 Workers ship their seconds with every Locust report (`goodput_selfmon` in the report data); the
 master (or the local runner) merges them into run.json `loadgen`: per-worker lag, CPU and read-lag
 figures from the raw samples, and `saturated_windows`, the spans where some worker's lag p99 over
-one second exceeded `--saturation-lag` (default 10 ms). The analysis turns those windows into
-"load generator saturated from T1 to T2: add workers"; the master logs a warning as they happen.
+one second exceeded `--saturation-lag` (default 10 ms), or one stall in it exceeded ten times that.
+The analysis turns those windows into "load generator saturated from T1 to T2: add workers"; the
+master logs a warning as they happen.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ log = logging.getLogger("goodput")
 
 PROBE_S = 0.010
 REPORT_KEY = "goodput_selfmon"
+STALL_FACTOR = 10  # a second with one stall this many times the threshold is flagged too
 READ_SAMPLES_PER_S = 200  # read lags kept per second (evenly strided): enough for p99
 MAX_SAMPLES = 400_000  # per worker and kind (~1 h of probe samples); later seconds still count for windows
 # Diagnostics only (the saturation test): "BUSY_MS/PERIOD_MS" makes a greenlet block the loop.
@@ -135,7 +137,8 @@ class Aggregate:
             if len(w["read"]) < MAX_SAMPLES:
                 w["read"].extend(rec.get("read") or [])
             p99 = pct(lags, 0.99) if lags else float("inf")  # a second without one wake-up: stalled
-            if p99 > self.threshold_ms:
+            # One long stall leaves one sample among ~100 (p99 misses it) but holds every stream.
+            if p99 > self.threshold_ms or (lags and lags[-1] > STALL_FACTOR * self.threshold_ms):
                 w["flagged"] += 1
                 self.flagged.append((float(rec["t0"]), float(rec["t1"])))
                 hot.append({**rec, "lag_p99": p99})

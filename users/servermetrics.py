@@ -236,14 +236,13 @@ class Scraper:
         except UnicodeDecodeError:
             raise ScrapeError("not UTF-8 text") from None
 
-    def scrape_once(self, cooperative: bool = True) -> bool:
+    def scrape_once(self) -> bool:
         """Fetch, parse, append; count a failure instead of raising. True when rows were written."""
         try:
             t, text = self.fetch()
             stamp = f"{t:.3f}"
-            pause = _pause if cooperative else None
             try:
-                rows = [(stamp, m, lab, v) for m, lab, v in parse(text, pause)]
+                rows = [(stamp, m, lab, v) for m, lab, v in parse(text, _pause)]
             except ValueError as e:
                 raise ScrapeError(f"not Prometheus text ({' '.join(str(e).split())[:100]})") from None
             if not rows:
@@ -320,7 +319,7 @@ class Scraper:
             self._greenlet.kill(block=True, timeout=self.timeout_s + 1)
             self._greenlet = None
         if self.enabled:
-            self.scrape_once(cooperative=False)
+            self.scrape_once()  # cooperative too: users may still be finishing
         self.close()
 
     def close(self) -> None:
