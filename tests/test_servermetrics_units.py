@@ -95,6 +95,28 @@ def test_parse_in_pieces_equals_parsing_the_whole_page(engine: str) -> None:
     assert len(pauses) >= len(whole) // 20
 
 
+def test_parse_lets_other_greenlets_run() -> None:
+    """On a local runner the users share the event loop with the scraper: between pieces, a user
+    whose timer came due must run (`gevent.sleep(0)` would not let it: callbacks only)."""
+    import gevent
+
+    from users.servermetrics import _pause
+
+    woke: list[int] = []
+
+    def user() -> None:
+        while True:
+            gevent.sleep(0.0005)
+            woke.append(1)
+
+    g = gevent.spawn(user)
+    gevent.sleep(0.002)
+    woke.clear()
+    n = sum(1 for _ in parse(page("tgi"), _pause))
+    g.kill()
+    assert n > 1000 and len(woke) >= 10, len(woke)
+
+
 def test_parse_tgi_counters_get_total_and_summaries_survive() -> None:
     names = {m for m, _, _ in parse(page("tgi"))}
     assert "tgi_batch_inference_count_total" in names and "tgi_request_count_total" in names

@@ -4,7 +4,8 @@ Cache hit rate, batch size and the engine's own TTFT live on the server; the cli
 them. The master (or the local runner) scrapes them in a greenlet from test_start to test_stop:
 the workers, which time the tokens, never do. Each scrape appends rows `t, metric, labels, value`:
 - `t`: wall-clock unix seconds (ms resolution), the midpoint of the HTTP exchange, one per scrape;
-- `metric`: the sample name as exposed (`vllm:prefix_cache_hits_total`, `..._bucket`, `..._sum`);
+- `metric`: the sample name as prometheus_client's parser gives it (`vllm:prefix_cache_hits_total`,
+  `..._bucket`, `..._sum`; counters always end in `_total`);
 - `labels`: `k=v;k=v`, keys sorted; `%`, `;`, `=` and newlines in values are %-escaped;
 - `value`: the float (`NaN`, `+Inf`, `-Inf` as Prometheus writes them).
 Histograms keep every bucket, sum and count (the analysis derives server-side TTFT from them).
