@@ -76,8 +76,8 @@ def report(matrix: Matrix, root: Path, results: Path) -> list[tuple]:
         return []
     tables.write_comparison(root, matrix, sections)
     db = results / "arena.sqlite"
-    store.upsert(db, tables.entries(matrix, sections, store.hardware()), replace_matrix=matrix.name)
-    mine = store.entries(db, matrix.name)
+    mine = tables.entries(matrix, sections, store.hardware())  # in the matrix's order of datasets and SLOs
+    store.upsert(db, mine, replace_matrix=matrix.name)
     board.write(mine, root, f"Leaderboard — matrix {matrix.name}")
     board.write(store.entries(db), results, BOARD_TITLE)
     print(f"comparison: {root / 'comparison.md'} (+ .csv; per SLO: {root / 'compare'}/*/report.html)")

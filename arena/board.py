@@ -16,6 +16,7 @@ from typing import Any
 from analysis import fmt
 
 WINNER = "🏆"
+WINNER_HTML = "★"  # the page must read right without an emoji font (headless browsers, servers)
 
 
 def cell_key(e: dict) -> tuple:
@@ -28,12 +29,19 @@ def rank_key(e: dict) -> tuple:
 
 
 def ranked(entries: Iterable[dict]) -> list[tuple[tuple, list[dict]]]:
-    """Cells in first-seen order, each with its entries sorted best first and `rank`/`winner` set."""
+    """Cells by dataset, then SLO, then shape (each in first-seen order), entries sorted best first,
+    with `rank` and `winner` set."""
     cells: dict[tuple, list[dict]] = {}
+    seen: list[dict] = [{}, {}, {}]
     for e in entries:
-        cells.setdefault(cell_key(e), []).append(dict(e))
+        key = cell_key(e)
+        cells.setdefault(key, []).append(dict(e))
+        for i, part in enumerate((key[0], key[1:3], key[3:])):
+            seen[i].setdefault(part, len(seen[i]))
+    order = sorted(cells, key=lambda k: (seen[0][k[0]], seen[1][k[1:3]], seen[2][k[3:]]))
     out = []
-    for key, items in cells.items():
+    for key in order:
+        items = cells[key]
         items.sort(key=rank_key)
         top = rank_key(items[0])
         has_winner = items[0].get("capacity") is not None or (items[0].get("goodput") or 0) > 0
@@ -44,11 +52,21 @@ def ranked(entries: Iterable[dict]) -> list[tuple[tuple, list[dict]]]:
     return out
 
 
-def capacity_text(e: dict) -> str:
+def capacity_text(e: dict, spread: bool = False) -> str:
+    """`7.4 users`, `≥ 16 users` (held up to the highest level tested), `none`; with `spread`, the
+    repeats' range too — `7.9 users (7.4–8.4)` — so a near-tie is visible as one."""
     if e.get("capacity") is None:
-        return "none"
-    ge = "≥ " if e.get("capacity_lower_bound") else ""
-    return f"{ge}{e['capacity']:.3g} {e.get('capacity_unit') or ''}".strip()
+        text = "none"
+    else:
+        ge = "≥ " if e.get("capacity_lower_bound") else ""
+        text = f"{ge}{e['capacity']:.3g} {e.get('capacity_unit') or ''}".strip()
+    runs = e.get("capacity_runs") or []
+    if spread and len(runs) > 1 and len(set(runs)) > 1:
+        nums = [v for v in runs if v is not None]
+        lo = "none" if len(nums) < len(runs) else f"{min(nums):.3g}"
+        hi = f"{max(nums):.3g}" if nums else "none"
+        text += f" ({lo}–{hi})"
+    return text
 
 
 def _winners(cells: list[tuple[tuple, list[dict]]]) -> list[tuple[tuple, list[dict]]]:
@@ -87,12 +105,12 @@ COLUMNS = [
 ]
 
 
-def _value(e: dict, key: str) -> str:
+def _value(e: dict, key: str, mark: str = WINNER) -> str:
     v = e.get(key)
     if key == "rank":
-        return f"{WINNER} {v}" if e.get("winner") else str(v)
+        return f"{mark} {v}" if e.get("winner") else str(v)
     if key == "capacity":
-        return capacity_text(e)
+        return capacity_text(e, spread=True)
     if key in ("goodput", "req_per_s"):
         return fmt.num(v)
     if key == "attainment":
@@ -114,10 +132,11 @@ def render_markdown(entries: list[dict], title: str) -> str:
         return "\n".join([*lines, "No entries yet: run a matrix with `python -m arena run MATRIX.yaml`.", ""])
     matrices = sorted({e["matrix"] for e in entries})
     lines += [
-        f"{len(entries)} entries from {len(matrices)} matrix{'es' if len(matrices) > 1 else ''} "
+        f"{len(entries)} entries from {len(matrices)} {'matrices' if len(matrices) > 1 else 'matrix'} "
         f"({', '.join(matrices)}). Each cell ranks configurations by **capacity at SLO** (the highest load "
         "whose SLO attainment stays ≥ the target; ≥ = held up to the highest tested load), then by "
-        f"**goodput**; {WINNER} marks the winner. Figures are medians over repeats.",
+        f"**goodput**; {WINNER} marks the winner. Figures are medians over repeats (capacity: the "
+        "repeats' range in brackets).",
         "",
         verdict(cells),
         "",
@@ -209,7 +228,8 @@ def render_html(entries: list[dict], title: str) -> str:
     parts += [
         f"<p class=muted>Each cell ranks configurations by <b>capacity at SLO</b> (the highest load whose SLO "
         f"attainment stays ≥ the target; ≥ = held up to the highest tested load), then by <b>goodput</b>; "
-        f"{WINNER} marks the winner. Figures are medians over repeats.</p>",
+        f"{WINNER_HTML} marks the winner. Figures are medians over repeats (capacity: the repeats' range "
+        "in brackets).</p>",
         f"<div class=verdict>{esc(text)}</div>",
         "<h2>Winners</h2><table><tr><th>dataset</th><th>SLO</th><th>shape</th><th>winner</th>"
         "<th>capacity at SLO</th><th>goodput req/s</th></tr>",
@@ -227,7 +247,7 @@ def render_html(entries: list[dict], title: str) -> str:
         parts.append("<table><tr>" + "".join(f"<th>{esc(h)}</th>" for _, h in COLUMNS) + "</tr>")
         for e in items:
             tds = "".join(
-                f"<td{' class=n' if 2 <= i < 10 else ''}>{esc(_value(e, k))}</td>"
+                f"<td{' class=n' if 2 <= i < 10 else ''}>{esc(_value(e, k, WINNER_HTML))}</td>"
                 for i, (k, _) in enumerate(COLUMNS)
             )
             parts.append(f"<tr{' class=win' if e['winner'] else ''}>{tds}</tr>")

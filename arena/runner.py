@@ -144,6 +144,12 @@ def run_cell(matrix: Matrix, cell: Cell, layout: Layout) -> Path:
         else:
             url = cell.target.url or ""
         run_dir = _run_load(matrix, cell, url, layout, stamp)
+        if server is not None and not server.running():  # its errors would pass for the engine's behaviour
+            code = server.stop()
+            raise CellError(
+                f"target '{cell.target.label}': the server exited (status {code}) during the load run: "
+                f"{last_line(server.log)} (log: {server.log}; run {run_dir})"
+            )
     finally:
         if server is not None:
             server.stop()

@@ -39,6 +39,7 @@ COLUMNS = {
     "capacity": "REAL",
     "capacity_unit": "TEXT",
     "capacity_lower_bound": "INTEGER",
+    "capacity_runs": "TEXT",
     "goodput": "REAL",
     "attainment": "REAL",
     "req_per_s": "REAL",
@@ -47,6 +48,7 @@ COLUMNS = {
     "ttft_p95_s": "REAL",
     "tpot_p95_s": "REAL",
     "run_dirs": "TEXT",
+    "position": "INTEGER",
 }
 KEY = ("matrix", "config", "dataset", "shape", "slo")
 
@@ -126,7 +128,8 @@ def upsert(path: Path, entries: list[dict[str, Any]], replace_matrix: str | None
         with con:
             if replace_matrix is not None:
                 con.execute("DELETE FROM entries WHERE matrix = ?", (replace_matrix,))
-            for e in entries:
+            for i, e in enumerate(entries):
+                e = {"position": i, **e}
                 row = {
                     k: json.dumps(v) if isinstance(v, list | dict) else v
                     for k, v in e.items()
@@ -153,7 +156,7 @@ def entries(path: Path, matrix: str | None = None) -> list[dict[str, Any]]:
         sql = (
             "SELECT * FROM entries"
             + (" WHERE matrix = ?" if matrix else "")
-            + " ORDER BY date, matrix, config"
+            + " ORDER BY matrix, position, config"
         )
         rows = [dict(r) for r in con.execute(sql, (matrix,) if matrix else ())]
     except sqlite3.Error as e:
@@ -161,7 +164,7 @@ def entries(path: Path, matrix: str | None = None) -> list[dict[str, Any]]:
     finally:
         con.close()
     for r in rows:
-        for k in ("params", "run_dirs"):
+        for k in ("params", "run_dirs", "capacity_runs"):
             try:
                 r[k] = json.loads(r[k]) if r.get(k) else None
             except ValueError:

@@ -37,6 +37,7 @@ class Section:
     analyses: list[Analysis]
     lower_bound: dict[str, bool]  # grouped row config → capacity is only "≥" in every run
     ended: dict[str, float]  # run folder → when its load run ended (unix time)
+    caps: dict[str, list]  # grouped row config → capacity of each repeat (None: no level met the SLO)
 
     @property
     def slug(self) -> str:
@@ -62,7 +63,7 @@ def evaluate(matrix: Matrix, done: list[tuple[Cell, Path]], warn: Any = print) -
     for spec in matrix.slos:
         slo = with_target(parse_slo(spec), matrix.attain_target)
         for shape in matrix.shapes:
-            per_run, analyses, bounds, ended = [], [], {}, {}
+            per_run, analyses, bounds, ended, caps = [], [], {}, {}, {}
             for cell, run in runs:
                 if cell.shape.label != shape.label:
                     continue
@@ -78,6 +79,7 @@ def evaluate(matrix: Matrix, done: list[tuple[Cell, Path]], warn: Any = print) -
                 cap = a.summary["capacity"]
                 lower = cap.get("value") is not None and cap.get("bounded") is False
                 bounds[key] = bounds.get(key, True) and lower
+                caps.setdefault(key, []).append(cap.get("value"))
                 per_run.append(row)
                 analyses.append(a)
                 t_end = run.meta.get("t_end_unix")
@@ -86,7 +88,7 @@ def evaluate(matrix: Matrix, done: list[tuple[Cell, Path]], warn: Any = print) -
                 continue
             rows = compare.group(per_run, "median")
             rows.sort(key=lambda r: order.get((r["name"], r["dataset"]), 0))
-            sections.append(Section(slo, spec, shape.label, rows, per_run, analyses, bounds, ended))
+            sections.append(Section(slo, spec, shape.label, rows, per_run, analyses, bounds, ended, caps))
     return sections
 
 
@@ -162,6 +164,7 @@ def entries(matrix: Matrix, sections: list[Section], hw: dict[str, Any]) -> list
                     "capacity": r["capacity_at_slo"],
                     "capacity_unit": r["capacity_unit"],
                     "capacity_lower_bound": int(sec.lower_bound.get(r["config"], False)),
+                    "capacity_runs": sec.caps.get(r["config"], []),
                     "goodput": r["goodput_req_per_s"],
                     "attainment": r["slo_attainment"],
                     "req_per_s": r["req_per_s"],

@@ -169,16 +169,28 @@ def run_locust(url: str, out: Path, name: str, users: int, duration_s: float, ar
     cpu = CpuSampler(proc.pid)
     try:
         rc = proc.wait(duration_s + 120)
+    except subprocess.TimeoutExpired:  # an overloaded process that does not stop: stop it, keep what it wrote
+        rc = _stop(proc)
     finally:
         cpu.stop()
         if proc.poll() is None:
-            proc.send_signal(signal.SIGINT)
-            proc.wait(30)
+            _stop(proc)
     runs = sorted(out.glob(f"{name}-*"))
     if not runs:
         raise SystemExit(f"bench: locust wrote no run folder for {name} (exit {proc.returncode})")
     meta = json.loads((runs[-1] / "run.json").read_text())
     return LocustRun(runs[-1], cpu, t_begin, time.time(), rc, meta)
+
+
+def _stop(proc: subprocess.Popen) -> int:
+    proc.send_signal(signal.SIGINT)
+    try:
+        return proc.wait(30)
+    except subprocess.TimeoutExpired:
+        for child in psutil.Process(proc.pid).children(recursive=True):
+            child.kill()
+        proc.kill()
+        return proc.wait(10)
 
 
 def read_rows(run_dir: Path) -> list[dict]:

@@ -99,7 +99,9 @@ def sim_server(procs: Callable[..., Proc]) -> Callable[..., Proc]:
 
     def _start(*args: str, env: dict | None = None) -> Proc:
         port = free_port()
-        p = procs([PYTHON, "-m", "simserver", "--host", "127.0.0.1", "--port", str(port), *args], "simserver", env)
+        p = procs(
+            [PYTHON, "-m", "simserver", "--host", "127.0.0.1", "--port", str(port), *args], "simserver", env
+        )
         p.url = f"http://127.0.0.1:{port}"
         wait_http(p.url + "/health", proc=p.popen)
         return p

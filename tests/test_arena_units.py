@@ -36,7 +36,7 @@ def write(tmp_path: Path, text: str, name: str = "m.yaml") -> Path:
 def test_example_matrix_expands_to_eight_cells_in_fair_order():
     m = load_matrix(ROOT / "examples" / "arena.yaml")
     cells = m.cells()
-    assert len(cells) == 8 and m.slos == ["chat", "datagen"] and m.name == "arena-example"
+    assert len(cells) == 8 and m.slos == ["mlperf-interactive", "datagen"] and m.name == "arena-example"
     # repeat-major; the configurations of one (dataset, shape) run back to back
     assert [(c.repeat, c.dataset, c.target.label) for c in cells[:4]] == [
         (1, "agentic", "latency"),
@@ -305,9 +305,27 @@ def test_ranking_capacity_then_goodput_and_winner_marks():
     md = board.render_markdown([entry("a", 4.0, 3.0), entry("b", 8.0, 1.0, dataset="z", lower=1)], "T")
     assert "🏆 1 | a | 4 users" in md and "≥ 8 users" in md and "No single best" in md
     html = board.render_html([entry("a", 4.0, 3.0), entry("b", 2.0, 1.0)], "T<script>")
-    assert "<tr class=win><td>🏆 1</td><td>a</td>" in html and "T&lt;script&gt;" in html
+    assert "<tr class=win><td>★ 1</td><td>a</td>" in html and "T&lt;script&gt;" in html
     assert "<script" not in html.replace("T&lt;script&gt;", "") and "http" not in html  # self-contained
     assert "**a** wins every cell" in board.render_markdown([entry("a", 4.0, 3.0), entry("b", 2.0, 1.0)], "T")
+
+
+def test_entries_of_several_matrices_rank_together_in_one_cell(tmp_path):
+    db = tmp_path / "arena.sqlite"
+    store.upsert(db, [entry("a", 4.0, 1.0)], replace_matrix="m")
+    store.upsert(db, [{**entry("b", 6.0, 1.0), "matrix": "n"}], replace_matrix="n")
+    ((_key, items),) = board.ranked(store.entries(db))
+    assert [(e["matrix"], e["config"], e["winner"]) for e in items] == [("n", "b", True), ("m", "a", False)]
+    assert "2 matrices (m, n)" in board.render_markdown(store.entries(db), "T")
+
+
+def test_capacity_text_shows_the_repeats_range():
+    e = entry("a", 7.9, 1.0)
+    assert board.capacity_text(e, spread=True) == "7.9 users"
+    assert board.capacity_text({**e, "capacity_runs": [7.4, 8.4]}, spread=True) == "7.9 users (7.4–8.4)"
+    assert board.capacity_text({**e, "capacity_runs": [4.5, None]}, spread=True) == "7.9 users (none–4.5)"
+    assert board.capacity_text({**e, "capacity_runs": [8.0, 8.0]}, spread=True) == "7.9 users"
+    assert board.capacity_text({**e, "capacity": None, "capacity_runs": [None, None]}, spread=True) == "none"
 
 
 def test_store_upserts_by_matrix_config_dataset_shape_slo(tmp_path):
