@@ -124,7 +124,7 @@ def cmd_analyze(argv: list[str]) -> int:
         prog="python -m analysis",
         usage=USAGE,
         description="Analyze run folders: summary.md/json, plots, report.html.",
-        epilog="Compare runs: python -m analysis compare --help. Metric definitions: docs/analysis.md.",
+        epilog="Compare runs: python -m analysis compare --help. Metric definitions: README.md § Analysis.",
     )
     p.add_argument(
         "runs", nargs="+", metavar="RUN_DIR", help="run folder(s) holding requests.csv (+ run.json)"

@@ -1,6 +1,6 @@
 """The one definition of every aggregate: distributions, throughput, errors, goodput, attainment, checks.
 
-Definitions (DESIGN.md; explained for users in docs/analysis.md):
+Definitions (DESIGN.md; explained for users in README.md § Analysis):
 - window: first send → last completion, `min(t_start_unix)` → `max(t_start_unix + e2e_s)` over all sent rows.
 - req/s: completed (`ok`) requests / window; output and input tok/s: tokens of completed requests / window.
 - goodput: completed requests meeting every per-request limit of the SLO / window;

@@ -4,7 +4,7 @@ Pure Python on purpose (no pandas/numpy): the Locust load path imports this modu
 good requests live, and the analysis uses the very same object, so the live view and the report
 cannot disagree about what a good request is.
 
-Semantics (documented in docs/analysis.md, the one place users read them):
+Semantics (documented in README.md § Analysis, the one place users read them):
 - A request is *good* when it completed (`ok`) and meets every per-request limit: TTFT ≤ limit,
   TPOT ≤ limit, E2E ≤ limit (inclusive, as vLLM's `--goodput`).
 - A missing TTFT or E2E fails its check (nothing was delivered in time). A missing TPOT (≤ 1

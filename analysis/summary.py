@@ -344,7 +344,7 @@ def render_markdown(a: Analysis) -> str:
         )
         lines += ["", fmt.md_table(LATENCY_HEADERS[:-1], open_loop_rows(ol))]
     lines += server_report.markdown(s)
-    lines += ["", "Definitions: docs/analysis.md. Every figure is recomputed from requests.csv.", ""]
+    lines += ["", "Definitions: README.md § Analysis. Every figure is recomputed from requests.csv.", ""]
     return "\n".join(lines)
 
 

@@ -100,7 +100,7 @@ def print_winners(cells: list[tuple]) -> None:
 
 
 def cmd_run(argv: list[str]) -> int:
-    p = Parser(prog="python -m arena run", usage=USAGE, description="Run a benchmark matrix (docs/arena.md).")
+    p = Parser(prog="python -m arena run", usage=USAGE, description="Run a benchmark matrix (README.md § Arena).")
     p.add_argument("matrix", metavar="MATRIX.yaml")
     p.add_argument(
         "--results", metavar="DIR", help="results folder (default: the matrix's results:, else results)"
@@ -175,7 +175,7 @@ def main(argv: list[str] | None = None) -> int:
 
     commands = {"run": cmd_run, "leaderboard": cmd_leaderboard}
     if not argv or argv[0] in ("-h", "--help"):
-        print(f"usage: {USAGE}\n\nBenchmark matrices and the leaderboard; see docs/arena.md.")
+        print(f"usage: {USAGE}\n\nBenchmark matrices and the leaderboard; see README.md § Arena.")
         return 0 if argv else 2
     if argv[0] not in commands:
         sys.stderr.write(f"arena: error: unknown command '{argv[0]}' (expected run or leaderboard)\n")

@@ -33,7 +33,7 @@ __all__ = ["HOST", "ROOT", "Cell", "Matrix", "MatrixError", "Shape", "Target", "
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 TOP_KEYS = ("name", "description", "results", "targets", "datasets", "shapes", "slos", "repeats")
 TOP_KEYS += ("processes", "load", "analysis")
-# Shape entries: key → load-path flag (docs/shapes.md, docs/load.md). `args` passes anything else.
+# Shape entries: key → load-path flag (README.md § Load shapes, README.md § Running a load test). `args` passes anything else.
 SHAPE_FLAGS = {
     "shape": "--shape",
     "users": "-u",

@@ -99,7 +99,7 @@ def _section_md(sec: Section, n_shapes: int) -> str:
     head = f"## SLO {sec.slo.name}" + (f" · shape {sec.shape}" if n_shapes > 1 else "")
     md = md.replace("# Comparison", head, 1).replace("\n## Repeats", "\n### Repeats")
     return md.replace(
-        "Definitions: docs/analysis.md. Every figure is recomputed from each run's requests.csv.\n", ""
+        "Definitions: README.md § Analysis. Every figure is recomputed from each run's requests.csv.\n", ""
     )
 
 
@@ -127,7 +127,7 @@ def write_comparison(root: Path, matrix: Matrix, sections: list[Section]) -> Non
         reader = csv.DictReader(buf)
         fields = ["slo", "shape", *(reader.fieldnames or [])]
         merged += [{"slo": sec.slo.name, "shape": sec.shape, **r} for r in reader]
-    lines.append("Definitions: docs/analysis.md. Every figure is recomputed from each run's requests.csv.\n")
+    lines.append("Definitions: README.md § Analysis. Every figure is recomputed from each run's requests.csv.\n")
     (root / "comparison.md").write_text("\n".join(lines))
     with open(root / "comparison.csv", "w", newline="") as fh:
         w = csv.DictWriter(fh, fieldnames=fields)

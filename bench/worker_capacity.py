@@ -10,7 +10,7 @@ and exactly one worker process, the unit you scale) against it: closed-loop stre
 `--ignore-eos` so every request streams `--max-tokens` chunks. For each level it prints the
 chunks/s the worker received, the worker's CPU use, and the timing error: the client's first-token
 time (`t_start_unix + ttft_s`) minus the engine's own emit time (the trace, joined by X-Request-Id).
-When the error p99 passes a few ms, the worker is saturated: add workers (docs/cluster.md).
+When the error p99 passes a few ms, the worker is saturated: add workers (README.md § Running on a cluster).
 `µs CPU/chunk` (worker CPU time per chunk received, request overhead included) is the figure that
 survives a busy host; `chunks/s @100%` is its inverse, the ceiling of one worker core. Both
 processes share this machine's cores, so on a small or busy host the engine's own CPU use lowers

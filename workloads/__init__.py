@@ -5,7 +5,7 @@
     conv = stream.next_conversation()              # multi-turn users
     messages, max_tokens, conv, turn = stream.next_request()   # single-shot users
 
-Spec strings, loaders, orders and the stats command are documented in docs/workloads.md. Importing
+Spec strings, loaders, orders and the stats command are documented in README.md § Workloads. Importing
 this package is cheap (no pandas, no Hugging Face `datasets`; those load only for csv/parquet/hub).
 """
 

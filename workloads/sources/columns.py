@@ -28,7 +28,7 @@ from workloads.sources.chatlog import build, group_of, normalize
 from workloads.spec import Options
 from workloads.tokens import count_tokens
 
-MAPPING_HINT = "add a column mapping such as ?prompt=COLUMN (see docs/workloads.md)"
+MAPPING_HINT = "add a column mapping such as ?prompt=COLUMN (see README.md § Workloads)"
 
 
 def _text(value: Any) -> str | None:
