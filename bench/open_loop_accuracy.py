@@ -19,7 +19,6 @@ import csv
 import itertools
 import json
 import random
-import socket
 import subprocess
 import sys
 import tempfile
@@ -30,13 +29,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from loadgen_common import free_port  # noqa: E402
+
 from shapes.arrivals import cv, expected_cv  # noqa: E402
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def start_engine(log: Path) -> tuple[subprocess.Popen, str]:

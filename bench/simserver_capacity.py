@@ -24,7 +24,6 @@ import asyncio
 import os
 import random
 import re
-import socket
 import subprocess
 import sys
 import time
@@ -33,6 +32,7 @@ from pathlib import Path
 
 import orjson
 import psutil
+from loadgen_common import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 TEXT = b'"delta":{"content":'
@@ -252,12 +252,6 @@ def start_control(period_s: float, duration_s: float) -> subprocess.Popen:
     return subprocess.Popen(
         [sys.executable, "-c", CONTROL, str(period_s), str(duration_s)], stdout=subprocess.PIPE, text=True
     )
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def main() -> int:

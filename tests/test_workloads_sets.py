@@ -91,7 +91,7 @@ def test_shipped_files_equal_generator_output() -> None:
     assert load_workload("chat").conversations == load_workload("chat:n=300").conversations
     manifest = json.loads((DATA_DIR / "MANIFEST.json").read_text())
     assert set(manifest["sets"]) == set(SHIPPED)
-    if manifest["python"] != platform.python_version():
+    if manifest["python"].split(".")[:2] != list(platform.python_version_tuple()[:2]):
         pytest.skip(f"shipped sets were written by Python {manifest['python']}; stdlib material may differ")
     assert check_all() == []
 

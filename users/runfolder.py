@@ -13,6 +13,16 @@ from urllib.parse import urlsplit, urlunsplit
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def is_http_url(url: str) -> bool:
+    """An http(s) URL with a host and, if any, a numeric port: what a target or /metrics URL must be."""
+    try:
+        u = urlsplit(url)
+        _ = u.port  # a malformed port raises here, not in urlsplit
+    except ValueError:
+        return False
+    return u.scheme in ("http", "https") and bool(u.hostname)
+
+
 def safe_url(url: str) -> str:
     """The URL without userinfo: credentials never reach run.json or a report."""
     try:

@@ -39,7 +39,7 @@ from locust.runners import WorkerRunner
 from prometheus_client.parser import text_string_to_metric_families
 
 from users.options import OptionError, parse_duration_s
-from users.runfolder import safe_url
+from users.runfolder import is_http_url, safe_url
 
 log = logging.getLogger("goodput")
 
@@ -153,18 +153,12 @@ def resolve(value: str, host: str) -> tuple[str, str]:
         return OFF, ""
     if v.lower() == AUTO:
         return (AUTO, host.rstrip("/") + "/metrics") if host else (OFF, "")
-    try:
-        u = urlsplit(v)
-        ok = u.scheme in ("http", "https") and bool(u.hostname)
-        _ = u.port
-    except ValueError:
-        ok = False
-    if not ok:
+    if not is_http_url(v):
         shown = safe_url(v) or ("the value" if "@" in v else v)  # never echo credentials
         raise OptionError(
             f"--server-metrics: '{shown}' is not a URL (expected http://HOST:PORT/metrics, auto or off)"
         )
-    if "@" in u.netloc:
+    if "@" in urlsplit(v).netloc:
         raise OptionError(
             "--server-metrics: credentials in the URL (user:password@HOST) are not supported: they would "
             "reach logs and the web UI; the API key of --api-key-env is sent when the URL is the target's"

@@ -7,9 +7,8 @@ import os
 import re
 import urllib.error
 import urllib.request
-from urllib.parse import urlsplit
 
-from users.runfolder import safe_url
+from users.runfolder import is_http_url, safe_url
 
 
 class TargetError(ValueError):
@@ -43,13 +42,7 @@ def check_credentials(host: str, api_key_env: str) -> None:
 def check(host: str, model: str, api_key_env: str, timeout_s: float = 10.0) -> str:
     """Return the model to use: `model` if served, else the first id of /v1/models."""
     check_credentials(host, api_key_env)
-    try:
-        u = urlsplit(host)
-        ok = u.scheme in ("http", "https") and bool(u.hostname)
-        _ = u.port
-    except ValueError:
-        ok = False
-    if not ok:
+    if not is_http_url(host):
         raise TargetError(f"--host: '{safe_url(host) or host}' is not a URL (expected http://HOST:PORT)")
     url = host.rstrip("/") + "/v1/models"
     req = urllib.request.Request(url)
