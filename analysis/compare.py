@@ -197,7 +197,10 @@ def render_markdown(rows: list[dict], slo_text: str, mode: str, n_runs: int) -> 
             ),
             "",
         ]
-    lines += ["Definitions: README.md § Analysis. Every figure is recomputed from each run's requests.csv.", ""]
+    lines += [
+        "Definitions: README.md § Analysis. Every figure is recomputed from each run's requests.csv.",
+        "",
+    ]
     return "\n".join(lines)
 
 

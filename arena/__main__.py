@@ -100,7 +100,9 @@ def print_winners(cells: list[tuple]) -> None:
 
 
 def cmd_run(argv: list[str]) -> int:
-    p = Parser(prog="python -m arena run", usage=USAGE, description="Run a benchmark matrix (README.md § Arena).")
+    p = Parser(
+        prog="python -m arena run", usage=USAGE, description="Run a benchmark matrix (README.md § Arena)."
+    )
     p.add_argument("matrix", metavar="MATRIX.yaml")
     p.add_argument(
         "--results", metavar="DIR", help="results folder (default: the matrix's results:, else results)"

@@ -127,7 +127,9 @@ def write_comparison(root: Path, matrix: Matrix, sections: list[Section]) -> Non
         reader = csv.DictReader(buf)
         fields = ["slo", "shape", *(reader.fieldnames or [])]
         merged += [{"slo": sec.slo.name, "shape": sec.shape, **r} for r in reader]
-    lines.append("Definitions: README.md § Analysis. Every figure is recomputed from each run's requests.csv.\n")
+    lines.append(
+        "Definitions: README.md § Analysis. Every figure is recomputed from each run's requests.csv.\n"
+    )
     (root / "comparison.md").write_text("\n".join(lines))
     with open(root / "comparison.csv", "w", newline="") as fh:
         w = csv.DictWriter(fh, fieldnames=fields)
