@@ -105,7 +105,7 @@ def main() -> None:
     print(machine())
     work = tempdir("client-capacity")
     results = []
-    with simserver(args.step_ms / 1000, work, pin_core=0 if args.pin else None) as engine:
+    with simserver(work, step_s=args.step_ms / 1000, pin_core=0 if args.pin else None) as engine:
         for transport in args.transports:
             for n in args.streams or DEFAULT_STREAMS[transport]:
                 r = measure(engine, work / "runs", transport, n, args)

@@ -1,4 +1,4 @@
-"""Shared by the load-generator benchmarks (client_capacity, workers_scaling, vs_vllm_bench).
+"""Shared by the benchmarks that start the simulated engine and Locust as processes.
 
 A simulated engine that is not the bottleneck (every stream decodes in every step, step time
 nearly independent of the batch), Locust runs as subprocesses with their CPU sampled from outside,
@@ -76,31 +76,48 @@ def wait_up(url: str, timeout_s: float = 30.0) -> None:
 @dataclass
 class Engine:
     url: str
-    trace: Path
+    trace: Path | None
     proc: subprocess.Popen
 
 
 @contextlib.contextmanager
-def simserver(step_s: float, workdir: Path, pin_core: int | None = None) -> Iterator[Engine]:
-    cfg = workdir / "engine.yaml"
-    cfg.write_text(engine_config(step_s))
-    trace = workdir / "trace.jsonl"
+def simserver(
+    workdir: Path,
+    step_s: float | None = None,
+    engine_args: list[str] | None = None,
+    pin_core: int | None = None,
+    trace: bool = True,
+) -> Iterator[Engine]:
+    """The simulated engine on a free port, healthy, stopped on exit; its log in `workdir`.
+
+    `step_s`: the huge-batch engine of `engine_config` (the engine is never the bottleneck);
+    otherwise `engine_args` (e.g. `--profile capacity`).
+    """
+    args = list(engine_args or [])
+    if step_s is not None:
+        cfg = workdir / "engine.yaml"
+        cfg.write_text(engine_config(step_s))
+        args += ["--config", str(cfg)]
+    trace_file = workdir / "trace.jsonl" if trace else None
+    if trace_file is not None:
+        args += ["--trace", str(trace_file)]
     port = free_port()
-    cmd = [PY, "-m", "simserver", "--host", "127.0.0.1", "--port", str(port), "--config", str(cfg),
-           "--trace", str(trace)]  # fmt: skip
-    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    log = open(workdir / "simserver.log", "wb")  # noqa: SIM115 - the engine writes it while it runs
+    cmd = [PY, "-m", "simserver", "--host", "127.0.0.1", "--port", str(port), *args]
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
     try:
         if pin_core is not None:
             os.sched_setaffinity(proc.pid, {pin_core})
         url = f"http://127.0.0.1:{port}"
         wait_up(url + "/health")
-        yield Engine(url, trace, proc)
+        yield Engine(url, trace_file, proc)
     finally:
         proc.send_signal(signal.SIGTERM)
         try:
             proc.wait(30)
         except subprocess.TimeoutExpired:
             proc.kill()
+        log.close()
 
 
 class CpuSampler:

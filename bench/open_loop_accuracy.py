@@ -22,43 +22,14 @@ import random
 import subprocess
 import sys
 import tempfile
-import time
-import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from loadgen_common import free_port  # noqa: E402
+from loadgen_common import free_port, simserver  # noqa: E402
 
 from shapes.arrivals import cv, expected_cv  # noqa: E402
-
-
-def start_engine(log: Path) -> tuple[subprocess.Popen, str]:
-    port = free_port()
-    cmd = [
-        sys.executable,
-        "-m",
-        "simserver",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--profile",
-        "capacity",
-    ]
-    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=open(log, "wb"), stderr=subprocess.STDOUT)  # noqa: SIM115
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(200):
-        try:
-            with urllib.request.urlopen(url + "/health", timeout=1):
-                return proc, url
-        except OSError:
-            if proc.poll() is not None:
-                raise SystemExit(f"simserver exited; see {log}") from None
-            time.sleep(0.1)
-    proc.terminate()
-    raise SystemExit("simserver did not start")
 
 
 def run(url: str, out: Path, name: str, args: list[str], timeout_s: float) -> tuple[list[dict], dict]:
@@ -130,8 +101,8 @@ def main() -> None:
         ]
     with tempfile.TemporaryDirectory(prefix="goodput-bench-") as tmp:
         out = Path(tmp)
-        engine, url = start_engine(out / "simserver.log")
-        try:
+        with simserver(out, engine_args=["--profile", "capacity"], trace=False) as engine:
+            url = engine.url
             print(f"{'case':<16} {'target':>7} {'sent':>6} {'achieved':>9} {'CV':>6} {'CV doc':>7} "
                   f"{'lag p50':>8} {'lag p99':>8} {'lag max':>8} {'≤5ms':>6} {'warn':>5}")  # fmt: skip
             for name, kind, k, rate, seconds, procs in cases:
@@ -155,9 +126,6 @@ def main() -> None:
                 print(f"{'trace-50':<16} {50.0:>7.1f} {f['sent']:>6} {f['achieved_rps']:>9.2f} {f['cv']:>6.2f} "
                       f"{1.0:>7.2f} {f['lag_p50_ms']:>8.2f} {f['lag_p99_ms']:>8.2f} {f['lag_max_ms']:>8.2f} "
                       f"{f['within_5ms']:>6.1%} {meta['open_loop']['behind_warnings']:>5}")  # fmt: skip
-        finally:
-            engine.terminate()
-            engine.wait(10)
 
 
 if __name__ == "__main__":

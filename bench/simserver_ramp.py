@@ -15,9 +15,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import random
-import socket
-import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from pathlib import Path
@@ -26,6 +25,8 @@ import orjson
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from loadgen_common import simserver  # noqa: E402
 
 from simserver.offline import percentile  # noqa: E402 - after the path is set
 
@@ -113,37 +114,13 @@ def main() -> int:
     ap.add_argument("--step", type=float, default=10.0)
     ap.add_argument("--seed", type=int, default=1)
     args = ap.parse_args()
-    proc = None
-    url = args.url.rstrip("/")
-    if not url:
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        cmd = [
-            sys.executable,
-            "-m",
-            "simserver",
-            "--port",
-            str(port),
-            "--profile",
-            args.profile,
-            "--seed",
-            "1",
-        ]
-        proc = subprocess.Popen(cmd, cwd=ROOT, stderr=subprocess.DEVNULL)
-        url = f"http://127.0.0.1:{port}"
-        for _ in range(100):
-            try:
-                urllib.request.urlopen(url + "/health", timeout=1)
-                break
-            except OSError:
-                time.sleep(0.1)
-    try:
-        asyncio.run(ramp(args, url))
-    finally:
-        if proc is not None:
-            proc.terminate()
-            proc.wait(10)
+    if args.url:
+        asyncio.run(ramp(args, args.url.rstrip("/")))
+        return 0
+    with tempfile.TemporaryDirectory(prefix="goodput-ramp-") as tmp:
+        engine_args = ["--profile", args.profile, "--seed", "1"]
+        with simserver(Path(tmp), engine_args=engine_args, trace=False) as engine:
+            asyncio.run(ramp(args, engine.url))
     return 0
 
 

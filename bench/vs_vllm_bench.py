@@ -136,7 +136,7 @@ def main() -> None:
     print(machine())
     work = tempdir("vs-vllm")
     results = []
-    with simserver(args.step_ms / 1000, work) as engine:
+    with simserver(work, step_s=args.step_ms / 1000) as engine:
         for conc in args.concurrency:
             v = run_vllm(engine, args, conc, work)
             print(f"  vllm bench serve, concurrency {conc}: {v['requests']} requests in {v['duration']:.1f} s",

@@ -31,7 +31,7 @@ import time
 from pathlib import Path
 
 import psutil
-from loadgen_common import free_port, pct, wait_up
+from loadgen_common import free_port, pct, simserver
 
 ROOT = Path(__file__).resolve().parent.parent
 PY = sys.executable
@@ -76,38 +76,13 @@ def main() -> None:
     args = ap.parse_args()
 
     tmp = Path(tempfile.mkdtemp(prefix="goodput-worker-capacity-"))
-    trace = tmp / "trace.jsonl"
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    sim = subprocess.Popen(
-        [
-            PY,
-            "-m",
-            "simserver",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--profile",
-            "capacity",
-            "--trace",
-            str(trace),
-        ],
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    if args.pin:
-        os.sched_setaffinity(sim.pid, {0})
-        os.sched_setaffinity(0, {1})  # Locust started from here inherits core 1
     levels = []
-    try:
-        wait_up(url + "/health")
+    with simserver(tmp, engine_args=["--profile", "capacity"], pin_core=0 if args.pin else None) as sim:
+        if args.pin:
+            os.sched_setaffinity(0, {1})  # Locust started from here inherits core 1
         for users in args.users:
-            levels.append((users, run_level(url, users, args.duration, args.max_tokens, tmp)))
-    finally:
-        sim.send_signal(signal.SIGTERM)
-        sim.wait(30)
+            levels.append((users, run_level(sim.url, users, args.duration, args.max_tokens, tmp)))
+    trace = sim.trace
 
     engine = {}
     for line in trace.read_text().splitlines():

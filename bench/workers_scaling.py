@@ -44,7 +44,7 @@ def main() -> None:
     work = tempdir("workers-scaling")
     dataset = f"random:n=2000,input=fixed(64),output=uniform({args.max_tokens // 2},{args.max_tokens})"
     lines = []
-    with simserver(args.step_ms / 1000, work) as engine:
+    with simserver(work, step_s=args.step_ms / 1000) as engine:
         for n in args.streams:
             for procs in args.processes:
                 port = str(free_port())
