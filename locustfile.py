@@ -1,24 +1,40 @@
 """Goodput's Locust entry point: `locust -f locustfile.py --host http://HOST:PORT [options]`.
 
-Wires the user classes, the load shape (`--shape`, step ramp by default), Goodput's options and
-its event listeners. Only the selected user class runs (`--user`, or automatic from the dataset).
+Composition only: the user classes, the one shape class, and the plugins in the order their
+listeners must run (the lifecycle first: it creates the context every other plugin uses; stages
+after it: the run folder must exist before the first stage is recorded). Each plugin's module says
+what it does; README.md § "How it fits together" walks the whole path.
 """
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # the packages beside this file, from any cwd
 
 from locust import events
 
-import shapes
-import users.options  # noqa: F401  (registers the command-line options)
+import loadgen.run.options  # noqa: F401  (registers the command-line options)
+from loadgen import openloop
+from loadgen.live import console, webauth, webui
+from loadgen.monitors import selfmon, servermetrics
+from loadgen.run import lifecycle, scaleout, stages
 from shapes import GoodputShape  # noqa: F401  (Locust picks up the one shape class)
-from users import scaleout, selfmon, servermetrics, webauth, webui
 from users.agent import AgentUser
 from users.chat import ChatUser, CompletionsUser
 from users.rate import RateUser
-from users.setup import install
 
-install(events, {"chat": ChatUser, "agent": AgentUser, "completions": CompletionsUser, "rate": RateUser})
-shapes.install(events)  # after the spine: stage bookkeeping and open-loop stats
-scaleout.install(events)  # master: workers' heartbeats → run.json per_worker, lost rows
-webui.install(events)  # web UI: LLM tabs, /llm charts page, /llm/stats feed
-webauth.install(events)  # web UI: --web-login (password from the environment), bind warning
-selfmon.install(events)  # every load process: event-loop lag, CPU → run.json loadgen, saturation
-servermetrics.install(events)  # master/local: engine /metrics → server_metrics.csv, run.json
+USER_CLASSES = {"chat": ChatUser, "agent": AgentUser, "completions": CompletionsUser, "rate": RateUser}
+
+lifecycle.install(events, USER_CLASSES)  # first: builds the RunContext; owns the run's start and end
+PLUGINS = (
+    stages,  # the shape's levels → the current stage on every process, run.json's stages
+    openloop,  # open-loop generator figures: workers → master → run.json
+    scaleout,  # master: workers' heartbeats → run.json per_worker, lost rows; signals
+    console,  # headless: the LLM table every 10 s
+    webui,  # web UI: LLM tabs, /llm charts page, /llm/stats feed
+    webauth,  # web UI: --web-login (password from the environment), bind warning
+    selfmon,  # every load process: event-loop lag, CPU → run.json loadgen, saturation
+    servermetrics,  # master/local: engine /metrics → server_metrics.csv, run.json
+)
+for plugin in PLUGINS:
+    plugin.install(events)

@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 from typing import NoReturn
 
-from analysis.slo import PROFILES, Slo, SloError, parse_slo, with_target
+from core.slo import PROFILES, Slo, SloError, parse_slo, with_target
 
 USAGE = """python -m analysis RUN_DIR [RUN_DIR ...] [--slo SPEC ...] [--attain-target F] [--no-plots] [--no-html]
        python -m analysis compare RUN_DIR [RUN_DIR ...] [--out DIR] [--slo SPEC] [--repeats median|best|all]"""
@@ -72,8 +72,8 @@ def run_slo(meta: dict, given: list[Slo], target: float | None) -> tuple[Slo, li
 def analyze_one(
     path: str, slos: list[Slo], target: float | None, args: argparse.Namespace, timer: Timer
 ) -> Path | None:
-    from analysis import report
     from analysis.load import load_run
+    from analysis.render import html as report
     from analysis.summary import analyze, console_text, render_markdown, write_json
 
     run = load_run(path)
@@ -184,8 +184,9 @@ def cmd_compare(argv: list[str]) -> int:
     p.add_argument("--quiet", action="store_true", help="print nothing but errors")
     args = p.parse_args(argv)
     slos = parse_slos([args.slo] if args.slo else None, args.attain_target)
-    from analysis import compare, fmt
+    from analysis import compare
     from analysis.load import AnalysisError, load_run
+    from analysis.render import fmt
     from analysis.summary import analyze
 
     try:

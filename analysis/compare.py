@@ -15,9 +15,9 @@ import json
 import statistics
 from pathlib import Path
 
-from analysis import fmt
-from analysis.slo import Slo
+from analysis.render import fmt
 from analysis.summary import Analysis
+from core.slo import Slo
 
 # key, header, direction (+1: higher is better, -1: lower is better), formatter
 METRICS: list[tuple[str, str, int, str]] = [
@@ -229,7 +229,8 @@ def write_outputs(
     with_plots: bool = True,
 ) -> None:
     """comparison.md, comparison.csv, report.html and plots/compare_*.png under `out`."""
-    from analysis import plots, report  # matplotlib only when writing
+    from analysis.render import html as report
+    from analysis.render import plots  # matplotlib only when writing
 
     out.mkdir(parents=True, exist_ok=True)
     slo_text = f"{slo.name}: {slo.describe()}"

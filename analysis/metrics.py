@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from analysis.itl import Distribution
-from analysis.slo import Slo
+from core.slo import Slo
 
 PCTS = (50.0, 90.0, 95.0, 99.0)
 STAT_KEYS = ("mean", "p50", "p90", "p95", "p99", "max")

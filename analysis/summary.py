@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from analysis import fmt, server, server_report
+from analysis import server
 from analysis.itl import Distribution, PendingDistribution
 from analysis.load import AnalysisError, Run
 from analysis.metrics import (
@@ -29,8 +29,10 @@ from analysis.metrics import (
     throughput,
     verdict,
 )
-from analysis.slo import PROFILES, Slo
+from analysis.render import fmt
+from analysis.render import server as server_report
 from analysis.steps import capacity_at_slo, step_table
+from core.slo import PROFILES, Slo
 
 
 @dataclass

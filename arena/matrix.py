@@ -171,7 +171,7 @@ def _datasets(ctx: Ctx, items: list, node: dict) -> list[str]:
 
 
 def _slos(ctx: Ctx, node: dict) -> list[str]:
-    from analysis.slo import SloError, parse_slo
+    from core.slo import SloError, parse_slo
 
     items = node.get("slos", ["chat"])
     if isinstance(items, str):

@@ -20,9 +20,9 @@ from typing import Any
 
 from analysis import compare
 from analysis.load import AnalysisError, load_run
-from analysis.slo import Slo, parse_slo, with_target
 from analysis.summary import Analysis, analyze
 from arena.matrix import Cell, Matrix
+from core.slo import Slo, parse_slo, with_target
 
 
 @dataclass

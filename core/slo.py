@@ -1,8 +1,8 @@
 """SLOs: the contract's profiles, a YAML file, or `ttft=500ms,tpot=50ms,e2e=20s` → one `Slo`.
 
-Pure Python on purpose (no pandas/numpy): the Locust load path imports this module to count
-good requests live, and the analysis uses the very same object, so the live view and the report
-cannot disagree about what a good request is.
+Part of the contract (core/): the Locust load path counts good requests live with this object
+and the analysis uses the very same one, so the live view and the report cannot disagree about
+what a good request is. The only import beyond the standard library is PyYAML, lazily, for SLO files.
 
 Semantics (documented in README.md § Analysis, the one place users read them):
 - A request is *good* when it completed (`ok`) and meets every per-request limit: TTFT ≤ limit,
@@ -21,16 +21,13 @@ import re
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from core.durations import UNIT_S, fmt_duration, parse_duration_s
+from core.errors import SloError
+
 ATTAIN_TARGET = 0.9
 METRICS = ("ttft", "tpot", "e2e")  # per-request limits
 PCT_METRICS = ("ttft", "tpot", "itl", "e2e")  # percentile checks may also use ITL
-_UNITS = {"ms": 1e-3, "s": 1.0, "us": 1e-6, "µs": 1e-6}
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)\s*(ms|s|us|µs)\s*$")
 _PCT_KEY = re.compile(r"^p(\d+(?:\.\d+)?):(\w+)$")
-
-
-class SloError(ValueError):
-    """A user mistake in an SLO: the message is one line naming the bad part."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,7 +179,7 @@ def _build(items: list[tuple[str, Any]], base: Slo | None, where: str, name: str
             limits[k] = _seconds(value, f"{where}: {key}")
         elif k.endswith(("_s", "_ms")) and k.rsplit("_", 1)[0] in METRICS:
             metric, unit = k.rsplit("_", 1)
-            limits[metric] = _number(value, f"{where}: {key}") * _UNITS[unit]
+            limits[metric] = _number(value, f"{where}: {key}") * UNIT_S[unit]
         elif m := _PCT_KEY.match(k):
             q, metric = float(m.group(1)), m.group(2)
             if metric not in PCT_METRICS or not 0 < q <= 100:
@@ -243,13 +240,7 @@ def _parse_file(path: str) -> Slo:
 
 
 def _seconds(value: Any, where: str) -> float:
-    text = str(value).strip()
-    m = _DURATION.match(text)
-    if m:
-        return float(m.group(1)) * _UNITS[m.group(2)]
-    if re.fullmatch(r"\d+(\.\d*)?|\.\d+", text):
-        raise SloError(f"{where}: '{text}' needs a unit (ms, s or us), e.g. {text}ms")
-    raise SloError(f"{where}: '{text}' is not a duration (expected e.g. 500ms, 2s, 800us)")
+    return parse_duration_s(str(value).strip(), where, require_unit=True, error=SloError)
 
 
 def _number(value: Any, where: str) -> float:
@@ -280,15 +271,6 @@ def _opt_float(v: Any) -> float | None:
 def _num(x: float) -> str:
     """`99`, `99.9`: no trailing `.0`."""
     return f"{x:g}"
-
-
-def fmt_duration(seconds: float) -> str:
-    """Human units for limits: `500 ms`, `2 s`, `800 µs`."""
-    if seconds >= 1:
-        return f"{seconds:g} s"
-    if seconds >= 1e-3:
-        return f"{seconds * 1e3:g} ms"
-    return f"{seconds * 1e6:g} µs"
 
 
 def with_target(slo: Slo, target: float | None) -> Slo:

@@ -1,8 +1,13 @@
-"""Per-process run state, hung on the Locust `Environment` as `environment.goodput`.
+"""`RunContext`: everything Goodput keeps per load process, declared in one place.
 
-Locust's Environment is the composition root; this object is what Goodput adds to it: parsed
-options, the SLO, the current load stage, the workload stream, live token stats and where rows
-go. Every load process (local, master, worker) has one; only the master/local one has a run folder.
+Locust's `Environment` is the composition root of a Locust process and declares every attribute
+it carries; this is Goodput's counterpart. Nothing of Goodput's is hung on the Environment: each
+process has one `RunContext`, found with `of(environment)`, and every field below says what it
+holds and who writes it. Fields a plugin fills (web view, monitors, scale-out bookkeeping) are
+typed here but created by that plugin when the process starts (loadgen/run/lifecycle.py wires them).
+
+A process lives through several runs (the web UI starts and stops runs): run-scoped fields are
+reset by `begin_run` on the master/local runner and by `refresh` on a worker.
 """
 
 from __future__ import annotations
@@ -11,63 +16,140 @@ import itertools
 import os
 import socket
 import time
-import uuid
-from dataclasses import asdict, dataclass
+import weakref
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from analysis.slo import Slo
-from users.livestats import LiveStats
-from users.options import parse_duration_s
-from users.sink import CsvSink, RowBuffer
+from locust.event import EventHook
+
+from core.durations import parse_duration_s
+from core.slo import Slo
+from core.stage import Stage
+from loadgen.state.iofirst import IoFirst
+from loadgen.state.livestats import LiveStats
+from loadgen.state.openloop import OpenLoopStats
+from loadgen.state.rows import RowBuffer
+from loadgen.transport.ids import RequestIds
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from gevent import Greenlet
+
+    from loadgen.output.locustcsv import LocustCsv
+    from loadgen.output.sink import CsvSink
+
+_CONTEXTS: weakref.WeakKeyDictionary[Any, RunContext] = weakref.WeakKeyDictionary()
 
 
-@dataclass(slots=True)
-class Stage:
-    """The load level requests are labelled with (`step`, `target_users` in requests.csv)."""
+def of(environment: Any) -> RunContext:
+    """This process's context (created at Locust's `init` by loadgen/run/lifecycle.py)."""
+    try:
+        return _CONTEXTS[environment]
+    except KeyError:
+        raise LookupError(
+            "Goodput's context is not set up in this process (locustfile not loaded?)"
+        ) from None
 
-    step: int = 0
-    target_users: int = 0
-    rate_rps: float | None = None
-    label: str = ""
-    warmup_s: float = 0.0
-    cooldown_s: float = 0.0
-    spawn_rate: float = 0.0
-    t_start_unix: float = 0.0
-    t_end_unix: float | None = None
+
+def find(environment: Any) -> RunContext | None:
+    """The context, or None while `init` has not created it yet (early reports, other locustfiles)."""
+    return _CONTEXTS.get(environment)
+
+
+def attach(environment: Any, ctx: RunContext) -> RunContext:
+    _CONTEXTS[environment] = ctx
+    return ctx
 
 
 class RunContext:
+    """Goodput's state in one load process (local runner, master or worker)."""
+
     def __init__(self, environment: Any, slo: Slo, model: str) -> None:
-        opts = environment.parsed_options
+        #: Locust's environment of this process (its runner, events, parsed options).
         self.environment = environment
-        self.options = opts
+        #: The parsed command line (refreshed on workers: the master's options arrive at each spawn).
+        self.options: Any = environment.parsed_options
+        #: The SLO judged live and written to run.json (`--slo`).
         self.slo = slo
+        #: The model name sent with every request (`--model`, or the target's first model).
         self.model = model
-        self.timeout_s = parse_duration_s(opts.request_timeout, "--request-timeout")
-        self.think_time_s = parse_duration_s(opts.think_time, "--think-time")
-        self.tag = uuid.uuid4().hex[:8]
+        #: Per-request timeout and the agent's think time, in seconds.
+        self.timeout_s = 0.0
+        self.think_time_s = 0.0
+        #: The `worker` column of this process's rows: host and pid.
         self.worker_name = f"{socket.gethostname()}-{os.getpid()}"
-        self._ids = itertools.count(1)
+        #: Request ids (unique across workers and runs) and the header that carries them.
+        self.ids = RequestIds()
+        #: Goodput's user numbers in this process (the `user` column).
         self._user_ids = itertools.count(1)
-        self.stage = Stage()
-        self.stages: list[Stage] = []
-        self.live = LiveStats()
-        self.buffer = RowBuffer()
+        #: This worker's slice of the workload: index among the workers and their count.
         self.worker_index = 0
         self.worker_count = 1
+        #: Web UI: why the form's options were refused ("" when accepted); users then send nothing.
+        self.refused = ""
+        #: `--user` name → Locust user class (the web form may pick another class per run).
+        self.user_classes: dict[str, type] = {}
+
+        # -- load -------------------------------------------------------------------------------
+        #: The load level requests are labelled with, and every level of this run so far.
+        self.stage = Stage()
+        self.stages: list[Stage] = []
+        #: Told of every new stage (the open-loop dispatcher waits on it).
+        self.stage_listeners: list[Callable[[Stage], None]] = []
+        #: Requests of this process waiting on the server right now (queueing shows here first).
+        self.in_flight = 0
+        #: Holds finished requests' bookkeeping until the event loop has no I/O pending.
+        self.io_first = IoFirst()
+        #: Live figures (TTFT, TPOT, ITL, E2E, good requests), merged worker → master.
+        self.live = LiveStats()
+        #: Rows made here and not yet handed on (workers ship them with each report).
+        self.buffer = RowBuffer()
+        #: Open-loop generator figures (arrivals due/sent, send lag) and this process's dispatcher.
+        self.open_loop = OpenLoopStats()
+        self.driver: Any = None
         self._workload: Any = None
-        self.refused = ""  # web UI: why the form's options were refused (users then send nothing)
-        # master / local only
+
+        # -- master / local runner: the run folder -----------------------------------------------------
+        #: The run folder, its id (the folder name) and the CSV writer of requests.csv.
         self.run_dir: Path | None = None
         self.run_id = ""
         self.sink: CsvSink | None = None
+        #: Locust's own CSV files in the run folder (when --csv is not given).
+        self.locust_csv: LocustCsv | None = None
+        #: run.json's content, written at start, at stop and when the run closes.
         self.meta: dict = {}
+        #: Per worker: requests started, rows received, last report, missing (loadgen/run/scaleout.py).
         self.per_worker: dict[str, dict] = {}
+        #: Workers that confirmed their last rows were sent (the end-of-run handshake).
+        self.flushed: set[str] = set()
+        #: Watches workers' heartbeats while a run is open.
+        self.watcher: Greenlet | None = None
+        #: SIGTERM acts as Ctrl-C until Locust installs its own handler (headless runs).
+        self.sigterm_interrupts = False
+        #: How the run ended: "" while running, then "completed", "interrupted" or "failed: …".
+        self.outcome = ""
+        #: Fired once per run on the master/local runner, after the workers' last rows arrived and
+        #: just before requests.csv and run.json are closed: `(environment=…)`. The last moment a
+        #: plugin (monitors, open-loop stats) can put its figures into `meta`.
+        self.closing = EventHook()
 
-    # -- identities ---------------------------------------------------------------
-    def next_request_id(self) -> str:
-        return f"{self.tag}-{next(self._ids):07d}"
+        # -- plugins (created at init by their own install()) ---------------------------------------
+        #: Self-measurement (event-loop lag, CPU): loadgen/monitors/selfmon.py.
+        self.selfmon: Any = None
+        #: The engine /metrics scraper (master/local): loadgen/monitors/servermetrics.py.
+        self.scraper: Any = None
+        #: The web UI's LLM view (master/local with a web UI): loadgen/live/webui.
+        self.web_view: Any = None
+        self.configure(slo, model)
+
+    def configure(self, slo: Slo, model: str) -> None:
+        """Options that may change between runs (a worker gets the master's at each spawn)."""
+        self.options = self.environment.parsed_options
+        self.slo = slo
+        self.model = model
+        self.timeout_s = parse_duration_s(self.options.request_timeout, "--request-timeout")
+        self.think_time_s = parse_duration_s(self.options.think_time, "--think-time")
 
     def next_user_id(self) -> int:
         return next(self._user_ids)
@@ -90,6 +172,10 @@ class RunContext:
                 order=self.options.order,
             )
         return self._workload
+
+    def drop_workload(self) -> None:
+        """The next run opens the workload again (new options or a new slice)."""
+        self._workload = None
 
     def chat_body(self, messages: list[dict], max_tokens: int | None, extra: dict | None = None) -> dict:
         body: dict = {
@@ -120,12 +206,15 @@ class RunContext:
 
     # -- stages ----------------------------------------------------------------------
     def set_stage(self, stage: Stage) -> None:
+        """Make `stage` current, close the previous one, and tell the listeners."""
         now = time.time()
         if self.stages and self.stages[-1].t_end_unix is None:
             self.stages[-1].t_end_unix = now
         stage.t_start_unix = stage.t_start_unix or now
         self.stage = stage
         self.stages.append(stage)
+        for callback in list(self.stage_listeners):
+            callback(stage)
 
     def stages_meta(self) -> list[dict]:
-        return [asdict(s) for s in self.stages]
+        return [s.to_dict() for s in self.stages]

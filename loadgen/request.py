@@ -6,19 +6,16 @@ same way whatever its shape (single shot, agent turn, open-loop arrival).
 
 from __future__ import annotations
 
-import itertools
 import time
-from collections import deque
 from typing import Any
 
-import gevent
-from gevent import Greenlet, GreenletExit
-from gevent.hub import Waiter, get_hub
+from gevent import GreenletExit
 
-from users.arrival import wall_and_perf
-from users.client import StreamResult
-from users.inflight import IN_FLIGHT
-from users.record import RequestRecord
+from core.measure import fill_record
+from core.record import RequestRecord
+from core.result import StreamResult
+from loadgen.context import RunContext
+from loadgen.transport.arrival import wall_and_perf
 
 
 class LLMRequestError(Exception):
@@ -34,8 +31,9 @@ def perform(
     turn: int = 0,
     scheduled_unix: float | None = None,
 ) -> StreamResult:
-    ctx = user.environment.goodput
-    rid = ctx.next_request_id()
+    """Send one request for `user` (anything with `ctx`, `goodput_id`, `scenario`, `transport`) and record it."""
+    ctx: RunContext = user.ctx
+    rid = ctx.ids.next()
     stage = ctx.stage
     rec = RequestRecord(
         worker=ctx.worker_name,
@@ -50,10 +48,10 @@ def perform(
         t_scheduled_unix=scheduled_unix,
     )
     ctx.buffer.started += 1
-    IN_FLIGHT.n += 1
+    ctx.in_flight += 1
     t_wall, t_perf = wall_and_perf()
     try:
-        res = user.transport.stream(path, body, {"X-Request-Id": rid}, ctx.timeout_s)
+        res = user.transport.stream(path, body, ctx.ids.headers(rid), ctx.timeout_s)
     except GreenletExit:
         # The user is being stopped mid-request: the server saw it, so it keeps its row.
         rec.t_start_unix = t_wall
@@ -62,15 +60,15 @@ def perform(
         ctx.emit(rec.row())
         raise
     finally:
-        IN_FLIGHT.n -= 1
+        ctx.in_flight -= 1
     try:
-        IO_FIRST.wait()
+        ctx.io_first.wait()
     finally:  # also when the user is stopped meanwhile: the request is complete, it keeps its row
         _complete(user, ctx, rec, res, path, t_wall, t_perf)
     return res
 
 
-def _complete(user: Any, ctx: Any, rec: RequestRecord, res: StreamResult, path: str, t_wall: float,
+def _complete(user: Any, ctx: RunContext, rec: RequestRecord, res: StreamResult, path: str, t_wall: float,
               t_perf: float) -> None:  # fmt: skip
     rid = rec.request_id
     rec.t_start_unix = t_wall + (res.t_send - t_perf) if res.t_send else t_wall
@@ -92,79 +90,3 @@ def _complete(user: Any, ctx: Any, rec: RequestRecord, res: StreamResult, path: 
         rec.ttft_s, rec.tpot_s, rec.itl_s, rec.e2e_s, rec.output_tokens or 0, rec.ok, good, rec.error
     )
     ctx.emit(rec.row())
-
-
-class IoFirst:
-    """Request bookkeeping waits until the event loop has no I/O pending, ~1 ms of it per loop pass.
-
-    A token's stamp is its kernel arrival (users/arrival.py) as long as its stream is read before the
-    next token comes. When many streams end in the same engine step (closed-loop users with equal
-    lengths stay in lockstep), their rows, Locust events and the requests that follow would hold
-    the loop for tens of ms while the first tokens of the requests just sent arrive unread. Here a
-    finished request waits its turn; a dispatcher lets a batch go whenever the loop is idle and sizes
-    the batches so that one takes about `BUDGET_S`. Under no pressure that is the same loop pass.
-    """
-
-    BUDGET_S = 0.001
-
-    def __init__(self) -> None:
-        self.waiting: deque[Waiter] = deque()
-        self.dispatcher: Greenlet | None = None
-        self.batch = 8
-
-    def wait(self) -> None:
-        w = Waiter()
-        self.waiting.append(w)
-        if self.dispatcher is None:
-            self.dispatcher = gevent.spawn(self._dispatch)
-        w.get()
-
-    def _dispatch(self) -> None:
-        loop = get_hub().loop
-        try:
-            while self.waiting:
-                gevent.idle()
-                t0 = time.perf_counter()
-                for _ in range(min(self.batch, len(self.waiting))):
-                    loop.run_callback(self.waiting.popleft().switch, None)
-                gevent.sleep(0)  # queued after them: each ran until it blocked (its next request sent)
-                if time.perf_counter() - t0 > self.BUDGET_S:
-                    self.batch = max(1, self.batch // 2)
-                else:
-                    self.batch = min(2 * self.batch, 256)
-        finally:
-            self.dispatcher = None
-
-
-IO_FIRST = IoFirst()
-
-
-def fill_record(rec: RequestRecord, res: StreamResult) -> None:
-    """The contract's definitions: TTFT to the first text chunk, E2E to the last event, ITL between text chunks."""
-    t0 = res.t_send
-    times = res.text_times
-    rec.http_status = res.status
-    rec.finish_reason = res.finish_reason
-    rec.error, rec.error_detail = res.error, res.error_detail
-    rec.ok = not res.error
-    rec.n_chunks = len(times)
-    if times:
-        rec.ttft_s = times[0] - t0
-        rec.itl_s = [b - a for a, b in itertools.pairwise(times)]
-    last = res.t_last if res.t_last is not None else (times[-1] if times else None)
-    if last is not None:
-        rec.e2e_s = last - t0
-    usage = res.usage
-    if usage and usage.get("completion_tokens") is not None:
-        rec.tokens_source = "usage"
-        rec.output_tokens = int(usage["completion_tokens"])
-        rec.prompt_tokens = _int(usage.get("prompt_tokens"))
-        details = usage.get("prompt_tokens_details") or {}
-        rec.cached_tokens = _int(details.get("cached_tokens"))
-    elif times:
-        rec.tokens_source = "chunks"
-        rec.output_tokens = len(times)
-
-
-def _int(v: Any) -> int | None:
-    return None if v is None else int(v)

@@ -5,6 +5,9 @@ turns step/none into one open-loop stage). Documented in README.md § Load shape
 Open-loop schedules (rate, sweep, trace, stages with a rate stage) run with the open-loop user
 (`users/rate.py`): one per load process, so the shape asks Locust for one user per worker and
 the stage itself (rate, concurrency) travels to the workers in the stage announcement.
+
+The shape knows nothing of the run: it fires shapes/hooks.py, and loadgen/run/stages.py makes
+each level the current stage everywhere and records the schedule in run.json.
 """
 
 from __future__ import annotations
@@ -15,17 +18,19 @@ from collections.abc import Callable
 from typing import Any
 
 from locust import LoadTestShape
-from locust.runners import MasterRunner, WorkerRunner
+from locust.runners import MasterRunner
 
 import shapes.options  # noqa: F401  (registers the shape options)
+from core.durations import parse_duration_s
+from core.errors import OptionError
+from shapes import hooks
 from shapes.arrivals import RateSchedule
-from shapes.base import Level, Schedule, announce
+from shapes.base import Level, Schedule
 from shapes.options import check_arrival, parse_portion, parse_rate, resolve_portion
 from shapes.stages import build_stages
 from shapes.step import ConstantSchedule, StepSchedule
 from shapes.sweep import SweepSchedule
 from shapes.trace import TraceSchedule, load_trace
-from users.options import OptionError, parse_duration_s
 
 log = logging.getLogger("goodput")
 
@@ -197,11 +202,12 @@ class GoodputShape(LoadTestShape):
             except OptionError as e:  # web UI: the start form changed the options after start-up checks
                 log.error("goodput: %s", e)
                 return None
-            self.schedule.bind(env)
+            hooks.schedule_built.fire(environment=env, schedule=self.schedule)
             self._describe(env)
         level = self.schedule.level_at(self.get_run_time())
         if level is None:
-            on_test_stopping(env)  # the schedule's end, before Locust spends time stopping users
+            # the schedule's end, before Locust spends time stopping users
+            hooks.schedule_ended.fire(environment=env, schedule=self.schedule)
             self._describe(env)
             if failed := getattr(self.schedule, "failed", ""):
                 log.error("goodput: sweep stopped: %s", failed)
@@ -210,7 +216,7 @@ class GoodputShape(LoadTestShape):
             first = self.level is None
             self.level = level
             self._announced = time.monotonic()
-            announce(env, level, first=first)
+            hooks.level_changed.fire(environment=env, level=level, first=first)
             self._describe(env)
         if getattr(env.user_classes[0], "one_per_process", False):
             n = max(1, self.runner.worker_count) if isinstance(self.runner, MasterRunner) else 1
@@ -219,32 +225,5 @@ class GoodputShape(LoadTestShape):
 
     def _describe(self, env: Any) -> None:
         assert self.schedule is not None
-        env.goodput.meta["shape"] = {"name": type(self.schedule).__name__, "params": self.schedule.describe()}
-
-
-def on_test_start(environment: Any, **_: Any) -> None:
-    """The first stage is announced by the first tick, before the run folder exists (which starts
-    an empty stage list): put it back so run.json lists every stage."""
-    if isinstance(environment.runner, WorkerRunner) or not hasattr(environment, "goodput"):
-        return
-    ctx = environment.goodput
-    if not ctx.stages and ctx.stage.t_start_unix:
-        ctx.stages.append(ctx.stage)
-
-
-def on_test_stopping(environment: Any, **_: Any) -> None:
-    """The last stage ends when Locust starts stopping the users, not once they are all stopped."""
-    if isinstance(environment.runner, WorkerRunner) or not hasattr(environment, "goodput"):
-        return
-    stages = environment.goodput.stages
-    if stages and stages[-1].t_end_unix is None:
-        stages[-1].t_end_unix = time.time()
-
-
-def install(events: Any) -> None:
-    """Hooked after the spine's `users.setup.install` (listener order matters for test_start)."""
-    from users import rate
-
-    events.test_start.add_listener(on_test_start)
-    events.test_stopping.add_listener(on_test_stopping)
-    rate.install(events)
+        description = {"name": type(self.schedule).__name__, "params": self.schedule.describe()}
+        hooks.described.fire(environment=env, description=description)

@@ -11,7 +11,8 @@ from typing import Any
 
 from locust import events
 
-from users.options import OptionError, parse_duration_s
+from core.durations import parse_duration_s
+from core.errors import OptionError
 
 ARRIVALS = ("poisson", "gamma", "constant")
 _PERCENT = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)\s*%\s*$")

@@ -24,9 +24,10 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
+from core.durations import parse_duration_s
+from core.errors import OptionError
 from shapes.base import Level, Schedule
 from shapes.options import parse_portion, parse_rate, resolve_portion
-from users.options import OptionError, parse_duration_s
 
 KEYS = ("duration", "users", "spawn_rate", "spawn", "rate", "max_concurrency", "warmup", "cooldown", "label")
 

@@ -14,9 +14,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 
-from shapes.base import Level, Schedule
+from shapes.base import Level, Progress, Schedule
 
 SETTLE_S = 1.5  # > one worker report interval (users/setup.py reports every second)
 
@@ -39,11 +38,8 @@ class SweepSchedule(Schedule):
 
     open_loop = True
 
-    def bind(self, environment: Any) -> None:
-        def ok_completions() -> int:
-            return environment.goodput.live.entry("E2E").num_requests
-
-        self.completed = ok_completions
+    def bind(self, progress: Progress) -> None:
+        self.completed = progress.ok
 
     def level_at(self, run_time_s: float) -> Level | None:
         stage = int(run_time_s // self.stage_s)

@@ -29,8 +29,8 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from shapes.base import FIRST_STAGE_LEAD_S, Level, Schedule
-from users.options import OptionError
+from core.errors import OptionError
+from shapes.base import FIRST_STAGE_LEAD_S, Level, Progress, Schedule
 
 TIME_S = ("timestamp", "time", "t", "arrival_time", "Timestamp", "TIMESTAMP")
 TIME_MS = ("timestamp_ms",)
@@ -196,12 +196,8 @@ class TraceSchedule(Schedule):
 
     open_loop = True
 
-    def bind(self, environment: Any) -> None:
-        def finished() -> int:
-            e2e = environment.goodput.live.entry("E2E")
-            return e2e.num_requests + e2e.num_failures
-
-        self.completed = finished
+    def bind(self, progress: Progress) -> None:
+        self.completed = progress.finished
 
     @property
     def rate_rps(self) -> float:

@@ -18,7 +18,7 @@ HEADER = (FIX / "run_small" / "requests.csv").read_text().splitlines()[0]
 
 def test_reads_the_contract_columns() -> None:
     """analysis may not import the load path, so its column names are checked against users/record.py here."""
-    from users.record import COLUMNS
+    from core.record import COLUMNS
 
     assert HEADER.split(",") == list(COLUMNS)
     spec = importlib.util.spec_from_file_location("bench_analysis_1m", ROOT / "bench" / "analysis_1m.py")

@@ -27,9 +27,9 @@ import pytest
 from analysis.itl import ItlFormatError, itl_distribution
 from analysis.load import load_run
 from analysis.metrics import good_mask
-from analysis.slo import PROFILES, parse_slo
 from analysis.steps import capacity_at_slo
 from analysis.summary import analyze
+from core.slo import PROFILES, parse_slo
 
 FIX = Path(__file__).resolve().parent / "fixtures"
 approx = pytest.approx

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from analysis.slo import PROFILES, PercentileCheck, Slo, SloError, fmt_duration, parse_slo
+from core.slo import PROFILES, PercentileCheck, Slo, SloError, fmt_duration, parse_slo
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -151,7 +151,7 @@ def test_fmt_duration() -> None:
 def test_slo_module_is_pure_python() -> None:
     """The Locust load path imports it: no pandas/numpy/matplotlib/pyarrow may come along."""
     code = (
-        "import sys, analysis.slo as s; s.parse_slo('chat'); "
+        "import sys, core.slo as s; s.parse_slo('chat'); "
         "bad = [m for m in ('pandas', 'numpy', 'matplotlib', 'pyarrow', 'yaml') if m in sys.modules]; "
         "print(','.join(bad))"
     )

@@ -225,7 +225,7 @@ def test_dry_run_lists_every_cell_and_command(tmp_path):
 
 def test_shape_and_load_keys_map_to_real_options():
     """Every flag the matrix can produce is one the load path defines (or Locust's -u/-r/-t)."""
-    text = "".join((ROOT / f).read_text() for f in ("users/options.py", "shapes/options.py"))
+    text = "".join((ROOT / f).read_text() for f in ("loadgen/run/options.py", "shapes/options.py"))
     for flag in [*SHAPE_FLAGS.values(), *LOAD_FLAGS.values()]:
         assert flag in ("-u", "-r") or f'"{flag}"' in text, flag
 

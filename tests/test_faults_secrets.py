@@ -66,7 +66,7 @@ def wait_for(cond, timeout_s: float, what: str) -> None:  # type: ignore[no-unty
 
 
 def test_safe_url_strips_credentials_and_survives_bad_urls() -> None:
-    from users.runfolder import safe_url
+    from loadgen.transport.urls import safe_url
 
     assert safe_url(f"http://user:{URL_PASSWORD}@10.0.0.1:8000/base?q=1#x") == "http://10.0.0.1:8000/base"
     assert safe_url("http://[::1]:8000/") == "http://[::1]:8000/"
@@ -74,7 +74,7 @@ def test_safe_url_strips_credentials_and_survives_bad_urls() -> None:
 
 
 def test_credentials_on_the_command_line_are_refused_without_echo() -> None:
-    from users.target import TargetError, check_credentials
+    from loadgen.run.target import TargetError, check_credentials
 
     for host, env in [(f"http://u:{URL_PASSWORD}@h:1", "OPENAI_API_KEY"), ("http://h:1", SECRET)]:
         with pytest.raises(TargetError) as e:
@@ -84,7 +84,7 @@ def test_credentials_on_the_command_line_are_refused_without_echo() -> None:
 
 
 def test_the_key_is_sent_as_a_bearer_token() -> None:
-    from users.client import RawTransport
+    from loadgen.transport.client import RawTransport
 
     t = RawTransport("http://127.0.0.1:9", SECRET)
     assert t.auth == {"Authorization": f"Bearer {SECRET}"}
@@ -94,7 +94,7 @@ def test_the_key_is_sent_as_a_bearer_token() -> None:
 def test_web_ui_binds_all_interfaces_by_default_and_goodput_warns(caplog: pytest.LogCaptureFixture) -> None:
     from locust.argument_parser import get_parser
 
-    from users.webauth import protect
+    from loadgen.live.webauth import protect
 
     assert get_parser().parse_args(["-f", "locustfile.py"]).web_host == ""  # Locust: '' = all interfaces
     for web_host, warned in [("", True), ("*", True), ("127.0.0.1", False)]:

@@ -48,14 +48,14 @@ def locust_parse(args: list[str], env: dict[str, str] | None = None) -> Any:
     from locust.argument_parser import get_parser
 
     import shapes.options  # noqa: F401  (registers the shape options)
-    import users.options  # noqa: F401  (registers Goodput's options)
+    import loadgen.run.options  # noqa: F401  (registers Goodput's options)
 
     parser = get_parser(default_config_files=[])
     return parser.parse_args(["-f", "locustfile.py", *args], env_vars=env or {})
 
 
 def check_goodput_options(opts: Any) -> None:
-    from analysis.slo import parse_slo
+    from core.slo import parse_slo
     from shapes import build_schedule
 
     parse_slo(opts.slo)

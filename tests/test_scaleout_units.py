@@ -6,8 +6,8 @@ from dataclasses import dataclass
 
 from locust.runners import STATE_MISSING, STATE_RUNNING
 
-from users.record import COLUMNS
-from users.scaleout import loss_summary, mark_missing, mark_stale, note_report
+from core.record import COLUMNS
+from loadgen.run.scaleout import loss_summary, mark_missing, mark_stale, note_report
 
 
 @dataclass

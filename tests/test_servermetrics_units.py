@@ -15,8 +15,8 @@ from pytest import approx
 
 from analysis.engines import SGLANG, TGI, VLLM, detect, histogram_quantile, parse_labels
 from analysis.server import build, load_server_metrics, summarize, window_figures
-from users.options import OptionError
-from users.servermetrics import Scraper, format_labels, format_value, interval_of, parse, resolve, same_origin
+from core.errors import OptionError
+from loadgen.monitors.servermetrics import Scraper, format_labels, format_value, interval_of, parse, resolve, same_origin
 
 FIX = Path(__file__).resolve().parent / "fixtures"
 PAGES = {
@@ -100,7 +100,7 @@ def test_parse_lets_other_greenlets_run() -> None:
     whose timer came due must run (`gevent.sleep(0)` would not let it: callbacks only)."""
     import gevent
 
-    from users.servermetrics import _pause
+    from loadgen.monitors.servermetrics import _pause
 
     woke: list[int] = []
 

@@ -14,7 +14,7 @@ from shapes.arrivals import RateSchedule, arrival_offsets, cv, expected_cv, shar
 from shapes.step import ConstantSchedule, StepSchedule
 from shapes.sweep import SweepSchedule
 from shapes.trace import load_trace
-from users.options import OptionError
+from core.errors import OptionError
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -317,8 +317,8 @@ def test_example_trace_is_reproducible(tmp_path: Path) -> None:
 
 # -- generator statistics ---------------------------------------------------------------------
 def test_open_loop_stats_merge_and_summarize() -> None:
-    from users.context import Stage
-    from users.rate_stats import OpenLoopStats, hist_percentile
+    from core.stage import Stage
+    from loadgen.state.openloop import OpenLoopStats, hist_percentile
 
     w1, w2, master = OpenLoopStats(), OpenLoopStats(), OpenLoopStats()
     for i in range(100):
@@ -340,8 +340,8 @@ def test_open_loop_stats_merge_and_summarize() -> None:
 
 
 def test_stage_message_round_trip() -> None:
-    from shapes.base import Level, stage_msg
-    from users.context import Stage
+    from shapes.base import Level
+    from core.stage import Stage
 
     st = Stage(
         step=3,
@@ -353,5 +353,5 @@ def test_stage_message_round_trip() -> None:
         spawn_rate=4,
         t_start_unix=5,
     )
-    assert Stage(**stage_msg(st)) == st
+    assert Stage(**st.to_dict()) == st
     assert Level(3, 4, 4.0, "x", 2.5).same_stage(st)

@@ -5,12 +5,15 @@ from __future__ import annotations
 import pytest
 
 from shapes.step import ConstantSchedule, StepSchedule
-from users import sse
-from users.client import StreamResult, _apply, _finish
-from users.options import OptionError, parse_duration_s
-from users.record import COLUMNS, RequestRecord, tpot_s
-from users.request import fill_record
-from users.runfolder import create_run_dir, safe_url
+from loadgen.transport import sse
+from core.result import StreamResult
+from loadgen.transport.client import _apply, _finish
+from core.durations import parse_duration_s
+from core.errors import OptionError
+from core.record import COLUMNS, RequestRecord, tpot_s
+from core.measure import fill_record
+from loadgen.output.runfolder import create_run_dir
+from loadgen.transport.urls import safe_url
 
 
 def test_columns_are_the_contract() -> None:

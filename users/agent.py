@@ -9,8 +9,8 @@ from __future__ import annotations
 import gevent
 from locust import task
 
-from users.chat import LLMUser
-from users.request import perform
+from loadgen.request import perform
+from users.base import LLMUser
 
 
 class AgentUser(LLMUser):
@@ -20,7 +20,7 @@ class AgentUser(LLMUser):
 
     @task
     def session(self) -> None:
-        ctx = self.environment.goodput
+        ctx = self.ctx
         conv = ctx.workload().next_conversation()
         messages: list[dict] = list(conv.prefix)
         for i, turn in enumerate(conv.turns):

@@ -1,16 +1,15 @@
-"""Single-shot users: each task takes the next request of the workload and streams it.
-
-Closed loop with no wait, like the research protocol's synchronous users: a user sends its next
-request as soon as the previous one ends, so the user count is the concurrency.
-"""
+"""`LLMUser`: what every Goodput user shares — its transport (connection), its context, the pause
+after requests the server never answered."""
 
 from __future__ import annotations
 
 import gevent
-from locust import User, task
+from locust import User
 
-from users.client import StreamResult, make_transport
-from users.request import perform
+from core.result import StreamResult
+from loadgen import context
+from loadgen.context import RunContext
+from loadgen.transport.client import make_transport
 
 # Backoff after requests the server never answered: 50 ms, doubling, at most 1 s between tries.
 NO_ANSWER_PAUSE_S = (0.05, 1.0)
@@ -44,8 +43,10 @@ class LLMUser(User):
         self.no_answer_streak = self.no_answer_streak + 1 if res.error and res.status is None else 0
         return res
 
+    ctx: RunContext
+
     def on_start(self) -> None:
-        ctx = self.environment.goodput
+        ctx = self.ctx = context.of(self.environment)
         if ctx.refused:  # the web form's options were refused: this start sends nothing until stopped
             self.transport = None
             self.tasks = [_idle]
@@ -56,42 +57,3 @@ class LLMUser(User):
     def on_stop(self) -> None:
         if self.transport is not None:
             self.transport.close()
-
-
-class ChatUser(LLMUser):
-    """`POST /v1/chat/completions`, streamed, one request per task."""
-
-    @task
-    def chat(self) -> None:
-        ctx = self.environment.goodput
-        messages, max_tokens, conv, turn = ctx.workload().next_request()
-        self.note(
-            perform(
-                self,
-                "/v1/chat/completions",
-                ctx.chat_body(messages, max_tokens, conv.extra_body),
-                session=conv.id,
-                turn=turn,
-            )
-        )
-
-
-class CompletionsUser(LLMUser):
-    """`POST /v1/completions`: the conversation rendered as one plain prompt (no chat template)."""
-
-    scenario = "completions"
-
-    @task
-    def complete(self) -> None:
-        ctx = self.environment.goodput
-        messages, max_tokens, conv, turn = ctx.workload().next_request()
-        prompt = "\n\n".join(str(m.get("content") or "") for m in messages)
-        self.note(
-            perform(
-                self,
-                "/v1/completions",
-                ctx.completion_body(prompt, max_tokens, conv.extra_body),
-                session=conv.id,
-                turn=turn,
-            )
-        )

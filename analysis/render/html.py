@@ -12,8 +12,9 @@ import html
 import time
 from pathlib import Path
 
-from analysis import fmt, plots, server_report
 from analysis.metrics import latency_values
+from analysis.render import fmt, plots
+from analysis.render import server as server_report
 from analysis.summary import (
     LATENCY_HEADERS,
     VERDICT_HEADERS,

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from analysis.itl import Distribution
-from analysis.slo import Slo
+from core.slo import Slo
 
 DPI = 100
 # Fixed margins instead of tight_layout: the layout pass costs a third of the drawing time.

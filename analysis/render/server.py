@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from analysis import fmt
+from analysis.render import fmt
 from analysis.server import ServerData
 
 EXPLAIN = (
@@ -136,7 +136,7 @@ def plot(
 ) -> Path:
     """3 panels on one time axis: client throughput and TTFT (with the engine's TTFT); server running /
     waiting with the load level; KV-cache usage and prefix-cache hit rate per scrape interval."""
-    from analysis.plots import _bin_width, plt, save  # lazily: summaries must not pay for matplotlib
+    from analysis.render.plots import _bin_width, plt, save  # lazily: summaries must not pay for matplotlib
 
     ok = df["ok"].to_numpy(dtype=bool)
     t_send = df["t_start_unix"].to_numpy() - t0

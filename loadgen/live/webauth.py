@@ -19,6 +19,8 @@ import os
 import secrets
 from typing import Any
 
+from core.errors import exit_with
+
 log = logging.getLogger("goodput")
 ALL_INTERFACES = ("", "*", "0.0.0.0", "::")
 
@@ -56,8 +58,6 @@ def install(events: Any) -> None:
 
 
 def protect(environment: Any, web_ui: Any) -> None:
-    from users.setup import fail
-
     opts = environment.parsed_options
     if not opts.web_login:
         if (opts.web_host or "") in ALL_INTERFACES:
@@ -70,9 +70,9 @@ def protect(environment: Any, web_ui: Any) -> None:
     user = opts.web_user
     password = os.environ.get(opts.web_password_env or "", "")
     if not user:
-        fail("--web-user: empty user name")
+        exit_with("--web-user: empty user name")
     if not password:
-        fail(f"--web-login: set the web UI password in ${opts.web_password_env} (user '{user}')")
+        exit_with(f"--web-login: set the web UI password in ${opts.web_password_env} (user '{user}')")
     check = _checker(user, password)
     app = web_ui.app
     app.config["SECRET_KEY"] = secrets.token_hex(32)  # sessions end with the process

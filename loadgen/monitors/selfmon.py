@@ -26,14 +26,15 @@ import gevent
 import psutil
 from locust.runners import MasterRunner, WorkerRunner
 
-from users import arrival
-from users.options import OptionError, parse_duration_s
-from users.setup import fail
+from core.durations import parse_duration_s
+from core.errors import OptionError, exit_with
+from core.quantiles import nearest_rank
+from loadgen import context, messages
+from loadgen.transport import arrival
 
 log = logging.getLogger("goodput")
 
 PROBE_S = 0.010
-REPORT_KEY = "goodput_selfmon"
 STALL_FACTOR = 10  # a second with one stall this many times the threshold is flagged too
 READ_SAMPLES_PER_S = 200  # read lags kept per second (evenly strided): enough for p99
 MAX_SAMPLES = 400_000  # per worker and kind (~1 h of probe samples); later seconds still count for windows
@@ -41,9 +42,7 @@ MAX_SAMPLES = 400_000  # per worker and kind (~1 h of probe samples); later seco
 BURN_ENV = "GOODPUT_SELFMON_BURN"
 
 
-def pct(sorted_xs: list[float], q: float) -> float:
-    """Nearest-rank percentile of an already sorted list."""
-    return sorted_xs[min(len(sorted_xs) - 1, max(0, int(q * len(sorted_xs) + 0.5) - 1))]
+pct = nearest_rank  # the generator's own health figures: values that really occurred
 
 
 class Meter:
@@ -183,7 +182,7 @@ def _dist(xs: list[float]) -> dict:
 
 
 class SelfMon:
-    """Per process, as `environment.goodput_selfmon`: a meter on load processes, the merge on the
+    """Per process, as the context's `selfmon`: a meter on load processes, the merge on the
     master or local runner (which is both)."""
 
     def __init__(self, environment: Any, threshold_ms: float) -> None:
@@ -198,7 +197,7 @@ class SelfMon:
 
     def name(self) -> str:
         """The `worker` column of this process's rows."""
-        ctx = getattr(self.environment, "goodput", None)
+        ctx = context.find(self.environment)
         return ctx.worker_name if ctx is not None else f"local-{os.getpid()}"
 
     def start(self) -> None:
@@ -220,7 +219,7 @@ class SelfMon:
     def report(self, data: dict) -> None:
         """Worker: this process's closed seconds ride on the Locust report."""
         if self.meter is not None and self.meter.pending:
-            data[REPORT_KEY] = {"worker": self.name(), "seconds": self.meter.take()}
+            data[messages.SELFMON] = {"worker": self.name(), "seconds": self.meter.take()}
 
     def receive(self, worker: str, records: list[dict]) -> None:
         hot = self.agg.add(worker, records)
@@ -243,7 +242,7 @@ class SelfMon:
 
     def publish(self) -> None:
         """Into the run's meta: users/setup.py writes it to run.json (at stop and when the run closes)."""
-        ctx = getattr(self.environment, "goodput", None)
+        ctx = context.find(self.environment)
         if ctx is not None and not self.is_worker:
             ctx.meta["loadgen"] = self.agg.meta()
 
@@ -265,9 +264,13 @@ def install(events: Any) -> None:
         try:
             threshold_ms = parse_duration_s(raw, "--saturation-lag") * 1000
         except OptionError as e:
-            fail(str(e))
+            exit_with(str(e))
         sm = SelfMon(environment, threshold_ms)
-        environment.goodput_selfmon = sm
+        ctx = context.find(environment)
+        if ctx is not None:
+            ctx.selfmon = sm
+            # master/local: the last second and the saturation windows go into run.json as it closes
+            ctx.closing.add_listener(lambda **_: sm.stop())
         # Report listeners get no environment: bind it here (as users/setup.py does).
         environment.events.report_to_master.add_listener(lambda client_id, data, **_: sm.report(data))
         environment.events.worker_report.add_listener(
@@ -276,16 +279,17 @@ def install(events: Any) -> None:
 
     @events.test_start.add_listener
     def _start(environment: Any, **_: Any) -> None:
-        if sm := getattr(environment, "goodput_selfmon", None):
-            sm.start()
+        if (ctx := context.find(environment)) is not None and ctx.selfmon is not None:
+            ctx.selfmon.start()
 
     @events.test_stop.add_listener
     def _stop(environment: Any, **_: Any) -> None:
-        if sm := getattr(environment, "goodput_selfmon", None):
-            sm.stop()
+        ctx = context.find(environment)
+        if ctx is not None and ctx.selfmon is not None and ctx.selfmon.is_worker:
+            ctx.selfmon.stop()  # a worker's last second rides on its final report
 
 
 def _on_worker_report(sm: SelfMon, client_id: str, data: dict) -> None:
-    payload = data.get(REPORT_KEY)
+    payload = data.get(messages.SELFMON)
     if payload:
         sm.receive(payload.get("worker") or client_id, payload.get("seconds") or [])

@@ -38,8 +38,10 @@ import gevent
 from locust.runners import WorkerRunner
 from prometheus_client.parser import text_string_to_metric_families
 
-from users.options import OptionError, parse_duration_s
-from users.runfolder import is_http_url, safe_url
+from core.durations import parse_duration_s
+from core.errors import OptionError, exit_with
+from loadgen import context
+from loadgen.transport.urls import is_http_url, safe_url
 
 log = logging.getLogger("goodput")
 
@@ -280,7 +282,7 @@ class Scraper:
         self.publish()
 
     def publish(self) -> None:
-        """Into the run's meta (users/setup.py writes it to run.json at stop and when the run closes)."""
+        """Into the run's meta (loadgen/run/lifecycle.py writes it to run.json at stop and when the run closes)."""
         self.meta[META_KEY] = {
             "url": self.shown,
             "mode": self.mode,
@@ -327,7 +329,7 @@ class Scraper:
 # -- Locust wiring ------------------------------------------------------------------------------
 def make_scraper(environment: Any) -> Scraper | None:
     """The scraper for the run that begins (master/local, run folder open), or None (off, refused, worker)."""
-    ctx = getattr(environment, "goodput", None)
+    ctx = context.find(environment)
     if ctx is None or ctx.run_dir is None or ctx.refused or ctx.sink is None:
         return None
     opts = environment.parsed_options
@@ -367,29 +369,30 @@ def install(events: Any) -> None:
     def _init(environment: Any, runner: Any = None, **_: Any) -> None:
         if isinstance(runner, WorkerRunner) or environment.parsed_options is None:
             return
-        from users.setup import fail
-
         opts = environment.parsed_options
         try:
             resolve(opts.server_metrics, environment.host or "")
             interval_of(opts.scrape_interval)
         except OptionError as e:
-            fail(str(e))
+            exit_with(str(e))
+        ctx = context.find(environment)
+        if ctx is not None:  # stop scraping just before the run closes (its figures go into run.json)
+            ctx.closing.add_listener(_stop)
 
     @events.test_start.add_listener
     def _start(environment: Any, **_: Any) -> None:
-        # After users/setup.py's test_start (locustfile order): the run folder exists.
-        if isinstance(environment.runner, WorkerRunner):
+        # After the lifecycle's test_start (locustfile order): the run folder exists.
+        ctx = context.find(environment)
+        if isinstance(environment.runner, WorkerRunner) or ctx is None:
             return
         _stop(environment)  # a web UI restart without a stop in between
-        scraper = make_scraper(environment)
-        environment.goodput_scraper = scraper
-        if scraper is not None:
-            scraper.start()
+        ctx.scraper = make_scraper(environment)
+        if ctx.scraper is not None:
+            ctx.scraper.start()
 
-    @events.test_stop.add_listener
-    def _stop(environment: Any, **_: Any) -> None:
-        scraper = getattr(environment, "goodput_scraper", None)
-        if scraper is not None:
-            environment.goodput_scraper = None
-            scraper.stop()
+
+def _stop(environment: Any, **_: Any) -> None:
+    ctx = context.find(environment)
+    if ctx is not None and ctx.scraper is not None:
+        scraper, ctx.scraper = ctx.scraper, None
+        scraper.stop()

@@ -8,40 +8,14 @@ import re
 import subprocess
 import time
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
-ROOT = Path(__file__).resolve().parent.parent
+from core.errors import OptionError
 
-
-def is_http_url(url: str) -> bool:
-    """An http(s) URL with a host and, if any, a numeric port: what a target or /metrics URL must be."""
-    try:
-        u = urlsplit(url)
-        _ = u.port  # a malformed port raises here, not in urlsplit
-    except ValueError:
-        return False
-    return u.scheme in ("http", "https") and bool(u.hostname)
-
-
-def safe_url(url: str) -> str:
-    """The URL without userinfo: credentials never reach run.json or a report."""
-    try:
-        u = urlsplit(url)
-        port = u.port  # a malformed port raises here, not in urlsplit
-    except ValueError:
-        return ""
-    host = u.hostname or ""
-    if ":" in host:  # IPv6 literal
-        host = f"[{host}]"
-    if port:
-        host = f"{host}:{port}"
-    return urlunsplit((u.scheme, host, u.path, "", ""))
+ROOT = Path(__file__).resolve().parents[2]  # the checkout (for the git commit in run.json)
 
 
 def check_results_dir(results_dir: str | Path) -> None:
     """At init, one clear line, rather than a traceback when the run starts and opens its folder."""
-    from users.options import OptionError
-
     base = Path(results_dir)
     if base.exists() and not base.is_dir():
         raise OptionError(f"--results-dir: '{base}' exists and is not a directory")

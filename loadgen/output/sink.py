@@ -1,4 +1,4 @@
-"""Where rows go: a buffer on every load process, one CSV writer on the master (or local runner).
+"""Where rows end: one CSV writer on the master (or local runner), `<run>/requests.csv`.
 
 Workers ship their buffered rows with each Locust worker report (and the final one on quit),
 so one file holds every worker's rows and a dead worker loses at most one report interval.
@@ -12,22 +12,7 @@ from pathlib import Path
 
 import gevent
 
-from users.record import COLUMNS
-
-
-class RowBuffer:
-    """Rows made in this process and not yet handed on; `take()` empties it atomically."""
-
-    def __init__(self) -> None:
-        self.rows: list[list[str]] = []
-        self.started = 0  # requests begun in this process (rows owed, for loss accounting)
-
-    def add(self, row: list[str]) -> None:
-        self.rows.append(row)
-
-    def take(self) -> list[list[str]]:
-        rows, self.rows = self.rows, []
-        return rows
+from core.record import COLUMNS
 
 
 class CsvSink:

@@ -2,26 +2,7 @@
 
 from __future__ import annotations
 
-import re
-
 from locust import events
-
-DURATION = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)\s*(ms|s|m|h)?\s*$")
-_UNIT_S = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
-
-
-class OptionError(ValueError):
-    """A user mistake in an option: one line naming the option and what is expected."""
-
-
-def parse_duration_s(value: str | float | int, option: str) -> float:
-    """`10s`, `500ms`, `2m`, or a bare number of seconds."""
-    if isinstance(value, int | float):
-        return float(value)
-    m = DURATION.match(str(value))
-    if not m:
-        raise OptionError(f"{option}: '{value}' is not a duration (expected e.g. 10s, 500ms, 2m)")
-    return float(m.group(1)) * _UNIT_S[m.group(2)]
 
 
 @events.init_command_line_parser.add_listener

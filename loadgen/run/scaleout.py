@@ -26,14 +26,14 @@ import gevent
 import locust.runners
 from locust.runners import STATE_MISSING, MasterRunner, WorkerRunner
 
-from users.record import COLUMNS
+from core.record import COLUMNS
+from loadgen import context, messages
+from loadgen.context import RunContext
 
 log = logging.getLogger("goodput")
 
 _WORKER = COLUMNS.index("worker")
 _REQUEST_ID = COLUMNS.index("request_id")
-FLUSH_MESSAGE = "goodput_flush"  # master → workers: the run is over, send your last rows now
-FLUSHED_MESSAGE = "goodput_flushed"  # worker → master: they were sent (this follows them)
 FLUSH_TIMEOUT_S = 5.0
 # A worker whose last report is older than this when the run closes, and which Locust does not list
 # as healthy, died too close to the end for the heartbeat check (~4 s) to have caught it.
@@ -108,8 +108,8 @@ def loss_summary(per_worker: dict[str, dict], rows_received: int) -> dict:
 
 
 def install(events: Any) -> None:
-    """Master: collect the workers' last rows at the end, watch their heartbeats while a run is open.
-    Worker: ship the last rows on request and on quit."""
+    """Master: watch the workers' heartbeats while a run is open (the lifecycle collects their last
+    rows at the end). Worker: ship the last rows on request and on quit. Both: signals."""
     events.init.add_listener(_on_init)
     events.test_start.add_listener(_on_test_start)
     events.test_stop.add_listener(_on_test_stop)
@@ -124,20 +124,18 @@ def _on_init(environment: Any, runner: Any, **_: Any) -> None:
         # Added now, after Locust's own quitting listener; quitting fires in reverse order, so this
         # runs before the worker tells the master it quits, and its rows arrive first.
         environment.events.quitting.add_listener(lambda **__: final_report(runner))
-        runner.register_message(FLUSH_MESSAGE, lambda **__: _flush(runner))
+        runner.register_message(messages.FLUSH, lambda **__: _flush(runner))
         return
+    ctx = context.of(environment)
     if isinstance(runner, MasterRunner):
-        environment._goodput_flushed = set()
-        runner.register_message(
-            FLUSHED_MESSAGE, lambda environment, msg, **__: environment._goodput_flushed.add(msg.node_id)
-        )
+        runner.register_message(messages.FLUSHED, lambda environment, msg, **__: ctx.flushed.add(msg.node_id))
     if getattr(environment.parsed_options, "headless", False):
         # A headless run with a shape (Goodput always has one) blocks Locust's main() until the
         # shape ends, and Locust installs its SIGTERM handler only after that: a SIGTERM (docker
         # stop, a Kubernetes pod deleted) would kill the master with the run folder open. Until
         # then SIGTERM does what Ctrl-C does: stop, collect the workers' last rows, close run.json.
-        environment._goodput_sigterm = True
-        gevent.signal_handler(signal.SIGTERM, _interrupt_until_stopped, environment)
+        ctx.sigterm_interrupts = True
+        gevent.signal_handler(signal.SIGTERM, _interrupt_until_stopped, ctx)
 
 
 def _interrupt() -> None:
@@ -146,10 +144,10 @@ def _interrupt() -> None:
     hub.loop.run_callback(hub.parent.throw, KeyboardInterrupt)
 
 
-def _interrupt_until_stopped(environment: Any) -> None:
+def _interrupt_until_stopped(ctx: RunContext) -> None:
     """SIGTERM during a headless run; afterwards Locust's own SIGTERM handler is in place."""
-    if environment._goodput_sigterm:
-        environment._goodput_sigterm = False
+    if ctx.sigterm_interrupts:
+        ctx.sigterm_interrupts = False
         _interrupt()
 
 
@@ -168,17 +166,17 @@ def final_report(runner: Any) -> None:
 
 def _flush(runner: Any) -> None:
     final_report(runner)
-    runner.send_message(FLUSHED_MESSAGE, None)  # after the report on the same socket: it arrives after
+    runner.send_message(messages.FLUSHED, None)  # after the report on the same socket: it arrives after
 
 
-def collect_last_rows(environment: Any, timeout_s: float = FLUSH_TIMEOUT_S) -> list[str]:
+def collect_last_rows(environment: Any, ctx: RunContext, timeout_s: float = FLUSH_TIMEOUT_S) -> list[str]:
     """Master, run over: ask every live worker for its last rows and wait until they arrived.
 
     Locust's own quit gives the workers' final reports 0.5 s, which a busy host misses; a worker
     that quits or goes missing meanwhile is not waited for. Returns the workers that did not answer.
     """
     runner = environment.runner
-    flushed: set[str] = environment._goodput_flushed
+    flushed = ctx.flushed
     flushed.clear()
 
     def live() -> set[str]:
@@ -186,7 +184,7 @@ def collect_last_rows(environment: Any, timeout_s: float = FLUSH_TIMEOUT_S) -> l
 
     pending = live()
     for cid in pending:
-        runner.send_message(FLUSH_MESSAGE, None, client_id=cid)
+        runner.send_message(messages.FLUSH, None, client_id=cid)
     deadline = time.monotonic() + timeout_s
     while pending and time.monotonic() < deadline:
         gevent.sleep(0.02)
@@ -195,38 +193,28 @@ def collect_last_rows(environment: Any, timeout_s: float = FLUSH_TIMEOUT_S) -> l
 
 
 def _on_test_start(environment: Any, **_: Any) -> None:
-    runner = environment.runner
-    if (
-        not isinstance(runner, MasterRunner)
-        or getattr(getattr(environment, "goodput", None), "sink", None) is None
-    ):
+    ctx = context.find(environment)
+    if not isinstance(environment.runner, MasterRunner) or ctx is None or ctx.sink is None:
         return
-    old = getattr(environment, "_goodput_watcher", None)
-    if old is not None:
-        old.kill(block=False)
-    environment._goodput_watcher = gevent.spawn(_watch, environment)
+    if ctx.watcher is not None:
+        ctx.watcher.kill(block=False)
+    ctx.watcher = gevent.spawn(_watch, environment, ctx)
 
 
 def _on_test_stop(environment: Any, **_: Any) -> None:
-    environment._goodput_sigterm = False  # the run is over: Locust's SIGTERM handling takes over
-    if (
-        isinstance(environment.runner, MasterRunner)
-        and getattr(getattr(environment, "goodput", None), "sink", None) is not None
-    ):
-        silent = collect_last_rows(environment)
-        if silent:
-            log.warning("goodput: no final report from %s: their last rows may be missing", ", ".join(silent))
-    watcher = getattr(environment, "_goodput_watcher", None)
-    if watcher is not None:
+    ctx = context.find(environment)
+    if ctx is None:
+        return
+    ctx.sigterm_interrupts = False  # the run is over: Locust's SIGTERM handling takes over
+    if ctx.watcher is not None:
         # keep watching until the run folder is closed: a worker may die during the final reports
-        gevent.spawn_later(5.0, watcher.kill, block=False)
+        gevent.spawn_later(FLUSH_TIMEOUT_S, ctx.watcher.kill, block=False)
 
 
-def _watch(environment: Any) -> None:
+def _watch(environment: Any, ctx: RunContext) -> None:
     """Each heartbeat interval: note workers Locust declared missing, and say so once, live."""
     while True:
         gevent.sleep(locust.runners.HEARTBEAT_INTERVAL)
-        ctx = environment.goodput
         if ctx.sink is None:
             return
         for cid in mark_missing(ctx.per_worker, environment.runner.clients, time.time()):

@@ -8,10 +8,11 @@ import re
 import urllib.error
 import urllib.request
 
-from users.runfolder import is_http_url, safe_url
+from core.errors import GoodputError
+from loadgen.transport.urls import is_http_url, safe_url
 
 
-class TargetError(ValueError):
+class TargetError(GoodputError):
     """The target is wrong or unreachable: one line naming the URL and what failed."""
 
 

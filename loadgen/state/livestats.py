@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 import time
 
-import gevent
 import locust.stats
 from locust.stats import RequestStats, StatsEntry
 
@@ -139,29 +138,3 @@ def _current_content_rate(e: StatsEntry, window_s: int = 10) -> float:
         return 0.0
     elapsed = max(1.0, e.last_request_timestamp - e.start_time)
     return e.total_content_length / elapsed
-
-
-def console_table(snap: dict, slo_name: str) -> str:
-    lines = [f"{'LLM metric':<10} {'count':>8} {'p50 ms':>9} {'p95 ms':>9} {'p99 ms':>9}"]
-    for name in ("TTFT", "TPOT", "ITL", "E2E"):
-        d = snap[name]
-        if not d["count"]:
-            continue
-        lines.append(
-            f"{name:<10} {d['count']:>8} {d['p50_ms']:>9.0f} {d['p95_ms']:>9.0f} {d['p99_ms']:>9.0f}"
-        )
-    att = snap["slo_attainment"]
-    lines.append(
-        f"sent {snap['sent']}  output tok/s {snap['output_tok_per_s']:.0f}  "
-        f"SLO[{slo_name}] attainment {'-' if att is None else f'{att:.1%}'}  goodput {snap['goodput_rps']:.2f} req/s"
-    )
-    return "\n".join(lines)
-
-
-def print_loop(stats: LiveStats, slo_name: str, interval_s: float = 10.0) -> None:
-    """Headless runs: a compact LLM table beside Locust's own periodic table."""
-    while True:
-        gevent.sleep(interval_s)
-        snap = stats.snapshot()
-        if snap["sent"]:
-            log.info("\n%s", console_table(snap, slo_name))

@@ -15,7 +15,6 @@ import functools
 import logging
 import socket
 import time
-from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol
 from urllib.parse import urlsplit
 
@@ -23,32 +22,11 @@ import gevent
 import orjson
 from geventhttpclient.response import HTTPConnectionClosed
 
-from users import sse
-from users.arrival import arrival, stamping_client, wall_and_perf
+from core.result import StreamResult
+from loadgen.transport import sse
+from loadgen.transport.arrival import arrival, stamping_client, wall_and_perf
 
 perf_counter = time.perf_counter
-
-
-@dataclass(slots=True)
-class StreamResult:
-    """What one request produced, in perf_counter seconds; errors are categories, not exceptions."""
-
-    t_send: float = 0.0
-    status: int | None = None
-    text_times: list[float] = field(default_factory=list)  # arrival of each text-bearing chunk
-    t_last: float | None = None  # arrival of the last data event (usage chunk included)
-    n_events: int = 0
-    n_bytes: int = 0
-    parts: list[str] = field(default_factory=list)
-    usage: dict | None = None
-    finish_reason: str = ""
-    done: bool = False
-    error: str = ""
-    error_detail: str = ""
-
-    @property
-    def text(self) -> str:
-        return "".join(self.parts)
 
 
 class Transport(Protocol):

@@ -1,12 +1,12 @@
 """The live LLM view inside Locust's web UI: an "LLM" tab, a charts page at /llm, a JSON feed.
 
 Locust's own charts plot only its Aggregated row, which knows nothing of tokens. This module keeps
-a time series of the token-level live stats (users/livestats.py, already merged from workers on
+a time series of the token-level live stats (loadgen/state/livestats.py, already merged from workers on
 the master) and shows it through Locust's extension points: extended tabs/tables in the main UI
 and routes on `environment.web_ui.app`. It runs on the process that has the web UI (local runner
 or master); workers only add their requests-in-flight count to their reports.
 
-Hooked in locustfile.py with `webui.install(events)`.
+A plugin of locustfile.py (`install(events)`).
 """
 
 from __future__ import annotations
@@ -18,11 +18,10 @@ from typing import Any
 import gevent
 from locust.runners import STATE_MISSING, STATE_RUNNING, STATE_SPAWNING, MasterRunner, WorkerRunner
 
-from users.inflight import IN_FLIGHT
-from users.webui.series import LATENCIES, METHOD, Counters, Series
+from loadgen import context, messages
+from loadgen.live.webui.series import LATENCIES, METHOD, Counters, Series
 
 log = logging.getLogger("goodput")
-REPORT_KEY = "goodput_in_flight"
 SAMPLE_S = 2.0
 WINDOW_S = 10.0
 TAIL_SAMPLES = 3  # keep sampling briefly after a stop: the workers' last reports are still coming
@@ -33,6 +32,7 @@ class LiveView:
 
     def __init__(self, environment: Any, sample_s: float = SAMPLE_S, window_s: float = WINDOW_S) -> None:
         self.env = environment
+        self.ctx = context.of(environment)
         self.series = Series(sample_s=sample_s, window_s=window_s)
         self.worker_in_flight: dict[str, int] = {}
         self.active_until = 0.0
@@ -45,14 +45,14 @@ class LiveView:
         if isinstance(runner, MasterRunner):
             alive = {cid for cid, node in runner.clients.items() if node.state != STATE_MISSING}
             return sum(n for cid, n in self.worker_in_flight.items() if cid in alive)
-        return IN_FLIGHT.n
+        return self.ctx.in_flight
 
     def counters(self) -> Counters:
-        live = self.env.goodput.live
+        live = self.ctx.live
         return Counters.take(live.stats.entries, list(self.env.runner.stats.errors.values()), time.time())
 
     def gauges(self) -> dict:
-        runner, stage = self.env.runner, self.env.goodput.stage
+        runner, stage = self.env.runner, self.ctx.stage
         return {
             "users": runner.user_count,
             "target_users": stage.target_users,
@@ -98,9 +98,9 @@ class LiveView:
 
     def latency_rows(self) -> list[dict]:
         """Whole-run percentiles (ms) from the merged histograms, plus the last window's."""
-        entries = self.env.goodput.live.stats.entries
+        entries = self.ctx.live.stats.entries
         last = self.series.points[-1] if self.series.points else {}
-        limits = self.env.goodput.slo.limits()
+        limits = self.ctx.slo.limits()
         rows = []
         for name in LATENCIES:
             e = entries.get((name, METHOD))
@@ -118,7 +118,7 @@ class LiveView:
 
     def run_figures(self) -> dict:
         """Whole-run rates and attainment, with the same definitions as the analysis."""
-        entries = self.env.goodput.live.stats.entries
+        entries = self.ctx.live.stats.entries
         e2e, good = entries.get(("E2E", METHOD)), entries.get(("GOOD", METHOD))
         ok = e2e.num_requests if e2e else 0
         failed = e2e.num_failures if e2e else 0
@@ -143,30 +143,30 @@ class LiveView:
 def install(events: Any) -> None:
     @events.init.add_listener
     def _init(environment: Any, runner: Any, web_ui: Any = None, **_: Any) -> None:
-        if isinstance(runner, WorkerRunner):
-            environment.events.report_to_master.add_listener(_report_in_flight)
+        ctx = context.find(environment)
+        if ctx is None:
             return
-        if web_ui is None or not hasattr(environment, "goodput"):
+        if isinstance(runner, WorkerRunner):
+            environment.events.report_to_master.add_listener(
+                lambda client_id, data, **_: data.__setitem__(messages.IN_FLIGHT, ctx.in_flight)
+            )
+            return
+        if web_ui is None:
             return  # headless: the console table and the run folder are the live view
-        view = LiveView(environment)
-        environment.goodput_view = view
+        view = ctx.web_view = LiveView(environment)
         environment.events.worker_report.add_listener(
             lambda client_id, data, **_: _receive_in_flight(view, client_id, data)
         )
         environment.events.test_start.add_listener(lambda **_: view.on_test_start())
         environment.events.test_stop.add_listener(lambda **_: view.on_test_stop())
         # Locust's "Reset stats" button: the LLM figures restart with its table (workers send deltas).
-        environment.events.reset_stats.add_listener(lambda **_: environment.goodput.live.reset())
-        from users.webui.routes import mount
+        environment.events.reset_stats.add_listener(lambda **_: ctx.live.reset())
+        from loadgen.live.webui.routes import mount
 
         mount(environment, web_ui, view)
         view.start()
 
 
-def _report_in_flight(client_id: str, data: dict, **_: Any) -> None:
-    data[REPORT_KEY] = IN_FLIGHT.n
-
-
 def _receive_in_flight(view: LiveView, client_id: str, data: dict) -> None:
-    if REPORT_KEY in data:
-        view.worker_in_flight[client_id] = int(data[REPORT_KEY])
+    if messages.IN_FLIGHT in data:
+        view.worker_in_flight[client_id] = int(data[messages.IN_FLIGHT])

@@ -17,7 +17,7 @@ from typing import Any
 
 from flask import Blueprint, Response, jsonify, make_response, request, send_from_directory
 
-from users.runfolder import safe_url
+from loadgen.transport.urls import safe_url
 
 STATIC = Path(__file__).with_name("static")
 TAB_LATENCY, TAB_GOODPUT = "llm", "llm-goodput"
@@ -94,7 +94,7 @@ def latency_table(view: Any) -> list[dict]:
 def goodput_table(view: Any) -> list[dict]:
     run = view.run_figures()
     last = view.series.points[-1] if view.series.points else {}
-    slo = view.env.goodput.slo
+    slo = view.ctx.slo
     rows = [
         ("Completed requests/s", fmt_rate(run["ok_rps"], "req/s"), fmt_rate(last.get("ok_rps"), "req/s")),
         ("Output tokens/s", fmt_rate(run["out_tok_s"], "tok/s"), fmt_rate(last.get("out_tok_s"), "tok/s")),
@@ -111,14 +111,14 @@ def goodput_table(view: Any) -> list[dict]:
         ("Error ratio", fmt_pct(run["error_ratio"]), fmt_pct(last.get("error_ratio"))),
         ("Requests ok / failed", f"{run['ok']} / {run['failed']}", "–"),
         ("Requests in flight", "–", str(view.in_flight())),
-        ("Users (target)", "–", f"{view.env.runner.user_count} ({view.env.goodput.stage.target_users})"),
+        ("Users (target)", "–", f"{view.env.runner.user_count} ({view.ctx.stage.target_users})"),
         ("SLO", slo.describe(), "–"),
     ]
     return [{"figure": f, "run": r, "now": n} for f, r, n in rows]
 
 
 def run_info(view: Any) -> dict:
-    env, ctx = view.env, view.env.goodput
+    env, ctx = view.env, view.ctx
     opts = env.parsed_options
     slo = ctx.slo
     return {
@@ -199,7 +199,7 @@ def mount(environment: Any, web_ui: Any, view: Any) -> None:
     def llm_series_csv() -> Response:
         resp = make_response(series_csv(list(view.series.points)))
         resp.headers["Content-Type"] = "text/csv"
-        resp.headers["Content-Disposition"] = f"attachment;filename=llm_series_{view.env.goodput.run_id}.csv"
+        resp.headers["Content-Disposition"] = f"attachment;filename=llm_series_{view.ctx.run_id}.csv"
         return resp
 
     web_ui.app.register_blueprint(bp)

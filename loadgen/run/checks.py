@@ -1,0 +1,73 @@
+"""Everything a user can get wrong, checked before any run folder exists (CLI and web form alike).
+
+A mistake is one line naming the option and what is expected (core/errors.py): on the command
+line the process ends with it (exit 2), in the web UI the start is refused with it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from core.durations import parse_duration_s
+from core.errors import OptionError, SloError, exit_with
+from core.slo import Slo, parse_slo
+from loadgen.output.runfolder import check_results_dir
+from loadgen.run import target
+from shapes import build_schedule, open_loop
+
+
+def validate(environment: Any, check_target: bool) -> tuple[Slo, str]:
+    """Command line: a mistake ends the process with one line."""
+    try:
+        return check_options(environment, check_target)
+    except (SloError, OptionError, target.TargetError) as e:
+        exit_with(str(e))
+
+
+def check_options(environment: Any, check_target: bool) -> tuple[Slo, str]:
+    """All options (and the target, when asked): the SLO and the model to use, or a GoodputError."""
+    opts = environment.parsed_options
+    target.check_credentials(environment.host or "", opts.api_key_env)
+    try:
+        slo = parse_slo(opts.slo)
+    except SloError as e:
+        raise OptionError(f"--slo: {e}") from None
+    for option, value in (
+        ("--request-timeout", opts.request_timeout),
+        ("--step-duration", opts.step_duration),
+    ):
+        if parse_duration_s(value, option) <= 0:
+            raise OptionError(f"{option}: '{value}' must be positive")
+    parse_duration_s(opts.think_time, "--think-time")
+    if opts.max_tokens <= 0:
+        raise OptionError(f"--max-tokens: {opts.max_tokens} must be a positive number of tokens")
+    for name, value, low in (("--step-users", opts.step_users, 1), ("--max-users", opts.max_users, 0)):
+        if value < low:  # a 0-user ramp would "succeed" with no request at all
+            raise OptionError(f"{name}: {value} must be ≥ {low}")
+    build_schedule(opts)
+    from workloads import WorkloadError, open_workload
+
+    try:
+        open_workload(opts.dataset, seed=opts.seed, order=opts.order)
+    except WorkloadError as e:
+        raise OptionError(f"--dataset: {e}") from None
+    check_results_dir(opts.results_dir)  # last of the local checks: it may create the folder
+    model = opts.model
+    if check_target:
+        model = target.check(environment.host, opts.model, opts.api_key_env)
+    return slo, model
+
+
+def choose_user_class(environment: Any, user_classes: dict[str, type]) -> None:
+    """Run only the selected user class (Locust would otherwise mix all of them by weight)."""
+    opts = environment.parsed_options
+    name = opts.llm_user
+    if name == "auto" and open_loop(opts):
+        name = "rate"  # --rate, sweep, trace, rate stages: the open-loop user (users/rate.py)
+    if name == "auto":
+        from workloads import open_workload
+
+        name = "agent" if open_workload(opts.dataset, seed=opts.seed).multi_turn else "chat"
+        if name == "chat" and opts.endpoint == "completions":
+            name = "completions"
+    environment.user_classes = [user_classes[name]]
