@@ -15,7 +15,7 @@ from arena.matrix import LOAD_FLAGS, SHAPE_FLAGS, MatrixError, load_matrix
 from arena.places import parse_duration
 from arena.runner import Layout, complete_run
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[3]
 BASE = """
 name: t
 targets:

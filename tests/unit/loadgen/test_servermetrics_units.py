@@ -18,7 +18,7 @@ from analysis.server import build, load_server_metrics, summarize, window_figure
 from core.errors import OptionError
 from loadgen.monitors.servermetrics import Scraper, format_labels, format_value, interval_of, parse, resolve, same_origin
 
-FIX = Path(__file__).resolve().parent / "fixtures"
+FIX = Path(__file__).resolve().parents[2] / "fixtures"
 PAGES = {
     "vllm": FIX / "vllm-cpu-tiny-metrics.txt",
     "sglang": FIX / "sglang-metrics.txt",

@@ -13,8 +13,8 @@ import pytest
 
 from analysis.__main__ import main
 
-ROOT = Path(__file__).resolve().parent.parent
-FIX = Path(__file__).resolve().parent / "fixtures"
+ROOT = Path(__file__).resolve().parents[3]
+FIX = Path(__file__).resolve().parents[2] / "fixtures"
 approx = pytest.approx
 
 CONTRACT_KEYS = {

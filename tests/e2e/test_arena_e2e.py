@@ -19,7 +19,7 @@ import pytest
 
 from arena import store
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.e2e
 
 # Short prompts and answers so a 6-second cell has a few dozen requests.

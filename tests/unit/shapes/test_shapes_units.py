@@ -16,7 +16,7 @@ from shapes.sweep import SweepSchedule
 from shapes.trace import load_trace
 from core.errors import OptionError
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def opts(**kw) -> SimpleNamespace:

@@ -10,7 +10,7 @@ import pytest
 
 from core.slo import PROFILES, PercentileCheck, Slo, SloError, fmt_duration, parse_slo
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def test_profiles_match_design_table() -> None:

@@ -16,7 +16,7 @@ from workloads.__main__ import main
 from workloads.shipped import SHIPPED, check_all, render_set
 from workloads.stats import compute, request_lengths
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def test_every_builtin_opens() -> None:

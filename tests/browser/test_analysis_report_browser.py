@@ -18,8 +18,8 @@ import pytest
 
 from analysis.__main__ import main
 
-ROOT = Path(__file__).resolve().parent.parent
-FIX = Path(__file__).resolve().parent / "fixtures"
+ROOT = Path(__file__).resolve().parents[2]
+FIX = Path(__file__).resolve().parents[1] / "fixtures"
 ARTIFACTS = ROOT / "test-artifacts"
 
 pytestmark = pytest.mark.browser

@@ -3,7 +3,7 @@
 Not a test module: the integration test imports it. It needs only the standard library and
 prometheus_client (both in the suite's .venv); vLLM itself runs in its own venv under .real-engine/.
 
-    from tests.real_engine import find_install, start_engine, counters, delta
+    from tests.support.real_engine import find_install, start_engine, counters, delta
 
     inst = find_install()                 # None -> pytest.skip(unavailable_reason())
     eng = start_engine()                  # free port on 127.0.0.1, waits for /health
@@ -31,7 +31,7 @@ from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "scripts" / "real_engine.sh"
 MODEL_NAME = "tiny-llama"  # --served-model-name
 

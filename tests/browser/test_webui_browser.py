@@ -24,7 +24,7 @@ import pytest
 
 from tests.conftest import PYTHON, Proc, free_port, wait_http
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts"
 DRIVER = "/usr/bin/chromedriver"
 FLAGS = (

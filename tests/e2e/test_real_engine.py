@@ -28,7 +28,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import PYTHON, ROOT
-from tests.real_engine import (
+from tests.support.real_engine import (
     Counters,
     Engine,
     by_label,

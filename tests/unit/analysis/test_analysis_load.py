@@ -11,8 +11,8 @@ import pytest
 
 from analysis.load import FLOAT_COLS, INT_COLS, REQUIRED, TEXT_COLS, AnalysisError, load_run
 
-ROOT = Path(__file__).resolve().parent.parent
-FIX = Path(__file__).resolve().parent / "fixtures"
+ROOT = Path(__file__).resolve().parents[3]
+FIX = Path(__file__).resolve().parents[2] / "fixtures"
 HEADER = (FIX / "run_small" / "requests.csv").read_text().splitlines()[0]
 
 

@@ -31,7 +31,7 @@ from analysis.steps import capacity_at_slo
 from analysis.summary import analyze
 from core.slo import PROFILES, parse_slo
 
-FIX = Path(__file__).resolve().parent / "fixtures"
+FIX = Path(__file__).resolve().parents[2] / "fixtures"
 approx = pytest.approx
 
 
