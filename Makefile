@@ -20,6 +20,8 @@ demo: setup
 	@bash scripts/demo.sh
 
 test: setup
+	@echo "==> test: import layering (lint-imports: the contracts in pyproject.toml)"
+	@$(BIN)/lint-imports --no-cache
 	@echo "==> test: pytest (unit + end-to-end against real processes on 127.0.0.1)"
 	@$(BIN)/python -m pytest
 
@@ -29,6 +31,7 @@ test-fast: setup
 lint: setup
 	@$(BIN)/ruff format --check .
 	@$(BIN)/ruff check .
+	@$(BIN)/lint-imports --no-cache
 
 format: setup
 	@$(BIN)/ruff format .

@@ -75,7 +75,7 @@ def _complete(user: Any, ctx: RunContext, rec: RequestRecord, res: StreamResult,
     fill_record(rec, res)
     good = rec.ok and ctx.slo.is_good(rec.ttft_s, rec.tpot_s, rec.e2e_s)
     elapsed_ms = (rec.e2e_s if rec.e2e_s is not None else time.perf_counter() - t_perf) * 1000.0
-    user.environment.events.request.fire(
+    ctx.environment.events.request.fire(
         request_type="POST",
         name=path,
         response_time=elapsed_ms,

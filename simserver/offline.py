@@ -11,6 +11,7 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from core.quantiles import nearest_rank
 from simserver.engine import EngineCore, Seq, output_length
 from simserver.profiles import Profile
 from simserver.tokenizer import chat_tokens
@@ -181,11 +182,8 @@ def _next_change(users_at: Callable[[float], int], t: float, active: int, resolu
 
 
 def percentile(values: list[float], p: float) -> float:
-    """Nearest-rank percentile of raw values (never of averages)."""
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, round(p / 100 * len(ordered) + 0.5) - 1))]
+    """Nearest-rank percentile (core/quantiles.py) of raw values, `p` in percent; NaN when empty."""
+    return nearest_rank(sorted(values), p / 100)
 
 
 def by_level(records: list[Record]) -> dict[int, dict[str, float]]:

@@ -17,13 +17,13 @@ property that lets multi-turn sessions hit the prefix cache as they do on a real
 from __future__ import annotations
 
 import random
-import re
 from pathlib import Path
 from typing import Any
 
 import orjson
 
-TOKEN_RE = re.compile(r"\w+|[^\w\s]")
+from core.tokens import TOKEN_RE, count_tokens, tokenize  # noqa: F401  (the rule, shared)
+
 IM_START, IM_END, NL = "<|im_start|>", "<|im_end|>", "\n"
 MESSAGE_OVERHEAD = 5
 GENERATION_PROMPT = (IM_START, "assistant", NL)
@@ -44,14 +44,6 @@ V = len(VOCAB)
 
 # Byte length of each token's JSON literal: a chunk's length header without measuring the chunk.
 VOCAB_JSON_LEN: tuple[int, ...] = tuple(len(j) for j in VOCAB_JSON)
-
-
-def tokenize(text: str) -> list[str]:
-    return TOKEN_RE.findall(text)
-
-
-def count_tokens(text: str) -> int:
-    return len(TOKEN_RE.findall(text))
 
 
 def message_text(content: Any) -> str:

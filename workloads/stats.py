@@ -13,27 +13,18 @@ from __future__ import annotations
 
 import itertools
 
+from core.quantiles import linear
 from workloads.conversation import Conversation, Workload, assistant, expected_output_tokens, request_messages
 from workloads.tokens import content_text, count_tokens, render
 
 QUANTILES = (50, 90, 99)
 
 
-def percentile(sorted_values: list[float], q: float) -> float:
-    """Linear interpolation between closest ranks (numpy's default), on pre-sorted values."""
-    if not sorted_values:
-        return float("nan")
-    pos = (len(sorted_values) - 1) * q / 100.0
-    lo = int(pos)
-    hi = min(lo + 1, len(sorted_values) - 1)
-    return sorted_values[lo] + (sorted_values[hi] - sorted_values[lo]) * (pos - lo)
-
-
 def summary(values: list[float]) -> dict | None:
     if not values:
         return None
     v = sorted(values)
-    out = {f"p{q}": percentile(v, q) for q in QUANTILES}
+    out = {f"p{q}": linear(v, q / 100) for q in QUANTILES}
     out.update(max=v[-1], mean=sum(v) / len(v), min=v[0])
     return out
 

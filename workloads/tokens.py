@@ -1,22 +1,15 @@
-"""Token counting and synthetic prompt text, without a tokenizer.
+"""Token counts of messages and synthetic prompt text of a given length, under core/tokens.py's rule.
 
-The load path must not load a model tokenizer, and the simulated engine needs a count it can
-reproduce exactly, so Goodput counts tokens with one cheap, documented rule:
-
-    a token is a run of word characters (`\\w+`) or a single other non-space character.
-
-`count_tokens("Hello, world!") == 4`. Real BPE tokenizers give a similar count for English prose
-(±25 %) and somewhat more for code; the rule is an estimate for dataset statistics and for
-synthesising prompts of a given length, never a substitute for the server's `usage`.
+The rule itself (a token is `\\w+` or one other non-space character) lives in core/tokens.py, shared
+with the simulated engine, so a prompt synthesised here has exactly the length the engine counts.
 """
 
 from __future__ import annotations
 
 import random
-import re
 from functools import lru_cache
 
-TOKEN_RE = re.compile(r"\w+|[^\w\s]")
+from core.tokens import count_tokens
 
 # Common English words: every one is a single token under TOKEN_RE, so synthetic text of n words
 # (plus sentence-ending periods, also one token each) has exactly the token count asked for.
@@ -87,11 +80,6 @@ WORDS: tuple[str, ...] = tuple(
     world worry would write writer wrong yard yeah year yes yet young your yourself
     """.split()  # noqa: SIM905 (a word list reads better as text)
 )
-
-
-def count_tokens(text: str) -> int:
-    """Goodput's token estimate: `\\w+` runs plus single punctuation characters."""
-    return len(TOKEN_RE.findall(text)) if text else 0
 
 
 def content_text(content: object) -> str:

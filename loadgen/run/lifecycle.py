@@ -202,7 +202,9 @@ def on_test_stop(environment: Any, **_: Any) -> None:
     ctx.meta["t_end_unix"] = time.time()
     write_meta(ctx)
     if isinstance(environment.runner, MasterRunner):
-        silent = scaleout.collect_last_rows(environment, ctx)
+        # workers drain their users first when asked to (--stop-timeout): wait for that too
+        drain_s = float(getattr(environment.parsed_options, "stop_timeout", 0) or 0)
+        silent = scaleout.collect_last_rows(environment, ctx, scaleout.FLUSH_TIMEOUT_S + drain_s)
         if silent:
             log.warning("goodput: no final report from %s: their last rows may be missing", ", ".join(silent))
     finish_run(environment)

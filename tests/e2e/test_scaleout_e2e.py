@@ -289,3 +289,24 @@ def test_open_loop_rate_stages_split_across_workers(sim_server, tmp_path: Path) 
         assert max(per.values()) - min(per.values()) <= 1, per
     meta = json.loads((run / "run.json").read_text())
     assert [s["rate_rps"] for s in meta["stages"]] == [10.0, 20.0]
+
+
+def test_a_workers_late_final_rows_all_land(sim_server, tmp_path: Path) -> None:
+    """The run has one owner of its end: the master closes requests.csv only after every live worker
+    sent its last rows. Here they come 3–5 s after the stop (users drain with --stop-timeout while
+    each request takes ~6 s): the old 3-s close dropped exactly these rows."""
+    trace = tmp_path / "trace.jsonl"
+    sim = sim_server("--trace", str(trace), "--set", "step_time.base_s=0.15")  # ~0.15 s per token
+    run = run_locust(sim.url, tmp_path / "results", *processes(1), "-u", "2", "-r", "2", "-t", "2s",
+                     "--stop-timeout", "20", "--ignore-eos", "--max-tokens", "40",
+                     "--run-name", "late")  # fmt: skip
+    stop_engine(sim, trace, run)
+    rows = read_rows(run)
+    meta = json.loads((run / "run.json").read_text())
+    completed = {t["request_id"] for t in read_trace(trace) if t["status"] == "ok"}
+    assert completed and {r["request_id"] for r in rows} == completed, "every completed request has its row"
+    assert {r["error"] for r in rows} == {""}, "drained, not cancelled"
+    assert meta["lost_rows"] == 0 and meta["rows_received"] == meta["requests_sent"] == len(rows)
+    ends = [float(r["t_start_unix"]) + float(r["e2e_s"]) for r in rows]
+    late = [t - meta["t_end_unix"] for t in ends]
+    assert max(late) > 3.0, f"the last rows were not late enough to test the close: {late}"
