@@ -16,8 +16,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from locust.stats import StatsError
 
-from loadgen.state.livestats import LiveStats
 from loadgen.live.webui.series import LATENCIES, Counters, Series
+from loadgen.state.livestats import LiveStats
 
 
 def main(requests: int = 20_000, points: int = 3600) -> None:

@@ -115,10 +115,15 @@ def start_web_locust(procs: Callable[..., Proc], host: str, results: Path, *args
     return p
 
 
-def stop_and_settle(url: str) -> dict:
-    """Stopped, and the run folder closed (the spine closes it ~3 s after the stop)."""
+def stop_and_settle(url: str, results: Path) -> dict:
+    """Stopped, and the run folder closed: run.json counts the rows received (written at the close)."""
     wait_for("state stopped", lambda: get_json(url + "/stats/requests")["state"] == "stopped", 20)
-    time.sleep(4.0)
+
+    def closed() -> bool:
+        metas = [json.loads(p.read_text()) for p in results.glob("*/run.json")]
+        return bool(metas) and all("rows_received" in m for m in metas)
+
+    wait_for("the run folder closed", closed, 20)
     return get_json(url + "/stats/requests")
 
 
@@ -201,7 +206,7 @@ def test_llm_view_in_chromium_run_started_from_the_form(browser, procs, sim_serv
         "charts drawn in the tab", lambda: d.execute_script("return window.goodputLLM.points.length") >= 4, 15
     )
     d.switch_to.default_content()
-    time.sleep(1.0)
+    wait_for("the page drawn", lambda: d.execute_script("return document.readyState") == "complete", 10)
     ARTIFACTS.mkdir(exist_ok=True)
     d.save_screenshot(str(ARTIFACTS / "webui_llm_tab.png"))
 
@@ -236,7 +241,7 @@ def test_llm_view_in_chromium_run_started_from_the_form(browser, procs, sim_serv
         lambda: d.find_element(By.XPATH, "//button[translate(normalize-space(), 'stop', 'STOP')='STOP']"),
         15,
     ).click()
-    stop_and_settle(loc.url)
+    stop_and_settle(loc.url, results)
     agg = assert_aggregated_is_real_requests(loc.url)
     with open(run / "requests.csv", newline="") as fh:
         rows = [r for r in csv.DictReader(fh) if r["error"] != "cancelled"]
@@ -322,5 +327,5 @@ def test_distributed_master_serves_the_merged_view(procs, sim_server, tmp_path: 
     assert payload["run"]["workers"] == 1
     assert {r["metric"] for r in payload["latency"] if r["count"] > 0} == {"TTFT", "TPOT", "ITL", "E2E"}
     post(loc.url + "/stop", {})
-    stop_and_settle(loc.url)
+    stop_and_settle(loc.url, tmp_path / "results")
     assert_aggregated_is_real_requests(loc.url)

@@ -117,6 +117,11 @@ def _wait_for(pred, timeout_s: float) -> bool:
     return False
 
 
+def _rows(runs: Path, pattern: str) -> int:
+    """Rows written so far in the run folders of the cells matching `pattern`."""
+    return sum(max(0, len(p.read_text().splitlines()) - 1) for p in runs.glob(f"{pattern}/*/requests.csv"))
+
+
 def _our_processes() -> list[str]:
     out = subprocess.run(["ps", "-eo", "pid,args"], capture_output=True, text=True, timeout=10).stdout
     return [x for x in out.splitlines() if "0.0123" in x or "narrow__" in x]
@@ -143,7 +148,7 @@ def test_rerun_after_interruption_runs_only_the_missing_cell(tmp_path):
     )
     try:
         assert _wait_for(lambda: any(runs.glob("narrow__*")), 30), "the narrow cell never started"
-        time.sleep(1.0)
+        assert _wait_for(lambda: _rows(runs, "narrow__*") > 0, 30), "the narrow cell sent nothing"
         p.send_signal(signal.SIGINT)
         out, err = p.communicate(timeout=60)
     finally:

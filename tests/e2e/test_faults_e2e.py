@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import PYTHON, ROOT, free_port, start, wait_http
+from tests.conftest import PYTHON, ROOT, Proc, free_port, start, wait_http
 
 pytestmark = pytest.mark.e2e
 
@@ -163,7 +163,7 @@ def test_engine_killed_and_restarted_on_the_same_port(procs, tmp_path: Path) -> 
            "-t", "9s", "--max-tokens", "32", "--request-timeout", "3s"]  # fmt: skip
     load = start(cmd, tmp_path / "locust.log")
     try:
-        time.sleep(3.5)
+        wait_ok_rows(tmp_path / "results", 4, load)  # the run is under way against the first engine
         first.stop(signal.SIGKILL)
         t_down = time.time()
         time.sleep(outage_s)
@@ -191,3 +191,16 @@ def test_engine_killed_and_restarted_on_the_same_port(procs, tmp_path: Path) -> 
     assert second_ids and second_ids <= by_id, "every request the restarted engine saw has a row"
     first = tmp_path / "first.jsonl"  # as much of it as SIGKILL left
     assert {t["request_id"] for t in read_trace(first)} <= by_id if first.exists() else True
+
+
+def wait_ok_rows(results: Path, n: int, load: Proc, timeout_s: float = 30.0) -> None:
+    """Until requests.csv holds `n` completed requests (the load is really running)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        assert load.popen.poll() is None, load.log()[-3000:]
+        for path in results.glob("*/requests.csv"):
+            with open(path, newline="") as fh:
+                if sum(r["ok"] == "true" for r in csv.DictReader(fh)) >= n:
+                    return
+        time.sleep(0.2)
+    raise TimeoutError(f"fewer than {n} completed requests within {timeout_s}s:\n{load.log()[-3000:]}")

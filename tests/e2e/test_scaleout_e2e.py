@@ -111,6 +111,15 @@ def wait_for_rows(results: Path, workers: set[str] | int, master: Proc, timeout_
     raise TimeoutError(f"no rows from {workers} workers within {timeout_s}s:\n{master.log()[-3000:]}")
 
 
+def wait_row_count(run: Path, n: int, master: Proc, timeout_s: float = 30.0) -> None:
+    """Until requests.csv holds at least `n` rows."""
+    deadline = time.monotonic() + timeout_s
+    while len(read_rows(run)) < n:
+        assert master.popen.poll() is None, f"master exited early:\n{master.log()[-3000:]}"
+        assert time.monotonic() < deadline, f"fewer than {n} rows within {timeout_s}s"
+        time.sleep(0.2)
+
+
 def wait_exit(p: Proc, timeout_s: float) -> int:
     try:
         return p.popen.wait(timeout_s)
@@ -155,7 +164,7 @@ def test_interrupt_leaves_a_complete_run_folder(
         master, port = start_master(procs, sim.url, results, *args)
         workers = [start_worker(procs, port) for _ in range(2)]
         run = wait_for_rows(results, {worker_name(w) for w in workers}, master)
-    time.sleep(1.0)
+    wait_row_count(run, 2 * len(read_rows(run)), master)  # well under way: the interrupt cuts requests
     t_int = time.time()
     if topology == "processes":
         os.killpg(master.popen.pid, sig)  # a terminal's Ctrl-C reaches the master and its workers at once
@@ -194,7 +203,7 @@ def test_killed_worker_run_completes_and_reports_the_loss(procs, sim_server, tmp
                                 "--max-tokens", "32", "--run-name", "kill")  # fmt: skip
     alive, doomed = start_worker(procs, port), start_worker(procs, port)
     run = wait_for_rows(results, {worker_name(alive), worker_name(doomed)}, master)
-    time.sleep(1.5)
+    wait_row_count(run, 2 * len(read_rows(run)), master)  # both workers have reported several times
     t_kill = time.time()
     os.kill(doomed.popen.pid, signal.SIGKILL)
     assert wait_exit(master, 60) == 0, master.log()[-3000:]

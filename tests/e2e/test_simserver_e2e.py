@@ -23,7 +23,9 @@ from conftest import PYTHON, ROOT, Proc, free_port, start, wait_http
 from prometheus_client.parser import text_string_to_metric_families
 
 pytestmark = pytest.mark.e2e
-FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "vllm-0.32-cpu-metrics.txt"  # a real vLLM 0.32 (CPU) page
+FIXTURE = (
+    Path(__file__).resolve().parents[1] / "fixtures" / "vllm-0.32-cpu-metrics.txt"
+)  # a real vLLM 0.32 (CPU) page
 FAST = """
 base: default
 step_time: {base_s: 0.002, prefill_token_s: 0.00001, decode_seq_s: 0.0001, kv_token_s: 0.0}

@@ -47,8 +47,8 @@ def locust_parse(args: list[str], env: dict[str, str] | None = None) -> Any:
     """Parse like `locust -f locustfile.py ARGS` does, Goodput's options included."""
     from locust.argument_parser import get_parser
 
-    import shapes.options  # noqa: F401  (registers the shape options)
     import loadgen.run.options  # noqa: F401  (registers Goodput's options)
+    import shapes.options  # noqa: F401  (registers the shape options)
 
     parser = get_parser(default_config_files=[])
     return parser.parse_args(["-f", "locustfile.py", *args], env_vars=env or {})

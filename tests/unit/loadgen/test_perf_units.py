@@ -13,11 +13,11 @@ import pytest
 from gevent.server import StreamServer
 from locust.stats import RequestStats
 
-from loadgen.transport import arrival, client
-from loadgen.state.livestats import METHOD, log_many
 from core.record import RequestRecord, _gaps
-from loadgen.state.iofirst import IoFirst
 from loadgen.monitors.selfmon import Aggregate, pct
+from loadgen.state.iofirst import IoFirst
+from loadgen.state.livestats import METHOD, log_many
+from loadgen.transport import arrival, client
 
 linux = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="kernel receive stamps are Linux's")
 

@@ -16,7 +16,15 @@ from pytest import approx
 from analysis.engines import SGLANG, TGI, VLLM, detect, histogram_quantile, parse_labels
 from analysis.server import build, load_server_metrics, summarize, window_figures
 from core.errors import OptionError
-from loadgen.monitors.servermetrics import Scraper, format_labels, format_value, interval_of, parse, resolve, same_origin
+from loadgen.monitors.servermetrics import (
+    Scraper,
+    format_labels,
+    format_value,
+    interval_of,
+    parse,
+    resolve,
+    same_origin,
+)
 
 FIX = Path(__file__).resolve().parents[2] / "fixtures"
 PAGES = {

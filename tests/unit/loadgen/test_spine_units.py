@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import pytest
 
-from shapes.step import ConstantSchedule, StepSchedule
-from loadgen.transport import sse
-from core.result import StreamResult
-from loadgen.transport.client import _apply, _finish
 from core.durations import parse_duration_s
 from core.errors import OptionError
-from core.record import COLUMNS, RequestRecord, tpot_s
 from core.measure import fill_record
+from core.record import COLUMNS, RequestRecord, tpot_s
+from core.result import StreamResult
 from loadgen.output.runfolder import create_run_dir
+from loadgen.transport import sse
+from loadgen.transport.client import _apply, _finish
 from loadgen.transport.urls import safe_url
+from shapes.step import ConstantSchedule, StepSchedule
 
 
 def test_columns_are_the_contract() -> None:

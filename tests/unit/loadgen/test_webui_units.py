@@ -7,9 +7,9 @@ import io
 
 from locust.stats import StatsError
 
-from loadgen.state.livestats import LiveStats
 from loadgen.live.webui.routes import fmt_ms, series_csv, tab_config
 from loadgen.live.webui.series import Counters, Series, error_category
+from loadgen.state.livestats import LiveStats
 
 
 def log(live: LiveStats, n: int, ttft_s: float, *, good: bool = True, tokens: int = 10) -> None:

@@ -10,11 +10,11 @@ from types import SimpleNamespace
 
 import pytest
 
+from core.errors import OptionError
 from shapes.arrivals import RateSchedule, arrival_offsets, cv, expected_cv, share, stage_seed
 from shapes.step import ConstantSchedule, StepSchedule
 from shapes.sweep import SweepSchedule
 from shapes.trace import load_trace
-from core.errors import OptionError
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -340,8 +340,8 @@ def test_open_loop_stats_merge_and_summarize() -> None:
 
 
 def test_stage_message_round_trip() -> None:
-    from shapes.base import Level
     from core.stage import Stage
+    from shapes.base import Level
 
     st = Stage(
         step=3,
