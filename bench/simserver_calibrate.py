@@ -27,7 +27,7 @@ from simserver.offline import Record, Request, by_level, random_chat, shared_pre
 from simserver.profiles import available, load_profile
 from simserver.tokenizer import chat_tokens
 
-SLOS = {"chat": (0.5, 0.25), "datagen": (float("inf"), 0.035)}  # (TTFT s, TPOT s), DESIGN.md
+SLOS = {"chat": (0.5, 0.25), "datagen": (float("inf"), 0.035)}  # (TTFT s, TPOT s), README.md § SLOs
 
 
 def workload_file(path: str, max_tokens_cap: int) -> Callable[[random.Random], Request]:

@@ -1,6 +1,6 @@
 """The metric definitions, applied once per request: a `StreamResult`'s stamps → a row's figures.
 
-DESIGN.md's definitions, in the one place they are computed (README.md § Metrics explains them):
+The definitions, in the one place they are computed (README.md § "Metric definitions" explains them):
 - TTFT: send → first chunk carrying generated text (a role-only or empty chunk is not a token);
 - ITL: the gaps between consecutive text-bearing chunks;
 - E2E: send → the last data event (a trailing usage chunk included);

@@ -1,6 +1,6 @@
 """One request's outcome, as a `requests.csv` row.
 
-The column list here is the contract of DESIGN.md (run directory section); analysis reads the
+The column list here is the run folder's contract (README.md § "requests.csv columns"); analysis reads the
 same names. TPOT is defined here, once, at the moment a row is made, so the live view and the
 analysis cannot disagree about it.
 """

@@ -118,7 +118,7 @@ def _mlperf(name: str, ttft: float, tpot: float) -> Slo:
     return Slo(name, ttft_s=ttft, tpot_s=tpot, percentiles=checks)
 
 
-# DESIGN.md "SLO profiles". MLPerf states its limits as p99s: they are both per-request limits
+# README.md § SLOs (the profiles table). MLPerf states its limits as p99s: they are both per-request limits
 # (goodput, attainment) and run-level p99 checks (the MLPerf pass/fail).
 PROFILES: dict[str, Slo] = {
     "chat": Slo("chat", ttft_s=0.5, tpot_s=0.25),

@@ -1,4 +1,4 @@
-"""SLO profiles and the `--slo` parser: values from DESIGN.md, good/bad specs, YAML files, per-request rule."""
+"""SLO profiles and the `--slo` parser: values of the profiles table, good/bad specs, YAML files, per-request rule."""
 
 from __future__ import annotations
 
