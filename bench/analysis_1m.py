@@ -34,8 +34,8 @@ COLUMNS = (
     "run_id", "worker", "user", "session", "turn", "request_id", "scenario", "dataset", "step", "target_users",
     "t_scheduled_unix", "t_start_unix", "ttft_s", "e2e_s", "tpot_s", "itl_s", "n_chunks", "prompt_tokens",
     "output_tokens", "cached_tokens", "tokens_source", "ok", "http_status", "error", "error_detail",
-    "finish_reason",
-)  # fmt: skip  # the contract's order (users/record.py); bench must not import the load path either
+    "finish_reason", "ttfo_s", "reasoning_tokens", "tool_ttft_s", "tool_call_tokens", "backoff_s", "tenant", "api",
+)  # fmt: skip  # the contract's order (core/record.py), written out: a bench reads no package of ours
 
 
 def generate(
@@ -105,6 +105,11 @@ def generate(
             "error": pa.array(err.astype(str)),
             "error_detail": pa.array(np.where(ok, "", "simulated failure")),
             "finish_reason": pa.array(np.where(ok, "length", "")),
+            **{c: pa.nulls(rows, pa.float64()) for c in ("ttfo_s", "reasoning_tokens", "tool_ttft_s")},
+            "tool_call_tokens": pa.nulls(rows, pa.int64()),
+            "backoff_s": pa.nulls(rows, pa.float64()),
+            "tenant": pa.array([""] * rows),
+            "api": pa.array(["chat"] * rows),
         }
     )
     assert tuple(table.column_names) == COLUMNS

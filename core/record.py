@@ -36,6 +36,14 @@ COLUMNS: tuple[str, ...] = (
     "error",
     "error_detail",
     "finish_reason",
+    # appended (never reordered): reasoning and tool calls, failure pacing, tenants, the API used
+    "ttfo_s",
+    "reasoning_tokens",
+    "tool_ttft_s",
+    "tool_call_tokens",
+    "backoff_s",
+    "tenant",
+    "api",
 )
 
 
@@ -75,6 +83,13 @@ class RequestRecord:
     error: str = ""
     error_detail: str = ""
     finish_reason: str = ""
+    ttfo_s: float | None = None  # send → first answer token (content or tool call), reasoning models
+    reasoning_tokens: int | None = None  # from usage details, else counted reasoning chunks
+    tool_ttft_s: float | None = None  # send → first tool-call delta (the function name counts)
+    tool_call_tokens: int | None = None  # tool-call argument chunks
+    backoff_s: float | None = None  # how long this user paused after failures before sending this request
+    tenant: str = ""  # the mix class of the request (`--mix`), empty otherwise
+    api: str = ""  # the API the request used (`--api`: chat, completions, responses, sglang, tgi, llamacpp)
 
     @property
     def tpot_s(self) -> float | None:
@@ -109,6 +124,13 @@ class RequestRecord:
             self.error,
             self.error_detail.replace("\n", " ")[:300],
             self.finish_reason,
+            _s(self.ttfo_s),
+            _i(self.reasoning_tokens),
+            _s(self.tool_ttft_s),
+            _i(self.tool_call_tokens),
+            _s(self.backoff_s),
+            self.tenant,
+            self.api,
         ]
 
 

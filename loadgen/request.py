@@ -18,6 +18,9 @@ from loadgen.context import RunContext
 from loadgen.transport.arrival import wall_and_perf
 
 
+API_OF_PATH = {"/v1/chat/completions": "chat", "/v1/completions": "completions"}
+
+
 class LLMRequestError(Exception):
     """Shown in Locust's failures table: the category only, so the table stays short."""
 
@@ -46,6 +49,7 @@ def perform(
         step=stage.step,
         target_users=stage.target_users,
         t_scheduled_unix=scheduled_unix,
+        api=API_OF_PATH.get(path, path),
     )
     ctx.buffer.started += 1
     ctx.in_flight += 1

@@ -22,6 +22,8 @@ def test_columns_are_the_contract() -> None:
         "target_users", "t_scheduled_unix", "t_start_unix", "ttft_s", "e2e_s", "tpot_s", "itl_s",
         "n_chunks", "prompt_tokens", "output_tokens", "cached_tokens", "tokens_source", "ok",
         "http_status", "error", "error_detail", "finish_reason",
+        # appended since (new columns only ever go at the end)
+        "ttfo_s", "reasoning_tokens", "tool_ttft_s", "tool_call_tokens", "backoff_s", "tenant", "api",
     )  # fmt: skip
     assert len(RequestRecord().row()) == len(COLUMNS)
 
