@@ -286,6 +286,9 @@ class _Handler(BaseHTTPRequestHandler):
             self._answer(200, ExportTraceServiceResponse().SerializeToString(), "application/x-protobuf")
 
     def _not_allowed(self) -> None:
+        self.server.receiver._count("requests")
+        self.server.receiver._count("rejected")
+        self.close_connection = True  # a body, if any, was not read
         self._answer(405, f"use POST {TRACES_PATH}".encode())
 
     do_GET = do_PUT = do_DELETE = do_PATCH = _not_allowed
@@ -302,7 +305,7 @@ class OtlpReceiver:
 
     def __init__(self, host: str, port: int, on_rows: Callable[[list[Row]], None]) -> None:
         self.host, self.port, self.on_rows = host, port, on_rows
-        self.requests = 0  # POSTs received (any path, any body)
+        self.requests = 0  # HTTP requests received (any method, path, body)
         self.rejected = 0  # answered 4xx
         self.spans = 0  # spans decoded
         self.rows = 0  # rows handed to on_rows (spans with gen_ai.request.id)
