@@ -77,7 +77,7 @@ def check_endpoint(url: str) -> str | None:
     return None
 
 
-def encode(records: list[Record], resource: dict[str, str], rng: random.Random, slice_n: int = 64) -> bytes:
+def encode(records: list[Record], resource: dict[str, str], rng: random.Random, slice_n: int = 16) -> bytes:
     """ExportTraceServiceRequest bytes for `records`; yields the GIL every `slice_n` spans."""
     from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
     from opentelemetry.proto.trace.v1.trace_pb2 import Span
