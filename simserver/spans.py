@@ -29,8 +29,9 @@ is on (that flag only echoes the header in responses); `engine_request_id` is th
 
 Cost on the token path: the engine's finish hook appends one tuple to a deque. A background
 thread wakes every `interval_s` (or as soon as `batch_max` spans wait), builds the
-ExportTraceServiceRequest with opentelemetry-proto in slices (yielding the GIL between them so the
-event loop's wakes are not delayed) and POSTs it. A failing or absent receiver never affects
+ExportTraceServiceRequest with opentelemetry-proto (~9 µs per span) in slices of 16 spans,
+yielding the GIL between them so the event loop never waits more than ~0.15 ms for it, and POSTs
+it. A failing or absent receiver never affects
 serving: the batch is dropped and counted, the failure logged once per streak; a full queue drops
 new spans (counted). `close()` flushes what is queued.
 """

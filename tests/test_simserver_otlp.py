@@ -134,7 +134,7 @@ def check_spans_match_trace(
     sampled the last token); the trace stamps the HTTP arrival and the socket writes. So the order
     is exact — arrival ≤ span start, span end ≤ last write (2 µs: the trace's µs rounding) — and
     the gaps are the engine's own handling time: within 1 ms typically (median), and bounded
-    loosely per request because a loaded 2-core host may deschedule the engine between the stamps.
+    loosely (100 ms) per request: a loaded 2-core host may deschedule the engine between stamps.
     """
     ids = Counter(row["x_request_id"] for row in spans)
     assert set(ids) == {rid for rid, _, _ in sent} and set(ids.values()) == {1}, ids
@@ -157,7 +157,7 @@ def check_spans_match_trace(
             assert t["t_first_emit_unix"] - (span["t_start_unix"] + span["ttft_s"]) > -US2, (span, t)
     for gaps in (start_gaps, end_gaps):
         gaps.sort()
-        assert gaps[0] > -US2 and gaps[len(gaps) // 2] < MS and gaps[-1] < 25 * MS, gaps
+        assert gaps[0] > -US2 and gaps[len(gaps) // 2] < MS and gaps[-1] < 100 * MS, gaps
 
 
 def test_one_span_per_request_consistent_with_the_trace(

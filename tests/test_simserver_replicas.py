@@ -131,6 +131,9 @@ def test_one_ready_line_sigterm_to_the_parent_stops_every_replica(replica_set: P
     parent = psutil.Process(replica_set.popen.pid)
     children = parent.children()
     assert len(children) == 2
+    deadline = time.monotonic() + 10  # /health may answer before the last replica reported ready
+    while "serving" not in replica_set.log() and time.monotonic() < deadline:
+        time.sleep(0.05)
     lines = [ln for ln in replica_set.log().splitlines() if "serving" in ln]
     assert len(lines) == 1 and "2 replicas" in lines[0], replica_set.log()
     rid, status = one_request(replica_set.extra["port"], 7)
