@@ -1,6 +1,10 @@
 """How many concurrent streams the simulated engine serves on one core while staying on schedule.
 
     .venv/bin/python bench/simserver_capacity.py --streams 2000 --duration 20
+    .venv/bin/python bench/simserver_capacity.py --streams 2000 --duration 20 --replicas 2
+
+`--replicas N` runs a replica set (N engine processes behind the port): the figures are totals
+over the replicas (server CPU of all of them), plus each replica's chunks/s and lag gauge.
 
 Starts `python -m simserver --profile capacity` (one process, one thread: it can use one core at
 most; `--pin` also pins it to core 0 and this client to core 1, which on a host shared with other
@@ -116,9 +120,13 @@ def scrape(url: str) -> dict[str, float]:
 
 
 def lag_quantile(before: dict[str, float], after: dict[str, float], q: float) -> float:
-    """Quantile of the schedule-lag histogram delta, interpolated linearly inside its bucket."""
+    """Quantile of the schedule-lag histogram delta (all replicas), interpolated inside its bucket."""
     pat = re.compile(r'simserver:schedule_lag_seconds_bucket\{.*le="([^"]+)"')
-    buckets = sorted((float(m.group(1)), after[k] - before.get(k, 0.0)) for k in after if (m := pat.match(k)))
+    by_le: dict[float, float] = {}
+    for k in after:
+        if m := pat.match(k):
+            by_le[float(m.group(1))] = by_le.get(float(m.group(1)), 0.0) + after[k] - before.get(k, 0.0)
+    buckets = sorted(by_le.items())
     total = buckets[-1][1]
     if total <= 0:
         return float("nan")
@@ -167,7 +175,7 @@ async def run_clients(args: argparse.Namespace, url: str, server: psutil.Process
     )
     await asyncio.sleep(args.warmup)
     m0, tok0, done0, w0 = scrape(url), bench.tokens, bench.completed, time.perf_counter()
-    cpu0 = server.cpu_times() if server else None
+    cpu0 = tree_cpu_s(server) if server else None
     me0 = psutil.Process().cpu_times()
     psi0 = cpu_pressure_us()
     control = start_control(0.05, args.duration)
@@ -179,7 +187,7 @@ async def run_clients(args: argparse.Namespace, url: str, server: psutil.Process
     dt = time.perf_counter() - w0
     psi1 = cpu_pressure_us()
     m1, tok1, done1 = scrape(url), bench.tokens, bench.completed
-    cpu = (sum(server.cpu_times()[:2]) - sum(cpu0[:2])) / dt if server and cpu0 else float("nan")
+    cpu = (tree_cpu_s(server) - cpu0) / dt if server and cpu0 is not None else float("nan")
     me = psutil.Process()
     client_cpu = (sum(me.cpu_times()[:2]) - sum(me0[:2])) / dt
     bench.stopping = True
@@ -195,7 +203,8 @@ async def run_clients(args: argparse.Namespace, url: str, server: psutil.Process
     print(f"server running seqs at end: {metric(m1, 'vllm:num_requests_running'):.0f}, waiting {metric(m1, 'vllm:num_requests_waiting'):.0f}")  # fmt: skip
     print(f"tokens/s: client {(tok1 - tok0) / dt:,.0f}  server {gen / dt:,.0f}; requests completed {done1 - done0}; errors {bench.errors}")  # fmt: skip
     print(
-        f"engine steps/s {steps / dt:.1f}; server CPU {cpu * 100:.0f}% of one core; bench client CPU {client_cpu * 100:.0f}%"
+        f"engine steps/s {steps / dt:.1f}; server CPU {cpu * 100:.0f}% of one core (all replicas); "
+        f"bench client CPU {client_cpu * 100:.0f}%"
     )
     host = metric(m1, "simserver:step_host_seconds_sum") - metric(m0, "simserver:step_host_seconds_sum")
     host_cpu = metric(m1, "simserver:step_cpu_seconds_sum") - metric(m0, "simserver:step_cpu_seconds_sum")
@@ -220,13 +229,19 @@ async def run_clients(args: argparse.Namespace, url: str, server: psutil.Process
     print(
         f"control sleeper (an idle uvloop process, same window): p50 {c50:.2f} ms  p99 {c99:.2f} ms  max {cmax:.2f} ms"
     )
-    recent = {
-        q: metric(
-            m1, f'simserver:schedule_lag_recent_seconds{{engine="0",model_name="sim-llm",quantile="{q}"}}'
+    for engine in range(args.replicas):
+        recent = {
+            q: metric(
+                m1,
+                f'simserver:schedule_lag_recent_seconds{{engine="{engine}",model_name="sim-llm",quantile="{q}"}}',
+            )
+            for q in ("0.5", "0.99", "1.0")
+        }
+        print(
+            f"replica {engine}: last-60s lag gauge "
+            + "  ".join(f"q{q} {v * 1000:.2f} ms" for q, v in recent.items())
+            + f"; chunks/s {metric_engine(m1, m0, 'vllm:generation_tokens_total', engine) / dt:,.0f}"
         )
-        for q in ("0.5", "0.99", "1.0")
-    }
-    print("server's last-60s lag gauge: " + "  ".join(f"q{q} {v * 1000:.2f} ms" for q, v in recent.items()))
     verdict = held[0] >= 2000 and p99 <= 0.005 if args.streams >= 2000 else p99 <= 0.005
     print("PASS" if verdict else "FAIL")
 
@@ -247,6 +262,24 @@ uvloop.run(main(float(sys.argv[1]), float(sys.argv[2])))
 """
 
 
+def tree_cpu_s(proc: psutil.Process) -> float:
+    """User + system CPU seconds of the server and its replica processes."""
+    total = 0.0
+    for p in [proc, *proc.children(recursive=True)]:
+        try:
+            c = p.cpu_times()
+            total += c.user + c.system
+        except psutil.Error:
+            pass
+    return total
+
+
+def metric_engine(after: dict[str, float], before: dict[str, float], name: str, engine: int) -> float:
+    """Window delta of one replica's series of `name` (summed over its other labels)."""
+    tag = f'engine="{engine}"'
+    return sum(v - before.get(k, 0.0) for k, v in after.items() if k.startswith(name + "{") and tag in k)
+
+
 def start_control(period_s: float, duration_s: float) -> subprocess.Popen:
     """The control sleeper (see the module docstring); prints p50, p99, max lag when done."""
     return subprocess.Popen(
@@ -264,6 +297,14 @@ def main() -> int:
     )
     ap.add_argument("--prompt-words", type=int, default=64)
     ap.add_argument("--profile", default="capacity")
+    ap.add_argument("--replicas", type=int, default=1, help="simserver --replicas N (engine processes)")
+    ap.add_argument(
+        "--engine-arg",
+        action="append",
+        default=[],
+        metavar="ARG",
+        help="extra simserver argument, e.g. --engine-arg=--otlp-traces-endpoint=http://127.0.0.1:9/v1/traces",
+    )
     ap.add_argument("--url", default="", help="bench a server that is already running instead")
     ap.add_argument("--pin", action="store_true", help="pin the server to one core and the client to another")
     ap.add_argument(
@@ -280,6 +321,7 @@ def main() -> int:
     if not url:
         port = free_port()
         cmd = [sys.executable, "-m", "simserver", "--port", str(port), "--profile", args.profile]
+        cmd += ["--replicas", str(args.replicas), *args.engine_arg]
         proc = subprocess.Popen(cmd, cwd=ROOT, stderr=subprocess.DEVNULL)
         url = f"http://127.0.0.1:{port}"
         for _ in range(100):

@@ -12,7 +12,7 @@ import gc
 import signal
 import sys
 from dataclasses import asdict, replace
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import yaml
 
@@ -30,7 +30,9 @@ from simserver.profiles import (
     load_profile,
     parse_fault_probabilities,
 )
+from simserver.replicas import ReplicaCtx, ReplicaLink, TaggedTrace, serve_set, unsupported
 from simserver.runner import EngineRunner
+from simserver.spans import SpanCollector, SpanExporter, check_endpoint, resource_attributes
 from simserver.trace import TraceWriter
 
 
@@ -65,9 +67,29 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         metavar="KEY=VALUE",
         help="override one profile key, e.g. engine.max_num_seqs=32 or max_num_seqs=32 (repeatable)",
     )
+    p.add_argument(
+        "--replicas",
+        type=int,
+        default=1,
+        metavar="N",
+        help="N independent engine processes behind one port, like data-parallel replicas (Linux)",
+    )
+    p.add_argument(
+        "--otlp-traces-endpoint",
+        default=None,
+        metavar="URL",
+        help="export one OTLP/HTTP span per finished request, POSTed to URL as given "
+        "(e.g. http://127.0.0.1:4318/v1/traces)",
+    )
     args = p.parse_args(argv)
     if not 0 <= args.port <= 65535:
         raise UsageError(f"--port must be 0..65535, got {args.port}")
+    if not 1 <= args.replicas <= 64:
+        raise UsageError(f"--replicas must be 1..64, got {args.replicas}")
+    if args.replicas > 1 and (why := unsupported()):
+        raise UsageError(why)
+    if args.otlp_traces_endpoint is not None and (why := check_endpoint(args.otlp_traces_endpoint)):
+        raise UsageError(f"--otlp-traces-endpoint: {why}")
     return args
 
 
@@ -110,8 +132,33 @@ def apply_overrides(profile: Profile, items: list[str]) -> Profile:
     return from_dict(data, "--set")
 
 
-async def run(args: argparse.Namespace, profile: Profile) -> None:
-    core = EngineCore(profile, args.seed)
+def describe(args: argparse.Namespace, profile: Profile, port: int) -> str:
+    """The one line printed when the server (every replica) is ready."""
+    extras = [f"profile {profile.name}", f"seed {args.seed}"]
+    if args.replicas > 1:
+        extras.append(f"{args.replicas} replicas")
+    if args.trace:
+        extras.append(f"trace {args.trace}")
+    if args.otlp_traces_endpoint:
+        extras.append(f"spans to {args.otlp_traces_endpoint}")
+    return f"simserver: serving '{profile.model}' on http://{args.host}:{port} ({', '.join(extras)})"
+
+
+def start_exporter(url: str | None, core: EngineCore, registry: Any, labels: dict[str, str], index: int) -> SpanExporter | None:  # fmt: skip
+    """With --otlp-traces-endpoint: the engine's finish hook feeds a span exporter thread."""
+    if not url:
+        return None
+    exporter = SpanExporter(url, resource_attributes(index))
+    registry.register(SpanCollector(exporter, labels))
+    core.on_finish = exporter.on_finish
+    exporter.start()
+    return exporter
+
+
+async def run(args: argparse.Namespace, profile: Profile, replica: ReplicaCtx | None = None) -> None:
+    index = replica.index if replica else 0
+    seed = args.seed + index
+    core = EngineCore(profile, seed)
     lag = LagWindow()
     counters = ServerCounters()
     e = profile.engine
@@ -129,30 +176,29 @@ async def run(args: argparse.Namespace, profile: Profile) -> None:
             core.num_running, core.num_waiting, core.kv.usage(), counters.streams, counters.connections
         ),
         cache_info,
+        engine=index,
     )
     runner = EngineRunner(core, lag)
-    trace = TraceWriter(args.trace) if args.trace else None
-    api = Api(
-        profile,
-        runner,
-        make_registry(collector),
-        FaultPicker(profile.faults.probabilities, args.seed),
-        args.seed,
-        trace,
-    )
-    server = await serve(args.host, args.port, api, counters)
+    trace: TraceWriter | None = None
+    if args.trace:
+        trace = TaggedTrace(args.trace, index) if replica else TraceWriter(args.trace)
+    registry = make_registry(collector)
+    exporter = start_exporter(args.otlp_traces_endpoint, core, registry, collector.labels, index)
+    api = Api(profile, runner, registry, FaultPicker(profile.faults.probabilities, seed), seed, trace)
+    link = ReplicaLink(replica, registry, runner) if replica else None
+    if link:
+        link.install(api.routes)
+        await link.start()
+    server = await serve(args.host, args.port, api, counters, sock=replica.listen_sock if replica else None)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     engine_task = asyncio.create_task(runner.run())
-    port = server.sockets[0].getsockname()[1]
-    print(
-        f"simserver: serving '{profile.model}' on http://{args.host}:{port} "
-        f"(profile {profile.name}, seed {args.seed}{', trace ' + args.trace if trace else ''})",
-        file=sys.stderr,
-        flush=True,
-    )
+    if link:
+        link.ready()
+    else:
+        print(describe(args, profile, server.sockets[0].getsockname()[1]), file=sys.stderr, flush=True)
     # The heap after start-up never changes: keep the collector from rescanning it.
     gc.collect()
     gc.freeze()
@@ -162,6 +208,10 @@ async def run(args: argparse.Namespace, profile: Profile) -> None:
     await engine_task
     if trace:
         trace.close()
+    if exporter:
+        exporter.close()
+    if link:
+        await link.close()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -178,18 +228,32 @@ def main(argv: list[str] | None = None) -> int:
         print(f"simserver: error: cannot open --trace {args.trace}: {e.strerror}", file=sys.stderr)
         return 2
     try:
+        if args.replicas > 1:
+            return serve_set(
+                args.replicas,
+                args.host,
+                args.port,
+                lambda ctx: serve_one(args, profile, ctx),
+                lambda port: describe(args, profile, port),
+            )
+        return serve_one(args, profile)
+    except OSError as e:
+        print(
+            f"simserver: error: cannot listen on {args.host}:{args.port}: {e.strerror or e}", file=sys.stderr
+        )
+        return 2
+
+
+def serve_one(args: argparse.Namespace, profile: Profile, replica: ReplicaCtx | None = None) -> int:
+    """Run one engine (the server, or one replica of a set) until SIGINT/SIGTERM."""
+    try:
         import uvloop
 
         runner = uvloop.run
     except ImportError:  # uvloop is pinned, but the stdlib loop also works (with coarser timers)
         runner = asyncio.run
     try:
-        runner(run(args, profile))
-    except OSError as e:
-        print(
-            f"simserver: error: cannot listen on {args.host}:{args.port}: {e.strerror or e}", file=sys.stderr
-        )
-        return 2
+        runner(run(args, profile, replica))
     except KeyboardInterrupt:
         pass
     return 0

@@ -23,6 +23,7 @@ from simserver.metrics import render
 from simserver.profiles import Profile
 from simserver.runner import EngineRunner
 from simserver.sinks import FullSink, RequestCtx, Shape, StreamSink, Trickle
+from simserver.spans import engine_request_id
 from simserver.tokenizer import chat_tokens, prompt_tokens
 from simserver.trace import TraceWriter
 
@@ -252,7 +253,7 @@ class Api:
         sink: Any = StreamSink(*args, include_usage=g.include_usage) if g.stream else FullSink(*args)
         trickle = Trickle(sink, self.profile.faults.trickle_interval_s) if fault == "trickle" else None
         seq = Seq(
-            ctx.request_id,
+            engine_request_id(ctx.request_id, g.chat),  # the id vLLM's engine (and its span) carries
             g.prompt,
             g.max_tokens,
             target,

@@ -21,6 +21,7 @@ from __future__ import annotations
 import math
 import random
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -144,6 +145,8 @@ class EngineCore:
         self._step_id = 0
         self._last_complete = -1.0
         self.text = TextTable(seed)
+        # Called with each sequence that finishes (not aborted ones), like vLLM's per-request tracing.
+        self.on_finish: Callable[[Seq], None] | None = None
 
     # -- requests --------------------------------------------------------------------------
     def add(self, seq: Seq, now: float) -> None:
@@ -368,6 +371,8 @@ class EngineCore:
         s.req_preemptions.observe(seq.preemptions)
         if seq.num_output > 1:
             s.tpot.observe((now - seq.t_first_token) / (seq.num_output - 1))
+        if self.on_finish is not None:
+            self.on_finish(seq)
 
     # -- state -----------------------------------------------------------------------------
     @property

@@ -255,6 +255,12 @@ class Connection(asyncio.Protocol):
             asyncio.get_running_loop().call_soon(self._parse)
 
 
-async def serve(host: str, port: int, handler: Handler, counters: ServerCounters) -> asyncio.Server:
+async def serve(
+    host: str, port: int, handler: Handler, counters: ServerCounters, sock: socket.socket | None = None
+) -> asyncio.Server:
+    """Listen on host:port, or on `sock` when given (a replica's already-bound SO_REUSEPORT socket)."""
     loop = asyncio.get_running_loop()
-    return await loop.create_server(lambda: Connection(handler, counters), host, port, backlog=4096)
+    factory = lambda: Connection(handler, counters)  # noqa: E731
+    if sock is not None:
+        return await loop.create_server(factory, sock=sock, backlog=4096)
+    return await loop.create_server(factory, host, port, backlog=4096)

@@ -148,8 +148,10 @@ class EngineCollector:
         lag: LagWindow,
         gauges: Callable[[], Gauges],
         cache_info: dict[str, str],
+        engine: int = 0,
     ) -> None:
-        self.labels = {"engine": "0", "model_name": model}
+        # `engine` is vLLM's data-parallel rank label: replica i of a replica set reports engine="i".
+        self.labels = {"engine": str(engine), "model_name": model}
         self.stats, self.lag, self.gauges, self.cache_info = stats, lag, gauges, cache_info
 
     def _gauge(self, name: str, doc: str, value: float) -> Metric:
@@ -269,7 +271,7 @@ class EngineCollector:
             "Information of the LLMEngine CacheConfig",
             labels=[*self.cache_info, "engine"],
         )
-        info.add_metric([*self.cache_info.values(), "0"], 1.0)
+        info.add_metric([*self.cache_info.values(), self.labels["engine"]], 1.0)
         yield info
         yield from self._own(g)
 
