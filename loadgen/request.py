@@ -17,7 +17,6 @@ from core.result import StreamResult
 from loadgen.context import RunContext
 from loadgen.transport.arrival import wall_and_perf
 
-
 API_OF_PATH = {"/v1/chat/completions": "chat", "/v1/completions": "completions"}
 
 
