@@ -55,6 +55,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=0, help="seed of output lengths, texts and fault draws")
     p.add_argument("--trace", default=None, help="append one JSON line per request to this file")
     p.add_argument(
+        "--trace-tokens",
+        action="store_true",
+        help="with --trace: record every token's emit time (emit_unix list, µs) in the trace line",
+    )
+    p.add_argument(
         "--faults", default=None, help="per-request fault probabilities, e.g. http_500=0.01,stall=0.002"
     )
     p.add_argument("--model", default=None, help="served model name (overrides the profile's)")
@@ -68,6 +73,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args = p.parse_args(argv)
     if not 0 <= args.port <= 65535:
         raise UsageError(f"--port must be 0..65535, got {args.port}")
+    if args.trace_tokens and not args.trace:
+        raise UsageError("--trace-tokens needs --trace FILE.jsonl (the emit times are written there)")
     return args
 
 
@@ -139,6 +146,7 @@ async def run(args: argparse.Namespace, profile: Profile) -> None:
         FaultPicker(profile.faults.probabilities, args.seed),
         args.seed,
         trace,
+        args.trace_tokens,
     )
     server = await serve(args.host, args.port, api, counters)
     stop = asyncio.Event()
