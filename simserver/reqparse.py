@@ -95,7 +95,9 @@ def check_model(body: dict[str, Any], model: str) -> None:
 def check_lengths(
     prompt: list[str], max_tokens: int, min_tokens: int, max_model_len: int, key: str, prompt_key: str
 ) -> None:
-    """vLLM's checks: a prompt that fills the context, max_tokens < 1, min > max, prompt + max too long."""
+    """vLLM's checks: an empty prompt, one that fills the context, max_tokens < 1, min > max, too long."""
+    if not prompt:
+        raise ApiError(400, "The decoder prompt cannot be empty", prompt_key)
     if len(prompt) >= max_model_len:
         raise ApiError(
             400,

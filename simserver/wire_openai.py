@@ -24,6 +24,9 @@ from simserver.tokenizer import VOCAB_JSON, VOCAB_TEXT, chat_tokens, prompt_toke
 
 DONE = b"data: [DONE]\n\n"
 LAST = b'},"logprobs":null,"finish_reason":"%b","stop_reason":null}]}\n\n'
+# vLLM 0.32 adds these to chat chunks (tests/fixtures/vllm-cpu-tiny-chat-stream.txt, a real capture)
+CHAT_LAST = b'},"logprobs":null,"finish_reason":"%b","stop_reason":null,"token_ids":null}]}\n\n'
+FINGERPRINT = b',"system_fingerprint":"simserver"'
 
 
 def parse_openai(body: dict[str, Any], chat: bool, model: str, max_model_len: int) -> GenRequest:
@@ -67,12 +70,15 @@ def parse_openai(body: dict[str, Any], chat: bool, model: str, max_model_len: in
     )
 
 
-def usage(t: Tally, reasoning: bool) -> dict[str, Any]:
+def usage(t: Tally, reasoning: bool, created_cache: bool = False) -> dict[str, Any]:
+    cached: dict[str, int] = {"cached_tokens": t.cached_tokens}
+    if created_cache:
+        cached["created_cache_tokens"] = 0
     u: dict[str, Any] = {
         "prompt_tokens": t.prompt_tokens,
         "total_tokens": t.prompt_tokens + t.completion_tokens,
         "completion_tokens": t.completion_tokens,
-        "prompt_tokens_details": {"cached_tokens": t.cached_tokens},
+        "prompt_tokens_details": cached,
     }
     if reasoning:
         u["completion_tokens_details"] = {"reasoning_tokens": t.reasoning_tokens}
@@ -92,12 +98,13 @@ class _OpenAIWire(Wire):
         self.answer, self.include_usage = answer, include_usage
         self.head = orjson.dumps({"id": resp_id, "object": obj, "created": created, "model": model})[:-1]
         self.reasoning_usage = False
+        self.usage_extra = b""  # after `usage` in the usage chunk
 
     def _tail(self, tally: Tally) -> list[bytes]:
         if not self.include_usage:
             return [DONE]
-        u = orjson.dumps(usage(tally, self.reasoning_usage))
-        return [b"data: " + self.head + b',"choices":[],"usage":' + u + b"}\n\n", DONE]
+        u = orjson.dumps(usage(tally, self.reasoning_usage, bool(self.usage_extra)))
+        return [b"data: " + self.head + b',"choices":[],"usage":' + u + self.usage_extra + b"}\n\n", DONE]
 
     def _body(self, choice: dict[str, Any], tally: Tally) -> bytes:
         choice.update(logprobs=None, finish_reason=tally.finish, stop_reason=None)
@@ -119,13 +126,15 @@ class ChatWire(_OpenAIWire):
         super().__init__("chat.completion.chunk", resp_id, created, model, answer, include_usage)
         self.field, self.reasoning_usage = field, field is not None
         self.pre = b"data: " + self.head + b',"choices":[{"index":0,"delta":{'
-        self.post = b'},"logprobs":null,"finish_reason":null}]}\n\n'
+        self.post = b'},"logprobs":null,"finish_reason":null,"token_ids":null}]}\n\n'
+        self.usage_extra = FINGERPRINT
         self.keys = {CONTENT: b'"content":', REASONING: b'"%b":' % (field or "content").encode()}
         self.tool_inner: list[bytes] = []
         self.tool_start = 0
 
     def first(self) -> list[bytes]:
-        return [self.pre + b'"role":"assistant","content":""' + self.post]
+        tail = b'},"logprobs":null,"finish_reason":null}],"prompt_token_ids":null,"prompt_text":null}\n\n'
+        return [self.pre + b'"role":"assistant","content":""' + tail]
 
     def enter(self, phase: int, n: int) -> tuple[list[bytes], Emit]:
         if phase != TOOL:
@@ -149,10 +158,10 @@ class ChatWire(_OpenAIWire):
         inner = (
             self.tool_inner[n - self.tool_start] if phase == TOOL else self.keys[phase] + VOCAB_JSON[index]
         )
-        return [self.pre + inner + LAST % tally.finish.encode(), *self._tail(tally)]
+        return [self.pre + inner + CHAT_LAST % tally.finish.encode(), *self._tail(tally)]
 
     def empty(self, tally: Tally) -> list[bytes]:
-        return [self.pre + b'"content":""' + LAST % b"stop", *self._tail(tally)]
+        return [self.pre + b'"content":""' + CHAT_LAST % b"stop", *self._tail(tally)]
 
     def body(self, indices: list[int], tally: Tally) -> bytes:
         r, answered = self.answer.split(len(indices))
