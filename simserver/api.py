@@ -28,7 +28,7 @@ from simserver.metrics import render
 from simserver.profiles import Profile
 from simserver.reqparse import ApiError, GenRequest, as_object, openai_error
 from simserver.runner import EngineRunner
-from simserver.sinks import FullSink, RequestCtx, StreamSink, Trickle, Wire
+from simserver.sinks import FullSink, RequestCtx, StreamSink, TracedStreamSink, Trickle, Wire
 from simserver.trace import TraceWriter
 from simserver.wire_native import (
     LlamaCppWire,
@@ -246,7 +246,8 @@ class Api:
         answer, text_offset = self._answer(g, rng, fault, n)
         wire = route.wire(self, g, answer, ctx.request_id, n)
         args = (conn, ctx, wire, answer, fault, self.runner)
-        sink: Any = StreamSink(*args) if g.stream else FullSink(*args)
+        streamer = TracedStreamSink if ctx.emits is not None else StreamSink
+        sink: Any = streamer(*args) if g.stream else FullSink(*args)
         trickle = Trickle(sink, self.profile.faults.trickle_interval_s) if fault == "trickle" else None
         e = self.profile.engine
         seq = Seq(

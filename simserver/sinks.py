@@ -185,7 +185,7 @@ class RequestCtx:
             "preemptions": self.preemptions,
         }
         if self.emits is not None:
-            record["emit_unix"] = [round(t, 6) for t in self.emits]
+            record["emit_unix"] = [round(t * 1e6) / 1e6 for t in self.emits]  # µs; round(t, 6) costs 10x more
         trace.write(record)
 
 
@@ -239,7 +239,7 @@ class StreamSink(BaseSink):
         self.fmt: Callable[[int, int], bytes] | None = None
         self.phase = -1
         self.fast_until = 0  # tokens numbered below this take the hot path
-        self.slow_always = self.fault is not None or self.ctx.emits is not None
+        self.slow_always = self.fault is not None
 
     def on_token(self, seq: Seq, index: int, finish: str | None, now: float) -> None:
         n = self.n + 1
@@ -305,6 +305,33 @@ class StreamSink(BaseSink):
             ctx.wrote(self.phase, t)
         self.conn.end_stream(parts)
         ctx.finish("ok", seq)
+
+
+class TracedStreamSink(StreamSink):
+    """--trace-tokens: the same hot path, plus one clock read and one append per token.
+
+    A subclass rather than a flag, so that without --trace-tokens the hot path does not even test
+    for it. Tokens on the slow path are noted there (RequestCtx.wrote).
+    """
+
+    __slots__ = ()
+
+    def on_token(self, seq: Seq, index: int, finish: str | None, now: float) -> None:
+        n = self.n + 1
+        if finish is None and n < self.fast_until:
+            self.n = n
+            conn = self.conn
+            if not conn.closed:
+                fmt = self.fmt
+                if fmt is None:
+                    conn._write(
+                        CHUNK % (self.base + VOCAB_JSON_LEN[index], self.pre, VOCAB_JSON[index], self.post)
+                    )
+                else:
+                    conn._write(fmt(n, index))
+                self.ctx.emits.append(time.time())  # type: ignore[union-attr]
+            return
+        StreamSink.on_token(self, seq, index, finish, now)
 
 
 class FullSink(BaseSink):
