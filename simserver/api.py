@@ -28,8 +28,9 @@ from simserver.metrics import render
 from simserver.profiles import Profile
 from simserver.reqparse import ApiError, GenRequest, as_object, openai_error
 from simserver.runner import EngineRunner
-from simserver.sinks import FullSink, RequestCtx, StreamSink, TracedStreamSink, Trickle, Wire
+from simserver.sinks import FullSink, RequestCtx, StreamSink, TracedStreamSink, Trickle
 from simserver.trace import TraceWriter
+from simserver.wire import Wire
 from simserver.wire_native import (
     LlamaCppWire,
     SGLangWire,

@@ -3,8 +3,9 @@
 What the bytes look like is the route's `Wire` (simserver/wire_*.py); how and when they leave is
 here, the same for every route. A stream writes each token as soon as the engine samples it: a
 token is one concatenation (or one prebuilt-format call) and one `transport.write`. Only tokens
-that need more — the first, the first of a new phase (reasoning → answer), the last, a fault's
-cut point, or every token under --trace-tokens — take the slow path.
+that need more — the first, the first of a new phase (reasoning → answer), the last, or every
+token of a request with a fault — take the slow path. --trace-tokens adds one clock read and one
+append per token (TracedStreamSink), and nothing at all when it is off.
 
 Every request ends in exactly one trace record (RequestCtx.finish), whatever way it ends.
 """
@@ -15,7 +16,6 @@ import asyncio
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 from simserver.answer import REASONING, TOOL, Answer
@@ -24,71 +24,10 @@ from simserver.http import Connection
 from simserver.runner import EngineRunner
 from simserver.tokenizer import VOCAB_JSON, VOCAB_JSON_LEN
 from simserver.trace import TraceWriter, us
+from simserver.wire import Emit, Tally, Wire, frame
 
 CHUNK = b"%x\r\n%b%b%b\r\n"  # one chunked-encoding frame around pre + token + post
-FRAME = b"%x\r\n%b\r\n"
 BAD_SSE = b'data: {"id": "broken", "choices": [{"delta": {"content": "\n\n'  # the bad_sse fault's line
-
-
-def frame(event: bytes) -> bytes:
-    return FRAME % (len(event), event)
-
-
-@dataclass(slots=True)
-class Emit:
-    """How the tokens of one phase are written: `pre + token JSON + post`, or `fmt(n, index)`.
-
-    `fmt` returns the chunk already framed; it is for formats whose token events carry counters
-    (TGI's index, llama.cpp's tokens_predicted, a Responses sequence_number) or running text.
-    """
-
-    pre: bytes = b""
-    post: bytes = b""
-    fmt: Callable[[int, int], bytes] | None = None
-
-
-@dataclass(slots=True)
-class Tally:
-    """The totals a wire format reports at the end (usage, meta_info, details, timings)."""
-
-    prompt_tokens: int
-    cached_tokens: int
-    completion_tokens: int
-    reasoning_tokens: int
-    finish: str  # stop | length | tool_calls
-    prefill_s: float  # engine: first scheduled → first token
-    decode_s: float  # engine: first token → this one
-    e2e_s: float  # wall: request received → now
-
-
-class Wire:
-    """One response's wire format. Events are unframed bytes (`data: …\\n\\n`, or with `event:`)."""
-
-    seq: Seq | None = None  # the engine's sequence, set once it exists (cached tokens, preemptions)
-
-    def open(self) -> list[bytes]:
-        """Events sent with the stream's headers, before the engine runs (Responses: created)."""
-        return []
-
-    def first(self) -> list[bytes]:
-        """Events sent with the first token (chat: the role-only chunk)."""
-        return []
-
-    def enter(self, phase: int, n: int) -> tuple[list[bytes], Emit]:
-        """Events before token n, the first of `phase`, and how that phase's tokens are written."""
-        raise NotImplementedError
-
-    def final(self, phase: int, n: int, index: int, tally: Tally) -> list[bytes]:
-        """The last token's event and every closing event (usage, [DONE], …)."""
-        raise NotImplementedError
-
-    def empty(self, tally: Tally) -> list[bytes]:
-        """A complete stream without any token (the `empty` fault)."""
-        raise NotImplementedError
-
-    def body(self, indices: list[int], tally: Tally) -> bytes:
-        """The non-streaming answer."""
-        raise NotImplementedError
 
 
 class RequestCtx:

@@ -30,8 +30,8 @@ import orjson
 
 from simserver.answer import Answer
 from simserver.reqparse import ApiError, GenRequest, check_lengths, get_bool, get_dict, get_int
-from simserver.sinks import Emit, Tally, Wire, frame
 from simserver.tokenizer import VOCAB_JSON, VOCAB_TEXT, V, prompt_tokens
+from simserver.wire import Emit, Tally, Wire, frame
 
 EOS_ID = V
 DONE = b"data: [DONE]\n\n"

@@ -9,6 +9,8 @@ or `reasoning_content` (older vLLM, DeepSeek), as the profile says — and count
 A tool call streams as OpenAI and vLLM stream one: a first delta `tool_calls[0]` with index, id,
 type and the function name (arguments ""), then argument fragments, finish_reason `tool_calls`.
 /v1/completions has no reasoning field (vLLM parses reasoning for chat only): there it is text.
+Chat chunks carry the keys a real vLLM 0.32 adds (token_ids, prompt_token_ids, prompt_text,
+system_fingerprint, created_cache_tokens: tests/fixtures/vllm-cpu-tiny-chat-stream.txt).
 """
 
 from __future__ import annotations
@@ -19,8 +21,8 @@ import orjson
 
 from simserver.answer import CONTENT, REASONING, TOOL, Answer, parse_tools
 from simserver.reqparse import ApiError, GenRequest, check_lengths, check_model, get_bool, get_dict, get_int
-from simserver.sinks import Emit, Tally, Wire, frame
 from simserver.tokenizer import VOCAB_JSON, VOCAB_TEXT, chat_tokens, prompt_tokens
+from simserver.wire import Emit, Tally, Wire, frame
 
 DONE = b"data: [DONE]\n\n"
 LAST = b'},"logprobs":null,"finish_reason":"%b","stop_reason":null}]}\n\n'

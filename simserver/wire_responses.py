@@ -20,8 +20,8 @@ import orjson
 
 from simserver.answer import REASONING, Answer
 from simserver.reqparse import ApiError, GenRequest, check_lengths, check_model, get_bool, get_int
-from simserver.sinks import Emit, Tally, Wire, frame
 from simserver.tokenizer import VOCAB_JSON, VOCAB_TEXT, chat_tokens
+from simserver.wire import Emit, Tally, Wire, frame
 
 DELTA = b'event: %b\ndata: {"type":"%b","sequence_number":%d,"item_id":"%b","output_index":%d,"content_index":0,"delta":%b%b}\n\n'  # fmt: skip
 RS_DELTA, TEXT_DELTA = b"response.reasoning_text.delta", b"response.output_text.delta"

@@ -25,7 +25,7 @@ from simserver.answer import (
     plan,
 )
 from simserver.profiles import ProfileError, ReasoningParams, ToolCallParams, from_dict, load_profile
-from simserver.sinks import Tally
+from simserver.wire import Tally
 from simserver.wire_openai import ChatWire
 
 WEATHER = {
