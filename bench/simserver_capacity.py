@@ -28,6 +28,7 @@ import asyncio
 import os
 import random
 import re
+import shlex
 import subprocess
 import sys
 import time
@@ -206,6 +207,8 @@ async def run_clients(args: argparse.Namespace, url: str, server: psutil.Process
         f"engine steps/s {steps / dt:.1f}; server CPU {cpu * 100:.0f}% of one core (all replicas); "
         f"bench client CPU {client_cpu * 100:.0f}%"
     )
+    if gen:  # what one token costs the simulator, all of it: scheduling, emission, trace
+        print(f"server CPU per generated token: {cpu * dt / gen * 1e6:.2f} µs")
     host = metric(m1, "simserver:step_host_seconds_sum") - metric(m0, "simserver:step_host_seconds_sum")
     host_cpu = metric(m1, "simserver:step_cpu_seconds_sum") - metric(m0, "simserver:step_cpu_seconds_sum")
     busy = metric(m1, "simserver:busy_seconds_total") - metric(m0, "simserver:busy_seconds_total")
@@ -299,11 +302,9 @@ def main() -> int:
     ap.add_argument("--profile", default="capacity")
     ap.add_argument("--replicas", type=int, default=1, help="simserver --replicas N (engine processes)")
     ap.add_argument(
-        "--engine-arg",
-        action="append",
-        default=[],
-        metavar="ARG",
-        help="extra simserver argument, e.g. --engine-arg=--otlp-traces-endpoint=http://127.0.0.1:9/v1/traces",
+        "--server-args",
+        default="",
+        help="more arguments for the server, e.g. '--trace /tmp/t.jsonl --trace-tokens' (its cost per token)",
     )
     ap.add_argument("--url", default="", help="bench a server that is already running instead")
     ap.add_argument("--pin", action="store_true", help="pin the server to one core and the client to another")
@@ -321,7 +322,7 @@ def main() -> int:
     if not url:
         port = free_port()
         cmd = [sys.executable, "-m", "simserver", "--port", str(port), "--profile", args.profile]
-        cmd += ["--replicas", str(args.replicas), *args.engine_arg]
+        cmd += ["--replicas", str(args.replicas), *shlex.split(args.server_args)]
         proc = subprocess.Popen(cmd, cwd=ROOT, stderr=subprocess.DEVNULL)
         url = f"http://127.0.0.1:{port}"
         for _ in range(100):

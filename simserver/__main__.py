@@ -57,6 +57,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=0, help="seed of output lengths, texts and fault draws")
     p.add_argument("--trace", default=None, help="append one JSON line per request to this file")
     p.add_argument(
+        "--trace-tokens",
+        action="store_true",
+        help="with --trace: record every token's emit time (emit_unix list, µs) in the trace line",
+    )
+    p.add_argument(
         "--faults", default=None, help="per-request fault probabilities, e.g. http_500=0.01,stall=0.002"
     )
     p.add_argument("--model", default=None, help="served model name (overrides the profile's)")
@@ -90,6 +95,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         raise UsageError(why)
     if args.otlp_traces_endpoint is not None and (why := check_endpoint(args.otlp_traces_endpoint)):
         raise UsageError(f"--otlp-traces-endpoint: {why}")
+    if args.trace_tokens and not args.trace:
+        raise UsageError("--trace-tokens needs --trace FILE.jsonl (the emit times are written there)")
     return args
 
 
@@ -184,7 +191,8 @@ async def run(args: argparse.Namespace, profile: Profile, replica: ReplicaCtx | 
         trace = TaggedTrace(args.trace, index) if replica else TraceWriter(args.trace)
     registry = make_registry(collector)
     exporter = start_exporter(args.otlp_traces_endpoint, core, registry, collector.labels, index)
-    api = Api(profile, runner, registry, FaultPicker(profile.faults.probabilities, seed), seed, trace)
+    faults = FaultPicker(profile.faults.probabilities, seed)
+    api = Api(profile, runner, registry, faults, seed, trace, args.trace_tokens)
     link = ReplicaLink(replica, registry, runner) if replica else None
     if link:
         link.install(api.routes)

@@ -1,7 +1,10 @@
-"""OpenAI-compatible routes: validation, fault choice, and handing requests to the engine.
+"""Routes: validation, fault choice, and handing requests to the engine — one engine, every API.
 
-Validation follows vLLM's answers (400 for a malformed or impossible request, 404 for an
-unknown model or path) with OpenAI-style bodies: {"error": {message, type, param, code}}.
+The OpenAI routes answer as vLLM does; /generate (SGLang), /generate_stream (TGI), /completion
+(llama.cpp) and /v1/responses answer in their servers' own formats (simserver/wire_*.py), each with
+its server's error body. Whatever the route, a request becomes one engine sequence, so /metrics
+and the trace count every route the same way. Validation follows vLLM's answers (400 for a
+malformed or impossible request, 404 for an unknown model or path).
 """
 
 from __future__ import annotations
@@ -11,21 +14,37 @@ import itertools
 import random
 import secrets
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
 
+from simserver.answer import Answer, draw_reasoning, pick_call, plan
 from simserver.engine import Seq, output_length
 from simserver.faults import HEADER, HTTP_FAULTS, FaultPicker
 from simserver.http import Connection, Request
 from simserver.metrics import render
 from simserver.profiles import Profile
+from simserver.reqparse import ApiError, GenRequest, as_object, openai_error
 from simserver.runner import EngineRunner
-from simserver.sinks import FullSink, RequestCtx, Shape, StreamSink, Trickle
+from simserver.sinks import FullSink, RequestCtx, StreamSink, TracedStreamSink, Trickle
 from simserver.spans import engine_request_id
-from simserver.tokenizer import chat_tokens, prompt_tokens
 from simserver.trace import TraceWriter
+from simserver.wire import Wire
+from simserver.wire_native import (
+    LlamaCppWire,
+    SGLangWire,
+    TGIWire,
+    llamacpp_error,
+    parse_llamacpp,
+    parse_sglang,
+    parse_tgi,
+    sglang_error,
+    tgi_error,
+)
+from simserver.wire_openai import ChatWire, CompletionsWire, parse_openai
+from simserver.wire_responses import ResponsesWire, parse_responses
 
 JSON = "application/json"
 SSE = "text/event-stream; charset=utf-8"
@@ -33,109 +52,72 @@ PROM = "text/plain; version=0.0.4; charset=utf-8"
 VERSION = "0.1.0"
 
 
-class ApiError(Exception):
-    def __init__(self, status: int, message: str, param: str | None = None) -> None:
-        super().__init__(message)
-        self.status, self.message, self.param = status, message, param
-
-    def body(self) -> bytes:
-        kind = {400: "BadRequestError", 404: "NotFoundError", 405: "MethodNotAllowedError"}.get(
-            self.status, "Error"
-        )
-        return error_body(self.status, kind, self.message, self.param)
-
-
 def error_body(status: int, kind: str, message: str, param: str | None = None) -> bytes:
-    return orjson.dumps({"error": {"message": message, "type": kind, "param": param, "code": status}})
+    return openai_error(status, kind, message, param)
 
 
-@dataclass(slots=True)
-class GenRequest:
-    """A validated generation request."""
-
-    chat: bool
-    prompt: list[str]
-    max_tokens: int
-    min_tokens: int
-    ignore_eos: bool
-    stream: bool
-    include_usage: bool
-    seed: int | None
+def _openai_error(status: int, kind: str, message: str, param: str | None = None) -> tuple[int, bytes]:
+    return status, openai_error(status, kind, message, param)
 
 
-def _int(body: dict[str, Any], key: str, default: int | None) -> int | None:
-    v = body.get(key)
-    if v is None:
-        return default
-    if isinstance(v, bool) or not isinstance(v, int):
-        raise ApiError(400, f"'{key}' must be an integer, got {v!r}", key)
-    return v
+@dataclass(frozen=True, slots=True)
+class GenRoute:
+    """A generation route: its trace name, request parser, wire format and error body."""
+
+    endpoint: str
+    parse: Callable[[dict[str, Any], str, int], GenRequest]
+    wire: Callable[[Api, GenRequest, Answer, str, int], Wire]
+    error: Callable[[int, str, str, str | None], tuple[int, bytes]] = _openai_error
 
 
-def _bool(body: dict[str, Any], key: str) -> bool:
-    v = body.get(key, False)
-    if v is None:
-        return False
-    if not isinstance(v, bool):
-        raise ApiError(400, f"'{key}' must be a boolean, got {v!r}", key)
-    return v
+def _reasoning_field(api: Api) -> str | None:
+    r = api.profile.reasoning
+    return r.delta_field if r.tokens_median > 0 else None
 
 
-def parse_generation(body: Any, chat: bool, model: str, max_model_len: int) -> GenRequest:
-    if not isinstance(body, dict):
-        raise ApiError(400, "the request body must be a JSON object")
-    name = body.get("model", model)
-    if name != model:
-        raise ApiError(404, f"The model `{name}` does not exist.", "model")
-    try:
-        prompt = chat_tokens(body.get("messages")) if chat else prompt_tokens(body.get("prompt"))
-    except ValueError as e:
-        raise ApiError(400, str(e), "messages" if chat else "prompt") from None
-    if len(prompt) >= max_model_len:
-        raise ApiError(
-            400,
-            f"This model's maximum context length is {max_model_len} tokens. However, your prompt has "
-            f"{len(prompt)} tokens. Please reduce the length of the messages.",
-            "messages" if chat else "prompt",
-        )
-    if (_int(body, "n", 1) or 1) != 1:
-        raise ApiError(400, "only n=1 is supported", "n")
-    key = "max_completion_tokens" if chat and body.get("max_completion_tokens") is not None else "max_tokens"
-    default = max_model_len - len(prompt) if chat else 16  # vLLM's defaults
-    max_tokens = _int(body, key, default)
-    assert max_tokens is not None
-    if max_tokens < 1:
-        raise ApiError(400, f"{key} must be at least 1, got {max_tokens}.", key)
-    min_tokens = _int(body, "min_tokens", 0) or 0
-    if not 0 <= min_tokens <= max_tokens:
-        raise ApiError(
-            400, f"min_tokens must be between 0 and max_tokens={max_tokens}, got {min_tokens}.", "min_tokens"
-        )
-    if len(prompt) + max_tokens > max_model_len:
-        raise ApiError(
-            400,
-            f"This model's maximum context length is {max_model_len} tokens. However, you requested "
-            f"{len(prompt) + max_tokens} tokens ({len(prompt)} in the messages, {max_tokens} in the completion). "
-            "Please reduce the length of the messages or completion.",
-            key,
-        )
-    stream = _bool(body, "stream")
-    opts = body.get("stream_options")
-    if opts is not None and not isinstance(opts, dict):
-        raise ApiError(400, "'stream_options' must be an object", "stream_options")
-    if opts and not stream:
-        raise ApiError(400, "Stream options can only be defined when `stream=True`.", "stream_options")
-    include_usage = bool(opts and opts.get("include_usage"))
-    return GenRequest(
-        chat,
-        prompt,
-        max_tokens,
-        min_tokens,
-        _bool(body, "ignore_eos"),
-        stream,
-        include_usage,
-        _int(body, "seed", None),
-    )
+GEN_ROUTES = {
+    "/v1/chat/completions": GenRoute(
+        "chat",
+        lambda b, m, n: parse_openai(b, True, m, n),
+        lambda api, g, a, rid, n: ChatWire(
+            f"chatcmpl-{api.tag}{n:08x}",
+            int(time.time()),
+            api.model,
+            a,
+            g.include_usage,
+            _reasoning_field(api),
+        ),
+    ),
+    "/v1/completions": GenRoute(
+        "completions",
+        lambda b, m, n: parse_openai(b, False, m, n),
+        lambda api, g, a, rid, n: CompletionsWire(
+            f"cmpl-{api.tag}{n:08x}", int(time.time()), api.model, a, g.include_usage
+        ),
+    ),
+    "/v1/responses": GenRoute(
+        "responses",
+        parse_responses,
+        lambda api, g, a, rid, n: ResponsesWire(
+            f"resp_{api.tag}{n:08x}", int(time.time()), api.model, a, g.opts
+        ),
+    ),
+    "/generate": GenRoute(
+        "generate",
+        parse_sglang,
+        lambda api, g, a, rid, n: SGLangWire(g.opts.get("rid") or rid, a),
+        sglang_error,
+    ),
+    "/generate_stream": GenRoute(
+        "generate_stream", parse_tgi, lambda api, g, a, rid, n: TGIWire(a, g.opts), tgi_error
+    ),
+    "/completion": GenRoute(
+        "completion",
+        parse_llamacpp,
+        lambda api, g, a, rid, n: LlamaCppWire(a, api.model, g.opts),
+        llamacpp_error,
+    ),
+}
 
 
 class Api:
@@ -149,6 +131,7 @@ class Api:
         faults: FaultPicker,
         seed: int,
         trace: TraceWriter | None = None,
+        trace_tokens: bool = False,
     ) -> None:
         self.profile, self.runner, self.registry, self.faults, self.trace = (
             profile,
@@ -157,14 +140,13 @@ class Api:
             faults,
             trace,
         )
+        self.trace_tokens = trace_tokens
         self.model = profile.model
         self.rng = random.Random(seed)
         self.created = int(time.time())
         self._ids = itertools.count(1)
-        self._tag = secrets.token_hex(3)
-        self.routes = {
-            "/v1/chat/completions": ("POST", lambda r, c: self.generate(r, c, chat=True)),
-            "/v1/completions": ("POST", lambda r, c: self.generate(r, c, chat=False)),
+        self.tag = secrets.token_hex(3)
+        self.routes: dict[str, tuple[str, Callable[[Request, Connection], None]]] = {
             "/v1/models": ("GET", self.models),
             "/health": ("GET", lambda r, c: c.respond(200, b"", "text/plain")),
             "/metrics": (
@@ -177,14 +159,17 @@ class Api:
             ),
             "/reset_prefix_cache": ("POST", self.reset_prefix_cache),
         }
+        for path, route in GEN_ROUTES.items():
+            self.routes[path] = ("POST", lambda r, c, route=route: self.generate(r, c, route))
 
     def __call__(self, req: Request, conn: Connection) -> None:
         route = self.routes.get(req.path)
         if route is None:
             err = ApiError(404, f"Not Found: {req.path}")
-            conn.respond(404, err.body())
+            conn.respond(404, error_body(404, err.kind, err.message))
         elif req.method != route[0]:
-            conn.respond(405, ApiError(405, f"Method Not Allowed: use {route[0]} {req.path}").body())
+            message = f"Method Not Allowed: use {route[0]} {req.path}"
+            conn.respond(405, error_body(405, "MethodNotAllowedError", message))
         else:
             route[1](req, conn)
 
@@ -205,26 +190,21 @@ class Api:
         conn.respond(200, b"", "text/plain")
 
     # -- generation ---------------------------------------------------------------------------
-    def generate(self, req: Request, conn: Connection, chat: bool) -> None:
+    def generate(self, req: Request, conn: Connection, route: GenRoute) -> None:
         n = next(self._ids)
-        request_id = req.headers.get("x-request-id") or f"sim-{self._tag}-{n:08d}"
-        endpoint = "chat" if chat else "completions"
-        ctx = RequestCtx(request_id, endpoint, req.t_arrival_unix, self.trace)
+        request_id = req.headers.get("x-request-id") or f"sim-{self.tag}-{n:08d}"
+        ctx = RequestCtx(request_id, route.endpoint, req.t_arrival_unix, self.trace, self.trace_tokens)
         echo = (("x-request-id", request_id),)
         try:
-            try:
-                body = orjson.loads(req.body)
-            except orjson.JSONDecodeError as e:
-                raise ApiError(400, f"invalid JSON in request body: {e}") from None
-            g = parse_generation(body, chat, self.model, self.profile.engine.max_model_len)
+            g = route.parse(as_object(req.body), self.model, self.profile.engine.max_model_len)
             ctx.stream, ctx.prompt_tokens = g.stream, len(g.prompt)
             try:
                 fault = self.faults.pick(req.headers.get(HEADER))
             except ValueError as e:
                 raise ApiError(400, str(e)) from None
         except ApiError as e:
-            ctx.http_status = e.status
-            conn.respond(e.status, e.body(), headers=echo)
+            ctx.http_status, body = route.error(e.status, e.kind, e.message, e.param)
+            conn.respond(ctx.http_status, body, headers=echo)
             ctx.finish("error")
             return
         ctx.fault = fault
@@ -233,36 +213,57 @@ class Api:
             hdrs = echo
             if fault == "http_429":
                 hdrs = (*echo, ("retry-after", str(self.profile.faults.retry_after_s)))
-            ctx.http_status = status
-            conn.respond(status, error_body(status, kind, message), headers=hdrs)
+            ctx.http_status, body = route.error(status, kind, message, None)
+            conn.respond(ctx.http_status, body, headers=hdrs)
             ctx.finish("error")
             return
-        self._start(g, conn, ctx, fault, n, echo)
+        self._start(g, conn, ctx, fault, n, echo, route)
+
+    def _answer(self, g: GenRequest, rng: random.Random, fault: str | None, n: int) -> tuple[Answer, int]:
+        """The drawn answer and the request's text offset. Draw order is fixed (seeded replays)."""
+        p = self.profile
+        text_len, text_finish = output_length(rng, p.output, g.max_tokens, g.min_tokens, g.ignore_eos)
+        text_offset = rng.getrandbits(16)
+        if fault == "empty":
+            return Answer(0, None, 1, "stop"), text_offset
+        reasoning = draw_reasoning(rng, p.reasoning) if g.think else 0
+        tool = (
+            pick_call(rng, p.tool_calls, g.tools, g.tool_choice, f"chatcmpl-tool-{self.tag}{n:08x}")
+            if g.tools
+            else None
+        )
+        return plan(text_len, text_finish, reasoning, tool, g.max_tokens, g.ignore_eos), text_offset
 
     def _start(
-        self, g: GenRequest, conn: Connection, ctx: RequestCtx, fault: str | None, n: int, echo: tuple
+        self,
+        g: GenRequest,
+        conn: Connection,
+        ctx: RequestCtx,
+        fault: str | None,
+        n: int,
+        echo: tuple,
+        route: GenRoute,
     ) -> None:
         rng = random.Random(g.seed) if g.seed is not None else self.rng
-        target, finish = output_length(rng, self.profile.output, g.max_tokens, g.min_tokens, g.ignore_eos)
-        if fault == "empty":
-            target, finish = 1, "stop"
-        prefix = "chatcmpl" if g.chat else "cmpl"
-        shape = Shape(g.chat, f"{prefix}-{self._tag}{n:08x}", int(time.time()), self.model)
-        e = self.profile.engine
-        args = (conn, ctx, shape, fault, target, self.runner)
-        sink: Any = StreamSink(*args, include_usage=g.include_usage) if g.stream else FullSink(*args)
+        answer, text_offset = self._answer(g, rng, fault, n)
+        wire = route.wire(self, g, answer, ctx.request_id, n)
+        args = (conn, ctx, wire, answer, fault, self.runner)
+        streamer = TracedStreamSink if ctx.emits is not None else StreamSink
+        sink: Any = streamer(*args) if g.stream else FullSink(*args)
         trickle = Trickle(sink, self.profile.faults.trickle_interval_s) if fault == "trickle" else None
+        e = self.profile.engine
         seq = Seq(
-            engine_request_id(ctx.request_id, g.chat),  # the id vLLM's engine (and its span) carries
+            engine_request_id(ctx.request_id, route.endpoint),  # the id vLLM's engine (and its span) carries
             g.prompt,
             g.max_tokens,
-            target,
-            finish,
+            answer.total,
+            answer.finish,
             trickle or sink,
-            rng.getrandbits(16),
+            text_offset,
             e.block_size,
             e.enable_prefix_caching,
         )
+        wire.seq = seq
         timer: asyncio.TimerHandle | None = None
 
         def lost() -> None:
@@ -277,6 +278,9 @@ class Api:
         conn.on_close = lost
         if g.stream:
             conn.start_stream(200, SSE, echo)
+            head = wire.open()
+            if head:
+                conn.send_many(head)
         if fault == "stall":
             timer = asyncio.get_running_loop().call_later(
                 self.profile.faults.stall_s, self.runner.submit, seq

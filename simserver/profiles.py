@@ -70,6 +70,28 @@ class OutputLen:
 
 
 @dataclass(frozen=True, slots=True)
+class ReasoningParams:
+    """Reasoning ("thinking") tokens a request generates before its answer; tokens_median 0 = none.
+
+    They are ordinary decode tokens to the engine; only the wire format tells them apart (a delta
+    field of their own). `skip_probability` is the share of requests that answer without reasoning.
+    """
+
+    tokens_median: float = 0.0
+    tokens_sigma: float = 0.8
+    skip_probability: float = 0.0
+    delta_field: str = "reasoning"
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCallParams:
+    """How often a chat request that carries `tools` is answered with a tool call, and its size."""
+
+    call_probability: float = 0.0
+    string_words_max: int = 4
+
+
+@dataclass(frozen=True, slots=True)
 class FaultParams:
     """Fault probabilities (per request) and the knobs of the slow faults."""
 
@@ -89,10 +111,20 @@ class Profile:
     engine: EngineParams = field(default_factory=EngineParams)
     step_time: StepTime = field(default_factory=StepTime)
     output: OutputLen = field(default_factory=OutputLen)
+    reasoning: ReasoningParams = field(default_factory=ReasoningParams)
+    tool_calls: ToolCallParams = field(default_factory=ToolCallParams)
     faults: FaultParams = field(default_factory=FaultParams)
 
 
-_SECTIONS = {"engine": EngineParams, "step_time": StepTime, "output": OutputLen, "faults": FaultParams}
+_SECTIONS = {
+    "engine": EngineParams,
+    "step_time": StepTime,
+    "output": OutputLen,
+    "reasoning": ReasoningParams,
+    "tool_calls": ToolCallParams,
+    "faults": FaultParams,
+}
+REASONING_FIELDS = ("reasoning", "reasoning_content")  # newer vLLM/OpenRouter/Ollama; older vLLM, DeepSeek
 
 
 def available() -> list[str]:
@@ -181,6 +213,7 @@ def _validate(src: str, p: Profile) -> None:
         raise ProfileError(
             f"{src}: output.sigma, long_prefill_token_threshold, stall_s, retry_after_s must be >= 0"
         )
+    _validate_answer(src, p.reasoning, p.tool_calls)
     if e.max_model_len > e.num_gpu_blocks * e.block_size:
         raise ProfileError(
             f"{src}: engine.max_model_len ({e.max_model_len}) exceeds the KV cache "
@@ -191,6 +224,20 @@ def _validate(src: str, p: Profile) -> None:
             f"{src}: without chunked prefill engine.max_num_batched_tokens must be >= max_model_len "
             "(a prompt must fit in one step)"
         )
+
+
+def _validate_answer(src: str, r: ReasoningParams, t: ToolCallParams) -> None:
+    if r.tokens_median < 0 or r.tokens_sigma < 0:
+        raise ProfileError(f"{src}: reasoning.tokens_median and reasoning.tokens_sigma must be >= 0")
+    for key, v in (("reasoning.skip_probability", r.skip_probability), ("tool_calls.call_probability", t.call_probability)):  # fmt: skip
+        if not 0.0 <= v <= 1.0:
+            raise ProfileError(f"{src}: {key} must be in [0, 1], got {v}")
+    if r.delta_field not in REASONING_FIELDS:
+        raise ProfileError(
+            f"{src}: reasoning.delta_field must be one of {', '.join(REASONING_FIELDS)}, got {r.delta_field!r}"
+        )
+    if t.string_words_max < 1:
+        raise ProfileError(f"{src}: tool_calls.string_words_max must be >= 1, got {t.string_words_max}")
 
 
 def from_dict(data: dict[str, Any], src: str) -> Profile:

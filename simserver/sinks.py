@@ -1,9 +1,11 @@
-"""Response writers: engine tokens → SSE chunks (stream) or one JSON body, with faults applied.
+"""Response writers: engine tokens → one route's wire format (a stream, or one body), faults applied.
 
-The chunk bytes are vLLM's: `data: {json}\\n\\n`, a role-only first chunk (chat), one chunk per
-token, the last token's chunk carrying `finish_reason`, a usage chunk when the client asked for
-`stream_options.include_usage`, then `data: [DONE]`. Each request prebuilds the JSON around the
-token, so a token costs one concatenation with the token's prebuilt JSON string and one write.
+What the bytes look like is the route's `Wire` (simserver/wire_*.py); how and when they leave is
+here, the same for every route. A stream writes each token as soon as the engine samples it: a
+token is one concatenation (or one prebuilt-format call) and one `transport.write`. Only tokens
+that need more — the first, the first of a new phase (reasoning → answer), the last, or every
+token of a request with a fault — take the slow path. --trace-tokens adds one clock read and one
+append per token (TracedStreamSink), and nothing at all when it is off.
 
 Every request ends in exactly one trace record (RequestCtx.finish), whatever way it ends.
 """
@@ -13,25 +15,28 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
+from collections.abc import Callable
 from typing import Any
 
-import orjson
-
+from simserver.answer import REASONING, TOOL, Answer
 from simserver.engine import Seq
 from simserver.http import Connection
 from simserver.runner import EngineRunner
-from simserver.tokenizer import VOCAB_JSON, VOCAB_JSON_LEN, VOCAB_TEXT
+from simserver.tokenizer import VOCAB_JSON, VOCAB_JSON_LEN
 from simserver.trace import TraceWriter, us
+from simserver.wire import Emit, Tally, Wire, frame
 
-DONE = b"data: [DONE]\n\n"
 CHUNK = b"%x\r\n%b%b%b\r\n"  # one chunked-encoding frame around pre + token + post
+BAD_SSE = b'data: {"id": "broken", "choices": [{"delta": {"content": "\n\n'  # the bad_sse fault's line
 
 
 class RequestCtx:
     """What the trace records about one request; `finish` writes it once."""
 
     __slots__ = (
+        "answer",
         "cached_tokens",
+        "emits",
         "endpoint",
         "fault",
         "finish_reason",
@@ -43,26 +48,49 @@ class RequestCtx:
         "stream",
         "t_arrival",
         "t_first",
+        "t_first_answer",
+        "t_first_tool",
         "t_last",
         "trace",
     )
 
-    def __init__(self, request_id: str, endpoint: str, t_arrival: float, trace: TraceWriter | None) -> None:
+    def __init__(
+        self,
+        request_id: str,
+        endpoint: str,
+        t_arrival: float,
+        trace: TraceWriter | None,
+        tokens: bool = False,
+    ) -> None:
         self.request_id, self.endpoint, self.t_arrival, self.trace = request_id, endpoint, t_arrival, trace
         self.stream = False
         self.t_first: float | None = None
         self.t_last: float | None = None
+        self.t_first_answer: float | None = None
+        self.t_first_tool: float | None = None
+        self.emits: list[float] | None = [] if tokens and trace is not None else None
+        self.answer: Answer | None = None
         self.prompt_tokens = self.cached_tokens = self.output_tokens = self.preemptions = 0
         self.fault: str | None = None
         self.finish_reason: str | None = None
         self.http_status = 200
 
-    def stamp(self) -> None:
+    def stamp(self) -> float:
         """Called right before the bytes go to the socket (a client can never see them earlier)."""
         t = time.time()
         if self.t_first is None:
             self.t_first = t
         self.t_last = t
+        return t
+
+    def wrote(self, phase: int, t: float, count: int = 1) -> None:
+        """`count` tokens of `phase` left at time t."""
+        if phase != REASONING and self.t_first_answer is None:
+            self.t_first_answer = t
+        if phase == TOOL and self.t_first_tool is None:
+            self.t_first_tool = t
+        if self.emits is not None:
+            self.emits.extend([t] * count)
 
     def finish(self, status: str, seq: Seq | None = None) -> None:
         trace, self.trace = self.trace, None
@@ -71,92 +99,53 @@ class RequestCtx:
         if seq is not None:
             self.cached_tokens = max(seq.num_cached, 0)
             self.preemptions = seq.preemptions
-        trace.write(
-            {
-                "request_id": self.request_id,
-                "t_arrival_unix": us(self.t_arrival),
-                "t_first_emit_unix": us(self.t_first),
-                "t_last_emit_unix": us(self.t_last),
-                "prompt_tokens": self.prompt_tokens,
-                "cached_tokens": self.cached_tokens,
-                "output_tokens": self.output_tokens,
-                "status": status,
-                "fault": self.fault,
-                "http_status": self.http_status,
-                "finish_reason": self.finish_reason,
-                "endpoint": self.endpoint,
-                "stream": self.stream,
-                "preemptions": self.preemptions,
-            }
-        )
-
-
-class Shape:
-    """Prebuilt JSON pieces of one response (chat or completions)."""
-
-    __slots__ = ("chat", "head", "post", "pre", "role")
-
-    def __init__(self, chat: bool, resp_id: str, created: int, model: str) -> None:
-        self.chat = chat
-        obj = "chat.completion.chunk" if chat else "text_completion"
-        self.head = orjson.dumps({"id": resp_id, "object": obj, "created": created, "model": model})[:-1]
-        if chat:
-            self.pre = b"data: " + self.head + b',"choices":[{"index":0,"delta":{"content":'
-            self.post = b'},"logprobs":null,"finish_reason":null}]}\n\n'
-            self.role = (
-                b"data: " + self.head + b',"choices":[{"index":0,"delta":{"role":"assistant","content":""},'
-                b'"logprobs":null,"finish_reason":null}]}\n\n'
-            )
-        else:
-            self.pre = b"data: " + self.head + b',"choices":[{"index":0,"text":'
-            self.post = b',"logprobs":null,"finish_reason":null,"stop_reason":null}]}\n\n'
-            self.role = b""
-
-    def last(self, text_json: bytes, finish: str) -> bytes:
-        close = b"}" if self.chat else b""
-        return (
-            self.pre
-            + text_json
-            + close
-            + b',"logprobs":null,"finish_reason":"%b","stop_reason":null}]}\n\n' % (finish.encode())
-        )
-
-    def usage(self, seq: Seq, completion_tokens: int) -> bytes:
-        return (
-            b"data: "
-            + self.head
-            + b',"choices":[],"usage":'
-            + orjson.dumps(usage(seq, completion_tokens))
-            + b"}\n\n"
-        )
-
-
-def usage(seq: Seq, completion_tokens: int) -> dict[str, Any]:
-    return {
-        "prompt_tokens": seq.prompt_len,
-        "total_tokens": seq.prompt_len + completion_tokens,
-        "completion_tokens": completion_tokens,
-        "prompt_tokens_details": {"cached_tokens": max(seq.num_cached, 0)},
-    }
+        a, n = self.answer, self.output_tokens
+        reasoning, answered = a.split(n) if a is not None else (0, n)
+        tool = a.tool if a is not None and answered > 0 else None
+        record: dict[str, Any] = {
+            "request_id": self.request_id,
+            "t_arrival_unix": us(self.t_arrival),
+            "t_first_emit_unix": us(self.t_first),
+            "t_first_answer_emit_unix": us(self.t_first_answer),
+            "t_last_emit_unix": us(self.t_last),
+            "prompt_tokens": self.prompt_tokens,
+            "cached_tokens": self.cached_tokens,
+            "output_tokens": n,
+            "reasoning_tokens": reasoning,
+            "tool_name": tool.name if tool is not None else None,
+            "t_first_tool_call_emit_unix": us(self.t_first_tool),
+            "tool_argument_tokens": max(0, answered - 1) if tool is not None else 0,
+            "status": status,
+            "fault": self.fault,
+            "http_status": self.http_status,
+            "finish_reason": self.finish_reason,
+            "endpoint": self.endpoint,
+            "stream": self.stream,
+            "preemptions": self.preemptions,
+        }
+        if self.emits is not None:
+            record["emit_unix"] = [round(t * 1e6) / 1e6 for t in self.emits]  # µs; round(t, 6) costs 10x more
+        trace.write(record)
 
 
 class BaseSink:
-    """State shared by both writers: connection, trace context, fault and its cut point."""
+    """State shared by both writers: connection, trace context, wire, fault and its cut point."""
 
-    __slots__ = ("conn", "ctx", "cut_at", "fault", "n", "runner", "shape")
+    __slots__ = ("answer", "conn", "ctx", "cut_at", "fault", "n", "runner", "wire")
 
     def __init__(
         self,
         conn: Connection,
         ctx: RequestCtx,
-        shape: Shape,
+        wire: Wire,
+        answer: Answer,
         fault: str | None,
-        target_len: int,
         runner: EngineRunner,
     ) -> None:
-        self.conn, self.ctx, self.shape, self.fault, self.runner = conn, ctx, shape, fault, runner
+        self.conn, self.ctx, self.wire, self.fault, self.runner = conn, ctx, wire, fault, runner
+        self.answer = ctx.answer = answer
         self.n = 0  # tokens received from the engine (a trickle may deliver them late)
-        self.cut_at = target_len // 2  # disconnect / bad_sse position: mid-answer
+        self.cut_at = answer.total // 2  # disconnect / bad_sse position: mid-answer
 
     def _drop(self, seq: Seq) -> None:
         """The disconnect fault: close the socket mid-response and drop the request in the engine."""
@@ -165,63 +154,123 @@ class BaseSink:
         self.ctx.output_tokens = self.n - 1
         self.ctx.finish("disconnected", seq)
 
+    def _tally(self, seq: Seq, n: int, finish: str, now: float) -> Tally:
+        first = seq.t_first_token or now
+        return Tally(
+            seq.prompt_len,
+            max(seq.num_cached, 0),
+            n,
+            min(n, self.answer.reasoning),
+            self.answer.api_finish(finish) if n else finish,
+            max(0.0, first - seq.t_first_sched) if seq.t_first_sched >= 0 else 0.0,
+            max(0.0, now - first),
+            max(0.0, time.time() - self.ctx.t_arrival),
+        )
+
 
 class StreamSink(BaseSink):
-    __slots__ = ("base", "fast", "include_usage", "post", "pre")
+    __slots__ = ("base", "fast_until", "fmt", "phase", "post", "pre", "slow_always")
 
-    def __init__(self, *args: Any, include_usage: bool) -> None:
+    def __init__(self, *args: Any) -> None:
         super().__init__(*args)
-        self.include_usage = include_usage
-        self.pre, self.post = self.shape.pre, self.shape.post
-        self.base = len(self.pre) + len(self.post)
-        self.fast = False  # set after the first token when no fault applies
+        self.pre = self.post = b""
+        self.base = 0
+        self.fmt: Callable[[int, int], bytes] | None = None
+        self.phase = -1
+        self.fast_until = 0  # tokens numbered below this take the hot path
+        self.slow_always = self.fault is not None
 
     def on_token(self, seq: Seq, index: int, finish: str | None, now: float) -> None:
-        self.n += 1
-        if finish is None and self.fast:
+        n = self.n + 1
+        self.n = n
+        if finish is None and n < self.fast_until:
             conn = self.conn
             if not conn.closed:  # the hot path: one format, one write, chunked framing included
-                conn._write(
-                    CHUNK % (self.base + VOCAB_JSON_LEN[index], self.pre, VOCAB_JSON[index], self.post)
-                )
+                fmt = self.fmt
+                if fmt is None:
+                    conn._write(
+                        CHUNK % (self.base + VOCAB_JSON_LEN[index], self.pre, VOCAB_JSON[index], self.post)
+                    )
+                else:
+                    conn._write(fmt(n, index))
             return
-        self._token(seq, index, finish)
-        self.fast = self.fault is None
+        self._slow(seq, index, finish, now)
 
-    def _token(self, seq: Seq, index: int, finish: str | None) -> None:
-        conn, ctx, n, fault = self.conn, self.ctx, self.n, self.fault
+    def _use(self, phase: int, emit: Emit) -> None:
+        self.phase, self.pre, self.post, self.fmt = phase, emit.pre, emit.post, emit.fmt
+        self.base = len(emit.pre) + len(emit.post)
+
+    def _token(self, n: int, index: int) -> bytes:
+        if self.fmt is None:
+            return CHUNK % (self.base + VOCAB_JSON_LEN[index], self.pre, VOCAB_JSON[index], self.post)
+        return self.fmt(n, index)
+
+    def _slow(self, seq: Seq, index: int, finish: str | None, now: float) -> None:
+        conn, ctx, n, fault, wire = self.conn, self.ctx, self.n, self.fault, self.wire
         if conn.closed:
             return
-        parts = [self.shape.role] if n == 1 and self.shape.chat else []
+        parts = wire.first() if n == 1 else []
         if fault == "disconnect" and n > self.cut_at:
             if parts:
                 ctx.stamp()
                 conn.send_many(parts)
             self._drop(seq)
             return
-        if fault == "empty":  # EOS first: no text at all
-            self._end(seq, [*parts, self.shape.last(b'""', "stop")], "stop", 0)
+        if fault == "empty":  # EOS first: no token at all
+            self._end(seq, [*parts, *wire.empty(self._tally(seq, 0, "stop", now))], 0, "stop")
             return
         if fault == "bad_sse" and n == max(1, self.cut_at):
-            parts.append(b'data: {"id": "broken", "choices": [{"delta": {"content": "\n\n')
+            parts.append(BAD_SSE)
+        phase = self.answer.phase_of(n)
+        if phase != self.phase:
+            events, emit = wire.enter(phase, n)
+            parts += events
+            self._use(phase, emit)
+        if finish is not None:
+            parts += wire.final(phase, n, index, self._tally(seq, n, finish, now))
+            self._end(seq, parts, n, finish)
+            return
+        data = b"".join([*map(frame, parts), self._token(n, index)])
         ctx.output_tokens = n
-        if finish is None:
-            parts.append(self.pre + VOCAB_JSON[index] + self.post)
-            ctx.stamp()
-            conn.send_many(parts)
-        else:
-            parts.append(self.shape.last(VOCAB_JSON[index], finish))
-            self._end(seq, parts, finish, n)
+        ctx.wrote(phase, ctx.stamp())
+        conn._write(data)
+        self.fast_until = 0 if self.slow_always else self.answer.next_boundary(n)
 
-    def _end(self, seq: Seq, parts: list[bytes], finish: str, completion_tokens: int) -> None:
-        if self.include_usage:
-            parts.append(self.shape.usage(seq, completion_tokens))
-        parts.append(DONE)
+    def _end(self, seq: Seq, parts: list[bytes], n: int, finish: str) -> None:
         ctx = self.ctx
-        ctx.output_tokens, ctx.finish_reason = completion_tokens, finish
-        ctx.stamp()
+        ctx.output_tokens, ctx.finish_reason = n, self.answer.api_finish(finish) if n else finish
+        t = ctx.stamp()
+        if n:
+            ctx.wrote(self.phase, t)
         self.conn.end_stream(parts)
         ctx.finish("ok", seq)
+
+
+class TracedStreamSink(StreamSink):
+    """--trace-tokens: the same hot path, plus one clock read and one append per token.
+
+    A subclass rather than a flag, so that without --trace-tokens the hot path does not even test
+    for it. Tokens on the slow path are noted there (RequestCtx.wrote).
+    """
+
+    __slots__ = ()
+
+    def on_token(self, seq: Seq, index: int, finish: str | None, now: float) -> None:
+        n = self.n + 1
+        if finish is None and n < self.fast_until:
+            self.n = n
+            conn = self.conn
+            if not conn.closed:
+                fmt = self.fmt
+                if fmt is None:
+                    conn._write(
+                        CHUNK % (self.base + VOCAB_JSON_LEN[index], self.pre, VOCAB_JSON[index], self.post)
+                    )
+                else:
+                    conn._write(fmt(n, index))
+                self.ctx.emits.append(time.time())  # type: ignore[union-attr]
+            return
+        StreamSink.on_token(self, seq, index, finish, now)
 
 
 class FullSink(BaseSink):
@@ -246,28 +295,20 @@ class FullSink(BaseSink):
         if self.fault == "empty":
             self.indices.clear()
             finish = "stop"
-        text = "".join(VOCAB_TEXT[i] for i in self.indices)
-        shape, n = self.shape, len(self.indices)
-        if shape.chat:
-            choice: dict[str, Any] = {
-                "index": 0,
-                "message": {"role": "assistant", "content": text, "tool_calls": []},
-            }
-        else:
-            choice = {"index": 0, "text": text}
-        choice.update(logprobs=None, finish_reason=finish, stop_reason=None)
-        body = shape.head.replace(b".chunk", b"") + b',"choices":' + orjson.dumps([choice])
-        body += b',"usage":' + orjson.dumps(usage(seq, n)) + b',"prompt_logprobs":null}'
+        n = len(self.indices)
+        body = self.wire.body(self.indices, self._tally(seq, n, finish, now))
         if self.fault == "bad_sse":  # a malformed body: the non-streaming twin of a bad SSE line
             body = body[: len(body) // 2]
         ctx = self.ctx
-        ctx.output_tokens, ctx.finish_reason = n, finish
-        ctx.stamp()
-        self.conn.respond(200, body, headers=self.conn_headers())
+        ctx.output_tokens, ctx.finish_reason = n, self.answer.api_finish(finish) if n else finish
+        t = ctx.stamp()
+        reasoning, answered = self.answer.split(n)
+        if reasoning:
+            ctx.wrote(REASONING, t, reasoning)
+        if answered:
+            ctx.wrote(self.answer.phase_of(n), t, answered)
+        self.conn.respond(200, body, headers=(("x-request-id", ctx.request_id),))
         ctx.finish("ok", seq)
-
-    def conn_headers(self) -> tuple[tuple[str, str], ...]:
-        return (("x-request-id", self.ctx.request_id),)
 
 
 class Trickle:
@@ -277,12 +318,12 @@ class Trickle:
 
     def __init__(self, inner: StreamSink | FullSink, interval: float) -> None:
         self.inner, self.interval = inner, interval
-        self.pending: deque[tuple[Seq, int, str | None]] = deque()
+        self.pending: deque[tuple[Seq, int, str | None, float]] = deque()
         self.handle: asyncio.TimerHandle | None = None
         self.last = 0.0
 
     def on_token(self, seq: Seq, index: int, finish: str | None, now: float) -> None:
-        self.pending.append((seq, index, finish))
+        self.pending.append((seq, index, finish, now))
         if self.handle is None:
             self._schedule()
 
@@ -297,8 +338,8 @@ class Trickle:
             self.pending.clear()
             return
         self.last = asyncio.get_running_loop().time()
-        seq, index, finish = self.pending.popleft()
-        self.inner.on_token(seq, index, finish, self.last)
+        seq, index, finish, now = self.pending.popleft()
+        self.inner.on_token(seq, index, finish, now)
         if self.pending:
             self._schedule()
 

@@ -61,9 +61,14 @@ CONTENT_TYPE = "application/x-protobuf"
 Record = tuple[str, float, float, float, float, float, int, int, int]
 
 
-def engine_request_id(x_request_id: str, chat: bool) -> str:
-    """The id vLLM's OpenAI server gives the engine request (and so `gen_ai.request.id`)."""
-    return f"chatcmpl-{x_request_id}" if chat else f"cmpl-{x_request_id}-0"
+def engine_request_id(x_request_id: str, endpoint: str) -> str:
+    """The id vLLM's OpenAI server gives the engine request (and so `gen_ai.request.id`); the native
+    routes of other servers keep the client's id as it came."""
+    if endpoint == "chat":
+        return f"chatcmpl-{x_request_id}"
+    if endpoint == "completions":
+        return f"cmpl-{x_request_id}-0"
+    return x_request_id
 
 
 def check_endpoint(url: str) -> str | None:

@@ -119,7 +119,7 @@ def _wait_for(pred, timeout_s: float) -> bool:
 
 def _rows(runs: Path, pattern: str) -> int:
     """Rows written so far in the run folders of the cells matching `pattern`."""
-    return sum(max(0, len(p.read_text().splitlines()) - 1) for p in runs.glob(f"{pattern}/*/requests.csv"))
+    return sum(max(0, len(p.read_text().splitlines()) - 1) for p in runs.glob(f"{pattern}/requests.csv"))
 
 
 def _our_processes() -> list[str]:

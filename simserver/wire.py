@@ -1,0 +1,76 @@
+"""The interface between the stream/body writers (sinks.py) and one API's wire format (wire_*.py).
+
+A Wire says what the bytes of one response look like; sinks.py decides when they leave. Events
+are unframed SSE bytes; `Emit` says how a phase's tokens are written on the hot path, `Tally` is
+what a format reports at the end (usage, meta_info, details, timings).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from simserver.engine import Seq
+
+FRAME = b"%x\r\n%b\r\n"
+
+
+def frame(event: bytes) -> bytes:
+    return FRAME % (len(event), event)
+
+
+@dataclass(slots=True)
+class Emit:
+    """How the tokens of one phase are written: `pre + token JSON + post`, or `fmt(n, index)`.
+
+    `fmt` returns the chunk already framed; it is for formats whose token events carry counters
+    (TGI's index, llama.cpp's tokens_predicted, a Responses sequence_number) or running text.
+    """
+
+    pre: bytes = b""
+    post: bytes = b""
+    fmt: Callable[[int, int], bytes] | None = None
+
+
+@dataclass(slots=True)
+class Tally:
+    """The totals a wire format reports at the end (usage, meta_info, details, timings)."""
+
+    prompt_tokens: int
+    cached_tokens: int
+    completion_tokens: int
+    reasoning_tokens: int
+    finish: str  # stop | length | tool_calls
+    prefill_s: float  # engine: first scheduled → first token
+    decode_s: float  # engine: first token → this one
+    e2e_s: float  # wall: request received → now
+
+
+class Wire:
+    """One response's wire format. Events are unframed bytes (`data: …\\n\\n`, or with `event:`)."""
+
+    seq: Seq | None = None  # the engine's sequence, set once it exists (cached tokens, preemptions)
+
+    def open(self) -> list[bytes]:
+        """Events sent with the stream's headers, before the engine runs (Responses: created)."""
+        return []
+
+    def first(self) -> list[bytes]:
+        """Events sent with the first token (chat: the role-only chunk)."""
+        return []
+
+    def enter(self, phase: int, n: int) -> tuple[list[bytes], Emit]:
+        """Events before token n, the first of `phase`, and how that phase's tokens are written."""
+        raise NotImplementedError
+
+    def final(self, phase: int, n: int, index: int, tally: Tally) -> list[bytes]:
+        """The last token's event and every closing event (usage, [DONE], …)."""
+        raise NotImplementedError
+
+    def empty(self, tally: Tally) -> list[bytes]:
+        """A complete stream without any token (the `empty` fault)."""
+        raise NotImplementedError
+
+    def body(self, indices: list[int], tally: Tally) -> bytes:
+        """The non-streaming answer."""
+        raise NotImplementedError

@@ -1,0 +1,288 @@
+"""The native generate APIs of SGLang, TGI and llama.cpp, served by the same engine.
+
+Formats as their servers write them (the fixtures in tests/fixtures/ say where each was read):
+
+- SGLang `POST /generate` (python/sglang/srt/entrypoints/http_server.py, managers/tokenizer_manager.py):
+  `data: {"text", "output_ids", "meta_info"}` per token, `text` and `output_ids` cumulative (the
+  default, non-incremental streaming), meta_info {id, finish_reason (null, or {"type": "stop",
+  "matched": EOS id} / {"type": "length", "length": N}), prompt_tokens, weight_version,
+  num_retractions (= preemptions), reasoning_tokens, completion_tokens, cached_tokens}, the last
+  event adds e2e_latency; then `data: [DONE]`. Without `stream`: the last event's object.
+- TGI `POST /generate_stream` (router/src/lib.rs StreamResponse, server.rs; axum's `data:` without
+  a space): `data:{"index", "token": {id, text, logprob, special}, "generated_text": null,
+  "details": null}` per token; the last has generated_text and, when parameters.details is true,
+  details {finish_reason: length | eos_token, generated_tokens, seed, input_length}. No [DONE].
+- llama.cpp `POST /completion` (tools/server/server-task.cpp): `data: {index, content, tokens,
+  stop: false, id_slot, tokens_predicted, tokens_evaluated}` per token, then a final event with
+  stop: true, content "", stop_type (eos | limit), timings {cache_n, prompt_n, prompt_ms, …,
+  predicted_n, predicted_ms, …}, tokens_cached, generation_settings (a subset of its keys). No [DONE].
+  Without `stream`: the final object with the whole `content`.
+
+None of these has a reasoning field on this route: reasoning tokens are text here (SGLang does
+count them, in meta_info.reasoning_tokens). Token ids are vocabulary indices; EOS_ID is outside it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from simserver.answer import Answer
+from simserver.reqparse import ApiError, GenRequest, check_lengths, get_bool, get_dict, get_int
+from simserver.tokenizer import VOCAB_JSON, VOCAB_TEXT, V, prompt_tokens
+from simserver.wire import Emit, Tally, Wire, frame
+
+EOS_ID = V
+DONE = b"data: [DONE]\n\n"
+LOGPROB = tuple(
+    b"%.4f" % -(0.05 + (i * 37 % 101) / 40) for i in range(V)
+)  # a fixed, plausible logprob per token
+
+
+def _text(indices: list[int]) -> str:
+    return "".join(VOCAB_TEXT[i] for i in indices)
+
+
+def _prompt(body: dict[str, Any], key: str) -> list[str]:
+    try:
+        return prompt_tokens(body.get(key))
+    except ValueError as e:
+        raise ApiError(400, str(e).replace("'prompt'", f"'{key}'"), key) from None
+
+
+# -- SGLang ---------------------------------------------------------------------------------------
+
+
+def parse_sglang(body: dict[str, Any], model: str, max_model_len: int) -> GenRequest:
+    key = "text" if body.get("text") is not None else "input_ids"
+    prompt = _prompt(body, key)
+    sp = get_dict(body, "sampling_params")
+    given = get_int(sp, "max_new_tokens", 128, "sampling_params.max_new_tokens")  # SGLang's default
+    max_tokens = max_model_len - len(prompt) if given is None else given
+    min_tokens = get_int(sp, "min_new_tokens", 0, "sampling_params.min_new_tokens") or 0
+    check_lengths(prompt, max_tokens, min_tokens, max_model_len, "max_new_tokens", key)
+    rid = body.get("rid")
+    if rid is not None and not isinstance(rid, str):
+        raise ApiError(400, "'rid' must be a string (batched requests are not supported)", "rid")
+    seed = get_int(sp, "sampling_seed", None, "sampling_params.sampling_seed")
+    ignore_eos = get_bool(sp, "ignore_eos", "sampling_params.ignore_eos")
+    return GenRequest(
+        prompt, max_tokens, min_tokens, ignore_eos, get_bool(body, "stream"), seed=seed, opts={"rid": rid}
+    )
+
+
+def sglang_error(status: int, kind: str, message: str, param: str | None = None) -> tuple[int, bytes]:
+    return status, orjson.dumps({"error": {"message": message}})
+
+
+class SGLangWire(Wire):
+    def __init__(self, rid: str, answer: Answer) -> None:
+        self.rid_json, self.answer = orjson.dumps(rid), answer
+        self.text = bytearray()  # the JSON-escaped text so far
+        self.ids = bytearray()  # "12,34," so far
+        self.indices: list[int] = []
+
+    def _meta(self, n: int, finish: bytes = b"null", tail: bytes = b"") -> bytes:
+        seq = self.seq
+        assert seq is not None
+        return b'{"id":%b,"finish_reason":%b,"prompt_tokens":%d,"weight_version":"default","num_retractions":%d,"reasoning_tokens":%d,"completion_tokens":%d,"cached_tokens":%d%b}' % (
+            self.rid_json, finish, seq.prompt_len, seq.preemptions, min(n, self.answer.reasoning), n,
+            max(seq.num_cached, 0), tail,
+        )  # fmt: skip
+
+    def _event(self, n: int, index: int, meta: bytes) -> bytes:
+        self.indices.append(index)
+        self.text += VOCAB_JSON[index][1:-1]
+        self.ids += b"%d," % index
+        return b'data: {"text":"%b","output_ids":[%b],"meta_info":%b}\n\n' % (self.text, self.ids[:-1], meta)
+
+    def enter(self, phase: int, n: int) -> tuple[list[bytes], Emit]:
+        return [], Emit(fmt=lambda k, index: frame(self._event(k, index, self._meta(k))))
+
+    def _finish(self, t: Tally) -> bytes:
+        if t.finish == "length":
+            return b'{"type":"length","length":%d}' % t.completion_tokens
+        return b'{"type":"stop","matched":%d}' % EOS_ID
+
+    def final(self, phase: int, n: int, index: int, tally: Tally) -> list[bytes]:
+        meta = self._meta(n, self._finish(tally), b',"e2e_latency":%r' % round(tally.e2e_s, 6))
+        return [self._event(n, index, meta), DONE]
+
+    def empty(self, tally: Tally) -> list[bytes]:
+        meta = self._meta(0, self._finish(tally), b',"e2e_latency":%r' % round(tally.e2e_s, 6))
+        return [b'data: {"text":"","output_ids":[],"meta_info":%b}\n\n' % meta, DONE]
+
+    def body(self, indices: list[int], tally: Tally) -> bytes:
+        n = len(indices)
+        meta = self._meta(n, self._finish(tally), b',"e2e_latency":%r' % round(tally.e2e_s, 6))
+        ids = b",".join(b"%d" % i for i in indices)
+        return b'{"text":%b,"output_ids":[%b],"meta_info":%b}' % (orjson.dumps(_text(indices)), ids, meta)
+
+
+# -- TGI ------------------------------------------------------------------------------------------
+
+
+def parse_tgi(body: dict[str, Any], model: str, max_model_len: int) -> GenRequest:
+    inputs = body.get("inputs")
+    if not isinstance(inputs, str) or not inputs:
+        raise ApiError(400, "Input validation error: `inputs` cannot be empty", "inputs")
+    prompt = _prompt(body, "inputs")
+    params = get_dict(body, "parameters")
+    given = get_int(params, "max_new_tokens", 100, "parameters.max_new_tokens")  # TGI's default
+    max_tokens = max_model_len - len(prompt) if given is None else given
+    if max_tokens < 1:
+        raise ApiError(
+            400, "Input validation error: `max_new_tokens` must be strictly positive", "max_new_tokens"
+        )
+    check_lengths(prompt, max_tokens, 0, max_model_len, "max_new_tokens", "inputs")
+    seed = get_int(params, "seed", None, "parameters.seed")
+    opts = {"details": get_bool(params, "details", "parameters.details"), "seed": seed}
+    return GenRequest(prompt, max_tokens, stream=True, seed=seed, opts=opts)
+
+
+def tgi_error(status: int, kind: str, message: str, param: str | None = None) -> tuple[int, bytes]:
+    """TGI answers a validation error with 422 and {"error", "error_type"}."""
+    if status == 400:
+        return 422, orjson.dumps({"error": message, "error_type": "validation"})
+    error_type = {429: "overloaded", 503: "overloaded"}.get(status, "generation")
+    return status, orjson.dumps({"error": message, "error_type": error_type})
+
+
+class TGIWire(Wire):
+    TOKEN = b'data:{"index":%d,"token":{"id":%d,"text":%b,"logprob":%b,"special":false},"generated_text":%b,"details":%b}\n\n'
+
+    def __init__(self, answer: Answer, opts: dict[str, Any]) -> None:
+        self.answer, self.details, self.seed = answer, opts.get("details", False), opts.get("seed")
+        self.indices: list[int] = []
+
+    def _event(self, n: int, index: int, text: bytes = b"null", details: bytes = b"null") -> bytes:
+        self.indices.append(index)
+        return self.TOKEN % (n, index, VOCAB_JSON[index], LOGPROB[index], text, details)
+
+    def enter(self, phase: int, n: int) -> tuple[list[bytes], Emit]:
+        return [], Emit(fmt=lambda k, index: frame(self._event(k, index)))
+
+    def _details(self, t: Tally) -> bytes:
+        if not self.details:
+            return b"null"
+        reason = "length" if t.finish == "length" else "eos_token"
+        d = {
+            "finish_reason": reason,
+            "generated_tokens": t.completion_tokens,
+            "seed": self.seed,
+            "input_length": t.prompt_tokens,
+        }
+        return orjson.dumps(d)
+
+    def final(self, phase: int, n: int, index: int, tally: Tally) -> list[bytes]:
+        text = orjson.dumps(_text([*self.indices, index]))
+        return [self._event(n, index, text, self._details(tally))]
+
+    def empty(self, tally: Tally) -> list[bytes]:
+        token = b'{"id":%d,"text":"","logprob":0.0,"special":true}' % EOS_ID
+        return [
+            b'data:{"index":1,"token":%b,"generated_text":"","details":%b}\n\n'
+            % (token, self._details(tally))
+        ]
+
+    def body(self, indices: list[int], tally: Tally) -> bytes:  # /generate_stream always streams
+        raise AssertionError("TGI's /generate_stream has no non-streaming form")
+
+
+# -- llama.cpp ------------------------------------------------------------------------------------
+
+
+def parse_llamacpp(body: dict[str, Any], model: str, max_model_len: int) -> GenRequest:
+    prompt = _prompt(body, "prompt")
+    n_predict = get_int(body, "n_predict", None)
+    if n_predict is None:  # llama.cpp: n_predict, else max_completion_tokens, else max_tokens, else -1
+        n_predict = get_int(body, "max_completion_tokens", None) or get_int(body, "max_tokens", -1)
+    assert n_predict is not None
+    if n_predict == 0 or n_predict < -1:
+        raise ApiError(
+            400,
+            f"n_predict must be -1 (until EOS or the context is full) or >= 1, got {n_predict}",
+            "n_predict",
+        )
+    max_tokens = max_model_len - len(prompt) if n_predict == -1 else n_predict
+    check_lengths(prompt, max_tokens, 0, max_model_len, "n_predict", "prompt")
+    raw = body.get("prompt")
+    opts = {
+        "n_predict": n_predict,
+        "prompt": raw if isinstance(raw, str) else " ".join(prompt),
+        "seed": get_int(body, "seed", None),
+        "ignore_eos": get_bool(body, "ignore_eos"),
+        "stream": get_bool(body, "stream"),
+    }
+    return GenRequest(prompt, max_tokens, 0, opts["ignore_eos"], opts["stream"], seed=opts["seed"], opts=opts)
+
+
+def llamacpp_error(status: int, kind: str, message: str, param: str | None = None) -> tuple[int, bytes]:
+    """llama.cpp's format_error_response: {"error": {code, message, type}}."""
+    kinds = {400: "invalid_request_error", 404: "not_found_error", 503: "unavailable_error"}
+    return status, orjson.dumps(
+        {"error": {"code": status, "message": message, "type": kinds.get(status, "server_error")}}
+    )
+
+
+class LlamaCppWire(Wire):
+    PARTIAL = b'data: {"index":0,"content":%b,"tokens":[%d],"stop":false,"id_slot":0,"tokens_predicted":%d,"tokens_evaluated":%d}\n\n'
+
+    def __init__(self, answer: Answer, model: str, opts: dict[str, Any]) -> None:
+        self.answer, self.model, self.opts = answer, model, opts
+
+    def enter(self, phase: int, n: int) -> tuple[list[bytes], Emit]:
+        evaluated = self.seq.prompt_len if self.seq is not None else 0
+        return [], Emit(fmt=lambda k, index: frame(self.PARTIAL % (VOCAB_JSON[index], index, k, evaluated)))
+
+    def _final(self, content: str, t: Tally) -> dict[str, Any]:
+        n, p = t.completion_tokens, t.prompt_tokens
+        prompt_n, prompt_ms, predicted_ms = p - t.cached_tokens, t.prefill_s * 1e3, t.decode_s * 1e3
+        timings = {
+            "cache_n": t.cached_tokens,
+            "prompt_n": prompt_n,
+            "prompt_ms": round(prompt_ms, 3),
+            "prompt_per_token_ms": round(prompt_ms / prompt_n, 3) if prompt_n else 0.0,
+            "prompt_per_second": round(1e3 * prompt_n / prompt_ms, 3) if prompt_ms else 0.0,
+            "predicted_n": n,
+            "predicted_ms": round(predicted_ms, 3),
+            "predicted_per_token_ms": round(predicted_ms / n, 3) if n else 0.0,
+            "predicted_per_second": round(1e3 * n / predicted_ms, 3) if predicted_ms else 0.0,
+        }
+        o = self.opts
+        settings = {"seed": o["seed"] if o["seed"] is not None else 4294967295, "temperature": 0.8}
+        settings.update(
+            max_tokens=o["n_predict"],
+            n_predict=o["n_predict"],
+            ignore_eos=o["ignore_eos"],
+            stream=o["stream"],
+        )
+        return {
+            "index": 0,
+            "content": content,
+            "tokens": [],
+            "id_slot": 0,
+            "stop": True,
+            "model": self.model,
+            "tokens_predicted": n,
+            "tokens_evaluated": p,
+            "generation_settings": settings,
+            "prompt": o["prompt"],
+            "has_new_line": "\n" in content,
+            "truncated": False,
+            "stop_type": "limit" if t.finish == "length" else "eos",
+            "stopping_word": "",
+            "tokens_cached": p + n,
+            "timings": timings,
+        }
+
+    def final(self, phase: int, n: int, index: int, tally: Tally) -> list[bytes]:
+        last = self.PARTIAL % (VOCAB_JSON[index], index, n, tally.prompt_tokens)
+        return [last, b"data: " + orjson.dumps(self._final("", tally)) + b"\n\n"]
+
+    def empty(self, tally: Tally) -> list[bytes]:
+        return [b"data: " + orjson.dumps(self._final("", tally)) + b"\n\n"]
+
+    def body(self, indices: list[int], tally: Tally) -> bytes:
+        return orjson.dumps(self._final(_text(indices), tally))
