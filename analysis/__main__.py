@@ -1,16 +1,14 @@
 """`python -m analysis RUN_DIR [RUN_DIR ...]` and `python -m analysis compare RUN_DIR ... [--out DIR]`.
 
-User mistakes (a missing folder, a corrupt CSV, a bad `--slo`) print one line on stderr and exit
-with status 2 — no traceback: the message names the file or option and what is wrong.
+The commands are thin: options → analysis/api.py (load, analyze, compare, write). User mistakes
+(a missing folder, a corrupt CSV, a bad `--slo`) print one line on stderr and exit with status 2
+— no traceback: the message names the file or option and what is wrong.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
-import shutil
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import NoReturn
@@ -72,51 +70,22 @@ def run_slo(meta: dict, given: list[Slo], target: float | None) -> tuple[Slo, li
 def analyze_one(
     path: str, slos: list[Slo], target: float | None, args: argparse.Namespace, timer: Timer
 ) -> Path | None:
-    from analysis.load import load_run
-    from analysis.render import html as report
-    from analysis.summary import analyze, console_text, render_markdown, write_json
+    from analysis import api
 
-    run = load_run(path)
+    run = api.load_run(path)
     timer.lap("load")
     slo, warnings = run_slo(run.meta, slos, target)
     run.warnings += warnings
-    a = analyze(run, slo, slos[1:], wait=False)  # ITL keeps parsing in the background during the plots
+    a = api.analyze(run, slo, slos[1:], wait=False)  # ITL keeps parsing in the background during the plots
     timer.lap("metrics")
-    out = run.path
-    # Everything is made in a staging folder and moved into place at the end: a run that fails
-    # half-way (e.g. a bad ITL value found while plotting) leaves the run folder untouched.
     try:
-        staging = Path(tempfile.mkdtemp(prefix=".analysis-", dir=out))
+        html_path = api.write_run(a, with_plots=not args.no_plots, with_html=not args.no_html, lap=timer.lap)
     except OSError as e:
-        raise UserError(f"{out}: cannot write the analysis output ({e.strerror or e})") from None
-    try:
-        figs = [] if args.no_plots else report.run_plots(a, staging / "plots")
-        a.finish()
-        timer.lap("plots + ITL")
-        write_json(a, staging / "summary.json")
-        (staging / "summary.md").write_text(render_markdown(a))
-        if not args.no_html:
-            (staging / "report.html").write_text(report.render(a, figs), encoding="utf-8")
-        publish(staging, out)
-    except OSError as e:
-        raise UserError(f"{out}: cannot write the analysis output ({e.strerror or e})") from None
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    html_path = None if args.no_html else out / "report.html"
-    timer.lap("write")
+        raise UserError(f"{run.path}: cannot write the analysis output ({e.strerror or e})") from None
     if not args.quiet:
-        print(console_text(a, html_path))
-        print(f"summary: {out / 'summary.md'}")
+        print(api.console_text(a.summary, html_path))
+        print(f"summary: {run.path / 'summary.md'}")
     return html_path
-
-
-def publish(staging: Path, out: Path) -> None:
-    """Move the finished outputs from `staging` into the run folder, replacing an earlier analysis."""
-    for item in sorted(staging.iterdir()):
-        dest = out / item.name
-        if item.is_dir() and dest.is_dir():
-            shutil.rmtree(dest)
-        os.replace(item, dest)
 
 
 def cmd_analyze(argv: list[str]) -> int:
@@ -144,7 +113,7 @@ def cmd_analyze(argv: list[str]) -> int:
     p.add_argument("--timings", action="store_true", help="print seconds per phase on stderr")
     args = p.parse_args(argv)
     slos = parse_slos(args.slo, args.attain_target)
-    from analysis.load import AnalysisError
+    from analysis.api import AnalysisError
 
     failed = 0
     for path in args.runs:
@@ -184,14 +153,11 @@ def cmd_compare(argv: list[str]) -> int:
     p.add_argument("--quiet", action="store_true", help="print nothing but errors")
     args = p.parse_args(argv)
     slos = parse_slos([args.slo] if args.slo else None, args.attain_target)
-    from analysis import compare
-    from analysis.load import AnalysisError, load_run
-    from analysis.render import fmt
-    from analysis.summary import analyze
+    from analysis import api
 
     try:
-        runs = [load_run(r) for r in args.runs]
-    except AnalysisError as e:
+        runs = [api.load_run(r) for r in args.runs]
+    except api.AnalysisError as e:
         raise UserError(str(e)) from None
     slo, _ = run_slo(runs[0].meta, slos, args.attain_target)
     recorded = {
@@ -202,20 +168,17 @@ def cmd_compare(argv: list[str]) -> int:
             f"note: runs were recorded with different SLOs ({', '.join(sorted(recorded))}); all compared under {slo.name}"
         )
     try:
-        analyses = [analyze(r, slo) for r in runs]
-    except AnalysisError as e:
+        comparison = api.compare([api.analyze(r, slo).summary for r in runs], slo, args.repeats)
+    except api.AnalysisError as e:
         raise UserError(str(e)) from None
-    per_run = [compare.run_row(a) for a in analyses]
-    rows = compare.group(per_run, args.repeats)
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
     out = args.out or Path(args.runs[0]).resolve().parent / f"compare-{stamp}"
     try:
-        compare.write_outputs(out, rows, per_run, analyses, slo, args.repeats, with_plots=not args.no_plots)
+        api.write_comparison(out, comparison, with_plots=not args.no_plots)
     except OSError as e:
         raise UserError(f"{out}: cannot write the comparison ({e.strerror or e})") from None
     if not args.quiet:
-        headers, body, _ = compare.table_rows(rows)
-        print(fmt.text_table(headers, body))
+        print(api.comparison_text(comparison))
         print(f"comparison: {out / 'comparison.md'}\nreport: {out / 'report.html'}")
     return 0
 

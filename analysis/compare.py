@@ -6,246 +6,230 @@ model, dataset, user class, transport and shape) are repeats: by default they co
 row of medians with their min–max spread; `--repeats best` keeps each configuration's best run
 (highest goodput, then lowest p95 latency — "ran 10 minutes and chose the best run"), `all`
 lists every run.
+
+Only computation lives here: `compare()` turns analyzed runs (`Summary`) into a `Comparison`
+of typed rows; analysis/render/comparison.py lays them out, analysis/outputs.py writes them.
 """
 
 from __future__ import annotations
 
-import csv
+import dataclasses
 import json
 import statistics
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from analysis.render import fmt
-from analysis.summary import Analysis
+from analysis.results import RunInfo, Summary
 from core.slo import Slo
 
-# key, header, direction (+1: higher is better, -1: lower is better), formatter
-METRICS: list[tuple[str, str, int, str]] = [
-    ("latency_p95_s", "Latency p95 (ms)", -1, "ms"),
-    ("tpot_p95_s", "TPOT p95 (ms)", -1, "ms"),
-    ("ttft_p50_s", "TTFT p50 (ms)", -1, "ms"),
-    ("ttft_p95_s", "TTFT p95 (ms)", -1, "ms"),
-    ("req_per_s", "req/s", 1, "num"),
-    ("output_tok_per_s", "output tok/s", 1, "num"),
-    ("goodput_req_per_s", "goodput req/s", 1, "num"),
-    ("slo_attainment", "SLO attainment", 1, "pct"),
-    ("capacity_at_slo", "capacity at SLO", 1, "num"),
-]
+# The compared figures, in table order, with their direction (+1: higher is better, -1: lower is better).
+METRICS: dict[str, int] = {
+    "latency_p95_s": -1,
+    "tpot_p95_s": -1,
+    "ttft_p50_s": -1,
+    "ttft_p95_s": -1,
+    "req_per_s": 1,
+    "output_tok_per_s": 1,
+    "goodput_req_per_s": 1,
+    "slo_attainment": 1,
+    "capacity_at_slo": 1,
+}
 REPEAT_MODES = ("median", "best", "all")
 
 
-def run_row(a: Analysis) -> dict:
-    """The comparison figures of one analyzed run (seconds, req/s; None when not measured)."""
-    s, r = a.summary, a.summary["run"]
-    return {
-        "label": r["name"],
-        "dir": r["dir"],
-        "name": r["name"],
-        "target": r["target"],
-        "model": r["model"],
-        "dataset": r["dataset"] or "",
-        "shape": r["shape"],
-        "config": config_key(r),
-        "runs": 1,
-        "latency_p95_s": s["e2e_s"]["p95"],
-        "tpot_p95_s": s["tpot_s"]["p95"],
-        "ttft_p50_s": s["ttft_s"]["p50"],
-        "ttft_p95_s": s["ttft_s"]["p95"],
-        "req_per_s": s["req_per_s"],
-        "output_tok_per_s": s["output_tok_per_s"],
-        "goodput_req_per_s": s["goodput_req_per_s"],
-        "slo_attainment": s["slo_attainment"],
-        "capacity_at_slo": s["capacity_at_slo"],
-        "capacity_unit": s["load_unit"],
-        "requests": s["requests"],
-        "errors": sum(s["errors"].values()),
-        "best_run": r["dir"],
-    }
+@dataclass(frozen=True)
+class Figures:
+    """The compared figures of one run, or of a configuration's repeats (seconds, req/s; None: not measured)."""
+
+    latency_p95_s: float | None
+    tpot_p95_s: float | None
+    ttft_p50_s: float | None
+    ttft_p95_s: float | None
+    req_per_s: float | None
+    output_tok_per_s: float | None
+    goodput_req_per_s: float | None
+    slo_attainment: float | None
+    capacity_at_slo: float | None
 
 
-def config_key(r: dict) -> str:
+@dataclass(frozen=True)
+class ComparisonRow:
+    """One row of the comparison: a run, or a configuration's repeats collapsed per the repeats mode."""
+
+    label: str  # what the table shows; unique among the rows
+    dir: str  # the run folder (of the best repeat, for a grouped row)
+    name: str
+    target: str | None
+    model: str | None
+    dataset: str
+    shape: str | None
+    config: str  # what makes runs repeats of one configuration
+    runs: int
+    figures: Figures
+    capacity_unit: str
+    requests: int
+    errors: int
+    best_run: str  # the repeat with the highest goodput
+    run_dirs: list[str] | None = None  # every repeat's folder (None: a single run listed on its own)
+    low: Figures | None = None  # min and max over the repeats (only when there are several)
+    high: Figures | None = None
+    best: frozenset[str] = field(
+        default_factory=frozenset
+    )  # METRICS keys where it is the best of its dataset
+
+    def value(self, key: str) -> float | None:
+        """The figure named `key` (a METRICS key)."""
+        return getattr(self.figures, key)
+
+    def spread(self, key: str) -> tuple[float | None, float | None]:
+        """(min, max) of `key` over the repeats; the value itself when there is no spread to show."""
+        lo = None if self.low is None else getattr(self.low, key)
+        hi = None if self.high is None else getattr(self.high, key)
+        v = self.value(key)
+        return (v if lo is None else lo, v if hi is None else hi)
+
+    @property
+    def folders(self) -> list[str]:
+        """Every run folder behind the row."""
+        return self.run_dirs if self.run_dirs is not None else [self.dir]
+
+
+@dataclass
+class Comparison:
+    """Runs compared under one SLO: the table's `rows` (repeats grouped per `mode`) and one row per run."""
+
+    slo: Slo
+    mode: str  # one of REPEAT_MODES
+    rows: list[ComparisonRow]
+    runs: list[ComparisonRow]  # one per analyzed run, in the order given
+    summaries: list[Summary]  # the same runs' summaries (their steps draw the load curves)
+
+
+def compare(summaries: list[Summary], slo: Slo, mode: str = "median") -> Comparison:
+    """The comparison of analyzed runs (each analyzed under `slo`)."""
+    runs = [run_row(s) for s in summaries]
+    return Comparison(slo, mode, group(runs, mode), runs, list(summaries))
+
+
+def run_row(s: Summary) -> ComparisonRow:
+    """The comparison figures of one analyzed run."""
+    r, t = s.run, s.throughput
+    figures = Figures(
+        latency_p95_s=s.e2e.p95,
+        tpot_p95_s=s.tpot.p95,
+        ttft_p50_s=s.ttft.p50,
+        ttft_p95_s=s.ttft.p95,
+        req_per_s=t.req_per_s,
+        output_tok_per_s=t.output_tok_per_s,
+        goodput_req_per_s=t.goodput_req_per_s,
+        slo_attainment=t.slo_attainment,
+        capacity_at_slo=s.capacity.value,
+    )
+    return ComparisonRow(
+        label=r.name,
+        dir=r.dir,
+        name=r.name,
+        target=r.target,
+        model=r.model,
+        dataset=r.dataset or "",
+        shape=r.shape,
+        config=config_key(r),
+        runs=1,
+        figures=figures,
+        capacity_unit=s.load_unit,
+        requests=t.requests,
+        errors=sum(s.errors.values()),
+        best_run=r.dir,
+    )
+
+
+def config_key(r: RunInfo) -> str:
     """What makes two runs repeats of one configuration (run.json facts, not the folder name)."""
     keys = ("name", "target", "model", "dataset", "user_class", "transport", "shape", "shape_params")
-    return json.dumps([r.get(k) for k in keys], sort_keys=True, default=str)
+    return json.dumps([getattr(r, k) for k in keys], sort_keys=True, default=str)
 
 
-def _better(a: dict, b: dict) -> bool:
+def _better(a: ComparisonRow, b: ComparisonRow) -> bool:
     """Best-run order: higher goodput, then lower p95 latency."""
-    ga, gb = a["goodput_req_per_s"] or 0.0, b["goodput_req_per_s"] or 0.0
+    ga, gb = a.figures.goodput_req_per_s or 0.0, b.figures.goodput_req_per_s or 0.0
     if ga != gb:
         return ga > gb
-    return (a["latency_p95_s"] or float("inf")) < (b["latency_p95_s"] or float("inf"))
+    return (a.figures.latency_p95_s or float("inf")) < (b.figures.latency_p95_s or float("inf"))
 
 
-def group(rows: list[dict], mode: str = "median") -> list[dict]:
-    """Collapse repeats per `mode` (see module doc); order of first appearance is kept."""
+def group(rows: list[ComparisonRow], mode: str = "median") -> list[ComparisonRow]:
+    """Collapse repeats per `mode` (see module doc), order of first appearance kept; best cells marked."""
     if mode == "all":
-        return _unique_labels([dict(r) for r in rows], by_dir=True)
-    groups: dict[str, list[dict]] = {}
+        return mark_best(unique_labels(rows, by_dir=True))
+    groups: dict[str, list[ComparisonRow]] = {}
     for r in rows:
-        groups.setdefault(r["config"], []).append(r)
-    out = []
-    for runs in groups.values():
-        best = runs[0]
-        for r in runs[1:]:
-            if _better(r, best):
-                best = r
-        row = dict(best)
-        row["runs"] = len(runs)
-        row["best_run"] = best["dir"]
-        row["run_dirs"] = [r["dir"] for r in runs]
-        for key, *_ in METRICS:
-            vals = [r[key] for r in runs if r[key] is not None]
-            if mode == "median":
-                row[key] = statistics.median(vals) if vals else None
-            if len(runs) > 1 and vals:
-                row[f"{key}_min"], row[f"{key}_max"] = min(vals), max(vals)
-        out.append(row)
-    return _unique_labels(out, by_dir=False)
+        groups.setdefault(r.config, []).append(r)
+    return mark_best(unique_labels([_collapse(runs, mode) for runs in groups.values()], by_dir=False))
 
 
-def _unique_labels(rows: list[dict], by_dir: bool) -> list[dict]:
+def _collapse(runs: list[ComparisonRow], mode: str) -> ComparisonRow:
+    """One configuration's repeats → one row: the best run's facts, medians (or its own figures), min–max."""
+    best = runs[0]
+    for r in runs[1:]:
+        if _better(r, best):
+            best = r
+    values, lows, highs = {}, {}, {}
+    for key in METRICS:
+        vals = [r.value(key) for r in runs if r.value(key) is not None]
+        values[key] = (statistics.median(vals) if vals else None) if mode == "median" else best.value(key)
+        several = len(runs) > 1 and vals
+        lows[key], highs[key] = (min(vals), max(vals)) if several else (None, None)
+    spread = len(runs) > 1
+    return dataclasses.replace(
+        best,
+        runs=len(runs),
+        best_run=best.dir,
+        run_dirs=[r.dir for r in runs],
+        figures=Figures(**values),
+        low=Figures(**lows) if spread else None,
+        high=Figures(**highs) if spread else None,
+    )
+
+
+def unique_labels(rows: list[ComparisonRow], by_dir: bool) -> list[ComparisonRow]:
     """Run names may collide (the default name is `run`): add what tells the rows apart."""
-    names = [r["label"] for r in rows]
+    names = [r.label for r in rows]
+    out = []
     for r in rows:
-        if names.count(r["label"]) > 1:
+        label = r.label
+        if names.count(r.label) > 1:
             if by_dir:
-                r["label"] = f"{r['label']} ({Path(r['dir']).name})"
+                label = f"{r.label} ({Path(r.dir).name})"
             else:
-                same = [o for o in rows if o["name"] == r["name"]]
+                same = [o for o in rows if o.name == r.name]
                 extra = [
-                    k for k in ("target", "model", "dataset", "shape") if len({str(o[k]) for o in same}) > 1
+                    k
+                    for k in ("target", "model", "dataset", "shape")
+                    if len({str(getattr(o, k)) for o in same}) > 1
                 ]
-                r["label"] = f"{r['name']} [" + ", ".join(str(r[k]) for k in extra or ["dir"]) + "]"
-    return rows
+                label = f"{r.name} [" + ", ".join(str(getattr(r, k)) for k in extra or ["dir"]) + "]"
+        out.append(dataclasses.replace(r, label=label))
+    return out
 
 
-def best_cells(rows: list[dict]) -> dict[int, set[str]]:
-    """Row index → metric keys where it is the best of its dataset (ties all marked)."""
-    out: dict[int, set[str]] = {i: set() for i in range(len(rows))}
-    datasets = {r["dataset"] for r in rows}
-    for ds in datasets:
-        idx = [i for i, r in enumerate(rows) if r["dataset"] == ds]
+def mark_best(rows: list[ComparisonRow]) -> list[ComparisonRow]:
+    """Mark, per dataset, the rows holding each metric's best value (ties all marked)."""
+    best: list[set[str]] = [set() for _ in rows]
+    for ds in {r.dataset for r in rows}:
+        idx = [i for i, r in enumerate(rows) if r.dataset == ds]
         if len(idx) < 2:
             continue
-        for key, _, direction, _ in METRICS:
-            vals = [(rows[i][key], i) for i in idx if rows[i][key] is not None]
+        for key, direction in METRICS.items():
+            vals = [(rows[i].value(key), i) for i in idx if rows[i].value(key) is not None]
             if not vals:
                 continue
             top = max(v for v, _ in vals) if direction > 0 else min(v for v, _ in vals)
             for v, i in vals:
                 if v == top:
-                    out[i].add(key)
-    return out
+                    best[i].add(key)
+    return [dataclasses.replace(r, best=frozenset(b)) for r, b in zip(rows, best, strict=True)]
 
 
-def _cell(row: dict, key: str, kind: str) -> str:
-    v = row[key]
-    text = fmt.ms(v) if kind == "ms" else fmt.pct(v) if kind == "pct" else fmt.num(v)
-    if key == "capacity_at_slo" and v is not None:
-        text = f"{v:.3g} {row['capacity_unit']}"
-    if row.get(f"{key}_min") is not None and row["runs"] > 1:
-        lo, hi = row[f"{key}_min"], row[f"{key}_max"]
-        rng = (
-            f"{fmt.ms(lo)}–{fmt.ms(hi)}"
-            if kind == "ms"
-            else f"{fmt.pct(lo)}–{fmt.pct(hi)}"
-            if kind == "pct"
-            else f"{fmt.num(lo)}–{fmt.num(hi)}"
-        )
-        text += f" ({rng})"
-    return text
-
-
-def table_rows(rows: list[dict]) -> tuple[list[str], list[list[str]], dict[int, set[str]]]:
-    headers = ["configuration", "dataset", "runs", *(h for _, h, _, _ in METRICS)]
-    best = best_cells(rows)
-    body = [
-        [r["label"], r["dataset"], str(r["runs"]), *(_cell(r, k, kind) for k, _, _, kind in METRICS)]
-        for r in rows
-    ]
-    return headers, body, best
-
-
-def render_markdown(rows: list[dict], slo_text: str, mode: str, n_runs: int) -> str:
-    headers, body, best = table_rows(rows)
-    marked = []
-    for i, r in enumerate(body):
-        cells = list(r)
-        for j, (key, *_) in enumerate(METRICS):
-            if key in best[i]:
-                cells[3 + j] = f"**{cells[3 + j]}** ★"
-        marked.append(cells)
-    lines = [
-        "# Comparison",
-        "",
-        f"- **SLO**: {slo_text}",
-        f"- **runs**: {n_runs} in {len(rows)} rows (repeats: {mode}; ranges are min–max over repeats)",
-        "- ★ best in its dataset (lowest latency; highest throughput, goodput, attainment, capacity)",
-        "",
-        fmt.md_table(headers, marked, right=set(range(2, len(headers)))),
-        "",
-    ]
-    multi = [r for r in rows if r["runs"] > 1]
-    if multi:
-        lines += [
-            "## Repeats",
-            "",
-            fmt.md_table(
-                ["configuration", "runs", "best run (highest goodput)"],
-                [[r["label"], str(r["runs"]), r["best_run"]] for r in multi],
-            ),
-            "",
-        ]
-    lines += [
-        "Definitions: README.md § Analysis. Every figure is recomputed from each run's requests.csv.",
-        "",
-    ]
-    return "\n".join(lines)
-
-
-def write_csv(rows: list[dict], path: Path) -> None:
-    """Numbers in SI units (seconds, req/s, fractions) for spreadsheets; `best_in` lists the ★ columns."""
-    best = best_cells(rows)
-    keys = [k for k, *_ in METRICS]
-    fields = ["configuration", "dataset", "target", "model", "runs", *keys]
-    fields += [f"{k}_{e}" for k in keys for e in ("min", "max")] + ["capacity_unit", "best_run", "best_in"]
-    with open(path, "w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=fields, extrasaction="ignore")
-        w.writeheader()
-        for i, r in enumerate(rows):
-            w.writerow(
-                {**r, "configuration": r["label"], "best_in": ";".join(k for k in keys if k in best[i])}
-            )
-
-
-def write_outputs(
-    out: Path,
-    rows: list[dict],
-    per_run: list[dict],
-    analyses: list[Analysis],
-    slo: Slo,
-    mode: str,
-    with_plots: bool = True,
-) -> None:
-    """comparison.md, comparison.csv, report.html and plots/compare_*.png under `out`."""
-    from analysis.render import html as report
-    from analysis.render import plots  # matplotlib only when writing
-
-    out.mkdir(parents=True, exist_ok=True)
-    slo_text = f"{slo.name}: {slo.describe()}"
-    figs = []
-    if with_plots:
-        bars = plots.compare_bars(
-            rows, out / "plots" / "compare_bars.png", f"Comparison under SLO {slo.name}"
-        )
-        figs.append((bars, "Headline metrics per configuration (whiskers: min–max over repeats)."))
-        labels = [r["label"] for r in _unique_labels([dict(r) for r in per_run], by_dir=True)]
-        curves = [(label, a.steps, a.summary["load_unit"]) for label, a in zip(labels, analyses, strict=True)]
-        load = plots.compare_load_curves(curves, slo, out / "plots" / "compare_load.png")
-        figs.append((load, "SLO attainment, goodput and p95 latency per load level, one line per run."))
-    n_runs = len(analyses)
-    (out / "comparison.md").write_text(render_markdown(rows, slo_text, mode, n_runs))
-    write_csv(rows, out / "comparison.csv")
-    html = report.render_comparison(rows, slo_text, mode, n_runs, figs)
-    (out / "report.html").write_text(html, encoding="utf-8")
+def curve_labels(runs: list[ComparisonRow]) -> list[str]:
+    """One label per run for the load-curve plot: the run's label, its folder added where labels collide."""
+    return [r.label for r in unique_labels(runs, by_dir=True)]

@@ -19,6 +19,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
+from analysis.errors import AnalysisError
+
 # Columns the analysis needs; an older writer may lack t_scheduled_unix (no open-loop figures) or dataset.
 REQUIRED = (
     "step",
@@ -46,10 +48,6 @@ FLOAT_COLS = (
 TEXT_COLS = ("dataset", "error")
 INT_COLS = ("step", "target_users")
 NL = b"\n"
-
-
-class AnalysisError(Exception):
-    """A user-facing problem with the input: one line, names the file and what is wrong."""
 
 
 @dataclass

@@ -10,6 +10,8 @@ Definitions (DESIGN.md; explained for users in README.md § Analysis):
 - latency distributions use completed requests only (a failure's TTFT or E2E is not a service time);
   TPOT where defined (> 1 output token); ITL: every gap of every completed request.
 - percentiles: numpy's default linear interpolation over raw rows (as vLLM's benchmark), never averaged.
+
+Each function returns a typed result (analysis/results.py); analysis/summary.py assembles them.
 """
 
 from __future__ import annotations
@@ -18,34 +20,28 @@ import numpy as np
 import pandas as pd
 
 from analysis.itl import Distribution
+from analysis.results import Check, Dist, OpenLoop, Throughput, Verdict
 from core.slo import Slo
 
 PCTS = (50.0, 90.0, 95.0, 99.0)
-STAT_KEYS = ("mean", "p50", "p90", "p95", "p99", "max")
-LATENCIES = ("ttft_s", "tpot_s", "itl_s", "e2e_s")
 
 
-def dist(values: np.ndarray) -> dict[str, float | None]:
+def dist(values: np.ndarray) -> Dist:
     """`{mean, p50, p90, p95, p99, max}` of raw values (NaN dropped); all None when there are none."""
     v = np.asarray(values, dtype=np.float64)
     v = v[~np.isnan(v)]
     if v.size == 0:
-        return dict.fromkeys(STAT_KEYS)
+        return Dist(None, None, None, None, None, None, n=0)
     p = np.percentile(v, PCTS)
-    return {
-        "mean": float(v.mean()),
-        "p50": float(p[0]),
-        "p90": float(p[1]),
-        "p95": float(p[2]),
-        "p99": float(p[3]),
-        "max": float(v.max()),
-    }
+    return Dist(
+        float(v.mean()), float(p[0]), float(p[1]), float(p[2]), float(p[3]), float(v.max()), n=int(v.size)
+    )
 
 
-def dist_itl(d: Distribution) -> dict[str, float | None]:
+def dist_itl(d: Distribution) -> Dist:
     """The same six figures from the ITL histogram (exact; see analysis/itl.py)."""
     p = d.percentiles_s(PCTS)
-    return {"mean": d.mean_s(), "p50": p[0], "p90": p[1], "p95": p[2], "p99": p[3], "max": d.max_s()}
+    return Dist(d.mean_s(), p[0], p[1], p[2], p[3], d.max_s(), n=d.n)
 
 
 def end_times(df: pd.DataFrame) -> np.ndarray:
@@ -94,7 +90,7 @@ def rate(count: float, duration_s: float) -> float | None:
     return float(count) / duration_s if duration_s > 0 else None
 
 
-def throughput(df: pd.DataFrame, good: np.ndarray) -> dict:
+def throughput(df: pd.DataFrame, good: np.ndarray) -> Throughput:
     """Counts and per-second rates of one selection of rows (a run, a step)."""
     t0, t1 = window(df)
     dur = t1 - t0
@@ -103,21 +99,21 @@ def throughput(df: pd.DataFrame, good: np.ndarray) -> dict:
     in_tok = float(np.nansum(df["prompt_tokens"].to_numpy()[ok]))
     n, n_ok, n_good = len(df), int(ok.sum()), int(good.sum())
     n_judged = int(judged(df).sum())
-    return {
-        "requests": n,
-        "cancelled": n - n_judged,
-        "ok": n_ok,
-        "good": n_good,
-        "t_start_unix": t0,
-        "t_end_unix": t1,
-        "duration_s": dur,
-        "req_per_s": rate(n_ok, dur),
-        "output_tok_per_s": rate(out_tok, dur),
-        "input_tok_per_s": rate(in_tok, dur),
-        "total_tok_per_s": rate(out_tok + in_tok, dur),
-        "goodput_req_per_s": rate(n_good, dur),
-        "slo_attainment": n_good / n_judged if n_judged else None,
-    }
+    return Throughput(
+        requests=n,
+        cancelled=n - n_judged,
+        ok=n_ok,
+        good=n_good,
+        t_start_unix=t0,
+        t_end_unix=t1,
+        duration_s=dur,
+        req_per_s=rate(n_ok, dur),
+        output_tok_per_s=rate(out_tok, dur),
+        input_tok_per_s=rate(in_tok, dur),
+        total_tok_per_s=rate(out_tok + in_tok, dur),
+        goodput_req_per_s=rate(n_good, dur),
+        slo_attainment=n_good / n_judged if n_judged else None,
+    )
 
 
 def latency_values(df: pd.DataFrame, metric: str) -> np.ndarray:
@@ -125,7 +121,7 @@ def latency_values(df: pd.DataFrame, metric: str) -> np.ndarray:
     return df[metric].to_numpy()[df["ok"].to_numpy(dtype=bool)]
 
 
-def percentile_checks(df: pd.DataFrame, itl: Distribution, slo: Slo) -> list[dict]:
+def percentile_checks(df: pd.DataFrame, itl: Distribution, slo: Slo) -> list[Check]:
     """Run-level checks such as `p99 TPOT ≤ 250 ms`: value, limit, pass; no samples → fail (nothing shown)."""
     out = []
     for c in slo.percentiles:
@@ -135,20 +131,12 @@ def percentile_checks(df: pd.DataFrame, itl: Distribution, slo: Slo) -> list[dic
             v = latency_values(df, f"{c.metric}_s")
             v = v[~np.isnan(v)]
             value = float(np.percentile(v, c.q)) if v.size else None
-        out.append(
-            {
-                "check": c.label,
-                "metric": c.metric,
-                "p": c.q,
-                "limit_s": c.limit_s,
-                "value_s": value,
-                "pass": value is not None and value <= c.limit_s,
-            }
-        )
+        passed = value is not None and value <= c.limit_s
+        out.append(Check(c.label, c.metric, c.q, c.limit_s, value, passed))
     return out
 
 
-def verdict(df: pd.DataFrame, itl: Distribution, slo: Slo) -> dict:
+def verdict(df: pd.DataFrame, itl: Distribution, slo: Slo) -> Verdict:
     """Does this selection of rows meet `slo`? Attainment ≥ target and every percentile check."""
     good = good_mask(df, slo)
     n = int(judged(df).sum())
@@ -156,18 +144,18 @@ def verdict(df: pd.DataFrame, itl: Distribution, slo: Slo) -> dict:
     checks = percentile_checks(df, itl, slo)
     t0, t1 = window(df)
     ok_target = att is not None and att >= slo.attain_target
-    return {
-        "slo": slo.name,
-        "describe": slo.describe(),
-        "slo_attainment": att,
-        "attain_target": slo.attain_target,
-        "goodput_req_per_s": rate(int(good.sum()), t1 - t0),
-        "checks": checks,
-        "pass": bool(ok_target and all(c["pass"] for c in checks)),
-    }
+    return Verdict(
+        slo=slo.name,
+        describe=slo.describe(),
+        slo_attainment=att,
+        attain_target=slo.attain_target,
+        goodput_req_per_s=rate(int(good.sum()), t1 - t0),
+        checks=checks,
+        passed=bool(ok_target and all(c.passed for c in checks)),
+    )
 
 
-def open_loop(df: pd.DataFrame, slo: Slo) -> dict | None:
+def open_loop(df: pd.DataFrame, slo: Slo) -> OpenLoop | None:
     """Open-loop runs: latency from the *intended* send time (no coordinated omission) and the send lag.
 
     A generator that falls behind sends late; measuring from `t_start_unix` would hide the wait
@@ -189,13 +177,13 @@ def open_loop(df: pd.DataFrame, slo: Slo) -> dict | None:
     s0, s1 = float(np.nanmin(sched)), float(np.nanmax(sched))
     t0, t1 = window(sub)
     starts = sub["t_start_unix"].to_numpy()
-    return {
-        "requests": len(sub),
-        "scheduled_rate_rps": rate(len(sub) - 1, s1 - s0),
-        "achieved_rate_rps": rate(len(sub) - 1, float(starts.max() - starts.min())),
-        "send_lag_s": dist(lag),
-        "ttft_from_scheduled_s": dist(ttft_s[ok]),
-        "e2e_from_scheduled_s": dist(e2e_s[ok]),
-        "goodput_from_scheduled_req_per_s": rate(int(good.sum()), t1 - t0),
-        "slo_attainment_from_scheduled": _ratio(int(good.sum()), int(judged(sub).sum())),
-    }
+    return OpenLoop(
+        requests=len(sub),
+        scheduled_rate_rps=rate(len(sub) - 1, s1 - s0),
+        achieved_rate_rps=rate(len(sub) - 1, float(starts.max() - starts.min())),
+        send_lag_s=dist(lag),
+        ttft_from_scheduled_s=dist(ttft_s[ok]),
+        e2e_from_scheduled_s=dist(e2e_s[ok]),
+        goodput_from_scheduled_req_per_s=rate(int(good.sum()), t1 - t0),
+        slo_attainment_from_scheduled=_ratio(int(good.sum()), int(judged(sub).sum())),
+    )

@@ -16,12 +16,16 @@ over a time window — the run's measurement window for summary.json `server`, e
   before the first request the load generator cancelled): the time a request spends outside the
   engine before its first token — network, HTTP server, tokenization, the API layer and the
   client's own reading. A gap that grows with load is queueing in front of the engine.
+
+The figures are typed dicts (analysis/results.py `ServerFigures`, `ServerSummary`, `StepServer`):
+a pass-through of the engine's series, written to summary.json as they are.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 import pandas as pd
@@ -30,6 +34,7 @@ import pyarrow.csv as pacsv
 
 from analysis.engines import Engine, Samples, bound, detect, histogram_quantile
 from analysis.load import stages_by_step
+from analysis.results import ServerFigures, ServerSummary, Step, StepServer
 
 HISTOGRAMS = ("ttft", "e2e", "queue", "step_tokens")
 QUANTILES = (0.5, 0.9, 0.99)
@@ -155,7 +160,7 @@ def _none(v: float) -> float | None:
     return None if v is None or not np.isfinite(v) else float(v)
 
 
-def window_figures(d: ServerData, t0: float, t1: float) -> dict:
+def window_figures(d: ServerData, t0: float, t1: float) -> ServerFigures:
     """Every server figure over [t0, t1] (keys are always present; None when not measured there)."""
     out: dict = dict.fromkeys(
         (
@@ -210,7 +215,7 @@ def window_figures(d: ServerData, t0: float, t1: float) -> dict:
             out[f"server_ttft_p{round(q * 100)}_s"] = histogram_quantile(bounds, counts, q)
     out["server_e2e_mean_s"] = ratio(inc("e2e_sum"), inc("e2e_count"))
     out["server_queue_mean_s"] = ratio(inc("queue_sum"), inc("queue_count"))
-    return {k: (_none(v) if isinstance(v, float) else v) for k, v in out.items()}
+    return cast(ServerFigures, {k: (_none(v) if isinstance(v, float) else v) for k, v in out.items()})
 
 
 def read_cached(run_dir: Path) -> pd.DataFrame | None:
@@ -261,7 +266,7 @@ def client_ttft_mean(df: pd.DataFrame, span: list[float], times: np.ndarray) -> 
     return float(np.dot(w, ttft) / w.sum()) if w.sum() > 0 else None
 
 
-def _client(fig: dict, d: ServerData, df: pd.DataFrame, cut: float | None) -> dict:
+def _client(fig: ServerFigures, d: ServerData, df: pd.DataFrame, cut: float | None) -> dict:
     """The TTFT comparison: client and engine means over the same span, which ends at the last scrape
     before the first request the load generator cancelled was sent. Such a request's first token, if
     it came, counts in the engine's histogram but not in requests.csv (a cancelled row has no TTFT):
@@ -290,14 +295,14 @@ def first_cancelled_send(df: pd.DataFrame) -> float | None:
     return float(df["t_start_unix"].to_numpy()[cancelled].min()) if cancelled.any() else None
 
 
-def summarize(d: ServerData, window: tuple[float, float], df: pd.DataFrame, run_dir: Path) -> dict:
+def summarize(d: ServerData, window: tuple[float, float], df: pd.DataFrame, run_dir: Path) -> ServerSummary:
     """summary.json `server`: the engine, where each series came from, and the window's figures."""
     t0, t1 = window
     fig = window_figures(d, t0, t1)
     cached = d.cached_rows(run_dir)
     if cached is not None:
         cached = cached[(cached["t_start_unix"] >= t0) & (cached["t_start_unix"] <= t1)]
-    return {
+    out = {
         "engine": d.engine.name,
         "simulated": d.simulated,
         "scrape_interval_s": d.interval_s,
@@ -306,35 +311,40 @@ def summarize(d: ServerData, window: tuple[float, float], df: pd.DataFrame, run_
         **_client(fig, d, df, first_cancelled_send(df)),
         "client_cached_share": cached_share(cached),
     }
+    return cast(ServerSummary, out)
 
 
-def add_to_steps(d: ServerData, steps: list[dict], df: pd.DataFrame, meta: dict, run_dir: Path) -> None:
-    """Each step row gains `server`: the figures over its stage (warm-up/cool-down excluded), the
-    client's mean TTFT of the requests whose first token came in that span, and the gap between them."""
+def step_figures(
+    d: ServerData, steps: list[Step], df: pd.DataFrame, meta: dict, run_dir: Path
+) -> list[StepServer]:
+    """Per step: the figures over its stage (warm-up/cool-down excluded), the client's mean TTFT of
+    the requests whose first token came in that span, and the gap between them."""
     if not steps:
-        return
+        return []
     stages = stages_by_step(meta)
     cached = d.cached_rows(run_dir)
     cut = first_cancelled_send(df)
+    out = []
     for row in steps:
-        st = stages.get(row["step"], {})
+        st = stages.get(row.step, {})
         t0, t1 = _stage_window(st, row)
-        fig = window_figures(d, t0, t1)
+        fig: dict = dict(window_figures(d, t0, t1))
         share = None
         if cached is not None:
-            mine = cached[(cached["step"] == row["step"]) & (cached["t_start_unix"] >= t0)]
+            mine = cached[(cached["step"] == row.step) & (cached["t_start_unix"] >= t0)]
             share = cached_share(mine)
-        fig.update(_client(fig, d, df, cut), client_cached_share=share, window=[t0, t1])
-        row["server"] = fig
+        fig.update(_client(cast(ServerFigures, fig), d, df, cut), client_cached_share=share, window=[t0, t1])
+        out.append(cast(StepServer, fig))
+    return out
 
 
-def _stage_window(st: dict, row: dict) -> tuple[float, float]:
+def _stage_window(st: dict, row: Step) -> tuple[float, float]:
     """The stage's own span without warm-up and cool-down; the step's request span when run.json has none."""
     t0, t1 = st.get("t_start_unix"), st.get("t_end_unix")
     if not isinstance(t0, int | float) or not t0:
-        return float(row["t_start_unix"]), float(row["t_end_unix"])
+        return float(row.t_start_unix), float(row.t_end_unix)
     if not isinstance(t1, int | float) or t1 <= t0:
-        t1 = row["t_end_unix"]
+        t1 = row.t_end_unix
     a = float(t0) + float(st.get("warmup_s") or 0.0)
     b = float(t1) - float(st.get("cooldown_s") or 0.0)
     return (a, b) if b > a else (float(t0), float(t1))

@@ -12,9 +12,9 @@ import pandas as pd
 
 from analysis.load import stages_by_step
 from analysis.metrics import judged, rate
+from analysis.results import Capacity, Level, Step, StepPercentiles
 
 STEP_PCTS = (0.5, 0.95, 0.99)
-STEP_METRICS = ("ttft", "tpot", "e2e")
 
 
 def load_unit(meta: dict, steps_present: list[int]) -> str:
@@ -24,7 +24,7 @@ def load_unit(meta: dict, steps_present: list[int]) -> str:
     return "req/s" if steps_present and len(rated) == len(steps_present) else "users"
 
 
-def step_table(df: pd.DataFrame, good: np.ndarray, meta: dict) -> tuple[list[dict], str]:
+def step_table(df: pd.DataFrame, good: np.ndarray, meta: dict) -> tuple[list[Step], str]:
     """One row per step (warm-up/cool-down excluded), sorted by step; and the load unit."""
     keep = df["in_step_stats"].to_numpy()
     sel = df.loc[
@@ -58,77 +58,71 @@ def step_table(df: pd.DataFrame, good: np.ndarray, meta: dict) -> tuple[list[dic
         dur = float(a["t1"] - a["t0"])
         users = int(a["target_users"])
         level = float(st["rate_rps"]) if unit == "req/s" else float(users)
-        row: dict = {
-            "step": int(step),
-            "label": str(st.get("label") or (f"{level:g} req/s" if unit == "req/s" else f"{users} users")),
-            "load": level,
-            "target_users": users,
-            "rate_rps": st.get("rate_rps"),
-            "requests": int(a["requests"]),
-            "ok": int(a["ok"]),
-            "errors": int(a["requests"] - a["ok"]),
-            "good": int(a["good"]),
-            "cancelled": int(a["requests"] - a["judged"]),
-            "t_start_unix": float(a["t0"]),
-            "t_end_unix": float(a["t1"]),
-            "duration_s": dur,
-            "req_per_s": rate(a["ok"], dur),
-            "output_tok_per_s": rate(a["out_tok"], dur),
-            "goodput_req_per_s": rate(a["good"], dur),
-            "slo_attainment": float(a["good"]) / float(a["judged"]) if a["judged"] else 0.0,
-        }
-        for m in STEP_METRICS:
-            for q in STEP_PCTS:
-                key = f"{m}_p{round(q * 100)}_s"
-                v = pct[f"{m}_s"].get((step, q), np.nan) if len(pct) else np.nan
-                row[key] = None if pd.isna(v) else float(v)
-        rows.append(row)
+        rows.append(
+            Step(
+                step=int(step),
+                label=str(st.get("label") or (f"{level:g} req/s" if unit == "req/s" else f"{users} users")),
+                load=level,
+                target_users=users,
+                rate_rps=st.get("rate_rps"),
+                requests=int(a["requests"]),
+                ok=int(a["ok"]),
+                errors=int(a["requests"] - a["ok"]),
+                good=int(a["good"]),
+                cancelled=int(a["requests"] - a["judged"]),
+                t_start_unix=float(a["t0"]),
+                t_end_unix=float(a["t1"]),
+                duration_s=dur,
+                req_per_s=rate(a["ok"], dur),
+                output_tok_per_s=rate(a["out_tok"], dur),
+                goodput_req_per_s=rate(a["good"], dur),
+                slo_attainment=float(a["good"]) / float(a["judged"]) if a["judged"] else 0.0,
+                ttft=_percentiles(pct, step, "ttft"),
+                tpot=_percentiles(pct, step, "tpot"),
+                e2e=_percentiles(pct, step, "e2e"),
+            )
+        )
     return rows, unit
 
 
-def capacity_at_slo(steps: list[dict], target: float, unit: str) -> dict:
+def _percentiles(pct: pd.DataFrame, step: object, metric: str) -> StepPercentiles:
+    """The step's p50/p95/p99 of `metric` from the grouped quantile table (None: no completed request)."""
+    v = [pct[f"{metric}_s"].get((step, q), np.nan) if len(pct) else np.nan for q in STEP_PCTS]
+    return StepPercentiles(*(None if pd.isna(x) else float(x) for x in v))
+
+
+def capacity_at_slo(steps: list[Step], target: float, unit: str) -> Capacity:
     """Highest load level whose attainment ≥ target, interpolated linearly towards the next level.
 
     Steps at the same load level are pooled. If the highest passing level is also the highest
-    tested, capacity is only a lower bound (`bounded: false`). If attainment dips below the target
+    tested, capacity is only a lower bound (`bounded` False). If attainment dips below the target
     at a lower level and recovers, the note says so: the curve is noisy there.
     """
-    result: dict = {
-        "value": None,
-        "unit": unit,
-        "target": target,
-        "bounded": True,
-        "between": None,
-        "note": "",
-    }
     if not steps:
-        result["note"] = "no steps to evaluate"
-        return result
-    levels: dict[float, list[int]] = {}
+        return Capacity(None, unit, target, True, None, "no steps to evaluate", None)
+    pooled: dict[float, list[int]] = {}
     for s in steps:
-        acc = levels.setdefault(s["load"], [0, 0])
-        acc[0] += s["requests"] - s.get("cancelled", 0)
-        acc[1] += s["good"]
-    xs = sorted(levels)
-    att = [levels[x][1] / levels[x][0] if levels[x][0] else 0.0 for x in xs]
+        acc = pooled.setdefault(s.load, [0, 0])
+        acc[0] += s.requests - s.cancelled
+        acc[1] += s.good
+    xs = sorted(pooled)
+    att = [pooled[x][1] / pooled[x][0] if pooled[x][0] else 0.0 for x in xs]
+    levels = [Level(x, a) for x, a in zip(xs, att, strict=True)]
     passing = [i for i, a in enumerate(att) if a >= target]
-    result["levels"] = [{"load": x, "slo_attainment": a} for x, a in zip(xs, att, strict=True)]
     if not passing:
-        result["note"] = f"no load level met {target:.0%} attainment (lowest, {xs[0]:g} {unit}: {att[0]:.1%})"
-        return result
+        note = f"no load level met {target:.0%} attainment (lowest, {xs[0]:g} {unit}: {att[0]:.1%})"
+        return Capacity(None, unit, target, True, None, note, levels)
     i = passing[-1]
     dips = [xs[j] for j in range(i) if att[j] < target]
-    if dips:
-        result["note"] = (
-            f"attainment fell below target at {', '.join(f'{x:g}' for x in dips)} {unit} and recovered"
-        )
+    note = (
+        f"attainment fell below target at {', '.join(f'{x:g}' for x in dips)} {unit} and recovered"
+        if dips
+        else ""
+    )
     if i == len(xs) - 1:
-        result.update(value=xs[i], bounded=False)
-        result["note"] = (result["note"] + "; " if result["note"] else "") + (
+        note = (note + "; " if note else "") + (
             f"every level up to the highest tested ({xs[i]:g} {unit}) met the target: capacity ≥ {xs[i]:g}"
         )
-        return result
+        return Capacity(xs[i], unit, target, False, None, note, levels)
     x0, x1, a0, a1 = xs[i], xs[i + 1], att[i], att[i + 1]
-    result["value"] = x0 + (a0 - target) / (a0 - a1) * (x1 - x0)
-    result["between"] = [x0, x1]
-    return result
+    return Capacity(x0 + (a0 - target) / (a0 - a1) * (x1 - x0), unit, target, True, (x0, x1), note, levels)

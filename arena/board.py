@@ -13,7 +13,7 @@ import html
 from collections.abc import Iterable
 from typing import Any
 
-from analysis.render import fmt
+from analysis.api import fmt
 
 WINNER = "🏆"
 WINNER_HTML = "★"  # the page must read right without an emoji font (headless browsers, servers)

@@ -1,16 +1,17 @@
 """From completed cells to the comparison (Table 4.2 extended) and the leaderboard's entries.
 
-Each run is analyzed once per SLO of the matrix with analysis/ (the same code as
+Each run is analyzed once per SLO of the matrix through analysis.api (the same code as
 `python -m analysis compare`), so one run answers every SLO: a cell is a load run, the SLO is a
 judgement made afterwards. Repeats of a configuration collapse into medians with their min–max
-(analysis.compare.group). Configurations are identified by the arena's label, not by the URL
-(each cell's server listens on a fresh port).
+(`api.group`). Configurations are identified by the arena's label, not by the URL (each cell's
+server listens on a fresh port). comparison.md is composed here, one section per SLO (and
+shape) under the arena's own headings, from the analysis' comparison pieces.
 """
 
 from __future__ import annotations
 
 import csv
-import io
+import dataclasses
 import json
 import re
 import time
@@ -18,26 +19,31 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from analysis import compare
-from analysis.load import AnalysisError, load_run
-from analysis.summary import Analysis, analyze
+from analysis import api
 from arena.matrix import Cell, Matrix
 from core.slo import Slo, parse_slo, with_target
+
+FOOTER = "Definitions: README.md § Analysis. Every figure is recomputed from each run's requests.csv."
 
 
 @dataclass
 class Section:
     """One comparison table: every configuration × dataset of one shape, judged under one SLO."""
 
-    slo: Slo
     slo_spec: str
     shape: str
-    rows: list[dict]
-    per_run: list[dict]
-    analyses: list[Analysis]
+    comparison: api.Comparison
     lower_bound: dict[str, bool]  # grouped row config → capacity is only "≥" in every run
     ended: dict[str, float]  # run folder → when its load run ended (unix time)
     caps: dict[str, list]  # grouped row config → capacity of each repeat (None: no level met the SLO)
+
+    @property
+    def slo(self) -> Slo:
+        return self.comparison.slo
+
+    @property
+    def rows(self) -> list[api.ComparisonRow]:
+        return self.comparison.rows
 
     @property
     def slug(self) -> str:
@@ -53,54 +59,60 @@ def evaluate(matrix: Matrix, done: list[tuple[Cell, Path]], warn: Any = print) -
     runs = []
     for cell, path in done:
         try:
-            runs.append((cell, load_run(path)))
-        except AnalysisError as e:
+            runs.append((cell, api.load_run(path)))
+        except api.AnalysisError as e:
             warn(f"arena: warning: {path}: left out of the comparison ({e})")
     sections = []
-    order = {
-        (t.label, d): i for i, (d, t) in enumerate((d, t) for d in matrix.datasets for t in matrix.targets)
-    }
     for spec in matrix.slos:
         slo = with_target(parse_slo(spec), matrix.attain_target)
         for shape in matrix.shapes:
-            per_run, analyses, bounds, ended, caps = [], [], {}, {}, {}
-            for cell, run in runs:
-                if cell.shape.label != shape.label:
-                    continue
-                try:
-                    a = analyze(run, slo)
-                except AnalysisError as e:
-                    warn(f"arena: warning: {run.path}: left out of the comparison ({e})")
-                    continue
-                row = compare.run_row(a)
-                key = _config_key(cell)
-                row.update(label=cell.target.label, name=cell.target.label, config=key)
-                row.update(target=cell.target.describe(), shape=shape.label, dataset=cell.dataset)
-                cap = a.summary["capacity"]
-                lower = cap.get("value") is not None and cap.get("bounded") is False
-                bounds[key] = bounds.get(key, True) and lower
-                caps.setdefault(key, []).append(cap.get("value"))
-                per_run.append(row)
-                analyses.append(a)
-                t_end = run.meta.get("t_end_unix")
-                ended[row["dir"]] = float(t_end) if isinstance(t_end, int | float) else time.time()
-            if not per_run:
-                continue
-            rows = compare.group(per_run, "median")
-            rows.sort(key=lambda r: order.get((r["name"], r["dataset"]), 0))
-            sections.append(Section(slo, spec, shape.label, rows, per_run, analyses, bounds, ended, caps))
+            mine = [(cell, run) for cell, run in runs if cell.shape.label == shape.label]
+            section = _section(matrix, spec, slo, shape.label, mine, warn)
+            if section is not None:
+                sections.append(section)
     return sections
 
 
+def _section(matrix: Matrix, spec: str, slo: Slo, shape: str, runs: list, warn: Any) -> Section | None:
+    """The runs of one shape under one SLO, rows named after the matrix' configurations, in its order."""
+    per_run, summaries, bounds, ended, caps = [], [], {}, {}, {}
+    for cell, run in runs:
+        try:
+            s = api.analyze(run, slo).summary
+        except api.AnalysisError as e:
+            warn(f"arena: warning: {run.path}: left out of the comparison ({e})")
+            continue
+        key = _config_key(cell)
+        label = cell.target.label
+        row = dataclasses.replace(
+            api.run_row(s), label=label, name=label, config=key, target=cell.target.describe(), shape=shape,
+            dataset=cell.dataset,
+        )  # fmt: skip
+        lower = s.capacity.value is not None and not s.capacity.bounded
+        bounds[key] = bounds.get(key, True) and lower
+        caps.setdefault(key, []).append(s.capacity.value)
+        per_run.append(row)
+        summaries.append(s)
+        t_end = run.meta.get("t_end_unix")
+        ended[row.dir] = float(t_end) if isinstance(t_end, int | float) else time.time()
+    if not per_run:
+        return None
+    order = {
+        (t.label, d): i for i, (d, t) in enumerate((d, t) for d in matrix.datasets for t in matrix.targets)
+    }
+    rows = api.group(per_run, "median")
+    rows.sort(key=lambda r: order.get((r.name, r.dataset), 0))
+    comparison = api.Comparison(slo, "median", rows, per_run, summaries)
+    return Section(spec, shape, comparison, bounds, ended, caps)
+
+
 def _section_md(sec: Section, n_shapes: int) -> str:
-    md = compare.render_markdown(
-        sec.rows, f"{sec.slo.name}: {sec.slo.describe()}", "median", len(sec.per_run)
-    )
+    """One SLO's part of comparison.md: its heading, the comparison's bullets, table and repeats."""
     head = f"## SLO {sec.slo.name}" + (f" · shape {sec.shape}" if n_shapes > 1 else "")
-    md = md.replace("# Comparison", head, 1).replace("\n## Repeats", "\n### Repeats")
-    return md.replace(
-        "Definitions: README.md § Analysis. Every figure is recomputed from each run's requests.csv.\n", ""
-    )
+    c = sec.comparison
+    lines = [head, "", *api.comparison_intro(c), "", api.comparison_table_md(c.rows), ""]
+    lines += [*api.comparison_repeats_md(c.rows, heading="### Repeats"), ""]
+    return "\n".join(lines)
 
 
 def write_comparison(root: Path, matrix: Matrix, sections: list[Section]) -> None:
@@ -119,17 +131,11 @@ def write_comparison(root: Path, matrix: Matrix, sections: list[Section]) -> Non
     fields: list[str] = []
     for sec in sections:
         lines.append(_section_md(sec, len(matrix.shapes)))
-        out = root / "compare" / sec.slug
-        compare.write_outputs(
-            out, sec.rows, sec.per_run, sec.analyses, sec.slo, "median", with_plots=matrix.plots
-        )
-        buf = io.StringIO((out / "comparison.csv").read_text())
-        reader = csv.DictReader(buf)
-        fields = ["slo", "shape", *(reader.fieldnames or [])]
-        merged += [{"slo": sec.slo.name, "shape": sec.shape, **r} for r in reader]
-    lines.append(
-        "Definitions: README.md § Analysis. Every figure is recomputed from each run's requests.csv.\n"
-    )
+        api.write_comparison(root / "compare" / sec.slug, sec.comparison, with_plots=matrix.plots)
+        names, records = api.comparison_csv_records(sec.rows)
+        fields = ["slo", "shape", *names]
+        merged += [{"slo": sec.slo.name, "shape": sec.shape, **r} for r in records]
+    lines.append(FOOTER + "\n")
     (root / "comparison.md").write_text("\n".join(lines))
     with open(root / "comparison.csv", "w", newline="") as fh:
         w = csv.DictWriter(fh, fieldnames=fields)
@@ -144,14 +150,14 @@ def entries(matrix: Matrix, sections: list[Section], hw: dict[str, Any]) -> list
     out = []
     for sec in sections:
         for r in sec.rows:
-            t = by_label[r["name"]]
-            dirs = r.get("run_dirs") or [r["dir"]]
+            t = by_label[r.name]
+            dirs = r.folders
             date = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(max(sec.ended[d] for d in dirs)))
             out.append(
                 {
                     "matrix": matrix.name,
                     "config": t.label,
-                    "dataset": r["dataset"],
+                    "dataset": r.dataset,
                     "shape": sec.shape,
                     "slo": sec.slo.name,
                     "shape_args": shape_args[sec.shape],
@@ -160,20 +166,20 @@ def entries(matrix: Matrix, sections: list[Section], hw: dict[str, Any]) -> list
                     "engine": t.engine,
                     "params": dict(t.params),
                     "target": t.describe(),
-                    "model": r["model"] or "",
+                    "model": r.model or "",
                     **hw,
-                    "runs": r["runs"],
-                    "capacity": r["capacity_at_slo"],
-                    "capacity_unit": r["capacity_unit"],
-                    "capacity_lower_bound": int(sec.lower_bound.get(r["config"], False)),
-                    "capacity_runs": sec.caps.get(r["config"], []),
-                    "goodput": r["goodput_req_per_s"],
-                    "attainment": r["slo_attainment"],
-                    "req_per_s": r["req_per_s"],
-                    "output_tok_per_s": r["output_tok_per_s"],
-                    "latency_p95_s": r["latency_p95_s"],
-                    "ttft_p95_s": r["ttft_p95_s"],
-                    "tpot_p95_s": r["tpot_p95_s"],
+                    "runs": r.runs,
+                    "capacity": r.figures.capacity_at_slo,
+                    "capacity_unit": r.capacity_unit,
+                    "capacity_lower_bound": int(sec.lower_bound.get(r.config, False)),
+                    "capacity_runs": sec.caps.get(r.config, []),
+                    "goodput": r.figures.goodput_req_per_s,
+                    "attainment": r.figures.slo_attainment,
+                    "req_per_s": r.figures.req_per_s,
+                    "output_tok_per_s": r.figures.output_tok_per_s,
+                    "latency_p95_s": r.figures.latency_p95_s,
+                    "ttft_p95_s": r.figures.ttft_p95_s,
+                    "tpot_p95_s": r.figures.tpot_p95_s,
                     "run_dirs": dirs,
                 }
             )

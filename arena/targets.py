@@ -8,6 +8,7 @@ placeholder, a grid key no command uses, a missing `{port}` — before anything 
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import re
 import shlex
@@ -120,101 +121,7 @@ def _yaml_scalar(v: Any) -> str:
 def parse_targets(ctx: Ctx, items: list, node: dict) -> list[Target]:
     out: list[Target] = []
     for i, t in enumerate(items):
-        name = f"targets[{i}]"
-        ctx.keys(t, TARGET_KEYS, name)
-        label = get_str(ctx, t, "label", name + ".label")
-        if not label:
-            raise MatrixError(f"{ctx.at(t, None, name)}: missing 'label'")
-        kinds = [k for k in ("url", "launch", "simserver") if k in t]
-        if len(kinds) != 1:
-            raise MatrixError(f"{ctx.at(t, None, name)}: give exactly one of url, launch, simserver")
-        env = t.get("env") or {}
-        if not isinstance(env, dict) or not all(isinstance(v, str | int | float) for v in env.values()):
-            raise MatrixError(f"{ctx.at(t, 'env', name + '.env')}: expected a mapping of NAME: value")
-        health = get_str(ctx, t, "health", name + ".health", "/health") or "/health"
-        timeout = parse_duration(
-            t.get("startup_timeout", "120s"), ctx.at(t, "startup_timeout", name + ".startup_timeout")
-        )
-        model = get_str(ctx, t, "model", name + ".model")
-        grid = t.get("grid") or {}
-        if not isinstance(grid, dict) or not all(isinstance(v, list) and v for v in grid.values()):
-            raise MatrixError(f"{ctx.at(t, 'grid', name + '.grid')}: expected a mapping of NAME: [values]")
-        for k in grid:
-            if not str(k).isidentifier() or k in BUILTIN_PLACEHOLDERS:
-                raise MatrixError(f"{ctx.at(grid, k, f'{name}.grid.{k}')}: not a usable placeholder name")
-        if t.get("url") is not None:
-            url = get_str(ctx, t, "url", name + ".url") or ""
-            if not re.match(r"^https?://[^/\s]+", url):
-                raise MatrixError(
-                    f"{ctx.at(t, 'url', name + '.url')}: expected http(s)://HOST:PORT, got '{url}'"
-                )
-            if grid:
-                raise MatrixError(f"{ctx.at(t, 'grid', name + '.grid')}: a grid needs launch or simserver")
-            out.append(
-                Target(label, label, url=url.rstrip("/"), engine=t.get("engine") or "remote", model=model)
-            )
-            continue
-        tokens = _launch_tokens(ctx, t, name)
-        kind = "launch" if "launch" in t else "simserver"
-        where = ctx.at(t, kind, f"{name}.{kind}")
-        used: set[str] = set()
-        for tok in tokens:
-            used |= _template_fields(ctx, where, tok)
-        unknown = used - set(grid) - set(BUILTIN_PLACEHOLDERS)
-        if unknown:
-            raise MatrixError(
-                f"{where}: unknown placeholder {{{sorted(unknown)[0]}}} (known: {', '.join(BUILTIN_PLACEHOLDERS)}"
-                + (", " + ", ".join(grid) if grid else "")
-                + ")"
-            )
-        if "port" not in used:
-            raise MatrixError(f"{where}: the launch command must take the port Goodput picks: add {{port}}")
-        label_fields = _template_fields(ctx, ctx.at(t, "label", name + ".label"), label)
-        bad = label_fields - set(grid)
-        if bad:
-            raise MatrixError(
-                f"{ctx.at(t, 'label', name + '.label')}: unknown placeholder {{{sorted(bad)[0]}}}"
-            )
-        for k, v in env.items():
-            where_env = ctx.at(env, k, f"{name}.env.{k}")
-            extra = _template_fields(ctx, where_env, str(v)) - set(grid) - set(BUILTIN_PLACEHOLDERS)
-            if extra:
-                raise MatrixError(f"{where_env}: unknown placeholder {{{sorted(extra)[0]}}}")
-        unused = set(grid) - used
-        if unused and "simserver" not in t:
-            raise MatrixError(
-                f"{ctx.at(t, 'grid', name + '.grid')}: grid key '{sorted(unused)[0]}' is not used in the launch command"
-            )
-        engine = get_str(ctx, t, "engine", name + ".engine") or ("simserver" if "simserver" in t else "")
-        for combo in itertools.product(*grid.values()) if grid else [()]:
-            params = dict(zip(grid, combo, strict=True))
-            values = {k: _yaml_scalar(v) for k, v in params.items()}
-            # Builtins stay placeholders until launch; grid values are escaped so that they do too.
-            keep = {k: "{" + k + "}" for k in BUILTIN_PLACEHOLDERS}
-            esc = {k: v.replace("{", "{{").replace("}", "}}") for k, v in values.items()}
-            toks = [tok.format_map({**keep, **esc}) for tok in tokens]
-            if "simserver" in t:  # grid keys no placeholder uses become profile overrides
-                toks += [x for k in sorted(set(grid) - used) for x in ("--set", f"{k}={esc[k]}")]
-            lab = label.format_map(values) if label_fields else label
-            if params and not label_fields:
-                lab += "[" + ",".join(f"{k}={values[k]}" for k in grid) + "]"
-            env_items = tuple((str(k), str(v).format_map({**keep, **esc})) for k, v in env.items())
-            _check_executable(where, toks[0])
-            engine_text = engine or _engine_name(toks)
-            out.append(
-                Target(
-                    lab,
-                    label,
-                    None,
-                    tuple(toks),
-                    env_items,
-                    health,
-                    timeout,
-                    tuple(params.items()),
-                    engine_text,
-                    model,
-                )
-            )
+        out += _parse_target(ctx, t, f"targets[{i}]")
     labels = [t.label for t in out]
     ids = [re.sub(r"[^A-Za-z0-9._-]+", "-", x) for x in labels]
     for i, x in enumerate(ids):
@@ -223,6 +130,112 @@ def parse_targets(ctx: Ctx, items: list, node: dict) -> list[Target]:
                 f"{ctx.at(node, 'targets', 'targets')}: configuration labels '{labels[ids.index(x)]}' and '{labels[i]}' "
                 "collide; make them distinct"
             )
+    return out
+
+
+def _parse_target(ctx: Ctx, t: dict, name: str) -> list[Target]:
+    """One `targets[i]` entry: a URL target, or one launch target per combination of its grid."""
+    ctx.keys(t, TARGET_KEYS, name)
+    label = get_str(ctx, t, "label", name + ".label")
+    if not label:
+        raise MatrixError(f"{ctx.at(t, None, name)}: missing 'label'")
+    kinds = [k for k in ("url", "launch", "simserver") if k in t]
+    if len(kinds) != 1:
+        raise MatrixError(f"{ctx.at(t, None, name)}: give exactly one of url, launch, simserver")
+    env = t.get("env") or {}
+    if not isinstance(env, dict) or not all(isinstance(v, str | int | float) for v in env.values()):
+        raise MatrixError(f"{ctx.at(t, 'env', name + '.env')}: expected a mapping of NAME: value")
+    health = get_str(ctx, t, "health", name + ".health", "/health") or "/health"
+    timeout = parse_duration(
+        t.get("startup_timeout", "120s"), ctx.at(t, "startup_timeout", name + ".startup_timeout")
+    )
+    model = get_str(ctx, t, "model", name + ".model")
+    grid = t.get("grid") or {}
+    if not isinstance(grid, dict) or not all(isinstance(v, list) and v for v in grid.values()):
+        raise MatrixError(f"{ctx.at(t, 'grid', name + '.grid')}: expected a mapping of NAME: [values]")
+    for k in grid:
+        if not str(k).isidentifier() or k in BUILTIN_PLACEHOLDERS:
+            raise MatrixError(f"{ctx.at(grid, k, f'{name}.grid.{k}')}: not a usable placeholder name")
+    if t.get("url") is not None:
+        url = get_str(ctx, t, "url", name + ".url") or ""
+        if not re.match(r"^https?://[^/\s]+", url):
+            raise MatrixError(f"{ctx.at(t, 'url', name + '.url')}: expected http(s)://HOST:PORT, got '{url}'")
+        if grid:
+            raise MatrixError(f"{ctx.at(t, 'grid', name + '.grid')}: a grid needs launch or simserver")
+        return [Target(label, label, url=url.rstrip("/"), engine=t.get("engine") or "remote", model=model)]
+    base = Target(label, label, env=tuple(env.items()), health=health, startup_timeout_s=timeout, model=model)
+    return _launch_targets(ctx, t, name, base, grid)
+
+
+def _checked_placeholders(
+    ctx: Ctx, t: dict, name: str, tokens: list[str], label: str, grid: dict
+) -> tuple[set[str], set[str]]:
+    """The placeholders the command uses and those the label uses; an unknown or missing one is an error."""
+    kind = "launch" if "launch" in t else "simserver"
+    where = ctx.at(t, kind, f"{name}.{kind}")
+    used: set[str] = set()
+    for tok in tokens:
+        used |= _template_fields(ctx, where, tok)
+    unknown = used - set(grid) - set(BUILTIN_PLACEHOLDERS)
+    if unknown:
+        raise MatrixError(
+            f"{where}: unknown placeholder {{{sorted(unknown)[0]}}} (known: {', '.join(BUILTIN_PLACEHOLDERS)}"
+            + (", " + ", ".join(grid) if grid else "")
+            + ")"
+        )
+    if "port" not in used:
+        raise MatrixError(f"{where}: the launch command must take the port Goodput picks: add {{port}}")
+    label_fields = _template_fields(ctx, ctx.at(t, "label", name + ".label"), label)
+    bad = label_fields - set(grid)
+    if bad:
+        raise MatrixError(f"{ctx.at(t, 'label', name + '.label')}: unknown placeholder {{{sorted(bad)[0]}}}")
+    env = t.get("env") or {}
+    for k, v in env.items():
+        where_env = ctx.at(env, k, f"{name}.env.{k}")
+        extra = _template_fields(ctx, where_env, str(v)) - set(grid) - set(BUILTIN_PLACEHOLDERS)
+        if extra:
+            raise MatrixError(f"{where_env}: unknown placeholder {{{sorted(extra)[0]}}}")
+    unused = set(grid) - used
+    if unused and "simserver" not in t:
+        raise MatrixError(
+            f"{ctx.at(t, 'grid', name + '.grid')}: grid key '{sorted(unused)[0]}' is not used in the launch command"
+        )
+    return used, label_fields
+
+
+def _launch_targets(ctx: Ctx, t: dict, name: str, base: Target, grid: dict) -> list[Target]:
+    """One target per combination of grid values, its placeholders filled but the builtins kept."""
+    tokens = _launch_tokens(ctx, t, name)
+    used, label_fields = _checked_placeholders(ctx, t, name, tokens, base.label, grid)
+    kind = "launch" if "launch" in t else "simserver"
+    where = ctx.at(t, kind, f"{name}.{kind}")
+    engine = get_str(ctx, t, "engine", name + ".engine") or ("simserver" if "simserver" in t else "")
+    out = []
+    for combo in itertools.product(*grid.values()) if grid else [()]:
+        params = dict(zip(grid, combo, strict=True))
+        values = {k: _yaml_scalar(v) for k, v in params.items()}
+        # Builtins stay placeholders until launch; grid values are escaped so that they do too.
+        keep = {k: "{" + k + "}" for k in BUILTIN_PLACEHOLDERS}
+        esc = {k: v.replace("{", "{{").replace("}", "}}") for k, v in values.items()}
+        toks = [tok.format_map({**keep, **esc}) for tok in tokens]
+        if "simserver" in t:  # grid keys no placeholder uses become profile overrides
+            toks += [x for k in sorted(set(grid) - used) for x in ("--set", f"{k}={esc[k]}")]
+        lab = base.label.format_map(values) if label_fields else base.label
+        if params and not label_fields:
+            lab += "[" + ",".join(f"{k}={values[k]}" for k in grid) + "]"
+        env_items = tuple((str(k), str(v).format_map({**keep, **esc})) for k, v in base.env)
+        _check_executable(where, toks[0])
+        engine_text = engine or _engine_name(toks)
+        out.append(
+            dataclasses.replace(
+                base,
+                label=lab,
+                launch=tuple(toks),
+                env=env_items,
+                params=tuple(params.items()),
+                engine=engine_text,
+            )
+        )
     return out
 
 

@@ -1,25 +1,23 @@
 """report.html: one self-contained file — verdicts, tables, plots (embedded PNG), run metadata; no network.
 
 Readable at a glance: the first screen answers "did it meet the SLO, and up to what load?";
-the plots and tables below are the evidence. An inline script records how many plots decoded
-(`data-plots-loaded` / `data-plots-total` on <body>) so a headless browser test can check them.
+the plots and tables below are the evidence. Built from a `Summary`, the run's run.json (the
+metadata table) and the plots already drawn (analysis/outputs.py draws them).
 """
 
 from __future__ import annotations
 
-import base64
-import html
-import time
 from pathlib import Path
 
-from analysis.metrics import latency_values
-from analysis.render import fmt, plots
-from analysis.render import server as server_report
-from analysis.summary import (
+from analysis import fmt
+from analysis.render import server
+from analysis.render.page import esc, figure, page, table
+from analysis.render.tables import (
+    CANCELLED_NOTE,
     LATENCY_HEADERS,
     VERDICT_HEADERS,
-    Analysis,
     capacity_text,
+    error_rows,
     headline_headers,
     headline_row,
     latency_rows,
@@ -28,163 +26,43 @@ from analysis.summary import (
     step_rows,
     verdict_rows,
 )
+from analysis.results import OpenLoop, Summary, Verdict
 
-CSS = """
-body{font-family:-apple-system,Segoe UI,Roboto,Helvetica,Arial,sans-serif;margin:0;background:#f6f7f9;color:#1d2330}
-main{max-width:1240px;margin:0 auto;padding:20px 28px 60px}
-h1{font-size:26px;margin:8px 0 4px} h2{font-size:19px;margin:30px 0 10px;border-bottom:1px solid #dde;padding-bottom:4px}
-.sub{color:#5a6275;font-size:14px;margin-bottom:14px}
-.cards{display:grid;grid-template-columns:repeat(auto-fill,minmax(250px,1fr));gap:12px;margin:14px 0}
-.card{border-radius:8px;padding:12px 14px;background:#fff;border:2px solid #ccd;box-shadow:0 1px 2px #0001}
-.card.pass{border-color:#2e9d48;background:#f0faf2} .card.fail{border-color:#d2453b;background:#fdf1f0}
-.card .name{font-weight:600;font-size:15px} .card .big{font-size:24px;font-weight:700;margin:4px 0}
-.card.pass .big{color:#1f7a35} .card.fail .big{color:#b3261e} .card .small{font-size:12px;color:#5a6275}
-.primary{outline:3px solid #3b6fd8;outline-offset:2px}
-table{border-collapse:collapse;background:#fff;font-size:13px;margin:6px 0 10px}
-th,td{border:1px solid #dde;padding:5px 9px;text-align:right;white-space:nowrap} th{background:#eef1f6}
-td:first-child,th:first-child{text-align:left} td.best{font-weight:700;background:#e7f6ea}
-.scroll{max-height:480px;overflow:auto;display:inline-block;max-width:100%}
-.warn{background:#fff4d6;border:1px solid #e8c35a;border-radius:6px;padding:8px 12px;margin:8px 0;font-size:14px}
-.warn.sat{background:#fde8e6;border-color:#d2453b}
-.headline td{font-size:17px;font-weight:600} .capacity{font-size:17px;font-weight:600;margin:10px 0}
-figure{margin:14px 0;background:#fff;border:1px solid #dde;border-radius:6px;padding:8px}
-figure img{max-width:100%;display:block;margin:0 auto} figure.narrow img{max-width:70%} figcaption{font-size:13px;color:#5a6275;margin-top:4px}
-.meta td{text-align:left;white-space:normal} footer{color:#7a8194;font-size:12px;margin-top:30px}
-"""
-
-NARROW = {"goodput_vs_throughput.png"}  # square plots: full width would make them a screen tall
-
-SCRIPT = """
-window.addEventListener('load', function () {
-  var imgs = document.querySelectorAll('img.plot'), ok = 0;
-  imgs.forEach(function (i) { if (i.complete && i.naturalWidth > 0) { ok++; } });
-  document.body.setAttribute('data-plots-total', String(imgs.length));
-  document.body.setAttribute('data-plots-loaded', String(ok));
-});
-"""
+META_KEYS = [
+    "run_id", "name", "target", "model", "user_class", "transport", "dataset", "shape", "seed", "git_commit",
+    "locust_version", "workers", "t_start_unix", "t_end_unix", "requests_sent", "rows_received", "lost_rows",
+]  # fmt: skip
 
 
-def esc(x: object) -> str:
-    return html.escape("" if x is None else str(x))
-
-
-def table(
-    headers: list[str], rows: list[list[str]], cls: str = "", best: set[tuple[int, int]] | None = None
-) -> str:
-    """An HTML table; cells in `best` (row, col) are highlighted."""
-    best = best or set()
-    head = "".join(f"<th>{esc(h)}</th>" for h in headers)
-    body = "".join(
-        "<tr>"
-        + "".join(f"<td{' class=best' if (i, j) in best else ''}>{esc(c)}</td>" for j, c in enumerate(r))
-        + "</tr>"
-        for i, r in enumerate(rows)
-    )
-    return f'<table class="{cls}"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
-
-
-def figure(path: Path, caption: str) -> str:
-    data = base64.b64encode(path.read_bytes()).decode("ascii")
-    narrow = ' class="narrow"' if path.name in NARROW else ""
-    return (
-        f'<figure{narrow}><img class="plot" alt="{esc(caption)}" src="data:image/png;base64,{data}">'
-        f"<figcaption>{esc(caption)}</figcaption></figure>"
-    )
-
-
-def page(title: str, body: str) -> str:
-    stamp = time.strftime("%Y-%m-%d %H:%M:%SZ", time.gmtime())
-    return (
-        f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>{esc(title)}</title>'
-        f'<meta name="viewport" content="width=device-width, initial-scale=1"><style>{CSS}</style></head>'
-        f"<body><main>{body}<footer>Generated by Goodput analysis at {stamp}. Every figure is recomputed from "
-        f"requests.csv; metric definitions: README.md § Analysis.</footer></main><script>{SCRIPT}</script></body></html>"
-    )
-
-
-def run_plots(a: Analysis, out_dir: Path) -> list[tuple[Path, str]]:
-    """Write the run's PNGs under `out_dir` and return (path, caption) in report order.
-
-    The CDF plot needs the ITL distribution, which may still be parsing in the background
-    (`analyze(wait=False)`): it is drawn last, so the other plots overlap with the parse.
-    """
-    s, df = a.summary, a.run.df
-    in_run = df["in_run_stats"].to_numpy()
-    sel = df[in_run]
-    out: dict[str, tuple[Path, str]] = {}
-    if s["steps"]:
-        out["load"] = (
-            plots.latency_vs_load(
-                s["steps"], s["load_unit"], a.slo, s["capacity"], out_dir / "latency_vs_load.png"
-            ),
-            "Latency percentiles, throughput, goodput and SLO attainment per load level.",
-        )
-        out["goodput"] = (
-            plots.goodput_vs_throughput(
-                s["steps"], s["load_unit"], a.slo, out_dir / "goodput_vs_throughput.png"
-            ),
-            "Goodput vs throughput per step: distance below the diagonal = requests that missed the SLO.",
-        )
-    level = {st["step"]: st["load"] for st in s["steps"]}
-    out["time"] = (
-        plots.timeseries(
-            sel, a.good[in_run], s["window"]["t_start_unix"], s["loadgen_saturated_windows"],
-            out_dir / "timeseries.png", level=level, unit=s["load_unit"],
-        ),
-        "Throughput, goodput, errors and latency over the run, with the load level (users or arrival rate).",
-    )  # fmt: skip
-    if a.server_series is not None:
-        out["server"] = (
-            server_report.plot(
-                a.server_series, sel, s["window"]["t_start_unix"], out_dir / "server_metrics.png", level
-            ),
-            "Server beside client on one time axis: client throughput and TTFT vs the engine's TTFT; the engine's "
-            "running/waiting requests; KV-cache usage and prefix-cache hit rate (server_metrics.csv).",
-        )
-    out["cdf"] = (
-        plots.cdfs(
-            latency_values(sel, "ttft_s"), latency_values(sel, "tpot_s"), a.itl, latency_values(sel, "e2e_s"),
-            a.slo, out_dir / "cdf.png",
-        ),
-        "Distributions of TTFT, TPOT, ITL and E2E latency with the SLO limits.",
-    )  # fmt: skip
-    order = ("load", "goodput", "cdf", "time", "server")
-    return [out[k] for k in order if k in out]
-
-
-def verdict_cards(s: dict) -> str:
+def verdict_cards(verdicts: list[Verdict]) -> str:
     cards = []
-    for i, v in enumerate(s["verdicts"]):
-        cls = ("pass" if v["pass"] else "fail") + (" primary" if i == 0 else "")
-        failed = [c["check"] for c in v["checks"] if not c["pass"]]
-        if v["slo_attainment"] is None or v["slo_attainment"] < v["attain_target"]:
+    for i, v in enumerate(verdicts):
+        cls = ("pass" if v.passed else "fail") + (" primary" if i == 0 else "")
+        failed = [c.label for c in v.checks if not c.passed]
+        if v.slo_attainment is None or v.slo_attainment < v.attain_target:
             failed.insert(0, "attainment below target")
         why = f"failed: {', '.join(failed)}" if failed else ""
         cards.append(
-            f'<div class="card {cls}"><div class="name">{esc(v["slo"])}{" (primary)" if i == 0 else ""}</div>'
-            f'<div class="big">{"PASS" if v["pass"] else "FAIL"}</div>'
-            f"<div>attainment <b>{esc(fmt.pct(v['slo_attainment']))}</b> (target {esc(fmt.pct(v['attain_target'], 0))})</div>"
-            f"<div>goodput <b>{esc(fmt.num(v['goodput_req_per_s']))}</b> req/s</div>"
-            f'<div class="small">{esc(v["describe"])}</div><div class="small">{esc(why)}</div></div>'
+            f'<div class="card {cls}"><div class="name">{esc(v.slo)}{" (primary)" if i == 0 else ""}</div>'
+            f'<div class="big">{"PASS" if v.passed else "FAIL"}</div>'
+            f"<div>attainment <b>{esc(fmt.pct(v.slo_attainment))}</b> (target {esc(fmt.pct(v.attain_target, 0))})</div>"
+            f"<div>goodput <b>{esc(fmt.num(v.goodput_req_per_s))}</b> req/s</div>"
+            f'<div class="small">{esc(v.describe)}</div><div class="small">{esc(why)}</div></div>'
         )
     return '<div class="cards">' + "".join(cards) + "</div>"
 
 
-def meta_table(a: Analysis) -> str:
-    m = a.run.meta
-    keys = [
-        "run_id", "name", "target", "model", "user_class", "transport", "dataset", "shape", "seed", "git_commit",
-        "locust_version", "workers", "t_start_unix", "t_end_unix", "requests_sent", "rows_received", "lost_rows",
-    ]  # fmt: skip
+def meta_table(meta: dict, run_dir: str) -> str:
+    """run.json as the reader needs it, plus the run folder and each load generator's lag and CPU."""
     rows = []
-    for k in keys:
-        if k in m and m[k] not in (None, ""):
-            v = m[k]
+    for k in META_KEYS:
+        if k in meta and meta[k] not in (None, ""):
+            v = meta[k]
             if k.endswith("_unix"):
                 v = f"{fmt.utc(v)} ({v})"
             rows.append([k, v if not isinstance(v, dict) else ", ".join(f"{a}={b}" for a, b in v.items())])
-    rows.append(["run folder", str(a.run.path)])
-    lg = m.get("loadgen") if isinstance(m.get("loadgen"), dict) else {}
+    rows.append(["run folder", run_dir])
+    lg = meta.get("loadgen") if isinstance(meta.get("loadgen"), dict) else {}
     for wid, w in (lg.get("workers") or {}).items():
         if isinstance(w, dict):
             lag, cpu = w.get("lag_ms") or {}, w.get("cpu_percent") or {}
@@ -195,27 +73,45 @@ def meta_table(a: Analysis) -> str:
     return table(["key", "value"], [[str(r[0]), str(r[1])] for r in rows], cls="meta")
 
 
-def render(a: Analysis, figs: list[tuple[Path, str]]) -> str:
-    s = a.summary
-    r = s["run"]
+def throughput_html(s: Summary) -> str:
+    t = s.throughput
+    text = (
+        f"<p>{t.requests:,} sent, {t.ok:,} completed: {esc(fmt.num(t.req_per_s))} req/s, "
+        f"{esc(fmt.num(t.output_tok_per_s, 1))} output tok/s, {esc(fmt.num(t.input_tok_per_s, 1))} input tok/s."
+    )
+    if t.cancelled:
+        text += f" {t.cancelled:,} requests were {CANCELLED_NOTE}"
+    text += "</p>"
+    if s.errors:
+        return text + "\n" + table(["error category", "count", "share of sent"], error_rows(s))
+    return text + "\n<p>No failed requests.</p>"
+
+
+def open_loop_html(ol: OpenLoop) -> str:
+    return "\n".join(
+        [
+            "<h2>Open loop: latency from the intended send time</h2>",
+            f"<p>Scheduled {esc(fmt.num(ol.scheduled_rate_rps))} req/s, achieved {esc(fmt.num(ol.achieved_rate_rps))} req/s; "
+            f"goodput from scheduled time {esc(fmt.num(ol.goodput_from_scheduled_req_per_s))} req/s.</p>",
+            table(LATENCY_HEADERS[:-1], open_loop_rows(ol)),
+        ]
+    )
+
+
+def render(s: Summary, meta: dict, figs: list[tuple[Path, str]]) -> str:
+    """The run's report.html; `meta` is its run.json, `figs` the plots (path, caption) in report order."""
+    r, t = s.run, s.throughput
     sub = " · ".join(
         str(x)
-        for x in (
-            r["target"],
-            r["model"],
-            r["dataset"] and f"dataset {r['dataset']}",
-            r["shape"] and f"shape {r['shape']}",
-        )
+        for x in (r.target, r.model, r.dataset and f"dataset {r.dataset}", r.shape and f"shape {r.shape}")
         if x
     )
-    parts = [f"<h1>Goodput report — {esc(r['name'])}</h1>"]
-    window = (
-        f"{fmt.utc(s['window']['t_start_unix'])}, {fmt.duration(s['duration_s'])}, {s['requests']:,} requests"
-    )
+    parts = [f"<h1>Goodput report — {esc(r.name)}</h1>"]
+    window = f"{fmt.utc(t.t_start_unix)}, {fmt.duration(t.duration_s)}, {t.requests:,} requests"
     parts.append(f'<div class="sub">{esc(sub)}<br>{esc(window)}</div>')
-    for w in s["warnings"]:
+    for w in s.warnings:
         parts.append(f'<div class="warn{" sat" if "saturated" in w else ""}">⚠ {esc(w)}</div>')
-    parts.append("<h2>Verdict per SLO profile</h2>" + verdict_cards(s))
+    parts.append("<h2>Verdict per SLO profile</h2>" + verdict_cards(s.verdicts))
     parts.append(f'<div class="capacity">{esc(capacity_text(s))}</div>')
     parts.append("<h2>Headline</h2>" + table(headline_headers(s), [headline_row(s)], cls="headline"))
     for p, caption in figs[:2]:
@@ -224,67 +120,13 @@ def render(a: Analysis, figs: list[tuple[Path, str]]) -> str:
     for p, caption in figs[2:]:
         parts.append(figure(p, caption))
     parts.append("<h2>Throughput and errors</h2>")
-    parts.append(
-        f"<p>{s['requests']:,} sent, {s['ok']:,} completed: {esc(fmt.num(s['req_per_s']))} req/s, "
-        f"{esc(fmt.num(s['output_tok_per_s'], 1))} output tok/s, {esc(fmt.num(s['input_tok_per_s'], 1))} input tok/s."
-        + (
-            f" {s['cancelled']:,} requests were cancelled by the load generator (in flight at the end or when "
-            "users stopped): listed as errors, not counted in SLO attainment."
-            if s["cancelled"]
-            else ""
-        )
-        + "</p>"
-    )
-    if s["errors"]:
-        rows = [[k, f"{v:,}", fmt.pct(v / s["requests"])] for k, v in s["errors"].items()]
-        parts.append(table(["error category", "count", "share of sent"], rows))
-    else:
-        parts.append("<p>No failed requests.</p>")
-    parts.append("<h2>SLO checks</h2>" + table(VERDICT_HEADERS, verdict_rows(s)))
-    if s["steps"]:
+    parts.append(throughput_html(s))
+    parts.append("<h2>SLO checks</h2>" + table(VERDICT_HEADERS, verdict_rows(s.verdicts)))
+    if s.steps:
         parts.append("<h2>Per step</h2>")
-        parts.append(
-            f'<div class="scroll">{table(step_headers(s["load_unit"]), step_rows(s["steps"]))}</div>'
-        )
-    parts.append(server_report.html(s, table))
-    if ol := s["open_loop"]:
-        parts.append("<h2>Open loop: latency from the intended send time</h2>")
-        parts.append(
-            f"<p>Scheduled {esc(fmt.num(ol['scheduled_rate_rps']))} req/s, achieved {esc(fmt.num(ol['achieved_rate_rps']))} req/s; "
-            f"goodput from scheduled time {esc(fmt.num(ol['goodput_from_scheduled_req_per_s']))} req/s.</p>"
-        )
-        parts.append(table(LATENCY_HEADERS[:-1], open_loop_rows(ol)))
-    parts.append("<h2>Run</h2>" + meta_table(a))
-    return page(f"Goodput report — {r['name']}", "\n".join(parts))
-
-
-def render_comparison(
-    rows: list[dict], slo_text: str, mode: str, n_runs: int, figs: list[tuple[Path, str]]
-) -> str:
-    """The comparison page: Table 4.2 + goodput/capacity with the best per dataset highlighted, then plots."""
-    from analysis.compare import METRICS, table_rows
-
-    headers, body, best = table_rows(rows)
-    cells = {(i, 3 + j) for i in best for j, (key, *_) in enumerate(METRICS) if key in best[i]}
-    parts = [
-        "<h1>Goodput comparison</h1>",
-        f'<div class="sub">SLO {esc(slo_text)}<br>{n_runs} runs in {len(rows)} rows; repeats: {esc(mode)} '
-        "(ranges: min–max over repeats). Highlighted: best in its dataset.</div>",
-        "<h2>Results</h2>",
-        f'<div class="scroll">{table(headers, body, best=cells)}</div>',
-    ]
-    for p, caption in figs:
-        parts.append(figure(p, caption))
-    multi = [r for r in rows if r["runs"] > 1]
-    if multi:
-        parts.append("<h2>Repeats</h2>")
-        parts.append(
-            table(
-                ["configuration", "runs", "best run (highest goodput)"],
-                [[r["label"], str(r["runs"]), r["best_run"]] for r in multi],
-            )
-        )
-    parts.append("<h2>Runs</h2>")
-    runs = [[r["label"], d] for r in rows for d in r.get("run_dirs", [r["dir"]])]
-    parts.append(table(["configuration", "run folder"], runs, cls="meta"))
-    return page("Goodput comparison", "\n".join(parts))
+        parts.append(f'<div class="scroll">{table(step_headers(s.load_unit), step_rows(s.steps))}</div>')
+    parts.append(server.html(s))
+    if s.open_loop is not None:
+        parts.append(open_loop_html(s.open_loop))
+    parts.append("<h2>Run</h2>" + meta_table(meta, r.dir))
+    return page(f"Goodput report — {r.name}", "\n".join(parts))

@@ -17,7 +17,9 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
+from analysis.compare import ComparisonRow
 from analysis.itl import Distribution
+from analysis.results import Capacity, Step
 from core.slo import Slo
 
 DPI = 100
@@ -59,9 +61,14 @@ def _limit_line(ax: plt.Axes, limit_s: float | None, slo: Slo, horizontal: bool 
     )
 
 
-def latency_vs_load(steps: list[dict], unit: str, slo: Slo, capacity: dict, path: Path) -> Path:
+def _ms(values: list[float | None]) -> np.ndarray:
+    """Seconds → ms, None → NaN (a gap in the line)."""
+    return np.array([np.nan if v is None else v * 1000 for v in values], dtype=float)
+
+
+def latency_vs_load(steps: list[Step], unit: str, slo: Slo, capacity: Capacity, path: Path) -> Path:
     """2×2: TTFT, TPOT, E2E percentiles per load level; throughput, goodput and attainment per level."""
-    x = np.array([s["load"] for s in steps], dtype=float)
+    x = np.array([s.load for s in steps], dtype=float)
     order = np.argsort(x, kind="stable")
     x = x[order]
     fig, axes = plt.subplots(2, 2, figsize=(12, 8), sharex=True)
@@ -70,35 +77,33 @@ def latency_vs_load(steps: list[dict], unit: str, slo: Slo, capacity: dict, path
         [("ttft", "TTFT", slo.ttft_s), ("tpot", "TPOT", slo.tpot_s), ("e2e", "E2E latency", slo.e2e_s)],
         strict=True,
     ):
-        for q in (50, 95, 99):
-            y = np.array([np.nan if s[f"{m}_p{q}_s"] is None else s[f"{m}_p{q}_s"] * 1000 for s in steps])[
-                order
-            ]
-            ax.plot(x, y, marker="o", markersize=3, color=C[f"p{q}"], label=f"p{q}")
+        for q in ("p50", "p95", "p99"):
+            y = _ms([getattr(getattr(s, m), q) for s in steps])[order]
+            ax.plot(x, y, marker="o", markersize=3, color=C[q], label=q)
         _limit_line(ax, limit, slo)
         ax.set_title(f"{title} vs load")
         ax.set_ylabel(f"{title} (ms)")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
     ax = axes[1, 1]
-    rps = np.array([s["req_per_s"] or 0.0 for s in steps])[order]
-    gp = np.array([s["goodput_req_per_s"] or 0.0 for s in steps])[order]
+    rps = np.array([s.req_per_s or 0.0 for s in steps])[order]
+    gp = np.array([s.goodput_req_per_s or 0.0 for s in steps])[order]
     ax.plot(x, rps, marker="o", markersize=3, color=C["all"], label="throughput (completed req/s)")
     ax.plot(x, gp, marker="o", markersize=3, color=C["good"], label=f"goodput [{slo.name}] (req/s)")
     ax.set_ylabel("requests/s")
     ax.set_title("Throughput, goodput and SLO attainment vs load")
     ax.grid(alpha=0.3)
     ax2 = ax.twinx()
-    att = np.array([s["slo_attainment"] * 100 for s in steps])[order]
+    att = np.array([s.slo_attainment * 100 for s in steps])[order]
     ax2.plot(x, att, color="gray", linestyle=":", marker=".", label="SLO attainment (%)")
     ax2.axhline(slo.attain_target * 100, color="gray", linewidth=0.8, linestyle="--")
     ax2.set_ylim(0, 105)
     ax2.set_ylabel("SLO attainment (%)")
-    if capacity.get("value") is not None:
-        ax.axvline(capacity["value"], color=C["good"], linestyle="--", linewidth=1)
+    if capacity.value is not None:
+        ax.axvline(capacity.value, color=C["good"], linestyle="--", linewidth=1)
         ax.annotate(
-            f"capacity {'≥ ' if not capacity['bounded'] else ''}{capacity['value']:.3g}",
-            (capacity["value"], ax.get_ylim()[1] * 0.95),
+            f"capacity {'≥ ' if not capacity.bounded else ''}{capacity.value:.3g}",
+            (capacity.value, ax.get_ylim()[1] * 0.95),
             fontsize=8,
             color=C["good"],
             ha="right",
@@ -154,7 +159,7 @@ def cdfs(
     return save(fig, path)
 
 
-def _bin_width(span_s: float) -> float:
+def bin_width(span_s: float) -> float:
     for w in (1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 1800, 3600):
         if span_s / w <= 300:
             return float(w)
@@ -177,7 +182,7 @@ def timeseries(
     t_send = df["t_start_unix"].to_numpy() - t0
     t_end = t_send + np.nan_to_num(df["e2e_s"].to_numpy(), nan=0.0)
     span = max(float(t_end.max()), 1.0)
-    w = _bin_width(span)
+    w = bin_width(span)
     nbins = max(1, math.ceil(span / w))
     ok = df["ok"].to_numpy(dtype=bool)
     end_bin = np.minimum((t_end // w).astype(np.int64), nbins - 1)
@@ -241,17 +246,17 @@ def timeseries(
     return save(fig, path)
 
 
-def goodput_vs_throughput(steps: list[dict], unit: str, slo: Slo, path: Path) -> Path:
+def goodput_vs_throughput(steps: list[Step], unit: str, slo: Slo, path: Path) -> Path:
     """Per step: completed req/s vs good req/s; the gap to the diagonal is throughput that missed the SLO."""
     fig, ax = plt.subplots(figsize=(7.5, 5.5))
-    x = np.array([s["req_per_s"] or 0.0 for s in steps])
-    y = np.array([s["goodput_req_per_s"] or 0.0 for s in steps])
+    x = np.array([s.req_per_s or 0.0 for s in steps])
+    y = np.array([s.goodput_req_per_s or 0.0 for s in steps])
     top = max(float(x.max(initial=0)), float(y.max(initial=0)), 1e-9) * 1.05
     ax.plot([0, top], [0, top], color="gray", linestyle="--", linewidth=1, label="every request good")
-    sc = ax.scatter(x, y, c=[s["load"] for s in steps], cmap="viridis", zorder=3)
+    sc = ax.scatter(x, y, c=[s.load for s in steps], cmap="viridis", zorder=3)
     fig.colorbar(sc, ax=ax, label=f"load ({unit})")
     for s, xi, yi in list(zip(steps, x, y, strict=True))[:: max(1, len(steps) // 12)]:
-        ax.annotate(f"{s['load']:g}", (xi, yi), textcoords="offset points", xytext=(4, 4), fontsize=7)
+        ax.annotate(f"{s.load:g}", (xi, yi), textcoords="offset points", xytext=(4, 4), fontsize=7)
     ax.set_xlim(0, top)
     ax.set_ylim(0, top)
     ax.set_xlabel("throughput (completed req/s)")
@@ -273,17 +278,17 @@ COMPARE_METRICS = [
 ]
 
 
-def compare_bars(rows: list[dict], path: Path, title: str) -> Path:
+def compare_bars(rows: list[ComparisonRow], path: Path, title: str) -> Path:
     """One bar per configuration for each headline metric; whiskers = min–max over repeated runs."""
     fig, axes = plt.subplots(2, 3, figsize=(14, 7.5))
-    labels = [r["label"] for r in rows]
+    labels = [r.label for r in rows]
     pos = np.arange(len(rows))
     colors = plt.get_cmap("tab10")(np.arange(len(rows)) % 10)
     for ax, (key, name, scale) in zip(axes.flat, COMPARE_METRICS, strict=True):
-        vals = np.array([np.nan if r.get(key) is None else r[key] * scale for r in rows])
+        vals = np.array([np.nan if r.value(key) is None else r.value(key) * scale for r in rows])
         ax.bar(pos, np.nan_to_num(vals), color=colors)
-        lo = np.array([r.get(f"{key}_min", r.get(key)) for r in rows], dtype=float) * scale
-        hi = np.array([r.get(f"{key}_max", r.get(key)) for r in rows], dtype=float) * scale
+        lo = np.array([r.spread(key)[0] for r in rows], dtype=float) * scale
+        hi = np.array([r.spread(key)[1] for r in rows], dtype=float) * scale
         if np.any(np.nan_to_num(hi - lo) > 0):
             ax.errorbar(
                 pos,
@@ -302,21 +307,18 @@ def compare_bars(rows: list[dict], path: Path, title: str) -> Path:
     return save(fig, path)
 
 
-def compare_load_curves(runs: list[tuple[str, list[dict], str]], slo: Slo, path: Path) -> Path:
+def compare_load_curves(runs: list[tuple[str, list[Step], str]], slo: Slo, path: Path) -> Path:
     """Per configuration: SLO attainment, goodput and p95 latency against load — where each one gives out."""
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.8))
     units = {u for _, _, u in runs}
     for label, steps, _ in runs:
         if not steps:
             continue
-        ordered = sorted(steps, key=lambda s: s["load"])
-        x = [s["load"] for s in ordered]
-        axes[0].plot(x, [s["slo_attainment"] * 100 for s in ordered], marker="o", markersize=3, label=label)
-        axes[1].plot(
-            x, [s["goodput_req_per_s"] or 0.0 for s in ordered], marker="o", markersize=3, label=label
-        )
-        e2e = [np.nan if s["e2e_p95_s"] is None else s["e2e_p95_s"] * 1000 for s in ordered]
-        axes[2].plot(x, e2e, marker="o", markersize=3, label=label)
+        ordered = sorted(steps, key=lambda s: s.load)
+        x = [s.load for s in ordered]
+        axes[0].plot(x, [s.slo_attainment * 100 for s in ordered], marker="o", markersize=3, label=label)
+        axes[1].plot(x, [s.goodput_req_per_s or 0.0 for s in ordered], marker="o", markersize=3, label=label)
+        axes[2].plot(x, _ms([s.e2e.p95 for s in ordered]), marker="o", markersize=3, label=label)
     axes[0].axhline(
         slo.attain_target * 100,
         color="black",

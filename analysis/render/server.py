@@ -1,18 +1,22 @@
-"""The server figures in summary.md, report.html and a plot: server series beside the client's on one time axis.
+"""The server figures in summary.md, the console, report.html and a plot: server series beside the client's on one time axis.
 
 Nothing here computes a figure (analysis/server.py does); this file only lays them out. Every
 section is skipped when the run has no server metrics, so such a run's outputs do not change.
+The figures are `ServerSummary` / `StepServer` typed dicts (analysis/results.py), read by key.
 """
 
 from __future__ import annotations
 
+import html as _html
 import math
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from analysis.render import fmt
+from analysis import fmt
+from analysis.render.page import table
+from analysis.results import ServerSummary, Step, Summary
 from analysis.server import ServerData
 
 EXPLAIN = (
@@ -28,11 +32,7 @@ def _pair(a: float | None, b: float | None, f=fmt.num) -> str:
     return f"{f(a)} / {f(b)}"
 
 
-def signed_ms(v: float | None) -> str:
-    return fmt.DASH if v is None else ("+" if v >= 0 else "−") + fmt.ms(abs(v))
-
-
-def headline_rows(sv: dict) -> list[list[str]]:
+def headline_rows(sv: ServerSummary) -> list[list[str]]:
     """summary.json `server` → (figure, value) rows for summary.md and report.html."""
     engine = sv["engine"] + (" (simulated engine)" if sv.get("simulated") else "")
     hit = fmt.pct(sv["prefix_cache_hit_rate"])
@@ -40,7 +40,9 @@ def headline_rows(sv: dict) -> list[list[str]]:
         hit += " (engine gauge)"
     if sv.get("client_cached_share") is not None:
         hit += f" — clients were told {fmt.pct(sv['client_cached_share'])} cached"
-    ttft_q = " / ".join(fmt.ms(sv.get(f"server_ttft_p{q}_s")) for q in (50, 90, 99))
+    ttft_q = " / ".join(
+        fmt.ms(v) for v in (sv["server_ttft_p50_s"], sv["server_ttft_p90_s"], sv["server_ttft_p99_s"])
+    )
     return [
         ["engine", engine],
         ["prefix-cache hit rate", hit],
@@ -60,15 +62,24 @@ def headline_rows(sv: dict) -> list[list[str]]:
     ]
 
 
-def gap_text(v: dict) -> str:
+def gap_text(v: ServerSummary) -> str:
     """`+5.58 (client 45.6 vs engine 40.0, first tokens over 10.0 s)`, or a dash."""
-    c = v.get("ttft_compare")
+    c = v["ttft_compare"]
     if not c:
         return fmt.DASH
     span = c["window"][1] - c["window"][0]
     return (
-        f"{signed_ms(v['client_minus_server_ttft_s'])} (client {fmt.ms(c['client_mean_s'])} vs engine "
+        f"{fmt.signed_ms(v['client_minus_server_ttft_s'])} (client {fmt.ms(c['client_mean_s'])} vs engine "
         f"{fmt.ms(c['server_mean_s'])}, first tokens over {fmt.duration(span)})"
+    )
+
+
+def console_line(sv: ServerSummary) -> str:
+    """The console's one line about the engine."""
+    return (
+        f"server ({sv['engine']}): prefix-cache hit {fmt.pct(sv['prefix_cache_hit_rate'])}, running mean "
+        f"{fmt.num(sv['running_mean'], 1)}, waiting mean {fmt.num(sv['waiting_mean'], 1)}, KV max "
+        f"{fmt.pct(sv['kv_cache_usage_max'])}, client − server TTFT {fmt.signed_ms(sv['client_minus_server_ttft_s'])} ms"
     )
 
 
@@ -79,16 +90,16 @@ def step_headers(unit: str) -> list[str]:
     ]  # fmt: skip
 
 
-def step_rows(steps: list[dict]) -> list[list[str]]:
+def step_rows(steps: list[Step]) -> list[list[str]]:
     rows = []
     for s in steps:
-        v = s.get("server")
+        v = s.server
         if not v:
             continue
         rows.append(
             [
-                str(s["step"]),
-                fmt.level(s["load"]),
+                str(s.step),
+                fmt.level(s.load),
                 fmt.pct(v["prefix_cache_hit_rate"]),
                 fmt.pct(v["client_cached_share"]),
                 fmt.num(v["running_mean"], 1),
@@ -97,37 +108,33 @@ def step_rows(steps: list[dict]) -> list[list[str]]:
                 fmt.num(v["preemptions"], 0),
                 fmt.num(v["tokens_per_step"], 1),
                 fmt.ms(v["server_ttft_mean_s"]),
-                signed_ms(v["client_minus_server_ttft_s"]),
+                fmt.signed_ms(v["client_minus_server_ttft_s"]),
             ]
         )
     return rows
 
 
-def markdown(s: dict) -> list[str]:
+def markdown(s: Summary) -> list[str]:
     """The `## Server` section of summary.md (empty when the run has no server metrics)."""
-    sv = s.get("server")
-    if not sv:
+    if not s.server:
         return []
     lines = ["", "## Server (engine metrics)", "", EXPLAIN, ""]
-    lines.append(fmt.md_table(["figure", "value"], headline_rows(sv), right={1}))
-    rows = step_rows(s["steps"])
+    lines.append(fmt.md_table(["figure", "value"], headline_rows(s.server), right={1}))
+    rows = step_rows(s.steps)
     if rows:
-        lines += ["", fmt.md_table(step_headers(s["load_unit"]), rows)]
+        lines += ["", fmt.md_table(step_headers(s.load_unit), rows)]
     return lines
 
 
-def html(s: dict, table) -> str:
-    """The report's server section; `table` is report.table (headers, rows, cls)."""
-    sv = s.get("server")
-    if not sv:
+def html(s: Summary) -> str:
+    """The report's server section (empty when the run has no server metrics)."""
+    if not s.server:
         return ""
-    import html as _html
-
     parts = ["<h2>Server (engine metrics)</h2>", f"<p>{_html.escape(EXPLAIN)}</p>"]
-    parts.append(table(["figure", "value"], headline_rows(sv), cls="meta"))
-    rows = step_rows(s["steps"])
+    parts.append(table(["figure", "value"], headline_rows(s.server), cls="meta"))
+    rows = step_rows(s.steps)
     if rows:
-        parts.append(f'<div class="scroll">{table(step_headers(s["load_unit"]), rows)}</div>')
+        parts.append(f'<div class="scroll">{table(step_headers(s.load_unit), rows)}</div>')
     return "\n".join(parts)
 
 
@@ -136,7 +143,7 @@ def plot(
 ) -> Path:
     """3 panels on one time axis: client throughput and TTFT (with the engine's TTFT); server running /
     waiting with the load level; KV-cache usage and prefix-cache hit rate per scrape interval."""
-    from analysis.render.plots import _bin_width, plt, save  # lazily: summaries must not pay for matplotlib
+    from analysis.render.plots import bin_width, plt, save  # lazily: summaries must not pay for matplotlib
 
     ok = df["ok"].to_numpy(dtype=bool)
     t_send = df["t_start_unix"].to_numpy() - t0
@@ -144,7 +151,7 @@ def plot(
     t_end = t_send + np.nan_to_num(df["e2e_s"].to_numpy(), nan=0.0)
     xs = d.times - t0
     span = max(float(np.nanmax(t_end, initial=0.0)), float(xs.max(initial=0.0)), 1.0)
-    w = max(_bin_width(span), d.interval_s or 0.0)
+    w = max(bin_width(span), d.interval_s or 0.0)
     nbins = max(1, math.ceil(span / w))
     centers = (np.arange(nbins) + 0.5) * w
     done = np.bincount(np.clip((t_end[ok] // w).astype(np.int64), 0, nbins - 1), minlength=nbins) / w
@@ -187,7 +194,19 @@ def plot(
     if ax.get_legend_handles_labels()[0]:
         ax.legend(fontsize=8, loc="upper left")
 
-    ax = axes[2]
+    _cache_panel(axes[2], d, xs, t0)
+    for a in axes:
+        a.grid(alpha=0.3)
+    axes[-1].set_xlabel("time since first request (s)")
+    fig.suptitle(
+        f"Server ({d.engine.name}) beside the client, one time axis (server_metrics.csv + requests.csv)"
+    )
+    fig.subplots_adjust(left=0.07, right=0.93, bottom=0.07, top=0.9, hspace=0.38)
+    return save(fig, path)
+
+
+def _cache_panel(ax, d: ServerData, xs: np.ndarray, t0: float) -> None:
+    """KV-cache usage and the prefix-cache hit rate (per scrape interval from counters, else the gauge)."""
     if "kv_usage" in d.gauges:
         ax.plot(xs, d.gauges["kv_usage"].to_numpy() * 100, color="purple", label="KV-cache usage (%)")
     hit = d.interval_series("hits", "queries") * 100
@@ -211,14 +230,6 @@ def plot(
     ax.set_title("KV-cache usage and prefix-cache hit rate")
     if ax.get_legend_handles_labels()[0]:
         ax.legend(fontsize=8, loc="upper left")
-    for a in axes:
-        a.grid(alpha=0.3)
-    axes[-1].set_xlabel("time since first request (s)")
-    fig.suptitle(
-        f"Server ({d.engine.name}) beside the client, one time axis (server_metrics.csv + requests.csv)"
-    )
-    fig.subplots_adjust(left=0.07, right=0.93, bottom=0.07, top=0.9, hspace=0.38)
-    return save(fig, path)
 
 
 def _legend2(ax, ax2) -> None:

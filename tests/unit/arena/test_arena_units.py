@@ -372,3 +372,62 @@ def test_complete_run_needs_finished_run_summary_and_matching_signature(tmp_path
     assert complete_run(layout, cell) is None
     good = folder(f"{cell.id}-20260101T000004Z", done)
     assert complete_run(layout, cell) == good
+
+
+def test_comparison_sections_under_the_arenas_own_headings(tmp_path):
+    """Completed cells (fixture runs copied in) → comparison.md with one section per SLO under the
+    arena's headings (no analysis title, repeats one level down, one footer), the merged CSV with
+    slo/shape columns, analysis' own comparison folders, and entries holding the grouped figures."""
+    import csv
+    import shutil
+
+    from arena import tables
+
+    fix = ROOT / "tests" / "fixtures"
+    m = load_matrix(
+        write(
+            tmp_path,
+            BASE.replace(
+                "targets:\n  - label: a\n    simserver: {profile: latency}\n",
+                "targets:\n  - label: a\n    simserver: {profile: latency}\n"
+                "  - label: b\n    simserver: {profile: throughput}\n",
+            )
+            + "slos: [chat, datagen]\nrepeats: 2\n",
+        )
+    )
+    cells = m.cells()
+    assert [c.target.label for c in cells] == ["a", "b", "a", "b"]
+    done = []
+    for c, src in zip(cells, ["run_small", "run_openloop", "run_small", "run_openloop"], strict=True):
+        shutil.copytree(fix / src, tmp_path / "runs" / c.id)
+        done.append((c, tmp_path / "runs" / c.id))
+    sections = tables.evaluate(m, done, warn=pytest.fail)
+    assert [(s.slo.name, s.shape) for s in sections] == [("chat", "ramp"), ("datagen", "ramp")]
+    root = tmp_path / "out"
+    root.mkdir()
+    tables.write_comparison(root, m, sections)
+
+    md = (root / "comparison.md").read_text()
+    assert md.startswith("# Comparison — matrix t\n") and md.count("\n# ") == 0
+    assert "\n## SLO chat\n\n- **SLO**: chat: TTFT ≤ 500 ms, TPOT ≤ 250 ms; target 90 %\n" in md
+    assert "\n## SLO datagen\n" in md and md.count("\n### Repeats\n") == 2 and "\n## Repeats" not in md
+    assert md.count("Definitions: README.md") == 1 and md.endswith("requests.csv.\n")
+    assert "| a | random | 2 |" in md and "| b | random | 2 |" in md  # labels are the configurations
+    with open(root / "comparison.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert [(r["slo"], r["shape"], r["configuration"]) for r in rows] == [
+        ("chat", "ramp", "a"), ("chat", "ramp", "b"), ("datagen", "ramp", "a"), ("datagen", "ramp", "b"),
+    ]  # fmt: skip
+    assert float(rows[0]["goodput_req_per_s"]) == pytest.approx(0.4)  # run_small twice: 4 good / 10 s
+    own = (root / "compare" / "chat__ramp" / "comparison.md").read_text()
+    assert own.startswith("# Comparison\n") and "\n## Repeats\n" in own
+
+    entries = tables.entries(m, sections, {"hardware": "hw"})
+    by = {(e["config"], e["slo"]): e for e in entries}
+    assert by[("a", "chat")]["goodput"] == pytest.approx(0.4) and by[("a", "chat")]["runs"] == 2
+    assert by[("a", "chat")]["capacity"] is None and by[("a", "chat")]["capacity_runs"] == [None, None]
+    b = by[("b", "chat")]  # run_openloop under chat: capacity between 2 and 4 req/s, the same in both repeats
+    assert (
+        b["capacity_unit"] == "req/s" and b["capacity_runs"] == [b["capacity"]] * 2 and 2 < b["capacity"] < 4
+    )
+    assert len(b["run_dirs"]) == 2 and b["target"].startswith("python -m simserver")

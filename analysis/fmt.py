@@ -1,7 +1,8 @@
-"""Number formatting shared by summary.md, the console, report.html and comparisons.
+"""Number and time formatting shared by every text the analysis writes, and by the arena's leaderboard.
 
 One place, so the same figure reads the same everywhere: latencies in ms in tables (seconds in
-JSON), rates with sensible precision, a dash for "not measured".
+JSON), rates with sensible precision, a dash for "not measured". It lives beside the computing
+modules, not under render/, because summary.json's warnings carry formatted times too.
 """
 
 from __future__ import annotations
@@ -38,6 +39,11 @@ def num(v: float | None, digits: int = 2) -> str:
 
 def pct(v: float | None, digits: int = 1) -> str:
     return DASH if _missing(v) else f"{v * 100:.{digits}f} %"
+
+
+def signed_ms(v_s: float | None) -> str:
+    """A difference in ms with its sign: `+5.58`, `−12.3`."""
+    return DASH if v_s is None else ("+" if v_s >= 0 else "−") + ms(abs(v_s))
 
 
 def level(v: float | None) -> str:

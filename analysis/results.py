@@ -1,0 +1,392 @@
+"""What an analysis finds, as typed objects: one run's `Summary` and its parts, and `summary.json`.
+
+These classes only hold results; every figure in them is computed once, in analysis/metrics.py
+(distributions, throughput, verdicts, open loop), analysis/steps.py (steps, capacity) and
+analysis/server.py (server figures). Renderers read their fields, never a string key.
+
+`Summary.to_json()` is summary.json, key for key and in the same order as it has always been
+written (the machine-readable twin of summary.md; README.md § summary.json): the JSON names stay
+as they are (`ttft_s`, `pass`, `check`), the attribute names follow Python (`ttft`, `passed`,
+`label`), and `to_dict()` maps one onto the other in one place per class.
+
+The server figures are `TypedDict`s rather than dataclasses: they are a pass-through of the
+engine's series (whichever of them the engine exposes; analysis/server.py fills them with one
+loop over a window's keys), tests and benches read them by key, and summary.json writes them as
+they are. The TypedDicts still name and type every key.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass
+from typing import Any, TypedDict
+
+from core.slo import Slo
+
+
+@dataclass(frozen=True)
+class Dist:
+    """`{mean, p50, p90, p95, p99, max}` of one latency, in seconds (None: no samples); `n` samples."""
+
+    mean: float | None
+    p50: float | None
+    p90: float | None
+    p95: float | None
+    p99: float | None
+    max: float | None
+    n: int
+
+    def to_dict(self) -> dict[str, float | None]:
+        return {
+            "mean": self.mean,
+            "p50": self.p50,
+            "p90": self.p90,
+            "p95": self.p95,
+            "p99": self.p99,
+            "max": self.max,
+        }
+
+
+@dataclass(frozen=True)
+class Throughput:
+    """Counts and rates of one selection of rows over its window (first send → last completion)."""
+
+    requests: int
+    cancelled: int
+    ok: int
+    good: int
+    t_start_unix: float
+    t_end_unix: float
+    duration_s: float
+    req_per_s: float | None
+    output_tok_per_s: float | None
+    input_tok_per_s: float | None
+    total_tok_per_s: float | None
+    goodput_req_per_s: float | None
+    slo_attainment: float | None
+
+
+@dataclass(frozen=True)
+class Check:
+    """A run-level percentile check such as `p99 TPOT ≤ 250 ms`."""
+
+    label: str
+    metric: str
+    p: float
+    limit_s: float
+    value_s: float | None
+    passed: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "check": self.label,
+            "metric": self.metric,
+            "p": self.p,
+            "limit_s": self.limit_s,
+            "value_s": self.value_s,
+            "pass": self.passed,
+        }
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """Does the run meet one SLO: attainment ≥ target and every percentile check."""
+
+    slo: str
+    describe: str
+    slo_attainment: float | None
+    attain_target: float
+    goodput_req_per_s: float | None
+    checks: list[Check]
+    passed: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "slo": self.slo,
+            "describe": self.describe,
+            "slo_attainment": self.slo_attainment,
+            "attain_target": self.attain_target,
+            "goodput_req_per_s": self.goodput_req_per_s,
+            "checks": [c.to_dict() for c in self.checks],
+            "pass": self.passed,
+        }
+
+
+@dataclass(frozen=True)
+class StepPercentiles:
+    """p50 / p95 / p99 of one latency within a step (seconds; None: no samples)."""
+
+    p50: float | None
+    p95: float | None
+    p99: float | None
+
+
+class TtftCompare(TypedDict):
+    """Client vs engine mean TTFT over the same span of first tokens."""
+
+    window: list[float]
+    client_mean_s: float
+    server_mean_s: float
+
+
+class ServerFigures(TypedDict):
+    """Every server figure over one time window (analysis/server.py `window_figures`); None: not measured."""
+
+    scrapes: int
+    running_mean: float | None
+    running_max: float | None
+    waiting_mean: float | None
+    waiting_max: float | None
+    kv_cache_usage_mean: float | None
+    kv_cache_usage_max: float | None
+    prefix_cache_hit_rate: float | None
+    prefix_cache_hit_source: str | None
+    prefix_cache_queried_tokens: float | None
+    preemptions: float | None
+    prompt_tokens: float | None
+    generation_tokens: float | None
+    server_gen_tok_per_s: float | None
+    tokens_per_step: float | None
+    server_ttft_mean_s: float | None
+    server_ttft_p50_s: float | None
+    server_ttft_p90_s: float | None
+    server_ttft_p99_s: float | None
+    server_ttft_count: float | None
+    server_e2e_mean_s: float | None
+    server_queue_mean_s: float | None
+    counter_window: list[float] | None
+
+
+class ServerSummary(ServerFigures):
+    """summary.json `server`: the engine, where each series came from, the run window's figures."""
+
+    engine: str
+    simulated: bool
+    scrape_interval_s: float | None
+    sources: dict[str, str]
+    client_minus_server_ttft_s: float | None
+    ttft_compare: TtftCompare | None
+    client_cached_share: float | None
+
+
+class StepServer(ServerFigures):
+    """A step's `server`: the figures over its stage (warm-up/cool-down excluded) and the TTFT gap."""
+
+    client_minus_server_ttft_s: float | None
+    ttft_compare: TtftCompare | None
+    client_cached_share: float | None
+    window: list[float]
+
+
+_STEP_FIGURES = (
+    "step", "label", "load", "target_users", "rate_rps", "requests", "ok", "errors", "good", "cancelled",
+    "t_start_unix", "t_end_unix", "duration_s", "req_per_s", "output_tok_per_s", "goodput_req_per_s",
+    "slo_attainment",
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Step:
+    """One load level's row of the step table (warm-up/cool-down excluded)."""
+
+    step: int
+    label: str
+    load: float  # users, or req/s when every step ran at an arrival rate (Summary.load_unit)
+    target_users: int
+    rate_rps: float | None
+    requests: int
+    ok: int
+    errors: int
+    good: int
+    cancelled: int
+    t_start_unix: float
+    t_end_unix: float
+    duration_s: float
+    req_per_s: float | None
+    output_tok_per_s: float | None
+    goodput_req_per_s: float | None
+    slo_attainment: float
+    ttft: StepPercentiles
+    tpot: StepPercentiles
+    e2e: StepPercentiles
+    server: StepServer | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        out = {name: getattr(self, name) for name in _STEP_FIGURES}
+        for name in ("ttft", "tpot", "e2e"):
+            p = getattr(self, name)
+            out.update({f"{name}_p50_s": p.p50, f"{name}_p95_s": p.p95, f"{name}_p99_s": p.p99})
+        if self.server is not None:
+            out["server"] = self.server
+        return out
+
+
+@dataclass(frozen=True)
+class Level:
+    """One load level's pooled SLO attainment (the capacity curve)."""
+
+    load: float
+    slo_attainment: float
+
+
+@dataclass(frozen=True)
+class Capacity:
+    """Capacity at SLO: the highest load level whose attainment ≥ target, interpolated (analysis/steps.py).
+
+    `bounded` is False when every level up to the highest tested met the target (`value` is then a
+    lower bound); `between` the two levels interpolated between; `levels` None when there were no steps.
+    """
+
+    value: float | None
+    unit: str
+    target: float
+    bounded: bool
+    between: tuple[float, float] | None
+    note: str
+    levels: list[Level] | None
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "value": self.value,
+            "unit": self.unit,
+            "target": self.target,
+            "bounded": self.bounded,
+            "between": None if self.between is None else list(self.between),
+            "note": self.note,
+        }
+        if self.levels is not None:
+            out["levels"] = [{"load": x.load, "slo_attainment": x.slo_attainment} for x in self.levels]
+        return out
+
+
+@dataclass(frozen=True)
+class OpenLoop:
+    """Open-loop runs: latency from the intended send time, and how far sending lagged behind."""
+
+    requests: int
+    scheduled_rate_rps: float | None
+    achieved_rate_rps: float | None
+    send_lag_s: Dist
+    ttft_from_scheduled_s: Dist
+    e2e_from_scheduled_s: Dist
+    goodput_from_scheduled_req_per_s: float | None
+    slo_attainment_from_scheduled: float | None
+
+    def to_dict(self) -> dict[str, Any]:
+        out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        return {k: v.to_dict() if isinstance(v, Dist) else v for k, v in out.items()}
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    """The run.json facts a reader needs beside the numbers, as run.json holds them (not validated)."""
+
+    dir: str
+    name: str
+    run_id: Any
+    target: Any
+    model: Any
+    dataset: Any
+    user_class: Any
+    transport: Any
+    shape: Any
+    shape_params: Any
+    seed: Any
+    workers: Any
+    git_commit: Any
+    locust_version: Any
+
+
+@dataclass
+class Summary:
+    """Every figure of one run under one primary SLO (`slo`), with verdicts for more SLOs.
+
+    `itl` is None only while the ITL gaps are still being parsed (analysis/summary.py
+    `Analysis.finish()` fills it in).
+    """
+
+    run: RunInfo
+    slo: Slo
+    throughput: Throughput
+    errors: dict[str, int]  # failed requests by category, most frequent first
+    ttft: Dist
+    tpot: Dist
+    itl: Dist | None
+    e2e: Dist
+    verdicts: list[Verdict]  # the primary SLO first, then the others asked for, then every profile
+    load_unit: str  # "users" or "req/s"
+    steps: list[Step]
+    capacity: Capacity
+    open_loop: OpenLoop | None
+    excluded_warmup_rows: int
+    saturated_windows: list[tuple[float, float]]  # when the load generator could not keep up
+    server: ServerSummary | None
+    warnings: list[str]
+
+    @property
+    def verdict(self) -> Verdict:
+        """The primary SLO's verdict."""
+        return self.verdicts[0]
+
+    @property
+    def percentile_checks(self) -> list[Check]:
+        """The primary SLO's percentile checks."""
+        return self.verdicts[0].checks
+
+    def to_dict(self) -> dict[str, Any]:
+        """summary.json as a dict, keys in their written order."""
+        t = self.throughput
+        return {
+            "run": dataclasses.asdict(self.run),
+            "requests": t.requests,
+            "ok": t.ok,
+            "cancelled": t.cancelled,
+            "errors": dict(self.errors),
+            "duration_s": t.duration_s,
+            "req_per_s": t.req_per_s,
+            "output_tok_per_s": t.output_tok_per_s,
+            "input_tok_per_s": t.input_tok_per_s,
+            "total_tok_per_s": t.total_tok_per_s,
+            "goodput_req_per_s": t.goodput_req_per_s,
+            "slo_attainment": t.slo_attainment,
+            "good": t.good,
+            "slo": {**self.slo.to_dict(), "describe": self.slo.describe()},
+            "ttft_s": self.ttft.to_dict(),
+            "tpot_s": self.tpot.to_dict(),
+            "itl_s": None if self.itl is None else self.itl.to_dict(),
+            "e2e_s": self.e2e.to_dict(),
+            "samples": {
+                "ttft_s": self.ttft.n,
+                "tpot_s": self.tpot.n,
+                "itl_s": None if self.itl is None else self.itl.n,
+                "e2e_s": self.e2e.n,
+            },
+            "percentile_checks": [c.to_dict() for c in self.percentile_checks],
+            "verdicts": [v.to_dict() for v in self.verdicts],
+            "window": {"t_start_unix": t.t_start_unix, "t_end_unix": t.t_end_unix},
+            "load_unit": self.load_unit,
+            "steps": [s.to_dict() for s in self.steps],
+            "capacity_at_slo": self.capacity.value,
+            "capacity": self.capacity.to_dict(),
+            "open_loop": None if self.open_loop is None else self.open_loop.to_dict(),
+            "excluded_warmup_rows": self.excluded_warmup_rows,
+            "loadgen_saturated_windows": [list(w) for w in self.saturated_windows],
+            "server": self.server,
+            "warnings": list(self.warnings),
+        }
+
+    def to_json(self) -> str:
+        """The text of summary.json (NaN is refused: every missing figure is null)."""
+        return json.dumps(self.to_dict(), indent=2, allow_nan=False, default=_json_default) + "\n"
+
+
+def _json_default(o: object) -> object:
+    """numpy numbers (a pandas aggregate passed through) as plain numbers; numpy loads only if one comes."""
+    import numpy as np
+
+    if isinstance(o, np.integer):
+        return int(o)
+    if isinstance(o, np.floating):
+        return float(o)
+    raise TypeError(f"not JSON serializable: {type(o).__name__}")
