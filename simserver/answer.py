@@ -18,7 +18,7 @@ from typing import Any
 
 import orjson
 
-from simserver.profiles import ReasoningParams, ToolCallParams
+from simserver.profiles import OutputLen, ReasoningParams, ToolCallParams
 from simserver.tokenizer import VOCAB
 
 REASONING, CONTENT, TOOL = 0, 1, 2
@@ -178,3 +178,18 @@ def plan(
     if total >= max_tokens:
         return Answer(min(reasoning, max_tokens), tool, max_tokens, "length")
     return Answer(reasoning, tool, total, "stop")
+
+
+def output_length(
+    rng: random.Random, out: OutputLen, max_tokens: int, min_tokens: int, ignore_eos: bool
+) -> tuple[int, str]:
+    """(tokens to generate, finish_reason): EOS falls at a lognormal length unless ignore_eos."""
+    if ignore_eos:
+        return max_tokens, "length"
+    natural = (
+        out.median_tokens if out.sigma == 0 else rng.lognormvariate(math.log(out.median_tokens), out.sigma)
+    )
+    natural_n = max(1, round(natural), min_tokens)
+    if natural_n >= max_tokens:
+        return max_tokens, "length"
+    return natural_n, "stop"

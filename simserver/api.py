@@ -20,8 +20,8 @@ from typing import Any
 
 import orjson
 
-from simserver.answer import Answer, draw_reasoning, pick_call, plan
-from simserver.engine import Seq, output_length
+from simserver.answer import Answer, draw_reasoning, output_length, pick_call, plan
+from simserver.engine import Seq
 from simserver.faults import HEADER, HTTP_FAULTS, FaultPicker
 from simserver.http import Connection, Request
 from simserver.metrics import render

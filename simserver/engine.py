@@ -18,8 +18,6 @@ simulator used by tests and calibration (simserver/offline.py).
 
 from __future__ import annotations
 
-import math
-import random
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -27,7 +25,7 @@ from typing import Protocol
 
 from simserver.kvcache import ROOT_HASH, KVCache, block_hashes
 from simserver.metrics import EngineStats
-from simserver.profiles import OutputLen, Profile
+from simserver.profiles import Profile
 from simserver.tokenizer import VOCAB, TextTable
 
 WAITING, RUNNING, FINISHED, ABORTED = 0, 1, 2, 3
@@ -37,21 +35,6 @@ class Sink(Protocol):
     """Receives a sequence's tokens as steps complete (the HTTP stream, or a recorder offline)."""
 
     def on_token(self, seq: Seq, index: int, finish: str | None, now: float) -> None: ...
-
-
-def output_length(
-    rng: random.Random, out: OutputLen, max_tokens: int, min_tokens: int, ignore_eos: bool
-) -> tuple[int, str]:
-    """(tokens to generate, finish_reason): EOS falls at a lognormal length unless ignore_eos."""
-    if ignore_eos:
-        return max_tokens, "length"
-    natural = (
-        out.median_tokens if out.sigma == 0 else rng.lognormvariate(math.log(out.median_tokens), out.sigma)
-    )
-    natural_n = max(1, round(natural), min_tokens)
-    if natural_n >= max_tokens:
-        return max_tokens, "length"
-    return natural_n, "stop"
 
 
 class Seq:
@@ -196,18 +179,31 @@ class EngineCore:
         return victim is not seq
 
     def schedule(self) -> Plan:
-        p = self.params
-        kv, bs = self.kv, p.block_size
+        """One step's plan, vLLM's order: running decodes, then running prefills, then admissions."""
         self._step_id += 1
         mark = self._step_id
         plan = Plan()
-        seqs, ns = plan.seqs, plan.ns
-        budget = p.max_num_batched_tokens
-        kv_tokens = prefill_tokens = 0
-        threshold = p.long_prefill_token_threshold
-        prefilling: list[Seq] = []
+        budget = self.params.max_num_batched_tokens
+        budget, kv_tokens, prefilling = self._schedule_decodes(plan, mark, budget)
+        plan.decode_seqs = len(plan.seqs)
+        budget, prefill_tokens, kv_more = self._schedule_prefills(plan, mark, budget, prefilling)
+        kv_tokens += kv_more
+        if not plan.preempted:  # a step that had to preempt admits no new request
+            prefill_more, kv_more = self._admit(plan, mark, budget)
+            prefill_tokens += prefill_more
+            kv_tokens += kv_more
+        plan.prefill_tokens = prefill_tokens
+        plan.kv_tokens = kv_tokens
+        plan.duration = self.step_time(prefill_tokens, plan.decode_seqs, kv_tokens) if plan.seqs else 0.0
+        return plan
 
-        # 1. decodes, in arrival order
+    def _schedule_decodes(self, plan: Plan, mark: int, budget: int) -> tuple[int, int, list[Seq]]:
+        """1. decodes, in arrival order (a decode that needs a block may preempt); returns the budget
+        left, the KV tokens read, and the running sequences still prefilling."""
+        kv, bs = self.kv, self.params.block_size
+        seqs, ns = plan.seqs, plan.ns
+        kv_tokens = 0
+        prefilling: list[Seq] = []
         for seq in tuple(self.running):
             if seq.status != RUNNING:
                 continue  # preempted earlier in this pass
@@ -228,9 +224,15 @@ class EngineCore:
             ns.append(1)
             budget -= 1
             kv_tokens += seq.num_tokens
-        plan.decode_seqs = len(seqs)
+        return budget, kv_tokens, prefilling
 
-        # 2. running prefills (chunked prefill continues)
+    def _schedule_prefills(
+        self, plan: Plan, mark: int, budget: int, prefilling: list[Seq]
+    ) -> tuple[int, int, int]:
+        """2. running prefills (chunked prefill continues); returns budget left, prefill and KV tokens."""
+        kv, threshold = self.kv, self.params.long_prefill_token_threshold
+        seqs, ns = plan.seqs, plan.ns
+        prefill_tokens = kv_tokens = 0
         for seq in prefilling:
             if budget <= 0:
                 break
@@ -252,42 +254,44 @@ class EngineCore:
             budget -= n
             prefill_tokens += n
             kv_tokens += seq.num_computed + n
+        return budget, prefill_tokens, kv_tokens
 
-        # 3. admit waiting requests (FCFS), unless this step had to preempt
-        if not plan.preempted:
-            waiting, running, stats = self.waiting, self.running, self.stats
-            while waiting and budget > 0 and len(running) < p.max_num_seqs:
-                seq = waiting[0]
-                hits = kv.find_prefix(seq, seq.num_tokens)
-                computed = len(hits) * bs
-                n = seq.num_tokens - computed
-                if threshold:
-                    n = min(n, threshold)
-                if n > budget:
-                    if not p.enable_chunked_prefill:
-                        break
-                    n = budget
-                if not kv.allocate(seq, n, hits):
-                    break  # KV cache full: the queue waits
-                waiting.popleft()
-                seq.status = RUNNING
-                seq.num_computed = computed
-                running.append(seq)
-                if seq.num_cached < 0:
-                    seq.num_cached = computed
-                stats.prefix_queries += seq.num_tokens
-                stats.prefix_hits += computed
-                seq.sched_mark = mark
-                seqs.append(seq)
-                ns.append(n)
-                budget -= n
-                prefill_tokens += n
-                kv_tokens += computed + n
-
-        plan.prefill_tokens = prefill_tokens
-        plan.kv_tokens = kv_tokens
-        plan.duration = self.step_time(prefill_tokens, plan.decode_seqs, kv_tokens) if seqs else 0.0
-        return plan
+    def _admit(self, plan: Plan, mark: int, budget: int) -> tuple[int, int]:
+        """3. admit waiting requests FCFS while slots, budget and KV blocks last (prefix-cache hits are
+        not recomputed); returns the prefill and KV tokens added."""
+        p, kv = self.params, self.kv
+        bs, threshold = p.block_size, p.long_prefill_token_threshold
+        seqs, ns = plan.seqs, plan.ns
+        waiting, running, stats = self.waiting, self.running, self.stats
+        prefill_tokens = kv_tokens = 0
+        while waiting and budget > 0 and len(running) < p.max_num_seqs:
+            seq = waiting[0]
+            hits = kv.find_prefix(seq, seq.num_tokens)
+            computed = len(hits) * bs
+            n = seq.num_tokens - computed
+            if threshold:
+                n = min(n, threshold)
+            if n > budget:
+                if not p.enable_chunked_prefill:
+                    break
+                n = budget
+            if not kv.allocate(seq, n, hits):
+                break  # KV cache full: the queue waits
+            waiting.popleft()
+            seq.status = RUNNING
+            seq.num_computed = computed
+            running.append(seq)
+            if seq.num_cached < 0:
+                seq.num_cached = computed
+            stats.prefix_queries += seq.num_tokens
+            stats.prefix_hits += computed
+            seq.sched_mark = mark
+            seqs.append(seq)
+            ns.append(n)
+            budget -= n
+            prefill_tokens += n
+            kv_tokens += computed + n
+        return prefill_tokens, kv_tokens
 
     # -- completing a step -----------------------------------------------------------------
     def complete(self, plan: Plan, now: float) -> None:

@@ -138,6 +138,41 @@ class Gauges:
     connections: int
 
 
+# vLLM 0.32's histograms: name, help text, the EngineStats field that holds it.
+HISTOGRAMS: tuple[tuple[str, str, str], ...] = (
+    ("vllm:request_prompt_tokens", "Number of prefill tokens processed.", "req_prompt"),
+    ("vllm:request_generation_tokens", "Number of generation tokens processed.", "req_generation"),
+    ("vllm:iteration_tokens_total", "Histogram of number of tokens per engine_step.", "iteration_tokens"),
+    ("vllm:request_params_max_tokens", "Histogram of the max_tokens request parameter.", "req_max_tokens"),
+    ("vllm:time_to_first_token_seconds", "Histogram of time to first token in seconds.", "ttft"),
+    ("vllm:inter_token_latency_seconds", "Histogram of inter-token latency in seconds.", "itl"),
+    (
+        "vllm:request_time_per_output_token_seconds",
+        "Histogram of time_per_output_token_seconds per request.",
+        "tpot",
+    ),
+    ("vllm:e2e_request_latency_seconds", "Histogram of e2e request latency in seconds.", "e2e"),
+    ("vllm:request_queue_time_seconds", "Histogram of time spent in WAITING phase for request.", "queue"),
+    (
+        "vllm:request_inference_time_seconds",
+        "Histogram of time spent in RUNNING phase for request.",
+        "inference",
+    ),
+    ("vllm:request_prefill_time_seconds", "Histogram of time spent in PREFILL phase for request.", "prefill"),
+    ("vllm:request_decode_time_seconds", "Histogram of time spent in DECODE phase for request.", "decode"),
+    (
+        "vllm:request_num_preemptions",
+        "Histogram of the number of times a request was preempted.",
+        "req_preemptions",
+    ),
+    (
+        "vllm:request_prefill_kv_computed_tokens",
+        "Histogram of new KV tokens computed during prefill (excluding cached tokens).",
+        "req_prefill_computed",
+    ),
+)
+
+
 class EngineCollector:
     """prometheus_client collector over EngineStats; `gauges` is called once per scrape."""
 
@@ -174,6 +209,20 @@ class EngineCollector:
 
     def collect(self) -> Iterator[Metric]:
         s, g = self.stats, self.gauges()
+        yield from self._engine_gauges(g)
+        yield from self._counters(s)
+        for name, doc, attr in HISTOGRAMS:
+            yield self._hist(name, doc, getattr(s, attr))
+        info = GaugeMetricFamily(
+            "vllm:cache_config_info",
+            "Information of the LLMEngine CacheConfig",
+            labels=[*self.cache_info, "engine"],
+        )
+        info.add_metric([*self.cache_info.values(), self.labels["engine"]], 1.0)
+        yield info
+        yield from self._own(g)
+
+    def _engine_gauges(self, g: Gauges) -> Iterator[Metric]:
         yield self._gauge(
             "vllm:num_requests_running", "Number of requests in model execution batches.", g.running
         )
@@ -191,6 +240,8 @@ class EngineCollector:
         yield self._gauge(
             "vllm:kv_cache_usage_perc", "KV-cache usage. 1 means 100 percent usage.", g.kv_usage
         )
+
+    def _counters(self, s: EngineStats) -> Iterator[Metric]:
         yield self._counter("vllm:prefix_cache_queries", "Prefix cache queries, in terms of number of queried tokens.", {None: s.prefix_queries})  # fmt: skip
         yield self._counter("vllm:prefix_cache_hits", "Prefix cache hits, in terms of number of cached tokens.", {None: s.prefix_hits})  # fmt: skip
         yield self._counter("vllm:num_preemptions", "Cumulative number of preemption from the engine.", {None: s.preemptions})  # fmt: skip
@@ -213,67 +264,6 @@ class EngineCollector:
             "Count of successfully processed requests.",
             {("finished_reason", r): v for r, v in s.finished.items()},
         )
-        for name, doc, h in (
-            ("vllm:request_prompt_tokens", "Number of prefill tokens processed.", s.req_prompt),
-            ("vllm:request_generation_tokens", "Number of generation tokens processed.", s.req_generation),
-            (
-                "vllm:iteration_tokens_total",
-                "Histogram of number of tokens per engine_step.",
-                s.iteration_tokens,
-            ),
-            (
-                "vllm:request_params_max_tokens",
-                "Histogram of the max_tokens request parameter.",
-                s.req_max_tokens,
-            ),
-            ("vllm:time_to_first_token_seconds", "Histogram of time to first token in seconds.", s.ttft),
-            ("vllm:inter_token_latency_seconds", "Histogram of inter-token latency in seconds.", s.itl),
-            (
-                "vllm:request_time_per_output_token_seconds",
-                "Histogram of time_per_output_token_seconds per request.",
-                s.tpot,
-            ),
-            ("vllm:e2e_request_latency_seconds", "Histogram of e2e request latency in seconds.", s.e2e),
-            (
-                "vllm:request_queue_time_seconds",
-                "Histogram of time spent in WAITING phase for request.",
-                s.queue,
-            ),
-            (
-                "vllm:request_inference_time_seconds",
-                "Histogram of time spent in RUNNING phase for request.",
-                s.inference,
-            ),
-            (
-                "vllm:request_prefill_time_seconds",
-                "Histogram of time spent in PREFILL phase for request.",
-                s.prefill,
-            ),
-            (
-                "vllm:request_decode_time_seconds",
-                "Histogram of time spent in DECODE phase for request.",
-                s.decode,
-            ),
-            (
-                "vllm:request_num_preemptions",
-                "Histogram of the number of times a request was preempted.",
-                s.req_preemptions,
-            ),
-            (
-                "vllm:request_prefill_kv_computed_tokens",
-                "Histogram of new KV tokens computed during prefill (excluding cached tokens).",
-                s.req_prefill_computed,
-            ),
-        ):
-            yield self._hist(name, doc, h)
-        info = GaugeMetricFamily(
-            "vllm:cache_config_info",
-            "Information of the LLMEngine CacheConfig",
-            labels=[*self.cache_info, "engine"],
-        )
-        info.add_metric([*self.cache_info.values(), self.labels["engine"]], 1.0)
-        yield info
-        yield from self._own(g)
 
     def _own(self, g: Gauges) -> Iterator[Metric]:
         """The simulator's own health: if the lag grows, the simulator (not the model) is the bottleneck."""

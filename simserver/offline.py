@@ -12,7 +12,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from core.quantiles import nearest_rank
-from simserver.engine import EngineCore, Seq, output_length
+from simserver.answer import output_length
+from simserver.engine import EngineCore, Seq
 from simserver.profiles import Profile
 from simserver.tokenizer import chat_tokens
 

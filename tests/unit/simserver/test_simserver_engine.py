@@ -7,7 +7,8 @@ from dataclasses import replace
 
 import pytest
 
-from simserver.engine import EngineCore, Seq, output_length
+from simserver.answer import output_length
+from simserver.engine import EngineCore, Seq
 from simserver.kvcache import KVCache, block_hashes
 from simserver.offline import by_level, random_chat, shared_prefix_chat, simulate, step_ramp
 from simserver.profiles import EngineParams, OutputLen, Profile, StepTime
