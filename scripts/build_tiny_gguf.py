@@ -113,7 +113,7 @@ def parse_args() -> argparse.Namespace:
     ap.add_argument("--heads", type=int, default=8)
     ap.add_argument("--kv-heads", type=int, default=4)
     ap.add_argument("--ffn", type=int, default=1536)
-    ap.add_argument("--ctx", type=int, default=4096, help="trained context length the file declares")
+    ap.add_argument("--ctx", type=int, default=8192, help="trained context length the file declares")
     args = ap.parse_args()
     if args.dim % args.heads or args.heads % args.kv_heads:
         fail(

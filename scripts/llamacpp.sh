@@ -17,8 +17,9 @@
 # .llamacpp), LLAMACPP_TIMEOUT (health wait, s, default 120), LLAMACPP_THREADS (compute threads,
 # default 1: on 2 cores the other one is left to the HTTP threads and the load generator),
 # LLAMACPP_PARALLEL (slots, default 4), LLAMACPP_CTX (total context, split between the slots,
-# default 16384), LLAMACPP_CACHE_MIB (host-memory prompt cache, default 256 MiB; the server's own
-# default is 8 GiB), LLAMACPP_JOBS (build jobs, default 2), PY (python3 with pip, for the download),
+# default 32768: 8192 a slot, room for the agentic set's longest sessions), LLAMACPP_CACHE_MIB
+# (host-memory prompt cache, default 256; the server's own default is 8 GiB), LLAMACPP_JOBS (build
+# jobs, default 2), PY (python3 with pip, for the download),
 # GOODPUT_PY (the Python that writes the model, default .venv/bin/python).
 # Everything it writes (sdist, source, build, binary, model, pid, port, logs) stays under .llamacpp/ (gitignored).
 set -euo pipefail
@@ -39,7 +40,7 @@ PORT="${LLAMACPP_PORT:-8012}"
 TIMEOUT="${LLAMACPP_TIMEOUT:-120}"
 THREADS="${LLAMACPP_THREADS:-1}"
 PARALLEL="${LLAMACPP_PARALLEL:-4}"
-CTX="${LLAMACPP_CTX:-16384}"
+CTX="${LLAMACPP_CTX:-32768}"
 JOBS="${LLAMACPP_JOBS:-2}"
 CACHE_MIB="${LLAMACPP_CACHE_MIB:-256}"
 SERVED_NAME="tiny-llama"

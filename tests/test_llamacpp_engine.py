@@ -134,7 +134,7 @@ def test_step_run_agrees_with_llamacpp_counters(engine: Engine, tmp_path: Path) 
     assert sorted({int(r["target_users"]) for r in ok}) == [1, 2, 3, 4]
     assert len({r["request_id"] for r in w.rows}) == len(w.rows)
     stale = w.stale()
-    assert len(ok) >= 40, Counter(r["error"] for r in w.rows)
+    assert len(ok) >= 20, Counter(r["error"] for r in w.rows)
 
     # Requests: one `prompt eval time` log line per finished request (checked in goodput_run), and
     # every request took part in 16 decode calls (its prompt's, then 15 steps), shared by up to 4 slots.
@@ -205,6 +205,7 @@ def test_sequential_ttft_matches_server_timings(engine: Engine, tmp_path: Path) 
         {
             "ok": len(ok),
             "stale_connection_rows": stale,
+            "prompt_tokens_mean": round(w.ours("prompt_tokens") / len(ok)),
             "ttft_mean_ms": [round(ours, 1), round(theirs, 1)],
             "ttft_diff_pct": round((ours - theirs) / theirs * 100, 1),
             "client_minus_server_ms": {
