@@ -15,7 +15,8 @@ Formats as their servers write them (the fixtures in tests/fixtures/ say where e
 - llama.cpp `POST /completion` (tools/server/server-task.cpp): `data: {index, content, tokens,
   stop: false, id_slot, tokens_predicted, tokens_evaluated}` per token, then a final event with
   stop: true, content "", stop_type (eos | limit), timings {cache_n, prompt_n, prompt_ms, …,
-  predicted_n, predicted_ms, …}, tokens_cached, generation_settings (a subset of its keys). No [DONE].
+  predicted_n, predicted_ms, …}, tokens_cached, generation_settings (the sampling defaults of
+  llama.cpp 0.5.0-dev, as a real capture shows: tests/fixtures/llamacpp-completion-stream.txt). No [DONE].
   Without `stream`: the final object with the whole `content`.
 
 None of these has a reasoning field on this route: reasoning tokens are text here (SGLang does
@@ -27,6 +28,26 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
+
+# llama-server's generation_settings around the request's own values, in its order (a real 0.5.0-dev
+# capture: tests/fixtures/llamacpp-completion-stream.txt): the sampling defaults first …
+LLAMACPP_SAMPLING: dict[str, Any] = {
+    "temperature": 0.8, "dynatemp_range": 0.0, "dynatemp_exponent": 1.0, "top_k": 40, "top_p": 0.95,
+    "min_p": 0.05, "top_n_sigma": -1.0, "xtc_probability": 0.0, "xtc_threshold": 0.1, "typical_p": 1.0,
+    "repeat_last_n": 64, "repeat_penalty": 1.0, "presence_penalty": 0.0, "frequency_penalty": 0.0,
+    "dry_multiplier": 0.0, "dry_base": 1.75, "dry_allowed_length": 2, "dry_penalty_last_n": 64,
+    "dry_sequence_breakers": ["\n", ":", "\"", "*"], "mirostat": 0, "mirostat_tau": 5.0,
+    "mirostat_eta": 0.1, "adaptive_target": -1.0, "adaptive_decay": 0.9,
+}  # fmt: skip
+# … and the rest after `stream`.
+LLAMACPP_SETTINGS_TAIL: dict[str, Any] = {
+    "logit_bias": [], "n_probs": 0, "min_keep": 0, "grammar": "", "grammar_lazy": False,
+    "grammar_triggers": [], "preserved_tokens": [], "chat_format": "Content-only",
+    "reasoning_format": "deepseek", "reasoning_in_content": False, "generation_prompt": "",
+    "samplers": ["penalties", "dry", "top_n_sigma", "top_k", "typ_p", "top_p", "min_p", "xtc", "temperature"],
+    "speculative.types": "none", "timings_per_token": False, "post_sampling_probs": False,
+    "backend_sampling": False, "lora": [],
+}  # fmt: skip
 
 from simserver.answer import Answer
 from simserver.reqparse import ApiError, GenRequest, check_lengths, get_bool, get_dict, get_int
@@ -251,13 +272,19 @@ class LlamaCppWire(Wire):
             "predicted_per_second": round(1e3 * n / predicted_ms, 3) if predicted_ms else 0.0,
         }
         o = self.opts
-        settings = {"seed": o["seed"] if o["seed"] is not None else 4294967295, "temperature": 0.8}
+        settings = {"seed": o["seed"] if o["seed"] is not None else 4294967295, **LLAMACPP_SAMPLING}
         settings.update(
+            stop=[],
             max_tokens=o["n_predict"],
             n_predict=o["n_predict"],
+            n_keep=0,
+            n_discard=0,
             ignore_eos=o["ignore_eos"],
             stream=o["stream"],
+            **LLAMACPP_SETTINGS_TAIL,
         )
+        if o["ignore_eos"]:  # llama-server lists the end-of-generation tokens it suppresses
+            settings["logit_bias"] = [{"bias": None, "token": EOS_ID}]
         return {
             "index": 0,
             "content": content,

@@ -27,6 +27,7 @@ from pathlib import Path
 
 import pytest
 
+from tests import real_engine
 from tests.conftest import PYTHON, ROOT
 from tests.support.real_engine import (
     Counters,
@@ -127,12 +128,7 @@ def measured_run(eng: Engine, results: Path, name: str, *args: str, run_s: float
 
 
 def record_figures(key: str, figures: dict) -> None:
-    """Keep the measured figures (test-artifacts/, gitignored): the docs quote them, CI logs show them."""
-    FIGURES.parent.mkdir(exist_ok=True)
-    data = json.loads(FIGURES.read_text()) if FIGURES.exists() else {}
-    data[key] = {**figures, "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
-    FIGURES.write_text(json.dumps(data, indent=2) + "\n")
-    print(f"real engine {key}: {json.dumps(figures)}")
+    real_engine.record_figures(FIGURES, key, figures, "real engine")
 
 
 def test_step_run_agrees_with_engine_counters(engine: Engine, tmp_path: Path) -> None:

@@ -144,7 +144,7 @@ CASES = {
     ),
     "llamacpp-completion-stream.txt": (
         "/completion",
-        {"prompt": "The capital of France is", "n_predict": 5, "stream": True},
+        {"prompt": "The capital of France is", "n_predict": 5, "ignore_eos": True, "stream": True},
     ),
     "openai-responses-stream.txt": (
         "/v1/responses",

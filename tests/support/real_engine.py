@@ -18,6 +18,7 @@ prometheus_client (both in the suite's .venv); vLLM itself runs in its own venv 
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -131,10 +132,27 @@ def start_engine(
         raise RuntimeError(reason)
     port = port or free_port()
     log_path = log_path or engine_dir() / f"test-server-{port}.log"
+    return launch(
+        ["bash", str(SCRIPT), "serve", str(port)], port, MODEL_NAME, log_path, timeout_s, "vLLM", env
+    )
+
+
+def launch(
+    argv: list[str],
+    port: int,
+    model: str,
+    log_path: Path,
+    timeout_s: float,
+    what: str,
+    env: dict[str, str] | None = None,
+) -> Engine:
+    """Run `argv` (a server for 127.0.0.1:`port`) in its own session, output to `log_path`, and wait
+    until its /health answers 200. RuntimeError with the log's tail if it exits or is not healthy
+    within `timeout_s`. Shared by every real engine the tests start (vLLM, llama.cpp)."""
     fh = open(log_path, "wb")  # noqa: SIM115 - handed to the child
     t0 = time.monotonic()
     p = subprocess.Popen(
-        ["bash", str(SCRIPT), "serve", str(port)],
+        argv,
         cwd=ROOT,
         stdout=fh,
         stderr=subprocess.STDOUT,
@@ -143,12 +161,12 @@ def start_engine(
         start_new_session=True,
     )
     fh.close()
-    eng = Engine(url=f"http://127.0.0.1:{port}", model=MODEL_NAME, popen=p, log_path=log_path)
+    eng = Engine(url=f"http://127.0.0.1:{port}", model=model, popen=p, log_path=log_path)
     deadline = t0 + timeout_s
     while True:
         if p.poll() is not None:
             tail = "\n".join(eng.log().splitlines()[-30:])
-            raise RuntimeError(f"vLLM exited with {p.returncode} during start-up:\n{tail}")
+            raise RuntimeError(f"{what} exited with {p.returncode} during start-up:\n{tail}")
         try:
             if _get(eng.url + "/health", 2.0)[0] == 200:
                 break
@@ -157,7 +175,7 @@ def start_engine(
         if time.monotonic() > deadline:
             eng.stop()
             tail = "\n".join(eng.log().splitlines()[-30:])
-            raise RuntimeError(f"vLLM not healthy on {eng.url} after {timeout_s:.0f}s:\n{tail}")
+            raise RuntimeError(f"{what} not healthy on {eng.url} after {timeout_s:.0f}s:\n{tail}")
         time.sleep(0.5)
     eng.startup_s = time.monotonic() - t0
     return eng
@@ -248,3 +266,13 @@ def counters(url: str) -> Counters:
 def delta(before: Counters, after: Counters) -> Counters:
     """after - before, field by field (the properties then give the window's mean TTFT and hit rate)."""
     return Counters(**{f.name: getattr(after, f.name) - getattr(before, f.name) for f in fields(Counters)})
+
+
+def record_figures(path: Path, key: str, figures: dict, label: str) -> None:
+    """Keep measured figures in `path` (JSON under test-artifacts/, gitignored) under `key`, and print
+    them: the docs quote them, CI logs show them (`pytest -s`)."""
+    path.parent.mkdir(exist_ok=True)
+    data = json.loads(path.read_text()) if path.exists() else {}
+    data[key] = {**figures, "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    path.write_text(json.dumps(data, indent=2) + "\n")
+    print(f"{label} {key}: {json.dumps(figures)}")
