@@ -29,6 +29,11 @@ from typing import Any
 
 import orjson
 
+from simserver.answer import Answer
+from simserver.reqparse import ApiError, GenRequest, check_lengths, get_bool, get_dict, get_int
+from simserver.tokenizer import VOCAB_JSON, VOCAB_TEXT, V, prompt_tokens
+from simserver.wire import Emit, Tally, Wire, frame
+
 # llama-server's generation_settings around the request's own values, in its order (a real 0.5.0-dev
 # capture: tests/fixtures/llamacpp-completion-stream.txt): the sampling defaults first …
 LLAMACPP_SAMPLING: dict[str, Any] = {
@@ -49,10 +54,6 @@ LLAMACPP_SETTINGS_TAIL: dict[str, Any] = {
     "backend_sampling": False, "lora": [],
 }  # fmt: skip
 
-from simserver.answer import Answer
-from simserver.reqparse import ApiError, GenRequest, check_lengths, get_bool, get_dict, get_int
-from simserver.tokenizer import VOCAB_JSON, VOCAB_TEXT, V, prompt_tokens
-from simserver.wire import Emit, Tally, Wire, frame
 
 EOS_ID = V
 DONE = b"data: [DONE]\n\n"
