@@ -11,14 +11,14 @@ import itertools
 import os
 import socket
 import time
-import uuid
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 from analysis.slo import Slo
+from loadgen.requestid import RequestIds
 from users.livestats import LiveStats
-from users.options import parse_duration_s
+from users.options import parse_duration_s, request_id_header
 from users.sink import CsvSink, RowBuffer
 
 
@@ -46,9 +46,10 @@ class RunContext:
         self.model = model
         self.timeout_s = parse_duration_s(opts.request_timeout, "--request-timeout")
         self.think_time_s = parse_duration_s(opts.think_time, "--think-time")
-        self.tag = uuid.uuid4().hex[:8]
         self.worker_name = f"{socket.gethostname()}-{os.getpid()}"
-        self._ids = itertools.count(1)
+        self._request_ids = RequestIds()
+        # the header that carries each request's id (None: sent without one; the row keeps the id)
+        self.request_id_header = request_id_header(getattr(opts, "request_id_header", "X-Request-Id"))
         self._user_ids = itertools.count(1)
         self.stage = Stage()
         self.stages: list[Stage] = []
@@ -67,7 +68,7 @@ class RunContext:
 
     # -- identities ---------------------------------------------------------------
     def next_request_id(self) -> str:
-        return f"{self.tag}-{next(self._ids):07d}"
+        return self._request_ids.next()
 
     def next_user_id(self) -> int:
         return next(self._user_ids)

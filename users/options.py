@@ -24,6 +24,21 @@ def parse_duration_s(value: str | float | int, option: str) -> float:
     return float(m.group(1)) * _UNIT_S[m.group(2)]
 
 
+_TOKEN = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")  # an HTTP field name (RFC 9110 §5.1)
+
+
+def request_id_header(value: str) -> str | None:
+    """`--request-id-header`: the header name, or None for `none` (no id header is sent)."""
+    name = str(value).strip()
+    if name.lower() == "none":
+        return None
+    if not _TOKEN.match(name):
+        raise OptionError(
+            f"--request-id-header: '{value}' is not an HTTP header name (expected e.g. X-Request-Id, or none)"
+        )
+    return name
+
+
 @events.init_command_line_parser.add_listener
 def add_options(parser) -> None:
     # Locust's web-UI flag (include_in_web_ui) exists only on the parser itself, not on argument groups.
@@ -88,6 +103,12 @@ def add_options(parser) -> None:
     )
     g.add_argument(
         "--api-key-env", default="OPENAI_API_KEY", help="Name of the environment variable holding the API key"
+    )
+    g.add_argument(
+        "--request-id-header",
+        default="X-Request-Id",
+        help="Header carrying each request's id (a UUIDv7; default X-Request-Id); none: send no id header",
+        include_in_web_ui=True,
     )
     g.add_argument(
         "--client",

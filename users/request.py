@@ -16,7 +16,7 @@ from gevent import Greenlet, GreenletExit
 from gevent.hub import Waiter, get_hub
 
 from users.arrival import wall_and_perf
-from users.client import StreamResult
+from users.client import StreamResult, explain_rejection
 from users.inflight import IN_FLIGHT
 from users.record import RequestRecord
 
@@ -53,7 +53,9 @@ def perform(
     IN_FLIGHT.n += 1
     t_wall, t_perf = wall_and_perf()
     try:
-        res = user.transport.stream(path, body, {"X-Request-Id": rid}, ctx.timeout_s)
+        id_header = ctx.request_id_header
+        res = user.transport.stream(path, body, {id_header: rid} if id_header else {}, ctx.timeout_s)
+        explain_rejection(res, id_header)
     except GreenletExit:
         # The user is being stopped mid-request: the server saw it, so it keeps its row.
         rec.t_start_unix = t_wall

@@ -24,7 +24,7 @@ from shapes.base import STAGE_MESSAGE, on_stage_message
 from users import target
 from users.context import RunContext
 from users.livestats import print_loop
-from users.options import OptionError, parse_duration_s
+from users.options import OptionError, parse_duration_s, request_id_header
 from users.runfolder import check_results_dir, create_run_dir, git_commit, safe_url, write_json
 from users.scaleout import loss_summary, mark_stale, note_report
 from users.sink import CsvSink
@@ -79,6 +79,7 @@ def check_options(environment: Any, check_target: bool) -> tuple[Any, str]:
     if parse_duration_s(opts.step_duration, "--step-duration") <= 0:
         raise OptionError(f"--step-duration: '{opts.step_duration}' must be positive")
     parse_duration_s(opts.think_time, "--think-time")
+    request_id_header(opts.request_id_header)
     if opts.max_tokens <= 0:
         raise OptionError(f"--max-tokens: {opts.max_tokens} must be a positive number of tokens")
     for name, value, low in (("--step-users", opts.step_users, 1), ("--max-users", opts.max_users, 0)):
