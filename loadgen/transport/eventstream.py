@@ -81,6 +81,8 @@ class EventStream:
     def next_event(self) -> Event | None:
         if self._clean:
             buf, pos = self.buf, self.pos
+            if pos == len(buf):
+                return None  # all consumed: the common case after the last event of a read
             end = buf.find(b"\n\n", pos)
             if end < 0:
                 if buf.find(b"\r", pos) < 0:
