@@ -5,7 +5,9 @@ its token count against what the server generated, or the error category and mes
 from __future__ import annotations
 
 import csv
+import json
 import subprocess
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -102,17 +104,20 @@ def test_a_strict_server_refusing_other_ids_says_which_header(zoo: Proc, kind: s
     )
 
 
-def test_a_headless_locust_run_against_the_crlf_server(zoo: Proc, tmp_path: Path) -> None:
-    """The default client and the whole pipeline (users, rows, run folder) on CRLF framing."""
-    results = tmp_path / "results"
+def locust_rows(url: str, case: str, results: Path, *args: str) -> list[dict]:
     cmd = [PYTHON, "-m", "locust", "-f", "locustfile.py", "--headless", "--only-summary",
-           "--host", f"{zoo.url}/zoo/sse-starlette-crlf", "--results-dir", str(results),
-           "--shape", "none", "-u", "3", "-r", "3", "-t", "3s", "--server-metrics", "off"]  # fmt: skip
+           "--host", f"{url}/zoo/{case}", "--results-dir", str(results), "--shape", "none",
+           "-u", "3", "-r", "3", "--server-metrics", "off", *args]  # fmt: skip
     out = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=90)
     assert out.returncode == 0, out.stderr[-3000:]
     (run,) = [p for p in results.iterdir() if p.is_dir()]
     with open(run / "requests.csv", newline="") as fh:
-        rows = [r for r in csv.DictReader(fh) if r["error"] != "cancelled"]
+        return [r for r in csv.DictReader(fh) if r["error"] != "cancelled"]
+
+
+def test_a_headless_locust_run_against_the_crlf_server(zoo: Proc, tmp_path: Path) -> None:
+    """The default client and the whole pipeline (users, rows, run folder) on CRLF framing."""
+    rows = locust_rows(zoo.url, "sse-starlette-crlf", tmp_path / "results", "-t", "3s")
     assert len(rows) >= 10
     on_time = 0
     for r in rows:
@@ -126,3 +131,16 @@ def test_a_headless_locust_run_against_the_crlf_server(zoo: Proc, tmp_path: Path
         else:  # only a late read explains it: the kernel kept the newest stamp for tokens read together
             assert float(r["itl_s"].split(";")[0]) == 0.0, (off, r["itl_s"])
     assert on_time >= 0.9 * len(rows), f"{on_time} of {len(rows)} first tokens within the tolerance"
+
+
+def test_request_id_header_option_names_the_header_and_the_row_keeps_the_id(
+    zoo: Proc, tmp_path: Path
+) -> None:
+    before = len(json.loads(urllib.request.urlopen(f"{zoo.url}/seen", timeout=5).read()))
+    rows = locust_rows(
+        zoo.url, "uuid-gateway", tmp_path / "r", "-t", "2s", "--request-id-header", "X-Correlation-Id"
+    )
+    seen = json.loads(urllib.request.urlopen(f"{zoo.url}/seen", timeout=5).read())[before:]
+    assert rows and all(r["ok"] == "true" for r in rows)
+    assert {s.get("x-correlation-id") for s in seen} >= {r["request_id"] for r in rows}
+    assert not any("x-request-id" in s for s in seen)

@@ -9,6 +9,7 @@ Routes (a case is chosen by the URL, so any client's base URL selects it):
   POST /script/v1/chat/completions                                    replay the stored answer (by X-Request-Id)
   GET  /truth/<request-id>    what the server did: case, n_tokens, write times, and the first token's
                               write: begun at t_first_token_unix, returned at t_first_token_written_unix
+  GET  /seen                  the id headers of every completions request: [{header: value}, ...]
   GET  /health
 
 Keep-alive as HTTP/1.1 servers do; chunked bodies for streams (each piece its own chunk and its own
@@ -34,6 +35,7 @@ class Zoo:
     def __init__(self) -> None:
         self.truth: dict[str, dict] = {}
         self.scripts: dict[str, Plan] = {}
+        self.seen: list[dict] = []  # request-id-like headers of every completions request
         self.n = 0
 
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -54,6 +56,8 @@ class Zoo:
         parts = path.split("?", 1)[0].strip("/").split("/")
         if path == "/health":
             return await _send(w, Plan(200, [("Content-Type", "text/plain")], [Piece(b"ok")]))
+        if path == "/seen":
+            return await _send(w, _json(200, self.seen))
         if parts[0] == "truth" and len(parts) == 2:
             t = self.truth.get(parts[1])
             return await _send(w, _json(200, t) if t else _json(404, {"error": "no such request"}))
@@ -71,6 +75,8 @@ class Zoo:
                     w, _json(200, {"object": "list", "data": [{"id": "zoo", "object": "model"}]})
                 )
             if method == "POST" and parts[-1] == "completions":
+                if len(self.seen) < TRUTH_MAX:
+                    self.seen.append({k: v for k, v in headers.items() if "id" in k.split("-")})
                 return await self.stream(w, case.plan(headers), rid, case.name)
         return await _send(w, _json(404, {"error": f"no route for {method} {path}"}))
 
