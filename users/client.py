@@ -70,7 +70,7 @@ def _apply(res: StreamResult, obj: Any, t: float) -> None:
             res.error, res.error_detail = "stream_error", str(obj)
         return  # None: a keep-alive (`data:` empty or `null`)
     res.t_last = t
-    if ("error" in obj or "object" in obj) and (msg := sse.error_message(obj)):
+    if "choices" not in obj and (msg := sse.error_message(obj)):  # error payloads carry no choices
         res.error, res.error_detail = "stream_error", msg
         return
     text = sse.chunk_text(obj)
