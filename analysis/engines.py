@@ -13,7 +13,7 @@ Each engine names the same facts differently (and some do not expose them at all
 | tokens per engine step | `iteration_tokens_total` histogram | — | (input + generated) / `tgi_batch_inference_count` (all methods) |
 | TTFT / E2E / queue histograms | `time_to_first_token_seconds`, `e2e_request_latency_seconds`, `request_queue_time_seconds` | `time_to_first_token_seconds`, `e2e_request_latency_seconds`, `queue_time_seconds` | — / `tgi_request_duration` / `tgi_request_queue_duration` |
 
-Names are the sample names as prometheus_client's parser gives them (users/servermetrics.py):
+Names are the sample names as prometheus_client's parser gives them (loadgen/monitors/servermetrics.py):
 counters always end in `_total`, so TGI's `tgi_batch_inference_count` arrives as
 `tgi_batch_inference_count_total`. Counters are summed over label sets after correcting resets
 (a value that drops restarted from 0), so a restart mid-run or several engine processes (DP) still
@@ -111,7 +111,7 @@ def detect(metrics: Iterable[str]) -> Engine | None:
 
 
 def parse_labels(text: str) -> dict[str, str]:
-    """`k=v;k=v` (users/servermetrics.py) → dict; tolerant of quoted values (`k="v"`)."""
+    """`k=v;k=v` (loadgen/monitors/servermetrics.py) → dict; tolerant of quoted values (`k="v"`)."""
     out = {}
     for part in (text or "").split(";"):
         k, sep, v = part.partition("=")

@@ -1,7 +1,7 @@
 """What one server-metrics scrape costs the load process, and how long it can hold the event loop.
 
 On a local runner the scraper shares the gevent loop with the users that time tokens, so what matters
-is not the total parse time but the longest slice between two yields (users/servermetrics.py yields
+is not the total parse time but the longest slice between two yields (loadgen/monitors/servermetrics.py yields
 after each metric family). For each engine page (tests/fixtures) this prints: samples kept, the
 full parse + CSV-row time, and the longest uninterrupted slice, as medians over repeats. Then it
 analyses a synthetic hour of scrapes to show the post-run cost. With `--url`, it also runs the real

@@ -29,7 +29,7 @@ from loadgen.state.iofirst import IoFirst
 from loadgen.state.livestats import LiveStats
 from loadgen.state.openloop import OpenLoopStats
 from loadgen.state.rows import RowBuffer
-from loadgen.transport.ids import RequestIds
+from loadgen.transport.ids import DEFAULT_HEADER, RequestIds, request_id_header
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -150,6 +150,7 @@ class RunContext:
         self.model = model
         self.timeout_s = parse_duration_s(self.options.request_timeout, "--request-timeout")
         self.think_time_s = parse_duration_s(self.options.think_time, "--think-time")
+        self.ids.header = request_id_header(getattr(self.options, "request_id_header", DEFAULT_HEADER))
 
     def next_user_id(self) -> int:
         return next(self._user_ids)

@@ -16,6 +16,7 @@ from core.record import RequestRecord
 from core.result import StreamResult
 from loadgen.context import RunContext
 from loadgen.transport.arrival import wall_and_perf
+from loadgen.transport.client import explain_rejection
 
 API_OF_PATH = {"/v1/chat/completions": "chat", "/v1/completions": "completions"}
 
@@ -55,6 +56,7 @@ def perform(
     t_wall, t_perf = wall_and_perf()
     try:
         res = user.transport.stream(path, body, ctx.ids.headers(rid), ctx.timeout_s)
+        explain_rejection(res, ctx.ids.header)
     except GreenletExit:
         # The user is being stopped mid-request: the server saw it, so it keeps its row.
         rec.t_start_unix = t_wall

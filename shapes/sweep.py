@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 from shapes.base import Level, Progress, Schedule
 
-SETTLE_S = 1.5  # > one worker report interval (users/setup.py reports every second)
+SETTLE_S = 1.5  # > one worker report interval (loadgen/run/lifecycle.py reports every second)
 
 
 @dataclass(slots=True)

@@ -5,7 +5,7 @@ A load generator that falls behind reports its own delays as the server's. Locus
 - a lag probe: a greenlet that sleeps 10 ms and records how much longer it actually slept (every
   other greenlet's work between two wake-ups shows up here);
 - a sampler: once a second, this process's CPU use (psutil) and a sample of the transport's read
-  lags (how long bytes the kernel already held waited for this process, users/arrival.py).
+  lags (how long bytes the kernel already held waited for this process, loadgen/transport/arrival.py).
 Workers ship their seconds with every Locust report (`goodput_selfmon` in the report data); the
 master (or the local runner) merges them into run.json `loadgen`: per-worker lag, CPU and read-lag
 figures from the raw samples, and `saturated_windows`, the spans where some worker's lag p99 over
@@ -241,7 +241,7 @@ class SelfMon:
         self.publish()
 
     def publish(self) -> None:
-        """Into the run's meta: users/setup.py writes it to run.json (at stop and when the run closes)."""
+        """Into the run's meta: loadgen/run/lifecycle.py writes it to run.json (at stop and when the run closes)."""
         ctx = context.find(self.environment)
         if ctx is not None and not self.is_worker:
             ctx.meta["loadgen"] = self.agg.meta()
@@ -271,7 +271,7 @@ def install(events: Any) -> None:
             ctx.selfmon = sm
             # master/local: the last second and the saturation windows go into run.json as it closes
             ctx.closing.add_listener(lambda **_: sm.stop())
-        # Report listeners get no environment: bind it here (as users/setup.py does).
+        # Report listeners get no environment: bind it here (as loadgen/run/lifecycle.py does).
         environment.events.report_to_master.add_listener(lambda client_id, data, **_: sm.report(data))
         environment.events.worker_report.add_listener(
             lambda client_id, data, **_: _on_worker_report(sm, client_id, data)

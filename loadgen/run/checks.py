@@ -13,6 +13,7 @@ from core.errors import OptionError, SloError, exit_with
 from core.slo import Slo, parse_slo
 from loadgen.output.runfolder import check_results_dir
 from loadgen.run import target
+from loadgen.transport.ids import request_id_header
 from shapes import build_schedule, open_loop
 
 
@@ -39,6 +40,7 @@ def check_options(environment: Any, check_target: bool) -> tuple[Slo, str]:
         if parse_duration_s(value, option) <= 0:
             raise OptionError(f"{option}: '{value}' must be positive")
     parse_duration_s(opts.think_time, "--think-time")
+    request_id_header(opts.request_id_header)
     if opts.max_tokens <= 0:
         raise OptionError(f"--max-tokens: {opts.max_tokens} must be a positive number of tokens")
     for name, value, low in (("--step-users", opts.step_users, 1), ("--max-users", opts.max_users, 0)):

@@ -71,6 +71,12 @@ def add_options(parser) -> None:
         "--api-key-env", default="OPENAI_API_KEY", help="Name of the environment variable holding the API key"
     )
     g.add_argument(
+        "--request-id-header",
+        default="X-Request-Id",
+        help="Header carrying each request's id (a UUIDv7; default X-Request-Id); none: send no id header",
+        include_in_web_ui=True,
+    )
+    g.add_argument(
         "--client",
         default="raw",
         choices=["raw", "openai"],

@@ -7,7 +7,8 @@ visible. Each worker's last report says how many requests it had started; the ro
 from it are counted; the difference is written to run.json per worker, with the dead worker
 marked, so a run that lost a worker is still analysable and says exactly how incomplete it is.
 Requests a dead worker started after its last report are unknown to the master; `last_report_unix`
-and `request_id_prefix` let them be found in the server's own request log (X-Request-Id).
+and `request_id_suffix` (the last group of every request id it sent) let them be found in the
+server's own request log (X-Request-Id).
 
 Stopping on purpose loses nothing: at the end of a run the master asks every live worker for its
 last rows and waits for them (Locust alone allows 0.5 s); a worker that is interrupted itself
@@ -29,6 +30,7 @@ from locust.runners import STATE_MISSING, MasterRunner, WorkerRunner
 from core.record import COLUMNS
 from loadgen import context, messages
 from loadgen.context import RunContext
+from loadgen.transport.ids import worker_mark
 
 log = logging.getLogger("goodput")
 
@@ -43,7 +45,7 @@ STALE_REPORTS = 3
 def new_entry() -> dict:
     return {
         "worker": "",
-        "request_id_prefix": "",
+        "request_id_suffix": "",
         "started": 0,
         "rows": 0,
         "lost_rows": 0,
@@ -62,7 +64,7 @@ def note_report(per_worker: dict[str, dict], client_id: str, payload: dict, now:
     w["last_report_unix"] = now
     if rows and not w["worker"]:
         w["worker"] = rows[0][_WORKER]
-        w["request_id_prefix"] = rows[0][_REQUEST_ID].rpartition("-")[0] + "-"
+        w["request_id_suffix"] = worker_mark(rows[0][_REQUEST_ID])
     if w["missing"]:  # Locust also lets a worker "self-heal": its reports are proof of life
         log.warning("goodput: worker %s is back (reporting again)", client_id)
         w["missing"], w["missing_since_unix"] = False, None

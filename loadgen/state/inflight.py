@@ -2,7 +2,7 @@
 
 Locust counts a request only when it ends, so a saturated server looks idle in its stats until
 the timeouts arrive; the number still waiting on the server is the earliest sign of queueing.
-`perform()` bumps this around the stream; workers send it with their reports (users/webui).
+`perform()` bumps this around the stream; workers send it with their reports (loadgen/live/webui).
 """
 
 from __future__ import annotations

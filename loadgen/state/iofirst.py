@@ -13,7 +13,7 @@ from gevent.hub import Waiter, get_hub
 class IoFirst:
     """Request bookkeeping waits until the event loop has no I/O pending, ~1 ms of it per loop pass.
 
-    A token's stamp is its kernel arrival (users/arrival.py) as long as its stream is read before the
+    A token's stamp is its kernel arrival (loadgen/transport/arrival.py) as long as its stream is read before the
     next token comes. When many streams end in the same engine step (closed-loop users with equal
     lengths stay in lockstep), their rows, Locust events and the requests that follow would hold
     the loop for tens of ms while the first tokens of the requests just sent arrive unread. Here a

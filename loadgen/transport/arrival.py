@@ -5,7 +5,7 @@ newest segment it returned. A token's arrival then does not depend on when this 
 around to reading it: not on the other streams' chunks in the same engine step, not on the
 completion work of other requests, not on the host's scheduler. It does depend on reading each
 stream before its next token arrives: the kernel merges unread segments and keeps the newest stamp,
-so two tokens read together share the later one (never an earlier one). users/selfmon.py reports
+so two tokens read together share the later one (never an earlier one). loadgen/monitors/selfmon.py reports
 how late reads were (`READ_LAGS`) and flags the seconds where the event loop lagged.
 """
 
@@ -29,7 +29,7 @@ perf_counter = time.perf_counter
 _SO_TIMESTAMPNS = 35
 _TS = struct.Struct("qq")
 KERNEL_STAMPS = sys.platform.startswith("linux") and os.environ.get("GOODPUT_KERNEL_STAMPS", "1") != "0"
-# How late this process read bytes the kernel already held (s): drained once a second by users/selfmon.py.
+# How late this process read bytes the kernel already held (s): drained once a second by loadgen/monitors/selfmon.py.
 READ_LAGS: list[float] = []
 _READ_LAGS_MAX = 20000
 

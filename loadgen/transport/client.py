@@ -5,8 +5,10 @@ This is the hot path. The raw transport reads SSE events from the socket as they
 the kernel's receive time of its last byte (mapped onto the perf_counter clock), so neither the
 event loop's other work nor this process's scheduling moves a timestamp; elsewhere (and on TLS)
 `perf_counter()` right after the read. JSON decoding happens after the stamp. The openai-SDK
-transport exists for compatibility (Azure, proxies, custom auth); it costs several times more CPU
-per chunk, and its timestamps include the SDK's parsing and the event loop's delays.
+transport exists for compatibility (Azure, proxies, custom auth): the SDK builds and sends the
+request, and its raw response bytes go through the same event-stream parser
+(loadgen/transport/eventstream.py), so both transports see the same events; it costs several times
+more CPU per chunk, and its stamps are taken when httpx hands over a chunk (event-loop delays included).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from geventhttpclient.response import HTTPConnectionClosed
 from core.result import StreamResult
 from loadgen.transport import sse
 from loadgen.transport.arrival import arrival, stamping_client, wall_and_perf
+from loadgen.transport.eventstream import EventStream
 
 perf_counter = time.perf_counter
 
@@ -37,13 +40,16 @@ class Transport(Protocol):
 
 def _apply(res: StreamResult, obj: Any, t: float) -> None:
     """Fold one decoded event into the result (after its timestamp was taken)."""
-    if obj is sse.DONE:
-        res.done = True
-        return
+    if type(obj) is not dict:
+        if obj is sse.DONE:
+            res.done = True
+        elif type(obj) is sse.StreamError:  # an `error` event
+            res.t_last = t
+            res.error, res.error_detail = "stream_error", str(obj)
+        return  # None: a keep-alive (`data:` empty or `null`)
     res.t_last = t
-    if err := obj.get("error"):
-        res.error = "stream_error"
-        res.error_detail = str(err.get("message", err) if isinstance(err, dict) else err)
+    if "choices" not in obj and (msg := sse.error_message(obj)):  # error payloads carry no choices
+        res.error, res.error_detail = "stream_error", msg
         return
     text = sse.chunk_text(obj)
     if text:
@@ -57,62 +63,78 @@ def _apply(res: StreamResult, obj: Any, t: float) -> None:
 
 
 def _finish(res: StreamResult) -> None:
-    """Classify a stream that ended without a transport error."""
+    """Classify a stream whose body ended without a transport error.
+
+    `[DONE]` is OpenAI's end marker, but servers omit it (TGI before 2.2, ik_llama.cpp) or send it
+    without the blank line that makes it an event (llama.cpp): a body that ended cleanly after a
+    finish_reason is complete too.
+    """
     if res.error:
         return
-    if not res.done and not (res.finish_reason and res.usage):
-        res.error, res.error_detail = "disconnect", "stream ended before [DONE]"
+    if not res.done and not res.finish_reason:
+        res.error, res.error_detail = "disconnect", "stream ended before a finish_reason or [DONE]"
     elif not res.text_times:
         res.error, res.error_detail = "empty_output", "no text in the stream"
 
 
-_SEP = b"\n\n"
+def empty_body_detail(status: int) -> str:
+    return f"HTTP {status} with an empty body"
+
+
+def _http_error(res: StreamResult, body: bytes, retry_after: str | None) -> None:
+    """A non-200 answer: the category names the status, the detail the server's message (or its absence)."""
+    res.error = f"http_{res.status}"
+    res.error_detail = _error_message(body) or empty_body_detail(res.status or 0)
+    if retry_after:
+        res.error_detail += f" (Retry-After: {retry_after})"
+
+
+def explain_rejection(res: StreamResult, id_header: str | None) -> None:
+    """A bare 400 says nothing; strict servers answer so to a request id they do not accept: say which was sent."""
+    if id_header and res.status == 400 and res.error_detail.startswith(empty_body_detail(400)):
+        res.error_detail += f"; the server may reject the {id_header} header: try --request-id-header none"
+
+
 _BLOCK = 65536
 
 
 def _read_events(resp: Any, res: StreamResult) -> None:
-    """Split the body into SSE events as bytes arrive, each stamped with its arrival.
+    """Cut the body into SSE events as bytes arrive, each stamped with its arrival.
 
     Every event completed by one read gets that read's stamp (the arrival of its newest byte), so
     decoding one event never delays the stamp of the next. geventhttpclient's parser (C, chunked
-    framing) appends body bytes to `resp._body_buffer`; events are cut from it in place.
+    framing) appends body bytes to `resp._body_buffer`; the event-stream parser cuts events from it
+    in place.
     """
-    buf: bytearray = resp._body_buffer
-    feed = resp.feed
-    event_data, decode = sse.event_data, sse.decode
+    parser = EventStream(resp._body_buffer)
+    next_event, compact = parser.next_event, parser.compact
+    feed, decode = resp.feed, sse.decode
     sock = resp._sock
     wall, perf = wall_and_perf()
     offset = wall - perf
     t = arrival(sock, offset, perf_counter())  # bytes that came with the headers
-    pos = 0
-    while True:
-        end = buf.find(_SEP, pos)
-        if end < 0:
-            if resp.message_complete:
+    try:
+        while True:
+            ev = next_event()
+            if ev is None:
+                if resp.message_complete:
+                    return
+                compact()
+                sock = resp._sock
+                if sock is None:
+                    raise HTTPConnectionClosed("connection closed.")
+                data = sock.recv(_BLOCK)
+                t = arrival(sock, offset, perf_counter())
+                feed(data)
+                if not data and not resp.message_complete:
+                    raise HTTPConnectionClosed("connection closed before the end of the stream")
+                continue
+            res.n_events += 1
+            _apply(res, decode(ev[1], ev[0]), t)
+            if res.done or res.error:
                 return
-            if pos:
-                del buf[:pos]
-                pos = 0
-            sock = resp._sock
-            if sock is None:
-                raise HTTPConnectionClosed("connection closed.")
-            data = sock.recv(_BLOCK)
-            t = arrival(sock, offset, perf_counter())
-            feed(data)
-            if not data and not resp.message_complete:
-                raise HTTPConnectionClosed("connection closed before the end of the stream")
-            continue
-        end += 2
-        event = buf[pos:end]
-        pos = end
-        res.n_events += 1
-        res.n_bytes += len(event)
-        payload = event_data(event)
-        if payload is None:
-            continue
-        _apply(res, decode(payload), t)
-        if res.done or res.error:
-            return
+    finally:
+        res.n_bytes = parser.total
 
 
 class RawTransport:
@@ -146,10 +168,7 @@ class RawTransport:
             resp = self.client.request("POST", self.prefix + path, body=payload, headers=hdrs)
             res.status = resp.status_code
             if res.status != 200:
-                res.error = f"http_{res.status}"
-                res.error_detail = _error_message(resp.read()[:2000])
-                if ra := resp.get("retry-after"):
-                    res.error_detail += f" (Retry-After: {ra})"
+                _http_error(res, resp.read()[:2000], resp.get("retry-after"))
                 return res
             _read_events(resp, res)
             _finish(res)
@@ -191,12 +210,13 @@ class RawTransport:
 
 
 def _error_message(raw: bytes) -> str:
+    """The message of an error body: JSON in the shapes servers use, or the text itself ("" when none)."""
     try:
         obj = orjson.loads(raw)
         err = obj.get("error", obj) if isinstance(obj, dict) else obj
         return str(err.get("message", err) if isinstance(err, dict) else err)[:300]
     except orjson.JSONDecodeError:
-        return raw.decode("utf-8", "replace")[:300]
+        return raw.decode("utf-8", "replace").strip()[:300]
 
 
 class OpenAITransport:
@@ -223,39 +243,22 @@ class OpenAITransport:
         self.openai = openai
 
     def stream(self, path: str, body: dict, headers: dict[str, str], timeout_s: float) -> StreamResult:
+        """The SDK builds and sends the request (auth, base URL, Azure, proxies); its raw response
+        bytes go through the same event-stream parser as the raw transport's, so both see the same
+        events. Each chunk the SDK yields is stamped when it arrives here."""
         res = StreamResult()
         body = dict(body)
-        create = (
-            self.sdk.chat.completions.create
-            if path.endswith("chat/completions")
-            else self.sdk.completions.create
-        )
-        known = {
-            "model",
-            "messages",
-            "prompt",
-            "max_tokens",
-            "stream",
-            "stream_options",
-            "temperature",
-            "top_p",
-            "seed",
-        }
-        extra = {k: body.pop(k) for k in list(body) if k not in known}
+        api = self.sdk.chat.completions if path.endswith("chat/completions") else self.sdk.completions
+        extra = {k: body.pop(k) for k in list(body) if k not in _SDK_PARAMS}
         timer = gevent.Timeout(timeout_s)
         timer.start()
-        stream = None
         try:
             res.t_send = perf_counter()
-            stream = create(**body, extra_body=extra or None, extra_headers=headers, timeout=timeout_s)
-            res.status = 200
-            for chunk in stream:
-                t = perf_counter()
-                res.n_events += 1
-                _apply(res, chunk.model_dump(exclude_none=True), t)
-                if res.error:
-                    break
-            res.done = True
+            with api.with_streaming_response.create(
+                **body, extra_body=extra or None, extra_headers=headers, timeout=timeout_s
+            ) as resp:
+                res.status = resp.status_code
+                _read_chunks(resp.iter_bytes(), res)
             _finish(res)
         except gevent.Timeout as e:
             if e is not timer:
@@ -263,29 +266,46 @@ class OpenAITransport:
             res.error, res.error_detail = "timeout", f"no complete answer within {timeout_s:g}s"
         except self.openai.APIStatusError as e:
             res.status = e.status_code
-            res.error, res.error_detail = f"http_{e.status_code}", str(e.message)[:300]
-            if ra := e.response.headers.get("retry-after"):
-                res.error_detail += f" (Retry-After: {ra})"
+            _http_error(res, e.response.content[:2000], e.response.headers.get("retry-after"))
         except self.openai.APITimeoutError:  # httpx's read timeout can fire just before our timer
             res.error, res.error_detail = "timeout", f"no complete answer within {timeout_s:g}s"
         except self.openai.APIConnectionError as e:
             res.error = "connect" if res.status is None else "disconnect"
             res.error_detail = str(e.__cause__ or e)[:300]
-        except self.openai.APIError as e:  # an `error` event inside the stream, as the raw transport's
-            res.error, res.error_detail = "stream_error", str(e)[:300]
-        except ValueError as e:  # the SDK's json.loads on a malformed `data:` line
+        except sse.BadSSE as e:
             res.error, res.error_detail = "bad_sse", f"data is not JSON: {e}"[:300]
-        except Exception as e:  # anything else the SDK lets through: the request keeps its row
+        except Exception as e:  # httpx's errors on a broken body, anything else: the request keeps its row
             res.error = "connect" if res.status is None else "disconnect"
             res.error_detail = f"{type(e).__name__}: {e}"[:300]
         finally:
-            timer.cancel()
-            if stream is not None:
-                stream.close()  # a half-read response must not go back to the connection pool
+            timer.cancel()  # leaving the `with` closed the response: a half-read one is not reused
         return res
 
     def close(self) -> None:
         pass
+
+
+_SDK_PARAMS = frozenset(
+    ("model", "messages", "prompt", "max_tokens", "stream", "stream_options", "temperature", "top_p", "seed")
+)  # what the SDK's create() takes by name; the rest of a body travels as extra_body
+
+
+def _read_chunks(chunks: Any, res: StreamResult) -> None:
+    """The SDK transport's counterpart of `_read_events`: one stamp per chunk, the same parser."""
+    parser = EventStream()
+    decode = sse.decode
+    try:
+        for chunk in chunks:
+            t = perf_counter()
+            parser.compact()
+            parser.feed(chunk)
+            while (ev := parser.next_event()) is not None:
+                res.n_events += 1
+                _apply(res, decode(ev[1], ev[0]), t)
+                if res.done or res.error:
+                    return
+    finally:
+        res.n_bytes = parser.total
 
 
 def make_transport(kind: str, base_url: str, api_key: str | None) -> Transport:

@@ -1,4 +1,5 @@
-"""Server-sent events → OpenAI stream payloads: the one place SSE is parsed.
+"""Server-sent event → OpenAI stream payload: the payload side of streaming (framing is
+loadgen/transport/eventstream.py, shared by both transports).
 
 Both transports hand complete events here *after* the arrival timestamp is taken, so the
 cost of JSON decoding never moves a timestamp.
@@ -10,6 +11,8 @@ from typing import Any
 
 import orjson
 
+from loadgen.transport.eventstream import ERROR, EventStream
+
 DONE: Any = object()  # the `data: [DONE]` sentinel
 
 
@@ -17,32 +20,57 @@ class BadSSE(ValueError):
     """A `data:` line that is not JSON: the server broke the stream format."""
 
 
+class StreamError(str):
+    """The server's message from an error reported inside a 200 stream (an `error` event)."""
+
+
 def event_data(event: bytes) -> bytes | None:
-    """The data of one event (its `data:` lines joined); None for comments and keep-alives."""
-    if event.startswith(b"data: ") and event.count(b"\n", 0, -2) == 0:
-        return event[6:].rstrip(b"\r\n")  # the common case: one `data: {...}` line
-    parts = [
-        line[5:].lstrip(b" ") if line.startswith(b"data:") else b""
-        for line in event.splitlines()
-        if line.startswith(b"data:")
-    ]
-    return b"\n".join(parts) if parts else None
+    """The data of one whole event (its `data:` lines joined); None for comments and keep-alives."""
+    p = EventStream(bytearray(event))
+    ev = p.next_event()
+    return None if ev is None else bytes(ev[1])
 
 
-def decode(data: bytes) -> Any:
-    """Payload → dict, or DONE."""
+def decode(data: bytes | bytearray, event: str = "message") -> Any:
+    """One event → a dict, DONE, a StreamError, or None (nothing to fold: an empty or `null` keep-alive)."""
+    if event == ERROR:
+        return StreamError(_message(data))
     if data == b"[DONE]":
         return DONE
+    if not data:
+        return None
     try:
-        return orjson.loads(data)
+        obj = orjson.loads(data)
     except orjson.JSONDecodeError as e:
-        raise BadSSE(data[:120].decode("utf-8", "replace")) from e
+        raise BadSSE(bytes(data[:120]).decode("utf-8", "replace")) from e
+    return obj if type(obj) is dict else None
+
+
+def error_message(obj: dict) -> str | None:
+    """The server's message when a payload reports an error: `{"error": …}` (vLLM, OpenAI, TGI's
+    string form) or vLLM's early unwrapped `{"object": "error", "message": …}`; None otherwise."""
+    if err := obj.get("error"):
+        return str(err.get("message", err) if isinstance(err, dict) else err)[:300]
+    if obj.get("object") == "error":
+        return str(obj.get("message") or obj)[:300]
+    return None
+
+
+def _message(data: bytes | bytearray) -> str:
+    """An error event's data: a JSON error in one of the shapes above, or plain text."""
+    try:
+        obj = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        obj = None
+    if isinstance(obj, dict):
+        return error_message(obj) or str(obj.get("message") or obj)[:300]
+    return bytes(data).decode("utf-8", "replace")[:300] or "error event without a message"
 
 
 def chunk_text(obj: dict) -> str:
-    """Generated text a chunk carries: content, reasoning or tool-call text (chat) or text (completions).
-
-    A role-only or empty delta carries none, so it never counts as the first token.
+    """Generated text a chunk carries: content, reasoning, tool-call name or arguments (chat), or text
+    (completions). A role-only or empty delta carries none, so it never counts as the first token; a
+    tool call's first delta (its function name, arguments to follow, as vLLM streams them) does.
     """
     choices = obj.get("choices")
     if not choices:
@@ -53,5 +81,10 @@ def chunk_text(obj: dict) -> str:
         return choice.get("text") or ""
     text = delta.get("content") or delta.get("reasoning_content") or delta.get("reasoning") or ""
     if not text and (calls := delta.get("tool_calls")):
-        text = "".join(((c.get("function") or {}).get("arguments") or "") for c in calls)
+        text = "".join(_call_text(c) for c in calls)
     return text
+
+
+def _call_text(call: dict) -> str:
+    fn = call.get("function") or {}
+    return (fn.get("name") or "") + (fn.get("arguments") or "")

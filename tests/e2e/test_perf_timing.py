@@ -68,7 +68,7 @@ def first_token_errors(run: Path, trace: Path) -> list[tuple[float, float]]:
 def test_first_token_time_is_the_engines_emit_time_at_100_streams(sim_server, tmp_path: Path) -> None:
     """≤ 2 ms p99, never early; in the seconds the generator's own self-measurement did not flag.
 
-    The client's stamp is the kernel's receive time of a token (users/client.py), exact unless the
+    The client's stamp is the kernel's receive time of a token (loadgen/transport/client.py), exact unless the
     process reads that stream only after the next token arrived too (the kernel merges both and
     keeps the later stamp). That needs an event-loop stall longer than a step: the generator's own
     overload, or a shared host's scheduling hiccups. Such seconds are what `loadgen.saturated_windows`

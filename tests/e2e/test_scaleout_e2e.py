@@ -55,7 +55,7 @@ def start_worker(procs: Callable[..., Proc], port: int) -> Proc:
 
 
 def worker_name(p: Proc) -> str:
-    """The `worker` column of a row made by process `p` (users/context.py: host-pid)."""
+    """The `worker` column of a row made by process `p` (loadgen/context.py: host-pid)."""
     return f"{socket.gethostname()}-{p.popen.pid}"
 
 
@@ -230,12 +230,12 @@ def test_killed_worker_run_completes_and_reports_the_loss(procs, sim_server, tmp
     assert any(r["worker"] == worker_name(alive) and float(r["t_start_unix"]) > t_kill + 4 for r in rows)
     row_ids = {r["request_id"] for r in rows}
     engine = {t["request_id"]: t for t in read_trace(trace)}
-    prefix = dead["request_id_prefix"]
-    assert prefix and sum(r.startswith(prefix) for r in row_ids) == dead["rows"] > 0
+    mark = dead["request_id_suffix"]
+    assert mark and sum(r.endswith(mark) for r in row_ids) == dead["rows"] > 0
     cancelled = {r["request_id"] for r in rows if r["error"] == "cancelled"}
     assert row_ids - set(engine) <= cancelled, "rows are requests the engine saw (or cut at the end)"
     lost = set(engine) - row_ids
-    assert all(rid.startswith(prefix) for rid in lost), "only the dead worker lost rows"
+    assert all(rid.endswith(mark) for rid in lost), "only the dead worker lost rows"
     # nothing that ended before its last report was lost: only the last interval's requests
     settled = dead["last_report_unix"] - 0.5
     for rid in lost:
@@ -243,7 +243,7 @@ def test_killed_worker_run_completes_and_reports_the_loss(procs, sim_server, tmp
         assert (t["t_last_emit_unix"] or t["t_arrival_unix"]) >= settled, t
     # the master knew of `lost_rows`; the rest were sent after the last report (the engine saw them)
     unknown = len(lost) - dead["lost_rows"]
-    late = sum(1 for rid, t in engine.items() if rid.startswith(prefix) and t["t_arrival_unix"] >= settled)
+    late = sum(1 for rid, t in engine.items() if rid.endswith(mark) and t["t_arrival_unix"] >= settled)
     assert 0 <= unknown <= late
 
 

@@ -1,6 +1,6 @@
 """The LLM view's time series: one point every few seconds, each over a short sliding window.
 
-The live stats (users/livestats.py) are cumulative histograms, merged on the master from every
+The live stats (loadgen/state/livestats.py) are cumulative histograms, merged on the master from every
 worker. A chart over time needs per-interval figures, so each sample keeps a copy of the
 cumulative counters and a point is the difference between now and the snapshot `window_s` ago:
 percentiles of exactly the requests that finished in that window (Locust's own "current"
@@ -19,7 +19,7 @@ from typing import Any
 
 from locust.stats import StatsEntry, calculate_response_time_percentile, diff_response_time_dicts
 
-METHOD = "LLM"  # users/livestats.py files its entries under this method
+METHOD = "LLM"  # loadgen/state/livestats.py files its entries under this method
 LATENCIES = ("TTFT", "TPOT", "ITL", "E2E")
 PERCENTILES = (0.5, 0.95)
 _ERROR_REPR = re.compile(r"""^\w+\((['"])(.*)\1,?\)$""")

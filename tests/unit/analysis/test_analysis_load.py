@@ -17,7 +17,7 @@ HEADER = (FIX / "run_small" / "requests.csv").read_text().splitlines()[0]
 
 
 def test_reads_the_contract_columns() -> None:
-    """analysis may not import the load path, so its column names are checked against users/record.py here."""
+    """analysis may not import the load path, so its column names are checked against core/record.py here."""
     from core.record import COLUMNS
 
     assert HEADER.split(",") == list(COLUMNS)

@@ -1,4 +1,4 @@
-"""The master's per-worker bookkeeping (users/scaleout.py) on hand-made reports and worker states."""
+"""The master's per-worker bookkeeping (loadgen/run/scaleout.py) on hand-made reports and worker states."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from locust.runners import STATE_MISSING, STATE_RUNNING
 
 from core.record import COLUMNS
 from loadgen.run.scaleout import loss_summary, mark_missing, mark_stale, note_report
+from loadgen.transport.ids import RequestIds
 
 
 @dataclass
@@ -24,12 +25,13 @@ def row(worker: str, request_id: str) -> list[str]:
 
 def test_reports_accumulate_rows_and_keep_the_latest_started_count() -> None:
     pw: dict = {}
-    note_report(pw, "c1", {"rows": [row("host-1", "ab12cd34-0000001")], "started": 3}, now=10.0)
-    note_report(pw, "c1", {"rows": [row("host-1", "ab12cd34-0000002")] * 2, "started": 4}, now=11.0)
+    ids = RequestIds(mark=0x9C1F0A2B3C4D)
+    note_report(pw, "c1", {"rows": [row("host-1", ids.next())], "started": 3}, now=10.0)
+    note_report(pw, "c1", {"rows": [row("host-1", ids.next())] * 2, "started": 4}, now=11.0)
     note_report(pw, "c1", {"rows": [], "started": 4}, now=12.0)
     w = pw["c1"]
     assert (w["started"], w["rows"], w["last_report_unix"]) == (4, 3, 12.0)
-    assert w["worker"] == "host-1" and w["request_id_prefix"] == "ab12cd34-"
+    assert w["worker"] == "host-1" and w["request_id_suffix"] == "-9c1f0a2b3c4d"
 
 
 def test_missing_is_copied_from_locust_and_undone_by_a_report() -> None:

@@ -1,0 +1,147 @@
+"""The compatibility zoo (tests/support/zoo/cases.py) through both transports, as the users call them, and
+one full headless Locust run: each case's TTFT against the moment the server wrote the first token,
+its token count against what the server generated, or the error category and message it must get."""
+
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from core.measure import fill_record
+from core.record import RequestRecord
+from core.result import StreamResult
+from loadgen.transport import arrival
+from loadgen.transport.client import OpenAITransport, RawTransport, explain_rejection
+from loadgen.transport.ids import RequestIds
+from tests.conftest import PYTHON, ROOT, Proc
+from tests.support.zoo.cases import BY_NAME, CASES, Case
+from tests.support.zoo.fixture import BODY, truth, zoo_server
+
+TTFT_TOLERANCE_S = 0.002
+IDS = RequestIds()
+zoo = pytest.fixture(scope="module")(zoo_server)
+
+
+def transport(kind: str, base: str) -> RawTransport | OpenAITransport:
+    return RawTransport(base, None) if kind == "raw" else OpenAITransport(base, None)
+
+
+def send(t: RawTransport | OpenAITransport, case: Case, rid: str) -> tuple[StreamResult, float]:
+    """One request as loadgen/request.py sends it; returns the result and the perf → wall offset."""
+    if case.endpoint == "chat":
+        path, body = "/v1/chat/completions", dict(BODY, messages=[{"role": "user", "content": "hi"}])
+    else:
+        path, body = "/v1/completions", dict(BODY, prompt="hi")
+    wall, perf = arrival.wall_and_perf()
+    res = t.stream(path, body, {"X-Request-Id": rid}, 10.0)
+    explain_rejection(res, "X-Request-Id")
+    return res, wall - perf
+
+
+def first_token_off_s(t_unix: float, told: dict) -> float:
+    """How far the client's first-token time lies outside the server's write of it (0 inside)."""
+    lo, hi = told["t_first_token_unix"], told["t_first_token_written_unix"]
+    return (t_unix - hi) if t_unix > hi else (t_unix - lo) if t_unix < lo else 0.0
+
+
+def assert_first_token(t_unix: float, told: dict) -> None:
+    off = first_token_off_s(t_unix, told)
+    assert abs(off) <= TTFT_TOLERANCE_S, f"first token {off * 1000:+.2f} ms off the server's write"
+
+
+def check(url: str, case: Case, res: StreamResult, offset: float, rid: str) -> float:
+    """Everything but the first-token time asserted; returns how far that is off (s)."""
+    rec = RequestRecord()
+    fill_record(rec, res)
+    want = case.expect
+    if want.error:
+        assert (rec.error, rec.ok) == (want.error, False), (rec.error, rec.error_detail)
+        assert rec.error_detail and want.detail in rec.error_detail, rec.error_detail
+        return 0.0
+    told = truth(url, rid)
+    assert rec.ok, (rec.error, rec.error_detail)
+    assert rec.output_tokens == told["n_tokens"] == want.tokens, (rec.output_tokens, told["n_tokens"])
+    assert rec.tokens_source == want.source
+    return first_token_off_s(res.text_times[0] + offset, told)
+
+
+@pytest.mark.parametrize("kind", ["raw", "openai"])
+@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
+def test_case(zoo: Proc, case: Case, kind: str) -> None:
+    """Up to three tries, one within the tolerance: a host busy enough to pause this process longer
+    than a token gap moves a stamp (the raw transport's when two tokens are read together, the SDK's
+    user-space stamps by any pause), a parser that picks the wrong event is off by ≥ 10 ms every time."""
+    t = transport(kind, f"{zoo.url}/zoo/{case.name}")
+    offs: list[list[float]] = []
+    try:
+        for _ in range(3):
+            offs.append([])
+            for _ in range(2 if case.name == "mlx-connection-close" else 1):  # a closed connection reopens
+                rid = IDS.next()
+                res, offset = send(t, case, rid)
+                offs[-1].append(check(zoo.url, case, res, offset, rid))
+            if max(map(abs, offs[-1])) <= TTFT_TOLERANCE_S:
+                return
+    finally:
+        t.close()
+    pytest.fail(f"first token off the server's write by {[[round(o * 1e3, 2) for o in a] for a in offs]} ms")
+
+
+@pytest.mark.parametrize("kind", ["raw", "openai"])
+def test_a_strict_server_refusing_other_ids_says_which_header(zoo: Proc, kind: str) -> None:
+    t = transport(kind, f"{zoo.url}/zoo/uuid-gateway")
+    try:
+        res, _ = send(t, BY_NAME["uuid-gateway"], "d4f1e2a3-0000001")  # the id format Goodput used before
+    finally:
+        t.close()
+    assert res.error == "http_400" and res.status == 400
+    assert res.error_detail == (
+        "HTTP 400 with an empty body; the server may reject the X-Request-Id header: try --request-id-header none"
+    )
+
+
+def locust_rows(url: str, case: str, results: Path, *args: str) -> list[dict]:
+    cmd = [PYTHON, "-m", "locust", "-f", "locustfile.py", "--headless", "--only-summary",
+           "--host", f"{url}/zoo/{case}", "--results-dir", str(results), "--shape", "none",
+           "-u", "3", "-r", "3", "--server-metrics", "off", *args]  # fmt: skip
+    out = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=90)
+    assert out.returncode == 0, out.stderr[-3000:]
+    (run,) = [p for p in results.iterdir() if p.is_dir()]
+    with open(run / "requests.csv", newline="") as fh:
+        return [r for r in csv.DictReader(fh) if r["error"] != "cancelled"]
+
+
+def test_a_headless_locust_run_against_the_crlf_server(zoo: Proc, tmp_path: Path) -> None:
+    """The default client and the whole pipeline (users, rows, run folder) on CRLF framing."""
+    rows = locust_rows(zoo.url, "sse-starlette-crlf", tmp_path / "results", "-t", "3s")
+    assert len(rows) >= 10
+    on_time = 0
+    for r in rows:
+        assert r["ok"] == "true", (r["error"], r["error_detail"])
+        told = truth(zoo.url, r["request_id"])
+        assert (int(r["output_tokens"]), r["tokens_source"]) == (told["n_tokens"], "chunks")
+        off = first_token_off_s(float(r["t_start_unix"]) + float(r["ttft_s"]), told)
+        assert off >= -TTFT_TOLERANCE_S, f"first token {off * 1e3:.2f} ms before the server wrote it"
+        if off <= TTFT_TOLERANCE_S:
+            on_time += 1
+        else:  # only a late read explains it: the kernel kept the newest stamp for tokens read together
+            assert float(r["itl_s"].split(";")[0]) == 0.0, (off, r["itl_s"])
+    assert on_time >= 0.9 * len(rows), f"{on_time} of {len(rows)} first tokens within the tolerance"
+
+
+def test_request_id_header_option_names_the_header_and_the_row_keeps_the_id(
+    zoo: Proc, tmp_path: Path
+) -> None:
+    before = len(json.loads(urllib.request.urlopen(f"{zoo.url}/seen", timeout=5).read()))
+    rows = locust_rows(
+        zoo.url, "uuid-gateway", tmp_path / "r", "-t", "2s", "--request-id-header", "X-Correlation-Id"
+    )
+    seen = json.loads(urllib.request.urlopen(f"{zoo.url}/seen", timeout=5).read())[before:]
+    assert rows and all(r["ok"] == "true" for r in rows)
+    assert {s.get("x-correlation-id") for s in seen} >= {r["request_id"] for r in rows}
+    assert not any("x-request-id" in s for s in seen)

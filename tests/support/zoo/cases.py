@@ -1,0 +1,321 @@
+"""The compatibility zoo: behaviours of real OpenAI-compatible servers, one named case each.
+
+Every case names a server that shows the behaviour and where that was read (its source, docs or
+issue tracker), says what the zoo sends, and what Goodput must record. tests/support/zoo/server.py serves
+case `NAME` under `/zoo/NAME/v1/...`; tests/test_zoo.py runs every case through both transports.
+Timing is the zoo's own (a prefill, then a token every few ms) so TTFT can be checked against the
+moment the server wrote the first token: a role-only chunk goes out well before the first token,
+so a client that counted it would be caught.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from tests.support.zoo.stream import (
+    LF,
+    PREFILL_S,
+    ROLE_LEAD_S,
+    TOKEN_GAP_S,
+    Framing,
+    Piece,
+    Plan,
+    chunk,
+    error_plan,
+    text_chunk,
+    token_stream,
+    usage,
+)
+
+FIXTURE = Path(__file__).resolve().parents[2] / "fixtures" / "vllm-cpu-tiny-chat-stream.txt"
+CRLF = Framing(eol=b"\r\n")
+CR = Framing(eol=b"\r")
+ROLE = {"role": "assistant", "content": ""}
+_UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$", re.I)
+
+
+@dataclass(frozen=True)
+class Expect:
+    """What Goodput must record: ok with TTFT at the truth and `tokens` (from `source`), or `error`
+    with a message containing `detail`."""
+
+    tokens: int | None = None
+    source: str = "usage"
+    error: str = ""
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class Case:
+    name: str
+    server: str
+    source: str  # where the behaviour was read
+    sends: str
+    records: str
+    plan: Callable[[dict], Plan]  # request headers (lower-case) → the answer
+    expect: Expect
+    endpoint: str = "chat"  # or "completions"
+
+
+def _vllm_fixture(_: dict) -> Plan:
+    """A real vLLM stream (tests/fixtures), one event per write."""
+    events = [e + b"\n\n" for e in FIXTURE.read_bytes().split(b"\n\n") if e.strip()]
+    plan = Plan().add(events[0], PREFILL_S - ROLE_LEAD_S)  # the role-only chunk
+    plan.add(events[1], ROLE_LEAD_S, first=True)
+    for e in events[2:]:
+        plan.add(e, TOKEN_GAP_S)
+    tail = json.loads(events[-2][len(b"data: ") :])
+    plan.n_tokens = tail["usage"]["completion_tokens"]
+    return plan
+
+
+def _comments(frame: Framing, text: bytes, every: int) -> Callable[[dict], Plan]:
+    """Keep-alive comments during the prefill and between tokens."""
+
+    def plan(_: dict) -> Plan:
+        p = Plan().add(frame.comment(text), 0.002).add(frame.comment(text), 0.005)
+        p = token_stream(p, LF, role=ROLE)
+        for i in range(len(p.pieces) - 2, 1, -every):
+            p.pieces.insert(i, Piece(frame.comment(text)))
+        return p
+
+    return plan
+
+
+def _bom(_: dict) -> Plan:
+    p = token_stream(Plan(), LF, role=ROLE)
+    p.pieces[0].data = b"\xef\xbb\xbf" + p.pieces[0].data
+    return p
+
+
+def _split_first(_: dict) -> Plan:
+    """The first token's event cut in three writes, one cut between the CR and the LF of a line end."""
+    p = token_stream(Plan(), CRLF, role=ROLE)
+    i = next(k for k, pc in enumerate(p.pieces) if pc.first)
+    data, first = p.pieces[i].data, p.pieces[i]
+    cr = data.index(b"\r\n")
+    parts = [data[:7], data[7 : cr + 1], data[cr + 1 :]]
+    first.data, first.first = parts[0], False
+    p.pieces.insert(i + 1, Piece(parts[1], 0.002))
+    p.pieces.insert(i + 2, Piece(parts[2], 0.002, first=True))
+    return p
+
+
+def _merged(_: dict) -> Plan:
+    """Role, first and second token in one write; finish, usage and [DONE] in one write."""
+    p = token_stream(Plan(), LF, role=ROLE)
+    head = p.pieces[0].data + p.pieces[1].data + p.pieces[2].data
+    tail = b"".join(pc.data for pc in p.pieces[-3:])
+    p.pieces = [Piece(head, PREFILL_S, first=True), *p.pieces[3:-3], Piece(tail)]
+    return p
+
+
+def _tool_calls(big: bool) -> Callable[[dict], Plan]:
+    def plan(_: dict) -> Plan:
+        p = Plan().add(LF.event(chunk(ROLE)), PREFILL_S - ROLE_LEAD_S)
+        args = json.dumps({"city": "Paris", "notes": "x" * (70_000 if big else 10)})
+        name = {"index": 0, "id": "call-zoo", "type": "function", "function": {"name": "get_weather"}}
+        if big:  # Ollama: the whole call in one delta, the role on every chunk
+            name["function"]["arguments"] = args
+            p.add(LF.event(chunk({"role": "assistant", "tool_calls": [name]})), ROLE_LEAD_S, first=True)
+            n = 1
+        else:  # vLLM: the name first, the arguments in later deltas
+            p.add(LF.event(chunk({"tool_calls": [name]})), ROLE_LEAD_S, first=True)
+            parts = [args[i : i + 8] for i in range(0, len(args), 8)]
+            for a in parts:
+                p.add(
+                    LF.event(chunk({"tool_calls": [{"index": 0, "function": {"arguments": a}}]})), TOKEN_GAP_S
+                )
+            n = 1 + len(parts)
+        p.add(LF.event(chunk({}, "tool_calls")), TOKEN_GAP_S)
+        p.add(LF.event(chunk(None, usage=usage(n)))).add(LF.done())
+        p.n_tokens = n
+        return p
+
+    return plan
+
+
+def _reasoning(field_name: str) -> Callable[[dict], Plan]:
+    def plan(_: dict) -> Plan:
+        p = Plan().add(LF.event(chunk(ROLE)), PREFILL_S - ROLE_LEAD_S)
+        for i, tok in enumerate(["Let", " me", " think", "Paris", " is", " it"]):
+            delta = {field_name: tok} if i < 3 else {"content": tok}
+            p.add(LF.event(chunk(delta)), ROLE_LEAD_S if i == 0 else TOKEN_GAP_S, first=i == 0)
+        p.add(LF.event(chunk({}, "stop"))).add(LF.event(chunk(None, usage=usage(6)))).add(LF.done())
+        p.n_tokens = 6
+        return p
+
+    return plan
+
+
+def _completions_usage_typed_as_chat(_: dict) -> Plan:
+    p = Plan()
+    for i, tok in enumerate(["Once", " upon", " a", " time"]):
+        p.add(
+            LF.event(text_chunk(tok, "length" if i == 3 else None)),
+            PREFILL_S if i == 0 else TOKEN_GAP_S,
+            i == 0,
+        )
+    p.add(LF.event(chunk(None, usage=usage(4)))).add(LF.done())  # "object": "chat.completion.chunk"
+    p.n_tokens = 4
+    return p
+
+
+def _midstream(kind: str) -> Callable[[dict], Plan]:
+    message = "the request exceeds the available context size"
+
+    def plan(_: dict) -> Plan:
+        p = token_stream(Plan(), LF, role=ROLE, tokens=["Once", " upon"], usage_mode="none", done="no")
+        p.pieces.pop()  # the second token ended the stream with a finish_reason: drop it, fail instead
+        err = {"error": {"message": message, "type": "BadRequestError", "param": None, "code": 400}}
+        if kind == "data":  # vLLM
+            p.add(LF.event(err), TOKEN_GAP_S).add(LF.done())
+        elif kind == "field":  # llama.cpp builds of 2025
+            body = {"code": 400, "message": message, "type": "invalid_request_error"}
+            p.add(b"error: " + json.dumps(body).encode() + b"\n\n", TOKEN_GAP_S).add(LF.done())
+        else:  # an `error` event
+            p.add(b"event: error\n" + LF.event(err), TOKEN_GAP_S)
+        return p
+
+    return plan
+
+
+def _uuid_gateway(headers: dict) -> Plan:
+    rid = headers.get("x-request-id")
+    if rid is not None and not _UUID.match(rid):
+        return error_plan(400, b"")
+    return token_stream(Plan(), LF, role=ROLE)
+
+
+OK_USAGE = Expect(tokens=6)
+OK_CHUNKS = Expect(tokens=6, source="chunks")
+MIDSTREAM = Expect(error="stream_error", detail="exceeds the available context size")
+
+CASES: list[Case] = [
+    Case("vllm", "vLLM 0.32 (CPU)", "tests/fixtures/vllm-cpu-tiny-chat-stream.txt, recorded from vLLM",
+         "a recorded vLLM stream: role-only chunk, content chunks, finish chunk, usage chunk (choices: []), [DONE]",
+         "ok; TTFT at the first content chunk; tokens from usage", _vllm_fixture, Expect(tokens=12)),
+    Case("sse-starlette-crlf", "llama-cpp-python before PR #1188 (sse-starlette's default separator)",
+         "sysid/sse-starlette sse.py DEFAULT_SEPARATOR='\\r\\n'; abetlen/llama-cpp-python PR #1188",
+         "every line ends in CRLF, no usage", "ok; tokens from chunks",
+         lambda h: token_stream(Plan(), CRLF, role=ROLE, usage_mode="none"), OK_CHUNKS),
+    Case("sse-starlette-cr", "sse-starlette EventSourceResponse(sep='\\r')",
+         "sysid/sse-starlette sse.py: sep must be one of \\r\\n, \\r, \\n", "every line ends in CR alone",
+         "ok; tokens from usage", lambda h: token_stream(Plan(), CR, role=ROLE), OK_USAGE),
+    Case("llama-cpp-python-ping", "llama-cpp-python after PR #1188 (data in LF, sse-starlette pings in CRLF)",
+         "abetlen/llama-cpp-python PR #1188 (ping messages); sse-starlette sse.py _ping: ': ping - <time>'",
+         "`: ping - …` comments in CRLF between LF-framed data events", "ok; comments ignored",
+         _comments(CRLF, b" ping - 2024-02-15 10:00:00.000000", 2), OK_USAGE),
+    Case("tgi-2.0.4", "TGI 2.0.4 Messages API (axum < 0.7)",
+         "huggingface/text-generation-inference issue #2019 (`data:{…}`), PR #2221 ([DONE] added in 2.2)",
+         "`data:` without a space, the role on the first token's chunk, no usage, no [DONE]",
+         "ok: a body that ended after a finish_reason is complete; tokens from chunks",
+         lambda h: token_stream(Plan(), Framing(prefix=b"data:"), usage_mode="none", done="no"), OK_CHUNKS),
+    Case("ik-llama-cpp-no-done", "ik_llama.cpp server without --send-done",
+         "ikawrakow/ik_llama.cpp issue #467, PR #470", "finish_reason in its own chunk, no usage, no [DONE]",
+         "ok; tokens from chunks",
+         lambda h: token_stream(Plan(), LF, role=ROLE, finish_own=True, usage_mode="none", done="no"), OK_CHUNKS),
+    Case("llama.cpp", "llama.cpp llama-server",
+         "darshi1337/apogee PR #139 (role with content null; [DONE] with no blank line); g0t4/ask-openai.nvim notes (usage+timings on the finish chunk)",
+         "role chunk with content null, usage on the finish chunk (choices not empty), `data: [DONE]` with no blank line",
+         "ok: the unterminated [DONE] is no event, the finish_reason completes the stream; tokens from usage",
+         lambda h: token_stream(Plan(), LF, role={"role": "assistant", "content": None}, finish_own=True,
+                                usage_mode="finish", done="unterminated"), OK_USAGE),
+    Case("openrouter-processing", "OpenRouter", "OpenRouter streaming docs: `: OPENROUTER PROCESSING` comments",
+         "comment keep-alives during the prefill and between tokens", "ok; comments ignored",
+         _comments(LF, b" OPENROUTER PROCESSING", 1), OK_USAGE),
+    Case("sse-starlette-fields", "sse-starlette ServerSentEvent(id=…, event=…, retry=…)",
+         "sysid/sse-starlette event.py encode(): id, event, data, retry lines",
+         "`id:`, `event: message` before and `retry:` after each data line, CRLF",
+         "ok; the fields do not disturb the data",
+         lambda h: token_stream(Plan(), Framing(eol=b"\r\n", before=b"id: 7\r\nevent: message\r\n",
+                                                after=b"retry: 15000\r\n"), role=ROLE), OK_USAGE),
+    Case("bom", "(no LLM server seen; the standard allows it)",
+         "WHATWG HTML §9.2.6 `stream = [ bom ] *event`; openai/openai-python PR #3819 (first event lost after a BOM)",
+         "a UTF-8 BOM before the first event", "ok; the first event is kept", _bom, OK_USAGE),
+    Case("proxy-split", "any server behind a reverse proxy",
+         "ggml-org/llama.cpp PR #9519 review: a reverse proxy can cut the data chunk mid-way",
+         "CRLF framing; the first token's event in three writes, one cut between CR and LF",
+         "ok; TTFT at the write that completed the event", _split_first, OK_USAGE),
+    Case("vllm-merged-writes", "vLLM (role and first tokens of one engine step, tail chunks back to back)",
+         "vllm serving_chat: role chunk yielded with the first output; finish, usage, [DONE] yielded in a row",
+         "role + 2 tokens in one write; finish + usage + [DONE] in one write",
+         "ok; the events of one read share its stamp", _merged, OK_USAGE),
+    Case("ollama-big-tool-call", "Ollama OpenAI compatibility",
+         "ollama/ollama openai/openai.go ToChunk: role on every delta, whole tool calls (name + arguments) in one delta",
+         "a tool call with 70 KB of arguments in one event (larger than a 64 KiB read)",
+         "ok; the tool call is the first token; tokens from usage", _tool_calls(big=True), Expect(tokens=1)),
+    Case("vllm-tool-call", "vLLM tool calling", "vllm-project/vllm issue #9693: the name first, argument deltas after",
+         "first delta: tool_calls with the function name only; arguments in later deltas",
+         "ok; TTFT at the name delta (the first generated token)", _tool_calls(big=False), Expect(tokens=6)),
+    Case("sglang-reasoning-content", "SGLang (and DeepSeek) reasoning parser",
+         "sgl-project docs advanced_features/separate_reasoning.md: `reasoning_content` deltas",
+         "`reasoning_content` deltas, then `content`", "ok; TTFT at the first reasoning delta",
+         _reasoning("reasoning_content"), OK_USAGE),
+    Case("vllm-reasoning", "vLLM after PR #27752 (and Ollama's `reasoning`)",
+         "vllm-project/vllm PR #27752 `reasoning_content` -> `reasoning`; ollama openai.go Message.Reasoning",
+         "`reasoning` deltas, then `content`", "ok; TTFT at the first reasoning delta", _reasoning("reasoning"),
+         OK_USAGE),
+    Case("openai", "OpenAI", "OpenAI stream_options docs (quoted in janhq/cortex.llamacpp #265); BerriAI/litellm #2010",
+         "`usage: null` on every chunk, finish_reason in its own chunk with an empty delta, a final usage chunk",
+         "ok; tokens from the final usage",
+         lambda h: token_stream(Plan(), LF, role=ROLE, finish_own=True, usage_mode="null"), OK_USAGE),
+    Case("vllm-continuous-usage", "vLLM stream_options.continuous_usage_stats",
+         "vllm-project/vllm issue #6540", "cumulative usage on every chunk", "ok; tokens from the last usage",
+         lambda h: token_stream(Plan(), LF, role=ROLE, usage_mode="every"), OK_USAGE),
+    Case("lmdeploy-usage-null", "LMDeploy api_server (2024)", "InternLM/lmdeploy issue #2152",
+         "`usage: null` on every chunk and no count at the end", "ok; tokens from chunks",
+         lambda h: token_stream(Plan(), LF, role=ROLE, usage_mode="null-only"), OK_CHUNKS),
+    Case("trtllm-completions-usage", "TensorRT-LLM trtllm-serve /v1/completions",
+         "NVIDIA/TensorRT-LLM PR #12758: the usage chunk typed chat.completion.chunk",
+         "completions text chunks, then a usage chunk typed as chat", "ok; tokens from usage",
+         _completions_usage_typed_as_chat, Expect(tokens=4), endpoint="completions"),
+    Case("vllm-error-midstream", "vLLM", "vllm entrypoints serving: create_streaming_error_response, then [DONE]",
+         "two chunks, then `data: {\"error\": {…}}` and [DONE]", "stream_error with the server's message",
+         _midstream("data"), MIDSTREAM),
+    Case("llama.cpp-error-field", "llama.cpp builds of 2025 (through b5966)",
+         "coddy-project/coddy-agent PR #106; ggml-org/llama.cpp issue #14566",
+         "a non-standard `error: {…}` line, then [DONE]", "stream_error with the server's message",
+         _midstream("field"), MIDSTREAM),
+    Case("error-event", "OpenAI streams (`event: error`, handled by openai-python's Stream)",
+         "openai/openai-python _streaming.py: sse.event == 'error'", "two chunks, then an `event: error` event",
+         "stream_error with the server's message", _midstream("event"), MIDSTREAM),
+    Case("vllm-http-400", "vLLM", "vllm entrypoints serving: ErrorResponse(error=ErrorInfo(message, type, param, code))",
+         "400 with {\"error\": {\"message\": …}}", "http_400 with the message",
+         lambda h: error_plan(400, json.dumps({"error": {"message": "This model's maximum context length is 4096 tokens",
+                                                          "type": "BadRequestError", "param": None, "code": 400}}).encode()),
+         Expect(error="http_400", detail="maximum context length")),
+    Case("mlx-404-text", "mlx_lm.server", "ml-explore mlx-lm server.py APIHandler: 404 with the text `Not Found`",
+         "404 with a plain-text body", "http_404 with the text",
+         lambda h: error_plan(404, b"Not Found", "text/plain"), Expect(error="http_404", detail="Not Found")),
+    Case("tgi-429", "TGI", "text-generation-inference router server.rs: 429 {\"error\": \"Model is overloaded\"}",
+         "429 with the error as a string", "http_429 with the message",
+         lambda h: error_plan(429, b'{"error":"Model is overloaded","error_type":"overloaded"}'),
+         Expect(error="http_429", detail="Model is overloaded")),
+    Case("openai-429", "OpenAI", "openai-python _base_client: retry-after / retry-after-ms headers on 429",
+         "429 with Retry-After and an error object", "http_429 with the message and the Retry-After",
+         lambda h: error_plan(429, b'{"error":{"message":"Rate limit reached for requests","type":"requests",'
+                                   b'"param":null,"code":"rate_limit_exceeded"}}', retry_after="2"),
+         Expect(error="http_429", detail="Rate limit reached for requests (Retry-After: 2)")),
+    Case("uuid-gateway", "API gateways that require a UUID request id",
+         "microsoft/api-guidelines PR #314 (an invalid request-id header → 400); mesto-co/core PR #79",
+         "400 with an empty body unless X-Request-Id is a UUID",
+         "ok with Goodput's ids (UUIDv7); with another id, http_400 naming the empty body and the header",
+         _uuid_gateway, OK_USAGE),
+    Case("mlx-connection-close", "mlx_lm.server (http.server: HTTP/1.0 answers, closed after each)",
+         "ml-explore mlx-lm server.py: APIHandler(BaseHTTPRequestHandler) on ThreadingHTTPServer",
+         "`Connection: close`, the body ends when the connection closes", "ok for every request in a row",
+         lambda h: _closing(token_stream(Plan(), LF, role=ROLE)), OK_USAGE),
+]  # fmt: skip
+
+
+def _closing(plan: Plan) -> Plan:
+    plan.close = True
+    return plan
+
+
+BY_NAME = {c.name: c for c in CASES}
