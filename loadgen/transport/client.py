@@ -154,7 +154,26 @@ class RawTransport:
             block_size=16384,
         )
         self.client = self._new_client()
+        self.reused = False  # the connection has carried a complete answer (the next request reuses it)
         self.auth = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+
+    def _send(self, res: StreamResult, path: str, payload: bytes, hdrs: dict[str, str]) -> Any:
+        """Send and read the response head, once more on a fresh connection if a reused one was closed.
+
+        A server may close a keep-alive connection after an answer without saying so (llama.cpp's
+        server does after every stream while announcing `Keep-Alive`): the next request on it fails
+        before any response byte. That request never reached the server, so it is sent again on a
+        new connection, as HTTP clients do for an idle connection the server closed (RFC 9112 §9.3.1).
+        """
+        try:
+            res.t_send = perf_counter()
+            return self.client.request("POST", self.prefix + path, body=payload, headers=hdrs)
+        except (HTTPConnectionClosed, ConnectionResetError, BrokenPipeError):
+            if not self.reused:
+                raise
+        self._reset()
+        res.t_send = perf_counter()
+        return self.client.request("POST", self.prefix + path, body=payload, headers=hdrs)
 
     def stream(self, path: str, body: dict, headers: dict[str, str], timeout_s: float) -> StreamResult:
         res = StreamResult()
@@ -164,14 +183,14 @@ class RawTransport:
         timer = gevent.Timeout(timeout_s)
         timer.start()
         try:
-            res.t_send = perf_counter()
-            resp = self.client.request("POST", self.prefix + path, body=payload, headers=hdrs)
+            resp = self._send(res, path, payload, hdrs)
             res.status = resp.status_code
             if res.status != 200:
                 _http_error(res, resp.read()[:2000], resp.get("retry-after"))
                 return res
             _read_events(resp, res)
             _finish(res)
+            self.reused = not res.error
         except gevent.Timeout as e:
             if e is not timer:
                 raise
@@ -203,6 +222,7 @@ class RawTransport:
         so the user's next requests would hang until their timeout. A new client recovers.
         """
         old, self.client = self.client, self._new_client()
+        self.reused = False
         old.close()
 
     def close(self) -> None:

@@ -181,7 +181,9 @@ def test_web_login_refuses_anonymous_and_accepts_form_or_basic(sim_server, procs
     status, body, _ = get(ui.url + "/stats/requests", good)
     assert status == 200 and "stats" in json.loads(body)
     assert get(ui.url + "/", good)[0] == 200
-    if get(ui.url + "/llm/stats", good)[0] == 200:  # the LLM view's routes (loadgen/live/webui) are guarded too
+    if (
+        get(ui.url + "/llm/stats", good)[0] == 200
+    ):  # the LLM view's routes (loadgen/live/webui) are guarded too
         assert get(ui.url + "/llm/stats")[0] == 401
 
     def login(password: str) -> tuple[int, str, dict]:

@@ -81,7 +81,9 @@ def test_case(zoo: Proc, case: Case, kind: str) -> None:
     try:
         for _ in range(3):
             offs.append([])
-            for _ in range(2 if case.name == "mlx-connection-close" else 1):  # a closed connection reopens
+            for _ in range(
+                2 if case.name in ("mlx-connection-close", "llama.cpp-hangup") else 1
+            ):  # a closed connection reopens
                 rid = IDS.next()
                 res, offset = send(t, case, rid)
                 offs[-1].append(check(zoo.url, case, res, offset, rid))

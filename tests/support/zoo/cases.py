@@ -310,7 +310,19 @@ CASES: list[Case] = [
          "ml-explore mlx-lm server.py: APIHandler(BaseHTTPRequestHandler) on ThreadingHTTPServer",
          "`Connection: close`, the body ends when the connection closes", "ok for every request in a row",
          lambda h: _closing(token_stream(Plan(), LF, role=ROLE)), OK_USAGE),
+    Case("llama.cpp-hangup", "llama.cpp server 0.5.0-dev (llama-cpp-python 0.3.36's tree)",
+         "seen on the real server in CI (tests/e2e/test_llamacpp_engine.py): tools/server's stream handler ends "
+         "the stream and the connection in one call, while the headers say `Keep-Alive: timeout=5, max=100`",
+         "a chunked stream with keep-alive headers, then the TCP connection closed",
+         "ok for every request in a row (a request on the closed connection is sent again on a new one)",
+         lambda h: _hangup(token_stream(Plan(), LF, role=ROLE)), OK_USAGE),
 ]  # fmt: skip
+
+
+def _hangup(plan: Plan) -> Plan:
+    plan.hangup = True
+    plan.headers.append(("Keep-Alive", "timeout=5, max=100"))
+    return plan
 
 
 def _closing(plan: Plan) -> Plan:

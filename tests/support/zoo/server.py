@@ -144,6 +144,9 @@ async def _send(w: asyncio.StreamWriter, plan: Plan, truth: dict | None = None) 
         return False
     w.write(b"0\r\n\r\n")
     await w.drain()
+    if plan.hangup:  # the close comes a moment later, after the client's next request is on its way
+        await asyncio.sleep(0.2)
+        return False
     return True
 
 

@@ -35,6 +35,7 @@ class Plan:
     pieces: list[Piece] = field(default_factory=list)
     n_tokens: int | None = None
     close: bool = False  # HTTP/1.0-style: no chunked framing, the body ends when the connection closes
+    hangup: bool = False  # chunked and keep-alive, yet the connection is closed right after the answer
 
     def add(self, data: bytes, delay_s: float = 0.0, first: bool = False) -> Plan:
         self.pieces.append(Piece(data, delay_s, first))
