@@ -36,6 +36,10 @@ if TYPE_CHECKING:
 
     from gevent import Greenlet
 
+    from loadgen.live.webui import LiveView
+    from loadgen.monitors.selfmon import SelfMon
+    from loadgen.monitors.servermetrics import Scraper
+    from loadgen.openloop import Driver
     from loadgen.output.locustcsv import LocustCsv
     from loadgen.output.sink import CsvSink
 
@@ -107,7 +111,7 @@ class RunContext:
         self.buffer = RowBuffer()
         #: Open-loop generator figures (arrivals due/sent, send lag) and this process's dispatcher.
         self.open_loop = OpenLoopStats()
-        self.driver: Any = None
+        self.driver: Driver | None = None
         self._workload: Any = None
 
         # -- master / local runner: the run folder -----------------------------------------------------
@@ -136,11 +140,11 @@ class RunContext:
 
         # -- plugins (created at init by their own install()) ---------------------------------------
         #: Self-measurement (event-loop lag, CPU): loadgen/monitors/selfmon.py.
-        self.selfmon: Any = None
+        self.selfmon: SelfMon | None = None
         #: The engine /metrics scraper (master/local): loadgen/monitors/servermetrics.py.
-        self.scraper: Any = None
+        self.scraper: Scraper | None = None
         #: The web UI's LLM view (master/local with a web UI): loadgen/live/webui.
-        self.web_view: Any = None
+        self.web_view: LiveView | None = None
         self.configure(slo, model)
 
     def configure(self, slo: Slo, model: str) -> None:
