@@ -139,6 +139,8 @@ class RunContext:
         self.selfmon: Any = None
         #: The engine /metrics scraper (master/local): loadgen/monitors/servermetrics.py.
         self.scraper: Any = None
+        #: The engine-span receiver of the open run (master/local): loadgen/monitors/spans.py.
+        self.spans: Any = None
         #: The web UI's LLM view (master/local with a web UI): loadgen/live/webui.
         self.web_view: Any = None
         self.configure(slo, model)

@@ -53,6 +53,7 @@ import json
 import logging
 import re
 import socket
+import sys
 import threading
 import time
 import zlib
@@ -299,6 +300,12 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = True
     block_on_close = False  # stop() closes connections and waits for handlers itself
     receiver: OtlpReceiver
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A connection shut by stop() (gevent raises cancel_wait_ex in the waiting handler) or
+        # dropped by the exporter is no error of ours: only anything else earns socketserver's traceback.
+        if not isinstance(sys.exc_info()[1], OSError):
+            super().handle_error(request, client_address)
 
 
 class OtlpReceiver:
