@@ -138,9 +138,11 @@ def markdown(s: Summary) -> list[str]:
     """The section of summary.md."""
     t = s.server_timing
     lines = ["", f"## {TITLE}", ""]
+    if t is not None:
+        lines += [x for w in t.warnings for x in (f"> **Warning**: {w}", "")]
     if t is None or not t.spans:
         return [*lines, HOW_TO]
-    lines += [join_text(t), ""] + [f"> **Warning**: {w}" for w in t.warnings]
+    lines += [join_text(t), ""]
     if t.e2e is None:
         return [*lines, "No completed request joined a span with timing attributes."]
     if h := headline(t):
@@ -164,10 +166,11 @@ def html(s: Summary, figs: list[tuple[Path, str]]) -> str:
     """The section of report.html, with its figure when one was drawn."""
     t = s.server_timing
     parts = [f"<h2>{_html.escape(TITLE)}</h2>"]
+    if t is not None:
+        parts += [f'<div class="warn">⚠ {_html.escape(w)}</div>' for w in t.warnings]
     if t is None or not t.spans:
         return "\n".join([*parts, f"<p>{_html.escape(HOW_TO)}</p>"])
     parts.append(f"<p>{_html.escape(join_text(t))}</p>")
-    parts += [f'<div class="warn">⚠ {_html.escape(w)}</div>' for w in t.warnings]
     if t.e2e is None:
         return "\n".join([*parts, "<p>No completed request joined a span with timing attributes.</p>"])
     if h := headline(t):

@@ -137,7 +137,7 @@ def parse_listen(text: str, place: str = "--otlp-listen") -> tuple[str, int]:
     """'HOST:PORT' (IPv6 as [::1]:PORT) → (host, port); a one-line error naming `place` otherwise."""
     host, sep, port = text.rpartition(":")
     host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
-    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+    if not sep or not host or "/" in host or not port.isdigit() or not 0 <= int(port) <= 65535:
         raise ValueError(f"{place}: expected HOST:PORT (e.g. 127.0.0.1:4318), got '{text}'")
     return host, int(port)
 
