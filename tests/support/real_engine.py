@@ -80,6 +80,7 @@ class Engine:
     popen: subprocess.Popen
     log_path: Path
     startup_s: float = 0.0
+    otlp_endpoint: str = ""  # where vLLM sends its spans ("" when tracing is off)
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
@@ -118,8 +119,12 @@ def start_engine(
     timeout_s: float = 300.0,
     log_path: Path | None = None,
     env: dict[str, str] | None = None,
+    otlp_endpoint: str = "",
 ) -> Engine:
     """Start the engine on 127.0.0.1 (a free port unless given) and wait for /health.
+
+    With `otlp_endpoint` (http://HOST:PORT/v1/traces) vLLM exports one span per finished request
+    there over OTLP/HTTP (REAL_ENGINE_OTLP_ENDPOINT of scripts/real_engine.sh).
 
     Runs `scripts/real_engine.sh serve PORT` (the same command line and environment as
     `make real-engine`) in its own session, output to `log_path` (default
@@ -139,11 +144,22 @@ def start_engine(
         stdout=fh,
         stderr=subprocess.STDOUT,
         stdin=subprocess.DEVNULL,
-        env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
+        env={
+            **os.environ,
+            "PYTHONUNBUFFERED": "1",
+            **({"REAL_ENGINE_OTLP_ENDPOINT": otlp_endpoint} if otlp_endpoint else {}),
+            **(env or {}),
+        },
         start_new_session=True,
     )
     fh.close()
-    eng = Engine(url=f"http://127.0.0.1:{port}", model=MODEL_NAME, popen=p, log_path=log_path)
+    eng = Engine(
+        url=f"http://127.0.0.1:{port}",
+        model=MODEL_NAME,
+        popen=p,
+        log_path=log_path,
+        otlp_endpoint=otlp_endpoint,
+    )
     deadline = t0 + timeout_s
     while True:
         if p.poll() is not None:
