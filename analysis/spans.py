@@ -66,13 +66,18 @@ def load_spans(run_dir: Path) -> tuple[pd.DataFrame | None, list[str]]:
     p = run_dir / SPAN_FILE
     if not p.exists():
         return None, []
+    wanted = {"x_request_id", *SPAN_VALUES}  # of 27 columns: a big run's file parses in a fraction
     try:
         df = pd.read_csv(
-            p, dtype={"x_request_id": str}, keep_default_na=False, na_values={c: [""] for c in SPAN_VALUES}
+            p,
+            usecols=lambda c: c in wanted,
+            dtype={"x_request_id": str},
+            keep_default_na=False,
+            na_values={c: [""] for c in SPAN_VALUES},
         )
     except (OSError, ValueError, pd.errors.ParserError) as e:
         return None, [f"{p}: unreadable ({' '.join(str(e).split())[:160]}); server timing skipped"]
-    missing = {"x_request_id", *SPAN_VALUES} - set(df.columns)
+    missing = wanted - set(df.columns)
     if missing:
         return None, [f"{p}: missing column(s) {', '.join(sorted(missing))}; server timing skipped"]
     for c in SPAN_VALUES:
@@ -131,13 +136,15 @@ def join(run: Run) -> Joined | None:
     f["client_remainder_s"] = df["e2e_s"].to_numpy(dtype=float) - f["server_e2e_s"].to_numpy()
     f["client_ttft_remainder_s"] = df["ttft_s"].to_numpy(dtype=float) - f["server_ttft_s"].to_numpy()
     f.insert(0, "joined", count == 1)
+    f.insert(1, "span_count", count)
     without_row = int((~spans["x_request_id"].isin(set(ids))).sum())
     return Joined(f, ids, count, len(spans), without_row, warnings)
 
 
 def per_request(run: Run) -> pd.DataFrame | None:
     """One row per request of `run.df` (same index): request id, step, ok, the client's TTFT/E2E and
-    the server timing columns of the module docstring (NaN where the row did not join)."""
+    the server timing columns of the module docstring (NaN where the row did not join); `joined`, and
+    `span_count` (spans with the row's id: 0 unjoined, 2+ ambiguous)."""
     j = join(run)
     if j is None or j.frame.empty:
         return None
