@@ -16,7 +16,7 @@ from locust import events
 import loadgen.run.options  # noqa: F401  (registers the command-line options)
 from loadgen import openloop
 from loadgen.live import console, webauth, webui
-from loadgen.monitors import selfmon, servermetrics
+from loadgen.monitors import selfmon, servermetrics, spans
 from loadgen.run import lifecycle, scaleout, stages
 from shapes import GoodputShape  # noqa: F401  (Locust picks up the one shape class)
 from users.agent import AgentUser
@@ -35,6 +35,7 @@ PLUGINS = (
     webauth,  # web UI: --web-login (password from the environment), bind warning
     selfmon,  # every load process: event-loop lag, CPU → run.json loadgen, saturation
     servermetrics,  # master/local: engine /metrics → server_metrics.csv, run.json
+    spans,  # master/local: --otlp-listen, the engine's per-request spans → server_spans.csv, run.json
 )
 for plugin in PLUGINS:
     plugin.install(events)

@@ -31,9 +31,14 @@ The result types (analysis/results.py; fields in their docstrings):
   (`Dist`: mean, p50, p90, p95, p99, max, n), `verdicts` (`Verdict` with `Check`s; `verdict` is the
   primary one), `load_unit`, `steps` (`Step`, with `StepPercentiles` ttft/tpot/e2e), `capacity`
   (`Capacity` with `Level`s), `open_loop` (`OpenLoop` or None), `server` (`ServerSummary` or None),
-  `warnings`. `Summary.to_json()` is the text of summary.json.
+  `warnings`, `server_timing` (`ServerTiming` or None: the engine's spans joined per request, with
+  `Decomposition`s, `Shares`, `Misses` and a `TimingStep` per step; analysis/timing.py). `Summary.to_json()` is the text of summary.json.
 - `Comparison` (analysis/compare.py): `slo`, `mode`, `rows` and `runs` (`ComparisonRow`: label,
   dataset, runs, `figures`/`low`/`high` (`Figures`), `best`, `best_run`, `folders`), `summaries`.
+
+Per request: `request_timing(run)`, the engine's spans (server_spans.csv) joined with the rows: a
+pandas DataFrame (server queue/prefill/decode/TTFT/E2E and the client remainders, README.md § Where
+the time went), or None without spans.
 
 Comparing: `compare(summaries, slo, mode)`; or step by step, to relabel runs before grouping
 (the arena names runs after its configurations): `run_row(summary)`, `dataclasses.replace` the
@@ -92,19 +97,59 @@ from analysis.results import (
     Throughput,
     Verdict,
 )
+from analysis.timing import Decomposition, Misses, ServerTiming, Shares, TimingStep
 from core.slo import Slo
 
 if TYPE_CHECKING:
+    import pandas as pd
+
     from analysis.load import Run
     from analysis.outputs import Lap
     from analysis.summary import Analysis
 
 __all__ = [
-    "METRICS", "REPEAT_MODES", "AnalysisError", "Capacity", "Check", "Comparison", "ComparisonRow", "Dist",
-    "Figures", "Level", "OpenLoop", "RunInfo", "ServerFigures", "ServerSummary", "Step", "StepPercentiles",
-    "StepServer", "Summary", "Throughput", "Verdict", "analyze", "compare", "comparison_csv_records",
-    "comparison_intro", "comparison_markdown", "comparison_repeats_md", "comparison_table_md", "comparison_text",
-    "console_text", "fmt", "group", "load_run", "run_row", "summary_markdown", "write_comparison", "write_run",
+    "METRICS",
+    "REPEAT_MODES",
+    "AnalysisError",
+    "Capacity",
+    "Check",
+    "Comparison",
+    "ComparisonRow",
+    "Decomposition",
+    "Dist",
+    "Figures",
+    "Level",
+    "Misses",
+    "OpenLoop",
+    "RunInfo",
+    "ServerFigures",
+    "ServerSummary",
+    "ServerTiming",
+    "Shares",
+    "Step",
+    "StepPercentiles",
+    "StepServer",
+    "Summary",
+    "Throughput",
+    "TimingStep",
+    "Verdict",
+    "analyze",
+    "compare",
+    "comparison_csv_records",
+    "comparison_intro",
+    "comparison_markdown",
+    "comparison_repeats_md",
+    "comparison_table_md",
+    "comparison_text",
+    "console_text",
+    "fmt",
+    "group",
+    "load_run",
+    "request_timing",
+    "run_row",
+    "summary_markdown",
+    "write_comparison",
+    "write_run",
 ]  # fmt: skip
 
 
@@ -120,6 +165,13 @@ def analyze(run: Run, slo: Slo, extra: list[Slo] | None = None, wait: bool = Tru
     from analysis.summary import analyze as analyze_run
 
     return analyze_run(run, slo, extra, wait)
+
+
+def request_timing(run: Run) -> pd.DataFrame | None:
+    """One row per request of `run`: the engine's timing of it where its span joined (analysis/spans.py)."""
+    from analysis.spans import per_request
+
+    return per_request(run)
 
 
 def write_run(

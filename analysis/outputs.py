@@ -18,6 +18,7 @@ from analysis.compare import Comparison, curve_labels
 from analysis.metrics import latency_values
 from analysis.render import comparison, html, markdown, plots
 from analysis.render import server as server_render
+from analysis.render import spans as spans_render
 from analysis.summary import Analysis
 
 Lap = Callable[[str], None]  # called with a phase name when the phase ends (`--timings`)
@@ -53,6 +54,13 @@ def run_plots(a: Analysis, out_dir: Path) -> list[tuple[Path, str]]:
             "Server beside client on one time axis: client throughput and TTFT vs the engine's TTFT; the engine's "
             "running/waiting requests; KV-cache usage and prefix-cache hit rate (server_metrics.csv).",
         )
+    if s.server_timing is not None and (
+        p := spans_render.plot(s.server_timing, out_dir / spans_render.FIGURE)
+    ):
+        out["timing"] = (
+            p,
+            "Mean TTFT and E2E per load step, split by the engine's spans (server_spans.csv).",
+        )
     out["cdf"] = (  # last: the only plot that waits for the ITL parse
         plots.cdfs(
             latency_values(sel, "ttft_s"), latency_values(sel, "tpot_s"), a.itl, latency_values(sel, "e2e_s"),
@@ -60,7 +68,7 @@ def run_plots(a: Analysis, out_dir: Path) -> list[tuple[Path, str]]:
         ),
         "Distributions of TTFT, TPOT, ITL and E2E latency with the SLO limits.",
     )  # fmt: skip
-    order = ("load", "goodput", "cdf", "time", "server")
+    order = ("load", "goodput", "cdf", "time", "server", "timing")
     return [out[k] for k in order if k in out]
 
 

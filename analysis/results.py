@@ -22,6 +22,7 @@ import json
 from dataclasses import dataclass
 from typing import Any, TypedDict
 
+from analysis.timing import ServerTiming
 from core.slo import Slo
 
 
@@ -323,6 +324,7 @@ class Summary:
     saturated_windows: list[tuple[float, float]]  # when the load generator could not keep up
     server: ServerSummary | None
     warnings: list[str]
+    server_timing: ServerTiming | None = None  # the engine's spans joined per request (analysis/spans.py)
 
     @property
     def verdict(self) -> Verdict:
@@ -373,6 +375,7 @@ class Summary:
             "excluded_warmup_rows": self.excluded_warmup_rows,
             "loadgen_saturated_windows": [list(w) for w in self.saturated_windows],
             "server": self.server,
+            "server_timing": None if self.server_timing is None else self.server_timing.to_dict(),
             "warnings": list(self.warnings),
         }
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from analysis import fmt, server
+from analysis import fmt, server, spans
 from analysis.errors import AnalysisError
 from analysis.itl import Distribution, PendingDistribution
 from analysis.load import Run
@@ -118,6 +118,7 @@ def analyze(run: Run, slo: Slo, extra: list[Slo] | None = None, wait: bool = Tru
         saturated_windows=windows,
         server=server_summary,
         warnings=sat_warnings + list(run.warnings) + server_warnings,
+        server_timing=spans.server_timing(run, slo, steps),
     )
     a = Analysis(run, slo, summary, good, itl, series)
     return a.finish() if wait else a

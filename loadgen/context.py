@@ -39,6 +39,7 @@ if TYPE_CHECKING:
     from loadgen.live.webui import LiveView
     from loadgen.monitors.selfmon import SelfMon
     from loadgen.monitors.servermetrics import Scraper
+    from loadgen.monitors.spans import SpanCapture
     from loadgen.openloop import Driver
     from loadgen.output.locustcsv import LocustCsv
     from loadgen.output.sink import CsvSink
@@ -143,6 +144,8 @@ class RunContext:
         self.selfmon: SelfMon | None = None
         #: The engine /metrics scraper (master/local): loadgen/monitors/servermetrics.py.
         self.scraper: Scraper | None = None
+        #: The engine-span receiver of the open run (master/local): loadgen/monitors/spans.py.
+        self.spans: SpanCapture | None = None
         #: The web UI's LLM view (master/local with a web UI): loadgen/live/webui.
         self.web_view: LiveView | None = None
         self.configure(slo, model)

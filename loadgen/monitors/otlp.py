@@ -53,6 +53,7 @@ import json
 import logging
 import re
 import socket
+import sys
 import threading
 import time
 import zlib
@@ -136,7 +137,7 @@ def parse_listen(text: str, place: str = "--otlp-listen") -> tuple[str, int]:
     """'HOST:PORT' (IPv6 as [::1]:PORT) → (host, port); a one-line error naming `place` otherwise."""
     host, sep, port = text.rpartition(":")
     host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
-    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+    if not sep or not host or "/" in host or not port.isdigit() or not 0 <= int(port) <= 65535:
         raise ValueError(f"{place}: expected HOST:PORT (e.g. 127.0.0.1:4318), got '{text}'")
     return host, int(port)
 
@@ -299,6 +300,12 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = True
     block_on_close = False  # stop() closes connections and waits for handlers itself
     receiver: OtlpReceiver
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A connection shut by stop() (gevent raises cancel_wait_ex in the waiting handler) or
+        # dropped by the exporter is no error of ours: only anything else earns socketserver's traceback.
+        if not isinstance(sys.exc_info()[1], OSError):
+            super().handle_error(request, client_address)
 
 
 class OtlpReceiver:

@@ -14,6 +14,8 @@ import gevent
 
 from core.record import COLUMNS
 
+OK_INDEX = COLUMNS.index("ok")
+
 
 class CsvSink:
     """Appends rows to `<run>/requests.csv`, flushing at least every `flush_s` seconds."""
@@ -22,6 +24,7 @@ class CsvSink:
         self.path = path
         self.run_id = run_id
         self.rows_written = 0
+        self.ok_written = 0  # completed requests among them (the span receiver waits for as many spans)
         self._lock = threading.Lock()
         self._fh = open(path, "w", newline="", encoding="utf-8")  # noqa: SIM115 - lives as long as the run
         self._w = csv.writer(self._fh)
@@ -48,6 +51,7 @@ class CsvSink:
             self._w.writerows(rows)
             self._fh.flush()
             self.rows_written += len(rows)
+            self.ok_written += sum(r[OK_INDEX] == "true" for r in rows)
 
     def close(self) -> None:
         self.flush()

@@ -9,6 +9,10 @@ Runs drain (`--stop-timeout`): users finish their in-flight request instead of c
 the window holds exactly the requests in our rows — a request cancelled at stop would still count
 in vLLM's token counters (as `finished_reason="abort"`) without giving us its usage.
 
+The engine exports one OpenTelemetry span per request (`--otlp-traces-endpoint`, OTLP/HTTP) to a port
+fixed at its start; the step run receives them (`--otlp-listen`) and the analysis joins them with the
+rows: nearly every row must join, and the spans' TTFT must be the one vLLM's histogram counted.
+
 Without the engine installed the module skips with the reason, unless GOODPUT_REQUIRE_REAL_ENGINE=1
 (CI sets it after installing the engine): then a missing engine is a failure, never a silent skip.
 """
@@ -27,14 +31,18 @@ from pathlib import Path
 
 import pytest
 
-from tests import real_engine
+from analysis import api
+from analysis.spans import per_request
+from core.slo import parse_slo
 from tests.conftest import PYTHON, ROOT
+from tests.support import real_engine
 from tests.support.real_engine import (
     Counters,
     Engine,
     by_label,
     delta,
     fetch_metrics,
+    free_port,
     parse_counters,
     start_engine,
     unavailable_reason,
@@ -50,6 +58,8 @@ TTFT_NET_S = 0.005
 FIGURES = ROOT / "test-artifacts" / "real-engine.json"
 # vLLM counts finished requests under these reasons; a completed stream ends with stop or length.
 COMPLETED = ("stop", "length")
+SPANS_JOINED = 0.95  # share of completed rows that must join their span
+SPAN_TTFT_S = 0.005  # spans' mean TTFT vs the histogram's Δsum/Δcount over the same window
 
 
 @pytest.fixture(scope="module")
@@ -59,7 +69,8 @@ def engine() -> Iterator[Engine]:
         if os.environ.get(REQUIRE_ENV) == "1":
             pytest.fail(f"{REQUIRE_ENV}=1 but {reason}", pytrace=False)
         pytest.skip(reason)
-    eng = start_engine(timeout_s=300)
+    # The span endpoint is fixed at start-up: a port the step run's --otlp-listen will take.
+    eng = start_engine(timeout_s=300, otlp_endpoint=f"http://127.0.0.1:{free_port()}/v1/traces")
     try:
         record_figures("engine", {"startup_s": round(eng.startup_s, 1)})
         yield eng
@@ -97,6 +108,7 @@ class Window:
     d: Counters  # after - before
     reasons: dict[str, float]  # vllm:request_success_total delta by finished_reason
     meta: dict
+    path: Path  # the run folder
 
     @property
     def ok(self) -> list[dict[str, str]]:
@@ -124,19 +136,25 @@ def measured_run(eng: Engine, results: Path, name: str, *args: str, run_s: float
     a = by_label(after, "vllm:request_success_total", "finished_reason")
     reasons = {k: v - b.get(k, 0.0) for k, v in a.items()}
     meta = json.loads((run / "run.json").read_text())
-    return Window(rows, delta(parse_counters(before), parse_counters(after)), reasons, meta)
+    return Window(rows, delta(parse_counters(before), parse_counters(after)), reasons, meta, run)
 
 
 def record_figures(key: str, figures: dict) -> None:
     real_engine.record_figures(FIGURES, key, figures, "real engine")
 
 
-def test_step_run_agrees_with_engine_counters(engine: Engine, tmp_path: Path) -> None:
+@pytest.fixture(scope="module")
+def step_run(engine: Engine, tmp_path_factory: pytest.TempPathFactory) -> Window:
     # 4 steps of 8 s (1..4 users), ~250-token prompts (by the model's tokenizer), 16 output tokens:
     # light enough for one CPU core, long enough that prefill, not the HTTP layer, makes the TTFT.
-    w = measured_run(engine, tmp_path / "res", "step",
-                     "--dataset", "random:input=uniform(100,200),output=16", "--max-tokens", "16",
-                     "--step-interval", "8s", run_s=32, drain_s=30)  # fmt: skip
+    listen = engine.otlp_endpoint.removeprefix("http://").removesuffix("/v1/traces")
+    return measured_run(engine, tmp_path_factory.mktemp("step") / "res", "step",
+                        "--dataset", "random:input=uniform(100,200),output=16", "--max-tokens", "16",
+                        "--step-interval", "8s", "--otlp-listen", listen, run_s=32, drain_s=30)  # fmt: skip
+
+
+def test_step_run_agrees_with_engine_counters(engine: Engine, step_run: Window) -> None:
+    w = step_run
     assert w.meta["model"] == engine.model and w.meta["shape"]["name"] == "StepSchedule"
     ok = w.ok
     steps = Counter(int(r["step"]) for r in ok)
@@ -212,3 +230,39 @@ def test_agentic_gets_prefix_cache_hits_random_does_not(engine: Engine, tmp_path
     # Our cached_tokens come from the same engine: the shares agree (exactly when nothing was aborted).
     for w in (rnd, agt):
         assert abs(w.client_cached_share() - w.d.prefix_hit_rate) <= 0.1, figures
+
+
+def test_spans_join_the_rows_and_carry_the_histograms_ttft(step_run: Window) -> None:
+    w = step_run
+    sp = w.meta["spans"]
+    assert sp["enabled"] and sp["rejected"] == 0 and sp["received"] == sp["written"], sp
+    # vLLM ends one llm_request span per finished request: the window's, as the counters say.
+    assert sp["received"] == w.d.request_success == len(w.ok), (sp, w.d.request_success)
+    summary = api.analyze(api.load_run(w.path), parse_slo("chat")).summary
+    t = summary.server_timing
+    assert t is not None and t.ok == len(w.ok) and t.ambiguous == 0 and t.spans_without_row == 0
+    assert t.joined_share is not None and t.joined_share >= SPANS_JOINED, (t.joined, t.ok, t.unjoined)
+    f = per_request(api.load_run(w.path))
+    j = f[f["joined"] & f["ok"]]
+    # The span's time_to_first_token is the value vLLM observes into its TTFT histogram.
+    theirs = w.d.ttft_mean_s
+    ours = float(j["server_ttft_s"].mean())
+    # The engine's parts lie inside its E2E; its TTFT inside the client's (one host, one clock).
+    inside = j["server_queue_s"] + j["server_prefill_s"] + j["server_decode_s"] <= j["server_e2e_s"] + 1e-3
+    assert (
+        inside.all()
+        and (j["client_ttft_remainder_s"] > -2e-3).all()
+        and (j["client_remainder_s"] > -2e-3).all()
+    )
+    e2e = summary.server_timing.e2e
+    record_figures(
+        "spans",
+        {
+            "spans": sp["received"],
+            "joined": [t.joined, t.ok],
+            "ttft_mean_ms": {"spans": round(ours * 1000, 2), "histogram": round(theirs * 1000, 2)},
+            "e2e_mean_ms": {k: round(v * 1000, 2) for k, v in {"total": e2e.total_s, **e2e.parts_s}.items()},
+            "waited_s": sp["waited_s"],
+        },
+    )
+    assert abs(ours - theirs) <= SPAN_TTFT_S, (ours, theirs)

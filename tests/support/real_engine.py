@@ -81,6 +81,7 @@ class Engine:
     popen: subprocess.Popen
     log_path: Path
     startup_s: float = 0.0
+    otlp_endpoint: str = ""  # where vLLM sends its spans ("" when tracing is off)
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
@@ -119,8 +120,12 @@ def start_engine(
     timeout_s: float = 300.0,
     log_path: Path | None = None,
     env: dict[str, str] | None = None,
+    otlp_endpoint: str = "",
 ) -> Engine:
     """Start the engine on 127.0.0.1 (a free port unless given) and wait for /health.
+
+    With `otlp_endpoint` (http://HOST:PORT/v1/traces) vLLM exports one span per finished request
+    there over OTLP/HTTP (REAL_ENGINE_OTLP_ENDPOINT of scripts/real_engine.sh).
 
     Runs `scripts/real_engine.sh serve PORT` (the same command line and environment as
     `make real-engine`) in its own session, output to `log_path` (default
@@ -132,9 +137,12 @@ def start_engine(
         raise RuntimeError(reason)
     port = port or free_port()
     log_path = log_path or engine_dir() / f"test-server-{port}.log"
-    return launch(
-        ["bash", str(SCRIPT), "serve", str(port)], port, MODEL_NAME, log_path, timeout_s, "vLLM", env
-    )
+    if otlp_endpoint:
+        env = {**(env or {}), "REAL_ENGINE_OTLP_ENDPOINT": otlp_endpoint}
+    argv = ["bash", str(SCRIPT), "serve", str(port)]
+    eng = launch(argv, port, MODEL_NAME, log_path, timeout_s, "vLLM", env)
+    eng.otlp_endpoint = otlp_endpoint
+    return eng
 
 
 def launch(
@@ -157,11 +165,20 @@ def launch(
         stdout=fh,
         stderr=subprocess.STDOUT,
         stdin=subprocess.DEVNULL,
-        env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
+        env={
+            **os.environ,
+            "PYTHONUNBUFFERED": "1",
+            **(env or {}),
+        },
         start_new_session=True,
     )
     fh.close()
-    eng = Engine(url=f"http://127.0.0.1:{port}", model=model, popen=p, log_path=log_path)
+    eng = Engine(
+        url=f"http://127.0.0.1:{port}",
+        model=model,
+        popen=p,
+        log_path=log_path,
+    )
     deadline = t0 + timeout_s
     while True:
         if p.poll() is not None:

@@ -83,7 +83,9 @@ def test_analyze_writes_summary_report_plots(tmp_path: Path, capsys: pytest.Capt
         "timeseries.png",
     ]
     html = (run / "report.html").read_text()
-    assert html.count('<img class="plot"') == 4 and "http://" not in html.replace("http://127.0.0.1:8000", "")
+    # no network: the only URLs are the run's target and the engine-span how-to's example endpoint
+    shown = html.replace("http://127.0.0.1:8000", "").replace("http://127.0.0.1:4318/v1/traces", "")
+    assert html.count('<img class="plot"') == 4 and "http://" not in shown
     assert "Latency p95 (ms)" in out and "0.70" in out and f"report: {run / 'report.html'}" in out
 
 

@@ -1,0 +1,143 @@
+"""Where each request's time went, as typed results: summary.json `server_timing` (analysis/spans.py computes it).
+
+Kept apart from analysis/results.py (which holds the `Summary` field typed with `ServerTiming`)
+so that module stays small; like it, this one imports nothing heavy, and the renderers read the
+fields, never a string key. Every duration is in seconds.
+
+Components (`COMPONENTS`, README.md § Where the time went) — for one request they add up to the
+client's own latency exactly, because `client` is what the engine did not account for:
+
+    client        client latency − the engine's (network, HTTP server, request parsing, the SSE
+                  path out and the client's own reading: everything outside the engine's span)
+    engine_other  the engine's latency − queue − prefill (− decode): in vLLM its input processing
+                  (chat template, tokenization) before the queue and the hand-off of outputs after
+    queue         waiting for a batch slot: first scheduled − queued
+    prefill       first scheduled → first token (preemptions during prefill included)
+    decode        first token → last token (preemptions during decode included)
+
+TTFT = client + engine_other + queue + prefill; E2E = the five; TPOT = (E2E − TTFT)/(tokens − 1)
+splits into client, engine_other and decode, each divided by (tokens − 1).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+COMPONENTS = ("client", "engine_other", "queue", "prefill", "decode")
+METRIC_COMPONENTS = {
+    "ttft": ("client", "engine_other", "queue", "prefill"),
+    "tpot": ("client", "engine_other", "decode"),
+    "e2e": COMPONENTS,
+}
+
+
+@dataclass(frozen=True)
+class Decomposition:
+    """The mean of each component over `n` joined completed requests; `parts_s` adds up to `total_s`,
+    the same requests' mean client latency."""
+
+    n: int
+    total_s: float
+    parts_s: dict[str, float]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"n": self.n, "total_s": self.total_s, "parts_s": dict(self.parts_s)}
+
+
+@dataclass(frozen=True)
+class Misses:
+    """Requests over one SLO limit and the component each is attributed to (analysis/spans.py `attribute`).
+
+    `by_component` counts every miss once, under the component that exceeded its share of the
+    limit by the most; `top` is the most frequent one and `top_share` its fraction of `missed`.
+    """
+
+    metric: str
+    limit_s: float
+    judged: int  # joined completed requests with this metric defined
+    missed: int
+    by_component: dict[str, int]
+    top: str | None
+    top_share: float | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+
+
+@dataclass(frozen=True)
+class Shares:
+    """Each component's share of one SLO limit: its fraction of the latency of the `n` reference
+    requests (joined, completed, within that limit); `reference` says which requests those were."""
+
+    metric: str
+    limit_s: float
+    reference: str
+    n: int
+    fractions: dict[str, float]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+
+
+@dataclass(frozen=True)
+class TimingStep:
+    """One load step (warm-up/cool-down excluded): the mean decomposition and the misses' attribution."""
+
+    step: int
+    label: str
+    load: float
+    ok: int  # completed requests of the step
+    joined: int
+    ttft: Decomposition | None
+    e2e: Decomposition | None
+    misses: list[Misses]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "step": self.step,
+            "label": self.label,
+            "load": self.load,
+            "ok": self.ok,
+            "joined": self.joined,
+            "ttft": None if self.ttft is None else self.ttft.to_dict(),
+            "e2e": None if self.e2e is None else self.e2e.to_dict(),
+            "misses": [m.to_dict() for m in self.misses],
+        }
+
+
+@dataclass(frozen=True)
+class ServerTiming:
+    """summary.json `server_timing`: the engine's spans joined with the rows, and what they say.
+
+    Counts are over every row of requests.csv; the figures over the run's window (warm-up
+    excluded) and, per step, over the step's. `joined`: completed rows whose request id has
+    exactly one span; `unjoined`: completed rows with none; `ambiguous`: completed rows whose id
+    has several (not joined: nothing is guessed); `failed_with_span`: failed or cancelled rows
+    the engine still reported; `spans_without_row`: spans of requests not in this run.
+    """
+
+    spans: int
+    ok: int
+    joined: int
+    unjoined: int
+    ambiguous: int
+    failed_with_span: int
+    spans_without_row: int
+    joined_share: float | None
+    ttft: Decomposition | None
+    e2e: Decomposition | None
+    shares: list[Shares]
+    misses: list[Misses]
+    steps: list[TimingStep]
+    warnings: list[str]
+
+    def to_dict(self) -> dict[str, Any]:
+        out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        for key in ("ttft", "e2e"):
+            out[key] = None if out[key] is None else out[key].to_dict()
+        for key in ("shares", "misses", "steps"):
+            out[key] = [x.to_dict() for x in out[key]]
+        out["warnings"] = list(self.warnings)
+        return out
