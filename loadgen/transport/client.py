@@ -30,6 +30,10 @@ perf_counter = time.perf_counter
 
 
 class Transport(Protocol):
+    #: The result of the request being streamed (the last one once it ended): what had arrived
+    #: when a stopped user cancels it (loadgen/request.py keeps it on the cancelled row).
+    in_flight: StreamResult | None
+
     def stream(self, path: str, body: dict, headers: dict[str, str], timeout_s: float) -> StreamResult: ...
 
     def close(self) -> None: ...
@@ -133,9 +137,10 @@ class RawTransport:
         )
         self.client = self._new_client()
         self.auth = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        self.in_flight: StreamResult | None = None
 
     def stream(self, path: str, body: dict, headers: dict[str, str], timeout_s: float) -> StreamResult:
-        res = StreamResult()
+        res = self.in_flight = StreamResult()
         payload = orjson.dumps(body)
         hdrs = {"Content-Type": "application/json", "Accept": "text/event-stream", **self.auth, **headers}
         resp = None
@@ -221,9 +226,10 @@ class OpenAITransport:
             self._shared[key] = sdk
         self.sdk = self._shared[key]
         self.openai = openai
+        self.in_flight: StreamResult | None = None
 
     def stream(self, path: str, body: dict, headers: dict[str, str], timeout_s: float) -> StreamResult:
-        res = StreamResult()
+        res = self.in_flight = StreamResult()
         body = dict(body)
         create = (
             self.sdk.chat.completions.create
