@@ -15,9 +15,9 @@ from locust import events
 
 import loadgen.run.options  # noqa: F401  (registers the command-line options)
 from loadgen import openloop
-from loadgen.live import console, webauth, webui
+from loadgen.live import console, sampler, webauth, webui
 from loadgen.monitors import selfmon, servermetrics, spans
-from loadgen.run import lifecycle, scaleout, stages
+from loadgen.run import failstop, lifecycle, scaleout, stages
 from shapes import GoodputShape  # noqa: F401  (Locust picks up the one shape class)
 from users.agent import AgentUser
 from users.chat import ChatUser, CompletionsUser
@@ -30,6 +30,8 @@ PLUGINS = (
     stages,  # the shape's levels → the current stage on every process, run.json's stages
     openloop,  # open-loop generator figures: workers → master → run.json
     scaleout,  # master: workers' heartbeats → run.json per_worker, lost rows; signals
+    failstop,  # master/local: a target failing systematically stops the run (exit 2)
+    sampler,  # master/local: the live figures every 2 s (after the lifecycle's reset at test_start)
     console,  # headless: the LLM table every 10 s
     webui,  # web UI: LLM tabs, /llm charts page, /llm/stats feed
     webauth,  # web UI: --web-login (password from the environment), bind warning

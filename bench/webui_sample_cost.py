@@ -16,7 +16,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from locust.stats import StatsError
 
-from loadgen.live.webui.series import LATENCIES, Counters, Series
+from loadgen.state.livefigures import LATENCIES, Counters, Series
 from loadgen.state.livestats import LiveStats
 
 

@@ -25,7 +25,9 @@ from locust.event import EventHook
 from core.durations import parse_duration_s
 from core.slo import Slo
 from core.stage import Stage
+from loadgen.state.failures import FailureWatch
 from loadgen.state.iofirst import IoFirst
+from loadgen.state.livefigures import LiveFigures
 from loadgen.state.livestats import LiveStats
 from loadgen.state.openloop import OpenLoopStats
 from loadgen.state.rows import RowBuffer
@@ -106,8 +108,11 @@ class RunContext:
         self.in_flight = 0
         #: Holds finished requests' bookkeeping until the event loop has no I/O pending.
         self.io_first = IoFirst()
-        #: Live figures (TTFT, TPOT, ITL, E2E, good requests), merged worker → master.
+        #: Live counters (TTFT, TPOT, ITL, E2E, good and sent requests), merged worker → master.
         self.live = LiveStats()
+        #: When this run started here (wall clock; master: the run folder opened, worker: its users
+        #: were told to start): the planned end for `remaining_s`.
+        self.t_run_start_unix: float | None = None
         #: Rows made here and not yet handed on (workers ship them with each report).
         self.buffer = RowBuffer()
         #: Open-loop generator figures (arrivals due/sent, send lag) and this process's dispatcher.
@@ -132,12 +137,22 @@ class RunContext:
         self.watcher: Greenlet | None = None
         #: SIGTERM acts as Ctrl-C until Locust installs its own handler (headless runs).
         self.sigterm_interrupts = False
-        #: How the run ended: "" while running, then "completed", "interrupted" or "failed: …".
+        #: How the run ended, for run.json's `outcome`: "" while running (then "completed"),
+        #: "interrupted" (Ctrl-C, SIGTERM) or "target_failing" (loadgen/run/failstop.py).
         self.outcome = ""
+        #: The systematic-failure rule, fed every row the run folder receives (all workers' rows).
+        self.failures = FailureWatch()
+        #: The live figures both live views show (sampled by loadgen/live/sampler.py).
+        self.figures = LiveFigures()
+        #: Requests each worker has waiting on the server (its last report), by client id.
+        self.worker_in_flight: dict[str, int] = {}
         #: Fired once per run on the master/local runner, after the workers' last rows arrived and
         #: just before requests.csv and run.json are closed: `(environment=…)`. The last moment a
         #: plugin (monitors, open-loop stats) can put its figures into `meta`.
         self.closing = EventHook()
+        #: Fired once per run on the master/local runner when the failure rule holds:
+        #: `(verdict=loadgen.state.failures.Verdict)`; loadgen/run/failstop.py stops the run.
+        self.target_failing = EventHook()
 
         # -- plugins (created at init by their own install()) ---------------------------------------
         #: Self-measurement (event-loop lag, CPU): loadgen/monitors/selfmon.py.
@@ -161,6 +176,13 @@ class RunContext:
 
     def next_user_id(self) -> int:
         return next(self._user_ids)
+
+    def remaining_s(self) -> float | None:
+        """Seconds left of the run when its length is known (`-t/--run-time`), else None."""
+        run_time = getattr(self.options, "run_time", None)
+        if not run_time or self.t_run_start_unix is None:
+            return None
+        return max(0.0, self.t_run_start_unix + float(run_time) - time.time())
 
     @property
     def api_key(self) -> str | None:
@@ -208,9 +230,16 @@ class RunContext:
     # -- rows -----------------------------------------------------------------------
     def emit(self, row: list[str]) -> None:
         if self.sink is not None:
-            self.sink.add_rows([row])
+            self.keep_rows([row])
         else:
             self.buffer.add(row)
+
+    def keep_rows(self, rows: list[list[str]]) -> None:
+        """Master/local: rows into requests.csv, and past the systematic-failure rule."""
+        if self.sink is not None:
+            self.sink.add_rows(rows)
+            if (verdict := self.failures.observe(rows)) is not None:
+                self.target_failing.fire(verdict=verdict)
 
     # -- stages ----------------------------------------------------------------------
     def set_stage(self, stage: Stage) -> None:

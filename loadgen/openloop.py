@@ -12,7 +12,8 @@ free slot and their wait counts as send lag. Every row carries `t_scheduled_unix
 Each request is prepared (prompt, body) before its intended time, so building it never sits
 between the schedule and the send. Connections are pooled: a request borrows a keep-alive
 transport and returns it. The same dispatcher also runs closed-loop stages of mixed schedules
-(sweep's synchronous and throughput stages) as a number of back-to-back loops.
+(sweep's synchronous and throughput stages) as a number of back-to-back loops, which pause after
+failed requests as closed-loop users do (loadgen/state/pacing.py); open-loop arrivals never pause.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from loadgen.context import RunContext
 from loadgen.messages import OPEN_LOOP
 from loadgen.request import perform
 from loadgen.state.openloop import LATE_S, OpenLoopStats
+from loadgen.state.pacing import Pacing
 from loadgen.transport.client import make_transport
 from shapes.arrivals import arrival_offsets, share, stage_seed
 from shapes.trace import TraceRow, load_trace
@@ -204,13 +206,16 @@ class Driver:
         self._until_changed(stage)
 
     def _closed_loop(self, stage: Stage) -> None:
+        """One closed-loop user of the stage: back to back, pausing after failures as users do."""
         slot = self._take()
+        pacing = Pacing()
         try:
             while self.ctx.stage is stage:
                 path, body, session, turn, slot.scenario = self._workload_payload()
-                res = perform(slot, path, body, session=session, turn=turn)
-                if res.error and res.status is None and res.n_bytes == 0:
-                    gevent.sleep(0.05)  # connection refused and the like: no tight loop
+                res = perform(slot, path, body, session=session, turn=turn, backoff_s=pacing.take())
+                pause = pacing.after(res, self.ctx.remaining_s())
+                if pause and not self._wait_until(perf_counter() + pause, stage):
+                    return
         finally:
             self.free.append(slot)
 

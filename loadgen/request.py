@@ -33,8 +33,12 @@ def perform(
     session: str = "",
     turn: int = 0,
     scheduled_unix: float | None = None,
+    backoff_s: float | None = None,
 ) -> StreamResult:
-    """Send one request for `user` (anything with `ctx`, `goodput_id`, `scenario`, `transport`) and record it."""
+    """Send one request for `user` (anything with `ctx`, `goodput_id`, `scenario`, `transport`) and record it.
+
+    `backoff_s`: how long the user paused after failures before this request (its row says so).
+    """
     ctx: RunContext = user.ctx
     rid = ctx.ids.next()
     stage = ctx.stage
@@ -50,19 +54,19 @@ def perform(
         target_users=stage.target_users,
         t_scheduled_unix=scheduled_unix,
         api=API_OF_PATH.get(path, path),
+        backoff_s=backoff_s,
     )
     ctx.buffer.started += 1
+    ctx.live.log_sent()
     ctx.in_flight += 1
     t_wall, t_perf = wall_and_perf()
     try:
         res = user.transport.stream(path, body, ctx.ids.headers(rid), ctx.timeout_s)
         explain_rejection(res, ctx.ids.header)
     except GreenletExit:
-        # The user is being stopped mid-request: the server saw it, so it keeps its row.
-        rec.t_start_unix = t_wall
-        rec.e2e_s = time.perf_counter() - t_perf
-        rec.error, rec.error_detail = "cancelled", "user stopped while the request was in flight"
-        ctx.emit(rec.row())
+        # The user is being stopped mid-request: the server saw it, so it keeps its row, with
+        # whatever had arrived (the transport's partial result).
+        _cancelled(ctx, rec, getattr(user.transport, "in_flight", None), t_wall, t_perf)
         raise
     finally:
         ctx.in_flight -= 1
@@ -71,6 +75,24 @@ def perform(
     finally:  # also when the user is stopped meanwhile: the request is complete, it keeps its row
         _complete(user, ctx, rec, res, path, t_wall, t_perf)
     return res
+
+
+def _cancelled(ctx: RunContext, rec: RequestRecord, partial: StreamResult | None, t_wall: float,
+               t_perf: float) -> None:  # fmt: skip
+    """The row of a request cut short by its user's stop: the chunks that arrived, TTFT, ITL and their
+    tokens (`tokens_source` chunks); E2E is send → the last chunk, or → the cancel when none came."""
+    now = time.perf_counter()
+    if partial is not None and partial.t_send:
+        fill_record(rec, partial)
+        rec.t_start_unix = t_wall + (partial.t_send - t_perf)
+        if not partial.text_times and partial.t_last is None:
+            rec.e2e_s = now - partial.t_send
+    else:
+        rec.t_start_unix = t_wall
+        rec.e2e_s = now - t_perf
+    rec.ok = False
+    rec.error, rec.error_detail = "cancelled", "user stopped while the request was in flight"
+    ctx.emit(rec.row())
 
 
 def _complete(user: Any, ctx: RunContext, rec: RequestRecord, res: StreamResult, path: str, t_wall: float,

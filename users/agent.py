@@ -37,6 +37,7 @@ class AgentUser(LLMUser):
                     ctx.chat_body(messages, turn.max_tokens, conv.extra_body),
                     session=conv.id,
                     turn=i,
+                    backoff_s=self.backoff_s(),
                 )
             )
             if res.error:

@@ -1,5 +1,5 @@
-"""`LLMUser`: what every Goodput user shares — its transport (connection), its context, the pause
-after requests the server never answered."""
+"""`LLMUser`: what every Goodput user shares — its transport (connection), its context, and the pause
+after failed requests (loadgen/state/pacing.py: bounded backoff, `Retry-After` obeyed)."""
 
 from __future__ import annotations
 
@@ -9,10 +9,8 @@ from locust import User
 from core.result import StreamResult
 from loadgen import context
 from loadgen.context import RunContext
+from loadgen.state.pacing import Pacing
 from loadgen.transport.client import make_transport
-
-# Backoff after requests the server never answered: 50 ms, doubling, at most 1 s between tries.
-NO_ANSWER_PAUSE_S = (0.05, 1.0)
 
 
 def _idle(user: User) -> None:
@@ -24,28 +22,32 @@ class LLMUser(User):
 
     abstract = True
     scenario = "chat"
-    no_answer_streak = 0
 
     def wait_time(self) -> float:
-        """Closed loop: the next request leaves at once — unless the last one got no answer at all.
+        """Closed loop: the next request leaves at once — unless the last one failed.
 
-        Connection refused returns in microseconds: without a pause a server that is down or
-        restarting turns every user into a tight loop writing thousands of `connect` rows a second.
-        The backoff bounds that to about one row per user per second, and recovery within 1 s.
+        A server that refuses at once (400, 401, 503, connection refused) answers in a millisecond:
+        without a pause every user turns into a tight loop writing thousands of rows a second. After
+        a failure the user backs off (50 ms doubling to 1 s; a 429/503 `Retry-After` is obeyed), so
+        such a server sees about one request per user per second, and recovery shows within 1 s.
+        Locust ends a waiting user at once when the run stops, so no pause outlasts the run.
         """
-        if not self.no_answer_streak:
-            return 0.0
-        first, cap = NO_ANSWER_PAUSE_S
-        return min(cap, first * 2 ** (self.no_answer_streak - 1))
+        return self.pacing.pause_s
 
     def note(self, res: StreamResult) -> StreamResult:
-        """Count consecutive requests the server never answered (no HTTP status: refused, reset, DNS)."""
-        self.no_answer_streak = self.no_answer_streak + 1 if res.error and res.status is None else 0
+        """Decide the pause before this user's next request from how `res` ended."""
+        self.pacing.after(res, self.ctx.remaining_s())
         return res
 
+    def backoff_s(self) -> float | None:
+        """The pause this user just took after failures: for the row of the request it sends now."""
+        return self.pacing.take()
+
     ctx: RunContext
+    pacing: Pacing
 
     def on_start(self) -> None:
+        self.pacing = Pacing()
         ctx = self.ctx = context.of(self.environment)
         if ctx.refused:  # the web form's options were refused: this start sends nothing until stopped
             self.transport = None

@@ -1,7 +1,8 @@
 """Single-shot users: each task takes the next request of the workload and streams it.
 
 Closed loop with no wait, like the research protocol's synchronous users: a user sends its next
-request as soon as the previous one ends, so the user count is the concurrency.
+request as soon as the previous one ends, so the user count is the concurrency (after a failed
+request it pauses first: users/base.py `wait_time`).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ class ChatUser(LLMUser):
                 ctx.chat_body(messages, max_tokens, conv.extra_body),
                 session=conv.id,
                 turn=turn,
+                backoff_s=self.backoff_s(),
             )
         )
 
@@ -47,5 +49,6 @@ class CompletionsUser(LLMUser):
                 ctx.completion_body(prompt, max_tokens, conv.extra_body),
                 session=conv.id,
                 turn=turn,
+                backoff_s=self.backoff_s(),
             )
         )

@@ -17,6 +17,11 @@ class RateUser(LLMUser):
 
     one_per_process = True
 
+    def wait_time(self) -> float:
+        """No pause between tasks: the dispatcher keeps the schedule (its closed-loop stages pace
+        themselves, loadgen/openloop.py `_closed_loop`)."""
+        return 0.0
+
     def on_start(self) -> None:
         self.ctx = context.of(self.environment)
         self.goodput_id = 0

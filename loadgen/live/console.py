@@ -1,4 +1,9 @@
-"""The headless console's LLM table, printed beside Locust's own every few seconds."""
+"""The console's LLM table, printed beside Locust's own every 10 s (headless runs, or `--print-stats`).
+
+It prints the newest sample of the run's live figures (loadgen/state/livefigures.py, the same
+samples the web UI serves), over both windows: the last 10 s and the whole run. Nothing here
+computes a rate: a figure means the same in the console, the web UI and /llm/stats.
+"""
 
 from __future__ import annotations
 
@@ -9,44 +14,77 @@ import gevent
 from locust.runners import WorkerRunner
 
 from loadgen import context
+from loadgen.context import RunContext
+from loadgen.state.livefigures import LATENCIES, LiveFigures
 from loadgen.state.livestats import LiveStats
 
 log = logging.getLogger("goodput")
+PRINT_S = 10.0
 
 
-def console_table(snap: dict, slo_name: str) -> str:
-    lines = [f"{'LLM metric':<10} {'count':>8} {'p50 ms':>9} {'p95 ms':>9} {'p99 ms':>9}"]
-    for name in ("TTFT", "TPOT", "ITL", "E2E"):
-        d = snap[name]
-        if not d["count"]:
+def _num(v: float | None, spec: str) -> str:
+    return "-" if v is None else format(v, spec)
+
+
+def _pct(v: float | None) -> str:
+    return "-" if v is None else f"{v:.1%}"
+
+
+def console_table(live: LiveStats, point: dict, run: dict, slo_name: str) -> str:
+    """Latency percentiles (whole run and last window, ms), then rates over both windows."""
+    win = f"last {point['window_s']:.0f} s"
+    lines: list[str] = []
+    for name in LATENCIES:
+        e = live.entry(name)
+        if not e.num_requests:
             continue
+        pct = e.get_response_time_percentile
+        key = name.lower()
         lines.append(
-            f"{name:<10} {d['count']:>8} {d['p50_ms']:>9.0f} {d['p95_ms']:>9.0f} {d['p99_ms']:>9.0f}"
+            f"{name:<10} {e.num_requests:>8} {pct(0.5):>9.0f} {pct(0.95):>9.0f} {pct(0.99):>9.0f}"
+            f" {_num(point.get(f'{key}_p50'), '.0f'):>9} {_num(point.get(f'{key}_p95'), '.0f'):>9}"
         )
-    att = snap["slo_attainment"]
+    if lines:
+        head = f"{'LLM metric':<10} {'count':>8} {'p50 ms':>9} {'p95 ms':>9} {'p99 ms':>9}"
+        lines.insert(0, head + f" {win[5:] + ' p50':>9} {win[5:] + ' p95':>9}")
+    rows = (
+        ("completed req/s", _num(point["ok_rps"], ".2f"), _num(run["ok_rps"], ".2f")),
+        ("goodput req/s", _num(point["goodput_rps"], ".2f"), _num(run["goodput_rps"], ".2f")),
+        ("output tok/s", _num(point["out_tok_s"], ".0f"), _num(run["out_tok_s"], ".0f")),
+        (f"SLO[{slo_name}] attainment", _pct(point["attainment"]), _pct(run["attainment"])),
+        ("error ratio", _pct(point["error_ratio"]), _pct(run["error_ratio"])),
+    )
+    lines.append(f"{'':<24} {win:>12} {'run':>12}")
+    lines += [f"{label:<24} {now:>12} {whole:>12}" for label, now, whole in rows]
     lines.append(
-        f"sent {snap['sent']}  output tok/s {snap['output_tok_per_s']:.0f}  "
-        f"SLO[{slo_name}] attainment {'-' if att is None else f'{att:.1%}'}  goodput {snap['goodput_rps']:.2f} req/s"
+        f"sent {run['sent']}  ok {run['ok']}  failed {run['failed']}  in flight {point.get('in_flight', 0)}"
+        f"  at {point['elapsed_s']:.1f} s of the run (sample {point['seq']})"
     )
     return "\n".join(lines)
 
 
-def print_loop(stats: LiveStats, slo_name: str, interval_s: float = 10.0) -> None:
-    """Headless runs: a compact LLM table beside Locust's own periodic table."""
+def print_loop(ctx: RunContext, interval_s: float = PRINT_S) -> None:
+    """Every `interval_s`: the newest sample, if the run has sent anything."""
+    figures: LiveFigures = ctx.figures
+    shown = (figures.series.epoch, 0)
     while True:
         gevent.sleep(interval_s)
-        snap = stats.snapshot()
-        if snap["sent"]:
-            log.info("\n%s", console_table(snap, slo_name))
+        point = figures.latest()
+        if point is None or (figures.series.epoch, point["seq"]) == shown or not figures.run["sent"]:
+            continue
+        shown = (figures.series.epoch, point["seq"])
+        log.info("\n%s", console_table(ctx.live, point, figures.run, ctx.slo.name))
 
 
 def install(events: Any) -> None:
-    """Headless master/local runner: print the table every 10 s while the process lives."""
+    """Master/local runner, headless or `--print-stats` (as Locust's own table): print every 10 s."""
 
     @events.init.add_listener
     def _init(environment: Any, runner: Any, **_: Any) -> None:
         ctx = context.find(environment)
         opts = environment.parsed_options
-        if ctx is None or isinstance(runner, WorkerRunner) or not getattr(opts, "headless", False):
+        if ctx is None or isinstance(runner, WorkerRunner):
             return
-        gevent.spawn(print_loop, ctx.live, ctx.slo.name)
+        if not (getattr(opts, "headless", False) or getattr(opts, "print_stats", False)):
+            return
+        gevent.spawn(print_loop, ctx)

@@ -6,7 +6,8 @@ test_start  master/local: open the run folder and the CSV sink, tell each worker
             worker: take the master's options for this run
 report      worker → master: rows, counts and live figures ride on Locust's worker reports
 test_stop   master/local: end the last stage, then — master — collect every live worker's last
-            rows (loadgen/run/scaleout.py handshake), then close the run: requests.csv, run.json.
+            rows (loadgen/run/scaleout.py handshake), then close the run: requests.csv, run.json
+            (with its `outcome`: completed, interrupted, or target_failing — loadgen/run/failstop.py).
             Nothing else closes the run, so no row can arrive after its file is closed.
 quitting    a run still open (the process is going away) is closed the same way
 """
@@ -128,6 +129,7 @@ def refresh_worker(ctx: RunContext) -> None:
     ctx.configure(parse_slo(ctx.environment.parsed_options.slo), ctx.model or ctx.options.model)
     ctx.drop_workload()
     ctx.buffer.started = len(ctx.buffer.rows)  # counted per run, as the master's per_worker is
+    ctx.t_run_start_unix = time.time()
 
 
 def begin_run(environment: Any, ctx: RunContext) -> None:
@@ -140,6 +142,10 @@ def begin_run(environment: Any, ctx: RunContext) -> None:
     ctx.buffer.started = 0
     ctx.per_worker = {}
     ctx.outcome = ""
+    ctx.failures.reset()
+    for key in ("outcome", "stop_reason", "target_failing"):  # a web-UI process runs many runs
+        ctx.meta.pop(key, None)
+    ctx.t_run_start_unix = time.time()
     ctx.live.reset()
     ctx.meta.update(
         run_id=ctx.run_id,
@@ -187,7 +193,7 @@ def receive_rows(environment: Any, client_id: str, data: dict) -> None:
     ctx = context.find(environment)  # reports can arrive while init is still validating
     if payload is None or ctx is None or ctx.sink is None:
         return
-    ctx.sink.add_rows(payload["rows"])
+    ctx.keep_rows(payload["rows"])
     scaleout.note_report(ctx.per_worker, client_id, payload, time.time())
     ctx.live.merge(payload["live"])
 
@@ -238,6 +244,7 @@ def finish_run(environment: Any) -> None:
         ctx.meta["lost_rows"] = max(0, started - sink.rows_written)
     if ctx.meta.get("t_end_unix") is None:
         ctx.meta["t_end_unix"] = time.time()
+    ctx.meta["outcome"] = ctx.outcome or "completed"
     write_meta(ctx)
     ctx.stages = []  # the next run (web UI) starts its own stage list
     log.info(

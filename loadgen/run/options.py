@@ -68,6 +68,13 @@ def add_options(parser) -> None:
         "--request-timeout", default="120s", help="Per-request timeout (default 120s)", include_in_web_ui=True
     )
     g.add_argument(
+        "--keep-going",
+        action="store_true",
+        default=False,
+        help="Run to the end even when the target fails systematically (fault-injection runs)",
+        include_in_web_ui=True,
+    )
+    g.add_argument(
         "--api-key-env", default="OPENAI_API_KEY", help="Name of the environment variable holding the API key"
     )
     g.add_argument(

@@ -121,7 +121,7 @@ def _on_init(environment: Any, runner: Any, **_: Any) -> None:
     # Ctrl-C raises KeyboardInterrupt in whichever greenlet runs at that instant: a user mid-request
     # (its row lost) or Locust's message receiver (the workers' last reports lost). Raised from a
     # signal greenlet instead, gevent hands it to the main greenlet only, where Locust expects it.
-    gevent.signal_handler(signal.SIGINT, _interrupt)
+    gevent.signal_handler(signal.SIGINT, _interrupt, context.find(environment))
     if isinstance(runner, WorkerRunner):
         # Added now, after Locust's own quitting listener; quitting fires in reverse order, so this
         # runs before the worker tells the master it quits, and its rows arrive first.
@@ -140,8 +140,10 @@ def _on_init(environment: Any, runner: Any, **_: Any) -> None:
         gevent.signal_handler(signal.SIGTERM, _interrupt_until_stopped, ctx)
 
 
-def _interrupt() -> None:
+def _interrupt(ctx: RunContext | None = None) -> None:
     """KeyboardInterrupt in the main greenlet (as gevent does for errors it cannot handle)."""
+    if ctx is not None and not ctx.outcome:
+        ctx.outcome = "interrupted"  # run.json's outcome
     hub = gevent.get_hub()
     hub.loop.run_callback(hub.parent.throw, KeyboardInterrupt)
 
@@ -150,7 +152,7 @@ def _interrupt_until_stopped(ctx: RunContext) -> None:
     """SIGTERM during a headless run; afterwards Locust's own SIGTERM handler is in place."""
     if ctx.sigterm_interrupts:
         ctx.sigterm_interrupts = False
-        _interrupt()
+        _interrupt(ctx)
 
 
 def final_report(runner: Any) -> None:

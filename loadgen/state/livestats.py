@@ -1,22 +1,23 @@
-"""Live token-level statistics (TTFT, TPOT, ITL, E2E, good requests), kept apart from Locust's stats.
+"""Live token-level statistics (TTFT, TPOT, ITL, E2E, good and sent requests), kept apart from Locust's.
 
 Firing TTFT/TPOT as ordinary request events would count each request several times in the
 Aggregated row; these live in their own `RequestStats`, merged from workers to the master
-exactly as Locust merges its own (serialize on the worker, `extend` on the master).
+exactly as Locust merges its own (serialize on the worker, `extend` on the master). These are
+cumulative counters only: the figures shown live (rates, windows) are defined from them once, in
+loadgen/state/livefigures.py.
 """
 
 from __future__ import annotations
 
-import logging
 import time
 
 import locust.stats
 from locust.stats import RequestStats, StatsEntry
 
-log = logging.getLogger("goodput")
-
 METHOD = "LLM"
-NAMES = ("TTFT", "TPOT", "ITL", "E2E", "GOOD")
+#: Entries: latency histograms (ms); E2E also counts completed (ok) and failed requests and carries
+#: output tokens as its content length; GOOD counts good requests; SENT counts requests sent.
+NAMES = ("TTFT", "TPOT", "ITL", "E2E", "GOOD", "SENT")
 
 
 class LiveStats:
@@ -24,6 +25,10 @@ class LiveStats:
 
     def __init__(self) -> None:
         self.stats = RequestStats(use_response_times_cache=True)
+
+    def log_sent(self) -> None:
+        """A request left (counted when sent, so `sent` includes the requests still in flight)."""
+        self.stats.get("SENT", METHOD).num_requests += 1
 
     def log_request(
         self,
@@ -71,29 +76,6 @@ class LiveStats:
     def entry(self, name: str) -> StatsEntry:
         return self.stats.get(name, METHOD)
 
-    def snapshot(self) -> dict:
-        """Current figures for the console and the web UI: percentiles in ms, rates per second."""
-        out: dict = {}
-        for name in NAMES:
-            e = self.entry(name)
-            out[name] = {
-                "count": e.num_requests,
-                "failures": e.num_failures,
-                "p50_ms": e.get_response_time_percentile(0.5) if e.num_requests else None,
-                "p95_ms": e.get_response_time_percentile(0.95) if e.num_requests else None,
-                "p99_ms": e.get_response_time_percentile(0.99) if e.num_requests else None,
-                "current_p50_ms": e.get_current_response_time_percentile(0.5) if e.num_requests else None,
-                "current_p95_ms": e.get_current_response_time_percentile(0.95) if e.num_requests else None,
-                "rps": e.current_rps,
-            }
-        e2e = self.entry("E2E")
-        sent = e2e.num_requests + e2e.num_failures
-        out["sent"] = sent
-        out["slo_attainment"] = (self.entry("GOOD").num_requests / sent) if sent else None
-        out["goodput_rps"] = self.entry("GOOD").current_rps
-        out["output_tok_per_s"] = _current_content_rate(e2e)
-        return out
-
     def reset(self) -> None:
         self.stats.reset_all()
 
@@ -130,11 +112,3 @@ def log_many(entry: StatsEntry, values_ms: list[float]) -> None:
     else:
         for v in values_ms:
             rt[bucket(v)] += 1
-
-
-def _current_content_rate(e: StatsEntry, window_s: int = 10) -> float:
-    """Output tokens/s over the last seconds (StatsEntry keeps per-second content bytes only in total)."""
-    if not e.num_requests or not e.last_request_timestamp:
-        return 0.0
-    elapsed = max(1.0, e.last_request_timestamp - e.start_time)
-    return e.total_content_length / elapsed

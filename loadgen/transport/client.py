@@ -33,6 +33,10 @@ perf_counter = time.perf_counter
 
 
 class Transport(Protocol):
+    #: The result of the request being streamed (the last one once it ended): what had arrived
+    #: when a stopped user cancels it (loadgen/request.py keeps it on the cancelled row).
+    in_flight: StreamResult | None
+
     def stream(self, path: str, body: dict, headers: dict[str, str], timeout_s: float) -> StreamResult: ...
 
     def close(self) -> None: ...
@@ -156,6 +160,7 @@ class RawTransport:
         self.client = self._new_client()
         self.reused = False  # the connection has carried a complete answer (the next request reuses it)
         self.auth = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        self.in_flight: StreamResult | None = None
 
     def _send(self, res: StreamResult, path: str, payload: bytes, hdrs: dict[str, str]) -> Any:
         """Send and read the response head, once more on a fresh connection if a reused one was closed.
@@ -176,7 +181,7 @@ class RawTransport:
         return self.client.request("POST", self.prefix + path, body=payload, headers=hdrs)
 
     def stream(self, path: str, body: dict, headers: dict[str, str], timeout_s: float) -> StreamResult:
-        res = StreamResult()
+        res = self.in_flight = StreamResult()
         payload = orjson.dumps(body)
         hdrs = {"Content-Type": "application/json", "Accept": "text/event-stream", **self.auth, **headers}
         resp = None
@@ -261,12 +266,13 @@ class OpenAITransport:
             self._shared[key] = sdk
         self.sdk = self._shared[key]
         self.openai = openai
+        self.in_flight: StreamResult | None = None
 
     def stream(self, path: str, body: dict, headers: dict[str, str], timeout_s: float) -> StreamResult:
         """The SDK builds and sends the request (auth, base URL, Azure, proxies); its raw response
         bytes go through the same event-stream parser as the raw transport's, so both see the same
         events. Each chunk the SDK yields is stamped when it arrives here."""
-        res = StreamResult()
+        res = self.in_flight = StreamResult()
         body = dict(body)
         api = self.sdk.chat.completions if path.endswith("chat/completions") else self.sdk.completions
         extra = {k: body.pop(k) for k in list(body) if k not in _SDK_PARAMS}

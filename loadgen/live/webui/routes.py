@@ -92,7 +92,7 @@ def latency_table(view: Any) -> list[dict]:
 
 
 def goodput_table(view: Any) -> list[dict]:
-    run = view.run_figures()
+    run = view.run_figures()  # the run and the last 10 s at the same sample (livefigures.py)
     last = view.series.points[-1] if view.series.points else {}
     slo = view.ctx.slo
     rows = [
@@ -109,6 +109,7 @@ def goodput_table(view: Any) -> list[dict]:
             fmt_pct(last.get("attainment")),
         ),
         ("Error ratio", fmt_pct(run["error_ratio"]), fmt_pct(last.get("error_ratio"))),
+        ("Requests sent", str(run["sent"]), "–"),
         ("Requests ok / failed", f"{run['ok']} / {run['failed']}", "–"),
         ("Requests in flight", "–", str(view.in_flight())),
         ("Users (target)", "–", f"{view.env.runner.user_count} ({view.ctx.stage.target_users})"),

@@ -8,7 +8,7 @@ import io
 from locust.stats import StatsError
 
 from loadgen.live.webui.routes import fmt_ms, series_csv, tab_config
-from loadgen.live.webui.series import Counters, Series, error_category
+from loadgen.state.livefigures import Counters, Series, error_category
 from loadgen.state.livestats import LiveStats
 
 

@@ -223,7 +223,7 @@
     document.getElementById("kpis").innerHTML = [
       kpi("Goodput (within SLO)", fmt(last.goodput_rps, "req/s") + " req/s", "last " + w + " · run " + fmt(fig.goodput_rps, "req/s")),
       kpi("SLO attainment", fmt(att === null || att === undefined ? null : att * 100, "%"), "run " + fmt(fig.attainment === null ? null : fig.attainment * 100, "%") + " · target " + Math.round(tgt * 100) + " %", attCls),
-      kpi("Completed", fmt(last.ok_rps, "req/s") + " req/s", "run " + fig.ok + " ok · " + fig.failed + " failed"),
+      kpi("Completed", fmt(last.ok_rps, "req/s") + " req/s", "run " + fig.sent + " sent · " + fig.ok + " ok · " + fig.failed + " failed"),
       kpi("Output tokens/s", fmt(last.out_tok_s, "tok/s"), "run " + fmt(fig.out_tok_s, "tok/s")),
       kpi("TTFT p95", fmt(last.ttft_p95, "ms"), "p50 " + fmt(last.ttft_p50, "ms")),
       kpi("TPOT p95", fmt(last.tpot_p95, "ms"), "p50 " + fmt(last.tpot_p50, "ms")),

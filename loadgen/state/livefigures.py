@@ -1,11 +1,23 @@
-"""The LLM view's time series: one point every few seconds, each over a short sliding window.
+"""The live figures, each defined once: what the console and the web UI show, over a window and the run.
 
-The live stats (loadgen/state/livestats.py) are cumulative histograms, merged on the master from every
-worker. A chart over time needs per-interval figures, so each sample keeps a copy of the
-cumulative counters and a point is the difference between now and the snapshot `window_s` ago:
-percentiles of exactly the requests that finished in that window (Locust's own "current"
-percentiles use the same 10 s idea). Differencing works the same locally and on a master, needs no
-hook in the hot path, and costs a dict copy of a few hundred buckets per metric per sample.
+The live stats (loadgen/state/livestats.py) are cumulative counters, merged on the master from
+every worker. Every live figure is a difference of two snapshots of them (`Counters`) divided by
+the real time between the snapshots — never Locust's `current_rps` (which reads a timestamp these
+entries do not keep) and never an average since some other start:
+
+- **sent**: requests sent (counted when they leave, so those still in flight count);
+- **completed req/s**: requests that completed (`ok`) and ended in the window, per second;
+- **goodput**: good requests (completed and within every per-request SLO limit, `Slo.is_good`)
+  that ended in the window, per second;
+- **output tok/s**: output tokens of the completed requests that ended in the window, per second;
+- **SLO attainment**: good / ended (completed or failed) in the window; **error ratio**: failed / ended;
+- percentiles (ms) of exactly the window's requests: the difference of two cumulative histograms.
+
+Two windows, the same definitions: **last 10 s** (`window_figures`: the newest sample against the
+oldest one still ~`window_s` old) and **the run** (`run_figures`: the newest sample against the
+run's start, up to the run's stop). `LiveFigures` takes one sample every `sample_s` seconds; the
+console (loadgen/live/console.py) prints its newest sample, the web UI (loadgen/live/webui) serves
+the same samples — so both show the same numbers for the same window.
 """
 
 from __future__ import annotations
@@ -19,9 +31,12 @@ from typing import Any
 
 from locust.stats import StatsEntry, calculate_response_time_percentile, diff_response_time_dicts
 
-METHOD = "LLM"  # loadgen/state/livestats.py files its entries under this method
+from loadgen.state.livestats import METHOD
+
 LATENCIES = ("TTFT", "TPOT", "ITL", "E2E")
 PERCENTILES = (0.5, 0.95)
+SAMPLE_S = 2.0
+WINDOW_S = 10.0
 _ERROR_REPR = re.compile(r"""^\w+\((['"])(.*)\1,?\)$""")
 
 
@@ -38,6 +53,7 @@ class Counters:
     t: float
     hist: dict[str, dict[int, int]] = field(default_factory=dict)
     count: dict[str, int] = field(default_factory=dict)
+    sent: int = 0
     ok: int = 0
     failed: int = 0
     good: int = 0
@@ -56,6 +72,8 @@ class Counters:
             c.ok, c.failed, c.tokens = e2e.num_requests, e2e.num_failures, e2e.total_content_length
         good = entries.get(("GOOD", METHOD))
         c.good = good.num_requests if good else 0
+        sent = entries.get(("SENT", METHOD))
+        c.sent = sent.num_requests if sent else 0
         for err in errors:
             cat = error_category(str(err.error))
             c.errors[cat] = c.errors.get(cat, 0) + int(err.occurrences)
@@ -67,6 +85,7 @@ class Counters:
             self.ok < older.ok
             or self.failed < older.failed
             or self.good < older.good
+            or self.sent < older.sent
             or any(self.count[n] < older.count.get(n, 0) for n in self.count)
             or any(v < older.errors.get(k, 0) for k, v in self.errors.items())
             or any(k not in self.errors for k in older.errors)
@@ -77,7 +96,22 @@ def _pct(hist: dict[int, int], n: int, q: float) -> float | None:
     return float(calculate_response_time_percentile(hist, n, q)) if n > 0 else None
 
 
-def window_point(now: Counters, base: Counters) -> dict:
+def _rates(now: Counters, base: Counters, dt: float) -> dict:
+    """The rate figures of (base, now] over `dt` seconds: the one definition both windows use."""
+    ok, failed, good = now.ok - base.ok, now.failed - base.failed, now.good - base.good
+    ended = ok + failed
+    per_s = (lambda x: x / dt) if dt > 0 else (lambda x: None)
+    return {
+        "ok_rps": per_s(ok),
+        "fail_rps": per_s(failed),
+        "out_tok_s": per_s(now.tokens - base.tokens),
+        "goodput_rps": per_s(good),
+        "attainment": good / ended if ended else None,
+        "error_ratio": failed / ended if ended else None,
+    }
+
+
+def window_figures(now: Counters, base: Counters) -> dict:
     """Figures over (base.t, now.t]: percentiles in ms, rates per second, attainment as a fraction."""
     dt = max(now.t - base.t, 1e-9)
     p: dict[str, Any] = {"window_s": round(dt, 3)}
@@ -87,18 +121,26 @@ def window_point(now: Counters, base: Counters) -> dict:
         key = name.lower()
         for q in PERCENTILES:
             p[f"{key}_p{round(q * 100)}"] = _pct(hist, n, q)
-    ok, failed = now.ok - base.ok, now.failed - base.failed
-    good = now.good - base.good
-    ended = ok + failed
-    p["ok_rps"] = ok / dt
-    p["fail_rps"] = failed / dt
-    p["out_tok_s"] = (now.tokens - base.tokens) / dt
-    p["goodput_rps"] = good / dt
-    p["attainment"] = good / ended if ended else None
+    p.update(_rates(now, base, dt))
+    p["sent"] = now.sent
     errs = {k: (v - base.errors.get(k, 0)) / dt for k, v in now.errors.items()}
     p["errors_rps"] = {k: v for k, v in errs.items() if v > 0}
-    p["error_ratio"] = failed / ended if ended else None
     return p
+
+
+def run_figures(now: Counters, start: Counters, t_stop: float | None = None) -> dict:
+    """Whole-run counts and rates: from the run's start to `now` (or to its stop, once stopped)."""
+    dt = max(0.0, min(now.t, t_stop if t_stop is not None else now.t) - start.t)
+    out = {
+        "sent": now.sent - start.sent,
+        "ok": now.ok - start.ok,
+        "failed": now.failed - start.failed,
+        "good": now.good - start.good,
+        "output_tokens": now.tokens - start.tokens,
+        "elapsed_s": round(dt, 1),
+    }
+    out.update(_rates(now, start, dt))
+    return out
 
 
 def _round(v: Any) -> Any:
@@ -113,7 +155,9 @@ def _round(v: Any) -> Any:
 class Series:
     """A bounded ring of points for the current run; `since(seq)` serves the increments to pollers."""
 
-    def __init__(self, sample_s: float = 2.0, window_s: float = 10.0, max_points: int = 3600) -> None:
+    def __init__(
+        self, sample_s: float = SAMPLE_S, window_s: float = WINDOW_S, max_points: int = 3600
+    ) -> None:
         self.sample_s = sample_s
         self.window_s = window_s
         self.points: deque[dict] = deque(maxlen=max_points)
@@ -146,7 +190,7 @@ class Series:
         self.snaps.append(now)
         self.seq += 1
         point = {"seq": self.seq, "t": round(now.t, 3), "elapsed_s": round(now.t - self.t0, 1)}
-        point.update(_round(window_point(now, base)))
+        point.update(_round(window_figures(now, base)))
         point.update(gauges)
         self.points.append(point)
         return point
@@ -155,3 +199,40 @@ class Series:
         if not self.points or seq >= self.points[-1]["seq"]:
             return []
         return [p for p in self.points if p["seq"] > seq]
+
+
+class LiveFigures:
+    """The samples both live views read: the window series and the run's figures at the same instant."""
+
+    def __init__(self, sample_s: float = SAMPLE_S, window_s: float = WINDOW_S) -> None:
+        self.series = Series(sample_s=sample_s, window_s=window_s)
+        self.start = Counters(time.time())
+        self.t_stop: float | None = None
+        #: Whole-run figures at the newest sample (`run_figures`, rounded like the points).
+        self.run: dict = self.run_at(self.start)
+
+    def restart(self, zero: Counters) -> None:
+        """A run starts now: `zero` is the counters at its start (the baseline of both windows)."""
+        self.series.restart(zero.t, zero)
+        self.start = zero
+        self.t_stop = None
+        self.run = self.run_at(zero)
+
+    def stopped(self, t: float) -> None:
+        self.t_stop = t
+
+    def add(self, now: Counters, gauges: dict) -> dict:
+        """One sample: the point of the last window (returned) and the run's figures, both at `now`."""
+        if now.went_back(self.start):  # "Reset stats": the run's counts restart here too
+            self.start = Counters(self.series.points[-1]["t"] if self.series.points else self.start.t)
+        point = self.series.add(now, gauges)
+        self.run = self.run_at(now)
+        self.run["seq"] = point["seq"]
+        return point
+
+    def run_at(self, now: Counters) -> dict:
+        """The run's figures at `now` (the web UI asks between samples, for the freshest counts)."""
+        return _round(run_figures(now, self.start, self.t_stop))
+
+    def latest(self) -> dict | None:
+        return self.series.points[-1] if self.series.points else None
