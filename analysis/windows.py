@@ -79,7 +79,9 @@ def startup(df: pd.DataFrame, meta: dict) -> Startup | None:
     spawned = rec.get("t_spawned_unix")
     if is_num(spawned):
         end = max(end, float(spawned))
-    start = float(rec["t_start_unix"]) if is_num(rec.get("t_start_unix")) else float(first["t_start_unix"])
+    start = float(first["t_start_unix"])  # the first stage may begin before the run's own start stamp
+    if is_num(rec.get("t_start_unix")):
+        start = min(start, float(rec["t_start_unix"]))
     rows = df["t_start_unix"].to_numpy() <= end
     return Startup(min(start, end), end, users, float(spawned) if is_num(spawned) else None, rows)
 

@@ -47,7 +47,11 @@ def verdict_cards(verdicts: list[Verdict], ramp: bool = False) -> str:
         if v.slo_attainment is None or v.slo_attainment < v.attain_target:
             failed.insert(0, "attainment below target")
         why = f"failed: {', '.join(failed)}" if failed else ""
-        cap = f'<div class="cap"><b>{esc(capacity_phrase(v.slo, v.capacity))}</b></div>' if v.capacity else ""
+        cap = (
+            f'<div class="cap"><b>{esc(capacity_phrase(v.slo, v.capacity))}</b></div>'
+            if ramp and v.capacity
+            else ""
+        )
         scope = " (whole run)" if ramp else ""
         cards.append(
             f'<div class="card {cls}"><div class="name">{esc(v.slo)}{" (primary)" if i == 0 else ""}</div>{cap}'
@@ -133,7 +137,7 @@ def render(s: Summary, meta: dict, figs: list[tuple[Path, str]]) -> str:
         parts.append(figure(p, caption))
     parts.append("<h2>Throughput and errors</h2>")
     parts.append(throughput_html(s))
-    parts.append("<h2>SLO checks</h2>" + table(VERDICT_HEADERS, verdict_rows(s.verdicts)))
+    parts.append("<h2>SLO checks</h2>" + table(VERDICT_HEADERS, verdict_rows(s.verdicts, s.is_ramp)))
     if s.steps:
         parts.append("<h2>Per step</h2>")
         parts.append(f'<div class="scroll">{table(step_headers(s.load_unit), step_rows(s.steps))}</div>')

@@ -65,7 +65,7 @@ def summary_md(s: Summary) -> str:
         "",
         "## SLO verdicts",
         "",
-        fmt.md_table(VERDICT_HEADERS, verdict_rows(s.verdicts), right={2, 3}),
+        fmt.md_table(VERDICT_HEADERS, verdict_rows(s.verdicts, s.is_ramp), right={2, 3}),
         "",
     ]
     lines += ["## Per step", "", capacity_text(s), ""]
@@ -108,7 +108,7 @@ def console_text(s: Summary, report: Path | None = None) -> str:
         out.append("errors: " + ", ".join(f"{k} {v:,}" for k, v in s.errors.items()) + note)
     out.append(capacity_text(s))
     out.append(verdict_line(s.verdict, ramp=s.is_ramp))
-    if s.steps:
+    if s.is_ramp:
         rows = [[v.slo, "PASS" if v.passed else "FAIL", fmt.pct(v.slo_attainment), capacity_cell(v.capacity)]
                 for v in s.verdicts]  # fmt: skip
         out.append(fmt.text_table(["SLO", "whole run", "attainment", "capacity: where it breaks"], rows))

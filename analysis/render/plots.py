@@ -194,6 +194,26 @@ def rate_bins(t: np.ndarray, span: float, w: float) -> tuple[np.ndarray, np.ndar
     return lo, width, np.clip((t // w).astype(np.int64), 0, nbins - 1)
 
 
+def completion_rates(
+    df: pd.DataFrame, good: np.ndarray, t0: float
+) -> tuple[float, np.ndarray, dict[str, np.ndarray]]:
+    """By completion time, per bin: completed, good and failed req/s over each bin's real width (and the
+    bin width and centres). A request the load generator cancelled is no failure: `cancelled` counts them apart."""
+    t_end = df["t_start_unix"].to_numpy() - t0 + np.nan_to_num(df["e2e_s"].to_numpy(), nan=0.0)
+    span = max(float(t_end.max()), 1.0)
+    w = bin_width(span)
+    lo, width, end_bin = rate_bins(t_end, span, w)
+    ok = df["ok"].to_numpy(dtype=bool)
+    cancelled = (df["error"].astype(object) == "cancelled").to_numpy()
+
+    def count(mask: np.ndarray) -> np.ndarray:
+        return np.bincount(end_bin[mask], minlength=len(lo)).astype(float)
+
+    rates = {"completed": count(ok) / width, "good": count(good) / width, "failed": count(~ok & ~cancelled) / width,
+             "cancelled": count(cancelled)}  # fmt: skip
+    return w, lo + width / 2, rates
+
+
 def timeseries(
     df: pd.DataFrame,
     good: np.ndarray,
@@ -208,20 +228,11 @@ def timeseries(
     `level` maps step → load level (users or req/s); without it the rows' `target_users` is drawn.
     """
     t_send = df["t_start_unix"].to_numpy() - t0
-    t_end = t_send + np.nan_to_num(df["e2e_s"].to_numpy(), nan=0.0)
-    span = max(float(t_end.max()), 1.0)
-    w = bin_width(span)
-    lo, width, end_bin = rate_bins(t_end, span, w)
-    nbins = len(lo)
+    w, centers, rates = completion_rates(df, good, t0)
+    done, good_r, errs = rates["completed"], rates["good"], rates["failed"]
+    nbins = len(centers)
     send_bin = np.minimum((t_send // w).astype(np.int64), nbins - 1)
-    centers = lo + width / 2
     ok = df["ok"].to_numpy(dtype=bool)
-    cancelled = (df["error"].astype(object) == "cancelled").to_numpy()
-    done = np.bincount(end_bin[ok], minlength=nbins) / width
-    good_r = np.bincount(end_bin[good], minlength=nbins) / width
-    errs = (
-        np.bincount(end_bin[~ok & ~cancelled], minlength=nbins) / width
-    )  # a cancelled request is no failure
     if level:
         load = df["step"].map(level).fillna(df["target_users"]).to_numpy(dtype=float)
     else:
@@ -238,11 +249,8 @@ def timeseries(
     if errs.any():
         ax.plot(centers, errs, color=C["err"], label="failed req/s")
     ax.set_ylabel("requests/s")
-    cut = (
-        f"; {int(cancelled.sum()):,} requests cancelled by the load generator not shown"
-        if cancelled.any()
-        else ""
-    )
+    n_cut = int(rates["cancelled"].sum())
+    cut = f"; {n_cut:,} requests cancelled by the load generator not shown" if n_cut else ""
     ax.set_title(f"Throughput over time ({w:g} s bins, by completion time{cut})")
     ax2 = ax.twinx()
     ax2.step(centers, users.to_numpy(), where="mid", color="gray", linestyle="--", label=f"load ({unit})")

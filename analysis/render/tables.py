@@ -112,7 +112,8 @@ def step_notes(steps: list[Step], unit: str) -> list[str]:
     return out
 
 
-def verdict_rows(verdicts: list[Verdict]) -> list[list[str]]:
+def verdict_rows(verdicts: list[Verdict], ramp: bool = True) -> list[list[str]]:
+    """One row per SLO; the capacity cell only on a ramp (with one level there is nothing to break)."""
     rows = []
     for v in verdicts:
         checks = "; ".join(f"{c.label}: {fmt.ms(c.value_s)} ms {'✓' if c.passed else '✗'}" for c in v.checks)
@@ -124,7 +125,7 @@ def verdict_rows(verdicts: list[Verdict]) -> list[list[str]]:
                 fmt.num(v.goodput_req_per_s),
                 checks or fmt.DASH,
                 "PASS" if v.passed else "FAIL",
-                capacity_cell(v.capacity),
+                capacity_cell(v.capacity) if ramp else fmt.DASH,
             ]
         )
     return rows
@@ -204,11 +205,13 @@ def startup_text(s: Summary) -> str | None:
         if u.included
         else "reported apart: left out of the headline and the first level (--include-startup keeps it)"
     )
+    took = f"{fmt.ms(u.duration_s)} ms" if u.duration_s < 1 else fmt.duration(u.duration_s)
+    rest = "headline, start-up included" if u.included else "steady part"
     return (
-        f"Start-up: {fmt.duration(u.duration_s)} until all {u.users:,} users were spawned and had sent their "
-        f"first request; {u.requests:,} requests sent in it ({u.ok:,} completed), TTFT p50 {fmt.ms(u.ttft.p50)} / "
+        f"Start-up: {took} until all {u.users:,} users were spawned and had sent their first request; "
+        f"{u.requests:,} requests sent in it ({u.ok:,} completed), TTFT p50 {fmt.ms(u.ttft.p50)} / "
         f"p99 {fmt.ms(u.ttft.p99)} ms, E2E p50 {fmt.ms(u.e2e.p50)} / p99 {fmt.ms(u.e2e.p99)} ms "
-        f"(steady part: TTFT p50 {fmt.ms(s.ttft.p50)} / p99 {fmt.ms(s.ttft.p99)} ms) — {how}."
+        f"({rest}: TTFT p50 {fmt.ms(s.ttft.p50)} / p99 {fmt.ms(s.ttft.p99)} ms) — {how}."
     )
 
 
