@@ -141,7 +141,11 @@ _STEP_FIGURES = (
 class Step:
     """One load level's row of the step table: its requests (sent in it; warm-up, cool-down and the
     start-up excluded) over its window (`t_start_unix` → `t_end_unix`: the stage's own span,
-    analysis/windows.py). `truncated` says why its figures do not describe the whole level (None: they do)."""
+    analysis/windows.py). `truncated` says why its figures do not describe the whole level (None: they do).
+
+    summary.json keeps the keys; their values changed where the old one was the bug: the window was
+    the requests' first send → last completion (every rate biased low by the requests' length), and a
+    level whose requests were all cancelled had attainment 0 (now None)."""
 
     step: int
     label: str
