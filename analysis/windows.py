@@ -178,21 +178,14 @@ def tokens_in_windows(
     out += _binned(first[whole], tokens[whole], windows)
     if split.any():
         counts, gaps = row_gaps_s(itl, split)
-        row = np.repeat(np.arange(len(counts)), counts)
         f, k = first[split], tokens[split] / (counts + 1)  # every chunk carries an equal share
-        times = np.concatenate([f, f[row] + _within_row_cumsum(gaps, counts)])
-        out += _binned(times, np.concatenate([k, k[row]]), windows)
+        out += _binned(f, k, windows)  # each row's first chunk
+        if len(gaps):  # the later ones: first + the row's running sum of gaps (one global cumsum, rebased)
+            cum = np.cumsum(gaps)
+            before = np.cumsum(counts) - counts
+            base = np.where(before > 0, cum[np.maximum(before - 1, 0)], 0.0)
+            out += _binned(np.repeat(f - base, counts) + cum, np.repeat(k, counts), windows)
     return out
-
-
-def _within_row_cumsum(values: np.ndarray, counts: np.ndarray) -> np.ndarray:
-    """Cumulative sums of `values` restarting at each row (`counts` values per row, in order)."""
-    if not len(values):
-        return values
-    cum = np.cumsum(values)
-    before = np.cumsum(counts) - counts  # index of each row's first value
-    base = np.where(before > 0, cum[np.maximum(before - 1, 0)], 0.0)
-    return cum - np.repeat(base, counts)
 
 
 def _binned(times: np.ndarray, weights: np.ndarray, windows: list[tuple[float, float]]) -> np.ndarray:
