@@ -208,8 +208,9 @@ def startup_text(s: Summary) -> str | None:
     took = f"{fmt.ms(u.duration_s)} ms" if u.duration_s < 1 else fmt.duration(u.duration_s)
     rest = "headline, start-up included" if u.included else "steady part"
     return (
-        f"Start-up: {took} until all {u.users:,} users were spawned and had sent their first request; "
-        f"{u.requests:,} requests sent in it ({u.ok:,} completed), TTFT p50 {fmt.ms(u.ttft.p50)} / "
+        f"Start-up: {took} until {_plural(u.users, 'user', every=True)} spawned and had sent "
+        f"{'its' if u.users == 1 else 'their'} first request; {_plural(u.requests, 'request')} sent in it "
+        f"({u.ok:,} completed), TTFT p50 {fmt.ms(u.ttft.p50)} / "
         f"p99 {fmt.ms(u.ttft.p99)} ms, E2E p50 {fmt.ms(u.e2e.p50)} / p99 {fmt.ms(u.e2e.p99)} ms "
         f"({rest}: TTFT p50 {fmt.ms(s.ttft.p50)} / p99 {fmt.ms(s.ttft.p99)} ms) — {how}."
     )
@@ -218,3 +219,10 @@ def startup_text(s: Summary) -> str | None:
 def lead_text(s: Summary) -> str | None:
     """A ramp's answer first: where the primary SLO breaks (None when the run is not a ramp)."""
     return f"Answer: {capacity_phrase(s.slo.name, s.capacity)}." if s.is_ramp else None
+
+
+def _plural(n: int, noun: str, every: bool = False) -> str:
+    """`1 request`, `4 requests`; with `every`: `the 1 user was`, `all 4 users were`."""
+    if every:
+        return f"the {n:,} {noun} was" if n == 1 else f"all {n:,} {noun}s were"
+    return f"{n:,} {noun}" + ("" if n == 1 else "s")

@@ -219,7 +219,10 @@ def test_startup_is_reported_apart_and_left_out_of_the_headline(tmp_path: Path) 
     # window: the first send after the start-up (1.0) → the last completion (20.03); the start-up's 4
     # requests complete inside it and count in its rates (leaving them out would bias them low)
     assert s.throughput.req_per_s == approx(80 / 19.03)
-    assert "Start-up: 30.0 ms until all 4 users were spawned" in api.console_text(s)
+    assert (
+        "Start-up: 30.0 ms until all 4 users were spawned and had sent their first request; 4 requests"
+        in (api.console_text(s))
+    )
     both = analyze(path, include_startup=True)
     assert (both.throughput.requests, both.ttft.max, both.startup.included) == (80, approx(0.45), True)
     assert json.loads(s.to_json())["startup"]["ttft_s"]["p50"] == approx(0.45)
