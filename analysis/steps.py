@@ -77,7 +77,7 @@ def step_table(df: pd.DataFrame, good: np.ndarray, lv: Levels) -> tuple[list[Ste
             Step(
                 step=int(step),
                 label=str(
-                    (st or {}).get("label") or (f"{load:g} req/s" if unit == RPS else f"{load:g} users")
+                    (st or {}).get("label") or (f"{load:.3g} req/s" if unit == RPS else f"{load:g} users")
                 ),
                 load=load,
                 target_users=int(a["target_users"]),

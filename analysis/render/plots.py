@@ -293,7 +293,7 @@ def goodput_vs_throughput(steps: list[Step], unit: str, slo: Slo, path: Path) ->
     sc = ax.scatter(x, y, c=[s.load for s in steps], cmap="viridis", zorder=3)
     fig.colorbar(sc, ax=ax, label=f"load ({unit})")
     for s, xi, yi in list(zip(steps, x, y, strict=True))[:: max(1, len(steps) // 12)]:
-        ax.annotate(f"{s.load:g}", (xi, yi), textcoords="offset points", xytext=(4, 4), fontsize=7)
+        ax.annotate(f"{s.load:.3g}", (xi, yi), textcoords="offset points", xytext=(4, 4), fontsize=7)
     ax.set_xlim(0, top)
     ax.set_ylim(0, top)
     ax.set_xlabel("throughput (completed req/s)")
