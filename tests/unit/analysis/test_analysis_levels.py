@@ -226,3 +226,20 @@ def test_startup_is_reported_apart_and_left_out_of_the_headline(tmp_path: Path) 
     both = analyze(path, include_startup=True)
     assert (both.throughput.requests, both.ttft.max, both.startup.included) == (80, approx(0.45), True)
     assert json.loads(s.to_json())["startup"]["ttft_s"]["p50"] == approx(0.45)
+
+
+def test_include_startup_option_on_the_command_line(tmp_path: Path) -> None:
+    from analysis.__main__ import main
+
+    rows = [request(0, 0.01 * u, 1.0, ttft_s=0.45, users=2, user=u) for u in range(2)]
+    rows += [request(0, 1.0 + 0.01 * u + i, 1.0, users=2, user=u) for u in range(2) for i in range(5)]
+    startup = {"t_start_unix": T0, "t_spawned_unix": T0 + 0.01, "users": 2}
+    path = write_run(tmp_path / "run", rows, [stage(0, 0.0, 6.0, users=2)], startup=startup)
+    for args, requests in (([], 10), (["--include-startup"], 12)):
+        assert main([str(path), "--no-plots", "--no-html", "--quiet", *args]) == 0
+        j = json.loads((path / "summary.json").read_text())
+        assert (j["requests"], j["startup"]["requests"], j["startup"]["included"]) == (
+            requests,
+            2,
+            bool(args),
+        )
