@@ -32,8 +32,9 @@ from analysis.itl import row_gaps_s
 # A level is truncated when the load generator cancelled at least this share of its requests: those
 # were in flight when the run (or the level's users) stopped, so the survivors lean towards short requests.
 CANCELLED_SHARE = 0.10
-# ... or when its stage ran less than this share of its planned length (the run stopped inside it).
-FULL_SHARE = 0.95
+# ... or when its stage ran shorter than planned by more than 5 % of the plan or 1 s, whichever is
+# more (the shape ticks once a second, and an open-loop stage starts up to 1 s after its tick).
+SHORT_SHARE, SHORT_S = 0.05, 1.0
 
 
 @dataclass(frozen=True)
@@ -109,7 +110,7 @@ def fallback_windows(first_sends: dict[int, float], run_end: float) -> dict[int,
 def planned_s(meta: dict, stage: dict) -> float | None:
     """How long a stage was meant to last, from the shape's parameters in run.json (None: open-ended
     or not recorded): the step interval (not for a ramp's capped last level), the sweep's stage
-    duration, a `--stages` stage's duration."""
+    duration, a `--stages` stage's duration, a plain or `--rate` run's `-t`."""
     shape = meta.get("shape") if isinstance(meta.get("shape"), dict) else {}
     params = shape.get("params") if isinstance(shape.get("params"), dict) else {}
     name = shape.get("name")
@@ -120,6 +121,8 @@ def planned_s(meta: dict, stage: dict) -> float | None:
         return _pos(params.get("step_interval_s"))
     if name == "SweepSchedule":
         return _pos(params.get("stage_duration_s"))
+    if name in ("ConstantSchedule", "RateSchedule"):  # one stage for -t (open-ended without it)
+        return _pos(params.get("duration_s"))
     if name == "StagesSchedule":
         for st in params.get("stages") or []:
             if isinstance(st, dict) and st.get("step") == stage.get("step"):
@@ -129,8 +132,8 @@ def planned_s(meta: dict, stage: dict) -> float | None:
 
 def truncation(stage: dict | None, planned: float | None, requests: int, cancelled: int) -> str | None:
     """Why a level's figures do not describe the whole level, or None. The rule:
-    1. its stage has no end in run.json (the run died inside it), or ran less than 95 % of its
-       planned length (the run was stopped or ended inside it); or
+    1. its stage has no end in run.json (the run died inside it), or ran shorter than planned by
+       more than 5 % (at least 1 s): the run was stopped or ended inside it; or
     2. the load generator cancelled ≥ 10 % of the requests sent in it (in flight when the run or
        the level's users stopped): the requests that finished are the short ones, so its latencies
        look better and its attainment is judged on the survivors.
@@ -139,7 +142,7 @@ def truncation(stage: dict | None, planned: float | None, requests: int, cancell
         if not is_num(stage.get("t_end_unix")):
             return "the run ended inside it (its stage has no end in run.json)"
         ran = float(stage["t_end_unix"]) - float(stage["t_start_unix"])
-        if planned is not None and ran < FULL_SHARE * planned:
+        if planned is not None and ran < planned - max(SHORT_SHARE * planned, SHORT_S):
             return f"the run stopped {ran:.1f} s into this {planned:g} s stage"
     if requests and cancelled / requests >= CANCELLED_SHARE:
         return (

@@ -243,3 +243,25 @@ def test_include_startup_option_on_the_command_line(tmp_path: Path) -> None:
             2,
             bool(args),
         )
+
+
+def test_planned_length_by_shape() -> None:
+    """A stage is cut short when it ran shorter than planned by > 5 % of the plan, at least 1 s."""
+    from analysis.windows import planned_s, truncation
+
+    def meta(name: str, **params: object) -> dict:
+        return {"shape": {"name": name, "params": params}}
+
+    st = stage(3, 0.0, 9.2, users=4)
+    assert planned_s(meta("StepSchedule", step_interval_s=10.0), st) == 10.0
+    assert (
+        planned_s(meta("StepSchedule", step_interval_s=10.0, max_users=4), st) is None
+    )  # the capped level holds
+    assert planned_s(meta("SweepSchedule", stage_duration_s=30.0), st) == 30.0
+    assert planned_s(meta("StagesSchedule", stages=[{"step": 3, "duration_s": 12.0}]), st) == 12.0
+    assert planned_s(meta("ConstantSchedule", duration_s=None), st) is None  # no -t: open-ended
+    assert planned_s(meta("TraceSchedule"), st) is None
+    assert truncation(st, 10.0, 20, 0) is None  # 0.8 s short of 10 s: a tick's jitter
+    assert truncation(stage(3, 0.0, 8.9), 10.0, 20, 0) == "the run stopped 8.9 s into this 10 s stage"
+    assert truncation(stage(3, 0.0, 56.0), 60.0, 20, 1) == "the run stopped 56.0 s into this 60 s stage"
+    assert truncation(stage(3, 0.0, 58.0), 60.0, 20, 1) is None and truncation(None, None, 20, 2) is not None
