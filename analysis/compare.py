@@ -76,6 +76,7 @@ class ComparisonRow:
     best: frozenset[str] = field(
         default_factory=frozenset
     )  # METRICS keys where it is the best of its dataset
+    capacity_lower_bound: bool = False  # the capacity is "≥": its highest complete level still met the SLO
 
     def value(self, key: str) -> float | None:
         """The figure named `key` (a METRICS key)."""
@@ -136,10 +137,11 @@ def run_row(s: Summary) -> ComparisonRow:
         config=config_key(r),
         runs=1,
         figures=figures,
-        capacity_unit=s.load_unit,
+        capacity_unit=s.capacity.unit,
         requests=t.requests,
         errors=sum(s.errors.values()),
         best_run=r.dir,
+        capacity_lower_bound=s.capacity.value is not None and not s.capacity.bounded,
     )
 
 
@@ -180,8 +182,16 @@ def _collapse(runs: list[ComparisonRow], mode: str) -> ComparisonRow:
         several = len(runs) > 1 and vals
         lows[key], highs[key] = (min(vals), max(vals)) if several else (None, None)
     spread = len(runs) > 1
+    caps = [r for r in runs if r.value("capacity_at_slo") is not None]
+    # the median of lower bounds is a lower bound; the best run's capacity keeps its own mark
+    lower = (
+        best.capacity_lower_bound
+        if mode == "best"
+        else bool(caps) and all(r.capacity_lower_bound for r in caps)
+    )
     return dataclasses.replace(
         best,
+        capacity_lower_bound=lower,
         runs=len(runs),
         best_run=best.dir,
         run_dirs=[r.dir for r in runs],
@@ -213,21 +223,29 @@ def unique_labels(rows: list[ComparisonRow], by_dir: bool) -> list[ComparisonRow
 
 
 def mark_best(rows: list[ComparisonRow]) -> list[ComparisonRow]:
-    """Mark, per dataset, the rows holding each metric's best value (ties all marked)."""
+    """Mark, per dataset, the rows holding each metric's best value (ties all marked). Capacities are
+    ranked only among rows of one load unit: users and req/s are not on one axis."""
     best: list[set[str]] = [set() for _ in rows]
     for ds in {r.dataset for r in rows}:
         idx = [i for i, r in enumerate(rows) if r.dataset == ds]
-        if len(idx) < 2:
-            continue
+        for unit in {rows[i].capacity_unit for i in idx}:
+            same = [i for i in idx if rows[i].capacity_unit == unit]
+            for i in _best_of(rows, same, "capacity_at_slo", METRICS["capacity_at_slo"]):
+                best[i].add("capacity_at_slo")
         for key, direction in METRICS.items():
-            vals = [(rows[i].value(key), i) for i in idx if rows[i].value(key) is not None]
-            if not vals:
-                continue
-            top = max(v for v, _ in vals) if direction > 0 else min(v for v, _ in vals)
-            for v, i in vals:
-                if v == top:
+            if key != "capacity_at_slo":
+                for i in _best_of(rows, idx, key, direction):
                     best[i].add(key)
     return [dataclasses.replace(r, best=frozenset(b)) for r, b in zip(rows, best, strict=True)]
+
+
+def _best_of(rows: list[ComparisonRow], idx: list[int], key: str, direction: int) -> list[int]:
+    """The rows among `idx` holding the best value of `key` (none when fewer than two have one)."""
+    vals = [(rows[i].value(key), i) for i in idx if rows[i].value(key) is not None]
+    if len(idx) < 2 or not vals:
+        return []
+    top = max(v for v, _ in vals) if direction > 0 else min(v for v, _ in vals)
+    return [i for v, i in vals if v == top]
 
 
 def curve_labels(runs: list[ComparisonRow]) -> list[str]:

@@ -41,7 +41,10 @@ def cell(row: ComparisonRow, key: str) -> str:
     """One figure's text: the value (capacity with its unit), then the repeats' min–max in brackets."""
     kind = COLUMNS[key][1]
     v = row.value(key)
-    text = f"{v:.3g} {row.capacity_unit}" if key == "capacity_at_slo" and v is not None else _number(v, kind)
+    if key == "capacity_at_slo" and v is not None:
+        text = f"{'≥ ' if row.capacity_lower_bound else ''}{v:.3g} {row.capacity_unit}"
+    else:
+        text = _number(v, kind)
     lo = None if row.low is None else getattr(row.low, key)
     if lo is not None and row.runs > 1:
         text += f" ({_number(lo, kind)}–{_number(getattr(row.high, key), kind)})"
@@ -60,7 +63,8 @@ def intro(c: Comparison) -> list[str]:
     return [
         f"- **SLO**: {c.slo.name}: {c.slo.describe()}",
         f"- **runs**: {len(c.runs)} in {len(c.rows)} rows (repeats: {c.mode}; ranges are min–max over repeats)",
-        "- ★ best in its dataset (lowest latency; highest throughput, goodput, attainment, capacity)",
+        "- ★ best in its dataset (lowest latency; highest throughput, goodput, attainment, capacity — "
+        "capacities only against those in the same unit); ≥: every complete level tested met the SLO",
     ]
 
 
@@ -100,7 +104,8 @@ def csv_records(rows: list[ComparisonRow]) -> tuple[list[str], list[dict[str, An
     """comparison.csv's columns and rows: SI units (seconds, req/s, fractions), `best_in` the ★ columns."""
     keys = list(METRICS)
     fields = ["configuration", "dataset", "target", "model", "runs", *keys]
-    fields += [f"{k}_{e}" for k in keys for e in ("min", "max")] + ["capacity_unit", "best_run", "best_in"]
+    fields += [f"{k}_{e}" for k in keys for e in ("min", "max")]
+    fields += ["capacity_unit", "capacity_lower_bound", "best_run", "best_in"]
     records = []
     for r in rows:
         rec: dict[str, Any] = {
@@ -116,6 +121,7 @@ def csv_records(rows: list[ComparisonRow]) -> tuple[list[str], list[dict[str, An
             rec[f"{k}_max"] = None if r.high is None else getattr(r.high, k)
         rec.update(
             capacity_unit=r.capacity_unit,
+            capacity_lower_bound=r.capacity_lower_bound,
             best_run=r.best_run,
             best_in=";".join(k for k in keys if k in r.best),
         )

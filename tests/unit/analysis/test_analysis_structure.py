@@ -14,7 +14,7 @@ import ast
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[3]
-COMPUTING = ("summary", "metrics", "steps", "load", "itl", "server", "engines", "compare")
+COMPUTING = ("summary", "metrics", "steps", "windows", "load", "itl", "server", "engines", "compare")
 
 
 def module_name(path: Path) -> str:
