@@ -16,9 +16,10 @@ log = logging.getLogger("goodput")
 
 def console_table(snap: dict, slo_name: str) -> str:
     lines = [f"{'LLM metric':<10} {'count':>8} {'p50 ms':>9} {'p95 ms':>9} {'p99 ms':>9}"]
-    for name in ("TTFT", "TPOT", "ITL", "E2E"):
-        d = snap[name]
-        if not d["count"]:
+    reasoned = bool(snap.get("REASONING", {}).get("count"))
+    for name in ("TTFT", "TTFO", "TPOT", "ITL", "E2E"):
+        d = snap.get(name) or {"count": 0}
+        if not d["count"] or (name == "TTFO" and not reasoned):  # without reasoning TTFO is TTFT
             continue
         lines.append(
             f"{name:<10} {d['count']:>8} {d['p50_ms']:>9.0f} {d['p95_ms']:>9.0f} {d['p99_ms']:>9.0f}"
@@ -28,6 +29,12 @@ def console_table(snap: dict, slo_name: str) -> str:
         f"sent {snap['sent']}  output tok/s {snap['output_tok_per_s']:.0f}  "
         f"SLO[{slo_name}] attainment {'-' if att is None else f'{att:.1%}'}  goodput {snap['goodput_rps']:.2f} req/s"
     )
+    if reasoned and snap.get("reasoning_tokens_mean") is not None:
+        d = snap["REASONING"]
+        lines.append(
+            f"reasoning: {d['count']} requests, {snap['reasoning_tokens_mean']:.0f} tokens per request, "
+            f"reasoning time p50 {d['p50_ms']:.0f} ms p95 {d['p95_ms']:.0f} ms"
+        )
     return "\n".join(lines)
 
 

@@ -1,4 +1,4 @@
-"""Live token-level statistics (TTFT, TPOT, ITL, E2E, good requests), kept apart from Locust's stats.
+"""Live token-level statistics (TTFT, TTFO, TPOT, ITL, E2E, reasoning, good requests), kept apart from Locust's stats.
 
 Firing TTFT/TPOT as ordinary request events would count each request several times in the
 Aggregated row; these live in their own `RequestStats`, merged from workers to the master
@@ -16,7 +16,9 @@ from locust.stats import RequestStats, StatsEntry
 log = logging.getLogger("goodput")
 
 METHOD = "LLM"
-NAMES = ("TTFT", "TPOT", "ITL", "E2E", "GOOD")
+NAMES = ("TTFT", "TPOT", "ITL", "E2E", "GOOD", "TTFO", "REASONING")
+# TTFO: time to the first answer token; REASONING: requests that reasoned, their reasoning time
+# (TTFO − TTFT) as the response time and their reasoning tokens as the content length.
 
 
 class LiveStats:
@@ -35,6 +37,8 @@ class LiveStats:
         ok: bool,
         good: bool,
         error: str,
+        ttfo_s: float | None = None,
+        reasoning_tokens: int | None = None,
     ) -> None:
         # Straight into the entries: this RequestStats' own `total` would mix TTFT with ITL gaps
         # and nobody reads it; ITL comes in one batch per request (one value per chunk).
@@ -52,6 +56,10 @@ class LiveStats:
             s.log_error(METHOD, "E2E", error)
         if good:
             get("GOOD", METHOD).log((e2e_s or 0.0) * 1000.0, 0)
+        if ttfo_s is not None:
+            get("TTFO", METHOD).log(ttfo_s * 1000.0, 0)
+            if reasoning_tokens:
+                get("REASONING", METHOD).log((ttfo_s - (ttft_s or ttfo_s)) * 1000.0, reasoning_tokens)
 
     def serialize(self) -> list[dict]:
         """Worker side: entries since the last report (they reset, as Locust's do)."""
@@ -92,6 +100,10 @@ class LiveStats:
         out["slo_attainment"] = (self.entry("GOOD").num_requests / sent) if sent else None
         out["goodput_rps"] = self.entry("GOOD").current_rps
         out["output_tok_per_s"] = _current_content_rate(e2e)
+        reasoned = self.entry("REASONING")
+        out["reasoning_tokens_mean"] = (
+            reasoned.total_content_length / reasoned.num_requests if reasoned.num_requests else None
+        )
         return out
 
     def reset(self) -> None:

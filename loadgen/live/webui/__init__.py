@@ -102,7 +102,10 @@ class LiveView:
         last = self.series.points[-1] if self.series.points else {}
         limits = self.ctx.slo.limits()
         rows = []
+        reasoned = entries.get(("REASONING", METHOD))
         for name in LATENCIES:
+            if name == "TTFO" and not (reasoned and reasoned.num_requests):
+                continue  # without reasoning TTFO is TTFT
             e = entries.get((name, METHOD))
             n = e.num_requests if e else 0
             key = name.lower()
@@ -137,7 +140,18 @@ class LiveView:
             "goodput_rps": rate(n_good),
             "attainment": n_good / (ok + failed) if ok + failed else None,
             "error_ratio": failed / (ok + failed) if ok + failed else None,
+            **_reasoning(entries.get(("REASONING", METHOD))),
         }
+
+
+def _reasoning(e: Any) -> dict:
+    """Requests that reasoned, their mean reasoning tokens and reasoning time (TTFO − TTFT, ms p50)."""
+    n = e.num_requests if e else 0
+    return {
+        "reasoned": n,
+        "reasoning_tokens_mean": e.total_content_length / n if n else None,
+        "reasoning_p50_ms": float(e.get_response_time_percentile(0.5)) if n else None,
+    }
 
 
 def install(events: Any) -> None:

@@ -20,7 +20,7 @@ from typing import Any
 from locust.stats import StatsEntry, calculate_response_time_percentile, diff_response_time_dicts
 
 METHOD = "LLM"  # loadgen/state/livestats.py files its entries under this method
-LATENCIES = ("TTFT", "TPOT", "ITL", "E2E")
+LATENCIES = ("TTFT", "TPOT", "ITL", "E2E", "TTFO")  # TTFO: first answer token (reasoning models)
 PERCENTILES = (0.5, 0.95)
 _ERROR_REPR = re.compile(r"""^\w+\((['"])(.*)\1,?\)$""")
 
