@@ -22,30 +22,11 @@ import json
 from dataclasses import dataclass
 from typing import Any, TypedDict
 
+from analysis.dist import Dist
+from analysis.reasoning import Reasoning, ToolCalls
 from core.slo import Slo
 
-
-@dataclass(frozen=True)
-class Dist:
-    """`{mean, p50, p90, p95, p99, max}` of one latency, in seconds (None: no samples); `n` samples."""
-
-    mean: float | None
-    p50: float | None
-    p90: float | None
-    p95: float | None
-    p99: float | None
-    max: float | None
-    n: int
-
-    def to_dict(self) -> dict[str, float | None]:
-        return {
-            "mean": self.mean,
-            "p50": self.p50,
-            "p90": self.p90,
-            "p95": self.p95,
-            "p99": self.p99,
-            "max": self.max,
-        }
+__all__ = ["Dist", "Reasoning", "ToolCalls"]  # defined in their own modules, part of the results all the same
 
 
 @dataclass(frozen=True)
@@ -296,6 +277,7 @@ class RunInfo:
     workers: Any
     git_commit: Any
     locust_version: Any
+    api: Any = None  # the server API the requests used (`--api`; older runs: None, i.e. chat or completions)
 
 
 @dataclass
@@ -323,6 +305,8 @@ class Summary:
     saturated_windows: list[tuple[float, float]]  # when the load generator could not keep up
     server: ServerSummary | None
     warnings: list[str]
+    reasoning: Reasoning | None = None  # only when some request reasoned
+    tool_calls: ToolCalls | None = None  # only when some request was answered with a tool call
 
     @property
     def verdict(self) -> Verdict:
@@ -374,6 +358,8 @@ class Summary:
             "loadgen_saturated_windows": [list(w) for w in self.saturated_windows],
             "server": self.server,
             "warnings": list(self.warnings),
+            "reasoning": None if self.reasoning is None else self.reasoning.to_dict(),
+            "tool_calls": None if self.tool_calls is None else self.tool_calls.to_dict(),
         }
 
     def to_json(self) -> str:

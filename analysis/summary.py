@@ -26,7 +26,9 @@ from analysis.metrics import (
     good_mask,
     latency_values,
     open_loop,
+    reasoning,
     throughput,
+    tool_calls,
     verdict,
 )
 from analysis.results import RunInfo, Summary
@@ -118,6 +120,8 @@ def analyze(run: Run, slo: Slo, extra: list[Slo] | None = None, wait: bool = Tru
         saturated_windows=windows,
         server=server_summary,
         warnings=sat_warnings + list(run.warnings) + server_warnings,
+        reasoning=reasoning(sel),
+        tool_calls=tool_calls(sel),
     )
     a = Analysis(run, slo, summary, good, itl, series)
     return a.finish() if wait else a
@@ -142,6 +146,7 @@ def run_info(run: Run) -> RunInfo:
         workers=m.get("workers"),
         git_commit=m.get("git_commit"),
         locust_version=m.get("locust_version"),
+        api=m.get("api"),
     )
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from analysis import fmt
-from analysis.render import server
+from analysis.render import reasoning, server
 from analysis.render.tables import (
     CANCELLED_NOTE,
     ERROR_HEADERS,
@@ -49,6 +49,7 @@ def summary_md(s: Summary) -> str:
     headline = fmt.md_table(headline_headers(s), [headline_row(s)], right=set(range(8)))
     lines += ["", "## Headline", "", headline, ""]
     lines += ["## Latency", "", fmt.md_table(LATENCY_HEADERS, latency_rows(s)), ""]
+    lines += reasoning.markdown(s)
     cancelled = f" {t.cancelled:,} were {CANCELLED_NOTE}" if t.cancelled else ""
     lines += ["## Throughput", "", throughput_text(s) + cancelled, ""]
     lines += ["## Errors", ""]
@@ -93,6 +94,8 @@ def console_text(s: Summary, report: Path | None = None) -> str:
     if s.errors:
         note = " (cancelled: cut by the load generator, not counted in attainment)" if t.cancelled else ""
         out.append("errors: " + ", ".join(f"{k} {v:,}" for k, v in s.errors.items()) + note)
+    if (line := reasoning.console_line(s)) is not None:
+        out.append(line)
     out.append(capacity_text(s))
     out.append(verdict_line(s.verdict))
     if s.server is not None:
