@@ -2,7 +2,10 @@
 
 The body: `text` (the conversation as one prompt, base.prompt_text), `sampling_params`
 {max_new_tokens, ignore_eos, the dataset's temperature/top_p/top_k/stop, seed as `sampling_seed`},
-`stream: true`. Each event (`data: {…}`, then `data: [DONE]`; http_server.py) is
+`stream: true`, and `require_reasoning: true` — GenerateReqInput's flag, which SGLang's chat route
+sets for a thinking request: without it the scheduler does not count reasoning tokens
+(scheduler `_maybe_update_reasoning_tokens`) and a reasoning model's thinking would pass for its
+answer. For a model without a think-end token it changes nothing. Each event (`data: {…}`, then `data: [DONE]`; http_server.py) is
 `{"text", "output_ids", "meta_info"}` with `text` *cumulative* by default (tokenizer_manager.py
 without `--incremental-streaming-output`): the new text is what follows the previous event's text,
 taken by position — no re-tokenizing. An event whose text does not extend the previous one is read
@@ -38,7 +41,12 @@ def build(p: Prompt) -> dict:
     params = {"max_new_tokens": p.max_tokens, **sampling(p.extra, SAMPLING_NAMES)}
     if p.ignore_eos:
         params["ignore_eos"] = True
-    return {"text": prompt_text(p.messages), "sampling_params": params, "stream": True}
+    return {
+        "text": prompt_text(p.messages),
+        "sampling_params": params,
+        "stream": True,
+        "require_reasoning": True,
+    }
 
 
 class _Seen:

@@ -239,7 +239,7 @@ def test_bodies() -> None:
     assert (resp["input"], resp["max_output_tokens"], resp["stream"]) == (MESSAGES, 64, True)
     assert "tools" not in resp and resp["temperature"] == 0.5  # chat's tool shape is not the Responses one
     assert APIS["sglang"].build(p) == {
-        "text": "Be terse.\n\nHi", "stream": True,
+        "text": "Be terse.\n\nHi", "stream": True, "require_reasoning": True,
         "sampling_params": {"max_new_tokens": 64, "temperature": 0.5, "sampling_seed": 7, "ignore_eos": True},
     }  # fmt: skip
     assert APIS["tgi"].build(p) == {
