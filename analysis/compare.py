@@ -33,7 +33,12 @@ METRICS: dict[str, int] = {
     "goodput_req_per_s": 1,
     "slo_attainment": 1,
     "capacity_at_slo": 1,
+    # reasoning runs only (None elsewhere; the tables show these columns where some row has them)
+    "ttfo_p50_s": -1,
+    "ttfo_p95_s": -1,
+    "reasoning_tokens_mean": 0,  # 0: not ranked (more reasoning is neither better nor worse)
 }
+OPTIONAL = ("ttfo_p50_s", "ttfo_p95_s", "reasoning_tokens_mean")
 REPEAT_MODES = ("median", "best", "all")
 
 
@@ -50,6 +55,9 @@ class Figures:
     goodput_req_per_s: float | None
     slo_attainment: float | None
     capacity_at_slo: float | None
+    ttfo_p50_s: float | None = None
+    ttfo_p95_s: float | None = None
+    reasoning_tokens_mean: float | None = None
 
 
 @dataclass(frozen=True)
@@ -125,6 +133,7 @@ def run_row(s: Summary) -> ComparisonRow:
         goodput_req_per_s=t.goodput_req_per_s,
         slo_attainment=t.slo_attainment,
         capacity_at_slo=s.capacity.value,
+        **_reasoning(s),
     )
     return ComparisonRow(
         label=r.name,
@@ -145,9 +154,25 @@ def run_row(s: Summary) -> ComparisonRow:
     )
 
 
+def _reasoning(s: Summary) -> dict[str, float | None]:
+    r = s.reasoning
+    if r is None:
+        return {}
+    return {
+        "ttfo_p50_s": r.ttfo.p50,
+        "ttfo_p95_s": r.ttfo.p95,
+        "reasoning_tokens_mean": r.reasoning_tokens.mean,
+    }
+
+
+def shown(rows: list[ComparisonRow]) -> list[str]:
+    """The METRICS keys a table shows: every one, but the OPTIONAL ones only where some row has a value."""
+    return [k for k in METRICS if k not in OPTIONAL or any(r.value(k) is not None for r in rows)]
+
+
 def config_key(r: RunInfo) -> str:
     """What makes two runs repeats of one configuration (run.json facts, not the folder name)."""
-    keys = ("name", "target", "model", "dataset", "user_class", "transport", "shape", "shape_params")
+    keys = ("name", "target", "model", "dataset", "user_class", "transport", "api", "shape", "shape_params")
     return json.dumps([getattr(r, k) for k in keys], sort_keys=True, default=str)
 
 
@@ -233,7 +258,7 @@ def mark_best(rows: list[ComparisonRow]) -> list[ComparisonRow]:
             for i in _best_of(rows, same, "capacity_at_slo", METRICS["capacity_at_slo"]):
                 best[i].add("capacity_at_slo")
         for key, direction in METRICS.items():
-            if key != "capacity_at_slo":
+            if direction and key != "capacity_at_slo":  # direction 0: shown, not ranked
                 for i in _best_of(rows, idx, key, direction):
                     best[i].add(key)
     return [dataclasses.replace(r, best=frozenset(b)) for r, b in zip(rows, best, strict=True)]

@@ -44,6 +44,11 @@ FLOAT_COLS = (
     "tpot_s",
     "prompt_tokens",
     "output_tokens",
+    # reasoning and tool calls (absent from older runs: analysis/reasoning.py then reports none)
+    "ttfo_s",
+    "reasoning_tokens",
+    "tool_ttft_s",
+    "tool_call_tokens",
 )
 TEXT_COLS = ("dataset", "error", "worker")
 INT_COLS = ("step", "target_users")

@@ -9,7 +9,8 @@ Definitions (explained for users in README.md § Metric definitions; windows: an
   request and all its tokens (what they always were); with them, requests sent before the window
   that complete inside it count too — the server served them there, and leaving them out would
   bias every rate low by the in-flight requests at the window's start.
-- goodput: good requests completed inside the window / window. SLO attainment: good requests / all
+- goodput: good requests (every per-request limit of the SLO: TTFT, TTFO, TPOT, E2E) completed
+  inside the window / window. SLO attainment: good requests / all
   requests *sent* in the window, except those the load generator itself cancelled
   (`error == "cancelled"`: in flight when the run ended or a user was stopped) — the server was never
   given the chance to finish them, and counting them would bias the last step.
@@ -17,6 +18,9 @@ Definitions (explained for users in README.md § Metric definitions; windows: an
   not a service time); TPOT where defined (> 1 output token); ITL: every gap of every completed request.
 - percentiles: numpy's default linear interpolation over raw rows (as vLLM's benchmark), never averaged.
 - a load level's figures: analysis/steps.py over the level's window (analysis/windows.py).
+- reasoning (analysis/reasoning.py says what the results hold): only when some completed request
+  reasoned (reasoning_tokens > 0); TTFO over every completed request with an answer, reasoning time
+  (TTFO − TTFT) and tokens over those that reasoned; tool calls only when some request made one.
 
 Each function returns a typed result (analysis/results.py); analysis/summary.py assembles them.
 """
@@ -29,7 +33,7 @@ import pyarrow as pa
 
 from analysis import windows as win
 from analysis.itl import Distribution
-from analysis.results import Check, Dist, OpenLoop, Throughput, Verdict
+from analysis.results import Check, Dist, OpenLoop, Reasoning, Throughput, ToolCalls, Verdict
 from core.slo import Slo
 
 PCTS = (50.0, 90.0, 95.0, 99.0)
@@ -68,6 +72,8 @@ def good_mask(df: pd.DataFrame, slo: Slo) -> np.ndarray:
     good = df["ok"].to_numpy(dtype=bool).copy()
     if slo.ttft_s is not None:
         good &= df["ttft_s"].to_numpy() <= slo.ttft_s  # NaN compares False: no first token, not good
+    if slo.ttfo_s is not None:  # no answer (or a run without the column): not good
+        good &= _values(df, "ttfo_s") <= slo.ttfo_s
     if slo.tpot_s is not None:
         tpot = df["tpot_s"].to_numpy()
         good &= np.isnan(tpot) | (tpot <= slo.tpot_s)  # undefined TPOT (≤ 1 token) passes, as vLLM
@@ -131,7 +137,12 @@ def throughput(df: pd.DataFrame, rows: np.ndarray, good: np.ndarray, itl: pa.Chu
 
 def latency_values(df: pd.DataFrame, metric: str) -> np.ndarray:
     """Raw values of one per-request latency over completed requests."""
-    return df[metric].to_numpy()[df["ok"].to_numpy(dtype=bool)]
+    return _values(df, metric)[df["ok"].to_numpy(dtype=bool)]
+
+
+def _values(df: pd.DataFrame, column: str) -> np.ndarray:
+    """A column's values; all NaN when the run has no such column (ttfo_s before it existed)."""
+    return df[column].to_numpy(dtype=np.float64) if column in df else np.full(len(df), np.nan)
 
 
 def percentile_checks(df: pd.DataFrame, itl: Distribution, slo: Slo) -> list[Check]:
@@ -187,7 +198,7 @@ def open_loop(df: pd.DataFrame, slo: Slo) -> OpenLoop | None:
     ok = sub["ok"].to_numpy(dtype=bool)
     ttft_s = sub["ttft_s"].to_numpy() + lag
     e2e_s = sub["e2e_s"].to_numpy() + lag
-    shifted = sub.assign(ttft_s=ttft_s, e2e_s=e2e_s)
+    shifted = sub.assign(ttft_s=ttft_s, e2e_s=e2e_s, ttfo_s=_values(sub, "ttfo_s") + lag)
     good = good_mask(shifted, slo)
     s0, s1 = float(np.nanmin(sched)), float(np.nanmax(sched))
     t0, t1 = window(sub)
@@ -201,4 +212,38 @@ def open_loop(df: pd.DataFrame, slo: Slo) -> OpenLoop | None:
         e2e_from_scheduled_s=dist(e2e_s[ok]),
         goodput_from_scheduled_req_per_s=rate(int(good.sum()), t1 - t0),
         slo_attainment_from_scheduled=_ratio(int(good.sum()), int(judged(sub).sum())),
+    )
+
+
+def reasoning(df: pd.DataFrame) -> Reasoning | None:
+    """The reasoning figures of these rows, or None when no completed request reasoned."""
+    ok = df["ok"].to_numpy(dtype=bool)
+    tokens = _values(df, "reasoning_tokens")[ok]
+    reasoned = np.nan_to_num(tokens) > 0
+    if not reasoned.any():
+        return None
+    ttft, ttfo = _values(df, "ttft_s")[ok], _values(df, "ttfo_s")[ok]
+    output = np.nansum(df["output_tokens"].to_numpy(dtype=np.float64)[ok])
+    return Reasoning(
+        requests=int(reasoned.sum()),
+        share=float(reasoned.mean()),
+        ttfo=dist(ttfo),
+        reasoning_time=dist((ttfo - ttft)[reasoned]),  # NaN (no answer came) is dropped
+        reasoning_tokens=dist(tokens[reasoned]),
+        token_share=float(np.nansum(tokens) / output) if output > 0 else None,
+    )
+
+
+def tool_calls(df: pd.DataFrame) -> ToolCalls | None:
+    """Tool-call timing of these rows, or None when no completed request was answered with a tool call."""
+    ok = df["ok"].to_numpy(dtype=bool)
+    tool_ttft = _values(df, "tool_ttft_s")[ok]
+    called = ~np.isnan(tool_ttft)
+    if not called.any():
+        return None
+    return ToolCalls(
+        requests=int(called.sum()),
+        share=float(called.mean()),
+        tool_ttft=dist(tool_ttft[called]),
+        argument_chunks=dist(_values(df, "tool_call_tokens")[ok][called]),
     )

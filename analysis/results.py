@@ -20,6 +20,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from analysis.dist import Dist
+from analysis.reasoning import Reasoning, ToolCalls
 from analysis.serverfigures import ServerFigures as ServerFigures  # re-exported: every result type here
 from analysis.serverfigures import ServerSummary as ServerSummary
 from analysis.serverfigures import StepServer as StepServer
@@ -31,28 +33,7 @@ from analysis.stepresults import StepPercentiles as StepPercentiles
 from analysis.timing import ServerTiming
 from core.slo import Slo
 
-
-@dataclass(frozen=True)
-class Dist:
-    """`{mean, p50, p90, p95, p99, max}` of one latency, in seconds (None: no samples); `n` samples."""
-
-    mean: float | None
-    p50: float | None
-    p90: float | None
-    p95: float | None
-    p99: float | None
-    max: float | None
-    n: int
-
-    def to_dict(self) -> dict[str, float | None]:
-        return {
-            "mean": self.mean,
-            "p50": self.p50,
-            "p90": self.p90,
-            "p95": self.p95,
-            "p99": self.p99,
-            "max": self.max,
-        }
+__all__ = ["Dist", "Reasoning", "ToolCalls"]  # defined in their own modules, part of the results all the same
 
 
 @dataclass(frozen=True)
@@ -184,6 +165,7 @@ class RunInfo:
     workers: Any
     git_commit: Any
     locust_version: Any
+    api: Any = None  # the server API the requests used (`--api`; older runs: None, i.e. chat or completions)
 
 
 @dataclass
@@ -214,6 +196,8 @@ class Summary:
     startup: StartupFigures | None = None
     excluded_startup_rows: int = 0
     server_timing: ServerTiming | None = None  # the engine's spans joined per request (analysis/spans.py)
+    reasoning: Reasoning | None = None  # only when some request reasoned
+    tool_calls: ToolCalls | None = None  # only when some request was answered with a tool call
 
     @property
     def is_ramp(self) -> bool:
@@ -273,6 +257,8 @@ class Summary:
             "server": self.server,
             "server_timing": None if self.server_timing is None else self.server_timing.to_dict(),
             "warnings": list(self.warnings),
+            "reasoning": None if self.reasoning is None else self.reasoning.to_dict(),
+            "tool_calls": None if self.tool_calls is None else self.tool_calls.to_dict(),
         }
 
     def to_json(self) -> str:

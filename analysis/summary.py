@@ -28,7 +28,9 @@ from analysis.metrics import (
     good_mask,
     latency_values,
     open_loop,
+    reasoning,
     throughput,
+    tool_calls,
     verdict,
 )
 from analysis.results import RunInfo, StartupFigures, Step, Summary, Verdict
@@ -148,6 +150,8 @@ def analyze(
         startup=startup_figures(df, up, include_startup),
         excluded_startup_rows=int((cut & df["in_run_stats"].to_numpy()).sum()),
         server_timing=spans.server_timing(run, slo, steps),
+        reasoning=reasoning(sel),
+        tool_calls=tool_calls(sel),
     )
     a = Analysis(run, slo, summary, good, itl, series, in_run)
     return a.finish() if wait else a
@@ -202,6 +206,7 @@ def run_info(run: Run) -> RunInfo:
         workers=m.get("workers"),
         git_commit=m.get("git_commit"),
         locust_version=m.get("locust_version"),
+        api=m.get("api"),
     )
 
 

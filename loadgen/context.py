@@ -31,6 +31,7 @@ from loadgen.state.livefigures import LiveFigures
 from loadgen.state.livestats import LiveStats
 from loadgen.state.openloop import OpenLoopStats
 from loadgen.state.rows import RowBuffer
+from loadgen.transport.apis import APIS, Api, Prompt, chosen
 from loadgen.transport.ids import DEFAULT_HEADER, RequestIds, request_id_header
 
 if TYPE_CHECKING:
@@ -81,6 +82,8 @@ class RunContext:
         self.slo = slo
         #: The model name sent with every request (`--model`, or the target's first model).
         self.model = model
+        #: The server API every request speaks (`--api`, or its alias `--endpoint`).
+        self.api: Api = APIS["chat"]
         #: Per-request timeout and the agent's think time, in seconds.
         self.timeout_s = 0.0
         self.think_time_s = 0.0
@@ -173,6 +176,7 @@ class RunContext:
         self.timeout_s = parse_duration_s(self.options.request_timeout, "--request-timeout")
         self.think_time_s = parse_duration_s(self.options.think_time, "--think-time")
         self.ids.header = request_id_header(getattr(self.options, "request_id_header", DEFAULT_HEADER))
+        self.api = chosen(getattr(self.options, "api", ""), getattr(self.options, "endpoint", ""))
 
     def next_user_id(self) -> int:
         return next(self._user_ids)
@@ -207,25 +211,24 @@ class RunContext:
         """The next run opens the workload again (new options or a new slice)."""
         self._workload = None
 
-    def chat_body(self, messages: list[dict], max_tokens: int | None, extra: dict | None = None) -> dict:
-        body: dict = {
-            "model": self.model,
-            "messages": messages,
-            "max_tokens": min(max_tokens, self.options.max_tokens) if max_tokens else self.options.max_tokens,
-            "stream": True,
-            "stream_options": {"include_usage": True},
-        }
-        if self.options.ignore_eos:
-            body["ignore_eos"] = True
-        if extra:
-            body.update(extra)
-        return body
+    def prompt(
+        self,
+        messages: list[dict],
+        max_tokens: int | None,
+        extra: dict | None = None,
+        *,
+        exact: bool = False,
+        ignore_eos: bool = False,
+    ) -> Prompt:
+        """One request's content for `self.api.build`: the dataset's own output cap, capped by
+        `--max-tokens` (`exact`: a trace's length, not capped)."""
+        cap = self.options.max_tokens
+        limit = (max_tokens or cap) if exact else (min(max_tokens, cap) if max_tokens else cap)
+        return Prompt(self.model, messages, limit, ignore_eos or self.options.ignore_eos, extra or None)
 
-    def completion_body(self, prompt: str, max_tokens: int | None, extra: dict | None = None) -> dict:
-        body = self.chat_body([], max_tokens, extra)
-        del body["messages"]
-        body["prompt"] = prompt
-        return body
+    def body(self, messages: list[dict], max_tokens: int | None, extra: dict | None = None) -> dict:
+        """The request body of the run's API (`--api`) for one turn of the workload."""
+        return self.api.build(self.prompt(messages, max_tokens, extra))
 
     # -- rows -----------------------------------------------------------------------
     def emit(self, row: list[str]) -> None:

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from analysis import fmt
-from analysis.compare import METRICS, Comparison, ComparisonRow
+from analysis.compare import METRICS, Comparison, ComparisonRow, shown
 from analysis.render import page
 
 # Per compared figure: its column header and how its numbers read ("ms", "pct" or "num").
@@ -27,6 +27,9 @@ COLUMNS: dict[str, tuple[str, str]] = {
     "goodput_req_per_s": ("goodput req/s", "num"),
     "slo_attainment": ("SLO attainment", "pct"),
     "capacity_at_slo": ("capacity at SLO", "num"),
+    "ttfo_p50_s": ("TTFO p50 (ms)", "ms"),
+    "ttfo_p95_s": ("TTFO p95 (ms)", "ms"),
+    "reasoning_tokens_mean": ("reasoning tokens", "num"),
 }
 FIRST = ["configuration", "dataset", "runs"]  # the columns before the figures
 REPEATS_HEADERS = ["configuration", "runs", "best run (highest goodput)"]
@@ -52,9 +55,10 @@ def cell(row: ComparisonRow, key: str) -> str:
 
 
 def table(rows: list[ComparisonRow]) -> tuple[list[str], list[list[str]]]:
-    """Headers and text cells of the comparison table (no best-marks)."""
-    headers = [*FIRST, *(COLUMNS[k][0] for k in METRICS)]
-    body = [[r.label, r.dataset, str(r.runs), *(cell(r, k) for k in METRICS)] for r in rows]
+    """Headers and text cells of the comparison table (no best-marks); reasoning columns only where present."""
+    keys = shown(rows)
+    headers = [*FIRST, *(COLUMNS[k][0] for k in keys)]
+    body = [[r.label, r.dataset, str(r.runs), *(cell(r, k) for k in keys)] for r in rows]
     return headers, body
 
 
@@ -74,7 +78,8 @@ def table_md(rows: list[ComparisonRow]) -> str:
     marked = []
     for r, cells in zip(rows, body, strict=True):
         figures = [
-            f"**{text}** ★" if key in r.best else text for key, text in zip(METRICS, cells[3:], strict=True)
+            f"**{text}** ★" if key in r.best else text
+            for key, text in zip(shown(rows), cells[3:], strict=True)
         ]
         marked.append([*cells[:3], *figures])
     return fmt.md_table(headers, marked, right=set(range(2, len(headers))))
@@ -141,9 +146,8 @@ def write_csv(rows: list[ComparisonRow], path: Path) -> None:
 def html(c: Comparison, figs: list[tuple[Path, str]]) -> str:
     """The comparison page: Table 4.2 + goodput/capacity with the best per dataset highlighted, then plots."""
     headers, body = table(c.rows)
-    best = {
-        (i, len(FIRST) + j) for i, r in enumerate(c.rows) for j, key in enumerate(METRICS) if key in r.best
-    }
+    keys = shown(c.rows)
+    best = {(i, len(FIRST) + j) for i, r in enumerate(c.rows) for j, key in enumerate(keys) if key in r.best}
     slo_text = f"{c.slo.name}: {c.slo.describe()}"
     parts = [
         "<h1>Goodput comparison</h1>",

@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from analysis import fmt
-from analysis.render import server, spans
+from analysis.render import reasoning, server, spans
 from analysis.render.page import esc, figure, page, table
 from analysis.render.tables import (
     CANCELLED_NOTE,
@@ -33,7 +33,7 @@ from analysis.render.tables import (
 from analysis.results import OpenLoop, Summary, Verdict
 
 META_KEYS = [
-    "run_id", "name", "target", "model", "user_class", "transport", "dataset", "shape", "seed", "git_commit",
+    "run_id", "name", "target", "model", "user_class", "transport", "api", "dataset", "shape", "seed", "git_commit",
     "locust_version", "workers", "t_start_unix", "t_end_unix", "requests_sent", "rows_received", "lost_rows",
 ]  # fmt: skip
 
@@ -133,6 +133,7 @@ def render(s: Summary, meta: dict, figs: list[tuple[Path, str]]) -> str:
     for p, caption in figs[:2]:
         parts.append(figure(p, caption))
     parts.append("<h2>Latency</h2>" + table(LATENCY_HEADERS, latency_rows(s)))
+    parts.append(reasoning.html(s))
     for p, caption in figs[2:]:
         if not spans.owns(p):  # drawn in its own section
             parts.append(figure(p, caption))

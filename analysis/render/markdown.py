@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from analysis import fmt
-from analysis.render import server, spans
+from analysis.render import reasoning, server, spans
 from analysis.render.tables import (
     CANCELLED_NOTE,
     ERROR_HEADERS,
@@ -57,6 +57,7 @@ def summary_md(s: Summary) -> str:
     if up := startup_text(s):
         lines += [up, ""]
     lines += ["## Latency", "", fmt.md_table(LATENCY_HEADERS, latency_rows(s)), ""]
+    lines += reasoning.markdown(s)
     cancelled = f" {t.cancelled:,} were {CANCELLED_NOTE}" if t.cancelled else ""
     lines += ["## Throughput", "", throughput_text(s) + cancelled, ""]
     lines += ["## Errors", ""]
@@ -107,6 +108,8 @@ def console_text(s: Summary, report: Path | None = None) -> str:
     if s.errors:
         note = " (cancelled: cut by the load generator, not counted in attainment)" if t.cancelled else ""
         out.append("errors: " + ", ".join(f"{k} {v:,}" for k, v in s.errors.items()) + note)
+    if (line := reasoning.console_line(s)) is not None:
+        out.append(line)
     out.append(capacity_text(s))
     out.append(verdict_line(s.verdict, ramp=s.is_ramp))
     if s.is_ramp:

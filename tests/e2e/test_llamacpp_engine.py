@@ -301,3 +301,23 @@ def test_wire_format(engine: Engine) -> None:
     assert json.loads(err)["error"]["type"] == "server_error"
     status, _, err = post(engine.url + "/v1/chat/completions", json.dumps({"messages": "x"}).encode())
     assert status == 400 and json.loads(err)["error"]["type"] == "invalid_request_error"
+
+
+def test_native_completion_route_agrees_with_llamacpp_counters(engine: Engine, tmp_path: Path) -> None:
+    """`--api llamacpp`: llama-server's own POST /completion (no chat template, the conversation as one
+    prompt), read from its `stop: true` event (tests/fixtures/llamacpp-completion-stream.txt is this
+    server's stream): the counts in `timings` add up to /metrics as the chat route's usage does."""
+    w = goodput_run(engine, tmp_path / "res", "native", "--api", "llamacpp",
+                    "--dataset", "random:input=uniform(100,200),output=16,seed=3", "--max-tokens", "16",
+                    "--shape", "none", "-u", "2", "-r", "2", run_s=10, drain_s=20)  # fmt: skip
+    stale = w.stale()
+    ok = w.ok
+    assert len(ok) >= 8, Counter(r["error"] for r in w.rows)
+    assert {r["api"] for r in ok} == {"llamacpp"} and {r["tokens_source"] for r in ok} == {"timings"}
+    assert {r["finish_reason"] for r in ok} == {"length"}  # stop_type `limit`
+    assert all(r["ttfo_s"] == "" and r["reasoning_tokens"] == "" for r in ok)  # reasoning is text here
+    assert w.ours("output_tokens") == w.d.tokens_predicted == 16 * len(ok)
+    assert w.ours("prompt_tokens") == w.d.prompt_tokens + w.d.prompt_tokens_cached  # tokens_evaluated
+    assert w.ours("cached_tokens") == w.d.prompt_tokens_cached  # timings.cache_n
+    save("native_completion", {"ok": len(ok), "stale_connection_rows": stale,
+                               "output_tokens": [w.ours("output_tokens"), w.d.tokens_predicted]})  # fmt: skip

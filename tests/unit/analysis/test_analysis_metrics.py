@@ -180,7 +180,14 @@ def test_capacity_edge_cases() -> None:
 
 def test_verdicts_per_profile(small) -> None:
     v = {x.slo: x for x in small.summary.verdicts}
-    assert list(v) == ["chat", "summarization", "datagen", "mlperf-llama2-70b", "mlperf-interactive"]
+    assert list(v) == [
+        "chat",
+        "summarization",
+        "datagen",
+        "mlperf-llama2-70b",
+        "mlperf-interactive",
+        "reasoning",
+    ]
     # summarization (TTFT ≤ 10 s, TPOT ≤ .25): good 1, 2, 3, 9 → 4/10
     assert v["summarization"].slo_attainment == approx(0.4)
     # datagen (TPOT ≤ 35 ms): only row 3 (TPOT undefined) → 1/10
