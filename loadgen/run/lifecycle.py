@@ -32,6 +32,7 @@ from loadgen.output.sink import CsvSink
 from loadgen.run import scaleout, target
 from loadgen.run.checks import check_options, choose_user_class, validate
 from loadgen.transport.urls import safe_url
+from shapes.options import resolve_shape
 
 log = logging.getLogger("goodput")
 # Rows ride on worker reports: report every second so requests.csv is never more than ~2 s behind.
@@ -65,8 +66,10 @@ def on_init(environment: Any, runner: Any, user_classes: dict[str, type]) -> Non
         runner.register_message(messages.RUN, on_run_message)
         return
     headless = bool(opts.headless)
-    # Headless Locust later sets -u to 1 when it was not given; remember whether the user asked for it.
-    opts.goodput_users_given = opts.num_users is not None
+    # Headless Locust later sets -u to 1 when it was not given; remember whether the user typed it
+    # (it then selects a plain run, shapes/options.py). The web form always sends a user count: there
+    # only --shape none uses it.
+    opts.goodput_users_given = opts.num_users is not None and bool(headless or opts.autostart)
     if headless and not environment.host:
         exit_with("no target: pass --host http://HOST:PORT (an OpenAI-compatible server)")
     slo, model = validate(environment, check_target=headless)
@@ -166,7 +169,7 @@ def begin_run(environment: Any, ctx: RunContext) -> None:
         t_start_unix=time.time(),
         t_end_unix=None,
     )
-    ctx.meta.setdefault("shape", {"name": opts.shape, "params": {}})
+    ctx.meta.setdefault("shape", {"name": resolve_shape(opts), "params": {}})
     ctx.meta["workload"] = ctx.workload().describe()
     write_json(ctx.run_dir / "run.json", ctx.meta)
     if not opts.csv_prefix:

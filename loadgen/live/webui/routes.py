@@ -128,13 +128,18 @@ def run_info(view: Any) -> dict:
         "model": ctx.model,
         "dataset": opts.dataset,
         "transport": opts.client,
-        "shape": (ctx.meta.get("shape") or {}).get("name") or opts.shape,
+        "shape": _shape_title(ctx.meta.get("shape") or {}, opts),
         "slo_name": slo.name,
         "slo_text": slo.describe(),
         "slo_ms": {k: v * 1000.0 for k, v in slo.limits().items()},
         "attain_target": slo.attain_target,
         "workers": len(env.runner.clients) if hasattr(env.runner, "clients") else 0,
     }
+
+
+def _shape_title(described: dict, opts: Any) -> str:
+    """The shape as run.json names it; before the first run, what the options select."""
+    return str(described.get("title") or described.get("name") or opts.shape)
 
 
 def stats_payload(view: Any, since: int, epoch: int) -> dict:
