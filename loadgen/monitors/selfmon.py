@@ -28,6 +28,7 @@ from locust.runners import MasterRunner, WorkerRunner
 
 from core.durations import parse_duration_s
 from core.errors import OptionError, exit_with
+from core.optgroups import add_option
 from core.quantiles import nearest_rank
 from loadgen import context, messages
 from loadgen.transport import arrival
@@ -250,8 +251,11 @@ class SelfMon:
 def install(events: Any) -> None:
     @events.init_command_line_parser.add_listener
     def _options(parser: Any) -> None:
-        parser.add_argument(
+        add_option(
+            parser,
+            "output",
             "--saturation-lag",
+            label="Saturation lag",
             default="10ms",
             help="Flag the load generator as saturated when its event-loop lag p99 over a second "
             "exceeds this (default 10ms)",

@@ -40,6 +40,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from core.durations import parse_duration_s
 from core.errors import OptionError, exit_with
+from core.optgroups import add_option
 from loadgen import context
 from loadgen.transport.urls import is_http_url, safe_url
 
@@ -354,15 +355,24 @@ def make_scraper(environment: Any) -> Scraper | None:
 def install(events: Any) -> None:
     @events.init_command_line_parser.add_listener
     def _options(parser: Any) -> None:
-        parser.add_argument(
+        add_option(
+            parser,
+            "output",
             "--server-metrics",
+            label="Server metrics URL",
             default=AUTO,
             help="Prometheus URL scraped during the run into server_metrics.csv (default auto: the "
             "target's /metrics when it answers; off to disable)",
-            include_in_web_ui=True,
+            web=True,
         )
-        parser.add_argument(
-            "--scrape-interval", default="2s", help="Seconds between server-metrics scrapes (default 2s)"
+        add_option(
+            parser,
+            "output",
+            "--scrape-interval",
+            label="Scrape interval",
+            web=True,
+            default="2s",
+            help="Seconds between server-metrics scrapes (default 2s)",
         )
 
     @events.init.add_listener

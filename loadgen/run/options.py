@@ -43,6 +43,7 @@ def _target(parser: Any) -> None:
         "target",
         "--endpoint",
         label="Endpoint",
+        web=True,
         default="chat",
         choices=["chat", "completions"],
         help="OpenAI endpoint of the single-shot users (default chat)",
@@ -52,6 +53,7 @@ def _target(parser: Any) -> None:
         "target",
         "--api-key-env",
         label="API key variable",
+        web=True,
         default="OPENAI_API_KEY",
         help="Name of the environment variable holding the API key (default OPENAI_API_KEY)",
     )
@@ -100,6 +102,7 @@ def _workload(parser: Any) -> None:
         "workload",
         "--ignore-eos",
         label="Ignore EOS",
+        web=True,
         action="store_true",
         default=False,
         help="Ask the server to ignore EOS and generate max tokens (vLLM/SGLang)",
@@ -120,6 +123,7 @@ def _workload(parser: Any) -> None:
         "workload",
         "--order",
         label="Request order",
+        web=True,
         default="shuffled",
         choices=["shuffled", "sequential", "grouped", "interleaved"],
         help="Request order",
@@ -129,6 +133,7 @@ def _workload(parser: Any) -> None:
         "workload",
         "--think-time",
         label="Think time",
+        web=True,
         default="0s",
         help="AgentUser pause between turns (e.g. 2s)",
     )
@@ -178,6 +183,7 @@ def _slo_and_output(parser: Any) -> None:
         "output",
         "--results-dir",
         label="Results folder",
+        web=True,
         default="results",
         help="Where run folders go (default results/, under the current directory)",
     )
