@@ -128,6 +128,12 @@ def _run_load(matrix: Matrix, cell: Cell, url: str, layout: Layout, stamp: str) 
         raise CellError(f"the load run (exit status {code}) left no finished run folder: {why} (log: {log})")
     run_dir = max(runs, key=lambda p: p.stat().st_mtime)
     meta = _read_json(run_dir / "run.json") or {}
+    if code != 0:  # 0 is the only completed run (README.md § Exit codes): 2 target failing, 130 interrupted
+        reason = (meta.get("stop_reason") or {}).get("category")
+        why = f"the target failed systematically ({reason})" if reason else f"outcome {meta.get('outcome')}"
+        raise CellError(
+            f"the load run did not complete (exit status {code}: {why}; log: {log}; run {run_dir})"
+        )
     if not meta.get("rows_received"):
         raise CellError(f"the load run recorded no requests (exit status {code}; log: {log}; run {run_dir})")
     return run_dir

@@ -9,7 +9,8 @@ test_stop   master/local: end the last stage, then — master — collect every 
             rows (loadgen/run/scaleout.py handshake), then close the run: requests.csv, run.json
             (with its `outcome`: completed, interrupted, or target_failing — loadgen/run/failstop.py).
             Nothing else closes the run, so no row can arrive after its file is closed.
-quitting    a run still open (the process is going away) is closed the same way
+quitting    a run still open (the process is going away) is closed the same way; master/local: the
+            process's exit code says how the run ended (EXIT_CODES, README.md § Exit codes)
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import locust
 import locust.runners
 from locust.runners import MasterRunner, WorkerRunner
 
-from core.errors import OptionError, SloError, exit_with
+from core.errors import USAGE_EXIT, OptionError, SloError, exit_with
 from core.slo import parse_slo
 from loadgen import context, messages
 from loadgen.context import RunContext
@@ -35,6 +36,13 @@ from loadgen.transport.urls import safe_url
 from shapes.options import resolve_shape
 
 log = logging.getLogger("goodput")
+# How a run ended (run.json's `outcome`) → the process's exit code. A completed run is 0 however many
+# of its requests failed: a load test's failures are data (rows with their error category, judged by
+# the analysis), not a verdict on the run; a target that fails *everything* stops the run with 2
+# (loadgen/run/failstop.py), as a bad option does before the run (core/errors.py USAGE_EXIT); an
+# interrupted run (Ctrl-C, SIGTERM) keeps its rows and ends with the shell's 128 + SIGINT.
+EXIT_CODES = {"completed": 0, "target_failing": USAGE_EXIT, "interrupted": 130}
+INTERNAL_ERROR_EXIT = 1  # a completed run during which Goodput or Locust itself raised (see the log)
 # Rows ride on worker reports: report every second so requests.csv is never more than ~2 s behind.
 locust.runners.WORKER_REPORT_INTERVAL = 1.0
 
@@ -220,8 +228,21 @@ def on_test_stop(environment: Any, **_: Any) -> None:
 
 
 def on_quitting(environment: Any, **_: Any) -> None:
-    if not isinstance(environment.runner, WorkerRunner) and context.find(environment) is not None:
-        finish_run(environment)
+    ctx = context.find(environment)
+    if isinstance(environment.runner, WorkerRunner) or ctx is None:
+        return  # a worker's code is Locust's: its master's is the run's
+    if ctx.sink is not None and not ctx.outcome:
+        ctx.outcome = "interrupted"  # still open as the process goes: cut short (SIGTERM to a web UI)
+    finish_run(environment)
+    environment.process_exit_code = exit_code(ctx.outcome or ctx.meta.get("outcome") or "completed")
+
+
+def exit_code(outcome: str) -> int:
+    """The process's exit code for a run's outcome (Locust's shutdown reads it after `quitting`)."""
+    import locust.log
+
+    code = EXIT_CODES[outcome]
+    return INTERNAL_ERROR_EXIT if code == 0 and locust.log.unhandled_greenlet_exception else code
 
 
 def finish_run(environment: Any) -> None:
