@@ -86,8 +86,16 @@ def complete_run(layout: Layout, cell: Cell) -> Path | None:
     return None
 
 
+def load_entry() -> list[str]:
+    """A checkout's locustfile.py, or — installed, without a checkout — the `goodput` command's module."""
+    checkout = ROOT / "locustfile.py"
+    if checkout.is_file():
+        return [sys.executable, "-m", "locust", "-f", str(checkout)]
+    return [sys.executable, "-m", "goodput"]
+
+
 def locust_command(matrix: Matrix, cell: Cell, url: str, layout: Layout) -> list[str]:
-    cmd = [sys.executable, "-m", "locust", "-f", str(ROOT / "locustfile.py"), "--headless", "--host", url]
+    cmd = [*load_entry(), "--headless", "--host", url]
     cmd += ["--results-dir", str(layout.runs), "--run-name", cell.id, "--dataset", cell.dataset]
     cmd += ["--slo", matrix.slos[0], *matrix.load_args, *cell.shape.args]
     if cell.target.model and "--model" not in matrix.load_args:

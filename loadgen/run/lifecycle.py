@@ -147,7 +147,7 @@ def begin_run(environment: Any, ctx: RunContext) -> None:
     opts = environment.parsed_options
     if ctx.sink is not None:
         finish_run(environment)
-    ctx.run_dir = create_run_dir(opts.results_dir, opts.run_name)
+    ctx.run_dir = create_run_dir(opts.results_dir, opts.run_name).resolve()  # logged and shown absolute
     ctx.run_id = ctx.run_dir.name
     ctx.sink = CsvSink(ctx.run_dir / "requests.csv", ctx.run_id)
     ctx.buffer.started = 0
