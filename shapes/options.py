@@ -126,6 +126,11 @@ def given(opts: Any) -> list[str]:
 
 def resolve_shape(opts: Any) -> str:
     """The shape this run uses, by the rule in this module's docstring (OptionError: one line)."""
+    return shape_and_why(opts)[0]
+
+
+def shape_and_why(opts: Any) -> tuple[str, str]:
+    """The shape this run uses and what chose it (`--shape sweep`, `selected by --stages`, `the default`)."""
     name = str(opts.shape)
     if name not in SHAPES:
         raise OptionError(f"--shape: '{name}' is not available (expected one of {', '.join(SHAPES)})")
@@ -150,7 +155,7 @@ def resolve_shape(opts: Any) -> str:
                 f"{flag}: the {name} shape ({how}) does not use it; it configures the "
                 f"{_names(shapes)} shape{'s' if len(shapes) > 1 else ''}"
             )
-    return name
+    return name, how
 
 
 def _names(shapes: tuple[str, ...]) -> str:

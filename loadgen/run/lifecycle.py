@@ -28,7 +28,7 @@ from core.slo import parse_slo
 from loadgen import context, messages
 from loadgen.context import RunContext
 from loadgen.output.locustcsv import LocustCsv
-from loadgen.output.runfolder import create_run_dir, git_commit, write_json
+from loadgen.output.runfolder import analyse_command, create_run_dir, git_commit, write_json
 from loadgen.output.sink import CsvSink
 from loadgen.run import scaleout, target
 from loadgen.run.checks import check_options, choose_user_class, validate
@@ -272,10 +272,10 @@ def finish_run(environment: Any) -> None:
     write_meta(ctx)
     ctx.stages = []  # the next run (web UI) starts its own stage list
     log.info(
-        "goodput: %d rows in %s — analyse with: python -m analysis %s",
+        "goodput: %d rows in %s — analyse with: %s",
         sink.rows_written,
         sink.path,
-        ctx.run_dir,
+        analyse_command(ctx.run_dir),
     )
 
 
