@@ -45,5 +45,7 @@ def print_help() -> None:
 
     parser = get_parser(default_config_files=[])
     parser.prog = "goodput"
-    parser.usage = "goodput [options]   (Locust's options, then Goodput's, below)"
+    parser.description = (parser.description or "").replace(
+        "locust [options] [UserClass ...]", "goodput [options]   (Locust's options, then Goodput's)"
+    )
     parser.print_help()
