@@ -233,6 +233,10 @@ def on_quitting(environment: Any, **_: Any) -> None:
         return  # a worker's code is Locust's: its master's is the run's
     if ctx.sink is not None and not ctx.outcome:
         ctx.outcome = "interrupted"  # still open as the process goes: cut short (SIGTERM to a web UI)
+    if ctx.sink is not None and isinstance(environment.runner, MasterRunner):
+        # Ctrl-C/SIGTERM: Locust fires quitting before it stops the runner (test_stop), so the workers'
+        # last rows are collected here; a worker interrupted too sends them as it quits.
+        scaleout.collect_last_rows(environment, ctx)
     finish_run(environment)
     environment.process_exit_code = exit_code(ctx.outcome or ctx.meta.get("outcome") or "completed")
 
