@@ -1,9 +1,9 @@
-"""Goodput's Locust entry point: `locust -f locustfile.py --host http://HOST:PORT [options]`.
+"""Goodput's Locust entry point: `locust -f locustfile.py --host http://HOST:PORT [options]`, from any cwd.
 
-Composition only: the user classes, the one shape class, and the plugins in the order their
-listeners must run (the lifecycle first: it creates the context every other plugin uses; stages
-after it: the run folder must exist before the first stage is recorded). Each plugin's module says
-what it does; README.md § "How it fits together" walks the whole path.
+The composition lives in goodput/locustfile.py (installed with the package, where the `goodput`
+command runs it); this file puts the checkout on sys.path and re-exports it, so Locust finds the
+user classes and the shape class here. `python -m goodput --help` lists Goodput's options
+(Locust prints `--help` before it imports a locustfile: goodput/cli.py).
 """
 
 import sys
@@ -11,33 +11,4 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the packages beside this file, from any cwd
 
-from locust import events
-
-import loadgen.run.options  # noqa: F401  (registers the command-line options)
-from loadgen import openloop
-from loadgen.live import console, sampler, webauth, webui
-from loadgen.monitors import selfmon, servermetrics, spans
-from loadgen.run import failstop, lifecycle, scaleout, stages
-from shapes import GoodputShape  # noqa: F401  (Locust picks up the one shape class)
-from users.agent import AgentUser
-from users.chat import ChatUser, CompletionsUser
-from users.rate import RateUser
-
-USER_CLASSES = {"chat": ChatUser, "agent": AgentUser, "completions": CompletionsUser, "rate": RateUser}
-
-lifecycle.install(events, USER_CLASSES)  # first: builds the RunContext; owns the run's start and end
-PLUGINS = (
-    stages,  # the shape's levels → the current stage on every process, run.json's stages
-    openloop,  # open-loop generator figures: workers → master → run.json
-    scaleout,  # master: workers' heartbeats → run.json per_worker, lost rows; signals
-    failstop,  # master/local: a target failing systematically stops the run (exit 2)
-    sampler,  # master/local: the live figures every 2 s (after the lifecycle's reset at test_start)
-    console,  # headless: the LLM table every 10 s
-    webui,  # web UI: LLM tabs, /llm charts page, /llm/stats feed
-    webauth,  # web UI: --web-login (password from the environment), bind warning
-    selfmon,  # every load process: event-loop lag, CPU → run.json loadgen, saturation
-    servermetrics,  # master/local: engine /metrics → server_metrics.csv, run.json
-    spans,  # master/local: --otlp-listen, the engine's per-request spans → server_spans.csv, run.json
-)
-for plugin in PLUGINS:
-    plugin.install(events)
+from goodput.locustfile import *  # noqa: F403  (user classes, GoodputShape, the plugins installed)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import time
+from typing import Any
 
 DASH = "–"
 
@@ -67,6 +68,39 @@ def duration(s: float | None) -> str:
     m, sec = divmod(round(s), 60)
     h, m = divmod(m, 60)
     return f"{h}h{m:02d}m{sec:02d}s" if h else f"{m}m{sec:02d}s"
+
+
+# A run.json key's unit, from its suffix (README.md § run.json names them so).
+UNIT_SUFFIXES = (("_rps", "req/s"), ("_ms", "ms"), ("_s", "s"))
+
+
+def fact(v: Any) -> str:
+    """A run.json value for a reader: numbers to 4 significant digits, a mapping as `key value, …`."""
+    if isinstance(v, bool):
+        return "yes" if v else "no"
+    if isinstance(v, float):
+        return DASH if math.isnan(v) else f"{v:,.0f}" if abs(v) >= 10_000 else f"{v:.4g}"
+    if isinstance(v, dict):
+        return params(v)
+    if isinstance(v, list | tuple):
+        shown = "; ".join(fact(x) for x in v[:6])
+        return shown + (f"; … ({len(v)} in all)" if len(v) > 6 else "")
+    return str(v)
+
+
+def params(d: dict) -> str:
+    """`{"step_interval_s": 10.0, "max_users": 0}` → `step interval 10 s, max users 0` (empty values left out)."""
+    parts = []
+    for k, v in d.items():
+        if v is None or v == "" or v == [] or v == {}:
+            continue
+        name, unit = str(k), ""
+        for suffix, u in UNIT_SUFFIXES:
+            if name.endswith(suffix):
+                name, unit = name.removesuffix(suffix), " " + u
+                break
+        parts.append(f"{name.replace('_', ' ')} {fact(v)}{unit if not isinstance(v, dict | list) else ''}")
+    return ", ".join(parts)
 
 
 def md_table(headers: list[str], rows: list[list[str]], right: set[int] | None = None) -> str:

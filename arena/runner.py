@@ -86,8 +86,16 @@ def complete_run(layout: Layout, cell: Cell) -> Path | None:
     return None
 
 
+def load_entry() -> list[str]:
+    """A checkout's locustfile.py, or — installed, without a checkout — the `goodput` command's module."""
+    checkout = ROOT / "locustfile.py"
+    if checkout.is_file():
+        return [sys.executable, "-m", "locust", "-f", str(checkout)]
+    return [sys.executable, "-m", "goodput"]
+
+
 def locust_command(matrix: Matrix, cell: Cell, url: str, layout: Layout) -> list[str]:
-    cmd = [sys.executable, "-m", "locust", "-f", str(ROOT / "locustfile.py"), "--headless", "--host", url]
+    cmd = [*load_entry(), "--headless", "--host", url]
     cmd += ["--results-dir", str(layout.runs), "--run-name", cell.id, "--dataset", cell.dataset]
     cmd += ["--slo", matrix.slos[0], *matrix.load_args, *cell.shape.args]
     if cell.target.model and "--model" not in matrix.load_args:
@@ -128,6 +136,12 @@ def _run_load(matrix: Matrix, cell: Cell, url: str, layout: Layout, stamp: str) 
         raise CellError(f"the load run (exit status {code}) left no finished run folder: {why} (log: {log})")
     run_dir = max(runs, key=lambda p: p.stat().st_mtime)
     meta = _read_json(run_dir / "run.json") or {}
+    if code != 0:  # 0 is the only completed run (README.md § Exit codes): 2 target failing, 130 interrupted
+        reason = (meta.get("stop_reason") or {}).get("category")
+        why = f"the target failed systematically ({reason})" if reason else f"outcome {meta.get('outcome')}"
+        raise CellError(
+            f"the load run did not complete (exit status {code}: {why}; log: {log}; run {run_dir})"
+        )
     if not meta.get("rows_received"):
         raise CellError(f"the load run recorded no requests (exit status {code}; log: {log}; run {run_dir})")
     return run_dir

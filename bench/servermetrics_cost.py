@@ -32,7 +32,8 @@ monkey.patch_all()  # as Locust does: urllib becomes cooperative
 
 import gevent  # noqa: E402
 
-from loadgen.monitors.servermetrics import Scraper, parse  # noqa: E402
+from loadgen.monitors.promtext import parse  # noqa: E402
+from loadgen.monitors.servermetrics import Scraper  # noqa: E402
 
 PAGES = {
     "vLLM 0.32 (CPU)": ROOT / "tests/fixtures/vllm-cpu-tiny-metrics.txt",

@@ -41,6 +41,7 @@ from loadgen.state.pacing import Pacing
 from loadgen.transport.apis import Api
 from loadgen.transport.client import make_transport
 from shapes.arrivals import arrival_offsets, share, stage_seed
+from shapes.options import resolve_shape
 from shapes.trace import TraceRow, load_trace
 
 log = logging.getLogger("goodput")
@@ -100,7 +101,7 @@ class Driver:
                 self._closed(stage)
             elif stage.rate_rps <= 0:
                 self._until_changed(stage)
-            elif ctx.options.shape == "trace":
+            elif resolve_shape(ctx.options) == "trace":
                 self._trace(stage)
             else:
                 self._open(stage)
@@ -111,7 +112,7 @@ class Driver:
         collector, whose full collections over Locust's and the workload's objects otherwise
         stall the process for 20+ ms now and then (measured) and show up as send lag."""
         ctx = self.ctx
-        if ctx.options.shape == "trace":
+        if resolve_shape(ctx.options) == "trace":
             import workloads  # noqa: F401  (synth_prompt's module: its import is not free)
 
             load_trace(ctx.options.trace_file, float(ctx.options.time_scale))
@@ -332,5 +333,7 @@ def _summarize(environment: Any, **_: Any) -> None:
     if not stats.steps:
         return
     opts = ctx.options
-    span = load_trace(opts.trace_file, float(opts.time_scale)).span_s if opts.shape == "trace" else None
+    span = (
+        load_trace(opts.trace_file, float(opts.time_scale)).span_s if resolve_shape(opts) == "trace" else None
+    )
     ctx.meta["open_loop"] = stats.summary(ctx.stages, opts, span_s=span)

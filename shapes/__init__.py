@@ -1,6 +1,7 @@
 """Load shapes. Locust uses exactly one shape class per locustfile, so `GoodputShape` delegates to
-the schedule chosen with `--shape` (step by default; `none` keeps plain `-u/-r/-t` runs; `--rate`
-turns step/none into one open-loop stage). Documented in README.md § Load shapes.
+the schedule chosen with `--shape`, or, with `--shape auto` (the default), the one its own options
+select (shapes/options.py `resolve_shape`: the one rule; the step ramp when none is given; `none`
+keeps plain `-u/-r/-t` runs). Documented in README.md § Load shapes.
 
 Open-loop schedules (rate, sweep, trace, stages with a rate stage) run with the open-loop user
 (`users/rate.py`): one per load process, so the shape asks Locust for one user per worker and
@@ -26,7 +27,14 @@ from core.errors import OptionError
 from shapes import hooks
 from shapes.arrivals import RateSchedule
 from shapes.base import Level, Schedule
-from shapes.options import check_arrival, parse_portion, parse_rate, resolve_portion
+from shapes.options import (
+    check_arrival,
+    check_open_loop_options,
+    parse_portion,
+    parse_rate,
+    resolve_portion,
+    resolve_shape,
+)
 from shapes.stages import build_stages
 from shapes.step import ConstantSchedule, StepSchedule
 from shapes.sweep import SweepSchedule
@@ -50,8 +58,12 @@ def _run_time(opts: Any) -> float | None:
 def _step(opts: Any) -> Schedule:
     duration = _run_time(opts) or parse_duration_s(opts.step_duration, "--step-duration")
     interval = parse_duration_s(opts.step_interval, "--step-interval")
-    if interval <= 0:
-        raise OptionError(f"--step-interval: '{opts.step_interval}' must be positive")
+    for option, value in (("--step-interval", opts.step_interval), ("--step-duration", opts.step_duration)):
+        if parse_duration_s(value, option) <= 0:
+            raise OptionError(f"{option}: '{value}' must be positive")
+    for option, count, low in (("--step-users", opts.step_users, 1), ("--max-users", opts.max_users, 0)):
+        if int(count) < low:  # a 0-user ramp would "succeed" with no request at all
+            raise OptionError(f"{option}: {count} must be ≥ {low}")
     warm, cool = _portions(opts, interval)
     return StepSchedule(
         step_users=opts.step_users,
@@ -122,7 +134,7 @@ def _trace(opts: Any) -> Schedule:
     )
 
 
-# `--shape` name → builder (`rate` is chosen by `--rate`, not by name).
+# shape name (shapes/options.py SHAPES, `auto` resolved) → builder
 SCHEDULES: dict[str, Callable[[Any], Schedule]] = {
     "step": _step,
     "none": _constant,
@@ -131,29 +143,22 @@ SCHEDULES: dict[str, Callable[[Any], Schedule]] = {
     "trace": _trace,
     "rate": _rate,
 }
+# What run.json, the report and the web UI call each shape.
+TITLES = {
+    "step": "step ramp",
+    "none": "fixed users",
+    "stages": "stages",
+    "sweep": "sweep",
+    "trace": "trace replay",
+    "rate": "open-loop rate",
+}
 
 
 def build_schedule(opts: Any) -> Schedule:
     """Validate the shape options (raises OptionError with one clear line)."""
     check_arrival(opts)
-    name = opts.shape
-    rate = float(opts.rate or 0)
-    if rate:
-        if name not in ("step", "none"):
-            raise OptionError(f"--rate: not used with --shape {name} (its stages set the load)")
-        name = "rate"
-    elif (
-        name == "step"
-        and opts.num_users
-        and getattr(opts, "goodput_users_given", True)
-        and not _explicit_step(opts)
-    ):
-        name = "none"  # `-u N` without step options: the user asked for a plain run
-    if name not in SCHEDULES:
-        raise OptionError(
-            f"--shape: '{name}' is not available (expected one of {', '.join(sorted(SCHEDULES))})"
-        )
-    schedule = SCHEDULES[name](opts)
+    schedule = SCHEDULES[resolve_shape(opts)](opts)
+    check_open_loop_options(opts, schedule.open_loop)
     user = getattr(opts, "llm_user", "auto")
     if schedule.open_loop and user not in ("auto", "rate"):
         raise OptionError(
@@ -168,10 +173,6 @@ def open_loop(opts: Any) -> bool:
         return bool(build_schedule(opts).open_loop)
     except OptionError:
         return False
-
-
-def _explicit_step(opts: Any) -> bool:
-    return opts.step_users != 1 or opts.step_interval != "10s" or opts.max_users != 0
 
 
 class GoodputShape(LoadTestShape):
@@ -225,5 +226,6 @@ class GoodputShape(LoadTestShape):
 
     def _describe(self, env: Any) -> None:
         assert self.schedule is not None
-        description = {"name": type(self.schedule).__name__, "params": self.schedule.describe()}
+        name = resolve_shape(env.parsed_options)
+        description = {"name": name, "title": TITLES[name], "params": self.schedule.describe()}
         hooks.described.fire(environment=env, description=description)

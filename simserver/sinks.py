@@ -262,13 +262,14 @@ class TracedStreamSink(StreamSink):
             conn = self.conn
             if not conn.closed:
                 fmt = self.fmt
+                t = time.time()  # before the write: a token is never stamped later than it left
                 if fmt is None:
                     conn._write(
                         CHUNK % (self.base + VOCAB_JSON_LEN[index], self.pre, VOCAB_JSON[index], self.post)
                     )
                 else:
                     conn._write(fmt(n, index))
-                self.ctx.emits.append(time.time())  # type: ignore[union-attr]
+                self.ctx.emits.append(t)  # type: ignore[union-attr]
             return
         StreamSink.on_token(self, seq, index, finish, now)
 

@@ -21,7 +21,11 @@ from workloads.sources import batch, chatlog, columns, jsonfile, sessions
 from workloads.spec import Options, Spec, parse_spec
 from workloads.stream import WorkloadStream
 
-DATA_DIR = Path(__file__).resolve().parent.parent / "datasets"
+# The shipped sets: datasets/ beside the packages in a checkout (and an editable install); inside this
+# package in a built wheel, where pyproject.toml maps datasets/ to workloads/datasets (a top-level
+# package named `datasets` would shadow Hugging Face's).
+_HERE = Path(__file__).resolve().parent
+DATA_DIR = _HERE / "datasets" if (_HERE / "datasets").is_dir() else _HERE.parent / "datasets"
 JSON_SUFFIXES = (".jsonl", ".json", ".ndjson")
 TABLE_SUFFIXES = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
 FILE_LOADERS: dict[str, Callable] = {"batch": batch.load, "sharegpt": chatlog.load, "sessions": sessions.load}

@@ -18,14 +18,15 @@ from workloads.conversation import Conversation, Workload, assistant, expected_o
 from workloads.tokens import content_text, count_tokens, render
 
 QUANTILES = (50, 90, 99)
+DECIMALS = 6  # interpolated token counts and shares: no binary artefacts (386.60000000000014) in --json
 
 
 def summary(values: list[float]) -> dict | None:
     if not values:
         return None
     v = sorted(values)
-    out = {f"p{q}": linear(v, q / 100) for q in QUANTILES}
-    out.update(max=v[-1], mean=sum(v) / len(v), min=v[0])
+    out = {f"p{q}": round(linear(v, q / 100), DECIMALS) for q in QUANTILES}
+    out.update(max=v[-1], mean=round(sum(v) / len(v), DECIMALS), min=v[0])
     return out
 
 
@@ -151,8 +152,8 @@ def compute(workload: Workload) -> dict:
         "output_tokens": summary(outputs),
         "output_known": len(outputs),
         "think_time_s": summary(thinks),
-        "prefix_share": shared_any / total if total else 0.0,
-        "prefix_share_across_sessions": shared_cross / total if total else 0.0,
+        "prefix_share": round(shared_any / total, DECIMALS) if total else 0.0,
+        "prefix_share_across_sessions": round(shared_cross / total, DECIMALS) if total else 0.0,
     }
 
 

@@ -36,6 +36,12 @@ META_KEYS = [
     "run_id", "name", "target", "model", "user_class", "transport", "api", "dataset", "shape", "seed", "git_commit",
     "locust_version", "workers", "t_start_unix", "t_end_unix", "requests_sent", "rows_received", "lost_rows",
 ]  # fmt: skip
+META_LABELS = {
+    "run_id": "run id",
+    "locust_version": "Locust version",
+    "t_start_unix": "start",
+    "t_end_unix": "end",
+}
 
 
 def verdict_cards(verdicts: list[Verdict], ramp: bool = False) -> str:
@@ -68,20 +74,30 @@ def meta_table(meta: dict, run_dir: str) -> str:
     rows = []
     for k in META_KEYS:
         if k in meta and meta[k] not in (None, ""):
-            v = meta[k]
-            if k.endswith("_unix"):
-                v = f"{fmt.utc(v)} ({v})"
-            rows.append([k, v if not isinstance(v, dict) else ", ".join(f"{a}={b}" for a, b in v.items())])
+            rows.append([META_LABELS.get(k, k.replace("_", " ")), meta_fact(k, meta[k])])
     rows.append(["run folder", run_dir])
     lg = meta.get("loadgen") if isinstance(meta.get("loadgen"), dict) else {}
     for wid, w in (lg.get("workers") or {}).items():
         if isinstance(w, dict):
             lag, cpu = w.get("lag_ms") or {}, w.get("cpu_percent") or {}
             rows.append(
-                [f"load generator {wid}", f"lag p50 {lag.get('p50')} ms, p99 {lag.get('p99')} ms, max {lag.get('max')} ms; "
-                 f"CPU mean {cpu.get('mean')} %, max {cpu.get('max')} %"]
+                [f"load generator {wid}", f"lag p50 {fmt.num(lag.get('p50'), 1)} ms, p99 {fmt.num(lag.get('p99'), 1)} ms, "
+                 f"max {fmt.num(lag.get('max'), 1)} ms; CPU mean {fmt.num(cpu.get('mean'), 1)} %, max {fmt.num(cpu.get('max'), 1)} %"]
             )  # fmt: skip
     return table(["key", "value"], [[str(r[0]), str(r[1])] for r in rows], cls="meta")
+
+
+def meta_fact(key: str, v: object) -> str:
+    """One run.json fact as the report shows it: readable names, rounded figures (analysis/fmt.py)."""
+    if key.endswith("_unix") and isinstance(v, int | float):
+        return fmt.utc(v)
+    if key == "shape" and isinstance(v, dict):
+        p = v.get("params")
+        detail = fmt.params(p) if isinstance(p, dict) else ""
+        return str(v.get("title") or v.get("name") or "") + (f" ({detail})" if detail else "")
+    if key == "workers" and v == 0:
+        return "none (one local process)"
+    return fmt.fact(v)
 
 
 def throughput_html(s: Summary) -> str:

@@ -20,6 +20,7 @@ import secrets
 from typing import Any
 
 from core.errors import exit_with
+from core.optgroups import add_option
 
 log = logging.getLogger("goodput")
 ALL_INTERFACES = ("", "*", "0.0.0.0", "::")
@@ -42,11 +43,19 @@ class WebUser:
 def install(events: Any) -> None:
     @events.init_command_line_parser.add_listener
     def _options(parser: Any) -> None:
-        parser.add_argument(
-            "--web-user", default="goodput", help="With --web-login: the web UI user name (default goodput)"
+        add_option(
+            parser,
+            "web",
+            "--web-user",
+            label="Web UI user",
+            default="goodput",
+            help="With --web-login: the web UI user name (default goodput)",
         )
-        parser.add_argument(
+        add_option(
+            parser,
+            "web",
             "--web-password-env",
+            label="Web UI password variable",
             default="GOODPUT_WEB_PASSWORD",
             help="With --web-login: the environment variable holding the web UI password",
         )

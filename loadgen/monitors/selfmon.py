@@ -37,6 +37,7 @@ from locust.runners import MasterRunner, WorkerRunner
 
 from core.durations import parse_duration_s
 from core.errors import OptionError, exit_with
+from core.optgroups import add_option
 from core.quantiles import nearest_rank
 from loadgen import context, messages
 from loadgen.transport import arrival
@@ -331,8 +332,11 @@ class SelfMon:
 def install(events: Any) -> None:
     @events.init_command_line_parser.add_listener
     def _options(parser: Any) -> None:
-        parser.add_argument(
+        add_option(
+            parser,
+            "output",
             "--saturation-lag",
+            label="Saturation lag",
             default="10ms",
             help="Flag the load generator as saturated when its event-loop lag p99 over "
             f"{SUSTAIN_S} seconds in a row exceeds this while it uses ≥ {CPU_BUSY:.0f} %% of a core (default 10ms)",

@@ -40,6 +40,7 @@ from locust.runners import WorkerRunner
 
 from core.durations import parse_duration_s
 from core.errors import OptionError, exit_with
+from core.optgroups import add_option
 from loadgen import context
 from loadgen.monitors.otlp import OtlpReceiver
 from loadgen.monitors.spanrows import SpanCsvWriter, parse_listen
@@ -178,14 +179,20 @@ def make_capture(environment: Any) -> SpanCapture | None:
 def install(events: Any) -> None:
     @events.init_command_line_parser.add_listener
     def _options(parser: Any) -> None:
-        parser.add_argument(
+        add_option(
+            parser,
+            "output",
             "--otlp-listen",
+            label="OTLP span receiver",
             default=OFF,
             help="HOST:PORT where the master receives the engine's OTLP/HTTP spans into server_spans.csv "
             "(vLLM: --otlp-traces-endpoint http://HOST:PORT/v1/traces); default off",
         )
-        parser.add_argument(
+        add_option(
+            parser,
+            "output",
             "--otlp-wait",
+            label="OTLP wait at the end",
             default="7s",
             help="How long the end of a run waits for the engine's last spans (default 7s; vLLM exports every 5 s)",
         )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 import subprocess
 import time
 from pathlib import Path
@@ -41,6 +42,11 @@ def create_run_dir(results_dir: str | Path, name: str) -> Path:
         except FileExistsError:
             continue
     raise FileExistsError(f"could not find a free run folder name under {base}")
+
+
+def analyse_command(run_dir: Path) -> str:
+    """What a user types to analyse a run folder (the log's last line, the web UI after STOP)."""
+    return f"python -m analysis {shlex.quote(str(run_dir))}"
 
 
 def write_json(path: Path, obj: dict) -> None:

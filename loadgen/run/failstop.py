@@ -5,8 +5,8 @@ runner — so it judges all workers together. When it holds, this module logs ON
 category, the server's own message, what to check), records the verdict in run.json
 (`outcome: "target_failing"`, `stop_reason`), and stops the run the way the shape's own end does:
 the run folder closes normally and keeps every row (loadgen/run/lifecycle.py). A headless process
-then exits with code 2 (`Environment.process_exit_code`, which Locust's shutdown uses over its
-own "there were failures" code 1); a web-UI run just stops, and the form can start the next one.
+then exits with code 2 (lifecycle.py EXIT_CODES maps the outcome to the exit code); a web-UI run
+just stops, and the form can start the next one.
 
 `--keep-going` turns the stop off (fault-injection runs that fail on purpose): the line is
 logged once as a warning and the run goes on to its end.
@@ -20,7 +20,6 @@ from typing import Any
 import gevent
 from locust.runners import WorkerRunner
 
-from core.errors import USAGE_EXIT
 from loadgen import context
 from loadgen.context import RunContext
 from loadgen.state.failures import Verdict
@@ -99,7 +98,6 @@ def stop_run(environment: Any, ctx: RunContext) -> None:
     if not getattr(environment.parsed_options, "headless", False):
         runner.stop()  # web UI: the run stops, the UI stays for the next one
         return
-    environment.process_exit_code = USAGE_EXIT
     shape = runner.shape_greenlet
     if shape is not None and not shape.dead:
         # Locust's headless main waits on the shape; ending it lets main stop the run and quit

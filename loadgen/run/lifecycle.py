@@ -9,7 +9,8 @@ test_stop   master/local: end the last stage, then — master — collect every 
             rows (loadgen/run/scaleout.py handshake), then close the run: requests.csv, run.json
             (with its `outcome`: completed, interrupted, or target_failing — loadgen/run/failstop.py).
             Nothing else closes the run, so no row can arrive after its file is closed.
-quitting    a run still open (the process is going away) is closed the same way
+quitting    a run still open (the process is going away) is closed the same way; master/local: the
+            process's exit code says how the run ended (EXIT_CODES, README.md § Exit codes)
 """
 
 from __future__ import annotations
@@ -22,18 +23,26 @@ import locust
 import locust.runners
 from locust.runners import MasterRunner, WorkerRunner
 
-from core.errors import OptionError, SloError, exit_with
+from core.errors import USAGE_EXIT, OptionError, SloError, exit_with
 from core.slo import parse_slo
 from loadgen import context, messages
 from loadgen.context import RunContext
 from loadgen.output.locustcsv import LocustCsv
-from loadgen.output.runfolder import create_run_dir, git_commit, write_json
+from loadgen.output.runfolder import analyse_command, create_run_dir, git_commit, write_json
 from loadgen.output.sink import CsvSink
 from loadgen.run import scaleout, target
 from loadgen.run.checks import check_options, choose_user_class, validate
 from loadgen.transport.urls import safe_url
+from shapes.options import resolve_shape
 
 log = logging.getLogger("goodput")
+# How a run ended (run.json's `outcome`) → the process's exit code. A completed run is 0 however many
+# of its requests failed: a load test's failures are data (rows with their error category, judged by
+# the analysis), not a verdict on the run; a target that fails *everything* stops the run with 2
+# (loadgen/run/failstop.py), as a bad option does before the run (core/errors.py USAGE_EXIT); an
+# interrupted run (Ctrl-C, SIGTERM) keeps its rows and ends with the shell's 128 + SIGINT.
+EXIT_CODES = {"completed": 0, "target_failing": USAGE_EXIT, "interrupted": 130}
+INTERNAL_ERROR_EXIT = 1  # a completed run during which Goodput or Locust itself raised (see the log)
 # Rows ride on worker reports: report every second so requests.csv is never more than ~2 s behind.
 locust.runners.WORKER_REPORT_INTERVAL = 1.0
 
@@ -65,8 +74,10 @@ def on_init(environment: Any, runner: Any, user_classes: dict[str, type]) -> Non
         runner.register_message(messages.RUN, on_run_message)
         return
     headless = bool(opts.headless)
-    # Headless Locust later sets -u to 1 when it was not given; remember whether the user asked for it.
-    opts.goodput_users_given = opts.num_users is not None
+    # Headless Locust later sets -u to 1 when it was not given; remember whether the user typed it
+    # (it then selects a plain run, shapes/options.py). The web form always sends a user count: there
+    # only --shape none uses it.
+    opts.goodput_users_given = opts.num_users is not None and bool(headless or opts.autostart)
     if headless and not environment.host:
         exit_with("no target: pass --host http://HOST:PORT (an OpenAI-compatible server)")
     slo, model = validate(environment, check_target=headless)
@@ -136,7 +147,7 @@ def begin_run(environment: Any, ctx: RunContext) -> None:
     opts = environment.parsed_options
     if ctx.sink is not None:
         finish_run(environment)
-    ctx.run_dir = create_run_dir(opts.results_dir, opts.run_name)
+    ctx.run_dir = create_run_dir(opts.results_dir, opts.run_name).resolve()  # logged and shown absolute
     ctx.run_id = ctx.run_dir.name
     ctx.sink = CsvSink(ctx.run_dir / "requests.csv", ctx.run_id)
     ctx.buffer.started = 0
@@ -167,7 +178,7 @@ def begin_run(environment: Any, ctx: RunContext) -> None:
         t_start_unix=time.time(),
         t_end_unix=None,
     )
-    ctx.meta.setdefault("shape", {"name": opts.shape, "params": {}})
+    ctx.meta.setdefault("shape", {"name": resolve_shape(opts), "params": {}})
     ctx.meta["workload"] = ctx.workload().describe()
     write_json(ctx.run_dir / "run.json", ctx.meta)
     if not opts.csv_prefix:
@@ -218,8 +229,25 @@ def on_test_stop(environment: Any, **_: Any) -> None:
 
 
 def on_quitting(environment: Any, **_: Any) -> None:
-    if not isinstance(environment.runner, WorkerRunner) and context.find(environment) is not None:
-        finish_run(environment)
+    ctx = context.find(environment)
+    if isinstance(environment.runner, WorkerRunner) or ctx is None:
+        return  # a worker's code is Locust's: its master's is the run's
+    if ctx.sink is not None and not ctx.outcome:
+        ctx.outcome = "interrupted"  # still open as the process goes: cut short (SIGTERM to a web UI)
+    if ctx.sink is not None and isinstance(environment.runner, MasterRunner):
+        # Ctrl-C/SIGTERM: Locust fires quitting before it stops the runner (test_stop), so the workers'
+        # last rows are collected here; a worker interrupted too sends them as it quits.
+        scaleout.collect_last_rows(environment, ctx)
+    finish_run(environment)
+    environment.process_exit_code = exit_code(ctx.outcome or ctx.meta.get("outcome") or "completed")
+
+
+def exit_code(outcome: str) -> int:
+    """The process's exit code for a run's outcome (Locust's shutdown reads it after `quitting`)."""
+    import locust.log
+
+    code = EXIT_CODES[outcome]
+    return INTERNAL_ERROR_EXIT if code == 0 and locust.log.unhandled_greenlet_exception else code
 
 
 def finish_run(environment: Any) -> None:
@@ -249,10 +277,10 @@ def finish_run(environment: Any) -> None:
     write_meta(ctx)
     ctx.stages = []  # the next run (web UI) starts its own stage list
     log.info(
-        "goodput: %d rows in %s — analyse with: python -m analysis %s",
+        "goodput: %d rows in %s — analyse with: %s",
         sink.rows_written,
         sink.path,
-        ctx.run_dir,
+        analyse_command(ctx.run_dir),
     )
 
 

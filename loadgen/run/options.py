@@ -1,131 +1,199 @@
-"""Goodput's command-line options, registered on Locust's parser so the web UI start form shows them too."""
+"""Goodput's command-line options (the load shapes' own are in shapes/options.py), registered on
+Locust's parser under Goodput's headings (core/optgroups.py); `web=True` ones are on the start form.
+"""
 
 from __future__ import annotations
 
+from typing import Any
+
 from locust import events
 
+from core.optgroups import add_option
 from loadgen.transport.apis import APIS
 
 
 @events.init_command_line_parser.add_listener
-def add_options(parser) -> None:
-    # Locust's web-UI flag (include_in_web_ui) exists only on the parser itself, not on argument groups.
-    g = parser
-    g.add_argument(
-        "--model", default="", help="Model name; default: the first id of /v1/models", include_in_web_ui=True
+def add_options(parser: Any) -> None:
+    _target(parser)
+    _workload(parser)
+    _slo_and_output(parser)
+
+
+def _target(parser: Any) -> None:
+    add_option(
+        parser,
+        "target",
+        "--model",
+        label="Model",
+        web=True,
+        default="",
+        help="Model name; default: the first id of the target's /v1/models",
     )
-    g.add_argument(
-        "--max-tokens",
-        type=int,
-        default=256,
-        help="Max output tokens per request (default 256)",
-        include_in_web_ui=True,
+    add_option(
+        parser,
+        "target",
+        "--client",
+        label="Transport",
+        web=True,
+        default="raw",
+        choices=["raw", "openai"],
+        help="raw: Goodput's SSE client (default, cheap, honest stamps); openai: the openai SDK",
     )
-    g.add_argument(
-        "--ignore-eos", action="store_true", default=False, help="Ask the server to ignore EOS (vLLM/SGLang)"
-    )
-    g.add_argument(
-        "--dataset",
-        default="chat",
-        help="Built-in set (chat, agentic, random, code, shared-prefix) or a path",
-        include_in_web_ui=True,
-    )
-    g.add_argument(
-        "--order",
-        default="shuffled",
-        choices=["shuffled", "sequential", "grouped", "interleaved"],
-        help="Request order",
-    )
-    g.add_argument(
-        "--user",
-        dest="llm_user",
-        default="auto",
-        choices=["auto", "chat", "agent", "completions", "rate"],
-        help="User class; auto picks agent for multi-turn datasets",
-        include_in_web_ui=True,
-    )
-    g.add_argument(
+    add_option(
+        parser,
+        "target",
         "--api",
+        label="Server API",
+        web=True,
         default="",
         choices=list(APIS),
-        help="Server API: chat (default), completions, responses, or the native routes sglang, tgi, llamacpp",
-        include_in_web_ui=True,
+        help="chat (default), completions, responses, or the native routes sglang, tgi, llamacpp",
     )
-    g.add_argument(
+    add_option(
+        parser,
+        "target",
         "--endpoint",
+        label="Endpoint (alias of --api)",
         default="",
         choices=["chat", "completions"],
         help="Alias of --api (chat or completions), kept for older command lines",
     )
-    g.add_argument("--think-time", default="0s", help="AgentUser pause between turns (e.g. 2s)")
-    g.add_argument(
+    add_option(
+        parser,
+        "target",
+        "--api-key-env",
+        label="API key variable",
+        web=True,
+        default="OPENAI_API_KEY",
+        help="Name of the environment variable holding the API key (default OPENAI_API_KEY)",
+    )
+    add_option(
+        parser,
+        "target",
+        "--request-id-header",
+        label="Request id header",
+        web=True,
+        default="X-Request-Id",
+        help="Header carrying each request's id (a UUIDv7; default X-Request-Id); none: send no id header",
+    )
+    add_option(
+        parser,
+        "target",
+        "--request-timeout",
+        label="Request timeout",
+        web=True,
+        default="120s",
+        help="A request not finished by then is recorded as timeout (default 120s)",
+    )
+
+
+def _workload(parser: Any) -> None:
+    add_option(
+        parser,
+        "workload",
+        "--dataset",
+        label="Dataset",
+        web=True,
+        default="chat",
+        help="Built-in set (chat, agentic, random, code, shared-prefix), a file, or a spec",
+    )
+    add_option(
+        parser,
+        "workload",
+        "--max-tokens",
+        label="Max output tokens",
+        web=True,
+        type=int,
+        default=256,
+        help="Max output tokens per request (default 256)",
+    )
+    add_option(
+        parser,
+        "workload",
+        "--ignore-eos",
+        label="Ignore EOS",
+        web=True,
+        action="store_true",
+        default=False,
+        help="Ask the server to ignore EOS and generate max tokens (vLLM/SGLang)",
+    )
+    add_option(
+        parser,
+        "workload",
+        "--user",
+        dest="llm_user",
+        label="User class",
+        web=True,
+        default="auto",
+        choices=["auto", "chat", "agent", "completions", "rate"],
+        help="auto: agent for multi-turn datasets, rate for open-loop shapes, else chat",
+    )
+    add_option(
+        parser,
+        "workload",
+        "--order",
+        label="Request order",
+        web=True,
+        default="shuffled",
+        choices=["shuffled", "sequential", "grouped", "interleaved"],
+        help="Request order",
+    )
+    add_option(
+        parser,
+        "workload",
+        "--think-time",
+        label="Think time",
+        web=True,
+        default="0s",
+        help="AgentUser pause between turns (e.g. 2s)",
+    )
+    add_option(
+        parser,
+        "workload",
         "--seed",
+        label="Seed",
+        web=True,
         type=int,
         default=0,
-        help="Seed of the request stream (reproducible)",
-        include_in_web_ui=True,
+        help="Seed of the request stream (the same seed replays the same requests)",
     )
-    g.add_argument(
+
+
+def _slo_and_output(parser: Any) -> None:
+    add_option(
+        parser,
+        "slo",
         "--slo",
+        label="SLO",
+        web=True,
         default="chat",
-        help="SLO profile name, YAML file, or ttft=500ms,tpot=50ms,e2e=20s",
-        include_in_web_ui=True,
+        help="SLO profile name, YAML file, or ttft=500ms,tpot=50ms,e2e=20s (default chat)",
     )
-    g.add_argument("--run-name", default="run", help="Run folder name prefix", include_in_web_ui=True)
-    g.add_argument("--results-dir", default="results", help="Where run folders go (default results/)")
-    g.add_argument(
-        "--request-timeout", default="120s", help="Per-request timeout (default 120s)", include_in_web_ui=True
-    )
-    g.add_argument(
+    add_option(
+        parser,
+        "slo",
         "--keep-going",
+        label="Keep going when the target fails",
+        web=True,
         action="store_true",
         default=False,
         help="Run to the end even when the target fails systematically (fault-injection runs)",
-        include_in_web_ui=True,
     )
-    g.add_argument(
-        "--api-key-env", default="OPENAI_API_KEY", help="Name of the environment variable holding the API key"
+    add_option(
+        parser,
+        "output",
+        "--run-name",
+        label="Run name",
+        web=True,
+        default="run",
+        help="Prefix of the run folder's name (default run)",
     )
-    g.add_argument(
-        "--request-id-header",
-        default="X-Request-Id",
-        help="Header carrying each request's id (a UUIDv7; default X-Request-Id); none: send no id header",
-        include_in_web_ui=True,
-    )
-    g.add_argument(
-        "--client",
-        default="raw",
-        choices=["raw", "openai"],
-        help="Transport: raw SSE (default, cheap) or the openai SDK",
-        include_in_web_ui=True,
-    )
-    g.add_argument(
-        "--shape",
-        default="step",
-        choices=["step", "stages", "sweep", "trace", "none"],
-        help="Load shape (default step); none = plain -u/-r",
-        include_in_web_ui=True,
-    )
-    g.add_argument(
-        "--step-users",
-        type=int,
-        default=1,
-        help="StepShape: users added per step (default 1)",
-        include_in_web_ui=True,
-    )
-    g.add_argument(
-        "--step-interval",
-        default="10s",
-        help="StepShape: time between steps (default 10s)",
-        include_in_web_ui=True,
-    )
-    g.add_argument(
-        "--max-users",
-        type=int,
-        default=0,
-        help="StepShape: cap on users (0 = no cap)",
-        include_in_web_ui=True,
-    )
-    g.add_argument(
-        "--step-duration", default="10m", help="StepShape: total length when -t is not given (default 10m)"
+    add_option(
+        parser,
+        "output",
+        "--results-dir",
+        label="Results folder",
+        web=True,
+        default="results",
+        help="Where run folders go (default results/, under the current directory)",
     )

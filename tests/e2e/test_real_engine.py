@@ -155,7 +155,7 @@ def step_run(engine: Engine, tmp_path_factory: pytest.TempPathFactory) -> Window
 
 def test_step_run_agrees_with_engine_counters(engine: Engine, step_run: Window) -> None:
     w = step_run
-    assert w.meta["model"] == engine.model and w.meta["shape"]["name"] == "StepSchedule"
+    assert w.meta["model"] == engine.model and w.meta["shape"]["name"] == "step"
     ok = w.ok
     steps = Counter(int(r["step"]) for r in ok)
     assert sorted(steps) == [0, 1, 2, 3], f"every step sent requests: {dict(steps)}"

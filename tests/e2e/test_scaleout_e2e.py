@@ -170,13 +170,14 @@ def test_interrupt_leaves_a_complete_run_folder(
         os.killpg(master.popen.pid, sig)  # a terminal's Ctrl-C reaches the master and its workers at once
     else:
         master.popen.send_signal(sig)  # the master alone; its workers hear it from the master
-    assert wait_exit(master, 30) == 0, master.log()[-3000:]
+    assert wait_exit(master, 30) == 130, master.log()[-3000:]  # interrupted (lifecycle.py EXIT_CODES)
     for w in workers:  # the master's quit reaches the workers
         assert wait_exit(w, 30) == 0, w.log()[-3000:]
     stop_engine(sim, trace, run)  # flushes the engine's trace
 
     meta = json.loads((run / "run.json").read_text())
     assert meta["t_end_unix"] is not None and meta["t_end_unix"] < t_int + 10, "run closed at the interrupt"
+    assert meta["outcome"] == "interrupted"
     rows = read_rows(run)
     assert len({r["worker"] for r in rows}) == 2
     assert_rows_match_engine(rows, read_trace(trace))

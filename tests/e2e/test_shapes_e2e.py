@@ -50,7 +50,7 @@ def test_open_loop_poisson_rate_cv_and_send_lag(sim_server, tmp_path: Path) -> N
     out = locust(sim.url, tmp_path / "r", "--rate", "20", "-t", "30s", "--seed", "0")
     assert out.returncode == 0, out.stderr[-3000:]
     rows, meta = one_run(tmp_path / "r")
-    assert meta["user_class"] == "RateUser" and meta["shape"]["name"] == "RateSchedule"
+    assert meta["user_class"] == "RateUser" and meta["shape"]["name"] == "rate"
     (stage,) = meta["stages"]
     assert stage["rate_rps"] == 20.0 and all(r["t_scheduled_unix"] for r in rows)
     # every arrival of the seeded schedule that fell inside the stage was sent, at its time
@@ -167,7 +167,7 @@ def test_sweep_runs_the_load_curve(sim_server, tmp_path: Path) -> None:
     assert out.returncode == 0, out.stderr[-3000:]
     rows, meta = one_run(tmp_path / "r")
     p = meta["shape"]["params"]
-    assert meta["shape"]["name"] == "SweepSchedule"
+    assert meta["shape"]["name"] == "sweep"
     assert 0 < p["synchronous_rps"] < p["throughput_rps"]
     assert (
         len(p["rates_rps"]) == 2
@@ -194,6 +194,15 @@ def test_bad_stage_list_and_trace_are_one_clear_line(sim_server, tmp_path: Path)
         (["--shape", "stages", "--stages", "60s:10,30s:lots"], "--stages: item 2 '30s:lots'"),
         (["--shape", "trace", "--trace-file", str(bad)], f"{bad}:2: timestamp 'x'"),
         (["--rate", "5", "--user", "chat"], "--user chat"),
+        # a shape's own option alone selects its shape, and is validated there
+        (["--stages", "30s:lots"], "--stages: item 1 '30s:lots'"),
+        (["--trace-file", str(bad)], f"{bad}:2: timestamp 'x'"),
+        # with another shape it is refused, never silently ignored
+        (
+            ["--shape", "sweep", "--stages", "10s:2"],
+            "--stages: the sweep shape (--shape sweep) does not use it",
+        ),
+        (["--max-concurrency", "4"], "--max-concurrency: the step shape (the default) does not use it"),
     ]:
         out = locust(sim.url, tmp_path / "r", "-t", "5s", *args, timeout_s=60)
         errors = [line for line in out.stderr.splitlines() if "goodput: error:" in line]

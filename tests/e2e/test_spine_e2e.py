@@ -92,7 +92,7 @@ def test_step_shape_labels_rows(sim_server, tmp_path: Path) -> None:
     assert {(0, 1), (1, 2), (2, 3)} <= steps
     meta = json.loads((run / "run.json").read_text())
     assert [s["target_users"] for s in meta["stages"]][:3] == [1, 2, 3]
-    assert meta["shape"]["name"] == "StepSchedule"
+    assert meta["shape"]["name"] == "step"
 
 
 @pytest.mark.parametrize(

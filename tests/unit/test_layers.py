@@ -15,7 +15,7 @@ import pytest
 
 from tests.conftest import PYTHON, ROOT
 
-PACKAGES = ("core", "workloads", "shapes", "loadgen", "users", "analysis", "arena", "simserver")
+PACKAGES = ("goodput", "core", "workloads", "shapes", "loadgen", "users", "analysis", "arena", "simserver")
 LINT = str(Path(PYTHON).with_name("lint-imports"))
 
 

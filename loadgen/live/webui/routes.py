@@ -3,8 +3,10 @@
 - `/llm`               the charts page (plain SVG drawn by static/llm.js: no CDN, no build step)
 - `/llm/stats?since=N` JSON: run info, tables, and the time-series points after `seq` N
 - `/llm/series.csv`    the whole ring as CSV (also listed in Locust's "Download Data" tab)
+- `/llm/form/shape`, `/llm/run`  the start form's shape note and the run folder after STOP (form.py)
 - main UI: an "LLM" and an "LLM goodput" tab (Locust's extended tabs/tables, fed by adding
-  `extended_stats` to `/stats/requests`), and a small script that links the charts page.
+  `extended_stats` to `/stats/requests`), a small script that links the charts page, and one that
+  groups Goodput's fields on the start form (static/form.js).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from loadgen.transport.urls import safe_url
 STATIC = Path(__file__).with_name("static")
 TAB_LATENCY, TAB_GOODPUT = "llm", "llm-goodput"
 CSV_SKIP = ("errors_rps",)
+SCRIPTS = ("embed.js", "form.js")  # added to Locust's page: the LLM charts in the tab; the start form
 
 
 def fmt_ms(v: float | None) -> str:
@@ -128,13 +131,18 @@ def run_info(view: Any) -> dict:
         "model": ctx.model,
         "dataset": opts.dataset,
         "transport": opts.client,
-        "shape": (ctx.meta.get("shape") or {}).get("name") or opts.shape,
+        "shape": _shape_title(ctx.meta.get("shape") or {}, opts),
         "slo_name": slo.name,
         "slo_text": slo.describe(),
         "slo_ms": {k: v * 1000.0 for k, v in slo.limits().items()},
         "attain_target": slo.attain_target,
         "workers": len(env.runner.clients) if hasattr(env.runner, "clients") else 0,
     }
+
+
+def _shape_title(described: dict, opts: Any) -> str:
+    """The shape as run.json names it; before the first run, what the options select."""
+    return str(described.get("title") or described.get("name") or opts.shape)
 
 
 def stats_payload(view: Any, since: int, epoch: int) -> dict:
@@ -203,8 +211,14 @@ def mount(environment: Any, web_ui: Any, view: Any) -> None:
         resp.headers["Content-Disposition"] = f"attachment;filename=llm_series_{view.ctx.run_id}.csv"
         return resp
 
+    from locust.argument_parser import get_parser
+
+    from loadgen.live.webui.form import add_routes, form_config
+
+    add_routes(bp, guard, environment)  # the start form's shape note, the run folder after STOP
     web_ui.app.register_blueprint(bp)
     web_ui.template_args.update(tab_config(base))
+    web_ui.template_args["goodput_form"] = form_config(get_parser())  # read by static/form.js
 
     @web_ui.app.after_request
     def _extend(resp: Response) -> Response:
@@ -218,7 +232,7 @@ def mount(environment: Any, web_ui: Any, view: Any) -> None:
             resp.set_data(json.dumps(data))
         elif path in (f"{base}/", base) and resp.status_code == 200 and resp.mimetype == "text/html":
             html = resp.get_data(as_text=True)
-            tag = f'<script src="{base}/llm/static/embed.js" defer></script>'
-            if tag not in html and "</body>" in html:
-                resp.set_data(html.replace("</body>", tag + "</body>", 1))
+            tags = "".join(f'<script src="{base}/llm/static/{js}" defer></script>' for js in SCRIPTS)
+            if tags not in html and "</body>" in html:
+                resp.set_data(html.replace("</body>", tags + "</body>", 1))
         return resp

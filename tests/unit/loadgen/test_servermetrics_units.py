@@ -16,15 +16,8 @@ from pytest import approx
 from analysis.engines import SGLANG, TGI, VLLM, detect, histogram_quantile, parse_labels
 from analysis.server import build, load_server_metrics, summarize, window_figures
 from core.errors import OptionError
-from loadgen.monitors.servermetrics import (
-    Scraper,
-    format_labels,
-    format_value,
-    interval_of,
-    parse,
-    resolve,
-    same_origin,
-)
+from loadgen.monitors.promtext import format_labels, format_value, parse
+from loadgen.monitors.servermetrics import Scraper, interval_of, resolve, same_origin
 
 FIX = Path(__file__).resolve().parents[2] / "fixtures"
 PAGES = {

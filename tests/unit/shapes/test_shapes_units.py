@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[3]
 def opts(**kw) -> SimpleNamespace:
     """The options build_schedule reads, at their command-line defaults."""
     base = dict(
-        shape="step", rate=0.0, arrival="poisson", burstiness=1.0, max_concurrency=0, warmup="0s",
+        shape="auto", rate=0.0, arrival="poisson", burstiness=1.0, max_concurrency=0, warmup="0s",
         cooldown="0s", stages="", sweep_stages=5, sweep_stage_duration="30s", sweep_concurrency=64,
         trace_file="", time_scale=1.0, run_time=None, num_users=None, spawn_rate=None, step_users=1,
         step_interval="10s", max_users=0, step_duration="10m", request_timeout="120s", llm_user="auto",

@@ -101,6 +101,19 @@
     return out;
   }
 
+  // The y axis fits the data. A reference line (the SLO limit) up to FAR × the data's maximum is
+  // scaled in; one far above it would squash the lines to the floor (a 35 ms TTFT on a 0–600 ms
+  // axis), so it is marked on the top edge instead. With no data yet, the axis shows the references.
+  var FAR = 2;
+  function yTop(def, dataMax, filled, refs) {
+    if (def.yMax) return def.yMax;
+    var top = dataMax * 1.1;
+    refs.forEach(function (r) {
+      if (!filled || r.v <= dataMax * FAR) top = Math.max(top, r.v * 1.15);
+    });
+    return top;
+  }
+
   function buildCards() {
     var box = document.getElementById("charts");
     CHARTS.forEach(function (def) {
@@ -144,8 +157,7 @@
       lines.forEach(function (l) { var v = l.get(p); if (v !== null) { any = true; ymax = Math.max(ymax, v); } });
       if (any) filled++;
     });
-    refs.forEach(function (r) { ymax = Math.max(ymax, r.v * 1.15); });
-    if (def.yMax) ymax = def.yMax;
+    ymax = yTop(def, ymax, filled, refs);
     var step = niceStep(ymax || 1, 4);
     ymax = Math.max(step, Math.ceil((ymax || 1) / step) * step);
     var X = function (t) { return M.l + (t - t0) / (t1 - t0) * pw; };
@@ -162,9 +174,14 @@
       s.push('<text x="' + X(t) + '" y="' + (H - 6) + '" text-anchor="middle">' + mmss(t) + "</text>");
     s.push('<line class="axis" x1="' + M.l + '" x2="' + (W - M.r) + '" y1="' + Y(0) + '" y2="' + Y(0) + '"/>');
     refs.forEach(function (r) {
-      s.push('<line x1="' + M.l + '" x2="' + (W - M.r) + '" y1="' + Y(r.v) + '" y2="' + Y(r.v) +
-        '" stroke="' + r.color + '" stroke-width="1.5" stroke-dasharray="6 4" opacity="0.8"/>');
+      r.off = r.v > ymax;
+      var y = r.off ? M.t + 1 : Y(r.v);  // far above the data: marked on the top edge, not scaled in
+      s.push('<line class="ref" data-off="' + (r.off ? 1 : 0) + '" x1="' + M.l + '" x2="' + (W - M.r) + '" y1="' + y +
+        '" y2="' + y + '" stroke="' + r.color + '" stroke-width="1.5" stroke-dasharray="' + (r.off ? "2 5" : "6 4") + '" opacity="0.8"/>');
+      if (r.off) s.push('<text class="ref-off" x="' + (W - M.r - 4) + '" y="' + (M.t + 12) + '" text-anchor="end" fill="' +
+        r.color + '">' + esc(r.label) + " ↑ (above the scale)</text>");
     });
+    svg.setAttribute("data-ymax", String(ymax));
     var shown = [];  // every stride-th point, and always the latest
     for (var k = 0; k < points.length; k += stride) shown.push(k);
     if (points.length && shown[shown.length - 1] !== points.length - 1) shown.push(points.length - 1);
@@ -199,7 +216,7 @@
         esc(l.label) + " <b>" + esc(fmt(val, def.unit)) + "</b></span>";
     });
     refs.forEach(function (r) {
-      lg.push('<span style="color:' + r.color + '"><i class="dash" style="color:' + r.color + '"></i>' + esc(r.label) + "</span>");
+      lg.push('<span style="color:' + r.color + '"><i class="dash" style="color:' + r.color + '"></i>' + esc(r.label) + (r.off ? " ↑ above the scale" : "") + "</span>");
     });
     if (state.hover !== null && idx >= 0) lg.unshift("<span>at " + mmss(points[idx].elapsed_s) + "</span>");
     def.legend.innerHTML = lg.join("");
