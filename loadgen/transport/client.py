@@ -26,7 +26,7 @@ from geventhttpclient.response import HTTPConnectionClosed
 
 from core.result import StreamResult
 from loadgen.transport import sse
-from loadgen.transport.arrival import arrival, stamping_client, wall_and_perf
+from loadgen.transport.arrival import arrival, sent_at, stamping_client, wall_and_perf
 from loadgen.transport.eventstream import EventStream
 
 perf_counter = time.perf_counter
@@ -172,13 +172,17 @@ class RawTransport:
         """
         try:
             res.t_send = perf_counter()
-            return self.client.request("POST", self.prefix + path, body=payload, headers=hdrs)
+            resp = self.client.request("POST", self.prefix + path, body=payload, headers=hdrs)
+            res.t_send = sent_at(self.client, res.t_send)  # when its last byte was written
+            return resp
         except (HTTPConnectionClosed, ConnectionResetError, BrokenPipeError):
             if not self.reused:
                 raise
         self._reset()
         res.t_send = perf_counter()
-        return self.client.request("POST", self.prefix + path, body=payload, headers=hdrs)
+        resp = self.client.request("POST", self.prefix + path, body=payload, headers=hdrs)
+        res.t_send = sent_at(self.client, res.t_send)
+        return resp
 
     def stream(self, path: str, body: dict, headers: dict[str, str], timeout_s: float) -> StreamResult:
         res = self.in_flight = StreamResult()
