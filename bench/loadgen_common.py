@@ -126,45 +126,56 @@ def simserver(
 
 
 class CpuSampler:
-    """CPU seconds of a process tree over wall time, sampled from outside every 0.2 s."""
+    """CPU seconds of a process tree over wall time, sampled from outside every 0.2 s: the whole tree,
+    and each process on its own (a master and its workers), with the root's peak resident memory."""
 
     def __init__(self, pid: int) -> None:
         self.root = psutil.Process(pid)
         self.samples: list[tuple[float, float]] = []
+        self.by_pid: dict[int, list[tuple[float, float]]] = {}
+        self.root_rss_max = 0
         self._seen: dict[int, psutil.Process] = {}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
 
-    def _total(self) -> float:
+    def _total(self, now: float) -> float:
         with contextlib.suppress(psutil.Error):
             for p in [self.root, *self.root.children(recursive=True)]:
                 self._seen.setdefault(p.pid, p)
+            self.root_rss_max = max(self.root_rss_max, self.root.memory_info().rss)
         total = 0.0
-        for p in list(self._seen.values()):
+        for pid, p in list(self._seen.items()):
             try:
                 c = p.cpu_times()
                 total += c.user + c.system
+                self.by_pid.setdefault(pid, []).append((now, c.user + c.system))
             except psutil.Error:
                 pass  # gone: its last reading is lost (windows end before processes exit)
         return total
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            self.samples.append((time.time(), self._total()))
+            now = time.time()
+            self.samples.append((now, self._total(now)))
             self._stop.wait(0.2)
 
     def stop(self) -> None:
         self._stop.set()
         self._thread.join()
 
-    def cpu_between(self, t0: float, t1: float) -> float:
-        """CPU seconds used in [t0, t1] (nearest samples inside the window)."""
-        inside = [s for s in self.samples if t0 <= s[0] <= t1]
+    def cpu_between(self, t0: float, t1: float, pid: int | None = None) -> float:
+        """CPU seconds used in [t0, t1] (nearest samples inside the window) by the tree, or by `pid`."""
+        series = self.samples if pid is None else self.by_pid.get(pid, [])
+        inside = [s for s in series if t0 <= s[0] <= t1]
         if len(inside) < 2:
             return float("nan")
         (a_t, a_c), (b_t, b_c) = inside[0], inside[-1]
         return (b_c - a_c) * (t1 - t0) / (b_t - a_t)
+
+    def children(self) -> list[int]:
+        """The processes seen besides the root (the workers of a `--processes` run)."""
+        return [pid for pid in self.by_pid if pid != self.root.pid]
 
 
 @dataclass
