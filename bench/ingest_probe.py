@@ -9,8 +9,9 @@ master and workers are Goodput's own processes with every plugin installed. What
   path is the real one: the worker report (msgpack over ZeroMQ), the master's `receive_rows`, the
   failure rule, `CsvSink`, run.json's loss accounting. No HTTP and no stream parsing: the worker
   makes many more rows per core than a streaming one, which is the point (it loads the master);
-- the master measures itself: its event-loop lag (a 10 ms sleep, how late it wakes) and, per sink
-  flush, how long the flush held the loop and how old its oldest row was (request end → on disk);
+- the master measures itself: its event-loop lag (a 10 ms sleep, how late it wakes: what a flush or
+  a report held the loop for) and, per sink flush, how long it took and how old its oldest row was
+  (request end → on disk);
   it writes them to `$GOODPUT_INGEST_OUT/master.json` when it quits.
 Bench code: it wraps `CsvSink.flush` in place.
 """
@@ -65,15 +66,15 @@ class IngestUser(User):
 
 
 _lags: list[tuple[float, float]] = []  # (when, how late the 10 ms sleep woke, ms)
-_flushes: list[tuple[float, int, float, float]] = []  # (when, rows, seconds holding the loop, oldest row age)
+_flushes: list[tuple[float, int, float, float]] = []  # (when, rows, seconds the flush took, oldest row age)
 _flush = sink.CsvSink.flush
 
 
-def _timed_flush(self: Any) -> None:
+def _timed_flush(self: Any, *args: Any, **kwargs: Any) -> None:
     pending = self._pending  # in arrival order: its first row is the oldest of the earliest report
     oldest = float(pending[0][_T_START]) + float(pending[0][_E2E]) if pending else 0.0
     n, t0 = len(pending), time.perf_counter()
-    _flush(self)
+    _flush(self, *args, **kwargs)
     if n:
         now = time.time()
         _flushes.append((now, n, time.perf_counter() - t0, now - oldest))

@@ -15,8 +15,8 @@ engine is started only because the master checks its target; no request is sent 
 Per run, over the steady window (after `--warmup`, before the end):
 - rows/s written to requests.csv, the master's CPU (% of one core; its own process only, psutil
   from outside) and µs of master CPU per row, its peak resident memory, each worker's CPU;
-- the master's event-loop lag (p99/max, a 10 ms sleep's lateness), how long one sink flush held
-  the loop (max), and the age of the oldest row when its flush wrote it (request end → on disk;
+- the master's event-loop lag (p99/max, a 10 ms sleep's lateness: how long something held its
+  loop), how long one sink flush took (max; it yields between chunks since the sink fix), and the age of the oldest row when its flush wrote it (request end → on disk;
   a report interval and a flush interval, ~2 s, when the master keeps up; growing when it doesn't);
 - loss: run.json's requests_sent, rows_received, lost_rows, every worker's started == rows, and
   the data lines in requests.csv — the run fails (exit 1) if any of them disagree.
@@ -66,8 +66,8 @@ def measure(url: str, work: Path, workers: int, rows_per_s: float, args: argpars
         "lag99": pct(lags, 0.99), "lag_max": lags[-1] if lags else math.nan,
         "flush_max": max((f[2] for f in flushes), default=math.nan) * 1000,
         "age50": pct([f[3] for f in flushes], 0.5), "age_max": max((f[3] for f in flushes), default=math.nan),
-        "sent": meta.get("requests_sent"), "received": meta.get("rows_received"), "lines": lines,
-        "lost": meta.get("lost_rows"),
+        "sent": meta.get("requests_sent", -1), "received": meta.get("rows_received", -1), "lines": lines,
+        "lost": meta.get("lost_rows", -1),
         "per_worker_ok": bool(per_worker) and all(w["started"] == w["rows"] for w in per_worker.values()),
         "missing": meta.get("missing_workers"), "returncode": run.returncode, "run_dir": run.run_dir,
     }  # fmt: skip
