@@ -52,8 +52,17 @@ def machine() -> str:
     return (
         f"host: {os.cpu_count()} cores ({model}), {psutil.virtual_memory().total / 2**30:.0f} GiB, "
         f"{platform.system()} {platform.release()}, Python {platform.python_version()}; "
-        f"load average at start {load}"
+        f"load average at start {load}{cpu_pressure()}"
     )
+
+
+def cpu_pressure() -> str:
+    """Linux PSI: the share of the last minute in which some runnable task waited for a CPU (a
+    shared host's other work shows here; timing figures taken under pressure carry its waits)."""
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        fields = Path("/proc/pressure/cpu").read_text().split()
+        return f"; CPU pressure (some, avg60) {float(fields[2].split('=')[1]):.0f} %"
+    return ""
 
 
 def free_port() -> int:
