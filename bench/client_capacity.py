@@ -103,12 +103,16 @@ def main() -> None:
     ap.add_argument("--prompt-tokens", type=int, default=64)
     ap.add_argument("--step-ms", type=float, default=20.0, help="engine step: one token per stream per step")
     ap.add_argument("--pin", action="store_true", help="engine on core 0, Locust on core 1 (Linux)")
+    ap.add_argument(
+        "--replicas", type=int, default=1, help="engine replicas (python -m simserver --replicas)"
+    )
     args = ap.parse_args()
 
     print(machine())
     work = tempdir("client-capacity")
     results = []
-    with simserver(work, step_s=args.step_ms / 1000, pin_core=0 if args.pin else None) as engine:
+    with simserver(work, step_s=args.step_ms / 1000, pin_core=0 if args.pin else None,
+                   replicas=args.replicas) as engine:  # fmt: skip
         for transport in args.transports:
             for n in args.streams or DEFAULT_STREAMS[transport]:
                 r = measure(engine, work / "runs", transport, n, args)
@@ -121,8 +125,8 @@ def main() -> None:
                 )
     print(
         f"\nengine step {args.step_ms:g} ms (one token per stream per step), prompt {args.prompt_tokens} "
-        f"/ output {args.max_tokens // 2}–{args.max_tokens} tokens, {args.duration:g} s per run, one Locust process"
-        + (", pinned: engine core 0, Locust core 1" if args.pin else "")
+        f"/ output {args.max_tokens // 2}–{args.max_tokens} tokens, {args.duration:g} s per run, one Locust process, "
+        f"{args.replicas} engine replica(s)" + (", pinned: engine core 0, Locust core 1" if args.pin else "")
     )
     head = (f"{'transport':<15}{'streams':>8}{'chunks/s':>10}{'CPU':>6}{'µs/chunk':>10}{'per core':>10}"
             f"{ERR_HEAD}{'lag p99':>9}{'sat s':>7}{'failed':>7}")  # fmt: skip
