@@ -15,7 +15,7 @@ from typing import NoReturn
 
 from core.slo import PROFILES, Slo, SloError, parse_slo, with_target
 
-USAGE = """python -m analysis RUN_DIR [RUN_DIR ...] [--slo SPEC ...] [--attain-target F] [--no-plots] [--no-html]
+USAGE = """python -m analysis RUN_DIR [RUN_DIR ...] [--slo SPEC ...] [--attain-target F] [--include-startup] [--no-plots] [--no-html]
        python -m analysis compare RUN_DIR [RUN_DIR ...] [--out DIR] [--slo SPEC] [--repeats median|best|all]"""
 SLO_HELP = (
     f"SLO: a profile ({', '.join(PROFILES)}), a YAML file, or e.g. ttft=500ms,tpot=50ms,e2e=20s,p99:tpot=250ms,attain=90%%. "
@@ -76,7 +76,8 @@ def analyze_one(
     timer.lap("load")
     slo, warnings = run_slo(run.meta, slos, target)
     run.warnings += warnings
-    a = api.analyze(run, slo, slos[1:], wait=False)  # ITL keeps parsing in the background during the plots
+    # ITL keeps parsing in the background during the plots
+    a = api.analyze(run, slo, slos[1:], wait=False, include_startup=args.include_startup)
     timer.lap("metrics")
     try:
         html_path = api.write_run(a, with_plots=not args.no_plots, with_html=not args.no_html, lap=timer.lap)
@@ -109,6 +110,12 @@ def cmd_analyze(argv: list[str]) -> int:
         "--no-plots", action="store_true", help="skip the PNG plots (faster; the report has tables only)"
     )
     p.add_argument("--no-html", action="store_true", help="skip report.html")
+    p.add_argument(
+        "--include-startup",
+        action="store_true",
+        help="keep the start-up (until every user has sent its first request) in the headline and the "
+        "first level; it is always reported apart",
+    )
     p.add_argument("--quiet", action="store_true", help="print nothing but errors")
     p.add_argument("--timings", action="store_true", help="print seconds per phase on stderr")
     args = p.parse_args(argv)

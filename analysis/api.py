@@ -22,19 +22,24 @@ Several runs side by side::
 Loading and analyzing:
 - `load_run(path) -> Run`: the run folder's rows and run.json (`Run.meta`); one-line
   `AnalysisError` for a missing folder, a corrupt CSV, a missing column.
-- `analyze(run, slo, extra=None, wait=True) -> Analysis`: `Analysis.summary` is the `Summary`;
-  `extra` SLOs get a verdict too (as does every built-in profile). With `wait=False` the ITL gaps
-  parse in the background until `Analysis.finish()` (what `write_run` does while it plots).
+- `analyze(run, slo, extra=None, wait=True, include_startup=False) -> Analysis`: `Analysis.summary`
+  is the `Summary`; `extra` SLOs get a verdict too (as does every built-in profile), each with the
+  capacity where it breaks. With `wait=False` the ITL gaps parse in the background until
+  `Analysis.finish()` (what `write_run` does while it plots). The start-up (every user spawned and
+  its first request sent) is left out of the headline unless `include_startup`.
 
 The result types (analysis/results.py; fields in their docstrings):
 - `Summary`: `run` (`RunInfo`), `slo`, `throughput` (`Throughput`), `errors`, `ttft`/`tpot`/`itl`/`e2e`
-  (`Dist`: mean, p50, p90, p95, p99, max, n), `verdicts` (`Verdict` with `Check`s; `verdict` is the
-  primary one), `load_unit`, `steps` (`Step`, with `StepPercentiles` ttft/tpot/e2e), `capacity`
-  (`Capacity` with `Level`s), `open_loop` (`OpenLoop` or None), `server` (`ServerSummary` or None),
-  `warnings`, `server_timing` (`ServerTiming` or None: the engine's spans joined per request, with
-  `Decomposition`s, `Shares`, `Misses` and a `TimingStep` per step; analysis/timing.py). `Summary.to_json()` is the text of summary.json.
+  (`Dist`: mean, p50, p90, p95, p99, max, n), `verdicts` (`Verdict` with `Check`s and its
+  `Capacity`; `verdict` is the primary one), `load_unit`, `steps` (`Step`, with `StepPercentiles`
+  ttft/tpot/e2e and `truncated`), `capacity` (`Capacity` with `Level`s; `bounded` False means "≥"),
+  `open_loop` (`OpenLoop` or None), `server` (`ServerSummary` or None), `startup`
+  (`StartupFigures` or None), `warnings`, `server_timing` (`ServerTiming` or None: the engine's
+  spans joined per request, with `Decomposition`s, `Shares`, `Misses` and a `TimingStep` per step;
+  analysis/timing.py). `Summary.to_json()` is the text of summary.json.
 - `Comparison` (analysis/compare.py): `slo`, `mode`, `rows` and `runs` (`ComparisonRow`: label,
-  dataset, runs, `figures`/`low`/`high` (`Figures`), `best`, `best_run`, `folders`), `summaries`.
+  dataset, runs, `figures`/`low`/`high` (`Figures`), `capacity_unit`, `capacity_lower_bound` (the
+  capacity is "≥"), `best`, `best_run`, `folders`), `summaries`.
 
 Per request: `request_timing(run)`, the engine's spans (server_spans.csv) joined with the rows: a
 pandas DataFrame (server queue/prefill/decode/TTFT/E2E and the client remainders, README.md § Where
@@ -90,6 +95,7 @@ from analysis.results import (
     RunInfo,
     ServerFigures,
     ServerSummary,
+    StartupFigures,
     Step,
     StepPercentiles,
     StepServer,
@@ -126,6 +132,7 @@ __all__ = [
     "ServerSummary",
     "ServerTiming",
     "Shares",
+    "StartupFigures",
     "Step",
     "StepPercentiles",
     "StepServer",
@@ -160,11 +167,14 @@ def load_run(path: str | Path) -> Run:
     return load(path)
 
 
-def analyze(run: Run, slo: Slo, extra: list[Slo] | None = None, wait: bool = True) -> Analysis:
-    """Every figure of `run` under `slo`; `Analysis.summary` is the `Summary`."""
+def analyze(
+    run: Run, slo: Slo, extra: list[Slo] | None = None, wait: bool = True, include_startup: bool = False
+) -> Analysis:
+    """Every figure of `run` under `slo`; `Analysis.summary` is the `Summary`. `include_startup` keeps
+    the start-up's requests in the headline (reported apart either way)."""
     from analysis.summary import analyze as analyze_run
 
-    return analyze_run(run, slo, extra, wait)
+    return analyze_run(run, slo, extra, wait, include_startup)
 
 
 def request_timing(run: Run) -> pd.DataFrame | None:

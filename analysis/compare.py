@@ -33,7 +33,12 @@ METRICS: dict[str, int] = {
     "goodput_req_per_s": 1,
     "slo_attainment": 1,
     "capacity_at_slo": 1,
+    # reasoning runs only (None elsewhere; the tables show these columns where some row has them)
+    "ttfo_p50_s": -1,
+    "ttfo_p95_s": -1,
+    "reasoning_tokens_mean": 0,  # 0: not ranked (more reasoning is neither better nor worse)
 }
+OPTIONAL = ("ttfo_p50_s", "ttfo_p95_s", "reasoning_tokens_mean")
 REPEAT_MODES = ("median", "best", "all")
 
 
@@ -50,6 +55,9 @@ class Figures:
     goodput_req_per_s: float | None
     slo_attainment: float | None
     capacity_at_slo: float | None
+    ttfo_p50_s: float | None = None
+    ttfo_p95_s: float | None = None
+    reasoning_tokens_mean: float | None = None
 
 
 @dataclass(frozen=True)
@@ -76,6 +84,7 @@ class ComparisonRow:
     best: frozenset[str] = field(
         default_factory=frozenset
     )  # METRICS keys where it is the best of its dataset
+    capacity_lower_bound: bool = False  # the capacity is "≥": its highest complete level still met the SLO
 
     def value(self, key: str) -> float | None:
         """The figure named `key` (a METRICS key)."""
@@ -124,6 +133,7 @@ def run_row(s: Summary) -> ComparisonRow:
         goodput_req_per_s=t.goodput_req_per_s,
         slo_attainment=t.slo_attainment,
         capacity_at_slo=s.capacity.value,
+        **_reasoning(s),
     )
     return ComparisonRow(
         label=r.name,
@@ -136,16 +146,33 @@ def run_row(s: Summary) -> ComparisonRow:
         config=config_key(r),
         runs=1,
         figures=figures,
-        capacity_unit=s.load_unit,
+        capacity_unit=s.capacity.unit,
         requests=t.requests,
         errors=sum(s.errors.values()),
         best_run=r.dir,
+        capacity_lower_bound=s.capacity.value is not None and not s.capacity.bounded,
     )
+
+
+def _reasoning(s: Summary) -> dict[str, float | None]:
+    r = s.reasoning
+    if r is None:
+        return {}
+    return {
+        "ttfo_p50_s": r.ttfo.p50,
+        "ttfo_p95_s": r.ttfo.p95,
+        "reasoning_tokens_mean": r.reasoning_tokens.mean,
+    }
+
+
+def shown(rows: list[ComparisonRow]) -> list[str]:
+    """The METRICS keys a table shows: every one, but the OPTIONAL ones only where some row has a value."""
+    return [k for k in METRICS if k not in OPTIONAL or any(r.value(k) is not None for r in rows)]
 
 
 def config_key(r: RunInfo) -> str:
     """What makes two runs repeats of one configuration (run.json facts, not the folder name)."""
-    keys = ("name", "target", "model", "dataset", "user_class", "transport", "shape", "shape_params")
+    keys = ("name", "target", "model", "dataset", "user_class", "transport", "api", "shape", "shape_params")
     return json.dumps([getattr(r, k) for k in keys], sort_keys=True, default=str)
 
 
@@ -180,8 +207,16 @@ def _collapse(runs: list[ComparisonRow], mode: str) -> ComparisonRow:
         several = len(runs) > 1 and vals
         lows[key], highs[key] = (min(vals), max(vals)) if several else (None, None)
     spread = len(runs) > 1
+    caps = [r for r in runs if r.value("capacity_at_slo") is not None]
+    # the median of lower bounds is a lower bound; the best run's capacity keeps its own mark
+    lower = (
+        best.capacity_lower_bound
+        if mode == "best"
+        else bool(caps) and all(r.capacity_lower_bound for r in caps)
+    )
     return dataclasses.replace(
         best,
+        capacity_lower_bound=lower,
         runs=len(runs),
         best_run=best.dir,
         run_dirs=[r.dir for r in runs],
@@ -213,21 +248,29 @@ def unique_labels(rows: list[ComparisonRow], by_dir: bool) -> list[ComparisonRow
 
 
 def mark_best(rows: list[ComparisonRow]) -> list[ComparisonRow]:
-    """Mark, per dataset, the rows holding each metric's best value (ties all marked)."""
+    """Mark, per dataset, the rows holding each metric's best value (ties all marked). Capacities are
+    ranked only among rows of one load unit: users and req/s are not on one axis."""
     best: list[set[str]] = [set() for _ in rows]
     for ds in {r.dataset for r in rows}:
         idx = [i for i, r in enumerate(rows) if r.dataset == ds]
-        if len(idx) < 2:
-            continue
+        for unit in {rows[i].capacity_unit for i in idx}:
+            same = [i for i in idx if rows[i].capacity_unit == unit]
+            for i in _best_of(rows, same, "capacity_at_slo", METRICS["capacity_at_slo"]):
+                best[i].add("capacity_at_slo")
         for key, direction in METRICS.items():
-            vals = [(rows[i].value(key), i) for i in idx if rows[i].value(key) is not None]
-            if not vals:
-                continue
-            top = max(v for v, _ in vals) if direction > 0 else min(v for v, _ in vals)
-            for v, i in vals:
-                if v == top:
+            if direction and key != "capacity_at_slo":  # direction 0: shown, not ranked
+                for i in _best_of(rows, idx, key, direction):
                     best[i].add(key)
     return [dataclasses.replace(r, best=frozenset(b)) for r, b in zip(rows, best, strict=True)]
+
+
+def _best_of(rows: list[ComparisonRow], idx: list[int], key: str, direction: int) -> list[int]:
+    """The rows among `idx` holding the best value of `key` (none when fewer than two have one)."""
+    vals = [(rows[i].value(key), i) for i in idx if rows[i].value(key) is not None]
+    if len(idx) < 2 or not vals:
+        return []
+    top = max(v for v, _ in vals) if direction > 0 else min(v for v, _ in vals)
+    return [i for v, i in vals if v == top]
 
 
 def curve_labels(runs: list[ComparisonRow]) -> list[str]:

@@ -47,8 +47,10 @@ def signed_ms(v_s: float | None) -> str:
 
 
 def level(v: float | None) -> str:
-    """A load level: `12`, `2.5`."""
-    return DASH if _missing(v) else f"{v:g}"
+    """A load level: `12` users, `2.5`, `8.69` req/s (a measured rate: three significant digits)."""
+    if _missing(v):
+        return DASH
+    return f"{v:.0f}" if float(v).is_integer() else f"{v:.3g}"
 
 
 def utc(t: float | None) -> str:

@@ -44,9 +44,15 @@ FLOAT_COLS = (
     "tpot_s",
     "prompt_tokens",
     "output_tokens",
+    # reasoning and tool calls (absent from older runs: analysis/reasoning.py then reports none)
+    "ttfo_s",
+    "reasoning_tokens",
+    "tool_ttft_s",
+    "tool_call_tokens",
 )
-TEXT_COLS = ("dataset", "error")
+TEXT_COLS = ("dataset", "error", "worker")
 INT_COLS = ("step", "target_users")
+ID_COLS = ("user",)  # with `worker`: who sent a request (the start-up ends at the last user's first send)
 NL = b"\n"
 
 
@@ -101,8 +107,8 @@ def read_requests(csv_path: Path) -> tuple[pa.Table, list[str]]:
             f"{csv_path}: missing column(s) {', '.join(missing)} (is this a Goodput requests.csv? header: "
             f"{','.join(header[:6])}{',…' if len(header) > 6 else ''})"
         )
-    wanted = [c for c in (*FLOAT_COLS, *TEXT_COLS, *INT_COLS, "itl_s", "ok") if c in header]
-    types: dict[str, pa.DataType] = {c: pa.float64() for c in FLOAT_COLS}
+    wanted = [c for c in (*FLOAT_COLS, *TEXT_COLS, *INT_COLS, *ID_COLS, "itl_s", "ok") if c in header]
+    types: dict[str, pa.DataType] = {c: pa.float64() for c in (*FLOAT_COLS, *ID_COLS)}
     types.update({c: pa.string() for c in TEXT_COLS})
     types.update(
         {"itl_s": pa.large_binary(), "ok": pa.bool_(), "step": pa.float64(), "target_users": pa.float64()}

@@ -27,7 +27,7 @@ Lap = Callable[[str], None]  # called with a phase name when the phase ends (`--
 def run_plots(a: Analysis, out_dir: Path) -> list[tuple[Path, str]]:
     """Write the run's PNGs under `out_dir` and return (path, caption) in report order."""
     s, df = a.summary, a.run.df
-    in_run = df["in_run_stats"].to_numpy()
+    in_run = a.in_run if len(a.in_run) == len(df) else df["in_run_stats"].to_numpy()
     sel = df[in_run]
     t0 = s.throughput.t_start_unix
     out: dict[str, tuple[Path, str]] = {}

@@ -9,10 +9,8 @@ written (the machine-readable twin of summary.md; README.md § summary.json): th
 as they are (`ttft_s`, `pass`, `check`), the attribute names follow Python (`ttft`, `passed`,
 `label`), and `to_dict()` maps one onto the other in one place per class.
 
-The server figures are `TypedDict`s rather than dataclasses: they are a pass-through of the
-engine's series (whichever of them the engine exposes; analysis/server.py fills them with one
-loop over a window's keys), tests and benches read them by key, and summary.json writes them as
-they are. The TypedDicts still name and type every key.
+The server figures are `TypedDict`s (analysis/serverfigures.py, re-exported here) rather than
+dataclasses: a pass-through of the engine's series that summary.json writes as they are.
 """
 
 from __future__ import annotations
@@ -20,38 +18,31 @@ from __future__ import annotations
 import dataclasses
 import json
 from dataclasses import dataclass
-from typing import Any, TypedDict
+from typing import Any
 
+from analysis.dist import Dist
+from analysis.reasoning import Reasoning, ToolCalls
+from analysis.serverfigures import ServerFigures as ServerFigures  # re-exported: every result type here
+from analysis.serverfigures import ServerSummary as ServerSummary
+from analysis.serverfigures import StepServer as StepServer
+from analysis.serverfigures import TtftCompare as TtftCompare
+from analysis.stepresults import Capacity as Capacity  # re-exported: every result type here
+from analysis.stepresults import Level as Level
+from analysis.stepresults import Step as Step
+from analysis.stepresults import StepPercentiles as StepPercentiles
 from analysis.timing import ServerTiming
 from core.slo import Slo
 
-
-@dataclass(frozen=True)
-class Dist:
-    """`{mean, p50, p90, p95, p99, max}` of one latency, in seconds (None: no samples); `n` samples."""
-
-    mean: float | None
-    p50: float | None
-    p90: float | None
-    p95: float | None
-    p99: float | None
-    max: float | None
-    n: int
-
-    def to_dict(self) -> dict[str, float | None]:
-        return {
-            "mean": self.mean,
-            "p50": self.p50,
-            "p90": self.p90,
-            "p95": self.p95,
-            "p99": self.p99,
-            "max": self.max,
-        }
+__all__ = ["Dist", "Reasoning", "ToolCalls"]  # defined in their own modules, part of the results all the same
 
 
 @dataclass(frozen=True)
 class Throughput:
-    """Counts and rates of one selection of rows over its window (first send → last completion)."""
+    """The run's counts (requests sent in its window) and rates (what completed or arrived inside it).
+
+    The window is first send → last completion of the requests it holds (the start-up and the first
+    warm-up left out); rates count completions and token arrivals inside it (analysis/metrics.py).
+    """
 
     requests: int
     cancelled: int
@@ -101,6 +92,7 @@ class Verdict:
     goodput_req_per_s: float | None
     checks: list[Check]
     passed: bool
+    capacity: Capacity | None = None  # where this SLO breaks along the load levels (None: no levels)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -111,154 +103,8 @@ class Verdict:
             "goodput_req_per_s": self.goodput_req_per_s,
             "checks": [c.to_dict() for c in self.checks],
             "pass": self.passed,
+            "capacity": None if self.capacity is None else self.capacity.to_dict(),
         }
-
-
-@dataclass(frozen=True)
-class StepPercentiles:
-    """p50 / p95 / p99 of one latency within a step (seconds; None: no samples)."""
-
-    p50: float | None
-    p95: float | None
-    p99: float | None
-
-
-class TtftCompare(TypedDict):
-    """Client vs engine mean TTFT over the same span of first tokens."""
-
-    window: list[float]
-    client_mean_s: float
-    server_mean_s: float
-
-
-class ServerFigures(TypedDict):
-    """Every server figure over one time window (analysis/server.py `window_figures`); None: not measured."""
-
-    scrapes: int
-    running_mean: float | None
-    running_max: float | None
-    waiting_mean: float | None
-    waiting_max: float | None
-    kv_cache_usage_mean: float | None
-    kv_cache_usage_max: float | None
-    prefix_cache_hit_rate: float | None
-    prefix_cache_hit_source: str | None
-    prefix_cache_queried_tokens: float | None
-    preemptions: float | None
-    prompt_tokens: float | None
-    generation_tokens: float | None
-    server_gen_tok_per_s: float | None
-    tokens_per_step: float | None
-    server_ttft_mean_s: float | None
-    server_ttft_p50_s: float | None
-    server_ttft_p90_s: float | None
-    server_ttft_p99_s: float | None
-    server_ttft_count: float | None
-    server_e2e_mean_s: float | None
-    server_queue_mean_s: float | None
-    counter_window: list[float] | None
-
-
-class ServerSummary(ServerFigures):
-    """summary.json `server`: the engine, where each series came from, the run window's figures."""
-
-    engine: str
-    simulated: bool
-    scrape_interval_s: float | None
-    sources: dict[str, str]
-    client_minus_server_ttft_s: float | None
-    ttft_compare: TtftCompare | None
-    client_cached_share: float | None
-
-
-class StepServer(ServerFigures):
-    """A step's `server`: the figures over its stage (warm-up/cool-down excluded) and the TTFT gap."""
-
-    client_minus_server_ttft_s: float | None
-    ttft_compare: TtftCompare | None
-    client_cached_share: float | None
-    window: list[float]
-
-
-_STEP_FIGURES = (
-    "step", "label", "load", "target_users", "rate_rps", "requests", "ok", "errors", "good", "cancelled",
-    "t_start_unix", "t_end_unix", "duration_s", "req_per_s", "output_tok_per_s", "goodput_req_per_s",
-    "slo_attainment",
-)  # fmt: skip
-
-
-@dataclass(frozen=True)
-class Step:
-    """One load level's row of the step table (warm-up/cool-down excluded)."""
-
-    step: int
-    label: str
-    load: float  # users, or req/s when every step ran at an arrival rate (Summary.load_unit)
-    target_users: int
-    rate_rps: float | None
-    requests: int
-    ok: int
-    errors: int
-    good: int
-    cancelled: int
-    t_start_unix: float
-    t_end_unix: float
-    duration_s: float
-    req_per_s: float | None
-    output_tok_per_s: float | None
-    goodput_req_per_s: float | None
-    slo_attainment: float
-    ttft: StepPercentiles
-    tpot: StepPercentiles
-    e2e: StepPercentiles
-    server: StepServer | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        out = {name: getattr(self, name) for name in _STEP_FIGURES}
-        for name in ("ttft", "tpot", "e2e"):
-            p = getattr(self, name)
-            out.update({f"{name}_p50_s": p.p50, f"{name}_p95_s": p.p95, f"{name}_p99_s": p.p99})
-        if self.server is not None:
-            out["server"] = self.server
-        return out
-
-
-@dataclass(frozen=True)
-class Level:
-    """One load level's pooled SLO attainment (the capacity curve)."""
-
-    load: float
-    slo_attainment: float
-
-
-@dataclass(frozen=True)
-class Capacity:
-    """Capacity at SLO: the highest load level whose attainment ≥ target, interpolated (analysis/steps.py).
-
-    `bounded` is False when every level up to the highest tested met the target (`value` is then a
-    lower bound); `between` the two levels interpolated between; `levels` None when there were no steps.
-    """
-
-    value: float | None
-    unit: str
-    target: float
-    bounded: bool
-    between: tuple[float, float] | None
-    note: str
-    levels: list[Level] | None
-
-    def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {
-            "value": self.value,
-            "unit": self.unit,
-            "target": self.target,
-            "bounded": self.bounded,
-            "between": None if self.between is None else list(self.between),
-            "note": self.note,
-        }
-        if self.levels is not None:
-            out["levels"] = [{"load": x.load, "slo_attainment": x.slo_attainment} for x in self.levels]
-        return out
 
 
 @dataclass(frozen=True)
@@ -280,6 +126,28 @@ class OpenLoop:
 
 
 @dataclass(frozen=True)
+class StartupFigures:
+    """The start-up (analysis/windows.py): every user spawned and its first request sent. Reported
+    apart; `included` says whether the headline holds its requests (`--include-startup`)."""
+
+    t_start_unix: float
+    t_end_unix: float
+    duration_s: float
+    users: int
+    requests: int
+    ok: int
+    included: bool
+    ttft: Dist
+    e2e: Dist
+
+    def to_dict(self) -> dict[str, Any]:
+        out = {
+            f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name not in ("ttft", "e2e")
+        }
+        return {**out, "ttft_s": self.ttft.to_dict(), "e2e_s": self.e2e.to_dict()}
+
+
+@dataclass(frozen=True)
 class RunInfo:
     """The run.json facts a reader needs beside the numbers, as run.json holds them (not validated)."""
 
@@ -297,6 +165,7 @@ class RunInfo:
     workers: Any
     git_commit: Any
     locust_version: Any
+    api: Any = None  # the server API the requests used (`--api`; older runs: None, i.e. chat or completions)
 
 
 @dataclass
@@ -324,7 +193,16 @@ class Summary:
     saturated_windows: list[tuple[float, float]]  # when the load generator could not keep up
     server: ServerSummary | None
     warnings: list[str]
+    startup: StartupFigures | None = None
+    excluded_startup_rows: int = 0
     server_timing: ServerTiming | None = None  # the engine's spans joined per request (analysis/spans.py)
+    reasoning: Reasoning | None = None  # only when some request reasoned
+    tool_calls: ToolCalls | None = None  # only when some request was answered with a tool call
+
+    @property
+    def is_ramp(self) -> bool:
+        """Several complete load levels: capacity, not the whole run's verdict, answers the question."""
+        return len({s.load for s in self.steps if not s.truncated}) >= 2
 
     @property
     def verdict(self) -> Verdict:
@@ -373,10 +251,14 @@ class Summary:
             "capacity": self.capacity.to_dict(),
             "open_loop": None if self.open_loop is None else self.open_loop.to_dict(),
             "excluded_warmup_rows": self.excluded_warmup_rows,
+            "excluded_startup_rows": self.excluded_startup_rows,
+            "startup": None if self.startup is None else self.startup.to_dict(),
             "loadgen_saturated_windows": [list(w) for w in self.saturated_windows],
             "server": self.server,
             "server_timing": None if self.server_timing is None else self.server_timing.to_dict(),
             "warnings": list(self.warnings),
+            "reasoning": None if self.reasoning is None else self.reasoning.to_dict(),
+            "tool_calls": None if self.tool_calls is None else self.tool_calls.to_dict(),
         }
 
     def to_json(self) -> str:

@@ -1,8 +1,8 @@
 """Server-side figures from `<run>/server_metrics.csv` (`t, metric, labels, value`), beside the client's.
 
 The engine's names are mapped to common series (analysis/engines.py), then every figure is taken
-over a time window — the run's measurement window for summary.json `server`, each step's stage
-(minus its warm-up/cool-down) for `steps[i].server`:
+over a time window — the run's measurement window for summary.json `server`, each level's window
+(analysis/windows.py: its stage minus warm-up/cool-down) for `steps[i].server`:
 - gauges (running, waiting, KV-cache usage): mean / max of the scrapes inside the window;
 - counters (prefix-cache hits and queries, preemptions, tokens) and histograms (TTFT, E2E, queue):
   the increase over the window, each counter interpolated linearly between scrapes at the window's
@@ -33,7 +33,6 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 
 from analysis.engines import Engine, Samples, bound, detect, histogram_quantile
-from analysis.load import stages_by_step
 from analysis.results import ServerFigures, ServerSummary, Step, StepServer
 
 HISTOGRAMS = ("ttft", "e2e", "queue", "step_tokens")
@@ -314,20 +313,17 @@ def summarize(d: ServerData, window: tuple[float, float], df: pd.DataFrame, run_
     return cast(ServerSummary, out)
 
 
-def step_figures(
-    d: ServerData, steps: list[Step], df: pd.DataFrame, meta: dict, run_dir: Path
-) -> list[StepServer]:
-    """Per step: the figures over its stage (warm-up/cool-down excluded), the client's mean TTFT of
-    the requests whose first token came in that span, and the gap between them."""
+def step_figures(d: ServerData, steps: list[Step], df: pd.DataFrame, run_dir: Path) -> list[StepServer]:
+    """Per level: the figures over its window (analysis/windows.py: its stage without warm-up and
+    cool-down), the client's mean TTFT of the requests whose first token came in that span, and the
+    gap between them."""
     if not steps:
         return []
-    stages = stages_by_step(meta)
     cached = d.cached_rows(run_dir)
     cut = first_cancelled_send(df)
     out = []
     for row in steps:
-        st = stages.get(row.step, {})
-        t0, t1 = _stage_window(st, row)
+        t0, t1 = row.t_start_unix, row.t_end_unix
         fig: dict = dict(window_figures(d, t0, t1))
         share = None
         if cached is not None:
@@ -336,15 +332,3 @@ def step_figures(
         fig.update(_client(cast(ServerFigures, fig), d, df, cut), client_cached_share=share, window=[t0, t1])
         out.append(cast(StepServer, fig))
     return out
-
-
-def _stage_window(st: dict, row: Step) -> tuple[float, float]:
-    """The stage's own span without warm-up and cool-down; the step's request span when run.json has none."""
-    t0, t1 = st.get("t_start_unix"), st.get("t_end_unix")
-    if not isinstance(t0, int | float) or not t0:
-        return float(row.t_start_unix), float(row.t_end_unix)
-    if not isinstance(t1, int | float) or t1 <= t0:
-        t1 = row.t_end_unix
-    a = float(t0) + float(st.get("warmup_s") or 0.0)
-    b = float(t1) - float(st.get("cooldown_s") or 0.0)
-    return (a, b) if b > a else (float(t0), float(t1))

@@ -1,21 +1,23 @@
 """One run → every figure under one primary SLO: `analyze()` returns an `Analysis` whose `summary` is the typed result.
 
 The figures come from requests.csv through analysis/metrics.py (distributions, throughput,
-verdicts, open loop), analysis/steps.py (per-step table, capacity) and analysis/server.py (the
-engine's own series); this module only selects the rows (warm-up excluded), picks the SLOs to
-judge and assembles the `Summary` (analysis/results.py), whose `to_json()` is summary.json.
-Writing it, summary.md, the plots and report.html is analysis/outputs.py's job.
+verdicts, open loop), analysis/steps.py (per-level table, capacity) and analysis/server.py (the
+engine's own series), over the windows analysis/windows.py defines; this module only selects the
+rows (the start-up and the first warm-up out of the headline), picks the SLOs to judge and
+assembles the `Summary` (analysis/results.py), whose `to_json()` is summary.json. Writing it,
+summary.md, the plots and report.html is analysis/outputs.py's job.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 
 from analysis import fmt, server, spans
+from analysis import windows as win
 from analysis.errors import AnalysisError
 from analysis.itl import Distribution, PendingDistribution
 from analysis.load import Run
@@ -26,11 +28,13 @@ from analysis.metrics import (
     good_mask,
     latency_values,
     open_loop,
+    reasoning,
     throughput,
+    tool_calls,
     verdict,
 )
-from analysis.results import RunInfo, Summary
-from analysis.steps import capacity_at_slo, step_table
+from analysis.results import RunInfo, StartupFigures, Step, Summary, Verdict
+from analysis.steps import Levels, capacity_at_slo, good_by_step, step_table
 from core.slo import PROFILES, Slo
 
 
@@ -45,6 +49,7 @@ class Analysis:
     good: np.ndarray
     itl: Distribution | PendingDistribution
     server_series: server.ServerData | None = None
+    in_run: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))  # rows in the headline
 
     def finish(self) -> Analysis:
         """Wait for the ITL figures (parsed in the background) and put them in the summary."""
@@ -55,18 +60,29 @@ class Analysis:
 
 
 def saturation_warnings(meta: dict) -> tuple[list[tuple[float, float]], list[str]]:
-    """run.json `loadgen.saturated_windows` → the windows and the report's one-line flags."""
+    """run.json `loadgen.saturated_windows` (+ `saturated_detail`: what triggered each) → the windows
+    and the report's one-line flags."""
     loadgen = meta.get("loadgen") if isinstance(meta.get("loadgen"), dict) else {}
     windows = []
     for w in loadgen.get("saturated_windows") or []:
         if isinstance(w, list | tuple) and len(w) == 2 and all(isinstance(x, int | float) for x in w):
             windows.append((float(w[0]), float(w[1])))
+    detail = [d for d in loadgen.get("saturated_detail") or [] if isinstance(d, dict)]
     t0 = meta.get("t_start_unix")
     out = []
-    for a, b in windows:
+    for i, (a, b) in enumerate(windows):
         rel = f" (+{a - t0:.0f} s to +{b - t0:.0f} s into the run)" if isinstance(t0, int | float) else ""
-        out.append(f"load generator saturated from {fmt.utc(a)} to {fmt.utc(b)}{rel}: add workers")
+        why = _saturation_cause(detail[i]) if len(detail) == len(windows) else ""
+        out.append(f"load generator saturated from {fmt.utc(a)} to {fmt.utc(b)}{rel}{why}: add workers")
     return windows, out
+
+
+def _saturation_cause(d: dict) -> str:
+    """`: event-loop lag p99 23 ms over 3 s at 95 % CPU (worker w1)` — the figures that flagged it."""
+    lag, cpu, span = d.get("lag_p99_ms"), d.get("cpu_percent"), d.get("span_s")
+    if not all(isinstance(x, int | float) for x in (lag, cpu, span)):
+        return ""
+    return f": event-loop lag p99 {lag:.0f} ms over {span:g} s at {cpu:.0f} % CPU ({d.get('worker', '?')})"
 
 
 def judged_slos(slo: Slo, extra: list[Slo] | None) -> list[Slo]:
@@ -75,31 +91,44 @@ def judged_slos(slo: Slo, extra: list[Slo] | None) -> list[Slo]:
     return slos + [p for name, p in PROFILES.items() if name not in {s.name for s in slos}]
 
 
-def analyze(run: Run, slo: Slo, extra: list[Slo] | None = None, wait: bool = True) -> Analysis:
+def analyze(
+    run: Run, slo: Slo, extra: list[Slo] | None = None, wait: bool = True, include_startup: bool = False
+) -> Analysis:
     """All figures of `run` under `slo` (goodput, attainment, capacity) + verdicts for `extra` and every profile.
 
     With `wait=False` the ITL figures may still be parsing: call `Analysis.finish()` before
-    reading `summary.itl` (the CLI draws the other plots meanwhile).
+    reading `summary.itl` (the CLI draws the other plots meanwhile). `include_startup` keeps the
+    start-up's requests in the headline and the first level (they are reported apart either way).
     """
     df = run.df
-    in_run = df["in_run_stats"].to_numpy()
+    up = win.startup(df, run.meta)
+    cut = up.rows if up is not None and not include_startup else np.zeros(len(df), dtype=bool)
+    in_run = df["in_run_stats"].to_numpy() & ~cut
+    in_step = df["in_step_stats"].to_numpy() & ~cut
     ok = df["ok"].to_numpy(dtype=bool)
     good = good_mask(df, slo)
     sel = df[in_run]
     if sel.empty:
-        raise AnalysisError(f"{run.path}: every request fell in the warm-up period; nothing to analyze")
+        raise AnalysisError(f"{run.path}: every request fell in the warm-up or start-up; nothing to analyze")
     itl = PendingDistribution(run.itl, in_run & ok, where=str(run.path / "requests.csv"))
-    tp = throughput(sel, good[in_run])
-    steps, unit = step_table(df, good, run.meta)
+    tp = throughput(df, in_run, good, run.itl)
+    levels = Levels(
+        run.meta, run.itl, in_step, up.t_end_unix if up is not None and not include_startup else None
+    )
+    steps, unit = step_table(df, good, levels)
     windows, sat_warnings = saturation_warnings(run.meta)
     samples, server_warnings = server.load_server_metrics(run.path)
     series, more = server.build(samples) if samples is not None else (None, [])
     server_warnings += more
     server_summary = None
-    if series is not None:  # engine metrics over the run's window and each step's stage
+    if series is not None:  # engine metrics over the run's window and each level's window
         server_summary = server.summarize(series, (tp.t_start_unix, tp.t_end_unix), df, run.path)
-        figures = server.step_figures(series, steps, df, run.meta, run.path)
+        figures = server.step_figures(series, steps, df, run.path)
         steps = [dataclasses.replace(st, server=f) for st, f in zip(steps, figures, strict=True)]
+    verdicts = with_capacity(
+        [verdict(df, in_run, itl, s) for s in judged_slos(slo, extra)], judged_slos(slo, extra), steps, unit,
+        lambda s: good_by_step(df, in_step, good_mask(df, s)),
+    )  # fmt: skip
     summary = Summary(
         run=run_info(run),
         slo=slo,
@@ -109,19 +138,53 @@ def analyze(run: Run, slo: Slo, extra: list[Slo] | None = None, wait: bool = Tru
         tpot=dist(latency_values(sel, "tpot_s")),
         itl=None,  # filled by Analysis.finish()
         e2e=dist(latency_values(sel, "e2e_s")),
-        verdicts=[verdict(sel, itl, s) for s in judged_slos(slo, extra)],
+        verdicts=verdicts,
         load_unit=unit,
         steps=steps,
         capacity=capacity_at_slo(steps, slo.attain_target, unit),
         open_loop=open_loop(sel, slo),
-        excluded_warmup_rows=int((~in_run).sum()),
+        excluded_warmup_rows=int((~df["in_run_stats"].to_numpy()).sum()),
         saturated_windows=windows,
         server=server_summary,
         warnings=sat_warnings + list(run.warnings) + server_warnings,
+        startup=startup_figures(df, up, include_startup),
+        excluded_startup_rows=int((cut & df["in_run_stats"].to_numpy()).sum()),
         server_timing=spans.server_timing(run, slo, steps),
+        reasoning=reasoning(sel),
+        tool_calls=tool_calls(sel),
     )
-    a = Analysis(run, slo, summary, good, itl, series)
+    a = Analysis(run, slo, summary, good, itl, series, in_run)
     return a.finish() if wait else a
+
+
+def with_capacity(
+    verdicts: list[Verdict], slos: list[Slo], steps: list[Step], unit: str, good_of
+) -> list[Verdict]:
+    """Each SLO's verdict with where that SLO breaks along the load levels (no levels: unchanged)."""
+    if not steps:
+        return verdicts
+    return [
+        dataclasses.replace(v, capacity=capacity_at_slo(steps, s.attain_target, unit, good_of(s)))
+        for v, s in zip(verdicts, slos, strict=True)
+    ]
+
+
+def startup_figures(df: pd.DataFrame, up: win.Startup | None, included: bool) -> StartupFigures | None:
+    """The start-up's own figures: its span, requests, and the TTFT / E2E of those that completed."""
+    if up is None:
+        return None
+    rows = df[up.rows]
+    return StartupFigures(
+        t_start_unix=up.t_start_unix,
+        t_end_unix=up.t_end_unix,
+        duration_s=up.duration_s,
+        users=up.users,
+        requests=len(rows),
+        ok=int(rows["ok"].sum()),
+        included=included,
+        ttft=dist(latency_values(rows, "ttft_s")),
+        e2e=dist(latency_values(rows, "e2e_s")),
+    )
 
 
 def run_info(run: Run) -> RunInfo:
@@ -143,6 +206,7 @@ def run_info(run: Run) -> RunInfo:
         workers=m.get("workers"),
         git_commit=m.get("git_commit"),
         locust_version=m.get("locust_version"),
+        api=m.get("api"),
     )
 
 

@@ -96,6 +96,9 @@ COLUMNS = [
     ("latency_p95_s", "latency p95"),
     ("ttft_p95_s", "TTFT p95"),
     ("tpot_p95_s", "TPOT p95"),
+    ("ttfo_p50_s", "TTFO p50"),
+    ("ttfo_p95_s", "TTFO p95"),
+    ("reasoning_tokens", "reasoning tokens"),
     ("runs", "runs"),
     ("engine", "engine"),
     ("model", "model"),
@@ -103,6 +106,17 @@ COLUMNS = [
     ("matrix", "matrix"),
     ("date", "date"),
 ]
+
+
+REASONING_KEYS = ("ttfo_p50_s", "ttfo_p95_s", "reasoning_tokens")  # shown where a cell has a reasoning run
+NUMERIC = frozenset(("capacity", "goodput", "attainment", "req_per_s", "latency_p95_s", "ttft_p95_s",
+                     "tpot_p95_s", *REASONING_KEYS, "runs"))  # fmt: skip
+
+
+def columns(items: list[dict]) -> list[tuple[str, str]]:
+    """COLUMNS for one cell's entries: the reasoning ones only when some entry has them."""
+    reasoned = any(e.get("ttfo_p95_s") is not None for e in items)
+    return [(k, h) for k, h in COLUMNS if reasoned or k not in REASONING_KEYS]
 
 
 def _value(e: dict, key: str, mark: str = WINNER) -> str:
@@ -113,6 +127,8 @@ def _value(e: dict, key: str, mark: str = WINNER) -> str:
         return capacity_text(e, spread=True)
     if key in ("goodput", "req_per_s"):
         return fmt.num(v)
+    if key == "reasoning_tokens":
+        return fmt.num(v, 0)
     if key == "attainment":
         return fmt.pct(v)
     if key.endswith("_s"):
@@ -164,8 +180,10 @@ def render_markdown(entries: list[dict], title: str) -> str:
     ]
     for key, items in cells:
         lines += [f"## {_cell_title(key)}", "", f"Load: `{key[4]}`", ""]
-        body = [[_value(e, k) for k, _ in COLUMNS] for e in items]
-        lines += [fmt.md_table([h for _, h in COLUMNS], body, right=set(range(2, 10))), ""]
+        cols = columns(items)
+        body = [[_value(e, k) for k, _ in cols] for e in items]
+        right = {i for i, (k, _) in enumerate(cols) if k in NUMERIC}
+        lines += [fmt.md_table([h for _, h in cols], body, right=right), ""]
     lines += ["## Configurations", "", fmt.md_table(CONFIG_HEADERS, configurations(entries), right=set()), ""]
     return "\n".join(lines)
 
@@ -244,11 +262,12 @@ def render_html(entries: list[dict], title: str) -> str:
     parts.append("</table>")
     for key, items in cells:
         parts += [f"<h2>{esc(_cell_title(key))}</h2>", f"<p class=muted>Load: <code>{esc(key[4])}</code></p>"]
-        parts.append("<table><tr>" + "".join(f"<th>{esc(h)}</th>" for _, h in COLUMNS) + "</tr>")
+        cols = columns(items)
+        parts.append("<table><tr>" + "".join(f"<th>{esc(h)}</th>" for _, h in cols) + "</tr>")
         for e in items:
             tds = "".join(
-                f"<td{' class=n' if 2 <= i < 10 else ''}>{esc(_value(e, k, WINNER_HTML))}</td>"
-                for i, (k, _) in enumerate(COLUMNS)
+                f"<td{' class=n' if k in NUMERIC else ''}>{esc(_value(e, k, WINNER_HTML))}</td>"
+                for k, _ in cols
             )
             parts.append(f"<tr{' class=win' if e['winner'] else ''}>{tds}</tr>")
         parts.append("</table>")

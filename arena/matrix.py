@@ -60,6 +60,7 @@ LOAD_FLAGS = {
     "order": "--order",
     "user": "--user",
     "endpoint": "--endpoint",
+    "api": "--api",
     "think_time": "--think-time",
     "seed": "--seed",
     "request_timeout": "--request-timeout",

@@ -47,6 +47,9 @@ COLUMNS = {
     "latency_p95_s": "REAL",
     "ttft_p95_s": "REAL",
     "tpot_p95_s": "REAL",
+    "ttfo_p50_s": "REAL",
+    "ttfo_p95_s": "REAL",
+    "reasoning_tokens": "REAL",
     "run_dirs": "TEXT",
     "position": "INTEGER",
 }

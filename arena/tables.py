@@ -180,6 +180,9 @@ def entries(matrix: Matrix, sections: list[Section], hw: dict[str, Any]) -> list
                     "latency_p95_s": r.figures.latency_p95_s,
                     "ttft_p95_s": r.figures.ttft_p95_s,
                     "tpot_p95_s": r.figures.tpot_p95_s,
+                    "ttfo_p50_s": r.figures.ttfo_p50_s,
+                    "ttfo_p95_s": r.figures.ttfo_p95_s,
+                    "reasoning_tokens": r.figures.reasoning_tokens_mean,
                     "run_dirs": dirs,
                 }
             )

@@ -114,6 +114,12 @@ def generate(
     )
     assert tuple(table.column_names) == COLUMNS
     pacsv.write_csv(table, run_dir / "requests.csv", pacsv.WriteOptions(quoting_style="needed"))
+    write_meta(run_dir, t0, duration, steps)
+
+
+def write_meta(run_dir: Path, t0: float, duration: float, steps: int) -> None:
+    """run.json of the generated step ramp: one stage per step, the chat SLO."""
+    step_len = duration / steps
     stages = [
         {
             "step": s,

@@ -154,23 +154,43 @@ def metric(m: dict[str, float], name: str) -> float:
     return sum(v for k, v in m.items() if k.startswith(name + "{") or k == name)
 
 
-async def run_clients(args: argparse.Namespace, url: str, server: psutil.Process | None) -> None:
-    host, port = url.split("//")[1].split(":")
-    bench = Bench(host, int(port), args.max_tokens, args.prompt_words)
+async def connect(bench: Bench, host: str, port: int, n: int) -> list[Stream]:
+    """`n` streams, connected in batches of 200: a SYN flood would measure the kernel."""
     loop = asyncio.get_running_loop()
     streams: list[Stream] = []
-    t0 = time.perf_counter()
-    for i in range(0, args.streams, 200):  # connect in batches: a SYN flood would measure the kernel
-        batch = [
-            loop.create_connection(lambda: Stream(bench), host, int(port))
-            for _ in range(min(200, args.streams - i))
-        ]
+    for i in range(0, n, 200):
+        batch = [loop.create_connection(lambda: Stream(bench), host, port) for _ in range(min(200, n - i))]
         for res in await asyncio.gather(*batch, return_exceptions=True):
             if isinstance(res, BaseException):
                 bench.errors += 1
             else:
                 streams.append(res[1])
         await asyncio.sleep(0.05)
+    return streams
+
+
+def print_replicas(replicas: int, m0: dict, m1: dict, dt: float) -> None:
+    """Each replica's last-60 s schedule-lag gauge and its chunks/s over the window."""
+    for engine in range(replicas):
+        recent = {
+            q: metric(
+                m1,
+                f'simserver:schedule_lag_recent_seconds{{engine="{engine}",model_name="sim-llm",quantile="{q}"}}',
+            )
+            for q in ("0.5", "0.99", "1.0")
+        }
+        print(
+            f"replica {engine}: last-60s lag gauge "
+            + "  ".join(f"q{q} {v * 1000:.2f} ms" for q, v in recent.items())
+            + f"; chunks/s {metric_engine(m1, m0, 'vllm:generation_tokens_total', engine) / dt:,.0f}"
+        )
+
+
+async def run_clients(args: argparse.Namespace, url: str, server: psutil.Process | None) -> None:
+    host, port = url.split("//")[1].split(":")
+    bench = Bench(host, int(port), args.max_tokens, args.prompt_words)
+    t0 = time.perf_counter()
+    streams = await connect(bench, host, int(port), args.streams)
     print(
         f"connected {len(streams)}/{args.streams} streams in {time.perf_counter() - t0:.1f}s; warming up {args.warmup}s"
     )
@@ -232,19 +252,7 @@ async def run_clients(args: argparse.Namespace, url: str, server: psutil.Process
     print(
         f"control sleeper (an idle uvloop process, same window): p50 {c50:.2f} ms  p99 {c99:.2f} ms  max {cmax:.2f} ms"
     )
-    for engine in range(args.replicas):
-        recent = {
-            q: metric(
-                m1,
-                f'simserver:schedule_lag_recent_seconds{{engine="{engine}",model_name="sim-llm",quantile="{q}"}}',
-            )
-            for q in ("0.5", "0.99", "1.0")
-        }
-        print(
-            f"replica {engine}: last-60s lag gauge "
-            + "  ".join(f"q{q} {v * 1000:.2f} ms" for q, v in recent.items())
-            + f"; chunks/s {metric_engine(m1, m0, 'vllm:generation_tokens_total', engine) / dt:,.0f}"
-        )
+    print_replicas(args.replicas, m0, m1, dt)
     verdict = held[0] >= 2000 and p99 <= 0.005 if args.streams >= 2000 else p99 <= 0.005
     print("PASS" if verdict else "FAIL")
 

@@ -1,12 +1,25 @@
 """The metric definitions, applied once per request: a `StreamResult`'s stamps → a row's figures.
 
 The definitions, in the one place they are computed (README.md § "Metric definitions" explains them):
-- TTFT: send → first chunk carrying generated text (a role-only or empty chunk is not a token);
-- ITL: the gaps between consecutive text-bearing chunks;
+- TTFT: send → the first chunk carrying generated tokens of any kind — reasoning, answer text or a
+  tool call (a role-only or empty chunk is not a token). A tool call's first delta, which carries
+  the function name, is a generated token.
+- TTFO (time to first output): send → the first chunk of the *answer*: content or a tool call, not
+  reasoning (`ttfo_s`). Undefined when the API streams reasoning as plain text (/v1/completions,
+  TGI, llama.cpp's /completion: nothing tells the two apart) or when no answer came (a stream cut
+  while reasoning). Without reasoning, TTFO = TTFT.
+- reasoning time: TTFO − TTFT (the analysis derives it; no column of its own).
+- reasoning tokens: the server's count (`usage.completion_tokens_details.reasoning_tokens`, which
+  the Responses and SGLang parsers map their own fields onto), else the number of reasoning-only
+  chunks; undefined where the API does not tell reasoning apart.
+- tool-call timing: `tool_ttft_s` = send → the first tool-call delta; `tool_call_tokens` = the
+  deltas carrying argument fragments (undefined when the answer had no tool call).
+- ITL: the gaps between consecutive chunks of generated tokens (every kind);
 - E2E: send → the last data event (a trailing usage chunk included);
 - TPOT: (E2E − TTFT) / (output_tokens − 1), undefined for ≤ 1 token (core/record.py `tpot_s`);
-- output tokens: the server's `usage` when it sent one (`tokens_source=usage`), else the number of
-  text-bearing chunks (`chunks`).
+- output tokens: the server's count when it sent one (`tokens_source` says which field: `usage`,
+  SGLang's `meta_info`, TGI's `details`, llama.cpp's `timings`), else the number of generated
+  chunks (`chunks`).
 """
 
 from __future__ import annotations
@@ -34,15 +47,33 @@ def fill_record(rec: RequestRecord, res: StreamResult) -> None:
     if last is not None:
         rec.e2e_s = last - t0
     usage = res.usage
+    details: dict = {}
     if usage and usage.get("completion_tokens") is not None:
-        rec.tokens_source = "usage"
+        rec.tokens_source = res.tokens_source
         rec.output_tokens = int(usage["completion_tokens"])
         rec.prompt_tokens = _int(usage.get("prompt_tokens"))
-        details = usage.get("prompt_tokens_details") or {}
-        rec.cached_tokens = _int(details.get("cached_tokens"))
+        rec.cached_tokens = _int((usage.get("prompt_tokens_details") or {}).get("cached_tokens"))
+        details = usage.get("completion_tokens_details") or {}
     elif times:
         rec.tokens_source = "chunks"
         rec.output_tokens = len(times)
+    _fill_kinds(rec, res, details)
+
+
+def _fill_kinds(rec: RequestRecord, res: StreamResult, details: dict) -> None:
+    """TTFO, reasoning tokens and tool-call timing: which generated chunks were which."""
+    t0 = res.t_send
+    counted = details.get("reasoning_tokens")
+    if counted is not None:
+        rec.reasoning_tokens = int(counted)
+    if res.splits_reasoning:
+        if res.t_first_answer is not None:
+            rec.ttfo_s = res.t_first_answer - t0
+        if counted is None:
+            rec.reasoning_tokens = res.reasoning_chunks
+    if res.t_first_tool is not None:
+        rec.tool_ttft_s = res.t_first_tool - t0
+        rec.tool_call_tokens = res.tool_arg_chunks
 
 
 def _int(v: Any) -> int | None:

@@ -1,29 +1,48 @@
 """`StreamResult`: what one streamed request produced, whatever the server's API.
 
-Every transport and every API parser fills this same object (in perf_counter seconds; errors are
-short categories plus the server's message, never exceptions), and core/measure.py turns it into
-the row's figures — so a metric is defined once, not once per server format.
+Every transport and every API parser (loadgen/transport/apis/) fills this same object (in
+perf_counter seconds; errors are short categories plus the server's message, never exceptions), and
+core/measure.py turns it into the row's figures — so a metric is defined once, not once per server
+format. A parser sorts each generated chunk into one of three kinds: reasoning (a reasoning model's
+thinking, in its own stream field), answer text, or a tool call; `text_times` holds every generated
+chunk's arrival whatever its kind, the other fields say which were which.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 
 @dataclass(slots=True)
 class StreamResult:
     t_send: float = 0.0
     status: int | None = None
-    text_times: list[float] = field(default_factory=list)  # arrival of each text-bearing chunk
+    text_times: list[float] = field(default_factory=list)  # arrival of each chunk of generated tokens
     t_last: float | None = None  # arrival of the last data event (usage chunk included)
     n_events: int = 0
     n_bytes: int = 0
-    parts: list[str] = field(default_factory=list)
-    usage: dict | None = None
+    parts: list[str] = field(
+        default_factory=list
+    )  # the answer's text (reasoning and tool calls not included)
+    usage: dict | None = (
+        None  # the server's counts in OpenAI's `usage` shape (each API parser converts to it)
+    )
+    tokens_source: str = (
+        "usage"  # where `usage` came from: usage, meta_info (SGLang), details (TGI), timings (llama.cpp)
+    )
     finish_reason: str = ""
     done: bool = False
     error: str = ""
     error_detail: str = ""
+    # -- what kind each chunk was ----------------------------------------------------------------
+    t_first_answer: float | None = None  # first chunk of the answer: content or a tool call
+    reasoning_chunks: int = 0  # chunks that carried reasoning only
+    splits_reasoning: bool = True  # False: this API streams reasoning as plain text (no TTFO to tell)
+    t_first_tool: float | None = None  # first tool-call delta (it carries the function name)
+    tool_arg_chunks: int = 0  # tool-call deltas carrying argument fragments
+    tool_calls: list[dict] | None = None  # the calls: [{id, name, arguments}] by index, when any
+    scratch: Any = None  # an API parser's own state between events (e.g. SGLang's cumulative text length)
 
     @property
     def text(self) -> str:

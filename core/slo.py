@@ -6,8 +6,8 @@ what a good request is. The only import beyond the standard library is PyYAML, l
 
 Semantics (documented in README.md § Analysis, the one place users read them):
 - A request is *good* when it completed (`ok`) and meets every per-request limit: TTFT ≤ limit,
-  TPOT ≤ limit, E2E ≤ limit (inclusive, as vLLM's `--goodput`).
-- A missing TTFT or E2E fails its check (nothing was delivered in time). A missing TPOT (≤ 1
+  TTFO ≤ limit, TPOT ≤ limit, E2E ≤ limit (inclusive, as vLLM's `--goodput`).
+- A missing TTFT, TTFO or E2E fails its check (nothing — or no answer — was delivered in time). A missing TPOT (≤ 1
   output token, where TPOT is undefined) *passes*: vLLM's benchmark counts it as 0 for goodput,
   and a one-token answer has no inter-token pace to violate.
 - Percentile checks (`p99:tpot=250ms`) are run-level pass/fail, not per request.
@@ -25,8 +25,8 @@ from core.durations import UNIT_S, fmt_duration, parse_duration_s
 from core.errors import SloError
 
 ATTAIN_TARGET = 0.9
-METRICS = ("ttft", "tpot", "e2e")  # per-request limits
-PCT_METRICS = ("ttft", "tpot", "itl", "e2e")  # percentile checks may also use ITL
+METRICS = ("ttft", "ttfo", "tpot", "e2e")  # per-request limits
+PCT_METRICS = ("ttft", "ttfo", "tpot", "itl", "e2e")  # percentile checks may also use ITL
 _PCT_KEY = re.compile(r"^p(\d+(?:\.\d+)?):(\w+)$")
 
 
@@ -56,10 +56,15 @@ class Slo:
     e2e_s: float | None = None
     percentiles: tuple[PercentileCheck, ...] = field(default_factory=tuple)
     attain_target: float = ATTAIN_TARGET
+    ttfo_s: float | None = None  # time to the first *answer* token (reasoning excluded: core/measure.py)
 
-    def is_good(self, ttft_s: float | None, tpot_s: float | None, e2e_s: float | None) -> bool:
+    def is_good(
+        self, ttft_s: float | None, tpot_s: float | None, e2e_s: float | None, ttfo_s: float | None = None
+    ) -> bool:
         """Latency part of "good" for one *completed* request (the caller checks `ok`)."""
         if self.ttft_s is not None and (ttft_s is None or ttft_s > self.ttft_s):
+            return False
+        if self.ttfo_s is not None and (ttfo_s is None or ttfo_s > self.ttfo_s):
             return False
         if self.tpot_s is not None and tpot_s is not None and tpot_s > self.tpot_s:
             return False
@@ -75,7 +80,7 @@ class Slo:
 
     def limits(self) -> dict[str, float]:
         """The per-request limits that are set, by metric name."""
-        out = {"ttft": self.ttft_s, "tpot": self.tpot_s, "e2e": self.e2e_s}
+        out = {"ttft": self.ttft_s, "ttfo": self.ttfo_s, "tpot": self.tpot_s, "e2e": self.e2e_s}
         return {k: v for k, v in out.items() if v is not None}
 
     def to_dict(self) -> dict:
@@ -87,6 +92,7 @@ class Slo:
             "e2e_s": self.e2e_s,
             "percentiles": [c.to_dict() for c in self.percentiles],
             "attain_target": self.attain_target,
+            "ttfo_s": self.ttfo_s,
         }
 
     @classmethod
@@ -95,7 +101,9 @@ class Slo:
         if not isinstance(d, dict):
             raise SloError(f"SLO: expected an object, got {type(d).__name__}")
         name = str(d.get("profile") or d.get("name") or "custom")
-        no_limits = all(d.get(k) is None for k in ("ttft_s", "tpot_s", "e2e_s")) and not d.get("percentiles")
+        no_limits = all(d.get(k) is None for k in ("ttft_s", "ttfo_s", "tpot_s", "e2e_s")) and not d.get(
+            "percentiles"
+        )
         if no_limits and name in PROFILES:
             return PROFILES[name]
         checks = tuple(
@@ -110,6 +118,7 @@ class Slo:
             e2e_s=_opt_float(d.get("e2e_s")),
             percentiles=checks,
             attain_target=ATTAIN_TARGET if target is None else float(target),
+            ttfo_s=_opt_float(d.get("ttfo_s")),
         )
 
 
@@ -126,11 +135,16 @@ PROFILES: dict[str, Slo] = {
     "datagen": Slo("datagen", tpot_s=0.035),
     "mlperf-llama2-70b": _mlperf("mlperf-llama2-70b", 2.0, 0.2),
     "mlperf-interactive": _mlperf("mlperf-interactive", 0.45, 0.04),
+    # A reasoning model: MLPerf Inference's DeepSeek-R1 Server scenario (mlcommons/inference
+    # loadgen/mlperf.conf: deepseek-r1.Server.ttft_latency = 2000, tpot_latency = 80, p99). MLPerf's
+    # TTFT counts the first token of any kind, reasoning included, as core/measure.py's TTFT does; it
+    # sets no limit on the first *answer* token, so neither does this profile (add `ttfo=` for one).
+    "reasoning": _mlperf("reasoning", 2.0, 0.08),
 }
 
 
 def parse_slo(spec: str) -> Slo:
-    """A profile name, a YAML file path, or `[profile,]ttft=500ms,tpot=50ms,e2e=20s[,p99:tpot=250ms][,attain=95%]`."""
+    """A profile name, a YAML file path, or `[profile,]ttft=500ms,ttfo=2s,tpot=50ms,e2e=20s[,p99:tpot=250ms][,attain=95%]`."""
     if not isinstance(spec, str) or not spec.strip():
         raise SloError(
             "SLO: empty; give a profile (" + ", ".join(PROFILES) + ") or e.g. ttft=500ms,tpot=50ms"
@@ -164,7 +178,7 @@ def _build(items: list[tuple[str, Any]], base: Slo | None, where: str, name: str
     checks: dict[tuple[str, float], PercentileCheck] = {}
     target = ATTAIN_TARGET
     if base is not None:
-        limits.update({"ttft": base.ttft_s, "tpot": base.tpot_s, "e2e": base.e2e_s})
+        limits.update({"ttft": base.ttft_s, "ttfo": base.ttfo_s, "tpot": base.tpot_s, "e2e": base.e2e_s})
         checks = {(c.metric, c.q): c for c in base.percentiles}
         target = base.attain_target
     seen: set[str] = set()
@@ -192,7 +206,9 @@ def _build(items: list[tuple[str, Any]], base: Slo | None, where: str, name: str
                 f"{where}: 'itl' has no per-request limit; use a percentile check such as p99:itl=100ms"
             )
         else:
-            raise SloError(f"{where}: unknown key '{key}' (known: ttft, tpot, e2e, pNN:<metric>, attain)")
+            raise SloError(
+                f"{where}: unknown key '{key}' (known: ttft, ttfo, tpot, e2e, pNN:<metric>, attain)"
+            )
     return Slo(
         name=name,
         ttft_s=limits["ttft"],
@@ -200,6 +216,7 @@ def _build(items: list[tuple[str, Any]], base: Slo | None, where: str, name: str
         e2e_s=limits["e2e"],
         percentiles=tuple(checks.values()),
         attain_target=target,
+        ttfo_s=limits["ttfo"],
     )
 
 

@@ -17,6 +17,8 @@ import os
 import socket
 import time
 import weakref
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -31,6 +33,7 @@ from loadgen.state.livefigures import LiveFigures
 from loadgen.state.livestats import LiveStats
 from loadgen.state.openloop import OpenLoopStats
 from loadgen.state.rows import RowBuffer
+from loadgen.transport.apis import APIS, Api, Prompt, chosen
 from loadgen.transport.ids import DEFAULT_HEADER, RequestIds, request_id_header
 
 if TYPE_CHECKING:
@@ -69,101 +72,106 @@ def attach(environment: Any, ctx: RunContext) -> RunContext:
     return ctx
 
 
+@dataclass(eq=False)
 class RunContext:
-    """Goodput's state in one load process (local runner, master or worker)."""
+    """Goodput's state in one load process (local runner, master or worker): every field is declared
+    here, with what it holds. Created at Locust's `init` by loadgen/run/lifecycle.py."""
 
-    def __init__(self, environment: Any, slo: Slo, model: str) -> None:
-        #: Locust's environment of this process (its runner, events, parsed options).
-        self.environment = environment
-        #: The parsed command line (refreshed on workers: the master's options arrive at each spawn).
-        self.options: Any = environment.parsed_options
-        #: The SLO judged live and written to run.json (`--slo`).
-        self.slo = slo
-        #: The model name sent with every request (`--model`, or the target's first model).
-        self.model = model
-        #: Per-request timeout and the agent's think time, in seconds.
-        self.timeout_s = 0.0
-        self.think_time_s = 0.0
-        #: The `worker` column of this process's rows: host and pid.
-        self.worker_name = f"{socket.gethostname()}-{os.getpid()}"
-        #: Request ids (unique across workers and runs) and the header that carries them.
-        self.ids = RequestIds()
-        #: Goodput's user numbers in this process (the `user` column).
-        self._user_ids = itertools.count(1)
-        #: This worker's slice of the workload: index among the workers and their count.
-        self.worker_index = 0
-        self.worker_count = 1
-        #: Web UI: why the form's options were refused ("" when accepted); users then send nothing.
-        self.refused = ""
-        #: `--user` name → Locust user class (the web form may pick another class per run).
-        self.user_classes: dict[str, type] = {}
+    #: Locust's environment of this process (its runner, events, parsed options).
+    environment: Any
+    #: The SLO judged live and written to run.json (`--slo`).
+    slo: Slo
+    #: The model name sent with every request (`--model`, or the target's first model).
+    model: str
+    #: The parsed command line (refreshed on workers: the master's options arrive at each spawn).
+    options: Any = None
+    #: The server API every request speaks (`--api`, or its alias `--endpoint`).
+    api: Api = field(default_factory=lambda: APIS["chat"])
+    #: Per-request timeout and the agent's think time, in seconds.
+    timeout_s: float = 0.0
+    think_time_s: float = 0.0
+    #: The `worker` column of this process's rows: host and pid.
+    worker_name: str = field(default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}")
+    #: Request ids (unique across workers and runs) and the header that carries them.
+    ids: RequestIds = field(default_factory=RequestIds)
+    #: Goodput's user numbers in this process (the `user` column).
+    _user_ids: Iterator[int] = field(default_factory=lambda: itertools.count(1), repr=False)
+    #: This worker's slice of the workload: index among the workers and their count.
+    worker_index: int = 0
+    worker_count: int = 1
+    #: Web UI: why the form's options were refused ("" when accepted); users then send nothing.
+    refused: str = ""
+    #: `--user` name → Locust user class (the web form may pick another class per run).
+    user_classes: dict[str, type] = field(default_factory=dict)
 
-        # -- load -------------------------------------------------------------------------------
-        #: The load level requests are labelled with, and every level of this run so far.
-        self.stage = Stage()
-        self.stages: list[Stage] = []
-        #: Told of every new stage (the open-loop dispatcher waits on it).
-        self.stage_listeners: list[Callable[[Stage], None]] = []
-        #: Requests of this process waiting on the server right now (queueing shows here first).
-        self.in_flight = 0
-        #: Holds finished requests' bookkeeping until the event loop has no I/O pending.
-        self.io_first = IoFirst()
-        #: Live counters (TTFT, TPOT, ITL, E2E, good and sent requests), merged worker → master.
-        self.live = LiveStats()
-        #: When this run started here (wall clock; master: the run folder opened, worker: its users
-        #: were told to start): the planned end for `remaining_s`.
-        self.t_run_start_unix: float | None = None
-        #: Rows made here and not yet handed on (workers ship them with each report).
-        self.buffer = RowBuffer()
-        #: Open-loop generator figures (arrivals due/sent, send lag) and this process's dispatcher.
-        self.open_loop = OpenLoopStats()
-        self.driver: Driver | None = None
-        self._workload: Any = None
+    # -- load -------------------------------------------------------------------------------
+    #: The load level requests are labelled with, and every level of this run so far.
+    stage: Stage = field(default_factory=Stage)
+    stages: list[Stage] = field(default_factory=list)
+    #: Told of every new stage (the open-loop dispatcher waits on it).
+    stage_listeners: list[Callable[[Stage], None]] = field(default_factory=list)
+    #: Requests of this process waiting on the server right now (queueing shows here first).
+    in_flight: int = 0
+    #: Holds finished requests' bookkeeping until the event loop has no I/O pending.
+    io_first: IoFirst = field(default_factory=IoFirst)
+    #: Live counters (TTFT, TPOT, ITL, E2E, good and sent requests), merged worker → master.
+    live: LiveStats = field(default_factory=LiveStats)
+    #: When this run started here (wall clock; master: the run folder opened, worker: its users
+    #: were told to start): the planned end for `remaining_s`.
+    t_run_start_unix: float | None = None
+    #: Rows made here and not yet handed on (workers ship them with each report).
+    buffer: RowBuffer = field(default_factory=RowBuffer)
+    #: Open-loop generator figures (arrivals due/sent, send lag) and this process's dispatcher.
+    open_loop: OpenLoopStats = field(default_factory=OpenLoopStats)
+    driver: Driver | None = None
+    _workload: Any = field(default=None, repr=False)
 
-        # -- master / local runner: the run folder -----------------------------------------------------
-        #: The run folder, its id (the folder name) and the CSV writer of requests.csv.
-        self.run_dir: Path | None = None
-        self.run_id = ""
-        self.sink: CsvSink | None = None
-        #: Locust's own CSV files in the run folder (when --csv is not given).
-        self.locust_csv: LocustCsv | None = None
-        #: run.json's content, written at start, at stop and when the run closes.
-        self.meta: dict = {}
-        #: Per worker: requests started, rows received, last report, missing (loadgen/run/scaleout.py).
-        self.per_worker: dict[str, dict] = {}
-        #: Workers that confirmed their last rows were sent (the end-of-run handshake).
-        self.flushed: set[str] = set()
-        #: Watches workers' heartbeats while a run is open.
-        self.watcher: Greenlet | None = None
-        #: SIGTERM acts as Ctrl-C until Locust installs its own handler (headless runs).
-        self.sigterm_interrupts = False
-        #: How the run ended, for run.json's `outcome`: "" while running (then "completed"),
-        #: "interrupted" (Ctrl-C, SIGTERM) or "target_failing" (loadgen/run/failstop.py).
-        self.outcome = ""
-        #: The systematic-failure rule, fed every row the run folder receives (all workers' rows).
-        self.failures = FailureWatch()
-        #: The live figures both live views show (sampled by loadgen/live/sampler.py).
-        self.figures = LiveFigures()
-        #: Requests each worker has waiting on the server (its last report), by client id.
-        self.worker_in_flight: dict[str, int] = {}
-        #: Fired once per run on the master/local runner, after the workers' last rows arrived and
-        #: just before requests.csv and run.json are closed: `(environment=…)`. The last moment a
-        #: plugin (monitors, open-loop stats) can put its figures into `meta`.
-        self.closing = EventHook()
-        #: Fired once per run on the master/local runner when the failure rule holds:
-        #: `(verdict=loadgen.state.failures.Verdict)`; loadgen/run/failstop.py stops the run.
-        self.target_failing = EventHook()
+    # -- master / local runner: the run folder -----------------------------------------------------
+    #: The run folder, its id (the folder name) and the CSV writer of requests.csv.
+    run_dir: Path | None = None
+    run_id: str = ""
+    sink: CsvSink | None = None
+    #: Locust's own CSV files in the run folder (when --csv is not given).
+    locust_csv: LocustCsv | None = None
+    #: run.json's content, written at start, at stop and when the run closes.
+    meta: dict = field(default_factory=dict)
+    #: Per worker: requests started, rows received, last report, missing (loadgen/run/scaleout.py).
+    per_worker: dict[str, dict] = field(default_factory=dict)
+    #: Workers that confirmed their last rows were sent (the end-of-run handshake).
+    flushed: set[str] = field(default_factory=set)
+    #: Watches workers' heartbeats while a run is open.
+    watcher: Greenlet | None = None
+    #: SIGTERM acts as Ctrl-C until Locust installs its own handler (headless runs).
+    sigterm_interrupts: bool = False
+    #: How the run ended, for run.json's `outcome`: "" while running (then "completed"),
+    #: "interrupted" (Ctrl-C, SIGTERM) or "target_failing" (loadgen/run/failstop.py).
+    outcome: str = ""
+    #: The systematic-failure rule, fed every row the run folder receives (all workers' rows).
+    failures: FailureWatch = field(default_factory=FailureWatch)
+    #: The live figures both live views show (sampled by loadgen/live/sampler.py).
+    figures: LiveFigures = field(default_factory=LiveFigures)
+    #: Requests each worker has waiting on the server (its last report), by client id.
+    worker_in_flight: dict[str, int] = field(default_factory=dict)
+    #: Fired once per run on the master/local runner, after the workers' last rows arrived and
+    #: just before requests.csv and run.json are closed: `(environment=…)`. The last moment a
+    #: plugin (monitors, open-loop stats) can put its figures into `meta`.
+    closing: EventHook = field(default_factory=EventHook)
+    #: Fired once per run on the master/local runner when the failure rule holds:
+    #: `(verdict=loadgen.state.failures.Verdict)`; loadgen/run/failstop.py stops the run.
+    target_failing: EventHook = field(default_factory=EventHook)
 
-        # -- plugins (created at init by their own install()) ---------------------------------------
-        #: Self-measurement (event-loop lag, CPU): loadgen/monitors/selfmon.py.
-        self.selfmon: SelfMon | None = None
-        #: The engine /metrics scraper (master/local): loadgen/monitors/servermetrics.py.
-        self.scraper: Scraper | None = None
-        #: The engine-span receiver of the open run (master/local): loadgen/monitors/spans.py.
-        self.spans: SpanCapture | None = None
-        #: The web UI's LLM view (master/local with a web UI): loadgen/live/webui.
-        self.web_view: LiveView | None = None
-        self.configure(slo, model)
+    # -- plugins (created at init by their own install()) ---------------------------------------
+    #: Self-measurement (event-loop lag, CPU): loadgen/monitors/selfmon.py.
+    selfmon: SelfMon | None = None
+    #: The engine /metrics scraper (master/local): loadgen/monitors/servermetrics.py.
+    scraper: Scraper | None = None
+    #: The engine-span receiver of the open run (master/local): loadgen/monitors/spans.py.
+    spans: SpanCapture | None = None
+    #: The web UI's LLM view (master/local with a web UI): loadgen/live/webui.
+    web_view: LiveView | None = None
+
+    def __post_init__(self) -> None:
+        self.configure(self.slo, self.model)
 
     def configure(self, slo: Slo, model: str) -> None:
         """Options that may change between runs (a worker gets the master's at each spawn)."""
@@ -173,6 +181,7 @@ class RunContext:
         self.timeout_s = parse_duration_s(self.options.request_timeout, "--request-timeout")
         self.think_time_s = parse_duration_s(self.options.think_time, "--think-time")
         self.ids.header = request_id_header(getattr(self.options, "request_id_header", DEFAULT_HEADER))
+        self.api = chosen(getattr(self.options, "api", ""), getattr(self.options, "endpoint", ""))
 
     def next_user_id(self) -> int:
         return next(self._user_ids)
@@ -207,25 +216,24 @@ class RunContext:
         """The next run opens the workload again (new options or a new slice)."""
         self._workload = None
 
-    def chat_body(self, messages: list[dict], max_tokens: int | None, extra: dict | None = None) -> dict:
-        body: dict = {
-            "model": self.model,
-            "messages": messages,
-            "max_tokens": min(max_tokens, self.options.max_tokens) if max_tokens else self.options.max_tokens,
-            "stream": True,
-            "stream_options": {"include_usage": True},
-        }
-        if self.options.ignore_eos:
-            body["ignore_eos"] = True
-        if extra:
-            body.update(extra)
-        return body
+    def prompt(
+        self,
+        messages: list[dict],
+        max_tokens: int | None,
+        extra: dict | None = None,
+        *,
+        exact: bool = False,
+        ignore_eos: bool = False,
+    ) -> Prompt:
+        """One request's content for `self.api.build`: the dataset's own output cap, capped by
+        `--max-tokens` (`exact`: a trace's length, not capped)."""
+        cap = self.options.max_tokens
+        limit = (max_tokens or cap) if exact else (min(max_tokens, cap) if max_tokens else cap)
+        return Prompt(self.model, messages, limit, ignore_eos or self.options.ignore_eos, extra or None)
 
-    def completion_body(self, prompt: str, max_tokens: int | None, extra: dict | None = None) -> dict:
-        body = self.chat_body([], max_tokens, extra)
-        del body["messages"]
-        body["prompt"] = prompt
-        return body
+    def body(self, messages: list[dict], max_tokens: int | None, extra: dict | None = None) -> dict:
+        """The request body of the run's API (`--api`) for one turn of the workload."""
+        return self.api.build(self.prompt(messages, max_tokens, extra))
 
     # -- rows -----------------------------------------------------------------------
     def emit(self, row: list[str]) -> None:

@@ -38,6 +38,7 @@ from loadgen.messages import OPEN_LOOP
 from loadgen.request import perform
 from loadgen.state.openloop import LATE_S, OpenLoopStats
 from loadgen.state.pacing import Pacing
+from loadgen.transport.apis import Api
 from loadgen.transport.client import make_transport
 from shapes.arrivals import arrival_offsets, share, stage_seed
 from shapes.trace import TraceRow, load_trace
@@ -47,7 +48,7 @@ perf_counter = time.perf_counter
 WINDOW_S = 10.0  # generator health is judged over windows this long
 
 
-Payload = tuple[str, dict, str, int, str]  # path, body, session, turn, scenario
+Payload = tuple[Api, dict, str, int, str]  # API, body, session, turn, scenario
 
 
 class _Slot:
@@ -187,8 +188,8 @@ class Driver:
             w.sent += 1
             w.waited += waited
             w.lags.append(lag)
-            path, body, session, turn, slot.scenario = payload
-            perform(slot, path, body, session=session, turn=turn, scheduled_unix=t_unix)
+            api, body, session, turn, slot.scenario = payload
+            perform(slot, api, body, session=session, turn=turn, scheduled_unix=t_unix)
         finally:
             self.free.append(slot)
             if slots is not None:
@@ -211,8 +212,8 @@ class Driver:
         pacing = Pacing()
         try:
             while self.ctx.stage is stage:
-                path, body, session, turn, slot.scenario = self._workload_payload()
-                res = perform(slot, path, body, session=session, turn=turn, backoff_s=pacing.take())
+                api, body, session, turn, slot.scenario = self._workload_payload()
+                res = perform(slot, api, body, session=session, turn=turn, backoff_s=pacing.take())
                 pause = pacing.after(res, self.ctx.remaining_s())
                 if pause and not self._wait_until(perf_counter() + pause, stage):
                     return
@@ -231,17 +232,8 @@ class Driver:
     def _workload_payload(self) -> Payload:
         ctx = self.ctx
         messages, max_tokens, conv, turn = ctx.workload().next_request()
-        if ctx.options.endpoint == "completions":
-            prompt = "\n\n".join(str(m.get("content") or "") for m in messages)
-            body = ctx.completion_body(prompt, max_tokens, conv.extra_body)
-            return "/v1/completions", body, conv.id, turn, "completions"
-        return (
-            "/v1/chat/completions",
-            ctx.chat_body(messages, max_tokens, conv.extra_body),
-            conv.id,
-            turn,
-            "chat",
-        )
+        body = ctx.body(messages, max_tokens, conv.extra_body)
+        return ctx.api, body, conv.id, turn, _scenario(ctx)
 
     def _trace_payload(self, row: TraceRow) -> Payload:
         from workloads import synth_prompt
@@ -253,14 +245,10 @@ class Driver:
             prefix_id=row.prefix_id,
             prefix_tokens=row.prefix_tokens,
         )
-        extra = {"ignore_eos": True}
-        if ctx.options.endpoint == "completions":
-            body, path = ctx.completion_body(prompt, row.output_tokens, extra), "/v1/completions"
-        else:
-            messages = [{"role": "user", "content": prompt}]
-            body, path = ctx.chat_body(messages, row.output_tokens, extra), "/v1/chat/completions"
-        body["max_tokens"] = row.output_tokens  # the trace's length, not capped by --max-tokens
-        return path, body, row.prefix_id or "", 0, "trace"
+        messages = [{"role": "user", "content": prompt}]
+        # the trace's output length, not capped by --max-tokens, generated to the end
+        body = ctx.api.build(ctx.prompt(messages, row.output_tokens, exact=True, ignore_eos=True))
+        return ctx.api, body, row.prefix_id or "", 0, "trace"
 
     # -- health --------------------------------------------------------------------------------
     def _watch_loop(self) -> None:
@@ -293,6 +281,11 @@ class Driver:
         for slot in self.all_slots:
             slot.transport.close()
         self.all_slots, self.free = [], []
+
+
+def _scenario(ctx: RunContext) -> str:
+    """The `scenario` of a single-shot row: `completions` on /v1/completions (as the CompletionsUser), else chat."""
+    return "completions" if ctx.api.name == "completions" else "chat"
 
 
 def _bind(fn: Callable[[TraceRow], Payload], row: TraceRow) -> Callable[[], Payload]:

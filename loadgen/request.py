@@ -15,10 +15,9 @@ from core.measure import fill_record
 from core.record import RequestRecord
 from core.result import StreamResult
 from loadgen.context import RunContext
+from loadgen.transport.apis import Api
 from loadgen.transport.arrival import wall_and_perf
 from loadgen.transport.client import explain_rejection
-
-API_OF_PATH = {"/v1/chat/completions": "chat", "/v1/completions": "completions"}
 
 
 class LLMRequestError(Exception):
@@ -27,7 +26,7 @@ class LLMRequestError(Exception):
 
 def perform(
     user: Any,
-    path: str,
+    api: Api,
     body: dict,
     *,
     session: str = "",
@@ -35,7 +34,7 @@ def perform(
     scheduled_unix: float | None = None,
     backoff_s: float | None = None,
 ) -> StreamResult:
-    """Send one request for `user` (anything with `ctx`, `goodput_id`, `scenario`, `transport`) and record it.
+    """Send `body` to `api` for `user` (anything with `ctx`, `goodput_id`, `scenario`, `transport`) and record it.
 
     `backoff_s`: how long the user paused after failures before this request (its row says so).
     """
@@ -53,7 +52,7 @@ def perform(
         step=stage.step,
         target_users=stage.target_users,
         t_scheduled_unix=scheduled_unix,
-        api=API_OF_PATH.get(path, path),
+        api=api.name,
         backoff_s=backoff_s,
     )
     ctx.buffer.started += 1
@@ -61,7 +60,7 @@ def perform(
     ctx.in_flight += 1
     t_wall, t_perf = wall_and_perf()
     try:
-        res = user.transport.stream(path, body, ctx.ids.headers(rid), ctx.timeout_s)
+        res = user.transport.stream(api, body, ctx.ids.headers(rid), ctx.timeout_s)
         explain_rejection(res, ctx.ids.header)
     except GreenletExit:
         # The user is being stopped mid-request: the server saw it, so it keeps its row, with
@@ -73,7 +72,7 @@ def perform(
     try:
         ctx.io_first.wait()
     finally:  # also when the user is stopped meanwhile: the request is complete, it keeps its row
-        _complete(user, ctx, rec, res, path, t_wall, t_perf)
+        _complete(user, ctx, rec, res, api.path, t_wall, t_perf)
     return res
 
 
@@ -100,7 +99,7 @@ def _complete(user: Any, ctx: RunContext, rec: RequestRecord, res: StreamResult,
     rid = rec.request_id
     rec.t_start_unix = t_wall + (res.t_send - t_perf) if res.t_send else t_wall
     fill_record(rec, res)
-    good = rec.ok and ctx.slo.is_good(rec.ttft_s, rec.tpot_s, rec.e2e_s)
+    good = rec.ok and ctx.slo.is_good(rec.ttft_s, rec.tpot_s, rec.e2e_s, rec.ttfo_s)
     elapsed_ms = (rec.e2e_s if rec.e2e_s is not None else time.perf_counter() - t_perf) * 1000.0
     ctx.environment.events.request.fire(
         request_type="POST",
@@ -114,6 +113,7 @@ def _complete(user: Any, ctx: RunContext, rec: RequestRecord, res: StreamResult,
         response=None,
     )
     ctx.live.log_request(
-        rec.ttft_s, rec.tpot_s, rec.itl_s, rec.e2e_s, rec.output_tokens or 0, rec.ok, good, rec.error
-    )
+        rec.ttft_s, rec.tpot_s, rec.itl_s, rec.e2e_s, rec.output_tokens or 0, rec.ok, good, rec.error,
+        ttfo_s=rec.ttfo_s, reasoning_tokens=rec.reasoning_tokens,
+    )  # fmt: skip
     ctx.emit(rec.row())

@@ -2,6 +2,12 @@
 
 This is the workload where prefix caching matters: every turn resends the long shared system
 prompt plus everything said so far, so a server that caches prefixes answers much faster.
+
+When the workload sends tool definitions (`tools` in its extra body, e.g. `agentic:tools=native`)
+and the server answers with a tool call, the session goes on as a real agent's does: the assistant
+message carries the call (`tool_calls`), and the next turn's tool result — the workload's text —
+goes back as a `tool` message answering that call. A reasoning model's reasoning is not sent back
+(only the answer), as its chat templates expect.
 """
 
 from __future__ import annotations
@@ -9,8 +15,12 @@ from __future__ import annotations
 import gevent
 from locust import task
 
+from core.result import StreamResult
 from loadgen.request import perform
 from users.base import LLMUser
+from workloads import tool_result_text
+
+UNANSWERED = "(not run)"  # the answer to a call the workload has no result for
 
 
 class AgentUser(LLMUser):
@@ -23,23 +33,55 @@ class AgentUser(LLMUser):
         ctx = self.ctx
         conv = ctx.workload().next_conversation()
         messages: list[dict] = list(conv.prefix)
+        calls: list[dict] = []
         for i, turn in enumerate(conv.turns):
             pause = (
                 (ctx.think_time_s or turn.think_time_s) if i else 0.0
             )  # --think-time overrides the dataset's
             if pause:
                 gevent.sleep(pause)
-            messages.extend(turn.messages)
-            res = self.note(
-                perform(
-                    self,
-                    "/v1/chat/completions",
-                    ctx.chat_body(messages, turn.max_tokens, conv.extra_body),
-                    session=conv.id,
-                    turn=i,
-                    backoff_s=self.backoff_s(),
-                )
-            )
+            messages.extend(tool_messages(turn.messages, calls) if calls else turn.messages)
+            body = ctx.body(messages, turn.max_tokens, conv.extra_body)
+            res = self.note(perform(self, ctx.api, body, session=conv.id, turn=i, backoff_s=self.backoff_s()))
             if res.error:
                 return  # a broken session ends; the next task starts a new one
-            messages.append({"role": "assistant", "content": res.text})
+            calls = named_calls(res)
+            messages.append(assistant_message(res, calls))
+
+
+def named_calls(res: StreamResult) -> list[dict]:
+    """The reply's tool calls in OpenAI's message form, each with an id (servers may omit it)."""
+    return [
+        {
+            "id": c["id"] or f"call_{k}",
+            "type": "function",
+            "function": {"name": c["name"], "arguments": c["arguments"]},
+        }
+        for k, c in enumerate(res.tool_calls or ())
+        if c["name"]
+    ]
+
+
+def assistant_message(res: StreamResult, calls: list[dict]) -> dict:
+    message: dict = {"role": "assistant", "content": res.text}
+    if calls:
+        message["tool_calls"] = calls
+    return message
+
+
+def tool_messages(messages: tuple[dict, ...], calls: list[dict]) -> list[dict]:
+    """The turn after a tool call: a `tool` message answering each call — the first with the
+    workload's tool result when the turn opens with one, the others (and every call, when the turn
+    is a human message instead) with a short "not run" — then the turn's other messages."""
+    first = messages[0] if messages else {}
+    result = tool_result_text(str(first.get("content") or ""))
+    rest = list(messages[1:] if result is not None else messages)
+    answers = [
+        {
+            "role": "tool",
+            "tool_call_id": c["id"],
+            "content": result if k == 0 and result is not None else UNANSWERED,
+        }
+        for k, c in enumerate(calls)
+    ]
+    return answers + rest

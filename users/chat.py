@@ -10,30 +10,23 @@ from __future__ import annotations
 from locust import task
 
 from loadgen.request import perform
+from loadgen.transport.apis import APIS
 from users.base import LLMUser
 
 
 class ChatUser(LLMUser):
-    """`POST /v1/chat/completions`, streamed, one request per task."""
+    """One request per task, through the run's API (`--api`, default chat: `POST /v1/chat/completions`)."""
 
     @task
     def chat(self) -> None:
         ctx = self.ctx
         messages, max_tokens, conv, turn = ctx.workload().next_request()
-        self.note(
-            perform(
-                self,
-                "/v1/chat/completions",
-                ctx.chat_body(messages, max_tokens, conv.extra_body),
-                session=conv.id,
-                turn=turn,
-                backoff_s=self.backoff_s(),
-            )
-        )
+        body = ctx.body(messages, max_tokens, conv.extra_body)
+        self.note(perform(self, ctx.api, body, session=conv.id, turn=turn, backoff_s=self.backoff_s()))
 
 
 class CompletionsUser(LLMUser):
-    """`POST /v1/completions`: the conversation rendered as one plain prompt (no chat template)."""
+    """`POST /v1/completions` whatever `--api` says: the conversation rendered as one plain prompt."""
 
     scenario = "completions"
 
@@ -41,14 +34,6 @@ class CompletionsUser(LLMUser):
     def complete(self) -> None:
         ctx = self.ctx
         messages, max_tokens, conv, turn = ctx.workload().next_request()
-        prompt = "\n\n".join(str(m.get("content") or "") for m in messages)
-        self.note(
-            perform(
-                self,
-                "/v1/completions",
-                ctx.completion_body(prompt, max_tokens, conv.extra_body),
-                session=conv.id,
-                turn=turn,
-                backoff_s=self.backoff_s(),
-            )
-        )
+        api = APIS["completions"]
+        body = api.build(ctx.prompt(messages, max_tokens, conv.extra_body))
+        self.note(perform(self, api, body, session=conv.id, turn=turn, backoff_s=self.backoff_s()))

@@ -11,6 +11,7 @@ this package is cheap (no pandas, no Hugging Face `datasets`; those load only fo
 
 from workloads.conversation import Conversation, Turn, Workload, request_messages
 from workloads.errors import WorkloadError
+from workloads.gen.agent_tools import result_body as tool_result_text
 from workloads.registry import BUILTINS, DATA_DIR, load_workload, open_workload
 from workloads.stream import ORDERS, WorkloadStream
 from workloads.tokens import count_tokens, prompt_tokens, synth_prompt
@@ -30,4 +31,5 @@ __all__ = [
     "prompt_tokens",
     "request_messages",
     "synth_prompt",
+    "tool_result_text",
 ]

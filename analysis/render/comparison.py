@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from analysis import fmt
-from analysis.compare import METRICS, Comparison, ComparisonRow
+from analysis.compare import METRICS, Comparison, ComparisonRow, shown
 from analysis.render import page
 
 # Per compared figure: its column header and how its numbers read ("ms", "pct" or "num").
@@ -27,6 +27,9 @@ COLUMNS: dict[str, tuple[str, str]] = {
     "goodput_req_per_s": ("goodput req/s", "num"),
     "slo_attainment": ("SLO attainment", "pct"),
     "capacity_at_slo": ("capacity at SLO", "num"),
+    "ttfo_p50_s": ("TTFO p50 (ms)", "ms"),
+    "ttfo_p95_s": ("TTFO p95 (ms)", "ms"),
+    "reasoning_tokens_mean": ("reasoning tokens", "num"),
 }
 FIRST = ["configuration", "dataset", "runs"]  # the columns before the figures
 REPEATS_HEADERS = ["configuration", "runs", "best run (highest goodput)"]
@@ -41,7 +44,10 @@ def cell(row: ComparisonRow, key: str) -> str:
     """One figure's text: the value (capacity with its unit), then the repeats' min–max in brackets."""
     kind = COLUMNS[key][1]
     v = row.value(key)
-    text = f"{v:.3g} {row.capacity_unit}" if key == "capacity_at_slo" and v is not None else _number(v, kind)
+    if key == "capacity_at_slo" and v is not None:
+        text = f"{'≥ ' if row.capacity_lower_bound else ''}{v:.3g} {row.capacity_unit}"
+    else:
+        text = _number(v, kind)
     lo = None if row.low is None else getattr(row.low, key)
     if lo is not None and row.runs > 1:
         text += f" ({_number(lo, kind)}–{_number(getattr(row.high, key), kind)})"
@@ -49,9 +55,10 @@ def cell(row: ComparisonRow, key: str) -> str:
 
 
 def table(rows: list[ComparisonRow]) -> tuple[list[str], list[list[str]]]:
-    """Headers and text cells of the comparison table (no best-marks)."""
-    headers = [*FIRST, *(COLUMNS[k][0] for k in METRICS)]
-    body = [[r.label, r.dataset, str(r.runs), *(cell(r, k) for k in METRICS)] for r in rows]
+    """Headers and text cells of the comparison table (no best-marks); reasoning columns only where present."""
+    keys = shown(rows)
+    headers = [*FIRST, *(COLUMNS[k][0] for k in keys)]
+    body = [[r.label, r.dataset, str(r.runs), *(cell(r, k) for k in keys)] for r in rows]
     return headers, body
 
 
@@ -60,7 +67,8 @@ def intro(c: Comparison) -> list[str]:
     return [
         f"- **SLO**: {c.slo.name}: {c.slo.describe()}",
         f"- **runs**: {len(c.runs)} in {len(c.rows)} rows (repeats: {c.mode}; ranges are min–max over repeats)",
-        "- ★ best in its dataset (lowest latency; highest throughput, goodput, attainment, capacity)",
+        "- ★ best in its dataset (lowest latency; highest throughput, goodput, attainment, capacity — "
+        "capacities only against those in the same unit); ≥: every complete level tested met the SLO",
     ]
 
 
@@ -70,7 +78,8 @@ def table_md(rows: list[ComparisonRow]) -> str:
     marked = []
     for r, cells in zip(rows, body, strict=True):
         figures = [
-            f"**{text}** ★" if key in r.best else text for key, text in zip(METRICS, cells[3:], strict=True)
+            f"**{text}** ★" if key in r.best else text
+            for key, text in zip(shown(rows), cells[3:], strict=True)
         ]
         marked.append([*cells[:3], *figures])
     return fmt.md_table(headers, marked, right=set(range(2, len(headers))))
@@ -100,7 +109,8 @@ def csv_records(rows: list[ComparisonRow]) -> tuple[list[str], list[dict[str, An
     """comparison.csv's columns and rows: SI units (seconds, req/s, fractions), `best_in` the ★ columns."""
     keys = list(METRICS)
     fields = ["configuration", "dataset", "target", "model", "runs", *keys]
-    fields += [f"{k}_{e}" for k in keys for e in ("min", "max")] + ["capacity_unit", "best_run", "best_in"]
+    fields += [f"{k}_{e}" for k in keys for e in ("min", "max")]
+    fields += ["capacity_unit", "capacity_lower_bound", "best_run", "best_in"]
     records = []
     for r in rows:
         rec: dict[str, Any] = {
@@ -116,6 +126,7 @@ def csv_records(rows: list[ComparisonRow]) -> tuple[list[str], list[dict[str, An
             rec[f"{k}_max"] = None if r.high is None else getattr(r.high, k)
         rec.update(
             capacity_unit=r.capacity_unit,
+            capacity_lower_bound=r.capacity_lower_bound,
             best_run=r.best_run,
             best_in=";".join(k for k in keys if k in r.best),
         )
@@ -135,9 +146,8 @@ def write_csv(rows: list[ComparisonRow], path: Path) -> None:
 def html(c: Comparison, figs: list[tuple[Path, str]]) -> str:
     """The comparison page: Table 4.2 + goodput/capacity with the best per dataset highlighted, then plots."""
     headers, body = table(c.rows)
-    best = {
-        (i, len(FIRST) + j) for i, r in enumerate(c.rows) for j, key in enumerate(METRICS) if key in r.best
-    }
+    keys = shown(c.rows)
+    best = {(i, len(FIRST) + j) for i, r in enumerate(c.rows) for j, key in enumerate(keys) if key in r.best}
     slo_text = f"{c.slo.name}: {c.slo.describe()}"
     parts = [
         "<h1>Goodput comparison</h1>",

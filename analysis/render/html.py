@@ -10,31 +10,36 @@ from __future__ import annotations
 from pathlib import Path
 
 from analysis import fmt
-from analysis.render import server, spans
+from analysis.render import reasoning, server, spans
 from analysis.render.page import esc, figure, page, table
 from analysis.render.tables import (
     CANCELLED_NOTE,
     LATENCY_HEADERS,
     VERDICT_HEADERS,
+    capacity_phrase,
     capacity_text,
     error_rows,
     headline_headers,
     headline_row,
     latency_rows,
+    lead_text,
     open_loop_rows,
+    startup_text,
     step_headers,
+    step_notes,
     step_rows,
     verdict_rows,
 )
 from analysis.results import OpenLoop, Summary, Verdict
 
 META_KEYS = [
-    "run_id", "name", "target", "model", "user_class", "transport", "dataset", "shape", "seed", "git_commit",
+    "run_id", "name", "target", "model", "user_class", "transport", "api", "dataset", "shape", "seed", "git_commit",
     "locust_version", "workers", "t_start_unix", "t_end_unix", "requests_sent", "rows_received", "lost_rows",
 ]  # fmt: skip
 
 
-def verdict_cards(verdicts: list[Verdict]) -> str:
+def verdict_cards(verdicts: list[Verdict], ramp: bool = False) -> str:
+    """One card per SLO: the whole run's verdict and, with load levels, where that SLO breaks."""
     cards = []
     for i, v in enumerate(verdicts):
         cls = ("pass" if v.passed else "fail") + (" primary" if i == 0 else "")
@@ -42,9 +47,15 @@ def verdict_cards(verdicts: list[Verdict]) -> str:
         if v.slo_attainment is None or v.slo_attainment < v.attain_target:
             failed.insert(0, "attainment below target")
         why = f"failed: {', '.join(failed)}" if failed else ""
+        cap = (
+            f'<div class="cap"><b>{esc(capacity_phrase(v.slo, v.capacity))}</b></div>'
+            if ramp and v.capacity
+            else ""
+        )
+        scope = " (whole run)" if ramp else ""
         cards.append(
-            f'<div class="card {cls}"><div class="name">{esc(v.slo)}{" (primary)" if i == 0 else ""}</div>'
-            f'<div class="big">{"PASS" if v.passed else "FAIL"}</div>'
+            f'<div class="card {cls}"><div class="name">{esc(v.slo)}{" (primary)" if i == 0 else ""}</div>{cap}'
+            f'<div class="big">{"PASS" if v.passed else "FAIL"}{scope}</div>'
             f"<div>attainment <b>{esc(fmt.pct(v.slo_attainment))}</b> (target {esc(fmt.pct(v.attain_target, 0))})</div>"
             f"<div>goodput <b>{esc(fmt.num(v.goodput_req_per_s))}</b> req/s</div>"
             f'<div class="small">{esc(v.describe)}</div><div class="small">{esc(why)}</div></div>'
@@ -111,21 +122,30 @@ def render(s: Summary, meta: dict, figs: list[tuple[Path, str]]) -> str:
     parts.append(f'<div class="sub">{esc(sub)}<br>{esc(window)}</div>')
     for w in s.warnings:
         parts.append(f'<div class="warn{" sat" if "saturated" in w else ""}">⚠ {esc(w)}</div>')
-    parts.append("<h2>Verdict per SLO profile</h2>" + verdict_cards(s.verdicts))
+    if lead := lead_text(s):
+        parts.append(f'<div class="capacity lead">{esc(lead)}</div>')
+    parts.append(f"<h2>{'Capacity and verdict' if s.is_ramp else 'Verdict'} per SLO profile</h2>")
+    parts.append(verdict_cards(s.verdicts, ramp=s.is_ramp))
     parts.append(f'<div class="capacity">{esc(capacity_text(s))}</div>')
     parts.append("<h2>Headline</h2>" + table(headline_headers(s), [headline_row(s)], cls="headline"))
+    if up := startup_text(s):
+        parts.append(f"<p>{esc(up)}</p>")
     for p, caption in figs[:2]:
         parts.append(figure(p, caption))
     parts.append("<h2>Latency</h2>" + table(LATENCY_HEADERS, latency_rows(s)))
+    parts.append(reasoning.html(s))
     for p, caption in figs[2:]:
         if not spans.owns(p):  # drawn in its own section
             parts.append(figure(p, caption))
     parts.append("<h2>Throughput and errors</h2>")
     parts.append(throughput_html(s))
-    parts.append("<h2>SLO checks</h2>" + table(VERDICT_HEADERS, verdict_rows(s.verdicts)))
+    parts.append("<h2>SLO checks</h2>" + table(VERDICT_HEADERS, verdict_rows(s.verdicts, s.is_ramp)))
     if s.steps:
         parts.append("<h2>Per step</h2>")
         parts.append(f'<div class="scroll">{table(step_headers(s.load_unit), step_rows(s.steps))}</div>')
+        parts.append(
+            "<ul>" + "".join(f"<li>{esc(n)}</li>" for n in step_notes(s.steps, s.load_unit)) + "</ul>"
+        )
     parts.append(server.html(s))
     parts.append(spans.html(s, figs))
     if s.open_loop is not None:

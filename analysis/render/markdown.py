@@ -10,19 +10,23 @@ from __future__ import annotations
 from pathlib import Path
 
 from analysis import fmt
-from analysis.render import server, spans
+from analysis.render import reasoning, server, spans
 from analysis.render.tables import (
     CANCELLED_NOTE,
     ERROR_HEADERS,
     LATENCY_HEADERS,
     VERDICT_HEADERS,
+    capacity_cell,
     capacity_text,
     error_rows,
     headline_headers,
     headline_row,
     latency_rows,
+    lead_text,
     open_loop_rows,
+    startup_text,
     step_headers,
+    step_notes,
     step_rows,
     throughput_text,
     verdict_line,
@@ -46,9 +50,14 @@ def summary_md(s: Summary) -> str:
     lines += [f"- **{k}**: {v}" for k, v in facts if v]
     for w in s.warnings:
         lines.append(f"\n> **Warning**: {w}")
+    if lead := lead_text(s):
+        lines += ["", f"**{lead}**", "", capacity_text(s)]
     headline = fmt.md_table(headline_headers(s), [headline_row(s)], right=set(range(8)))
     lines += ["", "## Headline", "", headline, ""]
+    if up := startup_text(s):
+        lines += [up, ""]
     lines += ["## Latency", "", fmt.md_table(LATENCY_HEADERS, latency_rows(s)), ""]
+    lines += reasoning.markdown(s)
     cancelled = f" {t.cancelled:,} were {CANCELLED_NOTE}" if t.cancelled else ""
     lines += ["## Throughput", "", throughput_text(s) + cancelled, ""]
     lines += ["## Errors", ""]
@@ -57,12 +66,13 @@ def summary_md(s: Summary) -> str:
         "",
         "## SLO verdicts",
         "",
-        fmt.md_table(VERDICT_HEADERS, verdict_rows(s.verdicts), right={2, 3}),
+        fmt.md_table(VERDICT_HEADERS, verdict_rows(s.verdicts, s.is_ramp), right={2, 3}),
         "",
     ]
     lines += ["## Per step", "", capacity_text(s), ""]
     if s.steps:
-        lines.append(fmt.md_table(step_headers(s.load_unit), step_rows(s.steps)))
+        lines += [fmt.md_table(step_headers(s.load_unit), step_rows(s.steps)), ""]
+        lines += [f"- {n}" for n in step_notes(s.steps, s.load_unit)]
     if s.open_loop is not None:
         lines += open_loop_md(s.open_loop)
     lines += server.markdown(s)
@@ -85,17 +95,27 @@ def open_loop_md(ol: OpenLoop) -> list[str]:
 
 
 def console_text(s: Summary, report: Path | None = None) -> str:
-    """What the CLI prints: the headline, latencies, errors, capacity, verdict, where the report is."""
+    """What the CLI prints: a ramp's answer, the headline, latencies, errors, verdicts with their capacity."""
     t = s.throughput
     out = [f"== {s.run.name}  ({t.requests:,} requests, {fmt.duration(t.duration_s)})"]
+    if lead := lead_text(s):
+        out.append(lead)
     out += [f"WARNING: {w}" for w in s.warnings]
     out += [fmt.text_table(headline_headers(s), [headline_row(s)]), ""]
     out += [fmt.text_table(LATENCY_HEADERS, latency_rows(s)), ""]
+    if up := startup_text(s):
+        out.append(up)
     if s.errors:
         note = " (cancelled: cut by the load generator, not counted in attainment)" if t.cancelled else ""
         out.append("errors: " + ", ".join(f"{k} {v:,}" for k, v in s.errors.items()) + note)
+    if (line := reasoning.console_line(s)) is not None:
+        out.append(line)
     out.append(capacity_text(s))
-    out.append(verdict_line(s.verdict))
+    out.append(verdict_line(s.verdict, ramp=s.is_ramp))
+    if s.is_ramp:
+        rows = [[v.slo, "PASS" if v.passed else "FAIL", fmt.pct(v.slo_attainment), capacity_cell(v.capacity)]
+                for v in s.verdicts]  # fmt: skip
+        out.append(fmt.text_table(["SLO", "whole run", "attainment", "capacity: where it breaks"], rows))
     if s.server is not None:
         out.append(server.console_line(s.server))
     if report is not None:

@@ -31,6 +31,7 @@ td:first-child,th:first-child{text-align:left} td.best{font-weight:700;backgroun
 .warn{background:#fff4d6;border:1px solid #e8c35a;border-radius:6px;padding:8px 12px;margin:8px 0;font-size:14px}
 .warn.sat{background:#fde8e6;border-color:#d2453b}
 .headline td{font-size:17px;font-weight:600} .capacity{font-size:17px;font-weight:600;margin:10px 0}
+.capacity.lead{font-size:21px} .card .cap{margin:4px 0;color:#1f3d7a}
 figure{margin:14px 0;background:#fff;border:1px solid #dde;border-radius:6px;padding:8px}
 figure img{max-width:100%;display:block;margin:0 auto} figure.narrow img{max-width:70%} figcaption{font-size:13px;color:#5a6275;margin-top:4px}
 .meta td{text-align:left;white-space:normal} footer{color:#7a8194;font-size:12px;margin-top:30px}

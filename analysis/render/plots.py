@@ -67,10 +67,13 @@ def _ms(values: list[float | None]) -> np.ndarray:
 
 
 def latency_vs_load(steps: list[Step], unit: str, slo: Slo, capacity: Capacity, path: Path) -> Path:
-    """2×2: TTFT, TPOT, E2E percentiles per load level; throughput, goodput and attainment per level."""
-    x = np.array([s.load for s in steps], dtype=float)
-    order = np.argsort(x, kind="stable")
-    x = x[order]
+    """2×2: TTFT, TPOT, E2E percentiles per load level; throughput, goodput and attainment per level.
+
+    Complete levels are joined by lines; truncated ones (left out of capacity) are hollow markers.
+    """
+    steps = sorted(steps, key=lambda s: s.load)
+    full = [s for s in steps if not s.truncated]
+    cut = [s for s in steps if s.truncated]
     fig, axes = plt.subplots(2, 2, figsize=(12, 8), sharex=True)
     for ax, (m, title, limit) in zip(
         axes.flat[:3],
@@ -78,31 +81,28 @@ def latency_vs_load(steps: list[Step], unit: str, slo: Slo, capacity: Capacity, 
         strict=True,
     ):
         for q in ("p50", "p95", "p99"):
-            y = _ms([getattr(getattr(s, m), q) for s in steps])[order]
-            ax.plot(x, y, marker="o", markersize=3, color=C[q], label=q)
+            _levels(ax, full, cut, lambda s, m=m, q=q: _ms([getattr(getattr(s, m), q)])[0], C[q], q)
         _limit_line(ax, limit, slo)
         ax.set_title(f"{title} vs load")
         ax.set_ylabel(f"{title} (ms)")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
     ax = axes[1, 1]
-    rps = np.array([s.req_per_s or 0.0 for s in steps])[order]
-    gp = np.array([s.goodput_req_per_s or 0.0 for s in steps])[order]
-    ax.plot(x, rps, marker="o", markersize=3, color=C["all"], label="throughput (completed req/s)")
-    ax.plot(x, gp, marker="o", markersize=3, color=C["good"], label=f"goodput [{slo.name}] (req/s)")
+    _levels(ax, full, cut, lambda s: s.req_per_s or 0.0, C["all"], "throughput (completed req/s)")
+    _levels(ax, full, cut, lambda s: s.goodput_req_per_s or 0.0, C["good"], f"goodput [{slo.name}] (req/s)")
     ax.set_ylabel("requests/s")
     ax.set_title("Throughput, goodput and SLO attainment vs load")
     ax.grid(alpha=0.3)
     ax2 = ax.twinx()
-    att = np.array([s.slo_attainment * 100 for s in steps])[order]
-    ax2.plot(x, att, color="gray", linestyle=":", marker=".", label="SLO attainment (%)")
+    att = lambda s: np.nan if s.slo_attainment is None else s.slo_attainment * 100  # noqa: E731
+    _levels(ax2, full, cut, att, "gray", "SLO attainment (%)", linestyle=":")
     ax2.axhline(slo.attain_target * 100, color="gray", linewidth=0.8, linestyle="--")
     ax2.set_ylim(0, 105)
     ax2.set_ylabel("SLO attainment (%)")
     if capacity.value is not None:
         ax.axvline(capacity.value, color=C["good"], linestyle="--", linewidth=1)
         ax.annotate(
-            f"capacity {'≥ ' if not capacity.bounded else ''}{capacity.value:.3g}",
+            f"capacity {'≥ ' if not capacity.bounded else ''}{capacity.value:.3g} {capacity.unit}",
             (capacity.value, ax.get_ylim()[1] * 0.95),
             fontsize=8,
             color=C["good"],
@@ -113,9 +113,21 @@ def latency_vs_load(steps: list[Step], unit: str, slo: Slo, capacity: Capacity, 
     ax.legend(lines[0] + lines2[0], lines[1] + lines2[1], fontsize=8, loc="lower left")
     for a in axes[1]:
         a.set_xlabel(f"load ({unit})")
-    fig.suptitle("Latency and goodput vs load (per step, warm-up excluded)")
+    hollow = "; hollow: truncated levels, left out of capacity" if cut else ""
+    fig.suptitle(f"Latency and goodput vs load (per level over its own window, warm-up excluded{hollow})")
     fig.subplots_adjust(left=0.07, right=0.93, bottom=0.08, top=0.91, wspace=0.32, hspace=0.25)
     return save(fig, path)
+
+
+def _levels(
+    ax: plt.Axes, full: list[Step], cut: list[Step], y, color: str, label: str, linestyle: str = "-"
+) -> None:
+    """Complete levels as a line with markers; truncated ones as hollow markers of the same colour."""
+    ax.plot([s.load for s in full], [y(s) for s in full], marker="o", markersize=3, color=color, label=label,
+            linestyle=linestyle)  # fmt: skip
+    if cut:
+        ax.plot([s.load for s in cut], [y(s) for s in cut], marker="o", markersize=6, linestyle="none",
+                markerfacecolor="none", color=color)  # fmt: skip
 
 
 def _cdf_xy(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -166,6 +178,42 @@ def bin_width(span_s: float) -> float:
     return float(math.ceil(span_s / 300))
 
 
+def rate_bins(t: np.ndarray, span: float, w: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Bins of `w` seconds over [0, span]: each bin's start, its real width and the bin of each `t`.
+
+    A rate is a count over the bin's real width, so a partial last bin is not a full one: it keeps
+    its real width, or joins the bin before when shorter than half a bin (a sliver of a second
+    would turn the few requests ending at the stop into a spike).
+    """
+    nbins = max(1, math.ceil(span / w))
+    if nbins > 1 and span - (nbins - 1) * w < w / 2:
+        nbins -= 1
+    lo = np.arange(nbins) * w
+    width = np.full(nbins, w)
+    width[-1] = max(span - lo[-1], 1e-9)
+    return lo, width, np.clip((t // w).astype(np.int64), 0, nbins - 1)
+
+
+def completion_rates(
+    df: pd.DataFrame, good: np.ndarray, t0: float
+) -> tuple[float, np.ndarray, dict[str, np.ndarray]]:
+    """By completion time, per bin: completed, good and failed req/s over each bin's real width (and the
+    bin width and centres). A request the load generator cancelled is no failure: `cancelled` counts them apart."""
+    t_end = df["t_start_unix"].to_numpy() - t0 + np.nan_to_num(df["e2e_s"].to_numpy(), nan=0.0)
+    span = max(float(t_end.max()), 1.0)
+    w = bin_width(span)
+    lo, width, end_bin = rate_bins(t_end, span, w)
+    ok = df["ok"].to_numpy(dtype=bool)
+    cancelled = (df["error"].astype(object) == "cancelled").to_numpy()
+
+    def count(mask: np.ndarray) -> np.ndarray:
+        return np.bincount(end_bin[mask], minlength=len(lo)).astype(float)
+
+    rates = {"completed": count(ok) / width, "good": count(good) / width, "failed": count(~ok & ~cancelled) / width,
+             "cancelled": count(cancelled)}  # fmt: skip
+    return w, lo + width / 2, rates
+
+
 def timeseries(
     df: pd.DataFrame,
     good: np.ndarray,
@@ -180,21 +228,11 @@ def timeseries(
     `level` maps step → load level (users or req/s); without it the rows' `target_users` is drawn.
     """
     t_send = df["t_start_unix"].to_numpy() - t0
-    t_end = t_send + np.nan_to_num(df["e2e_s"].to_numpy(), nan=0.0)
-    span = max(float(t_end.max()), 1.0)
-    w = bin_width(span)
-    nbins = max(1, math.ceil(span / w))
-    ok = df["ok"].to_numpy(dtype=bool)
-    end_bin = np.minimum((t_end // w).astype(np.int64), nbins - 1)
+    w, centers, rates = completion_rates(df, good, t0)
+    done, good_r, errs = rates["completed"], rates["good"], rates["failed"]
+    nbins = len(centers)
     send_bin = np.minimum((t_send // w).astype(np.int64), nbins - 1)
-    centers = (np.arange(nbins) + 0.5) * w
-    width = np.full(nbins, w)
-    width[-1] = max(
-        span - (nbins - 1) * w, w / 10
-    )  # the last bin is partial: a rate, not a count, must not drop
-    done = np.bincount(end_bin[ok], minlength=nbins) / width
-    good_r = np.bincount(end_bin[good], minlength=nbins) / width
-    errs = np.bincount(end_bin[~ok], minlength=nbins) / width
+    ok = df["ok"].to_numpy(dtype=bool)
     if level:
         load = df["step"].map(level).fillna(df["target_users"]).to_numpy(dtype=float)
     else:
@@ -211,7 +249,9 @@ def timeseries(
     if errs.any():
         ax.plot(centers, errs, color=C["err"], label="failed req/s")
     ax.set_ylabel("requests/s")
-    ax.set_title(f"Throughput over time ({w:g} s bins, by completion time)")
+    n_cut = int(rates["cancelled"].sum())
+    cut = f"; {n_cut:,} requests cancelled by the load generator not shown" if n_cut else ""
+    ax.set_title(f"Throughput over time ({w:g} s bins, by completion time{cut})")
     ax2 = ax.twinx()
     ax2.step(centers, users.to_numpy(), where="mid", color="gray", linestyle="--", label=f"load ({unit})")
     ax2.set_ylabel(f"load ({unit})")
@@ -226,24 +266,21 @@ def timeseries(
         ax.set_ylabel(f"{name} (ms)")
         ax.set_title(f"{name} over time (by send time)")
         _legend(ax, loc="upper left")
+    _shade_saturated(axes, saturated, t0)
+    axes[-1].set_xlabel("time since first request (s)")
+    fig.subplots_adjust(left=0.07, right=0.93, bottom=0.07, top=0.96, hspace=0.3)
+    return save(fig, path)
+
+
+def _shade_saturated(axes: np.ndarray, saturated: list[list[float]], t0: float) -> None:
+    """Grid lines, and red bands where the load generator was saturated."""
     for a in axes:
         a.grid(alpha=0.3)
         for s0, s1 in saturated:
             a.axvspan(s0 - t0, s1 - t0, color="red", alpha=0.15, label="_sat")
     if saturated:
-        axes[0].text(
-            0.99,
-            0.95,
-            "red: load generator saturated",
-            transform=axes[0].transAxes,
-            ha="right",
-            va="top",
-            color="red",
-            fontsize=8,
-        )
-    axes[-1].set_xlabel("time since first request (s)")
-    fig.subplots_adjust(left=0.07, right=0.93, bottom=0.07, top=0.96, hspace=0.3)
-    return save(fig, path)
+        axes[0].text(0.99, 0.95, "red: load generator saturated", transform=axes[0].transAxes, ha="right",
+                     va="top", color="red", fontsize=8)  # fmt: skip
 
 
 def goodput_vs_throughput(steps: list[Step], unit: str, slo: Slo, path: Path) -> Path:
@@ -256,7 +293,7 @@ def goodput_vs_throughput(steps: list[Step], unit: str, slo: Slo, path: Path) ->
     sc = ax.scatter(x, y, c=[s.load for s in steps], cmap="viridis", zorder=3)
     fig.colorbar(sc, ax=ax, label=f"load ({unit})")
     for s, xi, yi in list(zip(steps, x, y, strict=True))[:: max(1, len(steps) // 12)]:
-        ax.annotate(f"{s.load:g}", (xi, yi), textcoords="offset points", xytext=(4, 4), fontsize=7)
+        ax.annotate(f"{s.load:.3g}", (xi, yi), textcoords="offset points", xytext=(4, 4), fontsize=7)
     ax.set_xlim(0, top)
     ax.set_ylim(0, top)
     ax.set_xlabel("throughput (completed req/s)")
@@ -308,36 +345,39 @@ def compare_bars(rows: list[ComparisonRow], path: Path, title: str) -> Path:
 
 
 def compare_load_curves(runs: list[tuple[str, list[Step], str]], slo: Slo, path: Path) -> Path:
-    """Per configuration: SLO attainment, goodput and p95 latency against load — where each one gives out."""
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4.8))
-    units = {u for _, _, u in runs}
-    for label, steps, _ in runs:
-        if not steps:
-            continue
-        ordered = sorted(steps, key=lambda s: s.load)
-        x = [s.load for s in ordered]
-        axes[0].plot(x, [s.slo_attainment * 100 for s in ordered], marker="o", markersize=3, label=label)
-        axes[1].plot(x, [s.goodput_req_per_s or 0.0 for s in ordered], marker="o", markersize=3, label=label)
-        axes[2].plot(x, _ms([s.e2e.p95 for s in ordered]), marker="o", markersize=3, label=label)
-    axes[0].axhline(
-        slo.attain_target * 100,
-        color="black",
-        linestyle="--",
-        linewidth=1,
-        label=f"target {slo.attain_target:.0%}",
-    )
-    axes[0].set_ylim(0, 105)
+    """Per configuration: SLO attainment, goodput and p95 latency against load — where each one gives out.
+
+    One row of panels per load unit: runs in users and runs in req/s are never drawn on one axis.
+    Truncated levels are left out (as they are of capacity).
+    """
+    units = sorted({u for _, steps, u in runs if steps}) or ["users"]
+    fig, grid = plt.subplots(len(units), 3, figsize=(15, 4.8 * len(units)), squeeze=False)
     titles = [
         ("SLO attainment (%)", f"SLO attainment [{slo.name}]"),
         ("goodput (req/s)", "Goodput"),
         ("E2E p95 (ms)", "Latency p95"),
     ]
-    xlabel = f"load ({units.pop()})" if len(units) == 1 else "load (users or req/s)"
-    for ax, (ylabel, title) in zip(axes, titles, strict=True):
-        ax.set_xlabel(xlabel)
-        ax.set_ylabel(ylabel)
-        ax.set_title(f"{title} vs load")
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
-    fig.subplots_adjust(left=0.05, right=0.98, bottom=0.13, top=0.91, wspace=0.25)
+    for axes, unit in zip(grid, units, strict=True):
+        for label, steps, u in runs:
+            ordered = sorted((s for s in steps if not s.truncated), key=lambda s: s.load)
+            if u != unit or not ordered:
+                continue
+            x = [s.load for s in ordered]
+            att = [np.nan if s.slo_attainment is None else s.slo_attainment * 100 for s in ordered]
+            axes[0].plot(x, att, marker="o", markersize=3, label=label)
+            axes[1].plot(
+                x, [s.goodput_req_per_s or 0.0 for s in ordered], marker="o", markersize=3, label=label
+            )
+            axes[2].plot(x, _ms([s.e2e.p95 for s in ordered]), marker="o", markersize=3, label=label)
+        axes[0].axhline(slo.attain_target * 100, color="black", linestyle="--", linewidth=1,
+                        label=f"target {slo.attain_target:.0%}")  # fmt: skip
+        axes[0].set_ylim(0, 105)
+        for ax, (ylabel, title) in zip(axes, titles, strict=True):
+            ax.set_xlabel(f"load ({unit})")
+            ax.set_ylabel(ylabel)
+            ax.set_title(f"{title} vs load ({unit})")
+            ax.grid(alpha=0.3)
+            _legend(ax)
+    fig.subplots_adjust(left=0.05, right=0.98, bottom=0.13 / len(units), top=1 - 0.09 / len(units), wspace=0.25,
+                        hspace=0.35)  # fmt: skip
     return save(fig, path)

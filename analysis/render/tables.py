@@ -7,11 +7,13 @@ cells once here keeps a figure reading the same in all three.
 from __future__ import annotations
 
 from analysis import fmt
-from analysis.results import Dist, OpenLoop, Step, StepPercentiles, Summary, Verdict
+from analysis.results import Capacity, Dist, OpenLoop, Step, StepPercentiles, Summary, Verdict
 
 HEADLINE = ["Latency p95 (ms)", "TPOT p95 (ms)", "TTFT p50 (ms)", "TTFT p95 (ms)", "req/s", "output tok/s"]
 LATENCY_HEADERS = ["metric (ms)", "mean", "p50", "p90", "p95", "p99", "max", "samples"]
-VERDICT_HEADERS = ["SLO", "limits", "attainment", "goodput req/s", "percentile checks", "verdict"]
+VERDICT_HEADERS = [
+    "SLO", "limits", "attainment", "goodput req/s", "percentile checks", "verdict (whole run)", "capacity: where it breaks",
+]  # fmt: skip
 ERROR_HEADERS = ["category", "count", "share of sent"]
 
 
@@ -73,7 +75,7 @@ def _trio(p: StepPercentiles) -> str:
 def step_rows(steps: list[Step]) -> list[list[str]]:
     return [
         [
-            str(s.step),
+            f"{s.step} (truncated)" if s.truncated else str(s.step),
             fmt.level(s.load),
             f"{s.requests:,}",
             f"{s.ok:,}",
@@ -89,7 +91,29 @@ def step_rows(steps: list[Step]) -> list[list[str]]:
     ]
 
 
-def verdict_rows(verdicts: list[Verdict]) -> list[list[str]]:
+def step_notes(steps: list[Step], unit: str) -> list[str]:
+    """What the step table's figures are over, and why a truncated step is left out of capacity."""
+    out = [
+        "Each level's requests are those sent in it; its rates divide by its own window (the stage's span, "
+        "warm-up/cool-down and the start-up excluded); output tok/s counts the tokens that arrived in that window."
+    ]
+    achieved = [s for s in steps if s.load_basis == "achieved_rps"]
+    if achieved:
+        out.append(
+            "Closed-loop stages on this req/s axis sit at the rate they achieved: "
+            + ", ".join(f"{s.label or s.step} at {s.load:.3g} req/s" for s in achieved)
+            + "."
+        )
+    for s in steps:
+        if s.truncated:
+            out.append(
+                f"Step {s.step} ({fmt.level(s.load)} {unit}) is truncated, left out of capacity: {s.truncated}."
+            )
+    return out
+
+
+def verdict_rows(verdicts: list[Verdict], ramp: bool = True) -> list[list[str]]:
+    """One row per SLO; the capacity cell only on a ramp (with one level there is nothing to break)."""
     rows = []
     for v in verdicts:
         checks = "; ".join(f"{c.label}: {fmt.ms(c.value_s)} ms {'✓' if c.passed else '✗'}" for c in v.checks)
@@ -101,27 +125,57 @@ def verdict_rows(verdicts: list[Verdict]) -> list[list[str]]:
                 fmt.num(v.goodput_req_per_s),
                 checks or fmt.DASH,
                 "PASS" if v.passed else "FAIL",
+                capacity_cell(v.capacity) if ramp else fmt.DASH,
             ]
         )
     return rows
 
 
-def verdict_line(v: Verdict) -> str:
-    """`SLO chat: FAIL (attainment 40.0 %, target 90 %)`."""
+def verdict_line(v: Verdict, ramp: bool = False) -> str:
+    """`SLO chat: FAIL (attainment 40.0 %, target 90 %)`; on a ramp, said to be the whole run's."""
+    head = f"SLO {v.slo} over the whole run" if ramp else f"SLO {v.slo}"
+    tail = (
+        " — a ramp passes its knee by design: the capacity above is the answer"
+        if ramp and not v.passed
+        else ""
+    )
     return (
-        f"SLO {v.slo}: {'PASS' if v.passed else 'FAIL'} (attainment {fmt.pct(v.slo_attainment)}, "
-        f"target {fmt.pct(v.attain_target, 0)})"
+        f"{head}: {'PASS' if v.passed else 'FAIL'} (attainment {fmt.pct(v.slo_attainment)}, "
+        f"target {fmt.pct(v.attain_target, 0)}){tail}"
     )
 
 
+def capacity_cell(c: Capacity | None) -> str:
+    """`7.25 users (breaks at 8)`, `≥ 12 users`, `none`; a dash without load levels."""
+    if c is None or (c.value is None and c.levels is None and not c.excluded):
+        return fmt.DASH
+    if c.value is None:
+        return "none"
+    if not c.bounded:
+        return f"≥ {c.value:.3g} {c.unit}"
+    return f"{c.value:.3g} {c.unit} (breaks at {fmt.level(c.breaks_at)})"
+
+
+def capacity_phrase(slo: str, c: Capacity) -> str:
+    """The answer of a ramp in words: `serves 7.25 users within chat at 90 %; breaks at 8`."""
+    at = f"within {slo} at {fmt.pct(c.target, 0)}"
+    if c.value is None:
+        return f"no complete load level was served {at}"
+    if not c.bounded:
+        return f"serves ≥ {c.value:.3g} {c.unit} {at} (every complete level tested; it did not break)"
+    return f"serves {c.value:.3g} {c.unit} {at}; breaks at {fmt.level(c.breaks_at)}"
+
+
 def capacity_text(s: Summary) -> str:
+    """`Capacity at SLO (chat, attainment ≥ 90 %): 7.25 users (interpolated between 7 and 8)`, with its notes."""
     c = s.capacity
     head = f"Capacity at SLO ({s.slo.name}, attainment ≥ {fmt.pct(c.target, 0)}): "
+    left = f"left out (truncated): step {', '.join(str(x) for x in c.excluded)}" if c.excluded else ""
     if c.value is None:
-        return f"{head}none — {c.note}"
+        return f"{head}none — {'; '.join(x for x in (c.note, left) if x)}"
     how = f"interpolated between {fmt.level(c.between[0])} and {fmt.level(c.between[1])}" if c.between else ""
     text = f"{head}{'≥ ' if not c.bounded else ''}{c.value:.3g} {c.unit}"
-    notes = [x for x in (how, c.note) if x]
+    notes = [x for x in (how, c.note, left) if x]
     return text + (f" ({'; '.join(notes)})" if notes else "")
 
 
@@ -139,3 +193,36 @@ CANCELLED_NOTE = (
     "cancelled by the load generator (in flight at the end or when users stopped): "
     "listed as errors, not counted in SLO attainment."
 )
+
+
+def startup_text(s: Summary) -> str | None:
+    """The start-up in one paragraph, beside the steady part's TTFT (None: the run records none)."""
+    u = s.startup
+    if u is None:
+        return None
+    how = (
+        "included in the headline (--include-startup)"
+        if u.included
+        else "reported apart: left out of the headline and the first level (--include-startup keeps it)"
+    )
+    took = f"{fmt.ms(u.duration_s)} ms" if u.duration_s < 1 else fmt.duration(u.duration_s)
+    rest = "headline, start-up included" if u.included else "steady part"
+    return (
+        f"Start-up: {took} until {_plural(u.users, 'user', every=True)} spawned and had sent "
+        f"{'its' if u.users == 1 else 'their'} first request; {_plural(u.requests, 'request')} sent in it "
+        f"({u.ok:,} completed), TTFT p50 {fmt.ms(u.ttft.p50)} / "
+        f"p99 {fmt.ms(u.ttft.p99)} ms, E2E p50 {fmt.ms(u.e2e.p50)} / p99 {fmt.ms(u.e2e.p99)} ms "
+        f"({rest}: TTFT p50 {fmt.ms(s.ttft.p50)} / p99 {fmt.ms(s.ttft.p99)} ms) — {how}."
+    )
+
+
+def lead_text(s: Summary) -> str | None:
+    """A ramp's answer first: where the primary SLO breaks (None when the run is not a ramp)."""
+    return f"Answer: {capacity_phrase(s.slo.name, s.capacity)}." if s.is_ramp else None
+
+
+def _plural(n: int, noun: str, every: bool = False) -> str:
+    """`1 request`, `4 requests`; with `every`: `the 1 user was`, `all 4 users were`."""
+    if every:
+        return f"the {n:,} {noun} was" if n == 1 else f"all {n:,} {noun}s were"
+    return f"{n:,} {noun}" + ("" if n == 1 else "s")

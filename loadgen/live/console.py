@@ -34,9 +34,10 @@ def console_table(live: LiveStats, point: dict, run: dict, slo_name: str) -> str
     """Latency percentiles (whole run and last window, ms), then rates over both windows."""
     win = f"last {point['window_s']:.0f} s"
     lines: list[str] = []
+    reasoned = live.entry("REASONING")
     for name in LATENCIES:
         e = live.entry(name)
-        if not e.num_requests:
+        if not e.num_requests or (name == "TTFO" and not reasoned.num_requests):  # no reasoning: TTFO is TTFT
             continue
         pct = e.get_response_time_percentile
         key = name.lower()
@@ -60,6 +61,12 @@ def console_table(live: LiveStats, point: dict, run: dict, slo_name: str) -> str
         f"sent {run['sent']}  ok {run['ok']}  failed {run['failed']}  in flight {point.get('in_flight', 0)}"
         f"  at {point['elapsed_s']:.1f} s of the run (sample {point['seq']})"
     )
+    if reasoned.num_requests:
+        n, pct = reasoned.num_requests, reasoned.get_response_time_percentile
+        lines.append(
+            f"reasoning: {n} requests, {reasoned.total_content_length / n:.0f} tokens per request, "
+            f"reasoning time p50 {pct(0.5):.0f} ms p95 {pct(0.95):.0f} ms"
+        )
     return "\n".join(lines)
 
 

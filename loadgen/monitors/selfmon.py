@@ -8,10 +8,19 @@ A load generator that falls behind reports its own delays as the server's. Locus
   lags (how long bytes the kernel already held waited for this process, loadgen/transport/arrival.py).
 Workers ship their seconds with every Locust report (`goodput_selfmon` in the report data); the
 master (or the local runner) merges them into run.json `loadgen`: per-worker lag, CPU and read-lag
-figures from the raw samples, and `saturated_windows`, the spans where some worker's lag p99 over
-one second exceeded `--saturation-lag` (default 10 ms), or one stall in it exceeded ten times that.
-The analysis turns those windows into "load generator saturated from T1 to T2: add workers"; the
-master logs a warning as they happen.
+figures from the raw samples, and two kinds of windows:
+- `saturated_windows` — the generator could not keep up: over `SUSTAIN_S` seconds in a row, one
+  worker's event-loop lag p99 (all its probe samples of those seconds pooled) exceeded
+  `--saturation-lag` (default 10 ms) *while* that process used at least `CPU_BUSY` % of a core. A
+  single stall (garbage collection, spawning users, connecting) is not saturation, and neither is
+  lag while the process idles (the host is busy with something else: more workers would not help).
+  The start-up (until the first `spawning_complete`, plus `STARTUP_GRACE_S` for the first sends)
+  and the shutdown (from `test_stopping`) are left out: spawning and stopping hundreds of users
+  blocks the loop by itself. `saturated_detail` says, per window, the figures that flagged it.
+- `stall_windows` — every second whose lag p99 exceeded the threshold or that held one stall over
+  ten times it: the client's timestamps there may be late (a diagnostic, not a verdict).
+The analysis turns the saturated windows into "load generator saturated from T1 to T2: event-loop
+lag p99 X ms over 3 s at Y % CPU: add workers"; the master logs a warning as they happen.
 """
 
 from __future__ import annotations
@@ -35,7 +44,10 @@ from loadgen.transport import arrival
 log = logging.getLogger("goodput")
 
 PROBE_S = 0.010
-STALL_FACTOR = 10  # a second with one stall this many times the threshold is flagged too
+STALL_FACTOR = 10  # a second with one stall this many times the threshold is a stall second too
+SUSTAIN_S = 3  # saturation: this many seconds in a row over the threshold ...
+CPU_BUSY = 50.0  # ... while the process used at least this share of a core (mean over them, %)
+STARTUP_GRACE_S = 1.0  # after the first spawning_complete: the users' first sends
 READ_SAMPLES_PER_S = 200  # read lags kept per second (evenly strided): enough for p99
 MAX_SAMPLES = 400_000  # per worker and kind (~1 h of probe samples); later seconds still count for windows
 # Diagnostics only (the saturation test): "BUSY_MS/PERIOD_MS" makes a greenlet block the loop.
@@ -116,16 +128,30 @@ def _burn(busy_s: float, period_s: float) -> None:
 
 
 class Aggregate:
-    """Master/local: every worker's seconds → run.json `loadgen`."""
+    """Master/local: every worker's seconds → run.json `loadgen` (see the module doc)."""
 
     def __init__(self, threshold_ms: float) -> None:
         self.threshold_ms = threshold_ms
         self.workers: dict[str, dict] = {}
-        self.flagged: list[tuple[float, float]] = []
+        self.recent: dict[str, list[dict]] = {}  # per worker: the last seconds in a row that may be judged
+        self.flagged: list[dict] = []  # saturated spans: t0, t1, worker, lag_p99_ms, cpu_percent, span_s
+        self.stalls: list[tuple[float, float]] = []
+        self.steady_from: float | None = None  # start-up over (None: not yet)
+        self.steady_until: float | None = None  # shutdown began
+
+    def judged(self, rec: dict) -> bool:
+        """Outside the start-up and the shutdown."""
+        return (
+            self.steady_from is not None
+            and float(rec["t0"]) >= self.steady_from
+            and (self.steady_until is None or float(rec["t1"]) <= self.steady_until)
+        )
 
     def add(self, worker: str, records: list[dict]) -> list[dict]:
-        """Merge a worker's seconds; returns those whose lag p99 crossed the threshold."""
-        w = self.workers.setdefault(worker, {"lag": [], "read": [], "cpu": [], "seconds": 0, "flagged": 0})
+        """Merge a worker's seconds; returns the saturated spans they completed."""
+        w = self.workers.setdefault(
+            worker, {"lag": [], "read": [], "cpu": [], "seconds": 0, "flagged": set(), "stalled": 0}
+        )
         hot = []
         for rec in records:
             lags = sorted(rec.get("lag") or [])
@@ -138,15 +164,53 @@ class Aggregate:
             p99 = pct(lags, 0.99) if lags else float("inf")  # a second without one wake-up: stalled
             # One long stall leaves one sample among ~100 (p99 misses it) but holds every stream.
             if p99 > self.threshold_ms or (lags and lags[-1] > STALL_FACTOR * self.threshold_ms):
-                w["flagged"] += 1
-                self.flagged.append((float(rec["t0"]), float(rec["t1"])))
-                hot.append({**rec, "lag_p99": p99})
+                w["stalled"] += 1
+                self.stalls.append((float(rec["t0"]), float(rec["t1"])))
+            span = self._sustained(worker, {**rec, "lag": lags})
+            if span is not None:
+                w["flagged"].update(round(float(r["t0"]), 3) for r in self.recent[worker])
+                self.flagged.append(span)
+                hot.append(span)
         return hot
 
-    def windows(self) -> list[list[float]]:
-        """Flagged seconds of all workers, merged where they touch (a 0.5 s gap still joins)."""
+    def _sustained(self, worker: str, rec: dict) -> dict | None:
+        """The span of the last SUSTAIN_S judged seconds in a row when they are saturated, else None."""
+        run = self.recent.setdefault(worker, [])
+        if not self.judged(rec) or (run and float(rec["t0"]) - float(run[-1]["t1"]) > 0.5):
+            run.clear()
+        if not self.judged(rec):
+            return None
+        run.append(rec)
+        del run[:-SUSTAIN_S]
+        if len(run) < SUSTAIN_S:
+            return None
+        pooled = sorted(x for r in run for x in r["lag"])
+        p99 = pct(pooled, 0.99) if pooled else float("inf")
+        cpu = sum(float(r.get("cpu", 0.0)) for r in run) / len(run)
+        if p99 <= self.threshold_ms or cpu < CPU_BUSY:
+            return None
+        t0, t1 = float(run[0]["t0"]), float(run[-1]["t1"])
+        return {"t0": t0, "t1": t1, "worker": worker, "lag_p99_ms": round(min(p99, 1e9), 1),
+                "cpu_percent": round(cpu, 1), "span_s": len(run)}  # fmt: skip
+
+    def windows(self) -> tuple[list[list[float]], list[dict]]:
+        """Saturated spans of all workers merged where they touch (a 0.5 s gap still joins), and per
+        merged window the figures of its worst span."""
         out: list[list[float]] = []
-        for t0, t1 in sorted(self.flagged):
+        detail: list[dict] = []
+        for f in sorted(self.flagged, key=lambda f: f["t0"]):
+            if out and f["t0"] <= out[-1][1] + 0.5:
+                out[-1][1] = max(out[-1][1], f["t1"])
+                if f["lag_p99_ms"] > detail[-1]["lag_p99_ms"]:
+                    detail[-1] = {k: v for k, v in f.items() if k not in ("t0", "t1")}
+            else:
+                out.append([f["t0"], f["t1"]])
+                detail.append({k: v for k, v in f.items() if k not in ("t0", "t1")})
+        return out, detail
+
+    def stall_windows(self) -> list[list[float]]:
+        out: list[list[float]] = []
+        for t0, t1 in sorted(self.stalls):
             if out and t0 <= out[-1][1] + 0.5:
                 out[-1][1] = max(out[-1][1], t1)
             else:
@@ -165,13 +229,19 @@ class Aggregate:
                 },
                 "read_lag_ms": _dist(read),
                 "seconds": w["seconds"],
-                "saturated_seconds": w["flagged"],
+                "saturated_seconds": len(w["flagged"]),
+                "stalled_seconds": w["stalled"],
             }
+        windows, detail = self.windows()
         return {
             "probe_interval_ms": PROBE_S * 1000,
             "threshold_ms": self.threshold_ms,
+            "sustain_s": SUSTAIN_S,
+            "cpu_busy_percent": CPU_BUSY,
             "workers": workers,
-            "saturated_windows": self.windows(),
+            "saturated_windows": windows,
+            "saturated_detail": detail,
+            "stall_windows": self.stall_windows(),
         }
 
 
@@ -210,6 +280,16 @@ class SelfMon:
             self.in_streak = set()
             self.publish()
 
+    def spawned(self) -> None:
+        """Master/local: the first `spawning_complete` of a run ends the start-up (after the first sends)."""
+        if not self.is_worker and self.agg.steady_from is None:
+            self.agg.steady_from = time.time() + STARTUP_GRACE_S
+
+    def stopping(self) -> None:
+        """Master/local: from here on the users are being stopped; those seconds are not judged."""
+        if not self.is_worker and self.agg.steady_until is None:
+            self.agg.steady_until = time.time()
+
     def stop(self) -> None:
         if self.meter is not None:
             self.meter.tick(final=True)  # the last partial second (a worker reports it next time)
@@ -224,15 +304,16 @@ class SelfMon:
     def receive(self, worker: str, records: list[dict]) -> None:
         hot = self.agg.add(worker, records)
         if hot and worker not in self.in_streak:
-            rec = hot[0]
+            span = hot[0]
             log.warning(
-                "goodput: load generator saturated: %s event-loop lag p99 %.0f ms > %.0f ms (CPU %.0f %%) "
-                "since %s: its timings are suspect, add workers",
+                "goodput: load generator saturated: %s event-loop lag p99 %.0f ms over %d s > %.0f ms at "
+                "%.0f %% CPU since %s: its timings are suspect, add workers",
                 worker,
-                rec["lag_p99"],
+                span["lag_p99_ms"],
+                span["span_s"],
                 self.agg.threshold_ms,
-                rec["cpu"],
-                time.strftime("%H:%M:%S", time.localtime(rec["t0"])),
+                span["cpu_percent"],
+                time.strftime("%H:%M:%S", time.localtime(span["t0"])),
             )
         if hot:
             self.in_streak.add(worker)
@@ -253,8 +334,8 @@ def install(events: Any) -> None:
         parser.add_argument(
             "--saturation-lag",
             default="10ms",
-            help="Flag the load generator as saturated when its event-loop lag p99 over a second "
-            "exceeds this (default 10ms)",
+            help="Flag the load generator as saturated when its event-loop lag p99 over "
+            f"{SUSTAIN_S} seconds in a row exceeds this while it uses ≥ {CPU_BUSY:.0f} %% of a core (default 10ms)",
         )
 
     @events.init.add_listener
@@ -276,6 +357,8 @@ def install(events: Any) -> None:
         environment.events.worker_report.add_listener(
             lambda client_id, data, **_: _on_worker_report(sm, client_id, data)
         )
+        environment.events.spawning_complete.add_listener(lambda user_count, **_: sm.spawned())
+        environment.events.test_stopping.add_listener(lambda **_: sm.stopping())
 
     @events.test_start.add_listener
     def _start(environment: Any, **_: Any) -> None:

@@ -41,7 +41,8 @@ from locust.runners import WorkerRunner
 from core.durations import parse_duration_s
 from core.errors import OptionError, exit_with
 from loadgen import context
-from loadgen.monitors.otlp import OtlpReceiver, SpanCsvWriter, parse_listen
+from loadgen.monitors.otlp import OtlpReceiver
+from loadgen.monitors.spanrows import SpanCsvWriter, parse_listen
 
 log = logging.getLogger("goodput")
 

@@ -13,6 +13,7 @@ from core.errors import OptionError, SloError, exit_with
 from core.slo import Slo, parse_slo
 from loadgen.output.runfolder import check_results_dir
 from loadgen.run import target
+from loadgen.transport.apis import SDK_APIS, Api, chosen
 from loadgen.transport.ids import request_id_header
 from shapes import build_schedule, open_loop
 
@@ -41,6 +42,7 @@ def check_options(environment: Any, check_target: bool) -> tuple[Slo, str]:
             raise OptionError(f"{option}: '{value}' must be positive")
     parse_duration_s(opts.think_time, "--think-time")
     request_id_header(opts.request_id_header)
+    check_api(opts, slo)
     if opts.max_tokens <= 0:
         raise OptionError(f"--max-tokens: {opts.max_tokens} must be a positive number of tokens")
     for name, value, low in (("--step-users", opts.step_users, 1), ("--max-users", opts.max_users, 0)):
@@ -60,6 +62,28 @@ def check_options(environment: Any, check_target: bool) -> tuple[Slo, str]:
     return slo, model
 
 
+def check_api(opts: Any, slo: Slo) -> Api:
+    """`--api` (or its alias `--endpoint`), whether the transport can speak it, and whether the SLO's
+    TTFO can be measured on it."""
+    try:
+        api = chosen(opts.api, opts.endpoint)
+    except ValueError as e:
+        raise OptionError(str(e)) from None
+    if opts.client == "openai" and api.sdk is None:
+        raise OptionError(
+            f"--api {api.name}: the openai SDK (--client openai) speaks only {', '.join(SDK_APIS)}; "
+            f"{api.server}'s native route needs --client raw"
+        )
+    if not api.splits_reasoning and (
+        slo.ttfo_s is not None or any(c.metric == "ttfo" for c in slo.percentiles)
+    ):
+        raise OptionError(
+            f"--slo: --api {api.name} streams reasoning as plain text, so TTFO (the first answer token) "
+            "cannot be told from TTFT there; use ttft=, or an API that separates reasoning (chat, responses, sglang)"
+        )
+    return api
+
+
 def choose_user_class(environment: Any, user_classes: dict[str, type]) -> None:
     """Run only the selected user class (Locust would otherwise mix all of them by weight)."""
     opts = environment.parsed_options
@@ -70,6 +94,6 @@ def choose_user_class(environment: Any, user_classes: dict[str, type]) -> None:
         from workloads import open_workload
 
         name = "agent" if open_workload(opts.dataset, seed=opts.seed).multi_turn else "chat"
-        if name == "chat" and opts.endpoint == "completions":
+        if name == "chat" and chosen(opts.api, opts.endpoint).name == "completions":
             name = "completions"
     environment.user_classes = [user_classes[name]]

@@ -154,6 +154,7 @@ def begin_run(environment: Any, ctx: RunContext) -> None:
         model=ctx.model,
         user_class=environment.user_classes[0].__name__,
         transport=opts.client,
+        api=ctx.api.name,
         dataset=opts.dataset,
         order=opts.order,
         slo=ctx.slo.to_dict(),

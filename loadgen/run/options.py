@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from locust import events
 
+from loadgen.transport.apis import APIS
+
 
 @events.init_command_line_parser.add_listener
 def add_options(parser) -> None:
@@ -43,10 +45,17 @@ def add_options(parser) -> None:
         include_in_web_ui=True,
     )
     g.add_argument(
+        "--api",
+        default="",
+        choices=list(APIS),
+        help="Server API: chat (default), completions, responses, or the native routes sglang, tgi, llamacpp",
+        include_in_web_ui=True,
+    )
+    g.add_argument(
         "--endpoint",
-        default="chat",
+        default="",
         choices=["chat", "completions"],
-        help="OpenAI endpoint for single-shot users",
+        help="Alias of --api (chat or completions), kept for older command lines",
     )
     g.add_argument("--think-time", default="0s", help="AgentUser pause between turns (e.g. 2s)")
     g.add_argument(

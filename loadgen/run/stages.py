@@ -4,6 +4,12 @@ The shape (shapes/) fires its hooks on the master or local runner; this module m
 current stage (`RunContext.set_stage`), broadcasts it to the workers (`messages.STAGE`), records the
 schedule in run.json, ends the last stage when the schedule ends, and binds adaptive schedules
 (sweep, trace) to the run's progress.
+
+It also records the start-up, the stage before the first one is steady: run.json `startup` =
+`{t_start_unix, t_spawned_unix, users}`, from the run's start to Locust's first `spawning_complete`
+(every user of the first level spawned, on every worker). The start-up ends when the last of those
+users has also sent its first request; that send is in requests.csv (the first row of each
+`worker`/`user`), so the analysis completes the end from there (analysis/windows.py `startup`).
 """
 
 from __future__ import annotations
@@ -76,6 +82,27 @@ def keep_first_stage(environment: Any, **_: Any) -> None:
         ctx.stages.append(ctx.stage)
 
 
+def begin_startup(environment: Any, **_: Any) -> None:
+    """A new run: its start-up is not yet over (the web UI runs several in one process)."""
+    ctx = context.find(environment)
+    if ctx is not None and not isinstance(environment.runner, WorkerRunner):
+        ctx.meta.pop("startup", None)
+
+
+def end_spawning(environment: Any, user_count: int) -> None:
+    """Master/local: the first `spawning_complete` of a run closes the spawn part of the start-up."""
+    ctx = context.find(environment)
+    if ctx is None or isinstance(environment.runner, WorkerRunner) or "startup" in ctx.meta:
+        return
+    t0 = ctx.meta.get("t_start_unix")
+    now = time.time()
+    ctx.meta["startup"] = {
+        "t_start_unix": t0 if isinstance(t0, int | float) else now,
+        "t_spawned_unix": now,
+        "users": int(user_count),
+    }
+
+
 def install(events: Any) -> None:
     """After the lifecycle's listeners (test_start order matters: the run folder opens first)."""
     hooks.level_changed.add_listener(on_level)
@@ -83,9 +110,14 @@ def install(events: Any) -> None:
     hooks.described.add_listener(on_described)
     hooks.schedule_ended.add_listener(end_last_stage)
     events.test_start.add_listener(keep_first_stage)
+    events.test_start.add_listener(begin_startup)
     events.test_stopping.add_listener(end_last_stage)
 
     @events.init.add_listener
     def _init(environment: Any, runner: Any, **_: Any) -> None:
         if isinstance(runner, WorkerRunner):
             runner.register_message(messages.STAGE, on_stage_message)
+        # spawning_complete carries no environment: bind it here (as selfmon binds its reports)
+        environment.events.spawning_complete.add_listener(
+            lambda user_count, **_: end_spawning(environment, user_count)
+        )

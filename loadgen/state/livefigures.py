@@ -33,7 +33,7 @@ from locust.stats import StatsEntry, calculate_response_time_percentile, diff_re
 
 from loadgen.state.livestats import METHOD
 
-LATENCIES = ("TTFT", "TPOT", "ITL", "E2E")
+LATENCIES = ("TTFT", "TPOT", "ITL", "E2E", "TTFO")  # TTFO: first answer token (reasoning models)
 PERCENTILES = (0.5, 0.95)
 SAMPLE_S = 2.0
 WINDOW_S = 10.0

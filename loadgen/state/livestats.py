@@ -1,4 +1,4 @@
-"""Live token-level statistics (TTFT, TPOT, ITL, E2E, good and sent requests), kept apart from Locust's.
+"""Live token-level statistics (TTFT, TTFO, TPOT, ITL, E2E, reasoning, good and sent requests), kept apart from Locust's.
 
 Firing TTFT/TPOT as ordinary request events would count each request several times in the
 Aggregated row; these live in their own `RequestStats`, merged from workers to the master
@@ -16,8 +16,10 @@ from locust.stats import RequestStats, StatsEntry
 
 METHOD = "LLM"
 #: Entries: latency histograms (ms); E2E also counts completed (ok) and failed requests and carries
-#: output tokens as its content length; GOOD counts good requests; SENT counts requests sent.
-NAMES = ("TTFT", "TPOT", "ITL", "E2E", "GOOD", "SENT")
+#: output tokens as its content length; GOOD counts good requests; SENT counts requests sent; TTFO is
+#: the time to the first answer token; REASONING counts requests that reasoned, with their reasoning
+#: time (TTFO − TTFT) as the response time and their reasoning tokens as the content length.
+NAMES = ("TTFT", "TPOT", "ITL", "E2E", "GOOD", "SENT", "TTFO", "REASONING")
 
 
 class LiveStats:
@@ -40,6 +42,8 @@ class LiveStats:
         ok: bool,
         good: bool,
         error: str,
+        ttfo_s: float | None = None,
+        reasoning_tokens: int | None = None,
     ) -> None:
         # Straight into the entries: this RequestStats' own `total` would mix TTFT with ITL gaps
         # and nobody reads it; ITL comes in one batch per request (one value per chunk).
@@ -57,6 +61,10 @@ class LiveStats:
             s.log_error(METHOD, "E2E", error)
         if good:
             get("GOOD", METHOD).log((e2e_s or 0.0) * 1000.0, 0)
+        if ttfo_s is not None:
+            get("TTFO", METHOD).log(ttfo_s * 1000.0, 0)
+            if reasoning_tokens:
+                get("REASONING", METHOD).log((ttfo_s - (ttft_s or ttfo_s)) * 1000.0, reasoning_tokens)
 
     def serialize(self) -> list[dict]:
         """Worker side: entries since the last report (they reset, as Locust's do)."""

@@ -1,10 +1,11 @@
-"""Streaming clients: send one OpenAI request, time every event, return a `StreamResult`.
+"""Streaming clients: send one request of any API, time every event, return a `StreamResult`.
 
 This is the hot path. The raw transport reads SSE events from the socket as they arrive
 (geventhttpclient's C parser for HTTP/chunked framing) and stamps each with its arrival: on Linux
 the kernel's receive time of its last byte (mapped onto the perf_counter clock), so neither the
 event loop's other work nor this process's scheduling moves a timestamp; elsewhere (and on TLS)
-`perf_counter()` right after the read. JSON decoding happens after the stamp. The openai-SDK
+`perf_counter()` right after the read. Each event is then folded into the result by the API's
+parser (loadgen/transport/apis/: decoding happens after the stamp). The openai-SDK
 transport exists for compatibility (Azure, proxies, custom auth): the SDK builds and sends the
 request, and its raw response bytes go through the same event-stream parser
 (loadgen/transport/eventstream.py), so both transports see the same events; it costs several times
@@ -14,9 +15,11 @@ more CPU per chunk, and its stamps are taken when httpx hands over a chunk (even
 from __future__ import annotations
 
 import functools
+import inspect
 import logging
 import socket
 import time
+from operator import attrgetter
 from typing import Any, ClassVar, Protocol
 from urllib.parse import urlsplit
 
@@ -26,6 +29,8 @@ from geventhttpclient.response import HTTPConnectionClosed
 
 from core.result import StreamResult
 from loadgen.transport import sse
+from loadgen.transport.apis import Api, resolve
+from loadgen.transport.apis.base import Fold
 from loadgen.transport.arrival import arrival, sent_at, stamping_client, wall_and_perf
 from loadgen.transport.eventstream import EventStream
 
@@ -37,33 +42,11 @@ class Transport(Protocol):
     #: when a stopped user cancels it (loadgen/request.py keeps it on the cancelled row).
     in_flight: StreamResult | None
 
-    def stream(self, path: str, body: dict, headers: dict[str, str], timeout_s: float) -> StreamResult: ...
+    def stream(
+        self, api: Api | str, body: dict, headers: dict[str, str], timeout_s: float
+    ) -> StreamResult: ...
 
     def close(self) -> None: ...
-
-
-def _apply(res: StreamResult, obj: Any, t: float) -> None:
-    """Fold one decoded event into the result (after its timestamp was taken)."""
-    if type(obj) is not dict:
-        if obj is sse.DONE:
-            res.done = True
-        elif type(obj) is sse.StreamError:  # an `error` event
-            res.t_last = t
-            res.error, res.error_detail = "stream_error", str(obj)
-        return  # None: a keep-alive (`data:` empty or `null`)
-    res.t_last = t
-    if "choices" not in obj and (msg := sse.error_message(obj)):  # error payloads carry no choices
-        res.error, res.error_detail = "stream_error", msg
-        return
-    text = sse.chunk_text(obj)
-    if text:
-        res.text_times.append(t)
-        res.parts.append(text)
-    choices = obj.get("choices")
-    if choices and (fr := choices[0].get("finish_reason")):
-        res.finish_reason = fr
-    if usage := obj.get("usage"):
-        res.usage = usage
 
 
 def _finish(res: StreamResult) -> None:
@@ -102,17 +85,17 @@ def explain_rejection(res: StreamResult, id_header: str | None) -> None:
 _BLOCK = 65536
 
 
-def _read_events(resp: Any, res: StreamResult) -> None:
+def _read_events(resp: Any, res: StreamResult, fold: Fold) -> None:
     """Cut the body into SSE events as bytes arrive, each stamped with its arrival.
 
     Every event completed by one read gets that read's stamp (the arrival of its newest byte), so
     decoding one event never delays the stamp of the next. geventhttpclient's parser (C, chunked
     framing) appends body bytes to `resp._body_buffer`; the event-stream parser cuts events from it
-    in place.
+    in place, and the API's `fold` reads each one into `res`.
     """
     parser = EventStream(resp._body_buffer)
     next_event, compact = parser.next_event, parser.compact
-    feed, decode = resp.feed, sse.decode
+    feed = resp.feed
     sock = resp._sock
     wall, perf = wall_and_perf()
     offset = wall - perf
@@ -134,7 +117,7 @@ def _read_events(resp: Any, res: StreamResult) -> None:
                     raise HTTPConnectionClosed("connection closed before the end of the stream")
                 continue
             res.n_events += 1
-            _apply(res, decode(ev[1], ev[0]), t)
+            fold(res, ev[0], ev[1], t)
             if res.done or res.error:
                 return
     finally:
@@ -184,20 +167,22 @@ class RawTransport:
         res.t_send = sent_at(self.client, res.t_send)
         return resp
 
-    def stream(self, path: str, body: dict, headers: dict[str, str], timeout_s: float) -> StreamResult:
-        res = self.in_flight = StreamResult()
+    def stream(self, api: Api | str, body: dict, headers: dict[str, str], timeout_s: float) -> StreamResult:
+        """`api`: the API (or its path or name) whose `fold` reads the stream; the body goes to its path."""
+        api = resolve(api)
+        res = self.in_flight = StreamResult(splits_reasoning=api.splits_reasoning)
         payload = orjson.dumps(body)
         hdrs = {"Content-Type": "application/json", "Accept": "text/event-stream", **self.auth, **headers}
         resp = None
         timer = gevent.Timeout(timeout_s)
         timer.start()
         try:
-            resp = self._send(res, path, payload, hdrs)
+            resp = self._send(res, api.path, payload, hdrs)
             res.status = resp.status_code
             if res.status != 200:
                 _http_error(res, resp.read()[:2000], resp.get("retry-after"))
                 return res
-            _read_events(resp, res)
+            _read_events(resp, res, api.fold)
             _finish(res)
             self.reused = not res.error
         except gevent.Timeout as e:
@@ -272,23 +257,28 @@ class OpenAITransport:
         self.openai = openai
         self.in_flight: StreamResult | None = None
 
-    def stream(self, path: str, body: dict, headers: dict[str, str], timeout_s: float) -> StreamResult:
+    def stream(self, api: Api | str, body: dict, headers: dict[str, str], timeout_s: float) -> StreamResult:
         """The SDK builds and sends the request (auth, base URL, Azure, proxies); its raw response
-        bytes go through the same event-stream parser as the raw transport's, so both see the same
-        events. Each chunk the SDK yields is stamped when it arrives here."""
-        res = self.in_flight = StreamResult()
+        bytes go through the same event-stream parser and the same API `fold` as the raw transport's,
+        so both see the same events. Each chunk the SDK yields is stamped when it arrives here.
+        Only the APIs the SDK has a resource for can be sent (`Api.sdk`: chat, completions, responses)."""
+        api = resolve(api)
+        if api.sdk is None:
+            raise ValueError(f"the openai SDK cannot send --api {api.name} (its {api.server} route)")
+        res = self.in_flight = StreamResult(splits_reasoning=api.splits_reasoning)
+        resource = attrgetter(api.sdk)(self.sdk)
+        named = _sdk_params(api.sdk, resource)
         body = dict(body)
-        api = self.sdk.chat.completions if path.endswith("chat/completions") else self.sdk.completions
-        extra = {k: body.pop(k) for k in list(body) if k not in _SDK_PARAMS}
+        extra = {k: body.pop(k) for k in list(body) if k not in named}
         timer = gevent.Timeout(timeout_s)
         timer.start()
         try:
             res.t_send = perf_counter()
-            with api.with_streaming_response.create(
+            with resource.with_streaming_response.create(
                 **body, extra_body=extra or None, extra_headers=headers, timeout=timeout_s
             ) as resp:
                 res.status = resp.status_code
-                _read_chunks(resp.iter_bytes(), res)
+                _read_chunks(resp.iter_bytes(), res, api.fold)
             _finish(res)
         except gevent.Timeout as e:
             if e is not timer:
@@ -315,15 +305,23 @@ class OpenAITransport:
         pass
 
 
-_SDK_PARAMS = frozenset(
-    ("model", "messages", "prompt", "max_tokens", "stream", "stream_options", "temperature", "top_p", "seed")
-)  # what the SDK's create() takes by name; the rest of a body travels as extra_body
+_SDK_PARAMS: dict[str, frozenset[str]] = {}
 
 
-def _read_chunks(chunks: Any, res: StreamResult) -> None:
+def _sdk_params(name: str, resource: Any) -> frozenset[str]:
+    """What the SDK resource's create() takes by name (read from its signature once); the rest of a
+    body travels as extra_body (`ignore_eos` and other server extensions)."""
+    if name not in _SDK_PARAMS:
+        params = inspect.signature(resource.create).parameters
+        _SDK_PARAMS[name] = frozenset(
+            p for p in params if p not in ("extra_headers", "extra_query", "extra_body", "timeout")
+        )
+    return _SDK_PARAMS[name]
+
+
+def _read_chunks(chunks: Any, res: StreamResult, fold: Fold) -> None:
     """The SDK transport's counterpart of `_read_events`: one stamp per chunk, the same parser."""
     parser = EventStream()
-    decode = sse.decode
     try:
         for chunk in chunks:
             t = perf_counter()
@@ -331,7 +329,7 @@ def _read_chunks(chunks: Any, res: StreamResult) -> None:
             parser.feed(chunk)
             while (ev := parser.next_event()) is not None:
                 res.n_events += 1
-                _apply(res, decode(ev[1], ev[0]), t)
+                fold(res, ev[0], ev[1], t)
                 if res.done or res.error:
                     return
     finally:

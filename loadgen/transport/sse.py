@@ -1,8 +1,8 @@
-"""Server-sent event → OpenAI stream payload: the payload side of streaming (framing is
-loadgen/transport/eventstream.py, shared by both transports).
+"""Server-sent event → JSON payload: what every API's parser (loadgen/transport/apis/) decodes
+first (framing is loadgen/transport/eventstream.py, shared by both transports).
 
-Both transports hand complete events here *after* the arrival timestamp is taken, so the
-cost of JSON decoding never moves a timestamp.
+Both transports hand complete events to the API's `fold` *after* the arrival timestamp is taken,
+so the cost of JSON decoding never moves a timestamp.
 """
 
 from __future__ import annotations
@@ -65,26 +65,3 @@ def _message(data: bytes | bytearray) -> str:
     if isinstance(obj, dict):
         return error_message(obj) or str(obj.get("message") or obj)[:300]
     return bytes(data).decode("utf-8", "replace")[:300] or "error event without a message"
-
-
-def chunk_text(obj: dict) -> str:
-    """Generated text a chunk carries: content, reasoning, tool-call name or arguments (chat), or text
-    (completions). A role-only or empty delta carries none, so it never counts as the first token; a
-    tool call's first delta (its function name, arguments to follow, as vLLM streams them) does.
-    """
-    choices = obj.get("choices")
-    if not choices:
-        return ""
-    choice = choices[0]
-    delta = choice.get("delta")
-    if delta is None:  # /v1/completions
-        return choice.get("text") or ""
-    text = delta.get("content") or delta.get("reasoning_content") or delta.get("reasoning") or ""
-    if not text and (calls := delta.get("tool_calls")):
-        text = "".join(_call_text(c) for c in calls)
-    return text
-
-
-def _call_text(call: dict) -> str:
-    fn = call.get("function") or {}
-    return (fn.get("name") or "") + (fn.get("arguments") or "")

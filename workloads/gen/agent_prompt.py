@@ -126,7 +126,8 @@ Use short Markdown: a one-line summary, then bullet points. Do not paste whole f
 """
 
 
-def _schema(name: str, description: str, params: dict, required: list[str]) -> str:
+def _spec(name: str, description: str, params: dict, required: list[str]) -> dict:
+    """One tool as an OpenAI function tool: {type: function, function: {name, description, parameters}}."""
     props = {}
     for pname, (ptype, pdesc) in params.items():
         props[pname] = {"type": ptype, "description": pdesc}
@@ -134,7 +135,16 @@ def _schema(name: str, description: str, params: dict, required: list[str]) -> s
             props[pname]["items"] = {"type": "string"}
     spec = {"name": name, "description": description,
             "parameters": {"type": "object", "properties": props, "required": required}}  # fmt: skip
-    return json.dumps({"type": "function", "function": spec}, indent=2)
+    return {"type": "function", "function": spec}
+
+
+def _schema(name: str, description: str, params: dict, required: list[str]) -> str:
+    return json.dumps(_spec(name, description, params, required), indent=2)
+
+
+def tool_specs() -> list[dict]:
+    """The agent's tools as the `tools` field of a chat request (`agentic:tools=native`)."""
+    return [_spec(*t) for t in TOOLS]
 
 
 def _compact_tool(name: str, description: str, params: dict, required: list[str]) -> str:

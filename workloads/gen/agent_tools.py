@@ -57,6 +57,16 @@ def result(name: str, body: str) -> str:
     return f'<tool_result name="{name}">\n{body}\n</tool_result>'
 
 
+_RESULT = re.compile(r'<tool_result name="[^"]*">\n(.*)\n</tool_result>', re.S)
+
+
+def result_body(text: str) -> str | None:
+    """The tool's output inside a `result()` block (what a native tool message carries); None when
+    `text` is not one (a human message)."""
+    m = _RESULT.fullmatch(text)
+    return m.group(1) if m else None
+
+
 def sample_value(param: str, rng: random.Random) -> str:
     """A plausible literal for a parameter, guessed from its name (used in tests and timeit lines)."""
     p = param.lower()

@@ -1,7 +1,10 @@
 """`agentic`: multi-turn sessions of a coding agent, the workload where prefix caching matters.
 
 Options: sessions=48, seed=0, think=1 (scales the recorded pauses between turns; 0 turns them off),
-context=4096 (the server's context window, prompt plus output; every request fits it).
+context=4096 (the server's context window, prompt plus output; every request fits it), tools=text
+(the tools are described in the system prompt only) or native (also sent as the request's OpenAI
+`tools`, so a server with tool calling answers with `tool_calls`; users/agent.py then sends each
+tool result back as a `tool` message).
 A session is a task (fix a bug, add a flag, write tests, explain, speed up) on a real function of
 one of three repositories (agent_prompt.REPOS). Each turn sends the tool result of the previous
 reply; the assistant replies (recorded) call the next tool, the last one summarises. Context grows
@@ -15,11 +18,12 @@ run takes seconds, a file read a fraction of one; a human follow-up tens of seco
 
 from __future__ import annotations
 
+import dataclasses
 import random
 
 from workloads.conversation import Conversation, Turn
 from workloads.gen import agent_tools as tools
-from workloads.gen.agent_prompt import REPOS, Repo, system_prompt
+from workloads.gen.agent_prompt import REPOS, Repo, system_prompt, tool_specs
 from workloads.gen.agent_steps import DROP_ORDER, st_changelog, st_read_changelog
 from workloads.gen.agent_steps import plan as steps_for
 from workloads.gen.agent_tools import Session, tokens_of
@@ -204,6 +208,11 @@ def generate(opts: Options) -> list[Conversation]:
     seed = opts.integer("seed", 0, lo=0)
     think_scale = opts.number("think", 1.0)
     context = opts.integer("context", 4096, lo=4096)
+    native = opts.choice("tools", "text", ("text", "native")) == "native"
     budget = int((context - TEMPLATE_TOKENS) / TOKENIZER_ALLOWANCE)
     system_target = 1_000_000 if context >= FULL_PROMPT_CONTEXT else int(budget * SYSTEM_SHARE)
-    return [_session(i, seed, think_scale, budget, system_target) for i in range(n)]
+    convs = [_session(i, seed, think_scale, budget, system_target) for i in range(n)]
+    if native:  # the same sessions, with the tools also declared to the server (OpenAI `tools`)
+        body = {"tools": tool_specs()}
+        convs = [dataclasses.replace(c, extra_body=body) for c in convs]
+    return convs

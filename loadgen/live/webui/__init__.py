@@ -41,7 +41,10 @@ class LiveView:
         last = self.ctx.figures.latest() or {}
         limits = self.ctx.slo.limits()
         rows = []
+        reasoned = entries.get(("REASONING", METHOD))
         for name in LATENCIES:
+            if name == "TTFO" and not (reasoned and reasoned.num_requests):
+                continue  # without reasoning TTFO is TTFT
             e = entries.get((name, METHOD))
             n = e.num_requests if e else 0
             key = name.lower()
@@ -57,8 +60,20 @@ class LiveView:
 
     def run_figures(self) -> dict:
         """Whole-run counts and rates now (loadgen/state/livefigures.py `run_figures`: the console's
-        definition, read at this request rather than at the last sample, so they are the freshest)."""
-        return self.ctx.figures.run_at(counters_now(self.env, self.ctx))
+        definition, read at this request rather than at the last sample, so they are the freshest),
+        with the reasoning figures when requests reasoned."""
+        figures = self.ctx.figures.run_at(counters_now(self.env, self.ctx))
+        return {**figures, **_reasoning(self.ctx.live.stats.entries.get(("REASONING", METHOD)))}
+
+
+def _reasoning(e: Any) -> dict:
+    """Requests that reasoned, their mean reasoning tokens and reasoning time (TTFO − TTFT, ms p50)."""
+    n = e.num_requests if e else 0
+    return {
+        "reasoned": n,
+        "reasoning_tokens_mean": e.total_content_length / n if n else None,
+        "reasoning_p50_ms": float(e.get_response_time_percentile(0.5)) if n else None,
+    }
 
 
 def install(events: Any) -> None:

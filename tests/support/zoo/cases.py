@@ -2,7 +2,10 @@
 
 Every case names a server that shows the behaviour and where that was read (its source, docs or
 issue tracker), says what the zoo sends, and what Goodput must record. tests/support/zoo/server.py serves
-case `NAME` under `/zoo/NAME/v1/...`; tests/test_zoo.py runs every case through both transports.
+case `NAME` under `/zoo/NAME/...`; tests/test_zoo.py runs every case through both transports (a case
+on a native route — SGLang, TGI, llama.cpp — through the raw one: the openai SDK has no such route),
+each through the API module (`--api`) it names. A reasoning case also marks its first answer token,
+and TTFO is held to that write the same way.
 Timing is the zoo's own (a prefill, then a token every few ms) so TTFT can be checked against the
 moment the server wrote the first token: a role-only chunk goes out well before the first token,
 so a client that counted it would be caught.
@@ -16,6 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from tests.support.zoo import native
 from tests.support.zoo.stream import (
     LF,
     PREFILL_S,
@@ -40,13 +44,15 @@ _UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{1
 
 @dataclass(frozen=True)
 class Expect:
-    """What Goodput must record: ok with TTFT at the truth and `tokens` (from `source`), or `error`
+    """What Goodput must record: ok with TTFT at the truth and `tokens` (from `source`), TTFO at the
+    first answer token's write when the case marks one and `reasoning` reasoning tokens, or `error`
     with a message containing `detail`."""
 
     tokens: int | None = None
     source: str = "usage"
     error: str = ""
     detail: str = ""
+    reasoning: int | None = None
 
 
 @dataclass(frozen=True)
@@ -58,7 +64,7 @@ class Case:
     records: str
     plan: Callable[[dict], Plan]  # request headers (lower-case) → the answer
     expect: Expect
-    endpoint: str = "chat"  # or "completions"
+    endpoint: str = "chat"  # the API it speaks (`--api`): chat, completions, responses, sglang, tgi, llamacpp
 
 
 def _vllm_fixture(_: dict) -> Plan:
@@ -144,9 +150,9 @@ def _reasoning(field_name: str) -> Callable[[dict], Plan]:
         p = Plan().add(LF.event(chunk(ROLE)), PREFILL_S - ROLE_LEAD_S)
         for i, tok in enumerate(["Let", " me", " think", "Paris", " is", " it"]):
             delta = {field_name: tok} if i < 3 else {"content": tok}
-            p.add(LF.event(chunk(delta)), ROLE_LEAD_S if i == 0 else TOKEN_GAP_S, first=i == 0)
+            p.add(LF.event(chunk(delta)), ROLE_LEAD_S if i == 0 else TOKEN_GAP_S, first=i == 0, answer=i == 3)
         p.add(LF.event(chunk({}, "stop"))).add(LF.event(chunk(None, usage=usage(6)))).add(LF.done())
-        p.n_tokens = 6
+        p.n_tokens, p.n_reasoning = 6, 3
         return p
 
     return plan
@@ -194,6 +200,7 @@ def _uuid_gateway(headers: dict) -> Plan:
 OK_USAGE = Expect(tokens=6)
 OK_CHUNKS = Expect(tokens=6, source="chunks")
 MIDSTREAM = Expect(error="stream_error", detail="exceeds the available context size")
+REASONED = Expect(tokens=6, reasoning=3)
 
 CASES: list[Case] = [
     Case("vllm", "vLLM 0.32 (CPU)", "tests/fixtures/vllm-cpu-tiny-chat-stream.txt, recorded from vLLM",
@@ -254,12 +261,14 @@ CASES: list[Case] = [
          "ok; TTFT at the name delta (the first generated token)", _tool_calls(big=False), Expect(tokens=6)),
     Case("sglang-reasoning-content", "SGLang (and DeepSeek) reasoning parser",
          "sgl-project docs advanced_features/separate_reasoning.md: `reasoning_content` deltas",
-         "`reasoning_content` deltas, then `content`", "ok; TTFT at the first reasoning delta",
-         _reasoning("reasoning_content"), OK_USAGE),
+         "`reasoning_content` deltas, then `content`",
+         "ok; TTFT at the first reasoning delta, TTFO at the first content; reasoning tokens counted (no details)",
+         _reasoning("reasoning_content"), REASONED),
     Case("vllm-reasoning", "vLLM after PR #27752 (and Ollama's `reasoning`)",
          "vllm-project/vllm PR #27752 `reasoning_content` -> `reasoning`; ollama openai.go Message.Reasoning",
-         "`reasoning` deltas, then `content`", "ok; TTFT at the first reasoning delta", _reasoning("reasoning"),
-         OK_USAGE),
+         "`reasoning` deltas, then `content`",
+         "ok; TTFT at the first reasoning delta, TTFO at the first content; reasoning tokens counted",
+         _reasoning("reasoning"), REASONED),
     Case("openai", "OpenAI", "OpenAI stream_options docs (quoted in janhq/cortex.llamacpp #265); BerriAI/litellm #2010",
          "`usage: null` on every chunk, finish_reason in its own chunk with an empty delta, a final usage chunk",
          "ok; tokens from the final usage",
@@ -316,6 +325,32 @@ CASES: list[Case] = [
          "a chunked stream with keep-alive headers, then the TCP connection closed",
          "ok for every request in a row (a request on the closed connection is sent again on a new one)",
          lambda h: _hangup(token_stream(Plan(), LF, role=ROLE)), OK_USAGE),
+    # the other APIs (--api): their own framing, event types, end markers and token counts
+    Case("vllm-responses-reasoning", "vLLM /v1/responses (a reasoning model)",
+         "vllm-project/vllm serving_responses.py @ 00b6063f (created and in_progress sent before the engine runs; "
+         "response.reasoning_text.delta); openai-python types/responses (events, ResponseUsage)",
+         "`event:` + `data:` typed events, created/in_progress first, reasoning deltas, output_text deltas, "
+         "response.completed with usage, no [DONE]",
+         "ok; TTFT at the first reasoning delta (not at created), TTFO at the first output_text; counts from usage",
+         native.responses_reasoning, Expect(tokens=6, reasoning=3), endpoint="responses"),
+    Case("sglang-generate", "SGLang /generate (a reasoning model, require_reasoning)",
+         "sgl-project/sglang tokenizer_manager.py (cumulative text, meta_info counts), schedule_batch.py "
+         "Req.update_reasoning_tokens (counts up to and including the think-end token), http_server.py ([DONE])",
+         "cumulative `text`, meta_info.completion_tokens and reasoning_tokens growing per event, [DONE]",
+         "ok; TTFO at the first event whose new token is not reasoning; counts from meta_info",
+         native.sglang_generate, Expect(tokens=6, source="meta_info", reasoning=4), endpoint="sglang"),
+    Case("tgi-generate-stream-eos", "TGI /generate_stream ending on EOS",
+         "huggingface/text-generation-inference router/src/lib.rs (StreamResponse, Token.special, StreamDetails), "
+         "server.rs generate_stream (no [DONE]); axum SSE `data:` without a space",
+         "one `data:{…}` per token, the last the special EOS token with generated_text and details",
+         "ok; the EOS event is a generated token without text; counts from details.generated_tokens",
+         native.tgi_generate_stream, Expect(tokens=6, source="details"), endpoint="tgi"),
+    Case("llama.cpp-completion", "llama.cpp llama-server /completion (0.5.0-dev, real capture)",
+         "tests/fixtures/llamacpp-completion-stream.txt, recorded from the server built in CI; it closes the "
+         "connection after each stream (case llama.cpp-hangup)",
+         "`data: {content, tokens, stop: false}` per token, a `stop: true` event with timings, no [DONE], then the "
+         "connection closed", "ok; the stop event ends the stream; counts from timings.predicted_n",
+         native.llamacpp_completion, Expect(tokens=6, source="timings"), endpoint="llamacpp"),
 ]  # fmt: skip
 
 

@@ -3,12 +3,14 @@
     python -m tests.support.zoo.server --port 8123
 
 Routes (a case is chosen by the URL, so any client's base URL selects it):
-  POST /zoo/<case>/v1/chat/completions, /zoo/<case>/v1/completions   the case's answer
+  POST /zoo/<case>/v1/chat/completions, /zoo/<case>/v1/completions   the case's answer (and the native
+       /zoo/<case>/v1/responses, /generate, /generate_stream, /completion: the case says which it is)
   GET  /zoo/<case>/v1/models                                          one model, `zoo`
   PUT  /script/<request-id>   {"pieces": [hex, ...], "gap_s": s}      store an answer for that id
   POST /script/v1/chat/completions                                    replay the stored answer (by X-Request-Id)
-  GET  /truth/<request-id>    what the server did: case, n_tokens, write times, and the first token's
-                              write: begun at t_first_token_unix, returned at t_first_token_written_unix
+  GET  /truth/<request-id>    what the server did: case, n_tokens, n_reasoning, write times, and the first
+                              token's write: begun at t_first_token_unix, returned at t_first_token_written_unix
+                              (the first answer token's: t_first_answer_unix, t_first_answer_written_unix)
   GET  /seen                  the id headers of every completions request: [{header: value}, ...]
   GET  /health
 
@@ -29,6 +31,8 @@ from tests.support.zoo.cases import BY_NAME
 from tests.support.zoo.stream import Piece, Plan
 
 TRUTH_MAX = 20000
+# the last path segment of every generation route: OpenAI chat/completions, Responses, SGLang, TGI, llama.cpp
+GENERATE = frozenset(("completions", "responses", "generate", "generate_stream", "completion"))
 
 
 class Zoo:
@@ -74,15 +78,15 @@ class Zoo:
                 return await _send(
                     w, _json(200, {"object": "list", "data": [{"id": "zoo", "object": "model"}]})
                 )
-            if method == "POST" and parts[-1] == "completions":
+            if method == "POST" and parts[-1] in GENERATE:
                 if len(self.seen) < TRUTH_MAX:
                     self.seen.append({k: v for k, v in headers.items() if "id" in k.split("-")})
                 return await self.stream(w, case.plan(headers), rid, case.name)
         return await _send(w, _json(404, {"error": f"no route for {method} {path}"}))
 
     async def stream(self, w: asyncio.StreamWriter, plan: Plan, rid: str, case: str) -> bool:
-        truth = {"case": case, "status": plan.status, "n_tokens": plan.n_tokens, "t_first_token_unix": None,
-                 "writes_unix": []}  # fmt: skip
+        truth = {"case": case, "status": plan.status, "n_tokens": plan.n_tokens, "n_reasoning": plan.n_reasoning,
+                 "t_first_token_unix": None, "t_first_answer_unix": None, "writes_unix": []}  # fmt: skip
         if len(self.truth) >= TRUTH_MAX:
             self.truth.clear()
         self.truth[rid] = truth
@@ -139,6 +143,8 @@ async def _send(w: asyncio.StreamWriter, plan: Plan, truth: dict | None = None) 
             truth["writes_unix"].append(t)
             if piece.first:
                 truth["t_first_token_unix"], truth["t_first_token_written_unix"] = t, t_after
+            if piece.answer:
+                truth["t_first_answer_unix"], truth["t_first_answer_written_unix"] = t, t_after
         await w.drain()
     if plan.close:
         return False

@@ -5,7 +5,8 @@ own write, after its delay). The piece marked `first` completes the event that c
 generated token: the server stamps the wall clock just before and just after writing it, and a
 client's first-token time (it stamps an event when its last byte arrives) must fall in that window,
 give or take the tolerance: a busy host can pause the server between its stamp and the send.
-`n_tokens` is what the server generated.
+The piece marked `answer` does the same for the first answer token of a reasoning stream (TTFO).
+`n_tokens` is what the server generated, `n_reasoning` how many of them were reasoning.
 """
 
 from __future__ import annotations
@@ -26,6 +27,9 @@ class Piece:
     data: bytes
     delay_s: float = 0.0
     first: bool = False
+    answer: bool = (
+        False  # completes the event of the first *answer* token (after a reasoning model's thinking)
+    )
 
 
 @dataclass
@@ -34,11 +38,12 @@ class Plan:
     headers: list[tuple[str, str]] = field(default_factory=lambda: [("Content-Type", "text/event-stream")])
     pieces: list[Piece] = field(default_factory=list)
     n_tokens: int | None = None
+    n_reasoning: int | None = None  # reasoning tokens among n_tokens (None: not a reasoning answer)
     close: bool = False  # HTTP/1.0-style: no chunked framing, the body ends when the connection closes
     hangup: bool = False  # chunked and keep-alive, yet the connection is closed right after the answer
 
-    def add(self, data: bytes, delay_s: float = 0.0, first: bool = False) -> Plan:
-        self.pieces.append(Piece(data, delay_s, first))
+    def add(self, data: bytes, delay_s: float = 0.0, first: bool = False, answer: bool = False) -> Plan:
+        self.pieces.append(Piece(data, delay_s, first, answer))
         return self
 
 

@@ -100,18 +100,21 @@ def test_latency_distributions(small) -> None:
 def test_per_step_table(small) -> None:
     s0, s1 = small.summary.steps
     assert small.summary.load_unit == "users"
-    # step 0: rows 1-4, window 0.0 → max(1.0, 3.0, 3.3, 4.05) = 4.05
+    # step 0: rows 1-4 sent in its stage, window = the stage's span 0.0 → 5.0 (run.json), not the
+    # requests' span; tokens arriving in [0, 5): rows 1, 2, 3 (10 + 10 + 1), all before 3.3
     assert (s0.step, s0.load, s0.requests, s0.ok, s0.good) == (0, 1.0, 4, 3, 3)
-    assert s0.duration_s == approx(4.05)
-    assert s0.req_per_s == approx(3 / 4.05)
-    assert s0.output_tok_per_s == approx(21 / 4.05)
-    assert s0.goodput_req_per_s == approx(3 / 4.05)
+    assert (s0.t_start_unix, s0.t_end_unix) == (1767225600.0, 1767225605.0)
+    assert s0.duration_s == approx(5.0)
+    assert s0.req_per_s == approx(3 / 5)
+    assert s0.output_tok_per_s == approx(21 / 5)
+    assert s0.goodput_req_per_s == approx(3 / 5)
     assert s0.slo_attainment == approx(0.75)
+    assert s0.truncated is None and s1_truncated(small) is None
     # TTFT .1 .2 .3: p95 pos 1.9 → .29; TPOT .1 .2: p50 .15; E2E .3 1 2: p95 pos 1.9 → 1.9
     assert trio(s0, "ttft") == approx((0.2, 0.29, 0.298))
     assert trio(s0, "tpot") == approx((0.15, 0.195, 0.199))
     assert trio(s0, "e2e") == approx((1.0, 1.9, 1.98))
-    # step 1: rows 5-10, window 5.0 → 10.0; ok 5, 6, 7, 9; good: 9 only
+    # step 1: rows 5-10, window = its stage 5.0 → 10.0; ok 5, 6, 7, 9 (30 tokens, all arrived by 9.25); good: 9 only
     assert (s1.step, s1.load, s1.requests, s1.ok, s1.good) == (1, 2.0, 6, 4, 1)
     assert s1.duration_s == approx(5.0)
     assert (s1.req_per_s, s1.output_tok_per_s, s1.goodput_req_per_s) == approx((0.8, 6.0, 0.2))
@@ -120,6 +123,10 @@ def test_per_step_table(small) -> None:
     assert trio(s1, "ttft") == approx((0.45, 0.585, 0.597))
     assert trio(s1, "tpot") == approx((0.35, 0.485, 0.497))
     assert trio(s1, "e2e") == approx((2.0, 3.775, 3.955))
+
+
+def s1_truncated(a) -> str | None:
+    return a.summary.steps[1].truncated
 
 
 def test_capacity_at_slo(small) -> None:
@@ -173,7 +180,14 @@ def test_capacity_edge_cases() -> None:
 
 def test_verdicts_per_profile(small) -> None:
     v = {x.slo: x for x in small.summary.verdicts}
-    assert list(v) == ["chat", "summarization", "datagen", "mlperf-llama2-70b", "mlperf-interactive"]
+    assert list(v) == [
+        "chat",
+        "summarization",
+        "datagen",
+        "mlperf-llama2-70b",
+        "mlperf-interactive",
+        "reasoning",
+    ]
     # summarization (TTFT ≤ 10 s, TPOT ≤ .25): good 1, 2, 3, 9 → 4/10
     assert v["summarization"].slo_attainment == approx(0.4)
     # datagen (TPOT ≤ 35 ms): only row 3 (TPOT undefined) → 1/10
@@ -224,8 +238,10 @@ def test_open_loop_warmup_saturation_server() -> None:
     assert s.throughput.slo_attainment == approx(6 / 9)
     assert s.load_unit == "req/s"
     s0, s1 = s.steps
-    assert (s0.load, s0.requests, s0.duration_s, s0.slo_attainment) == approx((2.0, 3, 2.5, 1.0))
-    assert (s1.load, s1.requests, s1.duration_s, s1.slo_attainment) == approx((4.0, 5, 1.5, 0.4))
+    # windows: the stages without their 1 s warm-up, [+1, +4) and [+5, +8) (requests sent in them: 3 and 5)
+    assert (s0.load, s0.requests, s0.duration_s, s0.slo_attainment) == approx((2.0, 3, 3.0, 1.0))
+    assert (s1.load, s1.requests, s1.duration_s, s1.slo_attainment) == approx((4.0, 5, 3.0, 0.4))
+    assert (s0.req_per_s, s1.req_per_s) == approx((1.0, 4 / 3))  # completed 3 and 4 (row 8 failed)
     assert s.capacity.value == approx(2 + (1.0 - 0.9) / (1.0 - 0.4) * (4 - 2))
     ol = s.open_loop
     # send lag (start − scheduled): 0, .02, 0, 0, .5, .35, .2, 0, 0

@@ -4,7 +4,9 @@ The expected files in tests/fixtures were written by the analysis *before* its r
 typed (commit "Fixtures: summary.json as the current analysis writes it"); the comparison is on
 the text, byte for byte: same keys, same order, same values (no float tolerance: the figures are
 computed by the same code, only held in typed objects now). The run folder is given relative to
-the repository, as when the fixtures were written, so `run.dir` matches too.
+the repository, as when the fixtures were written, so `run.dir` matches too. Since then keys were
+only added (the `reasoning` SLO profile's verdict, `slo.ttfo_s`, `run.api`, `reasoning`,
+`tool_calls`: all null or absent-as-null for these runs), every earlier value unchanged.
 """
 
 from __future__ import annotations

@@ -18,7 +18,7 @@ from analysis import api
 from analysis.render import spans as render
 from analysis.spans import attribute, per_request, shares
 from core.slo import PROFILES
-from loadgen.monitors.otlp import SPAN_COLUMNS, client_request_id
+from loadgen.monitors.spanrows import SPAN_COLUMNS, client_request_id
 
 ROOT = Path(__file__).resolve().parents[3]
 SMALL = ROOT / "tests" / "fixtures" / "run_small"

@@ -431,3 +431,27 @@ def test_comparison_sections_under_the_arenas_own_headings(tmp_path):
         b["capacity_unit"] == "req/s" and b["capacity_runs"] == [b["capacity"]] * 2 and 2 < b["capacity"] < 4
     )
     assert len(b["run_dirs"]) == 2 and b["target"].startswith("python -m simserver")
+
+
+def test_the_arena_keeps_at_least_in_its_comparison_and_leaderboard(tmp_path):
+    """A capacity that held up to the highest complete level is "≥ N": comparison.md, the CSV and the
+    leaderboard's entry say so (compare used to drop the "≥")."""
+    from arena import tables
+    from tests.support.synthetic import stage, steady, write_run
+
+    m = load_matrix(write(tmp_path, BASE + "slos: [chat]\nrepeats: 2\n"))
+    done = []
+    for c in m.cells():
+        rows, stages = [], []
+        for k in range(3):  # 3 levels, every request good: capacity ≥ 3 users
+            rows += steady(k, k + 1, 10.0 * k, 10.0 * (k + 1), 2.0, 1.0, tokens=10)
+            stages.append(stage(k, 10.0 * k, 10.0 * (k + 1), users=k + 1))
+        done.append((c, write_run(tmp_path / "runs" / c.id, rows, stages)))
+    sections = tables.evaluate(m, done, warn=pytest.fail)
+    root = tmp_path / "out"
+    root.mkdir()
+    tables.write_comparison(root, m, sections)
+    md = (root / "comparison.md").read_text()
+    assert "| ≥ 3 users (3.00–3.00) |" in md  # the two repeats' median, then their range
+    entries = tables.entries(m, sections, {"hardware": "hw"})
+    assert board.capacity_text(entries[0]) == "≥ 3 users"

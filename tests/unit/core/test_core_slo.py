@@ -20,6 +20,7 @@ def test_profiles_match_design_table() -> None:
         "datagen": (None, 0.035),
         "mlperf-llama2-70b": (2.0, 0.2),
         "mlperf-interactive": (0.45, 0.04),
+        "reasoning": (2.0, 0.08),  # MLPerf Inference DeepSeek-R1 Server (loadgen/mlperf.conf)
     }
     assert set(PROFILES) == set(expect)
     for name, (ttft, tpot) in expect.items():
@@ -157,3 +158,16 @@ def test_slo_module_is_pure_python() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == ""
+
+
+def test_ttfo_limit_and_percentile() -> None:
+    slo = parse_slo("reasoning,ttfo=10s,p95:ttfo=20s")
+    assert (slo.ttft_s, slo.ttfo_s, slo.tpot_s) == (2.0, 10.0, 0.08)
+    assert PercentileCheck("ttfo", 95.0, 20.0) in slo.percentiles
+    assert "TTFO ≤ 10 s" in slo.describe()
+    assert slo.is_good(1.0, 0.05, 30.0, ttfo_s=9.0)
+    assert not slo.is_good(1.0, 0.05, 30.0, ttfo_s=11.0)
+    assert not slo.is_good(1.0, 0.05, 30.0, ttfo_s=None)  # no answer came: not good
+    assert parse_slo("chat").is_good(0.4, 0.1, 3.0)  # TTFO is not checked without a limit
+    assert Slo.from_dict(slo.to_dict()) == slo
+    assert parse_slo("ttfo_ms=1500").ttfo_s == 1.5

@@ -24,14 +24,8 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceResponse,
 )
 
-from loadgen.monitors.otlp import (
-    SPAN_COLUMNS,
-    OtlpReceiver,
-    Row,
-    SpanCsvWriter,
-    client_request_id,
-    parse_listen,
-)
+from loadgen.monitors.otlp import OtlpReceiver
+from loadgen.monitors.spanrows import SPAN_COLUMNS, Row, SpanCsvWriter, client_request_id, parse_listen
 
 TRACE_ID = bytes(range(16))
 SPAN_ID = bytes(range(8, 16))

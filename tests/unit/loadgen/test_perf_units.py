@@ -200,31 +200,52 @@ def test_itl_column_format_is_unchanged() -> None:
     assert rec.row()[15] == _gaps(gaps)
 
 
-def test_saturated_seconds_merge_into_windows() -> None:
+def _sec(t0: float, lag: list[float], cpu: float, t1: float | None = None) -> dict:
+    return {"t0": t0, "t1": t0 + 1.0 if t1 is None else t1, "lag": lag, "read": [0.1], "cpu": cpu}
+
+
+CALM = [0.2] * 99 + [30.0]  # one hiccup: p99 calm
+STALL = [0.2] * 60 + [400.0]  # one long stall: a stall second, not saturation
+HOT = [0.2] * 90 + [25.0] * 10  # p99 25 ms
+
+
+def test_saturation_needs_sustained_lag_and_a_busy_process() -> None:
+    """Saturated: 3 seconds in a row whose pooled lag p99 > threshold at ≥ 50 % CPU. Not: one stall,
+    lag while the process idles (the host is busy elsewhere), the start-up or the shutdown."""
     agg = Aggregate(threshold_ms=10.0)
-    calm = {"lag": [0.2] * 99 + [30.0], "read": [0.1], "cpu": 20.0}  # one hiccup: p99 is calm
-    stall = {"lag": [0.2] * 60 + [400.0], "read": [0.1], "cpu": 20.0}  # one long stall: flagged
-    hot = {"lag": [0.2] * 90 + [25.0] * 10, "read": [5.0], "cpu": 95.0}
-    stalled = {"lag": [], "read": [], "cpu": 100.0}  # not one wake-up in the second
+    agg.steady_from, agg.steady_until = 100.0, 130.0
     recs = [
-        {**calm, "t0": 100.0, "t1": 101.0},
-        {**hot, "t0": 101.0, "t1": 102.0},
-        {**stalled, "t0": 102.0, "t1": 103.4},
-        {**calm, "t0": 103.4, "t1": 104.4},
-        {**hot, "t0": 104.4, "t1": 105.4},
-        {**calm, "t0": 108.0, "t1": 109.0},
-        {**stall, "t0": 109.0, "t1": 110.0},
-    ]
-    hot_recs = agg.add("w1", recs)
-    assert len(hot_recs) == 4
-    agg.add("w2", [{**hot, "t0": 105.6, "t1": 106.6}])  # another worker, touching the last window
+        _sec(96.0, HOT, 95.0), _sec(97.0, HOT, 95.0), _sec(98.0, HOT, 95.0), _sec(99.0, HOT, 95.0),  # start-up
+        _sec(100.0, CALM, 20.0), _sec(101.0, STALL, 20.0), _sec(102.0, CALM, 20.0),  # one stall
+        _sec(104.0, HOT, 3.0), _sec(105.0, HOT, 3.0), _sec(106.0, HOT, 3.0),  # lag at 3 % CPU: not ours
+        _sec(108.0, HOT, 95.0), _sec(109.0, HOT, 95.0),  # two hot seconds, then a gap: not sustained
+        _sec(111.0, HOT, 90.0), _sec(112.0, [], 100.0, 113.4), _sec(113.4, HOT, 90.0), _sec(114.4, HOT, 90.0),
+        _sec(128.0, HOT, 95.0), _sec(129.0, HOT, 95.0), _sec(130.0, HOT, 95.0),  # the last crosses the stop
+    ]  # fmt: skip
+    hot = agg.add("w1", recs)
+    assert [(h["t0"], h["t1"]) for h in hot] == [(111.0, 114.4), (112.0, 115.4)]
+    assert hot[0]["lag_p99_ms"] == 25.0 and hot[0]["cpu_percent"] == 93.3 and hot[0]["span_s"] == 3
+    agg.add(
+        "w2", [_sec(115.6, HOT, 99.0), _sec(116.6, HOT, 99.0), _sec(117.6, [0.2] * 50 + [40.0] * 3, 99.0)]
+    )
     meta = agg.meta()
-    assert meta["saturated_windows"] == [[101.0, 103.4], [104.4, 106.6], [109.0, 110.0]]
+    assert meta["saturated_windows"] == [[111.0, 118.6]]  # w2's span is 0.2 s after w1's: merged
+    assert meta["saturated_detail"] == [
+        {"worker": "w2", "lag_p99_ms": 40.0, "cpu_percent": 99.0, "span_s": 3}
+    ]
     w1 = meta["workers"]["w1"]
-    assert w1["seconds"] == 7 and w1["saturated_seconds"] == 4
-    assert w1["cpu_percent"] == {"mean": 52.9, "max": 100.0}
+    assert w1["seconds"] == len(recs) and w1["saturated_seconds"] == 4
+    assert w1["stalled_seconds"] == 17  # every hot second and the stall: diagnostics, not a verdict
+    assert [101.0, 102.0] in meta["stall_windows"] and [96.0, 100.0] in meta["stall_windows"]
     assert w1["lag_ms"]["max"] == 400.0 and w1["lag_ms"]["p50"] == 0.2
     assert meta["threshold_ms"] == 10.0
+
+
+def test_nothing_is_judged_before_spawning_completes() -> None:
+    agg = Aggregate(threshold_ms=10.0)
+    assert agg.add("w1", [_sec(float(t), HOT, 99.0) for t in range(10)]) == []
+    agg.steady_from = 5.0
+    assert [h["t0"] for h in agg.add("w1", [_sec(float(t), HOT, 99.0) for t in range(10, 13)])] == [10.0]
 
 
 def test_nearest_rank_percentile() -> None:

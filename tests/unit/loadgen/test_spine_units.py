@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import orjson
 import pytest
 
 from core.durations import parse_duration_s
@@ -11,7 +12,8 @@ from core.record import COLUMNS, RequestRecord, tpot_s
 from core.result import StreamResult
 from loadgen.output.runfolder import create_run_dir
 from loadgen.transport import sse
-from loadgen.transport.client import _apply, _finish
+from loadgen.transport.apis import chat
+from loadgen.transport.client import _finish
 from loadgen.transport.urls import safe_url
 from shapes.step import ConstantSchedule, StepSchedule
 
@@ -42,18 +44,13 @@ def test_sse_event_data_and_text() -> None:
     with pytest.raises(sse.BadSSE):
         sse.decode(b"{not json")
     role_only = {"choices": [{"delta": {"role": "assistant", "content": ""}}]}
-    assert sse.chunk_text(role_only) == ""
-    assert sse.chunk_text({"choices": [{"delta": {"content": "hi"}}]}) == "hi"
-    assert sse.chunk_text({"choices": [{"delta": {"reasoning_content": "think"}}]}) == "think"
-    tool = {"choices": [{"delta": {"tool_calls": [{"function": {"arguments": '{"x"'}}]}}]}
-    assert sse.chunk_text(tool) == '{"x"'
-    assert sse.chunk_text({"choices": [{"text": "abc", "index": 0}]}) == "abc"
+    assert _stream([(10.1, role_only)]).text_times == []  # a role-only chunk is no token
 
 
 def _stream(events: list[tuple[float, object]]) -> StreamResult:
     res = StreamResult(t_send=10.0, status=200)
     for t, obj in events:
-        _apply(res, obj, t)
+        chat.fold(res, "message", b"[DONE]" if obj is sse.DONE else orjson.dumps(obj), t)
     _finish(res)
     return res
 

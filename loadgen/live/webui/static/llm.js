@@ -227,6 +227,8 @@
       kpi("Output tokens/s", fmt(last.out_tok_s, "tok/s"), "run " + fmt(fig.out_tok_s, "tok/s")),
       kpi("TTFT p95", fmt(last.ttft_p95, "ms"), "p50 " + fmt(last.ttft_p50, "ms")),
       kpi("TPOT p95", fmt(last.tpot_p95, "ms"), "p50 " + fmt(last.tpot_p50, "ms")),
+      fig.reasoned ? kpi("TTFO p95", fmt(last.ttfo_p95, "ms"), "first answer token · p50 " + fmt(last.ttfo_p50, "ms")) : "",
+      fig.reasoned ? kpi("Reasoning", fmt(fig.reasoning_tokens_mean) + " tok", fig.reasoned + " requests · time p50 " + fmt(fig.reasoning_p50_ms, "ms")) : "",
       kpi("In flight", String(pl.in_flight), "users " + pl.users + (last.target_users ? " · target " + last.target_users : "")),
       kpi("Errors", fmt(last.error_ratio === null || last.error_ratio === undefined ? null : last.error_ratio * 100, "%"), "run " + fmt(fig.error_ratio === null ? null : fig.error_ratio * 100, "%"), last.error_ratio > 0 ? "bad" : "")
     ].join("");

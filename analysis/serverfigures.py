@@ -1,0 +1,68 @@
+"""The server figures as typed dicts: every key `analysis/server.py` fills, as summary.json writes them.
+
+They are `TypedDict`s rather than dataclasses: a pass-through of the engine's series (whichever of
+them the engine exposes; analysis/server.py fills them with one loop over a window's keys), tests
+and benches read them by key, and summary.json writes them as they are. The TypedDicts still name
+and type every key. analysis/results.py re-exports them beside the other result types.
+"""
+
+from __future__ import annotations
+
+from typing import TypedDict
+
+
+class TtftCompare(TypedDict):
+    """Client vs engine mean TTFT over the same span of first tokens."""
+
+    window: list[float]
+    client_mean_s: float
+    server_mean_s: float
+
+
+class ServerFigures(TypedDict):
+    """Every server figure over one time window (analysis/server.py `window_figures`); None: not measured."""
+
+    scrapes: int
+    running_mean: float | None
+    running_max: float | None
+    waiting_mean: float | None
+    waiting_max: float | None
+    kv_cache_usage_mean: float | None
+    kv_cache_usage_max: float | None
+    prefix_cache_hit_rate: float | None
+    prefix_cache_hit_source: str | None
+    prefix_cache_queried_tokens: float | None
+    preemptions: float | None
+    prompt_tokens: float | None
+    generation_tokens: float | None
+    server_gen_tok_per_s: float | None
+    tokens_per_step: float | None
+    server_ttft_mean_s: float | None
+    server_ttft_p50_s: float | None
+    server_ttft_p90_s: float | None
+    server_ttft_p99_s: float | None
+    server_ttft_count: float | None
+    server_e2e_mean_s: float | None
+    server_queue_mean_s: float | None
+    counter_window: list[float] | None
+
+
+class ServerSummary(ServerFigures):
+    """summary.json `server`: the engine, where each series came from, the run window's figures."""
+
+    engine: str
+    simulated: bool
+    scrape_interval_s: float | None
+    sources: dict[str, str]
+    client_minus_server_ttft_s: float | None
+    ttft_compare: TtftCompare | None
+    client_cached_share: float | None
+
+
+class StepServer(ServerFigures):
+    """A step's `server`: the figures over its stage (warm-up/cool-down excluded) and the TTFT gap."""
+
+    client_minus_server_ttft_s: float | None
+    ttft_compare: TtftCompare | None
+    client_cached_share: float | None
+    window: list[float]

@@ -1,0 +1,145 @@
+"""What every API module provides, and what they share: the `Api` record, the `Prompt` it is built
+from, the conversation-as-text rule, and the folding steps every format has in common.
+
+An API module (loadgen/transport/apis/<name>.py) says how one server API is spoken, in two parts, as
+the request functions of vLLM's benchmark do: `build(prompt) → body` (the JSON body of one streamed
+request to `path`), and `fold(res, event, data, t)`, which folds one server-sent event (its type,
+its data bytes, its arrival stamp) into the request's `StreamResult` (core/result.py). Both
+transports cut events with the same parser and call the API's `fold` after each event's stamp was
+taken, so decoding never moves a timestamp; core/measure.py then applies the metric definitions to
+the result, whatever the API.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from core.result import StreamResult
+from loadgen.transport import sse
+
+Fold = Callable[[StreamResult, str, "bytes | bytearray", float], None]
+
+# Sampling fields a dataset's extra body may carry (OpenAI's names) that native APIs also take, each
+# under its own name (None: the API has no such field). Other extra fields (tools, response_format,
+# chat_template_kwargs, …) are OpenAI-only and not sent to a native API.
+SAMPLING = ("temperature", "top_p", "top_k", "stop", "seed")
+
+
+@dataclass(frozen=True, slots=True)
+class Prompt:
+    """One request's content, before any API shapes it: the conversation, the output cap, the run's flags."""
+
+    model: str
+    messages: list[dict]
+    max_tokens: int
+    ignore_eos: bool = False
+    extra: dict | None = None  # the dataset's extra request fields (OpenAI's names)
+
+
+@dataclass(frozen=True, slots=True)
+class Api:
+    """One server API: where requests go, how a body is built, how its stream is read."""
+
+    name: str  # the `--api` value and the rows' `api` column
+    path: str
+    build: Callable[[Prompt], dict]
+    fold: Fold
+    splits_reasoning: bool  # the stream tells reasoning from the answer (TTFO is defined)
+    sdk: str | None = None  # the openai SDK resource that sends it (`chat.completions`); None: raw only
+    server: str = ""  # whose API it is, for messages and docs
+
+
+def prompt_text(messages: list[dict]) -> str:
+    """A conversation as one plain prompt, for the APIs that take text: the messages' texts, in order,
+    separated by a blank line (no chat template: the server applies none on these routes)."""
+    return "\n\n".join(_content_text(m.get("content")) for m in messages)
+
+
+def _content_text(content: Any) -> str:
+    if isinstance(content, list):  # OpenAI content parts: the text ones
+        return "".join(str(p.get("text") or "") for p in content if isinstance(p, dict))
+    return str(content or "")
+
+
+def sampling(extra: dict | None, names: dict[str, str | None]) -> dict:
+    """The dataset's sampling fields (SAMPLING) renamed for a native API; `names` maps OpenAI's name → its."""
+    if not extra:
+        return {}
+    out = {}
+    for key in SAMPLING:
+        target = names.get(key, key)
+        if key in extra and target is not None:
+            out[target] = extra[key]
+    return out
+
+
+def not_a_chunk(res: StreamResult, obj: Any, t: float) -> None:
+    """An event that decoded to no payload: `[DONE]`, an `error` event, or a keep-alive (None)."""
+    if obj is sse.DONE:
+        res.done = True
+    elif type(obj) is sse.StreamError:
+        res.t_last = t
+        res.error, res.error_detail = "stream_error", str(obj)
+
+
+def fail(res: StreamResult, message: str) -> None:
+    """The server reported an error inside a 200 stream."""
+    res.error, res.error_detail = "stream_error", message[:300]
+
+
+def answer(res: StreamResult, text: str, t: float) -> None:
+    """A chunk of the answer's text (the hot path of every format: kept to three steps)."""
+    res.text_times.append(t)
+    res.parts.append(text)
+    if res.t_first_answer is None:
+        res.t_first_answer = t
+
+
+def reasoning(res: StreamResult, t: float) -> None:
+    """A chunk of reasoning only (its text is not kept: a real client does not send it back)."""
+    res.text_times.append(t)
+    res.reasoning_chunks += 1
+
+
+def tool_call(res: StreamResult, t: float, deltas: list[tuple[int, str, str, str]]) -> None:
+    """One event's tool-call deltas `(index, id, name, arguments)` that carry a name or argument text
+    (the caller drops those carrying neither: they are no token).
+
+    The first such event — the function name, as vLLM and OpenAI stream it — is a generated token,
+    the first of the answer and of the tool call; every event with argument text is an argument chunk.
+    """
+    res.text_times.append(t)
+    if res.t_first_answer is None:
+        res.t_first_answer = t
+    calls = res.tool_calls
+    if calls is None:
+        res.t_first_tool = t
+        calls = res.tool_calls = []
+    with_args = False
+    for index, call_id, name, arguments in deltas:
+        while len(calls) <= index:
+            calls.append({"id": "", "name": "", "arguments": ""})
+        call = calls[index]
+        if call_id:
+            call["id"] = call_id
+        if name:
+            call["name"] += name
+        if arguments:
+            call["arguments"] += arguments
+            with_args = True
+    if with_args:
+        res.tool_arg_chunks += 1
+
+
+def openai_usage(
+    completion: Any, prompt: Any = None, cached: Any = None, reasoning_tokens: Any = None
+) -> dict:
+    """A server's counts in OpenAI's `usage` shape, the one core/measure.py reads."""
+    usage: dict = {"completion_tokens": completion, "prompt_tokens": prompt}
+    if cached is not None:
+        usage["prompt_tokens_details"] = {"cached_tokens": cached}
+    if reasoning_tokens is not None:
+        usage["completion_tokens_details"] = {"reasoning_tokens": reasoning_tokens}
+    return usage

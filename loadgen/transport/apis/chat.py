@@ -1,0 +1,76 @@
+"""`--api chat`: OpenAI's `POST /v1/chat/completions`, as vLLM, SGLang, TGI, llama.cpp, Ollama and
+OpenAI stream it.
+
+Events are `data: {chat.completion.chunk}`; `choices[0].delta` carries one of: `content` (the
+answer), reasoning — `reasoning` (vLLM ≥ 0.11 after PR #27752, OpenRouter, Ollama) or
+`reasoning_content` (SGLang, DeepSeek, older vLLM) —, or `tool_calls` (the first delta with the
+function name and `arguments: ""`, then argument fragments; Ollama sends a whole call in one delta).
+A role-only or empty delta is no token. `usage` (asked for with `stream_options.include_usage`)
+comes in a chunk of its own with `choices: []`, or on the finish chunk (llama.cpp), or on every
+chunk (vLLM's continuous_usage_stats): the last one wins; reasoning tokens are its
+`completion_tokens_details.reasoning_tokens`. An error inside the stream is a payload with
+`error` and no `choices`. `data: [DONE]` ends the stream, but servers omit it (client.py `_finish`).
+"""
+
+from __future__ import annotations
+
+from core.result import StreamResult
+from loadgen.transport import sse
+from loadgen.transport.apis.base import Api, Prompt, answer, fail, not_a_chunk, reasoning, tool_call
+
+
+def build(p: Prompt) -> dict:
+    body: dict = {
+        "model": p.model,
+        "messages": p.messages,
+        "max_tokens": p.max_tokens,
+        "stream": True,
+        "stream_options": {"include_usage": True},
+    }
+    if p.ignore_eos:
+        body["ignore_eos"] = True
+    if p.extra:
+        body.update(p.extra)
+    return body
+
+
+def fold(res: StreamResult, event: str, data: bytes | bytearray, t: float) -> None:
+    obj = sse.decode(data, event)
+    if type(obj) is not dict:
+        not_a_chunk(res, obj, t)
+        return
+    res.t_last = t
+    choices = obj.get("choices")
+    if choices:
+        choice = choices[0]
+        delta = choice.get("delta")
+        if delta:
+            content = delta.get("content")
+            if content:
+                answer(res, content, t)
+            elif delta.get("reasoning") or delta.get("reasoning_content"):
+                reasoning(res, t)
+            elif calls := delta.get("tool_calls"):
+                _tool_calls(res, calls, t)
+        if fr := choice.get("finish_reason"):
+            res.finish_reason = fr
+    elif msg := sse.error_message(obj):  # error payloads carry no choices
+        fail(res, msg)
+        return
+    if usage := obj.get("usage"):
+        res.usage = usage
+
+
+def _tool_calls(res: StreamResult, calls: list, t: float) -> None:
+    deltas = []
+    for call in calls:
+        fn = call.get("function") or {}
+        name, args = fn.get("name") or "", fn.get("arguments") or ""
+        if name or args:
+            deltas.append((call.get("index") or 0, call.get("id") or "", name, args))
+    if deltas:
+        tool_call(res, t, deltas)
+
+
+API = Api("chat", "/v1/chat/completions", build, fold, splits_reasoning=True, sdk="chat.completions",
+          server="OpenAI-compatible servers")  # fmt: skip

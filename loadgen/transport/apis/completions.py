@@ -1,0 +1,55 @@
+"""`--api completions`: OpenAI's `POST /v1/completions` (vLLM, SGLang, llama.cpp, TensorRT-LLM).
+
+The conversation goes as one plain prompt (base.prompt_text). Events are `data: {text_completion}`
+with the text in `choices[0].text`; `usage` as for chat (TensorRT-LLM types that chunk
+`chat.completion.chunk`: only its fields are read). Servers parse reasoning on the chat route only
+(vLLM's reasoning parser, SGLang's separate_reasoning), so here reasoning is text: TTFO and reasoning
+tokens are undefined.
+"""
+
+from __future__ import annotations
+
+from core.result import StreamResult
+from loadgen.transport import sse
+from loadgen.transport.apis.base import Api, Prompt, fail, not_a_chunk, prompt_text
+
+
+def build(p: Prompt) -> dict:
+    body: dict = {
+        "model": p.model,
+        "prompt": prompt_text(p.messages),
+        "max_tokens": p.max_tokens,
+        "stream": True,
+        "stream_options": {"include_usage": True},
+    }
+    if p.ignore_eos:
+        body["ignore_eos"] = True
+    if p.extra:
+        body.update(p.extra)
+    return body
+
+
+def fold(res: StreamResult, event: str, data: bytes | bytearray, t: float) -> None:
+    obj = sse.decode(data, event)
+    if type(obj) is not dict:
+        not_a_chunk(res, obj, t)
+        return
+    res.t_last = t
+    choices = obj.get("choices")
+    if choices:
+        choice = choices[0]
+        text = choice.get("text")
+        if text:
+            res.text_times.append(t)
+            res.parts.append(text)
+        if fr := choice.get("finish_reason"):
+            res.finish_reason = fr
+    elif msg := sse.error_message(obj):
+        fail(res, msg)
+        return
+    if usage := obj.get("usage"):
+        res.usage = usage
+
+
+API = Api("completions", "/v1/completions", build, fold, splits_reasoning=False, sdk="completions",
+          server="OpenAI-compatible servers")  # fmt: skip

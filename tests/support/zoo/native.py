@@ -1,0 +1,119 @@
+"""The zoo's answers on the other APIs: OpenAI's Responses as vLLM streams it, SGLang's /generate, TGI's
+/generate_stream and llama.cpp's /completion — each written as its server writes it, with the
+pieces that carry the first token and the first answer token marked (tests/support/zoo/cases.py names
+the sources)."""
+
+from __future__ import annotations
+
+import itertools
+import json
+from pathlib import Path
+
+from tests.support.zoo.stream import LF, PREFILL_S, ROLE_LEAD_S, TOKEN_GAP_S, TOKENS, Framing, Plan
+
+LLAMACPP_CAPTURE = Path(__file__).resolve().parents[2] / "fixtures" / "llamacpp-completion-stream.txt"
+
+
+def responses_reasoning(_: dict) -> Plan:
+    """created/in_progress before the engine runs, reasoning_text deltas, then output_text deltas."""
+    seq = itertools.count()
+
+    def ev(kind: str, **data: object) -> bytes:
+        return (
+            b"event: "
+            + kind.encode()
+            + b"\n"
+            + LF.event({"type": kind, "sequence_number": next(seq), **data})
+        )
+
+    resp = {
+        "id": "resp_zoo",
+        "object": "response",
+        "model": "zoo",
+        "status": "in_progress",
+        "output": [],
+        "usage": None,
+    }
+    rs = {"id": "rs_zoo", "type": "reasoning", "summary": [], "content": [], "status": "in_progress"}
+    msg = {"id": "msg_zoo", "type": "message", "role": "assistant", "content": [], "status": "in_progress"}
+    where = {"output_index": 1, "content_index": 0, "item_id": "msg_zoo"}
+    thoughts, words = ["Let", " me", " think"], ["Paris", " is", " it"]
+    p = Plan().add(
+        ev("response.created", response=resp) + ev("response.in_progress", response=resp),
+        PREFILL_S - ROLE_LEAD_S,
+    )
+    for i, tok in enumerate(thoughts):
+        head = ev("response.output_item.added", output_index=0, item=rs) if i == 0 else b""
+        delta = ev(
+            "response.reasoning_text.delta", item_id="rs_zoo", output_index=0, content_index=0, delta=tok
+        )
+        p.add(head + delta, ROLE_LEAD_S if i == 0 else TOKEN_GAP_S, first=i == 0)
+    for i, tok in enumerate(words):
+        head = b""
+        if i == 0:  # the reasoning item closes and the message opens with the first answer token
+            head = (
+                ev("response.reasoning_text.done", item_id="rs_zoo", output_index=0, content_index=0, text="".join(thoughts))
+                + ev("response.output_item.done", output_index=0, item={**rs, "status": "completed"})
+                + ev("response.output_item.added", output_index=1, item=msg)
+                + ev("response.content_part.added", **where, part={"type": "output_text", "text": "", "annotations": []})
+            )  # fmt: skip
+        p.add(
+            head + ev("response.output_text.delta", **where, delta=tok, logprobs=[]),
+            TOKEN_GAP_S,
+            answer=i == 0,
+        )
+    usage = {"input_tokens": 12, "input_tokens_details": {"cached_tokens": 0}, "output_tokens": 6,
+             "output_tokens_details": {"reasoning_tokens": 3}, "total_tokens": 18}  # fmt: skip
+    tail = ev("response.output_text.done", **where, text="".join(words), logprobs=[])
+    p.add(tail + ev("response.completed", response={**resp, "status": "completed", "usage": usage}))
+    p.n_tokens, p.n_reasoning = 6, 3
+    return p
+
+
+def sglang_generate(_: dict) -> Plan:
+    """Cumulative text and counts; reasoning_tokens grows up to and including the think-end token."""
+    tokens = ["<think>", "Let", " me", "</think>", "Paris", " is"]
+    p, text = Plan(), ""
+    for i, tok in enumerate(tokens):
+        text += tok
+        last = i == len(tokens) - 1
+        meta = {"id": "zoo", "finish_reason": {"type": "length", "length": 6} if last else None, "prompt_tokens": 6,
+                "weight_version": "default", "num_retractions": 0, "reasoning_tokens": min(i + 1, 4),
+                "completion_tokens": i + 1, "cached_tokens": 0}  # fmt: skip
+        if last:
+            meta["e2e_latency"] = 0.09
+        obj = {"text": text, "output_ids": list(range(100, 101 + i)), "meta_info": meta}
+        p.add(LF.event(obj), PREFILL_S if i == 0 else TOKEN_GAP_S, first=i == 0, answer=i == 4)
+    p.add(LF.done())
+    p.n_tokens, p.n_reasoning = 6, 4
+    return p
+
+
+def tgi_generate_stream(_: dict) -> Plan:
+    """`data:` without a space, one event per token, the EOS token last (special), no [DONE]."""
+    frame, words = Framing(prefix=b"data:"), TOKENS[:5]
+    p = Plan()
+    for i, tok in enumerate(words):
+        token = {"id": 100 + i, "text": tok, "logprob": -0.5, "special": False}
+        obj = {"index": i + 1, "token": token, "generated_text": None, "details": None}
+        p.add(frame.event(obj), PREFILL_S if i == 0 else TOKEN_GAP_S, first=i == 0)
+    eos = {"id": 2, "text": "</s>", "logprob": -0.1, "special": True}
+    details = {"finish_reason": "eos_token", "generated_tokens": 6, "seed": None, "input_length": 6}
+    p.add(
+        frame.event({"index": 6, "token": eos, "generated_text": "".join(words), "details": details}),
+        TOKEN_GAP_S,
+    )
+    p.n_tokens = 6
+    return p
+
+
+def llamacpp_completion(_: dict) -> Plan:
+    """The real llama-server capture, one event per write; the server closes the connection after it."""
+    events = [e + b"\n\n" for e in LLAMACPP_CAPTURE.read_bytes().split(b"\n\n") if e.startswith(b"data: ")]
+    p = Plan()
+    for i, e in enumerate(events):
+        p.add(e, PREFILL_S if i == 0 else TOKEN_GAP_S, first=i == 0)
+    p.hangup = True
+    p.headers.append(("Keep-Alive", "timeout=5, max=100"))
+    p.n_tokens = json.loads(events[-1][len(b"data: ") :])["timings"]["predicted_n"]
+    return p

@@ -1,0 +1,261 @@
+"""The API parsers (loadgen/transport/apis/) on the real servers' formats in tests/fixtures/: each stream
+is cut by the shared event-stream parser, folded event by event (event i arrives at t = 10 + i s,
+the request left at t = 10), and the row's figures are checked against what the stream says."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import orjson
+import pytest
+
+from core.measure import fill_record
+from core.record import RequestRecord
+from core.result import StreamResult
+from loadgen.transport.apis import APIS, BY_PATH, Prompt, chosen, resolve
+from loadgen.transport.client import _finish
+from loadgen.transport.eventstream import parse
+
+FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
+T0 = 10.0
+
+
+def run(api: str, events: list[tuple[str, bytes]]) -> tuple[StreamResult, RequestRecord]:
+    a = APIS[api]
+    res = StreamResult(t_send=T0, status=200, splits_reasoning=a.splits_reasoning)
+    for i, (kind, data) in enumerate(events, start=1):
+        a.fold(res, kind, data, T0 + i)
+        if res.done or res.error:
+            break
+    _finish(res)
+    rec = RequestRecord()
+    fill_record(rec, res)
+    return res, rec
+
+
+def fixture(name: str) -> list[tuple[str, bytes]]:
+    return parse([(FIXTURES / name).read_bytes()])
+
+
+def data(*objs: dict | str, event: str = "message") -> list[tuple[str, bytes]]:
+    return [(event, o.encode() if isinstance(o, str) else orjson.dumps(o)) for o in objs]
+
+
+def test_vllm_reasoning_stream_ttft_at_the_first_reasoning_ttfo_at_the_first_answer() -> None:
+    res, rec = run("chat", fixture("vllm-reasoning-chat-stream.txt"))
+    assert rec.ok, rec.error_detail
+    assert rec.ttft_s == 2.0  # event 1 is the role-only chunk; event 2 the first `reasoning` delta
+    assert rec.ttfo_s == 5.0  # events 2-4 reason, event 5 is the first `content`
+    assert rec.reasoning_tokens == 3  # usage.completion_tokens_details
+    assert (rec.output_tokens, rec.tokens_source, rec.n_chunks) == (6, "usage", 6)
+    assert res.text == "Hello there!"  # the answer only: reasoning is not kept
+    assert (rec.tool_ttft_s, rec.tool_call_tokens) == (None, None)
+
+
+def test_reasoning_content_field_and_counting_without_usage() -> None:
+    role = {"choices": [{"delta": {"role": "assistant", "content": ""}}]}
+    think = {"choices": [{"delta": {"reasoning_content": "hm"}}]}
+    say = {"choices": [{"delta": {"content": "ok"}, "finish_reason": "stop"}]}
+    _, rec = run("chat", data(role, think, think, say, "[DONE]"))
+    assert (rec.ttft_s, rec.ttfo_s, rec.reasoning_tokens) == (2.0, 4.0, 2)  # counted chunks
+    assert rec.tokens_source == "chunks" and rec.output_tokens == 3
+
+
+def test_a_stream_cut_while_reasoning_has_no_ttfo() -> None:
+    think = {"choices": [{"delta": {"reasoning": "hm"}}]}
+    cut = {"choices": [{"delta": {"reasoning": "m"}, "finish_reason": "length"}]}
+    _, rec = run("chat", data(think, cut, "[DONE]"))
+    assert rec.ok and rec.ttft_s == 1.0 and rec.ttfo_s is None and rec.reasoning_tokens == 2
+
+
+def test_vllm_tool_call_stream_the_name_is_the_first_token() -> None:
+    res, rec = run("chat", fixture("vllm-tool-call-chat-stream.txt"))
+    assert rec.ok, rec.error_detail
+    assert rec.ttft_s == rec.ttfo_s == rec.tool_ttft_s == 2.0  # the delta with the function name
+    assert rec.tool_call_tokens == 4  # argument fragments; the name delta carries `arguments: ""`
+    assert rec.finish_reason == "tool_calls" and rec.output_tokens == 5 and rec.reasoning_tokens == 0
+    assert res.tool_calls == [
+        {"id": "chatcmpl-tool-9f3c2a", "name": "get_weather", "arguments": '{"city": "Paris"}'}
+    ]
+    assert res.text == ""
+
+
+def test_whole_tool_call_in_one_delta_counts_its_arguments() -> None:
+    call = {"index": 0, "id": "c1", "type": "function", "function": {"name": "f", "arguments": '{"a": 1}'}}
+    first = {"choices": [{"delta": {"role": "assistant", "tool_calls": [call]}}]}  # Ollama
+    res, rec = run("chat", data(first, {"choices": [{"delta": {}, "finish_reason": "tool_calls"}]}, "[DONE]"))
+    assert (rec.tool_ttft_s, rec.tool_call_tokens, rec.n_chunks) == (1.0, 1, 1)
+    assert res.tool_calls == [{"id": "c1", "name": "f", "arguments": '{"a": 1}'}]
+
+
+def test_real_vllm_chat_capture_without_reasoning_ttfo_is_ttft() -> None:
+    _, rec = run("chat", fixture("vllm-cpu-tiny-chat-stream.txt"))
+    assert rec.ok and rec.ttfo_s == rec.ttft_s == 2.0
+    assert (rec.output_tokens, rec.cached_tokens, rec.reasoning_tokens) == (12, 256, 0)
+
+
+def test_real_llamacpp_chat_capture() -> None:
+    res, rec = run("chat", fixture("llamacpp-chat-stream.txt"))
+    assert rec.ok and rec.ttft_s == 2.0  # the role chunk's content is null: no token
+    assert (rec.output_tokens, rec.prompt_tokens, rec.cached_tokens) == (6, 48, 35)
+    assert res.text == "awnones business IS 12 men"
+
+
+def test_responses_stream_reasoning_then_text() -> None:
+    res, rec = run("responses", fixture("openai-responses-stream.txt"))
+    assert rec.ok, rec.error_detail
+    assert rec.ttft_s == 4.0  # created, in_progress, output_item.added carry no token
+    assert rec.ttfo_s == 11.0  # the first response.output_text.delta
+    assert rec.reasoning_tokens == 3 and rec.n_chunks == 5
+    assert (rec.output_tokens, rec.prompt_tokens, rec.cached_tokens) == (5, 12, 0)
+    assert rec.finish_reason == "stop" and res.done and res.text == "Hello there"
+    assert rec.e2e_s == 16.0  # to response.completed
+
+
+def test_responses_function_call_and_incomplete() -> None:
+    """OpenAI's function-call events (openai-python types/responses: ResponseFunctionToolCall,
+    ResponseFunctionCallArgumentsDeltaEvent), and a response cut by max_output_tokens."""
+    item = {
+        "type": "function_call",
+        "id": "fc_1",
+        "call_id": "call_1",
+        "name": "get_weather",
+        "arguments": "",
+    }
+    events = [
+        ("response.created", {"type": "response.created", "response": {"status": "in_progress"}}),
+        ("response.output_item.added", {"type": "response.output_item.added", "output_index": 0, "item": item}),
+        ("response.function_call_arguments.delta",
+         {"type": "response.function_call_arguments.delta", "output_index": 0, "delta": '{"city"'}),
+        ("response.function_call_arguments.delta",
+         {"type": "response.function_call_arguments.delta", "output_index": 0, "delta": ': "Oslo"}'}),
+        ("response.completed", {"type": "response.completed", "response": {
+            "status": "completed", "usage": {"input_tokens": 9, "output_tokens": 3}}}),
+    ]  # fmt: skip
+    res, rec = run("responses", [(k, orjson.dumps(v)) for k, v in events])
+    assert (rec.ttft_s, rec.ttfo_s, rec.tool_ttft_s, rec.tool_call_tokens) == (2.0, 2.0, 2.0, 2)
+    assert res.tool_calls == [{"id": "call_1", "name": "get_weather", "arguments": '{"city": "Oslo"}'}]
+    assert rec.finish_reason == "tool_calls" and rec.output_tokens == 3
+    cut = {
+        "status": "incomplete",
+        "incomplete_details": {"reason": "max_output_tokens"},
+        "usage": {"output_tokens": 1},
+    }
+    text = {"type": "response.output_text.delta", "delta": "a"}
+    _, rec = run("responses", data(text, {"type": "response.completed", "response": cut}))
+    assert rec.ok and rec.finish_reason == "length"
+    _, rec = run("responses", [("error", b'{"type": "error", "message": "boom"}')])
+    assert (rec.error, rec.error_detail) == ("stream_error", "boom")
+
+
+def test_sglang_cumulative_text_becomes_deltas_and_meta_info_counts() -> None:
+    res, rec = run("sglang", fixture("sglang-generate-stream.txt"))
+    assert rec.ok, rec.error_detail
+    assert res.parts == [" Paris", ",", " the", " capital"]
+    assert (rec.ttft_s, rec.ttfo_s, rec.n_chunks) == (1.0, 1.0, 4)
+    assert (rec.output_tokens, rec.prompt_tokens, rec.cached_tokens, rec.tokens_source) == (
+        4,
+        6,
+        0,
+        "meta_info",
+    )
+    assert rec.finish_reason == "length" and rec.reasoning_tokens == 0
+
+
+def _sgl(text: str, n: int, r: int, finish: dict | None = None) -> dict:
+    meta = {"id": "x", "finish_reason": finish, "prompt_tokens": 5, "completion_tokens": n,
+            "reasoning_tokens": r, "cached_tokens": 0}  # fmt: skip
+    return {"text": text, "output_ids": list(range(n)), "meta_info": meta}
+
+
+def test_sglang_reasoning_told_apart_by_meta_info_reasoning_tokens() -> None:
+    """SGLang counts a step's tokens into reasoning_tokens up to the think-end token (schedule_batch.py
+    Req.update_reasoning_tokens): the first event whose new tokens did not all go there is the answer."""
+    stop = {"type": "stop", "matched": 2}
+    events = data(
+        _sgl("<think>", 1, 1), _sgl("<think>hm", 2, 2), _sgl("<think>hm</think>", 3, 3),
+        _sgl("<think>hm</think>Yes", 4, 3), _sgl("<think>hm</think>Yes.", 5, 3, stop), "[DONE]",
+    )  # fmt: skip
+    res, rec = run("sglang", events)
+    assert (rec.ttft_s, rec.ttfo_s, rec.reasoning_tokens, rec.output_tokens) == (1.0, 4.0, 3, 5)
+    assert res.text == "Yes." and rec.finish_reason == "stop"
+    incremental = data(_sgl("a", 1, 0), _sgl("b", 2, 0), _sgl("c", 3, 0, stop), "[DONE]")
+    res, _ = run("sglang", incremental)  # --incremental-streaming-output: each text is new
+    assert res.parts == ["a", "b", "c"]
+    aborted = data(_sgl("a", 1, 0, {"type": "abort", "message": "out of memory"}))
+    _, rec = run("sglang", aborted)
+    assert (rec.error, rec.error_detail) == ("stream_error", "out of memory")
+
+
+def test_tgi_generate_stream_details_counts() -> None:
+    res, rec = run("tgi", fixture("tgi-generate-stream.txt"))
+    assert rec.ok, rec.error_detail
+    assert res.text == " Paris, the" and rec.n_chunks == 3 and rec.ttft_s == 1.0
+    assert (rec.output_tokens, rec.prompt_tokens, rec.tokens_source) == (3, 6, "details")
+    assert rec.finish_reason == "length" and res.done
+    assert rec.ttfo_s is None and rec.reasoning_tokens is None  # reasoning is plain text here
+    _, rec = run("tgi", data({"error": "Request failed during generation", "error_type": "generation"}))
+    assert (rec.error, rec.error_detail) == ("stream_error", "Request failed during generation")
+
+
+def test_real_llamacpp_completion_capture() -> None:
+    res, rec = run("llamacpp", fixture("llamacpp-completion-stream.txt"))
+    assert rec.ok, rec.error_detail
+    assert res.text == "ires headFor Courposards" and rec.n_chunks == 6 and rec.ttft_s == 1.0
+    assert rec.e2e_s == 7.0  # the stop event
+    assert (rec.output_tokens, rec.prompt_tokens, rec.cached_tokens, rec.tokens_source) == (
+        6,
+        11,
+        0,
+        "timings",
+    )
+    assert rec.finish_reason == "length" and rec.ttfo_s is None
+    err = {"error": {"code": 400, "message": "the request exceeds the available context size", "type": "x"}}
+    _, rec = run("llamacpp", data(err))
+    assert rec.error == "stream_error" and "context size" in rec.error_detail
+
+
+def test_completions_have_no_ttfo() -> None:
+    text = {"choices": [{"text": "a", "index": 0, "finish_reason": None}]}
+    end = {"choices": [{"text": "b", "index": 0, "finish_reason": "length"}]}
+    _, rec = run("completions", data(text, end, "[DONE]"))
+    assert rec.ok and rec.ttft_s == 1.0 and rec.ttfo_s is None and rec.reasoning_tokens is None
+
+
+MESSAGES = [
+    {"role": "system", "content": "Be terse."},
+    {"role": "user", "content": [{"type": "text", "text": "Hi"}]},
+]
+EXTRA = {"temperature": 0.5, "seed": 7, "tools": [{"type": "function", "function": {"name": "f"}}]}
+
+
+def test_bodies() -> None:
+    p = Prompt("m", MESSAGES, 64, True, EXTRA)
+    chat = APIS["chat"].build(p)
+    assert chat["messages"] is MESSAGES and chat["max_tokens"] == 64 and chat["ignore_eos"] is True
+    assert chat["stream_options"] == {"include_usage": True} and chat["tools"] == EXTRA["tools"]
+    assert APIS["completions"].build(p)["prompt"] == "Be terse.\n\nHi"
+    resp = APIS["responses"].build(p)
+    assert (resp["input"], resp["max_output_tokens"], resp["stream"]) == (MESSAGES, 64, True)
+    assert "tools" not in resp and resp["temperature"] == 0.5  # chat's tool shape is not the Responses one
+    assert APIS["sglang"].build(p) == {
+        "text": "Be terse.\n\nHi", "stream": True, "require_reasoning": True,
+        "sampling_params": {"max_new_tokens": 64, "temperature": 0.5, "sampling_seed": 7, "ignore_eos": True},
+    }  # fmt: skip
+    assert APIS["tgi"].build(p) == {
+        "inputs": "Be terse.\n\nHi",
+        "parameters": {"max_new_tokens": 64, "details": True, "temperature": 0.5, "seed": 7},
+    }  # TGI has no ignore-EOS parameter
+    assert APIS["llamacpp"].build(p) == {
+        "prompt": "Be terse.\n\nHi", "n_predict": 64, "stream": True, "ignore_eos": True, "temperature": 0.5, "seed": 7,
+    }  # fmt: skip
+
+
+def test_api_names_paths_and_the_endpoint_alias() -> None:
+    assert list(APIS) == ["chat", "completions", "responses", "sglang", "tgi", "llamacpp"]
+    assert {a.path for a in APIS.values()} == set(BY_PATH)
+    assert resolve("/v1/chat/completions") is APIS["chat"] and resolve("tgi") is APIS["tgi"]
+    assert chosen("", "") is APIS["chat"] and chosen("", "completions") is APIS["completions"]
+    assert chosen("sglang", "") is APIS["sglang"]
+    with pytest.raises(ValueError, match="alias"):
+        chosen("tgi", "chat")
