@@ -77,7 +77,7 @@ def measure(engine, work: Path, streams: int, args: argparse.Namespace) -> dict:
             tx.append(full + tx_gap)
             cost.append(us)
     (lg,) = run.meta.get("loadgen", {}).get("workers", {}).values() or [{}]
-    print(f"  {streams} streams: Locust CPU {run.cpu.cpu_between(t0, t1) / (t1 - t0) * 100:.0f} %,"
+    print(f"  {streams} streams: Locust CPU {run.cpu.cpu_between(t0, t1) / (t1 - t0) * 100:.0f} %"
           f"{cpu_pressure()} at the end", flush=True)  # fmt: skip
     return {"streams": streams, "n": len(errs.full), "errs": errs, "before": before, "tx": tx, "wait": wait,
             "early": early, "cost": cost, "sat": lg.get("saturated_seconds"),
