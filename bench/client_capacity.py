@@ -11,12 +11,14 @@ streaming chat, `--ignore-eos`, output lengths uniform in [max/2, max]). Over th
 - chunks/s received (from requests.csv: each row's chunk arrival times) and the Locust process's
   CPU (psutil, from outside); `µs/chunk` is CPU per chunk with all per-request work included, and
   `per core` = chunks/s ÷ CPU share, the ceiling of one core;
-- TTFT error: the client's first-token time (`t_start_unix + ttft_s`) minus the engine's emit
-  time (trace, joined by X-Request-Id), p50/p99 ms;
+- TTFT error (bench/loadgen_common.py `ttft_errors`): the client's TTFT minus the engine's own
+  (first emit − arrival, its trace, joined by X-Request-Id), p50/p99 ms, and its two parts' p99:
+  `recv` (client first-token time − engine emit) and `send` (engine arrival − client send stamp);
 - the process's own event-loop lag p99 and saturated seconds (run.json `loadgen`).
-Transports: `raw` (default client, kernel receive stamps), `raw-userstamps` (the same client with
-GOODPUT_KERNEL_STAMPS=0: stamps taken in user space after each read), `openai` (the SDK).
-The last lines compare the transports at equal error (p99 ≤ 2 ms). The engine and Locust share
+Transports: `raw` (default client, kernel receive stamps, send stamped once the request's last byte
+was written), `raw-userstamps` (GOODPUT_KERNEL_STAMPS=0: stamps taken in user space after each read),
+`openai` (the SDK); bench/send_stamp.py compares send stamps. The last lines compare the transports at equal error (full
+TTFT error p99 ≤ 2 / 10 / 50 ms). The engine and Locust share
 this host's cores: on a small or busy host the engine's own CPU use lowers the achieved rates.
 """
 
@@ -27,15 +29,16 @@ import math
 from pathlib import Path
 
 from loadgen_common import (
+    ERR_HEAD,
+    ERR_NOTE,
     chunk_times,
-    first_token_errors,
     machine,
-    pct,
     read_rows,
     read_trace,
     run_locust,
     simserver,
     tempdir,
+    ttft_errors,
 )
 
 DEFAULT_STREAMS = {
@@ -67,7 +70,7 @@ def measure(engine, out: Path, transport: str, streams: int, args: argparse.Name
     rows = read_rows(run.run_dir)
     chunks = sum(1 for r in rows for t in chunk_times(r) if t0 <= t <= t1)
     cpu_s = run.cpu.cpu_between(t0, t1)
-    errs = first_token_errors(rows, read_trace(engine.trace), t0, t1)
+    errs = ttft_errors(rows, read_trace(engine.trace), t0, t1)
     (lg,) = run.meta.get("loadgen", {}).get("workers", {}).values() or [{}]
     rate = chunks / (t1 - t0)
     share = cpu_s / (t1 - t0)
@@ -78,9 +81,9 @@ def measure(engine, out: Path, transport: str, streams: int, args: argparse.Name
         "cpu": share,
         "us_chunk": cpu_s / chunks * 1e6 if chunks else math.nan,
         "per_core": rate / share if share > 0 else math.nan,
-        "err50": pct(errs, 0.5),
-        "err99": pct(errs, 0.99),
-        "n_err": len(errs),
+        "errs": errs,
+        "err99": errs.p("full", 0.99),
+        "n_err": len(errs.full),
         "lag99": (lg.get("lag_ms") or {}).get("p99"),
         "sat": lg.get("saturated_seconds"),
         "failed": sum(1 for r in rows if r["ok"] != "true" and r["error"] != "cancelled"),
@@ -100,36 +103,41 @@ def main() -> None:
     ap.add_argument("--prompt-tokens", type=int, default=64)
     ap.add_argument("--step-ms", type=float, default=20.0, help="engine step: one token per stream per step")
     ap.add_argument("--pin", action="store_true", help="engine on core 0, Locust on core 1 (Linux)")
+    ap.add_argument(
+        "--replicas", type=int, default=1, help="engine replicas (python -m simserver --replicas)"
+    )
     args = ap.parse_args()
 
     print(machine())
     work = tempdir("client-capacity")
     results = []
-    with simserver(work, step_s=args.step_ms / 1000, pin_core=0 if args.pin else None) as engine:
+    with simserver(work, step_s=args.step_ms / 1000, pin_core=0 if args.pin else None,
+                   replicas=args.replicas) as engine:  # fmt: skip
         for transport in args.transports:
             for n in args.streams or DEFAULT_STREAMS[transport]:
                 r = measure(engine, work / "runs", transport, n, args)
                 results.append(r)
                 print(
                     f"  {transport} {n} streams: {r['rate']:.0f} chunks/s, CPU {r['cpu'] * 100:.0f} %, "
-                    f"TTFT err p99 {r['err99']:.2f} ms",
+                    f"TTFT err p99 {r['err99']:.2f} ms (recv {r['errs'].p('receive', 0.99):.2f}, "
+                    f"send {r['errs'].p('send', 0.99):.2f})",
                     flush=True,
                 )
     print(
         f"\nengine step {args.step_ms:g} ms (one token per stream per step), prompt {args.prompt_tokens} "
-        f"/ output {args.max_tokens // 2}–{args.max_tokens} tokens, {args.duration:g} s per run, one Locust process"
-        + (", pinned: engine core 0, Locust core 1" if args.pin else "")
+        f"/ output {args.max_tokens // 2}–{args.max_tokens} tokens, {args.duration:g} s per run, one Locust process, "
+        f"{args.replicas} engine replica(s)" + (", pinned: engine core 0, Locust core 1" if args.pin else "")
     )
     head = (f"{'transport':<15}{'streams':>8}{'chunks/s':>10}{'CPU':>6}{'µs/chunk':>10}{'per core':>10}"
-            f"{'err p50':>9}{'err p99':>9}{'lag p99':>9}{'sat s':>7}{'failed':>7}")  # fmt: skip
+            f"{ERR_HEAD}{'lag p99':>9}{'sat s':>7}{'failed':>7}")  # fmt: skip
     print(head + "\n" + "-" * len(head))
     for r in results:
         print(
             f"{r['transport']:<15}{r['streams']:>8}{r['rate']:>10.0f}{r['cpu'] * 100:>5.0f}%{r['us_chunk']:>10.1f}"
-            f"{r['per_core']:>10.0f}{r['err50']:>9.2f}{r['err99']:>9.2f}{_f(r['lag99']):>9}{_f(r['sat']):>7}"
+            f"{r['per_core']:>10.0f}{r['errs'].columns()}{_f(r['lag99']):>9}{_f(r['sat']):>7}"
             f"{r['failed']:>7}"
         )
-    print("(err: client first-token time minus the engine's emit, ms; lag: the process's event-loop lag, ms)")
+    print(ERR_NOTE + "; lag: the process's event-loop lag, ms")
     for bound in (2.0, 10.0, 50.0):
         best: dict[str, dict] = {}
         for r in results:
@@ -142,7 +150,7 @@ def main() -> None:
         line = ", ".join(f"{t} {r['rate']:.0f} chunks/s ({r['streams']} streams)" for t, r in best.items())
         ratio = (f"; raw/openai {best['raw']['rate'] / best['openai']['rate']:.1f}×"
                  if "raw" in best and "openai" in best else "")  # fmt: skip
-        print(f"most chunks/s with TTFT err p99 ≤ {bound:g} ms: {line or 'none'}{ratio}")
+        print(f"most chunks/s with full TTFT err p99 ≤ {bound:g} ms: {line or 'none'}{ratio}")
     cost = {t: min((r["us_chunk"] for r in results if r["transport"] == t and r["rate"] > 1000), default=math.nan)
             for t in args.transports}  # fmt: skip
     print(

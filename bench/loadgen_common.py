@@ -52,8 +52,17 @@ def machine() -> str:
     return (
         f"host: {os.cpu_count()} cores ({model}), {psutil.virtual_memory().total / 2**30:.0f} GiB, "
         f"{platform.system()} {platform.release()}, Python {platform.python_version()}; "
-        f"load average at start {load}"
+        f"load average at start {load}{cpu_pressure()}"
     )
+
+
+def cpu_pressure() -> str:
+    """Linux PSI: the share of the last minute in which some runnable task waited for a CPU (a
+    shared host's other work shows here; timing figures taken under pressure carry its waits)."""
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        fields = Path("/proc/pressure/cpu").read_text().split()
+        return f"; CPU pressure (some, avg60) {float(fields[2].split('=')[1]):.0f} %"
+    return ""
 
 
 def free_port() -> int:
@@ -87,13 +96,17 @@ def simserver(
     engine_args: list[str] | None = None,
     pin_core: int | None = None,
     trace: bool = True,
+    replicas: int = 1,
 ) -> Iterator[Engine]:
     """The simulated engine on a free port, healthy, stopped on exit; its log in `workdir`.
 
     `step_s`: the huge-batch engine of `engine_config` (the engine is never the bottleneck);
-    otherwise `engine_args` (e.g. `--profile capacity`).
+    otherwise `engine_args` (e.g. `--profile capacity`). `replicas` > 1: that many engine processes
+    behind the port (`--replicas`, SO_REUSEPORT), one trace tagged by replica.
     """
     args = list(engine_args or [])
+    if replicas > 1:
+        args += ["--replicas", str(replicas)]
     if step_s is not None:
         cfg = workdir / "engine.yaml"
         cfg.write_text(engine_config(step_s))
@@ -106,10 +119,11 @@ def simserver(
     cmd = [PY, "-m", "simserver", "--host", "127.0.0.1", "--port", str(port), *args]
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
     try:
-        if pin_core is not None:
-            os.sched_setaffinity(proc.pid, {pin_core})
         url = f"http://127.0.0.1:{port}"
         wait_up(url + "/health")
+        if pin_core is not None:  # every replica too (forked by the parent before it turned healthy)
+            for p in [psutil.Process(proc.pid), *psutil.Process(proc.pid).children(recursive=True)]:
+                os.sched_setaffinity(p.pid, {pin_core})
         yield Engine(url, trace_file, proc)
     finally:
         proc.send_signal(signal.SIGTERM)
@@ -121,45 +135,56 @@ def simserver(
 
 
 class CpuSampler:
-    """CPU seconds of a process tree over wall time, sampled from outside every 0.2 s."""
+    """CPU seconds of a process tree over wall time, sampled from outside every 0.2 s: the whole tree,
+    and each process on its own (a master and its workers), with the root's peak resident memory."""
 
     def __init__(self, pid: int) -> None:
         self.root = psutil.Process(pid)
         self.samples: list[tuple[float, float]] = []
+        self.by_pid: dict[int, list[tuple[float, float]]] = {}
+        self.root_rss_max = 0
         self._seen: dict[int, psutil.Process] = {}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
 
-    def _total(self) -> float:
+    def _total(self, now: float) -> float:
         with contextlib.suppress(psutil.Error):
             for p in [self.root, *self.root.children(recursive=True)]:
                 self._seen.setdefault(p.pid, p)
+            self.root_rss_max = max(self.root_rss_max, self.root.memory_info().rss)
         total = 0.0
-        for p in list(self._seen.values()):
+        for pid, p in list(self._seen.items()):
             try:
                 c = p.cpu_times()
                 total += c.user + c.system
+                self.by_pid.setdefault(pid, []).append((now, c.user + c.system))
             except psutil.Error:
                 pass  # gone: its last reading is lost (windows end before processes exit)
         return total
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            self.samples.append((time.time(), self._total()))
+            now = time.time()
+            self.samples.append((now, self._total(now)))
             self._stop.wait(0.2)
 
     def stop(self) -> None:
         self._stop.set()
         self._thread.join()
 
-    def cpu_between(self, t0: float, t1: float) -> float:
-        """CPU seconds used in [t0, t1] (nearest samples inside the window)."""
-        inside = [s for s in self.samples if t0 <= s[0] <= t1]
+    def cpu_between(self, t0: float, t1: float, pid: int | None = None) -> float:
+        """CPU seconds used in [t0, t1] (nearest samples inside the window) by the tree, or by `pid`."""
+        series = self.samples if pid is None else self.by_pid.get(pid, [])
+        inside = [s for s in series if t0 <= s[0] <= t1]
         if len(inside) < 2:
             return float("nan")
         (a_t, a_c), (b_t, b_c) = inside[0], inside[-1]
         return (b_c - a_c) * (t1 - t0) / (b_t - a_t)
+
+    def children(self) -> list[int]:
+        """The processes seen besides the root (the workers of a `--processes` run)."""
+        return [pid for pid in self.by_pid if pid != self.root.pid]
 
 
 @dataclass
@@ -173,9 +198,10 @@ class LocustRun:
 
 
 def run_locust(url: str, out: Path, name: str, users: int, duration_s: float, args: list[str],
-               env: dict | None = None, pin_cores: set[int] | None = None) -> LocustRun:  # fmt: skip
+               env: dict | None = None, pin_cores: set[int] | None = None,
+               locustfiles: str = "locustfile.py") -> LocustRun:  # fmt: skip
     """One headless Locust run (`--shape none`), its CPU sampled from outside."""
-    cmd = [PY, "-m", "locust", "-f", "locustfile.py", "--headless", "--only-summary", "--host", url,
+    cmd = [PY, "-m", "locust", "-f", locustfiles, "--headless", "--only-summary", "--host", url,
            "--shape", "none", "-u", str(users), "-r", str(users), "-t", f"{duration_s:.0f}s",
            "--results-dir", str(out), "--run-name", name, *args]  # fmt: skip
     t_begin = time.time()
@@ -238,14 +264,59 @@ def chunk_times(row: dict) -> list[float]:
     return out
 
 
-def first_token_errors(rows: list[dict], trace: dict[str, dict], t0: float, t1: float) -> list[float]:
-    """Client first-token time minus the engine's emit (ms), for first tokens emitted in [t0, t1]."""
-    out = []
+@dataclass
+class TtftErrors:
+    """Per-request TTFT error against the engine's trace (ms), over requests whose first token left
+    the engine inside a window. `full` is what a user of the figures sees; it is the sum of two parts:
+
+    - `full`: client TTFT − engine TTFT (`ttft_s` − (`t_first_emit_unix` − `t_arrival_unix`));
+    - `receive`: client first-token time − engine emit (`t_start_unix + ttft_s − t_first_emit_unix`):
+      how late the client read (or stamped) the first token;
+    - `send`: engine arrival − client send (`t_arrival_unix − t_start_unix`): the request in flight
+      plus how late the engine's event loop parsed it, minus how early the client stamped its send.
+    """
+
+    full: list[float] = field(default_factory=list)
+    receive: list[float] = field(default_factory=list)
+    send: list[float] = field(default_factory=list)
+    by_request: dict[str, float] = field(default_factory=dict)  # request id → full error (ms)
+
+    def p(self, part: str, q: float) -> float:
+        return pct(getattr(self, part), q)
+
+    def columns(self) -> str:
+        """`full p50/p99 | receive p99 | send p99` for a table row (widths match ERR_HEAD)."""
+        return (f"{self.p('full', 0.5):>9.2f}{self.p('full', 0.99):>9.2f}"
+                f"{self.p('receive', 0.99):>9.2f}{self.p('send', 0.99):>9.2f}")  # fmt: skip
+
+
+ERR_HEAD = f"{'err p50':>9}{'err p99':>9}{'recv p99':>9}{'send p99':>9}"
+ERR_NOTE = (
+    "err: the TTFT error a user of the figures sees, client TTFT − the engine's TTFT (emit − arrival, its\n"
+    "trace, joined by request id), ms; it is recv + send: recv = client first-token time − engine emit\n"
+    "(how late the client read the token), send = engine arrival − client send stamp (the request in\n"
+    "flight plus how late the engine's event loop parsed it)"
+)
+
+
+def ttft_errors(rows: list[dict], trace: dict[str, dict], t0: float, t1: float) -> TtftErrors:
+    """The TTFT error of every completed row whose first token the engine emitted in [t0, t1] (ms)."""
+    out = TtftErrors()
     for r in rows:
         t = trace.get(r["request_id"])
-        if r["ok"] == "true" and t and t.get("t_first_emit_unix") and t0 <= t["t_first_emit_unix"] <= t1:
-            out.append((float(r["t_start_unix"]) + float(r["ttft_s"]) - t["t_first_emit_unix"]) * 1000)
-    return sorted(out)
+        if r["ok"] != "true" or not t or not t.get("t_first_emit_unix") or not r["ttft_s"]:
+            continue
+        emit, arrival = t["t_first_emit_unix"], t["t_arrival_unix"]
+        if not t0 <= emit <= t1:
+            continue
+        start, ttft = float(r["t_start_unix"]), float(r["ttft_s"])
+        out.full.append((ttft - (emit - arrival)) * 1000)
+        out.by_request[r["request_id"]] = out.full[-1]
+        out.receive.append((start + ttft - emit) * 1000)
+        out.send.append((arrival - start) * 1000)
+    for xs in (out.full, out.receive, out.send):
+        xs.sort()
+    return out
 
 
 def pct(xs: list[float], q: float) -> float:

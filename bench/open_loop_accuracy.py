@@ -2,7 +2,8 @@
 
 Starts the simulated engine (capacity profile, so the engine is never the bottleneck) and runs
 Locust open loop, then reads requests.csv: achieved rate, inter-arrival CV of the actual sends
-(vs the process's documented CV), and send lag = t_start_unix − t_scheduled_unix.
+(vs the process's documented CV), send lag = t_start_unix − t_scheduled_unix, and the TTFT error
+against the engine's trace (bench/loadgen_common.py `ttft_errors`: client TTFT − engine TTFT, p50/p99).
 
     python bench/open_loop_accuracy.py                  # the acceptance run: Poisson 20 req/s, 60 s
     python bench/open_loop_accuracy.py --all            # + gamma (burstiness 0.25, 4), constant, 2 processes, trace at 50 req/s
@@ -27,7 +28,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from loadgen_common import free_port, simserver  # noqa: E402
+from loadgen_common import free_port, read_trace, simserver, ttft_errors  # noqa: E402
 
 from shapes.arrivals import cv, expected_cv  # noqa: E402
 
@@ -43,6 +44,12 @@ def run(url: str, out: Path, name: str, args: list[str], timeout_s: float) -> tu
     with open(run_dir / "requests.csv", newline="") as fh:
         rows = [r for r in csv.DictReader(fh) if r["t_scheduled_unix"]]
     return rows, json.loads((run_dir / "run.json").read_text())
+
+
+def ttft_error(rows: list[dict], trace: Path) -> str:
+    """`full p50/p99` of the TTFT error of the run's completed requests (ms)."""
+    errs = ttft_errors(rows, read_trace(trace), 0.0, float("inf"))
+    return f"{errs.p('full', 0.5):.2f}/{errs.p('full', 0.99):.2f}"
 
 
 def figures(rows: list[dict]) -> dict:
@@ -101,10 +108,10 @@ def main() -> None:
         ]
     with tempfile.TemporaryDirectory(prefix="goodput-bench-") as tmp:
         out = Path(tmp)
-        with simserver(out, engine_args=["--profile", "capacity"], trace=False) as engine:
+        with simserver(out, engine_args=["--profile", "capacity"]) as engine:
             url = engine.url
             print(f"{'case':<16} {'target':>7} {'sent':>6} {'achieved':>9} {'CV':>6} {'CV doc':>7} "
-                  f"{'lag p50':>8} {'lag p99':>8} {'lag max':>8} {'≤5ms':>6} {'warn':>5}")  # fmt: skip
+                  f"{'lag p50':>8} {'lag p99':>8} {'lag max':>8} {'≤5ms':>6} {'warn':>5} {'TTFT err p50/p99':>17}")  # fmt: skip
             for name, kind, k, rate, seconds, procs in cases:
                 port = str(free_port())  # not Locust's default 5557, which other runs may hold
                 extra = (
@@ -117,7 +124,8 @@ def main() -> None:
                 f = figures(rows)
                 print(f"{name:<16} {rate:>7.1f} {f['sent']:>6} {f['achieved_rps']:>9.2f} {f['cv']:>6.2f} "
                       f"{expected_cv(kind, k):>7.2f} {f['lag_p50_ms']:>8.2f} {f['lag_p99_ms']:>8.2f} "
-                      f"{f['lag_max_ms']:>8.2f} {f['within_5ms']:>6.1%} {meta['open_loop']['behind_warnings']:>5}")  # fmt: skip
+                      f"{f['lag_max_ms']:>8.2f} {f['within_5ms']:>6.1%} {meta['open_loop']['behind_warnings']:>5} "
+                      f"{ttft_error(rows, engine.trace):>17}")  # fmt: skip
             if args.all:
                 trace = out / "trace50.csv"
                 write_trace(trace, 50.0, 20.0)
@@ -125,7 +133,8 @@ def main() -> None:
                 f = figures(rows)
                 print(f"{'trace-50':<16} {50.0:>7.1f} {f['sent']:>6} {f['achieved_rps']:>9.2f} {f['cv']:>6.2f} "
                       f"{1.0:>7.2f} {f['lag_p50_ms']:>8.2f} {f['lag_p99_ms']:>8.2f} {f['lag_max_ms']:>8.2f} "
-                      f"{f['within_5ms']:>6.1%} {meta['open_loop']['behind_warnings']:>5}")  # fmt: skip
+                      f"{f['within_5ms']:>6.1%} {meta['open_loop']['behind_warnings']:>5} "
+                      f"{ttft_error(rows, engine.trace):>17}")  # fmt: skip
 
 
 if __name__ == "__main__":

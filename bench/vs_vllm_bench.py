@@ -15,7 +15,10 @@ Goodput: `-u C --shape none`), streaming chat completions. For each it prints TT
 as the tool reports them, the same medians from the engine's own trace (arrival → first token write,
 first → last token write: what the client should see minus the loopback), and the client's CPU per
 streamed chunk over the window the engine was serving it (from the first request's arrival to the
-last token written; psutil from outside, so vLLM's ~10 s of imports are not counted).
+last token written; psutil from outside, so vLLM's ~10 s of imports are not counted). For Goodput,
+whose rows carry the request id the engine traced, it also prints the per-request TTFT error
+(bench/loadgen_common.py `ttft_errors`: client TTFT − engine TTFT, p50/p99, and its parts' p99);
+vLLM's result file has no request ids, so only its medians compare.
 """
 
 from __future__ import annotations
@@ -29,7 +32,19 @@ import sys
 import time
 from pathlib import Path
 
-from loadgen_common import ROOT, CpuSampler, machine, read_rows, read_trace, run_locust, simserver, tempdir
+from loadgen_common import (
+    ERR_HEAD,
+    ERR_NOTE,
+    ROOT,
+    CpuSampler,
+    machine,
+    read_rows,
+    read_trace,
+    run_locust,
+    simserver,
+    tempdir,
+    ttft_errors,
+)
 
 VENV_PY = ROOT / ".real-engine" / "venv" / "bin" / "python"
 RUNNER = """
@@ -102,7 +117,8 @@ def run_goodput(engine, args: argparse.Namespace, conc: int, out: Path, duration
     run = run_locust(engine.url, out, f"goodput-{conc}", conc, duration_s,
                      ["--dataset", dataset, "--max-tokens", str(args.output_len), "--ignore-eos"])  # fmt: skip
     rows = [r for r in read_rows(run.run_dir) if r["ok"] == "true"]
-    truth = engine_truth(read_trace(engine.trace), run.meta["t_start_unix"], run.meta["t_end_unix"])
+    trace = read_trace(engine.trace)
+    truth = engine_truth(trace, run.meta["t_start_unix"], run.meta["t_end_unix"])
     return {
         "client": "goodput (locust, raw)",
         "requests": len(rows),
@@ -111,6 +127,7 @@ def run_goodput(engine, args: argparse.Namespace, conc: int, out: Path, duration
         "truth": truth,
         "cpu_s": run.cpu.cpu_between(truth["w0"], truth["w1"]),
         "duration": run.meta["t_end_unix"] - run.meta["t_start_unix"],
+        "errs": ttft_errors(rows, trace, run.meta["t_start_unix"], run.meta["t_end_unix"]),
     }
 
 
@@ -122,6 +139,9 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=6, help="vLLM: num-prompts = concurrency × rounds")
     ap.add_argument("--step-ms", type=float, default=20.0, help="engine step: one token per stream per step")
     ap.add_argument("--tokenizer", type=Path, default=ROOT / ".real-engine" / "model")
+    ap.add_argument(
+        "--replicas", type=int, default=1, help="engine replicas (python -m simserver --replicas)"
+    )
     args = ap.parse_args()
     if not VENV_PY.exists():
         sys.exit(f"vs_vllm_bench: no vLLM venv at {VENV_PY.parent.parent}: run `make real-engine-setup`")
@@ -136,7 +156,7 @@ def main() -> None:
     print(machine())
     work = tempdir("vs-vllm")
     results = []
-    with simserver(work, step_s=args.step_ms / 1000) as engine:
+    with simserver(work, step_s=args.step_ms / 1000, replicas=args.replicas) as engine:
         for conc in args.concurrency:
             v = run_vllm(engine, args, conc, work)
             print(f"  vllm bench serve, concurrency {conc}: {v['requests']} requests in {v['duration']:.1f} s",
@@ -149,17 +169,19 @@ def main() -> None:
         f"{args.output_len} output tokens (ignore_eos), closed loop, streaming chat"
     )
     head = (f"{'conc':>5}  {'client':<22}{'reqs':>6}{'TTFT p50':>10}{'TPOT p50':>10}"
-            f"{'engine TTFT':>13}{'engine TPOT':>13}{'client CPU':>12}{'µs/chunk':>10}")  # fmt: skip
+            f"{'engine TTFT':>13}{'engine TPOT':>13}{'client CPU':>12}{'µs/chunk':>10}{ERR_HEAD}")  # fmt: skip
     print(head + "\n" + "-" * len(head))
     for conc, r in results:
         t = r["truth"]
         window = t["w1"] - t["w0"]
+        errs = r["errs"].columns() if "errs" in r else f"{'-':>9}" * 4  # vLLM: no request ids to join
         print(
             f"{conc:>5}  {r['client']:<22}{r['requests']:>6}{r['ttft']:>10.1f}{r['tpot']:>10.2f}"
             f"{t['ttft']:>13.1f}{t['tpot']:>13.2f}{r['cpu_s'] / window * 100:>11.0f}%"
-            f"{r['cpu_s'] / t['chunks'] * 1e6:>10.1f}"
+            f"{r['cpu_s'] / t['chunks'] * 1e6:>10.1f}{errs}"
         )
     print("(ms; engine: the same medians from the engine's trace; CPU over the engine's serving window)")
+    print(ERR_NOTE)
     print(f"logs and run folders: {work}")
 
 

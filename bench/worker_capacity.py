@@ -8,9 +8,11 @@ Starts `python -m simserver --profile capacity` (a huge simulated batch, so the 
 limit) with its request trace, then for each user count runs Locust with `--processes 1` (a master
 and exactly one worker process, the unit you scale) against it: closed-loop streaming chat users,
 `--ignore-eos` so every request streams `--max-tokens` chunks. For each level it prints the
-chunks/s the worker received, the worker's CPU use, and the timing error: the client's first-token
-time (`t_start_unix + ttft_s`) minus the engine's own emit time (the trace, joined by X-Request-Id).
-When the error p99 passes a few ms, the worker is saturated: add workers (README.md § Running on a cluster).
+chunks/s the worker received, the worker's CPU use, and the TTFT error (bench/loadgen_common.py
+`ttft_errors`): the client's TTFT minus the engine's own (first emit − arrival, its trace, joined by
+X-Request-Id), with its two parts' p99 (`recv`: first-token time − emit; `send`: engine arrival −
+client send). When the error p99 passes a few ms, the worker is saturated: add workers (README.md
+§ Running on a cluster) — or, when `send` dominates, the engine parses requests late: add `--replicas`.
 `µs CPU/chunk` (worker CPU time per chunk received, request overhead included) is the figure that
 survives a busy host; `chunks/s @100%` is its inverse, the ceiling of one worker core. Both
 processes share this machine's cores, so on a small or busy host the engine's own CPU use lowers
@@ -20,8 +22,6 @@ the achieved rates; read them as a lower bound.
 from __future__ import annotations
 
 import argparse
-import csv
-import json
 import os
 import signal
 import subprocess
@@ -31,7 +31,7 @@ import time
 from pathlib import Path
 
 import psutil
-from loadgen_common import free_port, pct, simserver
+from loadgen_common import ERR_HEAD, ERR_NOTE, free_port, read_rows, read_trace, simserver, ttft_errors
 
 ROOT = Path(__file__).resolve().parent.parent
 PY = sys.executable
@@ -73,29 +73,27 @@ def main() -> None:
     ap.add_argument("--duration", type=float, default=12.0, help="seconds per level")
     ap.add_argument("--max-tokens", type=int, default=128)
     ap.add_argument("--pin", action="store_true", help="engine on core 0, Locust on core 1 (Linux)")
+    ap.add_argument(
+        "--replicas", type=int, default=1, help="engine replicas (python -m simserver --replicas)"
+    )
     args = ap.parse_args()
 
     tmp = Path(tempfile.mkdtemp(prefix="goodput-worker-capacity-"))
     levels = []
-    with simserver(tmp, engine_args=["--profile", "capacity"], pin_core=0 if args.pin else None) as sim:
+    with simserver(tmp, engine_args=["--profile", "capacity"], pin_core=0 if args.pin else None,
+                   replicas=args.replicas) as sim:  # fmt: skip
         if args.pin:
             os.sched_setaffinity(0, {1})  # Locust started from here inherits core 1
         for users in args.users:
             levels.append((users, run_level(sim.url, users, args.duration, args.max_tokens, tmp)))
-    trace = sim.trace
-
-    engine = {}
-    for line in trace.read_text().splitlines():
-        t = json.loads(line)
-        engine[t["request_id"]] = t
-    print(f"one worker process, {os.cpu_count()} cores on this host (shared with the simulated engine)")
+    engine = read_trace(sim.trace)
+    print(f"one worker process, {os.cpu_count()} cores on this host (shared with the simulated engine, "
+          f"{args.replicas} replica(s))")  # fmt: skip
     print(
-        f"{'users':>6} {'chunks/s':>9} {'worker CPU':>10} {'µs CPU/chunk':>12} {'chunks/s @100%':>14} "
-        f"{'TTFT err p50 ms':>16} {'p99 ms':>8} {'rows':>6}"
+        f"{'users':>6} {'chunks/s':>9} {'worker CPU':>10} {'µs CPU/chunk':>12} {'chunks/s @100%':>14} {ERR_HEAD} {'rows':>6}"
     )
     for users, lv in levels:
-        with open(lv["run"] / "requests.csv", newline="") as fh:
-            rows = list(csv.DictReader(fh))  # cancelled streams at the end count too
+        rows = read_rows(lv["run"])  # cancelled streams at the end count too
         w0, w1 = lv["window"]  # chunks that arrived while the worker's CPU was sampled
         chunks = 0
         for r in rows:
@@ -105,17 +103,14 @@ def main() -> None:
             for gap in [0.0, *(float(g) for g in r["itl_s"].split(";") if g)]:
                 t += gap
                 chunks += w0 <= t < w1
-        errs = []
-        for r in rows:
-            t = engine.get(r["request_id"])
-            if t and t.get("t_first_emit_unix") and r["ttft_s"]:
-                errs.append((float(r["t_start_unix"]) + float(r["ttft_s"]) - t["t_first_emit_unix"]) * 1000)
+        errs = ttft_errors(rows, engine, w0, w1)
         rate = max(chunks, 1) / (w1 - w0)
         cpu = max(lv["cpu"], 1e-6)
         print(
             f"{users:>6} {rate:>9.0f} {cpu * 100:>9.0f}% {cpu * 1e6 / rate:>12.0f} {rate / cpu:>14.0f} "
-            f"{pct(errs, 0.5):>16.2f} {pct(errs, 0.99):>8.2f} {len(rows):>6}"
+            f"{errs.columns()} {len(rows):>6}"
         )
+    print(ERR_NOTE)
     print(f"run folders: {tmp}")
 
 

@@ -1,4 +1,4 @@
-"""When bytes arrived: the kernel's receive stamps, and the wall ↔ perf_counter clock mapping.
+"""When bytes left and arrived: the send stamp, the kernel's receive stamps, the wall ↔ perf clock mapping.
 
 Linux stamps every received segment (CLOCK_REALTIME, ns) and recvmsg() hands the stamp of the
 newest segment it returned. A token's arrival then does not depend on when this process got
@@ -7,6 +7,14 @@ completion work of other requests, not on the host's scheduler. It does depend o
 stream before its next token arrives: the kernel merges unread segments and keeps the newest stamp,
 so two tokens read together share the later one (never an earlier one). loadgen/monitors/selfmon.py reports
 how late reads were (`READ_LAGS`) and flags the seconds where the event loop lagged.
+
+A request's send is stamped when its last byte was handed to the kernel (`sendall` returned), not
+when the client set out to send it: between the two, geventhttpclient's pool checks the kept-alive
+connection with a zero-timeout `select`, which under gevent yields to the hub, so on a busy loop
+the write happens after every other ready greenlet ran (milliseconds at 1,000 streams), and a stamp
+taken before it moved every TTFT by that wait. The kernel's own transmit stamp (SO_TIMESTAMPING,
+software) was tried: on loopback it is 5–15 µs earlier than the write's return, and costs a syscall
+per request and an error queue that must be drained (bench/send_stamp.py, bench/README.md).
 """
 
 from __future__ import annotations
@@ -64,11 +72,16 @@ class _StampSocket(gsocket.socket):
     before waiting — ~7 µs per chunk.
     """
 
-    __slots__ = ("stamp",)
+    __slots__ = ("sent", "stamp")
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.stamp = 0.0  # wall-clock arrival of the newest byte of the last read; 0.0: unknown
+        self.sent = 0.0  # perf_counter when the last write returned (its last byte was the kernel's)
+
+    def sendall(self, data: Any, flags: int = 0) -> None:
+        super().sendall(data, flags)
+        self.sent = perf_counter()
 
     def recv(self, bufsize: int, flags: int = 0) -> bytes:
         raw = self._sock
@@ -85,6 +98,13 @@ class _StampSocket(gsocket.socket):
                     stamp = sec + ns * 1e-9
             self.stamp = stamp
             return data
+
+
+def sent_at(client: HTTPClient, before: float) -> float:
+    """The send stamp of the request `client` just made (perf clock): when its last byte was
+    written, or `before` (taken before the request) where the socket is not ours (TLS)."""
+    sock = getattr(client, "goodput_socket", None)
+    return sock.sent if sock is not None and sock.sent >= before else before
 
 
 _stamp_keeper: socket.socket | None = None
@@ -120,6 +140,7 @@ def stamping_client(*args: Any, **kwargs: Any) -> HTTPClient:
                     sock.setsockopt(socket.SOL_SOCKET, _SO_TIMESTAMPNS, 1)
                 except OSError:
                     pass  # no kernel stamps: reads still work, stamps fall back to perf_counter
+            client.goodput_socket = sock  # one connection per client (concurrency=1): the one in use
             return sock
 
         client._connection_pool._create_tcp_socket = create

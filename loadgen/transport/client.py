@@ -31,7 +31,7 @@ from core.result import StreamResult
 from loadgen.transport import sse
 from loadgen.transport.apis import Api, resolve
 from loadgen.transport.apis.base import Fold
-from loadgen.transport.arrival import arrival, stamping_client, wall_and_perf
+from loadgen.transport.arrival import arrival, sent_at, stamping_client, wall_and_perf
 from loadgen.transport.eventstream import EventStream
 
 perf_counter = time.perf_counter
@@ -155,13 +155,17 @@ class RawTransport:
         """
         try:
             res.t_send = perf_counter()
-            return self.client.request("POST", self.prefix + path, body=payload, headers=hdrs)
+            resp = self.client.request("POST", self.prefix + path, body=payload, headers=hdrs)
+            res.t_send = sent_at(self.client, res.t_send)  # when its last byte was written
+            return resp
         except (HTTPConnectionClosed, ConnectionResetError, BrokenPipeError):
             if not self.reused:
                 raise
         self._reset()
         res.t_send = perf_counter()
-        return self.client.request("POST", self.prefix + path, body=payload, headers=hdrs)
+        resp = self.client.request("POST", self.prefix + path, body=payload, headers=hdrs)
+        res.t_send = sent_at(self.client, res.t_send)
+        return resp
 
     def stream(self, api: Api | str, body: dict, headers: dict[str, str], timeout_s: float) -> StreamResult:
         """`api`: the API (or its path or name) whose `fold` reads the stream; the body goes to its path."""

@@ -105,6 +105,67 @@ def test_tokens_read_together_get_the_later_arrival_never_an_earlier_one() -> No
     assert first >= server.written[0]
 
 
+class ArrivalServer:
+    """Answers every request on a kept-alive connection with one token, and records when each
+    request's last byte reached this host: the kernel's receive stamp, not when this (shared) loop
+    read it."""
+
+    def __init__(self) -> None:
+        self.arrived: list[float] = []
+        self.server = StreamServer(("127.0.0.1", 0), self.handle)
+        self.server.start()
+        self.url = f"http://127.0.0.1:{self.server.server_port}"
+
+    def handle(self, sock: socket.socket, _addr: tuple) -> None:
+        sock.setsockopt(socket.SOL_SOCKET, arrival._SO_TIMESTAMPNS, 1)
+        buf, stamp = b"", 0.0
+        while True:
+            while b"\r\n\r\n" not in buf:
+                data, anc, _flags, _addr2 = sock.recvmsg(65536, 64)
+                if not data:
+                    return
+                buf += data
+                for level, kind, value in anc:
+                    if level == socket.SOL_SOCKET and kind == arrival._SO_TIMESTAMPNS:
+                        sec, ns = arrival._TS.unpack_from(value)
+                        stamp = sec + ns * 1e-9
+            buf = buf[
+                buf.index(b"\r\n\r\n") + 4 + int(buf.lower().split(b"content-length: ")[1].split(b"\r")[0]) :
+            ]
+            self.arrived.append(stamp)
+            done = b"data: [DONE]\n\n"
+            sock.sendall(
+                b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n"
+                + _event("a")
+                + b"%x\r\n%b\r\n0\r\n\r\n" % (len(done), done)
+            )
+
+
+@linux
+def test_send_is_stamped_when_the_request_was_written_not_when_the_client_set_out() -> None:
+    """The pool's check of a kept-alive connection yields to the hub before the write: a greenlet
+    that holds the loop 50 ms there delays the write, and the send stamp must say so (the old stamp,
+    taken before, made the TTFT 50 ms too long)."""
+    server = ArrivalServer()
+    transport = client.RawTransport(server.url, None)
+    gevent.sleep(0.1)  # the kernel turns receive stamping on a moment after the first socket asks
+    try:
+        first = transport.stream("/v1/chat/completions", {"stream": True}, {}, 10.0)
+        assert first.error == "" and first.text == "a"
+        gevent.spawn(_block, 0.05)  # runs at the client's first yield, before its write
+        wall, perf = arrival.wall_and_perf()
+        res = transport.stream("/v1/chat/completions", {"stream": True}, {}, 10.0)
+    finally:
+        transport.close()
+        server.server.stop()
+    assert res.error == "" and res.text == "a" and len(server.arrived) == 2
+    sent_unix = wall + res.t_send - perf
+    assert -0.002 < server.arrived[1] - sent_unix < 0.002, (
+        server.arrived[1] - sent_unix,
+        "send stamp vs arrival",
+    )
+
+
 def test_stamps_fall_back_to_the_read_time_without_kernel_stamps(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(arrival, "KERNEL_STAMPS", False)
     server = SseServer(block_s=0.04)

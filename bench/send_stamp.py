@@ -1,0 +1,147 @@
+"""Which send stamp makes TTFT true: stamped before the request, after its write, or by the kernel.
+
+    .venv/bin/python bench/send_stamp.py                               # 256 and 1,024 streams, pinned
+    .venv/bin/python bench/send_stamp.py --streams 256 --replicas 2 --no-pin
+
+One Goodput run per stream count (one Locust process, closed-loop streaming chat against the
+huge-batch simulated engine with its trace) with bench/send_stamp_probe.py loaded beside the
+locustfile: the rows carry Goodput's stamp (the write's return) and the probe records, for the
+same requests, the stamp taken before the request (the old one) and the kernel's transmit stamp.
+So the three are compared on the same requests under the same load, not across runs of a noisy
+host. Over the steady window, per request (ms):
+- `err` = client TTFT − the engine's TTFT (its trace: first emit − arrival): after (Goodput's
+  stamp), before (the old stamp: err + (write − before)), kernel tx (err + (write − tx));
+- `write − before`: how long the request waited for the loop between the two stamps;
+- `write − tx`: how much later the write's return is than the kernel's transmit stamp; `tx µs`:
+  what reading the transmit stamp costs per request (one more syscall, on the error queue);
+- the parts of the remaining error: `recv` = client first-token time − engine emit (how late the
+  client read the token), `send` = engine arrival − the client's write (the request in flight on
+  loopback, µs, plus how late the engine's event loop parsed it: it writes a whole step's chunks
+  in one go, so a request that arrives meanwhile waits for the rest of the step's writes).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import math
+from pathlib import Path
+
+from loadgen_common import (
+    cpu_pressure,
+    machine,
+    pct,
+    read_rows,
+    read_trace,
+    run_locust,
+    simserver,
+    tempdir,
+    ttft_errors,
+)
+
+
+def read_probe(folder: Path) -> dict[str, tuple[float, float, float]]:
+    out: dict[str, tuple[float, float, float]] = {}
+    for path in folder.glob("probe-*.csv"):
+        with open(path, newline="") as fh:
+            for r in csv.DictReader(fh):
+                out[r["request_id"]] = (
+                    float(r["post_minus_before_s"]) * 1000,
+                    float(r["post_minus_tx_s"]) * 1000,
+                    float(r["tx_read_s"]) * 1e6,
+                )
+    return out
+
+
+def measure(engine, work: Path, streams: int, args: argparse.Namespace) -> dict:
+    probe_dir = work / f"probe-{streams}"
+    probe_dir.mkdir()
+    dataset = f"random:n=2000,input=fixed(64),output=uniform({args.max_tokens // 2},{args.max_tokens})"
+    run = run_locust(engine.url, work / "runs", f"s{streams}", streams, args.duration,
+                     ["--dataset", dataset, "--max-tokens", str(args.max_tokens), "--ignore-eos",
+                      "--request-timeout", "60s"], env={"GOODPUT_STAMP_PROBE": str(probe_dir)},
+                     pin_cores=None if args.no_pin else {1},
+                     locustfiles="locustfile.py,bench/send_stamp_probe.py")  # fmt: skip
+    t0 = run.meta["t_start_unix"] + args.warmup + streams / 1000
+    t1 = run.meta["t_end_unix"] - 2 * args.max_tokens * args.step_ms / 1000 - 2.0
+    probe = read_probe(probe_dir)
+    rows = [r for r in read_rows(run.run_dir) if r["request_id"] in probe]
+    errs = ttft_errors(rows, read_trace(engine.trace), t0, t1)
+    before, tx, wait, early, cost = [], [], [], [], []
+    for rid, full in errs.by_request.items():
+        gap, tx_gap, us = probe[rid]
+        wait.append(gap)
+        before.append(full + gap)
+        if not math.isnan(tx_gap):
+            early.append(tx_gap)
+            tx.append(full + tx_gap)
+            cost.append(us)
+    (lg,) = run.meta.get("loadgen", {}).get("workers", {}).values() or [{}]
+    print(f"  {streams} streams: Locust CPU {run.cpu.cpu_between(t0, t1) / (t1 - t0) * 100:.0f} %"
+          f"{cpu_pressure()} at the end", flush=True)  # fmt: skip
+    return {"streams": streams, "n": len(errs.full), "errs": errs, "before": before, "tx": tx, "wait": wait,
+            "early": early, "cost": cost, "sat": lg.get("saturated_seconds"),
+            "lag99": (lg.get("lag_ms") or {}).get("p99")}  # fmt: skip
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--streams", type=int, nargs="+", default=[256, 1024])
+    ap.add_argument("--duration", type=float, default=22.0, help="seconds per run")
+    ap.add_argument("--warmup", type=float, default=4.0)
+    ap.add_argument("--max-tokens", type=int, default=96, help="output tokens: max/2 to max (ignore_eos)")
+    ap.add_argument("--step-ms", type=float, default=20.0, help="engine step: one token per stream per step")
+    ap.add_argument(
+        "--replicas", type=int, default=1, help="engine replicas (python -m simserver --replicas)"
+    )
+    ap.add_argument(
+        "--no-pin", action="store_true", help="do not pin (default: engine core 0, Locust core 1)"
+    )
+    args = ap.parse_args()
+
+    print(machine())
+    work = tempdir("send-stamp")
+    results = []
+    with simserver(work, step_s=args.step_ms / 1000, pin_core=None if args.no_pin else 0,
+                   replicas=args.replicas) as engine:  # fmt: skip
+        for n in args.streams:
+            results.append(measure(engine, work, n, args))
+            print(f"  {n} streams: {results[-1]['n']} requests joined", flush=True)
+    print(f"\nengine step {args.step_ms:g} ms, {args.replicas} replica(s), output {args.max_tokens // 2}–"
+          f"{args.max_tokens} tokens, {args.duration:g} s per run, one Locust process"
+          + ("" if args.no_pin else ", pinned: engine core 0, Locust core 1"))  # fmt: skip
+    head = (f"{'streams':>8}{'n':>6} | {'err p50/p99: after':>19}{'before':>14}{'kernel tx':>14} | "
+            f"{'write−before p50/p99/max':>25} | {'write−tx p50/p99':>17}{'tx µs':>7} | "
+            f"{'recv p99':>9}{'send p50/p99':>14}{'lag p99':>8}{'sat s':>6}")  # fmt: skip
+    print(head + "\n" + "-" * len(head))
+    for r in results:
+        e = r["errs"]
+        print(f"{r['streams']:>8}{r['n']:>6} | {_pp(e.full):>19}{_pp(r['before']):>14}{_pp(r['tx']):>14} | "
+              f"{_pp(r['wait']) + '/' + format(max(r['wait'], default=math.nan), '.1f'):>25} | "
+              f"{_pp(r['early'], 3):>17}{pct(r['cost'], 0.5):>7.1f} | {e.p('receive', 0.99):>9.2f}"
+              f"{_pp(e.send):>14}{_f(r['lag99']):>8}{_f(r['sat']):>6}")  # fmt: skip
+    print(
+        "(ms; err: client TTFT − engine TTFT, joined by request id; after = Goodput's stamp (the write's\n"
+        "return), before = the stamp taken before the request, kernel tx = SO_TIMESTAMPING's software\n"
+        "transmit stamp; recv/send: the parts of err after, see the docstring; lag: the Locust\n"
+        "process's event-loop lag; sat: its saturated seconds)"
+    )
+    for r in results:
+        e = r["errs"]
+        part = "send (the engine parsed the request late)" if e.p("send", 0.99) > e.p("receive", 0.99) else (
+            "recv (the client read the first token late)")  # fmt: skip
+        print(f"{r['streams']} streams: the remaining error p99 {e.p('full', 0.99):.2f} ms is mostly {part}: "
+              f"send p99 {e.p('send', 0.99):.2f} ms, recv p99 {e.p('receive', 0.99):.2f} ms")  # fmt: skip
+    print(f"run folders, probe files and trace: {work}")
+
+
+def _pp(xs: list[float], digits: int = 2) -> str:
+    return f"{pct(xs, 0.5):.{digits}f}/{pct(xs, 0.99):.{digits}f}"
+
+
+def _f(v: float | int | None) -> str:
+    return "-" if v is None else f"{v:.0f}" if isinstance(v, int) or v >= 10 else f"{v:.1f}"
+
+
+if __name__ == "__main__":
+    main()
