@@ -201,9 +201,10 @@ def run_locust(url: str, out: Path, name: str, users: int, duration_s: float, ar
                env: dict | None = None, pin_cores: set[int] | None = None,
                locustfiles: str = "locustfile.py") -> LocustRun:  # fmt: skip
     """One headless Locust run (`--shape none`), its CPU sampled from outside."""
-    cmd = [PY, "-m", "locust", "-f", locustfiles, "--headless", "--only-summary", "--host", url,
-           "--shape", "none", "-u", str(users), "-r", str(users), "-t", f"{duration_s:.0f}s",
-           "--results-dir", str(out), "--run-name", name, *args]  # fmt: skip
+    # closed loop: a plain run of `users`; an open-loop run (`--rate` in args) takes its own shape
+    load = [] if "--rate" in args else ["--shape", "none", "-u", str(users), "-r", str(users)]
+    cmd = [PY, "-m", "locust", "-f", locustfiles, "--headless", "--only-summary", "--host", url, *load,
+           "-t", f"{duration_s:.0f}s", "--results-dir", str(out), "--run-name", name, *args]  # fmt: skip
     t_begin = time.time()
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             env={**os.environ, **(env or {})})  # fmt: skip
