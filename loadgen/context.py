@@ -45,6 +45,7 @@ if TYPE_CHECKING:
     from loadgen.openloop import Driver
     from loadgen.output.locustcsv import LocustCsv
     from loadgen.output.sink import CsvSink
+    from workloads.mix import Mix
 
 _CONTEXTS: weakref.WeakKeyDictionary[Any, RunContext] = weakref.WeakKeyDictionary()
 
@@ -97,6 +98,13 @@ class RunContext:
         self.refused = ""
         #: `--user` name → Locust user class (the web form may pick another class per run).
         self.user_classes: dict[str, type] = {}
+        #: The run's tenant mix (`--mix`, workloads/mix.py), None without one: each class's dataset,
+        #: share and SLO. Set by `configure`; the per-class streams open on first use (`workload`).
+        self.mix: Mix | None = None
+        self._tenant_workloads: dict[str, Any] = {}
+        #: The weighted Locust user class of each tenant, made once per (tenant, share, base class)
+        #: so runs with the same options reuse them (loadgen/run/tenants.py).
+        self.tenant_classes: dict[tuple, type] = {}
 
         # -- load -------------------------------------------------------------------------------
         #: The load level requests are labelled with, and every level of this run so far.
@@ -173,6 +181,11 @@ class RunContext:
         self.timeout_s = parse_duration_s(self.options.request_timeout, "--request-timeout")
         self.think_time_s = parse_duration_s(self.options.think_time, "--think-time")
         self.ids.header = request_id_header(getattr(self.options, "request_id_header", DEFAULT_HEADER))
+        self.mix = None
+        if getattr(self.options, "mix", ""):
+            from workloads.mix import parse_mix
+
+            self.mix = parse_mix(self.options.mix, slo)  # checked before (loadgen/run/tenants.py)
 
     def next_user_id(self) -> int:
         return next(self._user_ids)
@@ -189,8 +202,23 @@ class RunContext:
         return os.environ.get(self.options.api_key_env) or None
 
     # -- workload -------------------------------------------------------------------
-    def workload(self) -> Any:
-        """Opened on first use, after the master has told this worker its slice."""
+    def workload(self, tenant: str = "") -> Any:
+        """Opened on first use, after the master has told this worker its slice; a tenant's own
+        stream is its class's dataset with the run's seed (so alone, it sends the same requests)."""
+        if tenant:
+            stream = self._tenant_workloads.get(tenant)
+            if stream is None:
+                from workloads import open_workload
+
+                assert self.mix is not None, f"tenant '{tenant}' without --mix"
+                stream = self._tenant_workloads[tenant] = open_workload(
+                    self.mix.of(tenant).dataset,
+                    seed=self.options.seed,
+                    worker_index=self.worker_index,
+                    worker_count=self.worker_count,
+                    order=self.options.order,
+                )
+            return stream
         if self._workload is None:
             from workloads import open_workload
 
@@ -203,9 +231,23 @@ class RunContext:
             )
         return self._workload
 
+    def open_workloads(self) -> None:
+        """Open every stream this run uses now (the open-loop warm-up: never at an arrival's time)."""
+        for tenant in self.mix.names if self.mix is not None else [""]:
+            self.workload(tenant)
+
     def drop_workload(self) -> None:
         """The next run opens the workload again (new options or a new slice)."""
         self._workload = None
+        self._tenant_workloads = {}
+
+    def slo_of(self, tenant: str) -> Slo:
+        """The SLO a row of `tenant` is judged by: its class's, else the run's `--slo`."""
+        return self.mix.of(tenant).slo if tenant and self.mix is not None else self.slo
+
+    def dataset_of(self, tenant: str) -> str:
+        """The `dataset` column of a row of `tenant`: its class's spec, else `--dataset`."""
+        return self.mix.of(tenant).dataset if tenant and self.mix is not None else self.options.dataset
 
     def chat_body(self, messages: list[dict], max_tokens: int | None, extra: dict | None = None) -> dict:
         body: dict = {

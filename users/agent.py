@@ -21,7 +21,7 @@ class AgentUser(LLMUser):
     @task
     def session(self) -> None:
         ctx = self.ctx
-        conv = ctx.workload().next_conversation()
+        conv = ctx.workload(self.tenant).next_conversation()
         messages: list[dict] = list(conv.prefix)
         for i, turn in enumerate(conv.turns):
             pause = (

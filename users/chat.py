@@ -19,7 +19,7 @@ class ChatUser(LLMUser):
     @task
     def chat(self) -> None:
         ctx = self.ctx
-        messages, max_tokens, conv, turn = ctx.workload().next_request()
+        messages, max_tokens, conv, turn = ctx.workload(self.tenant).next_request()
         self.note(
             perform(
                 self,
@@ -40,7 +40,7 @@ class CompletionsUser(LLMUser):
     @task
     def complete(self) -> None:
         ctx = self.ctx
-        messages, max_tokens, conv, turn = ctx.workload().next_request()
+        messages, max_tokens, conv, turn = ctx.workload(self.tenant).next_request()
         prompt = "\n\n".join(str(m.get("content") or "") for m in messages)
         self.note(
             perform(

@@ -12,9 +12,10 @@ from core.durations import parse_duration_s
 from core.errors import OptionError, SloError, exit_with
 from core.slo import Slo, parse_slo
 from loadgen.output.runfolder import check_results_dir
-from loadgen.run import target
+from loadgen.run import target, tenants
 from loadgen.transport.ids import request_id_header
 from shapes import build_schedule, open_loop
+from workloads.mix import Mix
 
 
 def validate(environment: Any, check_target: bool) -> tuple[Slo, str]:
@@ -33,6 +34,7 @@ def check_options(environment: Any, check_target: bool) -> tuple[Slo, str]:
         slo = parse_slo(opts.slo)
     except SloError as e:
         raise OptionError(f"--slo: {e}") from None
+    tenants.check(opts, slo)
     for option, value in (
         ("--request-timeout", opts.request_timeout),
         ("--step-duration", opts.step_duration),
@@ -60,8 +62,11 @@ def check_options(environment: Any, check_target: bool) -> tuple[Slo, str]:
     return slo, model
 
 
-def choose_user_class(environment: Any, user_classes: dict[str, type]) -> None:
-    """Run only the selected user class (Locust would otherwise mix all of them by weight)."""
+def choose_user_class(
+    environment: Any, user_classes: dict[str, type], mix: Mix | None = None, made: dict | None = None
+) -> None:
+    """Run only the selected user class (Locust would otherwise mix all of them by weight); with a
+    closed-loop `mix`, one weighted class per tenant (loadgen/run/tenants.py; `made` caches them)."""
     opts = environment.parsed_options
     name = opts.llm_user
     if name == "auto" and open_loop(opts):
@@ -72,4 +77,7 @@ def choose_user_class(environment: Any, user_classes: dict[str, type]) -> None:
         name = "agent" if open_workload(opts.dataset, seed=opts.seed).multi_turn else "chat"
         if name == "chat" and opts.endpoint == "completions":
             name = "completions"
+    if mix is not None and name != "rate":
+        environment.user_classes = tenants.user_classes(mix, user_classes, opts, {} if made is None else made)
+        return
     environment.user_classes = [user_classes[name]]

@@ -29,6 +29,13 @@ def add_options(parser) -> None:
         include_in_web_ui=True,
     )
     g.add_argument(
+        "--mix",
+        default="",
+        help="Mixed tenants instead of --dataset: DATASET:SHARE%%[:slo=SLO][:name=NAME],… or a YAML file "
+        "(README.md § Mixed tenants)",
+        include_in_web_ui=True,
+    )
+    g.add_argument(
         "--order",
         default="shuffled",
         choices=["shuffled", "sequential", "grouped", "interleaved"],
