@@ -214,6 +214,9 @@ class Summary:
     startup: StartupFigures | None = None
     excluded_startup_rows: int = 0
     server_timing: ServerTiming | None = None  # the engine's spans joined per request (analysis/spans.py)
+    # a mixed run (`--mix`): an analysis.tenantresults.Tenants, each class against its own SLO (that
+    # module builds on this one's types, so it is not named here); None for a run without classes
+    tenants: Any = None
 
     @property
     def is_ramp(self) -> bool:
@@ -233,7 +236,7 @@ class Summary:
     def to_dict(self) -> dict[str, Any]:
         """summary.json as a dict, keys in their written order."""
         t = self.throughput
-        return {
+        out = {
             "run": dataclasses.asdict(self.run),
             "requests": t.requests,
             "ok": t.ok,
@@ -274,6 +277,9 @@ class Summary:
             "server_timing": None if self.server_timing is None else self.server_timing.to_dict(),
             "warnings": list(self.warnings),
         }
+        if self.tenants is not None:  # only a mixed run has the key (every other summary.json is as it was)
+            out["tenants"] = self.tenants.to_dict()
+        return out
 
     def to_json(self) -> str:
         """The text of summary.json (NaN is refused: every missing figure is null)."""

@@ -33,6 +33,7 @@ from analysis.metrics import (
 )
 from analysis.results import RunInfo, StartupFigures, Step, Summary, Verdict
 from analysis.steps import Levels, capacity_at_slo, good_by_step, step_table
+from analysis.tenants import tenant_figures
 from core.slo import PROFILES, Slo
 
 
@@ -148,6 +149,7 @@ def analyze(
         startup=startup_figures(df, up, include_startup),
         excluded_startup_rows=int((cut & df["in_run_stats"].to_numpy()).sum()),
         server_timing=spans.server_timing(run, slo, steps),
+        tenants=tenant_figures(df, run.itl, run.meta, slo, (in_run, in_step), tp, steps, unit),
     )
     a = Analysis(run, slo, summary, good, itl, series, in_run)
     return a.finish() if wait else a

@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from analysis import fmt
-from analysis.render import server, spans
+from analysis.render import server, spans, tenants
 from analysis.render.tables import (
     CANCELLED_NOTE,
     ERROR_HEADERS,
@@ -68,7 +68,8 @@ def summary_md(s: Summary) -> str:
         fmt.md_table(VERDICT_HEADERS, verdict_rows(s.verdicts, s.is_ramp), right={2, 3}),
         "",
     ]
-    lines += ["## Per step", "", capacity_text(s), ""]
+    lines += tenants.markdown(s)
+    lines += ["", "## Per step", "", capacity_text(s), ""]
     if s.steps:
         lines += [fmt.md_table(step_headers(s.load_unit), step_rows(s.steps)), ""]
         lines += [f"- {n}" for n in step_notes(s.steps, s.load_unit)]
@@ -109,6 +110,7 @@ def console_text(s: Summary, report: Path | None = None) -> str:
         out.append("errors: " + ", ".join(f"{k} {v:,}" for k, v in s.errors.items()) + note)
     out.append(capacity_text(s))
     out.append(verdict_line(s.verdict, ramp=s.is_ramp))
+    out += tenants.console(s)
     if s.is_ramp:
         rows = [[v.slo, "PASS" if v.passed else "FAIL", fmt.pct(v.slo_attainment), capacity_cell(v.capacity)]
                 for v in s.verdicts]  # fmt: skip
