@@ -7,7 +7,9 @@ class breaks. The same cells feed the markdown, the HTML and the console, so the
 
 from __future__ import annotations
 
-from analysis import fmt
+from analysis import fmt, interference
+from analysis.compare import Comparison, curve_labels
+from analysis.interference import METRICS, ClassInterference, Delta
 from analysis.render.page import esc, table
 from analysis.render.tables import capacity_cell
 from analysis.results import Summary
@@ -111,3 +113,58 @@ def comparison_rows(labels: list[str], summaries: list[Summary]) -> list[list[st
         if s.tenants
         for f in s.tenants.classes
     ]
+
+
+COMPARE_NOTE = "Each mixed run's classes, each against its own SLO (figures over the run's window)."
+INTERFERENCE_HEADERS = ["mixed run", "class", "SLO", *(label for _, label, _ in METRICS), "alone runs"]
+
+
+def _cell(d: Delta) -> str:
+    """`812 ms (alone 632; +180 ms)`: in the mix, alone, and the change."""
+    show = fmt.pct if d.kind == "pp" else (lambda v: fmt.ms(v) + " ms") if d.kind == "ms" else fmt.num
+    if d.in_mix is None and d.alone is None:
+        return fmt.DASH
+    return f"{show(d.in_mix)} (alone {show(d.alone)}; {d.change()})"
+
+
+def comparison_markdown(c: Comparison) -> list[str]:
+    """The comparison's Tenants and Interference sections (no lines without a mixed run)."""
+    labels = curve_labels(c.runs)
+    body = comparison_rows(labels, c.summaries)
+    if not body:
+        return []
+    lines = [
+        "## Tenants",
+        "",
+        COMPARE_NOTE,
+        "",
+        fmt.md_table(COMPARE_HEADERS, body, right=set(range(4, 12))),
+        "",
+    ]
+    found = interference.of_comparison(c)
+    if found:
+        lines += ["## Interference: each class in the mix vs alone at its share of the load", ""]
+        lines += [f"- {x.mix}: {x.phrase()}" for x in found]
+        lines += ["", fmt.md_table(INTERFERENCE_HEADERS, _interference_rows(found)), ""]
+    return lines
+
+
+def comparison_html(c: Comparison) -> str:
+    labels = curve_labels(c.runs)
+    body = comparison_rows(labels, c.summaries)
+    if not body:
+        return ""
+    parts = ["<h2>Tenants</h2>", f'<p class="sub">{esc(COMPARE_NOTE)}</p>',
+             f'<div class="scroll">{table(COMPARE_HEADERS, body)}</div>']  # fmt: skip
+    found = interference.of_comparison(c)
+    if found:
+        parts.append("<h2>Interference: each class in the mix vs alone at its share of the load</h2>")
+        parts.append(
+            "<ul>" + "".join(f"<li><b>{esc(x.mix)}</b>: {esc(x.phrase())}</li>" for x in found) + "</ul>"
+        )
+        parts.append(f'<div class="scroll">{table(INTERFERENCE_HEADERS, _interference_rows(found))}</div>')
+    return "\n".join(parts)
+
+
+def _interference_rows(found: list[ClassInterference]) -> list[list[str]]:
+    return [[x.mix, x.tenant, x.slo, *(_cell(d) for d in x.deltas), str(len(x.alone_runs))] for x in found]
