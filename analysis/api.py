@@ -55,7 +55,7 @@ Mixed tenants (`--mix`): `Summary.tenants` is a `Tenants` (`TenantFigures` per c
 alone)` compares a mixed run's classes with one-class runs of them (`ClassInterference`, each with
 its `Delta`s and `phrase()`); `Comparison(..., interference=[...])` makes a comparison show given
 pairs instead of pairing its runs by target and model. The Pareto view of a comparison:
-`pareto_of(comparison)` → `Pareto` (`ParetoPoint`s, frontier and best-at-load marked;
+`pareto_of(comparison)` → a `Pareto` per dataset (`ParetoPoint`s, frontier and best-at-load marked;
 analysis/pareto.py), `pareto(series, slo)` for any (label, summary) list.
 
 Writing: `write_run(analysis, with_plots, with_html, lap)` (staged, then moved into the run

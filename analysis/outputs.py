@@ -116,14 +116,15 @@ def comparison_plots(c: Comparison, out_dir: Path) -> list[tuple[Path, str]]:
         (label, s.steps, s.load_unit) for label, s in zip(curve_labels(c.runs), c.summaries, strict=True)
     ]
     load = plots.compare_load_curves(curves, c.slo, out_dir / "compare_load.png")
-    front = pareto.of_comparison(c)
     figs = [
         (bars, "Headline metrics per configuration (whiskers: min–max over repeats)."),
         (load, "SLO attainment, goodput and p95 latency per load level, one line per run."),
     ]
-    if front.points:
-        path = pareto_render.plot(front, out_dir / pareto_render.FIGURE)
-        figs.append((path, pareto_render.CAPTION.format(slo=c.slo.name)))
+    views = pareto.of_comparison(c)  # one per dataset
+    for i, view in enumerate(views):
+        if view.points:
+            path = pareto_render.plot(view, out_dir / pareto_render.figure_name(i, len(views)))
+            figs.append((path, pareto_render.CAPTION.format(slo=c.slo.name, dataset=view.dataset)))
     return figs
 
 

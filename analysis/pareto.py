@@ -1,8 +1,9 @@
 """The Pareto view of a comparison: which configuration gives the best trade-off at each load, per SLO.
 
 "There is no single best framework" (DESIGN.md) shows as a frontier that several configurations own
-parts of. Each point is one complete load level of one configuration (its best run, as the comparison
-table's row; truncated levels left out, as from capacity):
+parts of. As the comparison marks its best cells, the view is drawn per dataset (the request
+distribution decides the ranking). Each point is one complete load level of one configuration (its
+best run, as the comparison table's row; truncated levels left out, as from capacity):
 - **throughput**: the level's output tokens/s (all requests, analysis/windows.py);
 - **interactivity** (per-user output tokens/s): 1 / the level's median TPOT — the pace one user reads
   at while its answer streams (InferenceMAX's tok/s/user); a level without a TPOT has none;
@@ -41,8 +42,11 @@ class ParetoPoint:
 
 @dataclass(frozen=True)
 class Pareto:
+    """One dataset's points under one SLO."""
+
     slo: Slo
     points: list[ParetoPoint]
+    dataset: str = ""
 
     @property
     def labels(self) -> list[str]:
@@ -74,8 +78,8 @@ def best_at_load(points: list[tuple[str, float, float | None]]) -> list[bool]:
     return [g is not None and g == top[(unit, load)] for unit, load, g in points]
 
 
-def pareto(series: list[tuple[str, Summary]], slo: Slo) -> Pareto:
-    """The points of each (label, summary analyzed under `slo`), frontier and envelope marked."""
+def pareto(series: list[tuple[str, Summary]], slo: Slo, dataset: str = "") -> Pareto:
+    """The points of each (label, summary analyzed under `slo`) of one dataset, frontier and envelope marked."""
     raw = []
     for label, s in series:
         for st in s.steps:
@@ -96,11 +100,14 @@ def pareto(series: list[tuple[str, Summary]], slo: Slo) -> Pareto:
                     st.slo_attainment, met, i in on, best[i])
         for i, (label, st, per_user, met) in enumerate(raw)
     ]  # fmt: skip
-    return Pareto(slo, points)
+    return Pareto(slo, points, dataset)
 
 
-def of_comparison(c: Comparison) -> Pareto:
-    """One line per comparison row: its best run's levels, under the comparison's SLO."""
+def of_comparison(c: Comparison) -> list[Pareto]:
+    """Per dataset, one line per comparison row: its best run's levels, under the comparison's SLO."""
     by_dir = {s.run.dir: s for s in c.summaries}
-    series = [(r.label, by_dir[r.best_run]) for r in c.rows if r.best_run in by_dir]
-    return pareto(series, c.slo)
+    out = []
+    for ds in dict.fromkeys(r.dataset for r in c.rows):
+        series = [(r.label, by_dir[r.best_run]) for r in c.rows if r.dataset == ds and r.best_run in by_dir]
+        out.append(pareto(series, c.slo, ds))
+    return out

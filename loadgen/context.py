@@ -185,7 +185,10 @@ class RunContext:
         if getattr(self.options, "mix", ""):
             from workloads.mix import parse_mix
 
-            self.mix = parse_mix(self.options.mix, slo)  # checked before (loadgen/run/tenants.py)
+            alone = getattr(self.options, "mix_alone", "") or ""
+            self.mix = parse_mix(
+                self.options.mix, slo, alone=alone
+            )  # checked before (loadgen/run/tenants.py)
 
     def next_user_id(self) -> int:
         return next(self._user_ids)

@@ -35,6 +35,7 @@ How the load is split — one rule each, here:
 from __future__ import annotations
 
 import bisect
+import dataclasses
 import itertools
 import math
 import os
@@ -90,6 +91,12 @@ class Mix:
             if c.name == name:
                 return c
         raise KeyError(name)
+
+    def alone(self, name: str) -> Mix:
+        """The class `name` by itself, at 100 %: the mix's class run alone (`--mix-alone`), with the
+        same dataset and SLO, so its rows and figures are the class's (the interference view)."""
+        c = self.of(name)
+        return Mix((dataclasses.replace(c, share_pct=100.0),), f"{self.spec} (alone: {name})")
 
     def user_counts(self, users: int) -> dict[str, int]:
         """How many of `users` closed-loop users each class holds (the first `users` of `user_order`)."""
@@ -155,10 +162,11 @@ def arrival_classes(mix: Mix, seed: str, worker_index: int = 0, worker_count: in
 # -- parsing -------------------------------------------------------------------------------------
 
 
-def parse_mix(text: str, default_slo: Slo, check_datasets: bool = True) -> Mix:
+def parse_mix(text: str, default_slo: Slo, check_datasets: bool = True, alone: str = "") -> Mix:
     """`--mix` (inline or a YAML file) → `Mix`, or `MixError` naming the class and what is expected.
 
-    `check_datasets` loads each class's dataset (an unknown built-in or a missing file is found here)."""
+    `check_datasets` loads each class's dataset (an unknown built-in or a missing file is found here);
+    `alone` keeps only that class, at 100 % (`--mix-alone`)."""
     spec = (text or "").strip()
     if not spec:
         raise MixError(f"--mix: empty; expected {INLINE}, or a YAML file")
@@ -169,6 +177,12 @@ def parse_mix(text: str, default_slo: Slo, check_datasets: bool = True) -> Mix:
     classes = [_build(where, fields, default_slo) for where, fields in raw]
     mix = Mix(tuple(classes), spec)
     _check(mix, spec)
+    if alone:
+        if alone not in mix.names:
+            raise MixError(
+                f"--mix-alone: '{alone}' is not a class of the mix (its classes: {', '.join(mix.names)})"
+            )
+        mix = mix.alone(alone)
     if check_datasets:
         from workloads.registry import load_workload
 

@@ -13,10 +13,10 @@ from analysis import fmt
 from analysis.pareto import Pareto, ParetoPoint
 from analysis.render.page import esc, table
 
-FIGURE = "pareto.png"
+FIGURE = "pareto.png"  # pareto-<n>.png when the comparison holds several datasets
 HEADERS = ["configuration", "load", "output tok/s", "per-user tok/s", "goodput req/s", "SLO attainment"]
 CAPTION = (
-    "Pareto view under SLO {slo}: per-user output tok/s (1 / median TPOT) against total output tok/s, one "
+    "Pareto view under SLO {slo}, dataset {dataset}: per-user output tok/s (1 / median TPOT) against total output tok/s, one "
     "line per configuration through its load levels (hollow: the level missed the SLO); ringed and joined: "
     "the frontier of the levels within the SLO. Right: goodput against load, the best at each load ringed."
 )
@@ -53,7 +53,7 @@ def plot(p: Pareto, path: Path) -> Path:
                      facecolors="none", edgecolors="black", linewidths=1.2, zorder=4)  # fmt: skip
     left.set_xlabel("throughput: output tok/s")
     left.set_ylabel("interactivity: per-user output tok/s (1 / TPOT p50)")
-    left.set_title(f"Throughput vs interactivity [{p.slo.name}]")
+    left.set_title(f"Throughput vs interactivity [{p.slo.name}]" + (f" — {p.dataset}" if p.dataset else ""))
     right.set_xlabel(f"load ({units[0]})")
     right.set_ylabel("goodput (req/s)")
     right.set_title(
@@ -91,10 +91,29 @@ def verdict(p: Pareto) -> str:
     )
 
 
-def markdown(p: Pareto) -> list[str]:
+def figure_name(i: int, n: int) -> str:
+    return FIGURE if n == 1 else f"pareto-{i + 1}.png"
+
+
+def heading(p: Pareto, several: bool) -> str:
+    return "Pareto frontier" + (f" — {p.dataset}" if several and p.dataset else "")
+
+
+def markdown(views: list[Pareto]) -> list[str]:
+    out: list[str] = []
+    for p in views:
+        out += _markdown(p, len(views) > 1)
+    return out
+
+
+def html(views: list[Pareto]) -> str:
+    return "".join(_html(p, len(views) > 1) for p in views)
+
+
+def _markdown(p: Pareto, several: bool) -> list[str]:
     if not p.points:
         return []
-    lines = ["## Pareto frontier", "", verdict(p), ""]
+    lines = [f"## {heading(p, several)}", "", verdict(p), ""]
     if body := rows(p):
         lines += [fmt.md_table(HEADERS, body, right=set(range(1, 6))), ""]
     return [
@@ -104,8 +123,10 @@ def markdown(p: Pareto) -> list[str]:
     ]
 
 
-def html(p: Pareto) -> str:
+def _html(p: Pareto, several: bool) -> str:
     if not p.points:
         return ""
     body = rows(p)
-    return f"<h2>Pareto frontier</h2><p><b>{esc(verdict(p))}</b></p>" + (table(HEADERS, body) if body else "")
+    return f"<h2>{esc(heading(p, several))}</h2><p><b>{esc(verdict(p))}</b></p>" + (
+        table(HEADERS, body) if body else ""
+    )

@@ -36,6 +36,12 @@ def add_options(parser) -> None:
         include_in_web_ui=True,
     )
     g.add_argument(
+        "--mix-alone",
+        default="",
+        metavar="CLASS",
+        help="Run only this class of --mix, at 100 %% (the class alone: the interference view's reference)",
+    )
+    g.add_argument(
         "--order",
         default="shuffled",
         choices=["shuffled", "sequential", "grouped", "interleaved"],

@@ -24,11 +24,13 @@ def check(opts: Any, slo: Slo) -> Mix | None:
     """The run's mix (None without `--mix`), or OptionError: one line naming the class."""
     text = getattr(opts, "mix", "") or ""
     if not text.strip():
+        if getattr(opts, "mix_alone", ""):
+            raise OptionError("--mix-alone: needs --mix (it names one class of the mix)")
         return None
     if opts.shape == "trace":
         raise OptionError("--mix: not used with --shape trace (the trace sets every request)")
     try:
-        return parse_mix(text, slo)
+        return parse_mix(text, slo, alone=getattr(opts, "mix_alone", "") or "")
     except MixError as e:
         message = str(e)
         raise OptionError(message if message.startswith("--mix") else f"--mix: {message}") from None

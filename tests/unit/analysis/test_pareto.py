@@ -75,7 +75,8 @@ def ramp(path: Path, e2e_s: float) -> Path:
 def test_compare_report_has_the_pareto_view(tmp_path: Path) -> None:
     runs = [ramp(tmp_path / "fast", 2.0), ramp(tmp_path / "slow", 12.0)]  # slow: TPOT 0.3 s > 250 ms
     c = api.compare([api.analyze(api.load_run(r), CHAT).summary for r in runs], CHAT)
-    assert api.pareto_of(c).owners == ["fast"]
+    (view,) = api.pareto_of(c)  # one dataset
+    assert view.owners == ["fast"] and view.dataset == "chat"
     out = tmp_path / "cmp"
     api.write_comparison(out, c, with_plots=True)
     assert (out / "plots" / "pareto.png").stat().st_size > 10_000

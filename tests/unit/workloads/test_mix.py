@@ -139,3 +139,13 @@ def test_arrival_classes_follow_the_shares_and_split_across_workers() -> None:
     w0 = list(itertools.islice(arrival_classes(m, "s:0", 0, 3), 100))
     w2 = list(itertools.islice(arrival_classes(m, "s:0", 2, 3), 100))
     assert w0 == draws[0:300:3] and w2 == draws[2:302:3]  # worker slices of the one global stream
+
+
+def test_one_class_alone_keeps_its_dataset_and_slo_at_100_percent() -> None:
+    m = parse_mix(EXAMPLE, CHAT, alone="agentic")
+    assert [(c.name, c.dataset, c.share_pct, c.slo.name) for c in m.classes] == [
+        ("agentic", "agentic", 100.0, "mlperf-interactive")
+    ]
+    assert m.spec.endswith("(alone: agentic)") and m.user_counts(3) == {"agentic": 3}
+    with pytest.raises(MixError, match="--mix-alone: 'nosuch' is not a class of the mix"):
+        parse_mix(EXAMPLE, CHAT, alone="nosuch")
