@@ -49,6 +49,8 @@ COLUMNS = {
     "tpot_p95_s": "REAL",
     "run_dirs": "TEXT",
     "position": "INTEGER",
+    "pareto": "TEXT",  # the configuration's levels for the cell's Pareto view (arena/mixview.py)
+    "interference": "TEXT",  # a mix's classes in the mix vs alone
 }
 KEY = ("matrix", "config", "dataset", "shape", "slo")
 
@@ -164,7 +166,7 @@ def entries(path: Path, matrix: str | None = None) -> list[dict[str, Any]]:
     finally:
         con.close()
     for r in rows:
-        for k in ("params", "run_dirs", "capacity_runs"):
+        for k in ("params", "run_dirs", "capacity_runs", "pareto"):
             try:
                 r[k] = json.loads(r[k]) if r.get(k) else None
             except ValueError:
