@@ -51,7 +51,7 @@ class Delta:
         if d is None or (self.kind == "rel" and rel is None):
             return "n/a"
         if self.kind == "ms":
-            body = f"{d * 1000:+.0f} ms"
+            body = f"{d * 1000:+,.0f} ms"
         elif self.kind == "rel":
             body = f"{(rel or 0.0) * 100:+.0f} %"
         else:

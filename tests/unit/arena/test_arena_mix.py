@@ -53,15 +53,31 @@ def test_mix_cells_and_their_classes_alone_at_their_share(tmp_path: Path) -> Non
     assert len({c.signature for c in cells}) == len(cells)
 
 
+def test_a_step_ramps_class_alone_follows_the_users_it_held_at_each_step(tmp_path: Path) -> None:
+    """A ramp of +1 user every 5 s up to 3, for 20 s: the mix holds 1, 2, 3, 3 users; chat (70 %) held
+    1, 1, 2 of them and random 0, 1, 1: their alone cells are stages of those users (the capped top merged)."""
+    text = MATRIX.replace("  - {label: r5, rate: 5, max_concurrency: 8, duration: 20s}\n", "").replace(
+        "{label: u10, users: 10, duration: 20s}",
+        "{label: ramp, shape: step, step_users: 1, step_interval: 5s, max_users: 3, cooldown: 1s, duration: 20s}",
+    )
+    by = {c.alone: c for c in load_matrix(write(tmp_path, text)).cells()}
+    assert by[""].shape.args[:2] == ("--shape", "step")
+    assert by["chat"].shape.args == ("--cooldown", "1s", "--shape", "stages", "--stages", "5s:1:10,5s:1:10,10s:2:20",
+                                     "-t", "20s")  # fmt: skip
+    args = by["random"].shape.args
+    assert args[args.index("--stages") + 1] == "5s:0:10,5s:1:10,10s:1:10"
+
+
 @pytest.mark.parametrize(
     ("shape", "expected"),
     [
-        ("{label: ramp, shape: step, step_users: 2, duration: 20s}", "its step_users, shape — an alone cell"),
-        ("{label: plain, duration: 20s}", "no users or rate — an alone cell takes a share of one load level"),
+        ("{label: st, shape: stages, stages: '10s:4,10s:8', duration: 20s}", "its stages, shape stages"),
+        ("{label: sw, shape: sweep, sweep_stages: 3, duration: 20s}", "its sweep_stages, shape sweep"),
+        ("{label: plain, duration: 20s}", "no users, rate or step ramp — an alone cell takes its share"),
         ("{label: x, users: 4, args: '--rate 3', duration: 20s}", "args set the load (--rate 3)"),
     ],
 )
-def test_interference_needs_one_load_level(tmp_path: Path, shape: str, expected: str) -> None:
+def test_interference_needs_a_load_it_can_share(tmp_path: Path, shape: str, expected: str) -> None:
     text = MATRIX.replace("  - {label: r5, rate: 5, max_concurrency: 8, duration: 20s}\n", "").replace(
         "  - {label: u10, users: 10, duration: 20s}", f"  - {shape}"
     )
