@@ -69,7 +69,7 @@ def summary_md(s: Summary) -> str:
         "",
     ]
     lines += tenants.markdown(s)
-    lines += ["", "## Per step", "", capacity_text(s), ""]
+    lines += ["## Per step", "", capacity_text(s), ""]
     if s.steps:
         lines += [fmt.md_table(step_headers(s.load_unit), step_rows(s.steps)), ""]
         lines += [f"- {n}" for n in step_notes(s.steps, s.load_unit)]

@@ -71,7 +71,6 @@ def markdown(s: Summary) -> list[str]:
         return []
     body = [row(f) for f in t.classes]
     return [
-        "",
         "## Tenants",
         "",
         mix_line(t),
@@ -79,6 +78,7 @@ def markdown(s: Summary) -> list[str]:
         fmt.md_table(HEADERS, body, right=set(range(3, 11))),
         "",
         NOTE,
+        "",
     ]
 
 
