@@ -116,5 +116,7 @@ def svg(items: list[dict]) -> str:
             if p[4]:
                 out.append(f'<circle cx="{x:.1f}" cy="{y:.1f}" r="8" fill="none" stroke="#000"/>')
         x, y, _ = xy[-1]
-        out.append(f'<text x="{x + 6:.1f}" y="{y - 6:.1f}" font-size="11" fill="{color}">{name}</text>')
+        anchor, dx = ("end", -8) if x > W * 0.7 else ("start", 8)  # the label stays inside the picture
+        out.append(f'<text x="{x + dx:.1f}" y="{y - 8:.1f}" font-size="11" fill="{color}" text-anchor="{anchor}">'
+                   f"{name}</text>")  # fmt: skip
     return "".join([*out, "</svg>"])
