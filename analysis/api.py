@@ -50,6 +50,14 @@ Comparing: `compare(summaries, slo, mode)`; or step by step, to relabel runs bef
 row, `group(rows, mode)`, then `Comparison(slo, mode, rows, runs, summaries)`. `REPEAT_MODES`
 lists the modes, `METRICS` the compared figures with their direction.
 
+Mixed tenants (`--mix`): `Summary.tenants` is a `Tenants` (`TenantFigures` per class, each with its
+`TenantLevel`s; analysis/tenants.py), None for a run without classes. `interference(label, mixed,
+alone)` compares a mixed run's classes with one-class runs of them (`ClassInterference`, each with
+its `Delta`s and `phrase()`); `Comparison(..., interference=[...])` makes a comparison show given
+pairs instead of pairing its runs by target and model. The Pareto view of a comparison:
+`pareto_of(comparison)` → a `Pareto` per dataset (`ParetoPoint`s, frontier and best-at-load marked;
+analysis/pareto.py), `pareto(series, slo)` for any (label, summary) list.
+
 Writing: `write_run(analysis, with_plots, with_html, lap)` (staged, then moved into the run
 folder; OSError when it cannot write), `write_comparison(out, comparison, with_plots)`.
 
@@ -80,6 +88,9 @@ from analysis.compare import (
     run_row,
 )
 from analysis.errors import AnalysisError
+from analysis.interference import ClassInterference, Delta, interference
+from analysis.pareto import Pareto, ParetoPoint, pareto
+from analysis.pareto import of_comparison as pareto_of
 from analysis.render.comparison import csv_records as comparison_csv_records
 from analysis.render.comparison import intro as comparison_intro
 from analysis.render.comparison import markdown as comparison_markdown
@@ -103,6 +114,7 @@ from analysis.results import (
     Throughput,
     Verdict,
 )
+from analysis.tenantresults import TenantFigures, TenantLevel, Tenants
 from analysis.timing import Decomposition, Misses, ServerTiming, Shares, TimingStep
 from core.slo import Slo
 
@@ -119,14 +131,18 @@ __all__ = [
     "AnalysisError",
     "Capacity",
     "Check",
+    "ClassInterference",
     "Comparison",
     "ComparisonRow",
     "Decomposition",
+    "Delta",
     "Dist",
     "Figures",
     "Level",
     "Misses",
     "OpenLoop",
+    "Pareto",
+    "ParetoPoint",
     "RunInfo",
     "ServerFigures",
     "ServerSummary",
@@ -137,6 +153,9 @@ __all__ = [
     "StepPercentiles",
     "StepServer",
     "Summary",
+    "TenantFigures",
+    "TenantLevel",
+    "Tenants",
     "Throughput",
     "TimingStep",
     "Verdict",
@@ -151,7 +170,10 @@ __all__ = [
     "console_text",
     "fmt",
     "group",
+    "interference",
     "load_run",
+    "pareto",
+    "pareto_of",
     "request_timing",
     "run_row",
     "summary_markdown",

@@ -112,6 +112,9 @@ class Comparison:
     rows: list[ComparisonRow]
     runs: list[ComparisonRow]  # one per analyzed run, in the order given
     summaries: list[Summary]  # the same runs' summaries (their steps draw the load curves)
+    # mixed runs' classes vs the same classes alone (analysis/interference.py); None: paired there
+    # by target and model (the arena, whose servers change port per run, pairs its cells itself)
+    interference: list | None = None
 
 
 def compare(summaries: list[Summary], slo: Slo, mode: str = "median") -> Comparison:

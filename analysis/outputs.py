@@ -14,9 +14,11 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
+from analysis import pareto
 from analysis.compare import Comparison, curve_labels
 from analysis.metrics import latency_values
 from analysis.render import comparison, html, markdown, plots
+from analysis.render import pareto as pareto_render
 from analysis.render import server as server_render
 from analysis.render import spans as spans_render
 from analysis.summary import Analysis
@@ -114,10 +116,16 @@ def comparison_plots(c: Comparison, out_dir: Path) -> list[tuple[Path, str]]:
         (label, s.steps, s.load_unit) for label, s in zip(curve_labels(c.runs), c.summaries, strict=True)
     ]
     load = plots.compare_load_curves(curves, c.slo, out_dir / "compare_load.png")
-    return [
+    figs = [
         (bars, "Headline metrics per configuration (whiskers: min–max over repeats)."),
         (load, "SLO attainment, goodput and p95 latency per load level, one line per run."),
     ]
+    views = pareto.of_comparison(c)  # one per dataset
+    for i, view in enumerate(views):
+        if view.points:
+            path = pareto_render.plot(view, out_dir / pareto_render.figure_name(i, len(views)))
+            figs.append((path, pareto_render.CAPTION.format(slo=c.slo.name, dataset=view.dataset)))
+    return figs
 
 
 def write_comparison(out: Path, c: Comparison, with_plots: bool = True) -> None:

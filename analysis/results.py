@@ -198,6 +198,9 @@ class Summary:
     server_timing: ServerTiming | None = None  # the engine's spans joined per request (analysis/spans.py)
     reasoning: Reasoning | None = None  # only when some request reasoned
     tool_calls: ToolCalls | None = None  # only when some request was answered with a tool call
+    # a mixed run (`--mix`): an analysis.tenantresults.Tenants, each class against its own SLO (that
+    # module builds on this one's types, so it is not named here); None for a run without classes
+    tenants: Any = None
 
     @property
     def is_ramp(self) -> bool:
@@ -217,7 +220,7 @@ class Summary:
     def to_dict(self) -> dict[str, Any]:
         """summary.json as a dict, keys in their written order."""
         t = self.throughput
-        return {
+        out = {
             "run": dataclasses.asdict(self.run),
             "requests": t.requests,
             "ok": t.ok,
@@ -260,6 +263,9 @@ class Summary:
             "reasoning": None if self.reasoning is None else self.reasoning.to_dict(),
             "tool_calls": None if self.tool_calls is None else self.tool_calls.to_dict(),
         }
+        if self.tenants is not None:  # only a mixed run has the key (every other summary.json is as it was)
+            out["tenants"] = self.tenants.to_dict()
+        return out
 
     def to_json(self) -> str:
         """The text of summary.json (NaN is refused: every missing figure is null)."""

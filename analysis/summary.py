@@ -35,6 +35,7 @@ from analysis.metrics import (
 )
 from analysis.results import RunInfo, StartupFigures, Step, Summary, Verdict
 from analysis.steps import Levels, capacity_at_slo, good_by_step, step_table
+from analysis.tenants import tenant_figures
 from core.slo import PROFILES, Slo
 
 
@@ -152,6 +153,7 @@ def analyze(
         server_timing=spans.server_timing(run, slo, steps),
         reasoning=reasoning(sel),
         tool_calls=tool_calls(sel),
+        tenants=tenant_figures(df, run.itl, run.meta, slo, (in_run, in_step), tp, steps, unit),
     )
     a = Analysis(run, slo, summary, good, itl, series, in_run)
     return a.finish() if wait else a

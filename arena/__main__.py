@@ -47,7 +47,13 @@ def dry_run(matrix: Matrix, root: Path) -> None:
     print(
         f"matrix {matrix.name}: "
         + " × ".join(f"{n} {w}{'s' if n != 1 else ''}" for n, w in counts)
-        + f" = {len(cells)} cells, "
+        + f" = {len(cells)} cells"
+        + (
+            f" ({alone} of them classes alone: the interference view)"
+            if (alone := sum(bool(c.alone) for c in cells))
+            else ""
+        )
+        + ", "
         f"SLOs {', '.join(matrix.slos)}; about {est / 60:.0f} min; results in {root}/"
     )
     for c in cells:

@@ -14,6 +14,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from analysis.api import fmt
+from arena import mixview
 
 WINNER = "🏆"
 WINNER_HTML = "★"  # the page must read right without an emoji font (headless browsers, servers)
@@ -184,6 +185,7 @@ def render_markdown(entries: list[dict], title: str) -> str:
         body = [[_value(e, k) for k, _ in cols] for e in items]
         right = {i for i, (k, _) in enumerate(cols) if k in NUMERIC}
         lines += [fmt.md_table([h for _, h in cols], body, right=right), ""]
+        lines += mixview.cell_markdown(items)  # the Pareto frontier's holders, a mix's interference
     lines += ["## Configurations", "", fmt.md_table(CONFIG_HEADERS, configurations(entries), right=set()), ""]
     return "\n".join(lines)
 
@@ -271,6 +273,7 @@ def render_html(entries: list[dict], title: str) -> str:
             )
             parts.append(f"<tr{' class=win' if e['winner'] else ''}>{tds}</tr>")
         parts.append("</table>")
+        parts.append(mixview.cell_html(items))  # the Pareto frontier (inline SVG), a mix's interference
     parts.append(
         "<h2>Configurations</h2><table class=cfg><tr>" + "".join(f"<th>{esc(h)}</th>" for h in CONFIG_HEADERS)
     )

@@ -15,6 +15,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from arena import mixes
 from arena.places import (
     Ctx,
     LineDict,
@@ -76,6 +77,7 @@ class Shape:
     label: str
     args: tuple[str, ...]
     duration_s: float
+    params: tuple[tuple[str, object], ...] = ()  # the matrix's keys, for a mix class's share (arena/mixes.py)
 
 
 @dataclass(frozen=True)
@@ -88,15 +90,22 @@ class Cell:
     shape: Shape
     repeat: int
     signature: str = field(default="", compare=False)
+    mix: str = ""  # a mix entry's --mix value (`dataset` is then its label)
+    alone: str = ""  # the class of that mix run alone at its share of the load (the interference view)
+
+    @property
+    def dataset_part(self) -> str:
+        return f"{self.dataset}.alone-{self.alone}" if self.alone else self.dataset
 
     @property
     def id(self) -> str:
-        raw = f"{self.target.label}__{self.dataset}__{self.shape.label}__r{self.repeat}"
+        raw = f"{self.target.label}__{self.dataset_part}__{self.shape.label}__r{self.repeat}"
         return re.sub(r"[^A-Za-z0-9._-]+", "-", raw).strip("-")
 
     @property
     def title(self) -> str:
-        return f"{self.target.label} · {self.dataset} · {self.shape.label} · repeat {self.repeat}"
+        alone = f" · {self.alone} alone" if self.alone else ""
+        return f"{self.target.label} · {self.dataset}{alone} · {self.shape.label} · repeat {self.repeat}"
 
 
 @dataclass
@@ -114,21 +123,32 @@ class Matrix:
     results: str | None
     plots: bool
     attain_target: float | None
+    mixes: dict[str, mixes.MixEntry] = field(default_factory=dict)  # dataset label → its mix
+    # (mix label, shape label, class) → the class's alone shape (arena/mixes.py); None: it held no user
+    alone_shapes: dict[tuple[str, str, str], Shape | None] = field(default_factory=dict)
 
     def cells(self) -> list[Cell]:
         """Repeat-major, then dataset and shape, targets innermost: the configurations one cell
-        compares run back to back (fairest on a noisy machine), and an interruption leaves whole repeats."""
+        compares run back to back (fairest on a noisy machine), and an interruption leaves whole repeats.
+        A mix's alone cells (interference) come after the repeat's other cells."""
         out: list[Cell] = []
         for rep in range(1, self.repeats + 1):
             for ds, shape, target in itertools.product(self.datasets, self.shapes, self.targets):
-                sig = self._signature(target, ds, shape)
-                out.append(Cell(len(out) + 1, target, ds, shape, rep, sig))
+                spec = self.mixes[ds].spec if ds in self.mixes else ""
+                sig = self._signature(target, ds, shape, spec)
+                out.append(Cell(len(out) + 1, target, ds, shape, rep, sig, mix=spec))
+            for (ds, _shape, name), alone in self.alone_shapes.items():
+                for target in self.targets if alone is not None else ():
+                    spec = self.mixes[ds].spec
+                    sig = self._signature(target, ds, alone, spec, name)
+                    out.append(Cell(len(out) + 1, target, ds, alone, rep, sig, mix=spec, alone=name))
         return out
 
-    def _signature(self, target: Target, dataset: str, shape: Shape) -> str:
+    def _signature(self, target: Target, dataset: str, shape: Shape, mix: str = "", alone: str = "") -> str:
         """What a finished run must have been run with to count for this cell on a rerun."""
         facts = [target.url, list(target.launch), list(target.env), dataset, list(shape.args)]
         facts += [self.load_args, self.processes]  # not the SLOs: they judge a run, they do not change it
+        facts += [mix, alone] if mix else []  # (cells without a mix keep their signatures)
         return hashlib.sha256(json.dumps(facts, default=str).encode()).hexdigest()[:16]
 
 
@@ -146,7 +166,8 @@ def _shapes(ctx: Ctx, items: list) -> list[Shape]:
         if not NAME_RE.match(label):
             raise MatrixError(f"{ctx.at(s, 'label', name + '.label')}: use letters, digits, . _ - only")
         args = [*flags(ctx, s, SHAPE_FLAGS, name), "-t", f"{dur:g}s"]
-        out.append(Shape(label, tuple(args), dur))
+        params = tuple((k, v) for k, v in s.items() if k in SHAPE_FLAGS or k == "args")
+        out.append(Shape(label, tuple(args), dur, params))
     if len({s.label for s in out}) != len(out):
         raise MatrixError(f"{ctx.path}: shapes: labels must be distinct")
     return out
@@ -158,6 +179,9 @@ def _datasets(ctx: Ctx, items: list, node: dict) -> list[str]:
     out = []
     for i, d in enumerate(items):
         where = ctx.at(items, i, f"datasets[{i}]")
+        if isinstance(d, dict):  # a mix: checked by _mixes once the SLOs are known
+            out.append(str(d.get("label") or ""))
+            continue
         if not isinstance(d, str) or not d:
             raise MatrixError(f"{where}: expected a dataset spec (e.g. agentic, random)")
         if not d.startswith("hf:"):
@@ -190,6 +214,18 @@ def _slos(ctx: Ctx, node: dict) -> list[str]:
     return [str(s) for s in items]
 
 
+def _mixes(ctx: Ctx, items: list, shapes: list[Shape], slo: str) -> tuple[dict, dict]:
+    """The mix entries of `datasets` (by label) and, with `interference: true`, each class's alone shape."""
+    entries: dict[str, mixes.MixEntry] = {}
+    alone: dict[tuple[str, str, str], Shape | None] = {}
+    for i, d in enumerate(items):
+        if isinstance(d, dict):
+            m = entries[str(d.get("label") or "")] = mixes.entry(ctx, d, f"datasets[{i}]", slo)
+            for shape, (name, _) in itertools.product(shapes, m.classes if m.interference else ()):
+                alone[(m.label, shape.label, name)] = mixes.alone_shape(ctx, shape, m, name, SHAPE_FLAGS)
+    return entries, alone
+
+
 def load_matrix(path: str | Path) -> Matrix:
     p = Path(path)
     ctx = Ctx(p)
@@ -215,14 +251,18 @@ def load_matrix(path: str | Path) -> Matrix:
         raise MatrixError(
             f"{ctx.at(analysis, 'attain_target', 'analysis.attain_target')}: expected a fraction in (0, 1]"
         )
+    slos = _slos(ctx, node)
+    entries, alone = _mixes(ctx, get_list(ctx, node, "datasets", "datasets", True), shapes, slos[0])
     return Matrix(
+        mixes=entries,
+        alone_shapes=alone,
         name=name,
         path=p,
         description=get_str(ctx, node, "description", "description") or "",
         targets=targets,
         datasets=datasets,
         shapes=shapes,
-        slos=_slos(ctx, node),
+        slos=slos,
         repeats=get_int(ctx, node, "repeats", "repeats", 1, 1),
         processes=get_int(ctx, node, "processes", "processes", 0, 0),
         load_args=flags(ctx, load, LOAD_FLAGS, "load"),

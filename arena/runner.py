@@ -96,7 +96,8 @@ def load_entry() -> list[str]:
 
 def locust_command(matrix: Matrix, cell: Cell, url: str, layout: Layout) -> list[str]:
     cmd = [*load_entry(), "--headless", "--host", url]
-    cmd += ["--results-dir", str(layout.runs), "--run-name", cell.id, "--dataset", cell.dataset]
+    data = ["--mix", cell.mix, *(["--mix-alone", cell.alone] if cell.alone else [])] if cell.mix else []
+    cmd += ["--results-dir", str(layout.runs), "--run-name", cell.id, *(data or ["--dataset", cell.dataset])]
     cmd += ["--slo", matrix.slos[0], *matrix.load_args, *cell.shape.args]
     if cell.target.model and "--model" not in matrix.load_args:
         cmd += ["--model", cell.target.model]
@@ -178,6 +179,8 @@ def run_cell(matrix: Matrix, cell: Cell, layout: Layout) -> Path:
         "target": cell.target.describe(),
         "url": url,
         "dataset": cell.dataset,
+        "mix": cell.mix or None,  # a mix entry's --mix; `alone`: its class run alone (interference)
+        "alone": cell.alone or None,
         "shape": cell.shape.label,
         "shape_args": list(cell.shape.args),
         "repeat": cell.repeat,

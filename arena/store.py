@@ -52,6 +52,8 @@ COLUMNS = {
     "reasoning_tokens": "REAL",
     "run_dirs": "TEXT",
     "position": "INTEGER",
+    "pareto": "TEXT",  # the configuration's levels for the cell's Pareto view (arena/mixview.py)
+    "interference": "TEXT",  # a mix's classes in the mix vs alone
 }
 KEY = ("matrix", "config", "dataset", "shape", "slo")
 
@@ -167,7 +169,7 @@ def entries(path: Path, matrix: str | None = None) -> list[dict[str, Any]]:
     finally:
         con.close()
     for r in rows:
-        for k in ("params", "run_dirs", "capacity_runs"):
+        for k in ("params", "run_dirs", "capacity_runs", "pareto"):
             try:
                 r[k] = json.loads(r[k]) if r.get(k) else None
             except ValueError:

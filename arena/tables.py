@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from analysis import api
+from arena import mixview
 from arena.matrix import Cell, Matrix
 from core.slo import Slo, parse_slo, with_target
 
@@ -36,6 +37,9 @@ class Section:
     lower_bound: dict[str, bool]  # grouped row config → capacity is only "≥" in every run
     ended: dict[str, float]  # run folder → when its load run ended (unix time)
     caps: dict[str, list]  # grouped row config → capacity of each repeat (None: no level met the SLO)
+    interference: dict[str, list] = dataclasses.field(
+        default_factory=dict
+    )  # config → its mix's classes vs alone
 
     @property
     def slo(self) -> Slo:
@@ -77,6 +81,8 @@ def _section(matrix: Matrix, spec: str, slo: Slo, shape: str, runs: list, warn: 
     """The runs of one shape under one SLO, rows named after the matrix' configurations, in its order."""
     per_run, summaries, bounds, ended, caps = [], [], {}, {}, {}
     for cell, run in runs:
+        if cell.alone:  # a mix's class alone: the interference view's reference, not a row of its own
+            continue
         try:
             s = api.analyze(run, slo).summary
         except api.AnalysisError as e:
@@ -102,8 +108,10 @@ def _section(matrix: Matrix, spec: str, slo: Slo, shape: str, runs: list, warn: 
     }
     rows = api.group(per_run, "median")
     rows.sort(key=lambda r: order.get((r.name, r.dataset), 0))
-    comparison = api.Comparison(slo, "median", rows, per_run, summaries)
-    return Section(spec, shape, comparison, bounds, ended, caps)
+    pairs = mixview.interference(runs, slo, _config_key)
+    found = [x for xs in pairs.values() for x in xs]
+    comparison = api.Comparison(slo, "median", rows, per_run, summaries, interference=found)
+    return Section(spec, shape, comparison, bounds, ended, caps, pairs)
 
 
 def _section_md(sec: Section, n_shapes: int) -> str:
@@ -149,6 +157,7 @@ def entries(matrix: Matrix, sections: list[Section], hw: dict[str, Any]) -> list
     shape_args = {s.label: " ".join(s.args) for s in matrix.shapes}
     out = []
     for sec in sections:
+        points = mixview.pareto_points(sec.comparison)
         for r in sec.rows:
             t = by_label[r.name]
             dirs = r.folders
@@ -184,6 +193,8 @@ def entries(matrix: Matrix, sections: list[Section], hw: dict[str, Any]) -> list
                     "ttfo_p95_s": r.figures.ttfo_p95_s,
                     "reasoning_tokens": r.figures.reasoning_tokens_mean,
                     "run_dirs": dirs,
+                    "pareto": points.get((r.label, r.dataset), []),
+                    "interference": "; ".join(x.phrase() for x in sec.interference.get(r.config, [])) or None,
                 }
             )
     return out

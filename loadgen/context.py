@@ -48,6 +48,7 @@ if TYPE_CHECKING:
     from loadgen.openloop import Driver
     from loadgen.output.locustcsv import LocustCsv
     from loadgen.output.sink import CsvSink
+    from workloads.mix import Mix
 
 _CONTEXTS: weakref.WeakKeyDictionary[Any, RunContext] = weakref.WeakKeyDictionary()
 
@@ -103,6 +104,13 @@ class RunContext:
     refused: str = ""
     #: `--user` name → Locust user class (the web form may pick another class per run).
     user_classes: dict[str, type] = field(default_factory=dict)
+    #: The run's tenant mix (`--mix`, workloads/mix.py), None without one: each class's dataset,
+    #: share and SLO. Set by `configure`; the per-class streams open on first use (`workload`).
+    mix: Mix | None = None
+    _tenant_workloads: dict[str, Any] = field(default_factory=dict, repr=False)
+    #: The weighted Locust user class of each tenant, made once per (tenant, share, base class)
+    #: so runs with the same options reuse them (loadgen/run/tenants.py).
+    tenant_classes: dict[tuple, type] = field(default_factory=dict)
 
     # -- load -------------------------------------------------------------------------------
     #: The load level requests are labelled with, and every level of this run so far.
@@ -182,6 +190,14 @@ class RunContext:
         self.think_time_s = parse_duration_s(self.options.think_time, "--think-time")
         self.ids.header = request_id_header(getattr(self.options, "request_id_header", DEFAULT_HEADER))
         self.api = chosen(getattr(self.options, "api", ""), getattr(self.options, "endpoint", ""))
+        self.mix = None
+        if getattr(self.options, "mix", ""):
+            from workloads.mix import parse_mix
+
+            alone = getattr(self.options, "mix_alone", "") or ""
+            self.mix = parse_mix(
+                self.options.mix, slo, alone=alone
+            )  # checked before (loadgen/run/tenants.py)
 
     def next_user_id(self) -> int:
         return next(self._user_ids)
@@ -198,8 +214,23 @@ class RunContext:
         return os.environ.get(self.options.api_key_env) or None
 
     # -- workload -------------------------------------------------------------------
-    def workload(self) -> Any:
-        """Opened on first use, after the master has told this worker its slice."""
+    def workload(self, tenant: str = "") -> Any:
+        """Opened on first use, after the master has told this worker its slice; a tenant's own
+        stream is its class's dataset with the run's seed (so alone, it sends the same requests)."""
+        if tenant:
+            stream = self._tenant_workloads.get(tenant)
+            if stream is None:
+                from workloads import open_workload
+
+                assert self.mix is not None, f"tenant '{tenant}' without --mix"
+                stream = self._tenant_workloads[tenant] = open_workload(
+                    self.mix.of(tenant).dataset,
+                    seed=self.options.seed,
+                    worker_index=self.worker_index,
+                    worker_count=self.worker_count,
+                    order=self.options.order,
+                )
+            return stream
         if self._workload is None:
             from workloads import open_workload
 
@@ -212,9 +243,23 @@ class RunContext:
             )
         return self._workload
 
+    def open_workloads(self) -> None:
+        """Open every stream this run uses now (the open-loop warm-up: never at an arrival's time)."""
+        for tenant in self.mix.names if self.mix is not None else [""]:
+            self.workload(tenant)
+
     def drop_workload(self) -> None:
         """The next run opens the workload again (new options or a new slice)."""
         self._workload = None
+        self._tenant_workloads = {}
+
+    def slo_of(self, tenant: str) -> Slo:
+        """The SLO a row of `tenant` is judged by: its class's, else the run's `--slo`."""
+        return self.mix.of(tenant).slo if tenant and self.mix is not None else self.slo
+
+    def dataset_of(self, tenant: str) -> str:
+        """The `dataset` column of a row of `tenant`: its class's spec, else `--dataset`."""
+        return self.mix.of(tenant).dataset if tenant and self.mix is not None else self.options.dataset
 
     def prompt(
         self,

@@ -19,9 +19,11 @@ failed requests as closed-loop users do (loadgen/state/pacing.py); open-loop arr
 from __future__ import annotations
 
 import gc
+import itertools
 import logging
 import time
 from collections.abc import Callable, Iterable
+from functools import partial
 from typing import Any
 
 import gevent
@@ -43,25 +45,27 @@ from loadgen.transport.client import make_transport
 from shapes.arrivals import arrival_offsets, share, stage_seed
 from shapes.options import resolve_shape
 from shapes.trace import TraceRow, load_trace
+from workloads.mix import arrival_classes, class_at
 
 log = logging.getLogger("goodput")
 perf_counter = time.perf_counter
 WINDOW_S = 10.0  # generator health is judged over windows this long
 
 
-Payload = tuple[Api, dict, str, int, str]  # API, body, session, turn, scenario
+Payload = tuple[Api, dict, str, int, str, str]  # API, body, session, turn, scenario, tenant
 
 
 class _Slot:
     """What `perform()` needs of a user: one pooled connection with its own user id."""
 
-    __slots__ = ("ctx", "goodput_id", "scenario", "transport")
+    __slots__ = ("ctx", "goodput_id", "scenario", "tenant", "transport")
 
     def __init__(self, ctx: RunContext, goodput_id: int, transport: Any) -> None:
         self.ctx = ctx
         self.goodput_id = goodput_id
         self.transport = transport
         self.scenario = "chat"
+        self.tenant = ""  # the mix class of the request it sends now
 
 
 class _Window:
@@ -117,7 +121,7 @@ class Driver:
 
             load_trace(ctx.options.trace_file, float(ctx.options.time_scale))
         else:
-            ctx.workload()
+            ctx.open_workloads()
         self.free.append(self._take())
         gc.collect()
         gc.freeze()
@@ -129,10 +133,12 @@ class Driver:
     def _open(self, stage: Stage) -> None:
         opts = self.ctx.options
         i, n = self._where()
-        offsets = arrival_offsets(
-            opts.arrival, stage.rate_rps, float(opts.burstiness), stage_seed(opts.seed, stage.step), i, n
-        )
-        self._dispatch(stage, ((off, self._workload_payload) for off in offsets))
+        seed = stage_seed(opts.seed, stage.step)
+        offsets = arrival_offsets(opts.arrival, stage.rate_rps, float(opts.burstiness), seed, i, n)
+        mix = self.ctx.mix  # each arrival draws its class: the arrival process keeps its shape
+        tenants = arrival_classes(mix, seed, i, n) if mix is not None else itertools.repeat("")
+        arrivals = zip(offsets, tenants, strict=False)  # both endless
+        self._dispatch(stage, ((off, partial(self._workload_payload, t)) for off, t in arrivals))
 
     def _trace(self, stage: Stage) -> None:
         opts = self.ctx.options
@@ -189,7 +195,7 @@ class Driver:
             w.sent += 1
             w.waited += waited
             w.lags.append(lag)
-            api, body, session, turn, slot.scenario = payload
+            api, body, session, turn, slot.scenario, slot.tenant = payload
             perform(slot, api, body, session=session, turn=turn, scheduled_unix=t_unix)
         finally:
             self.free.append(slot)
@@ -201,19 +207,22 @@ class Driver:
         i, n = self._where()
         count = share(stage.target_users, i, n)
         pause = n / stage.spawn_rate if stage.spawn_rate else 0.0
+        mix = self.ctx.mix
         for k in range(count):
             if k and pause and not self._wait_until(perf_counter() + pause, stage):
                 return
-            self.requests.spawn(self._closed_loop, stage)
+            # loop k here is the stage's loop k·n + i: a mix assigns it as it would that user
+            tenant = class_at(mix, k * n + i) if mix is not None else ""
+            self.requests.spawn(self._closed_loop, stage, tenant)
         self._until_changed(stage)
 
-    def _closed_loop(self, stage: Stage) -> None:
+    def _closed_loop(self, stage: Stage, tenant: str = "") -> None:
         """One closed-loop user of the stage: back to back, pausing after failures as users do."""
         slot = self._take()
         pacing = Pacing()
         try:
             while self.ctx.stage is stage:
-                api, body, session, turn, slot.scenario = self._workload_payload()
+                api, body, session, turn, slot.scenario, slot.tenant = self._workload_payload(tenant)
                 res = perform(slot, api, body, session=session, turn=turn, backoff_s=pacing.take())
                 pause = pacing.after(res, self.ctx.remaining_s())
                 if pause and not self._wait_until(perf_counter() + pause, stage):
@@ -230,11 +239,11 @@ class Driver:
         self.all_slots.append(slot)
         return slot
 
-    def _workload_payload(self) -> Payload:
+    def _workload_payload(self, tenant: str = "") -> Payload:
         ctx = self.ctx
-        messages, max_tokens, conv, turn = ctx.workload().next_request()
+        messages, max_tokens, conv, turn = ctx.workload(tenant).next_request()
         body = ctx.body(messages, max_tokens, conv.extra_body)
-        return ctx.api, body, conv.id, turn, _scenario(ctx)
+        return ctx.api, body, conv.id, turn, _scenario(ctx), tenant
 
     def _trace_payload(self, row: TraceRow) -> Payload:
         from workloads import synth_prompt
@@ -249,7 +258,7 @@ class Driver:
         messages = [{"role": "user", "content": prompt}]
         # the trace's output length, not capped by --max-tokens, generated to the end
         body = ctx.api.build(ctx.prompt(messages, row.output_tokens, exact=True, ignore_eos=True))
-        return ctx.api, body, row.prefix_id or "", 0, "trace"
+        return ctx.api, body, row.prefix_id or "", 0, "trace", ""
 
     # -- health --------------------------------------------------------------------------------
     def _watch_loop(self) -> None:

@@ -34,13 +34,15 @@ def perform(
     scheduled_unix: float | None = None,
     backoff_s: float | None = None,
 ) -> StreamResult:
-    """Send `body` to `api` for `user` (anything with `ctx`, `goodput_id`, `scenario`, `transport`) and record it.
+    """Send `body` to `api` for `user` (anything with `ctx`, `goodput_id`, `scenario`, `transport`, and
+    `tenant` under `--mix`) and record it.
 
     `backoff_s`: how long the user paused after failures before this request (its row says so).
     """
     ctx: RunContext = user.ctx
     rid = ctx.ids.next()
     stage = ctx.stage
+    tenant = getattr(user, "tenant", "")
     rec = RequestRecord(
         worker=ctx.worker_name,
         user=user.goodput_id,
@@ -48,12 +50,13 @@ def perform(
         turn=turn,
         request_id=rid,
         scenario=user.scenario,
-        dataset=ctx.options.dataset,
+        dataset=ctx.dataset_of(tenant),
         step=stage.step,
         target_users=stage.target_users,
         t_scheduled_unix=scheduled_unix,
         api=api.name,
         backoff_s=backoff_s,
+        tenant=tenant,
     )
     ctx.buffer.started += 1
     ctx.live.log_sent()
@@ -99,7 +102,9 @@ def _complete(user: Any, ctx: RunContext, rec: RequestRecord, res: StreamResult,
     rid = rec.request_id
     rec.t_start_unix = t_wall + (res.t_send - t_perf) if res.t_send else t_wall
     fill_record(rec, res)
-    good = rec.ok and ctx.slo.is_good(rec.ttft_s, rec.tpot_s, rec.e2e_s, rec.ttfo_s)
+    good = rec.ok and ctx.slo_of(rec.tenant).is_good(
+        rec.ttft_s, rec.tpot_s, rec.e2e_s, rec.ttfo_s
+    )  # its class's SLO
     elapsed_ms = (rec.e2e_s if rec.e2e_s is not None else time.perf_counter() - t_perf) * 1000.0
     ctx.environment.events.request.fire(
         request_type="POST",

@@ -31,7 +31,7 @@ class AgentUser(LLMUser):
     @task
     def session(self) -> None:
         ctx = self.ctx
-        conv = ctx.workload().next_conversation()
+        conv = ctx.workload(self.tenant).next_conversation()
         messages: list[dict] = list(conv.prefix)
         calls: list[dict] = []
         for i, turn in enumerate(conv.turns):

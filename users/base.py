@@ -45,6 +45,8 @@ class LLMUser(User):
 
     ctx: RunContext
     pacing: Pacing
+    #: The mix class this user sends for (`--mix`: loadgen/run/tenants.py makes one subclass per class).
+    tenant: str = ""
 
     def on_start(self) -> None:
         self.pacing = Pacing()

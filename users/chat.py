@@ -20,7 +20,7 @@ class ChatUser(LLMUser):
     @task
     def chat(self) -> None:
         ctx = self.ctx
-        messages, max_tokens, conv, turn = ctx.workload().next_request()
+        messages, max_tokens, conv, turn = ctx.workload(self.tenant).next_request()
         body = ctx.body(messages, max_tokens, conv.extra_body)
         self.note(perform(self, ctx.api, body, session=conv.id, turn=turn, backoff_s=self.backoff_s()))
 
@@ -33,7 +33,7 @@ class CompletionsUser(LLMUser):
     @task
     def complete(self) -> None:
         ctx = self.ctx
-        messages, max_tokens, conv, turn = ctx.workload().next_request()
+        messages, max_tokens, conv, turn = ctx.workload(self.tenant).next_request()
         api = APIS["completions"]
         body = api.build(ctx.prompt(messages, max_tokens, conv.extra_body))
         self.note(perform(self, api, body, session=conv.id, turn=turn, backoff_s=self.backoff_s()))

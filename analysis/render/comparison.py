@@ -13,8 +13,10 @@ from pathlib import Path
 from typing import Any
 
 from analysis import fmt
+from analysis import pareto as pareto_view
 from analysis.compare import METRICS, Comparison, ComparisonRow, shown
-from analysis.render import page
+from analysis.render import page, tenants
+from analysis.render import pareto as pareto_render
 
 # Per compared figure: its column header and how its numbers read ("ms", "pct" or "num").
 COLUMNS: dict[str, tuple[str, str]] = {
@@ -96,7 +98,13 @@ def repeats_md(rows: list[ComparisonRow], heading: str = "## Repeats") -> list[s
 
 def markdown(c: Comparison) -> str:
     """comparison.md."""
-    lines = ["# Comparison", "", *intro(c), "", table_md(c.rows), "", *repeats_md(c.rows), FOOTER, ""]
+    lines = ["# Comparison", "", *intro(c), "", table_md(c.rows), "", *repeats_md(c.rows)]
+    lines += [
+        *pareto_render.markdown(pareto_view.of_comparison(c)),
+        *tenants.comparison_markdown(c),
+        FOOTER,
+        "",
+    ]
     return "\n".join(lines)
 
 
@@ -158,6 +166,7 @@ def html(c: Comparison, figs: list[tuple[Path, str]]) -> str:
     ]
     for p, caption in figs:
         parts.append(page.figure(p, caption))
+    parts += [pareto_render.html(pareto_view.of_comparison(c)), tenants.comparison_html(c)]
     multi = [r for r in c.rows if r.runs > 1]
     if multi:
         parts.append("<h2>Repeats</h2>")

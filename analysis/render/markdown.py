@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from analysis import fmt
-from analysis.render import reasoning, server, spans
+from analysis.render import reasoning, server, spans, tenants
 from analysis.render.tables import (
     CANCELLED_NOTE,
     ERROR_HEADERS,
@@ -69,6 +69,7 @@ def summary_md(s: Summary) -> str:
         fmt.md_table(VERDICT_HEADERS, verdict_rows(s.verdicts, s.is_ramp), right={2, 3}),
         "",
     ]
+    lines += tenants.markdown(s)
     lines += ["## Per step", "", capacity_text(s), ""]
     if s.steps:
         lines += [fmt.md_table(step_headers(s.load_unit), step_rows(s.steps)), ""]
@@ -112,6 +113,7 @@ def console_text(s: Summary, report: Path | None = None) -> str:
         out.append(line)
     out.append(capacity_text(s))
     out.append(verdict_line(s.verdict, ramp=s.is_ramp))
+    out += tenants.console(s)
     if s.is_ramp:
         rows = [[v.slo, "PASS" if v.passed else "FAIL", fmt.pct(v.slo_attainment), capacity_cell(v.capacity)]
                 for v in s.verdicts]  # fmt: skip

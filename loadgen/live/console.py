@@ -80,7 +80,8 @@ def print_loop(ctx: RunContext, interval_s: float = PRINT_S) -> None:
         if point is None or (figures.series.epoch, point["seq"]) == shown or not figures.run["sent"]:
             continue
         shown = (figures.series.epoch, point["seq"])
-        log.info("\n%s", console_table(ctx.live, point, figures.run, ctx.slo.name))
+        slo_name = "each class's own" if ctx.mix is not None else ctx.slo.name  # --mix: rows judged per class
+        log.info("\n%s", console_table(ctx.live, point, figures.run, slo_name))
 
 
 def install(events: Any) -> None:

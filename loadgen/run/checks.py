@@ -12,10 +12,11 @@ from core.durations import parse_duration_s
 from core.errors import OptionError, SloError, exit_with
 from core.slo import Slo, parse_slo
 from loadgen.output.runfolder import check_results_dir
-from loadgen.run import target
+from loadgen.run import target, tenants
 from loadgen.transport.apis import SDK_APIS, Api, chosen
 from loadgen.transport.ids import request_id_header
 from shapes import build_schedule, open_loop
+from workloads.mix import Mix
 
 
 def validate(environment: Any, check_target: bool) -> tuple[Slo, str]:
@@ -34,6 +35,7 @@ def check_options(environment: Any, check_target: bool) -> tuple[Slo, str]:
         slo = parse_slo(opts.slo)
     except SloError as e:
         raise OptionError(f"--slo: {e}") from None
+    tenants.check(opts, slo)
     if parse_duration_s(opts.request_timeout, "--request-timeout") <= 0:
         raise OptionError(f"--request-timeout: '{opts.request_timeout}' must be positive")
     parse_duration_s(opts.think_time, "--think-time")
@@ -77,8 +79,11 @@ def check_api(opts: Any, slo: Slo) -> Api:
     return api
 
 
-def choose_user_class(environment: Any, user_classes: dict[str, type]) -> None:
-    """Run only the selected user class (Locust would otherwise mix all of them by weight)."""
+def choose_user_class(
+    environment: Any, user_classes: dict[str, type], mix: Mix | None = None, made: dict | None = None
+) -> None:
+    """Run only the selected user class (Locust would otherwise mix all of them by weight); with a
+    closed-loop `mix`, one weighted class per tenant (loadgen/run/tenants.py; `made` caches them)."""
     opts = environment.parsed_options
     name = opts.llm_user
     if name == "auto" and open_loop(opts):
@@ -89,4 +94,7 @@ def choose_user_class(environment: Any, user_classes: dict[str, type]) -> None:
         name = "agent" if open_workload(opts.dataset, seed=opts.seed).multi_turn else "chat"
         if name == "chat" and chosen(opts.api, opts.endpoint).name == "completions":
             name = "completions"
+    if mix is not None and name != "rate":
+        environment.user_classes = tenants.user_classes(mix, user_classes, opts, {} if made is None else made)
+        return
     environment.user_classes = [user_classes[name]]

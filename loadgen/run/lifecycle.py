@@ -30,7 +30,7 @@ from loadgen.context import RunContext
 from loadgen.output.locustcsv import LocustCsv
 from loadgen.output.runfolder import analyse_command, create_run_dir, git_commit, write_json
 from loadgen.output.sink import CsvSink
-from loadgen.run import scaleout, target
+from loadgen.run import scaleout, target, tenants
 from loadgen.run.checks import check_options, choose_user_class, validate
 from loadgen.transport.urls import safe_url
 from shapes.options import resolve_shape
@@ -84,7 +84,7 @@ def on_init(environment: Any, runner: Any, user_classes: dict[str, type]) -> Non
     ctx = context.attach(environment, RunContext(environment, slo, model))
     ctx.user_classes = dict(user_classes)
     ctx.meta["target_checked"] = headless
-    choose_user_class(environment, user_classes)
+    choose_user_class(environment, user_classes, ctx.mix, ctx.tenant_classes)
 
 
 def on_run_message(environment: Any, msg: Any, **_: Any) -> None:
@@ -121,7 +121,7 @@ def recheck_form(environment: Any, ctx: RunContext) -> bool:
     try:
         slo, model = check_options(environment, check_target=True)
         ctx.configure(slo, model)
-        choose_user_class(environment, ctx.user_classes)  # keyed by --user name, not class name
+        choose_user_class(environment, ctx.user_classes, ctx.mix, ctx.tenant_classes)  # by --user name
         ctx.refused = ""
         return True
     except (SloError, target.TargetError, OptionError) as e:
@@ -139,6 +139,9 @@ def refresh_worker(ctx: RunContext) -> None:
     """Workers take the master's options (Locust copies them into parsed_options on spawn)."""
     ctx.configure(parse_slo(ctx.environment.parsed_options.slo), ctx.model or ctx.options.model)
     ctx.drop_workload()
+    if ctx.mix is not None:  # the master spawns the tenants' user classes by name: make them here too
+        mine = tenants.user_classes(ctx.mix, ctx.user_classes, ctx.options, ctx.tenant_classes)
+        ctx.environment.user_classes = [*ctx.user_classes.values(), *mine]
     ctx.buffer.started = len(ctx.buffer.rows)  # counted per run, as the master's per_worker is
     ctx.t_run_start_unix = time.time()
 
@@ -163,10 +166,10 @@ def begin_run(environment: Any, ctx: RunContext) -> None:
         name=opts.run_name,
         target=safe_url(environment.host or ""),
         model=ctx.model,
-        user_class=environment.user_classes[0].__name__,
+        user_class=",".join(c.__name__ for c in environment.user_classes),
         transport=opts.client,
         api=ctx.api.name,
-        dataset=opts.dataset,
+        dataset=ctx.mix.label if ctx.mix is not None else opts.dataset,
         order=opts.order,
         slo=ctx.slo.to_dict(),
         seed=opts.seed,
@@ -179,7 +182,14 @@ def begin_run(environment: Any, ctx: RunContext) -> None:
         t_end_unix=None,
     )
     ctx.meta.setdefault("shape", {"name": resolve_shape(opts), "params": {}})
-    ctx.meta["workload"] = ctx.workload().describe()
+    if ctx.mix is not None:  # each class's SLO and workload (the analysis judges its rows by that SLO)
+        ctx.meta.pop("workload", None)
+        ctx.meta["mix"] = ctx.mix.to_dict()
+        for c, out in zip(ctx.mix.classes, ctx.meta["mix"]["classes"], strict=True):
+            out["workload"] = ctx.workload(c.name).describe()
+    else:
+        ctx.meta.pop("mix", None)
+        ctx.meta["workload"] = ctx.workload().describe()
     write_json(ctx.run_dir / "run.json", ctx.meta)
     if not opts.csv_prefix:
         ctx.locust_csv = LocustCsv(environment, ctx.run_dir / "locust")

@@ -131,6 +131,25 @@ def _workload(parser: Any) -> None:
     add_option(
         parser,
         "workload",
+        "--mix",
+        label="Tenant mix",
+        web=True,
+        default="",
+        help="Mixed tenants instead of --dataset: DATASET:SHARE%%[:slo=SLO][:name=NAME],… or a YAML file "
+        "(README.md § Mixed tenants)",
+    )
+    add_option(
+        parser,
+        "workload",
+        "--mix-alone",
+        label="Mix class alone",
+        default="",
+        metavar="CLASS",
+        help="Run only this class of --mix, at 100 %% (the class alone: the interference view's reference)",
+    )
+    add_option(
+        parser,
+        "workload",
         "--order",
         label="Request order",
         web=True,

@@ -97,12 +97,17 @@ def latency_table(view: Any) -> list[dict]:
 def goodput_table(view: Any) -> list[dict]:
     run = view.run_figures()  # the run and the last 10 s at the same sample (livefigures.py)
     last = view.series.points[-1] if view.series.points else {}
-    slo = view.ctx.slo
+    slo, mix = view.ctx.slo, view.ctx.mix
+    # --mix: every row is judged by its own class's SLO (loadgen/request.py)
+    judged = "each class's own SLO" if mix is not None else slo.name
+    slo_text = (
+        "; ".join(f"{c.name}: {c.slo.describe()}" for c in mix.classes) if mix is not None else slo.describe()
+    )
     rows = [
         ("Completed requests/s", fmt_rate(run["ok_rps"], "req/s"), fmt_rate(last.get("ok_rps"), "req/s")),
         ("Output tokens/s", fmt_rate(run["out_tok_s"], "tok/s"), fmt_rate(last.get("out_tok_s"), "tok/s")),
         (
-            f"Goodput ({slo.name})",
+            f"Goodput ({judged})",
             fmt_rate(run["goodput_rps"], "req/s"),
             fmt_rate(last.get("goodput_rps"), "req/s"),
         ),
@@ -116,7 +121,7 @@ def goodput_table(view: Any) -> list[dict]:
         ("Requests ok / failed", f"{run['ok']} / {run['failed']}", "–"),
         ("Requests in flight", "–", str(view.in_flight())),
         ("Users (target)", "–", f"{view.env.runner.user_count} ({view.ctx.stage.target_users})"),
-        ("SLO", slo.describe(), "–"),
+        ("SLO", slo_text, "–"),
     ]
     return [{"figure": f, "run": r, "now": n} for f, r, n in rows]
 
@@ -129,7 +134,7 @@ def run_info(view: Any) -> dict:
         "run_id": ctx.run_id,
         "target": safe_url(env.host or ""),
         "model": ctx.model,
-        "dataset": opts.dataset,
+        "dataset": ctx.mix.label if ctx.mix is not None else opts.dataset,
         "transport": opts.client,
         "shape": _shape_title(ctx.meta.get("shape") or {}, opts),
         "slo_name": slo.name,
