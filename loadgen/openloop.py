@@ -188,16 +188,19 @@ class Driver:
                 self.stats.step(step).unsent += 1
                 raise
         slot = self._take()
+        lag, res = perf_counter() - t_perf, None
         try:
-            lag = perf_counter() - t_perf
-            self.stats.record_send(step, lag, waited)
-            w = self.window
+            w = self.window  # the live health check judges the dispatch (it cannot wait for the answer)
             w.sent += 1
             w.waited += waited
             w.lags.append(lag)
             api, body, session, turn, slot.scenario, slot.tenant = payload
-            perform(slot, api, body, session=session, turn=turn, scheduled_unix=t_unix)
+            res = perform(slot, api, body, session=session, turn=turn, scheduled_unix=t_unix)
         finally:
+            # run.json's send lag is the row's: the transport's send stamp (the request's last byte
+            # handed to the kernel) − the intended time; the dispatch lag when the request was cut
+            sent = res.t_send - t_perf if res is not None and res.t_send else lag
+            self.stats.record_send(step, sent, waited)
             self.free.append(slot)
             if slots is not None:
                 slots.release()

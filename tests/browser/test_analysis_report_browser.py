@@ -79,4 +79,4 @@ def test_run_and_comparison_reports_render_in_chromium(tmp_path: Path) -> None:
     out = tmp_path / "cmp"
     assert main(["compare", str(small), str(run), "--out", str(out), "--quiet"]) == 0
     loaded, total = render(exe, out / "report.html", ARTIFACTS / "analysis_compare.png", tmp_path)
-    assert (loaded, total) == (2, 2)  # bars, load curves
+    assert (loaded, total) == (3, 3)  # bars, load curves, the Pareto frontier

@@ -123,7 +123,7 @@ def test_reasoning_and_tool_calls_match_the_engine_trace(sim_server, tmp_path: P
     assert_on_time(offsets(pairs, "ttfo_s", "t_first_answer_emit_unix"), "TTFO", 30)
     assert_on_time(offsets(pairs, "tool_ttft_s", "t_first_tool_call_emit_unix"), "tool-call TTFT", 5)
     # the analysis: a Reasoning section, TTFO in summary.json, the TTFO SLO judged
-    done = subprocess.run([PYTHON, "-m", "analysis", str(run), "--no-plots", "--quiet", "--slo", "reasoning,ttfo=5s"],
+    done = subprocess.run([PYTHON, "-m", "analysis", str(run), "--no-plots", "--quiet", "--slo", "reasoning,ttfo=5s", "--include-startup"],
                           cwd=ROOT, capture_output=True, text=True, timeout=120)  # fmt: skip
     assert done.returncode == 0, done.stderr[-2000:]
     summary = json.loads((run / "summary.json").read_text())

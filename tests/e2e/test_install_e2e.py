@@ -71,7 +71,10 @@ def build_venv(tmp_path: Path, name: str) -> Path:
     venv = tmp_path / name
     subprocess.run([PYTHON, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=60)
     site = next((venv / "lib").glob("python3*/site-packages"))
-    stdlib = {Path(sysconfig.get_paths()[k]).resolve() for k in ("stdlib", "platstdlib")}
+    # the base interpreter's standard library (a venv's `platstdlib` is the venv's lib/, which holds
+    # its site-packages: those must stay visible)
+    base = {"base": sys.base_prefix, "platbase": sys.base_exec_prefix}
+    stdlib = {Path(sysconfig.get_paths(vars=base)[k]).resolve() for k in ("stdlib", "platstdlib")}
     suite = [p for p in sys.path if p and Path(p).is_dir() and Path(p).resolve() != ROOT.resolve()
              and not any(Path(p).resolve() == d or d in Path(p).resolve().parents for d in stdlib)]  # fmt: skip
     (site / "_goodput_suite.pth").write_text("\n".join(suite) + "\n")

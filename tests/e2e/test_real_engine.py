@@ -232,6 +232,12 @@ def test_agentic_gets_prefix_cache_hits_random_does_not(engine: Engine, tmp_path
         assert abs(w.client_cached_share() - w.d.prefix_hit_rate) <= 0.1, figures
 
 
+# The client's send stamp is read once the request's last byte was handed to the kernel; on a host
+# where the engine shares the cores, the engine may take the CPU right then and the client read its
+# clock a few ms late, so its TTFT can come out that much below the engine's (never more).
+CLIENT_LATE_S = 0.010
+
+
 def test_spans_join_the_rows_and_carry_the_histograms_ttft(step_run: Window) -> None:
     w = step_run
     sp = w.meta["spans"]
@@ -251,8 +257,8 @@ def test_spans_join_the_rows_and_carry_the_histograms_ttft(step_run: Window) -> 
     inside = j["server_queue_s"] + j["server_prefill_s"] + j["server_decode_s"] <= j["server_e2e_s"] + 1e-3
     assert (
         inside.all()
-        and (j["client_ttft_remainder_s"] > -2e-3).all()
-        and (j["client_remainder_s"] > -2e-3).all()
+        and (j["client_ttft_remainder_s"] > -CLIENT_LATE_S).all()
+        and (j["client_remainder_s"] > -CLIENT_LATE_S).all()
     )
     e2e = summary.server_timing.e2e
     record_figures(
