@@ -1,4 +1,4 @@
-"""Command-line options of the load shapes and arrival processes (stages, open-loop rate, sweep, trace).
+"""Command-line options of the load shapes and arrival processes (stages, open-loop rate, sweep, trace, search).
 
 Registered on Locust's parser with their own listener so they show in `--help` and the web UI
 start form next to the spine's options. Parsing helpers raise `OptionError` (one clear line).
@@ -59,6 +59,18 @@ def parse_rate(value: Any, option: str) -> float:
     if not rate > 0 or rate != rate or rate == float("inf"):
         raise OptionError(f"{option}: '{value}' must be a positive rate in requests per second")
     return rate
+
+
+def parse_share(value: Any, option: str) -> float:
+    """A share in (0, 1): `5%` or `0.05`."""
+    text = str(value).strip()
+    try:
+        share = float(text[:-1]) / 100 if text.endswith("%") else float(text)
+    except ValueError:
+        raise OptionError(f"{option}: '{value}' is not a share (expected e.g. 5% or 0.05)") from None
+    if not 0 < share < 1:
+        raise OptionError(f"{option}: '{value}' must be between 0 and 100 % (exclusive)")
+    return share
 
 
 def check_arrival(opts: Any) -> None:
@@ -144,6 +156,26 @@ def add_options(parser: Any) -> None:
         type=int,
         default=64,
         help="SweepShape: concurrent requests of the saturation stage (default 64)",
+        include_in_web_ui=True,
+    )
+    g.add_argument(
+        "--search-by",
+        default="rate",
+        choices=["rate", "users"],
+        help="--shape search: search the open-loop request rate (default) or closed-loop users",
+        include_in_web_ui=True,
+    )
+    g.add_argument(
+        "--search-precision",
+        default="5%",
+        help="--shape search: stop bisecting when the bracket is this narrow, relative to its low end (default 5%%)",
+        include_in_web_ui=True,
+    )
+    g.add_argument(
+        "--search-probe-duration",
+        default="20s",
+        help="--shape search: length of each probe, its warm-up included (default 20s; warm-up: "
+        "--warmup, or 25%% of the probe)",
         include_in_web_ui=True,
     )
     g.add_argument(

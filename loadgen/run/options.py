@@ -93,8 +93,8 @@ def add_options(parser) -> None:
     g.add_argument(
         "--shape",
         default="step",
-        choices=["step", "stages", "sweep", "trace", "none"],
-        help="Load shape (default step); none = plain -u/-r",
+        choices=["step", "stages", "sweep", "trace", "search", "none"],
+        help="Load shape (default step); none = plain -u/-r; search = capacity search (--search-*)",
         include_in_web_ui=True,
     )
     g.add_argument(
