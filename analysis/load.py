@@ -45,7 +45,7 @@ FLOAT_COLS = (
     "prompt_tokens",
     "output_tokens",
 )
-TEXT_COLS = ("dataset", "error", "worker")
+TEXT_COLS = ("dataset", "error", "worker", "session")  # session: the unit the intervals resample
 INT_COLS = ("step", "target_users")
 ID_COLS = ("user",)  # with `worker`: who sent a request (the start-up ends at the last user's first send)
 NL = b"\n"

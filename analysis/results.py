@@ -20,7 +20,9 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from analysis.serverfigures import ServerFigures as ServerFigures  # re-exported: every result type here
+from analysis.intervals import Headline as Headline  # re-exported: every result type here
+from analysis.intervals import Interval as Interval
+from analysis.serverfigures import ServerFigures as ServerFigures
 from analysis.serverfigures import ServerSummary as ServerSummary
 from analysis.serverfigures import StepServer as StepServer
 from analysis.serverfigures import TtftCompare as TtftCompare
@@ -112,9 +114,11 @@ class Verdict:
     checks: list[Check]
     passed: bool
     capacity: Capacity | None = None  # where this SLO breaks along the load levels (None: no levels)
+    attainment_interval: Interval | None = None  # 95 % (analysis/intervals.py), as the headline's
+    goodput_interval: Interval | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out = {
             "slo": self.slo,
             "describe": self.describe,
             "slo_attainment": self.slo_attainment,
@@ -124,6 +128,11 @@ class Verdict:
             "pass": self.passed,
             "capacity": None if self.capacity is None else self.capacity.to_dict(),
         }
+        if self.attainment_interval is not None:
+            out["slo_attainment_interval"] = self.attainment_interval.to_list()
+        if self.goodput_interval is not None:
+            out["goodput_interval"] = self.goodput_interval.to_list()
+        return out
 
 
 @dataclass(frozen=True)
@@ -214,6 +223,7 @@ class Summary:
     startup: StartupFigures | None = None
     excluded_startup_rows: int = 0
     server_timing: ServerTiming | None = None  # the engine's spans joined per request (analysis/spans.py)
+    intervals: Headline | None = None  # 95 % intervals of the headline figures (analysis/intervals.py)
 
     @property
     def is_ramp(self) -> bool:
@@ -273,6 +283,7 @@ class Summary:
             "server": self.server,
             "server_timing": None if self.server_timing is None else self.server_timing.to_dict(),
             "warnings": list(self.warnings),
+            "intervals": None if self.intervals is None else self.intervals.to_dict(),
         }
 
     def to_json(self) -> str:
