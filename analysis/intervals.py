@@ -134,27 +134,35 @@ class Resampler:
         z = min(n, int(np.ceil(r + BAND_SD * sd)) + 2)
         ranks = np.unique(np.linspace(a, z - 1, min(z - a, GRID)).round().astype(np.int64))
         grid = np.unique(sv[ranks])
+        floor = a > 0 and sv[a - 1] < grid[0]  # values below the band: a sentinel point marks them
+        if floor:
+            grid = np.concatenate(([sv[a - 1]], grid))
         cell = np.searchsorted(grid, v, side="left")  # value ≤ grid[m] ⇔ cell ≤ m
         h = np.bincount(groups * (grid.size + 1) + cell, minlength=self.n_groups * (grid.size + 1))
         below_grid = np.cumsum(h.reshape(self.n_groups, grid.size + 1), axis=1)[:, : grid.size]
         cum = self.weights @ below_grid.astype(np.float64)  # (replicates, grid): values ≤ grid[m]
         total = self.weights @ per_group
-        return _replicate_percentile(cum, total, grid, q)
+        return _replicate_percentile(cum, total, grid, q, floor)
 
 
-def _replicate_percentile(cum: np.ndarray, total: np.ndarray, grid: np.ndarray, q: float) -> np.ndarray:
+def _replicate_percentile(
+    cum: np.ndarray, total: np.ndarray, grid: np.ndarray, q: float, floor: bool
+) -> np.ndarray:
     """numpy's linear percentile of each replicate from its counts of values ≤ each grid point: the
-    order statistic of rank k (0-based) is the first grid point with more than k values at or below it."""
+    order statistic of rank k (0-based) is the first grid point with more than k values at or below it.
+    A rank beyond the grid (or, with `floor`, at its first point, which stands for every value below
+    the band) lies outside the band: NaN (beyond ±8 sd, practically never), dropped by `from_draws`."""
     h = q * (total - 1)
     k = np.floor(h)
     frac = h - k
-    top = cum[:, -1]
-    lo_at = (cum > k[:, None]).argmax(axis=1)
-    hi_at = (cum > np.minimum(k + 1, total - 1)[:, None]).argmax(axis=1)
-    x_lo, x_hi = grid[lo_at], grid[hi_at]
-    out = x_lo + frac * (x_hi - x_lo)
-    # a rank outside the grid (beyond ±8 sd: practically never) or an empty replicate has no value
-    out[(top <= np.minimum(k + 1, total - 1)) | (cum[:, 0] > k) & (k > 0) | (total <= 0)] = np.nan
+    k2 = np.minimum(k + 1, total - 1)
+    over_lo, over_hi = cum > k[:, None], cum > k2[:, None]
+    lo_at, hi_at = over_lo.argmax(axis=1), over_hi.argmax(axis=1)
+    bad = ~over_lo.any(axis=1) | ~over_hi.any(axis=1) | (total <= 0)
+    if floor:
+        bad |= lo_at == 0
+    out = grid[lo_at] + frac * (grid[hi_at] - grid[lo_at])
+    out[bad] = np.nan
     return out
 
 
@@ -173,9 +181,9 @@ def capacity_draws(
     target: float,
     replicates: int = REPLICATES,
     seed: int = SEED,
-) -> tuple[np.ndarray, float]:
-    """Replicates of the capacity rule over levels (`loads` ascending, distinct), and the share of
-    replicates held up to the highest level.
+) -> tuple[np.ndarray, float, np.ndarray]:
+    """Replicates of the capacity rule over levels (`loads` ascending, distinct), the share of
+    replicates held up to the highest level, and each level's attainment replicates (replicates × levels).
 
     `blocks[i]` holds level i's judged and good counts per block of its window (consecutive sends;
     one block per request resamples requests). Each replicate resamples every level's blocks with
@@ -203,7 +211,7 @@ def capacity_draws(
         interp = x[i] + (a0 - target) / (a0 - a1) * (x[nxt] - x[i])
     out = np.where(i == last, x[last], interp)
     out = np.where(any_pass, out, 0.0)
-    return out, float(np.mean(any_pass & (i == last)))
+    return out, float(np.mean(any_pass & (i == last))), att
 
 
 @dataclass(frozen=True)
@@ -290,3 +298,45 @@ def headline(
         goodput_req_per_s=Interval(None, None) if gp_draws is None else from_draws(gp_draws, goodput),
         slo_attainment=from_draws(rs.ratio(good & judged, judged), attainment),
     )
+
+
+def merge_repeats(parts: list[Interval | None], points: list[float], seed: int = SEED) -> Interval | None:
+    """The interval of the median of a configuration's repeats (their figures `points`, their own
+    intervals `parts`): a two-stage bootstrap — the repeats resampled with replacement, each drawn
+    at one of its own replicates, the median taken — so the run-to-run spread and each run's own
+    noise both widen it. Repeats without replicates (read back from JSON) give the envelope instead."""
+    if not parts or any(p is None for p in parts):
+        return None
+    if any(p.draws is None or p.draws.size == 0 for p in parts):  # type: ignore[union-attr]
+        lows = [p.low for p in parts]  # type: ignore[union-attr]
+        highs = [p.high for p in parts]  # type: ignore[union-attr]
+        return Interval(
+            None if None in lows else min(lows),  # type: ignore[type-var]
+            None if None in highs else max(highs),  # type: ignore[type-var]
+        )
+    rng = np.random.default_rng(seed)
+    k = len(parts)
+    runs = rng.integers(0, k, size=(REPLICATES, k))
+    values = np.empty((REPLICATES, k))
+    for r, p in enumerate(parts):
+        d = p.draws  # type: ignore[union-attr]
+        values[runs == r] = d[rng.integers(0, d.size, size=int((runs == r).sum()))]
+    draws = np.median(values, axis=1)
+    open_high = any(p.high is None for p in parts)  # type: ignore[union-attr]
+    open_low = any(p.low is None for p in parts)  # type: ignore[union-attr]
+    iv = from_draws(draws, float(np.median(points)), open_high)
+    return Interval(None, iv.high, iv.draws) if open_low else iv
+
+
+def better(a: Interval, b: Interval, direction: int) -> bool:
+    """Whether `a` is better than `b` beyond noise: their intervals do not overlap and `a` lies on the
+    better side (`direction` +1: higher is better, −1: lower is better)."""
+    if direction > 0:
+        return a.low is not None and b.high is not None and a.low > b.high
+    return a.high is not None and b.low is not None and a.high < b.low
+
+
+def ranks(intervals: list[Interval], direction: int) -> list[int]:
+    """Rank by what separates: 1 + the number of others better beyond noise (`better`). Entries whose
+    intervals overlap the best one's share rank 1: a tie within noise."""
+    return [1 + sum(better(o, iv, direction) for o in intervals if o is not iv) for iv in intervals]

@@ -87,6 +87,7 @@ class Level:
 
     load: float
     slo_attainment: float
+    interval: Interval | None = None  # its attainment's 95 % interval (the capacity's block bootstrap)
 
 
 CAPACITY_METHOD = "bootstrap over each level's requests, the capacity rule applied to every replicate"
@@ -128,7 +129,11 @@ class Capacity:
             "note": self.note,
         }
         if self.levels is not None:
-            out["levels"] = [{"load": x.load, "slo_attainment": x.slo_attainment} for x in self.levels]
+            out["levels"] = [
+                {"load": x.load, "slo_attainment": x.slo_attainment}
+                | ({} if x.interval is None else {"slo_attainment_interval": x.interval.to_list()})
+                for x in self.levels
+            ]
         out["excluded_steps"] = list(self.excluded)
         if self.interval is not None:
             out["interval"] = self.interval.to_list()

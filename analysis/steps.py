@@ -221,11 +221,15 @@ def capacity_at_slo(
     if not xs:
         return cap
     joined = [tuple(np.concatenate(part) for part in zip(*spans[x], strict=True)) for x in xs]
-    draws, held = capacity_draws(np.array(xs), joined, target)  # type: ignore[arg-type]
+    draws, held, att_draws = capacity_draws(np.array(xs), joined, target)  # type: ignore[arg-type]
     point = cap.value if cap.value is not None else 0.0
     # no upper end: the point itself is "≥", or too many replicates held up to the highest level
     open_high = (not cap.bounded and cap.value is not None) or held > (1 - LEVEL) / 2
-    return dataclasses.replace(cap, interval=from_draws(draws, point, open_high))
+    levels = [
+        dataclasses.replace(lv, interval=from_draws(att_draws[:, k], lv.slo_attainment))
+        for k, lv in enumerate(cap.levels or [])
+    ]
+    return dataclasses.replace(cap, interval=from_draws(draws, point, open_high), levels=levels)
 
 
 def _interpolate(

@@ -90,7 +90,7 @@ def print_winners(cells: list[tuple]) -> None:
 
     for key, items in cells:
         winners = [e for e in items if e["winner"]]
-        name = " = ".join(e["config"] for e in winners) or "none met the SLO"
+        name = board.winner_names(winners) if winners else "none met the SLO"
         cap = board.capacity_text(winners[0]) if winners else ""
         print(
             f"  {key[0]} × {key[1]} · {key[3]}: {board.WINNER} {name}" + (f" (capacity {cap})" if cap else "")

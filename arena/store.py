@@ -49,6 +49,13 @@ COLUMNS = {
     "tpot_p95_s": "REAL",
     "run_dirs": "TEXT",
     "position": "INTEGER",
+    # 95 % intervals (analysis/intervals.py; repeats merged): what the ranking separates on
+    "capacity_low": "REAL",
+    "capacity_high": "REAL",
+    "goodput_low": "REAL",
+    "goodput_high": "REAL",
+    "attainment_low": "REAL",
+    "attainment_high": "REAL",
 }
 KEY = ("matrix", "config", "dataset", "shape", "slo")
 

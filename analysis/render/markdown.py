@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from analysis import fmt
-from analysis.render import server, spans
+from analysis.render import server, spans, uncertainty
 from analysis.render.tables import (
     CANCELLED_NOTE,
     ERROR_HEADERS,
@@ -68,6 +68,7 @@ def summary_md(s: Summary) -> str:
         fmt.md_table(VERDICT_HEADERS, verdict_rows(s.verdicts, s.is_ramp), right={2, 3}),
         "",
     ]
+    lines += uncertainty.markdown(s)
     lines += ["## Per step", "", capacity_text(s), ""]
     if s.steps:
         lines += [fmt.md_table(step_headers(s.load_unit), step_rows(s.steps)), ""]

@@ -452,6 +452,6 @@ def test_the_arena_keeps_at_least_in_its_comparison_and_leaderboard(tmp_path):
     root.mkdir()
     tables.write_comparison(root, m, sections)
     md = (root / "comparison.md").read_text()
-    assert "| ≥ 3 users (3.00–3.00) |" in md  # the two repeats' median, then their range
+    assert "| ≥ 3 users [3.00–…] (3.00–3.00) |" in md  # the two repeats' median, its interval, their range
     entries = tables.entries(m, sections, {"hardware": "hw"})
     assert board.capacity_text(entries[0]) == "≥ 3 users"
