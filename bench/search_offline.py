@@ -185,7 +185,9 @@ def _tpot(r: Row) -> float | None:
     return (r.t_last - r.t_first) / (r.out - 1) if r.out > 1 else None
 
 
-def search(profile: Profile, make_request, slo: Slo, seed: int, args: argparse.Namespace) -> tuple[VirtualRun, SearchSchedule]:
+def search(
+    profile: Profile, make_request, slo: Slo, seed: int, args: argparse.Namespace
+) -> tuple[VirtualRun, SearchSchedule]:
     run = VirtualRun(profile, make_request, seed)
     sched = SearchSchedule(by=args.by, precision=args.precision, probe_s=args.probe_s,
                            warmup_s=args.probe_s * 0.25, duration_s=args.budget_s)  # fmt: skip
@@ -244,10 +246,14 @@ def main() -> int:
 
     t = time.perf_counter()
     if args.by == "rate":
-        truth, _ = open_loop_capacity(profile, slo, make, start_rps=4.0, duration_s=600.0, seeds=(101, 102, 103))
+        truth, _ = open_loop_capacity(
+            profile, slo, make, start_rps=4.0, duration_s=600.0, seeds=(101, 102, 103)
+        )
     else:
         truth, _ = closed_loop_capacity(profile, slo, make, duration_s=600.0, seeds=(101, 102, 103))
-    print(f"known capacity ({args.profile}, {slo.describe()}): {truth:.3f} {args.by} ({time.perf_counter() - t:.0f} s)")
+    print(
+        f"known capacity ({args.profile}, {slo.describe()}): {truth:.3f} {args.by} ({time.perf_counter() - t:.0f} s)"
+    )
     root = args.keep or Path(tempfile.mkdtemp(prefix="goodput-search-"))
     hits, widths, spans, points = 0, [], [], []
     for i in range(args.runs):

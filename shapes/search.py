@@ -104,7 +104,9 @@ class SearchSchedule(Schedule):
     lo: float | None = None  # highest passing load
     hi: float | None = None  # lowest failing load
     sync_rps: float | None = None
-    pooled: dict[float, list[int]] = field(default_factory=dict)  # load → [ended, good, probes]
+    pooled: dict[float, list[int]] = field(
+        default_factory=dict
+    )  # load → [ended, good, probes, stopped early]
     outcome: str = ""  # why the search ended ("" while it runs)
     failed: str = ""  # set when the search could not run at all (GoodputShape logs it)
     _next: float | None = None
@@ -235,13 +237,12 @@ class SearchSchedule(Schedule):
             else:
                 self._next = self.sync_rps
             return self._drain_if(probe, t)
-        acc = self.pooled.setdefault(probe.load, [0, 0, 0])
+        acc = self.pooled.setdefault(probe.load, [0, 0, 0, 0])
         if probe.stopped_early or probe.ended:  # a probe with nothing ended counts as a failure
-            acc[0], acc[1] = (
-                acc[0] + max(probe.ended, 1),
-                acc[1] + round((probe.attainment or 0.0) * probe.ended),
-            )
+            acc[0] += max(probe.ended, 1)
+            acc[1] += round((probe.attainment or 0.0) * probe.ended)
         acc[2] += 1
+        acc[3] += probe.stopped_early  # ended early as failing: that load fails, whatever else passed
         if first and probe.verdict != "pass":
             self.outcome = "the SLO is not met even by one user: no load meets it"
         else:
@@ -250,9 +251,9 @@ class SearchSchedule(Schedule):
 
     def _bracket(self) -> tuple[float | None, float | None]:
         """(highest passing load below the lowest failing one, lowest failing load): each load judged
-        on every probe made at it, pooled."""
+        on every probe made at it, pooled; a load where a probe was stopped early fails."""
         target = self.target
-        ok = {x: g >= target * n and n > 0 for x, (n, g, _) in self.pooled.items()}
+        ok = {x: g >= target * n and n > 0 and not early for x, (n, g, _, early) in self.pooled.items()}
         fails = [x for x, passed in ok.items() if not passed]
         hi = min(fails) if fails else None
         below = [x for x, passed in ok.items() if passed and (hi is None or x < hi)]

@@ -218,7 +218,10 @@ def test_capacity_per_slo_in_every_verdict(tmp_path: Path) -> None:
     assert (v["summarization"].capacity.value, v["summarization"].capacity.bounded) == (5.0, False)
     text = api.console_text(s)
     # every request of a level alike: no resample moves it, the interval is the point
-    assert text.splitlines()[1] == "Answer: serves 3.1 users within chat at 90 % (95 % interval [3.1–3.1]); breaks at 4."
+    assert (
+        text.splitlines()[1]
+        == "Answer: serves 3.1 users within chat at 90 % (95 % interval [3.1–3.1]); breaks at 4."
+    )
     assert "SLO chat over the whole run: FAIL" in text and "a ramp passes its knee by design" in text
     assert "3.1 users [3.1–3.1] (breaks at 4)" in text and "≥ 5 users [5–…]" in text
     md = api.summary_markdown(s)
