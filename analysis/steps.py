@@ -149,25 +149,31 @@ def _percentiles(pct: pd.DataFrame, step: object, metric: str) -> StepPercentile
     return StepPercentiles(*(None if pd.isna(x) else float(x) for x in v))
 
 
-def level_blocks(
-    df: pd.DataFrame, rows: np.ndarray, good: np.ndarray, steps: list[Step]
-) -> dict[int, tuple[np.ndarray, np.ndarray]]:
-    """Per level: judged and good requests in each of `BLOCKS` equal spans of its window, by send time
-    (what the capacity interval resamples; analysis/intervals.py)."""
-    step_of = df["step"].to_numpy()
-    t = df["t_start_unix"].to_numpy()
-    ok_judged = judged(df)
-    out = {}
-    for s in steps:
-        mine = rows & (step_of == s.step)
-        span = max(s.t_end_unix - s.t_start_unix, 1e-9)
-        k = np.clip(((t[mine] - s.t_start_unix) / span * BLOCKS).astype(np.int64), 0, BLOCKS - 1)
-        j = ok_judged[mine]
-        out[s.step] = (
-            np.bincount(k[j], minlength=BLOCKS).astype(np.float64),
-            np.bincount(k[j & good[mine]], minlength=BLOCKS).astype(np.float64),
-        )
-    return out
+class LevelSpans:
+    """Which span of its level's window each counted row was sent in (`BLOCKS` equal spans), worked out
+    once per run: `counts(good)` gives, per level, the judged and good requests of each span — what
+    the capacity interval resamples (analysis/intervals.py) — for any SLO's good mask."""
+
+    def __init__(self, df: pd.DataFrame, rows: np.ndarray, steps: list[Step]) -> None:
+        self.steps = [s.step for s in steps]
+        ids = np.array(self.steps, dtype=np.int64)
+        order = np.argsort(ids)
+        step_of = df["step"].to_numpy()
+        pos = np.clip(np.searchsorted(ids[order], step_of), 0, max(len(ids) - 1, 0))
+        level = order[pos] if len(ids) else np.zeros(len(df), dtype=np.int64)
+        self.keep = rows & judged(df) & (ids[level] == step_of if len(ids) else False)
+        t0 = np.array([s.t_start_unix for s in steps])[level]
+        span = np.maximum(np.array([s.t_end_unix - s.t_start_unix for s in steps])[level], 1e-9)
+        t = df["t_start_unix"].to_numpy()
+        block = np.clip(((t - t0) / span * BLOCKS).astype(np.int64), 0, BLOCKS - 1)
+        self.key = (level * BLOCKS + block)[self.keep]
+        n = len(ids) * BLOCKS
+        self.judged = np.bincount(self.key, minlength=n).astype(np.float64).reshape(-1, BLOCKS)
+
+    def counts(self, good: np.ndarray) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+        g = np.bincount(self.key[good[self.keep]], minlength=self.judged.size).astype(np.float64)
+        g = g.reshape(-1, BLOCKS)
+        return {step: (self.judged[i], g[i]) for i, step in enumerate(self.steps)}
 
 
 def good_by_step(df: pd.DataFrame, rows: np.ndarray, good: np.ndarray) -> dict[int, int]:
@@ -190,7 +196,7 @@ def capacity_at_slo(
     level is also the highest complete one, capacity is only a lower bound (`bounded` False). If
     attainment dips below the target at a lower level and recovers, the note says so. `good`
     gives another SLO's good count per step (default: the steps' own), `blocks` the judged and good
-    counts per span of each level's window that its interval resamples (`level_blocks`; without
+    counts per span of each level's window that its interval resamples (`LevelSpans`; without
     them, single requests). Levels in different units are refused: they do not lie on one axis.
     """
     mixed = {s.unit for s in steps} - {unit}

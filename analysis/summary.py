@@ -33,7 +33,7 @@ from analysis.metrics import (
     verdict,
 )
 from analysis.results import Dist, RunInfo, StartupFigures, Step, Summary, Throughput, Verdict
-from analysis.steps import Levels, capacity_at_slo, good_by_step, level_blocks, step_table
+from analysis.steps import Levels, LevelSpans, capacity_at_slo, good_by_step, step_table
 from core.slo import PROFILES, Slo
 
 
@@ -125,10 +125,11 @@ def analyze(
         figures = server.step_figures(series, steps, df, run.path)
         steps = [dataclasses.replace(st, server=f) for st, f in zip(steps, figures, strict=True)]
     slos = judged_slos(slo, extra)
+    level_spans = LevelSpans(df, in_step, steps)
     verdicts = with_capacity(
         [verdict(df, in_run, itl, s) for s in slos], slos, steps, unit,
         lambda s: good_by_step(df, in_step, good_mask(df, s)),
-        lambda s: level_blocks(df, in_step, good_mask(df, s), steps),
+        lambda s: level_spans.counts(good_mask(df, s)),
     )  # fmt: skip
     ttft, tpot, e2e = (dist(latency_values(sel, f"{m}_s")) for m in ("ttft", "tpot", "e2e"))
     rs = intervals.resampler(_sessions(sel), len(sel))
@@ -145,9 +146,7 @@ def analyze(
         verdicts=verdicts,
         load_unit=unit,
         steps=steps,
-        capacity=capacity_at_slo(
-            steps, slo.attain_target, unit, blocks=level_blocks(df, in_step, good, steps)
-        ),
+        capacity=capacity_at_slo(steps, slo.attain_target, unit, blocks=level_spans.counts(good)),
         open_loop=open_loop(sel, slo),
         excluded_warmup_rows=int((~df["in_run_stats"].to_numpy()).sum()),
         saturated_windows=windows,
