@@ -120,3 +120,13 @@ def test_runs_a_noise_apart_tie_and_runs_far_apart_do_not(tmp_path: Path) -> Non
     rows = {r.label: r for r in sections[0].rows}
     assert "capacity_at_slo" in rows["a"].tied and "capacity_at_slo" in rows["b"].tied
     assert "capacity_at_slo" not in rows["c"].best
+
+
+def test_repeats_option_runs_every_cell_n_times(capsys: pytest.CaptureFixture[str]) -> None:
+    from arena.__main__ import main
+
+    assert main(["run", str(ROOT / "examples" / "arena.yaml"), "--dry-run", "--repeats", "3"]) == 0
+    out = capsys.readouterr().out
+    assert "× 3 repeats = 12 cells" in out and "[12/12] throughput · random · ramp4x12s · repeat 3" in out
+    assert main(["run", str(ROOT / "examples" / "arena.yaml"), "--dry-run", "--repeats", "0"]) == 2
+    assert capsys.readouterr().err == "arena: error: --repeats: 0 must be ≥ 1\n"

@@ -36,7 +36,9 @@ def write(tmp_path: Path, text: str, name: str = "m.yaml") -> Path:
 def test_example_matrix_expands_to_eight_cells_in_fair_order():
     m = load_matrix(ROOT / "examples" / "arena.yaml")
     cells = m.cells()
-    assert len(cells) == 8 and m.slos == ["mlperf-interactive", "datagen"] and m.name == "arena-example"
+    assert (
+        len(cells) == 8 and m.slos == ["chat", "mlperf-interactive", "datagen"] and m.name == "arena-example"
+    )
     # repeat-major; the configurations of one (dataset, shape) run back to back
     assert [(c.repeat, c.dataset, c.target.label) for c in cells[:4]] == [
         (1, "agentic", "latency"),
