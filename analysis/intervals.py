@@ -15,7 +15,8 @@ requests.csv) and vectorized with numpy:
   goodput = its good completions / the window (a fixed length).
 - **capacity at SLO**: a block bootstrap within each complete load level — its window cut into
   `BLOCKS` spans of consecutive sends, resampled with replacement (requests sent close together
-  share the server's queue and batch, so they are not independent draws) — and the capacity rule
+  share the server's queue and batch, so they are not independent draws); a load probed several
+  times (a search's confirmed edges) has its probes resampled too — and the capacity rule
   (analysis/steps.py) applied to every replicate.
   A replicate where no level meets the target counts as 0; when more than 2.5 % of the replicates
   held the target up to the highest level, the interval has no upper end ("≥").
@@ -177,7 +178,7 @@ def percentile_intervals(
 
 def capacity_draws(
     loads: np.ndarray,
-    blocks: list[tuple[np.ndarray, np.ndarray]],
+    blocks: list[list[tuple[np.ndarray, np.ndarray]]],
     target: float,
     replicates: int = REPLICATES,
     seed: int = SEED,
@@ -185,20 +186,28 @@ def capacity_draws(
     """Replicates of the capacity rule over levels (`loads` ascending, distinct), the share of
     replicates held up to the highest level, and each level's attainment replicates (replicates × levels).
 
-    `blocks[i]` holds level i's judged and good counts per block of its window (consecutive sends;
-    one block per request resamples requests). Each replicate resamples every level's blocks with
-    replacement — consecutive requests share the server's state (a queue, a full batch), so they
-    are resampled together — and applies the rule of analysis/steps.py: the highest level meeting
-    the target, interpolated linearly towards the next level; the highest level itself when it is
-    the last; 0 when none meets it.
+    `blocks[i]` holds level i's parts — one per stage run at that load (a search probes a load more
+    than once) — each its judged and good counts per block of its window (consecutive sends; one
+    block per request resamples requests). Each replicate resamples a level's parts with replacement
+    and, within each, its blocks — consecutive requests share the server's state (a queue, a full
+    batch), so they go together, and two probes of one load differ by more than either shows — then
+    applies the rule of analysis/steps.py: the highest level meeting the target, interpolated
+    linearly towards the next level; the highest level itself when it is the last; 0 when none meets it.
     """
     rng = np.random.default_rng(seed)
     att = np.empty((replicates, len(blocks)))
-    for i, (judged, good) in enumerate(blocks):
-        j, g = np.asarray(judged, dtype=np.float64), np.asarray(good, dtype=np.float64)
-        pick = rng.integers(0, j.size, size=(replicates, j.size))
-        tj, tg = j[pick].sum(axis=1), g[pick].sum(axis=1)
-        att[:, i] = np.where(tj > 0, tg / np.maximum(tj, 1.0), g.sum() / max(j.sum(), 1.0))
+    for i, parts in enumerate(blocks):
+        tj, tg = np.empty((replicates, len(parts))), np.empty((replicates, len(parts)))
+        for p, (judged, good) in enumerate(parts):
+            j, g = np.asarray(judged, dtype=np.float64), np.asarray(good, dtype=np.float64)
+            pick = rng.integers(0, j.size, size=(replicates, j.size))
+            tj[:, p], tg[:, p] = j[pick].sum(axis=1), g[pick].sum(axis=1)
+        if len(parts) > 1:  # the parts themselves resampled: a replicate sums a draw of them
+            which = rng.integers(0, len(parts), size=(replicates, len(parts)))
+            tj, tg = np.take_along_axis(tj, which, axis=1), np.take_along_axis(tg, which, axis=1)
+        sj, sg = tj.sum(axis=1), tg.sum(axis=1)
+        point = sum(float(np.sum(g)) for _, g in parts) / max(sum(float(np.sum(j)) for j, _ in parts), 1.0)
+        att[:, i] = np.where(sj > 0, sg / np.maximum(sj, 1.0), point)
     passing = att >= target
     last = len(blocks) - 1
     any_pass = passing.any(axis=1)

@@ -226,8 +226,7 @@ def capacity_at_slo(
     cap = _interpolate(xs, att, target, unit, excluded)
     if not xs:
         return cap
-    joined = [tuple(np.concatenate(part) for part in zip(*spans[x], strict=True)) for x in xs]
-    draws, held, att_draws = capacity_draws(np.array(xs), joined, target)  # type: ignore[arg-type]
+    draws, held, att_draws = capacity_draws(np.array(xs), [spans[x] for x in xs], target)
     point = cap.value if cap.value is not None else 0.0
     # no upper end: the point itself is "≥", or too many replicates held up to the highest level
     open_high = (not cap.bounded and cap.value is not None) or held > (1 - LEVEL) / 2

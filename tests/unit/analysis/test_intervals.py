@@ -99,12 +99,12 @@ def test_many_sessions_are_dealt_into_groups_with_the_same_figures() -> None:
     assert iv.low is not None and iv.high is not None and iv.low < 1.0 < iv.high and iv.high - iv.low < 0.03
 
 
-def blocks(levels: list[tuple[int, float]], spans: int = 10) -> list[tuple[np.ndarray, np.ndarray]]:
+def blocks(levels: list[tuple[int, float]], spans: int = 10) -> list[list[tuple[np.ndarray, np.ndarray]]]:
     """Levels of `n` requests at attainment `a`, good ones spread evenly over `spans` spans."""
     out = []
     for n, a in levels:
         j = np.full(spans, n / spans)
-        out.append((j, j * a))
+        out.append([(j, j * a)])
     return out
 
 
@@ -121,10 +121,21 @@ def test_capacity_replicates_apply_the_rule() -> None:
 
 def test_noisy_levels_give_an_interval_around_the_crossing() -> None:
     rng = np.random.default_rng(4)
-    spans = [(np.full(10, 30.0), rng.binomial(30, a, 10).astype(float)) for a in (1.0, 0.96, 0.88, 0.5)]
+    spans = [[(np.full(10, 30.0), rng.binomial(30, a, 10).astype(float))] for a in (1.0, 0.96, 0.88, 0.5)]
     draws, _, _ = capacity_draws(np.array([10.0, 20.0, 30.0, 40.0]), spans, 0.9)
     iv = from_draws(draws, float(np.median(draws)))
     assert iv.low is not None and iv.high is not None and 10.0 <= iv.low < iv.high <= 40.0
+
+
+def test_a_load_probed_twice_resamples_its_probes() -> None:
+    """Two probes at 6 req/s, each steady inside (every span alike) but one at 95 %, one at 85 %: spans
+    alone would see no noise; resampling the probes puts the crossing anywhere between 4 and 8."""
+    even = [(np.full(10, 30.0), np.full(10, 30.0 * a)) for a in (0.95, 0.85)]
+    loads = np.array([4.0, 6.0, 8.0])
+    levels = [[(np.full(10, 30.0), np.full(10, 30.0))], even, [(np.full(10, 30.0), np.full(10, 6.0))]]
+    draws, _, att = capacity_draws(loads, levels, 0.9)
+    assert set(np.round(np.unique(att[:, 1]), 3)) == {0.85, 0.9, 0.95}  # both A, one of each, both B
+    assert draws.min() < 6.0 < draws.max()
 
 
 def test_merged_repeats_widen_with_their_spread() -> None:
