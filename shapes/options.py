@@ -159,6 +159,25 @@ def add_options(parser: Any) -> None:
         include_in_web_ui=True,
     )
     g.add_argument(
+        "--trace-file",
+        default="",
+        help="Trace replay: CSV/JSONL of timestamp, input_tokens, output_tokens[, prefix_id]",
+        include_in_web_ui=True,
+    )
+    g.add_argument(
+        "--time-scale",
+        type=float,
+        default=1.0,
+        help="Trace replay: multiply the trace's timestamps (0.5 = twice as fast; 0.001 for ms traces)",
+        include_in_web_ui=True,
+    )
+
+
+@events.init_command_line_parser.add_listener
+def add_search_options(parser: Any) -> None:
+    """`--shape search` (shapes/search.py)."""
+    g = parser
+    g.add_argument(
         "--search-by",
         default="rate",
         choices=["rate", "users"],
@@ -176,18 +195,5 @@ def add_options(parser: Any) -> None:
         default="20s",
         help="--shape search: length of each probe, its warm-up included (default 20s; warm-up: "
         "--warmup, or 25%% of the probe)",
-        include_in_web_ui=True,
-    )
-    g.add_argument(
-        "--trace-file",
-        default="",
-        help="Trace replay: CSV/JSONL of timestamp, input_tokens, output_tokens[, prefix_id]",
-        include_in_web_ui=True,
-    )
-    g.add_argument(
-        "--time-scale",
-        type=float,
-        default=1.0,
-        help="Trace replay: multiply the trace's timestamps (0.5 = twice as fast; 0.001 for ms traces)",
         include_in_web_ui=True,
     )

@@ -130,3 +130,20 @@ def test_repeats_option_runs_every_cell_n_times(capsys: pytest.CaptureFixture[st
     assert "× 3 repeats = 12 cells" in out and "[12/12] throughput · random · ramp4x12s · repeat 3" in out
     assert main(["run", str(ROOT / "examples" / "arena.yaml"), "--dry-run", "--repeats", "0"]) == 2
     assert capsys.readouterr().err == "arena: error: --repeats: 0 must be ≥ 1\n"
+
+
+def test_a_matrix_cell_can_search(tmp_path: Path) -> None:
+    """A search shape in a matrix: its keys become the load path's flags; the leaderboard ranks its
+    capacity with its interval like any other."""
+    from arena.runner import Layout, locust_command
+
+    (tmp_path / "m.yaml").write_text(MATRIX.replace(
+        "{label: ramp, shape: step, step_users: 1, step_interval: 10s, duration: 40s}",
+        "{label: find, shape: search, search_by: users, search_precision: 10%, search_probe_duration: 10s, duration: 5m}",
+    ))  # fmt: skip
+    m = load_matrix(tmp_path / "m.yaml")
+    cmd = locust_command(m, m.cells()[0], "http://127.0.0.1:1", Layout(tmp_path / "out"))
+    i = cmd.index("--shape")
+    assert cmd[i : i + 8] == ["--shape", "search", "--search-by", "users", "--search-precision", "10%",
+                              "--search-probe-duration", "10s"]  # fmt: skip
+    assert cmd[cmd.index("-t") + 1] == "300s"
