@@ -2,7 +2,9 @@
 
   probe 0   synchronous    1 request at a time (closed loop): the unloaded latency and its rate r_sync.
                            If even that misses the SLO, no load meets it: the search ends there.
-  bracket   doubling       open-loop probes at r_sync, 2·r_sync, 4·r_sync … until one fails
+  bracket   doubling       open-loop probes at r_sync, 2·r_sync, 4·r_sync … until one fails clearly
+                           (stopped early, or `clearly_fails`: the capacity's interval needs a level
+                           above it that fails beyond noise)
                            (`--search-by users`: closed-loop probes at 1, 2, 4 … users)
   bisect    (lo + hi) / 2  between the highest passing load (lo) and the lowest failing one (hi),
                            until hi − lo ≤ --search-precision × lo (users: or hi − lo ≤ 1)
@@ -20,7 +22,8 @@ figures under --slo, computed by the load path). A probe ends early, failing, wh
   is not being served) — and TTFT rises (p50 of the second half ≥ OVERSAT_TTFT_RATIO × the first
   half's): the queue grows without bound, more minutes would only make it longer;
 - or it **clearly fails**: half its measured part is over, ≥ CLEAR_MIN requests ended and the
-  attainment's 95 % upper bound (Wilson) is below the target.
+  attainment's 95 % upper bound (Wilson) is below the target by CLEAR_MARGIN (requests sent close
+  together share a queue: fewer independent draws than they look).
 After a failing probe, a stage without arrivals lets the queue it left drain (until nothing is in
 flight, at most DRAIN_MAX_S), so the next probe starts on an idle server; the search ends with one
 too, so its last probe's requests complete instead of being cancelled. A probe that would not
@@ -41,6 +44,7 @@ OVERSAT_MIN_S = 4.0
 OVERSAT_SHARE = 0.10
 OVERSAT_TTFT_RATIO = 1.5
 CLEAR_MIN = 30
+CLEAR_MARGIN = 0.15
 DRAIN_MAX_S = 60.0
 MAX_DOUBLINGS = 20
 MAX_PROBES = 40
@@ -56,6 +60,13 @@ def wilson_upper(good: int, n: int, z: float = Z95) -> float:
     centre = p + z * z / (2 * n)
     half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
     return min(1.0, (centre + half) / (1 + z * z / n))
+
+
+def clearly_fails(good: int, n: int, target: float) -> bool:
+    """At least CLEAR_MIN requests and the Wilson upper bound below the target by CLEAR_MARGIN: the
+    margin because requests sent close together share a queue, so they are fewer independent draws
+    than they look."""
+    return n >= CLEAR_MIN and wilson_upper(good, n) < target - CLEAR_MARGIN
 
 
 @dataclass(slots=True)
@@ -212,11 +223,11 @@ class SearchSchedule(Schedule):
             )
         target = self.target
         half = fig.elapsed_s >= (probe.planned_s - self.warmup_s) / 2
-        if half and fig.ended >= CLEAR_MIN and wilson_upper(fig.good, fig.ended) < target:
+        if half and clearly_fails(fig.good, fig.ended, target):
             upper = wilson_upper(fig.good, fig.ended)
             return (
                 f"clearly failing: attainment {fig.good / fig.ended:.1%} of {fig.ended} "
-                f"(95 % upper bound {upper:.1%} < {target:.0%})"
+                f"(95 % upper bound {upper:.1%} < {target - CLEAR_MARGIN:.0%})"
             )
         return ""
 
@@ -265,7 +276,8 @@ class SearchSchedule(Schedule):
         if len(self.probes) >= MAX_PROBES:
             self.outcome = f"stopped after {MAX_PROBES} probes"
             return None
-        if hi is None:
+        if hi is None or not self._clear_fail_from(hi):
+            # double until a load fails clearly: the interval's upper end needs a level far enough above
             if len(self.probes) > MAX_DOUBLINGS:
                 self.outcome = f"every probe up to {lo:g} {self.unit} met the SLO (no failure found)"
                 return None
@@ -286,6 +298,13 @@ class SearchSchedule(Schedule):
             )
         mid = (lo + hi) / 2
         return float(int(mid)) if self.by == "users" else mid
+
+    def _clear_fail_from(self, hi: float) -> bool:
+        """Whether some load at or above `hi` fails clearly: stopped early, or `clearly_fails` pooled."""
+        target = self.target
+        return any(
+            early or clearly_fails(g, n, target) for x, (n, g, _, early) in self.pooled.items() if x >= hi
+        )
 
     def _confirm(self, lo: float, hi: float, done: str) -> float | None:
         """A bracket narrow enough: probe its edges again until each holds CONFIRM probes (one noisy
