@@ -1,9 +1,12 @@
 """Several runs side by side: the research's Table 4.2 (+ goodput, capacity), repeats, best-run selection.
 
 The request distribution decides the ranking (DESIGN.md), so the best value per column is marked
-*within each dataset*, never across datasets. Runs of one configuration (same name, target,
+*within each dataset*, never across datasets — and only where it separates: a figure with a 95 %
+interval (analysis/intervals.py) is best when no other row is better beyond noise (intervals that do
+not overlap), so two rows whose intervals overlap the top are "tied within noise", both marked. Runs of one configuration (same name, target,
 model, dataset, user class, transport and shape) are repeats: by default they collapse into one
-row of medians with their min–max spread; `--repeats best` keeps each configuration's best run
+row of medians with their min–max spread and a merged interval (a two-stage bootstrap over the
+repeats and each one's own replicates); `--repeats best` keeps each configuration's best run
 (highest goodput, then lowest p95 latency — "ran 10 minutes and chose the best run"), `all`
 lists every run.
 
@@ -19,6 +22,7 @@ import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from analysis.intervals import Interval, merge_repeats, ranks
 from analysis.results import RunInfo, Summary
 from core.slo import Slo
 
@@ -40,6 +44,10 @@ METRICS: dict[str, int] = {
 }
 OPTIONAL = ("ttfo_p50_s", "ttfo_p95_s", "reasoning_tokens_mean")
 REPEAT_MODES = ("median", "best", "all")
+# Figures with a 95 % interval (analysis/intervals.py): ranked by what separates, ties within noise marked.
+WITH_INTERVALS = (
+    "latency_p95_s", "tpot_p95_s", "ttft_p50_s", "ttft_p95_s", "goodput_req_per_s", "slo_attainment", "capacity_at_slo",
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -85,10 +93,16 @@ class ComparisonRow:
         default_factory=frozenset
     )  # METRICS keys where it is the best of its dataset
     capacity_lower_bound: bool = False  # the capacity is "≥": its highest complete level still met the SLO
+    intervals: dict[str, Interval] = field(default_factory=dict)  # METRICS key → 95 % interval
+    tied: frozenset[str] = field(default_factory=frozenset)  # METRICS keys where its ★ is shared within noise
 
     def value(self, key: str) -> float | None:
         """The figure named `key` (a METRICS key)."""
         return getattr(self.figures, key)
+
+    def interval(self, key: str) -> Interval | None:
+        """The figure's 95 % interval (None: not measured, or a figure without one)."""
+        return self.intervals.get(key)
 
     def spread(self, key: str) -> tuple[float | None, float | None]:
         """(min, max) of `key` over the repeats; the value itself when there is no spread to show."""
@@ -138,7 +152,21 @@ def run_row(s: Summary) -> ComparisonRow:
         capacity_at_slo=s.capacity.value,
         **_reasoning(s),
     )
+    iv = s.intervals
+    intervals = {}
+    if iv is not None:
+        intervals = {
+            "latency_p95_s": iv.e2e["p95"],
+            "tpot_p95_s": iv.tpot["p95"],
+            "ttft_p50_s": iv.ttft["p50"],
+            "ttft_p95_s": iv.ttft["p95"],
+            "goodput_req_per_s": iv.goodput_req_per_s,
+            "slo_attainment": iv.slo_attainment,
+        }
+    if s.capacity.interval is not None:
+        intervals["capacity_at_slo"] = s.capacity.interval
     return ComparisonRow(
+        intervals=intervals,
         label=r.name,
         dir=r.dir,
         name=r.name,
@@ -217,8 +245,19 @@ def _collapse(runs: list[ComparisonRow], mode: str) -> ComparisonRow:
         if mode == "best"
         else bool(caps) and all(r.capacity_lower_bound for r in caps)
     )
+    merged = {}
+    for key in WITH_INTERVALS:
+        have = [r for r in runs if r.value(key) is not None]
+        parts = [r.interval(key) for r in have]
+        if mode == "median" and len(have) > 1:
+            iv = merge_repeats(parts, [r.value(key) for r in have])  # type: ignore[arg-type,misc]
+        else:
+            iv = best.interval(key)
+        if iv is not None:
+            merged[key] = iv
     return dataclasses.replace(
         best,
+        intervals=merged,
         capacity_lower_bound=lower,
         runs=len(runs),
         best_run=best.dir,
@@ -251,29 +290,39 @@ def unique_labels(rows: list[ComparisonRow], by_dir: bool) -> list[ComparisonRow
 
 
 def mark_best(rows: list[ComparisonRow]) -> list[ComparisonRow]:
-    """Mark, per dataset, the rows holding each metric's best value (ties all marked). Capacities are
-    ranked only among rows of one load unit: users and req/s are not on one axis."""
+    """Mark, per dataset, the rows holding each metric's best value: ranked by what separates — a row
+    is best when no other is better beyond noise (their 95 % intervals do not overlap); several best
+    rows are a tie within noise (`tied`). Figures without an interval rank by their values (exact
+    ties all marked). Capacities are ranked only among rows of one load unit: users and req/s are
+    not on one axis."""
     best: list[set[str]] = [set() for _ in rows]
+    tied: list[set[str]] = [set() for _ in rows]
     for ds in {r.dataset for r in rows}:
         idx = [i for i, r in enumerate(rows) if r.dataset == ds]
-        for unit in {rows[i].capacity_unit for i in idx}:
-            same = [i for i in idx if rows[i].capacity_unit == unit]
-            for i in _best_of(rows, same, "capacity_at_slo", METRICS["capacity_at_slo"]):
-                best[i].add("capacity_at_slo")
-        for key, direction in METRICS.items():
-            if direction and key != "capacity_at_slo":  # direction 0: shown, not ranked
-                for i in _best_of(rows, idx, key, direction):
-                    best[i].add(key)
-    return [dataclasses.replace(r, best=frozenset(b)) for r, b in zip(rows, best, strict=True)]
+        groups = [
+            (key, idx) for key, d in METRICS.items() if d and key != "capacity_at_slo"
+        ]  # 0: shown, not ranked
+        units = {rows[i].capacity_unit for i in idx}
+        groups += [("capacity_at_slo", [i for i in idx if rows[i].capacity_unit == u]) for u in units]
+        for key, members in groups:
+            top = _best_of(rows, members, key, METRICS[key])
+            for i in top:
+                best[i].add(key)
+                if len(top) > 1:
+                    tied[i].add(key)
+    return [
+        dataclasses.replace(r, best=frozenset(b), tied=frozenset(t))
+        for r, b, t in zip(rows, best, tied, strict=True)
+    ]
 
 
 def _best_of(rows: list[ComparisonRow], idx: list[int], key: str, direction: int) -> list[int]:
-    """The rows among `idx` holding the best value of `key` (none when fewer than two have one)."""
-    vals = [(rows[i].value(key), i) for i in idx if rows[i].value(key) is not None]
-    if len(idx) < 2 or not vals:
+    """The rows among `idx` that no other beats beyond noise (none when fewer than two have a value)."""
+    have = [i for i in idx if rows[i].value(key) is not None]
+    if len(idx) < 2 or not have:
         return []
-    top = max(v for v, _ in vals) if direction > 0 else min(v for v, _ in vals)
-    return [i for v, i in vals if v == top]
+    ivs = [rows[i].interval(key) or Interval(rows[i].value(key), rows[i].value(key)) for i in have]
+    return [i for i, rank in zip(have, ranks(ivs, direction), strict=True) if rank == 1]
 
 
 def curve_labels(runs: list[ComparisonRow]) -> list[str]:

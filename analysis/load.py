@@ -50,7 +50,13 @@ FLOAT_COLS = (
     "tool_ttft_s",
     "tool_call_tokens",
 )
-TEXT_COLS = ("dataset", "error", "worker", "tenant")  # tenant: the mix class (`--mix`)
+TEXT_COLS = (
+    "dataset",
+    "error",
+    "worker",
+    "tenant",
+    "session",
+)  # tenant: the mix class; session: what intervals resample
 INT_COLS = ("step", "target_users")
 ID_COLS = ("user",)  # with `worker`: who sent a request (the start-up ends at the last user's first send)
 NL = b"\n"

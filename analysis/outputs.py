@@ -17,7 +17,7 @@ from pathlib import Path
 from analysis import pareto
 from analysis.compare import Comparison, curve_labels
 from analysis.metrics import latency_values
-from analysis.render import comparison, html, markdown, plots
+from analysis.render import comparison, html, markdown, plots, uncertainty
 from analysis.render import pareto as pareto_render
 from analysis.render import server as server_render
 from analysis.render import spans as spans_render
@@ -42,6 +42,12 @@ def run_plots(a: Analysis, out_dir: Path) -> list[tuple[Path, str]]:
             plots.goodput_vs_throughput(s.steps, s.load_unit, a.slo, out_dir / "goodput_vs_throughput.png"),
             "Goodput vs throughput per step: distance below the diagonal = requests that missed the SLO.",
         )
+        if p := uncertainty.plot(s.capacity, a.slo, out_dir / uncertainty.FIGURE):
+            out["capacity"] = (
+                p,
+                "SLO attainment per load level with its 95 % interval, and the capacity at SLO with its 95 % "
+                "interval (shaded): where attainment crosses the target, and how surely.",
+            )
     level = {st.step: st.load for st in s.steps}
     saturated = [list(w) for w in s.saturated_windows]
     out["time"] = (
@@ -70,7 +76,7 @@ def run_plots(a: Analysis, out_dir: Path) -> list[tuple[Path, str]]:
         ),
         "Distributions of TTFT, TPOT, ITL and E2E latency with the SLO limits.",
     )  # fmt: skip
-    order = ("load", "goodput", "cdf", "time", "server", "timing")
+    order = ("load", "capacity", "goodput", "cdf", "time", "server", "timing")
     return [out[k] for k in order if k in out]
 
 

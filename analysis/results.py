@@ -21,8 +21,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from analysis.dist import Dist
+from analysis.intervals import Headline as Headline  # re-exported: every result type here
+from analysis.intervals import Interval as Interval
 from analysis.reasoning import Reasoning, ToolCalls
-from analysis.serverfigures import ServerFigures as ServerFigures  # re-exported: every result type here
+from analysis.serverfigures import ServerFigures as ServerFigures
 from analysis.serverfigures import ServerSummary as ServerSummary
 from analysis.serverfigures import StepServer as StepServer
 from analysis.serverfigures import TtftCompare as TtftCompare
@@ -93,9 +95,11 @@ class Verdict:
     checks: list[Check]
     passed: bool
     capacity: Capacity | None = None  # where this SLO breaks along the load levels (None: no levels)
+    attainment_interval: Interval | None = None  # 95 % (analysis/intervals.py), as the headline's
+    goodput_interval: Interval | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out = {
             "slo": self.slo,
             "describe": self.describe,
             "slo_attainment": self.slo_attainment,
@@ -105,6 +109,11 @@ class Verdict:
             "pass": self.passed,
             "capacity": None if self.capacity is None else self.capacity.to_dict(),
         }
+        if self.attainment_interval is not None:
+            out["slo_attainment_interval"] = self.attainment_interval.to_list()
+        if self.goodput_interval is not None:
+            out["goodput_interval"] = self.goodput_interval.to_list()
+        return out
 
 
 @dataclass(frozen=True)
@@ -201,6 +210,7 @@ class Summary:
     # a mixed run (`--mix`): an analysis.tenantresults.Tenants, each class against its own SLO (that
     # module builds on this one's types, so it is not named here); None for a run without classes
     tenants: Any = None
+    intervals: Headline | None = None  # 95 % intervals of the headline figures (analysis/intervals.py)
 
     @property
     def is_ramp(self) -> bool:
@@ -262,6 +272,7 @@ class Summary:
             "warnings": list(self.warnings),
             "reasoning": None if self.reasoning is None else self.reasoning.to_dict(),
             "tool_calls": None if self.tool_calls is None else self.tool_calls.to_dict(),
+            "intervals": None if self.intervals is None else self.intervals.to_dict(),
         }
         if self.tenants is not None:  # only a mixed run has the key (every other summary.json is as it was)
             out["tenants"] = self.tenants.to_dict()

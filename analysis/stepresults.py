@@ -8,6 +8,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
+from analysis.intervals import Interval
 from analysis.serverfigures import StepServer
 
 
@@ -86,6 +87,10 @@ class Level:
 
     load: float
     slo_attainment: float
+    interval: Interval | None = None  # its attainment's 95 % interval (the capacity's block bootstrap)
+
+
+CAPACITY_METHOD = "bootstrap over each level's requests, the capacity rule applied to every replicate"
 
 
 @dataclass(frozen=True)
@@ -94,7 +99,9 @@ class Capacity:
 
     `bounded` is False when every complete level up to the highest met the target (`value` is then a
     lower bound, "≥"); `between` the two levels interpolated between (the second is where it breaks);
-    `levels` None when there was no complete level; `excluded` the truncated steps left out.
+    `levels` None when there was no complete level; `excluded` the truncated steps left out;
+    `interval` its 95 % interval (analysis/intervals.py: each level's requests resampled, the same
+    rule applied to every replicate; no upper end when the levels held up to the highest too often).
     """
 
     value: float | None
@@ -105,6 +112,7 @@ class Capacity:
     note: str
     levels: list[Level] | None
     excluded: list[int] = dataclasses.field(default_factory=list)
+    interval: Interval | None = None
 
     @property
     def breaks_at(self) -> float | None:
@@ -121,6 +129,13 @@ class Capacity:
             "note": self.note,
         }
         if self.levels is not None:
-            out["levels"] = [{"load": x.load, "slo_attainment": x.slo_attainment} for x in self.levels]
+            out["levels"] = [
+                {"load": x.load, "slo_attainment": x.slo_attainment}
+                | ({} if x.interval is None else {"slo_attainment_interval": x.interval.to_list()})
+                for x in self.levels
+            ]
         out["excluded_steps"] = list(self.excluded)
+        if self.interval is not None:
+            out["interval"] = self.interval.to_list()
+            out["interval_method"] = CAPACITY_METHOD
         return out

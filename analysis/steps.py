@@ -7,11 +7,13 @@ definition). The load of a level is in one unit per run, never mixed on one axis
 - a run with any open-loop stage (rates, sweeps): requests per second — an open-loop stage at its
   `rate_rps`, a closed-loop stage (a sweep's synchronous and throughput stages) at the rate it
   achieved (requests sent in its window / the window), as GuideLLM places them on its sweep curve.
-Truncated levels (analysis/windows.py `truncation`) are marked and left out of capacity.
+Truncated levels (analysis/windows.py `truncation`) are marked and left out of capacity. Capacity
+carries its 95 % interval (analysis/intervals.py `capacity_draws`: the same rule on resampled levels).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 from dataclasses import dataclass
 
@@ -20,6 +22,7 @@ import pandas as pd
 import pyarrow as pa
 
 from analysis import windows as win
+from analysis.intervals import BLOCKS, LEVEL, capacity_draws, from_draws
 from analysis.load import stages_by_step
 from analysis.metrics import end_times, judged, rate
 from analysis.results import Capacity, Level, Step, StepPercentiles
@@ -146,6 +149,33 @@ def _percentiles(pct: pd.DataFrame, step: object, metric: str) -> StepPercentile
     return StepPercentiles(*(None if pd.isna(x) else float(x) for x in v))
 
 
+class LevelSpans:
+    """Which span of its level's window each counted row was sent in (`BLOCKS` equal spans), worked out
+    once per run: `counts(good)` gives, per level, the judged and good requests of each span — what
+    the capacity interval resamples (analysis/intervals.py) — for any SLO's good mask."""
+
+    def __init__(self, df: pd.DataFrame, rows: np.ndarray, steps: list[Step]) -> None:
+        self.steps = [s.step for s in steps]
+        ids = np.array(self.steps, dtype=np.int64)
+        order = np.argsort(ids)
+        step_of = df["step"].to_numpy()
+        pos = np.clip(np.searchsorted(ids[order], step_of), 0, max(len(ids) - 1, 0))
+        level = order[pos] if len(ids) else np.zeros(len(df), dtype=np.int64)
+        self.keep = rows & judged(df) & (ids[level] == step_of if len(ids) else False)
+        t0 = np.array([s.t_start_unix for s in steps])[level]
+        span = np.maximum(np.array([s.t_end_unix - s.t_start_unix for s in steps])[level], 1e-9)
+        t = df["t_start_unix"].to_numpy()
+        block = np.clip(((t - t0) / span * BLOCKS).astype(np.int64), 0, BLOCKS - 1)
+        self.key = (level * BLOCKS + block)[self.keep]
+        n = len(ids) * BLOCKS
+        self.judged = np.bincount(self.key, minlength=n).astype(np.float64).reshape(-1, BLOCKS)
+
+    def counts(self, good: np.ndarray) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+        g = np.bincount(self.key[good[self.keep]], minlength=self.judged.size).astype(np.float64)
+        g = g.reshape(-1, BLOCKS)
+        return {step: (self.judged[i], g[i]) for i, step in enumerate(self.steps)}
+
+
 def good_by_step(df: pd.DataFrame, rows: np.ndarray, good: np.ndarray) -> dict[int, int]:
     """Good requests per level under one SLO's mask (rows counted in their level only)."""
     steps = df["step"].to_numpy()[rows]
@@ -154,15 +184,20 @@ def good_by_step(df: pd.DataFrame, rows: np.ndarray, good: np.ndarray) -> dict[i
 
 
 def capacity_at_slo(
-    steps: list[Step], target: float, unit: str, good: dict[int, int] | None = None
+    steps: list[Step],
+    target: float,
+    unit: str,
+    good: dict[int, int] | None = None,
+    blocks: dict[int, tuple[np.ndarray, np.ndarray]] | None = None,
 ) -> Capacity:
     """Highest load level whose attainment ≥ target, interpolated linearly towards the next level.
 
     Truncated steps are left out; steps at the same load level are pooled. If the highest passing
     level is also the highest complete one, capacity is only a lower bound (`bounded` False). If
     attainment dips below the target at a lower level and recovers, the note says so. `good`
-    gives another SLO's good count per step (default: the steps' own). Levels in different units
-    are refused: they do not lie on one axis.
+    gives another SLO's good count per step (default: the steps' own), `blocks` the judged and good
+    counts per span of each level's window that its interval resamples (`LevelSpans`; without
+    them, single requests). Levels in different units are refused: they do not lie on one axis.
     """
     mixed = {s.unit for s in steps} - {unit}
     if mixed:
@@ -177,13 +212,29 @@ def capacity_at_slo(
         note = "no complete load level to judge: every level was truncated"
         return Capacity(None, unit, target, True, None, note, None, excluded)
     pooled: dict[float, list[int]] = {}
+    spans: dict[float, list[tuple[np.ndarray, np.ndarray]]] = {}
     for s in usable:
         acc = pooled.setdefault(s.load, [0, 0])
-        acc[0] += s.requests - s.cancelled
-        acc[1] += s.good if good is None else good.get(s.step, 0)
+        n, g = s.requests - s.cancelled, s.good if good is None else good.get(s.step, 0)
+        acc[0] += n
+        acc[1] += g
+        spans.setdefault(s.load, []).append(
+            blocks[s.step] if blocks and s.step in blocks else (np.ones(n), np.repeat([1.0, 0.0], [g, n - g]))
+        )
     xs = sorted(x for x in pooled if pooled[x][0])
     att = [pooled[x][1] / pooled[x][0] for x in xs]
-    return _interpolate(xs, att, target, unit, excluded)
+    cap = _interpolate(xs, att, target, unit, excluded)
+    if not xs:
+        return cap
+    draws, held, att_draws = capacity_draws(np.array(xs), [spans[x] for x in xs], target)
+    point = cap.value if cap.value is not None else 0.0
+    # no upper end: the point itself is "≥", or too many replicates held up to the highest level
+    open_high = (not cap.bounded and cap.value is not None) or held > (1 - LEVEL) / 2
+    levels = [
+        dataclasses.replace(lv, interval=from_draws(att_draws[:, k], lv.slo_attainment))
+        for k, lv in enumerate(cap.levels or [])
+    ]
+    return dataclasses.replace(cap, interval=from_draws(draws, point, open_high), levels=levels)
 
 
 def _interpolate(

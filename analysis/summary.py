@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from analysis import fmt, server, spans
+from analysis import fmt, intervals, server, spans
 from analysis import windows as win
 from analysis.errors import AnalysisError
 from analysis.itl import Distribution, PendingDistribution
@@ -26,6 +26,7 @@ from analysis.metrics import (
     dist_itl,
     errors_by_category,
     good_mask,
+    judged,
     latency_values,
     open_loop,
     reasoning,
@@ -33,8 +34,8 @@ from analysis.metrics import (
     tool_calls,
     verdict,
 )
-from analysis.results import RunInfo, StartupFigures, Step, Summary, Verdict
-from analysis.steps import Levels, capacity_at_slo, good_by_step, step_table
+from analysis.results import Dist, RunInfo, StartupFigures, Step, Summary, Throughput, Verdict
+from analysis.steps import Levels, LevelSpans, capacity_at_slo, good_by_step, step_table
 from analysis.tenants import tenant_figures
 from core.slo import PROFILES, Slo
 
@@ -126,23 +127,29 @@ def analyze(
         server_summary = server.summarize(series, (tp.t_start_unix, tp.t_end_unix), df, run.path)
         figures = server.step_figures(series, steps, df, run.path)
         steps = [dataclasses.replace(st, server=f) for st, f in zip(steps, figures, strict=True)]
+    slos = judged_slos(slo, extra)
+    level_spans = LevelSpans(df, in_step, steps)
     verdicts = with_capacity(
-        [verdict(df, in_run, itl, s) for s in judged_slos(slo, extra)], judged_slos(slo, extra), steps, unit,
+        [verdict(df, in_run, itl, s) for s in slos], slos, steps, unit,
         lambda s: good_by_step(df, in_step, good_mask(df, s)),
+        lambda s: level_spans.counts(good_mask(df, s)),
     )  # fmt: skip
+    ttft, tpot, e2e = (dist(latency_values(sel, f"{m}_s")) for m in ("ttft", "tpot", "e2e"))
+    rs = intervals.resampler(_sessions(sel), len(sel))
+    head, verdicts = headline_intervals(df, in_run, good, tp, (ttft, tpot, e2e), rs, verdicts, slos)
     summary = Summary(
         run=run_info(run),
         slo=slo,
         throughput=tp,
         errors=errors_by_category(sel),
-        ttft=dist(latency_values(sel, "ttft_s")),
-        tpot=dist(latency_values(sel, "tpot_s")),
+        ttft=ttft,
+        tpot=tpot,
         itl=None,  # filled by Analysis.finish()
-        e2e=dist(latency_values(sel, "e2e_s")),
+        e2e=e2e,
         verdicts=verdicts,
         load_unit=unit,
         steps=steps,
-        capacity=capacity_at_slo(steps, slo.attain_target, unit),
+        capacity=capacity_at_slo(steps, slo.attain_target, unit, blocks=level_spans.counts(good)),
         open_loop=open_loop(sel, slo),
         excluded_warmup_rows=int((~df["in_run_stats"].to_numpy()).sum()),
         saturated_windows=windows,
@@ -154,19 +161,75 @@ def analyze(
         reasoning=reasoning(sel),
         tool_calls=tool_calls(sel),
         tenants=tenant_figures(df, run.itl, run.meta, slo, (in_run, in_step), tp, steps, unit),
+        intervals=head,
     )
     a = Analysis(run, slo, summary, good, itl, series, in_run)
     return a.finish() if wait else a
 
 
+def _sessions(sel: pd.DataFrame) -> np.ndarray | None:
+    return sel["session"].astype(object).fillna("").to_numpy() if "session" in sel else None
+
+
+def headline_intervals(
+    df: pd.DataFrame,
+    in_run: np.ndarray,
+    good: np.ndarray,
+    tp: Throughput,
+    dists: tuple[Dist, Dist, Dist],
+    rs: intervals.Resampler,
+    verdicts: list[Verdict],
+    slos: list[Slo],
+) -> tuple[intervals.Headline, list[Verdict]]:
+    """95 % intervals of the headline figures, and of each SLO's attainment and goodput (analysis/intervals.py)."""
+    ok = df["ok"].to_numpy(dtype=bool)
+    rows_ok = ok[in_run]
+    lat = {m: np.where(rows_ok, df[f"{m}_s"].to_numpy()[in_run], np.nan) for m in ("ttft", "tpot", "e2e")}
+    points = {m: {"p50": d.p50, "p95": d.p95, "p99": d.p99} for m, d in zip(lat, dists, strict=True)}
+    judged_rows = judged(df[in_run])
+    done = win.completed_in(df, ok, tp.t_start_unix, tp.t_end_unix)[in_run]
+    head = intervals.headline(
+        rs,
+        lat,
+        points,
+        good[in_run],
+        judged_rows,
+        tp.slo_attainment,
+        done & good[in_run],
+        tp.goodput_req_per_s,
+    )
+    out = []
+    for v, s in zip(verdicts, slos, strict=True):
+        g = good_mask(df, s)[in_run]
+        k = int((done & g).sum())
+        gp = (
+            rs.counts(done & g) * (v.goodput_req_per_s / k) if v.goodput_req_per_s is not None and k else None
+        )
+        out.append(
+            dataclasses.replace(
+                v,
+                attainment_interval=intervals.from_draws(
+                    rs.ratio(g & judged_rows, judged_rows), v.slo_attainment
+                ),
+                goodput_interval=None if gp is None else intervals.from_draws(gp, v.goodput_req_per_s),
+            )
+        )
+    return head, out
+
+
 def with_capacity(
-    verdicts: list[Verdict], slos: list[Slo], steps: list[Step], unit: str, good_of
+    verdicts: list[Verdict], slos: list[Slo], steps: list[Step], unit: str, good_of, blocks_of=None
 ) -> list[Verdict]:
     """Each SLO's verdict with where that SLO breaks along the load levels (no levels: unchanged)."""
     if not steps:
         return verdicts
     return [
-        dataclasses.replace(v, capacity=capacity_at_slo(steps, s.attain_target, unit, good_of(s)))
+        dataclasses.replace(
+            v,
+            capacity=capacity_at_slo(
+                steps, s.attain_target, unit, good_of(s), None if blocks_of is None else blocks_of(s)
+            ),
+        )
         for v, s in zip(verdicts, slos, strict=True)
     ]
 

@@ -111,7 +111,8 @@ def fallback_windows(first_sends: dict[int, float], run_end: float) -> dict[int,
 def planned_s(meta: dict, stage: dict) -> float | None:
     """How long a stage was meant to last, from the shape's parameters in run.json (None: open-ended
     or not recorded): the step interval (not for a ramp's capped last level), the sweep's stage
-    duration, a `--stages` stage's duration, a plain or `--rate` run's `-t`."""
+    duration, a search probe's length (None for one the search itself ended early), a `--stages`
+    stage's duration, a plain or `--rate` run's `-t`."""
     shape = meta.get("shape") if isinstance(meta.get("shape"), dict) else {}
     params = shape.get("params") if isinstance(shape.get("params"), dict) else {}
     name = shape.get("name")
@@ -124,6 +125,11 @@ def planned_s(meta: dict, stage: dict) -> float | None:
         return _pos(params.get("stage_duration_s"))
     if name in ("ConstantSchedule", "RateSchedule"):  # one stage for -t (open-ended without it)
         return _pos(params.get("duration_s"))
+    if name == "SearchSchedule":  # a probe the search ended early (over-saturated, failing) ran as planned
+        for probe in params.get("probes") or []:
+            if isinstance(probe, dict) and probe.get("step") == stage.get("step"):
+                return None if probe.get("stopped_early") else _pos(probe.get("planned_s"))
+        return None
     if name == "StagesSchedule":
         for st in params.get("stages") or []:
             if isinstance(st, dict) and st.get("step") == stage.get("step"):

@@ -1,4 +1,4 @@
-"""`python -m arena run MATRIX.yaml [--results DIR] [--dry-run]` and `python -m arena leaderboard [--results DIR]`.
+"""`python -m arena run MATRIX.yaml [--results DIR] [--repeats N] [--dry-run]` and `python -m arena leaderboard [--results DIR]`.
 
 User mistakes (a bad matrix, an unwritable results folder, a missing store) are one line on
 stderr and exit status 2, never a traceback. A cell that fails (its server never became healthy,
@@ -8,6 +8,7 @@ its load run broke) is one line too; the matrix goes on, and the exit status is 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import shlex
 import sys
@@ -17,7 +18,7 @@ from typing import NoReturn
 
 from arena.matrix import Matrix, MatrixError, load_matrix
 
-USAGE = """python -m arena run MATRIX.yaml [--results DIR] [--dry-run]
+USAGE = """python -m arena run MATRIX.yaml [--results DIR] [--repeats N] [--dry-run]
        python -m arena leaderboard [--results DIR] [--matrix NAME]"""
 BOARD_TITLE = "Goodput arena leaderboard"
 
@@ -96,7 +97,7 @@ def print_winners(cells: list[tuple]) -> None:
 
     for key, items in cells:
         winners = [e for e in items if e["winner"]]
-        name = " = ".join(e["config"] for e in winners) or "none met the SLO"
+        name = board.winner_names(winners) if winners else "none met the SLO"
         cap = board.capacity_text(winners[0]) if winners else ""
         print(
             f"  {key[0]} × {key[1]} · {key[3]}: {board.WINNER} {name}" + (f" (capacity {cap})" if cap else "")
@@ -114,11 +115,22 @@ def cmd_run(argv: list[str]) -> int:
         "--results", metavar="DIR", help="results folder (default: the matrix's results:, else results)"
     )
     p.add_argument("--dry-run", action="store_true", help="print the cells and their commands; run nothing")
+    p.add_argument(
+        "--repeats",
+        type=int,
+        metavar="N",
+        help="run every cell N times (default: the matrix's repeats:); repeats merge into one row with "
+        "their spread and a merged 95 %% interval",
+    )
     args = p.parse_args(argv)
     try:
         matrix = load_matrix(args.matrix)
     except MatrixError as e:
         raise UserError(str(e)) from None
+    if args.repeats is not None:
+        if args.repeats < 1:
+            raise UserError(f"--repeats: {args.repeats} must be ≥ 1")
+        matrix = dataclasses.replace(matrix, repeats=args.repeats)
     results = _results(args, matrix)
     root = results / matrix.name
     if args.dry_run:

@@ -3,7 +3,11 @@
 Capacity at SLO (the highest load whose attainment ≥ target) ranks first because it answers the
 product's question — how much load does it take within the SLO — and does not depend on how far
 past saturation the ramp went; goodput breaks ties (e.g. two servers that both held the SLO up to
-the highest tested load). A cell in which no configuration met the SLO at any level and none
+the highest tested load). Both rank only what separates (`beats`): one configuration is above
+another when its 95 % interval (analysis/intervals.py, repeats merged) lies wholly above the other's;
+when the capacity intervals overlap, goodput's decide; when those overlap too, the two are tied
+within noise. The winners are the entries nothing beats; several winners are a tie, said so, and
+no cell is given to one of them. A cell in which no configuration met the SLO at any level and none
 served a good request has no winner. Rendered as markdown and as one self-contained HTML page.
 """
 
@@ -29,9 +33,31 @@ def rank_key(e: dict) -> tuple:
     return (cap is None, -(cap or 0.0), -(e.get("goodput") or 0.0))
 
 
+def _interval(e: dict, name: str) -> tuple[float, float]:
+    """An entry's 95 % interval of `capacity` or `goodput` (store columns `<name>_low/_high`): an open
+    upper end is +∞; an entry stored without one (older stores) is its point; none measured is 0."""
+    v = e.get(name)
+    lo, hi = e.get(f"{name}_low"), e.get(f"{name}_high")
+    if lo is None and hi is None:
+        return (v or 0.0, v or 0.0)
+    return (0.0 if lo is None else lo, float("inf") if hi is None else hi)
+
+
+def beats(a: dict, b: dict) -> bool:
+    """`a` ranks above `b` beyond noise: its capacity interval lies wholly above b's, or the two
+    capacities do not separate (their intervals overlap) and its goodput interval lies wholly above."""
+    (ca_lo, ca_hi), (cb_lo, cb_hi) = _interval(a, "capacity"), _interval(b, "capacity")
+    if ca_lo > cb_hi:
+        return True
+    if cb_lo > ca_hi:
+        return False
+    return _interval(a, "goodput")[0] > _interval(b, "goodput")[1]
+
+
 def ranked(entries: Iterable[dict]) -> list[tuple[tuple, list[dict]]]:
-    """Cells by dataset, then SLO, then shape (each in first-seen order), entries sorted best first,
-    with `rank` and `winner` set."""
+    """Cells by dataset, then SLO, then shape (each in first-seen order), entries best first, with
+    `rank` (1 + the entries that beat it beyond noise: `beats`), `winner` (rank 1, when anyone met the
+    SLO) and `tied` (the cell's winners are several: tied within noise)."""
     cells: dict[tuple, list[dict]] = {}
     seen: list[dict] = [{}, {}, {}]
     for e in entries:
@@ -43,24 +69,32 @@ def ranked(entries: Iterable[dict]) -> list[tuple[tuple, list[dict]]]:
     out = []
     for key in order:
         items = cells[key]
-        items.sort(key=rank_key)
-        top = rank_key(items[0])
-        has_winner = items[0].get("capacity") is not None or (items[0].get("goodput") or 0) > 0
-        for i, e in enumerate(items):
-            e["rank"] = 1 + sum(1 for o in items[:i] if rank_key(o) != rank_key(e))
-            e["winner"] = has_winner and rank_key(e) == top
+        for e in items:
+            e["rank"] = 1 + sum(1 for o in items if o is not e and beats(o, e))
+        items.sort(key=lambda e: (e["rank"], rank_key(e)))
+        has_winner = any(e.get("capacity") is not None or (e.get("goodput") or 0) > 0 for e in items)
+        top = [e for e in items if e["rank"] == 1]
+        for e in items:
+            e["winner"] = has_winner and e["rank"] == 1
+            e["tied"] = e["winner"] and len(top) > 1
         out.append((key, items))
     return out
 
 
+def _span(lo: float | None, hi: float | None) -> str:
+    return f"[{'…' if lo is None else f'{lo:.3g}'}–{'…' if hi is None else f'{hi:.3g}'}]"
+
+
 def capacity_text(e: dict, spread: bool = False) -> str:
-    """`7.4 users`, `≥ 16 users` (held up to the highest level tested), `none`; with `spread`, the
-    repeats' range too — `7.9 users (7.4–8.4)` — so a near-tie is visible as one."""
+    """`7.4 users`, `≥ 16 users` (held up to the highest level tested), `none`; with `spread`, its 95 %
+    interval — `7.9 users [7.1–8.6]` — and the repeats' range — `(7.4–8.4)` — so a near-tie shows."""
     if e.get("capacity") is None:
         text = "none"
     else:
         ge = "≥ " if e.get("capacity_lower_bound") else ""
         text = f"{ge}{e['capacity']:.3g} {e.get('capacity_unit') or ''}".strip()
+    if spread and (e.get("capacity_low") is not None or e.get("capacity_high") is not None):
+        text += f" {_span(e.get('capacity_low'), e.get('capacity_high'))}"
     runs = e.get("capacity_runs") or []
     if spread and len(runs) > 1 and len(set(runs)) > 1:
         nums = [v for v in runs if v is not None]
@@ -70,20 +104,33 @@ def capacity_text(e: dict, spread: bool = False) -> str:
     return text
 
 
+def winner_names(winners: list[dict]) -> str:
+    """`A`, `A = B (tied within noise)`, or `— (none met the SLO)`."""
+    names = " = ".join(e["config"] for e in winners) or "— (none met the SLO)"
+    return names + (" (tied within noise)" if len(winners) > 1 else "")
+
+
 def _winners(cells: list[tuple[tuple, list[dict]]]) -> list[tuple[tuple, list[dict]]]:
     return [(key, [e for e in items if e["winner"]]) for key, items in cells]
 
 
 def verdict(cells: list[tuple[tuple, list[dict]]]) -> str:
-    names = {e["config"] for _, w in _winners(cells) for e in w}
-    decided = [w for _, w in _winners(cells) if w]
+    decided = [w for _, w in _winners(cells) if len(w) == 1]
+    tied = [w for _, w in _winners(cells) if len(w) > 1]
+    names = {w[0]["config"] for w in decided}
+    ties = (
+        f" {len(tied)} of {len(cells)} cells {'is a tie' if len(tied) == 1 else 'are ties'} within noise "
+        "(the winners' 95 % intervals overlap): no winner there."
+        if tied
+        else ""
+    )
     if not decided:
-        return "No configuration met its SLO in any cell."
+        return ties.strip() if tied else "No configuration met its SLO in any cell."
     if len(names) == 1:
-        return f"**{next(iter(names))}** wins every cell that has a winner ({len(decided)} of {len(cells)})."
+        return f"**{next(iter(names))}** wins every cell that has a winner ({len(decided)} of {len(cells)}).{ties}"
     return (
         f"**No single best:** {len(names)} configurations ({', '.join(sorted(names))}) each win at least "
-        f"one of {len(cells)} cells — the dataset and the SLO decide."
+        f"one of {len(cells)} cells — the dataset and the SLO decide.{ties}"
     )
 
 
@@ -123,10 +170,15 @@ def columns(items: list[dict]) -> list[tuple[str, str]]:
 def _value(e: dict, key: str, mark: str = WINNER) -> str:
     v = e.get(key)
     if key == "rank":
+        if e.get("tied"):
+            return f"{mark} {v} (tied)"
         return f"{mark} {v}" if e.get("winner") else str(v)
     if key == "capacity":
         return capacity_text(e, spread=True)
-    if key in ("goodput", "req_per_s"):
+    if key == "goodput":
+        lo, hi = e.get("goodput_low"), e.get("goodput_high")
+        return fmt.num(v) + (f" [{fmt.num(lo)}–{fmt.num(hi)}]" if v is not None and lo is not None else "")
+    if key == "req_per_s":
         return fmt.num(v)
     if key == "reasoning_tokens":
         return fmt.num(v, 0)
@@ -152,8 +204,11 @@ def render_markdown(entries: list[dict], title: str) -> str:
         f"{len(entries)} entries from {len(matrices)} {'matrices' if len(matrices) > 1 else 'matrix'} "
         f"({', '.join(matrices)}). Each cell ranks configurations by **capacity at SLO** (the highest load "
         "whose SLO attainment stays ≥ the target; ≥ = held up to the highest tested load), then by "
-        f"**goodput**; {WINNER} marks the winner. Figures are medians over repeats (capacity: the "
-        "repeats' range in brackets).",
+        f"**goodput**, each only where it separates: a configuration ranks above another when its 95 % "
+        "interval lies wholly above the other's (README.md § Intervals); overlapping intervals are tied "
+        f"within noise. {WINNER} marks the winner — several, marked (tied), when the best are tied. "
+        "Figures are medians over repeats; [low–high]: the 95 % interval, repeats merged; (low–high): the "
+        "repeats' own range.",
         "",
         verdict(cells),
         "",
@@ -168,7 +223,7 @@ def render_markdown(entries: list[dict], title: str) -> str:
                 key[0],
                 f"{key[1]} ({key[2]})",
                 key[3],
-                " = ".join(e["config"] for e in winners) or "— (none met the SLO)",
+                winner_names(winners),
                 capacity_text(w) if w else "",
                 fmt.num(w["goodput"]) if w else "",
             ]
@@ -248,15 +303,18 @@ def render_html(entries: list[dict], title: str) -> str:
     parts += [
         f"<p class=muted>Each cell ranks configurations by <b>capacity at SLO</b> (the highest load whose SLO "
         f"attainment stays ≥ the target; ≥ = held up to the highest tested load), then by <b>goodput</b>; "
-        f"{WINNER_HTML} marks the winner. Figures are medians over repeats (capacity: the repeats' range "
-        "in brackets).</p>",
+        "each only where it separates: a configuration ranks above another when its 95 % interval lies "
+        "wholly above the other's; overlapping intervals are tied within noise. "
+        f"{WINNER_HTML} marks the winner — several, marked (tied), when the best are tied. Figures are "
+        "medians over repeats; [low–high]: the 95 % interval, repeats merged; (low–high): the repeats' "
+        "own range.</p>",
         f"<div class=verdict>{esc(text)}</div>",
         "<h2>Winners</h2><table><tr><th>dataset</th><th>SLO</th><th>shape</th><th>winner</th>"
         "<th>capacity at SLO</th><th>goodput req/s</th></tr>",
     ]
     for key, winners in _winners(cells):
         w = winners[0] if winners else None
-        names = " = ".join(e["config"] for e in winners) or "— (none met the SLO)"
+        names = winner_names(winners)
         parts.append(
             f"<tr><td>{esc(key[0])}</td><td>{esc(key[1])}</td><td>{esc(key[3])}</td><td><b>{esc(names)}</b></td>"
             f"<td class=n>{esc(capacity_text(w)) if w else ''}</td><td class=n>{esc(fmt.num(w['goodput'])) if w else ''}</td></tr>"

@@ -54,6 +54,9 @@ SHAPE_FLAGS = {
     "sweep_concurrency": "--sweep-concurrency",
     "trace_file": "--trace-file",
     "time_scale": "--time-scale",
+    "search_by": "--search-by",
+    "search_precision": "--search-precision",
+    "search_probe_duration": "--search-probe-duration",
 }
 LOAD_FLAGS = {
     "max_tokens": "--max-tokens",

@@ -54,6 +54,13 @@ COLUMNS = {
     "position": "INTEGER",
     "pareto": "TEXT",  # the configuration's levels for the cell's Pareto view (arena/mixview.py)
     "interference": "TEXT",  # a mix's classes in the mix vs alone
+    # 95 % intervals (analysis/intervals.py; repeats merged): what the ranking separates on
+    "capacity_low": "REAL",
+    "capacity_high": "REAL",
+    "goodput_low": "REAL",
+    "goodput_high": "REAL",
+    "attainment_low": "REAL",
+    "attainment_high": "REAL",
 }
 KEY = ("matrix", "config", "dataset", "shape", "slo")
 

@@ -195,6 +195,20 @@ def entries(matrix: Matrix, sections: list[Section], hw: dict[str, Any]) -> list
                     "run_dirs": dirs,
                     "pareto": points.get((r.label, r.dataset), []),
                     "interference": "; ".join(x.phrase() for x in sec.interference.get(r.config, [])) or None,
+                    **_interval_columns(r),
                 }
             )
+    return out
+
+
+def _interval_columns(r: api.ComparisonRow) -> dict[str, float | None]:
+    """capacity/goodput/attainment 95 % intervals (repeats merged) as store columns; None: open or absent."""
+    out: dict[str, float | None] = {}
+    for key, name in (
+        ("capacity_at_slo", "capacity"),
+        ("goodput_req_per_s", "goodput"),
+        ("slo_attainment", "attainment"),
+    ):
+        iv = r.interval(key)
+        out[f"{name}_low"], out[f"{name}_high"] = (None, None) if iv is None else (iv.low, iv.high)
     return out

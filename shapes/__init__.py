@@ -1,9 +1,9 @@
 """Load shapes. Locust uses exactly one shape class per locustfile, so `GoodputShape` delegates to
 the schedule chosen with `--shape`, or, with `--shape auto` (the default), the one its own options
 select (shapes/options.py `resolve_shape`: the one rule; the step ramp when none is given; `none`
-keeps plain `-u/-r/-t` runs). Documented in README.md § Load shapes.
+keeps plain `-u/-r/-t` runs; `search` probes for the capacity at SLO, shapes/search.py). Documented in README.md § Load shapes.
 
-Open-loop schedules (rate, sweep, trace, stages with a rate stage) run with the open-loop user
+Open-loop schedules (rate, sweep, trace, search, stages with a rate stage) run with the open-loop user
 (`users/rate.py`): one per load process, so the shape asks Locust for one user per worker and
 the stage itself (rate, concurrency) travels to the workers in the stage announcement.
 
@@ -32,9 +32,11 @@ from shapes.options import (
     check_open_loop_options,
     parse_portion,
     parse_rate,
+    parse_share,
     resolve_portion,
     resolve_shape,
 )
+from shapes.search import SearchSchedule
 from shapes.stages import build_stages
 from shapes.step import ConstantSchedule, StepSchedule
 from shapes.sweep import SweepSchedule
@@ -134,6 +136,26 @@ def _trace(opts: Any) -> Schedule:
     )
 
 
+def _search(opts: Any) -> Schedule:
+    probe_s = parse_duration_s(opts.search_probe_duration, "--search-probe-duration")
+    if probe_s < 4:
+        raise OptionError(f"--search-probe-duration: '{opts.search_probe_duration}' is too short (≥ 4s)")
+    warm, cool = _portions(opts, probe_s)
+    if cool:
+        raise OptionError("--cooldown: not used with --shape search (a probe ends where the next begins)")
+    duration = _run_time(opts)
+    if duration is not None and duration < 2 * probe_s:
+        raise OptionError(f"-t/--run-time: {duration:g}s leaves room for fewer than 2 probes of {probe_s:g}s")
+    return SearchSchedule(
+        by=opts.search_by,
+        precision=parse_share(opts.search_precision, "--search-precision"),
+        probe_s=probe_s,
+        warmup_s=warm or 0.25 * probe_s,
+        duration_s=duration,
+        max_concurrency=int(opts.max_concurrency),
+    )
+
+
 # shape name (shapes/options.py SHAPES, `auto` resolved) → builder
 SCHEDULES: dict[str, Callable[[Any], Schedule]] = {
     "step": _step,
@@ -141,6 +163,7 @@ SCHEDULES: dict[str, Callable[[Any], Schedule]] = {
     "stages": build_stages,
     "sweep": _sweep,
     "trace": _trace,
+    "search": _search,
     "rate": _rate,
 }
 # What run.json, the report and the web UI call each shape.
@@ -151,6 +174,7 @@ TITLES = {
     "sweep": "sweep",
     "trace": "trace replay",
     "rate": "open-loop rate",
+    "search": "capacity search",
 }
 
 
@@ -212,6 +236,8 @@ class GoodputShape(LoadTestShape):
             self._describe(env)
             if failed := getattr(self.schedule, "failed", ""):
                 log.error("goodput: sweep stopped: %s", failed)
+            if outcome := getattr(self.schedule, "outcome", ""):
+                log.info("goodput: search ended: %s", outcome)
             return None
         if level != self.level:
             first = self.level is None

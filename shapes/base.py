@@ -63,6 +63,33 @@ class Level:
         )
 
 
+@dataclass(frozen=True, slots=True)
+class StageFigures:
+    """The current stage's live figures since its warm-up ended, as the load path computes them
+    (loadgen/run/stages.py `LiveProgress`, from the live figures' one definition and the run's SLO).
+
+    `ended`/`good`: requests that ended (completed or failed) in that time, and those of them good
+    under the run's SLO (core/slo.py `Slo.is_good`). `in_flight_slope_rps` is the least-squares
+    growth of the requests in flight over that time (requests per second; None: too few samples)
+    and `in_flight_slope_low_rps` its 95 % lower bound; `ttft_p50_early_s`/`ttft_p50_late_s` are the
+    TTFT p50 of the requests that ended in its first and second half: the TTFT trend.
+    """
+
+    elapsed_s: float
+    ended: int
+    good: int
+    ok_rps: float | None
+    in_flight: int
+    in_flight_slope_rps: float | None = None
+    in_flight_slope_low_rps: float | None = None
+    ttft_p50_early_s: float | None = None
+    ttft_p50_late_s: float | None = None
+
+    @property
+    def attainment(self) -> float | None:
+        return self.good / self.ended if self.ended else None
+
+
 class Progress(Protocol):
     """What a schedule may read of the run while it runs (the run layer provides it)."""
 
@@ -72,6 +99,18 @@ class Progress(Protocol):
 
     def finished(self) -> int:
         """Requests finished so far, successfully or not."""
+        ...
+
+    def in_flight(self) -> int:
+        """Requests sent and not ended yet, across every load process."""
+        ...
+
+    def attain_target(self) -> float:
+        """The run's SLO attainment target (`--slo`, core/slo.py)."""
+        ...
+
+    def stage_figures(self) -> StageFigures | None:
+        """The current stage's figures since its warm-up ended (None: still in its warm-up)."""
         ...
 
 

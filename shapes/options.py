@@ -69,6 +69,18 @@ def parse_rate(value: Any, option: str) -> float:
     return rate
 
 
+def parse_share(value: Any, option: str) -> float:
+    """A share in (0, 1): `5%` or `0.05`."""
+    text = str(value).strip()
+    try:
+        share = float(text[:-1]) / 100 if text.endswith("%") else float(text)
+    except ValueError:
+        raise OptionError(f"{option}: '{value}' is not a share (expected e.g. 5% or 0.05)") from None
+    if not 0 < share < 1:
+        raise OptionError(f"{option}: '{value}' must be between 0 and 100 % (exclusive)")
+    return share
+
+
 def check_arrival(opts: Any) -> None:
     """`--arrival` and `--burstiness` are valid together (the web UI sends free text)."""
     if opts.arrival not in ARRIVALS:
@@ -88,8 +100,8 @@ def check_arrival(opts: Any) -> None:
 
 
 # `--shape` values; `auto` applies the rule above.
-SHAPES = ("auto", "step", "none", "rate", "stages", "sweep", "trace")
-_OPEN = ("rate", "stages", "sweep")  # shapes with rate stages drawn from an arrival process
+SHAPES = ("auto", "step", "none", "rate", "stages", "sweep", "trace", "search")
+_OPEN = ("rate", "stages", "sweep", "search")  # shapes with rate stages drawn from an arrival process
 # dest → (the option as the user types it, the shapes it configures, its default).
 CONFIGURES: dict[str, tuple[str, tuple[str, ...], Any]] = {
     "num_users": ("-u/--users", ("none",), None),  # counted only when typed (`goodput_users_given`)
@@ -104,6 +116,9 @@ CONFIGURES: dict[str, tuple[str, tuple[str, ...], Any]] = {
     "sweep_concurrency": ("--sweep-concurrency", ("sweep",), 64),
     "trace_file": ("--trace-file", ("trace",), ""),
     "time_scale": ("--time-scale", ("trace",), 1.0),
+    "search_by": ("--search-by", ("search",), "rate"),
+    "search_precision": ("--search-precision", ("search",), "5%"),
+    "search_probe_duration": ("--search-probe-duration", ("search",), "20s"),
     "arrival": ("--arrival", _OPEN, "poisson"),
     "burstiness": ("--burstiness", _OPEN, 1.0),
     "max_concurrency": ("--max-concurrency", (*_OPEN, "trace"), 0),
@@ -178,6 +193,7 @@ def add_options(parser: Any) -> None:
     _shape_and_step(parser)
     _open_loop(parser)
     _stages_sweep_trace(parser)
+    _search(parser)
 
 
 def _opt(parser: Any, *flags: str, **kwargs: Any) -> None:
@@ -197,7 +213,8 @@ def _shape_and_step(parser: Any) -> None:
         default="auto",
         choices=list(SHAPES),
         help="auto (default): the shape its own options select (--stages, --rate, --sweep-*, "
-        "--trace-file, -u…), else the step ramp; step, none (plain -u/-r), rate, stages, sweep, trace",
+        "--trace-file, --search-*, -u…), else the step ramp; step, none (plain -u/-r), rate, stages, "
+        "sweep, trace, search (capacity search)",
     )
     _opt(
         parser,
@@ -328,4 +345,32 @@ def _stages_sweep_trace(parser: Any) -> None:
         web=True,
         default="0s",
         help="Per stage: trailing part excluded from analysis (seconds or a share)",
+    )
+
+
+def _search(parser: Any) -> None:
+    """`--shape search` (shapes/search.py): the highest load whose SLO attainment meets its target."""
+    _opt(
+        parser,
+        "--search-by",
+        label="Search: by",
+        web=True,
+        choices=["rate", "users"],
+        help="Capacity search: the open-loop request rate (default) or closed-loop users",
+    )
+    _opt(
+        parser,
+        "--search-precision",
+        label="Search: precision",
+        web=True,
+        help="Capacity search: stop bisecting when the bracket is this narrow, relative to its low end "
+        "(default 5%%)",
+    )
+    _opt(
+        parser,
+        "--search-probe-duration",
+        label="Search: probe length",
+        web=True,
+        help="Capacity search: length of each probe, its warm-up included (default 20s; warm-up: "
+        "--warmup, or 25%% of the probe)",
     )

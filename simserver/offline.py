@@ -1,4 +1,4 @@
-"""Run the engine core in virtual time against closed-loop users — no sockets, no sleeping.
+"""Run the engine core in virtual time against closed-loop users or open-loop arrivals — no sockets, no sleeping.
 
 The live server and this simulator share EngineCore, so a 2-minute step ramp can be replayed in
 well under a second: that is how the profiles are calibrated (bench/simserver_calibrate.py) and how
@@ -169,6 +169,59 @@ def simulate(
             core.complete(plan, t)
         else:
             t = min(duration_s, _next_change(users_at, t, active))
+    return result
+
+
+def simulate_open(
+    profile: Profile,
+    rate_rps: float,
+    duration_s: float,
+    make_request: Callable[[random.Random], Request],
+    seed: int = 0,
+    ignore_eos: bool = False,
+    arrival: str = "poisson",
+) -> Result:
+    """Open-loop arrivals at `rate_rps` (Poisson, or `constant` gaps) for `duration_s` against one
+    engine, in virtual time;
+    the engine then finishes what it holds, so every request sent has its record (`users_active` 0).
+
+    Arrivals during a step join at its end, as the live loop (simserver/runner.py) reads requests
+    between steps. The known capacity of a profile under an SLO comes from here (simserver/capacity.py).
+    """
+    core = EngineCore(profile, seed)
+    rng, len_rng, gap_rng = random.Random(seed), random.Random(seed + 1), random.Random(seed + 2)
+    result = Result()
+    t, ids = 0.0, 0
+
+    def gap() -> float:
+        return 1.0 / rate_rps if arrival == "constant" else gap_rng.expovariate(rate_rps)
+
+    next_arrival = gap()
+
+    def done(rec: Record, now: float) -> None:
+        result.records.append(rec)
+
+    while next_arrival < duration_s or core.has_work():
+        while next_arrival <= t and next_arrival < duration_s:
+            ids += 1
+            prompt, max_tokens = make_request(rng)
+            target, reason = output_length(len_rng, profile.output, max_tokens, 0, ignore_eos)
+            rec = Record(0, 0, next_arrival, len(prompt), max_tokens)
+            seq = Seq(
+                f"sim-{ids}", prompt, max_tokens, target, reason, _Recorder(rec, done),
+                len_rng.getrandbits(16), profile.engine.block_size, profile.engine.enable_prefix_caching,
+            )  # fmt: skip
+            core.add(seq, next_arrival)
+            next_arrival += gap()
+        if core.has_work():
+            plan = core.schedule()
+            if not plan.seqs:
+                raise RuntimeError("scheduler made no progress with work queued")  # a bug, never load
+            t += plan.duration
+            core.complete(plan, t)
+        else:
+            t = next_arrival
+    result.records.sort(key=lambda r: r.t_send)
     return result
 
 

@@ -14,7 +14,8 @@ from typing import Any
 
 from analysis import fmt
 from analysis import pareto as pareto_view
-from analysis.compare import METRICS, Comparison, ComparisonRow, shown
+from analysis.compare import METRICS, WITH_INTERVALS, Comparison, ComparisonRow, shown
+from analysis.intervals import Interval
 from analysis.render import page, tenants
 from analysis.render import pareto as pareto_render
 
@@ -42,18 +43,39 @@ def _number(v: float | None, kind: str) -> str:
     return fmt.ms(v) if kind == "ms" else fmt.pct(v) if kind == "pct" else fmt.num(v)
 
 
+def interval_text(iv: Interval | None, kind: str) -> str:
+    """`[790–840]`: a 95 % interval (`…` for an open end); "" without one."""
+    if iv is None or (iv.low is None and iv.high is None):
+        return ""
+    lo = "…" if iv.low is None else _number(iv.low, kind)
+    hi = "…" if iv.high is None else _number(iv.high, kind)
+    return f"[{lo}–{hi}]"
+
+
 def cell(row: ComparisonRow, key: str) -> str:
-    """One figure's text: the value (capacity with its unit), then the repeats' min–max in brackets."""
+    """One figure's text: the value (capacity with its unit), its 95 % interval in square brackets,
+    then the repeats' min–max in round ones."""
     kind = COLUMNS[key][1]
     v = row.value(key)
     if key == "capacity_at_slo" and v is not None:
         text = f"{'≥ ' if row.capacity_lower_bound else ''}{v:.3g} {row.capacity_unit}"
     else:
         text = _number(v, kind)
+    if v is not None and (
+        iv := interval_text(row.interval(key), "num" if key == "capacity_at_slo" else kind)
+    ):
+        text += f" {iv}"
     lo = None if row.low is None else getattr(row.low, key)
     if lo is not None and row.runs > 1:
         text += f" ({_number(lo, kind)}–{_number(getattr(row.high, key), kind)})"
     return text
+
+
+def mark(row: ComparisonRow, key: str) -> str:
+    """The best-mark of a figure: `★` best beyond noise, `★ tied` best within noise of another, ""."""
+    if key not in row.best:
+        return ""
+    return "★ tied" if key in row.tied else "★"
 
 
 def table(rows: list[ComparisonRow]) -> tuple[list[str], list[list[str]]]:
@@ -71,6 +93,8 @@ def intro(c: Comparison) -> list[str]:
         f"- **runs**: {len(c.runs)} in {len(c.rows)} rows (repeats: {c.mode}; ranges are min–max over repeats)",
         "- ★ best in its dataset (lowest latency; highest throughput, goodput, attainment, capacity — "
         "capacities only against those in the same unit); ≥: every complete level tested met the SLO",
+        "- [low–high]: 95 % interval (README.md § Intervals); a figure is best only beyond noise — "
+        "★ tied: its interval overlaps the best one's, so neither wins (tied within noise)",
     ]
 
 
@@ -80,7 +104,7 @@ def table_md(rows: list[ComparisonRow]) -> str:
     marked = []
     for r, cells in zip(rows, body, strict=True):
         figures = [
-            f"**{text}** ★" if key in r.best else text
+            f"**{text}** {mark(r, key)}" if key in r.best else text
             for key, text in zip(shown(rows), cells[3:], strict=True)
         ]
         marked.append([*cells[:3], *figures])
@@ -119,6 +143,7 @@ def csv_records(rows: list[ComparisonRow]) -> tuple[list[str], list[dict[str, An
     fields = ["configuration", "dataset", "target", "model", "runs", *keys]
     fields += [f"{k}_{e}" for k in keys for e in ("min", "max")]
     fields += ["capacity_unit", "capacity_lower_bound", "best_run", "best_in"]
+    fields += [f"{k}_{e}" for k in WITH_INTERVALS for e in ("ci_low", "ci_high")] + ["tied_in"]
     records = []
     for r in rows:
         rec: dict[str, Any] = {
@@ -138,6 +163,10 @@ def csv_records(rows: list[ComparisonRow]) -> tuple[list[str], list[dict[str, An
             best_run=r.best_run,
             best_in=";".join(k for k in keys if k in r.best),
         )
+        for k in WITH_INTERVALS:
+            iv = r.interval(k)
+            rec[f"{k}_ci_low"], rec[f"{k}_ci_high"] = (None, None) if iv is None else (iv.low, iv.high)
+        rec["tied_in"] = ";".join(k for k in keys if k in r.tied)
         records.append(rec)
     return fields, records
 
@@ -155,12 +184,20 @@ def html(c: Comparison, figs: list[tuple[Path, str]]) -> str:
     """The comparison page: Table 4.2 + goodput/capacity with the best per dataset highlighted, then plots."""
     headers, body = table(c.rows)
     keys = shown(c.rows)
+    body = [
+        [
+            *cells[: len(FIRST)],
+            *(f"{t} ★ tied" if k in r.tied else t for k, t in zip(keys, cells[len(FIRST) :], strict=True)),
+        ]
+        for r, cells in zip(c.rows, body, strict=True)
+    ]
     best = {(i, len(FIRST) + j) for i, r in enumerate(c.rows) for j, key in enumerate(keys) if key in r.best}
     slo_text = f"{c.slo.name}: {c.slo.describe()}"
     parts = [
         "<h1>Goodput comparison</h1>",
         f'<div class="sub">SLO {page.esc(slo_text)}<br>{len(c.runs)} runs in {len(c.rows)} rows; repeats: {page.esc(c.mode)} '
-        "(ranges: min–max over repeats). Highlighted: best in its dataset.</div>",
+        "(ranges: min–max over repeats; [low–high]: 95 % interval). Highlighted: best in its dataset beyond noise; "
+        "★ tied: best within noise of another (their intervals overlap).</div>",
         "<h2>Results</h2>",
         f'<div class="scroll">{page.table(headers, body, best=best)}</div>',
     ]

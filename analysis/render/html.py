@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from analysis import fmt
-from analysis.render import reasoning, server, spans, tenants
+from analysis.render import reasoning, server, spans, tenants, uncertainty
 from analysis.render.page import esc, figure, page, table
 from analysis.render.tables import (
     CANCELLED_NOTE,
@@ -157,6 +157,7 @@ def render(s: Summary, meta: dict, figs: list[tuple[Path, str]]) -> str:
     parts.append(throughput_html(s))
     parts.append("<h2>SLO checks</h2>" + table(VERDICT_HEADERS, verdict_rows(s.verdicts, s.is_ramp)))
     parts.append(tenants.html(s))
+    parts.append(uncertainty.html(s))
     if s.steps:
         parts.append("<h2>Per step</h2>")
         parts.append(f'<div class="scroll">{table(step_headers(s.load_unit), step_rows(s.steps))}</div>')

@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from analysis import fmt
-from analysis.render import reasoning, server, spans, tenants
+from analysis.render import reasoning, server, spans, tenants, uncertainty
 from analysis.render.tables import (
     CANCELLED_NOTE,
     ERROR_HEADERS,
@@ -70,6 +70,7 @@ def summary_md(s: Summary) -> str:
         "",
     ]
     lines += tenants.markdown(s)
+    lines += uncertainty.markdown(s)
     lines += ["## Per step", "", capacity_text(s), ""]
     if s.steps:
         lines += [fmt.md_table(step_headers(s.load_unit), step_rows(s.steps)), ""]

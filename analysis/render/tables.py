@@ -151,9 +151,19 @@ def capacity_cell(c: Capacity | None) -> str:
         return fmt.DASH
     if c.value is None:
         return "none"
+    iv = f" {_span(c)}" if _span(c) else ""
     if not c.bounded:
-        return f"≥ {c.value:.3g} {c.unit}"
-    return f"{c.value:.3g} {c.unit} (breaks at {fmt.level(c.breaks_at)})"
+        return f"≥ {c.value:.3g} {c.unit}{iv}"
+    return f"{c.value:.3g} {c.unit}{iv} (breaks at {fmt.level(c.breaks_at)})"
+
+
+def _span(c: Capacity) -> str:
+    """A capacity's 95 % interval, `[6.9–7.6]` (`…`: open), "" without one."""
+    if c.interval is None or (c.interval.low is None and c.interval.high is None):
+        return ""
+    lo = "…" if c.interval.low is None else f"{c.interval.low:.3g}"
+    hi = "…" if c.interval.high is None else f"{c.interval.high:.3g}"
+    return f"[{lo}–{hi}]"
 
 
 def capacity_phrase(slo: str, c: Capacity) -> str:
@@ -161,9 +171,10 @@ def capacity_phrase(slo: str, c: Capacity) -> str:
     at = f"within {slo} at {fmt.pct(c.target, 0)}"
     if c.value is None:
         return f"no complete load level was served {at}"
+    sure = f" (95 % interval {_span(c)})" if _span(c) else ""
     if not c.bounded:
-        return f"serves ≥ {c.value:.3g} {c.unit} {at} (every complete level tested; it did not break)"
-    return f"serves {c.value:.3g} {c.unit} {at}; breaks at {fmt.level(c.breaks_at)}"
+        return f"serves ≥ {c.value:.3g} {c.unit} {at}{sure} (every complete level tested; it did not break)"
+    return f"serves {c.value:.3g} {c.unit} {at}{sure}; breaks at {fmt.level(c.breaks_at)}"
 
 
 def capacity_text(s: Summary) -> str:
@@ -176,7 +187,8 @@ def capacity_text(s: Summary) -> str:
     how = f"interpolated between {fmt.level(c.between[0])} and {fmt.level(c.between[1])}" if c.between else ""
     text = f"{head}{'≥ ' if not c.bounded else ''}{c.value:.3g} {c.unit}"
     notes = [x for x in (how, c.note, left) if x]
-    return text + (f" ({'; '.join(notes)})" if notes else "")
+    sure = f"; 95 % interval {_span(c)} {c.unit}" if _span(c) else ""
+    return text + (f" ({'; '.join(notes)})" if notes else "") + sure
 
 
 def throughput_text(s: Summary) -> str:

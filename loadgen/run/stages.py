@@ -3,7 +3,8 @@
 The shape (shapes/) fires its hooks on the master or local runner; this module makes the level the
 current stage (`RunContext.set_stage`), broadcasts it to the workers (`messages.STAGE`), records the
 schedule in run.json, ends the last stage when the schedule ends, and binds adaptive schedules
-(sweep, trace) to the run's progress.
+(sweep, trace, search) to the run's progress (`LiveProgress`: the live figures, the requests in
+flight, the current stage's figures since its warm-up).
 
 It also records the start-up, the stage before the first one is steady: run.json `startup` =
 `{t_start_unix, t_spawned_unix, users}`, from the run's start to Locust's first `spawning_complete`
@@ -22,8 +23,10 @@ from locust.runners import MasterRunner, WorkerRunner
 from core.stage import Stage
 from loadgen import context, messages
 from loadgen.context import RunContext
+from loadgen.live.sampler import counters_now, in_flight
+from loadgen.state.livefigures import StageWindow
 from shapes import hooks
-from shapes.base import Level, Schedule
+from shapes.base import Level, Schedule, StageFigures
 
 
 class LiveProgress:
@@ -31,6 +34,7 @@ class LiveProgress:
 
     def __init__(self, ctx: RunContext) -> None:
         self.ctx = ctx
+        self.window: StageWindow | None = None
 
     def ok(self) -> int:
         return self.ctx.live.entry("E2E").num_requests
@@ -38,6 +42,24 @@ class LiveProgress:
     def finished(self) -> int:
         e2e = self.ctx.live.entry("E2E")
         return e2e.num_requests + e2e.num_failures
+
+    def in_flight(self) -> int:
+        return in_flight(self.ctx.environment, self.ctx)
+
+    def attain_target(self) -> float:
+        return self.ctx.slo.attain_target
+
+    def stage_figures(self) -> StageFigures | None:
+        """The current stage since its warm-up ended (loadgen/state/livefigures.py `StageWindow`):
+        one sample of the merged live counters per call (the shape calls once a tick)."""
+        stage = self.ctx.stage
+        if not stage.t_start_unix or time.time() < stage.t_start_unix + stage.warmup_s:
+            return None
+        key = (stage.step, stage.t_start_unix)
+        if self.window is None or self.window.key != key:
+            self.window = StageWindow(key)
+        self.window.add(counters_now(self.ctx.environment, self.ctx), self.in_flight())
+        return self.window.figures()
 
 
 def on_level(environment: Any, level: Level, first: bool, **_: Any) -> None:

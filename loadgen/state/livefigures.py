@@ -18,6 +18,9 @@ oldest one still ~`window_s` old) and **the run** (`run_figures`: the newest sam
 run's start, up to the run's stop). `LiveFigures` takes one sample every `sample_s` seconds; the
 console (loadgen/live/console.py) prints its newest sample, the web UI (loadgen/live/webui) serves
 the same samples — so both show the same numbers for the same window.
+
+A third window, the same definitions: **the current stage since its warm-up ended** (`StageWindow`),
+what `--shape search` judges a probe by (shapes/search.py), with the trend a growing queue shows.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from typing import Any
 from locust.stats import StatsEntry, calculate_response_time_percentile, diff_response_time_dicts
 
 from loadgen.state.livestats import METHOD
+from shapes.base import StageFigures
 
 LATENCIES = ("TTFT", "TPOT", "ITL", "E2E", "TTFO")  # TTFO: first answer token (reasoning models)
 PERCENTILES = (0.5, 0.95)
@@ -236,3 +240,71 @@ class LiveFigures:
 
     def latest(self) -> dict | None:
         return self.series.points[-1] if self.series.points else None
+
+
+def _t975(df: int) -> float:
+    """The t distribution's 97.5 % quantile (Cornish-Fisher expansion around the normal's; df ≥ 1)."""
+    z = 1.959964
+    return z + (z**3 + z) / (4 * df) + (5 * z**5 + 16 * z**3 + 3 * z) / (96 * df * df)
+
+
+def slope(points: list[tuple[float, float]]) -> tuple[float, float] | None:
+    """Least-squares slope of y over x and its 95 % lower bound (None: fewer than 4 points)."""
+    n = len(points)
+    if n < 4:
+        return None
+    mx = sum(x for x, _ in points) / n
+    my = sum(y for _, y in points) / n
+    sxx = sum((x - mx) ** 2 for x, _ in points)
+    if sxx <= 0:
+        return None
+    sxy = sum((x - mx) * (y - my) for x, y in points)
+    b = sxy / sxx
+    rss = max(0.0, sum((y - my - b * (x - mx)) ** 2 for x, y in points))
+    se = (rss / (n - 2) / sxx) ** 0.5
+    return b, b - _t975(n - 2) * se
+
+
+def _p50_s(now: Counters, base: Counters, name: str) -> float | None:
+    hist = diff_response_time_dicts(now.hist.get(name, {}), base.hist.get(name, {}))
+    ms = _pct(hist, now.count.get(name, 0) - base.count.get(name, 0), 0.5)
+    return None if ms is None else ms / 1000.0
+
+
+class StageWindow:
+    """One stage's live figures since its warm-up ended: what the search judges a probe by.
+
+    Over (first sample after the warm-up, newest sample]: requests ended and good (the `_rates`
+    definition: good / ended), completed req/s; the requests in flight at each sample and their
+    least-squares slope with its 95 % lower bound; the TTFT p50 of the first and the second half.
+    """
+
+    def __init__(self, key: object) -> None:
+        self.key = key  # which stage (its step and start): a new stage starts a new window
+        self.samples: list[tuple[Counters, int]] = []
+
+    def add(self, now: Counters, in_flight: int) -> None:
+        if self.samples and now.went_back(self.samples[0][0]):
+            self.samples.clear()  # "Reset stats" inside the stage: start again from here
+        self.samples.append((now, in_flight))
+
+    def figures(self) -> StageFigures | None:
+        if not self.samples:
+            return None
+        base, now = self.samples[0][0], self.samples[-1][0]
+        dt = now.t - base.t
+        rates = _rates(now, base, dt)
+        mid_t = base.t + dt / 2
+        mid = min((c for c, _ in self.samples), key=lambda c: abs(c.t - mid_t))
+        trend = slope([(c.t - base.t, float(n)) for c, n in self.samples])
+        return StageFigures(
+            elapsed_s=dt,
+            ended=(now.ok - base.ok) + (now.failed - base.failed),
+            good=now.good - base.good,
+            ok_rps=rates["ok_rps"],
+            in_flight=self.samples[-1][1],
+            in_flight_slope_rps=None if trend is None else trend[0],
+            in_flight_slope_low_rps=None if trend is None else trend[1],
+            ttft_p50_early_s=_p50_s(mid, base, "TTFT") if mid is not base else None,
+            ttft_p50_late_s=_p50_s(now, mid, "TTFT") if mid is not now else None,
+        )

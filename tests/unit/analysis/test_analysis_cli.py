@@ -77,6 +77,7 @@ def test_analyze_writes_summary_report_plots(tmp_path: Path, capsys: pytest.Capt
                    "| http_429 | 2 | 20.0 % |", "## Per step", "| 1 | 2 | 6 | 4 | 0.80 | 6.0 | 0.20 | 16.7 % |"):  # fmt: skip
         assert needle in md, needle
     assert sorted(p.name for p in (run / "plots").iterdir()) == [
+        "capacity_interval.png",
         "cdf.png",
         "goodput_vs_throughput.png",
         "latency_vs_load.png",
@@ -85,7 +86,7 @@ def test_analyze_writes_summary_report_plots(tmp_path: Path, capsys: pytest.Capt
     html = (run / "report.html").read_text()
     # no network: the only URLs are the run's target and the engine-span how-to's example endpoint
     shown = html.replace("http://127.0.0.1:8000", "").replace("http://127.0.0.1:4318/v1/traces", "")
-    assert html.count('<img class="plot"') == 4 and "http://" not in shown
+    assert html.count('<img class="plot"') == 5 and "http://" not in shown
     assert "Latency p95 (ms)" in out and "0.70" in out and f"report: {run / 'report.html'}" in out
 
 
@@ -201,7 +202,9 @@ def test_compare_table_repeats_and_best(tmp_path: Path, capsys: pytest.CaptureFi
         "slo_attainment",
     }
     md = (out / "comparison.md").read_text()
-    assert "| fast | chat | 1 | **1,775** ★ |" in md  # 3.55 s × 0.5
+    assert "| fast | chat | 1 | **1,775 [750–2,000]** ★ |" in md  # 3.55 s × 0.5, its 95 % interval
+    # 10 and 7 requests: goodput and attainment do not separate the two configurations
+    assert "**0.78 [0.44–1.11]** ★ tied" in md and "**30.0 % [10.0 %–55.0 %] (20.0 %–40.0 %)** ★ tied" in md
     assert "## Repeats" in md and str(a) in md
     assert (out / "report.html").exists()
 

@@ -217,11 +217,15 @@ def test_capacity_per_slo_in_every_verdict(tmp_path: Path) -> None:
     assert (v["chat"].capacity.value, v["chat"].capacity.breaks_at) == (approx(3.1), 4.0)
     assert (v["summarization"].capacity.value, v["summarization"].capacity.bounded) == (5.0, False)
     text = api.console_text(s)
-    assert text.splitlines()[1] == "Answer: serves 3.1 users within chat at 90 %; breaks at 4."
+    # every request of a level alike: no resample moves it, the interval is the point
+    assert (
+        text.splitlines()[1]
+        == "Answer: serves 3.1 users within chat at 90 % (95 % interval [3.1–3.1]); breaks at 4."
+    )
     assert "SLO chat over the whole run: FAIL" in text and "a ramp passes its knee by design" in text
-    assert "3.1 users (breaks at 4)" in text and "≥ 5 users" in text
+    assert "3.1 users [3.1–3.1] (breaks at 4)" in text and "≥ 5 users [5–…]" in text
     md = api.summary_markdown(s)
-    assert "capacity: where it breaks" in md and "| 3.1 users (breaks at 4) |" in md
+    assert "capacity: where it breaks" in md and "| 3.1 users [3.1–3.1] (breaks at 4) |" in md
     assert json.loads(s.to_json())["verdicts"][1]["capacity"]["value"] == 5.0
 
 

@@ -36,7 +36,9 @@ def write(tmp_path: Path, text: str, name: str = "m.yaml") -> Path:
 def test_example_matrix_expands_to_eight_cells_in_fair_order():
     m = load_matrix(ROOT / "examples" / "arena.yaml")
     cells = m.cells()
-    assert len(cells) == 8 and m.slos == ["mlperf-interactive", "datagen"] and m.name == "arena-example"
+    assert (
+        len(cells) == 8 and m.slos == ["chat", "mlperf-interactive", "datagen"] and m.name == "arena-example"
+    )
     # repeat-major; the configurations of one (dataset, shape) run back to back
     assert [(c.repeat, c.dataset, c.target.label) for c in cells[:4]] == [
         (1, "agentic", "latency"),
@@ -452,6 +454,6 @@ def test_the_arena_keeps_at_least_in_its_comparison_and_leaderboard(tmp_path):
     root.mkdir()
     tables.write_comparison(root, m, sections)
     md = (root / "comparison.md").read_text()
-    assert "| ≥ 3 users (3.00–3.00) |" in md  # the two repeats' median, then their range
+    assert "| ≥ 3 users [3.00–…] (3.00–3.00) |" in md  # the two repeats' median, its interval, their range
     entries = tables.entries(m, sections, {"hardware": "hw"})
     assert board.capacity_text(entries[0]) == "≥ 3 users"

@@ -88,3 +88,28 @@ def test_sent_counts_requests_when_they_leave() -> None:
     send(live, 1)
     fig.add(take(live, 12.0), {})
     assert fig.run["sent"] == 1
+
+
+def test_stage_window_figures_since_the_warm_up() -> None:
+    """The search's view of one stage: ended and good requests since its first sample, the slope of
+    the requests in flight, and the TTFT p50 of its two halves — from the same live counters."""
+    from loadgen.state.livefigures import StageWindow, slope
+
+    live, w = LiveStats(), StageWindow(key=(3, 100.0))
+    assert w.figures() is None
+    finish(live, 5, good=True)  # ended before the window: not counted
+    for k in range(11):  # 10 s: each second 9 good + 1 bad end, and 3 more requests stay in flight
+        t = 100.0 + k
+        if k:
+            for _ in range(9):
+                live.log_request(0.1 if k <= 5 else 0.4, 0.02, [0.02], 0.3, 2, True, True, "")
+            live.log_request(0.9, 0.02, [0.02], 1.0, 2, True, False, "")
+        w.add(take(live, t), in_flight=3 * k)
+    f = w.figures()
+    assert f is not None and f.elapsed_s == 10.0 and (f.ended, f.good) == (100, 90) and f.attainment == 0.9
+    assert f.ok_rps == 10.0 and f.in_flight == 30
+    assert f.in_flight_slope_rps == pytest.approx(3.0) and f.in_flight_slope_low_rps == pytest.approx(3.0)
+    assert f.ttft_p50_early_s == pytest.approx(0.1) and f.ttft_p50_late_s == pytest.approx(0.4)
+    assert slope([(0.0, 1.0), (1.0, 1.0)]) is None  # too few points to say
+    flat = slope([(float(x), 5.0 + (x % 2)) for x in range(10)])
+    assert flat is not None and flat[1] < 0 < flat[0] + 0.2  # noise around a level: lower bound below 0
