@@ -108,6 +108,25 @@ def fallback_windows(first_sends: dict[int, float], run_end: float) -> dict[int,
     return {s: (first_sends[s], max(b, first_sends[s])) for s, b in zip(steps, ends, strict=True)}
 
 
+# run.json's `shape.name`: the shape's name (`step`, `search`, …); runs before this round wrote the
+# schedule's class name, read as the same shape.
+_SHAPE_OF_CLASS = {
+    "StepSchedule": "step",
+    "ConstantSchedule": "none",
+    "RateSchedule": "rate",
+    "StagesSchedule": "stages",
+    "SweepSchedule": "sweep",
+    "TraceSchedule": "trace",
+    "SearchSchedule": "search",
+}
+
+
+def shape_name(name: object) -> str:
+    """The shape of a run.json `shape.name`, old class names included ("" when unknown)."""
+    text = str(name or "")
+    return _SHAPE_OF_CLASS.get(text, text)
+
+
 def planned_s(meta: dict, stage: dict) -> float | None:
     """How long a stage was meant to last, from the shape's parameters in run.json (None: open-ended
     or not recorded): the step interval (not for a ramp's capped last level), the sweep's stage
@@ -115,22 +134,22 @@ def planned_s(meta: dict, stage: dict) -> float | None:
     stage's duration, a plain or `--rate` run's `-t`."""
     shape = meta.get("shape") if isinstance(meta.get("shape"), dict) else {}
     params = shape.get("params") if isinstance(shape.get("params"), dict) else {}
-    name = shape.get("name")
-    if name == "StepSchedule":
+    name = shape_name(shape.get("name"))
+    if name == "step":
         cap = params.get("max_users") or 0
         if cap and int(stage.get("target_users") or 0) >= cap:
             return None
         return _pos(params.get("step_interval_s"))
-    if name == "SweepSchedule":
+    if name == "sweep":
         return _pos(params.get("stage_duration_s"))
-    if name in ("ConstantSchedule", "RateSchedule"):  # one stage for -t (open-ended without it)
+    if name in ("none", "rate"):  # one stage for -t (open-ended without it)
         return _pos(params.get("duration_s"))
-    if name == "SearchSchedule":  # a probe the search ended early (over-saturated, failing) ran as planned
+    if name == "search":  # a probe the search ended early (over-saturated, failing) ran as planned
         for probe in params.get("probes") or []:
             if isinstance(probe, dict) and probe.get("step") == stage.get("step"):
                 return None if probe.get("stopped_early") else _pos(probe.get("planned_s"))
         return None
-    if name == "StagesSchedule":
+    if name == "stages":
         for st in params.get("stages") or []:
             if isinstance(st, dict) and st.get("step") == stage.get("step"):
                 return _pos(st.get("duration_s"))

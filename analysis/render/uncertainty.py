@@ -20,13 +20,13 @@ from analysis import fmt
 from analysis.intervals import Interval
 from analysis.render.page import esc, table
 from analysis.results import Capacity, Summary
+from analysis.windows import shape_name
 from core.slo import Slo
 
 INTERVAL_HEADERS = ["figure", "value", "95 % interval"]
 SEARCH_HEADERS = [
     "probe (step)", "load", "ran", "search's verdict (live)", "attainment (live)", "attainment (analysis)", "why",
 ]  # fmt: skip
-SEARCH = "SearchSchedule"
 FIGURE = "capacity_interval.png"
 
 
@@ -87,7 +87,7 @@ def method_text(s: Summary) -> str:
 
 def search_params(s: Summary) -> dict | None:
     """run.json's search parameters and probes (None: not a `--shape search` run)."""
-    if s.run.shape != SEARCH or not isinstance(s.run.shape_params, dict):
+    if shape_name(s.run.shape) != "search" or not isinstance(s.run.shape_params, dict):
         return None
     return s.run.shape_params
 

@@ -70,7 +70,7 @@ def test_search_interval_holds_the_known_capacity_and_is_narrow(sim_server, tmp_
 
     meta = json.loads((folder / "run.json").read_text())
     params = meta["shape"]["params"]
-    assert meta["shape"]["name"] == "SearchSchedule" and params["search_by"] == "users"
+    assert meta["shape"]["name"] == "search" and params["search_by"] == "users"
     probes = params["probes"]
     assert len(probes) >= 5 and "bracketed" in params["outcome"], params["outcome"]
     staged = {st["step"] for st in meta["stages"]}

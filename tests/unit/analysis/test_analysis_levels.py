@@ -285,6 +285,11 @@ def test_planned_length_by_shape() -> None:
     assert planned_s(meta("StagesSchedule", stages=[{"step": 3, "duration_s": 12.0}]), st) == 12.0
     assert planned_s(meta("ConstantSchedule", duration_s=None), st) is None  # no -t: open-ended
     assert planned_s(meta("TraceSchedule"), st) is None
+    # run.json names the shape (`step`, …) since this round; the class names above are older runs'
+    assert planned_s(meta("step", step_interval_s=10.0), st) == 10.0
+    assert planned_s(meta("sweep", stage_duration_s=30.0), st) == 30.0
+    assert planned_s(meta("stages", stages=[{"step": 3, "duration_s": 12.0}]), st) == 12.0
+    assert planned_s(meta("rate", duration_s=60.0), st) == 60.0
     assert truncation(st, 10.0, 20, 0) is None  # 0.8 s short of 10 s: a tick's jitter
     assert truncation(stage(3, 0.0, 8.9), 10.0, 20, 0) == "the run stopped 8.9 s into this 10 s stage"
     assert truncation(stage(3, 0.0, 56.0), 60.0, 20, 1) == "the run stopped 56.0 s into this 60 s stage"
