@@ -33,12 +33,13 @@ from typing import Any, TextIO
 from urllib.parse import urlsplit
 
 import gevent
-from locust.runners import WorkerRunner
 
 from core.durations import parse_duration_s
-from core.errors import OptionError, exit_with
+from core.errors import OptionError
 from core.optgroups import add_option
 from loadgen import context
+from loadgen.context import RunContext
+from loadgen.monitors import perrun
 from loadgen.monitors.promtext import parse
 from loadgen.transport.urls import is_http_url, safe_url
 
@@ -291,30 +292,18 @@ def install(events: Any) -> None:
             help="Seconds between server-metrics scrapes (default 2s)",
         )
 
-    @events.init.add_listener
-    def _init(environment: Any, runner: Any = None, **_: Any) -> None:
-        if isinstance(runner, WorkerRunner) or environment.parsed_options is None:
-            return
-        opts = environment.parsed_options
-        try:
-            resolve(opts.server_metrics, environment.host or "")
-            interval_of(opts.scrape_interval)
-        except OptionError as e:
-            exit_with(str(e))
-        ctx = context.find(environment)
-        if ctx is not None:  # stop scraping just before the run closes (its figures go into run.json)
-            ctx.closing.add_listener(_stop)
+    perrun.install(events, _check, _start, _stop)
 
-    @events.test_start.add_listener
-    def _start(environment: Any, **_: Any) -> None:
-        # After the lifecycle's test_start (locustfile order): the run folder exists.
-        ctx = context.find(environment)
-        if isinstance(environment.runner, WorkerRunner) or ctx is None:
-            return
-        _stop(environment)  # a web UI restart without a stop in between
-        ctx.scraper = make_scraper(environment)
-        if ctx.scraper is not None:
-            ctx.scraper.start()
+
+def _check(opts: Any, host: str) -> None:
+    resolve(opts.server_metrics, host)
+    interval_of(opts.scrape_interval)
+
+
+def _start(environment: Any, ctx: RunContext) -> None:
+    ctx.scraper = make_scraper(environment)
+    if ctx.scraper is not None:
+        ctx.scraper.start()
 
 
 def _stop(environment: Any, **_: Any) -> None:

@@ -36,12 +36,13 @@ import time
 from typing import Any
 
 import gevent
-from locust.runners import WorkerRunner
 
 from core.durations import parse_duration_s
-from core.errors import OptionError, exit_with
+from core.errors import OptionError
 from core.optgroups import add_option
 from loadgen import context
+from loadgen.context import RunContext
+from loadgen.monitors import perrun
 from loadgen.monitors.otlp import OtlpReceiver
 from loadgen.monitors.spanrows import SpanCsvWriter, parse_listen
 
@@ -197,30 +198,18 @@ def install(events: Any) -> None:
             help="How long the end of a run waits for the engine's last spans (default 7s; vLLM exports every 5 s)",
         )
 
-    @events.init.add_listener
-    def _init(environment: Any, runner: Any = None, **_: Any) -> None:
-        if isinstance(runner, WorkerRunner) or environment.parsed_options is None:
-            return
-        opts = environment.parsed_options
-        try:
-            addr = resolve(opts.otlp_listen)
-            wait_of(opts.otlp_wait)
-            if addr is not None:
-                check_free(*addr)
-        except OptionError as e:
-            exit_with(str(e))
-        ctx = context.find(environment)
-        if ctx is not None:  # stop receiving just before the run closes (its counts go into run.json)
-            ctx.closing.add_listener(_stop)
+    perrun.install(events, _check, _start, _stop)
 
-    @events.test_start.add_listener
-    def _start(environment: Any, **_: Any) -> None:
-        # After the lifecycle's test_start (locustfile order): the run folder exists.
-        ctx = context.find(environment)
-        if isinstance(environment.runner, WorkerRunner) or ctx is None:
-            return
-        _stop(environment)  # a web UI restart without a stop in between
-        ctx.spans = make_capture(environment)
+
+def _check(opts: Any, host: str) -> None:
+    addr = resolve(opts.otlp_listen)
+    wait_of(opts.otlp_wait)
+    if addr is not None:
+        check_free(*addr)
+
+
+def _start(environment: Any, ctx: RunContext) -> None:
+    ctx.spans = make_capture(environment)
 
 
 def _stop(environment: Any, **_: Any) -> None:

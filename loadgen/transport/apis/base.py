@@ -75,6 +75,33 @@ def sampling(extra: dict | None, names: dict[str, str | None]) -> dict:
     return out
 
 
+def event_object(res: StreamResult, event: str, data: bytes | bytearray, t: float) -> dict | None:
+    """The event's JSON object, the event's arrival noted as the stream's last; None when the event
+    was something else (`[DONE]`, an error, not an object), which `not_a_chunk` has recorded."""
+    obj = sse.decode(data, event)
+    if type(obj) is not dict:
+        not_a_chunk(res, obj, t)
+        return None
+    res.t_last = t
+    return obj
+
+
+def openai_body(p: Prompt, **content: Any) -> dict:
+    """An OpenAI-style streamed request (chat, completions): `content` is its messages or prompt."""
+    body: dict = {
+        "model": p.model,
+        **content,
+        "max_tokens": p.max_tokens,
+        "stream": True,
+        "stream_options": {"include_usage": True},
+    }
+    if p.ignore_eos:
+        body["ignore_eos"] = True
+    if p.extra:
+        body.update(p.extra)
+    return body
+
+
 def not_a_chunk(res: StreamResult, obj: Any, t: float) -> None:
     """An event that decoded to no payload: `[DONE]`, an `error` event, or a keep-alive (None)."""
     if obj is sse.DONE:

@@ -11,30 +11,17 @@ from __future__ import annotations
 
 from core.result import StreamResult
 from loadgen.transport import sse
-from loadgen.transport.apis.base import Api, Prompt, fail, not_a_chunk, prompt_text
+from loadgen.transport.apis.base import Api, Prompt, event_object, fail, openai_body, prompt_text
 
 
 def build(p: Prompt) -> dict:
-    body: dict = {
-        "model": p.model,
-        "prompt": prompt_text(p.messages),
-        "max_tokens": p.max_tokens,
-        "stream": True,
-        "stream_options": {"include_usage": True},
-    }
-    if p.ignore_eos:
-        body["ignore_eos"] = True
-    if p.extra:
-        body.update(p.extra)
-    return body
+    return openai_body(p, prompt=prompt_text(p.messages))
 
 
 def fold(res: StreamResult, event: str, data: bytes | bytearray, t: float) -> None:
-    obj = sse.decode(data, event)
-    if type(obj) is not dict:
-        not_a_chunk(res, obj, t)
+    obj = event_object(res, event, data, t)
+    if obj is None:
         return
-    res.t_last = t
     choices = obj.get("choices")
     if choices:
         choice = choices[0]

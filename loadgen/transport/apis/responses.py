@@ -19,13 +19,12 @@ from __future__ import annotations
 from typing import Any
 
 from core.result import StreamResult
-from loadgen.transport import sse
 from loadgen.transport.apis.base import (
     Api,
     Prompt,
     answer,
+    event_object,
     fail,
-    not_a_chunk,
     openai_usage,
     reasoning,
     tool_call,
@@ -50,11 +49,9 @@ def build(p: Prompt) -> dict:
 
 
 def fold(res: StreamResult, event: str, data: bytes | bytearray, t: float) -> None:
-    obj = sse.decode(data, event)
-    if type(obj) is not dict:
-        not_a_chunk(res, obj, t)
+    obj = event_object(res, event, data, t)
+    if obj is None:
         return
-    res.t_last = t
     kind = obj.get("type") or event
     if kind == TEXT:
         if delta := obj.get("delta"):

@@ -26,8 +26,8 @@ from loadgen.transport.apis.base import (
     Api,
     Prompt,
     answer,
+    event_object,
     fail,
-    not_a_chunk,
     openai_usage,
     prompt_text,
     reasoning,
@@ -59,11 +59,9 @@ class _Seen:
 
 
 def fold(res: StreamResult, event: str, data: bytes | bytearray, t: float) -> None:
-    obj = sse.decode(data, event)
-    if type(obj) is not dict:
-        not_a_chunk(res, obj, t)
+    obj = event_object(res, event, data, t)
+    if obj is None:
         return
-    res.t_last = t
     meta = obj.get("meta_info")
     if meta is None:
         if msg := sse.error_message(obj):

@@ -16,7 +16,15 @@ from __future__ import annotations
 
 from core.result import StreamResult
 from loadgen.transport import sse
-from loadgen.transport.apis.base import Api, Prompt, fail, not_a_chunk, openai_usage, prompt_text, sampling
+from loadgen.transport.apis.base import (
+    Api,
+    Prompt,
+    event_object,
+    fail,
+    openai_usage,
+    prompt_text,
+    sampling,
+)
 
 FINISH = {"eos_token": "stop", "stop_sequence": "stop"}  # OpenAI's names; `length` is the same
 
@@ -27,11 +35,9 @@ def build(p: Prompt) -> dict:
 
 
 def fold(res: StreamResult, event: str, data: bytes | bytearray, t: float) -> None:
-    obj = sse.decode(data, event)
-    if type(obj) is not dict:
-        not_a_chunk(res, obj, t)
+    obj = event_object(res, event, data, t)
+    if obj is None:
         return
-    res.t_last = t
     token = obj.get("token")
     if token is None:
         fail(res, sse.error_message(obj) or str(obj)[:300])
