@@ -31,20 +31,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from chatml import IM_END, IM_START, chat_template
 
-ENDOFTEXT, IM_START, IM_END = "<|endoftext|>", "<|im_start|>", "<|im_end|>"
-CHAT_TEMPLATE = (
-    "{% for message in messages %}"
-    "{{ '<|im_start|>' + message['role'] + '\\n' }}"
-    "{% if message['content'] is string %}{{ message['content'] }}"
-    "{% elif message['content'] %}{% for part in message['content'] %}"
-    "{% if part['type'] == 'text' %}{{ part['text'] }}{% endif %}{% endfor %}{% endif %}"
-    "{% if message['tool_calls'] is defined and message['tool_calls'] %}"
-    "{{ message['tool_calls'] | tojson }}{% endif %}"
-    "{{ '<|im_end|>\\n' }}"
-    "{% endfor %}"
-    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}"
-)
+ENDOFTEXT = "<|endoftext|>"
+CHAT_TEMPLATE = chat_template(with_bos=False)
 
 
 def fail(msg: str) -> None:

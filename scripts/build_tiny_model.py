@@ -19,27 +19,14 @@ import sysconfig
 import time
 from pathlib import Path
 
+from chatml import IM_END, IM_START, chat_template
+
 BOS = "<s>"
-EOS = "<|im_end|>"
+EOS = IM_END
 PAD = "<|endoftext|>"
-IM_START = "<|im_start|>"
 SPECIAL = [PAD, BOS, IM_START, EOS]
 
-# ChatML. Content may be a string, a list of parts (only text parts are rendered) or empty
-# (assistant turns that only carry tool calls); tool calls are rendered as JSON.
-CHAT_TEMPLATE = (
-    "{{ bos_token }}"
-    "{% for message in messages %}"
-    "{{ '<|im_start|>' + message['role'] + '\\n' }}"
-    "{% if message['content'] is string %}{{ message['content'] }}"
-    "{% elif message['content'] %}{% for part in message['content'] %}"
-    "{% if part['type'] == 'text' %}{{ part['text'] }}{% endif %}{% endfor %}{% endif %}"
-    "{% if message['tool_calls'] is defined and message['tool_calls'] %}"
-    "{{ message['tool_calls'] | tojson }}{% endif %}"
-    "{{ '<|im_end|>\\n' }}"
-    "{% endfor %}"
-    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}"
-)
+CHAT_TEMPLATE = chat_template(with_bos=True)
 
 
 def corpus_files(max_bytes: int) -> list[Path]:

@@ -44,6 +44,9 @@ CTX="${LLAMACPP_CTX:-32768}"
 JOBS="${LLAMACPP_JOBS:-2}"
 CACHE_MIB="${LLAMACPP_CACHE_MIB:-256}"
 SERVED_NAME="tiny-llama"
+STATE_DIR="$LC_DIR" ENGINE_NAME="llama-server" STOP_HINT="make llamacpp-stop" PORT_VAR=LLAMACPP_PORT HEALTH_POLL_S=0.5
+# shellcheck source=scripts/engine_lib.sh
+source "$ROOT/scripts/engine_lib.sh"
 
 say() { echo "==> llamacpp: $*"; }
 die() {
@@ -156,7 +159,7 @@ cmd_setup() {
 		"kept: $(du -sh "$BIN" | cut -f1) binary, $(du -sh "$SRC" | cut -f1) of the source (gguf-py, vocabulary, server)"
 }
 
-model_key() { { pin; sha256sum "$BUILDER"; } | sha256sum | cut -c1-16; }
+model_key() { { pin; cat "$BUILDER" "$ROOT/scripts/chatml.py"; } | sha256sum | cut -c1-16; }
 
 cmd_model() {
 	if [[ -f "$MODEL_DIR/.built" && "$(cat "$MODEL_DIR/.built")" == "$(model_key)" && -f "$MODEL" ]]; then
@@ -177,17 +180,6 @@ cmd_model() {
 	say "model: done in $((SECONDS - t0)) s; $(du -sh "$MODEL" | cut -f1)"
 }
 
-free_port() {
-	"$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-
-port_busy() {
-	"$PY" -c 'import socket,sys; s=socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-try: s.bind(("127.0.0.1", int(sys.argv[1])))
-except OSError: sys.exit(0)
-sys.exit(1)' "$1"
-}
-
 # Flags checked against the pinned server's --help (scripts/llamacpp.sh help).
 serve_cmd() {
 	local port="$1"
@@ -198,93 +190,12 @@ serve_cmd() {
 		--cache-ram "$CACHE_MIB" --jinja --no-webui --offline
 }
 
-running_pid() {
-	local pid
-	[[ -f "$LC_DIR/server.pid" ]] || return 1
-	pid="$(cat "$LC_DIR/server.pid")"
-	kill -0 "$pid" 2>/dev/null || return 1
-	echo "$pid"
-}
+engine_env() { :; }
 
-health() { curl -fs -m 2 -o /dev/null "http://127.0.0.1:$1/health"; }
-
-cmd_start() {
-	local pid port
-	if pid="$(running_pid)"; then
-		port="$(cat "$LC_DIR/server.port")"
-		say "already running: pid $pid, http://127.0.0.1:$port  (make llamacpp-stop to stop)"
-		return 0
-	fi
-	cmd_setup
-	cmd_model
-	port="$PORT"
-	[[ "$port" == 0 ]] && port="$(free_port)"
-	port_busy "$port" && die "port $port on 127.0.0.1 is in use; set LLAMACPP_PORT=<free port> (or 0 for any)"
-	local log="$LC_DIR/server.log"
-	local -a cmd
-	mapfile -t cmd < <(serve_cmd "$port")
-	say "starting llama-server on http://127.0.0.1:$port, model $SERVED_NAME, log $log"
-	local t0=$SECONDS
-	setsid "${cmd[@]}" >"$log" 2>&1 </dev/null &
-	pid=$!
-	echo "$pid" >"$LC_DIR/server.pid"
-	echo "$port" >"$LC_DIR/server.port"
-	until health "$port"; do
-		if ! kill -0 "$pid" 2>/dev/null; then
-			tail -n 30 "$log" >&2
-			rm -f "$LC_DIR/server.pid"
-			die "llama-server exited during start-up (log: $log)"
-		fi
-		if ((SECONDS - t0 > TIMEOUT)); then
-			tail -n 30 "$log" >&2
-			cmd_stop
-			die "llama-server not healthy after ${TIMEOUT}s (log: $log)"
-		fi
-		sleep 0.5
-	done
-	echo "http://127.0.0.1:$port" >"$LC_DIR/server.url"
-	say "ready in $((SECONDS - t0)) s: http://127.0.0.1:$port  (pid $pid; model name $SERVED_NAME)"
-	echo "    try: curl -s http://127.0.0.1:$port/v1/models ; stop: make llamacpp-stop"
-}
-
-cmd_stop() {
-	local pid
-	if ! pid="$(running_pid)"; then
-		say "not running"
-		rm -f "$LC_DIR/server.pid" "$LC_DIR/server.url"
-		return 0
-	fi
-	say "stopping pid $pid"
-	kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
-	for _ in $(seq 1 30); do
-		kill -0 "$pid" 2>/dev/null || break
-		sleep 0.5
-	done
-	if kill -0 "$pid" 2>/dev/null; then
-		say "still alive after 15 s: SIGKILL"
-		kill -KILL -- "-$pid" 2>/dev/null || kill -KILL "$pid" 2>/dev/null || true
-	fi
-	rm -f "$LC_DIR/server.pid" "$LC_DIR/server.url"
-	say "stopped"
-}
-
-cmd_serve() {
-	local port="$1"
+serve() {
 	[[ -x "$BIN" && -f "$STAMP" ]] || die "not built: run make llamacpp-setup"
 	[[ -f "$MODEL_DIR/.built" ]] || die "no model: run make llamacpp-model"
-	local -a cmd
-	mapfile -t cmd < <(serve_cmd "$port")
-	exec "${cmd[@]}"
-}
-
-cmd_status() {
-	local pid
-	if pid="$(running_pid)"; then
-		echo "running: pid $pid, http://127.0.0.1:$(cat "$LC_DIR/server.port")"
-	else
-		echo "not running"
-		return 1
-	fi
+	cmd_serve "$1"
 }
 
 case "${1:-}" in
@@ -293,7 +204,7 @@ model) cmd_model ;;
 start) cmd_start ;;
 stop) cmd_stop ;;
 status) cmd_status ;;
-serve) cmd_serve "${2:?usage: serve PORT}" ;;
+serve) serve "${2:?usage: serve PORT}" ;;
 help)
 	[[ -x "$BIN" ]] || die "not built: run make llamacpp-setup"
 	exec "$BIN" --help

@@ -31,6 +31,9 @@ PORT="${REAL_ENGINE_PORT:-8011}"
 TIMEOUT="${REAL_ENGINE_TIMEOUT:-300}"
 KV_GIB="${REAL_ENGINE_KV_GIB:-1}"
 SERVED_NAME="tiny-llama"
+STATE_DIR="$RE_DIR" ENGINE_NAME="vLLM (CPU)" STOP_HINT="make real-engine-stop" PORT_VAR=REAL_ENGINE_PORT HEALTH_POLL_S=1
+# shellcheck source=scripts/engine_lib.sh
+source "$ROOT/scripts/engine_lib.sh"
 # The CPU torch wheel lies in this folder on the project's machines (pip's find-links there).
 WHEELS="${REAL_ENGINE_WHEELS:-/opt/wheels}"
 
@@ -113,7 +116,7 @@ cmd_setup() {
 	say "setup: done in $((SECONDS - t0)) s; $VENV is $(du -sh "$VENV" | cut -f1)"
 }
 
-model_key() { sha256sum "$ROOT/scripts/build_tiny_model.py" | cut -c1-16; }
+model_key() { cat "$ROOT/scripts/build_tiny_model.py" "$ROOT/scripts/chatml.py" | sha256sum | cut -c1-16; }
 
 cmd_model() {
 	if [[ -f "$MODEL_DIR/.built" && "$(cat "$MODEL_DIR/.built")" == "$(model_key)" ]]; then
@@ -132,17 +135,6 @@ cmd_model() {
 	say "model: done in $((SECONDS - t0)) s; $(du -sh "$MODEL_DIR" | cut -f1)"
 }
 
-free_port() {
-	"$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-
-port_busy() {
-	"$PY" -c 'import socket,sys; s=socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-try: s.bind(("127.0.0.1", int(sys.argv[1])))
-except OSError: sys.exit(0)
-sys.exit(1)' "$1"
-}
-
 serve_cmd() {
 	local port="$1"
 	printf '%s\n' "$VPY" -m vllm.entrypoints.openai.api_server \
@@ -156,96 +148,10 @@ serve_cmd() {
 	fi
 }
 
-running_pid() {
-	local pid
-	[[ -f "$RE_DIR/server.pid" ]] || return 1
-	pid="$(cat "$RE_DIR/server.pid")"
-	kill -0 "$pid" 2>/dev/null || return 1
-	echo "$pid"
-}
-
-health() { curl -fs -m 2 -o /dev/null "http://127.0.0.1:$1/health"; }
-
-cmd_start() {
-	local pid port
-	if pid="$(running_pid)"; then
-		port="$(cat "$RE_DIR/server.port")"
-		say "already running: pid $pid, http://127.0.0.1:$port  (make real-engine-stop to stop)"
-		return 0
-	fi
-	cmd_setup
-	cmd_model
-	port="$PORT"
-	[[ "$port" == 0 ]] && port="$(free_port)"
-	port_busy "$port" && die "port $port on 127.0.0.1 is in use; set REAL_ENGINE_PORT=<free port> (or 0 for any)"
-	engine_env
-	local log="$RE_DIR/server.log"
-	local -a cmd
-	mapfile -t cmd < <(serve_cmd "$port")
-	say "starting vLLM (CPU) on http://127.0.0.1:$port, model $SERVED_NAME, log $log"
-	local t0=$SECONDS
-	# setsid: its own process group, so `stop` ends the API server and its engine core together.
-	setsid "${cmd[@]}" >"$log" 2>&1 </dev/null &
-	pid=$!
-	echo "$pid" >"$RE_DIR/server.pid"
-	echo "$port" >"$RE_DIR/server.port"
-	until health "$port"; do
-		if ! kill -0 "$pid" 2>/dev/null; then
-			tail -n 30 "$log" >&2
-			rm -f "$RE_DIR/server.pid"
-			die "vLLM exited during start-up (log: $log)"
-		fi
-		if ((SECONDS - t0 > TIMEOUT)); then
-			tail -n 30 "$log" >&2
-			cmd_stop
-			die "vLLM not healthy after ${TIMEOUT}s (log: $log)"
-		fi
-		sleep 1
-	done
-	echo "http://127.0.0.1:$port" >"$RE_DIR/server.url"
-	say "ready in $((SECONDS - t0)) s: http://127.0.0.1:$port  (pid $pid; model name $SERVED_NAME)"
-	echo "    try: curl -s http://127.0.0.1:$port/v1/models ; stop: make real-engine-stop"
-}
-
-cmd_stop() {
-	local pid
-	if ! pid="$(running_pid)"; then
-		say "not running"
-		rm -f "$RE_DIR/server.pid" "$RE_DIR/server.url"
-		return 0
-	fi
-	say "stopping pid $pid (process group)"
-	kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
-	for _ in $(seq 1 30); do
-		kill -0 "$pid" 2>/dev/null || break
-		sleep 0.5
-	done
-	if kill -0 "$pid" 2>/dev/null; then
-		say "still alive after 15 s: SIGKILL"
-		kill -KILL -- "-$pid" 2>/dev/null || kill -KILL "$pid" 2>/dev/null || true
-	fi
-	rm -f "$RE_DIR/server.pid" "$RE_DIR/server.url"
-	say "stopped"
-}
-
-cmd_serve() {
-	local port="$1"
+serve() {
 	[[ -f "$STAMP" ]] || die "not installed: run make real-engine-setup"
 	[[ -f "$MODEL_DIR/.built" ]] || die "no model: run make real-engine-model"
-	engine_env
-	local -a cmd
-	mapfile -t cmd < <(serve_cmd "$port")
-	exec "${cmd[@]}"
-}
-
-cmd_status() {
-	local pid
-	if pid="$(running_pid)"; then
-		echo "running: pid $pid, http://127.0.0.1:$(cat "$RE_DIR/server.port")"
-	else
-		echo "not running"
-		return 1
-	fi
+	cmd_serve "$1"
 }
 
 case "${1:-}" in
@@ -254,7 +160,7 @@ model) cmd_model ;;
 start) cmd_start ;;
 stop) cmd_stop ;;
 status) cmd_status ;;
-serve) cmd_serve "${2:?usage: serve PORT}" ;;
+serve) serve "${2:?usage: serve PORT}" ;;
 *)
 	echo "usage: $0 setup|model|start|stop|status|serve PORT" >&2
 	exit 2

@@ -72,7 +72,8 @@ def test_run_and_comparison_reports_render_in_chromium(tmp_path: Path) -> None:
     shutil.copytree(FIX / "run_openloop", run)
     assert main([str(run), "--quiet"]) == 0
     loaded, total = render(exe, run / "report.html", ARTIFACTS / "analysis_report.png", tmp_path)
-    assert (loaded, total) == (5, 5)  # load curves, goodput vs throughput, CDFs, time series, server metrics
+    # load curves, attainment with its interval, goodput vs throughput, CDFs, time series, server metrics
+    assert (loaded, total) == (6, 6)
 
     small = tmp_path / "small"
     shutil.copytree(FIX / "run_small", small)

@@ -126,12 +126,25 @@ def test_every_fault_gets_its_category_and_every_request_its_row(
     assert all(float(r["e2e_s"]) >= (MAX_TOKENS - 2) * TRICKLE_S for r in trickled), "trickle is slow"
     assert all(int(r["output_tokens"]) == MAX_TOKENS for r in trickled), "…and complete"
 
-    # Users keep going: every user that met an error has a good request after its first error.
+    # Users keep going: every user that met an error sends again after it, and those later requests
+    # succeed about as often as any (45 % of requests draw a fault, so one user's bad streak is luck;
+    # across all users a quarter of the later requests succeeding is far below the expected ~55 %).
+    after_error: list[dict[str, str]] = []
+    last_start = max(float(r["t_start_unix"]) for r in rows)
     for user in {r["user"] for r in rows}:
         mine = sorted((r for r in rows if r["user"] == user), key=lambda r: float(r["t_start_unix"]))
         first_error = next((i for i, r in enumerate(mine) if r["error"] not in ("", "cancelled")), None)
-        if first_error is not None:
-            assert any(r["ok"] == "true" for r in mine[first_error + 1 :]), f"user {user} stopped succeeding"
+        if first_error is None:
+            continue
+        err = mine[first_error]
+        ended = float(err["t_start_unix"]) + float(err["e2e_s"] or TIMEOUT_S) + float(err["backoff_s"] or 0)
+        if ended < last_start - 1.0:  # an error at the run's end leaves no time to send again
+            assert mine[first_error + 1 :], f"user {user} stopped sending after its first error"
+        after_error += [r for r in mine[first_error + 1 :] if r["error"] != "cancelled"]
+    recovered = sum(r["ok"] == "true" for r in after_error)
+    assert recovered >= 0.25 * len(after_error), (
+        f"{recovered} of {len(after_error)} requests after an error ok"
+    )
 
     # Locust's failures table shows categories only; analysis counts the same errors (once: it takes ~5 s).
     assert "LLMRequestError('http_429')" in log
