@@ -6,7 +6,7 @@
 #   scripts/llamacpp.sh start        # setup + model + serve on 127.0.0.1 in the background, wait for /health
 #   scripts/llamacpp.sh stop         # stop the server started by `start`
 #   scripts/llamacpp.sh status       # print url/pid if running
-#   scripts/llamacpp.sh serve PORT   # run the server in the foreground (tests/llamacpp_engine.py uses it)
+#   scripts/llamacpp.sh serve PORT   # run the server in the foreground (tests/support/llamacpp_engine.py uses it)
 #   scripts/llamacpp.sh help         # the pinned server's --help
 #
 # The source is the llama.cpp tree vendored in the llama-cpp-python sdist on PyPI (pin in

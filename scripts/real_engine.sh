@@ -6,7 +6,7 @@
 #   scripts/real_engine.sh start   # setup + model + serve on 127.0.0.1 in the background, wait for health
 #   scripts/real_engine.sh stop    # stop the server started by `start`
 #   scripts/real_engine.sh status  # print url/pid if running
-#   scripts/real_engine.sh serve PORT       # run the server in the foreground (tests/real_engine.py uses it)
+#   scripts/real_engine.sh serve PORT       # run the server in the foreground (tests/support/real_engine.py uses it)
 #
 # Settings (environment): REAL_ENGINE_PORT (default 8011; 0 = any free port), REAL_ENGINE_DIR
 # (default .real-engine), REAL_ENGINE_TIMEOUT (health wait, s, default 300), REAL_ENGINE_KV_GIB

@@ -3,7 +3,7 @@
 The hot path only bumps plain ints and bucket lists (`Hist.observe` is one bisect); a custom
 collector turns them into prometheus_client metric families at scrape time, so a /metrics scrape
 costs the scraper, not every token. Names, labels (`engine`, `model_name`), types and buckets
-follow vLLM 0.32 (see tests/test_simserver_metrics.py for the check against the real sample).
+follow vLLM 0.32 (see tests/e2e/test_simserver_e2e.py for the check against the real sample).
 """
 
 from __future__ import annotations

@@ -66,6 +66,13 @@ def test_checkout_locustfile_from_another_directory_with_worker_processes(sim_se
     assert f"run folder {elsewhere / 'results'}" in out.stderr, "the log names the absolute run folder"
 
 
+def in_checkout(path: Path) -> bool:
+    """The checkout or a folder of it (tests/unit holds folders named like the packages), but not
+    the suite's own virtualenv inside it."""
+    root = ROOT.resolve()
+    return (path == root or root in path.parents) and "site-packages" not in path.parts
+
+
 def build_venv(tmp_path: Path, name: str) -> Path:
     """A virtualenv whose own site-packages is empty and which sees the suite's (not the checkout)."""
     venv = tmp_path / name
@@ -75,7 +82,7 @@ def build_venv(tmp_path: Path, name: str) -> Path:
     # its site-packages: those must stay visible)
     base = {"base": sys.base_prefix, "platbase": sys.base_exec_prefix}
     stdlib = {Path(sysconfig.get_paths(vars=base)[k]).resolve() for k in ("stdlib", "platstdlib")}
-    suite = [p for p in sys.path if p and Path(p).is_dir() and Path(p).resolve() != ROOT.resolve()
+    suite = [p for p in sys.path if p and Path(p).is_dir() and not in_checkout(Path(p).resolve())
              and not any(Path(p).resolve() == d or d in Path(p).resolve().parents for d in stdlib)]  # fmt: skip
     (site / "_goodput_suite.pth").write_text("\n".join(suite) + "\n")
     return venv

@@ -19,8 +19,9 @@ from urllib.parse import urlsplit
 
 import orjson
 import pytest
-from conftest import PYTHON, ROOT, Proc, free_port, start, wait_http
 from prometheus_client.parser import text_string_to_metric_families
+
+from tests.conftest import PYTHON, ROOT, Proc, free_port, start, wait_http
 
 pytestmark = pytest.mark.e2e
 FIXTURE = (

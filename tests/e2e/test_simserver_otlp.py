@@ -21,11 +21,11 @@ from typing import Any
 
 import orjson
 import pytest
-from conftest import PYTHON, ROOT, Proc, free_port, wait_http
 from prometheus_client.parser import text_string_to_metric_families
 
 from loadgen.monitors.otlp import OtlpReceiver
 from loadgen.monitors.spanrows import Row
+from tests.conftest import PYTHON, ROOT, Proc, free_port, wait_http
 
 pytestmark = pytest.mark.e2e
 FAST = """

@@ -23,8 +23,9 @@ from typing import Any
 import orjson
 import psutil
 import pytest
-from conftest import PYTHON, ROOT, Proc, free_port, wait_http
 from prometheus_client.parser import text_string_to_metric_families
+
+from tests.conftest import PYTHON, ROOT, Proc, free_port, wait_http
 
 pytestmark = pytest.mark.e2e
 FAST = """

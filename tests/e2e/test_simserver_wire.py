@@ -19,9 +19,9 @@ from typing import Any
 
 import orjson
 import pytest
-from conftest import PYTHON, Proc, free_port, start, wait_http
 
 from simserver.tokenizer import count_tokens
+from tests.conftest import PYTHON, Proc, free_port, start, wait_http
 from tests.support.sse_shape import diff, events, signature
 
 pytestmark = pytest.mark.e2e

@@ -2,7 +2,7 @@
 
 Every case names a server that shows the behaviour and where that was read (its source, docs or
 issue tracker), says what the zoo sends, and what Goodput must record. tests/support/zoo/server.py serves
-case `NAME` under `/zoo/NAME/...`; tests/test_zoo.py runs every case through both transports (a case
+case `NAME` under `/zoo/NAME/...`; tests/e2e/test_zoo.py runs every case through both transports (a case
 on a native route — SGLang, TGI, llama.cpp — through the raw one: the openai SDK has no such route),
 each through the API module (`--api`) it names. A reasoning case also marks its first answer token,
 and TTFO is held to that write the same way.

@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import PYTHON, ROOT
 from google.protobuf import json_format
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest,
@@ -26,6 +25,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 
 from loadgen.monitors.otlp import OtlpReceiver
 from loadgen.monitors.spanrows import SPAN_COLUMNS, Row, SpanCsvWriter, client_request_id, parse_listen
+from tests.conftest import PYTHON, ROOT
 
 TRACE_ID = bytes(range(16))
 SPAN_ID = bytes(range(8, 16))
