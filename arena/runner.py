@@ -214,7 +214,10 @@ def _fmt_s(s: float) -> str:
     return f"{s // 60}m{s % 60:02d}s" if s >= 60 else f"{s}s"
 
 
-def _sigterm(signum: int, frame: Any) -> None:
+def _interrupt(signum: int, frame: Any) -> None:
+    """SIGTERM and SIGINT both stop the matrix as Ctrl-C does. SIGINT is set explicitly: a process
+    started in the background by a non-interactive shell inherits SIGINT ignored, and Python then
+    leaves it ignored, so `kill -INT` (or a CI job's Ctrl-C) would not reach the arena."""
     raise KeyboardInterrupt
 
 
@@ -231,7 +234,7 @@ def run_matrix(matrix: Matrix, layout: Layout, say: Callable[[str], None] = _say
     out = Outcome(skipped=len(cells) - len(todo))
     if out.skipped:
         say(f"arena: {out.skipped} of {len(cells)} cells already complete (skipped); {len(todo)} to run")
-    previous = signal.signal(signal.SIGTERM, _sigterm)
+    previous = {sig: signal.signal(sig, _interrupt) for sig in (signal.SIGTERM, signal.SIGINT)}
     t_start = time.monotonic()
     took: list[float] = []
     try:
@@ -260,7 +263,8 @@ def run_matrix(matrix: Matrix, layout: Layout, say: Callable[[str], None] = _say
         _journal(layout, status="interrupted")
         raise
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
         out.seconds = time.monotonic() - t_start
     return out
 
