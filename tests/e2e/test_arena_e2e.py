@@ -145,6 +145,9 @@ def test_rerun_after_interruption_runs_only_the_missing_cell(tmp_path):
         stderr=subprocess.PIPE,
         text=True,
         start_new_session=True,
+        # as a non-interactive shell starts a background job: SIGINT ignored on entry, which Python
+        # keeps unless the program sets its own handler (the arena does)
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
     )
     try:
         assert _wait_for(lambda: any(runs.glob("narrow__*")), 30), "the narrow cell never started"
