@@ -23,6 +23,7 @@ from typing import Any
 
 from core.durations import UNIT_S, fmt_duration, parse_duration_s
 from core.errors import SloError
+from core.yamlfile import read_yaml
 
 ATTAIN_TARGET = 0.9
 METRICS = ("ttft", "ttfo", "tpot", "e2e")  # per-request limits
@@ -222,16 +223,7 @@ def _build(items: list[tuple[str, Any]], base: Slo | None, where: str, name: str
 
 def _parse_file(path: str) -> Slo:
     """YAML: `{name?, profile?, ttft: 500ms, tpot_ms: 50, e2e: 20s, attain: 90%, percentiles: {p99:tpot: 250ms}}`."""
-    if not os.path.isfile(path):
-        raise SloError(f"SLO file '{path}' not found")
-    import yaml  # lazily: only file SLOs pay for it
-
-    try:
-        with open(path, encoding="utf-8") as fh:
-            doc = yaml.safe_load(fh)
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise SloError(f"SLO file '{path}': not readable YAML ({first})") from None
+    doc = read_yaml(path, SloError, f"SLO file '{path}' not found", f"SLO file '{path}'")
     if not isinstance(doc, dict):
         raise SloError(
             f"SLO file '{path}': expected a mapping such as 'ttft: 500ms', got {type(doc).__name__}"

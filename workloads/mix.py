@@ -47,6 +47,7 @@ from typing import Any
 
 from core.errors import SloError
 from core.slo import Slo, parse_slo
+from core.yamlfile import read_yaml
 from workloads.errors import WorkloadError
 from workloads.spec import parse_spec, split_top
 
@@ -229,16 +230,7 @@ def _inline_class(item: str) -> tuple[str, dict[str, Any]]:
 
 
 def _yaml_classes(path: str) -> list[tuple[str, dict[str, Any]]]:
-    if not os.path.isfile(path):
-        raise MixError(f"--mix: file '{path}' not found")
-    import yaml  # lazily: only file mixes pay for it
-
-    try:
-        with open(path, encoding="utf-8") as fh:
-            doc = yaml.safe_load(fh)
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise MixError(f"--mix file '{path}': not readable YAML ({first})") from None
+    doc = read_yaml(path, MixError, f"--mix: file '{path}' not found", f"--mix file '{path}'")
     items = doc.get("classes") if isinstance(doc, dict) else doc
     if isinstance(doc, dict) and set(doc) - {"classes"}:
         extra = ", ".join(sorted(map(str, set(doc) - {"classes"})))
