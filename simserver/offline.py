@@ -161,14 +161,7 @@ def simulate(
         if t >= next_sample:
             result.samples.append(Sample(t, core.num_running, core.num_waiting, core.kv.usage()))
             next_sample = t + sample_every_s
-        if core.has_work():
-            plan = core.schedule()
-            if not plan.seqs:
-                raise RuntimeError("scheduler made no progress with work queued")  # a bug, never load
-            t += plan.duration
-            core.complete(plan, t)
-        else:
-            t = min(duration_s, _next_change(users_at, t, active))
+        t = _step(core, t) if core.has_work() else min(duration_s, _next_change(users_at, t, active))
     return result
 
 
@@ -213,16 +206,20 @@ def simulate_open(
             )  # fmt: skip
             core.add(seq, next_arrival)
             next_arrival += gap()
-        if core.has_work():
-            plan = core.schedule()
-            if not plan.seqs:
-                raise RuntimeError("scheduler made no progress with work queued")  # a bug, never load
-            t += plan.duration
-            core.complete(plan, t)
-        else:
-            t = next_arrival
+        t = _step(core, t) if core.has_work() else next_arrival
     result.records.sort(key=lambda r: r.t_send)
     return result
+
+
+def _step(core: EngineCore, t: float) -> float:
+    """One engine step started at `t` (schedule, advance the clock by its modelled time, complete
+    it); returns when it ended."""
+    plan = core.schedule()
+    if not plan.seqs:
+        raise RuntimeError("scheduler made no progress with work queued")  # a bug, never load
+    t += plan.duration
+    core.complete(plan, t)
+    return t
 
 
 def _next_change(users_at: Callable[[float], int], t: float, active: int, resolution: float = 0.01) -> float:
