@@ -1,14 +1,17 @@
-"""A Locust plugin for bench/send_stamp.py: every request's three candidate send stamps, side by side.
+"""A Locust plugin for bench/send_stamp.py: every request's candidate send stamps, side by side.
 
 Loaded after the real locustfile (`locust -f locustfile.py,bench/send_stamp_probe.py`), so the run is
-an ordinary Goodput run whose rows carry the stamp Goodput uses (the write's return). For each
-request it also records, on the same clock and in the same run:
-- `before`: the stamp Goodput took until now, before the connection pool (which yields to the hub);
+an ordinary Goodput run whose rows carry the stamp Goodput uses (read right before the write of the
+request's last byte). For each request it also records, on the same clock and in the same run:
+- `before`: the stamp taken before the connection pool (which yields to the hub), Goodput's until
+  the first 2026-12-04 change;
+- `post`: the write's return, Goodput's until the second;
 - `tx`: the kernel's software transmit stamp of the request's last write (SO_TIMESTAMPING,
   `SOF_TIMESTAMPING_TX_SOFTWARE`, read from the socket's error queue right after the write), and
   what reading it cost.
-Each worker process writes `probe-<pid>.csv` (request_id, post − before, post − tx, tx read cost;
-seconds) into `$GOODPUT_STAMP_PROBE` when it quits. Bench code: it patches the client in place.
+Each worker process writes `probe-<pid>.csv` (request_id, sent − before, post − sent, sent − tx, tx
+read cost; seconds) into `$GOODPUT_STAMP_PROBE` when it quits. Bench code: it patches the client in
+place.
 """
 
 from __future__ import annotations
@@ -32,8 +35,9 @@ _MSG_ERRQUEUE = 0x2000
 _TS = struct.Struct("qq")
 perf_counter = time.perf_counter
 
-_tx: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # socket → (tx stamp, perf clock; read cost s)
-_last: tuple[float, float, float, float] | None = None
+# socket → (write's return, tx stamp (perf clock), tx read cost s)
+_tx: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_last: tuple[float, float, float, float, float] | None = None
 _lines: list[str] = []
 _on: weakref.WeakSet = weakref.WeakSet()
 
@@ -61,9 +65,9 @@ def sendall(self: Any, data: Any, flags: int = 0) -> None:
         self._sock.setsockopt(socket.SOL_SOCKET, _SO_TIMESTAMPING, _TX_FLAGS)
         _on.add(self)
     _sendall(self, data, flags)
-    t0 = perf_counter()
-    tx = _read_tx(self._sock, self.sent)
-    _tx[self] = (tx, perf_counter() - t0)
+    post = perf_counter()
+    tx = _read_tx(self._sock, post)
+    _tx[self] = (post, tx, perf_counter() - post)
 
 
 _sent_at = client.sent_at
@@ -71,11 +75,11 @@ _sent_at = client.sent_at
 
 def sent_at(http_client: Any, before: float) -> float:
     global _last
-    post = _sent_at(http_client, before)
+    sent = _sent_at(http_client, before)
     sock = getattr(http_client, "goodput_socket", None)
-    tx, cost = _tx.get(sock, (0.0, 0.0)) if sock is not None else (0.0, 0.0)
-    _last = (before, post, tx, cost)
-    return post
+    post, tx, cost = _tx.get(sock, (sent, 0.0, 0.0)) if sock is not None else (sent, 0.0, 0.0)
+    _last = (before, sent, post, tx, cost)
+    return sent
 
 
 _send = client.RawTransport._send
@@ -86,9 +90,10 @@ def _send_probe(self: Any, res: Any, path: str, payload: bytes, hdrs: dict[str, 
     _last = None
     resp = _send(self, res, path, payload, hdrs)
     if _last is not None:  # set by sent_at just before _send returned: no other greenlet ran since
-        before, post, tx, cost = _last
+        before, sent, post, tx, cost = _last
         rid = hdrs.get("X-Request-Id", "")
-        _lines.append(f"{rid},{post - before:.9f},{(post - tx) if tx else float('nan'):.9f},{cost:.9f}")
+        tx_gap = (sent - tx) if tx else float("nan")
+        _lines.append(f"{rid},{sent - before:.9f},{post - sent:.9f},{tx_gap:.9f},{cost:.9f}")
     return resp
 
 
@@ -102,5 +107,7 @@ def _write(**_: Any) -> None:
     if _lines:
         path = OUT / f"probe-{os.getpid()}.csv"
         path.write_text(
-            "request_id,post_minus_before_s,post_minus_tx_s,tx_read_s\n" + "\n".join(_lines) + "\n"
+            "request_id,sent_minus_before_s,post_minus_sent_s,sent_minus_tx_s,tx_read_s\n"
+            + "\n".join(_lines)
+            + "\n"
         )

@@ -197,8 +197,9 @@ class Driver:
             api, body, session, turn, slot.scenario, slot.tenant = payload
             res = perform(slot, api, body, session=session, turn=turn, scheduled_unix=t_unix)
         finally:
-            # run.json's send lag is the row's: the transport's send stamp (the request's last byte
-            # handed to the kernel) − the intended time; the dispatch lag when the request was cut
+            # run.json's send lag is the row's: the transport's send stamp (read right before the
+            # request's last byte went to the kernel) − the intended time; the dispatch lag when the
+            # request was cut
             sent = res.t_send - t_perf if res is not None and res.t_send else lag
             self.stats.record_send(step, sent, waited)
             self.free.append(slot)

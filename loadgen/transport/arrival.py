@@ -8,13 +8,17 @@ stream before its next token arrives: the kernel merges unread segments and keep
 so two tokens read together share the later one (never an earlier one). loadgen/monitors/selfmon.py reports
 how late reads were (`READ_LAGS`) and flags the seconds where the event loop lagged.
 
-A request's send is stamped when its last byte was handed to the kernel (`sendall` returned), not
-when the client set out to send it: between the two, geventhttpclient's pool checks the kept-alive
+A request's send is stamped right before the write that hands the kernel its last byte, not when
+the client set out to send it: between the two, geventhttpclient's pool checks the kept-alive
 connection with a zero-timeout `select`, which under gevent yields to the hub, so on a busy loop
 the write happens after every other ready greenlet ran (milliseconds at 1,000 streams), and a stamp
-taken before it moved every TTFT by that wait. The kernel's own transmit stamp (SO_TIMESTAMPING,
-software) was tried: on loopback it is 5–15 µs earlier than the write's return, and costs a syscall
-per request and an error queue that must be drained (bench/send_stamp.py, bench/README.md).
+taken before it moved every TTFT by that wait. Nor is it taken when the write returned: on a host
+where the server shares the cores, the write wakes the server, which can take the CPU before the
+write returns (0.4–1.7 ms at p99 on a shared core, over 10 ms once in CI with vLLM on two cores),
+and a late send stamp makes the TTFT shorter than the engine's own. Read before the syscall, the
+stamp precedes the server's first sight of the whole request: a client TTFT is never below the
+engine's. The kernel's own transmit stamp (SO_TIMESTAMPING, software) was tried too: it costs a
+syscall per request and an error queue that must be drained (bench/send_stamp.py, bench/README.md).
 """
 
 from __future__ import annotations
@@ -77,11 +81,21 @@ class _StampSocket(gsocket.socket):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.stamp = 0.0  # wall-clock arrival of the newest byte of the last read; 0.0: unknown
-        self.sent = 0.0  # perf_counter when the last write returned (its last byte was the kernel's)
+        self.sent = 0.0  # perf_counter right before the write that handed the kernel the last byte
 
     def sendall(self, data: Any, flags: int = 0) -> None:
-        super().sendall(data, flags)
-        self.sent = perf_counter()
+        """gevent's sendall, with the clock read right before each write: the last one's is `sent`."""
+        view = memoryview(data).cast("B")
+        raw = self._sock
+        while view:
+            before = perf_counter()
+            try:
+                n = raw.send(view, flags)
+            except BlockingIOError:  # the send buffer is full: wait until the server reads
+                self._wait(self._write_event)
+                continue
+            self.sent = before
+            view = view[n:]
 
     def recv(self, bufsize: int, flags: int = 0) -> bytes:
         raw = self._sock
@@ -101,7 +115,7 @@ class _StampSocket(gsocket.socket):
 
 
 def sent_at(client: HTTPClient, before: float) -> float:
-    """The send stamp of the request `client` just made (perf clock): when its last byte was
+    """The send stamp of the request `client` just made (perf clock): right before its last byte was
     written, or `before` (taken before the request) where the socket is not ours (TLS)."""
     sock = getattr(client, "goodput_socket", None)
     return sock.sent if sock is not None and sock.sent >= before else before

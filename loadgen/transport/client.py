@@ -156,7 +156,7 @@ class RawTransport:
         try:
             res.t_send = perf_counter()
             resp = self.client.request("POST", self.prefix + path, body=payload, headers=hdrs)
-            res.t_send = sent_at(self.client, res.t_send)  # when its last byte was written
+            res.t_send = sent_at(self.client, res.t_send)  # right before its last byte was written
             return resp
         except (HTTPConnectionClosed, ConnectionResetError, BrokenPipeError):
             if not self.reused:

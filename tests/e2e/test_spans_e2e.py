@@ -20,7 +20,7 @@ from core.slo import parse_slo
 from tests.conftest import PYTHON, ROOT, free_port
 
 pytestmark = pytest.mark.e2e
-MS1, MS2, CLIENT_LATE_S = 0.001, 0.002, 0.010
+MS1, MS2, CLIENT_LATE_S = 0.001, 0.002, 0.001
 
 
 def locust(host: str, results: Path, *args: str, timeout_s: float = 90) -> subprocess.CompletedProcess:
@@ -75,8 +75,8 @@ def test_step_ramp_past_the_knee_is_decomposed_per_request(sim_server, tmp_path:
         assert e2e_gap > -MS1 and ttft_gap > -MS1, (row.request_id, e2e_gap, ttft_gap)
         gaps.append(max(e2e_gap, ttft_gap))
         sums.append(abs(row.client_remainder_s + server - row.e2e_s))
-        # one host, one clock: the client's part is never below zero by more than how late the client
-        # read its clock after the write (the engine may take the CPU right then on a busy host)
+        # one host, one clock: the send stamp precedes the write of the request's last byte, so the
+        # client's part is never below zero (but for the clocks' reading, µs)
         assert row.client_remainder_s > -CLIENT_LATE_S, (row.request_id, row.client_remainder_s)
     within = sum(g <= MS2 for g in gaps) / len(gaps)
     assert sorted(gaps)[len(gaps) // 2] <= MS2, sorted(gaps)[-5:]  # the median request: within 2 ms

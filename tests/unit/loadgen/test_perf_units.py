@@ -166,6 +166,42 @@ def test_send_is_stamped_when_the_request_was_written_not_when_the_client_set_ou
     )
 
 
+class _PreemptedAfterWrite(gevent.socket.socket._gevent_sock_class):  # type: ignore[name-defined]
+    """A raw socket whose writes return 30 ms late, as when the server the write woke took the core."""
+
+    def send(self, data: bytes, flags: int = 0) -> int:
+        n = super().send(data, flags)
+        _block(0.03)
+        return n
+
+
+class _LateReturningSocket(arrival._StampSocket):
+    _gevent_sock_class = _PreemptedAfterWrite
+
+
+@linux
+def test_send_stamp_precedes_the_servers_arrival_when_the_write_returns_late(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A client descheduled right after its write (the server it woke took the core) must not stamp
+    the send then: its TTFT would come out below the engine's (a stamp on the write's return was
+    30 ms late here, and >10 ms once in CI with vLLM sharing two cores)."""
+    monkeypatch.setattr(arrival, "_StampSocket", _LateReturningSocket)
+    server = ArrivalServer()
+    transport = client.RawTransport(server.url, None)
+    gevent.sleep(0.1)  # the kernel turns receive stamping on a moment after the first socket asks
+    try:
+        wall, perf = arrival.wall_and_perf()
+        res = transport.stream("/v1/chat/completions", {"stream": True}, {}, 10.0)
+    finally:
+        transport.close()
+        server.server.stop()
+    assert res.error == "" and res.text == "a" and len(server.arrived) == 1
+    assert type(transport.client.goodput_socket) is _LateReturningSocket
+    early = server.arrived[0] - (wall + res.t_send - perf)
+    assert -0.0005 <= early < 0.002, (early, "send stamp before the arrival of the request's last byte")
+
+
 def test_stamps_fall_back_to_the_read_time_without_kernel_stamps(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(arrival, "KERNEL_STAMPS", False)
     server = SseServer(block_s=0.04)
