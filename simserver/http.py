@@ -18,6 +18,8 @@ from email.utils import formatdate
 
 import orjson
 
+from simserver.rxstamp import StampedReader, keep_stamping_on
+
 MAX_HEAD = 64 * 1024
 MAX_BODY = 64 * 1024 * 1024
 REASONS = {
@@ -48,19 +50,26 @@ def http_date() -> str:
 
 
 class Request:
-    """One parsed request. `t_arrival_unix` is stamped when its last byte was received."""
+    """One parsed request. `t_arrival_unix`: when its last byte reached this host (the kernel's
+    stamp, simserver/rxstamp.py), or when it was parsed where the kernel gives none."""
 
     __slots__ = ("body", "headers", "keep_alive", "method", "path", "query", "t_arrival_unix")
 
     def __init__(
-        self, method: str, target: str, headers: dict[str, str], body: bytes, keep_alive: bool
+        self,
+        method: str,
+        target: str,
+        headers: dict[str, str],
+        body: bytes,
+        keep_alive: bool,
+        arrived: float = 0.0,
     ) -> None:
         self.method = method
         self.path, _, self.query = target.partition("?")
         self.headers = headers
         self.body = body
         self.keep_alive = keep_alive
-        self.t_arrival_unix = time.time()
+        self.t_arrival_unix = arrived or time.time()
 
 
 class ServerCounters:
@@ -89,6 +98,8 @@ class Connection(asyncio.Protocol):
         self.closed = False
         self.streaming = False
         self.on_close: Callable[[], None] | None = None
+        self.reader: StampedReader | None = None  # reads the socket when the kernel stamps arrivals
+        self.arrived = 0.0  # when the newest bytes reached this host (kernel stamp); 0.0: unknown
         self._write: Callable[[bytes], None] = lambda data: None
 
     # -- asyncio.Protocol ---------------------------------------------------------------------
@@ -102,9 +113,12 @@ class Connection(asyncio.Protocol):
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             except OSError:
                 pass
+        self.reader = StampedReader.attach(transport, self.stamped_data, transport.close)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
+        if self.reader is not None:
+            self.reader.close()
         self.counters.connections -= 1
         if self.streaming:
             self.streaming = False
@@ -114,6 +128,12 @@ class Connection(asyncio.Protocol):
             cb()
 
     def data_received(self, data: bytes) -> None:
+        """Bytes read by the transport (no kernel stamp): their requests arrive when parsed."""
+        self.stamped_data(data, 0.0)
+
+    def stamped_data(self, data: bytes, arrived: float) -> None:
+        """Bytes read by the StampedReader, with when the newest of them reached this host."""
+        self.arrived = arrived
         self.buf += data
         if self.current is None:
             self._parse()
@@ -139,7 +159,7 @@ class Connection(asyncio.Protocol):
             body = bytes(buf[:length])
             del buf[:length]
             self.head = None
-            self.current = Request(method, target, headers, body, keep_alive)
+            self.current = Request(method, target, headers, body, keep_alive, self.arrived)
             self.handler(self.current, self)
 
     def _parse_head(self, head: str) -> bool:
@@ -260,6 +280,10 @@ async def serve(
 ) -> asyncio.Server:
     """Listen on host:port, or on `sock` when given (a replica's already-bound SO_REUSEPORT socket)."""
     loop = asyncio.get_running_loop()
+    try:
+        keep_stamping_on()  # from the start: the first requests' arrivals are stamped too
+    except OSError:
+        pass
     factory = lambda: Connection(handler, counters)  # noqa: E731
     if sock is not None:
         return await loop.create_server(factory, sock=sock, backlog=4096)
