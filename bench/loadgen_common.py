@@ -274,7 +274,9 @@ class TtftErrors:
     - `receive`: client first-token time − engine emit (`t_start_unix + ttft_s − t_first_emit_unix`):
       how late the client read (or stamped) the first token;
     - `send`: engine arrival − client send (`t_arrival_unix − t_start_unix`): the request in flight
-      plus how late the engine's event loop parsed it, minus how early the client stamped its send.
+      (the engine stamps its arrival with the kernel's receive stamp, simserver/rxstamp.py; with
+      `SIMSERVER_KERNEL_STAMPS=0`, when its event loop parsed it), minus how early the client
+      stamped its send.
     """
 
     full: list[float] = field(default_factory=list)
@@ -296,7 +298,7 @@ ERR_NOTE = (
     "err: the TTFT error a user of the figures sees, client TTFT − the engine's TTFT (emit − arrival, its\n"
     "trace, joined by request id), ms; it is recv + send: recv = client first-token time − engine emit\n"
     "(how late the client read the token), send = engine arrival − client send stamp (the request in\n"
-    "flight plus how late the engine's event loop parsed it)"
+    "flight: the engine stamps arrival with the kernel's receive stamp)"
 )
 
 

@@ -18,8 +18,9 @@ under the same load, not across runs of a noisy host. Over the steady window, pe
   request (one more syscall, on the error queue);
 - the parts of Goodput's error: `recv` = client first-token time − engine emit (how late the
   client read the token), `send` = engine arrival − the client's send stamp (the request in flight
-  on loopback, µs, plus how late the engine's event loop parsed it: it writes a whole step's chunks
-  in one go, so a request that arrives meanwhile waits for the rest of the step's writes).
+  on loopback, µs: the engine stamps arrival with the kernel's receive stamp; with
+  `SIMSERVER_KERNEL_STAMPS=0` in the environment it stamps when its loop parses the request, after
+  the step's burst of writes, and `send` holds that wait too).
 """
 
 from __future__ import annotations
@@ -137,7 +138,7 @@ def main() -> None:
     )
     for r in results:
         e = r["errs"]
-        part = "send (the engine parsed the request late)" if e.p("send", 0.99) > e.p("receive", 0.99) else (
+        part = "send (the request reached the engine late)" if e.p("send", 0.99) > e.p("receive", 0.99) else (
             "recv (the client read the first token late)")  # fmt: skip
         print(f"{r['streams']} streams: the remaining error p99 {e.p('full', 0.99):.2f} ms is mostly {part}: "
               f"send p99 {e.p('send', 0.99):.2f} ms, recv p99 {e.p('receive', 0.99):.2f} ms")  # fmt: skip

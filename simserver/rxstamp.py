@@ -29,7 +29,7 @@ from collections.abc import Callable
 # 35 is SO_TIMESTAMPNS on x86/arm/generic Linux (Python has no constant).
 _SO_TIMESTAMPNS = 35
 _TS = struct.Struct("qq")
-_READ = 256 * 1024
+_READ = 64 * 1024  # below malloc's mmap threshold: a large body takes a few reads
 KERNEL_STAMPS = sys.platform.startswith("linux") and os.environ.get("SIMSERVER_KERNEL_STAMPS", "1") != "0"
 _keeper: socket.socket | None = None
 
@@ -50,7 +50,7 @@ def keep_stamping_on() -> None:
 
 
 class StampedReader:
-    """Reads one connection for its protocol, keeping the kernel's stamp of the newest byte read."""
+    """Reads one connection for its protocol: each read's bytes with the kernel's stamp of the newest."""
 
     __slots__ = ("_loop", "_on_data", "_on_eof", "_sock")
 
