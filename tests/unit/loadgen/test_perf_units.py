@@ -70,23 +70,33 @@ class SseServer:
         gevent.sleep(0.05)
 
 
-def _stream(server: SseServer) -> tuple[client.StreamResult, float]:
+def _stream(
+    server: SseServer | ArrivalServer, warm: bool = False, hold_s: float = 0.0
+) -> tuple[client.StreamResult, float, client.RawTransport]:
+    """One streamed request to `server`, which then stops: the result, the wall − perf offset read
+    right before it, and the transport. `warm`: after a first request on the same kept-alive
+    connection; `hold_s`: a greenlet holds the loop that long at the client's first yield."""
     transport = client.RawTransport(server.url, None)
     gevent.sleep(0.1)  # the kernel turns receive stamping on a moment after the first socket asks
     try:
+        if warm:
+            first = transport.stream("/v1/chat/completions", {"stream": True}, {}, 10.0)
+            assert first.error == "" and first.text == "a"
+        if hold_s:
+            gevent.spawn(_block, hold_s)  # runs at the client's first yield, before its write
         wall, perf = arrival.wall_and_perf()
         res = transport.stream("/v1/chat/completions", {"stream": True}, {}, 10.0)
     finally:
         transport.close()
         server.server.stop()
-    return res, wall - perf
+    return res, wall - perf, transport
 
 
 @linux
 def test_a_token_read_late_keeps_its_arrival_time() -> None:
     """The loop is held 40 ms after each write; the stamps are still the arrival times."""
     server = SseServer(block_s=0.04)
-    res, offset = _stream(server)
+    res, offset, _ = _stream(server)
     assert res.error == "" and res.done and res.text == "ab"
     for t, written in zip(res.text_times, server.written, strict=True):
         assert 0 <= t + offset - written < 0.002, (t + offset - written, "arrival, not the read 40 ms later")
@@ -97,7 +107,7 @@ def test_tokens_read_together_get_the_later_arrival_never_an_earlier_one() -> No
     """Both tokens wait in the kernel until one read takes them: the kernel keeps one stamp, the
     newest, so the first token is late by the gap (the saturation windows flag such stalls)."""
     server = SseServer(block_s=0.03, together=True)
-    res, offset = _stream(server)
+    res, offset, _ = _stream(server)
     assert res.text == "ab"
     first, second = (t + offset for t in res.text_times)
     assert first == second
@@ -147,19 +157,9 @@ def test_send_is_stamped_when_the_request_was_written_not_when_the_client_set_ou
     that holds the loop 50 ms there delays the write, and the send stamp must say so (the old stamp,
     taken before, made the TTFT 50 ms too long)."""
     server = ArrivalServer()
-    transport = client.RawTransport(server.url, None)
-    gevent.sleep(0.1)  # the kernel turns receive stamping on a moment after the first socket asks
-    try:
-        first = transport.stream("/v1/chat/completions", {"stream": True}, {}, 10.0)
-        assert first.error == "" and first.text == "a"
-        gevent.spawn(_block, 0.05)  # runs at the client's first yield, before its write
-        wall, perf = arrival.wall_and_perf()
-        res = transport.stream("/v1/chat/completions", {"stream": True}, {}, 10.0)
-    finally:
-        transport.close()
-        server.server.stop()
+    res, offset, _ = _stream(server, warm=True, hold_s=0.05)
     assert res.error == "" and res.text == "a" and len(server.arrived) == 2
-    sent_unix = wall + res.t_send - perf
+    sent_unix = res.t_send + offset
     assert -0.002 < server.arrived[1] - sent_unix < 0.002, (
         server.arrived[1] - sent_unix,
         "send stamp vs arrival",
@@ -188,24 +188,17 @@ def test_send_stamp_precedes_the_servers_arrival_when_the_write_returns_late(
     30 ms late here, and >10 ms once in CI with vLLM sharing two cores)."""
     monkeypatch.setattr(arrival, "_StampSocket", _LateReturningSocket)
     server = ArrivalServer()
-    transport = client.RawTransport(server.url, None)
-    gevent.sleep(0.1)  # the kernel turns receive stamping on a moment after the first socket asks
-    try:
-        wall, perf = arrival.wall_and_perf()
-        res = transport.stream("/v1/chat/completions", {"stream": True}, {}, 10.0)
-    finally:
-        transport.close()
-        server.server.stop()
+    res, offset, transport = _stream(server)
     assert res.error == "" and res.text == "a" and len(server.arrived) == 1
     assert type(transport.client.goodput_socket) is _LateReturningSocket
-    early = server.arrived[0] - (wall + res.t_send - perf)
+    early = server.arrived[0] - (res.t_send + offset)
     assert -0.0005 <= early < 0.002, (early, "send stamp before the arrival of the request's last byte")
 
 
 def test_stamps_fall_back_to_the_read_time_without_kernel_stamps(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(arrival, "KERNEL_STAMPS", False)
     server = SseServer(block_s=0.04)
-    res, offset = _stream(server)
+    res, offset, _ = _stream(server)
     assert res.text == "ab"
     assert res.text_times[0] + offset - server.written[0] >= 0.035, "read after the 40 ms hold, stamped then"
 
