@@ -280,10 +280,7 @@ async def serve(
 ) -> asyncio.Server:
     """Listen on host:port, or on `sock` when given (a replica's already-bound SO_REUSEPORT socket)."""
     loop = asyncio.get_running_loop()
-    try:
-        keep_stamping_on()  # from the start: the first requests' arrivals are stamped too
-    except OSError:
-        pass
+    keep_stamping_on()  # from the start: the first requests' arrivals are stamped too
     factory = lambda: Connection(handler, counters)  # noqa: E731
     if sock is not None:
         return await loop.create_server(factory, sock=sock, backlog=4096)

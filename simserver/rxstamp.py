@@ -44,9 +44,12 @@ def keep_stamping_on() -> None:
     closes; one idle socket that asks for the life of the process keeps every request stamped."""
     global _keeper
     if _keeper is None and KERNEL_STAMPS:
-        keeper = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        keeper.setsockopt(socket.SOL_SOCKET, _SO_TIMESTAMPNS, 1)
-        _keeper = keeper
+        try:
+            keeper = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            keeper.setsockopt(socket.SOL_SOCKET, _SO_TIMESTAMPNS, 1)
+            _keeper = keeper
+        except OSError:
+            pass  # each connection still asks for stamps; the first requests may get the parse time
 
 
 class StampedReader:
@@ -72,8 +75,8 @@ class StampedReader:
         sock = transport.get_extra_info("socket")
         if not KERNEL_STAMPS or sock is None:
             return None
+        keep_stamping_on()
         try:
-            keep_stamping_on()
             dup = socket.socket(fileno=os.dup(sock.fileno()))
         except OSError:
             return None
