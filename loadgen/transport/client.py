@@ -61,7 +61,17 @@ def _finish(res: StreamResult) -> None:
     if not res.done and not res.finish_reason:
         res.error, res.error_detail = "disconnect", "stream ended before a finish_reason or [DONE]"
     elif not res.text_times:
-        res.error, res.error_detail = "empty_output", "no text in the stream"
+        res.error, res.error_detail = "empty_output", _empty_detail(res)
+
+
+def _empty_detail(res: StreamResult) -> str:
+    """Why a completed stream had no text. A server may count tokens it never showed: llama-server
+    holds a token that ends inside a UTF-8 character until the character completes, and drops what
+    is still held when the output cap ends the stream (tests/fixtures/llamacpp-held-to-end-stream.txt)."""
+    counted = (res.usage or {}).get("completion_tokens")
+    if counted:
+        return f"no text in the stream, though the server counted {counted} output tokens (bytes of an unfinished UTF-8 character are never sent)"
+    return "no text in the stream"
 
 
 def empty_body_detail(status: int) -> str:

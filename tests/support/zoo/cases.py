@@ -17,7 +17,6 @@ import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 from tests.support.zoo import native
 from tests.support.zoo.stream import (
@@ -30,12 +29,12 @@ from tests.support.zoo.stream import (
     Plan,
     chunk,
     error_plan,
+    recorded,
     text_chunk,
     token_stream,
     usage,
 )
 
-FIXTURE = Path(__file__).resolve().parents[2] / "fixtures" / "vllm-cpu-tiny-chat-stream.txt"
 CRLF = Framing(eol=b"\r\n")
 CR = Framing(eol=b"\r")
 ROLE = {"role": "assistant", "content": ""}
@@ -69,13 +68,33 @@ class Case:
 
 def _vllm_fixture(_: dict) -> Plan:
     """A real vLLM stream (tests/fixtures), one event per write."""
-    events = [e + b"\n\n" for e in FIXTURE.read_bytes().split(b"\n\n") if e.strip()]
+    events = recorded("vllm-cpu-tiny-chat-stream.txt")
     plan = Plan().add(events[0], PREFILL_S - ROLE_LEAD_S)  # the role-only chunk
     plan.add(events[1], ROLE_LEAD_S, first=True)
     for e in events[2:]:
         plan.add(e, TOKEN_GAP_S)
     tail = json.loads(events[-2][len(b"data: ") :])
     plan.n_tokens = tail["usage"]["completion_tokens"]
+    return plan
+
+
+def _llamacpp_held(name: str) -> Callable[[dict], Plan]:
+    """A real llama-server capture whose first tokens were held (bytes of an unfinished UTF-8
+    character): the engine step that sampled them wrote nothing, so the first write comes a token gap
+    after the prefill, with no role chunk before it."""
+
+    def plan(_: dict) -> Plan:
+        p, seen_text = Plan(), False
+        for e in recorded(name):
+            obj = json.loads(e[len(b"data: ") :]) if e.startswith(b"data: {") else {}
+            text = any((c.get("delta") or {}).get("content") for c in obj.get("choices") or [])
+            delay = PREFILL_S + TOKEN_GAP_S if not p.pieces else TOKEN_GAP_S if text else 0.0
+            p.add(e, delay, first=text and not seen_text)
+            seen_text = seen_text or text
+            if obj.get("usage"):
+                p.n_tokens = obj["usage"]["completion_tokens"]
+        return p
+
     return plan
 
 
@@ -319,6 +338,20 @@ CASES: list[Case] = [
          "ml-explore mlx-lm server.py: APIHandler(BaseHTTPRequestHandler) on ThreadingHTTPServer",
          "`Connection: close`, the body ends when the connection closes", "ok for every request in a row",
          lambda h: _closing(token_stream(Plan(), LF, role=ROLE)), OK_USAGE),
+    Case("llama.cpp-held-utf8", "llama.cpp llama-server 0.5.0-dev (llama-cpp-python 0.3.36's tree), real capture",
+         "seen on the real server in CI (test_wire_format, 1 request in ~25 on the random-weight model): "
+         "tools/server holds a token that ends inside a UTF-8 character and sends the role chunk only with the "
+         "first token's step; tests/fixtures/llamacpp-held-utf8-stream.txt",
+         "no role chunk; the first chunk carries three tokens' text (two held bytes as U+FFFD), a token gap late",
+         "ok; TTFT at the first chunk with text (when the user could see it); tokens from usage",
+         _llamacpp_held("llamacpp-held-utf8-stream.txt"), OK_USAGE),
+    Case("llama.cpp-held-to-end", "llama.cpp llama-server 0.5.0-dev, real capture",
+         "tests/fixtures/llamacpp-held-to-end-stream.txt: both sampled tokens held, the output cap reached; "
+         "what is still held is dropped",
+         "a finish chunk with an empty delta, usage with completion_tokens 2, [DONE]: no text at all",
+         "`empty_output`, saying the server counted 2 tokens it never sent",
+         _llamacpp_held("llamacpp-held-to-end-stream.txt"),
+         Expect(error="empty_output", detail="the server counted 2 output tokens")),
     Case("llama.cpp-hangup", "llama.cpp server 0.5.0-dev (llama-cpp-python 0.3.36's tree)",
          "seen on the real server in CI (tests/e2e/test_llamacpp_engine.py): tools/server's stream handler ends "
          "the stream and the connection in one call, while the headers say `Keep-Alive: timeout=5, max=100`",

@@ -7,11 +7,8 @@ from __future__ import annotations
 
 import itertools
 import json
-from pathlib import Path
 
-from tests.support.zoo.stream import LF, PREFILL_S, ROLE_LEAD_S, TOKEN_GAP_S, TOKENS, Framing, Plan
-
-LLAMACPP_CAPTURE = Path(__file__).resolve().parents[2] / "fixtures" / "llamacpp-completion-stream.txt"
+from tests.support.zoo.stream import LF, PREFILL_S, ROLE_LEAD_S, TOKEN_GAP_S, TOKENS, Framing, Plan, recorded
 
 
 def responses_reasoning(_: dict) -> Plan:
@@ -109,7 +106,7 @@ def tgi_generate_stream(_: dict) -> Plan:
 
 def llamacpp_completion(_: dict) -> Plan:
     """The real llama-server capture, one event per write; the server closes the connection after it."""
-    events = [e + b"\n\n" for e in LLAMACPP_CAPTURE.read_bytes().split(b"\n\n") if e.startswith(b"data: ")]
+    events = recorded("llamacpp-completion-stream.txt")
     p = Plan()
     for i, e in enumerate(events):
         p.add(e, PREFILL_S if i == 0 else TOKEN_GAP_S, first=i == 0)

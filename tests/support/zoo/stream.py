@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
+FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
 TOKEN_GAP_S = (
     0.010  # between two tokens: a client must read each before the next comes (loadgen/transport/arrival.py)
 )
@@ -151,3 +153,14 @@ def token_stream(
 def error_plan(status: int, body: bytes, content_type: str = "application/json", **headers: str) -> Plan:
     hdrs = [("Content-Type", content_type), *((k.replace("_", "-"), v) for k, v in headers.items())]
     return Plan(status=status, headers=hdrs, pieces=[Piece(body)] if body else [])
+
+
+def recorded(name: str) -> list[bytes]:
+    """A real server's capture (tests/fixtures/NAME) as its events, each with its blank line; the
+    capture's comment lines (where it came from, the command) are left out."""
+    events = []
+    for block in (FIXTURES / name).read_bytes().split(b"\n\n"):
+        lines = [ln for ln in block.split(b"\n") if ln and not ln.startswith(b":")]
+        if lines:
+            events.append(b"\n".join(lines) + b"\n\n")
+    return events

@@ -101,6 +101,27 @@ def test_real_llamacpp_chat_capture() -> None:
     assert res.text == "awnones business IS 12 men"
 
 
+def test_real_llamacpp_capture_with_held_bytes_has_no_role_chunk() -> None:
+    """llama-server holds a token that ends inside a UTF-8 character and sends the role chunk only
+    with the first token's step: here the first event is already text, three tokens' worth."""
+    res, rec = run("chat", fixture("llamacpp-held-utf8-stream.txt"))
+    assert rec.ok and rec.ttft_s == 1.0 and rec.n_chunks == 4
+    assert res.text.startswith("\ufffd\ufffd F")
+    assert (rec.output_tokens, rec.tokens_source) == (6, "usage")
+
+
+def test_real_llamacpp_capture_with_only_held_bytes_is_empty_output_that_says_why() -> None:
+    """Every token held to the end: the server generated two, the stream showed none."""
+    res, rec = run("chat", fixture("llamacpp-held-to-end-stream.txt"))
+    assert (rec.ok, rec.error, rec.finish_reason, res.text) == (False, "empty_output", "length", "")
+    assert rec.error_detail == (
+        "no text in the stream, though the server counted 2 output tokens"
+        " (bytes of an unfinished UTF-8 character are never sent)"
+    )
+    assert (rec.ttft_s, rec.tpot_s, rec.n_chunks) == (None, None, 0)
+    assert (rec.output_tokens, rec.tokens_source) == (2, "usage")
+
+
 def test_responses_stream_reasoning_then_text() -> None:
     res, rec = run("responses", fixture("openai-responses-stream.txt"))
     assert rec.ok, rec.error_detail
