@@ -36,6 +36,7 @@ from analysis.spans import per_request
 from core.slo import parse_slo
 from tests.conftest import PYTHON, ROOT
 from tests.support import real_engine
+from tests.support.clocks import skip_unless_clocks_agree
 from tests.support.real_engine import (
     Counters,
     Engine,
@@ -256,11 +257,7 @@ def test_spans_join_the_rows_and_carry_the_histograms_ttft(step_run: Window) -> 
     ours = float(j["server_ttft_s"].mean())
     # The engine's parts lie inside its E2E; its TTFT inside the client's (one host, one clock).
     inside = j["server_queue_s"] + j["server_prefill_s"] + j["server_decode_s"] <= j["server_e2e_s"] + 1e-3
-    assert (
-        inside.all()
-        and (j["client_ttft_remainder_s"] > -CLIENT_LATE_S).all()
-        and (j["client_remainder_s"] > -CLIENT_LATE_S).all()
-    )
+    assert inside.all()
     e2e = summary.server_timing.e2e
     record_figures(
         "spans",
@@ -273,6 +270,10 @@ def test_spans_join_the_rows_and_carry_the_histograms_ttft(step_run: Window) -> 
         },
     )
     assert abs(ours - theirs) <= SPAN_TTFT_S, (ours, theirs)
+    spans = zip(j["e2e_s"] - j["ttft_s"], j["server_e2e_s"] - j["server_ttft_s"], strict=True)
+    skip_unless_clocks_agree(spans, "vLLM's iteration stamps")
+    assert (j["client_ttft_remainder_s"] > -CLIENT_LATE_S).all()
+    assert (j["client_remainder_s"] > -CLIENT_LATE_S).all()
 
 
 @pytest.mark.parametrize("api", ["completions", "responses"])

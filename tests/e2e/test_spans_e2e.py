@@ -18,6 +18,7 @@ from analysis import api
 from analysis.spans import per_request
 from core.slo import parse_slo
 from tests.conftest import PYTHON, ROOT, free_port
+from tests.support.clocks import clock_trouble
 
 pytestmark = pytest.mark.e2e
 MS1, MS2, CLIENT_LATE_S = 0.001, 0.002, 0.001
@@ -65,6 +66,9 @@ def test_step_ramp_past_the_knee_is_decomposed_per_request(sim_server, tmp_path:
     f = per_request(r)
     j = f[f["joined"] & f["ok"]]
     truth = {x["request_id"]: x for x in map(json.loads, trace.read_text().splitlines())}
+    unjudged = clock_trouble(
+        [(row.e2e_s - row.ttft_s, truth[row.request_id]["t_last_emit_unix"] - truth[row.request_id]["t_first_emit_unix"])
+         for row in j.itertuples()], "the engine's clock reads")  # fmt: skip
     gaps, sums = [], []
     for row in j.itertuples():
         tr = truth[row.request_id]
@@ -77,7 +81,7 @@ def test_step_ramp_past_the_knee_is_decomposed_per_request(sim_server, tmp_path:
         sums.append(abs(row.client_remainder_s + server - row.e2e_s))
         # one host, one clock: the send stamp precedes the write of the request's last byte, so the
         # client's part is never below zero (but for the clocks' reading, µs)
-        assert row.client_remainder_s > -CLIENT_LATE_S, (row.request_id, row.client_remainder_s)
+        assert unjudged or row.client_remainder_s > -CLIENT_LATE_S, (row.request_id, row.client_remainder_s)
     within = sum(g <= MS2 for g in gaps) / len(gaps)
     assert sorted(gaps)[len(gaps) // 2] <= MS2, sorted(gaps)[-5:]  # the median request: within 2 ms
     assert max(sums) <= MS2
@@ -98,6 +102,8 @@ def test_step_ramp_past_the_knee_is_decomposed_per_request(sim_server, tmp_path:
     assert (run / "plots" / "server_timing.png").stat().st_size > 10_000
     s = json.loads((run / "summary.json").read_text())["server_timing"]
     assert s["joined"] == t.joined and len(s["steps"]) == 3
+    if unjudged:  # all else held; the client's part against zero could not be judged
+        pytest.skip(unjudged)
 
 
 def test_otlp_listen_mistakes_are_one_line(sim_server, tmp_path: Path) -> None:
