@@ -19,6 +19,7 @@ from loadgen import openloop
 from loadgen.live import console, sampler, webauth, webui
 from loadgen.monitors import selfmon, servermetrics, spans
 from loadgen.run import failstop, lifecycle, scaleout, stages
+from loadgen.state import collector
 from shapes import GoodputShape  # noqa: F401  (Locust picks up the one shape class)
 from users.agent import AgentUser
 from users.chat import ChatUser, CompletionsUser
@@ -37,6 +38,7 @@ PLUGINS = (
     webui,  # web UI: LLM tabs, /llm charts page, /llm/stats feed
     webauth,  # web UI: --web-login (password from the environment), bind warning
     selfmon,  # every load process: event-loop lag, CPU → run.json loadgen, saturation
+    collector,  # every load process: rare garbage collections, none over what lives for the run
     servermetrics,  # master/local: engine /metrics → server_metrics.csv, run.json
     spans,  # master/local: --otlp-listen, the engine's per-request spans → server_spans.csv, run.json
 )

@@ -18,7 +18,6 @@ failed requests as closed-loop users do (loadgen/state/pacing.py); open-loop arr
 
 from __future__ import annotations
 
-import gc
 import itertools
 import logging
 import time
@@ -38,6 +37,7 @@ from loadgen import context
 from loadgen.context import RunContext
 from loadgen.messages import OPEN_LOOP
 from loadgen.request import perform
+from loadgen.state import collector
 from loadgen.state.openloop import LATE_S, OpenLoopStats
 from loadgen.state.pacing import Pacing
 from loadgen.transport.apis import Api
@@ -123,8 +123,7 @@ class Driver:
         else:
             ctx.open_workloads()
         self.free.append(self._take())
-        gc.collect()
-        gc.freeze()
+        collector.settle()
 
     def _where(self) -> tuple[int, int]:
         ctx = self.ctx

@@ -9,10 +9,10 @@ so two tokens read together share the later one (never an earlier one). loadgen/
 how late reads were (`READ_LAGS`) and flags the seconds where the event loop lagged.
 
 A request's send is stamped right before the write that hands the kernel its last byte, not when
-the client set out to send it: between the two, geventhttpclient's pool checks the kept-alive
-connection with a zero-timeout `select`, which under gevent yields to the hub, so on a busy loop
-the write happens after every other ready greenlet ran (milliseconds at 1,000 streams), and a stamp
-taken before it moved every TTFT by that wait. Nor is it taken when the write returned: on a host
+the client set out to send it: any yield to the hub between the two lets every other ready greenlet
+run first (milliseconds at 1,000 streams), and a stamp taken before it moved every TTFT by that wait
+(geventhttpclient's pool check of a kept-alive connection, a zero-timeout `select`, was such a
+yield; `_idle_and_open` replaces it with a peek that does not yield). Nor is it taken when the write returned: on a host
 where the server shares the cores, the write wakes the server, which can take the CPU before the
 write returns (0.4–1.7 ms at p99 on a shared core, over 10 ms once in CI with vLLM on two cores),
 and a late send stamp makes the TTFT shorter than the engine's own. Read before the syscall, the
@@ -40,6 +40,7 @@ perf_counter = time.perf_counter
 # constant); a socket that refuses it simply gets user-space stamps.
 _SO_TIMESTAMPNS = 35
 _TS = struct.Struct("qq")
+_SOL_SOCKET = socket.SOL_SOCKET
 KERNEL_STAMPS = sys.platform.startswith("linux") and os.environ.get("GOODPUT_KERNEL_STAMPS", "1") != "0"
 # How late this process read bytes the kernel already held (s): drained once a second by loadgen/monitors/selfmon.py.
 READ_LAGS: list[float] = []
@@ -105,13 +106,22 @@ class _StampSocket(gsocket.socket):
                 data, anc, _flags, _addr = raw.recvmsg(bufsize, 64, flags)
             except BlockingIOError:  # spurious wake-up
                 continue
-            stamp = 0.0
-            for level, kind, value in anc:
-                if level == socket.SOL_SOCKET and kind == _SO_TIMESTAMPNS and len(value) >= 16:
-                    sec, ns = _TS.unpack_from(value)
-                    stamp = sec + ns * 1e-9
-            self.stamp = stamp
+            self.stamp = kernel_stamp(anc) if anc else 0.0
             return data
+
+
+def kernel_stamp(ancillary: list[tuple[int, int, bytes]]) -> float:
+    """The receive stamp in a `recvmsg` control-message list (wall clock, s); 0.0 when there is none."""
+    for level, kind, value in ancillary:
+        if level == _SOL_SOCKET and kind == _SO_TIMESTAMPNS and len(value) >= 16:
+            sec, ns = _TS.unpack_from(value)
+            return sec + ns * 1e-9
+    return 0.0
+
+
+def plain_socket(sock: Any) -> bool:
+    """A plain TCP connection of ours (not TLS): its raw socket can be read by anyone, stamps included."""
+    return type(sock) is _StampSocket
 
 
 def sent_at(client: HTTPClient, before: float) -> float:
@@ -157,14 +167,39 @@ def stamping_client(*args: Any, **kwargs: Any) -> HTTPClient:
             client.goodput_socket = sock  # one connection per client (concurrency=1): the one in use
             return sock
 
-        client._connection_pool._create_tcp_socket = create
+        pool = client._connection_pool
+        pool._create_tcp_socket = create
+        pool._is_socket_alive = _idle_and_open
     return client
 
 
+def _idle_and_open(sock: Any) -> bool:
+    """The pool's check of a kept-alive connection before reuse, without a yield to the hub.
+
+    geventhttpclient asks a zero-timeout `select` whether the idle socket is readable (a FIN or stray
+    bytes: not reusable); under gevent that `select` switches to the hub and back, so each request
+    waited for every other ready greenlet before it was written (and cost a watcher and two
+    switches). A non-blocking peek at one byte answers the same question in one system call.
+    """
+    if sock is None or sock.fileno() < 0:
+        return False
+    try:
+        sock._sock.recv(1, socket.MSG_PEEK)
+    except BlockingIOError:
+        return True  # nothing to read: idle and open
+    except OSError:
+        return False
+    return False  # readable: the server closed it (b"") or sent bytes nobody asked for
+
+
 def arrival(sock: Any, offset: float, now: float) -> float:
-    """The last read's arrival on the perf clock: the kernel stamp mapped through `offset`
-    (wall − perf), or `now` without one (or after a wall-clock step: never later than the read)."""
-    stamp = sock.stamp if type(sock) is _StampSocket else 0.0
+    """The arrival of `sock`'s last read on the perf clock (see `on_perf`)."""
+    return on_perf(sock.stamp if type(sock) is _StampSocket else 0.0, offset, now)
+
+
+def on_perf(stamp: float, offset: float, now: float) -> float:
+    """A read's arrival on the perf clock: its kernel `stamp` mapped through `offset` (wall − perf),
+    or `now` without one (or after a wall-clock step: never later than the read)."""
     if stamp:
         t = stamp - offset
         if t <= now:

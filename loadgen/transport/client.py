@@ -1,7 +1,8 @@
 """Streaming clients: send one request of any API, time every event, return a `StreamResult`.
 
-This is the hot path. The raw transport reads SSE events from the socket as they arrive
-(geventhttpclient's C parser for HTTP/chunked framing) and stamps each with its arrival: on Linux
+This is the hot path. The raw transport sends with geventhttpclient and reads SSE events as they
+arrive (its C parser for HTTP/chunked framing; on Linux one reader greenlet reads every stream's
+socket, loadgen/transport/reader.py) and stamps each with its arrival: on Linux
 the kernel's receive time of its last byte (mapped onto the perf_counter clock), so neither the
 event loop's other work nor this process's scheduling moves a timestamp; elsewhere (and on TLS)
 `perf_counter()` right after the read. Each event is then folded into the result by the API's
@@ -31,8 +32,9 @@ from core.result import StreamResult
 from loadgen.transport import sse
 from loadgen.transport.apis import Api, resolve
 from loadgen.transport.apis.base import Fold
-from loadgen.transport.arrival import arrival, sent_at, stamping_client, wall_and_perf
+from loadgen.transport.arrival import sent_at, stamping_client
 from loadgen.transport.eventstream import EventStream
+from loadgen.transport.reader import read_body
 
 perf_counter = time.perf_counter
 
@@ -90,48 +92,6 @@ def explain_rejection(res: StreamResult, id_header: str | None) -> None:
     """A bare 400 says nothing; strict servers answer so to a request id they do not accept: say which was sent."""
     if id_header and res.status == 400 and res.error_detail.startswith(empty_body_detail(400)):
         res.error_detail += f"; the server may reject the {id_header} header: try --request-id-header none"
-
-
-_BLOCK = 65536
-
-
-def _read_events(resp: Any, res: StreamResult, fold: Fold) -> None:
-    """Cut the body into SSE events as bytes arrive, each stamped with its arrival.
-
-    Every event completed by one read gets that read's stamp (the arrival of its newest byte), so
-    decoding one event never delays the stamp of the next. geventhttpclient's parser (C, chunked
-    framing) appends body bytes to `resp._body_buffer`; the event-stream parser cuts events from it
-    in place, and the API's `fold` reads each one into `res`.
-    """
-    parser = EventStream(resp._body_buffer)
-    next_event, compact = parser.next_event, parser.compact
-    feed = resp.feed
-    sock = resp._sock
-    wall, perf = wall_and_perf()
-    offset = wall - perf
-    t = arrival(sock, offset, perf_counter())  # bytes that came with the headers
-    try:
-        while True:
-            ev = next_event()
-            if ev is None:
-                if resp.message_complete:
-                    return
-                compact()
-                sock = resp._sock
-                if sock is None:
-                    raise HTTPConnectionClosed("connection closed.")
-                data = sock.recv(_BLOCK)
-                t = arrival(sock, offset, perf_counter())
-                feed(data)
-                if not data and not resp.message_complete:
-                    raise HTTPConnectionClosed("connection closed before the end of the stream")
-                continue
-            res.n_events += 1
-            fold(res, ev[0], ev[1], t)
-            if res.done or res.error:
-                return
-    finally:
-        res.n_bytes = parser.total
 
 
 class RawTransport:
@@ -192,7 +152,7 @@ class RawTransport:
             if res.status != 200:
                 _http_error(res, resp.read()[:2000], resp.get("retry-after"))
                 return res
-            _read_events(resp, res, api.fold)
+            read_body(resp, res, api.fold)
             _finish(res)
             self.reused = not res.error
         except gevent.Timeout as e:
@@ -330,7 +290,7 @@ def _sdk_params(name: str, resource: Any) -> frozenset[str]:
 
 
 def _read_chunks(chunks: Any, res: StreamResult, fold: Fold) -> None:
-    """The SDK transport's counterpart of `_read_events`: one stamp per chunk, the same parser."""
+    """The SDK transport's counterpart of `read_body`: one stamp per chunk, the same parser."""
     parser = EventStream()
     try:
         for chunk in chunks:

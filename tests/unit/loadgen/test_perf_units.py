@@ -153,9 +153,9 @@ class ArrivalServer:
 
 @linux
 def test_send_is_stamped_when_the_request_was_written_not_when_the_client_set_out() -> None:
-    """The pool's check of a kept-alive connection yields to the hub before the write: a greenlet
-    that holds the loop 50 ms there delays the write, and the send stamp must say so (the old stamp,
-    taken before, made the TTFT 50 ms too long)."""
+    """A greenlet that holds the loop 50 ms at the client's first yield must not move the send stamp
+    off the request's arrival (until 2026-12-05 that yield came before the write, in the pool's
+    check of the kept-alive connection, and the stamp taken before it made the TTFT 50 ms too long)."""
     server = ArrivalServer()
     res, offset, _ = _stream(server, warm=True, hold_s=0.05)
     assert res.error == "" and res.text == "a" and len(server.arrived) == 2
@@ -164,6 +164,42 @@ def test_send_is_stamped_when_the_request_was_written_not_when_the_client_set_ou
         server.arrived[1] - sent_unix,
         "send stamp vs arrival",
     )
+
+
+@linux
+def test_a_kept_alive_connection_is_written_without_a_yield_to_the_hub() -> None:
+    """geventhttpclient checks a pooled connection with a zero-timeout `select`, which under gevent
+    runs every other ready greenlet before the request is written; the check that replaces it
+    (`arrival._idle_and_open`) is one non-blocking peek."""
+    server = ArrivalServer()
+    transport = client.RawTransport(server.url, None)
+    ran_at: list[float] = []
+    try:
+        first = transport.stream("/v1/chat/completions", {"stream": True}, {}, 10.0)
+        assert first.error == ""
+        gevent.spawn(lambda: ran_at.append(time.perf_counter()))
+        res = transport.stream("/v1/chat/completions", {"stream": True}, {}, 10.0)
+    finally:
+        transport.close()
+        server.server.stop()
+    assert res.error == "" and len(server.arrived) == 2 and transport.reused
+    assert ran_at and ran_at[0] > res.t_send, "another greenlet ran between setting out and the write"
+
+
+def test_a_pooled_connection_the_server_closed_or_wrote_to_is_not_reused() -> None:
+    for peer_does in ("nothing", "close", "write"):
+        a, b = socket.socketpair()
+        ours = arrival._StampSocket(fileno=a.detach())
+        if peer_does == "close":
+            b.close()
+        elif peer_does == "write":
+            b.sendall(b"HTTP/1.1 408 Request Timeout\r\n\r\n")
+        gevent.sleep(0.01)
+        assert arrival._idle_and_open(ours) is (peer_does == "nothing"), peer_does
+        ours.close()
+        assert not arrival._idle_and_open(ours)
+        if peer_does != "close":
+            b.close()
 
 
 class _PreemptedAfterWrite(gevent.socket.socket._gevent_sock_class):  # type: ignore[name-defined]
