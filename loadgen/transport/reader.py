@@ -121,7 +121,6 @@ class _Reader:
 
     def __init__(self) -> None:
         self.hub = get_hub()
-        self.pid = os.getpid()
         self.poller = _epoll()
         self.bodies: dict[int, tuple[Body, Any]] = {}  # fd → (body, raw socket)
         self.watcher = self.hub.loop.io(self.poller.fileno(), 1)
@@ -186,14 +185,14 @@ class _Reader:
             self.greenlet = None
 
 
-_READERS: dict[tuple[int, Any], _Reader] = {}
+_READERS: dict[Any, _Reader] = {}  # by hub: one per thread that streams
+os.register_at_fork(after_in_child=_READERS.clear)  # a forked Locust worker starts its own
 
 
 def _reader() -> _Reader:
-    """This process's and this thread's reader (a forked Locust process starts its own)."""
+    """This thread's reader."""
     hub = get_hub()
-    key = (os.getpid(), hub)
-    r = _READERS.get(key)
+    r = _READERS.get(hub)
     if r is None:
-        r = _READERS[key] = _Reader()
+        r = _READERS[hub] = _Reader()
     return r
