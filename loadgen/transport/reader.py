@@ -147,8 +147,14 @@ class _Reader:
             raise body.exc
 
     def _drop(self, fd: int) -> None:
-        del self.bodies[fd]
-        self.poller.unregister(fd)
+        """Stop watching `fd`. The HTTP parser may have closed the connection already, from inside
+        the read that ended the message (a `Connection: close` answer is released so): the kernel
+        dropped a closed descriptor from the epoll set by itself, nothing opened it again since."""
+        self.bodies.pop(fd, None)
+        try:
+            self.poller.unregister(fd)
+        except OSError:
+            pass
 
     def _end(self, fd: int, body: Body, exc: BaseException | None) -> None:
         """The stream is over (or failed): stop reading it and wake its owner."""

@@ -9,6 +9,7 @@ import urllib.request
 
 import gevent
 import pytest
+from gevent.server import StreamServer
 
 from core.result import StreamResult
 from loadgen.transport import reader
@@ -148,3 +149,39 @@ def test_the_greenlet_path_records_what_the_reader_records(zoo, monkeypatch) -> 
     same = ("n_events", "n_bytes", "finish_reason", "usage", "done")
     assert {k: getattr(a, k) for k in same} == {k: getattr(b, k) for k in same}
     assert len(a.text_times) == len(b.text_times) == len(tokens)
+
+
+@pytest.mark.parametrize("framing", ["chunked", "until-close"])
+def test_an_answer_that_closes_its_connection_as_it_ends_is_complete(framing: str) -> None:
+    """No [DONE], a finish_reason last, `Connection: close`: the HTTP parser closes the connection
+    from inside the read that ends the message, before the reader stops watching it (the first
+    version of the reader then failed to unregister the closed descriptor, died, and every such
+    request waited for its timeout)."""
+    events = chat_pieces(["hi", " there"])[:-2]  # the finish chunk last: no usage, no [DONE]
+
+    def handle(sock, _addr) -> None:
+        sock.recv(65536)
+        framed = framing == "chunked"
+        sock.sendall(
+            b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nConnection: close\r\n"
+            + (b"Transfer-Encoding: chunked\r\n" if framed else b"")
+            + b"\r\n"
+        )
+        for e in events:
+            gevent.sleep(0.01)
+            sock.sendall(b"%x\r\n%b\r\n" % (len(e), e) if framed else e)
+        if framed:
+            sock.sendall(b"0\r\n\r\n")
+        sock.close()
+
+    server = StreamServer(("127.0.0.1", 0), handle)
+    server.start()
+    t = RawTransport(f"http://127.0.0.1:{server.server_port}", None)
+    try:
+        results = [t.stream("/v1/chat/completions", {"stream": True}, {}, 3.0) for _ in range(3)]
+    finally:
+        t.close()
+        server.stop()
+    for res in results:
+        assert res.error == "" and "".join(res.parts) == "hi there" and res.finish_reason == "stop"
+    assert held() == 0
