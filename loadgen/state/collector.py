@@ -3,11 +3,11 @@
 Why: a collection stops the event loop, and a pause longer than an engine step merges two tokens of
 every stream whose next token arrived during it into one read; they share the later kernel stamp
 (loadgen/transport/arrival.py), so a first token's TTFT grows by one step. With CPython's default
-thresholds (700, 10, 10) a process at 1,024 streams ran 3–5 young collections a second (up to 9 ms
-each) and about one middle one (15–30 ms): each walks every in-flight request's ~28 tracked objects
+thresholds (700, 10, 10) a process at 1,024 streams ran 2–5 young collections a second (2–9 ms
+each) and about one middle one (11–29 ms): each walks every in-flight request's ~28 tracked objects
 (response, parser, result, record, timer, …), and none of them found any garbage, since a
-request's objects are freed by reference counting when it ends (bench/README.md § The garbage
-collector's pauses). Here:
+request's objects are freed by reference counting when it ends (bench/README.md § One reader for
+every stream). Here:
 - `configure()` (every process, at init) raises the young generation's threshold to `YOUNG`
   net allocations: a collection every several seconds to minutes at that load instead of several a
   second; cyclic garbage (an exception's traceback, a closed connection's cycle) still goes, at
