@@ -33,6 +33,9 @@ class StreamResult:
     )
     finish_reason: str = ""
     done: bool = False
+    # the body was read to its end (its end marker, an error event or the message's end); a user
+    # stopped after that, before its greenlet resumed, keeps the complete row (loadgen/request.py)
+    read_to_end: bool = False
     error: str = ""
     error_detail: str = ""
     # -- what kind each chunk was ----------------------------------------------------------------

@@ -67,8 +67,13 @@ def perform(
         explain_rejection(res, ctx.ids.header)
     except GreenletExit:
         # The user is being stopped mid-request: the server saw it, so it keeps its row, with
-        # whatever had arrived (the transport's partial result).
-        _cancelled(ctx, rec, getattr(user.transport, "in_flight", None), t_wall, t_perf)
+        # whatever had arrived (the transport's partial result) — a complete one when the body had
+        # been read to its end before the stop reached this greenlet (the reader reads for it).
+        partial = getattr(user.transport, "in_flight", None)
+        if partial is not None and partial.read_to_end:
+            _complete(user, ctx, rec, partial, api.path, t_wall, t_perf)
+        else:
+            _cancelled(ctx, rec, partial, t_wall, t_perf)
         raise
     finally:
         ctx.in_flight -= 1

@@ -26,6 +26,7 @@ from urllib.parse import urlsplit
 
 import gevent
 import orjson
+from gevent import GreenletExit
 from geventhttpclient.response import HTTPConnectionClosed
 
 from core.result import StreamResult
@@ -160,6 +161,12 @@ class RawTransport:
                 raise
             res.error, res.error_detail = "timeout", f"no complete answer within {timeout_s:g}s"
             self._reset()
+        except GreenletExit:
+            # The user was stopped. When the reader had already read the whole body (the stop came
+            # before this greenlet resumed), the answer is complete: classify it as one.
+            if res.read_to_end:
+                _finish(res)
+            raise
         except sse.BadSSE as e:
             res.error, res.error_detail = "bad_sse", f"data is not JSON: {e}"
             self._reset()

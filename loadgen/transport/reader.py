@@ -66,8 +66,10 @@ class Body:
             res.n_events += 1
             fold(res, ev[0], ev[1], t)
             if res.done or res.error:
+                res.read_to_end = True
                 return True
         if self.resp.message_complete:
+            res.read_to_end = True
             return True
         self._compact()  # drop what was cut before more bytes are appended
         return False

@@ -185,3 +185,29 @@ def test_an_answer_that_closes_its_connection_as_it_ends_is_complete(framing: st
     for res in results:
         assert res.error == "" and "".join(res.parts) == "hi there" and res.finish_reason == "stop"
     assert held() == 0
+
+
+def test_a_user_stopped_after_the_reader_read_its_whole_answer_keeps_it_complete(zoo, monkeypatch) -> None:
+    """The reader ends a body, then wakes its owner on the hub's next turn; a stop (Locust kills the
+    user's greenlet) scheduled in between reaches the owner first. The answer was complete: the
+    result says so and is classified as one (loadgen/request.py then writes a complete row)."""
+    t = RawTransport(f"{zoo.url}/script", None)
+    job = None
+    real_take = reader.Body.take
+
+    def take_then_stop(body: reader.Body, data: bytes, t_read: float) -> bool:
+        over = real_take(body, data, t_read)
+        if over:
+            job.kill(block=False)  # the stop is queued before the reader wakes the owner
+        return over
+
+    monkeypatch.setattr(reader.Body, "take", take_then_stop)
+    try:
+        job = gevent.spawn(send, t, script(zoo.url, chat_pieces(["a", "b"]), 0.01))
+        job.join(timeout=5)
+    finally:
+        t.close()
+    assert job.dead and isinstance(job.value, gevent.GreenletExit)  # stopped: stream() never returned
+    res = t.in_flight
+    assert res.read_to_end and res.done and not res.error and "".join(res.parts) == "ab"
+    assert held() == 0
