@@ -37,6 +37,7 @@ log = logging.getLogger("goodput")
 _WORKER = COLUMNS.index("worker")
 _REQUEST_ID = COLUMNS.index("request_id")
 FLUSH_TIMEOUT_S = 5.0
+USERS_GONE_TIMEOUT_S = 2.0  # a stopped user writes its row as the kill reaches it: milliseconds
 # A worker whose last report is older than this when the run closes, and which Locust does not list
 # as healthy, died too close to the end for the heartbeat check (~4 s) to have caught it.
 STALE_REPORTS = 3
@@ -160,12 +161,20 @@ def final_report(runner: Any) -> None:
 
     Stopping the users turns in-flight requests into `cancelled` rows; without this a worker
     interrupted together with its master (Ctrl-C on `--processes`) dropped its last second of rows.
+
+    The users must be gone before the report, not just asked to go: the master's stop message, its
+    flush request and the worker's own Ctrl-C can overlap, and a stop that finds a user already being
+    killed by another returns at once (gevent's `Group.killone` skips a dying greenlet), before that
+    user wrote its row. Such a report left out every in-flight request of the worker (a CI run lost
+    all three of one worker's requests so).
     """
     try:
         runner.stop()
+        if not runner.user_greenlets.join(timeout=USERS_GONE_TIMEOUT_S):
+            log.warning("goodput: users still running %gs after the stop", USERS_GONE_TIMEOUT_S)
         runner._send_stats()  # the same call Locust makes on the master's quit message
-    except Exception as e:  # the master may be gone already: nothing else to do
-        log.debug("goodput: final report not sent: %s", e)
+    except Exception as e:  # the master may be gone already: nothing else to do, but say so
+        log.warning("goodput: the last rows were not sent to the master: %s", e)
 
 
 def _flush(runner: Any) -> None:

@@ -68,15 +68,16 @@ def read_trace(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
-def assert_rows_match_engine(rows: list[dict], engine: list[dict]) -> None:
+def assert_rows_match_engine(rows: list[dict], engine: list[dict], why: str = "") -> None:
     """Every request the engine saw has exactly one row, every request it completed a successful
     row. Requests cut when the run ends are `cancelled` rows: some never left the client (no trace),
-    some lost their last chunks after the engine sent them (engine ok, row cancelled)."""
+    some lost their last chunks after the engine sent them (engine ok, row cancelled). `why`: what
+    to show on a failure (the run's own loss figures, the processes' logs)."""
     ids = [r["request_id"] for r in rows]
     assert len(ids) == len(set(ids)), "one row per request"
     assert {r["error"] for r in rows if r["ok"] != "true"} <= {"cancelled"}, "only the cut requests failed"
     seen = {t["request_id"] for t in engine}
-    assert seen <= set(ids), f"no row for {sorted(seen - set(ids))[:5]}"
+    assert seen <= set(ids), f"no row for {sorted(seen - set(ids))[:5]}\n{why}"
     cancelled = {r["request_id"] for r in rows if r["error"] == "cancelled"}
     assert set(ids) - seen <= cancelled, "a row for a request that never reached the engine"
     completed = {t["request_id"] for t in engine if t["status"] == "ok"}
@@ -180,7 +181,9 @@ def test_interrupt_leaves_a_complete_run_folder(
     assert meta["outcome"] == "interrupted"
     rows = read_rows(run)
     assert len({r["worker"] for r in rows}) == 2
-    assert_rows_match_engine(rows, read_trace(trace))
+    loss = {k: meta[k] for k in ("requests_sent", "rows_received", "lost_rows", "per_worker")}
+    logs = "\n".join(p.log()[-2000:] for p in [master, *workers])
+    assert_rows_match_engine(rows, read_trace(trace), why=f"run.json: {loss}\n{logs}")
     assert meta["lost_rows"] == 0 and meta["requests_sent"] == meta["rows_received"] == len(rows)
     assert len(meta["per_worker"]) == 2 and not meta["missing_workers"]
 
@@ -285,9 +288,13 @@ def test_open_loop_rate_stages_split_across_workers(sim_server, tmp_path: Path) 
     assert_rows_match_engine(rows, read_trace(trace))
     workers = {r["worker"] for r in rows}
     assert len(workers) == 2
+    meta = json.loads((run / "run.json").read_text())
+    firsts = {w: min(float(r["t_scheduled_unix"]) for r in rows if r["worker"] == w) for w in workers}
+    seen = f"rows per (worker, step): {collections.Counter((r['worker'], r['step']) for r in rows)}, " \
+           f"first sends {firsts}, stages {meta['stages']}"  # fmt: skip
     for step, rate in ((0, 10.0), (1, 20.0)):
         mine = [(float(r["t_scheduled_unix"]), r["worker"]) for r in rows if int(r["step"]) == step]
-        assert {w for _, w in mine} == workers, f"step {step}: both workers send"
+        assert {w for _, w in mine} == workers, f"step {step}: both workers send; {seen}"
         # from the moment both workers' open-loop users run (they start at Locust's spawn rate)
         both = max(min(t for t, w in mine if w == wk) for wk in workers)
         sched = sorted((t, w) for t, w in mine if t >= both)
@@ -298,7 +305,6 @@ def test_open_loop_rate_stages_split_across_workers(sim_server, tmp_path: Path) 
         assert min(gaps) > 0.5 / rate, "two workers sent at the same instant"
         per = collections.Counter(w for _, w in sched)
         assert max(per.values()) - min(per.values()) <= 1, per
-    meta = json.loads((run / "run.json").read_text())
     assert [s["rate_rps"] for s in meta["stages"]] == [10.0, 20.0]
 
 

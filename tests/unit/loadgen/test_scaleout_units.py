@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
+import gevent
+from gevent import GreenletExit
+from locust import User, constant, task
+from locust.env import Environment
 from locust.runners import STATE_MISSING, STATE_RUNNING
 
 from core.record import COLUMNS
-from loadgen.run.scaleout import loss_summary, mark_missing, mark_stale, note_report
+from loadgen.run.scaleout import final_report, loss_summary, mark_missing, mark_stale, note_report
 from loadgen.transport.ids import RequestIds
 
 
@@ -62,3 +67,37 @@ def test_loss_summary_per_worker_and_in_total() -> None:
     assert (out["requests_sent"], out["rows_received"], out["lost_rows"]) == (12, 8, 4)
     assert out["missing_workers"] == ["b"]
     assert out["per_worker"]["a"]["lost_rows"] == 0 and out["per_worker"]["b"]["lost_rows"] == 4
+
+
+def test_the_final_report_waits_for_users_that_another_stop_is_still_ending() -> None:
+    """Ctrl-C on `--processes` reaches a worker together with its master's stop and flush messages:
+    the worker's stops overlap, and one that finds its users already being killed returns at once.
+    Its report must still carry every user's last row (a CI run lost all of one worker's in-flight
+    requests when it did not)."""
+    rows: list[int] = []
+
+    class Streaming(User):
+        wait_time = constant(0)
+
+        @task
+        def request(self) -> None:
+            try:
+                gevent.sleep(60)  # a request in flight
+            except GreenletExit:
+                gevent.sleep(0.05)  # the row is written on the way out, a moment after the kill
+                rows.append(1)
+                raise
+
+    runner = Environment(user_classes=[Streaming]).create_local_runner()
+    reported: list[int] = []
+    runner._send_stats = lambda: reported.append(len(rows))  # what a worker's report would carry
+    runner.start(3, spawn_rate=100, wait=False)
+    deadline = time.monotonic() + 5
+    while runner.user_count < 3:
+        assert time.monotonic() < deadline, "users did not start"
+        gevent.sleep(0.01)
+    gevent.sleep(0.05)  # each in its request
+    for g in list(runner.user_greenlets):  # a stop already under way elsewhere
+        runner.user_greenlets.killone(g, block=False)
+    final_report(runner)
+    assert reported == [3]
