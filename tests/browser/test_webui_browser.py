@@ -105,6 +105,25 @@ def wait_for(what: str, fn: Callable[[], Any], timeout_s: float = 30.0, every_s:
     raise AssertionError(f"timed out after {timeout_s}s waiting for {what}; last: {last!r}")
 
 
+def open_custom_parameters(d: Any) -> None:
+    """Expand the start form's "Custom parameters" (Goodput's options) and wait until they show.
+
+    A click that lands while the page is still settling can be lost (a cold Chromium in CI lost one):
+    the section's own `aria-expanded` says whether it opened, and it is clicked again only if not."""
+    from selenium.webdriver.common.by import By
+
+    section = "//*[normalize-space(text())='Custom parameters']/ancestor-or-self::*[@aria-expanded][1]"
+
+    def shown() -> bool:
+        el = d.find_element(By.XPATH, section)
+        if el.get_attribute("aria-expanded") != "true":
+            el.click()
+            return False
+        return d.find_element(By.NAME, "maxTokens").is_displayed()
+
+    wait_for("Goodput options in the form", shown, 20)
+
+
 def start_web_locust(procs: Callable[..., Proc], host: str, results: Path, *args: str) -> Proc:
     port = free_port()
     cmd = [PYTHON, "-m", "locust", "-f", "locustfile.py", "--web-host", "127.0.0.1", "--web-port", str(port),
@@ -164,8 +183,7 @@ def test_llm_view_in_chromium_run_started_from_the_form(browser, procs, sim_serv
 
     fill("userCount", "4")
     fill("spawnRate", "4")
-    d.find_element(By.XPATH, "//*[normalize-space(text())='Custom parameters']").click()
-    wait_for("Goodput options in the form", lambda: d.find_element(By.NAME, "maxTokens").is_displayed(), 10)
+    open_custom_parameters(d)
     for name in FORM_OPTIONS:
         assert d.find_elements(By.NAME, name), f"--{name} is missing from the start form"
     Select(d.find_element(By.NAME, "shape")).select_by_value("none")  # plain -u/-r from the form

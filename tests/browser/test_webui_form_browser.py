@@ -15,6 +15,7 @@ from tests.browser.test_webui_browser import (  # noqa: F401  (browser: the fixt
     browser,
     get_json,
     only_run,
+    open_custom_parameters,
     start_web_locust,
     stop_and_settle,
     wait_for,
@@ -130,7 +131,7 @@ def test_form_groups_shape_note_chart_scale_and_run_folder(
     d.set_window_size(1400, 3000)  # the whole form in one screenshot
     d.get(loc.url + "/")
     wait_for("the start form", lambda: d.find_element(By.NAME, "userCount"), 20)
-    d.find_element(By.XPATH, "//*[normalize-space(text())='Custom parameters']").click()
+    open_custom_parameters(d)
     check_grouped_form(d)
     check_shape_note(d)
     fill(d, "userCount", "3")
