@@ -147,6 +147,8 @@ class RunContext:
     per_worker: dict[str, dict] = field(default_factory=dict)
     #: Workers that confirmed their last rows were sent (the end-of-run handshake).
     flushed: set[str] = field(default_factory=set)
+    #: Workers whose Goodput handlers are registered (`messages.READY`; the start handshake).
+    ready_workers: set[str] = field(default_factory=set)
     #: Watches workers' heartbeats while a run is open.
     watcher: Greenlet | None = None
     #: SIGTERM acts as Ctrl-C until Locust installs its own handler (headless runs).

@@ -14,6 +14,15 @@ from typing import TypedDict
 
 # -- custom messages -------------------------------------------------------------------------------
 
+#: worker → master, once its handlers of the messages below are registered (at Locust's `init`), and
+#: again on `ASK_READY`: no payload. Locust counts a worker ready when it connects, a moment before
+#: that; the master's first stage waits for this (loadgen/run/scaleout.py `wait_for_workers`), so
+#: nothing it sends is lost.
+READY = "goodput_ready"
+#: master → every connected worker, at the master's own `init`: no payload; "say READY again". A
+#: worker can connect and say READY before the master registered its handler (`--processes` forks
+#: the workers first), and Locust drops a message nobody handles.
+ASK_READY = "goodput_ask_ready"
 #: master → each worker, at every run start, before users spawn: `RunSettings`.
 RUN = "goodput_run"
 #: master → all workers, at every new load level: `core.stage.Stage.to_dict()`.

@@ -37,6 +37,7 @@ log = logging.getLogger("goodput")
 _WORKER = COLUMNS.index("worker")
 _REQUEST_ID = COLUMNS.index("request_id")
 FLUSH_TIMEOUT_S = 5.0
+READY_TIMEOUT_S = 10.0  # a connected worker registers its handlers within milliseconds
 USERS_GONE_TIMEOUT_S = 2.0  # a stopped user writes its row as the kill reaches it: milliseconds
 # A worker whose last report is older than this when the run closes, and which Locust does not list
 # as healthy, died too close to the end for the heartbeat check (~4 s) to have caught it.
@@ -128,10 +129,18 @@ def _on_init(environment: Any, runner: Any, **_: Any) -> None:
         # runs before the worker tells the master it quits, and its rows arrive first.
         environment.events.quitting.add_listener(lambda **__: final_report(runner))
         runner.register_message(messages.FLUSH, lambda **__: _flush(runner))
+        # The plugins that handle the master's messages (lifecycle, stages, this one) have
+        # registered them by now: tell the master it may send them (and again when it asks).
+        runner.register_message(messages.ASK_READY, lambda **__: runner.send_message(messages.READY, None))
+        runner.send_message(messages.READY, None)
         return
     ctx = context.of(environment)
     if isinstance(runner, MasterRunner):
         runner.register_message(messages.FLUSHED, lambda environment, msg, **__: ctx.flushed.add(msg.node_id))
+        runner.register_message(
+            messages.READY, lambda environment, msg, **__: ctx.ready_workers.add(msg.node_id)
+        )
+        runner.send_message(messages.ASK_READY, None)  # to the workers that connected before this init
     if getattr(environment.parsed_options, "headless", False):
         # A headless run with a shape (Goodput always has one) blocks Locust's main() until the
         # shape ends, and Locust installs its SIGTERM handler only after that: a SIGTERM (docker
@@ -203,6 +212,24 @@ def collect_last_rows(environment: Any, ctx: RunContext, timeout_s: float = FLUS
         gevent.sleep(0.02)
         pending = (pending & live()) - flushed
     return sorted(pending)
+
+
+def wait_for_workers(runner: Any, ready: set[str], timeout_s: float = READY_TIMEOUT_S) -> list[str]:
+    """Master, before the first stage is announced: until every connected worker said `READY`.
+
+    Locust starts a headless run as soon as the expected workers have connected, and a worker
+    connects before its `init` listeners register Goodput's message handlers: a stage or the run's
+    settings sent in between is dropped by the worker ("Unknown message type"), and that worker then
+    sat out the whole first stage (seen in the suite: an open-loop worker sent nothing for 4 s).
+    Returns the workers that did not answer in time (an older Goodput; the run goes on without waiting).
+    """
+    deadline = time.monotonic() + timeout_s
+    while True:
+        waiting = sorted(cid for cid, node in list(runner.clients.items())
+                         if node.state != STATE_MISSING and cid not in ready)  # fmt: skip
+        if not waiting or time.monotonic() >= deadline:
+            return waiting
+        gevent.sleep(0.01)
 
 
 def _on_test_start(environment: Any, **_: Any) -> None:

@@ -15,6 +15,7 @@ users has also sent its first request; that send is in requests.csv (the first r
 
 from __future__ import annotations
 
+import logging
 import time
 from typing import Any
 
@@ -24,9 +25,12 @@ from core.stage import Stage
 from loadgen import context, messages
 from loadgen.context import RunContext
 from loadgen.live.sampler import counters_now, in_flight
+from loadgen.run import scaleout
 from loadgen.state.livefigures import StageWindow
 from shapes import hooks
 from shapes.base import Level, Schedule, StageFigures
+
+log = logging.getLogger("goodput")
 
 
 class LiveProgress:
@@ -63,10 +67,23 @@ class LiveProgress:
 
 
 def on_level(environment: Any, level: Level, first: bool, **_: Any) -> None:
-    """Master/local: make `level` the current stage here and on every worker."""
-    stage = level.stage(first=first)
-    context.of(environment).set_stage(stage)
+    """Master/local: make `level` the current stage here and on every worker.
+
+    The first level comes before the run starts (Locust spawns after the shape's tick): the master
+    waits here until every connected worker can take Goodput's messages (scaleout.wait_for_workers)."""
+    ctx = context.of(environment)
     runner = environment.runner
+    late = (
+        scaleout.wait_for_workers(runner, ctx.ready_workers)
+        if first and isinstance(runner, MasterRunner)
+        else []
+    )
+    if late:
+        log.warning(
+            "goodput: workers %s did not confirm they are ready; the run starts anyway", ", ".join(late)
+        )
+    stage = level.stage(first=first)
+    ctx.set_stage(stage)
     if isinstance(runner, MasterRunner):
         runner.send_message(messages.STAGE, stage.to_dict())
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from types import SimpleNamespace
 
 import gevent
 from gevent import GreenletExit
@@ -12,7 +13,14 @@ from locust.env import Environment
 from locust.runners import STATE_MISSING, STATE_RUNNING
 
 from core.record import COLUMNS
-from loadgen.run.scaleout import final_report, loss_summary, mark_missing, mark_stale, note_report
+from loadgen.run.scaleout import (
+    final_report,
+    loss_summary,
+    mark_missing,
+    mark_stale,
+    note_report,
+    wait_for_workers,
+)
 from loadgen.transport.ids import RequestIds
 
 
@@ -101,3 +109,19 @@ def test_the_final_report_waits_for_users_that_another_stop_is_still_ending() ->
         runner.user_greenlets.killone(g, block=False)
     final_report(runner)
     assert reported == [3]
+
+
+def test_the_first_stage_waits_until_every_connected_worker_can_take_goodputs_messages() -> None:
+    """Locust counts a worker ready when it connects, before its `init` registered Goodput's message
+    handlers: a stage sent in between was dropped and that worker sat out the first stage."""
+    clients = {"a": Node(STATE_RUNNING), "b": Node(STATE_RUNNING), "gone": Node(STATE_MISSING)}
+    runner = SimpleNamespace(clients=clients)
+    ready = {"a"}
+    gevent.spawn_later(0.2, ready.add, "b")  # b's init registers its handlers a moment later
+    t0 = time.monotonic()
+    assert wait_for_workers(runner, ready, timeout_s=5.0) == []
+    assert "b" in ready and time.monotonic() - t0 < 4.0
+    clients["old"] = Node(STATE_RUNNING)  # never says READY (an older Goodput): named, not waited for ever
+    t0 = time.monotonic()
+    assert wait_for_workers(runner, ready, timeout_s=0.3) == ["old"]
+    assert time.monotonic() - t0 >= 0.3
