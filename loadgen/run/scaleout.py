@@ -83,12 +83,15 @@ def mark_missing(per_worker: dict[str, dict], clients: Any, now: float) -> list[
     return newly
 
 
+def live_workers(clients: Any) -> set[str]:
+    """The ids of the workers Locust does not count as missing (`runner.clients`)."""
+    items = list(clients.items()) if hasattr(clients, "items") else []
+    return {cid for cid, node in items if node.state != STATE_MISSING}
+
+
 def mark_stale(per_worker: dict[str, dict], clients: Any, now: float, interval_s: float) -> None:
     """At the close: a worker silent for several report intervals and not healthy in Locust's list is lost."""
-    healthy = set()
-    for cid, node in list(clients.items()) if hasattr(clients, "items") else []:
-        if node.state != STATE_MISSING:
-            healthy.add(cid)
+    healthy = live_workers(clients)
     limit = STALE_REPORTS * interval_s
     for cid, w in per_worker.items():
         last = w["last_report_unix"]
@@ -201,16 +204,13 @@ def collect_last_rows(environment: Any, ctx: RunContext, timeout_s: float = FLUS
     flushed = ctx.flushed
     flushed.clear()
 
-    def live() -> set[str]:
-        return {cid for cid, node in list(runner.clients.items()) if node.state != STATE_MISSING}
-
-    pending = live()
+    pending = live_workers(runner.clients)
     for cid in pending:
         runner.send_message(messages.FLUSH, None, client_id=cid)
     deadline = time.monotonic() + timeout_s
     while pending and time.monotonic() < deadline:
         gevent.sleep(0.02)
-        pending = (pending & live()) - flushed
+        pending = (pending & live_workers(runner.clients)) - flushed
     return sorted(pending)
 
 
@@ -225,8 +225,7 @@ def wait_for_workers(runner: Any, ready: set[str], timeout_s: float = READY_TIME
     """
     deadline = time.monotonic() + timeout_s
     while True:
-        waiting = sorted(cid for cid, node in list(runner.clients.items())
-                         if node.state != STATE_MISSING and cid not in ready)  # fmt: skip
+        waiting = sorted(live_workers(runner.clients) - ready)
         if not waiting or time.monotonic() >= deadline:
             return waiting
         gevent.sleep(0.01)
