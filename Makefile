@@ -22,8 +22,8 @@ demo: setup
 test: setup
 	@echo "==> test: import layering (lint-imports: the contracts in pyproject.toml)"
 	@$(BIN)/lint-imports --no-cache
-	@echo "==> test: pytest (unit + end-to-end against real processes on 127.0.0.1)"
-	@$(BIN)/python -m pytest
+	@echo "==> test: pytest (unit + end-to-end against real processes on 127.0.0.1; scripts/test.py says how it is split)"
+	@$(BIN)/python scripts/test.py
 
 test-fast: setup
 	@$(BIN)/python -m pytest -m "not e2e"

@@ -43,7 +43,7 @@ FORM_OPTIONS = (
     "maxUsers",
 )
 
-pytestmark = [pytest.mark.e2e, pytest.mark.browser]
+pytestmark = [pytest.mark.e2e, pytest.mark.browser, pytest.mark.alone]
 
 
 def _missing(reason: str) -> None:

@@ -21,7 +21,7 @@ from tests.browser.test_webui_browser import (  # noqa: F401  (browser: the fixt
     wait_for,
 )
 
-pytestmark = [pytest.mark.e2e, pytest.mark.browser]
+pytestmark = [pytest.mark.e2e, pytest.mark.browser, pytest.mark.alone]
 
 GROUPS = ["target", "workload", "shape", "slo", "output"]  # core/optgroups.py, most important first
 SLO_TTFT_MS = 5000  # far above the simulated engine's TTFT (tens of ms)

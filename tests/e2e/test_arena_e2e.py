@@ -7,6 +7,7 @@ launch as a failed cell and go on; a rerun after an interruption must run only t
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -122,22 +123,28 @@ def _rows(runs: Path, pattern: str) -> int:
     return sum(max(0, len(p.read_text().splitlines()) - 1) for p in runs.glob(f"{pattern}/requests.csv"))
 
 
-def _our_processes() -> list[str]:
-    out = subprocess.run(["ps", "-eo", "pid,args"], capture_output=True, text=True, timeout=10).stdout
-    return [x for x in out.splitlines() if "0.0123" in x or "narrow__" in x]
+# The rerun test's engines carry their own sigma, and its load runs its results folder, in their
+# command lines: what it looks for among the host's processes is its own, whatever else runs beside it.
+RERUN_SIGMA = "0.0124"
+
+
+def _our_processes(res: Path) -> list[str]:
+    out = subprocess.run(["ps", "-eww", "-o", "pid,args"], capture_output=True, text=True, timeout=10).stdout
+    return [x for x in out.splitlines() if f"output.sigma={RERUN_SIGMA}" in x or str(res) in x]
 
 
 def test_rerun_after_interruption_runs_only_the_missing_cell(tmp_path):
     res = tmp_path / "results"
     # 1. a first session completes the "wide" cell
-    r = arena("run", str(matrix(tmp_path, WIDE)), "--results", str(res))
+    wide, narrow = (t.replace("0.0123", RERUN_SIGMA) for t in (WIDE, NARROW))
+    r = arena("run", str(matrix(tmp_path, wide)), "--results", str(res))
     assert r.returncode == 0, r.stdout + r.stderr
     runs = res / "mini" / "runs"
     (wide_dir,) = list(runs.iterdir())
     wide_mtime = (wide_dir / "summary.json").stat().st_mtime
 
     # 2. the full matrix, interrupted (Ctrl-C) while the "narrow" cell is running
-    full = matrix(tmp_path, WIDE, NARROW)
+    full = matrix(tmp_path, wide, narrow)
     p = subprocess.Popen(
         [sys.executable, "-m", "arena", "run", str(full), "--results", str(res)],
         cwd=ROOT,
@@ -152,16 +159,20 @@ def test_rerun_after_interruption_runs_only_the_missing_cell(tmp_path):
     try:
         assert _wait_for(lambda: any(runs.glob("narrow__*")), 30), "the narrow cell never started"
         assert _wait_for(lambda: _rows(runs, "narrow__*") > 0, 30), "the narrow cell sent nothing"
+        assert len(_our_processes(res)) >= 2, "its engine and load run are seen while they run"
         p.send_signal(signal.SIGINT)
         out, err = p.communicate(timeout=60)
     finally:
         if p.poll() is None:
             os.killpg(p.pid, signal.SIGKILL)
             p.wait(10)
+            for line in _our_processes(res):  # its cells' processes run in sessions of their own
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(int(line.split()[0]), signal.SIGKILL)
     assert p.returncode == 130, out + err
     assert "interrupted" in err and "rerun the same command to resume" in err and "Traceback" not in err
     assert "1 of 2 cells already complete" in out
-    assert _wait_for(lambda: not _our_processes(), 10), _our_processes()  # server and load run stopped
+    assert _wait_for(lambda: not _our_processes(res), 10), _our_processes(res)  # server and load run stopped
     (partial,) = list(runs.glob("narrow__*"))
     assert not (partial / "summary.json").exists()
     partial_files = sorted(x.name for x in partial.iterdir())

@@ -16,7 +16,7 @@ import pytest
 
 from tests.conftest import PYTHON, ROOT
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.alone]
 
 
 def run(host: str, results: Path, *args: str, timeout_s: float = 150) -> Path:

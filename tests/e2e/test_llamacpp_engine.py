@@ -52,7 +52,7 @@ from tests.support.llamacpp_engine import (
 )
 from tests.support.real_engine import Engine, record_figures
 
-pytestmark = [pytest.mark.e2e, pytest.mark.llamacpp]
+pytestmark = [pytest.mark.e2e, pytest.mark.llamacpp, pytest.mark.alone]
 
 REQUIRE_ENV = "GOODPUT_REQUIRE_LLAMACPP"
 # Client TTFT against the server's prompt_ms: never below it (5 % for the two clocks), and above it

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import PYTHON, ROOT
+from tests.conftest import PYTHON, ROOT, free_port
 
 pytestmark = pytest.mark.e2e
 # one class whose SLO nothing meets (TTFT ≤ 1 ms), one that everything meets: a run judged by one SLO
@@ -42,7 +42,9 @@ def rows_of(folder: Path) -> list[dict]:
 
 def test_closed_loop_mix_over_two_workers(sim_server, tmp_path: Path) -> None:
     sim = sim_server("--seed", "1")
-    folder, log = locust(sim.url, tmp_path / "r", "--processes", "2", "-u", "6", "-r", "6", "-t", "13s",
+    port = str(free_port())  # its own master port: another --processes run may hold the default
+    folder, log = locust(sim.url, tmp_path / "r", "--processes", "2", "--master-bind-host", "127.0.0.1",
+                         "--master-bind-port", port, "--master-port", port, "-u", "6", "-r", "6", "-t", "13s",
                          "--mix", STRICT_EASY, "--run-name", "mixed")  # fmt: skip
     rows = rows_of(folder)
     users = {(r["tenant"], r["worker"], r["user"]) for r in rows}

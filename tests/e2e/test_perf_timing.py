@@ -19,7 +19,7 @@ import pytest
 from tests.conftest import PYTHON, ROOT, free_port
 from tests.support.clocks import client_token_spans, skip_unless_clocks_agree
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.alone]
 
 # An engine that is not the bottleneck at 100 streams: every sequence decodes in each ~31 ms step.
 ENGINE = """\

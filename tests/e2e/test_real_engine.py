@@ -49,7 +49,7 @@ from tests.support.real_engine import (
     unavailable_reason,
 )
 
-pytestmark = [pytest.mark.e2e, pytest.mark.real_engine]
+pytestmark = [pytest.mark.e2e, pytest.mark.real_engine, pytest.mark.alone]
 
 REQUIRE_ENV = "GOODPUT_REQUIRE_REAL_ENGINE"
 # "Within 10 % (+ a small network allowance)": the client's TTFT also holds the HTTP exchange, the

@@ -29,7 +29,7 @@ from simserver.tokenizer import chat_tokens
 from tests.conftest import PYTHON, ROOT
 from workloads import open_workload
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.alone]
 
 DATASET = "random:n=400,input=uniform(40,80),output=uniform(8,16)"
 MAX_TOKENS = 16

@@ -15,7 +15,7 @@ import pytest
 from shapes.arrivals import arrival_offsets, cv, stage_seed
 from tests.conftest import PYTHON, ROOT, free_port
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.alone]
 
 
 def locust(host: str, results: Path, *args: str, timeout_s: float = 150) -> subprocess.CompletedProcess:

@@ -20,7 +20,7 @@ from core.slo import parse_slo
 from tests.conftest import PYTHON, ROOT, free_port
 from tests.support.clocks import client_token_spans, clock_trouble
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.alone]
 MS1, MS2, CLIENT_LATE_S = 0.001, 0.002, 0.001
 
 

@@ -22,7 +22,7 @@ import pytest
 
 from tests.conftest import PYTHON, ROOT
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.alone]
 
 TOLERANCE_S = 0.002  # p99 of |client ITL − engine ITL|, per chunk
 ROUNDING_S = 1e-6  # rows and trace carry µs: chunk k's arrival sums k + 2 rounded figures, its emit one

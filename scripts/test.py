@@ -1,0 +1,81 @@
+"""`make test`'s pytest: most of the suite in two processes at once, then the timing tests alone.
+
+Why: the end-to-end tests mostly wait (a Locust run of N seconds, an engine stepping in real time):
+run one after another they keep ~35 % of one core busy and took ~15 minutes on 2 cores. Two
+pytest processes at once halve that part. The tests marked `alone` assert a timing figure
+(send lag, TTFT against the engine's emit, a rate or a capacity against the engine's model) that
+another test's CPU use would move, so they run afterwards with nothing beside them.
+
+Why not pytest-xdist: its workers talk to the controller from a thread started before the tests
+import Locust, and Locust's gevent monkey-patching under that thread stalls the worker
+(pytest-xdist #254, locust #3202). Here each part is a plain pytest process; pytest-split picks
+each process's tests from the recorded durations (tests/durations.json) so the two end together.
+Refresh those after adding slow tests:
+    .venv/bin/python -m pytest --store-durations --durations-path tests/durations.json
+
+Every part runs even when an earlier one failed (CI keeps the whole picture); the exit status
+is non-zero when any part failed. Plain `pytest` still runs the whole suite in one process.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+DURATIONS = "tests/durations.json"
+SHARDS = 2
+NO_TESTS = 5  # pytest's exit status when a selection is empty: not a failure here
+
+
+def pytest_cmd(*args: str) -> list[str]:
+    return [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", *args]
+
+
+def relay(proc: subprocess.Popen, prefix: str) -> None:
+    """Print a process's output line by line under `prefix` (whole lines, so two never mix)."""
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        sys.stdout.write(prefix + line)
+        sys.stdout.flush()
+
+
+def shared_part() -> list[int]:
+    """The tests not marked `alone`, split into SHARDS pytest processes run at once."""
+    procs, threads = [], []
+    for group in range(1, SHARDS + 1):
+        cmd = pytest_cmd("-m", "not alone", "--splits", str(SHARDS), "--group", str(group),
+                         "--splitting-algorithm", "least_duration", "--durations-path", DURATIONS)  # fmt: skip
+        proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        thread = threading.Thread(target=relay, args=(proc, f"[{group}/{SHARDS}] "), daemon=True)
+        thread.start()
+        procs.append(proc)
+        threads.append(thread)
+    for thread in threads:
+        thread.join()
+    return [proc.wait() for proc in procs]
+
+
+def main() -> int:
+    t0 = time.monotonic()
+    print(f"==> test: pytest, part 1: every test not marked `alone`, in {SHARDS} processes at once "
+          f"(their lines prefixed [i/{SHARDS}])", flush=True)  # fmt: skip
+    statuses = {f"part 1, process {i}": rc for i, rc in enumerate(shared_part(), 1)}
+    t1 = time.monotonic()
+    print(f"==> test: part 1 done in {t1 - t0:.0f} s; part 2: the timing tests (marked `alone`), "
+          "one at a time with nothing beside them", flush=True)  # fmt: skip
+    statuses["part 2"] = subprocess.call(pytest_cmd("-m", "alone"), cwd=ROOT)
+    failed = [name for name, rc in statuses.items() if rc not in (0, NO_TESTS)]
+    took = f"{time.monotonic() - t0:.0f} s (part 2 {time.monotonic() - t1:.0f} s)"
+    if failed:
+        print(f"==> test: FAILED in {', '.join(failed)} (their output above); {took}", flush=True)
+        return 1
+    print(f"==> test: all parts passed in {took}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
