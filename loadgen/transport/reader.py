@@ -24,6 +24,7 @@ from typing import Any
 import gevent
 from gevent.hub import Waiter, get_hub
 from gevent.monkey import get_original
+from geventhttpclient._parser import HTTPResponseParser
 from geventhttpclient.response import HTTPConnectionClosed
 
 from core.result import StreamResult
@@ -32,6 +33,7 @@ from loadgen.transport.arrival import arrival, kernel_stamp, on_perf, plain_sock
 from loadgen.transport.eventstream import EventStream
 
 perf_counter = time.perf_counter
+_c_feed = HTTPResponseParser.feed
 
 BLOCK = 65536  # bytes per read: a whole engine step's worth for one stream, and more
 BATCH = 64  # sockets read per wake-up of the reader before other greenlets run
@@ -53,7 +55,10 @@ class Body:
         self._fold = fold
         self.parser = EventStream(resp._body_buffer)  # geventhttpclient's C parser appends body bytes here
         self._next, self._compact = self.parser.next_event, self.parser.compact
-        self._feed = resp.feed
+        # Per read, the C parser itself, and its body callback a C method: the response's Python `feed`
+        # (which only mends HEAD answers) and `_on_body` would be two Python calls per chunk.
+        resp._on_body = resp._body_buffer.extend
+        self._feed = _c_feed.__get__(resp)
         wall, perf = wall_and_perf()
         self.offset = wall - perf  # kernel stamps (wall clock) → perf clock, mapped once per request
         self.exc: BaseException | None = None  # what ended the stream in the reader, raised in its owner
