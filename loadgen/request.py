@@ -11,12 +11,12 @@ from typing import Any
 
 from gevent import GreenletExit
 
+from core.clock import wall_and_perf
 from core.measure import fill_record
 from core.record import RequestRecord
 from core.result import StreamResult
 from loadgen.context import RunContext
 from loadgen.transport.apis import Api
-from loadgen.transport.arrival import wall_and_perf
 from loadgen.transport.client import explain_rejection
 
 

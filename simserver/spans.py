@@ -50,6 +50,7 @@ from urllib.parse import urlsplit
 
 from prometheus_client.core import CounterMetricFamily, Metric
 
+from core.clock import wall_and_perf
 from simserver.engine import Seq
 
 SPAN_NAME = "llm_request"
@@ -161,10 +162,11 @@ class SpanExporter:
         if len(self._queue) >= self.queue_max:
             self._dropped_full += 1
             return
+        wall, perf = wall_and_perf()
         self._queue.append(
             (
                 seq.request_id,
-                time.time() - time.perf_counter(),
+                wall - perf,
                 seq.arrival,
                 seq.t_first_sched,
                 seq.t_first_token,

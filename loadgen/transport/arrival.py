@@ -1,4 +1,5 @@
-"""When bytes left and arrived: the send stamp, the kernel's receive stamps, the wall ↔ perf clock mapping.
+"""When bytes left and arrived: the send stamp, the kernel's receive stamps, their mapping to the perf clock
+(through core/clock.py's wall ↔ perf pair).
 
 Linux stamps every received segment (CLOCK_REALTIME, ns) and recvmsg() hands the stamp of the
 newest segment it returned. A token's arrival then does not depend on when this process got
@@ -45,25 +46,6 @@ KERNEL_STAMPS = sys.platform.startswith("linux") and os.environ.get("GOODPUT_KER
 # How late this process read bytes the kernel already held (s): drained once a second by loadgen/monitors/selfmon.py.
 READ_LAGS: list[float] = []
 _READ_LAGS_MAX = 20000
-
-
-def wall_and_perf(tries: int = 5) -> tuple[float, float]:
-    """A (wall clock, perf_counter) pair read at the same instant, to ±1 µs.
-
-    Rows carry wall-clock times mapped from the perf clock through such a pair; two plain
-    consecutive reads can be split by a context switch on a busy host (a 1 ms shift was seen).
-    The wall read bracketed by the closest pair of perf reads wins.
-    """
-    best = (float("inf"), 0.0, 0.0)
-    for _ in range(tries):
-        p0 = perf_counter()
-        w = time.time()
-        p1 = perf_counter()
-        if p1 - p0 < best[0]:
-            best = (p1 - p0, w, (p0 + p1) / 2)
-            if p1 - p0 < 2e-6:
-                break
-    return best[1], best[2]
 
 
 class _StampSocket(gsocket.socket):

@@ -27,9 +27,10 @@ from gevent.monkey import get_original
 from geventhttpclient._parser import HTTPResponseParser
 from geventhttpclient.response import HTTPConnectionClosed
 
+from core.clock import wall_and_perf
 from core.result import StreamResult
 from loadgen.transport.apis.base import Fold
-from loadgen.transport.arrival import arrival, kernel_stamp, on_perf, plain_socket, wall_and_perf
+from loadgen.transport.arrival import arrival, kernel_stamp, on_perf, plain_socket
 from loadgen.transport.eventstream import EventStream
 
 perf_counter = time.perf_counter

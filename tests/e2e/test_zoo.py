@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
+from core import clock
 from core.measure import fill_record
 from core.record import RequestRecord
 from core.result import StreamResult
-from loadgen.transport import arrival
 from loadgen.transport.apis import APIS, Prompt
 from loadgen.transport.client import OpenAITransport, RawTransport, explain_rejection
 from loadgen.transport.ids import RequestIds
@@ -36,7 +36,7 @@ def send(t: RawTransport | OpenAITransport, case: Case, rid: str) -> tuple[Strea
     """One request as loadgen/request.py sends it, through the case's API; returns the result and the perf → wall offset."""
     api = APIS[case.endpoint]
     body = api.build(Prompt(BODY["model"], [{"role": "user", "content": "hi"}], BODY["max_tokens"]))
-    wall, perf = arrival.wall_and_perf()
+    wall, perf = clock.wall_and_perf()
     res = t.stream(api, body, {"X-Request-Id": rid}, 10.0)
     explain_rejection(res, "X-Request-Id")
     return res, wall - perf

@@ -14,9 +14,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from core import clock
 from core.measure import fill_record
 from core.record import RequestRecord
-from loadgen.transport import arrival
 from loadgen.transport.client import OpenAITransport, RawTransport
 from loadgen.transport.eventstream import EventStream, parse
 from loadgen.transport.ids import RequestIds
@@ -158,7 +158,7 @@ def run(url: str, kind: str, pieces: list[bytes]) -> tuple[RequestRecord, list[f
     req = urllib.request.Request(f"{url}/script/{rid}", data=spec, method="PUT")
     urllib.request.urlopen(req, timeout=5).close()
     t = RawTransport(f"{url}/script", None) if kind == "raw" else OpenAITransport(f"{url}/script", None)
-    wall, perf = arrival.wall_and_perf()
+    wall, perf = clock.wall_and_perf()
     try:
         res = t.stream("/v1/chat/completions", dict(BODY, messages=[]), {"X-Request-Id": rid}, 10.0)
     finally:

@@ -13,6 +13,7 @@ import pytest
 from gevent.server import StreamServer
 from locust.stats import RequestStats
 
+from core import clock
 from core.record import RequestRecord, _gaps
 from loadgen.monitors.selfmon import Aggregate, pct
 from loadgen.state.iofirst import IoFirst
@@ -84,7 +85,7 @@ def _stream(
             assert first.error == "" and first.text == "a"
         if hold_s:
             gevent.spawn(_block, hold_s)  # runs at the client's first yield, before its write
-        wall, perf = arrival.wall_and_perf()
+        wall, perf = clock.wall_and_perf()
         res = transport.stream("/v1/chat/completions", {"stream": True}, {}, 10.0)
     finally:
         transport.close()
@@ -240,7 +241,7 @@ def test_stamps_fall_back_to_the_read_time_without_kernel_stamps(monkeypatch: py
 
 
 def test_wall_and_perf_pair_is_tight() -> None:
-    w, p = arrival.wall_and_perf()
+    w, p = clock.wall_and_perf()
     assert abs((time.time() - time.perf_counter()) - (w - p)) < 0.001
 
 
