@@ -69,7 +69,8 @@ def main() -> int:
           "one at a time with nothing beside them", flush=True)  # fmt: skip
     statuses["part 2"] = subprocess.call(pytest_cmd("-m", "alone"), cwd=ROOT)
     failed = [name for name, rc in statuses.items() if rc not in (0, NO_TESTS)]
-    took = f"{time.monotonic() - t0:.0f} s (part 2 {time.monotonic() - t1:.0f} s)"
+    t2 = time.monotonic()
+    took = f"{t2 - t0:.0f} s (part 2 {t2 - t1:.0f} s)"
     if failed:
         print(f"==> test: FAILED in {', '.join(failed)} (their output above); {took}", flush=True)
         return 1
