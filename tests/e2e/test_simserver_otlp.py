@@ -216,6 +216,10 @@ def test_receiver_down_never_breaks_serving(engine: Callable[..., Proc]) -> None
     try:
         again = send_all(srv.extra["port"], 4, "back")
         assert {row["x_request_id"] for row in rows.wait(4)} == {rid for rid, _, _ in again}
+        # the exporter logs it once the POST has returned, a moment after the receiver holds the spans
+        deadline = time.monotonic() + 5
+        while "works again" not in srv.log() and time.monotonic() < deadline:
+            time.sleep(0.05)
         assert "works again" in srv.log()
     finally:
         late.stop()
