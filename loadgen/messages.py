@@ -49,6 +49,7 @@ ROWS = "goodput"
 class RowsReport(TypedDict):
     rows: list[list[str]]  # requests.csv rows (core/record.py COLUMNS order)
     started: int  # requests this worker started this run (rows owed: loss accounting)
+    taken_unix: float  # when the worker took these rows: every request it started later is not in them
     live: list[dict]  # loadgen/state/livestats.py entries since the last report (Locust's serialize())
 
 

@@ -202,6 +202,7 @@ def report_rows(environment: Any, data: dict) -> None:
     if ctx is None:
         return
     payload: messages.RowsReport = {
+        "taken_unix": time.time(),
         "rows": ctx.buffer.take(),
         "started": ctx.buffer.started,
         "live": ctx.live.serialize(),

@@ -63,7 +63,9 @@ def note_report(per_worker: dict[str, dict], client_id: str, payload: dict, now:
     rows = payload.get("rows") or []
     w["started"] = int(payload.get("started", 0))
     w["rows"] += len(rows)
-    w["last_report_unix"] = now
+    # the worker's own instant, not this receipt's: a master behind on its messages would stamp a
+    # report late and leave out of "sent after the last report" requests that are in that window
+    w["last_report_unix"] = payload.get("taken_unix", now)
     if rows and not w["worker"]:
         w["worker"] = rows[0][_WORKER]
         w["request_id_suffix"] = worker_mark(rows[0][_REQUEST_ID])

@@ -47,6 +47,14 @@ def test_reports_accumulate_rows_and_keep_the_latest_started_count() -> None:
     assert w["worker"] == "host-1" and w["request_id_suffix"] == "-9c1f0a2b3c4d"
 
 
+def test_last_report_is_the_workers_instant_not_the_masters_receipt() -> None:
+    """A master behind on its messages receives a report late; the requests the worker started
+    after taking that report's rows are the ones it is missing, so the worker's instant is kept."""
+    pw: dict = {}
+    note_report(pw, "c1", {"rows": [], "started": 2, "taken_unix": 9.4}, now=10.0)
+    assert pw["c1"]["last_report_unix"] == 9.4
+
+
 def test_missing_is_copied_from_locust_and_undone_by_a_report() -> None:
     pw: dict = {}
     clients = {"a": Node(STATE_RUNNING), "b": Node(STATE_MISSING)}
