@@ -156,13 +156,17 @@ def test_each_api_end_to_end(
     (meta,) = [json.loads((run / "run.json").read_text())]
     assert meta["api"] == api
     with open(run / "requests.csv", newline="") as fh:
-        rows = [r for r in csv.DictReader(fh) if r["error"] != "cancelled"]
+        every_row = list(csv.DictReader(fh))
+    rows = [r for r in every_row if r["error"] != "cancelled"]
     assert rows and all(r["ok"] == "true" for r in rows), {r["error_detail"] for r in rows}
     assert {r["api"] for r in rows} == {api}
-    completed = {
-        t["request_id"] for t in read_trace(trace, {r["request_id"] for r in rows}) if t["status"] == "ok"
-    }
-    assert {r["request_id"] for r in rows} == completed  # every row is a request the engine completed
+    ids = {r["request_id"] for r in rows}
+    completed = {t["request_id"] for t in read_trace(trace, ids) if t["status"] == "ok"}
+    assert ids <= completed  # every row is a request the engine completed
+    # and every request it completed has a row: a successful one, or `cancelled` where the run's stop
+    # cut its last chunks after the engine had written them to a socket the client had not closed yet
+    cut = {r["request_id"] for r in every_row if r["error"] == "cancelled"}
+    assert completed - ids <= cut, completed - ids - cut
     assert len(pairs) >= 15
     for r, t in pairs:
         assert (int(r["output_tokens"]), r["tokens_source"]) == (t["output_tokens"], source)
