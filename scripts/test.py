@@ -1,15 +1,16 @@
-"""`make test`'s pytest: most of the suite in two processes at once, then the timing tests alone.
+"""`make test`'s pytest: most of the suite in three processes at once, then the timing tests alone.
 
 Why: the end-to-end tests mostly wait (a Locust run of N seconds, an engine stepping in real time):
-run one after another they keep ~35 % of one core busy and took ~15 minutes on 2 cores. Two
-pytest processes at once halve that part. The tests marked `alone` assert a timing figure
-(send lag, TTFT against the engine's emit, a rate or a capacity against the engine's model) that
-another test's CPU use would move, so they run afterwards with nothing beside them.
+run one after another they keep ~35 % of one core busy and took ~15 minutes on 2 cores. Three
+pytest processes at once (GOODPUT_TEST_PROCESSES chooses another count) cut that part to a
+third. The tests marked `alone` assert a timing figure (send lag, TTFT against the engine's emit,
+a rate or a capacity against the engine's model) that another test's CPU use would move, so they
+run afterwards with nothing beside them.
 
 Why not pytest-xdist: its workers talk to the controller from a thread started before the tests
 import Locust, and Locust's gevent monkey-patching under that thread stalls the worker
 (pytest-xdist #254, locust #3202). Here each part is a plain pytest process; pytest-split picks
-each process's tests from the recorded durations (tests/durations.json) so the two end together.
+each process's tests from the recorded durations (tests/durations.json) so they end together.
 Refresh those after adding slow tests:
     .venv/bin/python -m pytest --store-durations --durations-path tests/durations.json
 
@@ -19,6 +20,7 @@ is non-zero when any part failed. Plain `pytest` still runs the whole suite in o
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import threading
@@ -27,7 +29,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 DURATIONS = "tests/durations.json"
-SHARDS = 2
+# Part 1 keeps ~28 % of 2 cores busy with two processes (2 min 14 s user + 20 s sys in 4 min 32 s):
+# three end in ~3 min 20 s with the host still half idle; four gained 45 s more but moved first-token
+# stamps of the SDK path past the zoo's 2-ms tolerance once (an SDK parses on a busy core).
+SHARDS_DEFAULT = 3
 NO_TESTS = 5  # pytest's exit status when a selection is empty: not a failure here
 
 
@@ -43,14 +48,22 @@ def relay(proc: subprocess.Popen, prefix: str) -> None:
         sys.stdout.flush()
 
 
-def shared_part() -> list[int]:
-    """The tests not marked `alone`, split into SHARDS pytest processes run at once."""
+def shards() -> int:
+    """How many pytest processes part 1 runs at once: GOODPUT_TEST_PROCESSES, or SHARDS_DEFAULT."""
+    raw = os.environ.get("GOODPUT_TEST_PROCESSES", str(SHARDS_DEFAULT))
+    if not raw.isdigit() or int(raw) < 1:
+        sys.exit(f"scripts/test.py: GOODPUT_TEST_PROCESSES: expected a whole number ≥ 1, got {raw!r}")
+    return int(raw)
+
+
+def shared_part(n: int = SHARDS_DEFAULT) -> list[int]:
+    """The tests not marked `alone`, split into `n` pytest processes run at once."""
     procs, threads = [], []
-    for group in range(1, SHARDS + 1):
-        cmd = pytest_cmd("-m", "not alone", "--splits", str(SHARDS), "--group", str(group),
+    for group in range(1, n + 1):
+        cmd = pytest_cmd("-m", "not alone", "--splits", str(n), "--group", str(group),
                          "--splitting-algorithm", "least_duration", "--durations-path", DURATIONS)  # fmt: skip
         proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        thread = threading.Thread(target=relay, args=(proc, f"[{group}/{SHARDS}] "), daemon=True)
+        thread = threading.Thread(target=relay, args=(proc, f"[{group}/{n}] "), daemon=True)
         thread.start()
         procs.append(proc)
         threads.append(thread)
@@ -60,10 +73,11 @@ def shared_part() -> list[int]:
 
 
 def main() -> int:
+    n = shards()
     t0 = time.monotonic()
-    print(f"==> test: pytest, part 1: every test not marked `alone`, in {SHARDS} processes at once "
-          f"(their lines prefixed [i/{SHARDS}])", flush=True)  # fmt: skip
-    statuses = {f"part 1, process {i}": rc for i, rc in enumerate(shared_part(), 1)}
+    print(f"==> test: pytest, part 1: every test not marked `alone`, in {n} processes at once "
+          f"(their lines prefixed [i/{n}])", flush=True)  # fmt: skip
+    statuses = {f"part 1, process {i}": rc for i, rc in enumerate(shared_part(n), 1)}
     t1 = time.monotonic()
     print(f"==> test: part 1 done in {t1 - t0:.0f} s; part 2: the timing tests (marked `alone`), "
           "one at a time with nothing beside them", flush=True)  # fmt: skip

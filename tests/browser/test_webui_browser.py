@@ -43,7 +43,7 @@ FORM_OPTIONS = (
     "maxUsers",
 )
 
-pytestmark = [pytest.mark.e2e, pytest.mark.browser, pytest.mark.alone]
+pytestmark = [pytest.mark.e2e, pytest.mark.browser]  # the Chromium test below is marked `alone`
 
 
 def _missing(reason: str) -> None:
@@ -164,6 +164,7 @@ def only_run(results: Path) -> Path:
     return runs[0]
 
 
+@pytest.mark.alone
 def test_llm_view_in_chromium_run_started_from_the_form(browser, procs, sim_server, tmp_path: Path) -> None:
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys

@@ -15,7 +15,7 @@ import pytest
 from shapes.arrivals import arrival_offsets, cv, stage_seed
 from tests.conftest import PYTHON, ROOT, free_port
 
-pytestmark = [pytest.mark.e2e, pytest.mark.alone]
+pytestmark = [pytest.mark.e2e]  # the timing tests below are marked `alone` one by one
 
 
 def locust(host: str, results: Path, *args: str, timeout_s: float = 150) -> subprocess.CompletedProcess:
@@ -44,6 +44,7 @@ def send_gaps(rows: list[dict]) -> list[float]:
     return [b - a for a, b in itertools.pairwise(starts)]
 
 
+@pytest.mark.alone
 def test_open_loop_poisson_rate_cv_and_send_lag(sim_server, tmp_path: Path) -> None:
     """Acceptance (30 s here; 60 s in bench/open_loop_accuracy.py): 20 ± 1 req/s, CV ≈ 1, lag p99 ≤ 10 ms."""
     sim = sim_server("--profile", "capacity")
@@ -75,6 +76,7 @@ def test_open_loop_poisson_rate_cv_and_send_lag(sim_server, tmp_path: Path) -> N
     assert 19.0 <= ol["achieved_rps"] <= 21.0 and "behind_warnings" in ol
 
 
+@pytest.mark.alone
 def test_two_processes_keep_the_total_rate_and_the_burstiness(sim_server, tmp_path: Path) -> None:
     """Gamma arrivals (burstiness 0.25: CV 2) on 2 worker processes: the union of the workers'
     sends is exactly the single-process schedule."""
@@ -99,6 +101,7 @@ def test_two_processes_keep_the_total_rate_and_the_burstiness(sim_server, tmp_pa
     assert meta["open_loop"]["sent"] == len(rows)
 
 
+@pytest.mark.alone
 def test_trace_replays_on_its_scaled_timestamps(sim_server, tmp_path: Path) -> None:
     """A 10 s trace at 25 req/s replayed twice as fast (50 req/s): each request within ±5 ms of its
     scaled timestamp, the trace's output lengths generated exactly, shared prefixes cached."""
@@ -136,6 +139,7 @@ def test_trace_replays_on_its_scaled_timestamps(sim_server, tmp_path: Path) -> N
     assert meta["open_loop"]["achieved_rps"] == pytest.approx(50.0, rel=0.25)
 
 
+@pytest.mark.alone
 def test_stages_are_labelled_in_rows_and_run_json(sim_server, tmp_path: Path) -> None:
     sim = sim_server("--profile", "capacity")
     out = locust(sim.url, tmp_path / "r", "--shape", "stages", "--stages",

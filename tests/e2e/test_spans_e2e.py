@@ -20,7 +20,7 @@ from core.slo import parse_slo
 from tests.conftest import PYTHON, ROOT, free_port
 from tests.support.clocks import client_token_spans, clock_trouble
 
-pytestmark = [pytest.mark.e2e, pytest.mark.alone]
+pytestmark = [pytest.mark.e2e]  # the timing test below is marked `alone`
 MS1, MS2, CLIENT_LATE_S = 0.001, 0.002, 0.001
 
 
@@ -35,6 +35,7 @@ def only_run(results: Path) -> Path:
     return run
 
 
+@pytest.mark.alone
 def test_step_ramp_past_the_knee_is_decomposed_per_request(sim_server, tmp_path: Path) -> None:
     port = free_port()
     trace = tmp_path / "trace.jsonl"
