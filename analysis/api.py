@@ -58,6 +58,10 @@ pairs instead of pairing its runs by target and model. The Pareto view of a comp
 `pareto_of(comparison)` → a `Pareto` per dataset (`ParetoPoint`s, frontier and best-at-load marked;
 analysis/pareto.py), `pareto(series, slo)` for any (label, summary) list.
 
+The load generator's own health, from run.json `loadgen` (`Run.meta`): `saturation_warnings(meta)`
+(the saturated windows and their report lines) and `late_read_warnings(meta)` (a line per worker
+whose reads waited in the kernel past the lag threshold), the rules the report's warnings use.
+
 Writing: `write_run(analysis, with_plots, with_html, lap)` (staged, then moved into the run
 folder; OSError when it cannot write), `write_comparison(out, comparison, with_plots)`.
 
@@ -88,6 +92,7 @@ from analysis.compare import (
     run_row,
 )
 from analysis.errors import AnalysisError
+from analysis.health import late_read_warnings, saturation_warnings
 from analysis.interference import ClassInterference, Delta, interference
 from analysis.pareto import Pareto, ParetoPoint, pareto
 from analysis.pareto import of_comparison as pareto_of
@@ -171,11 +176,13 @@ __all__ = [
     "fmt",
     "group",
     "interference",
+    "late_read_warnings",
     "load_run",
     "pareto",
     "pareto_of",
     "request_timing",
     "run_row",
+    "saturation_warnings",
     "summary_markdown",
     "write_comparison",
     "write_run",

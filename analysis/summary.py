@@ -16,9 +16,10 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from analysis import fmt, intervals, server, spans
+from analysis import intervals, server, spans
 from analysis import windows as win
 from analysis.errors import AnalysisError
+from analysis.health import late_read_warnings, saturation_warnings
 from analysis.itl import Distribution, PendingDistribution
 from analysis.load import Run
 from analysis.metrics import (
@@ -59,32 +60,6 @@ class Analysis:
             self.itl = self.itl.result()
             self.summary.itl = dist_itl(self.itl)
         return self
-
-
-def saturation_warnings(meta: dict) -> tuple[list[tuple[float, float]], list[str]]:
-    """run.json `loadgen.saturated_windows` (+ `saturated_detail`: what triggered each) → the windows
-    and the report's one-line flags."""
-    loadgen = meta.get("loadgen") if isinstance(meta.get("loadgen"), dict) else {}
-    windows = []
-    for w in loadgen.get("saturated_windows") or []:
-        if isinstance(w, list | tuple) and len(w) == 2 and all(isinstance(x, int | float) for x in w):
-            windows.append((float(w[0]), float(w[1])))
-    detail = [d for d in loadgen.get("saturated_detail") or [] if isinstance(d, dict)]
-    t0 = meta.get("t_start_unix")
-    out = []
-    for i, (a, b) in enumerate(windows):
-        rel = f" (+{a - t0:.0f} s to +{b - t0:.0f} s into the run)" if isinstance(t0, int | float) else ""
-        why = _saturation_cause(detail[i]) if len(detail) == len(windows) else ""
-        out.append(f"load generator saturated from {fmt.utc(a)} to {fmt.utc(b)}{rel}{why}: add workers")
-    return windows, out
-
-
-def _saturation_cause(d: dict) -> str:
-    """`: event-loop lag p99 23 ms over 3 s at 95 % CPU (worker w1)` — the figures that flagged it."""
-    lag, cpu, span = d.get("lag_p99_ms"), d.get("cpu_percent"), d.get("span_s")
-    if not all(isinstance(x, int | float) for x in (lag, cpu, span)):
-        return ""
-    return f": event-loop lag p99 {lag:.0f} ms over {span:g} s at {cpu:.0f} % CPU ({d.get('worker', '?')})"
 
 
 def judged_slos(slo: Slo, extra: list[Slo] | None) -> list[Slo]:
@@ -154,7 +129,7 @@ def analyze(
         excluded_warmup_rows=int((~df["in_run_stats"].to_numpy()).sum()),
         saturated_windows=windows,
         server=server_summary,
-        warnings=sat_warnings + list(run.warnings) + server_warnings,
+        warnings=sat_warnings + late_read_warnings(run.meta) + list(run.warnings) + server_warnings,
         startup=startup_figures(df, up, include_startup),
         excluded_startup_rows=int((cut & df["in_run_stats"].to_numpy()).sum()),
         server_timing=spans.server_timing(run, slo, steps),

@@ -16,7 +16,8 @@ each worker's and the master's CPU (psutil, per process), the engine's CPU per r
 nears 100 % the engine, not Goodput, is the limit); rows/s; the TTFT error users see (client TTFT −
 the engine's, joined by request id; p50/p99, and its recv/send parts' p99, bench/loadgen_common.py
 `ttft_errors`); the workers' saturated seconds (run.json `loadgen`: event-loop lag p99 over the
-threshold). The TTFT goal (p99 ≤ 2 ms) applies where no worker is flagged saturated.
+threshold) and the workers that read late (read lag p99 over it: the report's "client reads late"
+line, analysis/health.py). The TTFT goal (p99 ≤ 2 ms) applies where no worker is either.
 
 Open loop, `--rates R…` (req/s, all workers together): the open-loop user (`--rate R`, Poisson)
 with N = the largest worker count that fits (`--rate-workers`), `--max-tokens` short answers:
@@ -29,11 +30,13 @@ from __future__ import annotations
 import argparse
 import math
 import os
+import sys
 from pathlib import Path
 
 from loadgen_common import (
     ERR_HEAD,
     ERR_NOTE,
+    ROOT,
     CpuSampler,
     chunk_times,
     free_port,
@@ -46,6 +49,9 @@ from loadgen_common import (
     ttft_errors,
 )
 
+sys.path.insert(0, str(ROOT))
+from analysis import api
+
 
 def procs_args(n: int) -> list[str]:
     port = str(free_port())  # not 5557: another run on this host may hold it
@@ -53,11 +59,12 @@ def procs_args(n: int) -> list[str]:
             "--master-port", port]  # fmt: skip
 
 
-def saturation(meta: dict) -> tuple[int, int]:
-    """(most saturated seconds of any worker, workers flagged at all)."""
+def saturation(meta: dict) -> tuple[int, int, int]:
+    """(most saturated seconds of any worker, workers flagged at all, workers whose reads were late:
+    the report's "client reads late" lines, analysis/summary.py)."""
     workers = list(meta.get("loadgen", {}).get("workers", {}).values())
     secs = [w.get("saturated_seconds") or 0 for w in workers]
-    return max(secs, default=0), sum(s > 0 for s in secs)
+    return max(secs, default=0), sum(s > 0 for s in secs), len(api.late_read_warnings(meta))
 
 
 def closed_loop(engine, engine_cpu: CpuSampler, work: Path, n: int, s: int, args) -> dict:
@@ -75,13 +82,13 @@ def closed_loop(engine, engine_cpu: CpuSampler, work: Path, n: int, s: int, args
     chunks = sum(1 for r in rows for t in chunk_times(r) if t0 <= t <= t1)
     done = sum(1 for r in rows if r["e2e_s"] and t0 <= float(r["t_start_unix"]) + float(r["e2e_s"]) <= t1)
     workers = [run.cpu.cpu_between(t0, t1, pid) / span for pid in run.cpu.children()]
-    sat_s, flagged = saturation(run.meta)
+    sat_s, flagged, late = saturation(run.meta)
     return {
         "workers": n, "streams": users, "rate": chunks / span, "rows_s": done / span,
         "worker_cpu": [c for c in workers if not math.isnan(c)],
         "master_cpu": run.cpu.cpu_between(t0, t1, run.cpu.root.pid) / span,
         "engine_cpu": engine_cpu.cpu_between(t0, t1) / span / args.replicas_n,
-        "errs": ttft_errors(rows, read_trace(engine.trace), t0, t1), "sat": sat_s, "flagged": flagged,
+        "errs": ttft_errors(rows, read_trace(engine.trace), t0, t1), "sat": sat_s, "flagged": flagged, "late": late,
         "lost": run.meta.get("lost_rows"),
     }  # fmt: skip
 
@@ -95,11 +102,11 @@ def open_loop(engine, work: Path, n: int, rate: float, args) -> dict:
     due = sum(st["due"] for st in ol.get("stages", []))
     t0 = run.meta["t_start_unix"] + args.warmup
     t1 = run.meta["t_end_unix"] - 2.0
-    sat_s, flagged = saturation(run.meta)
+    sat_s, flagged, late = saturation(run.meta)
     return {
         "workers": n, "rate": rate, "due": due, "sent": ol.get("sent", 0), "lag": ol.get("send_lag_ms") or {},
         "achieved": ol.get("achieved_rps"), "errs": ttft_errors(read_rows(run.run_dir), read_trace(engine.trace), t0, t1),
-        "sat": sat_s, "flagged": flagged, "lost": run.meta.get("lost_rows"),
+        "sat": sat_s, "flagged": flagged, "late": late, "lost": run.meta.get("lost_rows"),
     }  # fmt: skip
 
 
@@ -149,7 +156,7 @@ def main() -> None:
 
 def print_closed(results: list[dict]) -> None:
     head = (f"{'workers':>7}{'streams':>8}{'chunks/s':>10}{'scale':>7}{'worker CPU %':>16}{'master':>7}"
-            f"{'engine':>7}{'rows/s':>8}{ERR_HEAD}{'sat s':>6}{'flagged':>8}")  # fmt: skip
+            f"{'engine':>7}{'rows/s':>8}{ERR_HEAD}{'sat s':>6}{'flagged':>8}{'late':>5}")  # fmt: skip
     print(head + "\n" + "-" * len(head))
     one = {}
     for r in results:
@@ -161,29 +168,30 @@ def print_closed(results: list[dict]) -> None:
         cpus = "/".join(f"{c * 100:.0f}" for c in r["worker_cpu"]) or "-"
         print(f"{r['workers']:>7}{r['streams']:>8}{r['rate']:>10.0f}{scale:>7.2f}{cpus:>16}"
               f"{r['master_cpu'] * 100:>6.0f}%{r['engine_cpu'] * 100:>6.0f}%{r['rows_s']:>8.0f}"
-              f"{r['errs'].columns()}{r['sat']:>6}{r['flagged']:>8}")  # fmt: skip
+              f"{r['errs'].columns()}{r['sat']:>6}{r['flagged']:>8}{r['late']:>5}")  # fmt: skip
     print(
         "(scale: chunks/s ÷ (workers × one worker's at the same streams per worker), goal ≥ 0.9; CPU: % of one\n"
-        " core — each worker, the master, the engine per replica; flagged: workers with saturated seconds)"
+        " core — each worker, the master, the engine per replica; flagged: workers with saturated seconds;\n"
+        " late: workers whose reads were late, read lag p99 over the threshold, run.json loadgen)"
     )
     print(ERR_NOTE)
-    ok = [r for r in results if r["flagged"] == 0]
+    ok = [r for r in results if r["flagged"] == 0 and r["late"] == 0]
     bad = [r for r in ok if r["errs"].p("full", 0.99) > 2.0]
     over = ", ".join(f"{r['workers']}w×{r['streams']}" for r in bad)
-    print(f"TTFT err p99 ≤ 2 ms where no worker was saturated: {len(ok) - len(bad)} of {len(ok)} such runs"
+    print(f"TTFT err p99 ≤ 2 ms where no worker was saturated or read late: {len(ok) - len(bad)} of {len(ok)} such runs"
           + (f"; over in {over}" if bad else ""))  # fmt: skip
 
 
 def print_open(results: list[dict], args) -> None:
     head = (f"{'workers':>7}{'req/s':>8}{'due':>8}{'sent':>8}{'sent/due':>9}{'achieved':>9}"
-            f"{'lag p50':>8}{'lag p99':>8}{ERR_HEAD}{'sat s':>6}{'flagged':>8}")  # fmt: skip
+            f"{'lag p50':>8}{'lag p99':>8}{ERR_HEAD}{'sat s':>6}{'flagged':>8}{'late':>5}")  # fmt: skip
     print(f"\nopen loop: Poisson arrivals, {args.open_tokens} output tokens per request")
     print(head + "\n" + "-" * len(head))
     for r in results:
         ratio = r["sent"] / r["due"] if r["due"] else math.nan
         print(f"{r['workers']:>7}{r['rate']:>8.0f}{r['due']:>8}{r['sent']:>8}{ratio:>9.3f}{r['achieved'] or 0:>9.1f}"
               f"{r['lag'].get('p50') or math.nan:>8.2f}{r['lag'].get('p99') or math.nan:>8.2f}"
-              f"{r['errs'].columns()}{r['sat']:>6}{r['flagged']:>8}")  # fmt: skip
+              f"{r['errs'].columns()}{r['sat']:>6}{r['flagged']:>8}{r['late']:>5}")  # fmt: skip
     print("(lag: send lag, actual send − scheduled, ms, run.json open_loop; err as above)")
 
 

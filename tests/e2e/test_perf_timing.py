@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from analysis.api import late_read_warnings
 from tests.conftest import PYTHON, ROOT, free_port
 from tests.support.clocks import client_token_spans, skip_unless_clocks_agree
 
@@ -142,6 +143,10 @@ def test_saturated_generator_is_flagged_and_a_calm_one_is_not(sim_server, tmp_pa
     (detail,) = meta["loadgen"]["saturated_detail"][:1]
     assert detail["lag_p99_ms"] > 25 and detail["cpu_percent"] >= 50, detail
     assert "load generator saturated" in hot.stderr and "over 3 s" in hot.stderr
+    (late,) = late_read_warnings(meta)  # its reads waited too, and the report says so, with its cause
+    assert late.startswith("client reads late on ") and late.endswith(
+        "add workers, on cores nothing else uses"
+    ), late
 
     port = str(free_port())  # its own master port: a concurrent --processes run must not cross-connect
     calm = locust(sim.url, tmp_path / "calm", "--processes", "2", "--master-bind-port", port, "--master-port",
@@ -151,6 +156,7 @@ def test_saturated_generator_is_flagged_and_a_calm_one_is_not(sim_server, tmp_pa
     assert meta["loadgen"]["saturated_windows"] == [], meta["loadgen"]
     assert len(meta["loadgen"]["workers"]) == 2
     assert "load generator saturated" not in calm.stderr
+    assert late_read_warnings(meta) == [], meta["loadgen"]["workers"]
     startup = meta["startup"]
     assert startup["users"] == 20
     assert meta["t_start_unix"] <= startup["t_spawned_unix"] <= meta["t_end_unix"]
