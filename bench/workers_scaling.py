@@ -61,7 +61,7 @@ def procs_args(n: int) -> list[str]:
 
 def saturation(meta: dict) -> tuple[int, int, int]:
     """(most saturated seconds of any worker, workers flagged at all, workers whose reads were late:
-    the report's "client reads late" lines, analysis/summary.py)."""
+    the report's "client reads late" lines, analysis/health.py)."""
     workers = list(meta.get("loadgen", {}).get("workers", {}).values())
     secs = [w.get("saturated_seconds") or 0 for w in workers]
     return max(secs, default=0), sum(s > 0 for s in secs), len(api.late_read_warnings(meta))

@@ -56,7 +56,7 @@ def shards() -> int:
     return int(raw)
 
 
-def shared_part(n: int = SHARDS_DEFAULT) -> list[int]:
+def shared_part(n: int) -> list[int]:
     """The tests not marked `alone`, split into `n` pytest processes run at once."""
     procs, threads = [], []
     for group in range(1, n + 1):
