@@ -15,8 +15,31 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 from arena.matrix import HOST, Target
+
+# The arena's Ctrl-C is a KeyboardInterrupt raised by its signal handler, wherever the main thread
+# is. It must not land inside Popen.poll/wait: CPython takes the Popen's waitpid lock there, and an
+# exception raised between the take and the try/finally that gives it back leaves it held, so every
+# later wait on that child times out though the child is long gone (seen once: the arena's Ctrl-C
+# test on a busy host, a SIGKILLed Locust "still running" 10 s later, exit 1 with a traceback).
+# While a child's status is read, the handler only notes the signal; the wait raises it after.
+_reading = False
+_deferred = False
+POLL_S = 0.05
+
+
+def interrupt(signum: int, frame: Any) -> None:
+    """The arena's SIGTERM/SIGINT handler: stop the matrix as Ctrl-C does (KeyboardInterrupt), at
+    once, or right after a child's status read if one is under way. SIGINT is set explicitly: a
+    process started in the background by a non-interactive shell inherits SIGINT ignored, and Python
+    then leaves it ignored, so `kill -INT` (or a CI job's Ctrl-C) would not reach the arena."""
+    global _deferred
+    if _reading:
+        _deferred = True
+        return
+    raise KeyboardInterrupt
 
 
 class CellError(Exception):
@@ -62,17 +85,39 @@ class Child:
             raise CellError(f"cannot start '{cmd[0]}': {e.strerror or e}") from None
 
     def running(self) -> bool:
-        return self.popen.poll() is None
+        return self._poll() is None
+
+    def _poll(self) -> int | None:
+        """The child's exit status or None, read with the interrupt handler deferring (above)."""
+        global _reading, _deferred
+        _reading = True
+        try:
+            code = self.popen.poll()
+        finally:
+            _reading = False
+        if _deferred:
+            _deferred = False
+            raise KeyboardInterrupt
+        return code
+
+    def wait(self, timeout_s: float) -> int:
+        """Popen.wait(timeout_s) that Ctrl-C can interrupt without spoiling the Popen."""
+        deadline = time.monotonic() + timeout_s
+        while (code := self._poll()) is None:
+            if time.monotonic() >= deadline:
+                raise subprocess.TimeoutExpired(self.cmd, timeout_s)
+            time.sleep(POLL_S)
+        return code
 
     def stop(self, timeout_s: float = 15.0) -> int | None:
         """SIGTERM to the group, SIGKILL after `timeout_s`; returns the exit status."""
-        if self.popen.poll() is None:
+        if self._poll() is None:
             self._signal(signal.SIGTERM)
             try:
-                self.popen.wait(timeout_s)
+                self.wait(timeout_s)
             except subprocess.TimeoutExpired:
                 self._signal(signal.SIGKILL)
-                self.popen.wait(10)
+                self.wait(10)
         else:
             self._signal(signal.SIGKILL)  # leftovers of a group whose leader already exited
         self._fh.close()

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from arena.matrix import ROOT, Cell, Matrix
-from arena.procs import CellError, Child, last_line, start_server
+from arena.procs import CellError, Child, interrupt, last_line, start_server
 
 LOCUST_GRACE_S = 180.0  # beyond -t: the last requests' timeout, the workers' last reports, shutdown
 ANALYSIS_TIMEOUT_S = 600.0
@@ -120,7 +120,7 @@ def _run_load(matrix: Matrix, cell: Cell, url: str, layout: Layout, stamp: str) 
     log = layout.logs / f"{cell.id}.{stamp}.locust.log"
     child = Child(locust_command(matrix, cell, url, layout), log)
     try:
-        child.popen.wait(cell.shape.duration_s + LOCUST_GRACE_S)
+        child.wait(cell.shape.duration_s + LOCUST_GRACE_S)
     except subprocess.TimeoutExpired:
         child.stop()
         raise CellError(
@@ -192,7 +192,7 @@ def run_cell(matrix: Matrix, cell: Cell, layout: Layout) -> Path:
     log = layout.logs / f"{cell.id}.{stamp}.analysis.log"
     child = Child(analysis_command(matrix, run_dir), log)
     try:
-        child.popen.wait(ANALYSIS_TIMEOUT_S)
+        child.wait(ANALYSIS_TIMEOUT_S)
     except subprocess.TimeoutExpired:
         child.stop()
         raise CellError(f"the analysis of {run_dir} took longer than {ANALYSIS_TIMEOUT_S:g} s") from None
@@ -214,13 +214,6 @@ def _fmt_s(s: float) -> str:
     return f"{s // 60}m{s % 60:02d}s" if s >= 60 else f"{s}s"
 
 
-def _interrupt(signum: int, frame: Any) -> None:
-    """SIGTERM and SIGINT both stop the matrix as Ctrl-C does. SIGINT is set explicitly: a process
-    started in the background by a non-interactive shell inherits SIGINT ignored, and Python then
-    leaves it ignored, so `kill -INT` (or a CI job's Ctrl-C) would not reach the arena."""
-    raise KeyboardInterrupt
-
-
 def _say(text: str) -> None:
     print(text, flush=True)  # progress shows at once also when piped (tee, CI logs)
 
@@ -234,7 +227,7 @@ def run_matrix(matrix: Matrix, layout: Layout, say: Callable[[str], None] = _say
     out = Outcome(skipped=len(cells) - len(todo))
     if out.skipped:
         say(f"arena: {out.skipped} of {len(cells)} cells already complete (skipped); {len(todo)} to run")
-    previous = {sig: signal.signal(sig, _interrupt) for sig in (signal.SIGTERM, signal.SIGINT)}
+    previous = {sig: signal.signal(sig, interrupt) for sig in (signal.SIGTERM, signal.SIGINT)}
     t_start = time.monotonic()
     took: list[float] = []
     try:
