@@ -21,6 +21,12 @@ figures from the raw samples, and two kinds of windows:
   ten times it: the client's timestamps there may be late (a diagnostic, not a verdict).
 The analysis turns the saturated windows into "load generator saturated from T1 to T2: event-loop
 lag p99 X ms over 3 s at Y % CPU: add workers"; the master logs a warning as they happen.
+
+Merging a second costs the same at any point of a run; the run-long figures (percentiles over every
+sample kept) are sorted only when the run's meta is written (at `test_stopping` and when the run
+closes), never per report: re-sorting them per report grew with the run's length (8 workers after
+10 minutes: a whole core of the master; one local process after 30 minutes: ~45 ms of its own
+loop blocked every second, its streams' reads delayed with it; bench/selfmon_cost.py).
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+from array import array
 from collections.abc import Callable
 from typing import Any
 
@@ -51,6 +58,7 @@ CPU_BUSY = 50.0  # ... while the process used at least this share of a core (mea
 STARTUP_GRACE_S = 1.0  # after the first spawning_complete: the users' first sends
 READ_SAMPLES_PER_S = 200  # read lags kept per second (evenly strided): enough for p99
 MAX_SAMPLES = 400_000  # per worker and kind (~1 h of probe samples); later seconds still count for windows
+#  (kept as C doubles: 3.2 MB per worker and kind when full, where Python floats in a list took 13 MB)
 # Diagnostics only (the saturation test): "BUSY_MS/PERIOD_MS" makes a greenlet block the loop.
 BURN_ENV = "GOODPUT_SELFMON_BURN"
 
@@ -151,7 +159,8 @@ class Aggregate:
     def add(self, worker: str, records: list[dict]) -> list[dict]:
         """Merge a worker's seconds; returns the saturated spans they completed."""
         w = self.workers.setdefault(
-            worker, {"lag": [], "read": [], "cpu": [], "seconds": 0, "flagged": set(), "stalled": 0}
+            worker,
+            {"lag": array("d"), "read": array("d"), "cpu": [], "seconds": 0, "flagged": set(), "stalled": 0},
         )
         hot = []
         for rec in records:
@@ -219,6 +228,7 @@ class Aggregate:
         return out
 
     def meta(self) -> dict:
+        """run.json `loadgen`: sorts every sample kept, so only when run.json is written."""
         workers = {}
         for wid, w in self.workers.items():
             lag, read, cpu = sorted(w["lag"]), sorted(w["read"]), w["cpu"]
@@ -290,6 +300,7 @@ class SelfMon:
         """Master/local: from here on the users are being stopped; those seconds are not judged."""
         if not self.is_worker and self.agg.steady_until is None:
             self.agg.steady_until = time.time()
+            self.publish()  # run.json written at the stop holds the figures as the stop began
 
     def stop(self) -> None:
         if self.meter is not None:
@@ -320,10 +331,10 @@ class SelfMon:
             self.in_streak.add(worker)
         elif records:
             self.in_streak.discard(worker)
-        self.publish()
 
     def publish(self) -> None:
-        """Into the run's meta: loadgen/run/lifecycle.py writes it to run.json (at stop and when the run closes)."""
+        """Into the run's meta, for loadgen/run/lifecycle.py to write to run.json: at the stop (from
+        `stopping`) and when the run closes (from `stop`). Not per report: see the module doc."""
         ctx = context.find(self.environment)
         if ctx is not None and not self.is_worker:
             ctx.meta["loadgen"] = self.agg.meta()
