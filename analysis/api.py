@@ -59,8 +59,9 @@ pairs instead of pairing its runs by target and model. The Pareto view of a comp
 analysis/pareto.py), `pareto(series, slo)` for any (label, summary) list.
 
 The load generator's own health, from run.json `loadgen` (`Run.meta`): `saturation_warnings(meta)`
-(the saturated windows and their report lines) and `late_read_warnings(meta)` (a line per worker
-whose reads waited in the kernel past the lag threshold), the rules the report's warnings use.
+(the saturated windows and their report lines) and `late_read_warnings(meta)` (a line per window
+in which a worker's reads waited in the kernel past the lag threshold), the lines the report's
+warnings use (the windows' rules: loadgen/monitors/selfjudge.py).
 
 Writing: `write_run(analysis, with_plots, with_html, lap)` (staged, then moved into the run
 folder; OSError when it cannot write), `write_comparison(out, comparison, with_plots)`.

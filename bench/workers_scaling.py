@@ -16,8 +16,9 @@ each worker's and the master's CPU (psutil, per process), the engine's CPU per r
 nears 100 % the engine, not Goodput, is the limit); rows/s; the TTFT error users see (client TTFT −
 the engine's, joined by request id; p50/p99, and its recv/send parts' p99, bench/loadgen_common.py
 `ttft_errors`); the workers' saturated seconds (run.json `loadgen`: event-loop lag p99 over the
-threshold) and the workers that read late (read lag p99 over it: the report's "client reads late"
-line, analysis/health.py). The TTFT goal (p99 ≤ 2 ms) applies where no worker is either.
+threshold for 3 s at ≥ 50 % CPU) and the workers that read late (read lag p99 over it for 3 s: the
+report's "client reads late" lines; both rules in loadgen/monitors/selfjudge.py). The TTFT goal
+(p99 ≤ 2 ms) applies where no worker is either.
 
 Open loop, `--rates R…` (req/s, all workers together): the open-loop user (`--rate R`, Poisson)
 with N = the largest worker count that fits (`--rate-workers`), `--max-tokens` short answers:
@@ -30,13 +31,11 @@ from __future__ import annotations
 import argparse
 import math
 import os
-import sys
 from pathlib import Path
 
 from loadgen_common import (
     ERR_HEAD,
     ERR_NOTE,
-    ROOT,
     CpuSampler,
     chunk_times,
     free_port,
@@ -49,9 +48,6 @@ from loadgen_common import (
     ttft_errors,
 )
 
-sys.path.insert(0, str(ROOT))
-from analysis import api
-
 
 def procs_args(n: int) -> list[str]:
     port = str(free_port())  # not 5557: another run on this host may hold it
@@ -60,11 +56,12 @@ def procs_args(n: int) -> list[str]:
 
 
 def saturation(meta: dict) -> tuple[int, int, int]:
-    """(most saturated seconds of any worker, workers flagged at all, workers whose reads were late:
-    the report's "client reads late" lines, analysis/health.py)."""
+    """(most saturated seconds of any worker, workers flagged at all, workers with late-read seconds:
+    those in the report's "client reads late" lines)."""
     workers = list(meta.get("loadgen", {}).get("workers", {}).values())
     secs = [w.get("saturated_seconds") or 0 for w in workers]
-    return max(secs, default=0), sum(s > 0 for s in secs), len(api.late_read_warnings(meta))
+    late = sum((w.get("late_seconds") or 0) > 0 for w in workers)
+    return max(secs, default=0), sum(s > 0 for s in secs), late
 
 
 def closed_loop(engine, engine_cpu: CpuSampler, work: Path, n: int, s: int, args) -> dict:
@@ -172,7 +169,7 @@ def print_closed(results: list[dict]) -> None:
     print(
         "(scale: chunks/s ÷ (workers × one worker's at the same streams per worker), goal ≥ 0.9; CPU: % of one\n"
         " core — each worker, the master, the engine per replica; flagged: workers with saturated seconds;\n"
-        " late: workers whose reads were late, read lag p99 over the threshold, run.json loadgen)"
+        " late: workers with late-read seconds, read lag p99 over the threshold for 3 s, run.json loadgen)"
     )
     print(ERR_NOTE)
     ok = [r for r in results if r["flagged"] == 0 and r["late"] == 0]

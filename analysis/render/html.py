@@ -70,7 +70,8 @@ def verdict_cards(verdicts: list[Verdict], ramp: bool = False) -> str:
 
 
 def meta_table(meta: dict, run_dir: str) -> str:
-    """run.json as the reader needs it, plus the run folder and each load generator's lag and CPU."""
+    """run.json as the reader needs it, plus the run folder and each load generator's lag, CPU and
+    read lag (how long its bytes waited in the kernel)."""
     rows = []
     for k in META_KEYS:
         if k in meta and meta[k] not in (None, ""):
@@ -80,9 +81,11 @@ def meta_table(meta: dict, run_dir: str) -> str:
     for wid, w in (lg.get("workers") or {}).items():
         if isinstance(w, dict):
             lag, cpu = w.get("lag_ms") or {}, w.get("cpu_percent") or {}
+            read = w.get("read_lag_ms") if isinstance(w.get("read_lag_ms"), dict) else {}
+            reads = f"; read lag p99 {fmt.num(read.get('p99'), 1)} ms" if read.get("p99") is not None else ""
             rows.append(
                 [f"load generator {wid}", f"lag p50 {fmt.num(lag.get('p50'), 1)} ms, p99 {fmt.num(lag.get('p99'), 1)} ms, "
-                 f"max {fmt.num(lag.get('max'), 1)} ms; CPU mean {fmt.num(cpu.get('mean'), 1)} %, max {fmt.num(cpu.get('max'), 1)} %"]
+                 f"max {fmt.num(lag.get('max'), 1)} ms; CPU mean {fmt.num(cpu.get('mean'), 1)} %, max {fmt.num(cpu.get('max'), 1)} %{reads}"]
             )  # fmt: skip
     return table(["key", "value"], [[str(r[0]), str(r[1])] for r in rows], cls="meta")
 

@@ -7,26 +7,10 @@ A load generator that falls behind reports its own delays as the server's. Locus
 - a sampler: once a second, this process's CPU use (psutil) and a sample of the transport's read
   lags (how long bytes the kernel already held waited for this process, loadgen/transport/arrival.py).
 Workers ship their seconds with every Locust report (`goodput_selfmon` in the report data); the
-master (or the local runner) merges them into run.json `loadgen`: per-worker lag, CPU and read-lag
-figures from the raw samples, and two kinds of windows:
-- `saturated_windows` — the generator could not keep up: over `SUSTAIN_S` seconds in a row, one
-  worker's event-loop lag p99 (all its probe samples of those seconds pooled) exceeded
-  `--saturation-lag` (default 10 ms) *while* that process used at least `CPU_BUSY` % of a core. A
-  single stall (garbage collection, spawning users, connecting) is not saturation, and neither is
-  lag while the process idles (the host is busy with something else: more workers would not help).
-  The start-up (until the first `spawning_complete`, plus `STARTUP_GRACE_S` for the first sends)
-  and the shutdown (from `test_stopping`) are left out: spawning and stopping hundreds of users
-  blocks the loop by itself. `saturated_detail` says, per window, the figures that flagged it.
-- `stall_windows` — every second whose lag p99 exceeded the threshold or that held one stall over
-  ten times it: the client's timestamps there may be late (a diagnostic, not a verdict).
-The analysis turns the saturated windows into "load generator saturated from T1 to T2: event-loop
-lag p99 X ms over 3 s at Y % CPU: add workers"; the master logs a warning as they happen.
-
-Merging a second costs the same at any point of a run; the run-long figures (percentiles over every
-sample kept) are sorted only when the run's meta is written (at `test_stopping` and when the run
-closes), never per report: re-sorting them per report grew with the run's length (8 workers after
-10 minutes: a whole core of the master; one local process after 30 minutes: ~45 ms of its own
-loop blocked every second, its streams' reads delayed with it; bench/selfmon_cost.py).
+master (or the local runner) merges them into run.json `loadgen` — per-worker figures and the
+saturated, late-read and stall windows, by the rules of loadgen/monitors/selfjudge.py — and logs a
+warning as a saturated or late-read span is found. The analysis turns the windows into the report's
+lines (analysis/health.py).
 """
 
 from __future__ import annotations
@@ -34,7 +18,6 @@ from __future__ import annotations
 import logging
 import os
 import time
-from array import array
 from collections.abc import Callable
 from typing import Any
 
@@ -45,25 +28,17 @@ from locust.runners import MasterRunner, WorkerRunner
 from core.durations import parse_duration_s
 from core.errors import OptionError, exit_with
 from core.optgroups import add_option
-from core.quantiles import nearest_rank
 from loadgen import context, messages
+from loadgen.monitors.selfjudge import CPU_BUSY, SUSTAIN_S, Aggregate
 from loadgen.transport import arrival
 
 log = logging.getLogger("goodput")
 
 PROBE_S = 0.010
-STALL_FACTOR = 10  # a second with one stall this many times the threshold is a stall second too
-SUSTAIN_S = 3  # saturation: this many seconds in a row over the threshold ...
-CPU_BUSY = 50.0  # ... while the process used at least this share of a core (mean over them, %)
 STARTUP_GRACE_S = 1.0  # after the first spawning_complete: the users' first sends
 READ_SAMPLES_PER_S = 200  # read lags kept per second (evenly strided): enough for p99
-MAX_SAMPLES = 400_000  # per worker and kind (~1 h of probe samples); later seconds still count for windows
-#  (kept as C doubles: 3.2 MB per worker and kind when full, where Python floats in a list took 13 MB)
 # Diagnostics only (the saturation test): "BUSY_MS/PERIOD_MS" makes a greenlet block the loop.
 BURN_ENV = "GOODPUT_SELFMON_BURN"
-
-
-pct = nearest_rank  # the generator's own health figures: values that really occurred
 
 
 class Meter:
@@ -136,132 +111,6 @@ def _burn(busy_s: float, period_s: float) -> None:
         gevent.sleep(max(period_s - busy_s, 0.0))
 
 
-class Aggregate:
-    """Master/local: every worker's seconds → run.json `loadgen` (see the module doc)."""
-
-    def __init__(self, threshold_ms: float) -> None:
-        self.threshold_ms = threshold_ms
-        self.workers: dict[str, dict] = {}
-        self.recent: dict[str, list[dict]] = {}  # per worker: the last seconds in a row that may be judged
-        self.flagged: list[dict] = []  # saturated spans: t0, t1, worker, lag_p99_ms, cpu_percent, span_s
-        self.stalls: list[tuple[float, float]] = []
-        self.steady_from: float | None = None  # start-up over (None: not yet)
-        self.steady_until: float | None = None  # shutdown began
-
-    def judged(self, rec: dict) -> bool:
-        """Outside the start-up and the shutdown."""
-        return (
-            self.steady_from is not None
-            and float(rec["t0"]) >= self.steady_from
-            and (self.steady_until is None or float(rec["t1"]) <= self.steady_until)
-        )
-
-    def add(self, worker: str, records: list[dict]) -> list[dict]:
-        """Merge a worker's seconds; returns the saturated spans they completed."""
-        w = self.workers.setdefault(
-            worker,
-            {"lag": array("d"), "read": array("d"), "cpu": [], "seconds": 0, "flagged": set(), "stalled": 0},
-        )
-        hot = []
-        for rec in records:
-            lags = sorted(rec.get("lag") or [])
-            w["seconds"] += 1
-            w["cpu"].append(float(rec.get("cpu", 0.0)))
-            if len(w["lag"]) < MAX_SAMPLES:
-                w["lag"].extend(lags)
-            if len(w["read"]) < MAX_SAMPLES:
-                w["read"].extend(rec.get("read") or [])
-            p99 = pct(lags, 0.99) if lags else float("inf")  # a second without one wake-up: stalled
-            # One long stall leaves one sample among ~100 (p99 misses it) but holds every stream.
-            if p99 > self.threshold_ms or (lags and lags[-1] > STALL_FACTOR * self.threshold_ms):
-                w["stalled"] += 1
-                self.stalls.append((float(rec["t0"]), float(rec["t1"])))
-            span = self._sustained(worker, {**rec, "lag": lags})
-            if span is not None:
-                w["flagged"].update(round(float(r["t0"]), 3) for r in self.recent[worker])
-                self.flagged.append(span)
-                hot.append(span)
-        return hot
-
-    def _sustained(self, worker: str, rec: dict) -> dict | None:
-        """The span of the last SUSTAIN_S judged seconds in a row when they are saturated, else None."""
-        run = self.recent.setdefault(worker, [])
-        if not self.judged(rec) or (run and float(rec["t0"]) - float(run[-1]["t1"]) > 0.5):
-            run.clear()
-        if not self.judged(rec):
-            return None
-        run.append(rec)
-        del run[:-SUSTAIN_S]
-        if len(run) < SUSTAIN_S:
-            return None
-        pooled = sorted(x for r in run for x in r["lag"])
-        p99 = pct(pooled, 0.99) if pooled else float("inf")
-        cpu = sum(float(r.get("cpu", 0.0)) for r in run) / len(run)
-        if p99 <= self.threshold_ms or cpu < CPU_BUSY:
-            return None
-        t0, t1 = float(run[0]["t0"]), float(run[-1]["t1"])
-        return {"t0": t0, "t1": t1, "worker": worker, "lag_p99_ms": round(min(p99, 1e9), 1),
-                "cpu_percent": round(cpu, 1), "span_s": len(run)}  # fmt: skip
-
-    def windows(self) -> tuple[list[list[float]], list[dict]]:
-        """Saturated spans of all workers merged where they touch (a 0.5 s gap still joins), and per
-        merged window the figures of its worst span."""
-        out: list[list[float]] = []
-        detail: list[dict] = []
-        for f in sorted(self.flagged, key=lambda f: f["t0"]):
-            if out and f["t0"] <= out[-1][1] + 0.5:
-                out[-1][1] = max(out[-1][1], f["t1"])
-                if f["lag_p99_ms"] > detail[-1]["lag_p99_ms"]:
-                    detail[-1] = {k: v for k, v in f.items() if k not in ("t0", "t1")}
-            else:
-                out.append([f["t0"], f["t1"]])
-                detail.append({k: v for k, v in f.items() if k not in ("t0", "t1")})
-        return out, detail
-
-    def stall_windows(self) -> list[list[float]]:
-        out: list[list[float]] = []
-        for t0, t1 in sorted(self.stalls):
-            if out and t0 <= out[-1][1] + 0.5:
-                out[-1][1] = max(out[-1][1], t1)
-            else:
-                out.append([t0, t1])
-        return out
-
-    def meta(self) -> dict:
-        """run.json `loadgen`: sorts every sample kept, so only when run.json is written."""
-        workers = {}
-        for wid, w in self.workers.items():
-            lag, read, cpu = sorted(w["lag"]), sorted(w["read"]), w["cpu"]
-            workers[wid] = {
-                "lag_ms": _dist(lag),
-                "cpu_percent": {
-                    "mean": round(sum(cpu) / len(cpu), 1) if cpu else None,
-                    "max": round(max(cpu), 1) if cpu else None,
-                },
-                "read_lag_ms": _dist(read),
-                "seconds": w["seconds"],
-                "saturated_seconds": len(w["flagged"]),
-                "stalled_seconds": w["stalled"],
-            }
-        windows, detail = self.windows()
-        return {
-            "probe_interval_ms": PROBE_S * 1000,
-            "threshold_ms": self.threshold_ms,
-            "sustain_s": SUSTAIN_S,
-            "cpu_busy_percent": CPU_BUSY,
-            "workers": workers,
-            "saturated_windows": windows,
-            "saturated_detail": detail,
-            "stall_windows": self.stall_windows(),
-        }
-
-
-def _dist(xs: list[float]) -> dict:
-    if not xs:
-        return {"p50": None, "p99": None, "max": None}
-    return {"p50": round(pct(xs, 0.5), 3), "p99": round(pct(xs, 0.99), 3), "max": round(xs[-1], 3)}
-
-
 class SelfMon:
     """Per process, as the context's `selfmon`: a meter on load processes, the merge on the
     master or local runner (which is both)."""
@@ -271,7 +120,8 @@ class SelfMon:
         self.is_worker = isinstance(environment.runner, WorkerRunner)
         self.is_master = isinstance(environment.runner, MasterRunner)
         self.agg = Aggregate(threshold_ms)
-        self.in_streak: set[str] = set()
+        self.in_streak: set[str] = set()  # workers in a saturated streak (warned once)
+        self.in_late: set[str] = set()  # workers in a late-read streak (warned once)
         self.meter: Meter | None = None
         if not self.is_master:  # the master sends no requests: nothing of its own to measure
             self.meter = Meter(None if self.is_worker else lambda rec: self.receive(self.name(), [rec]))
@@ -288,7 +138,7 @@ class SelfMon:
             self.meter.running = True
         if not self.is_worker:
             self.agg = Aggregate(self.agg.threshold_ms)
-            self.in_streak = set()
+            self.in_streak, self.in_late = set(), set()
             self.publish()
 
     def spawned(self) -> None:
@@ -314,8 +164,10 @@ class SelfMon:
             data[messages.SELFMON] = {"worker": self.name(), "seconds": self.meter.take()}
 
     def receive(self, worker: str, records: list[dict]) -> None:
+        """Master/local: merge a worker's seconds; a warning when a saturated or late-read streak begins."""
+        seen_late = len(self.agg.late)
         hot = self.agg.add(worker, records)
-        if hot and worker not in self.in_streak:
+        if _begins(self.in_streak, worker, hot, records):
             span = hot[0]
             log.warning(
                 "goodput: load generator saturated: %s event-loop lag p99 %.0f ms over %d s > %.0f ms at "
@@ -327,17 +179,37 @@ class SelfMon:
                 span["cpu_percent"],
                 time.strftime("%H:%M:%S", time.localtime(span["t0"])),
             )
-        if hot:
-            self.in_streak.add(worker)
-        elif records:
-            self.in_streak.discard(worker)
+        late = self.agg.late[seen_late:]
+        if _begins(self.in_late, worker, late, records):
+            span = late[0]
+            log.warning(
+                "goodput: client reads late: %s read lag p99 %.0f ms over %d s > %.0f ms at %.0f %% CPU "
+                "since %s: a token read together with the next carries the next one's arrival (TTFT and "
+                "ITL off by up to a token gap); add workers, on cores nothing else uses",
+                worker,
+                span["read_p99_ms"],
+                span["span_s"],
+                self.agg.threshold_ms,
+                span["cpu_percent"],
+                time.strftime("%H:%M:%S", time.localtime(span["t0"])),
+            )
 
     def publish(self) -> None:
         """Into the run's meta, for loadgen/run/lifecycle.py to write to run.json: at the stop (from
         `stopping`) and when the run closes (from `stop`). Not per report: see the module doc."""
         ctx = context.find(self.environment)
         if ctx is not None and not self.is_worker:
-            ctx.meta["loadgen"] = self.agg.meta()
+            ctx.meta["loadgen"] = {"probe_interval_ms": PROBE_S * 1000, **self.agg.meta()}
+
+
+def _begins(streak: set[str], worker: str, spans: list[dict], records: list[dict]) -> bool:
+    """Whether `spans` (just found for `worker`) begin a streak: one warning per streak, not per second."""
+    begins = bool(spans) and worker not in streak
+    if spans:
+        streak.add(worker)
+    elif records:
+        streak.discard(worker)
+    return begins
 
 
 def install(events: Any) -> None:

@@ -22,13 +22,16 @@ def test_run_facts_read_as_words_and_rounded_figures() -> None:
         "t_start_unix": 1796407086.5902085,
         "user_class": "ChatUser",
         "loadgen": {"workers": {"w1": {"lag_ms": {"p50": 0.27901, "p99": 4.05213, "max": 39.7361},
-                                       "cpu_percent": {"mean": 3.21999, "max": 6.1}}}},
+                                       "cpu_percent": {"mean": 3.21999, "max": 6.1},
+                                       "read_lag_ms": {"p50": 0.01, "p99": 12.4567, "max": 30.0}},
+                                "w2": {"lag_ms": {}, "cpu_percent": {}}}},
     }  # fmt: skip
     html = meta_table(meta, "/results/run-1")
     assert "step ramp (" in html and "step users 2" in html and "10 s" in html, html
     assert "name=" not in html and "params" not in html and "{" not in html and "Schedule" not in html
     assert "none (one local process)" in html and "1796407086" not in html and "user class" in html
-    assert "lag p50 0.3 ms, p99 4.1 ms, max 39.7 ms; CPU mean 3.2 %" in html
+    assert "lag p50 0.3 ms, p99 4.1 ms, max 39.7 ms; CPU mean 3.2 %, max 6.1 %; read lag p99 12.5 ms" in html
+    assert "load generator w2" in html and html.count("read lag") == 1  # a run.json without read lags
     assert not re.search(r"\d\.\d{4,}", html), html
 
 

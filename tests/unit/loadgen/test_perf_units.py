@@ -15,7 +15,7 @@ from locust.stats import RequestStats
 
 from core import clock
 from core.record import RequestRecord, _gaps
-from loadgen.monitors.selfmon import Aggregate, pct
+from loadgen.monitors.selfjudge import Aggregate, pct
 from loadgen.state.iofirst import IoFirst
 from loadgen.state.livestats import METHOD, log_many
 from loadgen.transport import arrival, client
