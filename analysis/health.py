@@ -27,7 +27,12 @@ def saturation_warnings(meta: dict) -> tuple[list[tuple[float, float]], list[str
 
 
 def late_read_warnings(meta: dict) -> list[str]:
-    """run.json `loadgen.late_windows` (+ `late_detail`) → one line per window.
+    """run.json `loadgen.late_windows` (+ `late_detail`) → one line per window (`late_reads`)."""
+    return late_reads(meta)[1]
+
+
+def late_reads(meta: dict) -> tuple[list[tuple[float, float]], list[str]]:
+    """run.json `loadgen.late_windows` (+ `late_detail`) → the windows and one line per window.
 
     A read lag is how long bytes the kernel already held waited for the process. The kernel stamps
     keep a token's arrival exact however late it is read, except where a read comes after the next
@@ -38,7 +43,7 @@ def late_read_warnings(meta: dict) -> list[str]:
     itself; its CPU share is printed to tell which. (The window rule: loadgen/monitors/selfjudge.py.)
     """
     loadgen = meta.get("loadgen") if isinstance(meta.get("loadgen"), dict) else {}
-    windows = [w for w in loadgen.get("late_windows") or [] if _is_span(w)]
+    windows = [(float(w[0]), float(w[1])) for w in loadgen.get("late_windows") or [] if _is_span(w)]
     detail = [d for d in loadgen.get("late_detail") or [] if isinstance(d, dict)]
     threshold = loadgen.get("threshold_ms")
     out = []
@@ -56,7 +61,7 @@ def late_read_warnings(meta: dict) -> list[str]:
             "together with the next carries the next one's arrival (TTFT and ITL off by up to a token "
             "gap): add workers, on cores nothing else uses"
         )
-    return out
+    return windows, out
 
 
 def _is_span(w: object) -> bool:

@@ -50,9 +50,10 @@ def run_plots(a: Analysis, out_dir: Path) -> list[tuple[Path, str]]:
             )
     level = {st.step: st.load for st in s.steps}
     saturated = [list(w) for w in s.saturated_windows]
+    late = [list(w) for w in s.late_windows]
     out["time"] = (
         plots.timeseries(
-            sel, a.good[in_run], t0, saturated, out_dir / "timeseries.png", level=level, unit=s.load_unit
+            sel, a.good[in_run], t0, saturated, out_dir / "timeseries.png", level, s.load_unit, late
         ),
         "Throughput, goodput, errors and latency over the run, with the load level (users or arrival rate).",
     )

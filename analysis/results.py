@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from analysis.dist import Dist
@@ -211,6 +211,8 @@ class Summary:
     # module builds on this one's types, so it is not named here); None for a run without classes
     tenants: Any = None
     intervals: Headline | None = None  # 95 % intervals of the headline figures (analysis/intervals.py)
+    # when a load process read late (its tokens' times off by up to a token gap; analysis/health.py)
+    late_windows: list[tuple[float, float]] = field(default_factory=list)
 
     @property
     def is_ramp(self) -> bool:
@@ -267,6 +269,7 @@ class Summary:
             "excluded_startup_rows": self.excluded_startup_rows,
             "startup": None if self.startup is None else self.startup.to_dict(),
             "loadgen_saturated_windows": [list(w) for w in self.saturated_windows],
+            "loadgen_late_windows": [list(w) for w in self.late_windows],
             "server": self.server,
             "server_timing": None if self.server_timing is None else self.server_timing.to_dict(),
             "warnings": list(self.warnings),

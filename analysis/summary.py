@@ -19,7 +19,7 @@ import pandas as pd
 from analysis import intervals, server, spans
 from analysis import windows as win
 from analysis.errors import AnalysisError
-from analysis.health import late_read_warnings, saturation_warnings
+from analysis.health import late_reads, saturation_warnings
 from analysis.itl import Distribution, PendingDistribution
 from analysis.load import Run
 from analysis.metrics import (
@@ -94,6 +94,7 @@ def analyze(
     )
     steps, unit = step_table(df, good, levels)
     windows, sat_warnings = saturation_warnings(run.meta)
+    late_windows, late_warnings = late_reads(run.meta)
     samples, server_warnings = server.load_server_metrics(run.path)
     series, more = server.build(samples) if samples is not None else (None, [])
     server_warnings += more
@@ -128,8 +129,9 @@ def analyze(
         open_loop=open_loop(sel, slo),
         excluded_warmup_rows=int((~df["in_run_stats"].to_numpy()).sum()),
         saturated_windows=windows,
+        late_windows=late_windows,
         server=server_summary,
-        warnings=sat_warnings + late_read_warnings(run.meta) + list(run.warnings) + server_warnings,
+        warnings=sat_warnings + late_warnings + list(run.warnings) + server_warnings,
         startup=startup_figures(df, up, include_startup),
         excluded_startup_rows=int((cut & df["in_run_stats"].to_numpy()).sum()),
         server_timing=spans.server_timing(run, slo, steps),

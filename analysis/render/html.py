@@ -140,7 +140,8 @@ def render(s: Summary, meta: dict, figs: list[tuple[Path, str]]) -> str:
     window = f"{fmt.utc(t.t_start_unix)}, {fmt.duration(t.duration_s)}, {t.requests:,} requests"
     parts.append(f'<div class="sub">{esc(sub)}<br>{esc(window)}</div>')
     for w in s.warnings:
-        parts.append(f'<div class="warn{" sat" if "saturated" in w else ""}">⚠ {esc(w)}</div>')
+        own = w.startswith(("load generator saturated", "client reads late"))  # the client's own timing
+        parts.append(f'<div class="warn{" sat" if own else ""}">⚠ {esc(w)}</div>')
     if lead := lead_text(s):
         parts.append(f'<div class="capacity lead">{esc(lead)}</div>')
     parts.append(f"<h2>{'Capacity and verdict' if s.is_ramp else 'Verdict'} per SLO profile</h2>")

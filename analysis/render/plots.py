@@ -222,8 +222,10 @@ def timeseries(
     path: Path,
     level: dict[int, float] | None = None,
     unit: str = "users",
+    late: list[list[float]] | None = None,
 ) -> Path:
-    """Throughput, goodput, errors, TTFT and TPOT over run time, with the load level and saturated windows.
+    """Throughput, goodput, errors, TTFT and TPOT over run time, with the load level, the windows
+    where the load generator was saturated (red) and where it read late (orange).
 
     `level` maps step → load level (users or req/s); without it the rows' `target_users` is drawn.
     """
@@ -266,21 +268,31 @@ def timeseries(
         ax.set_ylabel(f"{name} (ms)")
         ax.set_title(f"{name} over time (by send time)")
         _legend(ax, loc="upper left")
-    _shade_saturated(axes, saturated, t0)
+    _shade_loadgen(axes, saturated, late or [], t0)
     axes[-1].set_xlabel("time since first request (s)")
     fig.subplots_adjust(left=0.07, right=0.93, bottom=0.07, top=0.96, hspace=0.3)
     return save(fig, path)
 
 
-def _shade_saturated(axes: np.ndarray, saturated: list[list[float]], t0: float) -> None:
-    """Grid lines, and red bands where the load generator was saturated."""
+def _shade_loadgen(
+    axes: np.ndarray, saturated: list[list[float]], late: list[list[float]], t0: float
+) -> None:
+    """Grid lines, and bands where the load generator's own timings are suspect: red where it was
+    saturated, orange where it read late (drawn under the red where both)."""
     for a in axes:
         a.grid(alpha=0.3)
+        for s0, s1 in late:
+            a.axvspan(s0 - t0, s1 - t0, color="orange", alpha=0.15, label="_late")
         for s0, s1 in saturated:
             a.axvspan(s0 - t0, s1 - t0, color="red", alpha=0.15, label="_sat")
-    if saturated:
-        axes[0].text(0.99, 0.95, "red: load generator saturated", transform=axes[0].transAxes, ha="right",
-                     va="top", color="red", fontsize=8)  # fmt: skip
+    keys = [
+        k
+        for k, on in (("red: load generator saturated", saturated), ("orange: client read late", late))
+        if on
+    ]
+    if keys:
+        axes[0].text(0.99, 0.95, "; ".join(keys), transform=axes[0].transAxes, ha="right", va="top",
+                     color="red" if saturated else "darkorange", fontsize=8)  # fmt: skip
 
 
 def goodput_vs_throughput(steps: list[Step], unit: str, slo: Slo, path: Path) -> Path:

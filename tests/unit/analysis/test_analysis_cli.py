@@ -116,6 +116,32 @@ def test_open_loop_run_flags_saturation(tmp_path: Path, capsys: pytest.CaptureFi
     assert 'class="warn sat"' in html and "add workers" in html
 
 
+def test_late_reads_are_warned_listed_and_shaded(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """run.json's late-read windows reach the console, summary.md/json and report.html (styled as
+    the client's own warning), and the time-series plot is drawn with them."""
+    run = copy_run(tmp_path, "run_openloop")
+    meta = json.loads((run / "run.json").read_text())
+    meta["loadgen"].update(
+        threshold_ms=10.0,
+        late_windows=[[1767225604.0, 1767225607.5]],
+        late_detail=[{"worker": "w1", "read_p99_ms": 16.4, "cpu_percent": 48.0, "span_s": 3}],
+    )
+    (run / "run.json").write_text(json.dumps(meta))
+    assert main([str(run)]) == 0
+    line = (
+        "client reads late from 2026-01-01 00:00:04Z to 2026-01-01 00:00:07Z (+4 s to +8 s into the run): "
+        "read lag p99 16 ms over 3 s > 10 ms at 48 % CPU (w1); a token read together with the next"
+    )
+    assert f"WARNING: {line}" in capsys.readouterr().out
+    assert f"> **Warning**: {line}" in (run / "summary.md").read_text()
+    s = json.loads((run / "summary.json").read_text())
+    assert s["loadgen_late_windows"] == [[1767225604.0, 1767225607.5]]
+    assert s["loadgen_saturated_windows"] == [[1767225605.0, 1767225606.0]]
+    html = (run / "report.html").read_text()
+    assert html.count('class="warn sat"') == 2, html  # the saturated window and the late one
+    assert (run / "plots" / "timeseries.png").stat().st_size > 10_000
+
+
 def test_failure_late_in_the_analysis_leaves_the_run_folder_untouched(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
