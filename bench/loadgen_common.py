@@ -136,12 +136,13 @@ def simserver(
 
 class CpuSampler:
     """CPU seconds of a process tree over wall time, sampled from outside every 0.2 s: the whole tree,
-    and each process on its own (a master and its workers), with the root's peak resident memory."""
+    and each process on its own (a master and its workers), with each one's resident memory."""
 
     def __init__(self, pid: int) -> None:
         self.root = psutil.Process(pid)
         self.samples: list[tuple[float, float]] = []
         self.by_pid: dict[int, list[tuple[float, float]]] = {}
+        self.rss_by_pid: dict[int, list[tuple[float, int]]] = {}
         self.root_rss_max = 0
         self._seen: dict[int, psutil.Process] = {}
         self._stop = threading.Event()
@@ -156,9 +157,10 @@ class CpuSampler:
         total = 0.0
         for pid, p in list(self._seen.items()):
             try:
-                c = p.cpu_times()
+                c, rss = p.cpu_times(), p.memory_info().rss
                 total += c.user + c.system
                 self.by_pid.setdefault(pid, []).append((now, c.user + c.system))
+                self.rss_by_pid.setdefault(pid, []).append((now, rss))
             except psutil.Error:
                 pass  # gone: its last reading is lost (windows end before processes exit)
         return total
@@ -181,6 +183,11 @@ class CpuSampler:
             return float("nan")
         (a_t, a_c), (b_t, b_c) = inside[0], inside[-1]
         return (b_c - a_c) * (t1 - t0) / (b_t - a_t)
+
+    def rss_mb_at(self, t: float, pid: int) -> float:
+        """`pid`'s resident memory (MB) at its last sample no later than `t` (NaN when none)."""
+        before = [rss for ts, rss in self.rss_by_pid.get(pid, []) if ts <= t]
+        return before[-1] / 1e6 if before else float("nan")
 
     def children(self) -> list[int]:
         """The processes seen besides the root (the workers of a `--processes` run)."""

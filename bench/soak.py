@@ -7,7 +7,8 @@ Short benchmarks (20 s) cannot show a cost that grows with the run: one did for 
 re-sorted every self-measurement sample per report; bench/README.md § The self-measurement merge as
 a run grows). This runs Goodput (`--processes W`: a master and W workers, closed-loop streaming
 users, `--ignore-eos`) against the simulated engine (`--profile capacity`, its trace on) for
-`--minutes`, samples every process's CPU and resident memory from outside, and prints per minute:
+`--minutes`, samples every process's CPU and resident memory from outside (bench/loadgen_common.py
+`CpuSampler`), and prints per minute:
 chunks/s received, the workers' CPU per chunk, the master's CPU, each kind's memory, and the TTFT
 error against the engine's trace (bench/loadgen_common.py `ttft_errors`). Flat columns are the
 answer; a column that climbs minute after minute is a leak or a cost that grows with the run.
@@ -17,10 +18,7 @@ from __future__ import annotations
 
 import argparse
 import math
-import threading
-import time
 
-import psutil
 from loadgen_common import (
     ERR_HEAD,
     ERR_NOTE,
@@ -34,37 +32,6 @@ from loadgen_common import (
     tempdir,
     ttft_errors,
 )
-
-
-class RssSampler:
-    """Resident memory of a process and its children, every `every_s`, from outside."""
-
-    def __init__(self, pid: int, every_s: float = 5.0) -> None:
-        self.root = psutil.Process(pid)
-        self.samples: list[tuple[float, int, list[int]]] = []  # t, root RSS, children's RSS
-        self._stop = threading.Event()
-        self._every_s = every_s
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        while not self._stop.wait(self._every_s):
-            try:
-                kids = [p.memory_info().rss for p in self.root.children(recursive=True)]
-                self.samples.append((time.time(), self.root.memory_info().rss, kids))
-            except psutil.Error:
-                return
-
-    def stop(self) -> None:
-        self._stop.set()
-
-    def at(self, t: float) -> tuple[float, float]:
-        """(master MB, largest worker MB) at the sample nearest before `t`."""
-        before = [s for s in self.samples if s[0] <= t] or self.samples[:1]
-        if not before:
-            return float("nan"), float("nan")
-        _, root, kids = before[-1]
-        return root / 1e6, max(kids, default=0) / 1e6
 
 
 def main() -> None:
@@ -82,24 +49,10 @@ def main() -> None:
     duration_s = args.minutes * 60
     with simserver(work, engine_args=["--profile", "capacity"], replicas=args.replicas) as sim:
         port = str(free_port())
-        holder: dict = {}
-
-        def watch() -> None:  # the Locust process appears once run_locust has started it
-            for _ in range(200):
-                for p in psutil.process_iter(["cmdline"]):
-                    if "--run-name" in (p.info["cmdline"] or []) and str(work) in " ".join(p.info["cmdline"]):
-                        holder["rss"] = RssSampler(p.pid)
-                        return
-                time.sleep(0.05)
-
-        threading.Thread(target=watch, daemon=True).start()
         run = run_locust(sim.url, work, "soak", args.users, duration_s,
                          ["--processes", str(args.workers), "--master-bind-host", "127.0.0.1",
                           "--master-bind-port", port, "--master-port", port, "--dataset", "random",
                           "--max-tokens", str(args.max_tokens), "--ignore-eos"])  # fmt: skip
-        rss: RssSampler | None = holder.get("rss")
-        if rss is not None:
-            rss.stop()
     rows, trace = read_rows(run.run_dir), read_trace(sim.trace)
     arrivals = sorted(t for r in rows for t in chunk_times(r))
     t_start = run.meta["t_start_unix"]
@@ -114,7 +67,9 @@ def main() -> None:
         # a process seen in the minute only once (a short-lived helper) has no figure there: skip it
         worker_cpu = sum(c for pid in workers if not math.isnan(c := run.cpu.cpu_between(t0, t1, pid)))
         master_cpu = run.cpu.cpu_between(t0, t1, run.cpu.root.pid) / (t1 - t0)
-        master_mb, worker_mb = rss.at(t1) if rss is not None else (float("nan"), float("nan"))
+        master_mb = run.cpu.rss_mb_at(t1, run.cpu.root.pid)
+        sizes = [mb for pid in workers if not math.isnan(mb := run.cpu.rss_mb_at(t1, pid))]
+        worker_mb = max(sizes, default=float("nan"))
         errs = ttft_errors(rows, trace, t0, t1)
         print(f"{m + 1:>6} {chunks / (t1 - t0):>9.0f} {worker_cpu * 1e6 / max(chunks, 1):>9.1f} "
               f"{master_cpu * 100:>9.1f}% {master_mb:>9.0f} {worker_mb:>9.0f} {errs.columns()}")  # fmt: skip
