@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 import os
 import re
+import ssl
 import urllib.error
 import urllib.request
+from urllib.parse import urlsplit, urlunsplit
 
 from core.errors import GoodputError
 from loadgen.transport.urls import is_http_url, safe_url
@@ -56,10 +58,17 @@ def check(host: str, model: str, api_key_env: str, timeout_s: float = 10.0) -> s
     except urllib.error.HTTPError as e:
         if e.code in (401, 403):
             raise TargetError(f"{shown}: HTTP {e.code} — set the API key in ${api_key_env}") from None
+        if e.code == 404 and (root := _root_of(host)):
+            raise TargetError(
+                f"{shown}: HTTP 404 — --host is the server's root: Goodput adds /v1/… itself; try --host {root}"
+            ) from None
         raise TargetError(f"{shown}: HTTP {e.code} — is this an OpenAI-compatible server?") from None
     except (urllib.error.URLError, OSError) as e:
         reason = getattr(e, "reason", e)
-        raise TargetError(f"cannot reach {shown}: {reason}") from None
+        hint = ""
+        if isinstance(reason, ssl.SSLCertVerificationError):
+            hint = " — to trust the server's own or its private CA's certificate: SSL_CERT_FILE=PATH.pem"
+        raise TargetError(f"cannot reach {shown}: {reason}{hint}") from None
     except json.JSONDecodeError:
         raise TargetError(f"{shown}: the answer is not JSON — is this an OpenAI-compatible server?") from None
     ids = [m.get("id") for m in body.get("data", []) if isinstance(m, dict) and m.get("id")]
@@ -72,3 +81,13 @@ def check(host: str, model: str, api_key_env: str, timeout_s: float = 10.0) -> s
     if not ids:
         raise TargetError(f"{shown} lists no model: pass --model NAME")
     return ids[0]
+
+
+def _root_of(host: str) -> str:
+    """The URL without a trailing `/v1` ("" when it has none): OpenAI's SDKs take a base URL that ends
+    in /v1, and a user who pastes one gets /v1/v1/models; the error line offers the root instead."""
+    u = urlsplit(safe_url(host))
+    path = u.path.rstrip("/")
+    if not path.endswith("/v1"):
+        return ""
+    return urlunsplit((u.scheme, u.netloc, path[: -len("/v1")], "", ""))

@@ -1,0 +1,123 @@
+"""Targets as users give them: HTTPS behind an ingress with a private CA, and a base URL with /v1.
+
+An HTTPS target is the simulated engine behind a real TLS-terminating proxy
+(tests/support/tls_proxy.py) whose certificate a test CA signed (trustme): both clients, the target
+check and the /metrics scraper must trust it through `SSL_CERT_FILE` alone, and without it the run
+must stop with one line that says how to trust it.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import ssl
+import subprocess
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+import trustme
+
+from tests.conftest import PYTHON, ROOT, free_port
+
+pytestmark = pytest.mark.e2e
+EARLY_S = 0.001  # a client stamp may precede the engine's by clock granularity, never by more
+
+
+def locust(host: str, results: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
+    cmd = [PYTHON, "-m", "locust", "-f", "locustfile.py", "--headless", "--only-summary", "--host", host,
+           "--results-dir", str(results), "--shape", "none", *args]  # fmt: skip
+    return subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=120, env=env)
+
+
+def env_without_trust(**extra: str) -> dict[str, str]:
+    """The test process's environment with no CA setting of its own (a developer's would change the answer)."""
+    env = {k: v for k, v in os.environ.items() if k not in ("SSL_CERT_FILE", "SSL_CERT_DIR")}
+    return {**env, **extra}
+
+
+@pytest.fixture
+def https_engine(sim_server, procs, tmp_path: Path) -> tuple[str, Path, Path]:
+    """(https URL, the CA's PEM, the engine's trace): the engine behind TLS signed by a private CA."""
+    ca = trustme.CA()
+    cert = ca.issue_cert("127.0.0.1", "localhost")
+    chain, key, ca_pem = tmp_path / "chain.pem", tmp_path / "key.pem", tmp_path / "ca.pem"
+    for blob in cert.cert_chain_pems:
+        blob.write_to_path(str(chain), append=True)
+    cert.private_key_pem.write_to_path(str(key))
+    ca.cert_pem.write_to_path(str(ca_pem))
+    trace = tmp_path / "trace.jsonl"
+    sim = sim_server("--profile", "latency", "--trace", str(trace))
+    port = free_port()
+    proxy = procs(
+        [PYTHON, "-m", "tests.support.tls_proxy", "--port", str(port), "--upstream-port",
+         sim.url.rsplit(":", 1)[1], "--cert", str(chain), "--key", str(key)], "tls_proxy",
+    )  # fmt: skip
+    url = f"https://127.0.0.1:{port}"
+    context = ssl.create_default_context(cafile=str(ca_pem))
+    deadline = time.monotonic() + 20
+    while True:
+        assert proxy.popen.poll() is None, proxy.log()
+        try:
+            with urllib.request.urlopen(url + "/health", timeout=1, context=context) as r:
+                if r.status == 200:
+                    break
+        except OSError:
+            assert time.monotonic() < deadline, f"{url} did not answer: {proxy.log()}"
+            time.sleep(0.1)
+    return url, ca_pem, trace
+
+
+def trace_lines(trace: Path, ids: set[str], timeout_s: float = 5.0) -> dict[str, dict]:
+    """The engine's trace by request id, once it holds every id in `ids` (it writes every 0.5 s)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        lines = [json.loads(line) for line in trace.read_text().splitlines() if line.strip()]
+        by_id = {t["request_id"]: t for t in lines}
+        if ids <= set(by_id) or time.monotonic() > deadline:
+            return by_id
+        time.sleep(0.1)
+
+
+@pytest.mark.parametrize("client", ["raw", "openai"])
+def test_https_target_with_a_private_ca(https_engine, tmp_path: Path, client: str) -> None:
+    url, ca_pem, trace = https_engine
+    env = env_without_trust(SSL_CERT_FILE=str(ca_pem), OPENAI_API_KEY="none")
+    out = locust(url, tmp_path / "results", env, "-u", "4", "-r", "4", "-t", "5s", "--client", client,
+                 "--max-tokens", "48", "--run-name", f"tls-{client}")  # fmt: skip
+    assert out.returncode == 0, out.stderr[-3000:]
+    (run,) = [p for p in (tmp_path / "results").iterdir() if p.is_dir()]
+    with open(run / "requests.csv", newline="") as fh:
+        rows = [r for r in csv.DictReader(fh) if r["error"] != "cancelled"]
+    assert len(rows) >= 8 and all(r["ok"] == "true" for r in rows), {r["error_detail"] for r in rows}
+    engine = trace_lines(trace, {r["request_id"] for r in rows})
+    for r in rows:
+        t = engine[r["request_id"]]
+        assert t["status"] == "ok" and int(r["output_tokens"]) == t["output_tokens"]
+        # the first token reached the client through TLS after the engine wrote it, never before
+        seen = float(r["t_start_unix"]) + float(r["ttft_s"])
+        assert seen >= t["t_first_emit_unix"] - EARLY_S, (seen, t["t_first_emit_unix"])
+    meta = json.loads((run / "run.json").read_text())
+    assert meta["target"].startswith("https://127.0.0.1:")
+    with open(run / "server_metrics.csv", newline="") as fh:  # /metrics scraped over the same TLS
+        assert sum(1 for _ in csv.DictReader(fh)) > 0
+
+
+def test_untrusted_certificate_is_one_line_saying_how_to_trust_it(https_engine, tmp_path: Path) -> None:
+    url, _, _ = https_engine
+    out = locust(url, tmp_path / "results", env_without_trust(), "-u", "1", "-t", "3s")
+    assert out.returncode == 2, out.stderr[-3000:]
+    lines = [line for line in out.stderr.splitlines() if "goodput: error" in line]
+    assert len(lines) == 1 and "certificate verify failed" in lines[0], out.stderr[-3000:]
+    assert "SSL_CERT_FILE=" in lines[0] and "Traceback" not in out.stderr
+    assert not (tmp_path / "results").exists() or not any((tmp_path / "results").iterdir())
+
+
+def test_a_base_url_with_v1_gets_the_root_offered(sim_server, tmp_path: Path) -> None:
+    sim = sim_server("--profile", "latency")
+    out = locust(sim.url + "/v1", tmp_path / "results", env_without_trust(), "-u", "1", "-t", "3s")
+    assert out.returncode == 2, out.stderr[-3000:]
+    (line,) = [line for line in out.stderr.splitlines() if "goodput: error" in line]
+    assert "/v1/v1/models: HTTP 404" in line and line.endswith(f"try --host {sim.url}"), line
