@@ -41,7 +41,7 @@ from loadgen import context
 from loadgen.context import RunContext
 from loadgen.monitors import perrun
 from loadgen.monitors.promtext import parse
-from loadgen.transport.urls import is_http_url, safe_url
+from loadgen.transport.urls import is_http_url, opener_like, safe_url
 
 log = logging.getLogger("goodput")
 
@@ -114,8 +114,10 @@ class Scraper:
         path: Path,
         headers: dict[str, str] | None = None,
         meta: dict | None = None,
+        client: str = "raw",
     ) -> None:
         self.url, self.mode, self.interval_s, self.path = url, mode, interval_s, path
+        self.opener = opener_like(client)  # the way the load reaches the server
         self.shown = safe_url(url)
         self.timeout_s = max(1.0, min(5.0, interval_s))
         self.headers = {"Accept": ACCEPT, **(headers or {})}
@@ -136,7 +138,7 @@ class Scraper:
         req = urllib.request.Request(self.url, headers=self.headers)
         t0 = time.time()
         try:
-            with urllib.request.urlopen(req, timeout=self.timeout_s) as r:
+            with self.opener.open(req, timeout=self.timeout_s) as r:
                 body = r.read(MAX_BODY + 1)
         except urllib.error.HTTPError as e:
             raise ScrapeError(f"HTTP {e.code}") from None
@@ -266,7 +268,7 @@ def make_scraper(environment: Any) -> Scraper | None:
     key = os.environ.get(getattr(opts, "api_key_env", "") or "")
     if key and same_origin(url, host):
         headers["Authorization"] = f"Bearer {key}"
-    return Scraper(url, mode, interval_s, ctx.run_dir / CSV_NAME, headers, ctx.meta)
+    return Scraper(url, mode, interval_s, ctx.run_dir / CSV_NAME, headers, ctx.meta, opts.client)
 
 
 def install(events: Any) -> None:

@@ -53,7 +53,7 @@ def check_options(environment: Any, check_target: bool) -> tuple[Slo, str]:
     check_results_dir(opts.results_dir)  # last of the local checks: it may create the folder
     model = opts.model
     if check_target:
-        model = target.check(environment.host, opts.model, opts.api_key_env)
+        model = target.check(environment.host, opts.model, opts.api_key_env, opts.client)
     return slo, model
 
 

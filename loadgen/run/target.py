@@ -11,7 +11,7 @@ import urllib.request
 from urllib.parse import urlsplit, urlunsplit
 
 from core.errors import GoodputError
-from loadgen.transport.urls import is_http_url, safe_url
+from loadgen.transport.urls import is_http_url, opener_like, safe_url
 
 
 class TargetError(GoodputError):
@@ -42,8 +42,9 @@ def check_credentials(host: str, api_key_env: str) -> None:
         )
 
 
-def check(host: str, model: str, api_key_env: str, timeout_s: float = 10.0) -> str:
-    """Return the model to use: `model` if served, else the first id of /v1/models."""
+def check(host: str, model: str, api_key_env: str, client: str = "raw", timeout_s: float = 10.0) -> str:
+    """Return the model to use: `model` if served, else the first id of /v1/models, asked the way
+    `client` reaches the server (directly, or through the environment's proxy for the SDK)."""
     check_credentials(host, api_key_env)
     if not is_http_url(host):
         raise TargetError(f"--host: '{safe_url(host) or host}' is not a URL (expected http://HOST:PORT)")
@@ -53,7 +54,7 @@ def check(host: str, model: str, api_key_env: str, timeout_s: float = 10.0) -> s
         req.add_header("Authorization", f"Bearer {key}")
     shown = safe_url(url)
     try:
-        with urllib.request.urlopen(req, timeout=timeout_s) as r:
+        with opener_like(client).open(req, timeout=timeout_s) as r:
             body = json.loads(r.read())
     except urllib.error.HTTPError as e:
         if e.code in (401, 403):

@@ -1,7 +1,9 @@
-"""Target URLs: what a target or /metrics URL must look like, and its form without credentials."""
+"""Target URLs: what a target or /metrics URL must look like, its form without credentials, and the
+way Goodput's own requests (the target check, the /metrics scrape) reach it."""
 
 from __future__ import annotations
 
+import urllib.request
 from urllib.parse import urlsplit, urlunsplit
 
 
@@ -28,3 +30,18 @@ def safe_url(url: str) -> str:
     if port:
         host = f"{host}:{port}"
     return urlunsplit((u.scheme, host, u.path, "", ""))
+
+
+_DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+_ENV_PROXIES = urllib.request.build_opener()
+
+
+def opener_like(client: str) -> urllib.request.OpenerDirector:
+    """Goodput's own requests to the target go the way the load does.
+
+    The raw client connects directly and never reads HTTP(S)_PROXY; urllib does. A check or scrape
+    that went through a proxy the load bypasses would call a reachable server unreachable (a dead
+    proxy in a shell's environment) or measure another path. The openai SDK honours those
+    variables (and NO_PROXY), so with `--client openai` the check and the scrape do too.
+    """
+    return _ENV_PROXIES if client == "openai" else _DIRECT

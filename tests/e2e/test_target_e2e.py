@@ -121,3 +121,27 @@ def test_a_base_url_with_v1_gets_the_root_offered(sim_server, tmp_path: Path) ->
     assert out.returncode == 2, out.stderr[-3000:]
     (line,) = [line for line in out.stderr.splitlines() if "goodput: error" in line]
     assert "/v1/v1/models: HTTP 404" in line and line.endswith(f"try --host {sim.url}"), line
+
+
+def test_a_proxy_in_the_environment_is_bypassed_as_the_raw_client_bypasses_it(
+    sim_server, tmp_path: Path
+) -> None:
+    """The raw client never reads HTTP_PROXY; the target check and the /metrics scrape must not
+    either (a dead proxy left in a shell made a reachable server 'unreachable'). The openai SDK
+    reads it, and so do they with --client openai: the run stops at the check, as its requests would."""
+    sim = sim_server("--profile", "latency")
+    dead = f"http://127.0.0.1:{free_port()}"
+    env = env_without_trust(**{k: dead for k in ("http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY")})
+    env = {k: v for k, v in env.items() if k.lower() != "no_proxy"}
+    out = locust(sim.url, tmp_path / "raw", env, "-u", "2", "-r", "2", "-t", "3s", "--max-tokens", "32")
+    assert out.returncode == 0, out.stderr[-3000:]
+    (run,) = list((tmp_path / "raw").iterdir())
+    with open(run / "requests.csv", newline="") as fh:
+        assert any(r["ok"] == "true" for r in csv.DictReader(fh))
+    with open(run / "server_metrics.csv", newline="") as fh:
+        assert sum(1 for _ in csv.DictReader(fh)) > 0
+    out = locust(sim.url, tmp_path / "sdk", {**env, "OPENAI_API_KEY": "none"}, "-u", "1", "-t", "3s",
+                 "--client", "openai")  # fmt: skip
+    assert out.returncode == 2, out.stderr[-3000:]
+    (line,) = [line for line in out.stderr.splitlines() if "goodput: error" in line]
+    assert f"cannot reach {sim.url}/v1/models" in line, line
