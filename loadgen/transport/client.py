@@ -67,6 +67,23 @@ def _finish(res: StreamResult) -> None:
         res.error, res.error_detail = "empty_output", _empty_detail(res)
 
 
+def not_a_stream(res: StreamResult, content_type: str | None) -> None:
+    """A 200 whose body held no event at all and was not labelled an event stream is not a broken
+    stream but no stream: the server answered `stream: true` in one piece (a route or a gateway
+    that does not stream: a whole `chat.completion` JSON), or something else answered (an HTML page
+    of a login or captive proxy). Saying `disconnect` there would send the user to the network."""
+    if res.error != "disconnect" or res.n_events or not res.n_bytes:
+        return
+    if content_type and "event-stream" in content_type.lower():
+        return
+    res.error = "bad_sse"
+    res.error_detail = (
+        f"not an event stream: a {res.n_bytes}-byte {content_type or 'unlabelled'} answer without one "
+        "data: event (the server answered in one piece: it does not stream this route, or another "
+        "page answered, such as a proxy's)"
+    )
+
+
 def _empty_detail(res: StreamResult) -> str:
     """Why a completed stream had no text. A server may count tokens it never showed: llama-server
     holds a token that ends inside a UTF-8 character until the character completes, and drops what
@@ -155,6 +172,7 @@ class RawTransport:
                 return res
             read_body(resp, res, api.fold)
             _finish(res)
+            not_a_stream(res, resp.get("content-type"))
             self.reused = not res.error
         except gevent.Timeout as e:
             if e is not timer:
@@ -257,6 +275,7 @@ class OpenAITransport:
                 res.status = resp.status_code
                 _read_chunks(resp.iter_bytes(), res, api.fold)
             _finish(res)
+            not_a_stream(res, resp.headers.get("content-type"))
         except gevent.Timeout as e:
             if e is not timer:
                 raise

@@ -70,8 +70,8 @@ class EventStream:
 
     @property
     def total(self) -> int:
-        """Bytes of the stream consumed so far (events, comments, blank lines)."""
-        return self.consumed + self.pos
+        """Bytes of the stream received so far (what was cut into events, and what waits to be)."""
+        return self.consumed + len(self.buf)
 
     def events(self) -> Iterator[Event]:
         """Every event the bytes so far complete."""

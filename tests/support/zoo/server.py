@@ -6,7 +6,7 @@ Routes (a case is chosen by the URL, so any client's base URL selects it):
   POST /zoo/<case>/v1/chat/completions, /zoo/<case>/v1/completions   the case's answer (and the native
        /zoo/<case>/v1/responses, /generate, /generate_stream, /completion: the case says which it is)
   GET  /zoo/<case>/v1/models                                          one model, `zoo`
-  PUT  /script/<request-id>   {"pieces": [hex, ...], "gap_s": s}      store an answer for that id
+  PUT  /script/<request-id>   {"pieces": [hex, ...], "gap_s": s[, "content_type": t]}  store an answer for that id
   POST /script/v1/chat/completions                                    replay the stored answer (by X-Request-Id)
   GET  /truth/<request-id>    what the server did: case, n_tokens, n_reasoning, write times, and the first
                               token's write: begun at t_first_token_unix, returned at t_first_token_written_unix
@@ -68,7 +68,10 @@ class Zoo:
         if parts[0] == "script" and method == "PUT" and len(parts) == 2:
             spec = json.loads(body)
             pieces = [Piece(bytes.fromhex(h), spec.get("gap_s", 0.0)) for h in spec["pieces"]]
-            self.scripts[parts[1]] = Plan(pieces=pieces, n_tokens=spec.get("n_tokens"))
+            plan = Plan(pieces=pieces, n_tokens=spec.get("n_tokens"))
+            if "content_type" in spec:  # an answer that is not labelled an event stream
+                plan.headers = [("Content-Type", spec["content_type"])]
+            self.scripts[parts[1]] = plan
             return await _send(w, Plan(204, [], []))
         if parts[0] == "script" and method == "POST":
             plan = self.scripts.pop(rid, None) or _json(404, {"error": "no script for this request id"})

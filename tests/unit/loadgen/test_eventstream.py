@@ -127,7 +127,7 @@ def test_an_event_larger_than_a_read_and_the_fast_path_buffer() -> None:
     p = EventStream(buf)  # in place, as on the raw transport's buffer
     assert [bytes(d) for _, d in p.events()] == [b'{"a":1}', b'{"b":2}']
     p.compact()
-    assert buf == b'data: {"c"' and p.total == 30
+    assert buf == b'data: {"c"' and p.total == 40  # every byte received, cut into events or not
     buf += b":3}\n\n"
     assert [bytes(d) for _, d in p.events()] == [b'{"c":3}'] and p.total == 45
 
@@ -202,3 +202,47 @@ def test_the_clients_record_the_same_request_however_it_is_framed_and_cut(zoo, k
 
 def lf_render(events: list[tuple[str | None, list[str]]]) -> bytes:
     return b"".join(b"".join(b"data: " + v.encode() + b"\n" for v in lines) + b"\n" for _, lines in events)
+
+
+NOT_STREAMED = json.dumps({
+    "object": "chat.completion", "choices": [{"index": 0, "message": {"role": "assistant", "content": "Hi"},
+    "finish_reason": "stop"}], "usage": {"prompt_tokens": 3, "completion_tokens": 1},
+}).encode()  # fmt: skip
+
+
+@pytest.mark.parametrize("kind", ["raw", "openai"])
+@pytest.mark.parametrize(
+    ("content_type", "body", "error", "detail"),
+    [
+        (
+            "application/json",
+            NOT_STREAMED,
+            "bad_sse",
+            "not an event stream: a {n}-byte application/json answer",
+        ),
+        ("text/html; charset=utf-8", b"<html><body>Sign in</body></html>", "bad_sse", "a {n}-byte text/html"),
+        # labelled a stream, bytes but no event (a comment), then the end: a stream cut short
+        ("text/event-stream", b": ping\n\n", "disconnect", "stream ended before a finish_reason or [DONE]"),
+    ],
+)
+def test_a_200_that_is_no_event_stream_says_so(
+    zoo, kind: str, content_type: str, body: bytes, error: str, detail: str
+) -> None:
+    """A server that answers stream=true in one piece, or a page that answers instead of the server,
+    is no stream at all: `bad_sse` saying so (and what came), not `disconnect` (the network)."""
+    rid = IDS.next()
+    spec = json.dumps({"pieces": [body.hex()], "content_type": content_type}).encode()
+    urllib.request.urlopen(
+        urllib.request.Request(f"{zoo.url}/script/{rid}", data=spec, method="PUT"), timeout=5
+    ).close()
+    t = (
+        RawTransport(f"{zoo.url}/script", None)
+        if kind == "raw"
+        else OpenAITransport(f"{zoo.url}/script", None)
+    )
+    try:
+        res = t.stream("/v1/chat/completions", dict(BODY, messages=[]), {"X-Request-Id": rid}, 10.0)
+    finally:
+        t.close()
+    assert (res.status, res.error) == (200, error), res.error_detail
+    assert detail.format(n=len(body)) in res.error_detail and res.n_bytes == len(body), res.error_detail
