@@ -52,6 +52,8 @@ def hint(category: str, key_env: str) -> str:
     """What to check for a category (one clause, no trailing period)."""
     if category in HINTS:
         text = HINTS[category]
+    elif category.startswith("http_3"):
+        text = "the server redirects every request (its Location is in the message): pass that URL as --host"
     elif category.startswith("http_5"):
         text = "the server fails: check its logs (each request's X-Request-Id is in requests.csv)"
     elif category.startswith("http_4"):

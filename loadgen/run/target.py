@@ -8,7 +8,7 @@ import re
 import ssl
 import urllib.error
 import urllib.request
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urljoin, urlsplit, urlunsplit
 
 from core.errors import GoodputError
 from loadgen.transport.urls import is_http_url, opener_like, safe_url
@@ -59,6 +59,8 @@ def check(host: str, model: str, api_key_env: str, client: str = "raw", timeout_
     except urllib.error.HTTPError as e:
         if e.code in (401, 403):
             raise TargetError(f"{shown}: HTTP {e.code} — set the API key in ${api_key_env}") from None
+        if 300 <= e.code < 400:
+            raise TargetError(_redirect_line(shown, e.code, url, e.headers.get("Location"))) from None
         if e.code == 404 and (root := _root_of(host)):
             raise TargetError(
                 f"{shown}: HTTP 404 — --host is the server's root: Goodput adds /v1/… itself; try --host {root}"
@@ -92,3 +94,18 @@ def _root_of(host: str) -> str:
     if not path.endswith("/v1"):
         return ""
     return urlunsplit((u.scheme, u.netloc, path[: -len("/v1")], "", ""))
+
+
+def _redirect_line(shown: str, code: int, url: str, location: str | None) -> str:
+    """A target that redirects (an ingress sending http:// to https://, a moved route) is refused
+    with the URL to use. Following it would put a redirect round trip into every request's TTFT
+    (the openai SDK follows redirects; the raw client does not, and would fail every request)."""
+    if not location:
+        return f"{shown}: HTTP {code} (a redirect without a Location) — pass the server's own URL as --host"
+    target = safe_url(urljoin(url, location))
+    root = target[: -len("/v1/models")] if target.endswith("/v1/models") else ""
+    use = f"pass --host {root}" if root else "pass the server's own URL as --host"
+    return (
+        f"{shown}: HTTP {code}, redirected to {target} — {use}: a redirect on every request "
+        "would be timed as the server's"
+    )

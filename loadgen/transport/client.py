@@ -36,6 +36,7 @@ from loadgen.transport.apis.base import Fold
 from loadgen.transport.arrival import sent_at, stamping_client
 from loadgen.transport.eventstream import EventStream
 from loadgen.transport.reader import read_body
+from loadgen.transport.urls import safe_url
 
 perf_counter = time.perf_counter
 
@@ -98,9 +99,13 @@ def empty_body_detail(status: int) -> str:
     return f"HTTP {status} with an empty body"
 
 
-def _http_error(res: StreamResult, body: bytes, retry_after: str | None) -> None:
-    """A non-200 answer: the category names the status, the detail the server's message (or its absence)."""
+def _http_error(res: StreamResult, body: bytes, retry_after: str | None, location: str | None = None) -> None:
+    """A non-200 answer: the category names the status, the detail the server's message (or its
+    absence), the wait a 429 asks for, and where a redirect points (the client does not follow it)."""
     res.error = f"http_{res.status}"
+    if location and 300 <= (res.status or 0) < 400:
+        res.error_detail = f"redirected to {safe_url(location) or location[:200]}: not followed"
+        return
     res.error_detail = _error_message(body) or empty_body_detail(res.status or 0)
     if retry_after:
         res.error_detail += f" (Retry-After: {retry_after})"
@@ -168,7 +173,7 @@ class RawTransport:
             resp = self._send(res, api.path, payload, hdrs)
             res.status = resp.status_code
             if res.status != 200:
-                _http_error(res, resp.read()[:2000], resp.get("retry-after"))
+                _http_error(res, resp.read()[:2000], resp.get("retry-after"), resp.get("location"))
                 return res
             read_body(resp, res, api.fold)
             _finish(res)
@@ -241,7 +246,12 @@ class OpenAITransport:
             for name in ("httpx", "httpx2"):  # one INFO line per request otherwise: noise and hot-path cost
                 logging.getLogger(name).setLevel(logging.WARNING)
             sdk = openai.OpenAI(
-                base_url=base_url.rstrip("/") + "/v1", api_key=api_key or "none", max_retries=0
+                base_url=base_url.rstrip("/") + "/v1",
+                api_key=api_key or "none",
+                max_retries=0,
+                # the SDK follows redirects by default: each request's TTFT would hold a round trip
+                # that is not the server's work (the raw client does not follow them either)
+                http_client=openai.DefaultHttpxClient(follow_redirects=False),
             )
             try:  # warm up: imports, the connection pool and pydantic models, before the first timed request
                 sdk.models.list()
@@ -282,7 +292,8 @@ class OpenAITransport:
             res.error, res.error_detail = "timeout", f"no complete answer within {timeout_s:g}s"
         except self.openai.APIStatusError as e:
             res.status = e.status_code
-            _http_error(res, e.response.content[:2000], e.response.headers.get("retry-after"))
+            hdrs = e.response.headers
+            _http_error(res, e.response.content[:2000], hdrs.get("retry-after"), hdrs.get("location"))
         except self.openai.APITimeoutError:  # httpx's read timeout can fire just before our timer
             res.error, res.error_detail = "timeout", f"no complete answer within {timeout_s:g}s"
         except self.openai.APIConnectionError as e:

@@ -32,8 +32,15 @@ def safe_url(url: str) -> str:
     return urlunsplit((u.scheme, host, u.path, "", ""))
 
 
-_DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-_ENV_PROXIES = urllib.request.build_opener()
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    """A redirect comes back as the 3xx it is (an HTTPError), as it does to the raw client."""
+
+    def redirect_request(self, *args: object, **kwargs: object) -> None:
+        return None
+
+
+_DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}), _NoRedirect)
+_ENV_PROXIES = urllib.request.build_opener(_NoRedirect)
 
 
 def opener_like(client: str) -> urllib.request.OpenerDirector:
@@ -42,6 +49,7 @@ def opener_like(client: str) -> urllib.request.OpenerDirector:
     The raw client connects directly and never reads HTTP(S)_PROXY; urllib does. A check or scrape
     that went through a proxy the load bypasses would call a reachable server unreachable (a dead
     proxy in a shell's environment) or measure another path. The openai SDK honours those
-    variables (and NO_PROXY), so with `--client openai` the check and the scrape do too.
+    variables (and NO_PROXY), so with `--client openai` the check and the scrape do too. Neither
+    follows a redirect: the target check stops on one (loadgen/run/target.py says why).
     """
     return _ENV_PROXIES if client == "openai" else _DIRECT

@@ -13,8 +13,11 @@ import json
 import os
 import ssl
 import subprocess
+import threading
 import time
 import urllib.request
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -145,3 +148,52 @@ def test_a_proxy_in_the_environment_is_bypassed_as_the_raw_client_bypasses_it(
     assert out.returncode == 2, out.stderr[-3000:]
     (line,) = [line for line in out.stderr.splitlines() if "goodput: error" in line]
     assert f"cannot reach {sim.url}/v1/models" in line, line
+
+
+@pytest.fixture
+def redirect_to_https(https_engine) -> Iterator[tuple[str, str]]:
+    """(http URL, https URL): a real HTTP server on 127.0.0.1 that answers everything with 308 to
+    the same path on the HTTPS engine, as an ingress does for plain HTTP once TLS is configured."""
+    https_url = https_engine[0]
+
+    class Redirect(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def _answer(self) -> None:
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            self.send_response(308)
+            self.send_header("Location", https_url + self.path)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        do_GET = do_POST = _answer
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Redirect)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}", https_url
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_a_redirecting_target_is_refused_with_the_url_to_use(redirect_to_https, tmp_path: Path) -> None:
+    """Neither client may time a redirect as the server's work: the check stops with the URL to pass,
+    and a request that meets one (the raw client does not follow it) says where it pointed."""
+    http_url, https_url = redirect_to_https
+    out = locust(http_url, tmp_path / "results", env_without_trust(), "-u", "1", "-t", "3s")
+    assert out.returncode == 2, out.stderr[-3000:]
+    (line,) = [line for line in out.stderr.splitlines() if "goodput: error" in line]
+    assert f"HTTP 308, redirected to {https_url}/v1/models — pass --host {https_url}:" in line, line
+    from loadgen.transport.client import OpenAITransport, RawTransport
+
+    for t in (RawTransport(http_url, None), OpenAITransport(http_url, None)):
+        try:
+            res = t.stream("/v1/chat/completions", {"model": "m", "messages": [], "stream": True}, {}, 10.0)
+        finally:
+            t.close()
+        assert (res.status, res.error) == (308, "http_308"), (t, res.error_detail)
+        assert res.error_detail == f"redirected to {https_url}/v1/chat/completions: not followed", t
