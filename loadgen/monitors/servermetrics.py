@@ -117,7 +117,7 @@ class Scraper:
         client: str = "raw",
     ) -> None:
         self.url, self.mode, self.interval_s, self.path = url, mode, interval_s, path
-        self.opener = opener_like(client)  # the way the load reaches the server
+        self.opener = opener_like(client, follow_redirects=True)  # the way the load reaches the server
         self.shown = safe_url(url)
         self.timeout_s = max(1.0, min(5.0, interval_s))
         self.headers = {"Accept": ACCEPT, **(headers or {})}

@@ -39,17 +39,24 @@ class _NoRedirect(urllib.request.HTTPRedirectHandler):
         return None
 
 
-_DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}), _NoRedirect)
-_ENV_PROXIES = urllib.request.build_opener(_NoRedirect)
+def _opener(direct: bool, follow: bool) -> urllib.request.OpenerDirector:
+    handlers: list[urllib.request.BaseHandler] = [] if follow else [_NoRedirect()]
+    if direct:
+        handlers.append(urllib.request.ProxyHandler({}))
+    return urllib.request.build_opener(*handlers)
 
 
-def opener_like(client: str) -> urllib.request.OpenerDirector:
+_OPENERS = {(direct, follow): _opener(direct, follow) for direct in (True, False) for follow in (True, False)}
+
+
+def opener_like(client: str, follow_redirects: bool = False) -> urllib.request.OpenerDirector:
     """Goodput's own requests to the target go the way the load does.
 
     The raw client connects directly and never reads HTTP(S)_PROXY; urllib does. A check or scrape
     that went through a proxy the load bypasses would call a reachable server unreachable (a dead
     proxy in a shell's environment) or measure another path. The openai SDK honours those
-    variables (and NO_PROXY), so with `--client openai` the check and the scrape do too. Neither
-    follows a redirect: the target check stops on one (loadgen/run/target.py says why).
+    variables (and NO_PROXY), so with `--client openai` the check and the scrape do too. The
+    target check sees a redirect as the 3xx it is and stops on it (loadgen/run/target.py says why);
+    the scrape follows one (a `/metrics` → `/metrics/` redirect times nothing).
     """
-    return _ENV_PROXIES if client == "openai" else _DIRECT
+    return _OPENERS[client != "openai", follow_redirects]

@@ -197,3 +197,15 @@ def test_a_redirecting_target_is_refused_with_the_url_to_use(redirect_to_https, 
             t.close()
         assert (res.status, res.error) == (308, "http_308"), (t, res.error_detail)
         assert res.error_detail == f"redirected to {https_url}/v1/chat/completions: not followed", t
+
+
+def test_the_metrics_scrape_follows_a_redirect(redirect_to_https, https_engine, tmp_path: Path) -> None:
+    """A scrape times nothing: a /metrics URL that redirects (here to the HTTPS engine's) is followed."""
+    http_url, https_url = redirect_to_https
+    env = env_without_trust(SSL_CERT_FILE=str(https_engine[1]))
+    out = locust(https_url, tmp_path / "results", env, "-u", "1", "-r", "1", "-t", "3s", "--max-tokens", "16",
+                 "--server-metrics", f"{http_url}/metrics", "--scrape-interval", "1s")  # fmt: skip
+    assert out.returncode == 0, out.stderr[-3000:]
+    (run,) = list((tmp_path / "results").iterdir())
+    with open(run / "server_metrics.csv", newline="") as fh:
+        assert sum(1 for _ in csv.DictReader(fh)) > 0
