@@ -148,7 +148,7 @@ def describe(args: argparse.Namespace, profile: Profile, port: int) -> str:
         extras.append(f"trace {args.trace}")
     if args.otlp_traces_endpoint:
         extras.append(f"spans to {args.otlp_traces_endpoint}")
-    return f"simserver: serving '{profile.model}' on http://{args.host}:{port} ({', '.join(extras)})"
+    return f"simserver: serving '{profile.model}' on http://{f'[{args.host}]' if ':' in args.host else args.host}:{port} ({', '.join(extras)})"
 
 
 def start_exporter(url: str | None, core: EngineCore, registry: Any, labels: dict[str, str], index: int) -> SpanExporter | None:  # fmt: skip
