@@ -76,7 +76,7 @@ def check(host: str, model: str, api_key_env: str, client: str = "raw", timeout_
         raise TargetError(f"{shown}: the answer is not JSON — is this an OpenAI-compatible server?") from None
     ids = [m.get("id") for m in body.get("data", []) if isinstance(m, dict) and m.get("id")]
     if model:
-        if ids and model not in ids:
+        if ids and model not in ids and f"{model}:latest" not in ids:  # Ollama: no tag means :latest
             raise TargetError(
                 f"--model: '{model}' is not served by {safe_url(host)} (it serves: {', '.join(ids)})"
             )

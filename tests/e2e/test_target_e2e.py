@@ -209,3 +209,15 @@ def test_the_metrics_scrape_follows_a_redirect(redirect_to_https, https_engine, 
     (run,) = list((tmp_path / "results").iterdir())
     with open(run / "server_metrics.csv", newline="") as fh:
         assert sum(1 for _ in csv.DictReader(fh)) > 0
+
+
+def test_a_model_name_without_its_tag_is_served_as_latest(sim_server) -> None:
+    """Ollama lists `llama3:latest` and serves `llama3` (no tag means :latest, its docs' own examples):
+    the check accepts the short name, and still refuses one that is not served."""
+    from loadgen.run.target import TargetError, check
+
+    sim = sim_server("--profile", "latency", "--model", "llama3:latest")
+    assert check(sim.url, "llama3", "OPENAI_API_KEY") == "llama3"
+    assert check(sim.url, "", "OPENAI_API_KEY") == "llama3:latest"
+    with pytest.raises(TargetError, match="'llama4' is not served"):
+        check(sim.url, "llama4", "OPENAI_API_KEY")
