@@ -33,6 +33,7 @@ from loadgen.state.livefigures import LiveFigures
 from loadgen.state.livestats import LiveStats
 from loadgen.state.openloop import OpenLoopStats
 from loadgen.state.rows import RowBuffer
+from loadgen.transport import headers as extra_headers
 from loadgen.transport.apis import APIS, Api, Prompt, chosen
 from loadgen.transport.ids import DEFAULT_HEADER, RequestIds, request_id_header
 
@@ -214,6 +215,11 @@ class RunContext:
     @property
     def api_key(self) -> str | None:
         return os.environ.get(self.options.api_key_env) or None
+
+    @property
+    def extra_headers(self) -> dict[str, str]:
+        """`--header`s with their `$VAR` values read in this process (checked at the start)."""
+        return extra_headers.resolve(extra_headers.parse(getattr(self.options, "header", None)))
 
     # -- workload -------------------------------------------------------------------
     def workload(self, tenant: str = "") -> Any:

@@ -238,7 +238,8 @@ class Driver:
         if self.free:
             return self.free.pop()
         ctx = self.ctx
-        slot = _Slot(ctx, ctx.next_user_id(), make_transport(ctx.options.client, self.host, ctx.api_key))
+        transport = make_transport(ctx.options.client, self.host, ctx.api_key, ctx.extra_headers)
+        slot = _Slot(ctx, ctx.next_user_id(), transport)
         self.all_slots.append(slot)
         return slot
 

@@ -56,7 +56,9 @@ class LLMUser(User):
             self.tasks = [_idle]
             return
         self.goodput_id = ctx.next_user_id()
-        self.transport = make_transport(ctx.options.client, self.host or self.environment.host, ctx.api_key)
+        self.transport = make_transport(
+            ctx.options.client, self.host or self.environment.host, ctx.api_key, ctx.extra_headers
+        )
 
     def on_stop(self) -> None:
         if self.transport is not None:

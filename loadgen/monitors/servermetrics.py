@@ -41,6 +41,7 @@ from loadgen import context
 from loadgen.context import RunContext
 from loadgen.monitors import perrun
 from loadgen.monitors.promtext import parse
+from loadgen.transport.headers import static_headers
 from loadgen.transport.urls import is_http_url, opener_like, safe_url
 
 log = logging.getLogger("goodput")
@@ -265,9 +266,9 @@ def make_scraper(environment: Any) -> Scraper | None:
         ctx.meta[META_KEY] = {"enabled": False, "note": "--server-metrics off"}
         return None
     headers = {}
-    key = os.environ.get(getattr(opts, "api_key_env", "") or "")
-    if key and same_origin(url, host):
-        headers["Authorization"] = f"Bearer {key}"
+    if same_origin(url, host):  # the key and --header's go only where the requests go
+        key = os.environ.get(getattr(opts, "api_key_env", "") or "")
+        headers = static_headers(key or None, ctx.extra_headers)
     return Scraper(url, mode, interval_s, ctx.run_dir / CSV_NAME, headers, ctx.meta, opts.client)
 
 

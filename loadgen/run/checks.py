@@ -13,6 +13,7 @@ from core.errors import OptionError, SloError, exit_with
 from core.slo import Slo, parse_slo
 from loadgen.output.runfolder import check_results_dir
 from loadgen.run import target, tenants
+from loadgen.transport import headers as extra_headers
 from loadgen.transport.apis import SDK_APIS, Api, chosen
 from loadgen.transport.ids import request_id_header
 from shapes import build_schedule, open_loop
@@ -39,7 +40,8 @@ def check_options(environment: Any, check_target: bool) -> tuple[Slo, str]:
     if parse_duration_s(opts.request_timeout, "--request-timeout") <= 0:
         raise OptionError(f"--request-timeout: '{opts.request_timeout}' must be positive")
     parse_duration_s(opts.think_time, "--think-time")
-    request_id_header(opts.request_id_header)
+    headers = extra_headers.parse(opts.header, request_id_header(opts.request_id_header))
+    extra_headers.check_set(headers)
     check_api(opts, slo)
     if opts.max_tokens <= 0:
         raise OptionError(f"--max-tokens: {opts.max_tokens} must be a positive number of tokens")
@@ -53,7 +55,9 @@ def check_options(environment: Any, check_target: bool) -> tuple[Slo, str]:
     check_results_dir(opts.results_dir)  # last of the local checks: it may create the folder
     model = opts.model
     if check_target:
-        model = target.check(environment.host, opts.model, opts.api_key_env, opts.client)
+        model = target.check(
+            environment.host, opts.model, opts.api_key_env, opts.client, extra_headers.resolve(headers)
+        )
     return slo, model
 
 

@@ -32,6 +32,7 @@ from loadgen.output.runfolder import analyse_command, create_run_dir, git_commit
 from loadgen.output.sink import CsvSink
 from loadgen.run import scaleout, target, tenants
 from loadgen.run.checks import check_options, choose_user_class, validate
+from loadgen.transport.headers import parse as parse_headers
 from loadgen.transport.urls import safe_url
 from shapes.options import resolve_shape
 
@@ -168,6 +169,7 @@ def begin_run(environment: Any, ctx: RunContext) -> None:
         model=ctx.model,
         user_class=",".join(c.__name__ for c in environment.user_classes),
         transport=opts.client,
+        headers=[name for name, _ in parse_headers(getattr(opts, "header", None))],  # never a value
         api=ctx.api.name,
         dataset=ctx.mix.label if ctx.mix is not None else opts.dataset,
         order=opts.order,

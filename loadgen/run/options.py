@@ -79,6 +79,17 @@ def _target(parser: Any) -> None:
     add_option(
         parser,
         "target",
+        "--header",
+        label="Extra header",
+        action="append",
+        default=None,
+        metavar="'NAME: VALUE'",
+        help="An extra header on every request (repeatable), e.g. 'X-Api-Key: $GATEWAY_KEY': "
+        "a $VAR value is read from the environment, and only names reach run.json",
+    )
+    add_option(
+        parser,
+        "target",
         "--request-timeout",
         label="Request timeout",
         web=True,

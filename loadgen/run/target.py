@@ -11,6 +11,7 @@ import urllib.request
 from urllib.parse import urljoin, urlsplit, urlunsplit
 
 from core.errors import GoodputError
+from loadgen.transport.headers import static_headers
 from loadgen.transport.urls import is_http_url, opener_like, safe_url
 
 
@@ -42,16 +43,24 @@ def check_credentials(host: str, api_key_env: str) -> None:
         )
 
 
-def check(host: str, model: str, api_key_env: str, client: str = "raw", timeout_s: float = 10.0) -> str:
+def check(
+    host: str,
+    model: str,
+    api_key_env: str,
+    client: str = "raw",
+    headers: dict[str, str] | None = None,
+    timeout_s: float = 10.0,
+) -> str:
     """Return the model to use: `model` if served, else the first id of /v1/models, asked the way
-    `client` reaches the server (directly, or through the environment's proxy for the SDK)."""
+    `client` reaches the server (directly, or through the environment's proxy for the SDK), with
+    the headers every request carries (`--header`: a gateway may want its key here too)."""
     check_credentials(host, api_key_env)
     if not is_http_url(host):
         raise TargetError(f"--host: '{safe_url(host) or host}' is not a URL (expected http://HOST:PORT)")
     url = host.rstrip("/") + "/v1/models"
     req = urllib.request.Request(url)
-    if key := os.environ.get(api_key_env):
-        req.add_header("Authorization", f"Bearer {key}")
+    for name, value in static_headers(os.environ.get(api_key_env), headers or {}).items():
+        req.add_header(name, value)
     shown = safe_url(url)
     try:
         with opener_like(client).open(req, timeout=timeout_s) as r:

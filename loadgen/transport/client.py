@@ -35,6 +35,7 @@ from loadgen.transport.apis import Api, resolve
 from loadgen.transport.apis.base import Fold
 from loadgen.transport.arrival import sent_at, stamping_client
 from loadgen.transport.eventstream import EventStream
+from loadgen.transport.headers import static_headers
 from loadgen.transport.reader import read_body
 from loadgen.transport.urls import safe_url
 
@@ -120,7 +121,13 @@ def explain_rejection(res: StreamResult, id_header: str | None) -> None:
 class RawTransport:
     """One keep-alive connection per Locust user; reads events as they arrive."""
 
-    def __init__(self, base_url: str, api_key: str | None, connect_timeout_s: float = 10.0) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str | None,
+        connect_timeout_s: float = 10.0,
+        headers: dict[str, str] | None = None,
+    ) -> None:
         u = urlsplit(base_url)
         self.prefix = u.path.rstrip("/")
         self._new_client = functools.partial(
@@ -135,7 +142,7 @@ class RawTransport:
         )
         self.client = self._new_client()
         self.reused = False  # the connection has carried a complete answer (the next request reuses it)
-        self.auth = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        self.auth = static_headers(api_key, headers or {})  # the key, then --header's
         self.in_flight: StreamResult | None = None
 
     def _send(self, res: StreamResult, path: str, payload: bytes, hdrs: dict[str, str]) -> Any:
@@ -236,12 +243,15 @@ def _error_message(raw: bytes) -> str:
 class OpenAITransport:
     """The openai SDK (one shared client per process): compatibility over per-chunk cost."""
 
-    _shared: ClassVar[dict[tuple[str, str | None], Any]] = {}
+    _shared: ClassVar[dict[tuple[str, str | None, tuple], Any]] = {}
 
-    def __init__(self, base_url: str, api_key: str | None) -> None:
+    def __init__(self, base_url: str, api_key: str | None, headers: dict[str, str] | None = None) -> None:
         import openai  # imported only when chosen: it is heavy
 
-        key = (base_url, api_key)
+        extra = {
+            "Authorization" if k.lower() == "authorization" else k: v for k, v in (headers or {}).items()
+        }  # an Authorization of another scheme replaces the SDK's Bearer (same key: one header)
+        key = (base_url, api_key, tuple(sorted(extra.items())))
         if key not in self._shared:
             for name in ("httpx", "httpx2"):  # one INFO line per request otherwise: noise and hot-path cost
                 logging.getLogger(name).setLevel(logging.WARNING)
@@ -249,6 +259,7 @@ class OpenAITransport:
                 base_url=base_url.rstrip("/") + "/v1",
                 api_key=api_key or "none",
                 max_retries=0,
+                default_headers=extra or None,
                 # the SDK follows redirects by default: each request's TTFT would hold a round trip
                 # that is not the server's work (the raw client does not follow them either)
                 http_client=openai.DefaultHttpxClient(follow_redirects=False),
@@ -343,5 +354,10 @@ def _read_chunks(chunks: Any, res: StreamResult, fold: Fold) -> None:
         res.n_bytes = parser.total
 
 
-def make_transport(kind: str, base_url: str, api_key: str | None) -> Transport:
-    return OpenAITransport(base_url, api_key) if kind == "openai" else RawTransport(base_url, api_key)
+def make_transport(
+    kind: str, base_url: str, api_key: str | None, headers: dict[str, str] | None = None
+) -> Transport:
+    """`headers`: sent on every request (`--header`, loadgen/transport/headers.py)."""
+    if kind == "openai":
+        return OpenAITransport(base_url, api_key, headers)
+    return RawTransport(base_url, api_key, headers=headers)

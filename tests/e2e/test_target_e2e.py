@@ -1,4 +1,5 @@
-"""Targets as users give them: HTTPS behind an ingress with a private CA, and a base URL with /v1.
+"""Targets as users give them: HTTPS behind an ingress with a private CA, a base URL with /v1, a
+proxy in the environment, a redirect, an Ollama model name, and gateways that want extra headers.
 
 An HTTPS target is the simulated engine behind a real TLS-terminating proxy
 (tests/support/tls_proxy.py) whose certificate a test CA signed (trustme): both clients, the target
@@ -24,6 +25,7 @@ import pytest
 import trustme
 
 from tests.conftest import PYTHON, ROOT, free_port
+from tests.support.zoo.fixture import zoo_server
 
 pytestmark = pytest.mark.e2e
 EARLY_S = 0.001  # a client stamp may precede the engine's by clock granularity, never by more
@@ -221,3 +223,60 @@ def test_a_model_name_without_its_tag_is_served_as_latest(sim_server) -> None:
     assert check(sim.url, "", "OPENAI_API_KEY") == "llama3:latest"
     with pytest.raises(TargetError, match="'llama4' is not served"):
         check(sim.url, "llama4", "OPENAI_API_KEY")
+
+
+# -- --header: gateways that want their own key, routing headers, another auth scheme -------------
+zoo = pytest.fixture(scope="module")(zoo_server)
+GATEWAY_KEY = "gw-SECRET-7731"
+
+
+def seen_since(url: str, before: int) -> list[dict]:
+    return json.loads(urllib.request.urlopen(f"{url}/seen", timeout=5).read())[before:]
+
+
+@pytest.mark.parametrize("client", ["raw", "openai"])
+def test_extra_headers_reach_every_request_and_their_values_no_file(zoo, tmp_path: Path, client: str) -> None:
+    before = len(seen_since(zoo.url, 0))
+    env = env_without_trust(GATEWAY_KEY=GATEWAY_KEY, OPENAI_API_KEY="sk-not-sent")
+    out = locust(f"{zoo.url}/zoo/vllm", tmp_path / "results", env, "-u", "2", "-r", "2", "-t", "2s",
+                 "--client", client, "--server-metrics", "off", "--header", "X-Api-Key: $GATEWAY_KEY",
+                 "--header", "X-Route: blue", "--header", "authorization: Basic dXNlcjpwdw==")  # fmt: skip
+    assert out.returncode == 0, out.stderr[-3000:]
+    (run,) = list((tmp_path / "results").iterdir())
+    with open(run / "requests.csv", newline="") as fh:
+        rows = [r for r in csv.DictReader(fh) if r["error"] != "cancelled"]
+    seen = [
+        s for s in seen_since(zoo.url, before) if s.get("x-request-id") in {r["request_id"] for r in rows}
+    ]
+    assert rows and len(seen) == len(rows) and all(r["ok"] == "true" for r in rows)
+    for s in seen:  # every request: the gateway's key, the route, and one Authorization (the Basic one)
+        assert (s["x-api-key"], s["x-route"], s["authorization"]) == (
+            GATEWAY_KEY,
+            "blue",
+            "Basic dXNlcjpwdw==",
+        )
+    assert json.loads((run / "run.json").read_text())["headers"] == ["X-Api-Key", "X-Route", "authorization"]
+    for f in run.rglob("*"):
+        assert not f.is_file() or GATEWAY_KEY.encode() not in f.read_bytes(), f
+    assert GATEWAY_KEY not in out.stdout + out.stderr
+
+
+@pytest.mark.parametrize(
+    ("header", "says"),
+    [
+        ("X-Api-Key", "'X-Api-Key' is not 'NAME: VALUE'"),
+        (
+            "X-Api-Key: $GOODPUT_TEST_UNSET",
+            "X-Api-Key takes its value from $GOODPUT_TEST_UNSET, which is not set",
+        ),
+        ("Content-Type: text/plain", "Content-Type is set by the client itself"),
+        ("X-Request-Id: 1", "X-Request-Id carries each request's id (--request-id-header)"),
+    ],
+)
+def test_a_bad_header_is_one_line(zoo, tmp_path: Path, header: str, says: str) -> None:
+    out = locust(f"{zoo.url}/zoo/vllm", tmp_path / "results", env_without_trust(), "-u", "1", "-t", "2s",
+                 "--header", header)  # fmt: skip
+    assert out.returncode == 2, out.stderr[-3000:]
+    (line,) = [line for line in out.stderr.splitlines() if "goodput: error" in line]
+    assert line == f"goodput: error: --header: {says}" or says in line, line
+    assert "Traceback" not in out.stderr

@@ -11,7 +11,7 @@ Routes (a case is chosen by the URL, so any client's base URL selects it):
   GET  /truth/<request-id>    what the server did: case, n_tokens, n_reasoning, write times, and the first
                               token's write: begun at t_first_token_unix, returned at t_first_token_written_unix
                               (the first answer token's: t_first_answer_unix, t_first_answer_written_unix)
-  GET  /seen                  the id headers of every completions request: [{header: value}, ...]
+  GET  /seen                  the id, X- and Authorization headers of every completions request
   GET  /health
 
 Keep-alive as HTTP/1.1 servers do; chunked bodies for streams (each piece its own chunk and its own
@@ -83,7 +83,7 @@ class Zoo:
                 )
             if method == "POST" and parts[-1] in GENERATE:
                 if len(self.seen) < TRUTH_MAX:
-                    self.seen.append({k: v for k, v in headers.items() if "id" in k.split("-")})
+                    self.seen.append({k: v for k, v in headers.items() if _recorded(k)})
                 return await self.stream(w, case.plan(headers), rid, case.name)
         return await _send(w, _json(404, {"error": f"no route for {method} {path}"}))
 
@@ -94,6 +94,11 @@ class Zoo:
             self.truth.clear()
         self.truth[rid] = truth
         return await _send(w, plan, truth)
+
+
+def _recorded(name: str) -> bool:
+    """The headers /seen keeps: request ids, X- headers and Authorization (what a client adds)."""
+    return "id" in name.split("-") or name.startswith("x-") or name == "authorization"
 
 
 def _json(status: int, obj: object) -> Plan:
@@ -111,7 +116,8 @@ async def _read_request(reader: asyncio.StreamReader) -> tuple[str, str, dict, b
     for line in lines[1:]:
         if line:
             k, _, v = line.partition(":")
-            headers[k.strip().lower()] = v.strip()
+            k, v = k.strip().lower(), v.strip()
+            headers[k] = f"{headers[k]}, {v}" if k in headers else v  # repeated: combined (RFC 9110 §5.3)
     n = int(headers.get("content-length") or 0)
     return method, path, headers, await reader.readexactly(n) if n else b""
 

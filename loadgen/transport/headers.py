@@ -1,0 +1,85 @@
+"""`--header`: extra HTTP headers on every request to the target (gateways, routing, other auth schemes).
+
+An API gateway in front of an inference server often wants its own key (`X-Api-Key`, Azure's
+`api-key`), a routing header, or an `Authorization` of another scheme than Bearer. Each `--header
+'NAME: VALUE'` is sent on every request of both clients, on the target check, and on the `/metrics`
+scrape when that goes to the target's own origin (as the API key does).
+
+A secret stays off the command line, like the API key: a VALUE written `$VAR` (or `${VAR}`) is read
+from the environment of each process that sends (so workers on other hosts read their own), and
+only header NAMES reach run.json; values are never logged.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterable, Mapping
+
+from core.errors import OptionError
+
+_TOKEN = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")  # RFC 9110 field-name
+_VAR = re.compile(r"^\$(?:\{([A-Za-z_][A-Za-z0-9_]*)\}|([A-Za-z_][A-Za-z0-9_]*))$")
+#: The request's framing and content are the client's; a header of the same name would break it.
+RESERVED = frozenset({"host", "content-length", "transfer-encoding", "connection", "content-type", "accept"})
+
+
+def parse(values: Iterable[str] | None, id_header: str | None = None) -> list[tuple[str, str]]:
+    """(name, value as written) per `--header`; an OptionError naming the one that is wrong."""
+    out: list[tuple[str, str]] = []
+    for raw in values or ():
+        name, sep, value = str(raw).partition(":")
+        name, value = name.strip(), value.strip()
+        if not sep or not _TOKEN.match(name):
+            raise OptionError(
+                f"--header: '{name or raw}' is not 'NAME: VALUE' (e.g. 'X-Api-Key: $GATEWAY_KEY')"
+            )
+        if name.lower() in RESERVED:
+            raise OptionError(
+                f"--header: {name} is set by the client itself (the request's framing and body)"
+            )
+        if id_header and name.lower() == id_header.lower():
+            raise OptionError(
+                f"--header: {name} carries each request's id (--request-id-header); name another"
+            )
+        if any(n.lower() == name.lower() for n, _ in out):
+            raise OptionError(f"--header: {name} is given twice")
+        if "\r" in value or "\n" in value:
+            raise OptionError(f"--header: {name}'s value holds a line break")
+        out.append((name, value))
+    return out
+
+
+def variable(value: str) -> str | None:
+    """The environment variable a value names (`$VAR`, `${VAR}`), else None (a literal)."""
+    m = _VAR.match(value)
+    return (m.group(1) or m.group(2)) if m else None
+
+
+def check_set(headers: list[tuple[str, str]], environ: Mapping[str, str] = os.environ) -> None:
+    """Before a run: every `$VAR` a header names is set here (each worker reads its own)."""
+    for name, value in headers:
+        var = variable(value)
+        if var is not None and not environ.get(var):
+            raise OptionError(f"--header: {name} takes its value from ${var}, which is not set")
+
+
+def resolve(headers: list[tuple[str, str]], environ: Mapping[str, str] = os.environ) -> dict[str, str]:
+    """The headers to send: `$VAR` values read now (a variable unset in this process: left out)."""
+    out = {}
+    for name, value in headers:
+        var = variable(value)
+        if var is None:
+            out[name] = value
+        elif environ.get(var):
+            out[name] = environ[var]
+    return out
+
+
+def static_headers(api_key: str | None, extra: Mapping[str, str]) -> dict[str, str]:
+    """What every request to the target carries besides its body's own: the API key as a Bearer
+    token, then `--header`s; an `Authorization` among them replaces the Bearer (another scheme)."""
+    out = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+    for name, value in extra.items():
+        out["Authorization" if name.lower() == "authorization" else name] = value
+    return out

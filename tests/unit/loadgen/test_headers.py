@@ -1,0 +1,45 @@
+"""`--header` parsing and resolution (loadgen/transport/headers.py)."""
+
+from __future__ import annotations
+
+import pytest
+
+from core.errors import OptionError
+from loadgen.transport.headers import check_set, parse, resolve, static_headers
+
+
+def test_names_values_and_variables() -> None:
+    got = parse(["X-Api-Key: $GW", "X-Route:blue", "X-Tok: ${TOK}", "X-Lit: a $b: c"])
+    assert got == [("X-Api-Key", "$GW"), ("X-Route", "blue"), ("X-Tok", "${TOK}"), ("X-Lit", "a $b: c")]
+    env = {"GW": "k1", "TOK": "t2"}
+    assert resolve(got, env) == {"X-Api-Key": "k1", "X-Route": "blue", "X-Tok": "t2", "X-Lit": "a $b: c"}
+    assert resolve(got, {"GW": "k1"}) == {"X-Api-Key": "k1", "X-Route": "blue", "X-Lit": "a $b: c"}
+    check_set(got, env)
+    with pytest.raises(OptionError, match=r"X-Tok takes its value from \$TOK, which is not set"):
+        check_set(got, {"GW": "k1"})
+    assert parse(None) == [] and parse([]) == []
+
+
+@pytest.mark.parametrize(
+    ("values", "says"),
+    [
+        (["no colon"], "is not 'NAME: VALUE'"),
+        (["Bad Name: 1"], "is not 'NAME: VALUE'"),
+        ([": v"], "is not 'NAME: VALUE'"),
+        (["host: h"], "set by the client itself"),
+        (["X-A: 1", "x-a: 2"], "x-a is given twice"),
+        (["X-Corr: 1"], "carries each request's id"),
+    ],
+)
+def test_mistakes_name_the_header(values: list[str], says: str) -> None:
+    with pytest.raises(OptionError, match=says):
+        parse(values, id_header="X-Corr")
+
+
+def test_an_authorization_header_replaces_the_bearer() -> None:
+    assert static_headers("sk", {}) == {"Authorization": "Bearer sk"}
+    assert static_headers("sk", {"authorization": "Basic x", "X-A": "1"}) == {
+        "Authorization": "Basic x",
+        "X-A": "1",
+    }
+    assert static_headers(None, {"X-A": "1"}) == {"X-A": "1"}
