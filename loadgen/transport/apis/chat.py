@@ -2,8 +2,9 @@
 OpenAI stream it.
 
 Events are `data: {chat.completion.chunk}`; `choices[0].delta` carries one of: `content` (the
-answer), reasoning — `reasoning` (vLLM ≥ 0.11 after PR #27752, OpenRouter, Ollama) or
-`reasoning_content` (SGLang, DeepSeek, older vLLM) —, or `tool_calls` (the first delta with the
+answer; Mistral's reasoning models send it as a list of typed `thinking`/`text` chunks), reasoning
+— `reasoning` (vLLM ≥ 0.11 after PR #27752, OpenRouter, Ollama) or `reasoning_content` (SGLang,
+DeepSeek, older vLLM) —, or `tool_calls` (the first delta with the
 function name and `arguments: ""`, then argument fragments; Ollama sends a whole call in one delta).
 A role-only or empty delta is no token. `usage` (asked for with `stream_options.include_usage`)
 comes in a chunk of its own with `choices: []`, or on the finish chunk (llama.cpp), or on every
@@ -43,7 +44,10 @@ def fold(res: StreamResult, event: str, data: bytes | bytearray, t: float) -> No
         if delta:
             content = delta.get("content")
             if content:
-                answer(res, content, t)
+                if content.__class__ is str:
+                    answer(res, content, t)
+                else:
+                    _typed_chunks(res, content, t)
             elif delta.get("reasoning") or delta.get("reasoning_content"):
                 reasoning(res, t)
             elif calls := delta.get("tool_calls"):
@@ -55,6 +59,19 @@ def fold(res: StreamResult, event: str, data: bytes | bytearray, t: float) -> No
         return
     if usage := obj.get("usage"):
         res.usage = usage
+
+
+def _typed_chunks(res: StreamResult, content: object, t: float) -> None:
+    """Mistral's reasoning models send `content` as a list of typed chunks: `thinking` ones (their
+    text nested in a list of their own) while the model reasons, then `text` ones. A text chunk is
+    the answer; a thinking chunk with no text beside it is reasoning; anything else is no token."""
+    if not isinstance(content, list):
+        return
+    text = "".join(c.get("text") or "" for c in content if isinstance(c, dict) and c.get("type") == "text")
+    if text:
+        answer(res, text, t)
+    elif any(isinstance(c, dict) and c.get("type") == "thinking" and c.get("thinking") for c in content):
+        reasoning(res, t)
 
 
 def _tool_calls(res: StreamResult, calls: list, t: float) -> None:

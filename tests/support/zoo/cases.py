@@ -177,6 +177,26 @@ def _reasoning(field_name: str) -> Callable[[dict], Plan]:
     return plan
 
 
+def _mistral_thinking(_: dict) -> Plan:
+    """`content` as typed chunks: `thinking` (text nested) while reasoning, then `text` chunks."""
+    p = Plan().add(LF.event(chunk(ROLE)), PREFILL_S - ROLE_LEAD_S).add(LF.event(chunk({"content": ""})))
+    for i, tok in enumerate(["Let", " me", " think", "Paris", " is", " it"]):
+        part = (
+            {"type": "thinking", "thinking": [{"type": "text", "text": tok}]}
+            if i < 3
+            else {"type": "text", "text": tok}
+        )
+        p.add(
+            LF.event(chunk({"content": [part]})),
+            ROLE_LEAD_S if i == 0 else TOKEN_GAP_S,
+            first=i == 0,
+            answer=i == 3,
+        )
+    p.add(LF.event(chunk({"content": ""}, "stop", usage=usage(6)))).add(LF.done())
+    p.n_tokens, p.n_reasoning = 6, 3
+    return p
+
+
 def _completions_usage_typed_as_chat(_: dict) -> Plan:
     p = Plan()
     for i, tok in enumerate(["Once", " upon", " a", " time"]):
@@ -288,6 +308,13 @@ CASES: list[Case] = [
          "`reasoning` deltas, then `content`",
          "ok; TTFT at the first reasoning delta, TTFO at the first content; reasoning tokens counted",
          _reasoning("reasoning"), REASONED),
+    Case("mistral-thinking-chunks", "Mistral API (Magistral and other reasoning models)",
+         "docs.mistral.ai capabilities/reasoning; a captured stream in BerriAI/litellm #16272; clients that "
+         "broke on it: simonw/llm-mistral #39, symfony/ai #2423",
+         "role chunk, an empty content chunk, `content` as a list of typed chunks: `thinking` ones (their text "
+         "nested), then `text` ones; usage on the finish chunk",
+         "ok; TTFT at the first thinking chunk, TTFO at the first text chunk; reasoning tokens counted (no details)",
+         _mistral_thinking, REASONED),
     Case("openai", "OpenAI", "OpenAI stream_options docs (quoted in janhq/cortex.llamacpp #265); BerriAI/litellm #2010",
          "`usage: null` on every chunk, finish_reason in its own chunk with an empty delta, a final usage chunk",
          "ok; tokens from the final usage",
