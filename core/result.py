@@ -4,7 +4,7 @@ Every transport and every API parser (loadgen/transport/apis/) fills this same o
 perf_counter seconds; errors are short categories plus the server's message, never exceptions), and
 core/measure.py turns it into the row's figures — so a metric is defined once, not once per server
 format. A parser sorts each generated chunk into one of three kinds: reasoning (a reasoning model's
-thinking, in its own stream field), answer text, or a tool call; `text_times` holds every generated
+thinking, in its own stream field or between `<think>` tags in the text), answer text, or a tool call; `text_times` holds every generated
 chunk's arrival whatever its kind, the other fields say which were which.
 """
 
@@ -45,6 +45,7 @@ class StreamResult:
     t_first_tool: float | None = None  # first tool-call delta (it carries the function name)
     tool_arg_chunks: int = 0  # tool-call deltas carrying argument fragments
     tool_calls: list[dict] | None = None  # the calls: [{id, name, arguments}] by index, when any
+    think: int = 0  # where the answer text stands against <think> tags (loadgen/transport/apis/base.py)
     scratch: Any = None  # an API parser's own state between events (e.g. SGLang's cumulative text length)
 
     @property

@@ -197,6 +197,25 @@ def _mistral_thinking(_: dict) -> Plan:
     return p
 
 
+def _think_tags(tokens: list[str], first_answer: int) -> Callable[[dict], Plan]:
+    """Reasoning as content between think tags, one token per chunk as vLLM streams it without a
+    reasoning parser; `first_answer`: the index of the first token after the thinking."""
+
+    def plan(_: dict) -> Plan:
+        p = Plan().add(LF.event(chunk(ROLE)), PREFILL_S - ROLE_LEAD_S)
+        for i, tok in enumerate(tokens):
+            p.add(LF.event(chunk({"content": tok})), ROLE_LEAD_S if i == 0 else TOKEN_GAP_S, first=i == 0,
+                  answer=i == first_answer)  # fmt: skip
+        p.add(LF.event(chunk({}, "stop"))).add(LF.event(chunk(None, usage=usage(len(tokens))))).add(LF.done())
+        p.n_tokens, p.n_reasoning = len(tokens), first_answer
+        return p
+
+    return plan
+
+
+THINK = ["<think>", "\n", "Let", " me", " think", "\n", "</think>", "\n\n", "Paris", " is", " it"]
+
+
 def _completions_usage_typed_as_chat(_: dict) -> Plan:
     p = Plan()
     for i, tok in enumerate(["Once", " upon", " a", " time"]):
@@ -315,6 +334,18 @@ CASES: list[Case] = [
          "nested), then `text` ones; usage on the finish chunk",
          "ok; TTFT at the first thinking chunk, TTFO at the first text chunk; reasoning tokens counted (no details)",
          _mistral_thinking, REASONED),
+    Case("vllm-think-tags", "vLLM or SGLang serving Qwen3, QwQ or DeepSeek-R1 without --reasoning-parser",
+         "vllm docs features/reasoning_outputs.md (the parser moves the thinking out of `content`); "
+         "Qwen3 model card (thinking wrapped in <think>...</think>)",
+         "`content` deltas `<think>`, the thinking, `</think>`, then the answer",
+         "ok; TTFT at `<think>`, TTFO at the first token after `</think>`; reasoning tokens counted up to it",
+         _think_tags(THINK, 7), Expect(tokens=11, reasoning=7)),
+    Case("deepseek-r1-0528-open-in-prompt", "vLLM serving DeepSeek-R1-0528 without --reasoning-parser",
+         "DeepSeek-R1 model card (the template starts the answer with <think>); vllm deepseek_r1 reasoning "
+         "parser (the start token may be absent from the output)",
+         "`content` deltas: the thinking with no `<think>` (the template put it in the prompt), `</think>`, "
+         "then the answer", "ok; TTFO at the first token after `</think>` (the chunks before it become reasoning)",
+         _think_tags(THINK[2:], 5), Expect(tokens=9, reasoning=5)),
     Case("openai", "OpenAI", "OpenAI stream_options docs (quoted in janhq/cortex.llamacpp #265); BerriAI/litellm #2010",
          "`usage: null` on every chunk, finish_reason in its own chunk with an empty delta, a final usage chunk",
          "ok; tokens from the final usage",
