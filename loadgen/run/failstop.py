@@ -48,8 +48,16 @@ HINTS = {
 }
 
 
-def hint(category: str, key_env: str) -> str:
-    """What to check for a category (one clause, no trailing period)."""
+STREAM_OPTIONS_HINT = (
+    "the server refuses stream_options (OpenAI's request for token counts): pass --stream-usage off "
+    "(counts then come from the chunks)"
+)
+
+
+def hint(category: str, key_env: str, detail: str = "") -> str:
+    """What to check for a category, or for what the server said (one clause, no trailing period)."""
+    if category.startswith("http_4") and "stream_options" in detail:
+        return STREAM_OPTIONS_HINT
     if category in HINTS:
         text = HINTS[category]
     elif category.startswith("http_3"):
@@ -74,7 +82,7 @@ def stop_line(verdict: Verdict, key_env: str, keep_going: bool) -> str:
     )
     return (
         f"goodput: the target fails systematically: {verdict.describe()} ({status}{said}) — "
-        f"{hint(verdict.category, key_env)}; {then}"
+        f"{hint(verdict.category, key_env, verdict.error_detail)}; {then}"
     )
 
 

@@ -79,6 +79,17 @@ def _target(parser: Any) -> None:
     add_option(
         parser,
         "target",
+        "--stream-usage",
+        label="Ask for usage",
+        web=True,
+        default="on",
+        choices=["on", "off"],
+        help="on (default): ask for the server's token counts (stream_options.include_usage); "
+        "off: for gateways that refuse that parameter (counts then come from the chunks)",
+    )
+    add_option(
+        parser,
+        "target",
         "--header",
         label="Extra header",
         action="append",

@@ -10,6 +10,7 @@ must stop with one line that says how to trust it.
 from __future__ import annotations
 
 import csv
+import http.client
 import json
 import os
 import ssl
@@ -280,3 +281,73 @@ def test_a_bad_header_is_one_line(zoo, tmp_path: Path, header: str, says: str) -
     (line,) = [line for line in out.stderr.splitlines() if "goodput: error" in line]
     assert line == f"goodput: error: --header: {says}" or says in line, line
     assert "Traceback" not in out.stderr
+
+
+# -- gateways that refuse stream_options -------------------------------------------------------------
+@pytest.fixture
+def strict_gateway(sim_server) -> Iterator[str]:
+    """A real gateway in front of the simulated engine that refuses OpenAI's `stream_options` as an
+    unknown parameter (new-api with such an upstream, Azure OpenAI's older api-versions: the error
+    body is theirs) and passes every other request through, streaming the engine's answer back."""
+    sim = sim_server("--profile", "latency")
+    upstream = int(sim.url.rsplit(":", 1)[1])
+    refusal = json.dumps({"error": {"message": "Unknown parameter: 'stream_options'.", "type":
+                          "invalid_request_error", "param": "stream_options", "code": "unknown_parameter"}}).encode()  # fmt: skip
+
+    class Gateway(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def _relay(self) -> None:
+            body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            if body and "stream_options" in json.loads(body):
+                self.send_response(400)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(refusal)))
+                self.end_headers()
+                self.wfile.write(refusal)
+                return
+            conn = http.client.HTTPConnection("127.0.0.1", upstream, timeout=30)
+            conn.request(self.command, self.path, body or None, {"Content-Type": "application/json"})
+            resp = conn.getresponse()
+            self.send_response(resp.status)
+            self.send_header("Content-Type", resp.getheader("Content-Type") or "application/json")
+            self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
+            while data := resp.read1(65536):
+                self.wfile.write(b"%x\r\n%b\r\n" % (len(data), data))
+                self.wfile.flush()
+            self.wfile.write(b"0\r\n\r\n")
+            conn.close()
+
+        do_GET = do_POST = _relay
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Gateway)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_a_gateway_that_refuses_stream_options(strict_gateway: str, tmp_path: Path) -> None:
+    """By default the run stops on the refusals with the option that fixes it; with --stream-usage
+    off it runs, and the token counts come from the chunks."""
+    env = env_without_trust()
+    out = locust(
+        strict_gateway, tmp_path / "on", env, "-u", "2", "-r", "2", "-t", "20s", "--server-metrics", "off"
+    )
+    assert out.returncode == 2, out.stderr[-3000:]
+    (line,) = [line for line in out.stderr.splitlines() if "fails systematically" in line]
+    assert "Unknown parameter: 'stream_options'" in line and "pass --stream-usage off" in line, line
+    out = locust(strict_gateway, tmp_path / "off", env, "-u", "2", "-r", "2", "-t", "3s", "--server-metrics", "off",
+                 "--stream-usage", "off", "--max-tokens", "24")  # fmt: skip
+    assert out.returncode == 0, out.stderr[-3000:]
+    (run,) = list((tmp_path / "off").iterdir())
+    with open(run / "requests.csv", newline="") as fh:
+        rows = [r for r in csv.DictReader(fh) if r["error"] != "cancelled"]
+    assert rows and all(r["ok"] == "true" and r["tokens_source"] == "chunks" for r in rows), rows[:2]
+    assert json.loads((run / "run.json").read_text())["stream_usage"] is False

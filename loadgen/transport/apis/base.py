@@ -36,6 +36,7 @@ class Prompt:
     max_tokens: int
     ignore_eos: bool = False
     extra: dict | None = None  # the dataset's extra request fields (OpenAI's names)
+    usage: bool = True  # ask for the usage chunk (stream_options.include_usage; --stream-usage)
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,8 +94,9 @@ def openai_body(p: Prompt, **content: Any) -> dict:
         **content,
         "max_tokens": p.max_tokens,
         "stream": True,
-        "stream_options": {"include_usage": True},
     }
+    if p.usage:  # refused by some gateways (an unknown parameter): --stream-usage off
+        body["stream_options"] = {"include_usage": True}
     if p.ignore_eos:
         body["ignore_eos"] = True
     if p.extra:

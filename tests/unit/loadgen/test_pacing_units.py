@@ -155,3 +155,14 @@ def test_the_stop_line_names_category_message_and_what_to_check() -> None:
     assert "--keep-going: the run goes on" in stop_line(v, "MY_KEY", keep_going=True)
     assert "--host" in hint("connect", "K") and "--model" in hint("http_404", "K")
     assert "logs" in hint("http_502", "K") and "--request-timeout" in hint("timeout", "K")
+    assert "pass that URL as --host" in hint("http_308", "K")
+
+
+def test_a_refused_stream_options_names_the_option_that_fixes_it() -> None:
+    said = "Unknown parameter: 'stream_options'."
+    assert "--stream-usage off" in hint("http_400", "K", said) and "--stream-usage" in hint(
+        "http_422", "K", said
+    )
+    assert "--stream-usage" not in hint("http_400", "K", "prompt too long") and "--stream-usage" not in hint(
+        "http_500", "K", said
+    )
