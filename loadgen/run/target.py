@@ -11,6 +11,7 @@ import urllib.request
 from urllib.parse import urljoin, urlsplit, urlunsplit
 
 from core.errors import GoodputError
+from loadgen.transport.client import error_message
 from loadgen.transport.headers import static_headers
 from loadgen.transport.urls import is_http_url, opener_like, safe_url
 
@@ -74,7 +75,15 @@ def check(
             raise TargetError(
                 f"{shown}: HTTP 404 — --host is the server's root: Goodput adds /v1/… itself; try --host {root}"
             ) from None
-        raise TargetError(f"{shown}: HTTP {e.code} — is this an OpenAI-compatible server?") from None
+        said = error_message(e.read()[:2000]) if e.fp is not None else ""
+        if e.code in (502, 503, 504):
+            raise TargetError(
+                f"{shown}: HTTP {e.code}{f' ({said})' if said else ''} — the server is not ready "
+                "(still loading the model, or its backend is down): start the run once it answers"
+            ) from None
+        raise TargetError(
+            f"{shown}: HTTP {e.code}{f' ({said})' if said else ''} — is this an OpenAI-compatible server?"
+        ) from None
     except (urllib.error.URLError, OSError) as e:
         reason = getattr(e, "reason", e)
         hint = ""

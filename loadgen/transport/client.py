@@ -107,7 +107,7 @@ def _http_error(res: StreamResult, body: bytes, retry_after: str | None, locatio
     if location and 300 <= (res.status or 0) < 400:
         res.error_detail = f"redirected to {safe_url(location) or location[:200]}: not followed"
         return
-    res.error_detail = _error_message(body) or empty_body_detail(res.status or 0)
+    res.error_detail = error_message(body) or empty_body_detail(res.status or 0)
     if retry_after:
         res.error_detail += f" (Retry-After: {retry_after})"
 
@@ -230,7 +230,7 @@ class RawTransport:
         self.client.close()
 
 
-def _error_message(raw: bytes) -> str:
+def error_message(raw: bytes) -> str:
     """The message of an error body: JSON in the shapes servers use, or the text itself ("" when none)."""
     try:
         obj = orjson.loads(raw)

@@ -351,3 +351,37 @@ def test_a_gateway_that_refuses_stream_options(strict_gateway: str, tmp_path: Pa
         rows = [r for r in csv.DictReader(fh) if r["error"] != "cancelled"]
     assert rows and all(r["ok"] == "true" and r["tokens_source"] == "chunks" for r in rows), rows[:2]
     assert json.loads((run / "run.json").read_text())["stream_usage"] is False
+
+
+def test_a_server_still_loading_its_model_is_not_ready_not_foreign(tmp_path: Path) -> None:
+    """llama-server answers 503 `Loading model` (type unavailable_error) to every route while it
+    loads: the line says so, with the server's words, instead of doubting the API."""
+    body = json.dumps(
+        {"error": {"code": 503, "message": "Loading model", "type": "unavailable_error"}}
+    ).encode()
+
+    class Loading(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_GET(self) -> None:
+            self.send_response(503)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Loading)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        out = locust(
+            f"http://127.0.0.1:{server.server_port}", tmp_path / "r", env_without_trust(), "-t", "2s"
+        )
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert out.returncode == 2, out.stderr[-3000:]
+    (line,) = [line for line in out.stderr.splitlines() if "goodput: error" in line]
+    assert "HTTP 503 (Loading model) — the server is not ready" in line, line
