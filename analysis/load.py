@@ -49,6 +49,7 @@ FLOAT_COLS = (
     "reasoning_tokens",
     "tool_ttft_s",
     "tool_call_tokens",
+    "n_chunks",  # with tokens_source: how many tokens a chunk carried (analysis/delivery.py)
 )
 TEXT_COLS = (
     "dataset",
@@ -56,6 +57,7 @@ TEXT_COLS = (
     "worker",
     "tenant",
     "session",
+    "tokens_source",
 )  # tenant: the mix class; session: what intervals resample
 INT_COLS = ("step", "target_users")
 ID_COLS = ("user",)  # with `worker`: who sent a request (the start-up ends at the last user's first send)

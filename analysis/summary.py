@@ -18,6 +18,7 @@ import pandas as pd
 
 from analysis import intervals, server, spans
 from analysis import windows as win
+from analysis.delivery import chunking_warnings
 from analysis.errors import AnalysisError
 from analysis.health import late_reads, saturation_warnings
 from analysis.itl import Distribution, PendingDistribution
@@ -131,7 +132,7 @@ def analyze(
         saturated_windows=windows,
         late_windows=late_windows,
         server=server_summary,
-        warnings=sat_warnings + late_warnings + list(run.warnings) + server_warnings,
+        warnings=sat_warnings + late_warnings + list(run.warnings) + server_warnings + chunking_warnings(sel),
         startup=startup_figures(df, up, include_startup),
         excluded_startup_rows=int((cut & df["in_run_stats"].to_numpy()).sum()),
         server_timing=spans.server_timing(run, slo, steps),

@@ -1,0 +1,44 @@
+"""How the server delivered the tokens: how many arrive in one chunk.
+
+ITL is the gap between chunks (a chunk is one streamed event carrying generated tokens), and most
+servers send one token per chunk, so ITL reads as the time per token. Some send several: vLLM with
+`--stream-interval N`, a proxy that buffers the stream, a server that sends a whole tool call in one
+event. Then ITL is N times the time per token and its tail says more of the batching than of the
+engine; TPOT, from the server's token count, stays per token. The report says so when it happens.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+#: Where the report starts to speak: half a token more per chunk than one (a few held UTF-8 bytes or
+#: a tool call in one piece move the mean far less than that).
+SEVERAL = 1.5
+#: Counts the server gave (a chunk count would make the ratio 1 by construction).
+SERVER_COUNTS = ("usage", "meta_info", "details", "timings")
+
+
+def tokens_per_chunk(sel: pd.DataFrame) -> tuple[float, int, int] | None:
+    """(mean tokens per chunk, tokens, chunks) over the completed requests whose token count is the
+    server's; None when there is none."""
+    if sel.empty or "n_chunks" not in sel:
+        return None
+    ok = sel[sel["ok"].astype(bool) & sel["tokens_source"].isin(SERVER_COUNTS)]
+    tokens = pd.to_numeric(ok["output_tokens"], errors="coerce").fillna(0)
+    chunks = pd.to_numeric(ok["n_chunks"], errors="coerce").fillna(0)
+    keep = (tokens > 0) & (chunks > 0)
+    n_tokens, n_chunks = int(tokens[keep].sum()), int(chunks[keep].sum())
+    return (n_tokens / n_chunks, n_tokens, n_chunks) if n_chunks else None
+
+
+def chunking_warnings(sel: pd.DataFrame) -> list[str]:
+    """One report line when chunks carry several tokens on average."""
+    got = tokens_per_chunk(sel)
+    if got is None or got[0] < SEVERAL:
+        return []
+    mean, n_tokens, n_chunks = got
+    return [
+        f"the server sent {mean:.1f} tokens per chunk on average ({n_tokens} tokens in {n_chunks} chunks): "
+        "ITL is the gap between chunks, not tokens (TPOT is per token); vLLM sends several with "
+        "--stream-interval, and a proxy that buffers the stream merges them"
+    ]
