@@ -9,6 +9,7 @@ must stop with one line that says how to trust it.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import http.client
 import json
@@ -42,6 +43,35 @@ def env_without_trust(**extra: str) -> dict[str, str]:
     """The test process's environment with no CA setting of its own (a developer's would change the answer)."""
     env = {k: v for k, v in os.environ.items() if k not in ("SSL_CERT_FILE", "SSL_CERT_DIR")}
     return {**env, **extra}
+
+
+class Handler(BaseHTTPRequestHandler):
+    """A real HTTP/1.1 server's handler, quiet; `answer` writes a whole JSON body."""
+
+    protocol_version = "HTTP/1.1"
+
+    def answer(self, status: int, body: bytes, **headers: str) -> None:
+        self.send_response(status)
+        for name, value in {"Content-Type": "application/json", **headers}.items():
+            self.send_header(name.replace("_", "-"), value)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@contextlib.contextmanager
+def http_server(handler: type[BaseHTTPRequestHandler]) -> Iterator[str]:
+    """`handler` served on 127.0.0.1 from a thread of this process; yields its URL."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}"
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 @pytest.fixture
@@ -159,28 +189,15 @@ def redirect_to_https(https_engine) -> Iterator[tuple[str, str]]:
     the same path on the HTTPS engine, as an ingress does for plain HTTP once TLS is configured."""
     https_url = https_engine[0]
 
-    class Redirect(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
+    class Redirect(Handler):
         def _answer(self) -> None:
             self.rfile.read(int(self.headers.get("Content-Length") or 0))
-            self.send_response(308)
-            self.send_header("Location", https_url + self.path)
-            self.send_header("Content-Length", "0")
-            self.end_headers()
+            self.answer(308, b"", Location=https_url + self.path)
 
         do_GET = do_POST = _answer
 
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Redirect)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}", https_url
-    finally:
-        server.shutdown()
-        server.server_close()
+    with http_server(Redirect) as url:
+        yield url, https_url
 
 
 def test_a_redirecting_target_is_refused_with_the_url_to_use(redirect_to_https, tmp_path: Path) -> None:
@@ -294,17 +311,11 @@ def strict_gateway(sim_server) -> Iterator[str]:
     refusal = json.dumps({"error": {"message": "Unknown parameter: 'stream_options'.", "type":
                           "invalid_request_error", "param": "stream_options", "code": "unknown_parameter"}}).encode()  # fmt: skip
 
-    class Gateway(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
+    class Gateway(Handler):
         def _relay(self) -> None:
             body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
             if body and "stream_options" in json.loads(body):
-                self.send_response(400)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(refusal)))
-                self.end_headers()
-                self.wfile.write(refusal)
+                self.answer(400, refusal)
                 return
             conn = http.client.HTTPConnection("127.0.0.1", upstream, timeout=30)
             conn.request(self.command, self.path, body or None, {"Content-Type": "application/json"})
@@ -321,16 +332,8 @@ def strict_gateway(sim_server) -> Iterator[str]:
 
         do_GET = do_POST = _relay
 
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Gateway)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with http_server(Gateway) as url:
+        yield url
 
 
 def test_a_gateway_that_refuses_stream_options(strict_gateway: str, tmp_path: Path) -> None:
@@ -360,28 +363,12 @@ def test_a_server_still_loading_its_model_is_not_ready_not_foreign(tmp_path: Pat
         {"error": {"code": 503, "message": "Loading model", "type": "unavailable_error"}}
     ).encode()
 
-    class Loading(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
+    class Loading(Handler):
         def do_GET(self) -> None:
-            self.send_response(503)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
+            self.answer(503, body)
 
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Loading)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        out = locust(
-            f"http://127.0.0.1:{server.server_port}", tmp_path / "r", env_without_trust(), "-t", "2s"
-        )
-    finally:
-        server.shutdown()
-        server.server_close()
+    with http_server(Loading) as url:
+        out = locust(url, tmp_path / "r", env_without_trust(), "-t", "2s")
     assert out.returncode == 2, out.stderr[-3000:]
     (line,) = [line for line in out.stderr.splitlines() if "goodput: error" in line]
     assert "HTTP 503 (Loading model) — the server is not ready" in line, line
