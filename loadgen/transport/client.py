@@ -248,9 +248,8 @@ class OpenAITransport:
     def __init__(self, base_url: str, api_key: str | None, headers: dict[str, str] | None = None) -> None:
         import openai  # imported only when chosen: it is heavy
 
-        extra = {
-            "Authorization" if k.lower() == "authorization" else k: v for k, v in (headers or {}).items()
-        }  # an Authorization of another scheme replaces the SDK's Bearer (same key: one header)
+        # an Authorization of another scheme replaces the SDK's Bearer (the same name: one header)
+        extra = static_headers(None, headers or {})
         key = (base_url, api_key, tuple(sorted(extra.items())))
         if key not in self._shared:
             for name in ("httpx", "httpx2"):  # one INFO line per request otherwise: noise and hot-path cost
