@@ -283,9 +283,9 @@ class RunContext:
         cap = self.options.max_tokens
         limit = (max_tokens or cap) if exact else (min(max_tokens, cap) if max_tokens else cap)
         usage = getattr(self.options, "stream_usage", "on") != "off"
-        return Prompt(
-            self.model, messages, limit, ignore_eos or self.options.ignore_eos, extra or None, usage
-        )
+        field = getattr(self.options, "max_tokens_field", "max_tokens")
+        eos = ignore_eos or self.options.ignore_eos
+        return Prompt(self.model, messages, limit, eos, extra or None, usage, field)
 
     def body(self, messages: list[dict], max_tokens: int | None, extra: dict | None = None) -> dict:
         """The request body of the run's API (`--api`) for one turn of the workload."""

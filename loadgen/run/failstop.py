@@ -54,10 +54,18 @@ STREAM_OPTIONS_HINT = (
 )
 
 
+MAX_TOKENS_HINT = (
+    "the server wants max_completion_tokens instead of max_tokens (OpenAI's reasoning models): "
+    "pass --max-tokens-field max_completion_tokens"
+)
+
+
 def hint(category: str, key_env: str, detail: str = "") -> str:
     """What to check for a category, or for what the server said (one clause, no trailing period)."""
     if category.startswith("http_4") and "stream_options" in detail:
         return STREAM_OPTIONS_HINT
+    if category.startswith("http_4") and "max_completion_tokens" in detail:
+        return MAX_TOKENS_HINT
     if category in HINTS:
         text = HINTS[category]
     elif category.startswith("http_3"):

@@ -90,6 +90,17 @@ def _target(parser: Any) -> None:
     add_option(
         parser,
         "target",
+        "--max-tokens-field",
+        label="Output cap field",
+        web=True,
+        default="max_tokens",
+        choices=["max_tokens", "max_completion_tokens"],
+        help="The chat request field that carries --max-tokens: max_tokens (default) or "
+        "max_completion_tokens (OpenAI's reasoning models refuse max_tokens)",
+    )
+    add_option(
+        parser,
+        "target",
         "--header",
         label="Extra header",
         action="append",

@@ -19,7 +19,7 @@ import subprocess
 import threading
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -300,60 +300,90 @@ def test_a_bad_header_is_one_line(zoo, tmp_path: Path, header: str, says: str) -
     assert "Traceback" not in out.stderr
 
 
-# -- gateways that refuse stream_options -------------------------------------------------------------
+# -- gateways and APIs that refuse a request field ------------------------------------------------
+#: (field, the refusal's message, type, code) as the servers write them: new-api with such an upstream
+#: and Azure OpenAI's older api-versions refuse stream_options; OpenAI's reasoning models refuse
+#: max_tokens.
+REFUSALS = {
+    "stream_options": ("Unknown parameter: 'stream_options'.", "unknown_parameter"),
+    "max_tokens": (
+        "Unsupported parameter: 'max_tokens' is not supported with this model. Use 'max_completion_tokens' instead.",
+        "unsupported_parameter",
+    ),
+}
+
+
 @pytest.fixture
-def strict_gateway(sim_server) -> Iterator[str]:
-    """A real gateway in front of the simulated engine that refuses OpenAI's `stream_options` as an
-    unknown parameter (new-api with such an upstream, Azure OpenAI's older api-versions: the error
-    body is theirs) and passes every other request through, streaming the engine's answer back."""
+def refusing_gateway(sim_server) -> Callable[[str], contextlib.AbstractContextManager[str]]:
+    """Factory: a real gateway in front of the simulated engine that refuses requests carrying
+    `field` with a 400 (the servers' own error body) and passes every other request through,
+    streaming the engine's answer back."""
     sim = sim_server("--profile", "latency")
     upstream = int(sim.url.rsplit(":", 1)[1])
-    refusal = json.dumps({"error": {"message": "Unknown parameter: 'stream_options'.", "type":
-                          "invalid_request_error", "param": "stream_options", "code": "unknown_parameter"}}).encode()  # fmt: skip
 
-    class Gateway(Handler):
-        def _relay(self) -> None:
-            body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-            if body and "stream_options" in json.loads(body):
-                self.answer(400, refusal)
-                return
-            conn = http.client.HTTPConnection("127.0.0.1", upstream, timeout=30)
-            conn.request(self.command, self.path, body or None, {"Content-Type": "application/json"})
-            resp = conn.getresponse()
-            self.send_response(resp.status)
-            self.send_header("Content-Type", resp.getheader("Content-Type") or "application/json")
-            self.send_header("Transfer-Encoding", "chunked")
-            self.end_headers()
-            while data := resp.read1(65536):
-                self.wfile.write(b"%x\r\n%b\r\n" % (len(data), data))
-                self.wfile.flush()
-            self.wfile.write(b"0\r\n\r\n")
-            conn.close()
+    def gateway(field: str) -> contextlib.AbstractContextManager[str]:
+        message, code = REFUSALS[field]
+        refusal = json.dumps({"error": {"message": message, "type": "invalid_request_error", "param": field,
+                                        "code": code}}).encode()  # fmt: skip
 
-        do_GET = do_POST = _relay
+        class Gateway(Handler):
+            def _relay(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                if body and field in json.loads(body):
+                    self.answer(400, refusal)
+                    return
+                conn = http.client.HTTPConnection("127.0.0.1", upstream, timeout=30)
+                conn.request(self.command, self.path, body or None, {"Content-Type": "application/json"})
+                resp = conn.getresponse()
+                self.send_response(resp.status)
+                self.send_header("Content-Type", resp.getheader("Content-Type") or "application/json")
+                self.send_header("Transfer-Encoding", "chunked")
+                self.end_headers()
+                while data := resp.read1(65536):
+                    self.wfile.write(b"%x\r\n%b\r\n" % (len(data), data))
+                    self.wfile.flush()
+                self.wfile.write(b"0\r\n\r\n")
+                conn.close()
 
-    with http_server(Gateway) as url:
-        yield url
+            do_GET = do_POST = _relay
+
+        return http_server(Gateway)
+
+    return gateway
 
 
-def test_a_gateway_that_refuses_stream_options(strict_gateway: str, tmp_path: Path) -> None:
-    """By default the run stops on the refusals with the option that fixes it; with --stream-usage
-    off it runs, and the token counts come from the chunks."""
+@pytest.mark.parametrize(
+    ("field", "option", "hint"),
+    [
+        ("stream_options", ["--stream-usage", "off"], "pass --stream-usage off"),
+        ("max_tokens", ["--max-tokens-field", "max_completion_tokens"],
+         "pass --max-tokens-field max_completion_tokens"),
+    ],
+)  # fmt: skip
+def test_a_refused_request_field_stops_the_run_with_the_option_that_fixes_it(
+    refusing_gateway, tmp_path: Path, field: str, option: list[str], hint: str
+) -> None:
+    """By default every request is refused and the run stops, naming the option; with it the run
+    goes (without stream_options the counts come from the chunks; the cap as max_completion_tokens)."""
     env = env_without_trust()
-    out = locust(
-        strict_gateway, tmp_path / "on", env, "-u", "2", "-r", "2", "-t", "20s", "--server-metrics", "off"
-    )
-    assert out.returncode == 2, out.stderr[-3000:]
-    (line,) = [line for line in out.stderr.splitlines() if "fails systematically" in line]
-    assert "Unknown parameter: 'stream_options'" in line and "pass --stream-usage off" in line, line
-    out = locust(strict_gateway, tmp_path / "off", env, "-u", "2", "-r", "2", "-t", "3s", "--server-metrics", "off",
-                 "--stream-usage", "off", "--max-tokens", "24")  # fmt: skip
+    with refusing_gateway(field) as url:
+        out = locust(url, tmp_path / "a", env, "-u", "2", "-r", "2", "-t", "20s", "--server-metrics", "off")
+        assert out.returncode == 2, out.stderr[-3000:]
+        (line,) = [line for line in out.stderr.splitlines() if "fails systematically" in line]
+        assert REFUSALS[field][0] in line and hint in line, line
+        out = locust(url, tmp_path / "b", env, "-u", "2", "-r", "2", "-t", "3s", "--server-metrics", "off",
+                     "--max-tokens", "24", *option)  # fmt: skip
     assert out.returncode == 0, out.stderr[-3000:]
-    (run,) = list((tmp_path / "off").iterdir())
+    (run,) = list((tmp_path / "b").iterdir())
     with open(run / "requests.csv", newline="") as fh:
         rows = [r for r in csv.DictReader(fh) if r["error"] != "cancelled"]
-    assert rows and all(r["ok"] == "true" and r["tokens_source"] == "chunks" for r in rows), rows[:2]
-    assert json.loads((run / "run.json").read_text())["stream_usage"] is False
+    assert rows and all(r["ok"] == "true" and int(r["output_tokens"]) <= 24 for r in rows), rows[:2]
+    meta = json.loads((run / "run.json").read_text())
+    if field == "stream_options":
+        assert meta["stream_usage"] is False and {r["tokens_source"] for r in rows} == {"chunks"}
+    else:
+        assert meta["max_tokens_field"] == "max_completion_tokens"
+        assert {r["tokens_source"] for r in rows} == {"usage"}
 
 
 def test_a_server_still_loading_its_model_is_not_ready_not_foreign(tmp_path: Path) -> None:

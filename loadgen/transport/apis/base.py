@@ -37,6 +37,7 @@ class Prompt:
     ignore_eos: bool = False
     extra: dict | None = None  # the dataset's extra request fields (OpenAI's names)
     usage: bool = True  # ask for the usage chunk (stream_options.include_usage; --stream-usage)
+    cap_field: str = "max_tokens"  # the chat field that carries the cap (--max-tokens-field)
 
 
 @dataclass(frozen=True, slots=True)

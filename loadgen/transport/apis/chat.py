@@ -30,7 +30,10 @@ from loadgen.transport.apis.base import (
 
 
 def build(p: Prompt) -> dict:
-    return openai_body(p, messages=p.messages)
+    body = openai_body(p, messages=p.messages)
+    if p.cap_field != "max_tokens":  # OpenAI's reasoning models refuse max_tokens (--max-tokens-field)
+        body[p.cap_field] = body.pop("max_tokens")
+    return body
 
 
 def fold(res: StreamResult, event: str, data: bytes | bytearray, t: float) -> None:

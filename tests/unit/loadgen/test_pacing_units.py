@@ -166,3 +166,20 @@ def test_a_refused_stream_options_names_the_option_that_fixes_it() -> None:
     assert "--stream-usage" not in hint("http_400", "K", "prompt too long") and "--stream-usage" not in hint(
         "http_500", "K", said
     )
+
+
+def test_a_refused_max_tokens_names_the_field_option() -> None:
+    said = "Unsupported parameter: 'max_tokens' is not supported with this model. Use 'max_completion_tokens' instead."
+    assert "--max-tokens-field max_completion_tokens" in hint("http_400", "K", said)
+
+
+def test_the_cap_goes_in_the_field_asked_for() -> None:
+    from loadgen.transport.apis import resolve
+    from loadgen.transport.apis.base import Prompt
+
+    chat, completions = resolve("chat"), resolve("completions")
+    plain = chat.build(Prompt("m", [{"role": "user", "content": "hi"}], 24))
+    assert plain["max_tokens"] == 24 and "max_completion_tokens" not in plain
+    body = chat.build(Prompt("m", [{"role": "user", "content": "hi"}], 24, cap_field="max_completion_tokens"))
+    assert body["max_completion_tokens"] == 24 and "max_tokens" not in body
+    assert completions.build(Prompt("m", [], 24, cap_field="max_completion_tokens"))["max_tokens"] == 24
