@@ -1,15 +1,22 @@
-"""How the server delivered the tokens: how many arrive in one chunk.
+"""How the tokens were delivered: how many arrive in one chunk, and whether chunks arrive in bursts.
 
 ITL is the gap between chunks (a chunk is one streamed event carrying generated tokens), and most
 servers send one token per chunk, so ITL reads as the time per token. Some send several: vLLM with
 `--stream-interval N`, a proxy that buffers the stream, a server that sends a whole tool call in one
 event. Then ITL is N times the time per token and its tail says more of the batching than of the
 engine; TPOT, from the server's token count, stays per token. The report says so when it happens.
+
+Chunks that arrive together (in one read: they share its arrival stamp, a gap of 0) are the other
+way a delivery hides the engine's pace: a proxy that buffers the stream (nginx's proxy_buffering is
+on by default) hands several on at once, and so does a client that reads late. The report says how
+many gaps were 0.
 """
 
 from __future__ import annotations
 
 import pandas as pd
+
+from analysis.itl import Distribution
 
 #: Where the report starts to speak: half a token more per chunk than one (a few held UTF-8 bytes or
 #: a tool call in one piece move the mean far less than that).
@@ -41,4 +48,22 @@ def chunking_warnings(sel: pd.DataFrame) -> list[str]:
         f"the server sent {mean:.1f} tokens per chunk on average ({n_tokens} tokens in {n_chunks} chunks): "
         "ITL is the gap between chunks, not tokens (TPOT is per token); vLLM sends several with "
         "--stream-interval, and a proxy that buffers the stream merges them"
+    ]
+
+
+#: Where the report speaks of bursts: a tenth of the gaps 0, over enough gaps to mean it.
+BURSTY, MIN_GAPS = 0.10, 100
+
+
+def burst_warnings(itl: Distribution) -> list[str]:
+    """One report line when many gaps between chunks are 0 (µs resolution: read together)."""
+    n = itl.n
+    zero = int(itl.counts[0]) if len(itl.counts) else 0
+    if n < MIN_GAPS or zero < BURSTY * n:
+        return []
+    return [
+        f"{100 * zero / n:.0f} % of the gaps between chunks are 0 ({zero} of {n}: read together): the tokens "
+        "arrive in bursts, from a proxy that buffers the stream (nginx's proxy_buffering), the server "
+        "writing several chunks at once, or a client that reads late (its own warning says when); ITL's "
+        "low percentiles are then 0 and its tail the bursts' spacing"
     ]

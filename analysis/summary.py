@@ -18,7 +18,7 @@ import pandas as pd
 
 from analysis import intervals, server, spans
 from analysis import windows as win
-from analysis.delivery import chunking_warnings
+from analysis.delivery import burst_warnings, chunking_warnings
 from analysis.errors import AnalysisError
 from analysis.health import late_reads, saturation_warnings
 from analysis.itl import Distribution, PendingDistribution
@@ -60,6 +60,7 @@ class Analysis:
         if isinstance(self.itl, PendingDistribution):
             self.itl = self.itl.result()
             self.summary.itl = dist_itl(self.itl)
+            self.summary.warnings += burst_warnings(self.itl)
         return self
 
 

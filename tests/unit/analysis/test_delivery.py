@@ -40,3 +40,23 @@ def test_the_ratio_is_of_sums_over_completed_server_counted_rows(tmp_path: Path)
     run_with(tmp_path / "r", 8)
     df = api.load_run(tmp_path / "r").df
     assert tokens_per_chunk(df) == (2.5, 600, 240)
+
+
+def bursty_run(path: Path, zero_every: int) -> api.Summary:
+    """Requests of 20 chunks whose every `zero_every`-th gap is 0 (read with the chunk before)."""
+    rows = []
+    for i in range(30):
+        rec = request(0, i * 0.5, 2.0, tokens=20)
+        gap = rec.itl_s[0]
+        rec.itl_s = [0.0 if (k + 1) % zero_every == 0 else gap for k in range(19)]
+        rows.append(rec)
+    write_run(path, rows, [stage(0, 0.0, 20.0)], shape={"name": "none", "params": {}})
+    return api.analyze(api.load_run(path), PROFILES["chat"]).summary
+
+
+def test_chunks_read_together_are_said_with_their_share(tmp_path: Path) -> None:
+    s = bursty_run(tmp_path / "a", zero_every=2)  # 9 of every 19 gaps: 270 of 570
+    (line,) = [w for w in s.warnings if "gaps between chunks are 0" in w]
+    assert line.startswith("47 % of the gaps between chunks are 0 (270 of 570: read together)")
+    assert not [w for w in bursty_run(tmp_path / "b", zero_every=20).warnings if "are 0" in w]  # none
+    assert not [w for w in bursty_run(tmp_path / "c", zero_every=11).warnings if "are 0" in w]  # 30 of 570
