@@ -217,6 +217,16 @@ class RunContext:
         return os.environ.get(self.options.api_key_env) or None
 
     @property
+    def asks_usage(self) -> bool:
+        """`--stream-usage`: whether requests ask for the server's token counts (stream_options)."""
+        return getattr(self.options, "stream_usage", "on") != "off"
+
+    @property
+    def cap_field(self) -> str:
+        """`--max-tokens-field`: the chat field that carries the output cap."""
+        return getattr(self.options, "max_tokens_field", "max_tokens")
+
+    @property
     def extra_headers(self) -> dict[str, str]:
         """`--header`s with their `$VAR` values read in this process (checked at the start)."""
         return extra_headers.resolve(extra_headers.parse(getattr(self.options, "header", None)))
@@ -282,10 +292,8 @@ class RunContext:
         `--max-tokens` (`exact`: a trace's length, not capped)."""
         cap = self.options.max_tokens
         limit = (max_tokens or cap) if exact else (min(max_tokens, cap) if max_tokens else cap)
-        usage = getattr(self.options, "stream_usage", "on") != "off"
-        field = getattr(self.options, "max_tokens_field", "max_tokens")
         eos = ignore_eos or self.options.ignore_eos
-        return Prompt(self.model, messages, limit, eos, extra or None, usage, field)
+        return Prompt(self.model, messages, limit, eos, extra or None, self.asks_usage, self.cap_field)
 
     def body(self, messages: list[dict], max_tokens: int | None, extra: dict | None = None) -> dict:
         """The request body of the run's API (`--api`) for one turn of the workload."""

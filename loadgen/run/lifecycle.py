@@ -169,8 +169,8 @@ def begin_run(environment: Any, ctx: RunContext) -> None:
         model=ctx.model,
         user_class=",".join(c.__name__ for c in environment.user_classes),
         transport=opts.client,
-        stream_usage=getattr(opts, "stream_usage", "on") != "off",
-        max_tokens_field=getattr(opts, "max_tokens_field", "max_tokens"),
+        stream_usage=ctx.asks_usage,
+        max_tokens_field=ctx.cap_field,
         headers=[name for name, _ in parse_headers(getattr(opts, "header", None))],  # never a value
         api=ctx.api.name,
         dataset=ctx.mix.label if ctx.mix is not None else opts.dataset,
