@@ -5,8 +5,8 @@ The definitions, in the one place they are computed (README.md § "Metric defini
   tool call (a role-only or empty chunk is not a token). A tool call's first delta, which carries
   the function name, is a generated token.
 - TTFO (time to first output): send → the first chunk of the *answer*: content or a tool call, not
-  reasoning (`ttfo_s`; reasoning in `<think>` tags of the text counts as reasoning: the parsers'
-  `answer`, loadgen/transport/apis/base.py). Undefined when the API streams reasoning as plain text (/v1/completions,
+  reasoning (`ttfo_s`; reasoning written inline in the text — `<think>` tags, gpt-oss's channels —
+  counts as reasoning: loadgen/transport/apis/inline.py). Undefined when the API streams reasoning as plain text (/v1/completions,
   TGI, llama.cpp's /completion: nothing tells the two apart) or when no answer came (a stream cut
   while reasoning). Without reasoning, TTFO = TTFT.
 - reasoning time: TTFO − TTFT (the analysis derives it; no column of its own).

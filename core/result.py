@@ -4,8 +4,9 @@ Every transport and every API parser (loadgen/transport/apis/) fills this same o
 perf_counter seconds; errors are short categories plus the server's message, never exceptions), and
 core/measure.py turns it into the row's figures — so a metric is defined once, not once per server
 format. A parser sorts each generated chunk into one of three kinds: reasoning (a reasoning model's
-thinking, in its own stream field or between `<think>` tags in the text), answer text, or a tool call; `text_times` holds every generated
-chunk's arrival whatever its kind, the other fields say which were which.
+thinking, in its own stream field or inline in the text: `<think>` tags, gpt-oss's channels),
+answer text, or a tool call; `text_times` holds every generated chunk's arrival whatever its kind,
+the other fields say which were which.
 """
 
 from __future__ import annotations
@@ -45,7 +46,8 @@ class StreamResult:
     t_first_tool: float | None = None  # first tool-call delta (it carries the function name)
     tool_arg_chunks: int = 0  # tool-call deltas carrying argument fragments
     tool_calls: list[dict] | None = None  # the calls: [{id, name, arguments}] by index, when any
-    think: int = 0  # where the answer text stands against <think> tags (loadgen/transport/apis/base.py)
+    think: int = 0  # where the answer text stands against inline reasoning (loadgen/transport/apis/inline.py)
+    markup_tail: str = ""  # the last characters of inline reasoning, where a split end marker is sought
     scratch: Any = None  # an API parser's own state between events (e.g. SGLang's cumulative text length)
 
     @property

@@ -18,6 +18,7 @@ from typing import Any
 
 from core.result import StreamResult
 from loadgen.transport import sse
+from loadgen.transport.apis.inline import OVER, inline_reasoning
 
 Fold = Callable[[StreamResult, str, "bytes | bytearray", float], None]
 
@@ -120,51 +121,19 @@ def fail(res: StreamResult, message: str) -> None:
 
 
 def answer(res: StreamResult, text: str, t: float) -> None:
-    """A chunk of the answer's text (the hot path of every format: kept to a few steps)."""
+    """A chunk of the answer's text (the hot path of every format: kept to a few steps). Reasoning
+    written inline in the text (inline.py) is looked for at the answer's first chunk, while inside
+    it, and where a `</think>` shows."""
     res.text_times.append(t)
-    if res.think != THINK_OVER and ("think>" in text or res.think) and in_think_tags(res, text, t):
+    if (
+        res.think != OVER
+        and (res.think or res.t_first_answer is None or "think>" in text)
+        and inline_reasoning(res, text, t)
+    ):
         return
     res.parts.append(text)
     if res.t_first_answer is None:
         res.t_first_answer = t
-
-
-# `StreamResult.think`: where the answer's text stands against `<think>…</think>` tags.
-THINK_UNSEEN, THINK_OPEN, THINK_OVER = 0, 1, 2
-OPEN_TAG, CLOSE_TAG = "<think>", "</think>"
-
-
-def in_think_tags(res: StreamResult, text: str, t: float) -> bool:
-    """Reasoning that arrives as answer text between `<think>` and `</think>` (a reasoning model
-    served without a reasoning parser: vLLM or SGLang without --reasoning-parser); True when `text`
-    was reasoning, with any answer after the closing tag kept as the answer's first chunk.
-
-    Two shapes: the answer opens with `<think>` (Qwen3, QwQ, DeepSeek-R1), or the chat template put
-    `<think>` in the prompt (DeepSeek-R1-0528) and only `</think>` shows: then every chunk before it
-    was reasoning, which is only known when the tag comes, and the chunks counted as answer so far
-    move to reasoning. So TTFO is the first token after the thinking, as with a server-side parser.
-    """
-    if res.think == THINK_UNSEEN:
-        head = text.lstrip()
-        if res.t_first_answer is None and head.startswith(OPEN_TAG):
-            res.think = THINK_OPEN
-            text = head[len(OPEN_TAG) :]
-        elif CLOSE_TAG in text:
-            res.reasoning_chunks += len(res.parts)
-            res.parts.clear()
-            res.t_first_answer = None
-        else:
-            return False  # the word, not a tag at the answer's start: answer text
-    if CLOSE_TAG not in text:
-        res.reasoning_chunks += 1
-        return True
-    res.think = THINK_OVER
-    res.reasoning_chunks += 1
-    after = text.partition(CLOSE_TAG)[2]
-    if after:
-        res.parts.append(after)
-        res.t_first_answer = t
-    return True
 
 
 def reasoning(res: StreamResult, t: float) -> None:

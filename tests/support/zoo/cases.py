@@ -197,9 +197,9 @@ def _mistral_thinking(_: dict) -> Plan:
     return p
 
 
-def _think_tags(tokens: list[str], first_answer: int) -> Callable[[dict], Plan]:
-    """Reasoning as content between think tags, one token per chunk as vLLM streams it without a
-    reasoning parser; `first_answer`: the index of the first token after the thinking."""
+def _inline(tokens: list[str], first_answer: int) -> Callable[[dict], Plan]:
+    """Reasoning inline in the content (think tags, harmony channels), one token per chunk as a server
+    streams it without a reasoning parser; `first_answer`: the index of the first token after it."""
 
     def plan(_: dict) -> Plan:
         p = Plan().add(LF.event(chunk(ROLE)), PREFILL_S - ROLE_LEAD_S)
@@ -214,6 +214,9 @@ def _think_tags(tokens: list[str], first_answer: int) -> Callable[[dict], Plan]:
 
 
 THINK = ["<think>", "\n", "Let", " me", " think", "\n", "</think>", "\n\n", "Paris", " is", " it"]
+HARMONY = ["<|channel|>", "analysis", "<|message|>", "Let", " me", " think", "<|end|>", "<|start|>", "assistant",
+           "<|channel|>", "final", "<|message|>", "Paris", " is", " it"]  # fmt: skip
+HARMONY_BARE = ["analysis", "Let", " me", " think", "assistant", "final", "Paris", " is", " it"]
 
 
 def _completions_usage_typed_as_chat(_: dict) -> Plan:
@@ -339,13 +342,26 @@ CASES: list[Case] = [
          "Qwen3 model card (thinking wrapped in <think>...</think>)",
          "`content` deltas `<think>`, the thinking, `</think>`, then the answer",
          "ok; TTFT at `<think>`, TTFO at the first token after `</think>`; reasoning tokens counted up to it",
-         _think_tags(THINK, 7), Expect(tokens=11, reasoning=7)),
+         _inline(THINK, 7), Expect(tokens=11, reasoning=7)),
     Case("deepseek-r1-0528-open-in-prompt", "vLLM serving DeepSeek-R1-0528 without --reasoning-parser",
          "DeepSeek-R1 model card (the template starts the answer with <think>); vllm deepseek_r1 reasoning "
          "parser (the start token may be absent from the output)",
          "`content` deltas: the thinking with no `<think>` (the template put it in the prompt), `</think>`, "
          "then the answer", "ok; TTFO at the first token after `</think>` (the chunks before it become reasoning)",
-         _think_tags(THINK[2:], 5), Expect(tokens=9, reasoning=5)),
+         _inline(THINK[2:], 5), Expect(tokens=9, reasoning=5)),
+    Case("gpt-oss-harmony-markers", "llama-server --reasoning-format none (or a server without a harmony "
+         "parser) serving gpt-oss", "llama.cpp README (--reasoning-format none leaves thoughts in content); "
+         "johnbean393/Sidekick #75, madroidmaq/mlx-omni-server #79 (the markup seen in content)",
+         "`content` deltas: `<|channel|>`, `analysis`, `<|message|>`, the thinking, `<|end|><|start|>assistant"
+         "<|channel|>final<|message|>` a token each, then the answer",
+         "ok; TTFT at `<|channel|>`, TTFO at the first token after `final<|message|>`; reasoning counted up to it",
+         _inline(HARMONY, 12), Expect(tokens=15, reasoning=12)),
+    Case("gpt-oss-harmony-bare", "a server decoding gpt-oss with skip_special_tokens (vLLM's /v1/completions, "
+         "Tinker's chat endpoint)", "thinking-machines-lab/tinker-cookbook #239 (content `analysisNeed to "
+         "answer…`); vllm sampling_params skip_special_tokens=True by default",
+         "`content` deltas: `analysis`, the thinking, `assistant`, `final`, then the answer (markers dropped)",
+         "ok; TTFO at the first token after `assistantfinal` (the chunks before it become reasoning)",
+         _inline(HARMONY_BARE, 6), Expect(tokens=9, reasoning=6)),
     Case("openai", "OpenAI", "OpenAI stream_options docs (quoted in janhq/cortex.llamacpp #265); BerriAI/litellm #2010",
          "`usage: null` on every chunk, finish_reason in its own chunk with an empty delta, a final usage chunk",
          "ok; tokens from the final usage",
