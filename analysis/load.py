@@ -230,7 +230,7 @@ def load_run(path: str | Path) -> Run:
     for c in FLOAT_COLS:
         if c not in df:
             df[c] = np.nan
-    warnings += _meta_warnings(meta)
+    warnings += _meta_warnings(meta) + _fit_warnings(meta, df)
     mark_periods(df, meta)
     return Run(run_dir, df, itl, meta, warnings)
 
@@ -244,6 +244,25 @@ def _meta_warnings(meta: dict) -> list[str]:
         out.append(
             f"{int(lost)} request rows were lost in transit (sent {sent}, received {got}): figures undercount"
         )
+    return out
+
+
+def _fit_warnings(meta: dict, df: pd.DataFrame) -> list[str]:
+    """The workload's requests that the pre-run check found too long for the server's context
+    (run.json `context_fit`, loadgen/run/fit.py), with this run's HTTP 400 rows beside them."""
+    fit = meta.get("context_fit")
+    if not isinstance(fit, dict):
+        return []
+    out = []
+    refused = int((df["error"] == "http_400").sum()) if "error" in df else 0
+    for d in fit.get("datasets") or []:
+        if isinstance(d, dict) and isinstance(d.get("over"), int) and d["over"] > 0:
+            out.append(
+                f"{d['over']} of {d.get('requests')} requests of {d.get('dataset')} were too long for the "
+                f"server's context of {fit.get('context_tokens')} tokens with their max_tokens (estimated before "
+                f"the run): a server refuses them ({refused} rows failed with http_400) or cuts their answers "
+                "short, and the figures describe the others"
+            )
     return out
 
 

@@ -36,6 +36,7 @@ from loadgen.state.rows import RowBuffer
 from loadgen.transport import headers as extra_headers
 from loadgen.transport.apis import APIS, Api, Prompt, chosen
 from loadgen.transport.ids import DEFAULT_HEADER, RequestIds, request_id_header
+from workloads.conversation import output_cap
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -291,7 +292,7 @@ class RunContext:
         """One request's content for `self.api.build`: the dataset's own output cap, capped by
         `--max-tokens` (`exact`: a trace's length, not capped)."""
         cap = self.options.max_tokens
-        limit = (max_tokens or cap) if exact else (min(max_tokens, cap) if max_tokens else cap)
+        limit = (max_tokens or cap) if exact else output_cap(max_tokens, cap)
         eos = ignore_eos or self.options.ignore_eos
         return Prompt(self.model, messages, limit, eos, extra or None, self.asks_usage, self.cap_field)
 

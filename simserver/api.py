@@ -26,10 +26,11 @@ from simserver.faults import HEADER, HTTP_FAULTS, FaultPicker
 from simserver.http import Connection, Request
 from simserver.metrics import render
 from simserver.profiles import Profile
-from simserver.reqparse import ApiError, GenRequest, as_object, openai_error
+from simserver.reqparse import ApiError, GenRequest, as_object, check_model, openai_error
 from simserver.runner import EngineRunner
 from simserver.sinks import FullSink, RequestCtx, StreamSink, TracedStreamSink, Trickle
 from simserver.spans import engine_request_id
+from simserver.tokenizer import chat_tokens, prompt_tokens
 from simserver.trace import TraceWriter
 from simserver.wire import Wire
 from simserver.wire_native import (
@@ -158,6 +159,7 @@ class Api:
                 lambda r, c: c.respond(200, orjson.dumps({"version": f"simserver-{VERSION}"})),
             ),
             "/reset_prefix_cache": ("POST", self.reset_prefix_cache),
+            "/tokenize": ("POST", self.tokenize),
         }
         for path, route in GEN_ROUTES.items():
             self.routes[path] = ("POST", lambda r, c, route=route: self.generate(r, c, route))
@@ -184,6 +186,24 @@ class Api:
             "max_model_len": self.profile.engine.max_model_len,
         }
         conn.respond(200, orjson.dumps({"object": "list", "data": [card]}))
+
+    def tokenize(self, req: Request, conn: Connection) -> None:
+        """vLLM's `POST /tokenize`: a chat's (`messages`, under the chat template) or a text's
+        (`prompt`) token count and the context length; the tokens as strings, not ids (the engine
+        has no vocabulary)."""
+        try:
+            body = as_object(req.body)
+            check_model(body, self.model)
+            chat = "messages" in body
+            try:
+                tokens = chat_tokens(body["messages"]) if chat else prompt_tokens(body.get("prompt"))
+            except ValueError as e:
+                raise ApiError(400, str(e), "messages" if chat else "prompt") from None
+        except ApiError as e:
+            conn.respond(e.status, error_body(e.status, e.kind, e.message, e.param))
+            return
+        out = {"count": len(tokens), "max_model_len": self.profile.engine.max_model_len, "token_strs": tokens}
+        conn.respond(200, orjson.dumps(out))
 
     def reset_prefix_cache(self, req: Request, conn: Connection) -> None:
         self.runner.core.kv.reset_prefix_cache()

@@ -94,6 +94,12 @@ def retagged(conv: Conversation, epoch: int, index: int) -> Conversation:
     )
 
 
+def output_cap(max_tokens: int | None, cap: int) -> int:
+    """The output cap a request is sent with: the turn's own max_tokens, capped by the run's
+    `--max-tokens` (`cap`), or `cap` when the turn has none."""
+    return min(max_tokens, cap) if max_tokens else cap
+
+
 def expected_output_tokens(turn: Turn) -> int | None:
     """The turn's output length: its max_tokens, else the recorded reply's length, else unknown."""
     if turn.max_tokens is not None:

@@ -12,9 +12,17 @@ other prompt is the one with a neighbour in sorted order.
 from __future__ import annotations
 
 import itertools
+from collections.abc import Iterator
 
 from core.quantiles import linear
-from workloads.conversation import Conversation, Workload, assistant, expected_output_tokens, request_messages
+from workloads.conversation import (
+    Conversation,
+    Workload,
+    assistant,
+    expected_output_tokens,
+    output_cap,
+    request_messages,
+)
 from workloads.tokens import content_text, count_tokens, render
 
 QUANTILES = (50, 90, 99)
@@ -106,6 +114,42 @@ def request_lengths(workload: Workload) -> list[tuple[int, int | None]]:
         for c in workload.conversations
         for size, turn in zip(lengths.requests(c), c.turns, strict=True)
     ]
+
+
+def requests_above(
+    workload: Workload, cap: int, floor: float, scale: float = 1.0
+) -> Iterator[tuple[Conversation, int, int, int]]:
+    """(conversation, turn, prompt tokens, output cap) of every request whose prompt and output cap
+    exceed `floor` tokens (near or over a server's context length). Prompt tokens are Goodput's
+    estimate times `scale` (a server's tokens per estimated token, loadgen/run/fit.py), rounded; the
+    output cap is the turn's max_tokens capped by `cap`, as sent. A conversation whose last request
+    has few enough characters is skipped uncounted (an estimated token is at least one character,
+    and history only grows)."""
+    lengths = _Lengths()
+    for c in workload.conversations:
+        caps = [output_cap(t.max_tokens, cap) for t in c.turns]
+        if final_chars(c) * scale + max(caps) <= floor:
+            continue
+        for t, (size, n_out) in enumerate(zip(lengths.requests(c), caps, strict=True)):
+            n_in = round(size[0] * scale)
+            if n_in + n_out > floor:
+                yield c, t, n_in, n_out
+
+
+def final_chars(c: Conversation) -> int:
+    """Characters of the conversation's last (longest) request's message contents."""
+    return sum(len(content_text(m.get("content"))) for m in request_messages(c, len(c.turns) - 1))
+
+
+def longest_requests(workload: Workload, k: int) -> list[tuple[list[dict], int]]:
+    """The last requests of the `k` conversations with the most characters, with their estimated
+    prompt tokens: where a server's own count matters most (fit.py calibrates on them)."""
+    longest = sorted(workload.conversations, key=final_chars, reverse=True)[:k]
+    out = []
+    for c in longest:
+        messages = request_messages(c, len(c.turns) - 1)
+        out.append((messages, sum(count_tokens(content_text(m.get("content"))) for m in messages)))
+    return out
 
 
 def compute(workload: Workload) -> dict:

@@ -6,13 +6,14 @@ line the process ends with it (exit 2), in the web UI the start is refused with 
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 from core.durations import parse_duration_s
 from core.errors import OptionError, SloError, exit_with
 from core.slo import Slo, parse_slo
 from loadgen.output.runfolder import check_results_dir
 from loadgen.run import target, tenants
+from loadgen.run.fit import Fit, check_fit
 from loadgen.transport import headers as extra_headers
 from loadgen.transport.apis import SDK_APIS, Api, chosen
 from loadgen.transport.ids import request_id_header
@@ -20,7 +21,16 @@ from shapes import build_schedule, open_loop
 from workloads.mix import Mix
 
 
-def validate(environment: Any, check_target: bool) -> tuple[Slo, str]:
+class Checked(NamedTuple):
+    """What the checks found: the SLO, the model to use, and how each dataset fits the server's
+    context (empty when the target was not asked or lists no context length)."""
+
+    slo: Slo
+    model: str
+    fits: list[Fit]
+
+
+def validate(environment: Any, check_target: bool) -> Checked:
     """Command line: a mistake ends the process with one line."""
     try:
         return check_options(environment, check_target)
@@ -28,15 +38,16 @@ def validate(environment: Any, check_target: bool) -> tuple[Slo, str]:
         exit_with(str(e))
 
 
-def check_options(environment: Any, check_target: bool) -> tuple[Slo, str]:
-    """All options (and the target, when asked): the SLO and the model to use, or a GoodputError."""
+def check_options(environment: Any, check_target: bool) -> Checked:
+    """All options (and the target, when asked): the SLO, the model to use and the workload's fit in
+    its context, or a GoodputError."""
     opts = environment.parsed_options
     target.check_credentials(environment.host or "", opts.api_key_env)
     try:
         slo = parse_slo(opts.slo)
     except SloError as e:
         raise OptionError(f"--slo: {e}") from None
-    tenants.check(opts, slo)
+    mix = tenants.check(opts, slo)
     if parse_duration_s(opts.request_timeout, "--request-timeout") <= 0:
         raise OptionError(f"--request-timeout: '{opts.request_timeout}' must be positive")
     parse_duration_s(opts.think_time, "--think-time")
@@ -49,16 +60,24 @@ def check_options(environment: Any, check_target: bool) -> tuple[Slo, str]:
     from workloads import WorkloadError, open_workload
 
     try:
-        open_workload(opts.dataset, seed=opts.seed, order=opts.order)
+        stream = open_workload(opts.dataset, seed=opts.seed, order=opts.order)
     except WorkloadError as e:
         raise OptionError(f"--dataset: {e}") from None
     check_results_dir(opts.results_dir)  # last of the local checks: it may create the folder
-    model = opts.model
-    if check_target:
-        model = target.check(
-            environment.host, opts.model, opts.api_key_env, opts.client, extra_headers.resolve(headers)
-        )
-    return slo, model
+    if not check_target:
+        return Checked(slo, opts.model, [])
+    asked = (opts.api_key_env, opts.client, extra_headers.resolve(headers))
+    served = target.check(environment.host, opts.model, *asked)
+    fits = []
+    if served.context is not None and opts.shape != "trace":  # a trace sets each request's lengths itself
+        count = target.token_counter(environment.host, served.model, *asked)
+        datasets = [c.dataset for c in mix.classes] if mix is not None else [opts.dataset]
+        for spec in dict.fromkeys(datasets):
+            workload = (
+                stream.workload if spec == opts.dataset else open_workload(spec, seed=opts.seed).workload
+            )
+            fits.append(check_fit(spec, workload, opts.max_tokens, served.context, count))
+    return Checked(slo, served.model, fits)
 
 
 def check_api(opts: Any, slo: Slo) -> Api:

@@ -32,6 +32,7 @@ from loadgen.output.runfolder import analyse_command, create_run_dir, git_commit
 from loadgen.output.sink import CsvSink
 from loadgen.run import scaleout, target, tenants
 from loadgen.run.checks import check_options, choose_user_class, validate
+from loadgen.run.fit import Fit
 from loadgen.transport.headers import parse as parse_headers
 from loadgen.transport.urls import safe_url
 from shapes.options import resolve_shape
@@ -81,8 +82,9 @@ def on_init(environment: Any, runner: Any, user_classes: dict[str, type]) -> Non
     opts.goodput_users_given = opts.num_users is not None and bool(headless or opts.autostart)
     if headless and not environment.host:
         exit_with("no target: pass --host http://HOST:PORT (an OpenAI-compatible server)")
-    slo, model = validate(environment, check_target=headless)
+    slo, model, fits = validate(environment, check_target=headless)
     ctx = context.attach(environment, RunContext(environment, slo, model))
+    note_fits(ctx, fits)
     ctx.user_classes = dict(user_classes)
     ctx.meta["target_checked"] = headless
     choose_user_class(environment, user_classes, ctx.mix, ctx.tenant_classes)
@@ -120,8 +122,9 @@ def on_test_start(environment: Any, **_: Any) -> None:
 def recheck_form(environment: Any, ctx: RunContext) -> bool:
     """Web UI: host and options may have changed in the form. A refused start sends nothing."""
     try:
-        slo, model = check_options(environment, check_target=True)
+        slo, model, fits = check_options(environment, check_target=True)
         ctx.configure(slo, model)
+        note_fits(ctx, fits)
         choose_user_class(environment, ctx.user_classes, ctx.mix, ctx.tenant_classes)  # by --user name
         ctx.refused = ""
         return True
@@ -134,6 +137,18 @@ def recheck_form(environment: Any, ctx: RunContext) -> bool:
 
         gevent.spawn_later(0.1, environment.runner.stop)
         return False
+
+
+def note_fits(ctx: RunContext, fits: list[Fit]) -> None:
+    """Say which of the workload's requests will not fit the server's context (loadgen/run/fit.py),
+    and keep the counts for run.json (`context_fit`; absent when the server lists no context)."""
+    for fit in fits:
+        if line := fit.warning():
+            log.warning("goodput: %s", line)
+    if fits:
+        ctx.meta["context_fit"] = {"context_tokens": fits[0].context, "datasets": [f.to_dict() for f in fits]}
+    else:
+        ctx.meta.pop("context_fit", None)
 
 
 def refresh_worker(ctx: RunContext) -> None:

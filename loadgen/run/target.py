@@ -8,6 +8,8 @@ import re
 import ssl
 import urllib.error
 import urllib.request
+from collections.abc import Callable
+from typing import NamedTuple
 from urllib.parse import urljoin, urlsplit, urlunsplit
 
 from core.errors import GoodputError
@@ -18,6 +20,16 @@ from loadgen.transport.urls import is_http_url, opener_like, safe_url
 
 class TargetError(GoodputError):
     """The target is wrong or unreachable: one line naming the URL and what failed."""
+
+
+class Served(NamedTuple):
+    """What the target's /v1/models says: the model to use and its context length, when listed."""
+
+    model: str
+    context: int | None  # tokens: `max_model_len` (vLLM, SGLang) or `context_length` (OpenRouter)
+
+
+CONTEXT_KEYS = ("max_model_len", "context_length")
 
 
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -51,10 +63,11 @@ def check(
     client: str = "raw",
     headers: dict[str, str] | None = None,
     timeout_s: float = 10.0,
-) -> str:
-    """Return the model to use: `model` if served, else the first id of /v1/models, asked the way
-    `client` reaches the server (directly, or through the environment's proxy for the SDK), with
-    the headers every request carries (`--header`: a gateway may want its key here too)."""
+) -> Served:
+    """The model to use — `model` if served, else the first id of /v1/models — and its context
+    length, asked the way `client` reaches the server (directly, or through the environment's proxy
+    for the SDK), with the headers every request carries (`--header`: a gateway may want its key
+    here too)."""
     check_credentials(host, api_key_env)
     if not is_http_url(host):
         raise TargetError(f"--host: '{safe_url(host) or host}' is not a URL (expected http://HOST:PORT)")
@@ -92,16 +105,61 @@ def check(
         raise TargetError(f"cannot reach {shown}: {reason}{hint}") from None
     except json.JSONDecodeError:
         raise TargetError(f"{shown}: the answer is not JSON — is this an OpenAI-compatible server?") from None
-    ids = [m.get("id") for m in body.get("data", []) if isinstance(m, dict) and m.get("id")]
+    cards = {m["id"]: m for m in body.get("data", []) if isinstance(m, dict) and m.get("id")}
+    ids = list(cards)
     if model:
         if ids and model not in ids and f"{model}:latest" not in ids:  # Ollama: no tag means :latest
             raise TargetError(
                 f"--model: '{model}' is not served by {safe_url(host)} (it serves: {', '.join(ids)})"
             )
-        return model
+        return Served(model, _context(cards.get(model) or cards.get(f"{model}:latest")))
     if not ids:
         raise TargetError(f"{shown} lists no model: pass --model NAME")
-    return ids[0]
+    return Served(ids[0], _context(cards[ids[0]]))
+
+
+def token_counter(
+    host: str,
+    model: str,
+    api_key_env: str,
+    client: str = "raw",
+    headers: dict[str, str] | None = None,
+    timeout_s: float = 5.0,
+) -> Callable[[list[dict]], int | None]:
+    """A function that counts a conversation's prompt tokens with the server's own tokenizer and chat
+    template (vLLM's and SGLang's `POST /tokenize`: `{"model", "messages"}` → `{"count"}`), asked the
+    way the target check asks; None where the server has no such route or refuses it, after which it
+    is not asked again."""
+    url = host.rstrip("/") + "/tokenize"
+    sent = static_headers(os.environ.get(api_key_env), headers or {})
+    failed = False
+
+    def count(messages: list[dict]) -> int | None:
+        nonlocal failed
+        if failed:
+            return None
+        body = json.dumps({"model": model, "messages": messages}).encode()
+        req = urllib.request.Request(url, body, {**sent, "Content-Type": "application/json"})
+        try:
+            with opener_like(client).open(req, timeout=timeout_s) as r:
+                n = json.loads(r.read()).get("count")
+        except (OSError, ValueError, AttributeError):  # no route, a refusal, not JSON, not an object
+            n = None
+        if type(n) is not int:
+            failed = True
+            return None
+        return n
+
+    return count
+
+
+def _context(card: dict | None) -> int | None:
+    """The model card's context length in tokens, when it lists one."""
+    for key in CONTEXT_KEYS:
+        value = (card or {}).get(key)
+        if type(value) is int and value > 0:
+            return value
+    return None
 
 
 def _root_of(host: str) -> str:

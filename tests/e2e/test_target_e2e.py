@@ -237,8 +237,8 @@ def test_a_model_name_without_its_tag_is_served_as_latest(sim_server) -> None:
     from loadgen.run.target import TargetError, check
 
     sim = sim_server("--profile", "latency", "--model", "llama3:latest")
-    assert check(sim.url, "llama3", "OPENAI_API_KEY") == "llama3"
-    assert check(sim.url, "", "OPENAI_API_KEY") == "llama3:latest"
+    assert check(sim.url, "llama3", "OPENAI_API_KEY").model == "llama3"
+    assert check(sim.url, "", "OPENAI_API_KEY").model == "llama3:latest"
     with pytest.raises(TargetError, match="'llama4' is not served"):
         check(sim.url, "llama4", "OPENAI_API_KEY")
 

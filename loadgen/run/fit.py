@@ -1,0 +1,127 @@
+"""Will the workload's requests fit the server's context? Checked before a run, against the context
+length the server lists in `/v1/models` (vLLM's and SGLang's `max_model_len`, OpenRouter's
+`context_length`).
+
+A request whose prompt and `max_tokens` together exceed the context is refused (HTTP 400: SGLang,
+OpenAI, vLLM before its renderer clamped max_tokens) or has its answer cut short to fit (vLLM 0.32
+clamps max_tokens to what is left; a prompt longer than the context is refused everywhere). Either
+way a dataset with a few long prompts runs with those requests failing or shortened, and the figures
+describe the others.
+
+Prompt lengths are Goodput's token estimate (core/tokens.py: ±25 % of a model's tokenizer on prose,
+more on code or a small vocabulary; the chat template adds a few tokens per message), scaled to the
+server's own count where it has vLLM's or SGLang's `/tokenize`: the longest prompts are counted there
+and the ratio applied to every request (the test engine's tokenizer gives 3× the estimate on random
+words). A request near the limit may still go either way: the check warns with the counts; only a
+certainty stops the run — every request's output cap larger than the context, which every server
+named refuses (vLLM: "max_tokens=N cannot be greater than max_model_len=M").
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from core.errors import OptionError
+
+CALIBRATION_PROMPTS = 16  # the longest requests counted by the server's tokenizer, when it has one
+NEAR, EXACT_NEAR_LIMIT = 0.1, 64  # then up to 64 requests within 10 % of the context counted there too
+
+Counter = Callable[[list[dict]], "int | None"]
+
+
+@dataclass(frozen=True)
+class Fit:
+    """One dataset against the server's context: how many of its requests would not fit."""
+
+    dataset: str
+    context: int  # the server's context length, tokens
+    requests: int  # the dataset's requests (one pass)
+    over: int  # requests whose prompt + output cap exceed `context`
+    longest_prompt: int  # the longest such prompt, tokens (0: none over)
+    its_cap: int  # that request's output cap
+    scale: float | None = None  # the server's tokens per estimated token (None: Goodput's estimate)
+    sampled: int = 0  # prompts the server's /tokenize counted (for `scale`, and near the limit)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "dataset": self.dataset,
+            "requests": self.requests,
+            "over": self.over,
+            "longest_prompt_tokens": self.longest_prompt,
+            "its_max_tokens": self.its_cap,
+            "tokens_per_estimated_token": self.scale,
+            "prompts_counted_by_server": self.sampled,
+        }
+
+    @property
+    def counted_by(self) -> str:
+        if self.scale is None:
+            return "Goodput's estimate"
+        return (
+            f"the server's tokenizer: /tokenize counted {self.sampled} prompts, the longest and those near "
+            f"the limit; the others are Goodput's estimate × {self.scale:.2f}"
+        )
+
+    def warning(self) -> str:
+        """One line for the log ("" when every request fits)."""
+        if not self.over:
+            return ""
+        share = 100 * self.over / self.requests
+        longest = (
+            f"the longest prompt, ~{self.longest_prompt:,} tokens ({self.counted_by}), fills it by itself"
+            if self.longest_prompt >= self.context
+            else f"the longest prompt, ~{self.longest_prompt:,} tokens ({self.counted_by}), with max_tokens "
+            f"{self.its_cap:,} needs ~{self.longest_prompt + self.its_cap:,}"
+        )
+        return (
+            f"{self.over:,} of {self.requests:,} requests of --dataset {self.dataset} ({share:.0f} %) will not fit "
+            f"the server's context of {self.context:,} tokens (max_model_len in /v1/models): {longest}. A server "
+            "refuses such a request (HTTP 400) or cuts its answer short, and the figures would describe the "
+            "others: lower --max-tokens or use shorter prompts"
+        )
+
+
+def check_fit(dataset: str, workload: Any, cap: int, context: int, count: Counter | None = None) -> Fit:
+    """The dataset's fit in `context` tokens with output cap `cap` (`--max-tokens`), its prompts
+    counted by Goodput's estimate scaled to the server's tokenizer where `count` (the server's
+    /tokenize, target.py) answers for its longest prompts; an OptionError when every request's
+    output cap alone is larger than the context."""
+    from workloads.conversation import output_cap, request_messages
+    from workloads.stats import longest_requests, requests_above
+
+    caps = [output_cap(t.max_tokens, cap) for c in workload.conversations for t in c.turns]
+    if caps and min(caps) > context:
+        raise OptionError(
+            f"--max-tokens {cap:,}: the server's context is {context:,} tokens (max_model_len in /v1/models), "
+            "and a prompt and its answer must fit in it together: every request would be refused; "
+            f"pass --max-tokens below {context:,}"
+        )
+    samples = longest_requests(workload, CALIBRATION_PROMPTS)
+    scale, sampled = _calibrate(samples, count) if count else (None, 0)
+    over = []
+    exact = EXACT_NEAR_LIMIT if count and scale is not None else 0
+    low, high = context * (1 - NEAR), context * (1 + NEAR)
+    for conv, turn, n_in, n_out in requests_above(workload, cap, low if exact else context, scale or 1.0):
+        near = low < n_in + n_out <= high
+        if exact and near and count and (n := count(request_messages(conv, turn))) is not None:
+            n_in, exact, sampled = n, exact - 1, sampled + 1
+        if n_in + n_out > context:
+            over.append((n_in, n_out))
+    longest = max(over, default=(0, 0))
+    return Fit(dataset, context, len(caps), len(over), longest[0], longest[1], scale, sampled)
+
+
+def _calibrate(samples: list[tuple[list[dict], int]], count: Counter) -> tuple[float | None, int]:
+    """The server's tokens per estimated token over `samples` (their sums: long prompts weigh most,
+    as they decide the fit); (None, 0) when the server does not count them all."""
+    theirs = ours = 0
+    for messages, estimate in samples:
+        n = count(messages)
+        if n is None:
+            return None, 0
+        theirs, ours = theirs + n, ours + estimate
+    if not ours:
+        return None, 0
+    return round(theirs / ours, 4), len(samples)

@@ -1,0 +1,90 @@
+"""A workload too long for the server's context, found before the run (loadgen/run/fit.py): the
+simulated engine lists its `max_model_len` in /v1/models and counts prompts at /tokenize as vLLM
+does, and refuses a request whose prompt and max_tokens exceed its context (HTTP 400, vLLM's
+message); the truth is its own count of each request (simserver/tokenizer.py, chat template
+included)."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from analysis.load import load_run
+from simserver.tokenizer import chat_tokens
+from tests.conftest import PYTHON, ROOT
+from workloads import load_workload
+from workloads.conversation import output_cap, request_messages
+
+pytestmark = pytest.mark.e2e
+CONTEXT = 1024
+DATASET = "random:n=40,input=uniform(200,1400),output=uniform(8,16),seed=3"
+
+
+def locust(host: str, results: Path, *args: str) -> subprocess.CompletedProcess:
+    cmd = [PYTHON, "-m", "locust", "-f", "locustfile.py", "--headless", "--only-summary", "--host", host,
+           "--results-dir", str(results), "--shape", "none", "--dataset", DATASET, *args]  # fmt: skip
+    return subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=120, env=dict(os.environ))
+
+
+@pytest.fixture
+def short_engine(sim_server, tmp_path: Path):
+    cfg = tmp_path / "short.yaml"
+    cfg.write_text(f"base: latency\nengine: {{max_model_len: {CONTEXT}}}\n")
+    return sim_server("--config", str(cfg))
+
+
+def engine_sizes(cap: int) -> dict[str, int]:
+    """Each request's prompt as the engine counts it, plus its output cap, by session (one turn each)."""
+    wl = load_workload(DATASET)
+    return {c.id: len(chat_tokens(request_messages(c, 0))) + output_cap(c.turns[0].max_tokens, cap)
+            for c in wl.conversations}  # fmt: skip
+
+
+def test_requests_too_long_for_the_context_are_said_before_and_in_the_report(
+    short_engine, tmp_path: Path
+) -> None:
+    size = engine_sizes(64)
+    over = sum(1 for n in size.values() if n > CONTEXT)
+    assert 5 <= over <= 35  # the dataset has both kinds
+    out = locust(
+        short_engine.url, tmp_path / "results", "-u", "4", "-r", "4", "-t", "4s", "--max-tokens", "64"
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    line = f"{over} of 40 requests of --dataset {DATASET} ({100 * over / 40:.0f} %) will not fit the server's context"
+    assert line in out.stderr, out.stderr[-3000:]
+    (run,) = list((tmp_path / "results").iterdir())
+    meta = json.loads((run / "run.json").read_text())
+    assert meta["context_fit"]["context_tokens"] == CONTEXT
+    assert meta["context_fit"]["datasets"][0]["over"] == over
+    with open(run / "requests.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    refused = [r for r in rows if r["error"] == "http_400"]
+    first = [r for r in rows if "~" not in r["session"]]  # a later pass tags its prompts (a few tokens more)
+    assert any(size[r["session"]] > CONTEXT for r in first)  # some were sent
+    for r in first:  # refused exactly when the engine's count says so
+        assert (r["error"] == "http_400") == (size[r["session"]] > CONTEXT), r
+        if r["error"] == "http_400":
+            assert "maximum context length" in r["error_detail"], r
+    assert meta["context_fit"]["datasets"][0]["prompts_counted_by_server"] >= 16
+    warnings = load_run(run).warnings
+    assert any(
+        f"{over} of 40 requests" in w and f"{len(refused)} rows failed with http_400" in w for w in warnings
+    )
+
+
+def test_an_output_cap_larger_than_the_context_stops_before_the_run(short_engine, tmp_path: Path) -> None:
+    """Requests without their own max_tokens are sent with --max-tokens: above the context, none can fit."""
+    data = tmp_path / "short.jsonl"
+    data.write_text("".join(json.dumps({"custom_id": str(i), "body": {"messages": [{"role": "user", "content": "Hi"}]}})
+                            + "\n" for i in range(3)))  # fmt: skip
+    out = locust(short_engine.url, tmp_path / "results", "-u", "1", "-t", "3s", "--max-tokens", str(CONTEXT + 1),
+                 "--dataset", str(data))  # fmt: skip
+    assert out.returncode == 2, out.stderr[-3000:]
+    assert "--max-tokens 1,025: the server's context is 1,024 tokens" in out.stderr
+    assert "Traceback" not in out.stderr
+    assert not list((tmp_path / "results").glob("*/requests.csv"))
