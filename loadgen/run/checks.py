@@ -12,7 +12,7 @@ from core.durations import parse_duration_s
 from core.errors import OptionError, SloError, exit_with
 from core.slo import Slo, parse_slo
 from loadgen.output.runfolder import check_results_dir
-from loadgen.run import target, tenants
+from loadgen.run import serverfacts, target, tenants
 from loadgen.run.fit import Fit, check_fit
 from loadgen.transport import headers as extra_headers
 from loadgen.transport.apis import SDK_APIS, Api, chosen
@@ -68,15 +68,17 @@ def check_options(environment: Any, check_target: bool) -> Checked:
         return Checked(slo, opts.model, [])
     asked = (opts.api_key_env, opts.client, extra_headers.resolve(headers))
     served = target.check(environment.host, opts.model, *asked)
+    ask = serverfacts.Asker(environment.host, *asked)
+    context = serverfacts.context_length(served.card, ask) if opts.shape != "trace" else None
     fits = []
-    if served.context is not None and opts.shape != "trace":  # a trace sets each request's lengths itself
-        count = target.token_counter(environment.host, served.model, *asked)
+    if context is not None:  # (a trace sets each request's lengths itself)
+        count = serverfacts.token_counter(ask, served.model)
         datasets = [c.dataset for c in mix.classes] if mix is not None else [opts.dataset]
         for spec in dict.fromkeys(datasets):
             workload = (
                 stream.workload if spec == opts.dataset else open_workload(spec, seed=opts.seed).workload
             )
-            fits.append(check_fit(spec, workload, opts.max_tokens, served.context, count))
+            fits.append(check_fit(spec, workload, opts.max_tokens, context, count))
     return Checked(slo, served.model, fits)
 
 

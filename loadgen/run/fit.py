@@ -1,6 +1,6 @@
 """Will the workload's requests fit the server's context? Checked before a run, against the context
-length the server lists in `/v1/models` (vLLM's and SGLang's `max_model_len`, OpenRouter's
-`context_length`).
+length the server gives (serverfacts.py: vLLM's and SGLang's `max_model_len` in `/v1/models`,
+OpenRouter's `context_length`, llama-server's `/props`).
 
 A request whose prompt and `max_tokens` together exceed the context is refused (HTTP 400: SGLang,
 OpenAI, vLLM before its renderer clamped max_tokens) or has its answer cut short to fit (vLLM 0.32
@@ -10,11 +10,13 @@ describe the others.
 
 Prompt lengths are Goodput's token estimate (core/tokens.py: ±25 % of a model's tokenizer on prose,
 more on code or a small vocabulary; the chat template adds a few tokens per message), scaled to the
-server's own count where it has vLLM's or SGLang's `/tokenize`: the longest prompts are counted there
+server's own count where it counts prompts (vLLM's and SGLang's `/tokenize`, llama-server's
+`/v1/chat/completions/input_tokens`): the longest prompts are counted there
 and the ratio applied to every request (the test engine's tokenizer gives 3× the estimate on random
 words). A request near the limit may still go either way: the check warns with the counts; only a
-certainty stops the run — every request's output cap larger than the context, which every server
-named refuses (vLLM: "max_tokens=N cannot be greater than max_model_len=M").
+certainty stops the run — every request's output cap larger than the context of a server that
+refuses one (vLLM: "max_tokens=N cannot be greater than max_model_len=M"; llama-server accepts it
+and generates until its context is full, which the warning says).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from core.errors import OptionError
+from loadgen.run.serverfacts import Context
 
 CALIBRATION_PROMPTS = 16  # the longest requests counted by the server's tokenizer, when it has one
 NEAR, EXACT_NEAR_LIMIT = 0.1, 64  # then up to 64 requests within 10 % of the context counted there too
@@ -37,12 +40,13 @@ class Fit:
 
     dataset: str
     context: int  # the server's context length, tokens
+    source: str  # where the server said it (serverfacts.py)
     requests: int  # the dataset's requests (one pass)
     over: int  # requests whose prompt + output cap exceed `context`
     longest_prompt: int  # the longest such prompt, tokens (0: none over)
     its_cap: int  # that request's output cap
     scale: float | None = None  # the server's tokens per estimated token (None: Goodput's estimate)
-    sampled: int = 0  # prompts the server's /tokenize counted (for `scale`, and near the limit)
+    sampled: int = 0  # prompts the server counted (for `scale`, and near the limit)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -60,7 +64,7 @@ class Fit:
         if self.scale is None:
             return "Goodput's estimate"
         return (
-            f"the server's tokenizer: /tokenize counted {self.sampled} prompts, the longest and those near "
+            f"counted by the server for {self.sampled} prompts, the longest and those near "
             f"the limit; the others are Goodput's estimate × {self.scale:.2f}"
         )
 
@@ -77,24 +81,25 @@ class Fit:
         )
         return (
             f"{self.over:,} of {self.requests:,} requests of --dataset {self.dataset} ({share:.0f} %) will not fit "
-            f"the server's context of {self.context:,} tokens (max_model_len in /v1/models): {longest}. A server "
+            f"the server's context of {self.context:,} tokens ({self.source}): {longest}. A server "
             "refuses such a request (HTTP 400) or cuts its answer short, and the figures would describe the "
             "others: lower --max-tokens or use shorter prompts"
         )
 
 
-def check_fit(dataset: str, workload: Any, cap: int, context: int, count: Counter | None = None) -> Fit:
-    """The dataset's fit in `context` tokens with output cap `cap` (`--max-tokens`), its prompts
-    counted by Goodput's estimate scaled to the server's tokenizer where `count` (the server's
-    /tokenize, target.py) answers for its longest prompts; an OptionError when every request's
-    output cap alone is larger than the context."""
+def check_fit(dataset: str, workload: Any, cap: int, server: Context, count: Counter | None = None) -> Fit:
+    """The dataset's fit in the `server`'s context with output cap `cap` (`--max-tokens`), its prompts
+    counted by Goodput's estimate scaled to the server's tokenizer where `count` (serverfacts.py)
+    answers for its longest prompts; an OptionError when every request's output cap alone is larger
+    than the context of a server that refuses such a request."""
     from workloads.conversation import output_cap, request_messages
     from workloads.stats import longest_requests, requests_above
 
+    context = server.tokens
     caps = [output_cap(t.max_tokens, cap) for c in workload.conversations for t in c.turns]
-    if caps and min(caps) > context:
+    if server.strict and caps and min(caps) > context:
         raise OptionError(
-            f"--max-tokens {cap:,}: the server's context is {context:,} tokens (max_model_len in /v1/models), "
+            f"--max-tokens {cap:,}: the server's context is {context:,} tokens ({server.source}), "
             "and a prompt and its answer must fit in it together: every request would be refused; "
             f"pass --max-tokens below {context:,}"
         )
@@ -110,7 +115,7 @@ def check_fit(dataset: str, workload: Any, cap: int, context: int, count: Counte
         if n_in + n_out > context:
             over.append((n_in, n_out))
     longest = max(over, default=(0, 0))
-    return Fit(dataset, context, len(caps), len(over), longest[0], longest[1], scale, sampled)
+    return Fit(dataset, context, server.source, len(caps), len(over), longest[0], longest[1], scale, sampled)
 
 
 def _calibrate(samples: list[tuple[list[dict], int]], count: Counter) -> tuple[float | None, int]:

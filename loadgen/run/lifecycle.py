@@ -146,7 +146,11 @@ def note_fits(ctx: RunContext, fits: list[Fit]) -> None:
         if line := fit.warning():
             log.warning("goodput: %s", line)
     if fits:
-        ctx.meta["context_fit"] = {"context_tokens": fits[0].context, "datasets": [f.to_dict() for f in fits]}
+        ctx.meta["context_fit"] = {
+            "context_tokens": fits[0].context,
+            "source": fits[0].source,
+            "datasets": [f.to_dict() for f in fits],
+        }
     else:
         ctx.meta.pop("context_fit", None)
 

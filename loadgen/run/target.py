@@ -8,7 +8,6 @@ import re
 import ssl
 import urllib.error
 import urllib.request
-from collections.abc import Callable
 from typing import NamedTuple
 from urllib.parse import urljoin, urlsplit, urlunsplit
 
@@ -23,13 +22,10 @@ class TargetError(GoodputError):
 
 
 class Served(NamedTuple):
-    """What the target's /v1/models says: the model to use and its context length, when listed."""
+    """What the target's /v1/models says: the model to use and its card (serverfacts.py reads it)."""
 
     model: str
-    context: int | None  # tokens: `max_model_len` (vLLM, SGLang) or `context_length` (OpenRouter)
-
-
-CONTEXT_KEYS = ("max_model_len", "context_length")
+    card: dict | None
 
 
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -64,8 +60,8 @@ def check(
     headers: dict[str, str] | None = None,
     timeout_s: float = 10.0,
 ) -> Served:
-    """The model to use — `model` if served, else the first id of /v1/models — and its context
-    length, asked the way `client` reaches the server (directly, or through the environment's proxy
+    """The model to use — `model` if served, else the first id of /v1/models — and its card, asked
+    the way `client` reaches the server (directly, or through the environment's proxy
     for the SDK), with the headers every request carries (`--header`: a gateway may want its key
     here too)."""
     check_credentials(host, api_key_env)
@@ -112,54 +108,10 @@ def check(
             raise TargetError(
                 f"--model: '{model}' is not served by {safe_url(host)} (it serves: {', '.join(ids)})"
             )
-        return Served(model, _context(cards.get(model) or cards.get(f"{model}:latest")))
+        return Served(model, cards.get(model) or cards.get(f"{model}:latest"))
     if not ids:
         raise TargetError(f"{shown} lists no model: pass --model NAME")
-    return Served(ids[0], _context(cards[ids[0]]))
-
-
-def token_counter(
-    host: str,
-    model: str,
-    api_key_env: str,
-    client: str = "raw",
-    headers: dict[str, str] | None = None,
-    timeout_s: float = 5.0,
-) -> Callable[[list[dict]], int | None]:
-    """A function that counts a conversation's prompt tokens with the server's own tokenizer and chat
-    template (vLLM's and SGLang's `POST /tokenize`: `{"model", "messages"}` → `{"count"}`), asked the
-    way the target check asks; None where the server has no such route or refuses it, after which it
-    is not asked again."""
-    url = host.rstrip("/") + "/tokenize"
-    sent = static_headers(os.environ.get(api_key_env), headers or {})
-    failed = False
-
-    def count(messages: list[dict]) -> int | None:
-        nonlocal failed
-        if failed:
-            return None
-        body = json.dumps({"model": model, "messages": messages}).encode()
-        req = urllib.request.Request(url, body, {**sent, "Content-Type": "application/json"})
-        try:
-            with opener_like(client).open(req, timeout=timeout_s) as r:
-                n = json.loads(r.read()).get("count")
-        except (OSError, ValueError, AttributeError):  # no route, a refusal, not JSON, not an object
-            n = None
-        if type(n) is not int:
-            failed = True
-            return None
-        return n
-
-    return count
-
-
-def _context(card: dict | None) -> int | None:
-    """The model card's context length in tokens, when it lists one."""
-    for key in CONTEXT_KEYS:
-        value = (card or {}).get(key)
-        if type(value) is int and value > 0:
-            return value
-    return None
+    return Served(ids[0], cards[ids[0]])
 
 
 def _root_of(host: str) -> str:

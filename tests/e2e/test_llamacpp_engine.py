@@ -365,3 +365,31 @@ def test_native_completion_route_agrees_with_llamacpp_counters(engine: Engine, t
     save(
         "native_completion", {"ok": len(ok), "output_tokens": [w.ours("output_tokens"), w.d.tokens_predicted]}
     )
+
+
+def test_the_context_check_reads_props_and_counts_with_the_servers_template(engine: Engine) -> None:
+    """llama-server gives one slot's context in /props and counts a chat's prompt tokens (its template
+    included) at /v1/chat/completions/input_tokens: the pre-run check's count of requests too long
+    for the context is the server's own, and the longest is refused with that very count."""
+    from loadgen.run import serverfacts
+    from loadgen.run.fit import check_fit
+    from loadgen.run.target import check
+    from workloads import load_workload
+    from workloads.conversation import request_messages
+
+    served = check(engine.url, "", "OPENAI_API_KEY")
+    ask = serverfacts.Asker(engine.url, "OPENAI_API_KEY", "raw", None)
+    context = serverfacts.context_length(served.card, ask)
+    assert context == (8192, "n_ctx in llama-server's /props", False)  # -c 32768 over 4 slots
+    count = serverfacts.token_counter(ask, served.model)
+    wl = load_workload("random:n=30,input=uniform(3000,9000),output=16,seed=2")
+    sizes = [(count(request_messages(c, 0)) or 0, c) for c in wl.conversations]
+    truth = sum(1 for n, _ in sizes if n + 16 > 8192)
+    fit = check_fit("random", wl, 16, context, count)
+    assert 0 < truth < 30 and fit.over == truth, (fit, truth)
+    n, longest = max(sizes, key=lambda s: s[0])
+    body = {"model": served.model, "messages": request_messages(longest, 0), "max_tokens": 16}
+    status, _, answer = post(engine.url + "/v1/chat/completions", json.dumps(body).encode())
+    assert (
+        status == 400 and f"request ({n} tokens) exceeds the available context size (8192" in answer.decode()
+    )

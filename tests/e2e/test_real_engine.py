@@ -315,18 +315,21 @@ def test_the_context_check_counts_with_vllms_own_tokenizer(engine: Engine, step_
     """vLLM lists max_model_len in /v1/models and counts prompts at /tokenize: the pre-run check's
     count of requests too long for the context is the engine's own, though its tokenizer gives
     ~1.6 tokens per token of Goodput's estimate on random words (the estimate alone would say fewer)."""
+    from loadgen.run import serverfacts
     from loadgen.run.fit import check_fit
-    from loadgen.run.target import check, token_counter
+    from loadgen.run.target import check
     from workloads import load_workload
     from workloads.conversation import request_messages
 
     assert step_run.meta["context_fit"]["context_tokens"] == 4096  # the step run: every request fits
     assert step_run.meta["context_fit"]["datasets"][0]["over"] == 0
     served = check(engine.url, "", "OPENAI_API_KEY")
-    assert served == (engine.model, 4096)
-    count = token_counter(engine.url, served.model, "OPENAI_API_KEY")
+    ask = serverfacts.Asker(engine.url, "OPENAI_API_KEY", "raw", None)
+    context = serverfacts.context_length(served.card, ask)
+    assert context == (4096, "max_model_len in /v1/models", True)
+    count = serverfacts.token_counter(ask, served.model)
     wl = load_workload("random:n=40,input=uniform(100,5000),output=16,seed=2")
     truth = sum(1 for c in wl.conversations if (count(request_messages(c, 0)) or 0) + 16 > 4096)
-    fit = check_fit("random", wl, 16, 4096, count)
+    fit = check_fit("random", wl, 16, context, count)
     assert 0 < truth < 40 and fit.over == truth, (fit, truth)
-    assert fit.scale is not None and fit.scale > 1.2 and check_fit("random", wl, 16, 4096).over < truth
+    assert fit.scale is not None and fit.scale > 1.2 and check_fit("random", wl, 16, context).over < truth

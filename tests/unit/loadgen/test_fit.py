@@ -10,8 +10,13 @@ from hypothesis import strategies as st
 from core.errors import OptionError
 from core.tokens import count_tokens
 from loadgen.run.fit import check_fit
+from loadgen.run.serverfacts import Context
 from workloads.conversation import Conversation, Turn, Workload, output_cap, request_messages
 from workloads.stats import requests_above
+
+
+def ctx(tokens: int, strict: bool = True) -> Context:
+    return Context(tokens, "max_model_len in /v1/models", strict)
 
 
 def words(n: int) -> str:
@@ -30,7 +35,7 @@ def test_counts_the_requests_over_the_context_with_their_caps() -> None:
     """Context 1,024, --max-tokens 128: 100 + 128 fits, 896 + 128 = 1,024 fits exactly, 900 + 128
     does not, 1,000 with its own cap 20 fits, 1,000 with 128 does not, 2,000 fills it alone."""
     wl = single((100, None), (896, None), (900, None), (1000, 20), (1000, None), (2000, 512))
-    fit = check_fit("synthetic", wl, 128, 1024)
+    fit = check_fit("synthetic", wl, 128, ctx(1024))
     assert (fit.requests, fit.over, fit.longest_prompt, fit.its_cap) == (6, 3, 2000, 128)
     line = fit.warning()
     assert (
@@ -42,8 +47,8 @@ def test_counts_the_requests_over_the_context_with_their_caps() -> None:
 
 
 def test_all_fit_says_nothing_and_the_longest_is_named_with_its_cap() -> None:
-    assert check_fit("s", single((10, None), (20, 5)), 16, 4096).warning() == ""
-    fit = check_fit("s", single((10, None), (1000, None)), 64, 1050)
+    assert check_fit("s", single((10, None), (20, 5)), 16, ctx(4096)).warning() == ""
+    fit = check_fit("s", single((10, None), (1000, None)), 64, ctx(1050))
     assert (fit.over, fit.longest_prompt, fit.its_cap) == (1, 1000, 64)
     assert "~1,000 tokens (Goodput's estimate), with max_tokens 64 needs ~1,064" in fit.warning()
 
@@ -52,11 +57,13 @@ def test_an_output_cap_larger_than_the_context_stops_the_run() -> None:
     with pytest.raises(
         OptionError, match=r"--max-tokens 4,097: the server's context is 4,096 tokens .* below 4,096"
     ):
-        check_fit("s", single((10, None), (20, None)), 4097, 4096)
+        check_fit("s", single((10, None), (20, None)), 4097, ctx(4096))
+    # a server that generates until its context is full (llama-server): counted, not stopped
+    assert check_fit("s", single((10, None), (20, None)), 4097, ctx(4096, strict=False)).over == 2
     # at the context, a server may still answer (vLLM clamps max_tokens): counted, not stopped
-    assert check_fit("s", single((10, None), (20, None)), 4096, 4096).over == 2
+    assert check_fit("s", single((10, None), (20, None)), 4096, ctx(4096)).over == 2
     # a turn whose own cap is smaller fits or not by its prompt: no stop, counted as usual
-    assert check_fit("s", single((10, None), (20, 100)), 4097, 4096).over == 1
+    assert check_fit("s", single((10, None), (20, 100)), 4097, ctx(4096)).over == 1
 
 
 def test_multi_turn_history_grows_into_the_limit() -> None:
@@ -66,7 +73,7 @@ def test_multi_turn_history_grows_into_the_limit() -> None:
         "s", "s", "generated", (Conversation("c", ({"role": "system", "content": words(50)},), turns),)
     )
     # prompts 150, 350, 550, 750, 950 tokens; with the cap 50: 200 … 1000 > 700 from the fourth turn
-    fit = check_fit("s", wl, 512, 700)
+    fit = check_fit("s", wl, 512, ctx(700))
     assert (fit.requests, fit.over, fit.longest_prompt, fit.its_cap) == (5, 2, 950, 50)
 
 
@@ -119,12 +126,33 @@ def test_a_server_tokenizer_scales_the_estimate_and_decides_near_the_limit() -> 
         calls.append(1)
         return server_count(messages)
 
-    fit = check_fit("s", wl, 64, 4096, count)
+    fit = check_fit("s", wl, 64, ctx(4096), count)
     assert fit.over == len(truth) and abs(fit.longest_prompt - (3 * max(lengths) + 7)) <= 2  # scaled: ~
     assert fit.scale is not None and 3.0 < fit.scale < 3.01  # the longest prompts' template weighs little
     assert fit.sampled == len(calls) <= 16 + 64
-    assert "/tokenize counted" in fit.warning() and f"× {fit.scale:.2f}" in fit.warning()
+    assert "counted by the server for" in fit.warning() and f"× {fit.scale:.2f}" in fit.warning()
     # Goodput's estimate alone (a server without /tokenize) is a third of the truth here
-    alone = check_fit("s", wl, 64, 4096, lambda messages: None)
+    alone = check_fit("s", wl, 64, ctx(4096), lambda messages: None)
     assert (alone.scale, alone.sampled, alone.over) == (None, 0, sum(1 for n in lengths if n + 64 > 4096))
-    assert "(Goodput's estimate)" in check_fit("s", single((5000, None)), 64, 4096, lambda m: None).warning()
+    assert (
+        "(Goodput's estimate)"
+        in check_fit("s", single((5000, None)), 64, ctx(4096), lambda m: None).warning()
+    )
+
+
+def test_the_context_is_read_from_the_model_card_with_what_the_server_does_above_it() -> None:
+    """vLLM's and SGLang's max_model_len refuses a larger max_tokens (strict); OpenRouter's
+    context_length is taken as said; without either (and no /props: nothing listens) there is none."""
+    from loadgen.run.serverfacts import Asker, context_length
+
+    nobody = Asker("http://127.0.0.1:1", "OPENAI_API_KEY", "raw", None, timeout_s=1)
+    assert context_length({"id": "m", "max_model_len": 4096}, nobody) == (
+        4096,
+        "max_model_len in /v1/models",
+        True,
+    )
+    assert context_length({"id": "m", "context_length": 131072}, nobody) == (
+        131072, "context_length in /v1/models", False,
+    )  # fmt: skip
+    for card in ({"id": "m"}, {"id": "m", "max_model_len": None}, {"id": "m", "max_model_len": "4k"}, None):
+        assert context_length(card, nobody) is None

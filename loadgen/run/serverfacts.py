@@ -1,0 +1,96 @@
+"""What a server says about its context before a run: its length, and how many tokens a prompt is
+to its own tokenizer and chat template (loadgen/run/fit.py weighs the workload with them).
+
+Each server says it its own way, all read here:
+- context length: `max_model_len` on the model's card in `/v1/models` (vLLM, SGLang),
+  `context_length` (OpenRouter), or llama-server's `GET /props` (`default_generation_settings.n_ctx`:
+  one slot's context, what a request gets);
+- prompt tokens: `POST /tokenize` with `{"model", "messages"}` → `{"count"}` (vLLM, SGLang), or
+  llama-server's `POST /v1/chat/completions/input_tokens` → `{"input_tokens"}`.
+Asked the way the target check asks (the load's route to the server, its headers); any failure
+means "not said": the check falls back to Goodput's estimate, never stops on it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import urllib.request
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+from loadgen.transport.headers import static_headers
+from loadgen.transport.urls import opener_like
+
+# (card key, where it was read, whether the server refuses a max_tokens above it)
+CARD_KEYS = (
+    ("max_model_len", "max_model_len in /v1/models", True),
+    ("context_length", "context_length in /v1/models", False),
+)
+COUNT_ROUTES = (("/tokenize", "count"), ("/v1/chat/completions/input_tokens", "input_tokens"))
+
+
+class Context(NamedTuple):
+    tokens: int
+    source: str  # where it was read, for messages: "max_model_len in /v1/models"
+    # the server refuses a max_tokens above the context (vLLM: "max_tokens=N cannot be greater than
+    # max_model_len=M"; SGLang counts the prompt in too); llama-server accepts one and generates until
+    # the context is full
+    strict: bool = False
+
+
+class Asker:
+    """Goodput's own small requests to the target, as the target check makes them."""
+
+    def __init__(
+        self, host: str, api_key_env: str, client: str, headers: dict[str, str] | None, timeout_s: float = 5.0
+    ) -> None:
+        self.root = host.rstrip("/")
+        self.client, self.timeout_s = client, timeout_s
+        self.headers = static_headers(os.environ.get(api_key_env), headers or {})
+
+    def json(self, path: str, body: dict | None = None) -> Any:
+        """The answer's JSON (GET, or POST with `body`); None on any failure."""
+        data = None if body is None else json.dumps(body).encode()
+        req = urllib.request.Request(
+            self.root + path, data, {**self.headers, "Content-Type": "application/json"}
+        )
+        try:
+            with opener_like(self.client).open(req, timeout=self.timeout_s) as r:
+                return json.loads(r.read())
+        except (OSError, ValueError):  # no route, a refusal, a timeout, not JSON
+            return None
+
+
+def context_length(card: dict | None, ask: Asker) -> Context | None:
+    """The context a request gets: from the model's card, else llama-server's /props."""
+    for key, source, strict in CARD_KEYS:
+        if _tokens((card or {}).get(key)):
+            return Context(card[key], source, strict)  # type: ignore[index]
+    props = ask.json("/props")
+    settings = props.get("default_generation_settings") if isinstance(props, dict) else None
+    n_ctx = settings.get("n_ctx") if isinstance(settings, dict) else None
+    return Context(n_ctx, "n_ctx in llama-server's /props") if _tokens(n_ctx) else None
+
+
+def token_counter(ask: Asker, model: str) -> Callable[[list[dict]], int | None]:
+    """A function counting a conversation's prompt tokens as the server does, on the first of
+    COUNT_ROUTES that answers; None where none does (then never asked again)."""
+    routes = list(COUNT_ROUTES)
+
+    def count(messages: list[dict]) -> int | None:
+        while routes:
+            path, key = routes[0]
+            answer = ask.json(path, {"model": model, "messages": messages})
+            n = answer.get(key) if isinstance(answer, dict) else None
+            if type(n) is int and n >= 0:
+                del routes[1:]  # this server's route: keep only it
+                return n
+            routes.pop(0)
+        return None
+
+    return count
+
+
+def _tokens(value: Any) -> bool:
+    return type(value) is int and value > 0
