@@ -58,7 +58,8 @@ TEXT_COLS = (
     "tenant",
     "session",
     "tokens_source",
-)  # tenant: the mix class; session: what intervals resample
+    "finish_reason",
+)  # tenant: the mix class; session: what intervals resample; finish_reason: answers cut at the context
 INT_COLS = ("step", "target_users")
 ID_COLS = ("user",)  # with `worker`: who sent a request (the start-up ends at the last user's first send)
 NL = b"\n"
@@ -248,21 +249,32 @@ def _meta_warnings(meta: dict) -> list[str]:
 
 
 def _fit_warnings(meta: dict, df: pd.DataFrame) -> list[str]:
-    """The workload's requests that the pre-run check found too long for the server's context
-    (run.json `context_fit`, loadgen/run/fit.py), with this run's HTTP 400 rows beside them."""
+    """What the pre-run check found too long for the server's context (run.json `context_fit`,
+    loadgen/run/fit.py), with what this run's rows show of it: requests refused (HTTP 400), and
+    answers that stopped where prompt and output filled the context (vLLM 0.32 and llama-server cut
+    an answer there rather than refuse the request: `length`, prompt + output ≥ the context)."""
     fit = meta.get("context_fit")
-    if not isinstance(fit, dict):
+    if not isinstance(fit, dict) or type(fit.get("context_tokens")) is not int:
         return []
+    context = fit["context_tokens"]
+    refused = int((df["error"] == "http_400").sum())
+    filled = (df["prompt_tokens"].fillna(0) + df["output_tokens"].fillna(0)) >= context
+    cut = int((df["ok"] & (df["finish_reason"] == "length") & filled).sum()) if "finish_reason" in df else 0
     out = []
-    refused = int((df["error"] == "http_400").sum()) if "error" in df else 0
     for d in fit.get("datasets") or []:
         if isinstance(d, dict) and isinstance(d.get("over"), int) and d["over"] > 0:
             out.append(
                 f"{d['over']} of {d.get('requests')} requests of {d.get('dataset')} were too long for the "
-                f"server's context of {fit.get('context_tokens')} tokens with their max_tokens (estimated before "
-                f"the run): a server refuses them ({refused} rows failed with http_400) or cuts their answers "
-                "short, and the figures describe the others"
+                f"server's context of {context} tokens with their max_tokens (estimated before the run): a "
+                f"server refuses such a request ({refused} rows failed with http_400) or cuts its answer "
+                f"short ({cut} answers stopped where prompt and output filled the context), and the figures "
+                "describe the others"
             )
+    if not out and cut:
+        out.append(
+            f"{cut} answers stopped where prompt and output filled the server's context of {context} tokens "
+            "(finish_reason length): shorter than the max_tokens they asked for"
+        )
     return out
 
 
