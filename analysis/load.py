@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 from analysis.errors import AnalysisError
@@ -58,8 +59,7 @@ TEXT_COLS = (
     "tenant",
     "session",
     "tokens_source",
-    "finish_reason",
-)  # tenant: the mix class; session: what intervals resample; finish_reason: answers cut at the context
+)  # tenant: the mix class; session: what intervals resample
 INT_COLS = ("step", "target_users")
 ID_COLS = ("user",)  # with `worker`: who sent a request (the start-up ends at the last user's first send)
 NL = b"\n"
@@ -107,8 +107,9 @@ def _header(csv_path: Path) -> list[str]:
     return [c.strip() for c in row]
 
 
-def read_requests(csv_path: Path) -> tuple[pa.Table, list[str]]:
-    """The needed columns as an Arrow table; a truncated last line (crash mid-write) is skipped with a warning."""
+def read_requests(csv_path: Path, extra: tuple[str, ...] = ()) -> tuple[pa.Table, list[str]]:
+    """The needed columns (and the text columns `extra`) as an Arrow table; a truncated last line
+    (crash mid-write) is skipped with a warning."""
     header = _header(csv_path)
     missing = [c for c in REQUIRED if c not in header]
     if missing:
@@ -116,9 +117,9 @@ def read_requests(csv_path: Path) -> tuple[pa.Table, list[str]]:
             f"{csv_path}: missing column(s) {', '.join(missing)} (is this a Goodput requests.csv? header: "
             f"{','.join(header[:6])}{',…' if len(header) > 6 else ''})"
         )
-    wanted = [c for c in (*FLOAT_COLS, *TEXT_COLS, *INT_COLS, *ID_COLS, "itl_s", "ok") if c in header]
+    wanted = [c for c in (*FLOAT_COLS, *TEXT_COLS, *extra, *INT_COLS, *ID_COLS, "itl_s", "ok") if c in header]
     types: dict[str, pa.DataType] = {c: pa.float64() for c in (*FLOAT_COLS, *ID_COLS)}
-    types.update({c: pa.string() for c in TEXT_COLS})
+    types.update({c: pa.string() for c in (*TEXT_COLS, *extra)})
     types.update(
         {"itl_s": pa.large_binary(), "ok": pa.bool_(), "step": pa.float64(), "target_users": pa.float64()}
     )
@@ -213,12 +214,16 @@ def load_run(path: str | Path) -> Run:
     if not csv_path.is_file():
         raise AnalysisError(f"{run_dir}: no requests.csv here (is this a run folder?)")
     meta, warnings = load_meta(run_dir)
-    table, more = read_requests(csv_path)
+    context = _context_tokens(meta)
+    table, more = read_requests(csv_path, ("finish_reason",) if context else ())
     warnings += more
     if table.num_rows == 0:
         raise AnalysisError(f"{csv_path}: the run has no requests (header only)")
+    cut = _cut_at_context(table, context) if context else 0
     itl = table.column("itl_s")
-    df = table.drop(["itl_s"]).to_pandas(strings_to_categorical=True)
+    df = table.drop([c for c in ("itl_s", "finish_reason") if c in table.column_names]).to_pandas(
+        strings_to_categorical=True
+    )
     for c in INT_COLS:
         if df[c].isna().any():
             line = int(np.flatnonzero(df[c].isna().to_numpy())[0]) + 2
@@ -231,7 +236,7 @@ def load_run(path: str | Path) -> Run:
     for c in FLOAT_COLS:
         if c not in df:
             df[c] = np.nan
-    warnings += _meta_warnings(meta) + _fit_warnings(meta, df)
+    warnings += _meta_warnings(meta) + _fit_warnings(meta, df, cut)
     mark_periods(df, meta)
     return Run(run_dir, df, itl, meta, warnings)
 
@@ -248,20 +253,35 @@ def _meta_warnings(meta: dict) -> list[str]:
     return out
 
 
-def _fit_warnings(meta: dict, df: pd.DataFrame) -> list[str]:
+def _context_tokens(meta: dict) -> int:
+    """The server's context length the pre-run check read (run.json `context_fit`; 0: none)."""
+    fit = meta.get("context_fit")
+    tokens = fit.get("context_tokens") if isinstance(fit, dict) else None
+    return tokens if type(tokens) is int and tokens > 0 else 0
+
+
+def _cut_at_context(table: pa.Table, context: int) -> int:
+    """Answers that stopped where prompt and output filled the context: vLLM 0.32 and llama-server cut
+    an answer there rather than refuse the request (`length`, prompt + output ≥ the context). Counted
+    on the Arrow table, before `finish_reason` is dropped: no other figure needs that column."""
+    if "finish_reason" not in table.column_names:
+        return 0
+    total = pc.add(pc.fill_null(table["prompt_tokens"], 0.0), pc.fill_null(table["output_tokens"], 0.0))
+    ok = pc.fill_null(table["ok"], False)
+    mask = pc.and_(pc.and_(ok, pc.equal(table["finish_reason"], "length")), pc.greater_equal(total, context))
+    return int(pc.sum(pc.fill_null(mask, False)).as_py() or 0)
+
+
+def _fit_warnings(meta: dict, df: pd.DataFrame, cut: int) -> list[str]:
     """What the pre-run check found too long for the server's context (run.json `context_fit`,
     loadgen/run/fit.py), with what this run's rows show of it: requests refused (HTTP 400), and
-    answers that stopped where prompt and output filled the context (vLLM 0.32 and llama-server cut
-    an answer there rather than refuse the request: `length`, prompt + output ≥ the context)."""
-    fit = meta.get("context_fit")
-    if not isinstance(fit, dict) or type(fit.get("context_tokens")) is not int:
+    answers `cut` at the context."""
+    context = _context_tokens(meta)
+    if not context:
         return []
-    context = fit["context_tokens"]
     refused = int((df["error"] == "http_400").sum())
-    filled = (df["prompt_tokens"].fillna(0) + df["output_tokens"].fillna(0)) >= context
-    cut = int((df["ok"] & (df["finish_reason"] == "length") & filled).sum()) if "finish_reason" in df else 0
     out = []
-    for d in fit.get("datasets") or []:
+    for d in meta["context_fit"].get("datasets") or []:
         if isinstance(d, dict) and isinstance(d.get("over"), int) and d["over"] > 0:
             out.append(
                 f"{d['over']} of {d.get('requests')} requests of {d.get('dataset')} were too long for the "
