@@ -3,8 +3,9 @@ to its own tokenizer and chat template (loadgen/run/fit.py weighs the workload w
 
 Each server says it its own way, all read here:
 - context length: `max_model_len` on the model's card in `/v1/models` (vLLM, SGLang),
-  `context_length` (OpenRouter), or llama-server's `GET /props` (`default_generation_settings.n_ctx`:
-  one slot's context, what a request gets);
+  `context_length` (OpenRouter), llama-server's `GET /props` (`default_generation_settings.n_ctx`:
+  one slot's context, what a request gets), or TGI's `GET /info` (`max_total_tokens`: prompt and
+  new tokens together);
 - prompt tokens: `POST /tokenize` with `{"model", "messages"}` → `{"count"}` (vLLM, SGLang), or
   llama-server's `POST /v1/chat/completions/input_tokens` → `{"input_tokens"}`.
 Asked the way the target check asks (the load's route to the server, its headers); any failure
@@ -63,14 +64,18 @@ class Asker:
 
 
 def context_length(card: dict | None, ask: Asker) -> Context | None:
-    """The context a request gets: from the model's card, else llama-server's /props."""
+    """The context a request gets: from the model's card, else llama-server's /props, else TGI's /info."""
     for key, source, strict in CARD_KEYS:
         if _tokens((card or {}).get(key)):
             return Context(card[key], source, strict)  # type: ignore[index]
     props = ask.json("/props")
     settings = props.get("default_generation_settings") if isinstance(props, dict) else None
     n_ctx = settings.get("n_ctx") if isinstance(settings, dict) else None
-    return Context(n_ctx, "n_ctx in llama-server's /props") if _tokens(n_ctx) else None
+    if _tokens(n_ctx):
+        return Context(n_ctx, "n_ctx in llama-server's /props")
+    info = ask.json("/info")  # TGI refuses `inputs` tokens + max_new_tokens above max_total_tokens (422)
+    total = info.get("max_total_tokens") if isinstance(info, dict) else None
+    return Context(total, "max_total_tokens in TGI's /info", True) if _tokens(total) else None
 
 
 def token_counter(ask: Asker, model: str) -> Callable[[list[dict]], int | None]:

@@ -15,8 +15,10 @@ from pathlib import Path
 import pytest
 
 from analysis.load import load_run
+from core.tokens import count_tokens
 from simserver.tokenizer import chat_tokens
 from tests.conftest import PYTHON, ROOT
+from tests.support.json_server import Handler, http_server
 from workloads import load_workload
 from workloads.conversation import output_cap, request_messages
 
@@ -88,3 +90,43 @@ def test_an_output_cap_larger_than_the_context_stops_before_the_run(short_engine
     assert "--max-tokens 1,025: the server's context is 1,024 tokens" in out.stderr
     assert "Traceback" not in out.stderr
     assert not list((tmp_path / "results").glob("*/requests.csv"))
+
+
+class TgiInfo(Handler):
+    """TGI's routes as its router answers them (router/src/lib.rs `Info`; server.rs): /v1/models
+    without a context length, /info with max_total_tokens, and no prompt-counting route Goodput
+    knows (its /tokenize takes `inputs`, so a chat body is refused)."""
+
+    def do_GET(self) -> None:
+        if self.path == "/v1/models":
+            self.answer(
+                200, json.dumps({"object": "list", "data": [{"id": "tgi", "object": "model"}]}).encode()
+            )
+        elif self.path == "/info":
+            info = {"model_id": "tgi", "max_input_tokens": 3000, "max_total_tokens": 4096, "version": "3.3.6"}
+            self.answer(200, json.dumps(info).encode())
+        else:
+            self.answer(404, b"{}")
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        self.answer(422 if self.path == "/tokenize" else 404, b'{"error": "missing field `inputs`"}')
+
+
+def test_tgi_gives_its_context_in_info_and_the_estimate_counts() -> None:
+    from loadgen.run import serverfacts
+    from loadgen.run.fit import check_fit
+    from loadgen.run.target import check
+
+    with http_server(TgiInfo) as url:
+        served = check(url, "", "OPENAI_API_KEY")
+        ask = serverfacts.Asker(url, "OPENAI_API_KEY", "raw", None)
+        context = serverfacts.context_length(served.card, ask)
+        assert context == (4096, "max_total_tokens in TGI's /info", True)
+        count = serverfacts.token_counter(ask, served.model)
+        wl = load_workload("random:n=20,input=uniform(2000,6000),output=16,seed=1")
+        fit = check_fit("random", wl, 64, context, count)
+    assert fit.scale is None and fit.sampled == 0  # no count from the server: Goodput's estimate
+    truth = sum(1 for c in wl.conversations if count_tokens(c.turns[0].messages[0]["content"]) + 16 > 4096)
+    assert 0 < fit.over == truth < 20
+    assert "(max_total_tokens in TGI's /info)" in fit.warning() and "(Goodput's estimate)" in fit.warning()

@@ -16,17 +16,16 @@ import json
 import os
 import ssl
 import subprocess
-import threading
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 import trustme
 
 from tests.conftest import PYTHON, ROOT, free_port
+from tests.support.json_server import Handler, http_server
 from tests.support.zoo.fixture import zoo_server
 
 pytestmark = pytest.mark.e2e
@@ -43,35 +42,6 @@ def env_without_trust(**extra: str) -> dict[str, str]:
     """The test process's environment with no CA setting of its own (a developer's would change the answer)."""
     env = {k: v for k, v in os.environ.items() if k not in ("SSL_CERT_FILE", "SSL_CERT_DIR")}
     return {**env, **extra}
-
-
-class Handler(BaseHTTPRequestHandler):
-    """A real HTTP/1.1 server's handler, quiet; `answer` writes a whole JSON body."""
-
-    protocol_version = "HTTP/1.1"
-
-    def answer(self, status: int, body: bytes, **headers: str) -> None:
-        self.send_response(status)
-        for name, value in {"Content-Type": "application/json", **headers}.items():
-            self.send_header(name.replace("_", "-"), value)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-
-@contextlib.contextmanager
-def http_server(handler: type[BaseHTTPRequestHandler]) -> Iterator[str]:
-    """`handler` served on 127.0.0.1 from a thread of this process; yields its URL."""
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}"
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 @pytest.fixture
