@@ -82,7 +82,7 @@ class Fit:
         return (
             f"{self.over:,} of {self.requests:,} requests of --dataset {self.dataset} ({share:.0f} %) will not fit "
             f"the server's context of {self.context:,} tokens ({self.source}): {longest}. A server "
-            "refuses such a request (HTTP 400) or cuts its answer short, and the figures would describe the "
+            "refuses such a request (HTTP 400 or 422) or cuts its answer short, and the figures would describe the "
             "others: lower --max-tokens or use shorter prompts"
         )
 
@@ -103,8 +103,9 @@ def check_fit(dataset: str, workload: Any, cap: int, server: Context, count: Cou
             "and a prompt and its answer must fit in it together: every request would be refused; "
             f"pass --max-tokens below {context:,}"
         )
-    samples = longest_requests(workload, CALIBRATION_PROMPTS)
-    scale, sampled = _calibrate(samples, count) if count else (None, 0)
+    scale, sampled = (
+        _calibrate(longest_requests(workload, CALIBRATION_PROMPTS), count) if count else (None, 0)
+    )
     over = []
     exact = EXACT_NEAR_LIMIT if count and scale is not None else 0
     low, high = context * (1 - NEAR), context * (1 + NEAR)
