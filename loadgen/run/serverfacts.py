@@ -14,6 +14,7 @@ means "not said": the check falls back to Goodput's estimate, never stops on it.
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import urllib.request
@@ -59,7 +60,11 @@ class Asker:
         try:
             with opener_like(self.client).open(req, timeout=self.timeout_s) as r:
                 return json.loads(r.read())
-        except (OSError, ValueError):  # no route, a refusal, a timeout, not JSON
+        except (
+            OSError,
+            ValueError,
+            http.client.HTTPException,
+        ):  # no route, a refusal, a timeout, a cut answer, not JSON
             return None
 
 

@@ -130,3 +130,26 @@ def test_tgi_gives_its_context_in_info_and_the_estimate_counts() -> None:
     truth = sum(1 for c in wl.conversations if count_tokens(c.turns[0].messages[0]["content"]) + 16 > 4096)
     assert 0 < fit.over == truth < 20
     assert "(max_total_tokens in TGI's /info)" in fit.warning() and "(Goodput's estimate)" in fit.warning()
+
+
+class Broken(Handler):
+    """A server that answers /props with a body cut short of its Content-Length and /info with HTML."""
+
+    def do_GET(self) -> None:
+        if self.path == "/props":
+            self.send_response(200)
+            self.send_header("Content-Length", "100")
+            self.end_headers()
+            self.wfile.write(b'{"default_gen')
+            self.close_connection = True
+        else:
+            self.answer(500, b"<html>Internal Server Error</html>", Content_Type="text/html")
+
+
+def test_a_server_that_answers_badly_gives_no_context_and_no_error() -> None:
+    from loadgen.run import serverfacts
+
+    with http_server(Broken) as url:
+        ask = serverfacts.Asker(url, "OPENAI_API_KEY", "raw", None, timeout_s=2)
+        assert serverfacts.context_length({"id": "m"}, ask) is None
+        assert serverfacts.token_counter(ask, "m")([{"role": "user", "content": "hi"}]) is None
