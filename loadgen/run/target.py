@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import re
@@ -99,9 +100,16 @@ def check(
         if isinstance(reason, ssl.SSLCertVerificationError):
             hint = " — to trust the server's own or its private CA's certificate: SSL_CERT_FILE=PATH.pem"
         raise TargetError(f"cannot reach {shown}: {reason}{hint}") from None
+    except http.client.HTTPException as e:  # a body cut short of its length, a malformed status line
+        raise TargetError(
+            f"{shown}: a broken answer ({type(e).__name__}) — is this an OpenAI-compatible server?"
+        ) from None
     except json.JSONDecodeError:
         raise TargetError(f"{shown}: the answer is not JSON — is this an OpenAI-compatible server?") from None
-    cards = {m["id"]: m for m in body.get("data", []) if isinstance(m, dict) and m.get("id")}
+    if not isinstance(body, dict):
+        raise TargetError(f"{shown}: the answer is not a model list — is this an OpenAI-compatible server?")
+    data = body.get("data") if isinstance(body.get("data"), list) else []
+    cards = {m["id"]: m for m in data if isinstance(m, dict) and isinstance(m.get("id"), str) and m["id"]}
     ids = list(cards)
     if model:
         if ids and model not in ids and f"{model}:latest" not in ids:  # Ollama: no tag means :latest

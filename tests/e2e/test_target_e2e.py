@@ -14,6 +14,7 @@ import csv
 import http.client
 import json
 import os
+import re
 import ssl
 import subprocess
 import time
@@ -372,3 +373,26 @@ def test_a_server_still_loading_its_model_is_not_ready_not_foreign(tmp_path: Pat
     assert out.returncode == 2, out.stderr[-3000:]
     (line,) = [line for line in out.stderr.splitlines() if "goodput: error" in line]
     assert "HTTP 503 (Loading model) — the server is not ready" in line, line
+
+
+@pytest.mark.parametrize(
+    ("answer", "said"),
+    [("array", "the answer is not a model list"), ("cut", "a broken answer (IncompleteRead)")],
+)
+def test_a_models_answer_that_is_no_model_list_is_one_line(answer: str, said: str) -> None:
+    """A JSON array, or a body cut short of its Content-Length: one line naming the URL, no traceback."""
+    from loadgen.run.target import TargetError, check
+
+    class Odd(Handler):
+        def do_GET(self) -> None:
+            if answer == "array":
+                self.answer(200, b"[]")
+                return
+            self.send_response(200)
+            self.send_header("Content-Length", "100")
+            self.end_headers()
+            self.wfile.write(b'{"data": [')
+            self.close_connection = True
+
+    with http_server(Odd) as url, pytest.raises(TargetError, match=rf"{url}/v1/models: {re.escape(said)}"):
+        check(url, "", "OPENAI_API_KEY")
