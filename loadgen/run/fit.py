@@ -30,6 +30,7 @@ from loadgen.run.serverfacts import Context
 
 CALIBRATION_PROMPTS = 16  # the longest requests counted by the server's tokenizer, when it has one
 NEAR, EXACT_NEAR_LIMIT = 0.1, 64  # then up to 64 requests within 10 % of the context counted there too
+MIN_SAMPLES = 4  # a ratio from fewer (a server that stopped answering) is not trusted
 
 Counter = Callable[[list[dict]], "int | None"]
 
@@ -121,13 +122,14 @@ def check_fit(dataset: str, workload: Any, cap: int, server: Context, count: Cou
 
 def _calibrate(samples: list[tuple[list[dict], int]], count: Counter) -> tuple[float | None, int]:
     """The server's tokens per estimated token over `samples` (their sums: long prompts weigh most,
-    as they decide the fit); (None, 0) when the server does not count them all."""
-    theirs = ours = 0
+    as they decide the fit), from those counted before the server stopped answering (its counting
+    budget, serverfacts.py), if at least MIN_SAMPLES or all; (None, 0) otherwise."""
+    theirs = ours = counted = 0
     for messages, estimate in samples:
         n = count(messages)
         if n is None:
-            return None, 0
-        theirs, ours = theirs + n, ours + estimate
-    if not ours:
+            break
+        theirs, ours, counted = theirs + n, ours + estimate, counted + 1
+    if not ours or counted < min(MIN_SAMPLES, len(samples)):
         return None, 0
-    return round(theirs / ours, 4), len(samples)
+    return round(theirs / ours, 4), counted

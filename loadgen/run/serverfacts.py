@@ -17,6 +17,7 @@ from __future__ import annotations
 import http.client
 import json
 import os
+import time
 import urllib.request
 from collections.abc import Callable
 from typing import Any, NamedTuple
@@ -30,6 +31,7 @@ CARD_KEYS = (
     ("context_length", "context_length in /v1/models", False),
 )
 COUNT_ROUTES = (("/tokenize", "count"), ("/v1/chat/completions/input_tokens", "input_tokens"))
+COUNT_BUDGET_S = 15.0  # all the counting before a run, at most
 
 
 class Context(NamedTuple):
@@ -83,13 +85,18 @@ def context_length(card: dict | None, ask: Asker) -> Context | None:
     return Context(total, "max_total_tokens in TGI's /info", True) if _tokens(total) else None
 
 
-def token_counter(ask: Asker, model: str) -> Callable[[list[dict]], int | None]:
+def token_counter(
+    ask: Asker, model: str, budget_s: float = COUNT_BUDGET_S
+) -> Callable[[list[dict]], int | None]:
     """A function counting a conversation's prompt tokens as the server does, on the first of
-    COUNT_ROUTES that answers; None where none does (then never asked again)."""
+    COUNT_ROUTES that answers; None where none does (then never asked again), and once `budget_s`
+    seconds have gone to counting (a slow server must not hold the run's start: the check then
+    keeps what it has, or Goodput's estimate)."""
     routes = list(COUNT_ROUTES)
+    deadline = time.monotonic() + budget_s
 
     def count(messages: list[dict]) -> int | None:
-        while routes:
+        while routes and time.monotonic() < deadline:
             path, key = routes[0]
             answer = ask.json(path, {"model": model, "messages": messages})
             n = answer.get(key) if isinstance(answer, dict) else None

@@ -10,6 +10,7 @@ import csv
 import json
 import os
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -153,3 +154,27 @@ def test_a_server_that_answers_badly_gives_no_context_and_no_error() -> None:
         ask = serverfacts.Asker(url, "OPENAI_API_KEY", "raw", None, timeout_s=2)
         assert serverfacts.context_length({"id": "m"}, ask) is None
         assert serverfacts.token_counter(ask, "m")([{"role": "user", "content": "hi"}]) is None
+
+
+class SlowCounter(Handler):
+    """vLLM's /tokenize, 0.2 s an answer (a remote server, long prompts)."""
+
+    def do_POST(self) -> None:
+        body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)))
+        time.sleep(0.2)
+        self.answer(
+            200, json.dumps({"count": len(chat_tokens(body["messages"])), "max_model_len": 4096}).encode()
+        )
+
+
+def test_counting_stops_at_its_budget() -> None:
+    from loadgen.run import serverfacts
+
+    with http_server(SlowCounter) as url:
+        count = serverfacts.token_counter(
+            serverfacts.Asker(url, "OPENAI_API_KEY", "raw", None), "m", budget_s=0.5
+        )
+        t0 = time.monotonic()
+        answers = [count([{"role": "user", "content": "a b c"}]) for _ in range(10)]
+    assert 1 <= sum(n is not None for n in answers) <= 3 and all(n is None for n in answers[3:])
+    assert time.monotonic() - t0 < 1.8  # not 10 × 0.2 s: the last answer begun by 0.5 s

@@ -156,3 +156,22 @@ def test_the_context_is_read_from_the_model_card_with_what_the_server_does_above
     )  # fmt: skip
     for card in ({"id": "m"}, {"id": "m", "max_model_len": None}, {"id": "m", "max_model_len": "4k"}, None):
         assert context_length(card, nobody) is None
+
+
+def test_a_server_that_stops_counting_leaves_the_ratio_of_what_it_counted() -> None:
+    """Its counting budget spent after 6 of the 16 longest, the ratio is theirs; after 2, none."""
+    wl = single(*((n, None) for n in range(1000, 3000, 100)))  # 20 prompts
+
+    def stops_after(k: int):
+        calls: list[int] = []
+
+        def count(messages: list[dict]) -> int | None:
+            calls.append(1)
+            return server_count(messages) if len(calls) <= k else None
+
+        return count
+
+    fit = check_fit("s", wl, 64, ctx(4096), stops_after(6))
+    assert fit.scale is not None and 3.0 < fit.scale < 3.01 and fit.sampled == 6
+    fit = check_fit("s", wl, 64, ctx(4096), stops_after(2))
+    assert (fit.scale, fit.sampled) == (None, 0)
