@@ -134,7 +134,8 @@ def check_spans_match_trace(
     The span's instants are the engine's (arrival = hand-off to the scheduler, end = the step that
     sampled the last token); the trace stamps the HTTP arrival and the socket writes. So the order
     is exact — arrival ≤ span start, span end ≤ last write (2 µs: the trace's µs rounding) — and
-    the gaps are the engine's own handling time: within 1 ms typically (median), and bounded
+    the gaps are the engine's own handling time: ~0.3 ms typically, the median within 2 ms (1.1 ms once,
+    with three test processes and another suite on the 2-core host), and bounded
     loosely (100 ms) per request: a loaded 2-core host may deschedule the engine between stamps.
     """
     ids = Counter(row["x_request_id"] for row in spans)
@@ -158,7 +159,7 @@ def check_spans_match_trace(
             assert t["t_first_emit_unix"] - (span["t_start_unix"] + span["ttft_s"]) > -US2, (span, t)
     for gaps in (start_gaps, end_gaps):
         gaps.sort()
-        assert gaps[0] > -US2 and gaps[len(gaps) // 2] < MS and gaps[-1] < 100 * MS, gaps
+        assert gaps[0] > -US2 and gaps[len(gaps) // 2] < 2 * MS and gaps[-1] < 100 * MS, gaps
 
 
 def test_one_span_per_request_consistent_with_the_trace(
