@@ -49,6 +49,20 @@ def main(argv: list[str] | None = None) -> int:
     p_stats = sub.add_parser("stats", help="requests, sessions, token length percentiles, prefix sharing")
     p_stats.add_argument("spec", help="built-in name (with options), file path[?mapping] or hf:NAME")
     p_stats.add_argument("--json", action="store_true", help="machine-readable output")
+    p_stats.add_argument(
+        "--context",
+        type=int,
+        default=None,
+        metavar="TOKENS",
+        help="count the requests that exceed this context",
+    )
+    p_stats.add_argument(
+        "--max-tokens",
+        type=int,
+        default=256,
+        metavar="N",
+        help="output cap with --context, as the run's (256)",
+    )
     p_show = sub.add_parser("show", help="print sample conversations in stream order")
     p_show.add_argument("spec")
     p_show.add_argument("-n", type=int, default=3, help="how many conversations (default 3)")
@@ -67,6 +81,10 @@ def main(argv: list[str] | None = None) -> int:
             from workloads import stats
 
             st = stats.compute(workload)
+            if args.context is not None:
+                if args.context <= 0 or args.max_tokens <= 0:
+                    raise WorkloadError("--context and --max-tokens: expected positive numbers of tokens")
+                st["context"] = stats.context_fit(workload, args.context, args.max_tokens)
             print(json.dumps(st, indent=2) if args.json else stats.format_text(st))
             return 0
         stream = WorkloadStream(workload, seed=args.seed, order=args.order)

@@ -237,4 +237,17 @@ def format_text(st: dict) -> str:
         + (f" ({st['prefix_share_across_sessions']:.1%} with another session)" if st["multi_turn"] else ""),
         f"{'':<16}(tokens by Goodput's estimate: \\w+ runs and single punctuation marks)",
     ]
+    if fit := st.get("context"):
+        lines.append(
+            f"{'context':<16}{fit['over']:,} of {st['requests']:,} requests exceed {fit['tokens']:,} tokens with "
+            f"max_tokens up to {fit['max_tokens']:,} (prompt + output cap, the longest prompt "
+            f"{fit['longest_prompt']:,}); a run asks the server itself (its own tokenizer where it can)"
+        )
     return "\n".join(lines)
+
+
+def context_fit(workload: Workload, context: int, cap: int) -> dict:
+    """`stats --context N`: how many requests exceed a context of N tokens, by Goodput's estimate,
+    with the output cap a run with `--max-tokens cap` sends (the run's own check: loadgen/run/fit.py)."""
+    over = [n_in for _, _, n_in, _ in requests_above(workload, cap, context)]
+    return {"tokens": context, "max_tokens": cap, "over": len(over), "longest_prompt": max(over, default=0)}

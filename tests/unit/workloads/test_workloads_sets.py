@@ -190,3 +190,24 @@ def test_cli_subprocess_and_import_weight(tmp_path: Path) -> None:
     code = "import sys, workloads; workloads.open_workload('agentic', seed=0).next_conversation(); print(sorted(m for m in ('pandas', 'datasets', 'matplotlib', 'pyarrow') if m in sys.modules))"
     r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert r.returncode == 0 and r.stdout.strip() == "[]", r.stderr
+
+
+def test_cli_stats_context_counts_what_would_not_fit(capsys: pytest.CaptureFixture[str]) -> None:
+    """`stats --context N --max-tokens M`: the requests whose estimated prompt and output cap exceed N."""
+    from workloads.conversation import output_cap
+
+    spec = "random:n=30,input=uniform(100,3000),output=uniform(8,400),seed=5"
+    truth = [
+        n
+        for c in load_workload(spec).conversations
+        if (n := count_tokens(c.turns[0].messages[0]["content"])) + output_cap(c.turns[0].max_tokens, 128)
+        > 2048
+    ]
+    assert 0 < len(truth) < 30
+    assert main(["stats", spec, "--context", "2048", "--max-tokens", "128", "--json"]) == 0
+    fit = json.loads(capsys.readouterr().out)["context"]
+    assert fit == {"tokens": 2048, "max_tokens": 128, "over": len(truth), "longest_prompt": max(truth)}
+    assert main(["stats", spec, "--context", "2048", "--max-tokens", "128"]) == 0
+    assert f"{len(truth)} of 30 requests exceed 2,048 tokens" in capsys.readouterr().out
+    assert main(["stats", spec, "--context", "0"]) == 2
+    assert "expected positive numbers of tokens" in capsys.readouterr().err
