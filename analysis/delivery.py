@@ -22,7 +22,7 @@ from analysis.itl import Distribution
 #: a tool call in one piece move the mean far less than that).
 SEVERAL = 1.5
 #: Counts the server gave (a chunk count would make the ratio 1 by construction).
-SERVER_COUNTS = ("usage", "meta_info", "details", "timings")
+SERVER_COUNTS = ("usage", "meta_info", "details", "timings", "eval_count")
 
 
 def tokens_per_chunk(sel: pd.DataFrame) -> tuple[float, int, int] | None:

@@ -19,7 +19,7 @@ The definitions, in the one place they are computed (README.md § "Metric defini
 - E2E: send → the last data event (a trailing usage chunk included);
 - TPOT: (E2E − TTFT) / (output_tokens − 1), undefined for ≤ 1 token (core/record.py `tpot_s`);
 - output tokens: the server's count when it sent one (`tokens_source` says which field: `usage`,
-  SGLang's `meta_info`, TGI's `details`, llama.cpp's `timings`), else the number of generated
+  SGLang's `meta_info`, TGI's `details`, llama.cpp's `timings`, Ollama's `eval_count`), else the number of generated
   chunks (`chunks`).
 """
 

@@ -29,9 +29,7 @@ class StreamResult:
     usage: dict | None = (
         None  # the server's counts in OpenAI's `usage` shape (each API parser converts to it)
     )
-    tokens_source: str = (
-        "usage"  # where `usage` came from: usage, meta_info (SGLang), details (TGI), timings (llama.cpp)
-    )
+    tokens_source: str = "usage"  # where `usage` came from: usage, meta_info (SGLang), details (TGI), timings (llama.cpp), eval_count (Ollama)
     finish_reason: str = ""
     done: bool = False
     # the body was read to its end (its end marker, an error event or the message's end); a user

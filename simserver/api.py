@@ -1,8 +1,8 @@
 """Routes: validation, fault choice, and handing requests to the engine — one engine, every API.
 
 The OpenAI routes answer as vLLM does; /generate (SGLang), /generate_stream (TGI), /completion
-(llama.cpp) and /v1/responses answer in their servers' own formats (simserver/wire_*.py), each with
-its server's error body. Whatever the route, a request becomes one engine sequence, so /metrics
+(llama.cpp), /api/chat (Ollama, NDJSON) and /v1/responses answer in their servers' own formats
+(simserver/wire_*.py), each with its server's error body. Whatever the route, a request becomes one engine sequence, so /metrics
 and the trace count every route the same way. Validation follows vLLM's answers (400 for a
 malformed or impossible request, 404 for an unknown model or path).
 """
@@ -44,6 +44,7 @@ from simserver.wire_native import (
     sglang_error,
     tgi_error,
 )
+from simserver.wire_ollama import NDJSON, OllamaWire, ollama_error, parse_ollama
 from simserver.wire_openai import ChatWire, CompletionsWire, parse_openai
 from simserver.wire_responses import ResponsesWire, parse_responses
 
@@ -63,12 +64,13 @@ def _openai_error(status: int, kind: str, message: str, param: str | None = None
 
 @dataclass(frozen=True, slots=True)
 class GenRoute:
-    """A generation route: its trace name, request parser, wire format and error body."""
+    """A generation route: its trace name, request parser, wire format, error body and stream type."""
 
     endpoint: str
     parse: Callable[[dict[str, Any], str, int], GenRequest]
     wire: Callable[[Api, GenRequest, Answer, str, int], Wire]
     error: Callable[[int, str, str, str | None], tuple[int, bytes]] = _openai_error
+    media: str = SSE
 
 
 def _reasoning_field(api: Api) -> str | None:
@@ -117,6 +119,9 @@ GEN_ROUTES = {
         parse_llamacpp,
         lambda api, g, a, rid, n: LlamaCppWire(a, api.model, g.opts),
         llamacpp_error,
+    ),
+    "/api/chat": GenRoute(
+        "api_chat", parse_ollama, lambda api, g, a, rid, n: OllamaWire(a, api.model), ollama_error, NDJSON
     ),
 }
 
@@ -297,7 +302,7 @@ class Api:
 
         conn.on_close = lost
         if g.stream:
-            conn.start_stream(200, SSE, echo)
+            conn.start_stream(200, route.media, echo)
             head = wire.open()
             if head:
                 conn.send_many(head)

@@ -83,8 +83,9 @@ class Fit:
         return (
             f"{self.over:,} of {self.requests:,} requests of --dataset {self.dataset} ({share:.0f} %) will not fit "
             f"the server's context of {self.context:,} tokens ({self.source}): {longest}. A server "
-            "refuses such a request (HTTP 400 or 422) or cuts its answer short, and the figures would describe the "
-            "others: lower --max-tokens or use shorter prompts"
+            "refuses such a request (HTTP 400 or 422), cuts its answer short or, as Ollama does, its prompt, and "
+            "the figures would describe other requests than the workload's: lower --max-tokens or use shorter "
+            "prompts"
         )
 
 

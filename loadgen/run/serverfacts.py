@@ -4,8 +4,11 @@ to its own tokenizer and chat template (loadgen/run/fit.py weighs the workload w
 Each server says it its own way, all read here:
 - context length: `max_model_len` on the model's card in `/v1/models` (vLLM, SGLang),
   `context_length` (OpenRouter), llama-server's `GET /props` (`default_generation_settings.n_ctx`:
-  one slot's context, what a request gets), or TGI's `GET /info` (`max_total_tokens`: prompt and
-  new tokens together);
+  one slot's context, what a request gets), TGI's `GET /info` (`max_total_tokens`: prompt and
+  new tokens together), or Ollama's `GET /api/ps` (`context_length` of the loaded model: what
+  `num_ctx` and OLLAMA_CONTEXT_LENGTH made it, often far below the model's own; said only once the
+  model is loaded). Ollama does not refuse a longer prompt by default: it shortens it and answers
+  200 (its `prompt_eval_count` is the only trace), which is why the check matters most there;
 - prompt tokens: `POST /tokenize` with `{"model", "messages"}` → `{"count"}` (vLLM, SGLang), or
   llama-server's `POST /v1/chat/completions/input_tokens` → `{"input_tokens"}`.
 Asked the way the target check asks (the load's route to the server, its headers); any failure
@@ -71,7 +74,8 @@ class Asker:
 
 
 def context_length(card: dict | None, ask: Asker) -> Context | None:
-    """The context a request gets: from the model's card, else llama-server's /props, else TGI's /info."""
+    """The context a request gets: from the model's card, else llama-server's /props, else TGI's
+    /info, else the loaded model's in Ollama's /api/ps."""
     for key, source, strict in CARD_KEYS:
         if _tokens((card or {}).get(key)):
             return Context(card[key], source, strict)  # type: ignore[index]
@@ -82,7 +86,23 @@ def context_length(card: dict | None, ask: Asker) -> Context | None:
         return Context(n_ctx, "n_ctx in llama-server's /props")
     info = ask.json("/info")  # TGI refuses `inputs` tokens + max_new_tokens above max_total_tokens (422)
     total = info.get("max_total_tokens") if isinstance(info, dict) else None
-    return Context(total, "max_total_tokens in TGI's /info", True) if _tokens(total) else None
+    if _tokens(total):
+        return Context(total, "max_total_tokens in TGI's /info", True)
+    return _ollama_loaded((card or {}).get("id"), ask.json("/api/ps"))
+
+
+def _ollama_loaded(model: Any, ps: Any) -> Context | None:
+    """The loaded model's context in Ollama's /api/ps (`{"models": [{"name", "model", …,
+    "context_length"}]}`; api/types.go ProcessModelResponse, Ollama ≥ 0.10)."""
+    models = ps.get("models") if isinstance(ps, dict) else None
+    for m in models if isinstance(models, list) else ():
+        if (
+            isinstance(m, dict)
+            and model in (m.get("name"), m.get("model"))
+            and _tokens(m.get("context_length"))
+        ):
+            return Context(m["context_length"], "context_length of the loaded model in Ollama's /api/ps")
+    return None
 
 
 def token_counter(

@@ -32,9 +32,7 @@ from geventhttpclient.response import HTTPConnectionClosed
 from core.result import StreamResult
 from loadgen.transport import sse
 from loadgen.transport.apis import Api, resolve
-from loadgen.transport.apis.base import Fold
 from loadgen.transport.arrival import sent_at, stamping_client
-from loadgen.transport.eventstream import EventStream
 from loadgen.transport.headers import static_headers
 from loadgen.transport.reader import read_body
 from loadgen.transport.urls import safe_url
@@ -69,20 +67,22 @@ def _finish(res: StreamResult) -> None:
         res.error, res.error_detail = "empty_output", _empty_detail(res)
 
 
-def not_a_stream(res: StreamResult, content_type: str | None) -> None:
+def not_a_stream(res: StreamResult, content_type: str | None, media: str = "text/event-stream") -> None:
     """A 200 whose body held no event at all and was not labelled an event stream is not a broken
     stream but no stream: the server answered `stream: true` in one piece (a route or a gateway
     that does not stream: a whole `chat.completion` JSON), or something else answered (an HTML page
     of a login or captive proxy). Saying `disconnect` there would send the user to the network."""
     if res.error != "disconnect" or res.n_events or not res.n_bytes:
         return
-    if content_type and "event-stream" in content_type.lower():
+    if content_type and media.split("/")[-1] in content_type.lower():
         return
+    sse_stream = media == "text/event-stream"
     res.error = "bad_sse"
     res.error_detail = (
-        f"not an event stream: a {res.n_bytes}-byte {content_type or 'unlabelled'} answer without one "
-        "data: event (the server answered in one piece: it does not stream this route, or another "
-        "page answered, such as a proxy's)"
+        f"not {'an event' if sse_stream else 'a ' + media} stream: a {res.n_bytes}-byte "
+        f"{content_type or 'unlabelled'} answer without one {'data: event' if sse_stream else 'complete line'} "
+        "(the server answered in one piece: it does not stream this route, or another page answered, "
+        "such as a proxy's)"
     )
 
 
@@ -172,7 +172,7 @@ class RawTransport:
         api = resolve(api)
         res = self.in_flight = StreamResult(splits_reasoning=api.splits_reasoning)
         payload = orjson.dumps(body)
-        hdrs = {"Content-Type": "application/json", "Accept": "text/event-stream", **self.auth, **headers}
+        hdrs = {"Content-Type": "application/json", "Accept": api.media, **self.auth, **headers}
         resp = None
         timer = gevent.Timeout(timeout_s)
         timer.start()
@@ -182,9 +182,9 @@ class RawTransport:
             if res.status != 200:
                 _http_error(res, resp.read()[:2000], resp.get("retry-after"), resp.get("location"))
                 return res
-            read_body(resp, res, api.fold)
+            read_body(resp, res, api)
             _finish(res)
-            not_a_stream(res, resp.get("content-type"))
+            not_a_stream(res, resp.get("content-type"), api.media)
             self.reused = not res.error
         except gevent.Timeout as e:
             if e is not timer:
@@ -293,9 +293,9 @@ class OpenAITransport:
                 **body, extra_body=extra or None, extra_headers=headers, timeout=timeout_s
             ) as resp:
                 res.status = resp.status_code
-                _read_chunks(resp.iter_bytes(), res, api.fold)
+                _read_chunks(resp.iter_bytes(), res, api)
             _finish(res)
-            not_a_stream(res, resp.headers.get("content-type"))
+            not_a_stream(res, resp.headers.get("content-type"), api.media)
         except gevent.Timeout as e:
             if e is not timer:
                 raise
@@ -336,9 +336,9 @@ def _sdk_params(name: str, resource: Any) -> frozenset[str]:
     return _SDK_PARAMS[name]
 
 
-def _read_chunks(chunks: Any, res: StreamResult, fold: Fold) -> None:
+def _read_chunks(chunks: Any, res: StreamResult, api: Api) -> None:
     """The SDK transport's counterpart of `read_body`: one stamp per chunk, the same parser."""
-    parser = EventStream()
+    parser, fold = api.framing(None), api.fold
     try:
         for chunk in chunks:
             t = perf_counter()

@@ -29,9 +29,8 @@ from geventhttpclient.response import HTTPConnectionClosed
 
 from core.clock import wall_and_perf
 from core.result import StreamResult
-from loadgen.transport.apis.base import Fold
+from loadgen.transport.apis.base import Api
 from loadgen.transport.arrival import arrival, kernel_stamp, on_perf, plain_socket
-from loadgen.transport.eventstream import EventStream
 
 perf_counter = time.perf_counter
 _c_feed = HTTPResponseParser.feed
@@ -42,7 +41,8 @@ _ANCILLARY = 64  # room for one SO_TIMESTAMPNS control message
 
 
 class Body:
-    """One streaming response body: its event parser, its API's fold and the request's result.
+    """One streaming response body: its event parser (the API's framing), its API's fold and the
+    request's result.
 
     `take(data, t)` feeds one read (arrived at `t`, perf clock) and folds every event it completed;
     it returns True when the stream is over (the API's end, an error event, or the HTTP message's end).
@@ -50,11 +50,11 @@ class Body:
 
     __slots__ = ("_compact", "_feed", "_fold", "_next", "exc", "offset", "parser", "res", "resp", "waiter")
 
-    def __init__(self, resp: Any, res: StreamResult, fold: Fold) -> None:
+    def __init__(self, resp: Any, res: StreamResult, api: Api) -> None:
         self.resp = resp
         self.res = res
-        self._fold = fold
-        self.parser = EventStream(resp._body_buffer)  # geventhttpclient's C parser appends body bytes here
+        self._fold = api.fold
+        self.parser = api.framing(resp._body_buffer)  # geventhttpclient's C parser appends body bytes here
         self._next, self._compact = self.parser.next_event, self.parser.compact
         # Per read, the C parser itself, and its body callback a C method: the response's Python `feed`
         # (which only mends HEAD answers) and `_on_body` would be two Python calls per chunk.
@@ -87,13 +87,13 @@ class Body:
         return self.fold_ready(t)
 
 
-def read_body(resp: Any, res: StreamResult, fold: Fold) -> None:
-    """Read `resp`'s body to the end of the stream, folding its events into `res`.
+def read_body(resp: Any, res: StreamResult, api: Api) -> None:
+    """Read `resp`'s body to the end of the stream, folding its events into `res` with `api`'s fold.
 
     Bytes that came with the response head are folded first, at the head read's arrival. Raises what
     a read raised (a closed connection, a parser error, a fold's `BadSSE`) in the calling greenlet.
     """
-    body = Body(resp, res, fold)
+    body = Body(resp, res, api)
     sock = resp._sock
     try:
         if body.fold_ready(arrival(sock, body.offset, perf_counter())):

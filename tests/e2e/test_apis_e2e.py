@@ -142,6 +142,7 @@ def test_reasoning_and_tool_calls_match_the_engine_trace(sim_server, tmp_path: P
         ("sglang", "raw", "meta_info", True),
         ("tgi", "raw", "details", False),
         ("llamacpp", "raw", "timings", False),
+        ("ollama", "raw", "eval_count", True),
         ("responses", "openai", "usage", True),
     ],
 )
@@ -197,7 +198,7 @@ def test_agent_sends_tool_calls_back_as_tool_messages(sim_server, tmp_path: Path
     assert called and later, "some session went on after a tool call"
 
 
-@pytest.mark.parametrize("api", ["sglang", "tgi", "llamacpp"])
+@pytest.mark.parametrize("api", ["sglang", "tgi", "llamacpp", "ollama"])
 def test_the_sdk_cannot_send_a_native_route(sim_server, tmp_path: Path, api: str) -> None:
     out = locust("http://127.0.0.1:9", tmp_path / "results", "-t", "2s", "--client", "openai", "--api", api)
     errors = [line for line in out.stderr.splitlines() if "goodput: error:" in line]

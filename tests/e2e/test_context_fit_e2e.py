@@ -178,3 +178,66 @@ def test_counting_stops_at_its_budget() -> None:
         answers = [count([{"role": "user", "content": "a b c"}]) for _ in range(10)]
     assert 1 <= sum(n is not None for n in answers) <= 3 and all(n is None for n in answers[3:])
     assert time.monotonic() - t0 < 1.8  # not 10 × 0.2 s: the last answer begun by 0.5 s
+
+
+class OllamaLike(Handler):
+    """Ollama as it answers by default (ollama/ollama#17889, #17944): /v1/models without a context
+    length, the loaded models' contexts in /api/ps, and /api/chat that shortens a prompt longer than
+    the context and answers 200 — unless the request says `truncate: false`, then a 400. Its
+    "tokenizer" is Goodput's estimate over the messages' text (no chat template)."""
+
+    def do_GET(self) -> None:
+        if self.path == "/v1/models":
+            card = {"id": "qwen3:0.6b", "object": "model", "created": 1765000000, "owned_by": "library"}
+            self.answer(200, json.dumps({"object": "list", "data": [card]}).encode())
+        elif self.path == "/api/ps":
+            models = [{"name": "llama3.2:latest", "model": "llama3.2:latest", "context_length": 32768},
+                      {"name": "qwen3:0.6b", "model": "qwen3:0.6b", "context_length": CONTEXT}]  # fmt: skip
+            self.answer(200, json.dumps({"models": models}).encode())
+        else:
+            self.answer(404, b'{"error": "404 page not found"}')
+
+    def do_POST(self) -> None:
+        body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)))
+        if self.path != "/api/chat":
+            self.answer(404, b'{"error": "404 page not found"}')
+            return
+        n = ollama_prompt(body["messages"])
+        if n > CONTEXT and body.get("truncate") is False:
+            message = f"the input length ({n} tokens) exceeds the context length ({CONTEXT} tokens)"
+            self.answer(400, json.dumps({"error": message}).encode())
+            return
+        line = {"model": "qwen3:0.6b", "created_at": "2026-12-06T00:00:00Z", "done": False}
+        out = [json.dumps({**line, "message": {"role": "assistant", "content": w}}) for w in ("Hi", " there")]
+        done = {**line, "message": {"role": "assistant", "content": ""}, "done": True, "done_reason": "stop",
+                "prompt_eval_count": min(n, CONTEXT), "eval_count": 2}  # fmt: skip
+        self.answer(
+            200, ("\n".join([*out, json.dumps(done)]) + "\n").encode(), Content_Type="application/x-ndjson"
+        )
+
+
+def ollama_prompt(messages: list[dict]) -> int:
+    return sum(count_tokens(m["content"]) for m in messages)
+
+
+def test_ollama_gives_the_loaded_context_and_a_long_prompt_is_refused_not_shortened(tmp_path: Path) -> None:
+    wl = load_workload(DATASET)
+    prompts = {c.id: ollama_prompt(request_messages(c, 0)) for c in wl.conversations}
+    assert 5 <= sum(n > CONTEXT for n in prompts.values()) <= 35
+    with http_server(OllamaLike) as url:
+        out = locust(url, tmp_path / "results", "-u", "2", "-r", "2", "-t", "3s", "--api", "ollama",
+                     "--server-metrics", "off", "--max-tokens", "16")  # fmt: skip
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert f"will not fit the server's context of {CONTEXT:,} tokens (context_length of the loaded model in Ollama's /api/ps)" in out.stderr  # fmt: skip
+    (run,) = list((tmp_path / "results").iterdir())
+    meta = json.loads((run / "run.json").read_text())
+    assert meta["context_fit"]["context_tokens"] == CONTEXT and "Ollama" in meta["context_fit"]["source"]
+    with open(run / "requests.csv", newline="") as fh:
+        rows = [r for r in csv.DictReader(fh) if "~" not in r["session"] and r["error"] != "cancelled"]
+    assert len(rows) >= 10 and {r["api"] for r in rows} == {"ollama"}
+    for r in rows:  # sent with truncate: false, an over-long prompt is refused, never timed shortened
+        assert (r["error"] == "http_400") == (prompts[r["session"]] > CONTEXT), r
+        if r["ok"] == "true":
+            assert int(r["prompt_tokens"]) == prompts[r["session"]] and r["tokens_source"] == "eval_count"
+        else:
+            assert "exceeds the context length" in r["error_detail"]

@@ -6,10 +6,12 @@ what they do) and its line below.
 
 from __future__ import annotations
 
-from loadgen.transport.apis import chat, completions, llamacpp, responses, sglang, tgi
+from loadgen.transport.apis import chat, completions, llamacpp, ollama, responses, sglang, tgi
 from loadgen.transport.apis.base import Api, Prompt
 
-APIS: dict[str, Api] = {m.API.name: m.API for m in (chat, completions, responses, sglang, tgi, llamacpp)}
+APIS: dict[str, Api] = {
+    m.API.name: m.API for m in (chat, completions, responses, sglang, tgi, llamacpp, ollama)
+}
 BY_PATH: dict[str, Api] = {a.path: a for a in APIS.values()}
 SDK_APIS = tuple(name for name, a in APIS.items() if a.sdk)  # what `--client openai` can send
 

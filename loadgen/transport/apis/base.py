@@ -19,6 +19,7 @@ from typing import Any
 from core.result import StreamResult
 from loadgen.transport import sse
 from loadgen.transport.apis.inline import OVER, inline_reasoning
+from loadgen.transport.eventstream import EventStream
 
 Fold = Callable[[StreamResult, str, "bytes | bytearray", float], None]
 
@@ -52,15 +53,19 @@ class Api:
     splits_reasoning: bool  # the stream tells reasoning from the answer (TTFO is defined)
     sdk: str | None = None  # the openai SDK resource that sends it (`chat.completions`); None: raw only
     server: str = ""  # whose API it is, for messages and docs
+    # how its stream is cut into events: server-sent events, or one JSON object per line
+    # (loadgen/transport/ndjson.py); called with the body buffer the events are cut from
+    framing: Callable[[bytearray | None], Any] = EventStream
+    media: str = "text/event-stream"  # the stream's media type: the request's Accept
 
 
 def prompt_text(messages: list[dict]) -> str:
     """A conversation as one plain prompt, for the APIs that take text: the messages' texts, in order,
     separated by a blank line (no chat template: the server applies none on these routes)."""
-    return "\n\n".join(_content_text(m.get("content")) for m in messages)
+    return "\n\n".join(content_text(m.get("content")) for m in messages)
 
 
-def _content_text(content: Any) -> str:
+def content_text(content: Any) -> str:
     if isinstance(content, list):  # OpenAI content parts: the text ones
         return "".join(str(p.get("text") or "") for p in content if isinstance(p, dict))
     return str(content or "")

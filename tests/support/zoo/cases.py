@@ -63,7 +63,9 @@ class Case:
     records: str
     plan: Callable[[dict], Plan]  # request headers (lower-case) → the answer
     expect: Expect
-    endpoint: str = "chat"  # the API it speaks (`--api`): chat, completions, responses, sglang, tgi, llamacpp
+    endpoint: str = (
+        "chat"  # the API it speaks (`--api`): chat, completions, responses, sglang, tgi, llamacpp, ollama
+    )
 
 
 def _vllm_fixture(_: dict) -> Plan:
@@ -458,6 +460,20 @@ CASES: list[Case] = [
          "`data: {content, tokens, stop: false}` per token, a `stop: true` event with timings, no [DONE], then the "
          "connection closed", "ok; the stop event ends the stream; counts from timings.predicted_n",
          native.llamacpp_completion, Expect(tokens=6, source="timings"), endpoint="llamacpp"),
+    Case("ollama-chat-thinking", "Ollama /api/chat (a thinking model, think: true)",
+         "ollama/ollama docs/api.md (Generate a chat completion; durations in nanoseconds), api/types.go "
+         "(ChatResponse, Message.Thinking, Metrics); gpt-oss's empty first line: attogram/ollama-bash-lib demos",
+         "NDJSON (`application/x-ndjson`), one object per line: an empty first line, `message.thinking` lines, "
+         "`message.content` lines, a `done: true` line with done_reason and eval_count",
+         "ok; TTFT at the first thinking line (not the empty one), TTFO at the first content line; counts from "
+         "eval_count, reasoning counted by lines", native.ollama_chat,
+         Expect(tokens=6, source="eval_count", reasoning=3), endpoint="ollama"),
+    Case("ollama-tool-call-whole", "Ollama /api/chat (a tool call)",
+         "ollama/ollama docs/api.md (Chat request with tools: `arguments` an object), api/types.go (ToolCall); "
+         "the call is sent once complete, in one line",
+         "thinking lines, then one line with `message.tool_calls: [{function: {name, arguments: {…}}}]`, the done line",
+         "ok; TTFO and tool TTFT at the call's line, its arguments one chunk; counts from eval_count",
+         native.ollama_tool_call, Expect(tokens=14, source="eval_count", reasoning=3), endpoint="ollama"),
 ]  # fmt: skip
 
 

@@ -114,3 +114,53 @@ def llamacpp_completion(_: dict) -> Plan:
     p.headers.append(("Keep-Alive", "timeout=5, max=100"))
     p.n_tokens = json.loads(events[-1][len(b"data: ") :])["timings"]["predicted_n"]
     return p
+
+
+def _ollama_line(message: dict, **top: object) -> bytes:
+    """One line of Ollama's /api/chat stream (api/types.go ChatResponse): Go's json.Encoder writes
+    the object and a newline, the handler flushes it."""
+    obj = {"model": "qwen3:0.6b", "created_at": "2025-08-15T21:38:23.714020953Z",
+           "message": {"role": "assistant", **message}, "done": False, **top}  # fmt: skip
+    return json.dumps(obj, separators=(",", ":")).encode() + b"\n"
+
+
+def _ollama_done(n: int, reason: str = "stop") -> bytes:
+    metrics = {"done_reason": reason, "total_duration": 124635125, "load_duration": 19208250,
+               "prompt_eval_count": 12, "prompt_eval_duration": 30154000, "eval_count": n,
+               "eval_duration": 74120959}  # fmt: skip
+    return _ollama_line({"content": ""}, **metrics).replace(b'"done":false', b'"done":true')
+
+
+NDJSON = [("Content-Type", "application/x-ndjson")]
+
+
+def ollama_chat(_: dict) -> Plan:
+    """A thinking model (`think: true`): an empty first line (gpt-oss writes one before its
+    thoughts: no token), thinking lines, content lines, the done line with the counts."""
+    p = Plan(headers=list(NDJSON)).add(_ollama_line({"content": ""}), PREFILL_S - ROLE_LEAD_S)
+    for i, tok in enumerate(["Let", " me", " think"]):
+        p.add(
+            _ollama_line({"content": "", "thinking": tok}),
+            ROLE_LEAD_S if i == 0 else TOKEN_GAP_S,
+            first=i == 0,
+        )
+    for i, tok in enumerate(["Paris", " is", " it"]):
+        p.add(_ollama_line({"content": tok}), TOKEN_GAP_S, answer=i == 0)
+    p.add(_ollama_done(6))
+    p.n_tokens, p.n_reasoning = 6, 3
+    return p
+
+
+def ollama_tool_call(_: dict) -> Plan:
+    """Thinking, then the tool call whole in one line — its arguments an object, not a string —
+    once the model has finished it (Ollama's parser holds a call's tokens until it is complete)."""
+    p = Plan(headers=list(NDJSON))
+    for i, tok in enumerate(["I", " should", " call"]):
+        p.add(
+            _ollama_line({"content": "", "thinking": tok}), PREFILL_S if i == 0 else TOKEN_GAP_S, first=i == 0
+        )
+    call = {"function": {"name": "get_weather", "arguments": {"city": "Paris"}}}
+    p.add(_ollama_line({"content": "", "tool_calls": [call]}), 5 * TOKEN_GAP_S, answer=True)
+    p.add(_ollama_done(14))
+    p.n_tokens, p.n_reasoning = 14, 3
+    return p

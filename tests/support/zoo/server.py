@@ -4,7 +4,7 @@
 
 Routes (a case is chosen by the URL, so any client's base URL selects it):
   POST /zoo/<case>/v1/chat/completions, /zoo/<case>/v1/completions   the case's answer (and the native
-       /zoo/<case>/v1/responses, /generate, /generate_stream, /completion: the case says which it is)
+       /zoo/<case>/v1/responses, /generate, /generate_stream, /completion, /api/chat: the case says which)
   GET  /zoo/<case>/v1/models                                          one model, `zoo`
   PUT  /script/<request-id>   {"pieces": [hex, ...], "gap_s": s[, "content_type": t]}  store an answer for that id
   POST /script/v1/chat/completions                                    replay the stored answer (by X-Request-Id)
@@ -32,7 +32,7 @@ from tests.support.zoo.stream import Piece, Plan
 
 TRUTH_MAX = 20000
 # the last path segment of every generation route: OpenAI chat/completions, Responses, SGLang, TGI, llama.cpp
-GENERATE = frozenset(("completions", "responses", "generate", "generate_stream", "completion"))
+GENERATE = frozenset(("completions", "responses", "generate", "generate_stream", "completion", "chat"))
 
 
 class Zoo:
@@ -124,7 +124,9 @@ async def _read_request(reader: asyncio.StreamReader) -> tuple[str, str, dict, b
 
 async def _send(w: asyncio.StreamWriter, plan: Plan, truth: dict | None = None) -> bool:
     """Write the answer; True when the connection stays open for the next request."""
-    streaming = any(k.lower() == "content-type" and "event-stream" in v for k, v in plan.headers)
+    streaming = any(
+        k.lower() == "content-type" and ("event-stream" in v or "ndjson" in v) for k, v in plan.headers
+    )
     head = [
         f"HTTP/1.1 {plan.status} {HTTPStatus(plan.status).phrase}",
         *(f"{k}: {v}" for k, v in plan.headers),

@@ -1,0 +1,132 @@
+"""`--api ollama`: Ollama's native `POST /api/chat`.
+
+Why a native route when Ollama also serves `/v1/chat/completions`: its own route is what most
+Ollama clients speak, and its last line carries what the OpenAI one drops — the server's own
+durations (`load_duration`: a model loaded inside the request; `prompt_eval_duration`,
+`eval_duration`) and the prompt count after Ollama fitted the prompt to its context.
+
+The stream is NDJSON, not SSE (`application/x-ndjson`, one object per line: loadgen/transport/
+ndjson.py), per docs/api.md and api/types.go (`ChatResponse`, `Message`, `Metrics`):
+`{"model", "created_at", "message": {"role": "assistant", "content", "thinking"?, "tool_calls"?},
+"done": false}` per step — a thinking model's reasoning in `message.thinking` (TTFO is defined),
+a tool call whole in one line (`{"function": {"name", "arguments": {…}}}`, arguments an object) —;
+lines with neither text nor a call (gpt-oss's first line: empty content) are no token. The last
+line has `done: true`, `done_reason` (stop | length | …) and the counts: `eval_count` (generated
+tokens, thinking included), `prompt_eval_count` (the prompt, cached tokens included since Ollama
+0.30) and, where the server says it, `prompt_eval_cached_count` (`tokens_source=eval_count`).
+An error is `{"error": "…"}`, as a line of a 200 stream or as the body of an error status.
+
+The request: the conversation as messages (Ollama applies the model's template), `options`
+(`num_predict` = the output cap, and the dataset's sampling fields under their own names), the
+dataset's `tools`, and its `think`, `format`, `keep_alive` as they are, and `truncate: false`
+(unless the dataset says otherwise): by default Ollama shortens a prompt longer than its context
+and answers 200, so a run would time other prompts than the workload's; told not to, it refuses
+one with a 400 that the row keeps (server/routes.go reads `truncate` on /api/chat; an older
+Ollama ignores the field). Ollama has no way to ignore
+the end-of-sequence token (`--ignore-eos` is not sent). Two message shapes differ from OpenAI's: a
+message's `content` is a string (OpenAI content parts are joined) and a tool call's `arguments` an
+object (a string of JSON is parsed), so an agentic session's history is sent in Ollama's form.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from core.result import StreamResult
+from loadgen.transport.apis.base import (
+    Api,
+    Prompt,
+    answer,
+    content_text,
+    event_object,
+    fail,
+    openai_usage,
+    reasoning,
+    sampling,
+    tool_call,
+)
+from loadgen.transport.ndjson import LineStream
+
+PASSED = ("tools", "think", "format", "keep_alive", "truncate")  # the dataset's fields, as they are
+FINISH = {"stop": "stop", "length": "length"}  # done_reason → OpenAI's name (others kept as they are)
+
+
+def build(p: Prompt) -> dict:
+    options = {"num_predict": p.max_tokens, **sampling(p.extra, {})}
+    body: dict = {"model": p.model, "messages": [_message(m) for m in p.messages], "stream": True}
+    body["options"], body["truncate"] = options, False
+    if p.extra:
+        body.update((k, p.extra[k]) for k in PASSED if k in p.extra)
+    return body
+
+
+def _message(m: dict) -> dict:
+    """An OpenAI-shaped message in Ollama's form (the common one, a string content and no tool
+    calls, is passed as it is)."""
+    content, calls = m.get("content"), m.get("tool_calls")
+    if content.__class__ is str and not calls:
+        return m
+    out = {**m, "content": content_text(content)}
+    if calls:
+        out["tool_calls"] = [_call(c) for c in calls]
+    return out
+
+
+def _call(call: dict) -> dict:
+    fn = call.get("function") or {}
+    args: Any = fn.get("arguments")
+    if isinstance(args, str):
+        try:
+            args = orjson.loads(args) if args.strip() else {}
+        except orjson.JSONDecodeError:
+            args = {}  # a model's broken arguments: Ollama takes only an object
+    return {"function": {"name": fn.get("name") or "", "arguments": args if isinstance(args, dict) else {}}}
+
+
+def fold(res: StreamResult, event: str, data: bytes | bytearray, t: float) -> None:
+    obj = event_object(res, event, data, t)
+    if obj is None:
+        return
+    msg = obj.get("message")
+    if msg:
+        if content := msg.get("content"):
+            answer(res, content, t)
+        elif msg.get("thinking"):
+            reasoning(res, t)
+        elif calls := msg.get("tool_calls"):
+            _tool_calls(res, calls, t)
+    elif (err := obj.get("error")) is not None:
+        fail(res, str(err))
+        return
+    if obj.get("done"):
+        res.done = True
+        reason = obj.get("done_reason") or ""
+        res.finish_reason = FINISH.get(reason, reason)
+        n = obj.get("eval_count")
+        if n is not None:
+            res.tokens_source = "eval_count"
+            res.usage = openai_usage(n, obj.get("prompt_eval_count"), obj.get("prompt_eval_cached_count"))
+
+
+def _tool_calls(res: StreamResult, calls: list, t: float) -> None:
+    """Each call whole: its name and its arguments (an object, kept as JSON text like OpenAI's)."""
+    deltas, after = [], len(res.tool_calls or ())  # calls without an index follow those seen so far
+    for call in calls:
+        if not isinstance(call, dict):
+            continue
+        fn = call.get("function") or {}
+        name, args = fn.get("name") or "", fn.get("arguments")
+        text = args if isinstance(args, str) else orjson.dumps(args).decode() if args else ""
+        if name or text:
+            index = fn.get("index")
+            deltas.append(
+                (index if isinstance(index, int) else after + len(deltas), call.get("id") or "", name, text)
+            )
+    if deltas:
+        tool_call(res, t, deltas)
+
+
+API = Api("ollama", "/api/chat", build, fold, splits_reasoning=True, server="Ollama",
+          framing=LineStream, media="application/x-ndjson")  # fmt: skip
