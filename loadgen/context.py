@@ -193,7 +193,10 @@ class RunContext:
         self.timeout_s = parse_duration_s(self.options.request_timeout, "--request-timeout")
         self.think_time_s = parse_duration_s(self.options.think_time, "--think-time")
         self.ids.header = request_id_header(getattr(self.options, "request_id_header", DEFAULT_HEADER))
-        self.api = chosen(getattr(self.options, "api", ""), getattr(self.options, "endpoint", ""))
+        opts = self.options
+        self.api = chosen(
+            getattr(opts, "api", ""), getattr(opts, "endpoint", ""), getattr(opts, "api_path", "")
+        )
         self.mix = None
         if getattr(self.options, "mix", ""):
             from workloads.mix import parse_mix

@@ -17,6 +17,7 @@ from loadgen.run.fit import Fit, check_fit
 from loadgen.transport import headers as extra_headers
 from loadgen.transport.apis import SDK_APIS, Api, chosen
 from loadgen.transport.ids import request_id_header
+from loadgen.transport.urls import api_path_problem, models_path, openai_base, sdk_tail
 from shapes import build_schedule, open_loop
 from workloads.mix import Mix
 
@@ -53,7 +54,7 @@ def check_options(environment: Any, check_target: bool) -> Checked:
     parse_duration_s(opts.think_time, "--think-time")
     headers = extra_headers.parse(opts.header, request_id_header(opts.request_id_header))
     extra_headers.check_set(headers)
-    check_api(opts, slo)
+    api = check_api(opts, slo)
     if opts.max_tokens <= 0:
         raise OptionError(f"--max-tokens: {opts.max_tokens} must be a positive number of tokens")
     build_schedule(opts)
@@ -67,7 +68,7 @@ def check_options(environment: Any, check_target: bool) -> Checked:
     if not check_target:
         return Checked(slo, opts.model, [])
     asked = (opts.api_key_env, opts.client, extra_headers.resolve(headers))
-    served = target.check(environment.host, opts.model, *asked)
+    served = target.check(environment.host, opts.model, *asked, models=models_path(api.path, api.sdk))
     ask = serverfacts.Asker(environment.host, *asked)
     context = serverfacts.context_length(served.card, ask) if opts.shape != "trace" else None
     fits = []
@@ -85,14 +86,22 @@ def check_options(environment: Any, check_target: bool) -> Checked:
 def check_api(opts: Any, slo: Slo) -> Api:
     """`--api` (or its alias `--endpoint`), whether the transport can speak it, and whether the SLO's
     TTFO can be measured on it."""
+    path = getattr(opts, "api_path", "") or ""
+    if problem := api_path_problem(path):
+        raise OptionError(f"--api-path: '{path}' {problem}")
     try:
-        api = chosen(opts.api, opts.endpoint)
+        api = chosen(opts.api, opts.endpoint, path)
     except ValueError as e:
         raise OptionError(str(e)) from None
     if opts.client == "openai" and api.sdk is None:
         raise OptionError(
             f"--api {api.name}: the openai SDK (--client openai) speaks only {', '.join(SDK_APIS)}; "
             f"{api.server}'s native route needs --client raw"
+        )
+    if opts.client == "openai" and path and openai_base(path, api.sdk) is None:
+        raise OptionError(
+            f"--api-path: the openai SDK (--client openai) appends {sdk_tail(api.sdk or '')} to its base URL, "
+            f"and '{path}' does not end so; use --client raw"
         )
     if not api.splits_reasoning and (
         slo.ttfo_s is not None or any(c.metric == "ttfo" for c in slo.percentiles)

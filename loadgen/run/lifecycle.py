@@ -34,7 +34,7 @@ from loadgen.run import scaleout, target, tenants
 from loadgen.run.checks import check_options, choose_user_class, validate
 from loadgen.run.fit import Fit
 from loadgen.transport.headers import parse as parse_headers
-from loadgen.transport.urls import safe_url
+from loadgen.transport.urls import safe_url, shown_path
 from shapes.options import resolve_shape
 
 log = logging.getLogger("goodput")
@@ -192,6 +192,7 @@ def begin_run(environment: Any, ctx: RunContext) -> None:
         max_tokens_field=ctx.cap_field,
         headers=[name for name, _ in parse_headers(getattr(opts, "header", None))],  # never a value
         api=ctx.api.name,
+        api_path=shown_path(getattr(opts, "api_path", "") or "") or None,
         dataset=ctx.mix.label if ctx.mix is not None else opts.dataset,
         order=opts.order,
         slo=ctx.slo.to_dict(),

@@ -52,6 +52,18 @@ def _target(parser: Any) -> None:
     add_option(
         parser,
         "target",
+        "--api-path",
+        label="API path",
+        web=True,
+        default="",
+        metavar="/PATH",
+        help="Where requests go on --host instead of the API's own route, for servers that serve it "
+        "elsewhere, e.g. /v1beta/openai/chat/completions (Gemini), /chat/completions; may carry a "
+        "?query (an api-version). The model list is asked beside it (/models)",
+    )
+    add_option(
+        parser,
+        "target",
         "--endpoint",
         label="Endpoint (alias of --api)",
         default="",

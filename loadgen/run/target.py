@@ -60,6 +60,7 @@ def check(
     client: str = "raw",
     headers: dict[str, str] | None = None,
     timeout_s: float = 10.0,
+    models: str = "/v1/models",
 ) -> Served:
     """The model to use — `model` if served, else the first id of /v1/models — and its card, asked
     the way `client` reaches the server (directly, or through the environment's proxy
@@ -68,7 +69,7 @@ def check(
     check_credentials(host, api_key_env)
     if not is_http_url(host):
         raise TargetError(f"--host: '{safe_url(host) or host}' is not a URL (expected http://HOST:PORT)")
-    url = host.rstrip("/") + "/v1/models"
+    url = host.rstrip("/") + models
     req = urllib.request.Request(url)
     for name, value in static_headers(os.environ.get(api_key_env), headers or {}).items():
         req.add_header(name, value)
@@ -81,10 +82,18 @@ def check(
             raise TargetError(f"{shown}: HTTP {e.code} — set the API key in ${api_key_env}") from None
         if 300 <= e.code < 400:
             raise TargetError(_redirect_line(shown, e.code, url, e.headers.get("Location"))) from None
+        if e.code == 404 and models != "/v1/models":  # a server that lists no models beside its route
+            if model:
+                return Served(model, None)
+            raise TargetError(
+                f"{shown}: HTTP 404 — the server lists no models beside --api-path: pass --model NAME"
+            ) from None
         if e.code == 404 and (root := _root_of(host)):
             raise TargetError(
                 f"{shown}: HTTP 404 — --host is the server's root: Goodput adds /v1/… itself; try --host {root}"
             ) from None
+        if e.code == 404 and models == "/v1/models" and (elsewhere := _api_path_hint(host)):
+            raise TargetError(f"{shown}: HTTP 404 — Goodput adds /v1/… to --host; {elsewhere}") from None
         said = error_message(e.read()[:2000]) if e.fp is not None else ""
         if e.code in (502, 503, 504):
             raise TargetError(
@@ -130,6 +139,20 @@ def _root_of(host: str) -> str:
     if not path.endswith("/v1"):
         return ""
     return urlunsplit((u.scheme, u.netloc, path[: -len("/v1")], "", ""))
+
+
+def _api_path_hint(host: str) -> str:
+    """A --host with a path that is not the server's root: perhaps an OpenAI base URL without /v1
+    (Gemini's `…/v1beta/openai`), which --api-path expresses; "" for a bare origin."""
+    u = urlsplit(safe_url(host))
+    path = u.path.rstrip("/")
+    if not path:
+        return ""
+    origin = urlunsplit((u.scheme, u.netloc, "", "", ""))
+    return (
+        f"if {safe_url(host).rstrip('/')} is the OpenAI base URL (what the SDKs take), pass "
+        f"--host {origin} --api-path {path}/chat/completions"
+    )
 
 
 def _redirect_line(shown: str, code: int, url: str, location: str | None) -> str:

@@ -35,7 +35,7 @@ from loadgen.transport.apis import Api, resolve
 from loadgen.transport.arrival import sent_at, stamping_client
 from loadgen.transport.headers import static_headers
 from loadgen.transport.reader import read_body
-from loadgen.transport.urls import safe_url
+from loadgen.transport.urls import OPENAI_ROOT, openai_base, safe_url, split_query
 
 perf_counter = time.perf_counter
 
@@ -248,17 +248,28 @@ class OpenAITransport:
     def __init__(self, base_url: str, api_key: str | None, headers: dict[str, str] | None = None) -> None:
         import openai  # imported only when chosen: it is heavy
 
+        self.root, self.api_key = base_url.rstrip("/"), api_key
         # an Authorization of another scheme replaces the SDK's Bearer (the same name: one header)
-        extra = static_headers(None, headers or {})
-        key = (base_url, api_key, tuple(sorted(extra.items())))
+        self.extra = static_headers(None, headers or {})
+        self.openai = openai
+        self.in_flight: StreamResult | None = None
+
+    def _sdk(self, api: Api) -> Any:
+        """The shared client whose base URL serves `api`: `--host` + /v1, or what precedes the SDK's
+        resource in `--api-path` (its query sent on every request: an api-version)."""
+        path, query = split_query(api.path)
+        base = self.root + (openai_base(path, api.sdk) or OPENAI_ROOT)
+        key = (base, tuple(sorted(query.items())), self.api_key, tuple(sorted(self.extra.items())))
         if key not in self._shared:
+            openai = self.openai
             for name in ("httpx", "httpx2"):  # one INFO line per request otherwise: noise and hot-path cost
                 logging.getLogger(name).setLevel(logging.WARNING)
             sdk = openai.OpenAI(
-                base_url=base_url.rstrip("/") + "/v1",
-                api_key=api_key or "none",
+                base_url=base,
+                api_key=self.api_key or "none",
                 max_retries=0,
-                default_headers=extra or None,
+                default_headers=self.extra or None,
+                default_query=query or None,
                 # the SDK follows redirects by default: each request's TTFT would hold a round trip
                 # that is not the server's work (the raw client does not follow them either)
                 http_client=openai.DefaultHttpxClient(follow_redirects=False),
@@ -268,9 +279,7 @@ class OpenAITransport:
             except openai.OpenAIError:
                 pass  # the first request will report the problem with its row
             self._shared[key] = sdk
-        self.sdk = self._shared[key]
-        self.openai = openai
-        self.in_flight: StreamResult | None = None
+        return self._shared[key]
 
     def stream(self, api: Api | str, body: dict, headers: dict[str, str], timeout_s: float) -> StreamResult:
         """The SDK builds and sends the request (auth, base URL, Azure, proxies); its raw response
@@ -280,8 +289,9 @@ class OpenAITransport:
         api = resolve(api)
         if api.sdk is None:
             raise ValueError(f"the openai SDK cannot send --api {api.name} (its {api.server} route)")
+        sdk = self._sdk(api)
         res = self.in_flight = StreamResult(splits_reasoning=api.splits_reasoning)
-        resource = attrgetter(api.sdk)(self.sdk)
+        resource = attrgetter(api.sdk)(sdk)
         named = _sdk_params(api.sdk, resource)
         body = dict(body)
         extra = {k: body.pop(k) for k in list(body) if k not in named}

@@ -6,6 +6,8 @@ what they do) and its line below.
 
 from __future__ import annotations
 
+import dataclasses
+
 from loadgen.transport.apis import chat, completions, llamacpp, ollama, responses, sglang, tgi
 from loadgen.transport.apis.base import Api, Prompt
 
@@ -28,8 +30,9 @@ def resolve(api: Api | str) -> Api:
     return found
 
 
-def chosen(api: str | None, endpoint: str | None) -> Api:
-    """The API of `--api` or of its alias `--endpoint` (chat when neither is given).
+def chosen(api: str | None, endpoint: str | None, path: str | None = None) -> Api:
+    """The API of `--api` or of its alias `--endpoint` (chat when neither is given), served at
+    `path` (`--api-path`) when one is given instead of its own route.
 
     ValueError when both are given and differ, or a name is unknown (the option checks turn it into
     one line naming the option)."""
@@ -40,4 +43,4 @@ def chosen(api: str | None, endpoint: str | None) -> Api:
     name = api or endpoint or "chat"
     if name not in APIS:
         raise ValueError(f"unknown API {name!r}; expected one of {', '.join(APIS)}")
-    return APIS[name]
+    return dataclasses.replace(APIS[name], path=path) if path else APIS[name]
