@@ -89,9 +89,7 @@ class RequestRecord:
     tool_call_tokens: int | None = None  # tool-call argument chunks
     backoff_s: float | None = None  # how long this user paused after failures before sending this request
     tenant: str = ""  # the mix class of the request (`--mix`), empty otherwise
-    api: str = (
-        ""  # the API the request used (`--api`: chat, completions, responses, sglang, tgi, llamacpp, ollama)
-    )
+    api: str = ""  # the API the request used (`--api`: chat, completions, responses, messages, sglang, tgi, llamacpp, ollama)
 
     @property
     def tpot_s(self) -> float | None:

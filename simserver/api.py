@@ -1,7 +1,7 @@
 """Routes: validation, fault choice, and handing requests to the engine — one engine, every API.
 
 The OpenAI routes answer as vLLM does; /generate (SGLang), /generate_stream (TGI), /completion
-(llama.cpp), /api/chat (Ollama, NDJSON) and /v1/responses answer in their servers' own formats
+(llama.cpp), /api/chat (Ollama, NDJSON), /v1/messages (Anthropic) and /v1/responses answer in their servers' own formats
 (simserver/wire_*.py), each with its server's error body. Whatever the route, a request becomes one engine sequence, so /metrics
 and the trace count every route the same way. Validation follows vLLM's answers (400 for a
 malformed or impossible request, 404 for an unknown model or path).
@@ -33,6 +33,7 @@ from simserver.spans import engine_request_id
 from simserver.tokenizer import chat_tokens, prompt_tokens
 from simserver.trace import TraceWriter
 from simserver.wire import Wire
+from simserver.wire_messages import MessagesWire, messages_error, parse_messages
 from simserver.wire_native import (
     LlamaCppWire,
     SGLangWire,
@@ -104,6 +105,12 @@ GEN_ROUTES = {
         lambda api, g, a, rid, n: ResponsesWire(
             f"resp_{api.tag}{n:08x}", int(time.time()), api.model, a, g.opts
         ),
+    ),
+    "/v1/messages": GenRoute(
+        "messages",
+        parse_messages,
+        lambda api, g, a, rid, n: MessagesWire(f"chatcmpl-{api.tag}{n:08x}", api.model, a),
+        messages_error,
     ),
     "/generate": GenRoute(
         "generate",

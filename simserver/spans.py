@@ -65,7 +65,7 @@ Record = tuple[str, float, float, float, float, float, int, int, int]
 def engine_request_id(x_request_id: str, endpoint: str) -> str:
     """The id vLLM's OpenAI server gives the engine request (and so `gen_ai.request.id`); the native
     routes of other servers keep the client's id as it came."""
-    if endpoint == "chat":
+    if endpoint in ("chat", "messages"):  # vLLM serves /v1/messages through its chat handler
         return f"chatcmpl-{x_request_id}"
     if endpoint == "completions":
         return f"cmpl-{x_request_id}-0"

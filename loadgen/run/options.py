@@ -47,7 +47,7 @@ def _target(parser: Any) -> None:
         web=True,
         default="",
         choices=list(APIS),
-        help="chat (default), completions, responses, or the native routes sglang, tgi, llamacpp, ollama",
+        help="chat (default), completions, responses, messages (Anthropic), or the native routes sglang, tgi, llamacpp, ollama",
     )
     add_option(
         parser,

@@ -173,6 +173,8 @@ class RawTransport:
         res = self.in_flight = StreamResult(splits_reasoning=api.splits_reasoning)
         payload = orjson.dumps(body)
         hdrs = {"Content-Type": "application/json", "Accept": api.media, **self.auth, **headers}
+        if api.headers:
+            hdrs.update(api.headers)
         resp = None
         timer = gevent.Timeout(timeout_s)
         timer.start()

@@ -99,15 +99,18 @@ def assert_on_time(diffs: list[float], what: str, at_least: int) -> None:
     assert p99 <= TOLERANCE_S, f"{what}: {p99 * 1e3:.2f} ms p99 after the engine's emit"
 
 
-def test_reasoning_and_tool_calls_match_the_engine_trace(sim_server, tmp_path: Path) -> None:
+@pytest.mark.parametrize("api", ["chat", "messages"])
+def test_reasoning_and_tool_calls_match_the_engine_trace(sim_server, tmp_path: Path, api: str) -> None:
+    """The OpenAI route and Anthropic's (thinking blocks, tool_use blocks), held to the same trace."""
     sim, trace = engine(sim_server, tmp_path)
     out = locust(sim.url, tmp_path / "results", "-u", "8", "-r", "8", "-t", "14s", "--run-name", "reasoning",
-                 "--dataset", str(tool_dataset(tmp_path)), "--max-tokens", "200")  # fmt: skip
+                 "--dataset", str(tool_dataset(tmp_path)), "--max-tokens", "200", "--api", api)  # fmt: skip
     assert out.returncode == 0, out.stderr[-3000:]
     run, pairs = rows_and_trace(tmp_path / "results", trace)
     assert len(pairs) >= 40
     for r, t in pairs:
-        assert r["api"] == "chat" and r["tokens_source"] == "usage"
+        assert r["api"] == api and r["tokens_source"] == "usage"
+        assert int(r["prompt_tokens"]) == t["prompt_tokens"]
         assert int(r["output_tokens"]) == t["output_tokens"]
         assert int(r["reasoning_tokens"]) == t["reasoning_tokens"]  # = usage's completion_tokens_details
         assert bool(r["ttfo_s"]) == (t["t_first_answer_emit_unix"] is not None)
@@ -122,6 +125,8 @@ def test_reasoning_and_tool_calls_match_the_engine_trace(sim_server, tmp_path: P
     assert_on_time(offsets(pairs, "ttft_s", "t_first_emit_unix"), "TTFT", 40)
     assert_on_time(offsets(pairs, "ttfo_s", "t_first_answer_emit_unix"), "TTFO", 30)
     assert_on_time(offsets(pairs, "tool_ttft_s", "t_first_tool_call_emit_unix"), "tool-call TTFT", 5)
+    if api != "chat":
+        return
     # the analysis: a Reasoning section, TTFO in summary.json, the TTFO SLO judged
     done = subprocess.run([PYTHON, "-m", "analysis", str(run), "--no-plots", "--quiet", "--slo", "reasoning,ttfo=5s", "--include-startup"],
                           cwd=ROOT, capture_output=True, text=True, timeout=120)  # fmt: skip
@@ -143,6 +148,7 @@ def test_reasoning_and_tool_calls_match_the_engine_trace(sim_server, tmp_path: P
         ("tgi", "raw", "details", False),
         ("llamacpp", "raw", "timings", False),
         ("ollama", "raw", "eval_count", True),
+        ("messages", "raw", "usage", True),
         ("responses", "openai", "usage", True),
     ],
 )
@@ -182,10 +188,13 @@ def test_each_api_end_to_end(
             assert_on_time(offsets(pairs, "ttfo_s", "t_first_answer_emit_unix"), f"{api} TTFO", 10)
 
 
-def test_agent_sends_tool_calls_back_as_tool_messages(sim_server, tmp_path: Path) -> None:
+@pytest.mark.parametrize("api", ["chat", "messages"])
+def test_agent_sends_tool_calls_back_as_tool_messages(sim_server, tmp_path: Path, api: str) -> None:
+    """A session goes on after a tool call: its history (the call, the tool's result) in the API's own
+    form — OpenAI's `tool_calls` and `tool` messages, or Anthropic's `tool_use` and `tool_result` blocks."""
     sim, trace = engine(sim_server, tmp_path)
     out = locust(sim.url, tmp_path / "results", "-u", "4", "-r", "4", "-t", "10s", "--run-name", "agent",
-                 "--dataset", "agentic:tools=native,think=0")  # fmt: skip
+                 "--dataset", "agentic:tools=native,think=0", "--api", api)  # fmt: skip
     assert out.returncode == 0, out.stderr[-3000:]
     _, pairs = rows_and_trace(tmp_path / "results", trace)
     with open(next((tmp_path / "results").iterdir()) / "requests.csv", newline="") as fh:
@@ -198,7 +207,7 @@ def test_agent_sends_tool_calls_back_as_tool_messages(sim_server, tmp_path: Path
     assert called and later, "some session went on after a tool call"
 
 
-@pytest.mark.parametrize("api", ["sglang", "tgi", "llamacpp", "ollama"])
+@pytest.mark.parametrize("api", ["messages", "sglang", "tgi", "llamacpp", "ollama"])
 def test_the_sdk_cannot_send_a_native_route(sim_server, tmp_path: Path, api: str) -> None:
     out = locust("http://127.0.0.1:9", tmp_path / "results", "-t", "2s", "--client", "openai", "--api", api)
     errors = [line for line in out.stderr.splitlines() if "goodput: error:" in line]

@@ -367,6 +367,29 @@ def test_native_completion_route_agrees_with_llamacpp_counters(engine: Engine, t
     )
 
 
+def test_anthropic_messages_route_agrees_with_llamacpp_counters(engine: Engine, tmp_path: Path) -> None:
+    """`--api messages`: llama-server's Anthropic-compatible /v1/messages (tests/fixtures/
+    llamacpp-messages-stream.txt is this server's stream). It counts as Anthropic does — message_start's
+    input_tokens is the uncached part, cache_read_input_tokens the rest — so the rows' prompts add up
+    to /metrics' processed and cached prompt tokens together, their cache reads to the cached ones."""
+    w = goodput_run(engine, tmp_path / "res", "messages", "--api", "messages",
+                    "--dataset", "random:input=uniform(100,200),output=16,seed=3", "--max-tokens", "16",
+                    "--shape", "none", "-u", "2", "-r", "2", run_s=10, drain_s=20)  # fmt: skip
+    w.assert_all_ok()
+    ok = w.ok
+    assert len(ok) >= 8, Counter(r["error"] for r in w.rows)
+    assert {r["api"] for r in ok} == {"messages"} and {r["tokens_source"] for r in ok} == {"usage"}
+    assert w.ours("output_tokens") == w.d.tokens_predicted
+    counted = [
+        r for r in ok if r["prompt_tokens"]
+    ]  # a stream whose first tokens were held has no message_start
+    assert len(counted) >= len(ok) - 2
+    if len(counted) == len(ok):
+        assert w.ours("prompt_tokens") == w.d.prompt_tokens + w.d.prompt_tokens_cached
+        assert w.ours("cached_tokens") == w.d.prompt_tokens_cached
+    save("messages", {"ok": len(ok), "output_tokens": [w.ours("output_tokens"), w.d.tokens_predicted]})
+
+
 def test_the_context_check_reads_props_and_counts_with_the_servers_template(engine: Engine) -> None:
     """llama-server gives one slot's context in /props and counts a chat's prompt tokens (its template
     included) at /v1/chat/completions/input_tokens: the pre-run check's count of requests too long

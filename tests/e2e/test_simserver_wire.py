@@ -146,6 +146,10 @@ CASES = {
         "/completion",
         {"prompt": "The capital of France is", "n_predict": 5, "ignore_eos": True, "stream": True},
     ),
+    "vllm-cpu-messages-stream.txt": (
+        "/v1/messages",
+        {"system": "Be terse.", "messages": MSGS, "max_tokens": 12, "stream": True},
+    ),
     "openai-responses-stream.txt": (
         "/v1/responses",
         {"input": "Hello", "max_output_tokens": 64, "stream": True},
@@ -274,7 +278,7 @@ def test_responses_counts(sim: Proc) -> None:
 def test_trace_tokens_match_every_chunk_and_every_route(sim: Proc) -> None:
     """--trace-tokens: one emit time per token on every route; each was written before it was read."""
     names = {"/v1/chat/completions": "chat", "/generate": "generate", "/generate_stream": "generate_stream"}
-    names |= {"/completion": "completion", "/v1/responses": "responses"}
+    names |= {"/completion": "completion", "/v1/responses": "responses", "/v1/messages": "messages"}
     got = {
         f"tt-{i}": (path, Answer(sim, path, body, f"tt-{i}")) for i, (path, body) in enumerate(CASES.values())
     }
@@ -318,6 +322,12 @@ def test_trace_tokens_match_every_chunk_and_every_route(sim: Proc) -> None:
             lambda e: e["error"]["type"] == "invalid_request_error",
         ),
         ("/v1/responses", {"input": "x", "model": "gpt-9"}, 404, lambda e: e["error"]["code"] == 404),
+        (
+            "/v1/messages",
+            {"messages": MSGS},
+            400,
+            lambda e: e["type"] == "error" and e["error"]["type"] == "BadRequestError",
+        ),
         (
             "/v1/chat/completions",
             {"messages": MSGS, "tools": "x"},

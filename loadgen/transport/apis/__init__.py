@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import dataclasses
 
-from loadgen.transport.apis import chat, completions, llamacpp, ollama, responses, sglang, tgi
+from loadgen.transport.apis import chat, completions, llamacpp, messages, ollama, responses, sglang, tgi
 from loadgen.transport.apis.base import Api, Prompt
 
 APIS: dict[str, Api] = {
-    m.API.name: m.API for m in (chat, completions, responses, sglang, tgi, llamacpp, ollama)
+    m.API.name: m.API for m in (chat, completions, responses, messages, sglang, tgi, llamacpp, ollama)
 }
 BY_PATH: dict[str, Api] = {a.path: a for a in APIS.values()}
 SDK_APIS = tuple(name for name, a in APIS.items() if a.sdk)  # what `--client openai` can send

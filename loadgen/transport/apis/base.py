@@ -57,6 +57,7 @@ class Api:
     # (loadgen/transport/ndjson.py); called with the body buffer the events are cut from
     framing: Callable[[bytearray | None], Any] = EventStream
     media: str = "text/event-stream"  # the stream's media type: the request's Accept
+    headers: tuple[tuple[str, str], ...] = ()  # headers the API wants on every request (a version)
 
 
 def prompt_text(messages: list[dict]) -> str:

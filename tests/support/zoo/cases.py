@@ -474,6 +474,36 @@ CASES: list[Case] = [
          "thinking lines, then one line with `message.tool_calls: [{function: {name, arguments: {…}}}]`, the done line",
          "ok; TTFO and tool TTFT at the call's line, its arguments one chunk; counts from eval_count",
          native.ollama_tool_call, Expect(tokens=14, source="eval_count", reasoning=3), endpoint="ollama"),
+    Case("vllm-messages", "vLLM 0.32 /v1/messages (Anthropic's API, real capture)",
+         "tests/fixtures/vllm-cpu-messages-stream.txt, recorded from the CPU engine built in CI",
+         "`event:` + `data:`: message_start (the whole prompt as input_tokens), content_block_start, text_delta "
+         "per token, content_block_stop, message_delta (uncached input_tokens, cache reads, output_tokens), "
+         "message_stop; no [DONE]", "ok; TTFT at the first text_delta; counts from message_delta's usage",
+         native.anthropic_capture("vllm-cpu-messages-stream.txt"), Expect(tokens=8), endpoint="messages"),
+    Case("llama.cpp-messages", "llama.cpp llama-server /v1/messages (real capture)",
+         "tests/fixtures/llamacpp-messages-stream.txt, recorded from the server built in CI",
+         "message_start with Anthropic's counting (input_tokens the uncached part, cache_read_input_tokens), "
+         "text deltas, message_delta with output_tokens only", "ok; the prompt is input + cache reads",
+         native.anthropic_capture("llamacpp-messages-stream.txt"), Expect(tokens=8), endpoint="messages"),
+    Case("llama.cpp-messages-held", "llama.cpp llama-server /v1/messages, first tokens held (real capture)",
+         "tests/fixtures/llamacpp-messages-held-stream.txt: message_start goes with the first token's step, "
+         "which sent nothing (bytes of an unfinished UTF-8 character), as with the role chunk (llama.cpp-held-utf8)",
+         "no message_start: content_block_start and a first text_delta carrying several tokens' text",
+         "ok; TTFT at the first text_delta; output from message_delta, no prompt count",
+         native.anthropic_capture("llamacpp-messages-held-stream.txt"), Expect(tokens=8), endpoint="messages"),
+    Case("anthropic-thinking-tool-use", "Anthropic Messages (extended thinking and a tool call)",
+         "docs.anthropic.com Messages streaming (event types, ping, thinking_delta, signature_delta, "
+         "input_json_delta, the first fragment empty; message_start's output_tokens 1)",
+         "ping; a thinking block ending in signature_delta; a text block; a tool_use block with id and name at "
+         "its start, then argument fragments; message_delta stop_reason tool_use",
+         "ok; TTFT at the first thinking_delta, TTFO at the text; the signature and the empty fragment no token; "
+         "tool TTFT at the tool_use start", native.anthropic_thinking_tool_use,
+         Expect(tokens=89, reasoning=3), endpoint="messages"),
+    Case("anthropic-overloaded", "Anthropic Messages (overloaded mid-stream)",
+         "docs.anthropic.com Messages streaming, error events (`overloaded_error`)",
+         "a text delta, then `event: error` with `{type: error, error: {type: overloaded_error, message}}`",
+         "`stream_error`, the server's message", native.anthropic_overloaded,
+         Expect(error="stream_error", detail="Overloaded"), endpoint="messages"),
 ]  # fmt: skip
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import itertools
 import json
+from collections.abc import Callable
 
 from tests.support.zoo.stream import LF, PREFILL_S, ROLE_LEAD_S, TOKEN_GAP_S, TOKENS, Framing, Plan, recorded
 
@@ -164,3 +165,87 @@ def ollama_tool_call(_: dict) -> Plan:
     p.add(_ollama_done(14))
     p.n_tokens, p.n_reasoning = 14, 3
     return p
+
+
+def _anthropic_data(event: bytes) -> dict:
+    line = next(ln for ln in event.split(b"\n") if ln.startswith(b"data:"))
+    return json.loads(line[5:])
+
+
+def _anthropic_token(obj: dict) -> bool:
+    delta = obj.get("delta") or {}
+    block = obj.get("content_block") or {}
+    return (
+        obj.get("type") == "content_block_delta"
+        and any(delta.get(k) for k in ("text", "thinking", "partial_json"))
+    ) or (obj.get("type") == "content_block_start" and block.get("type") == "tool_use")
+
+
+def anthropic_events(events: list[bytes]) -> Plan:
+    """Anthropic Messages events, one write each: what comes before the first token leads it as a
+    role chunk does, tokens a gap apart; the first token and the first answer token (a text delta or
+    a tool_use start, not a thinking delta) marked; the count from message_delta's usage."""
+    p, tokens, reasoning, answered = Plan(), 0, 0, False
+    for e in events:
+        obj = _anthropic_data(e)
+        token = _anthropic_token(obj)
+        thinking = (obj.get("delta") or {}).get("type") == "thinking_delta"
+        if token:
+            delay = ROLE_LEAD_S if tokens == 0 else TOKEN_GAP_S
+        else:
+            delay = PREFILL_S - ROLE_LEAD_S if not p.pieces else 0.0
+        answer = token and not thinking and not answered
+        p.add(e, delay, first=token and tokens == 0, answer=answer and reasoning > 0)
+        tokens += token
+        reasoning += token and thinking
+        answered = answered or answer
+        if obj.get("type") == "message_delta":
+            p.n_tokens = obj["usage"]["output_tokens"]
+    p.n_reasoning = reasoning or None
+    return p
+
+
+def anthropic_capture(name: str) -> Callable[[dict], Plan]:
+    return lambda _: anthropic_events(recorded(name))
+
+
+def _ev(kind: str, **data: object) -> bytes:
+    return b"event: " + kind.encode() + b"\n" + LF.event({"type": kind, **data})
+
+
+def anthropic_thinking_tool_use(_: dict) -> Plan:
+    """Anthropic's documented stream of extended thinking and a tool call: message_start with
+    output_tokens 1, a ping, a thinking block (thinking_delta, then signature_delta: no token), a
+    text block, a tool_use block (id and name at its start, input_json_delta fragments, the first
+    one empty), message_delta with stop_reason tool_use."""
+    msg = {"id": "msg_zoo", "type": "message", "role": "assistant", "content": [], "model": "claude-zoo",
+           "stop_reason": None, "stop_sequence": None, "usage": {"input_tokens": 472, "output_tokens": 1}}  # fmt: skip
+    events = [_ev("message_start", message=msg), _ev("ping"),
+              _ev("content_block_start", index=0, content_block={"type": "thinking", "thinking": ""})]  # fmt: skip
+    events += [_ev("content_block_delta", index=0, delta={"type": "thinking_delta", "thinking": t})
+               for t in ("I need", " the weather", " tool.")]  # fmt: skip
+    events += [_ev("content_block_delta", index=0, delta={"type": "signature_delta", "signature": "EqQBCgIYAhIM1gbcDa9GJwZA"}),
+               _ev("content_block_stop", index=0),
+               _ev("content_block_start", index=1, content_block={"type": "text", "text": ""}),
+               _ev("content_block_delta", index=1, delta={"type": "text_delta", "text": "Checking."}),
+               _ev("content_block_stop", index=1),
+               _ev("content_block_start", index=2, content_block={"type": "tool_use", "id": "toolu_01zoo", "name": "get_weather", "input": {}}),
+               _ev("content_block_delta", index=2, delta={"type": "input_json_delta", "partial_json": ""}),
+               _ev("content_block_delta", index=2, delta={"type": "input_json_delta", "partial_json": '{"city": "Pa'}),
+               _ev("content_block_delta", index=2, delta={"type": "input_json_delta", "partial_json": 'ris"}'}),
+               _ev("content_block_stop", index=2),
+               _ev("message_delta", delta={"stop_reason": "tool_use", "stop_sequence": None}, usage={"output_tokens": 89}),
+               _ev("message_stop")]  # fmt: skip
+    return anthropic_events(events)
+
+
+def anthropic_overloaded(_: dict) -> Plan:
+    """Anthropic's documented mid-stream failure: an `error` event after some text."""
+    msg = {"id": "msg_zoo", "type": "message", "role": "assistant", "content": [], "model": "claude-zoo",
+           "stop_reason": None, "stop_sequence": None, "usage": {"input_tokens": 12, "output_tokens": 1}}  # fmt: skip
+    return anthropic_events([
+        _ev("message_start", message=msg),
+        _ev("content_block_start", index=0, content_block={"type": "text", "text": ""}),
+        _ev("content_block_delta", index=0, delta={"type": "text_delta", "text": "Hello"}),
+        _ev("error", error={"type": "overloaded_error", "message": "Overloaded"}),
+    ])  # fmt: skip

@@ -32,7 +32,9 @@ from tests.support.zoo.stream import Piece, Plan
 
 TRUTH_MAX = 20000
 # the last path segment of every generation route: OpenAI chat/completions, Responses, SGLang, TGI, llama.cpp
-GENERATE = frozenset(("completions", "responses", "generate", "generate_stream", "completion", "chat"))
+GENERATE = frozenset(
+    ("completions", "responses", "generate", "generate_stream", "completion", "chat", "messages")
+)
 
 
 class Zoo:

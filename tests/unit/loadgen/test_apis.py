@@ -273,7 +273,16 @@ def test_bodies() -> None:
 
 
 def test_api_names_paths_and_the_endpoint_alias() -> None:
-    assert list(APIS) == ["chat", "completions", "responses", "sglang", "tgi", "llamacpp", "ollama"]
+    assert list(APIS) == [
+        "chat",
+        "completions",
+        "responses",
+        "messages",
+        "sglang",
+        "tgi",
+        "llamacpp",
+        "ollama",
+    ]
     assert {a.path for a in APIS.values()} == set(BY_PATH)
     assert resolve("/v1/chat/completions") is APIS["chat"] and resolve("tgi") is APIS["tgi"]
     assert chosen("", "") is APIS["chat"] and chosen("", "completions") is APIS["completions"]
