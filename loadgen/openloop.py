@@ -238,7 +238,7 @@ class Driver:
         if self.free:
             return self.free.pop()
         ctx = self.ctx
-        transport = make_transport(ctx.options.client, self.host, ctx.api_key, ctx.extra_headers)
+        transport = make_transport(ctx.options.client, self.host, ctx.api_key, ctx.extra_headers, ctx.api)
         slot = _Slot(ctx, ctx.next_user_id(), transport)
         self.all_slots.append(slot)
         return slot

@@ -57,7 +57,7 @@ class LLMUser(User):
             return
         self.goodput_id = ctx.next_user_id()
         self.transport = make_transport(
-            ctx.options.client, self.host or self.environment.host, ctx.api_key, ctx.extra_headers
+            ctx.options.client, self.host or self.environment.host, ctx.api_key, ctx.extra_headers, ctx.api
         )
 
     def on_stop(self) -> None:

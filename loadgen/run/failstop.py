@@ -35,7 +35,8 @@ HINTS = {
     "request fields, and that the server accepts the X-Request-Id header",
     "http_401": "check the API key in ${key_env} (--api-key-env)",
     "http_403": "check the API key in ${key_env} (--api-key-env) and its rights on --model",
-    "http_404": "check --host (and its path prefix) and --model",
+    "http_404": "check --host (and its path prefix, or --api-path), --model, and that the server serves "
+    "the route of --api (not every server has /v1/responses, /v1/messages or a native route: try --api chat)",
     "http_422": "check --model, --max-tokens and the dataset's extra request fields",
     "http_429": "the server rate-limits this load: lower it (fewer users, a lower --rate), or pass "
     "--keep-going to measure the limiting itself",

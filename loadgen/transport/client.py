@@ -247,7 +247,13 @@ class OpenAITransport:
 
     _shared: ClassVar[dict[tuple[str, str | None, tuple], Any]] = {}
 
-    def __init__(self, base_url: str, api_key: str | None, headers: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str | None,
+        headers: dict[str, str] | None = None,
+        api: Api | None = None,
+    ) -> None:
         import openai  # imported only when chosen: it is heavy
 
         self.root, self.api_key = base_url.rstrip("/"), api_key
@@ -255,6 +261,8 @@ class OpenAITransport:
         self.extra = static_headers(None, headers or {})
         self.openai = openai
         self.in_flight: StreamResult | None = None
+        if api is not None and api.sdk is not None:
+            self._sdk(api)  # made and warmed up now, as the user starts, not in its first request's time
 
     def _sdk(self, api: Api) -> Any:
         """The shared client whose base URL serves `api`: `--host` + /v1, or what precedes the SDK's
@@ -366,9 +374,14 @@ def _read_chunks(chunks: Any, res: StreamResult, api: Api) -> None:
 
 
 def make_transport(
-    kind: str, base_url: str, api_key: str | None, headers: dict[str, str] | None = None
+    kind: str,
+    base_url: str,
+    api_key: str | None,
+    headers: dict[str, str] | None = None,
+    api: Api | None = None,
 ) -> Transport:
-    """`headers`: sent on every request (`--header`, loadgen/transport/headers.py)."""
+    """`headers`: sent on every request (`--header`, loadgen/transport/headers.py); `api`: the run's,
+    for the SDK's base URL (`--api-path`)."""
     if kind == "openai":
-        return OpenAITransport(base_url, api_key, headers)
+        return OpenAITransport(base_url, api_key, headers, api)
     return RawTransport(base_url, api_key, headers=headers)

@@ -36,28 +36,18 @@ _CR, _LF, _COLON = 13, 10, 58
 Event = tuple[str, bytes | bytearray]
 
 
-class EventStream:
-    """Incremental parser: `next_event()` returns the next complete (type, data) or None (more bytes needed).
+class Cutter:
+    """What every framing's incremental cutter shares (this module's SSE one, ndjson.py's lines): a
+    growing byte buffer read from `pos` on, `next_event()` → the next complete (type, data) or None
+    (more bytes needed), and `compact()`, which drops what was consumed (call it before more bytes are
+    appended, not between the events of one read)."""
 
-    `buf` is read from `pos` on; `compact()` drops what was consumed (call it before more bytes are
-    appended, not between events of one read). `last_id` and `retry_ms` follow the standard.
-    """
-
-    __slots__ = (
-        "_bom", "_clean", "_data", "_skip_lf", "_type", "buf", "consumed", "last_id", "pos", "retry_ms",
-    )  # fmt: skip
+    __slots__ = ("buf", "consumed", "pos")
 
     def __init__(self, buf: bytearray | None = None) -> None:
         self.buf: bytearray = bytearray() if buf is None else buf
         self.pos = 0
         self.consumed = 0  # bytes consumed before the last compact()
-        self.last_id = b""
-        self.retry_ms: int | None = None
-        self._data: list[bytes | bytearray] = []
-        self._type: bytes | bytearray = b""
-        self._skip_lf = False  # the last line ended in CR at the end of the bytes: an LF next is part of it
-        self._bom = True  # at the start of the stream: a BOM may come
-        self._clean = False  # no partial event, no BOM or LF pending: the fast path may run
 
     def feed(self, data: bytes) -> None:
         self.buf += data
@@ -77,6 +67,25 @@ class EventStream:
         """Every event the bytes so far complete."""
         while (ev := self.next_event()) is not None:
             yield ev
+
+    def next_event(self) -> Event | None:
+        raise NotImplementedError
+
+
+class EventStream(Cutter):
+    """The SSE cutter: `last_id` and `retry_ms` follow the standard."""
+
+    __slots__ = ("_bom", "_clean", "_data", "_skip_lf", "_type", "last_id", "retry_ms")
+
+    def __init__(self, buf: bytearray | None = None) -> None:
+        super().__init__(buf)
+        self.last_id = b""
+        self.retry_ms: int | None = None
+        self._data: list[bytes | bytearray] = []
+        self._type: bytes | bytearray = b""
+        self._skip_lf = False  # the last line ended in CR at the end of the bytes: an LF next is part of it
+        self._bom = True  # at the start of the stream: a BOM may come
+        self._clean = False  # no partial event, no BOM or LF pending: the fast path may run
 
     def next_event(self) -> Event | None:
         if self._clean:

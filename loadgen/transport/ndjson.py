@@ -14,38 +14,13 @@ body buffer, like `EventStream`, and copies nothing but each line.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
-from loadgen.transport.eventstream import MESSAGE, Event
+from loadgen.transport.eventstream import MESSAGE, Cutter, Event
 
 
-class LineStream:
-    """Incremental NDJSON cutter with `EventStream`'s interface: `next_event()` → (type, data) or None."""
+class LineStream(Cutter):
+    """The NDJSON cutter, with `EventStream`'s interface (eventstream.py `Cutter`)."""
 
-    __slots__ = ("buf", "consumed", "pos")
-
-    def __init__(self, buf: bytearray | None = None) -> None:
-        self.buf: bytearray = bytearray() if buf is None else buf
-        self.pos = 0
-        self.consumed = 0  # bytes consumed before the last compact()
-
-    def feed(self, data: bytes) -> None:
-        self.buf += data
-
-    def compact(self) -> None:
-        if self.pos:
-            del self.buf[: self.pos]
-            self.consumed += self.pos
-            self.pos = 0
-
-    @property
-    def total(self) -> int:
-        """Bytes of the stream received so far (what was cut into lines, and what waits to be)."""
-        return self.consumed + len(self.buf)
-
-    def events(self) -> Iterator[Event]:
-        while (ev := self.next_event()) is not None:
-            yield ev
+    __slots__ = ()
 
     def next_event(self) -> Event | None:
         buf, pos = self.buf, self.pos

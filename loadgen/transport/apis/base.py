@@ -16,6 +16,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
+
 from core.result import StreamResult
 from loadgen.transport import sse
 from loadgen.transport.apis.inline import OVER, inline_reasoning
@@ -70,6 +72,17 @@ def content_text(content: Any) -> str:
     if isinstance(content, list):  # OpenAI content parts: the text ones
         return "".join(str(p.get("text") or "") for p in content if isinstance(p, dict))
     return str(content or "")
+
+
+def arguments_object(args: Any) -> dict:
+    """A tool call's arguments as an object, for the APIs that want one (Anthropic's `input`,
+    Ollama's `arguments`): OpenAI's JSON string parsed; empty, broken or not an object → {}."""
+    if isinstance(args, str):
+        try:
+            args = orjson.loads(args) if args.strip() else {}
+        except orjson.JSONDecodeError:
+            args = {}  # a model's broken arguments
+    return args if isinstance(args, dict) else {}
 
 
 def sampling(extra: dict | None, names: dict[str, str | None]) -> dict:

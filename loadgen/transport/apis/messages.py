@@ -34,14 +34,13 @@ from __future__ import annotations
 
 from typing import Any
 
-import orjson
-
 from core.result import StreamResult
 from loadgen.transport import sse
 from loadgen.transport.apis.base import (
     Api,
     Prompt,
     answer,
+    arguments_object,
     content_text,
     event_object,
     fail,
@@ -115,14 +114,8 @@ def _anthropic(messages: list[dict]) -> tuple[str, list[dict]]:
 
 def _tool_use(call: dict) -> dict:
     fn = call.get("function") or {}
-    args: Any = fn.get("arguments")
-    if isinstance(args, str):
-        try:
-            args = orjson.loads(args) if args.strip() else {}
-        except orjson.JSONDecodeError:
-            args = {}
     return {"type": "tool_use", "id": call.get("id") or "", "name": fn.get("name") or "",
-            "input": args if isinstance(args, dict) else {}}  # fmt: skip
+            "input": arguments_object(fn.get("arguments"))}  # fmt: skip
 
 
 def fold(res: StreamResult, event: str, data: bytes | bytearray, t: float) -> None:

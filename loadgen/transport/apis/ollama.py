@@ -30,8 +30,6 @@ object (a string of JSON is parsed), so an agentic session's history is sent in 
 
 from __future__ import annotations
 
-from typing import Any
-
 import orjson
 
 from core.result import StreamResult
@@ -39,6 +37,7 @@ from loadgen.transport.apis.base import (
     Api,
     Prompt,
     answer,
+    arguments_object,
     content_text,
     event_object,
     fail,
@@ -76,13 +75,7 @@ def _message(m: dict) -> dict:
 
 def _call(call: dict) -> dict:
     fn = call.get("function") or {}
-    args: Any = fn.get("arguments")
-    if isinstance(args, str):
-        try:
-            args = orjson.loads(args) if args.strip() else {}
-        except orjson.JSONDecodeError:
-            args = {}  # a model's broken arguments: Ollama takes only an object
-    return {"function": {"name": fn.get("name") or "", "arguments": args if isinstance(args, dict) else {}}}
+    return {"function": {"name": fn.get("name") or "", "arguments": arguments_object(fn.get("arguments"))}}
 
 
 def fold(res: StreamResult, event: str, data: bytes | bytearray, t: float) -> None:

@@ -9,28 +9,18 @@ from pathlib import Path
 import orjson
 import pytest
 
-from core.measure import fill_record
 from core.record import RequestRecord
 from core.result import StreamResult
 from loadgen.transport.apis import APIS, BY_PATH, Prompt, chosen, resolve
-from loadgen.transport.client import _finish
 from loadgen.transport.eventstream import parse
+from tests.support.folding import fold_events
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
 T0 = 10.0
 
 
 def run(api: str, events: list[tuple[str, bytes]]) -> tuple[StreamResult, RequestRecord]:
-    a = APIS[api]
-    res = StreamResult(t_send=T0, status=200, splits_reasoning=a.splits_reasoning)
-    for i, (kind, data) in enumerate(events, start=1):
-        a.fold(res, kind, data, T0 + i)
-        if res.done or res.error:
-            break
-    _finish(res)
-    rec = RequestRecord()
-    fill_record(rec, res)
-    return res, rec
+    return fold_events(APIS[api], events, T0)
 
 
 def fixture(name: str) -> list[tuple[str, bytes]]:

@@ -8,12 +8,11 @@ from pathlib import Path
 
 import orjson
 
-from core.measure import fill_record
 from core.record import RequestRecord
 from core.result import StreamResult
 from loadgen.transport.apis import APIS, Prompt
-from loadgen.transport.client import _finish
 from loadgen.transport.eventstream import parse
+from tests.support.folding import fold_events
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
 T0 = 10.0
@@ -21,15 +20,7 @@ MESSAGES = APIS["messages"]
 
 
 def run(events: list[tuple[str, bytes]]) -> tuple[StreamResult, RequestRecord]:
-    res = StreamResult(t_send=T0, status=200, splits_reasoning=MESSAGES.splits_reasoning)
-    for i, (kind, data) in enumerate(events, start=1):
-        MESSAGES.fold(res, kind, data, T0 + i)
-        if res.done or res.error:
-            break
-    _finish(res)
-    rec = RequestRecord()
-    fill_record(rec, res)
-    return res, rec
+    return fold_events(MESSAGES, events, T0)
 
 
 def ev(kind: str, **data: object) -> tuple[str, bytes]:

@@ -8,12 +8,12 @@ import orjson
 from hypothesis import given
 from hypothesis import strategies as st
 
-from core.measure import fill_record
 from core.record import RequestRecord
 from core.result import StreamResult
 from loadgen.transport.apis import APIS, Prompt
-from loadgen.transport.client import _finish, not_a_stream
+from loadgen.transport.client import not_a_stream
 from loadgen.transport.ndjson import LineStream
+from tests.support.folding import fold_events
 
 T0 = 10.0
 OLLAMA = APIS["ollama"]
@@ -47,16 +47,7 @@ def cut(body: bytes) -> list[tuple[str, bytes]]:
 
 
 def run(lines: list[bytes]) -> tuple[StreamResult, RequestRecord]:
-    res = StreamResult(t_send=T0, status=200, splits_reasoning=OLLAMA.splits_reasoning)
-    for i, (kind, data) in enumerate(cut(b"".join(lines)), start=1):
-        res.n_events += 1
-        OLLAMA.fold(res, kind, data, T0 + i)
-        if res.done or res.error:
-            break
-    _finish(res)
-    rec = RequestRecord()
-    fill_record(rec, res)
-    return res, rec
+    return fold_events(OLLAMA, cut(b"".join(lines)), T0)
 
 
 def test_a_thinking_model_ttft_at_the_first_thought_ttfo_at_the_first_answer() -> None:
