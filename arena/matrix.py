@@ -65,6 +65,7 @@ LOAD_FLAGS = {
     "user": "--user",
     "endpoint": "--endpoint",
     "api": "--api",
+    "api_path": "--api-path",
     "think_time": "--think-time",
     "seed": "--seed",
     "request_timeout": "--request-timeout",
