@@ -49,7 +49,6 @@ from loadgen.transport.apis.base import (
 from loadgen.transport.ndjson import LineStream
 
 PASSED = ("tools", "think", "format", "keep_alive", "truncate")  # the dataset's fields, as they are
-FINISH = {"stop": "stop", "length": "length"}  # done_reason → OpenAI's name (others kept as they are)
 
 
 def build(p: Prompt) -> dict:
@@ -95,8 +94,8 @@ def fold(res: StreamResult, event: str, data: bytes | bytearray, t: float) -> No
         return
     if obj.get("done"):
         res.done = True
-        reason = obj.get("done_reason") or ""
-        res.finish_reason = FINISH.get(reason, reason)
+        reason = obj.get("done_reason") or ""  # stop | length, OpenAI's words already
+        res.finish_reason = "tool_calls" if reason == "stop" and res.tool_calls else reason  # as OpenAI says
         n = obj.get("eval_count")
         if n is not None:
             res.tokens_source = "eval_count"

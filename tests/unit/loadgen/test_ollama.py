@@ -78,7 +78,7 @@ def test_a_tool_call_comes_whole_with_its_arguments_an_object() -> None:
     call = {"function": {"name": "get_weather", "arguments": {"city": "Paris"}}}
     res, rec = run([line("", "I should call"), line("", calls=[call]), last(eval_count=12)])
     assert rec.ok and rec.ttft_s == 1.0 and rec.ttfo_s == rec.tool_ttft_s == 2.0
-    assert rec.tool_call_tokens == 1 and rec.output_tokens == 12
+    assert rec.tool_call_tokens == 1 and rec.output_tokens == 12 and rec.finish_reason == "tool_calls"
     assert res.tool_calls == [{"id": "", "name": "get_weather", "arguments": '{"city":"Paris"}'}]
 
 
