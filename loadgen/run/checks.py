@@ -6,6 +6,7 @@ line the process ends with it (exit 2), in the web UI the start is refused with 
 
 from __future__ import annotations
 
+import logging
 from typing import Any, NamedTuple
 
 from core.durations import parse_duration_s
@@ -20,6 +21,8 @@ from loadgen.transport.ids import request_id_header
 from loadgen.transport.urls import api_path_problem, models_path, openai_base, sdk_tail
 from shapes import build_schedule, open_loop
 from workloads.mix import Mix
+
+log = logging.getLogger("goodput")
 
 
 class Checked(NamedTuple):
@@ -103,6 +106,13 @@ def check_api(opts: Any, slo: Slo) -> Api:
             f"--api-path: the openai SDK (--client openai) appends {sdk_tail(api.sdk or '')} to its base URL, "
             f"and '{path}' does not end so; use --client raw"
         )
+    if not api.ignore_eos and (opts.ignore_eos or getattr(opts, "shape", "") == "trace"):
+        asked = "a trace's output lengths" if getattr(opts, "shape", "") == "trace" else "--ignore-eos"
+        log.warning(
+            "goodput: %s cannot be kept on --api %s: %s's route has no field to generate past the end of "
+            "sequence, so an answer may stop before its cap and output lengths vary",
+            asked, api.name, api.server,
+        )  # fmt: skip
     if not api.splits_reasoning and (
         slo.ttfo_s is not None or any(c.metric == "ttfo" for c in slo.percentiles)
     ):

@@ -60,6 +60,7 @@ class Api:
     framing: Callable[[bytearray | None], Any] = EventStream
     media: str = "text/event-stream"  # the stream's media type: the request's Accept
     headers: tuple[tuple[str, str], ...] = ()  # headers the API wants on every request (a version)
+    ignore_eos: bool = True  # the API has a field that keeps generating past the end of sequence
 
 
 def prompt_text(messages: list[dict]) -> str:

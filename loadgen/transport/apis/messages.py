@@ -181,4 +181,4 @@ def _counts(res: StreamResult, usage: Any) -> None:
 
 API = Api("messages", "/v1/messages", build, fold, splits_reasoning=True,
           server="Anthropic",
-          headers=(("anthropic-version", "2023-06-01"),))  # fmt: skip
+          headers=(("anthropic-version", "2023-06-01"),), ignore_eos=False)  # fmt: skip

@@ -121,4 +121,4 @@ def _tool_calls(res: StreamResult, calls: list, t: float) -> None:
 
 
 API = Api("ollama", "/api/chat", build, fold, splits_reasoning=True, server="Ollama",
-          framing=LineStream, media="application/x-ndjson")  # fmt: skip
+          framing=LineStream, media="application/x-ndjson", ignore_eos=False)  # fmt: skip

@@ -55,4 +55,4 @@ def fold(res: StreamResult, event: str, data: bytes | bytearray, t: float) -> No
         res.done = True
 
 
-API = Api("tgi", "/generate_stream", build, fold, splits_reasoning=False, server="TGI")
+API = Api("tgi", "/generate_stream", build, fold, splits_reasoning=False, server="TGI", ignore_eos=False)
