@@ -236,7 +236,7 @@ def load_run(path: str | Path) -> Run:
     for c in FLOAT_COLS:
         if c not in df:
             df[c] = np.nan
-    warnings += _meta_warnings(meta) + _fit_warnings(meta, df, cut)
+    warnings += _meta_warnings(meta) + _fit_warnings(meta, df, context, cut)
     mark_periods(df, meta)
     return Run(run_dir, df, itl, meta, warnings)
 
@@ -272,11 +272,10 @@ def _cut_at_context(table: pa.Table, context: int) -> int:
     return int(pc.sum(pc.fill_null(mask, False)).as_py() or 0)
 
 
-def _fit_warnings(meta: dict, df: pd.DataFrame, cut: int) -> list[str]:
+def _fit_warnings(meta: dict, df: pd.DataFrame, context: int, cut: int) -> list[str]:
     """What the pre-run check found too long for the server's context (run.json `context_fit`,
     loadgen/run/fit.py), with what this run's rows show of it: requests refused (HTTP 400), and
-    answers `cut` at the context."""
-    context = _context_tokens(meta)
+    answers `cut` at the `context` (`_context_tokens`: 0 when the check read none)."""
     if not context:
         return []
     refused = int((df["error"] == "http_400").sum())

@@ -93,7 +93,7 @@ def context_length(card: dict | None, ask: Asker) -> Context | None:
 
 def _ollama_loaded(model: Any, ps: Any) -> Context | None:
     """The loaded model's context in Ollama's /api/ps (`{"models": [{"name", "model", …,
-    "context_length"}]}`; api/types.go ProcessModelResponse, Ollama ≥ 0.10)."""
+    "context_length"}]}`; api/types.go ProcessModelResponse, since ollama/ollama#11331, July 2025)."""
     models = ps.get("models") if isinstance(ps, dict) else None
     for m in models if isinstance(models, list) else ():
         if (

@@ -261,12 +261,16 @@ class OpenAITransport:
         self.extra = static_headers(None, headers or {})
         self.openai = openai
         self.in_flight: StreamResult | None = None
+        self._last: tuple[Api, Any] | None = None  # the API of the last request and its client
         if api is not None and api.sdk is not None:
             self._sdk(api)  # made and warmed up now, as the user starts, not in its first request's time
 
     def _sdk(self, api: Api) -> Any:
         """The shared client whose base URL serves `api`: `--host` + /v1, or what precedes the SDK's
-        resource in `--api-path` (its query sent on every request: an api-version)."""
+        resource in `--api-path` (its query sent on every request: an api-version). A run speaks one
+        API: its client is found once, not on every request."""
+        if self._last is not None and self._last[0] is api:
+            return self._last[1]
         path, query = split_query(api.path)
         base = self.root + (openai_base(path, api.sdk) or OPENAI_ROOT)
         key = (base, tuple(sorted(query.items())), self.api_key, tuple(sorted(self.extra.items())))
@@ -289,7 +293,8 @@ class OpenAITransport:
             except openai.OpenAIError:
                 pass  # the first request will report the problem with its row
             self._shared[key] = sdk
-        return self._shared[key]
+        self._last = (api, self._shared[key])
+        return self._last[1]
 
     def stream(self, api: Api | str, body: dict, headers: dict[str, str], timeout_s: float) -> StreamResult:
         """The SDK builds and sends the request (auth, base URL, Azure, proxies); its raw response
