@@ -51,6 +51,10 @@ FLOAT_COLS = (
     "tool_ttft_s",
     "tool_call_tokens",
     "n_chunks",  # with tokens_source: how many tokens a chunk carried (analysis/delivery.py)
+    # the server's own timing from its stream, where no spans came (analysis/enginetiming.py)
+    "engine_prefill_s",
+    "engine_decode_s",
+    "engine_load_s",
 )
 TEXT_COLS = (
     "dataset",

@@ -1,5 +1,9 @@
 """The engine's own timing of each request, joined with the client's row: where the time went, and why SLOs were missed.
 
+Two sources, the spans first: an engine's spans (below); without server_spans.csv, the timing the
+server's stream stated on each row (llama-server, Ollama: analysis/enginetiming.py, its own
+components). The share rule and the attribution below are the same for both.
+
 `<run>/server_spans.csv` (written during the run by `--otlp-listen`, loadgen/monitors/spans.py)
 holds one row per engine span: vLLM's `llm_request` (or the simulated engine's copy of it) with
 `gen_ai.latency.*` — queue, prefill, decode, TTFT and E2E as the engine measured them.
@@ -39,9 +43,18 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
+from analysis import enginetiming
 from analysis.load import Run
 from analysis.results import Step
-from analysis.timing import METRIC_COMPONENTS, Decomposition, Misses, ServerTiming, Shares, TimingStep
+from analysis.timing import (
+    METRIC_COMPONENTS,
+    Decomposition,
+    Misses,
+    ServerTiming,
+    Shares,
+    TimingStep,
+    metric_components,
+)
 from core.slo import Slo
 
 SPAN_FILE = "server_spans.csv"
@@ -59,6 +72,8 @@ class Joined:
     spans: int
     spans_without_row: int
     warnings: list[str] = field(default_factory=list)
+    source: str = "spans"  # or "stream": the rows' own engine timing (analysis/enginetiming.py)
+    has_load: bool = False  # (stream) some row states a model load
 
 
 def load_spans(run_dir: Path) -> tuple[pd.DataFrame | None, list[str]]:
@@ -114,10 +129,11 @@ def request_ids(run: Run) -> tuple[np.ndarray | None, list[str]]:
 
 
 def join(run: Run) -> Joined | None:
-    """Each row's span (see the module docstring), or None when the run has no server_spans.csv."""
+    """Each row's span (see the module docstring); without server_spans.csv, the timing the rows'
+    streams stated (analysis/enginetiming.py); None when the run has neither."""
     spans, warnings = load_spans(run.path)
     if spans is None:
-        return Joined(pd.DataFrame(), None, np.zeros(0), 0, 0, warnings) if warnings else None
+        return Joined(pd.DataFrame(), None, np.zeros(0), 0, 0, warnings) if warnings else _stream(run)
     ids, more = request_ids(run)
     if ids is None:
         return Joined(pd.DataFrame(), None, np.zeros(0), len(spans), 0, warnings + more)
@@ -141,6 +157,14 @@ def join(run: Run) -> Joined | None:
     return Joined(f, ids, count, len(spans), without_row, warnings)
 
 
+def _stream(run: Run) -> Joined | None:
+    f = enginetiming.frame(run.df)
+    if f is None:
+        return None
+    count = f["span_count"].to_numpy()
+    return Joined(f, None, count, int(count.sum()), 0, [], "stream", enginetiming.has_load(run.df))
+
+
 def per_request(run: Run) -> pd.DataFrame | None:
     """One row per request of `run.df` (same index): request id, step, ok, the client's TTFT/E2E and
     the server timing columns of the module docstring (NaN where the row did not join); `joined`, and
@@ -148,8 +172,9 @@ def per_request(run: Run) -> pd.DataFrame | None:
     j = join(run)
     if j is None or j.frame.empty:
         return None
+    ids = j.ids if j.ids is not None else request_ids(run)[0]
     base = run.df[["step", "ok", "ttft_s", "e2e_s", "tpot_s", "output_tokens"]].copy()
-    base.insert(0, "request_id", j.ids)
+    base.insert(0, "request_id", ids)
     return pd.concat([base, j.frame], axis=1)
 
 
@@ -228,7 +253,7 @@ def attribute(
 
 
 def server_timing(run: Run, slo: Slo, steps: list[Step]) -> ServerTiming | None:
-    """summary.json `server_timing`; None when the run has no server_spans.csv."""
+    """summary.json `server_timing`; None when the run has neither spans nor stream-stated timing."""
     j = join(run)
     if j is None:
         return None
@@ -245,7 +270,12 @@ def server_timing(run: Run, slo: Slo, steps: list[Step]) -> ServerTiming | None:
     limits = {
         m: v for m, v in (("ttft", slo.ttft_s), ("tpot", slo.tpot_s), ("e2e", slo.e2e_s)) if v is not None
     }
-    comp = {m: components(df, j.frame, m) for m in METRIC_COMPONENTS}
+    parts_of = metric_components(j.source, j.has_load)
+    split = components if j.source == "spans" else enginetiming.components
+    comp = {}
+    for m, names in parts_of.items():
+        total, parts = split(df, j.frame, m)
+        comp[m] = (total, {c: parts[c] for c in names})
     sh = {m: shares(m, lim, base, in_step & (step_of == lowest), *comp[m]) for m, lim in limits.items()}
 
     def misses(mask: np.ndarray) -> list[Misses]:
@@ -277,4 +307,6 @@ def server_timing(run: Run, slo: Slo, steps: list[Step]) -> ServerTiming | None:
         misses=misses(base),
         steps=out_steps,
         warnings=j.warnings,
+        source=j.source,
+        components=parts_of["e2e"],
     )

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from analysis import intervals, server, spans
+from analysis import enginetiming, intervals, server, spans
 from analysis import windows as win
 from analysis.delivery import burst_warnings, chunking_warnings
 from analysis.errors import AnalysisError
@@ -133,7 +133,12 @@ def analyze(
         saturated_windows=windows,
         late_windows=late_windows,
         server=server_summary,
-        warnings=sat_warnings + late_warnings + list(run.warnings) + server_warnings + chunking_warnings(sel),
+        warnings=sat_warnings
+        + late_warnings
+        + list(run.warnings)
+        + server_warnings
+        + chunking_warnings(sel)
+        + enginetiming.model_load_warnings(sel),
         startup=startup_figures(df, up, include_startup),
         excluded_startup_rows=int((cut & df["in_run_stats"].to_numpy()).sum()),
         server_timing=spans.server_timing(run, slo, steps),

@@ -17,6 +17,17 @@ client's own latency exactly, because `client` is what the engine did not accoun
 
 TTFT = client + engine_other + queue + prefill; E2E = the five; TPOT = (E2E − TTFT)/(tokens − 1)
 splits into client, engine_other and decode, each divided by (tokens − 1).
+
+Where no spans came but the server's stream stated its own timing (`source` "stream":
+analysis/enginetiming.py — llama-server's `timings`, Ollama's durations), the components are
+`STREAM_COMPONENTS`, which add up to the client's latency the same way:
+
+    waiting       client latency − load − prefill (− decode): queueing for a slot, tokenization,
+                  network and HTTP, which these servers do not state apart
+    load          the model loaded (or waited for) inside the request: Ollama's load_duration; only
+                  where the server states it
+    prefill       the server's prompt processing (on Ollama it also holds its runner's slot wait)
+    decode        first sampled token → last
 """
 
 from __future__ import annotations
@@ -31,6 +42,20 @@ METRIC_COMPONENTS = {
     "tpot": ("client", "engine_other", "decode"),
     "e2e": COMPONENTS,
 }
+STREAM_COMPONENTS = ("waiting", "load", "prefill", "decode")
+STREAM_METRIC_COMPONENTS = {
+    "ttft": ("waiting", "load", "prefill"),
+    "tpot": ("waiting", "decode"),
+    "e2e": STREAM_COMPONENTS,
+}
+
+
+def metric_components(source: str, has_load: bool = False) -> dict[str, tuple[str, ...]]:
+    """Each metric's components for a source: the spans' five, or the stream's (without `load` where
+    no row stated one: llama-server has no such figure, and a column of zeros would say it had)."""
+    if source == "spans":
+        return METRIC_COMPONENTS
+    return {m: tuple(c for c in cs if has_load or c != "load") for m, cs in STREAM_METRIC_COMPONENTS.items()}
 
 
 @dataclass(frozen=True)
@@ -109,13 +134,16 @@ class TimingStep:
 
 @dataclass(frozen=True)
 class ServerTiming:
-    """summary.json `server_timing`: the engine's spans joined with the rows, and what they say.
+    """summary.json `server_timing`: the engine's spans joined with the rows (or, without spans, the
+    server's own timing its stream carried: `source` "stream"), and what they say.
 
     Counts are over every row of requests.csv; the figures over the run's window (warm-up
     excluded) and, per step, over the step's. `joined`: completed rows whose request id has
     exactly one span; `unjoined`: completed rows with none; `ambiguous`: completed rows whose id
     has several (not joined: nothing is guessed); `failed_with_span`: failed or cancelled rows
-    the engine still reported; `spans_without_row`: spans of requests not in this run.
+    the engine still reported; `spans_without_row`: spans of requests not in this run. With
+    `source` "stream" a row "joins" when it carries the server's timing: `spans` counts those rows,
+    `ambiguous` and `spans_without_row` are 0.
     """
 
     spans: int
@@ -132,6 +160,12 @@ class ServerTiming:
     misses: list[Misses]
     steps: list[TimingStep]
     warnings: list[str]
+    source: str = "spans"  # spans (server_spans.csv) | stream (the rows' engine_*_s)
+    components: tuple[str, ...] = COMPONENTS  # E2E's parts in order; TTFT's are these without decode
+
+    def parts_of(self, metric: str) -> tuple[str, ...]:
+        """The components `metric` splits into, in this timing's source."""
+        return metric_components(self.source, "load" in self.components)[metric]
 
     def to_dict(self) -> dict[str, Any]:
         out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}

@@ -44,6 +44,9 @@ COLUMNS: tuple[str, ...] = (
     "backoff_s",
     "tenant",
     "api",
+    "engine_prefill_s",
+    "engine_decode_s",
+    "engine_load_s",
 )
 
 
@@ -90,6 +93,10 @@ class RequestRecord:
     backoff_s: float | None = None  # how long this user paused after failures before sending this request
     tenant: str = ""  # the mix class of the request (`--mix`), empty otherwise
     api: str = ""  # the API the request used (`--api`: chat, completions, responses, messages, sglang, tgi, llamacpp, ollama)
+    # the server's own timing carried in its stream (core/result.py EngineTiming), empty where none
+    engine_prefill_s: float | None = None
+    engine_decode_s: float | None = None
+    engine_load_s: float | None = None
 
     @property
     def tpot_s(self) -> float | None:
@@ -131,6 +138,9 @@ class RequestRecord:
             _s(self.backoff_s),
             self.tenant,
             self.api,
+            _s(self.engine_prefill_s),
+            _s(self.engine_decode_s),
+            _s(self.engine_load_s),
         ]
 
 

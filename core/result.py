@@ -12,7 +12,23 @@ the other fields say which were which.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
+
+
+class EngineTiming(NamedTuple):
+    """The server's own timing of one request, as its stream's last event states it (seconds).
+
+    Where no engine spans come (llama-server and Ollama export none), these are the only view inside
+    the server: `prefill_s` — llama-server's `timings.prompt_ms` (its slot's prompt processing, from
+    the slot taking the task to the first sampled token), Ollama's `prompt_eval_duration` (which starts
+    before its runner waits for a free sequence slot, so under load it includes that queue);
+    `decode_s` — `predicted_ms` / `eval_duration` (first sampled token → last); `load_s` — Ollama's
+    `load_duration` (the model loaded, or waited for, inside this request), None where not reported.
+    """
+
+    prefill_s: float
+    decode_s: float
+    load_s: float | None = None
 
 
 @dataclass(slots=True)
@@ -47,6 +63,7 @@ class StreamResult:
     think: int = 0  # where the answer text stands against inline reasoning (loadgen/transport/apis/inline.py)
     markup_tail: str = ""  # the last characters of inline reasoning, where a split end marker is sought
     scratch: Any = None  # an API parser's own state between events (e.g. SGLang's cumulative text length)
+    engine: EngineTiming | None = None  # the server's own durations, where its stream carries them
 
     @property
     def text(self) -> str:

@@ -165,6 +165,7 @@ class BaseSink:
             max(0.0, first - seq.t_first_sched) if seq.t_first_sched >= 0 else 0.0,
             max(0.0, now - first),
             max(0.0, time.time() - self.ctx.t_arrival),
+            max(0.0, seq.t_first_sched - seq.arrival) if seq.t_first_sched >= 0 else 0.0,
         )
 
 

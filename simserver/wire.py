@@ -44,6 +44,7 @@ class Tally:
     prefill_s: float  # engine: first scheduled → first token
     decode_s: float  # engine: first token → this one
     e2e_s: float  # wall: request received → now
+    queue_s: float = 0.0  # engine: arrival → first scheduled (Ollama's prefill clock includes it)
 
 
 class Wire:

@@ -7,7 +7,8 @@ object per line, `stream` true unless the request says false. Each step's line i
 thinking model's reasoning in `message.thinking` with an empty content; the last line has an empty
 message, `done: true`, `done_reason` (stop | length) and the metrics in nanoseconds —
 `total_duration`, `load_duration` (0: the model is always loaded here), `prompt_eval_count` (the
-whole prompt, as Ollama ≥ 0.30 counts it), `prompt_eval_duration` (the engine's prefill),
+whole prompt, as Ollama ≥ 0.30 counts it), `prompt_eval_duration` (queue + prefill: Ollama's
+clock starts before its runner waits for a slot),
 `eval_count` (every generated token, thinking included), `eval_duration` — and
 `prompt_eval_cached_count` when some of the prompt was cached (the field is omitted when empty).
 `created_at` is taken once per answer (Ollama stamps each line; a clock read and a format per token
@@ -115,7 +116,9 @@ class OllamaWire(Wire):
         return [], Emit(self.head, self.post)
 
     def _metrics(self, t: Tally) -> bytes:
-        prefill_ns, decode_ns = round(t.prefill_s * 1e9), round(t.decode_s * 1e9)
+        # Ollama's runner starts a request's prompt clock before it waits for a free sequence slot
+        # (runner/ollamarunner NewSequence, then seqsSem.Acquire): its prefill holds the queue
+        prefill_ns, decode_ns = round((t.queue_s + t.prefill_s) * 1e9), round(t.decode_s * 1e9)
         m = {
             "done_reason": "length" if t.finish == "length" else "stop",
             "total_duration": round(t.e2e_s * 1e9),

@@ -1,8 +1,9 @@
 """The "Where the time went" section of summary.md and report.html, and its stacked-bar plot per load step.
 
 Nothing here computes a figure (analysis/spans.py does; the types are analysis/timing.py's): it
-lays out summary.json `server_timing`. A run without engine spans gets the section too, saying
-how to turn them on, since the answer "is it the network, the queue or the model?" needs them.
+lays out summary.json `server_timing`, from engine spans or from the timing the server's own stream
+stated (its `source`). A run with neither gets the section too, saying how to get them, since the
+answer "is it the network, the queue or the model?" needs them.
 """
 
 from __future__ import annotations
@@ -19,9 +20,10 @@ import numpy as np
 from analysis import fmt
 from analysis.render.page import figure, table
 from analysis.results import Summary
-from analysis.timing import COMPONENTS, METRIC_COMPONENTS, Decomposition, Misses, ServerTiming, TimingStep
+from analysis.timing import Decomposition, Misses, ServerTiming
 
 TITLE = "Where the time went (engine spans)"
+STREAM_TITLE = "Where the time went (the server's own timing)"
 FIGURE = "server_timing.png"
 LABELS = {
     "client": "client (network, HTTP/API)",
@@ -29,6 +31,8 @@ LABELS = {
     "queue": "queue",
     "prefill": "prefill",
     "decode": "decode",
+    "waiting": "waiting (queue, tokenization, network, HTTP)",
+    "load": "model load",
 }
 WERE = {
     "client": "outside the engine (network, HTTP/API)",
@@ -36,6 +40,8 @@ WERE = {
     "queue": "queueing",
     "prefill": "prefill",
     "decode": "decode",
+    "waiting": "waiting (queue, tokenization, network: what the server did not state apart)",
+    "load": "the model's load",
 }
 COLORS = {
     "client": "#7f7f7f",
@@ -43,13 +49,16 @@ COLORS = {
     "queue": "#d62728",
     "prefill": "#ff7f0e",
     "decode": "#1f77b4",
+    "waiting": "#9467bd",
+    "load": "#8c564b",
 }
 HOW_TO = (
-    "No engine spans in this run. To split each request's latency into network/API, queue, prefill and "
-    "decode, run Goodput with --otlp-listen 127.0.0.1:4318 and start vLLM with "
-    "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL=http/protobuf vllm serve MODEL --otlp-traces-endpoint "
-    "http://127.0.0.1:4318/v1/traces (the address the load generator's master can be reached at; "
-    "README.md § Where the time went)."
+    "No engine spans in this run, and no server timing in its streams. To split each request's latency "
+    "into network/API, queue, prefill and decode, run Goodput with --otlp-listen 127.0.0.1:4318 and start "
+    "vLLM with OTEL_EXPORTER_OTLP_TRACES_PROTOCOL=http/protobuf vllm serve MODEL --otlp-traces-endpoint "
+    "http://127.0.0.1:4318/v1/traces (the address the load generator's master can be reached at). "
+    "llama-server and Ollama's own route (--api ollama) state their prefill and decode times in the "
+    "stream, which this section then uses with no setup (README.md § Where the time went)."
 )
 EXPLAIN = (
     "Each completed request joined with the engine's own span by X-Request-Id (server_spans.csv). "
@@ -58,9 +67,32 @@ EXPLAIN = (
     "up to the client's latency. A missed SLO limit is put on the component that exceeded its share of the "
     "limit by the most (shares: each part's fraction of the latency of requests within the limit)."
 )
+EXPLAIN_STREAM = (
+    "Each completed request's own prefill and decode times as the server's stream stated them "
+    "(requests.csv engine_prefill_s, engine_decode_s, engine_load_s: llama-server's timings.prompt_ms and "
+    "predicted_ms, Ollama's prompt_eval_duration, eval_duration and load_duration). waiting: the client's "
+    "latency minus those — queueing for a slot, tokenization, network and HTTP, which these servers do not "
+    "state apart (Ollama's prompt_eval_duration starts before its runner waits for a free slot, so there "
+    "prefill holds that queue too). The parts add up to the client's latency. A missed SLO limit is put "
+    "on the component that exceeded its share of the limit by the most (shares: each part's fraction of "
+    "the latency of requests within the limit)."
+)
+
+
+def title(t: ServerTiming | None) -> str:
+    return STREAM_TITLE if t is not None and t.source == "stream" else TITLE
+
+
+def explain(t: ServerTiming) -> str:
+    return EXPLAIN_STREAM if t.source == "stream" else EXPLAIN
 
 
 def join_text(t: ServerTiming) -> str:
+    if t.source == "stream":
+        return (
+            f"{t.joined:,} of {t.ok:,} completed requests carried the server's own timing "
+            f"({fmt.pct(t.joined_share)}); {t.unjoined:,} without it."
+        )
     text = (
         f"{t.joined:,} of {t.ok:,} completed requests joined their engine span ({fmt.pct(t.joined_share)}); "
         f"{t.spans:,} spans received, {t.unjoined:,} completed requests without one"
@@ -85,16 +117,20 @@ def _parts(d: Decomposition | None, names: tuple[str, ...]) -> list[str]:
 
 def run_rows(t: ServerTiming) -> list[list[str]]:
     """The run's mean decomposition: one row per latency."""
-    return [[name, *_parts(d, COMPONENTS)] for name, d in (("TTFT", t.ttft), ("E2E", t.e2e))]
+    return [[name, *_parts(d, t.components)] for name, d in (("TTFT", t.ttft), ("E2E", t.e2e))]
 
 
-def step_headers(key: str) -> list[str]:
-    return ["load", "joined / ok", "total (ms)", *(f"{LABELS[c]} (ms)" for c in METRIC_COMPONENTS[key])]
+def headers(t: ServerTiming) -> list[str]:
+    return ["total (ms)", *(f"{LABELS[c]} (ms)" for c in t.components)]
 
 
-def step_rows(steps: list[TimingStep], key: str) -> list[list[str]]:
-    names = METRIC_COMPONENTS[key]
-    return [[s.label, f"{s.joined:,} / {s.ok:,}", *_parts(getattr(s, key), names)] for s in steps]
+def step_headers(t: ServerTiming, key: str) -> list[str]:
+    return ["load", "joined / ok", "total (ms)", *(f"{LABELS[c]} (ms)" for c in t.parts_of(key))]
+
+
+def step_rows(t: ServerTiming, key: str) -> list[list[str]]:
+    names = t.parts_of(key)
+    return [[s.label, f"{s.joined:,} / {s.ok:,}", *_parts(getattr(s, key), names)] for s in t.steps]
 
 
 def miss_text(m: Misses) -> str:
@@ -131,13 +167,10 @@ def headline(t: ServerTiming) -> str:
     )
 
 
-HEADERS = ["total (ms)", *(f"{LABELS[c]} (ms)" for c in COMPONENTS)]
-
-
 def markdown(s: Summary) -> list[str]:
     """The section of summary.md."""
     t = s.server_timing
-    lines = ["", f"## {TITLE}", ""]
+    lines = ["", f"## {title(t)}", ""]
     if t is not None:
         lines += [x for w in t.warnings for x in (f"> **Warning**: {w}", "")]
     if t is None or not t.spans:
@@ -147,14 +180,14 @@ def markdown(s: Summary) -> list[str]:
         return [*lines, "No completed request joined a span with timing attributes."]
     if h := headline(t):
         lines += [f"**{h}**", ""]
-    lines += [fmt.md_table(["latency (mean)", *HEADERS], run_rows(t)), ""]
+    lines += [fmt.md_table(["latency (mean)", *headers(t)], run_rows(t)), ""]
     for key in ("e2e", "ttft"):
         lines += [f"Per step, mean {key.upper()}:", ""]
-        lines += [fmt.md_table(step_headers(key), step_rows(t.steps, key)), ""]
+        lines += [fmt.md_table(step_headers(t, key), step_rows(t, key)), ""]
     if t.misses:
         lines += ["SLO misses by the component that exceeded its share:", ""]
         lines.append(fmt.md_table(miss_headers(t), miss_rows(t)))
-    return [*lines, "", EXPLAIN]
+    return [*lines, "", explain(t)]
 
 
 def owns(path: Path) -> bool:
@@ -165,7 +198,7 @@ def owns(path: Path) -> bool:
 def html(s: Summary, figs: list[tuple[Path, str]]) -> str:
     """The section of report.html, with its figure when one was drawn."""
     t = s.server_timing
-    parts = [f"<h2>{_html.escape(TITLE)}</h2>"]
+    parts = [f"<h2>{_html.escape(title(t))}</h2>"]
     if t is not None:
         parts += [f'<div class="warn">⚠ {_html.escape(w)}</div>' for w in t.warnings]
     if t is None or not t.spans:
@@ -176,14 +209,14 @@ def html(s: Summary, figs: list[tuple[Path, str]]) -> str:
     if h := headline(t):
         parts.append(f"<p><b>{_html.escape(h)}</b></p>")
     parts += [figure(p, c) for p, c in figs if owns(p)]
-    parts.append(table(["latency (mean)", *HEADERS], run_rows(t), cls="meta"))
+    parts.append(table(["latency (mean)", *headers(t)], run_rows(t), cls="meta"))
     for key in ("e2e", "ttft"):
         parts.append(f"<h3>Per step, mean {key.upper()}</h3>")
-        parts.append(f'<div class="scroll">{table(step_headers(key), step_rows(t.steps, key))}</div>')
+        parts.append(f'<div class="scroll">{table(step_headers(t, key), step_rows(t, key))}</div>')
     if t.misses:
         parts.append("<h3>SLO misses by the component that exceeded its share</h3>")
         parts.append(f'<div class="scroll">{table(miss_headers(t), miss_rows(t))}</div>')
-    parts.append(f"<p>{_html.escape(EXPLAIN)}</p>")
+    parts.append(f"<p>{_html.escape(explain(t))}</p>")
     return "\n".join(parts)
 
 
@@ -198,7 +231,7 @@ def plot(t: ServerTiming, path: Path) -> Path | None:
     for ax, key in zip(axes, ("ttft", "e2e"), strict=True):
         bottom_pos = np.zeros(len(steps))
         bottom_neg = np.zeros(len(steps))
-        for c in COMPONENTS:
+        for c in t.components:
             v = np.array(
                 [(getattr(s, key).parts_s.get(c, 0.0) if getattr(s, key) else 0.0) * 1000 for s in steps]
             )
@@ -222,7 +255,12 @@ def plot(t: ServerTiming, path: Path) -> Path | None:
         ax.set_title(f"{key.upper()}: where the time went", fontsize=10)
         ax.grid(axis="y", alpha=0.3)
     axes[1].legend(fontsize=8, loc="upper left")
-    fig.suptitle("Per load step: client latency split by the engine's spans (server_spans.csv)", fontsize=11)
+    by = (
+        "the engine's spans (server_spans.csv)"
+        if t.source == "spans"
+        else "the server's own timing (its stream)"
+    )
+    fig.suptitle(f"Per load step: client latency split by {by}", fontsize=11)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=100)
     plt.close(fig)

@@ -36,8 +36,10 @@ from pathlib import Path
 
 import pytest
 
+from analysis import api
 from core.measure import fill_record
 from core.record import RequestRecord
+from core.slo import parse_slo
 from loadgen.transport.apis import APIS
 from loadgen.transport.client import RawTransport
 from tests.conftest import PYTHON, ROOT
@@ -196,6 +198,9 @@ def test_sequential_ttft_matches_server_timings(engine: Engine, tmp_path: Path) 
         assert processed == int(r["prompt_tokens"]) - int(r["cached_tokens"]), (r["request_id"], processed)
         ours_ms = float(r["ttft_s"]) * 1000
         assert ours_ms >= TTFT_LO * prompt_ms, (r["request_id"], ours_ms, prompt_ms)
+        # the stream's own `timings` carry the same figure to the row (the log prints 2 decimals)
+        assert abs(float(r["engine_prefill_s"]) * 1000 - prompt_ms) <= 0.0051, (r["request_id"], prompt_ms)
+        assert 0 < float(r["engine_decode_s"]) < float(r["e2e_s"]) and r["engine_load_s"] == ""
         pairs.append((ours_ms, prompt_ms))
     ours = sum(p[0] for p in pairs) / len(pairs)
     theirs = sum(p[1] for p in pairs) / len(pairs)
@@ -220,6 +225,10 @@ def test_sequential_ttft_matches_server_timings(engine: Engine, tmp_path: Path) 
     logged_ms = theirs * len(pairs)
     assert abs(w.d.prompt_s * 1000 - logged_ms) <= 0.05 * logged_ms, (w.d.prompt_s, logged_ms)
     assert ours <= TTFT_HI * theirs + TTFT_NET_S * 1000, (ours, theirs)
+    # and the analysis decomposes from those rows alone (llama-server exports no spans)
+    st = api.analyze(api.load_run(w.run_dir), parse_slo("chat")).summary.server_timing
+    assert st is not None and st.source == "stream" and st.joined == st.ok == len(ok), st
+    assert st.components == ("waiting", "prefill", "decode")
 
 
 def post(url: str, body: bytes) -> tuple[int, dict[str, str], bytes]:

@@ -18,7 +18,7 @@ from typing import Any
 
 import orjson
 
-from core.result import StreamResult
+from core.result import EngineTiming, StreamResult
 from loadgen.transport import sse
 from loadgen.transport.apis.inline import OVER, inline_reasoning
 from loadgen.transport.eventstream import EventStream
@@ -190,6 +190,35 @@ def tool_call(res: StreamResult, t: float, deltas: list[tuple[int, str, str, str
             with_args = True
     if with_args:
         res.tool_arg_chunks += 1
+
+
+def llamacpp_timings(res: StreamResult, timings: Any) -> None:
+    """llama-server's `timings` object, which its last event carries on every route it streams
+    (`/completion`, `/v1/completions`, `/v1/chat/completions`; server-task.cpp `result_timings`):
+    the slot's `prompt_ms` and `predicted_ms` become the row's engine prefill and decode."""
+    if type(timings) is dict:
+        prompt, predicted = timings.get("prompt_ms"), timings.get("predicted_ms")
+        if _duration(prompt) and _duration(predicted):
+            res.engine = EngineTiming(prompt / 1e3, predicted / 1e3)
+
+
+def ollama_durations(res: StreamResult, done: dict) -> None:
+    """Ollama's durations on its last line (nanoseconds; api/types.go `Metrics`). Go omits a zero
+    one (`omitempty`: a warm model has no `load_duration`), so a missing one is 0 — once the line
+    has at least one of the prefill and decode durations; a server that sends neither has none."""
+    prompt, ev = done.get("prompt_eval_duration"), done.get("eval_duration")
+    if not (_duration(prompt) or _duration(ev)):
+        return
+    load = done.get("load_duration")
+    res.engine = EngineTiming(
+        (prompt if _duration(prompt) else 0) / 1e9,
+        (ev if _duration(ev) else 0) / 1e9,
+        (load if _duration(load) else 0) / 1e9,
+    )
+
+
+def _duration(v: Any) -> bool:
+    return type(v) in (int, float) and v >= 0
 
 
 def openai_usage(

@@ -23,6 +23,7 @@ from loadgen.transport.apis.base import (
     answer,
     event_object,
     fail,
+    llamacpp_timings,
     openai_body,
     reasoning,
     tool_call,
@@ -57,11 +58,15 @@ def fold(res: StreamResult, event: str, data: bytes | bytearray, t: float) -> No
                 _tool_calls(res, calls, t)
         if fr := choice.get("finish_reason"):
             res.finish_reason = fr
+            if "timings" in obj:  # llama-server without the usage chunk: on the last chunk
+                llamacpp_timings(res, obj["timings"])
     elif msg := sse.error_message(obj):  # error payloads carry no choices
         fail(res, msg)
         return
     if usage := obj.get("usage"):
         res.usage = usage
+        if "timings" in obj:  # llama-server: beside its usage
+            llamacpp_timings(res, obj["timings"])
 
 
 def _typed_chunks(res: StreamResult, content: object, t: float) -> None:

@@ -11,7 +11,15 @@ from __future__ import annotations
 
 from core.result import StreamResult
 from loadgen.transport import sse
-from loadgen.transport.apis.base import Api, Prompt, event_object, fail, openai_body, prompt_text
+from loadgen.transport.apis.base import (
+    Api,
+    Prompt,
+    event_object,
+    fail,
+    llamacpp_timings,
+    openai_body,
+    prompt_text,
+)
 
 
 def build(p: Prompt) -> dict:
@@ -31,11 +39,15 @@ def fold(res: StreamResult, event: str, data: bytes | bytearray, t: float) -> No
             res.parts.append(text)
         if fr := choice.get("finish_reason"):
             res.finish_reason = fr
+            if "timings" in obj:  # llama-server without the usage chunk: on the last chunk
+                llamacpp_timings(res, obj["timings"])
     elif msg := sse.error_message(obj):
         fail(res, msg)
         return
     if usage := obj.get("usage"):
         res.usage = usage
+        if "timings" in obj:  # llama-server: beside its usage
+            llamacpp_timings(res, obj["timings"])
 
 
 API = Api("completions", "/v1/completions", build, fold, splits_reasoning=False, sdk="completions",

@@ -6,8 +6,8 @@ The body: `prompt` (the conversation as one prompt, base.prompt_text), `n_predic
 `{"index", "content", "tokens", "stop": false, …}` per generated token — a token whose bytes do not
 yet complete a character may come with `content: ""`, so an event counts when it has content or
 `tokens`; the last is `stop: true` with `stop_type` (eos | word | limit), `tokens_evaluated` (the
-prompt) and `timings` {cache_n, prompt_n, predicted_n, …}: the token counts
-(`tokens_source=timings`). No `[DONE]` on this route (server.cpp sends it only for the OpenAI-
+prompt) and `timings` {cache_n, prompt_n, predicted_n, prompt_ms, predicted_ms, …}: the token
+counts (`tokens_source=timings`) and the slot's own prefill and decode times (`engine_*_s`). No `[DONE]` on this route (server.cpp sends it only for the OpenAI-
 compatible ones): the `stop: true` event ends the stream. An error is `{"error": {code, message,
 type}}`. No reasoning field on this route: reasoning is text, TTFO undefined. The real server's
 stream: tests/fixtures/llamacpp-completion-stream.txt.
@@ -22,6 +22,7 @@ from loadgen.transport.apis.base import (
     Prompt,
     event_object,
     fail,
+    llamacpp_timings,
     openai_usage,
     prompt_text,
     sampling,
@@ -58,6 +59,7 @@ def fold(res: StreamResult, event: str, data: bytes | bytearray, t: float) -> No
         if n is not None:
             res.tokens_source = "timings"
             res.usage = openai_usage(n, obj.get("tokens_evaluated"), timings.get("cache_n"))
+        llamacpp_timings(res, timings)
 
 
 API = Api("llamacpp", "/completion", build, fold, splits_reasoning=False, server="llama.cpp")

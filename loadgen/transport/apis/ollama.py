@@ -13,7 +13,8 @@ a tool call whole in one line (`{"function": {"name", "arguments": {…}}}`, arg
 lines with neither text nor a call (gpt-oss's first line: empty content) are no token. The last
 line has `done: true`, `done_reason` (stop | length | …) and the counts: `eval_count` (generated
 tokens, thinking included), `prompt_eval_count` (the prompt, cached tokens included since Ollama
-0.30) and, where the server says it, `prompt_eval_cached_count` (`tokens_source=eval_count`).
+0.30) and, where the server says it, `prompt_eval_cached_count` (`tokens_source=eval_count`);
+`load_duration`, `prompt_eval_duration`, `eval_duration` become the row's `engine_*_s`.
 An error is `{"error": "…"}`, as a line of a 200 stream or as the body of an error status.
 
 The request: the conversation as messages (Ollama applies the model's template), `options`
@@ -41,6 +42,7 @@ from loadgen.transport.apis.base import (
     content_text,
     event_object,
     fail,
+    ollama_durations,
     openai_usage,
     reasoning,
     sampling,
@@ -100,6 +102,7 @@ def fold(res: StreamResult, event: str, data: bytes | bytearray, t: float) -> No
         if n is not None:
             res.tokens_source = "eval_count"
             res.usage = openai_usage(n, obj.get("prompt_eval_count"), obj.get("prompt_eval_cached_count"))
+        ollama_durations(res, obj)
 
 
 def _tool_calls(res: StreamResult, calls: list, t: float) -> None:

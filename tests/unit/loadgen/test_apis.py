@@ -89,6 +89,28 @@ def test_real_llamacpp_chat_capture() -> None:
     assert rec.ok and rec.ttft_s == 2.0  # the role chunk's content is null: no token
     assert (rec.output_tokens, rec.prompt_tokens, rec.cached_tokens) == (6, 48, 35)
     assert res.text == "awnones business IS 12 men"
+    # the slot's own timings beside the usage (prompt_ms 6.44, predicted_ms 9.428): no load on this server
+    assert (rec.engine_prefill_s, rec.engine_decode_s) == pytest.approx((0.00644, 0.009428))
+    assert rec.engine_load_s is None
+
+
+def test_llamacpp_timings_on_the_last_chunk_without_the_usage_chunk() -> None:
+    """--stream-usage off: llama-server puts `timings` on the finish chunk, which has no usage."""
+    timings = {"cache_n": 0, "prompt_n": 11, "prompt_ms": 5.5, "predicted_n": 2, "predicted_ms": 9.0}
+    text = {"choices": [{"index": 0, "delta": {"content": "a"}, "finish_reason": None}]}
+    end = {"choices": [{"index": 0, "delta": {}, "finish_reason": "length"}], "timings": timings}
+    for api, first, last in (
+        ("chat", text, end),
+        ("completions", {"choices": [{"index": 0, "text": "a", "finish_reason": None}]},
+         {"choices": [{"index": 0, "text": "", "finish_reason": "length"}], "timings": timings}),
+    ):  # fmt: skip
+        _, rec = run(api, data(first, last, "[DONE]"))
+        assert (rec.engine_prefill_s, rec.engine_decode_s) == pytest.approx((0.0055, 0.009)), api
+    broken = {**end, "timings": {"prompt_ms": "5.5", "predicted_ms": 9.0}}  # not a number: nothing guessed
+    _, rec = run("chat", data(text, broken, "[DONE]"))
+    assert rec.ok and rec.engine_prefill_s is None and rec.engine_decode_s is None
+    _, rec = run("chat", fixture("vllm-cpu-tiny-chat-stream.txt"))  # vLLM's stream carries no timings
+    assert (rec.engine_prefill_s, rec.engine_decode_s, rec.engine_load_s) == (None, None, None)
 
 
 def test_real_llamacpp_capture_with_held_bytes_has_no_role_chunk() -> None:
@@ -221,6 +243,7 @@ def test_real_llamacpp_completion_capture() -> None:
         "timings",
     )
     assert rec.finish_reason == "length" and rec.ttfo_s is None
+    assert (rec.engine_prefill_s, rec.engine_decode_s) == pytest.approx((0.005578, 0.009516))  # its ms
     err = {"error": {"code": 400, "message": "the request exceeds the available context size", "type": "x"}}
     _, rec = run("llamacpp", data(err))
     assert rec.error == "stream_error" and "context size" in rec.error_detail

@@ -5,6 +5,7 @@ wherever a proxy might cut them, folded as the transports fold them (line i arri
 from __future__ import annotations
 
 import orjson
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -66,6 +67,24 @@ def test_a_thinking_model_ttft_at_the_first_thought_ttfo_at_the_first_answer() -
     assert rec.reasoning_tokens == 3  # Ollama counts no reasoning apart: the thinking lines
     assert (rec.output_tokens, rec.tokens_source, rec.prompt_tokens) == (5, "eval_count", 26)
     assert rec.finish_reason == "stop" and res.text == "Paris it is" and rec.e2e_s == 7.0
+    # Ollama's own durations, ns → s: its prompt evaluation, generation and model load
+    assert (rec.engine_prefill_s, rec.engine_decode_s, rec.engine_load_s) == pytest.approx(
+        (0.342546, 4.535599, 0.001334875)
+    )
+
+
+def test_durations_go_omits_when_zero_count_as_zero() -> None:
+    """Go's `omitempty` drops a zero duration (a warm model: no load_duration); a line with neither
+    prefill nor decode duration (an Ollama-like server without them) gives no engine timing."""
+    done = orjson.loads(last())
+    for key in ("load_duration", "total_duration"):
+        del done[key]
+    _res, rec = run([line("a"), orjson.dumps(done) + b"\n"])
+    assert rec.engine_load_s == 0.0
+    for key in ("prompt_eval_duration", "eval_duration"):
+        del done[key]
+    _res, rec = run([line("a"), orjson.dumps(done) + b"\n"])
+    assert rec.ok and (rec.engine_prefill_s, rec.engine_decode_s, rec.engine_load_s) == (None, None, None)
 
 
 def test_without_thinking_ttfo_is_ttft_and_length_is_the_cap() -> None:

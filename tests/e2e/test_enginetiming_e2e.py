@@ -1,0 +1,73 @@
+"""End to end: the server's own timing carried in its stream, per row, against the engine's spans.
+
+The simulated engine serves llama-server's `/completion` (its `timings`: prompt_ms, predicted_ms)
+and Ollama's `/api/chat` (its durations, the prompt clock started before the slot wait, as Ollama's
+runner does) and exports a span per request as well. Each row's `engine_prefill_s` /
+`engine_decode_s` must be the span's figures (llama.cpp: prefill; Ollama: queue + prefill), and the
+analysis of the same run without its span file must decompose from the rows alone: a ramp past
+the engine's 8 batch slots puts the queue in `waiting` for llama.cpp and inside `prefill` for
+Ollama, as each server states it.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from analysis import api
+from analysis.spans import per_request
+from core.slo import parse_slo
+from tests.conftest import free_port
+from tests.e2e.test_spans_e2e import locust, only_run
+
+pytestmark = [pytest.mark.e2e]
+US2 = 2e-6  # llama.cpp's ms keep 3 decimals (1 µs); Ollama's ns round (1 ns); float noise beside
+
+
+@pytest.mark.parametrize("which", ["llamacpp", "ollama"])
+def test_rows_carry_the_servers_timing_and_decompose_without_spans(
+    which: str, sim_server, tmp_path: Path
+) -> None:
+    port = free_port()
+    sim = sim_server("--otlp-traces-endpoint", f"http://127.0.0.1:{port}/v1/traces")
+    # 8 then 16 closed-loop users against 8 batch slots: the second step queues
+    out = locust(sim.url, tmp_path / "res", "--api", which, "--step-users", "8", "--step-interval", "5s",
+                 "-t", "10s", "--max-tokens", "24", "--otlp-listen", f"127.0.0.1:{port}")  # fmt: skip
+    assert out.returncode == 0, out.stderr[-3000:]
+    run = only_run(tmp_path / "res")
+
+    r = api.load_run(run)
+    f = per_request(r)
+    j = f[f["joined"] & f["ok"]]
+    assert len(j) > 40 and len(j) == int(f["ok"].sum())
+    rows = r.df.loc[j.index]
+    prefill = j["server_prefill_s"] + (j["server_queue_s"] if which == "ollama" else 0.0)
+    assert (rows["engine_prefill_s"] - prefill).abs().max() <= US2
+    assert (rows["engine_decode_s"] - j["server_decode_s"]).abs().max() <= US2
+    assert (rows["engine_load_s"] == 0.0).all() if which == "ollama" else rows["engine_load_s"].isna().all()
+
+    # the same run without its spans: the rows alone
+    bare = tmp_path / "bare"
+    shutil.copytree(
+        run, bare, ignore=shutil.ignore_patterns("server_spans.csv", "summary*", "report.html", "plots")
+    )
+    a = api.analyze(api.load_run(bare), parse_slo("chat"))
+    api.write_run(a)
+    t = a.summary.server_timing
+    assert t is not None and t.source == "stream" and t.joined == t.ok and t.unjoined == 0
+    queued_in = "waiting" if which == "llamacpp" else "prefill"
+    first, last = t.steps
+    assert (first.load, last.load) == (8, 16)
+    q0, q1 = first.ttft.parts_s[queued_in], last.ttft.parts_s[queued_in]
+    assert q1 > 2 * q0 and q1 > 0.5 * last.ttft.total_s, (q0, q1, last.ttft)
+    assert t.components == (("waiting", "prefill", "decode") if which == "llamacpp" else
+                            ("waiting", "load", "prefill", "decode"))  # fmt: skip
+    print(f"{which}: {len(j)} rows, |prefill − span| max {(rows['engine_prefill_s'] - prefill).abs().max() * 1e6:.3f} µs; "
+          f"{queued_in} in TTFT {q0 * 1e3:.1f} → {q1 * 1e3:.1f} ms of {last.ttft.total_s * 1e3:.1f}")  # fmt: skip
+    s = json.loads((bare / "summary.json").read_text())["server_timing"]
+    assert s["source"] == "stream" and s["joined"] == t.joined
+    assert "## Where the time went (the server's own timing)" in (bare / "summary.md").read_text()
+    assert (bare / "plots" / "server_timing.png").stat().st_size > 10_000

@@ -1,0 +1,149 @@
+"""analysis/enginetiming.py: where the time went from the server's own timing in its stream (no spans).
+
+A copy of tests/fixtures/run_small whose rows are given engine_prefill_s / engine_decode_s /
+engine_load_s here (as an Ollama run's would be), chosen so the expected values are worked out by
+hand in the comments. Client figures (run_small): small-0001 TTFT 0.1 / E2E 1.0 / 10 tokens,
+0002 0.2 / 2.0 / 10, 0003 0.3 / 0.3 / 1, 0005 0.4 / 4.0 / 10, 0006 0.6 / 1.5 / 4, 0007 0.5 / 2.5 / 5,
+0009 0.25 / 1.25 / 11; 0004, 0008, 0010 failed.
+"""
+
+from __future__ import annotations
+
+import csv
+import html
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from analysis import api
+from analysis.render import spans as render
+from analysis.spans import per_request
+from core.slo import PROFILES
+from tests.unit.analysis.test_analysis_spans import SMALL, SPANS, write_spans
+
+# request id → (prefill, decode, load) as the server stated them; "" = not stated
+TIMING = {
+    "small-0001": (0.05, 0.85, 0.01),  # waiting: TTFT 0.1 − 0.01 − 0.05 = 0.04; E2E 0.09
+    "small-0002": (0.1, 1.75, 0.02),  # waiting 0.08; E2E 0.13
+    "small-0003": (0.29, 0.0, ""),  # no load stated: 0; waiting 0.01
+    "small-0005": (0.05, 3.55, 0.3),  # waiting 0.05; E2E 0.1
+    "small-0006": (0.05, 0.85, 0.0),  # waiting 0.55: the TTFT miss (0.6 > 0.5), a slot's queue
+    "small-0007": (0.4, 1.95, 0.0),  # waiting 0.1; E2E 0.15
+}  # small-0009 (completed) states none: not joined
+
+
+def write_timing(run: Path, timing: dict[str, tuple]) -> None:
+    path = run / "requests.csv"
+    with open(path, newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    fields = list(rows[0])
+    for r in rows:
+        p, d, load = timing.get(r["request_id"], ("", "", ""))
+        r.update(engine_prefill_s=p, engine_decode_s=d, engine_load_s=load)
+    with open(path, "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=fields, lineterminator="\n")
+        w.writeheader()
+        w.writerows(rows)
+
+
+@pytest.fixture
+def run_dir(tmp_path: Path) -> Path:
+    run = tmp_path / "run_small"
+    shutil.copytree(SMALL, run, ignore=shutil.ignore_patterns("summary*.json"))
+    write_timing(run, TIMING)
+    return run
+
+
+def analyzed(run: Path):
+    r = api.load_run(run)
+    return r, api.analyze(r, PROFILES["chat"]).summary
+
+
+def test_rows_with_the_servers_timing_join_and_nothing_else_does(run_dir: Path) -> None:
+    _, s = analyzed(run_dir)
+    t = s.server_timing
+    assert t is not None and t.source == "stream" and t.components == ("waiting", "load", "prefill", "decode")
+    assert (t.spans, t.ok, t.joined, t.unjoined, t.ambiguous) == (6, 7, 6, 1, 0)
+    assert (t.failed_with_span, t.spans_without_row) == (0, 0)
+    j = json.loads(s.to_json())["server_timing"]
+    assert j["source"] == "stream" and j["components"] == ["waiting", "load", "prefill", "decode"]
+
+
+def test_parts_add_up_to_the_client_latency(run_dir: Path) -> None:
+    f = per_request(api.load_run(run_dir))
+    assert f is not None and list(f[~f["joined"] & f["ok"]]["request_id"]) == ["small-0009"]
+    j = f[f["joined"]]
+    assert list(j["request_id"]) == [*TIMING]
+    ttft = j["waiting_ttft_s"] + j["server_load_s"] + j["server_prefill_s"]
+    e2e = j["waiting_s"] + j["server_load_s"] + j["server_prefill_s"] + j["server_decode_s"]
+    assert np.allclose(ttft, j["ttft_s"], atol=1e-12) and np.allclose(e2e, j["e2e_s"], atol=1e-12)
+    by_id = j.set_index("request_id")
+    assert by_id.loc["small-0006", "waiting_ttft_s"] == pytest.approx(0.55)
+    assert by_id.loc["small-0003", "server_load_s"] == 0.0  # not stated: no load
+
+
+def test_mean_decomposition_and_misses(run_dir: Path) -> None:
+    _, s = analyzed(run_dir)
+    t = s.server_timing
+    assert t.e2e.n == 6 and sum(t.e2e.parts_s.values()) == pytest.approx(t.e2e.total_s)
+    assert t.ttft.parts_s == pytest.approx(
+        {"waiting": (0.04 + 0.08 + 0.01 + 0.05 + 0.55 + 0.1) / 6, "load": 0.33 / 6, "prefill": 0.94 / 6}
+    )
+    # TTFT shares from step 0 (5 requests within 0.5 s < MIN_REFERENCE): 0001-0003, mean TTFT 0.2 =
+    # waiting 0.13/3 + load 0.03/3 + prefill 0.44/3.
+    sh = {x.metric: x for x in t.shares}
+    assert sh["ttft"].n == 3 and sh["ttft"].fractions == pytest.approx(
+        {"waiting": 0.13 / 0.6, "load": 0.03 / 0.6, "prefill": 0.44 / 0.6}
+    )
+    ttft, tpot = t.misses
+    assert (ttft.missed, ttft.by_component) == (1, {"waiting": 1})  # 0006: waiting 0.55 vs a 0.108 s share
+    assert (tpot.missed, tpot.by_component) == (3, {"decode": 3})  # 0005-0007: decode over its 96 %
+    assert render.headline(t) == "100% of the TPOT misses at 2 users were decode (3 of 3)."
+
+
+def test_the_report_names_its_source(run_dir: Path) -> None:
+    _, s = analyzed(run_dir)
+    md = "\n".join(render.markdown(s))
+    assert f"## {render.STREAM_TITLE}" in md and render.EXPLAIN_STREAM in md
+    assert "6 of 7 completed requests carried the server's own timing (85.7 %); 1 without it." in md
+    assert "| model load (ms) |" in md and "queue (ms)" not in md
+    assert html.escape(render.STREAM_TITLE) in render.html(s, [])
+
+
+def test_without_a_stated_load_there_is_no_load_component(run_dir: Path) -> None:
+    """llama-server states prefill and decode only: no column of zeros claims a model load."""
+    write_timing(run_dir, {k: (p, d, "") for k, (p, d, _) in TIMING.items()})
+    _, s = analyzed(run_dir)
+    t = s.server_timing
+    assert t.components == ("waiting", "prefill", "decode") and set(t.ttft.parts_s) == {"waiting", "prefill"}
+    assert "model load" not in "\n".join(render.markdown(s))
+    assert sum(t.ttft.parts_s.values()) == pytest.approx(t.ttft.total_s)  # the load went into waiting
+
+
+def test_spans_come_first(run_dir: Path) -> None:
+    write_spans(run_dir, SPANS)
+    _, s = analyzed(run_dir)
+    assert s.server_timing.source == "spans" and "queue" in s.server_timing.components
+
+
+def test_a_model_load_inside_measured_requests_is_warned(run_dir: Path) -> None:
+    _, s = analyzed(run_dir)
+    assert not [w for w in s.warnings if "load" in w]  # 0.3 s at most: a runner handed over, not a load
+    write_timing(run_dir, {**TIMING, "small-0005": (0.05, 0.8, 2.75)})
+    _, s = analyzed(run_dir)
+    (w,) = [w for w in s.warnings if "waited for the model to load" in w]
+    assert w.startswith("1 measured request waited for the model to load") and "the longest 2.8 s" in w
+    assert "keep_alive" in w
+
+
+def test_an_older_run_without_the_columns_has_no_server_timing(tmp_path: Path) -> None:
+    run = tmp_path / "run_small"
+    shutil.copytree(SMALL, run, ignore=shutil.ignore_patterns("summary*.json"))
+    lines = (run / "requests.csv").read_text().splitlines()
+    cut = [",".join(lines[0].split(",")[:-3])] + [line[:-3] for line in lines[1:]]  # the three columns off
+    (run / "requests.csv").write_text("\n".join(cut) + "\n")
+    _, s = analyzed(run)
+    assert s.server_timing is None and "llama-server" in "\n".join(render.markdown(s))
