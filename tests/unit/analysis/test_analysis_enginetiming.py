@@ -12,7 +12,6 @@ from __future__ import annotations
 import csv
 import html
 import json
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -21,8 +20,7 @@ import pytest
 from analysis import api
 from analysis.render import spans as render
 from analysis.spans import per_request
-from core.slo import PROFILES
-from tests.unit.analysis.test_analysis_spans import SMALL, SPANS, write_spans
+from tests.unit.analysis.test_analysis_spans import SPANS, analyzed, small_copy, write_spans
 
 # request id → (prefill, decode, load) as the server stated them; "" = not stated
 TIMING = {
@@ -51,15 +49,9 @@ def write_timing(run: Path, timing: dict[str, tuple]) -> None:
 
 @pytest.fixture
 def run_dir(tmp_path: Path) -> Path:
-    run = tmp_path / "run_small"
-    shutil.copytree(SMALL, run, ignore=shutil.ignore_patterns("summary*.json"))
+    run = small_copy(tmp_path)
     write_timing(run, TIMING)
     return run
-
-
-def analyzed(run: Path):
-    r = api.load_run(run)
-    return r, api.analyze(r, PROFILES["chat"]).summary
 
 
 def test_rows_with_the_servers_timing_join_and_nothing_else_does(run_dir: Path) -> None:
@@ -140,8 +132,7 @@ def test_a_model_load_inside_measured_requests_is_warned(run_dir: Path) -> None:
 
 
 def test_an_older_run_without_the_columns_has_no_server_timing(tmp_path: Path) -> None:
-    run = tmp_path / "run_small"
-    shutil.copytree(SMALL, run, ignore=shutil.ignore_patterns("summary*.json"))
+    run = small_copy(tmp_path)
     lines = (run / "requests.csv").read_text().splitlines()
     cut = [",".join(lines[0].split(",")[:-3])] + [line[:-3] for line in lines[1:]]  # the three columns off
     (run / "requests.csv").write_text("\n".join(cut) + "\n")

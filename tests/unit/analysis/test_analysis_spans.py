@@ -47,10 +47,16 @@ def write_spans(run: Path, spans: dict[str, tuple[float, ...]]) -> None:
             w.writerow(row)
 
 
-@pytest.fixture
-def run_dir(tmp_path: Path) -> Path:
+def small_copy(tmp_path: Path) -> Path:
+    """A fresh copy of run_small (without its summaries) to add server timing to."""
     run = tmp_path / "run_small"
     shutil.copytree(SMALL, run, ignore=shutil.ignore_patterns("summary*.json"))
+    return run
+
+
+@pytest.fixture
+def run_dir(tmp_path: Path) -> Path:
+    run = small_copy(tmp_path)
     write_spans(run, SPANS)
     return run
 
@@ -144,8 +150,7 @@ def test_share_rule_picks_the_excess_not_the_largest_part() -> None:
 
 
 def test_without_spans_the_section_says_how_to_turn_them_on(tmp_path: Path) -> None:
-    run = tmp_path / "run_small"
-    shutil.copytree(SMALL, run, ignore=shutil.ignore_patterns("summary*.json"))
+    run = small_copy(tmp_path)
     _, s = analyzed(run)
     assert s.server_timing is None and json.loads(s.to_json())["server_timing"] is None
     md = "\n".join(render.markdown(s))
