@@ -38,6 +38,7 @@ from tests.support.zoo.stream import (
 CRLF = Framing(eol=b"\r\n")
 CR = Framing(eol=b"\r")
 ROLE = {"role": "assistant", "content": ""}
+OLLAMA_ENGINE = (0.030154, 0.074120959, 0.01920825)  # native.py's done line, ns → s
 _UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$", re.I)
 
 
@@ -52,6 +53,8 @@ class Expect:
     error: str = ""
     detail: str = ""
     reasoning: int | None = None
+    # the server's own (prefill, decode, load) its stream states, in seconds (the row's engine_*_s)
+    engine: tuple[float | None, float | None, float | None] | None = None
 
 
 @dataclass(frozen=True)
@@ -419,8 +422,9 @@ CASES: list[Case] = [
          "tools/server holds a token that ends inside a UTF-8 character and sends the role chunk only with the "
          "first token's step; tests/fixtures/llamacpp-held-utf8-stream.txt",
          "no role chunk; the first chunk carries three tokens' text (two held bytes as U+FFFD), a token gap late",
-         "ok; TTFT at the first chunk with text (when the user could see it); tokens from usage",
-         _llamacpp_held("llamacpp-held-utf8-stream.txt"), OK_USAGE),
+         "ok; TTFT at the first chunk with text (when the user could see it); tokens from usage; its timings' "
+         "prompt_ms / predicted_ms as the row's engine prefill / decode",
+         _llamacpp_held("llamacpp-held-utf8-stream.txt"), Expect(tokens=6, engine=(0.00315, 0.009737, None))),
     Case("llama.cpp-held-to-end", "llama.cpp llama-server 0.5.0-dev, real capture",
          "tests/fixtures/llamacpp-held-to-end-stream.txt: both sampled tokens held, the output cap reached; "
          "what is still held is dropped",
@@ -458,16 +462,19 @@ CASES: list[Case] = [
          "tests/fixtures/llamacpp-completion-stream.txt, recorded from the server built in CI; it closes the "
          "connection after each stream (case llama.cpp-hangup)",
          "`data: {content, tokens, stop: false}` per token, a `stop: true` event with timings, no [DONE], then the "
-         "connection closed", "ok; the stop event ends the stream; counts from timings.predicted_n",
-         native.llamacpp_completion, Expect(tokens=6, source="timings"), endpoint="llamacpp"),
+         "connection closed", "ok; the stop event ends the stream; counts from timings.predicted_n, prompt_ms / "
+         "predicted_ms the row's engine prefill / decode",
+         native.llamacpp_completion, Expect(tokens=6, source="timings", engine=(0.005578, 0.009516, None)),
+         endpoint="llamacpp"),
     Case("ollama-chat-thinking", "Ollama /api/chat (a thinking model, think: true)",
          "ollama/ollama docs/api.md (Generate a chat completion; durations in nanoseconds), api/types.go "
          "(ChatResponse, Message.Thinking, Metrics); gpt-oss's empty first line: attogram/ollama-bash-lib demos",
          "NDJSON (`application/x-ndjson`), one object per line: an empty first line, `message.thinking` lines, "
          "`message.content` lines, a `done: true` line with done_reason and eval_count",
          "ok; TTFT at the first thinking line (not the empty one), TTFO at the first content line; counts from "
-         "eval_count, reasoning counted by lines", native.ollama_chat,
-         Expect(tokens=6, source="eval_count", reasoning=3), endpoint="ollama"),
+         "eval_count, reasoning counted by lines; its durations the row's engine prefill, decode and load",
+         native.ollama_chat, Expect(tokens=6, source="eval_count", reasoning=3, engine=OLLAMA_ENGINE),
+         endpoint="ollama"),
     Case("ollama-tool-call-whole", "Ollama /api/chat (a tool call)",
          "ollama/ollama docs/api.md (Chat request with tools: `arguments` an object), api/types.go (ToolCall); "
          "the call is sent once complete, in one line",
