@@ -149,6 +149,8 @@ def test_step_run_agrees_with_llamacpp_counters(engine: Engine, tmp_path: Path) 
     assert w.ours("output_tokens") == w.d.tokens_predicted == 16 * len(ok)
     assert w.ours("prompt_tokens") == w.d.prompt_tokens + w.d.prompt_tokens_cached
     assert w.ours("cached_tokens") == w.d.prompt_tokens_cached
+    # Every row carries the server's own timing (its stream's `timings`).
+    assert all(r["engine_prefill_s"] and r["engine_decode_s"] for r in ok)
 
     # The suite's own scraper read llama.cpp's /metrics during the run.
     meta = json.loads((w.run_dir / "run.json").read_text())
@@ -169,6 +171,11 @@ def test_step_run_agrees_with_llamacpp_counters(engine: Engine, tmp_path: Path) 
             "cached_tokens": [w.ours("cached_tokens"), w.d.prompt_tokens_cached],
             "output_tokens": [w.ours("output_tokens"), w.d.tokens_predicted],
             "n_decode": w.d.n_decode,
+            # the rows' prompt_ms summed, against the counter's seconds: slots batched together overlap
+            "prefill_s_rows_vs_counter": [
+                round(sum(float(r["engine_prefill_s"]) for r in ok), 3),
+                w.d.prompt_s,
+            ],
             "slots_per_decode": round(16 * len(ok) / w.d.n_decode, 2),
             # Not compared: prompt_ms leaves out the wait for a batch already running.
             "ttft_mean_ms_vs_prompt_ms": [
