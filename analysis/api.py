@@ -35,15 +35,16 @@ The result types (analysis/results.py; fields in their docstrings):
   ttft/tpot/e2e and `truncated`), `capacity` (`Capacity` with `Level`s; `bounded` False means "≥"),
   `open_loop` (`OpenLoop` or None), `server` (`ServerSummary` or None), `startup`
   (`StartupFigures` or None), `warnings`, `server_timing` (`ServerTiming` or None: the engine's
-  spans joined per request, with `Decomposition`s, `Shares`, `Misses` and a `TimingStep` per step;
-  analysis/timing.py). `Summary.to_json()` is the text of summary.json.
+  spans joined per request — or, without spans, the server's own timing its stream stated, `source`
+  "stream" — with `Decomposition`s, `Shares`, `Misses` and a `TimingStep` per step; analysis/timing.py). `Summary.to_json()` is the text of summary.json.
 - `Comparison` (analysis/compare.py): `slo`, `mode`, `rows` and `runs` (`ComparisonRow`: label,
   dataset, runs, `figures`/`low`/`high` (`Figures`), `capacity_unit`, `capacity_lower_bound` (the
   capacity is "≥"), `best`, `best_run`, `folders`), `summaries`.
 
 Per request: `request_timing(run)`, the engine's spans (server_spans.csv) joined with the rows: a
 pandas DataFrame (server queue/prefill/decode/TTFT/E2E and the client remainders, README.md § Where
-the time went), or None without spans.
+the time went); without spans, the rows' own server timing (load/prefill/decode and the waiting);
+None with neither.
 
 Comparing: `compare(summaries, slo, mode)`; or step by step, to relabel runs before grouping
 (the arena names runs after its configurations): `run_row(summary)`, `dataclasses.replace` the
@@ -208,7 +209,8 @@ def analyze(
 
 
 def request_timing(run: Run) -> pd.DataFrame | None:
-    """One row per request of `run`: the engine's timing of it where its span joined (analysis/spans.py)."""
+    """One row per request of `run`: the engine's timing of it where its span joined, or where its
+    stream stated it (analysis/spans.py, analysis/enginetiming.py)."""
     from analysis.spans import per_request
 
     return per_request(run)
