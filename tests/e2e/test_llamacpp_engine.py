@@ -396,14 +396,19 @@ def test_anthropic_messages_route_agrees_with_llamacpp_counters(engine: Engine, 
     assert len(ok) >= 8, Counter(r["error"] for r in w.rows)
     assert {r["api"] for r in ok} == {"messages"} and {r["tokens_source"] for r in ok} == {"usage"}
     assert w.ours("output_tokens") == w.d.tokens_predicted
-    counted = [
-        r for r in ok if r["prompt_tokens"]
-    ]  # a stream whose first tokens were held has no message_start
-    assert len(counted) >= len(ok) - 2
-    if len(counted) == len(ok):
-        assert w.ours("prompt_tokens") == w.d.prompt_tokens + w.d.prompt_tokens_cached
-        assert w.ours("cached_tokens") == w.d.prompt_tokens_cached
-    save("messages", {"ok": len(ok), "output_tokens": [w.ours("output_tokens"), w.d.tokens_predicted]})
+    # A stream whose first tokens were held has no message_start, so no prompt count: a few in a
+    # hundred on the random-weight model (3 of 118 in one CI run). The server counted their prompts
+    # too: what our counted rows leave of its counters lies within that many prompts of the sizes seen.
+    counted = [r for r in ok if r["prompt_tokens"]]
+    missing = len(ok) - len(counted)
+    assert missing <= max(2, len(ok) // 10), (missing, len(ok))
+    sizes = [int(r["prompt_tokens"]) for r in counted]
+    left = w.d.prompt_tokens + w.d.prompt_tokens_cached - sum(sizes)
+    assert missing * min(sizes) <= left <= missing * max(sizes), (left, missing, min(sizes), max(sizes))
+    left_cached = w.d.prompt_tokens_cached - sum(int(r["cached_tokens"]) for r in counted)
+    assert 0 <= left_cached <= missing * max(sizes), (left_cached, missing)
+    save("messages", {"ok": len(ok), "output_tokens": [w.ours("output_tokens"), w.d.tokens_predicted],
+                      "without_message_start": missing})  # fmt: skip
 
 
 def test_the_context_check_reads_props_and_counts_with_the_servers_template(engine: Engine) -> None:
