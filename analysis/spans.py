@@ -252,8 +252,13 @@ def attribute(
     return Misses(metric, limit_s, int(use.sum()), missed, counts, top, share)
 
 
-def server_timing(run: Run, slo: Slo, steps: list[Step]) -> ServerTiming | None:
-    """summary.json `server_timing`; None when the run has neither spans nor stream-stated timing."""
+def server_timing(
+    run: Run, slo: Slo, steps: list[Step], in_run: np.ndarray, in_step: np.ndarray
+) -> ServerTiming | None:
+    """summary.json `server_timing`; None when the run has neither spans nor stream-stated timing.
+
+    `in_run` / `in_step`: the rows the headline and the step table count (warm-up, cool-down and,
+    unless included, the start-up left out: analysis/summary.py), so the section's requests are theirs."""
     j = join(run)
     if j is None:
         return None
@@ -263,8 +268,8 @@ def server_timing(run: Run, slo: Slo, steps: list[Step]) -> ServerTiming | None:
         return ServerTiming(j.spans, int(ok.sum()), 0, 0, 0, 0, 0, None, None, None, [], [], [], j.warnings)
     c = j.span_count
     joined = ok & (c == 1)
-    base = joined & df["in_run_stats"].to_numpy()
-    in_step = joined & df["in_step_stats"].to_numpy()
+    base = joined & in_run
+    stepped = joined & in_step
     step_of = df["step"].to_numpy()
     lowest = min(steps, key=lambda s: s.load).step if steps else int(step_of.min())
     limits = {
@@ -276,7 +281,7 @@ def server_timing(run: Run, slo: Slo, steps: list[Step]) -> ServerTiming | None:
     for m, names in parts_of.items():
         total, parts = split(df, j.frame, m)
         comp[m] = (total, {c: parts[c] for c in names})
-    sh = {m: shares(m, lim, base, in_step & (step_of == lowest), *comp[m]) for m, lim in limits.items()}
+    sh = {m: shares(m, lim, base, stepped & (step_of == lowest), *comp[m]) for m, lim in limits.items()}
 
     def misses(mask: np.ndarray) -> list[Misses]:
         return [attribute(mask, *comp[m], sh[m], m, lim) for m, lim in limits.items()]
@@ -284,10 +289,10 @@ def server_timing(run: Run, slo: Slo, steps: list[Step]) -> ServerTiming | None:
     out_steps = []
     for s in steps:
         mine = step_of == s.step
-        sel = in_step & mine
+        sel = stepped & mine
         out_steps.append(
             TimingStep(
-                s.step, s.label, s.load, int((ok & mine & df["in_step_stats"].to_numpy()).sum()), int(sel.sum()),
+                s.step, s.label, s.load, int((ok & mine & in_step).sum()), int(sel.sum()),
                 decompose(sel, *comp["ttft"]), decompose(sel, *comp["e2e"]), misses(sel),
             )
         )  # fmt: skip

@@ -141,7 +141,7 @@ def analyze(
         + enginetiming.model_load_warnings(sel),
         startup=startup_figures(df, up, include_startup),
         excluded_startup_rows=int((cut & df["in_run_stats"].to_numpy()).sum()),
-        server_timing=spans.server_timing(run, slo, steps),
+        server_timing=spans.server_timing(run, slo, steps, in_run, in_step),
         reasoning=reasoning(sel),
         tool_calls=tool_calls(sel),
         tenants=tenant_figures(df, run.itl, run.meta, slo, (in_run, in_step), tp, steps, unit),

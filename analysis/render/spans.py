@@ -40,7 +40,7 @@ WERE = {
     "queue": "queueing",
     "prefill": "prefill",
     "decode": "decode",
-    "waiting": "waiting (queue, tokenization, network: what the server did not state apart)",
+    "waiting": "waiting (queue, tokenization, network)",
     "load": "the model's load",
 }
 COLORS = {

@@ -67,7 +67,11 @@ def test_rows_carry_the_servers_timing_and_decompose_without_spans(
                             ("waiting", "load", "prefill", "decode"))  # fmt: skip
     print(f"{which}: {len(j)} rows, |prefill − span| max {(rows['engine_prefill_s'] - prefill).abs().max() * 1e6:.3f} µs; "
           f"{queued_in} in TTFT {q0 * 1e3:.1f} → {q1 * 1e3:.1f} ms of {last.ttft.total_s * 1e3:.1f}")  # fmt: skip
-    s = json.loads((bare / "summary.json").read_text())["server_timing"]
+    summary = json.loads((bare / "summary.json").read_text())
+    s = summary["server_timing"]
     assert s["source"] == "stream" and s["joined"] == t.joined
+    # the section's requests are the headline's (the start-up's first requests out as there)
+    assert summary["excluded_startup_rows"] > 0 and t.ttft.n == summary["samples"]["ttft_s"]
+    assert t.ttft.total_s == pytest.approx(summary["ttft_s"]["mean"], abs=1e-9)
     assert "## Where the time went (the server's own timing)" in (bare / "summary.md").read_text()
     assert (bare / "plots" / "server_timing.png").stat().st_size > 10_000
