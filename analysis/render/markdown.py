@@ -121,6 +121,8 @@ def console_text(s: Summary, report: Path | None = None) -> str:
         out.append(fmt.text_table(["SLO", "whole run", "attainment", "capacity: where it breaks"], rows))
     if s.server is not None:
         out.append(server.console_line(s.server))
+    if (line := spans.console_line(s.server_timing)) is not None:
+        out.append(line)
     if report is not None:
         out.append(f"report: {report}")
     return "\n".join(out)

@@ -167,6 +167,16 @@ def headline(t: ServerTiming) -> str:
     )
 
 
+def console_line(t: ServerTiming | None) -> str | None:
+    """The console's one line: the run's mean TTFT split into its parts, then the worst step's misses."""
+    if t is None or t.ttft is None:
+        return None
+    parts = " + ".join(f"{LABELS[c].split(' (')[0]} {fmt.ms(t.ttft.parts_s[c])}" for c in t.parts_of("ttft"))
+    by = "engine spans" if t.source == "spans" else "the server's own timing"
+    line = f"where the time went ({by}): TTFT {fmt.ms(t.ttft.total_s)} ms = {parts} ms"
+    return f"{line}; {h}" if (h := headline(t)) else line
+
+
 def markdown(s: Summary) -> list[str]:
     """The section of summary.md."""
     t = s.server_timing

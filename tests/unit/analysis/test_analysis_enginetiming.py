@@ -103,6 +103,12 @@ def test_the_report_names_its_source(run_dir: Path) -> None:
     assert "6 of 7 completed requests carried the server's own timing (85.7 %); 1 without it." in md
     assert "| model load (ms) |" in md and "queue (ms)" not in md
     assert html.escape(render.STREAM_TITLE) in render.html(s, [])
+    # the console's line: the run's mean TTFT (0.35 s over the six) split as in the table
+    assert render.console_line(s.server_timing) == (
+        "where the time went (the server's own timing): TTFT 350 ms = waiting 138 + model load 55.0 + prefill 157 ms; "
+        "100% of the TPOT misses at 2 users were decode (3 of 3)."
+    )
+    assert render.console_line(s.server_timing) in api.console_text(s).splitlines()
 
 
 def test_without_a_stated_load_there_is_no_load_component(run_dir: Path) -> None:

@@ -134,6 +134,12 @@ def test_misses_go_to_the_component_over_its_share(run_dir: Path) -> None:
     assert (tpot.judged, tpot.missed, tpot.by_component) == (5, 3, {"decode": 3})
     assert [m.missed for m in t.steps[0].misses] == [0, 0]
     assert render.headline(t) == "100% of the TPOT misses at 2 users were decode (3 of 3)."
+    # the console's line: the five joined requests' mean TTFT 0.36 s = client (0.02 + 0.01 + 0.02 + 0.02 +
+    # 0.05) / 5 + engine other 0.032 + queue 0.194 + prefill 0.11
+    assert render.console_line(t) == (
+        "where the time went (engine spans): TTFT 360 ms = client 24.0 + engine other 32.0 + queue 194 + "
+        "prefill 110 ms; 100% of the TPOT misses at 2 users were decode (3 of 3)."
+    )
 
 
 def test_share_rule_picks_the_excess_not_the_largest_part() -> None:
