@@ -36,7 +36,8 @@ The result types (analysis/results.py; fields in their docstrings):
   `open_loop` (`OpenLoop` or None), `server` (`ServerSummary` or None), `startup`
   (`StartupFigures` or None), `warnings`, `server_timing` (`ServerTiming` or None: the engine's
   spans joined per request — or, without spans, the server's own timing its stream stated, `source`
-  "stream" — with `Decomposition`s, `Shares`, `Misses` and a `TimingStep` per step; analysis/timing.py). `Summary.to_json()` is the text of summary.json.
+  "stream" — with `Decomposition`s, `Shares`, `Misses` and a `TimingStep` per step;
+  analysis/timing.py). `Summary.to_json()` is the text of summary.json.
 - `Comparison` (analysis/compare.py): `slo`, `mode`, `rows` and `runs` (`ComparisonRow`: label,
   dataset, runs, `figures`/`low`/`high` (`Figures`), `capacity_unit`, `capacity_lower_bound` (the
   capacity is "≥"), `best`, `best_run`, `folders`), `summaries`.

@@ -25,7 +25,6 @@ import pandas as pd
 
 from analysis import fmt
 
-COLUMNS = ("engine_prefill_s", "engine_decode_s", "engine_load_s")
 LOAD_NOTICE_S = 0.5  # a load this long is the model being loaded, not the scheduler handing a runner over
 
 

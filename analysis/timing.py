@@ -137,8 +137,8 @@ class ServerTiming:
     """summary.json `server_timing`: the engine's spans joined with the rows (or, without spans, the
     server's own timing its stream carried: `source` "stream"), and what they say.
 
-    Counts are over every row of requests.csv; the figures over the run's window (warm-up
-    excluded) and, per step, over the step's. `joined`: completed rows whose request id has
+    Counts are over every row of requests.csv; the figures over the requests the headline counts
+    (warm-up, cool-down and, unless included, the start-up left out) and, per step, the step table's. `joined`: completed rows whose request id has
     exactly one span; `unjoined`: completed rows with none; `ambiguous`: completed rows whose id
     has several (not joined: nothing is guessed); `failed_with_span`: failed or cancelled rows
     the engine still reported; `spans_without_row`: spans of requests not in this run. With
