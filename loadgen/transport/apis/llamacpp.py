@@ -7,8 +7,9 @@ The body: `prompt` (the conversation as one prompt, base.prompt_text), `n_predic
 yet complete a character may come with `content: ""`, so an event counts when it has content or
 `tokens`; the last is `stop: true` with `stop_type` (eos | word | limit), `tokens_evaluated` (the
 prompt) and `timings` {cache_n, prompt_n, predicted_n, prompt_ms, predicted_ms, …}: the token
-counts (`tokens_source=timings`) and the slot's own prefill and decode times (`engine_*_s`). No `[DONE]` on this route (server.cpp sends it only for the OpenAI-
-compatible ones): the `stop: true` event ends the stream. An error is `{"error": {code, message,
+counts (`tokens_source=timings`) and the slot's own prefill and decode times (`engine_*_s`). No
+`[DONE]` on this route (server.cpp sends it only for the OpenAI-compatible ones): the `stop: true`
+event ends the stream. An error is `{"error": {code, message,
 type}}`. No reasoning field on this route: reasoning is text, TTFO undefined. The real server's
 stream: tests/fixtures/llamacpp-completion-stream.txt.
 """
