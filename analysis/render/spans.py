@@ -19,30 +19,13 @@ import numpy as np
 
 from analysis import fmt
 from analysis.render.page import figure, table
+from analysis.render.timingtext import LABELS, headline, label
 from analysis.results import Summary
 from analysis.timing import Decomposition, Misses, ServerTiming
 
 TITLE = "Where the time went (engine spans)"
 STREAM_TITLE = "Where the time went (the server's own timing)"
 FIGURE = "server_timing.png"
-LABELS = {
-    "client": "client (network, HTTP/API)",
-    "engine_other": "engine other",
-    "queue": "queue",
-    "prefill": "prefill",
-    "decode": "decode",
-    "waiting": "waiting (queue, tokenization, network, HTTP)",
-    "load": "model load",
-}
-WERE = {
-    "client": "outside the engine (network, HTTP/API)",
-    "engine_other": "the engine's other time",
-    "queue": "queueing",
-    "prefill": "prefill",
-    "decode": "decode",
-    "waiting": "waiting (queue, tokenization, network)",
-    "load": "the model's load",
-}
 COLORS = {
     "client": "#7f7f7f",
     "engine_other": "#bcbd22",
@@ -121,11 +104,11 @@ def run_rows(t: ServerTiming) -> list[list[str]]:
 
 
 def headers(t: ServerTiming) -> list[str]:
-    return ["total (ms)", *(f"{LABELS[c]} (ms)" for c in t.components)]
+    return ["total (ms)", *(f"{label(t, c)} (ms)" for c in t.components)]
 
 
 def step_headers(t: ServerTiming, key: str) -> list[str]:
-    return ["load", "joined / ok", "total (ms)", *(f"{LABELS[c]} (ms)" for c in t.parts_of(key))]
+    return ["load", "joined / ok", "total (ms)", *(f"{label(t, c)} (ms)" for c in t.parts_of(key))]
 
 
 def step_rows(t: ServerTiming, key: str) -> list[list[str]]:
@@ -149,22 +132,6 @@ def miss_headers(t: ServerTiming) -> list[str]:
 def miss_rows(t: ServerTiming) -> list[list[str]]:
     rows = [["run", *(miss_text(m) for m in t.misses)]]
     return rows + [[s.label, *(miss_text(m) for m in s.misses)] for s in t.steps]
-
-
-def headline(t: ServerTiming) -> str:
-    """The one sentence a reader wants: the worst step's misses and what they were."""
-    worst = None
-    for s in t.steps:
-        for m in s.misses:
-            if m.top is not None and (worst is None or m.missed > worst[1].missed):
-                worst = (s, m)
-    if worst is None:
-        return ""
-    s, m = worst
-    return (
-        f"{m.top_share:.0%} of the {m.metric.upper()} misses at {s.label} were {WERE[m.top]} "
-        f"({m.by_component[m.top]:,} of {m.missed:,})."
-    )
 
 
 def console_line(t: ServerTiming | None) -> str | None:
@@ -248,7 +215,7 @@ def plot(t: ServerTiming, path: Path) -> Path | None:
             if not np.any(v):
                 continue
             base = np.where(v >= 0, bottom_pos, bottom_neg)  # a negative remainder (noise) hangs below 0
-            ax.bar(x, v, 0.7, bottom=base, color=COLORS[c], label=LABELS[c])
+            ax.bar(x, v, 0.7, bottom=base, color=COLORS[c], label=label(t, c))
             bottom_pos += np.where(v >= 0, v, 0)
             bottom_neg += np.where(v < 0, v, 0)
         limit = next((m.limit_s for m in t.misses if m.metric == key), None)

@@ -7,6 +7,7 @@ cells once here keeps a figure reading the same in all three.
 from __future__ import annotations
 
 from analysis import fmt
+from analysis.render.timingtext import breaks_because
 from analysis.results import Capacity, Dist, OpenLoop, Step, StepPercentiles, Summary, Verdict
 
 HEADLINE = ["Latency p95 (ms)", "TPOT p95 (ms)", "TTFT p50 (ms)", "TTFT p95 (ms)", "req/s", "output tok/s"]
@@ -229,8 +230,16 @@ def startup_text(s: Summary) -> str | None:
 
 
 def lead_text(s: Summary) -> str | None:
-    """A ramp's answer first: where the primary SLO breaks (None when the run is not a ramp)."""
-    return f"Answer: {capacity_phrase(s.slo.name, s.capacity)}." if s.is_ramp else None
+    """A ramp's answer first: where the primary SLO breaks and, where the run has the engine's timing,
+    what the misses were there (None when the run is not a ramp)."""
+    if not s.is_ramp:
+        return None
+    c = s.capacity
+    if c.value is None:  # the lowest level already missed: what the misses were there
+        why = breaks_because(s.server_timing, min(x.load for x in c.levels), named=True) if c.levels else None
+    else:
+        why = breaks_because(s.server_timing, c.breaks_at) if c.bounded else None
+    return f"Answer: {capacity_phrase(s.slo.name, c)}{' — ' + why if why else ''}."
 
 
 def _plural(n: int, noun: str, every: bool = False) -> str:

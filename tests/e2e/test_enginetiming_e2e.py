@@ -33,9 +33,10 @@ def test_rows_carry_the_servers_timing_and_decompose_without_spans(
 ) -> None:
     port = free_port()
     sim = sim_server("--otlp-traces-endpoint", f"http://127.0.0.1:{port}/v1/traces")
-    # 8 then 16 closed-loop users against 8 batch slots: the second step queues
+    # 8 then 16 closed-loop users against 8 batch slots: the second step queues (its requests drain at
+    # the end, so both levels are complete and the run is a ramp with an answer)
     out = locust(sim.url, tmp_path / "res", "--api", which, "--step-users", "8", "--step-interval", "5s",
-                 "-t", "10s", "--max-tokens", "24", "--otlp-listen", f"127.0.0.1:{port}")  # fmt: skip
+                 "-t", "10s", "--max-tokens", "24", "--stop-timeout", "5", "--otlp-listen", f"127.0.0.1:{port}")  # fmt: skip
     assert out.returncode == 0, out.stderr[-3000:]
     run = only_run(tmp_path / "res")
 
@@ -73,5 +74,11 @@ def test_rows_carry_the_servers_timing_and_decompose_without_spans(
     # the section's requests are the headline's (the start-up's first requests out as there)
     assert summary["excluded_startup_rows"] > 0 and t.ttft.n == summary["samples"]["ttft_s"]
     assert t.ttft.total_s == pytest.approx(summary["ttft_s"]["mean"], abs=1e-9)
-    assert "## Where the time went (the server's own timing)" in (bare / "summary.md").read_text()
+    md = (bare / "summary.md").read_text()
+    assert "## Where the time went (the server's own timing)" in md
+    # the answer says what the misses were where the SLO broke: the queue, where this server puts it
+    (answer,) = [x for x in md.splitlines() if x.startswith("**Answer: ")]
+    said = "waiting (queue" if which == "llamacpp" else "prefill, its wait for a slot included"
+    assert "; breaks at 16 — there, " in answer and f"misses were {said}" in answer, answer
+    print(answer)
     assert (bare / "plots" / "server_timing.png").stat().st_size > 10_000

@@ -19,6 +19,8 @@ import pytest
 
 from analysis import api
 from analysis.render import spans as render
+from analysis.render.tables import lead_text
+from analysis.render.timingtext import breaks_because
 from analysis.spans import per_request
 from tests.unit.analysis.test_analysis_spans import SPANS, analyzed, small_copy, write_spans
 
@@ -96,12 +98,27 @@ def test_mean_decomposition_and_misses(run_dir: Path) -> None:
     assert render.headline(t) == "100% of the TPOT misses at 2 users were decode (3 of 3)."
 
 
+def test_what_the_misses_were_where_it_breaks(run_dir: Path) -> None:
+    """The report's answer line says what the misses were at the level where the SLO breaks."""
+    _, s = analyzed(run_dir)
+    t = s.server_timing
+    assert breaks_because(t, 2.0) == "there, 100% of the TPOT misses were decode"  # 3 TPOT misses > 1 TTFT
+    assert breaks_because(t, 2.0, named=True) == "at 2 users, 100% of the TPOT misses were decode"
+    assert breaks_because(t, 1.0) is None  # no miss at 1 user
+    assert breaks_because(None, 2.0) is None and breaks_because(t, None) is None
+    # run_small met the SLO at no level, and its lowest (1 user) missed nothing: the answer is as it was
+    assert lead_text(s) == "Answer: no complete load level was served within chat at 90 %."
+
+
 def test_the_report_names_its_source(run_dir: Path) -> None:
     _, s = analyzed(run_dir)
     md = "\n".join(render.markdown(s))
     assert f"## {render.STREAM_TITLE}" in md and render.EXPLAIN_STREAM in md
     assert "6 of 7 completed requests carried the server's own timing (85.7 %); 1 without it." in md
     assert "| model load (ms) |" in md and "queue (ms)" not in md
+    assert (
+        "| prefill (with the slot wait) (ms) |" in md
+    )  # a server stating a load is Ollama: its prefill clock
     assert html.escape(render.STREAM_TITLE) in render.html(s, [])
     # the console's line: the run's mean TTFT (0.35 s over the six) split as in the table
     assert render.console_line(s.server_timing) == (
@@ -117,7 +134,8 @@ def test_without_a_stated_load_there_is_no_load_component(run_dir: Path) -> None
     _, s = analyzed(run_dir)
     t = s.server_timing
     assert t.components == ("waiting", "prefill", "decode") and set(t.ttft.parts_s) == {"waiting", "prefill"}
-    assert "model load" not in "\n".join(render.markdown(s))
+    md = "\n".join(render.markdown(s))
+    assert "model load" not in md and "| prefill (ms) |" in md and "slot wait" not in md
     assert sum(t.ttft.parts_s.values()) == pytest.approx(t.ttft.total_s)  # the load went into waiting
 
 
