@@ -19,7 +19,7 @@ import numpy as np
 
 from analysis import fmt
 from analysis.render.page import figure, table
-from analysis.render.timingtext import LABELS, headline, label
+from analysis.render.timingtext import headline, label, short
 from analysis.results import Summary
 from analysis.timing import Decomposition, Misses, ServerTiming
 
@@ -121,7 +121,7 @@ def miss_text(m: Misses) -> str:
         return f"0 of {m.judged:,}"
     if not m.by_component:
         return f"{m.missed:,} of {m.judged:,} (no reference to share the limit)"
-    top = ", ".join(f"{LABELS[c].split(' (')[0]} {n / m.missed:.0%}" for c, n in m.by_component.items())
+    top = ", ".join(f"{short(c)} {n / m.missed:.0%}" for c, n in m.by_component.items())
     return f"{m.missed:,} of {m.judged:,}: {top}"
 
 
@@ -138,7 +138,7 @@ def console_line(t: ServerTiming | None) -> str | None:
     """The console's one line: the run's mean TTFT split into its parts, then the worst step's misses."""
     if t is None or t.ttft is None:
         return None
-    parts = " + ".join(f"{LABELS[c].split(' (')[0]} {fmt.ms(t.ttft.parts_s[c])}" for c in t.parts_of("ttft"))
+    parts = " + ".join(f"{short(c)} {fmt.ms(t.ttft.parts_s[c])}" for c in t.parts_of("ttft"))
     by = "engine spans" if t.source == "spans" else "the server's own timing"
     line = f"where the time went ({by}): TTFT {fmt.ms(t.ttft.total_s)} ms = {parts} ms"
     return f"{line}; {h}" if (h := headline(t)) else line

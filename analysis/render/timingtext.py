@@ -28,6 +28,11 @@ WERE = {
 }
 
 
+def short(c: str) -> str:
+    """A component's name without its explanation (`client`, `waiting`), for running text."""
+    return LABELS[c].split(" (")[0]
+
+
 def queue_in_prefill(t: ServerTiming) -> bool:
     """The prefill figures hold the wait for a slot: the server's own timing from the one server that
     states a model load, Ollama, whose runner starts its prompt clock before it waits for a slot."""

@@ -58,15 +58,13 @@ def fold(res: StreamResult, event: str, data: bytes | bytearray, t: float) -> No
                 _tool_calls(res, calls, t)
         if fr := choice.get("finish_reason"):
             res.finish_reason = fr
-            if "timings" in obj:  # llama-server without the usage chunk: on the last chunk
-                llamacpp_timings(res, obj["timings"])
+            llamacpp_timings(res, obj.get("timings"))  # llama-server, no usage chunk: on the last one
     elif msg := sse.error_message(obj):  # error payloads carry no choices
         fail(res, msg)
         return
     if usage := obj.get("usage"):
         res.usage = usage
-        if "timings" in obj:  # llama-server: beside its usage
-            llamacpp_timings(res, obj["timings"])
+        llamacpp_timings(res, obj.get("timings"))  # llama-server: beside its usage
 
 
 def _typed_chunks(res: StreamResult, content: object, t: float) -> None:

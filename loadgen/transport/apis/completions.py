@@ -39,15 +39,13 @@ def fold(res: StreamResult, event: str, data: bytes | bytearray, t: float) -> No
             res.parts.append(text)
         if fr := choice.get("finish_reason"):
             res.finish_reason = fr
-            if "timings" in obj:  # llama-server without the usage chunk: on the last chunk
-                llamacpp_timings(res, obj["timings"])
+            llamacpp_timings(res, obj.get("timings"))  # llama-server, no usage chunk: on the last one
     elif msg := sse.error_message(obj):
         fail(res, msg)
         return
     if usage := obj.get("usage"):
         res.usage = usage
-        if "timings" in obj:  # llama-server: beside its usage
-            llamacpp_timings(res, obj["timings"])
+        llamacpp_timings(res, obj.get("timings"))  # llama-server: beside its usage
 
 
 API = Api("completions", "/v1/completions", build, fold, splits_reasoning=False, sdk="completions",
