@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.hostwatch import HostWatch
+
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
 
@@ -91,6 +93,17 @@ def procs(tmp_path: Path) -> Iterator[Callable[..., Proc]]:
     yield _start
     for p in reversed(started):
         p.stop()
+
+
+@pytest.fixture
+def host_watch() -> Iterator[HostWatch]:
+    """A watcher of this host's timekeeping, started: the test calls `.stop()` after its run and skips its
+    millisecond checks when the report names trouble (tests/support/hostwatch.py says why)."""
+    w = HostWatch(PYTHON).start()
+    try:
+        yield w
+    finally:
+        w.close()
 
 
 @pytest.fixture

@@ -14,6 +14,7 @@ import pytest
 
 from shapes.arrivals import arrival_offsets, cv, stage_seed
 from tests.conftest import PYTHON, ROOT, free_port
+from tests.support.hostwatch import HostWatch
 
 pytestmark = [pytest.mark.e2e]  # the timing tests below are marked `alone` one by one
 
@@ -44,11 +45,19 @@ def send_gaps(rows: list[dict]) -> list[float]:
     return [b - a for a, b in itertools.pairwise(starts)]
 
 
+def on_schedule(got: list[float], want: list[float]) -> None:
+    """The arrivals sent are the schedule's, in order, each at its offset (to 10 µs): any host. Only
+    the tail can be missing — arrivals due so near the stage's end that a late host sent them after it."""
+    assert 0.9 * len(want) <= len(got) <= len(want), (len(got), len(want))
+    assert max(abs(a - b) for a, b in zip(got, want[: len(got)], strict=True)) < 1e-5
+
+
 @pytest.mark.alone
-def test_open_loop_poisson_rate_cv_and_send_lag(sim_server, tmp_path: Path) -> None:
+def test_open_loop_poisson_rate_cv_and_send_lag(sim_server, host_watch: HostWatch, tmp_path: Path) -> None:
     """Acceptance (30 s here; 60 s in bench/open_loop_accuracy.py): 20 ± 1 req/s, CV ≈ 1, lag p99 ≤ 10 ms."""
     sim = sim_server("--profile", "capacity")
     out = locust(sim.url, tmp_path / "r", "--rate", "20", "-t", "30s", "--seed", "0")
+    host = host_watch.stop().trouble()
     assert out.returncode == 0, out.stderr[-3000:]
     rows, meta = one_run(tmp_path / "r")
     assert meta["user_class"] == "RateUser" and meta["shape"]["name"] == "rate"
@@ -62,28 +71,34 @@ def test_open_loop_poisson_rate_cv_and_send_lag(sim_server, tmp_path: Path) -> N
         if t < window
     ]
     got = sorted(t for r in rows if (t := float(r["t_scheduled_unix"]) - stage["t_start_unix"]) < window)
-    assert len(got) == len(want) and max(abs(a - b) for a, b in zip(got, want, strict=True)) < 1e-5
+    on_schedule(got, want)
     starts = sorted(float(r["t_start_unix"]) for r in rows)
     achieved = (len(starts) - 1) / (starts[-1] - starts[0])
     assert 19.0 <= achieved <= 21.0, achieved
+    ol = meta["open_loop"]
+    assert ol["stages"][0]["sent"] == len(rows)
+    assert 19.0 <= ol["achieved_rps"] <= 21.0 and "behind_warnings" in ol
+    if host:  # the rest judges time to the millisecond
+        pytest.skip(host)
+    assert len(got) == len(want)
     assert 0.85 <= cv(send_gaps(rows)) <= 1.15
     lag = lags(rows)
     assert lag[0] >= -0.0005, "sent before its intended time"
     assert p99(lag) <= 0.010, f"send lag p99 {p99(lag) * 1000:.1f} ms"
-    ol = meta["open_loop"]
-    assert ol["stages"][0]["sent"] == len(rows)  # run.json's lag histogram agrees with the rows
+    # run.json's lag histogram (the perf clock) agrees with the rows' (wall-clock stamps)
     assert ol["send_lag_ms"]["p50"] == pytest.approx(lag[len(lag) // 2] * 1000, abs=0.2)
-    assert 19.0 <= ol["achieved_rps"] <= 21.0 and "behind_warnings" in ol
 
 
 @pytest.mark.alone
-def test_two_processes_keep_the_total_rate_and_the_burstiness(sim_server, tmp_path: Path) -> None:
+def test_two_processes_keep_the_total_rate_and_the_burstiness(sim_server, host_watch: HostWatch,
+                                                              tmp_path: Path) -> None:  # fmt: skip
     """Gamma arrivals (burstiness 0.25: CV 2) on 2 worker processes: the union of the workers'
     sends is exactly the single-process schedule."""
     sim = sim_server("--profile", "capacity")
     port = str(free_port())  # not Locust's default 5557: other runs' workers must not join this master
     out = locust(sim.url, tmp_path / "r", "--processes", "2", "--master-bind-port", port, "--master-port", port,
                  "--rate", "20", "--arrival", "gamma", "--burstiness", "0.25", "-t", "12s", "--seed", "5")  # fmt: skip
+    host = host_watch.stop().trouble()
     assert out.returncode == 0, out.stderr[-3000:]
     rows, meta = one_run(tmp_path / "r")
     by_worker = {w: sum(1 for r in rows if r["worker"] == w) for w in {r["worker"] for r in rows}}
@@ -93,16 +108,20 @@ def test_two_processes_keep_the_total_rate_and_the_burstiness(sim_server, tmp_pa
     gen = arrival_offsets("gamma", 20.0, 0.25, stage_seed(5, 0))
     want = [t for t in itertools.islice(gen, 3000) if t < window]
     got = sorted(t for r in rows if (t := float(r["t_scheduled_unix"]) - stage["t_start_unix"]) < window)
-    assert len(got) == len(want) and max(abs(a - b) for a, b in zip(got, want, strict=True)) < 1e-5
+    on_schedule(got, want)
     assert len(got) / window == pytest.approx(20.0, rel=0.3)  # gamma(0.25) counts vary a lot
     sched_cv = cv([b - a for a, b in itertools.pairwise(want)])
-    assert 1.4 <= sched_cv <= 2.6 and cv(send_gaps(rows)) == pytest.approx(sched_cv, abs=0.05)
+    assert 1.4 <= sched_cv <= 2.6
+    if host:  # the rest judges time to the millisecond
+        pytest.skip(host)
+    assert len(got) == len(want)
+    assert cv(send_gaps(rows)) == pytest.approx(sched_cv, abs=0.05)
     assert p99(lags(rows)) <= 0.010
     assert meta["open_loop"]["sent"] == len(rows)
 
 
 @pytest.mark.alone
-def test_trace_replays_on_its_scaled_timestamps(sim_server, tmp_path: Path) -> None:
+def test_trace_replays_on_its_scaled_timestamps(sim_server, host_watch: HostWatch, tmp_path: Path) -> None:
     """A 10 s trace at 25 req/s replayed twice as fast (50 req/s): each request within ±5 ms of its
     scaled timestamp, the trace's output lengths generated exactly, shared prefixes cached."""
     rng = random.Random(11)
@@ -119,6 +138,7 @@ def test_trace_replays_on_its_scaled_timestamps(sim_server, tmp_path: Path) -> N
     out = locust(
         sim.url, tmp_path / "r", "--shape", "trace", "--trace-file", str(trace), "--time-scale", "0.5"
     )
+    host = host_watch.stop().trouble()
     assert out.returncode == 0, out.stderr[-3000:]
     rows, meta = one_run(tmp_path / "r")
     assert len(rows) == 250 and all(r["ok"] == "true" for r in rows)
@@ -127,16 +147,18 @@ def test_trace_replays_on_its_scaled_timestamps(sim_server, tmp_path: Path) -> N
     offsets = [(x - stamps[0]) * 0.5 for x in stamps]
     got = sorted(float(r["t_scheduled_unix"]) - stage["t_start_unix"] for r in rows)
     assert max(abs(a - b) for a, b in zip(got, offsets, strict=True)) < 1e-5
-    # ±5 ms is the acceptance (bench/open_loop_accuracy.py prints p99 and max); here, on a 2-core
-    # box shared with other suites, 90 % within 5 ms and p99 within 15 ms
-    lag = lags(rows)
-    p90 = lag[int(0.90 * (len(lag) - 1))]
-    assert lag[0] >= -0.0005 and p90 <= 0.005 and p99(lag) <= 0.015, f"lag p90 {p90 * 1e3:.1f} ms"
     want_out = sorted(int(line.split(",")[2]) for line in lines[1:])
     assert sorted(int(r["output_tokens"]) for r in rows) == want_out  # max_tokens + ignore_eos
     assert sum(int(r["cached_tokens"] or 0) > 0 for r in rows if r["session"].startswith("sys")) > 50
     assert meta["shape"]["params"]["requests"] == 250 and meta["open_loop"]["arrival"] == "trace"
     assert meta["open_loop"]["achieved_rps"] == pytest.approx(50.0, rel=0.25)
+    if host:  # the rest judges time to the millisecond
+        pytest.skip(host)
+    # ±5 ms is the acceptance (bench/open_loop_accuracy.py prints p99 and max); here, on a 2-core
+    # box shared with other suites, 90 % within 5 ms and p99 within 15 ms
+    lag = lags(rows)
+    p90 = lag[int(0.90 * (len(lag) - 1))]
+    assert lag[0] >= -0.0005 and p90 <= 0.005 and p99(lag) <= 0.015, f"lag p90 {p90 * 1e3:.1f} ms"
 
 
 @pytest.mark.alone

@@ -19,6 +19,7 @@ from analysis.spans import per_request
 from core.slo import parse_slo
 from tests.conftest import PYTHON, ROOT, free_port
 from tests.support.clocks import client_token_spans, clock_trouble
+from tests.support.hostwatch import HostWatch
 
 pytestmark = [pytest.mark.e2e]  # the timing test below is marked `alone`
 MS1, MS2, CLIENT_LATE_S = 0.001, 0.002, 0.001
@@ -36,13 +37,15 @@ def only_run(results: Path) -> Path:
 
 
 @pytest.mark.alone
-def test_step_ramp_past_the_knee_is_decomposed_per_request(sim_server, tmp_path: Path) -> None:
+def test_step_ramp_past_the_knee_is_decomposed_per_request(sim_server, host_watch: HostWatch,
+                                                           tmp_path: Path) -> None:  # fmt: skip
     port = free_port()
     trace = tmp_path / "trace.jsonl"
     sim = sim_server("--trace", str(trace), "--otlp-traces-endpoint", f"http://127.0.0.1:{port}/v1/traces")
     # 6, 12, 18 closed-loop users against 8 batch slots; 32-token answers keep each step short.
     out = locust(sim.url, tmp_path / "res", "--step-users", "6", "--step-interval", "6s", "-t", "18s",
                  "--max-tokens", "32", "--otlp-listen", f"127.0.0.1:{port}", "--run-name", "spans")  # fmt: skip
+    host = host_watch.stop().trouble()
     assert out.returncode == 0, out.stderr[-3000:]
     assert "Traceback" not in out.stderr
     run = only_run(tmp_path / "res")
@@ -70,7 +73,7 @@ def test_step_ramp_past_the_knee_is_decomposed_per_request(sim_server, tmp_path:
     spans = client_token_spans(run)
     unjudged = clock_trouble(
         [(spans[row.request_id], truth[row.request_id]["t_last_emit_unix"] - truth[row.request_id]["t_first_emit_unix"])
-         for row in j.itertuples()], "the engine's clock reads")  # fmt: skip
+         for row in j.itertuples()], "the engine's clock reads") or host  # fmt: skip
     gaps, sums = [], []
     for row in j.itertuples():
         tr = truth[row.request_id]
@@ -78,14 +81,15 @@ def test_step_ramp_past_the_knee_is_decomposed_per_request(sim_server, tmp_path:
         e2e_gap = (tr["t_last_emit_unix"] - tr["t_arrival_unix"]) - server
         ttft_gap = (tr["t_first_emit_unix"] - tr["t_arrival_unix"]) - row.server_ttft_s
         # never before the trace's window; late only by the simulator's own write delay (load-dependent)
-        assert e2e_gap > -MS1 and ttft_gap > -MS1, (row.request_id, e2e_gap, ttft_gap)
+        assert unjudged or (e2e_gap > -MS1 and ttft_gap > -MS1), (row.request_id, e2e_gap, ttft_gap)
         gaps.append(max(e2e_gap, ttft_gap))
         sums.append(abs(row.client_remainder_s + server - row.e2e_s))
         # one host, one clock: the send stamp precedes the write of the request's last byte, so the
         # client's part is never below zero (but for the clocks' reading, µs)
         assert unjudged or row.client_remainder_s > -CLIENT_LATE_S, (row.request_id, row.client_remainder_s)
     within = sum(g <= MS2 for g in gaps) / len(gaps)
-    assert sorted(gaps)[len(gaps) // 2] <= MS2, sorted(gaps)[-5:]  # the median request: within 2 ms
+    median_gap = sorted(gaps)[len(gaps) // 2]
+    assert unjudged or median_gap <= MS2, sorted(gaps)[-5:]  # the median request: within 2 ms
     assert max(sums) <= MS2
     print(f"joined {t.joined}/{t.ok}; server part vs trace: {within:.1%} within 2 ms, max {max(gaps) * 1e3:.3f} ms; "
           f"max |sum - E2E| {max(sums) * 1e3:.6f} ms")  # fmt: skip
