@@ -2,16 +2,20 @@
 
 Each engine names the same facts differently (and some do not expose them at all):
 
-| common series | vLLM (`vllm:*`) | SGLang (`sglang:*`) | TGI (`tgi_*`) |
-|---|---|---|---|
-| running | `num_requests_running` | `num_running_reqs` | `tgi_batch_current_size` |
-| waiting | `num_requests_waiting` | `num_queue_reqs` | `tgi_queue_size` |
-| KV-cache usage (0–1) | `kv_cache_usage_perc` (older: `gpu_cache_usage_perc`) | `token_usage` | — |
-| prefix-cache hits / queries | `prefix_cache_hits_total` / `prefix_cache_queries_total` (tokens) | `cached_tokens_total` / `prompt_tokens_total`; else the `cache_hit_rate` gauge | — |
-| preemptions | `num_preemptions_total` | `num_retracted_requests_total` | — |
-| prompt / generated tokens | `prompt_tokens_total` / `generation_tokens_total` | the same names | `tgi_request_input_length_sum` / `tgi_request_generated_tokens_sum` |
-| tokens per engine step | `iteration_tokens_total` histogram | — | (input + generated) / `tgi_batch_inference_count` (all methods) |
-| TTFT / E2E / queue histograms | `time_to_first_token_seconds`, `e2e_request_latency_seconds`, `request_queue_time_seconds` | `time_to_first_token_seconds`, `e2e_request_latency_seconds`, `queue_time_seconds` | — / `tgi_request_duration` / `tgi_request_queue_duration` |
+| common series | vLLM (`vllm:*`) | SGLang (`sglang:*`) | TGI (`tgi_*`) | llama-server (`llamacpp:*`, with `--metrics`) |
+|---|---|---|---|---|
+| running | `num_requests_running` | `num_running_reqs` | `tgi_batch_current_size` | `requests_processing` (busy slots) |
+| waiting | `num_requests_waiting` | `num_queue_reqs` | `tgi_queue_size` | `requests_deferred` |
+| KV-cache usage (0–1) | `kv_cache_usage_perc` (older: `gpu_cache_usage_perc`) | `token_usage` | — | — |
+| prefix-cache hits / queries | `prefix_cache_hits_total` / `prefix_cache_queries_total` (tokens) | `cached_tokens_total` / `prompt_tokens_total`; else the `cache_hit_rate` gauge | — | `prompt_tokens_cached_total` / (that + `prompt_tokens_total`) |
+| preemptions | `num_preemptions_total` | `num_retracted_requests_total` | — | — |
+| prompt / generated tokens | `prompt_tokens_total` / `generation_tokens_total` | the same names | `tgi_request_input_length_sum` / `tgi_request_generated_tokens_sum` | `prompt_tokens_total` + `prompt_tokens_cached_total` / `tokens_predicted_total` |
+| tokens per engine step | `iteration_tokens_total` histogram | — | (input + generated) / `tgi_batch_inference_count` (all methods) | (`prompt_tokens_total` + `tokens_predicted_total`) / `n_decode_total` |
+| TTFT / E2E / queue histograms | `time_to_first_token_seconds`, `e2e_request_latency_seconds`, `request_queue_time_seconds` | `time_to_first_token_seconds`, `e2e_request_latency_seconds`, `queue_time_seconds` | — / `tgi_request_duration` / `tgi_request_queue_duration` | — |
+
+llama-server's `prompt_tokens_total` counts only the prompt tokens it computed (its cache's are in
+`prompt_tokens_cached_total`, tools/server/server-task.cpp): the prompt tokens are both, as the
+other engines count them, and a step's tokens are the computed ones.
 
 Names are the sample names as prometheus_client's parser gives them (loadgen/monitors/servermetrics.py):
 counters always end in `_total`, so TGI's `tgi_batch_inference_count` arrives as
@@ -49,6 +53,9 @@ class Engine:
     step_count: tuple[
         str, ...
     ] = ()  # counter of engine steps: tokens per step = (prompt + generated) / steps
+    # a counter of prompt tokens served from the cache that `prompt_tokens` leaves out (llama-server):
+    # the hits, and with `prompt_tokens` the queries and the prompt tokens
+    cached_prompt: tuple[str, ...] = ()
     ttft: tuple[str, ...] = ()  # histogram base names (+ _bucket, _sum, _count)
     e2e: tuple[str, ...] = ()
     queue: tuple[str, ...] = ()
@@ -99,7 +106,17 @@ TGI = Engine(
     e2e=("tgi_request_duration",),
     queue=("tgi_request_queue_duration",),
 )
-ENGINES = (VLLM, SGLANG, TGI)
+LLAMACPP = Engine(
+    name="llamacpp",
+    prefix="llamacpp:",
+    running=("llamacpp:requests_processing",),
+    waiting=("llamacpp:requests_deferred",),
+    prompt_tokens=("llamacpp:prompt_tokens_total",),
+    generation_tokens=("llamacpp:tokens_predicted_total",),
+    step_count=("llamacpp:n_decode_total",),
+    cached_prompt=("llamacpp:prompt_tokens_cached_total",),
+)
+ENGINES = (VLLM, SGLANG, TGI, LLAMACPP)
 
 
 def detect(metrics: Iterable[str]) -> Engine | None:

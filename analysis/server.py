@@ -95,7 +95,9 @@ def build(df: pd.DataFrame) -> tuple[ServerData | None, list[str]]:
         return None, []
     engine = detect(df["metric"].unique())
     if engine is None:
-        return None, ["server_metrics.csv: no vLLM, SGLang or TGI metric names; server figures skipped"]
+        return None, [
+            "server_metrics.csv: no vLLM, SGLang, TGI or llama-server metric names; server figures skipped"
+        ]
     s = Samples(df)
     times = s.times
     sources: dict[str, str] = {}
@@ -127,6 +129,12 @@ def build(df: pd.DataFrame) -> tuple[ServerData | None, list[str]]:
         if name := s.first(names):
             counters[key] = s.counter(name)
             sources[key] = name
+    if (name := s.first(engine.cached_prompt)) and "prompt_tokens" in counters:
+        computed = counters["computed_prompt"] = counters["prompt_tokens"]
+        counters["hits"] = s.counter(name)
+        counters["queries"] = counters["prompt_tokens"] = computed + counters["hits"]
+        sources["prefix_cache"] = f"{name} / ({name} + {sources['prompt_tokens']})"
+        sources["prompt_tokens"] = f"{sources['prompt_tokens']} + {name}"
     buckets = None
     for key in HISTOGRAMS:
         base = next((b for b in getattr(engine, key) if s.has(b + "_count") and s.has(b + "_sum")), None)
@@ -202,7 +210,8 @@ def window_figures(d: ServerData, t0: float, t1: float) -> ServerFigures:
     if "step_tokens_count" in d.counters:
         out["tokens_per_step"] = ratio(inc("step_tokens_sum"), inc("step_tokens_count"))
     elif "steps" in d.counters and out["prompt_tokens"] is not None and out["generation_tokens"] is not None:
-        out["tokens_per_step"] = ratio(out["prompt_tokens"] + out["generation_tokens"], inc("steps"))
+        computed = inc("computed_prompt") if "computed_prompt" in d.counters else out["prompt_tokens"]
+        out["tokens_per_step"] = ratio((computed or 0.0) + out["generation_tokens"], inc("steps"))
     n = inc("ttft_count")
     out["server_ttft_count"] = n
     out["server_ttft_mean_s"] = ratio(inc("ttft_sum"), n)

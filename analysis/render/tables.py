@@ -230,16 +230,39 @@ def startup_text(s: Summary) -> str | None:
 
 
 def lead_text(s: Summary) -> str | None:
-    """A ramp's answer first: where the primary SLO breaks and, where the run has the engine's timing,
-    what the misses were there (None when the run is not a ramp)."""
+    """A ramp's answer first: where the primary SLO breaks and, where the run has the engine's timing
+    or its metrics, what the misses were there and how the server ran (None when the run is not a ramp)."""
     if not s.is_ramp:
         return None
     c = s.capacity
-    if c.value is None:  # the lowest level already missed: what the misses were there
-        why = breaks_because(s.server_timing, min(x.load for x in c.levels), named=True) if c.levels else None
-    else:
-        why = breaks_because(s.server_timing, c.breaks_at) if c.bounded else None
+    named = c.value is None  # the lowest level already missed: what happened there
+    load = (
+        (min(x.load for x in c.levels) if c.levels else None)
+        if named
+        else (c.breaks_at if c.bounded else None)
+    )
+    why = breaks_because(s.server_timing, load, named)
+    step = next((x for x in s.steps if x.load == load), None)
+    ran = server_ran(step) if step is not None else None
+    if ran and not why:
+        why = f"{'at ' + step.label if named and step is not None else 'there'}, {ran}"
+    elif ran:
+        why = f"{why}; {ran}"
     return f"Answer: {capacity_phrase(s.slo.name, c)}{' — ' + why if why else ''}."
+
+
+def server_ran(step: Step) -> str | None:
+    """How the server ran at a level, from its own metrics (the scrapes inside the level's window):
+    `the server ran up to 8 requests at once, up to 8 more waiting` tells a full batch with a queue
+    behind it from a batch with room. None without the server's running series there."""
+    f = step.server
+    if f is None or f["running_max"] is None:
+        return None
+    ran = f"the server ran up to {_plural(round(f['running_max']), 'request')} at once"
+    waiting = f["waiting_max"]
+    if waiting is None:
+        return ran
+    return ran + (", none waiting" if waiting == 0 else f", up to {round(waiting):,} more waiting")
 
 
 def _plural(n: int, noun: str, every: bool = False) -> str:

@@ -159,6 +159,7 @@ def test_step_run_agrees_with_llamacpp_counters(engine: Engine, tmp_path: Path) 
     with open(w.run_dir / "server_metrics.csv", newline="") as fh:
         scraped = {r["metric"] for r in csv.DictReader(fh)}
     assert {"llamacpp:tokens_predicted_total", "llamacpp:requests_processing"} <= scraped, sorted(scraped)
+    server = server_figures_hold(w)
 
     ttft_ms = sum(float(r["ttft_s"]) for r in ok) / len(ok) * 1000
     save(
@@ -177,6 +178,7 @@ def test_step_run_agrees_with_llamacpp_counters(engine: Engine, tmp_path: Path) 
                 w.d.prompt_s,
             ],
             "slots_per_decode": round(16 * len(ok) / w.d.n_decode, 2),
+            "server_per_level": server,
             # Not compared: prompt_ms leaves out the wait for a batch already running.
             "ttft_mean_ms_vs_prompt_ms": [
                 round(ttft_ms, 1),
@@ -184,6 +186,28 @@ def test_step_run_agrees_with_llamacpp_counters(engine: Engine, tmp_path: Path) 
             ],
         },
     )
+
+
+def server_figures_hold(w: Window) -> list[dict]:
+    """The analysis reads llama-server's /metrics (analysis/engines.py LLAMACPP) and its figures hold:
+    at 1–4 users on 4 slots no request waited for one (`requests_deferred`), the busy slots never
+    outnumbered the level's users, and the prefix cache's hit rate is the rows' own cached share."""
+    s = api.analyze(api.load_run(w.run_dir), parse_slo("chat")).summary
+    assert s.server is not None and s.server["engine"] == "llamacpp", s.server
+    assert s.server["sources"]["prompt_tokens"].endswith("+ llamacpp:prompt_tokens_cached_total")
+    levels = []
+    for st in s.steps:
+        f = st.server
+        assert f is not None and f["scrapes"] >= 2, (st.load, f)
+        assert f["waiting_max"] == 0 and 1 <= f["running_max"] <= st.load, (st.load, f)
+        hit, share = f["prefix_cache_hit_rate"], f["client_cached_share"]
+        assert hit is not None and share is not None and abs(hit - share) <= 0.01, (st.load, hit, share)
+        assert f["tokens_per_step"] is not None and f["tokens_per_step"] > 1, (st.load, f)
+        levels.append({k: f[k] if not isinstance(f[k], float) else round(f[k], 3)
+                       for k in ("running_mean", "running_max", "waiting_max", "prefix_cache_hit_rate",
+                                 "client_cached_share", "tokens_per_step", "server_gen_tok_per_s")})  # fmt: skip
+    assert levels[-1]["running_max"] >= 2, levels  # 4 users do share the slots
+    return levels
 
 
 def test_sequential_ttft_matches_server_timings(engine: Engine, tmp_path: Path) -> None:

@@ -229,6 +229,41 @@ def test_capacity_per_slo_in_every_verdict(tmp_path: Path) -> None:
     assert json.loads(s.to_json())["verdicts"][1]["capacity"]["value"] == 5.0
 
 
+def server_scrapes(path: Path, slots: int, levels: int) -> None:
+    """server_metrics.csv of an engine with `slots` batch slots under 1, 2, … users, level k in
+    [10k, 10k + 10) s: busy slots min(users, slots), the rest waiting; scraped every second, mid-second."""
+    lines = ["t,metric,labels,value"]
+    for t in range(10 * levels):
+        users = t // 10 + 1
+        lines += [f"{T0 + t + 0.5},vllm:num_requests_running,,{min(users, slots)}",
+                  f"{T0 + t + 0.5},vllm:num_requests_waiting,,{max(0, users - slots)}"]  # fmt: skip
+    (path / "server_metrics.csv").write_text("\n".join(lines) + "\n")
+
+
+def test_the_answer_says_how_the_server_ran_where_it_breaks(tmp_path: Path) -> None:
+    """From the engine's own running / waiting gauges at the level where the SLO breaks (no spans):
+    a full batch with a queue behind it; and at the lowest level when none met the SLO."""
+    rows, stages = [], []
+    for k, ttft in enumerate((0.1, 0.2, 0.3, 0.7, 0.9)):
+        rows += steady(k, k + 1, 10.0 * k, 10.0 * (k + 1), 2.0, 3.0, ttft_s=ttft, tokens=30)
+        stages.append(stage(k, 10.0 * k, 10.0 * (k + 1), users=k + 1))
+    run = write_run(tmp_path / "run", rows, stages, shape=STEP)
+    server_scrapes(run, slots=3, levels=5)
+    s = analyze(run)
+    assert [x.server["running_max"] for x in s.steps] == [1, 2, 3, 3, 3]
+    assert api.console_text(s).splitlines()[1] == (
+        "Answer: serves 3.1 users within chat at 90 % (95 % interval [3.1–3.1]); breaks at 4 — there, "
+        "the server ran up to 3 requests at once, up to 1 more waiting."
+    )
+    rows = [r for k in range(2) for r in steady(k, k + 1, 10.0 * k, 10.0 * (k + 1), 2.0, 3.0, ttft_s=0.9)]
+    run = write_run(tmp_path / "slow", rows, stages[:2], shape=STEP)
+    server_scrapes(run, slots=3, levels=2)
+    assert api.console_text(analyze(run)).splitlines()[1] == (
+        "Answer: no complete load level was served within chat at 90 % — at 1 users, the server ran up "
+        "to 1 request at once, none waiting."
+    )
+
+
 def test_startup_is_reported_apart_and_left_out_of_the_headline(tmp_path: Path) -> None:
     """4 users connect at once: their first requests wait (TTFT 0.45 s); then steady (TTFT 0.1 s)."""
     rows = [request(0, 0.01 * u, 1.0, ttft_s=0.45, users=4, user=u) for u in range(4)]

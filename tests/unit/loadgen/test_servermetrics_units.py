@@ -13,7 +13,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from pytest import approx
 
-from analysis.engines import SGLANG, TGI, VLLM, detect, histogram_quantile, parse_labels
+from analysis.engines import LLAMACPP, SGLANG, TGI, VLLM, detect, histogram_quantile, parse_labels
 from analysis.server import build, load_server_metrics, summarize, window_figures
 from core.errors import OptionError
 from loadgen.monitors.promtext import format_labels, format_value, parse
@@ -25,6 +25,7 @@ PAGES = {
     "sglang": FIX / "sglang-metrics.txt",
     "tgi": FIX / "tgi-metrics.txt",
 }
+LLAMACPP_PAGE = FIX / "llamacpp-metrics.txt"  # no histogram: not among PAGES, whose tests read one
 
 
 def page(name: str) -> str:
@@ -158,6 +159,7 @@ def test_csv_values_read_back(tmp_path: Path) -> None:
 @pytest.mark.parametrize(("engine", "expected"), [("vllm", VLLM), ("sglang", SGLANG), ("tgi", TGI)])
 def test_detect_engine(engine: str, expected) -> None:
     assert detect(m for m, _, _ in parse(page(engine))) is expected
+    assert detect(m for m, _, _ in parse(LLAMACPP_PAGE.read_text())) is LLAMACPP
     assert detect(["simserver:steps_total", "vllm:num_requests_running"]) is VLLM
     assert detect(["http_requests_total"]) is None
 
@@ -215,6 +217,41 @@ def test_tgi_mapping_has_no_ttft_kv_or_prefix_cache() -> None:
     assert f["server_e2e_mean_s"] == approx(
         grep(text, "tgi_request_duration_sum") / grep(text, "tgi_request_duration_count")
     )
+
+
+def test_llamacpp_mapping_counts_the_cached_prompt_tokens_in() -> None:
+    """llama-server's prompt counter leaves out the tokens its cache served: the prompt tokens are both
+    (as vLLM counts them), the hit rate is cached / both, a step's tokens are the computed ones."""
+    text = LLAMACPP_PAGE.read_text()
+    df = scrapes(text)
+    for name, values in (
+        ("llamacpp:requests_processing", [2.0, 4.0]),
+        ("llamacpp:requests_deferred", [0.0, 6.0]),
+    ):
+        df.loc[df["metric"] == name, "value"] = values
+    d, warnings = build(df)
+    assert not warnings and d.engine is LLAMACPP
+    f = window_figures(d, 1000.0, 1010.0)
+    computed, cached = (
+        grep(text, "llamacpp:prompt_tokens_total"),
+        grep(text, "llamacpp:prompt_tokens_cached_total"),
+    )
+    assert cached > 0 and f["prompt_tokens"] == computed + cached
+    assert f["prefix_cache_hit_rate"] == approx(cached / (computed + cached))
+    assert (
+        f["prefix_cache_hit_source"] == "counters" and f["prefix_cache_queried_tokens"] == computed + cached
+    )
+    predicted = grep(text, "llamacpp:tokens_predicted_total")
+    assert f["generation_tokens"] == predicted and f["server_gen_tok_per_s"] == approx(predicted / 10.0)
+    assert f["tokens_per_step"] == approx((computed + predicted) / grep(text, "llamacpp:n_decode_total"))
+    assert (f["running_mean"], f["running_max"], f["waiting_mean"], f["waiting_max"]) == (3.0, 4.0, 3.0, 6.0)
+    for key in ("kv_cache_usage_max", "server_ttft_mean_s", "server_queue_mean_s", "preemptions"):
+        assert f[key] is None, key
+    assert d.sources["prompt_tokens"] == "llamacpp:prompt_tokens_total + llamacpp:prompt_tokens_cached_total"
+    # a build without the cached counter: its prompt counter as it is, no hit rate
+    d, _ = build(scrapes(text, drop=("llamacpp:prompt_tokens_cached_total",)))
+    f = window_figures(d, 1000.0, 1010.0)
+    assert f["prompt_tokens"] == computed and f["prefix_cache_hit_rate"] is None
 
 
 def test_counter_resets_late_label_sets_and_window_interpolation() -> None:
@@ -282,7 +319,7 @@ def test_histogram_quantile_like_prometheus() -> None:
 
 def test_unknown_page_is_a_warning() -> None:
     d, warnings = build(pd.DataFrame([(1.0, "foo_bar", "", 1.0)], columns=["t", "metric", "labels", "value"]))
-    assert d is None and "no vLLM, SGLang or TGI metric names" in warnings[0]
+    assert d is None and "no vLLM, SGLang, TGI or llama-server metric names" in warnings[0]
 
 
 # -- options and the scraper ---------------------------------------------------------------------------
