@@ -253,8 +253,9 @@ def lead_text(s: Summary) -> str | None:
 
 def server_ran(step: Step) -> str | None:
     """How the server ran at a level, from its own metrics (the scrapes inside the level's window):
-    `the server ran up to 8 requests at once, up to 8 more waiting` tells a full batch with a queue
-    behind it from a batch with room. None without the server's running series there."""
+    `the server ran up to 8 requests at once and queued up to 8` tells a full batch with a queue
+    behind it from a batch with room. The two are maxima over the scrapes, not one instant's. None
+    without the server's running series there."""
     f = step.server
     if f is None or f["running_max"] is None:
         return None
@@ -262,7 +263,7 @@ def server_ran(step: Step) -> str | None:
     waiting = f["waiting_max"]
     if waiting is None:
         return ran
-    return ran + (", none waiting" if waiting == 0 else f", up to {round(waiting):,} more waiting")
+    return ran + (" and queued none" if waiting == 0 else f" and queued up to {round(waiting):,}")
 
 
 def _plural(n: int, noun: str, every: bool = False) -> str:

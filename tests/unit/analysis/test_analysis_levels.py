@@ -253,14 +253,14 @@ def test_the_answer_says_how_the_server_ran_where_it_breaks(tmp_path: Path) -> N
     assert [x.server["running_max"] for x in s.steps] == [1, 2, 3, 3, 3]
     assert api.console_text(s).splitlines()[1] == (
         "Answer: serves 3.1 users within chat at 90 % (95 % interval [3.1–3.1]); breaks at 4 — there, "
-        "the server ran up to 3 requests at once, up to 1 more waiting."
+        "the server ran up to 3 requests at once and queued up to 1."
     )
     rows = [r for k in range(2) for r in steady(k, k + 1, 10.0 * k, 10.0 * (k + 1), 2.0, 3.0, ttft_s=0.9)]
     run = write_run(tmp_path / "slow", rows, stages[:2], shape=STEP)
     server_scrapes(run, slots=3, levels=2)
     assert api.console_text(analyze(run)).splitlines()[1] == (
         "Answer: no complete load level was served within chat at 90 % — at 1 users, the server ran up "
-        "to 1 request at once, none waiting."
+        "to 1 request at once and queued none."
     )
 
 
