@@ -34,7 +34,7 @@ from dataclasses import dataclass
 
 LATE_P90_MS = 2.0  # a sound 2-core host while a timing test runs: ~0.1
 STALL_MS = 5.0  # a wake-up this late is a stall
-STALLED_SHARE = 0.01  # of the watch, in stalls (a sound host: ~0.1 %)
+STALLED_SHARE = 0.01  # of the watch, in stalls (sound runs here: 0)
 STEP_MS = 1.0  # the wall clock stepped against the monotonic one
 STAMP_MS = 1.0  # a kernel stamp outside its reads by more than this
 STEAL_SHARE = 0.05  # of the CPU time while the test ran (the dev VM: 0.02 % since boot)
@@ -45,8 +45,9 @@ _SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)
 
 @dataclass
 class HostReport:
-    """What the watcher saw: wake-ups (count, lateness p50/p90/max, ms), the wall clock's steps against
-    the monotonic one (span of their difference, ms), kernel stamps outside their reads (worst, ms)."""
+    """What the watcher saw: wake-ups (count, lateness p50/p90/max, ms; the share of the watch spent in
+    stalls), the wall clock's steps against the monotonic one (span of their difference, ms), kernel
+    stamps outside their reads (worst, ms), the hypervisor's steal (share of the CPU time)."""
 
     wakeups: int
     late_p50_ms: float
