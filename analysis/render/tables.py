@@ -236,18 +236,15 @@ def lead_text(s: Summary) -> str | None:
         return None
     c = s.capacity
     named = c.value is None  # the lowest level already missed: what happened there
-    load = (
-        (min(x.load for x in c.levels) if c.levels else None)
-        if named
-        else (c.breaks_at if c.bounded else None)
-    )
+    if named:
+        load = min(x.load for x in c.levels) if c.levels else None
+    else:
+        load = c.breaks_at if c.bounded else None
     why = breaks_because(s.server_timing, load, named)
     step = next((x for x in s.steps if x.load == load), None)
     ran = server_ran(step) if step is not None else None
-    if ran and not why:
-        why = f"{'at ' + step.label if named and step is not None else 'there'}, {ran}"
-    elif ran:
-        why = f"{why}; {ran}"
+    if ran:
+        why = f"{why}; {ran}" if why else f"{'at ' + step.label if named else 'there'}, {ran}"
     return f"Answer: {capacity_phrase(s.slo.name, c)}{' — ' + why if why else ''}."
 
 

@@ -155,7 +155,11 @@ def watch() -> None:
     steal1, total1 = _cpu_jiffies()
     stalled = sum(x for x in late if x >= STALL_MS / 1e3) / max(1e-9, time.monotonic() - start)
     late.sort()
-    at = lambda q: late[int(q * (len(late) - 1))] * 1e3 if late else 0.0  # noqa: E731
+
+    def at(q: float) -> float:
+        """The q-quantile of the wake-ups' lateness, ms (the nearest rank below)."""
+        return late[int(q * (len(late) - 1))] * 1e3 if late else 0.0
+
     print(json.dumps({"wakeups": len(late), "late_p50_ms": at(0.5), "late_p90_ms": at(0.9),
                       "late_max_ms": at(1.0), "stalled_share": stalled, "step_ms": (max(offsets) - min(offsets)) * 1e3 if offsets else 0.0,
                       "stamp_ms": stamp * 1e3, "steal_share": (steal1 - steal0) / max(1, total1 - total0)}),
