@@ -1,7 +1,8 @@
 """The server's own timing of each request as its stream stated it: "where the time went" without spans.
 
-vLLM exports a span per request (analysis/spans.py); llama-server and Ollama export none, but the
-last event of each answer states the server's own durations, which the rows keep as
+vLLM exports a span per request (analysis/spans.py); llama-server, Ollama and SGLang export none a
+row can join, but the last event of each answer states the server's own durations (SGLang's
+`/generate` with its `--enable-metrics`), which the rows keep as
 `engine_prefill_s`, `engine_decode_s` and `engine_load_s` (core/result.py `EngineTiming` says whose
 field each is). This module turns them into the same per-row frame the span join makes, with the
 stream's components (analysis/timing.py `STREAM_COMPONENTS`):

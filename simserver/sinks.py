@@ -155,7 +155,7 @@ class BaseSink:
         self.ctx.finish("disconnected", seq)
 
     def _tally(self, seq: Seq, n: int, finish: str, now: float) -> Tally:
-        first = seq.t_first_token or now
+        first, received = seq.t_first_token or now, self.ctx.t_arrival
         return Tally(
             seq.prompt_len,
             max(seq.num_cached, 0),
@@ -164,8 +164,9 @@ class BaseSink:
             self.answer.api_finish(finish) if n else finish,
             max(0.0, first - seq.t_first_sched) if seq.t_first_sched >= 0 else 0.0,
             max(0.0, now - first),
-            max(0.0, time.time() - self.ctx.t_arrival),
+            max(0.0, time.time() - received),
             max(0.0, seq.t_first_sched - seq.arrival) if seq.t_first_sched >= 0 else 0.0,
+            received,
         )
 
 

@@ -45,6 +45,7 @@ class Tally:
     decode_s: float  # engine: first token → this one
     e2e_s: float  # wall: request received → now
     queue_s: float = 0.0  # engine: arrival → first scheduled (Ollama's prefill clock includes it)
+    received_ts: float = 0.0  # wall: when the request arrived (the e2e clock's start; SGLang's stamps)
 
 
 class Wire:

@@ -6,8 +6,16 @@ Formats as their servers write them (the fixtures in tests/fixtures/ say where e
   `data: {"text", "output_ids", "meta_info"}` per token, `text` and `output_ids` cumulative (the
   default, non-incremental streaming), meta_info {id, finish_reason (null, or {"type": "stop",
   "matched": EOS id} / {"type": "length", "length": N}), prompt_tokens, weight_version,
-  num_retractions (= preemptions), reasoning_tokens, completion_tokens, cached_tokens}, the last
-  event adds e2e_latency; then `data: [DONE]`. Without `stream`: the last event's object.
+  num_retractions (= preemptions), [the scheduler's timing], reasoning_tokens, completion_tokens,
+  cached_tokens}, the last event adds e2e_latency and the HTTP process's timing; then `data: [DONE]`.
+  Without `stream`: the last event's object. The timing is what SGLang 0.5 states with
+  `--enable-metrics` (this engine always exports metrics; the time-stats classes'
+  `convert_to_output_meta_info`): on every event forward_entry_time and prefill_finished_time
+  (wall-clock stamps of the request's first batch and first token), queue_time, prefill_waiting_latency,
+  prefill_launch_latency; at the end request_received_ts, api_server_dispatch_finish_ts,
+  response_sent_to_client_ts, request_finished_ts, inference_time (finish − forward entry),
+  decode_throughput. Stamps are the engine's own instants (perf_counter) moved to the wall clock by one
+  offset per response, so prefill and decode read from them are the engine's to float precision.
 - TGI `POST /generate_stream` (router/src/lib.rs StreamResponse, server.rs; axum's `data:` without
   a space): `data:{"index", "token": {id, text, logprob, special}, "generated_text": null,
   "details": null}` per token; the last has generated_text and, when parameters.details is true,
@@ -25,6 +33,7 @@ count them, in meta_info.reasoning_tokens). Token ids are vocabulary indices; EO
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import orjson
@@ -104,13 +113,35 @@ class SGLangWire(Wire):
         self.text = bytearray()  # the JSON-escaped text so far
         self.ids = bytearray()  # "12,34," so far
         self.indices: list[int] = []
+        self.sched = b""  # the scheduler's timing fields, fixed once the first token is out
+        self.to_wall = 0.0  # wall clock − the engine's perf_counter, taken once per response
+
+    def _sched(self) -> bytes:
+        if self.sched:
+            return self.sched
+        seq = self.seq
+        assert seq is not None
+        if seq.t_first_sched < 0:
+            return b""
+        self.to_wall = self.to_wall or time.time() - time.perf_counter()
+        out = b',"forward_entry_time":%r' % (seq.t_first_sched + self.to_wall)
+        first = seq.t_first_token > 0
+        if first:
+            out += b',"prefill_finished_time":%r' % (seq.t_first_token + self.to_wall)
+        prefill = seq.t_first_token - seq.t_first_sched if first else 0.0
+        out += b',"queue_time":%r,"prefill_waiting_latency":0.0,"prefill_launch_latency":%r' % (
+            seq.t_first_sched - seq.arrival, prefill,
+        )  # fmt: skip
+        if first:
+            self.sched = out
+        return out
 
     def _meta(self, n: int, finish: bytes = b"null", tail: bytes = b"") -> bytes:
         seq = self.seq
         assert seq is not None
-        return b'{"id":%b,"finish_reason":%b,"prompt_tokens":%d,"weight_version":"default","num_retractions":%d,"reasoning_tokens":%d,"completion_tokens":%d,"cached_tokens":%d%b}' % (
-            self.rid_json, finish, seq.prompt_len, seq.preemptions, min(n, self.answer.reasoning), n,
-            max(seq.num_cached, 0), tail,
+        return b'{"id":%b,"finish_reason":%b,"prompt_tokens":%d,"weight_version":"default","num_retractions":%d%b,"reasoning_tokens":%d,"completion_tokens":%d,"cached_tokens":%d%b}' % (
+            self.rid_json, finish, seq.prompt_len, seq.preemptions, self._sched(),
+            min(n, self.answer.reasoning), n, max(seq.num_cached, 0), tail,
         )  # fmt: skip
 
     def _event(self, n: int, index: int, meta: bytes) -> bytes:
@@ -127,17 +158,36 @@ class SGLangWire(Wire):
             return b'{"type":"length","length":%d}' % t.completion_tokens
         return b'{"type":"stop","matched":%d}' % EOS_ID
 
+    def _timing(self, t: Tally, tokens: bool = True) -> bytes:
+        """The HTTP process's timing on the last meta_info, in SGLang's order. The finish is the engine's
+        (first token + decode), so finish − prefill_finished_time is the engine's decode."""
+        seq = self.seq
+        assert seq is not None
+        head = b',"e2e_latency":%r,"request_received_ts":%r,"api_server_dispatch_finish_ts":%r'
+        if not (tokens and self._sched() and seq.t_first_token > 0):
+            return (head + b',"request_finished_ts":%r') % (
+                t.e2e_s, t.received_ts, t.received_ts, t.received_ts + t.e2e_s,
+            )  # fmt: skip
+        first = seq.t_first_token + self.to_wall
+        finished = first + t.decode_s
+        out = (head + b',"response_sent_to_client_ts":%r,"request_finished_ts":%r,"inference_time":%r') % (
+            finished - t.received_ts, t.received_ts, t.received_ts, first, finished, t.prefill_s + t.decode_s,
+        )  # fmt: skip
+        if t.decode_s > 0:
+            out += b',"decode_throughput":%r' % (t.completion_tokens / t.decode_s)
+        return out
+
     def final(self, phase: int, n: int, index: int, tally: Tally) -> list[bytes]:
-        meta = self._meta(n, self._finish(tally), b',"e2e_latency":%r' % round(tally.e2e_s, 6))
+        meta = self._meta(n, self._finish(tally), self._timing(tally))
         return [self._event(n, index, meta), DONE]
 
     def empty(self, tally: Tally) -> list[bytes]:
-        meta = self._meta(0, self._finish(tally), b',"e2e_latency":%r' % round(tally.e2e_s, 6))
+        meta = self._meta(0, self._finish(tally), self._timing(tally, tokens=False))
         return [b'data: {"text":"","output_ids":[],"meta_info":%b}\n\n' % meta, DONE]
 
     def body(self, indices: list[int], tally: Tally) -> bytes:
         n = len(indices)
-        meta = self._meta(n, self._finish(tally), b',"e2e_latency":%r' % round(tally.e2e_s, 6))
+        meta = self._meta(n, self._finish(tally), self._timing(tally, tokens=n > 0))
         ids = b",".join(b"%d" % i for i in indices)
         return b'{"text":%b,"output_ids":[%b],"meta_info":%b}' % (orjson.dumps(_text(indices)), ids, meta)
 

@@ -1,12 +1,12 @@
 """End to end: the server's own timing carried in its stream, per row, against the engine's spans.
 
-The simulated engine serves llama-server's `/completion` (its `timings`: prompt_ms, predicted_ms)
-and Ollama's `/api/chat` (its durations, the prompt clock started before the slot wait, as Ollama's
-runner does) and exports a span per request as well. Each row's `engine_prefill_s` /
-`engine_decode_s` must be the span's figures (llama.cpp: prefill; Ollama: queue + prefill), and the
-analysis of the same run without its span file must decompose from the rows alone: a ramp past
-the engine's 8 batch slots puts the queue in `waiting` for llama.cpp and inside `prefill` for
-Ollama, as each server states it.
+The simulated engine serves llama-server's `/completion` (its `timings`: prompt_ms, predicted_ms),
+Ollama's `/api/chat` (its durations, the prompt clock started before the slot wait, as Ollama's
+runner does) and SGLang's `/generate` (its `--enable-metrics` wall-clock stamps) and exports a span
+per request as well. Each row's `engine_prefill_s` / `engine_decode_s` must be the span's figures
+(llama.cpp, SGLang: prefill; Ollama: queue + prefill), and the analysis of the same run without its
+span file must decompose from the rows alone: a ramp past the engine's 8 batch slots puts the queue
+in `waiting` for llama.cpp and SGLang and inside `prefill` for Ollama, as each server states it.
 """
 
 from __future__ import annotations
@@ -24,10 +24,10 @@ from tests.conftest import free_port
 from tests.e2e.test_spans_e2e import locust, only_run
 
 pytestmark = [pytest.mark.e2e]
-US2 = 2e-6  # llama.cpp's ms keep 3 decimals (1 µs); Ollama's ns round (1 ns); float noise beside
+US2 = 2e-6  # llama.cpp's ms keep 3 decimals (1 µs); Ollama's ns round (1 ns); SGLang's stamps ~0.24 µs apart
 
 
-@pytest.mark.parametrize("which", ["llamacpp", "ollama"])
+@pytest.mark.parametrize("which", ["llamacpp", "ollama", "sglang"])
 def test_rows_carry_the_servers_timing_and_decompose_without_spans(
     which: str, sim_server, tmp_path: Path
 ) -> None:
@@ -59,13 +59,13 @@ def test_rows_carry_the_servers_timing_and_decompose_without_spans(
     api.write_run(a)
     t = a.summary.server_timing
     assert t is not None and t.source == "stream" and t.joined == t.ok and t.unjoined == 0
-    queued_in = "waiting" if which == "llamacpp" else "prefill"
+    queued_in = "prefill" if which == "ollama" else "waiting"
     first, last = t.steps
     assert (first.load, last.load) == (8, 16)
     q0, q1 = first.ttft.parts_s[queued_in], last.ttft.parts_s[queued_in]
     assert q1 > 2 * q0 and q1 > 0.5 * last.ttft.total_s, (q0, q1, last.ttft)
-    assert t.components == (("waiting", "prefill", "decode") if which == "llamacpp" else
-                            ("waiting", "load", "prefill", "decode"))  # fmt: skip
+    assert t.components == (("waiting", "load", "prefill", "decode") if which == "ollama" else
+                            ("waiting", "prefill", "decode"))  # fmt: skip
     print(f"{which}: {len(j)} rows, |prefill − span| max {(rows['engine_prefill_s'] - prefill).abs().max() * 1e6:.3f} µs; "
           f"{queued_in} in TTFT {q0 * 1e3:.1f} → {q1 * 1e3:.1f} ms of {last.ttft.total_s * 1e3:.1f}")  # fmt: skip
     summary = json.loads((bare / "summary.json").read_text())
@@ -78,7 +78,7 @@ def test_rows_carry_the_servers_timing_and_decompose_without_spans(
     assert "## Where the time went (the server's own timing)" in md
     # the answer says what the misses were where the SLO broke: the queue, where this server puts it
     (answer,) = [x for x in md.splitlines() if x.startswith("**Answer: ")]
-    said = "waiting (queue" if which == "llamacpp" else "prefill, its wait for a slot included"
+    said = "prefill, its wait for a slot included" if which == "ollama" else "waiting (queue"
     assert "; breaks at 16 — there, " in answer and f"misses were {said}" in answer, answer
     print(answer)
     assert (bare / "plots" / "server_timing.png").stat().st_size > 10_000

@@ -134,7 +134,7 @@ CASES = {
         "/v1/chat/completions",
         {"messages": MSGS, "stream": True, "tools": TOOLS, "tool_choice": "required", **USAGE, **NO_THINK},
     ),
-    "sglang-generate-stream.txt": (
+    "sglang-generate-metrics-stream.txt": (  # the engine states its timing, as SGLang with --enable-metrics
         "/generate",
         {"text": "The capital of France is", "sampling_params": {"max_new_tokens": 5}, "stream": True},
     ),

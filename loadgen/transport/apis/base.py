@@ -217,6 +217,41 @@ def ollama_durations(res: StreamResult, done: dict) -> None:
     )
 
 
+def sglang_timing(res: StreamResult, meta: dict) -> None:
+    """SGLang's request timing, on `/generate`'s last meta_info when the server runs with
+    `--enable-metrics` (wall-clock stamps in seconds). Two generations of names, read in SGLang's
+    source: the scheduler's `forward_entry_time` / `prefill_finished_time` and the HTTP process's
+    `request_finished_ts` (`SchedulerReqTimeStats` / `APIServerReqTimeStats.convert_to_output_meta_info`,
+    0.5.x), or `prefill_finished_ts` / `decode_finished_ts` with `inference_time` (finish − the
+    scheduler's forward entry) in the versions before (tokenizer_manager `_calculate_timing_metrics`).
+    prefill = first token − forward entry: it starts when the scheduler first puts the request in a
+    batch, as llama-server's starts when a slot takes it, so a request in SGLang's wait queue is
+    *waiting*, not prefill; decode = finish − first token. An SGLang with neither the entry stamp nor
+    `inference_time`: the request sent to the scheduler + its `queue_time` (the hop to the scheduler
+    then counts as prefill). A server without the stamps (no `--enable-metrics`) has none."""
+    first = _first_of(meta, "prefill_finished_time", "prefill_finished_ts")
+    last = _first_of(meta, "request_finished_ts", "decode_finished_ts")
+    if first is None or last is None or last < first:
+        return
+    entry = _first_of(meta, "forward_entry_time")
+    if entry is None and _duration(inference := meta.get("inference_time")):
+        entry = last - inference
+    if entry is None:
+        sent, queue = meta.get("request_sent_to_scheduler_ts"), meta.get("queue_time")
+        if not (_duration(sent) and _duration(queue)):
+            return
+        entry = sent + queue
+    res.engine = EngineTiming(max(first - entry, 0.0), last - first)
+
+
+def _first_of(obj: dict, *keys: str) -> float | None:
+    """The first of `keys` that holds a number ≥ 0."""
+    for k in keys:
+        if _duration(v := obj.get(k)):
+            return v
+    return None
+
+
 def _duration(v: Any) -> bool:
     return type(v) in (int, float) and v >= 0
 

@@ -15,7 +15,9 @@ until the think-end token (schedule_batch.py `Req.update_reasoning_tokens`), so 
 tokens all went to reasoning_tokens is reasoning and the first that did not is the answer (TTFO).
 The reasoning text itself is in `text` (this route has no reasoning field). `finish_reason` is null
 until the last event, then `{"type": "length" | "stop" | "abort", …}`; an abort is a failure.
-Token counts come from the last event's meta_info (`tokens_source=meta_info`).
+Token counts come from the last event's meta_info (`tokens_source=meta_info`); with the server's
+`--enable-metrics` the same meta_info states the request's timing (base.sglang_timing), which becomes
+the row's engine prefill and decode.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from loadgen.transport.apis.base import (
     prompt_text,
     reasoning,
     sampling,
+    sglang_timing,
 )
 
 SAMPLING_NAMES = {"seed": "sampling_seed"}
@@ -94,6 +97,7 @@ def _finish(res: StreamResult, finish: dict | str, meta: dict, tokens: int | Non
     if tokens is not None:
         res.tokens_source = "meta_info"
         res.usage = openai_usage(tokens, meta.get("prompt_tokens"), meta.get("cached_tokens"), thought)
+    sglang_timing(res, meta)
 
 
 API = Api("sglang", "/generate", build, fold, splits_reasoning=True, server="SGLang")

@@ -452,6 +452,15 @@ CASES: list[Case] = [
          "cumulative `text`, meta_info.completion_tokens and reasoning_tokens growing per event, [DONE]",
          "ok; TTFO at the first event whose new token is not reasoning; counts from meta_info",
          native.sglang_generate, Expect(tokens=6, source="meta_info", reasoning=4), endpoint="sglang"),
+    Case("sglang-generate-metrics", "SGLang /generate with --enable-metrics (0.5.x names)",
+         "sgl-project/sglang tokenizer_manager.py _handle_batch_output (the scheduler's time stats on every "
+         "event, the HTTP process's when finished), the time-stats classes' convert_to_output_meta_info",
+         "meta_info with forward_entry_time, prefill_finished_time, queue_time on every event; "
+         "request_finished_ts, inference_time on the last",
+         "ok; prefill = prefill_finished_time − forward_entry_time, decode = request_finished_ts − "
+         "prefill_finished_time: the row's engine prefill / decode (the wait queue left to waiting)",
+         native.sglang_generate_metrics, Expect(tokens=4, source="meta_info", engine=(0.0122, 0.0118, None)),
+         endpoint="sglang"),
     Case("tgi-generate-stream-eos", "TGI /generate_stream ending on EOS",
          "huggingface/text-generation-inference router/src/lib.rs (StreamResponse, Token.special, StreamDetails), "
          "server.rs generate_stream (no [DONE]); axum SSE `data:` without a space",

@@ -195,6 +195,36 @@ def test_sglang_cumulative_text_becomes_deltas_and_meta_info_counts() -> None:
     assert rec.finish_reason == "length" and rec.reasoning_tokens == 0
 
 
+def test_sglang_enable_metrics_timing_becomes_the_rows_engine_prefill_and_decode() -> None:
+    """With --enable-metrics the last meta_info states the request's timing: prefill = the scheduler's
+    first-token stamp − its forward entry (.1183 − .1061), decode = the finish − the first token
+    (.1301 − .1183); the 4.2 ms in the wait queue and the 1.2 ms of tokenizing stay out of prefill, as
+    a slot wait does on llama-server. The names before SGLang 0.5's time-stats classes give the same
+    figures: prefill_finished_ts / decode_finished_ts, the entry = finish − inference_time; where
+    inference_time is missing too, the entry = sent to the scheduler + queue_time (the hop in prefill)."""
+    events = fixture("sglang-generate-metrics-stream.txt")
+    _, rec = run("sglang", events)
+    assert rec.ok and rec.tokens_source == "meta_info" and rec.output_tokens == 4
+    assert (rec.engine_prefill_s, rec.engine_decode_s) == pytest.approx((0.0122, 0.0118), abs=1e-6)
+    assert rec.engine_load_s is None
+    last = orjson.loads(events[-2][1])
+    t, counts = 1765010000.0, {k: last["meta_info"][k] for k in ("id", "finish_reason", "completion_tokens")}
+    earlier = {**counts, "queue_time": 0.0042, "request_received_ts": t + 0.1, "request_sent_to_scheduler_ts": t + 0.1012,
+               "prefill_finished_ts": t + 0.1183, "decode_finished_ts": t + 0.1301, "inference_time": 0.024}  # fmt: skip
+    for meta, prefill in (
+        (earlier, 0.0122),
+        ({k: v for k, v in earlier.items() if k != "inference_time"}, 0.0129),
+    ):
+        _, rec = run("sglang", data({**last, "meta_info": meta}, "[DONE]"))
+        assert (rec.engine_prefill_s, rec.engine_decode_s) == pytest.approx((prefill, 0.0118), abs=1e-6)
+    # no --enable-metrics (the plain fixture: e2e_latency only), or a stamp that is not a number: none
+    _, rec = run("sglang", fixture("sglang-generate-stream.txt"))
+    assert rec.ok and (rec.engine_prefill_s, rec.engine_decode_s) == (None, None)
+    broken = {**last["meta_info"], "prefill_finished_time": "1765010000.1183"}
+    _, rec = run("sglang", data({**last, "meta_info": broken}, "[DONE]"))
+    assert rec.ok and (rec.engine_prefill_s, rec.engine_decode_s) == (None, None)
+
+
 def _sgl(text: str, n: int, r: int, finish: dict | None = None) -> dict:
     meta = {"id": "x", "finish_reason": finish, "prompt_tokens": 5, "completion_tokens": n,
             "reasoning_tokens": r, "cached_tokens": 0}  # fmt: skip
