@@ -2,16 +2,16 @@
 
 Each engine names the same facts differently (and some do not expose them at all):
 
-| common series | vLLM (`vllm:*`) | SGLang (`sglang:*`) | TGI (`tgi_*`) | llama-server (`llamacpp:*`, with `--metrics`) |
-|---|---|---|---|---|
-| running | `num_requests_running` | `num_running_reqs` | `tgi_batch_current_size` | `requests_processing` (busy slots) |
-| waiting | `num_requests_waiting` | `num_queue_reqs` | `tgi_queue_size` | `requests_deferred` |
-| KV-cache usage (0–1) | `kv_cache_usage_perc` (older: `gpu_cache_usage_perc`) | `token_usage` | — | — |
-| prefix-cache hits / queries | `prefix_cache_hits_total` / `prefix_cache_queries_total` (tokens) | `cached_tokens_total` / `prompt_tokens_total`; else the `cache_hit_rate` gauge | — | `prompt_tokens_cached_total` / (that + `prompt_tokens_total`) |
-| preemptions | `num_preemptions_total` | `num_retracted_requests_total` | — | — |
-| prompt / generated tokens | `prompt_tokens_total` / `generation_tokens_total` | the same names | `tgi_request_input_length_sum` / `tgi_request_generated_tokens_sum` | `prompt_tokens_total` + `prompt_tokens_cached_total` / `tokens_predicted_total` |
-| tokens per engine step | `iteration_tokens_total` histogram | — | (input + generated) / `tgi_batch_inference_count` (all methods) | (`prompt_tokens_total` + `tokens_predicted_total`) / `n_decode_total` |
-| TTFT / E2E / queue histograms | `time_to_first_token_seconds`, `e2e_request_latency_seconds`, `request_queue_time_seconds` | `time_to_first_token_seconds`, `e2e_request_latency_seconds`, `queue_time_seconds` | — / `tgi_request_duration` / `tgi_request_queue_duration` | — |
+| common series | vLLM (`vllm:*`) | SGLang (`sglang:*`) | TGI (`tgi_*`) | llama-server (`llamacpp:*`, with `--metrics`) | LMDeploy (`lmdeploy:*`, with `--enable-metrics`) |
+|---|---|---|---|---|---|
+| running | `num_requests_running` | `num_running_reqs` | `tgi_batch_current_size` | `requests_processing` (busy slots) | `num_requests_running` |
+| waiting | `num_requests_waiting` | `num_queue_reqs` | `tgi_queue_size` | `requests_deferred` | `num_requests_waiting` |
+| KV-cache usage (0–1) | `kv_cache_usage_perc` (older: `gpu_cache_usage_perc`) | `token_usage` | — | — | `gpu_cache_usage_perc` |
+| prefix-cache hits / queries | `prefix_cache_hits_total` / `prefix_cache_queries_total` (tokens) | `cached_tokens_total` / `prompt_tokens_total`; else the `cache_hit_rate` gauge | — | `prompt_tokens_cached_total` / (that + `prompt_tokens_total`) | — |
+| preemptions | `num_preemptions_total` | `num_retracted_requests_total` | — | — | — |
+| prompt / generated tokens | `prompt_tokens_total` / `generation_tokens_total` | the same names | `tgi_request_input_length_sum` / `tgi_request_generated_tokens_sum` | `prompt_tokens_total` + `prompt_tokens_cached_total` / `tokens_predicted_total` | the same names as vLLM |
+| tokens per engine step | `iteration_tokens_total` histogram | — | (input + generated) / `tgi_batch_inference_count` (all methods) | (`prompt_tokens_total` + `tokens_predicted_total`) / `n_decode_total` | — (its `iteration_tokens_total` is per request) |
+| TTFT / E2E / queue histograms | `time_to_first_token_seconds`, `e2e_request_latency_seconds`, `request_queue_time_seconds` | `time_to_first_token_seconds`, `e2e_request_latency_seconds`, `queue_time_seconds` | — / `tgi_request_duration` / `tgi_request_queue_duration` | — | vLLM's names |
 
 llama-server's `prompt_tokens_total` counts only the prompt tokens it computed (its cache's are in
 `prompt_tokens_cached_total`, tools/server/server-task.cpp): the prompt tokens are both, as the
@@ -116,7 +116,24 @@ LLAMACPP = Engine(
     step_count=("llamacpp:n_decode_total",),
     cached_prompt=("llamacpp:prompt_tokens_cached_total",),
 )
-ENGINES = (VLLM, SGLANG, TGI, LLAMACPP)
+# LMDeploy (`lmdeploy serve api_server … --enable-metrics`; lmdeploy/metrics/loggers.py) registers vLLM's
+# names under its own prefix. Its `iteration_tokens_total` is observed once per request per iteration
+# (the request's prompt on its first, its new tokens after: metrics/stats.py IterationStats), not once
+# per engine step as vLLM's is, so it is not taken as tokens per step; it exports no prefix-cache
+# counter (its log prints a hit rate) and no preemption count.
+LMDEPLOY = Engine(
+    name="lmdeploy",
+    prefix="lmdeploy:",
+    running=("lmdeploy:num_requests_running",),
+    waiting=("lmdeploy:num_requests_waiting",),
+    kv_usage=("lmdeploy:gpu_cache_usage_perc",),
+    prompt_tokens=("lmdeploy:prompt_tokens_total",),
+    generation_tokens=("lmdeploy:generation_tokens_total",),
+    ttft=("lmdeploy:time_to_first_token_seconds",),
+    e2e=("lmdeploy:e2e_request_latency_seconds",),
+    queue=("lmdeploy:request_queue_time_seconds",),
+)
+ENGINES = (VLLM, SGLANG, TGI, LLAMACPP, LMDEPLOY)
 
 
 def detect(metrics: Iterable[str]) -> Engine | None:

@@ -13,7 +13,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from pytest import approx
 
-from analysis.engines import LLAMACPP, SGLANG, TGI, VLLM, detect, histogram_quantile, parse_labels
+from analysis.engines import LLAMACPP, LMDEPLOY, SGLANG, TGI, VLLM, detect, histogram_quantile, parse_labels
 from analysis.server import build, load_server_metrics, summarize, window_figures
 from core.errors import OptionError
 from loadgen.monitors.promtext import format_labels, format_value, parse
@@ -24,6 +24,7 @@ PAGES = {
     "vllm": FIX / "vllm-cpu-tiny-metrics.txt",
     "sglang": FIX / "sglang-metrics.txt",
     "tgi": FIX / "tgi-metrics.txt",
+    "lmdeploy": FIX / "lmdeploy-metrics.txt",
 }
 LLAMACPP_PAGE = FIX / "llamacpp-metrics.txt"  # no histogram: not among PAGES, whose tests read one
 
@@ -66,11 +67,11 @@ def test_parse_keeps_engine_series_drops_noise(engine: str) -> None:
     rows = list(parse(text))
     names = {m for m, _, _ in rows}
     assert not any(n.startswith(("python_", "process_")) or n.endswith("_created") for n in names)
-    prefix = {"vllm": "vllm:", "sglang": "sglang:", "tgi": "tgi_"}[engine]
+    prefix = {"vllm": "vllm:", "sglang": "sglang:", "tgi": "tgi_", "lmdeploy": "lmdeploy:"}[engine]
     assert sum(n.startswith(prefix) for n in names) >= 10
     # histograms keep every bucket, the sum and the count; +Inf bucket == count
     base = {"vllm": "vllm:time_to_first_token_seconds", "sglang": "sglang:time_to_first_token_seconds",
-            "tgi": "tgi_request_duration"}[engine]  # fmt: skip
+            "tgi": "tgi_request_duration", "lmdeploy": "lmdeploy:time_to_first_token_seconds"}[engine]  # fmt: skip
     buckets = [(lab, float(v)) for m, lab, v in rows if m == base + "_bucket"]
     assert len(buckets) == len(re.findall(rf"^{re.escape(base)}_bucket", text, re.M)) > 5
     inf = [v for lab, v in buckets if "le=+Inf" in lab]
@@ -156,7 +157,9 @@ def test_csv_values_read_back(tmp_path: Path) -> None:
 
 
 # -- the mapping --------------------------------------------------------------------------------------
-@pytest.mark.parametrize(("engine", "expected"), [("vllm", VLLM), ("sglang", SGLANG), ("tgi", TGI)])
+@pytest.mark.parametrize(
+    ("engine", "expected"), [("vllm", VLLM), ("sglang", SGLANG), ("tgi", TGI), ("lmdeploy", LMDEPLOY)]
+)
 def test_detect_engine(engine: str, expected) -> None:
     assert detect(m for m, _, _ in parse(page(engine))) is expected
     assert detect(m for m, _, _ in parse(LLAMACPP_PAGE.read_text())) is LLAMACPP
@@ -217,6 +220,30 @@ def test_tgi_mapping_has_no_ttft_kv_or_prefix_cache() -> None:
     assert f["server_e2e_mean_s"] == approx(
         grep(text, "tgi_request_duration_sum") / grep(text, "tgi_request_duration_count")
     )
+
+
+def test_lmdeploy_mapping_is_vllms_names_without_steps_or_prefix_cache() -> None:
+    """LMDeploy registers vLLM's names under `lmdeploy:`; its iteration_tokens_total is per request
+    per iteration (not per engine step), so there is no tokens-per-step figure, and no prefix-cache or
+    preemption counter exists."""
+    text = page("lmdeploy")
+    d, warnings = build(scrapes(text))
+    assert not warnings and d.engine is LMDEPLOY
+    f = window_figures(d, 1000.0, 1010.0)
+    assert (f["running_mean"], f["waiting_max"], f["kv_cache_usage_max"]) == (24.0, 3.0, 0.37)
+    assert f["prompt_tokens"] == grep(text, "lmdeploy:prompt_tokens_total")
+    assert f["server_gen_tok_per_s"] == approx(grep(text, "lmdeploy:generation_tokens_total") / 10.0)
+    n = grep(text, "lmdeploy:time_to_first_token_seconds_count")
+    assert f["server_ttft_mean_s"] == approx(grep(text, "lmdeploy:time_to_first_token_seconds_sum") / n)
+    assert f["server_ttft_p50_s"] <= f["server_ttft_p90_s"] <= f["server_ttft_p99_s"]
+    q = grep(text, "lmdeploy:request_queue_time_seconds_count")
+    assert f["server_queue_mean_s"] == approx(grep(text, "lmdeploy:request_queue_time_seconds_sum") / q)
+    assert f["server_e2e_mean_s"] == approx(
+        grep(text, "lmdeploy:e2e_request_latency_seconds_sum")
+        / grep(text, "lmdeploy:e2e_request_latency_seconds_count")
+    )
+    for key in ("tokens_per_step", "prefix_cache_hit_rate", "preemptions"):
+        assert f[key] is None, key
 
 
 def test_llamacpp_mapping_counts_the_cached_prompt_tokens_in() -> None:
@@ -319,7 +346,7 @@ def test_histogram_quantile_like_prometheus() -> None:
 
 def test_unknown_page_is_a_warning() -> None:
     d, warnings = build(pd.DataFrame([(1.0, "foo_bar", "", 1.0)], columns=["t", "metric", "labels", "value"]))
-    assert d is None and "no vLLM, SGLang, TGI or llama-server metric names" in warnings[0]
+    assert d is None and "no vLLM, SGLang, TGI, llama-server or LMDeploy metric names" in warnings[0]
 
 
 # -- options and the scraper ---------------------------------------------------------------------------
