@@ -1,17 +1,8 @@
 """Engine metric names → common server series, from the rows of `server_metrics.csv`.
 
-Each engine names the same facts differently (and some do not expose them at all):
-
-| common series | vLLM (`vllm:*`) | SGLang (`sglang:*`) | TGI (`tgi_*`) | llama-server (`llamacpp:*`, with `--metrics`) | LMDeploy (`lmdeploy:*`, with `--enable-metrics`) |
-|---|---|---|---|---|---|
-| running | `num_requests_running` | `num_running_reqs` | `tgi_batch_current_size` | `requests_processing` (busy slots) | `num_requests_running` |
-| waiting | `num_requests_waiting` | `num_queue_reqs` | `tgi_queue_size` | `requests_deferred` | `num_requests_waiting` |
-| KV-cache usage (0–1) | `kv_cache_usage_perc` (older: `gpu_cache_usage_perc`) | `token_usage` | — | — | `gpu_cache_usage_perc` |
-| prefix-cache hits / queries | `prefix_cache_hits_total` / `prefix_cache_queries_total` (tokens) | `cached_tokens_total` / `prompt_tokens_total`; else the `cache_hit_rate` gauge | — | `prompt_tokens_cached_total` / (that + `prompt_tokens_total`) | — |
-| preemptions | `num_preemptions_total` | `num_retracted_requests_total` | — | — | — |
-| prompt / generated tokens | `prompt_tokens_total` / `generation_tokens_total` | the same names | `tgi_request_input_length_sum` / `tgi_request_generated_tokens_sum` | `prompt_tokens_total` + `prompt_tokens_cached_total` / `tokens_predicted_total` | the same names as vLLM |
-| tokens per engine step | `iteration_tokens_total` histogram | — | (input + generated) / `tgi_batch_inference_count` (all methods) | (`prompt_tokens_total` + `tokens_predicted_total`) / `n_decode_total` | — (its `iteration_tokens_total` is per request) |
-| TTFT / E2E / queue histograms | `time_to_first_token_seconds`, `e2e_request_latency_seconds`, `request_queue_time_seconds` | `time_to_first_token_seconds`, `e2e_request_latency_seconds`, `queue_time_seconds` | — / `tgi_request_duration` / `tgi_request_queue_duration` | — | vLLM's names |
+Each engine names the same facts differently (and some do not expose them at all): one `Engine` per
+server below says where it keeps each common series — vLLM, SGLang, TGI, llama-server, LMDeploy,
+TensorRT-LLM; README.md § Engine mappings is the same table for readers, with what each name counts.
 
 llama-server's `prompt_tokens_total` counts only the prompt tokens it computed (its cache's are in
 `prompt_tokens_cached_total`, tools/server/server-task.cpp): the prompt tokens are both, as the
@@ -133,7 +124,26 @@ LMDEPLOY = Engine(
     e2e=("lmdeploy:e2e_request_latency_seconds",),
     queue=("lmdeploy:request_queue_time_seconds",),
 )
-ENGINES = (VLLM, SGLANG, TGI, LLAMACPP, LMDEPLOY)
+# TensorRT-LLM's trtllm-serve (tensorrt_llm/metrics/collector.py MetricsCollector, the names with its
+# `trtllm_` prefix; page /prometheus/metrics, its /metrics being JSON). The request histograms and
+# prompt counters need `return_perf_metrics: true` in its LLM API options and are added when a request
+# finishes; the batch, queue and KV gauges need `enable_iter_perf_stats: true`. No generated-token
+# counter, no step count, no preemptions. The cached-prompt counter appears at the first hit (a labelled
+# counter is created at its first increment): before it, the engine's own hit-rate gauge.
+TRTLLM = Engine(
+    name="trtllm",
+    prefix="trtllm_",
+    running=("trtllm_num_active_requests",),
+    waiting=("trtllm_server_queue_length",),
+    kv_usage=("trtllm_kv_cache_utilization",),
+    hits_queries=(("trtllm_prompt_cached_tokens_total", "trtllm_prompt_tokens_total"),),
+    hit_rate_gauge=("trtllm_kv_cache_hit_rate",),
+    prompt_tokens=("trtllm_prompt_tokens_total",),
+    ttft=("trtllm_time_to_first_token_seconds",),
+    e2e=("trtllm_e2e_request_latency_seconds",),
+    queue=("trtllm_request_queue_time_seconds",),
+)
+ENGINES = (VLLM, SGLANG, TGI, LLAMACPP, LMDEPLOY, TRTLLM)
 
 
 def detect(metrics: Iterable[str]) -> Engine | None:

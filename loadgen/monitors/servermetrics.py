@@ -15,7 +15,8 @@ say nothing about serving. The mapping of engine names to common series is post-
 A failed scrape never stops the run: it is counted, warned about once, and reported in run.json
 `server_metrics` (URL without credentials, scrapes, failures, last error). With the default
 `--server-metrics auto`, a target that serves no Prometheus text at its first scrape turns the
-scraper off quietly (noted in run.json). The parser yields to the event loop every
+scraper off quietly (noted in run.json) — after one more try at `/prometheus/metrics`, where
+TensorRT-LLM's `trtllm-serve` serves its Prometheus page (its `/metrics` is JSON iteration stats). The parser yields to the event loop every
 `CHUNK_SAMPLES` samples, so on a local runner no slice of a scrape holds the users' greenlets for
 more than a few ms (bench/servermetrics_cost.py measures it).
 """
@@ -54,6 +55,9 @@ MIN_INTERVAL_S = 0.1
 PAUSE_S = 0.0001  # a real (timer) sleep between pieces: the loop polls sockets and timers
 MAX_BODY = 32 * 1024 * 1024  # a /metrics page larger than this is not an inference engine's
 ACCEPT = "text/plain;version=0.0.4;q=1.0, */*;q=0.1"  # the classic text format, not OpenMetrics
+# where else `auto` looks when the target's /metrics is not Prometheus text: trtllm-serve mounts
+# prometheus_client's app there (tensorrt_llm/serve/openai_server.py) and answers /metrics with JSON
+AUTO_ELSEWHERE = ("/prometheus/metrics",)
 
 
 def _pause() -> None:
@@ -118,6 +122,9 @@ class Scraper:
         client: str = "raw",
     ) -> None:
         self.url, self.mode, self.interval_s, self.path = url, mode, interval_s, path
+        base = url[: -len("/metrics")] if mode == AUTO and url.endswith("/metrics") else None
+        self.elsewhere = [base + p for p in AUTO_ELSEWHERE] if base is not None else []
+        self.tried: list[str] = []  # auto: "PATH (why not)" for each URL given up before the first scrape
         self.opener = opener_like(client, follow_redirects=True)  # the way the load reaches the server
         self.shown = safe_url(url)
         self.timeout_s = max(1.0, min(5.0, interval_s))
@@ -166,6 +173,11 @@ class Scraper:
             if not rows:
                 raise ScrapeError("no samples on the page")
         except ScrapeError as e:
+            if self.mode == AUTO and self.scrapes == 0 and self.elsewhere:
+                self.tried.append(f"{self.shown} ({e})")
+                self.url = self.elsewhere.pop(0)
+                self.shown = safe_url(self.url)
+                return self.scrape_once()
             self._failed(str(e))
             return False
         self._write(rows)
@@ -188,10 +200,9 @@ class Scraper:
         if self.mode == AUTO and self.scrapes == 0:
             # The target was never shown to serve metrics: not an error, just nothing to scrape.
             self.enabled = False
-            self.note = f"the target serves no Prometheus /metrics ({reason}): server metrics off"
-            log.info(
-                "goodput: %s at %s; pass --server-metrics URL to scrape elsewhere", self.note, self.shown
-            )
+            tried = ", ".join([*self.tried, f"{self.shown} ({reason})"])
+            self.note = f"the target serves no Prometheus /metrics: {tried}; server metrics off"
+            log.info("goodput: %s; pass --server-metrics URL to scrape elsewhere", self.note)
         elif not self.warned:
             self.warned = True
             log.warning(
@@ -282,7 +293,7 @@ def install(events: Any) -> None:
             label="Server metrics URL",
             default=AUTO,
             help="Prometheus URL scraped during the run into server_metrics.csv (default auto: the "
-            "target's /metrics when it answers; off to disable)",
+            "target's /metrics when it answers, else its /prometheus/metrics; off to disable)",
             web=True,
         )
         add_option(

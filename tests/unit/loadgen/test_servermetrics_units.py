@@ -6,14 +6,26 @@ from __future__ import annotations
 import re
 import socket
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import pytest
+from gevent.pywsgi import WSGIServer
 from prometheus_client.parser import text_string_to_metric_families
 from pytest import approx
 
-from analysis.engines import LLAMACPP, LMDEPLOY, SGLANG, TGI, VLLM, detect, histogram_quantile, parse_labels
+from analysis.engines import (
+    LLAMACPP,
+    LMDEPLOY,
+    SGLANG,
+    TGI,
+    TRTLLM,
+    VLLM,
+    detect,
+    histogram_quantile,
+    parse_labels,
+)
 from analysis.server import build, load_server_metrics, summarize, window_figures
 from core.errors import OptionError
 from loadgen.monitors.promtext import format_labels, format_value, parse
@@ -25,6 +37,7 @@ PAGES = {
     "sglang": FIX / "sglang-metrics.txt",
     "tgi": FIX / "tgi-metrics.txt",
     "lmdeploy": FIX / "lmdeploy-metrics.txt",
+    "trtllm": FIX / "trtllm-metrics.txt",
 }
 LLAMACPP_PAGE = FIX / "llamacpp-metrics.txt"  # no histogram: not among PAGES, whose tests read one
 
@@ -67,11 +80,16 @@ def test_parse_keeps_engine_series_drops_noise(engine: str) -> None:
     rows = list(parse(text))
     names = {m for m, _, _ in rows}
     assert not any(n.startswith(("python_", "process_")) or n.endswith("_created") for n in names)
-    prefix = {"vllm": "vllm:", "sglang": "sglang:", "tgi": "tgi_", "lmdeploy": "lmdeploy:"}[engine]
+    prefix = {
+        "vllm": "vllm:",
+        "sglang": "sglang:",
+        "tgi": "tgi_",
+        "lmdeploy": "lmdeploy:",
+        "trtllm": "trtllm_",
+    }[engine]
     assert sum(n.startswith(prefix) for n in names) >= 10
     # histograms keep every bucket, the sum and the count; +Inf bucket == count
-    base = {"vllm": "vllm:time_to_first_token_seconds", "sglang": "sglang:time_to_first_token_seconds",
-            "tgi": "tgi_request_duration", "lmdeploy": "lmdeploy:time_to_first_token_seconds"}[engine]  # fmt: skip
+    base = {"tgi": "tgi_request_duration"}.get(engine, f"{prefix}time_to_first_token_seconds")
     buckets = [(lab, float(v)) for m, lab, v in rows if m == base + "_bucket"]
     assert len(buckets) == len(re.findall(rf"^{re.escape(base)}_bucket", text, re.M)) > 5
     inf = [v for lab, v in buckets if "le=+Inf" in lab]
@@ -158,7 +176,8 @@ def test_csv_values_read_back(tmp_path: Path) -> None:
 
 # -- the mapping --------------------------------------------------------------------------------------
 @pytest.mark.parametrize(
-    ("engine", "expected"), [("vllm", VLLM), ("sglang", SGLANG), ("tgi", TGI), ("lmdeploy", LMDEPLOY)]
+    ("engine", "expected"),
+    [("vllm", VLLM), ("sglang", SGLANG), ("tgi", TGI), ("lmdeploy", LMDEPLOY), ("trtllm", TRTLLM)],
 )
 def test_detect_engine(engine: str, expected) -> None:
     assert detect(m for m, _, _ in parse(page(engine))) is expected
@@ -244,6 +263,30 @@ def test_lmdeploy_mapping_is_vllms_names_without_steps_or_prefix_cache() -> None
     )
     for key in ("tokens_per_step", "prefix_cache_hit_rate", "preemptions"):
         assert f[key] is None, key
+
+
+def test_trtllm_mapping_gauges_counters_and_histograms() -> None:
+    """trtllm-serve's page: batch and queue gauges, the KV utilization, the hit rate from its prompt
+    counters (cached / all), else its own gauge; no generated-token counter, no steps, no preemptions."""
+    text = page("trtllm")
+    d, warnings = build(scrapes(text))
+    assert not warnings and d.engine is TRTLLM
+    f = window_figures(d, 1000.0, 1010.0)
+    assert (f["running_max"], f["waiting_max"], f["kv_cache_usage_max"]) == (24.0, 3.0, 0.44)
+    cached, prompt = grep(text, "trtllm_prompt_cached_tokens_total"), grep(text, "trtllm_prompt_tokens_total")
+    assert (
+        f["prefix_cache_hit_rate"] == approx(cached / prompt) and f["prefix_cache_hit_source"] == "counters"
+    )
+    n = grep(text, "trtllm_time_to_first_token_seconds_count")
+    assert f["server_ttft_mean_s"] == approx(grep(text, "trtllm_time_to_first_token_seconds_sum") / n)
+    q = grep(text, "trtllm_request_queue_time_seconds_count")
+    assert f["server_queue_mean_s"] == approx(grep(text, "trtllm_request_queue_time_seconds_sum") / q)
+    for key in ("generation_tokens", "server_gen_tok_per_s", "tokens_per_step", "preemptions"):
+        assert f[key] is None, key
+    # before the first cache hit there is no cached counter yet: the engine's own gauge
+    d, _ = build(scrapes(text, drop=("trtllm_prompt_cached_tokens_total",)))
+    f = window_figures(d, 1000.0, 1010.0)
+    assert (f["prefix_cache_hit_rate"], f["prefix_cache_hit_source"]) == (0.58, "gauge")
 
 
 def test_llamacpp_mapping_counts_the_cached_prompt_tokens_in() -> None:
@@ -346,7 +389,10 @@ def test_histogram_quantile_like_prometheus() -> None:
 
 def test_unknown_page_is_a_warning() -> None:
     d, warnings = build(pd.DataFrame([(1.0, "foo_bar", "", 1.0)], columns=["t", "metric", "labels", "value"]))
-    assert d is None and "no vLLM, SGLang, TGI, llama-server or LMDeploy metric names" in warnings[0]
+    assert (
+        d is None
+        and "no vLLM, SGLang, TGI, llama-server, LMDeploy or TensorRT-LLM metric names" in warnings[0]
+    )
 
 
 # -- options and the scraper ---------------------------------------------------------------------------
@@ -391,3 +437,57 @@ def test_scraper_counts_failures_and_writes_nothing(tmp_path: Path) -> None:
         meta["server_metrics"]["enabled"] is False
         and "no Prometheus /metrics" in meta["server_metrics"]["note"]
     )
+
+
+def _serve(routes: dict[str, tuple[int, dict[str, str], bytes]]) -> tuple[WSGIServer, str]:
+    """A real HTTP server on 127.0.0.1 answering each path from `routes` (404 elsewhere)."""
+
+    def app(environ: dict, start_response: Any) -> list[bytes]:
+        status, headers, body = routes.get(environ["PATH_INFO"], (404, {}, b"not found"))
+        start_response(f"{status} X", list(headers.items()))
+        return [body]
+
+    server = WSGIServer(("127.0.0.1", 0), app, log=None)
+    server.start()
+    return server, f"http://127.0.0.1:{server.server_port}"
+
+
+def test_auto_finds_trtllm_serves_page_where_its_metrics_is_json(tmp_path: Path) -> None:
+    """trtllm-serve answers /metrics with JSON iteration stats and mounts its Prometheus page at
+    /prometheus/metrics (a mount: 307 to the path with a slash): `auto` scrapes that one."""
+    page_text = page("trtllm").encode()
+    server, base = _serve({
+        "/metrics": (200, {"Content-Type": "application/json"}, b'[{"iter": 5, "numActiveRequests": 3}]'),
+        "/prometheus/metrics": (307, {"Location": "/prometheus/metrics/"}, b""),
+        "/prometheus/metrics/": (200, {"Content-Type": "text/plain"}, page_text),
+    })  # fmt: skip
+    try:
+        mode, url = resolve("auto", base)
+        meta: dict = {}
+        sc = Scraper(url, mode, 1.0, tmp_path / "server_metrics.csv", meta=meta)
+        assert sc.scrape_once() and sc.scrape_once()
+        sc.close()
+        m = meta["server_metrics"]
+        assert (m["url"], m["enabled"], m["scrapes"], m["failures"]) == (
+            base + "/prometheus/metrics",
+            True,
+            2,
+            0,
+        )
+        df, _ = load_server_metrics(tmp_path)
+        assert "trtllm_time_to_first_token_seconds_count" in set(df["metric"])
+        # a target with neither: off, naming both tries
+        none, none_base = _serve({})
+        try:
+            sc = Scraper(none_base + "/metrics", "auto", 1.0, tmp_path / "y.csv", meta=meta)
+            assert not sc.scrape_once()
+            note = meta["server_metrics"]["note"]
+            assert meta["server_metrics"]["enabled"] is False
+            assert f"{none_base}/metrics (HTTP 404), {none_base}/prometheus/metrics (HTTP 404)" in note, note
+        finally:
+            none.stop()
+        # a URL given by the user is scraped as it is: no other place is tried
+        sc = Scraper(base + "/metrics", "url", 1.0, tmp_path / "z.csv", meta=meta)
+        assert not sc.scrape_once() and meta["server_metrics"]["url"] == base + "/metrics"
+    finally:
+        server.stop()
