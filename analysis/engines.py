@@ -31,7 +31,7 @@ class Engine:
     """Where one engine keeps each common series; the first name present on the page wins."""
 
     name: str
-    prefix: str
+    prefix: str | tuple[str, ...]  # what most of its names start with (str.startswith's argument)
     running: tuple[str, ...]
     waiting: tuple[str, ...]
     kv_usage: tuple[str, ...] = ()
@@ -124,24 +124,33 @@ LMDEPLOY = Engine(
     e2e=("lmdeploy:e2e_request_latency_seconds",),
     queue=("lmdeploy:request_queue_time_seconds",),
 )
+
+
 # TensorRT-LLM's trtllm-serve (tensorrt_llm/metrics/collector.py MetricsCollector, the names with its
-# `trtllm_` prefix; page /prometheus/metrics, its /metrics being JSON). The request histograms and
-# prompt counters need `return_perf_metrics: true` in its LLM API options and are added when a request
+# `trtllm_` prefix; page /prometheus/metrics, its /metrics being JSON); NVIDIA Dynamo passes the same
+# metrics through as `trtllm_…` or, in its 0.7 releases, `trtllm:…`. The request histograms and prompt
+# counters need `return_perf_metrics: true` in its LLM API options and are added when a request
 # finishes; the batch, queue and KV gauges need `enable_iter_perf_stats: true`. No generated-token
 # counter, no step count, no preemptions. The cached-prompt counter appears at the first hit (a labelled
 # counter is created at its first increment): before it, the engine's own hit-rate gauge.
+def _trtllm(name: str) -> tuple[str, str]:
+    return "trtllm_" + name, "trtllm:" + name
+
+
 TRTLLM = Engine(
     name="trtllm",
-    prefix="trtllm_",
-    running=("trtllm_num_active_requests",),
-    waiting=("trtllm_server_queue_length",),
-    kv_usage=("trtllm_kv_cache_utilization",),
-    hits_queries=(("trtllm_prompt_cached_tokens_total", "trtllm_prompt_tokens_total"),),
-    hit_rate_gauge=("trtllm_kv_cache_hit_rate",),
-    prompt_tokens=("trtllm_prompt_tokens_total",),
-    ttft=("trtllm_time_to_first_token_seconds",),
-    e2e=("trtllm_e2e_request_latency_seconds",),
-    queue=("trtllm_request_queue_time_seconds",),
+    prefix=("trtllm_", "trtllm:"),
+    running=_trtllm("num_active_requests"),
+    waiting=_trtllm("server_queue_length"),
+    kv_usage=_trtllm("kv_cache_utilization"),
+    hits_queries=tuple(
+        zip(_trtllm("prompt_cached_tokens_total"), _trtllm("prompt_tokens_total"), strict=True)
+    ),
+    hit_rate_gauge=_trtllm("kv_cache_hit_rate"),
+    prompt_tokens=_trtllm("prompt_tokens_total"),
+    ttft=_trtllm("time_to_first_token_seconds"),
+    e2e=_trtllm("e2e_request_latency_seconds"),
+    queue=_trtllm("request_queue_time_seconds"),
 )
 ENGINES = (VLLM, SGLANG, TGI, LLAMACPP, LMDEPLOY, TRTLLM)
 

@@ -287,6 +287,10 @@ def test_trtllm_mapping_gauges_counters_and_histograms() -> None:
     d, _ = build(scrapes(text, drop=("trtllm_prompt_cached_tokens_total",)))
     f = window_figures(d, 1000.0, 1010.0)
     assert (f["prefix_cache_hit_rate"], f["prefix_cache_hit_source"]) == (0.58, "gauge")
+    # NVIDIA Dynamo 0.7 passes the same metrics through as trtllm:…: the same figures
+    colon, _ = build(scrapes(text.replace("trtllm_", "trtllm:")))
+    assert colon.engine is TRTLLM
+    assert window_figures(colon, 1000.0, 1010.0) == window_figures(build(scrapes(text))[0], 1000.0, 1010.0)
 
 
 def test_llamacpp_mapping_counts_the_cached_prompt_tokens_in() -> None:
