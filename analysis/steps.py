@@ -26,6 +26,7 @@ from analysis.intervals import BLOCKS, LEVEL, capacity_draws, from_draws
 from analysis.load import stages_by_step
 from analysis.metrics import end_times, judged, rate
 from analysis.results import Capacity, Level, Step, StepPercentiles
+from core.stage import users_label
 
 STEP_PCTS = (0.5, 0.95, 0.99)
 USERS, RPS = "users", "req/s"
@@ -80,7 +81,7 @@ def step_table(df: pd.DataFrame, good: np.ndarray, lv: Levels) -> tuple[list[Ste
             Step(
                 step=int(step),
                 label=str(
-                    (st or {}).get("label") or (f"{load:.3g} req/s" if unit == RPS else f"{load:g} users")
+                    (st or {}).get("label") or (f"{load:.3g} req/s" if unit == RPS else users_label(load))
                 ),
                 load=load,
                 target_users=int(a["target_users"]),

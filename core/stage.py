@@ -10,6 +10,11 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 
+def users_label(n: float) -> str:
+    """A closed-loop level's label: `1 user`, `8 users` (a search's bracket may be fractional: `7.5 users`)."""
+    return f"{n:g} user" + ("" if n == 1 else "s")
+
+
 @dataclass(slots=True)
 class Stage:
     """One load level. `rate_rps` is set for open-loop stages (then `target_users` is the in-flight cap)."""

@@ -38,6 +38,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+from core.stage import users_label
 from shapes.base import Level, Progress, Schedule, StageFigures
 
 OVERSAT_MIN_S = 4.0
@@ -163,7 +164,7 @@ class SearchSchedule(Schedule):
             return None
         else:
             load = self._next
-            label = f"{load:g} users" if self.by == "users" else f"{load:.4g} req/s"
+            label = users_label(load) if self.by == "users" else f"{load:.4g} req/s"
         self.probes.append(Probe(self._step(), load, label, t, self.probe_s))
         return self._level(self.probes[-1])
 

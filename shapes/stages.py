@@ -26,6 +26,7 @@ from typing import Any
 
 from core.durations import parse_duration_s
 from core.errors import OptionError
+from core.stage import users_label
 from shapes.base import Level, Schedule
 from shapes.options import parse_portion, parse_rate, resolve_portion
 
@@ -187,7 +188,7 @@ def _level(step: int, raw: dict, where: str) -> tuple[Level, float]:
     if has_users:
         users = _int(raw["users"], where, "users")
         spawn_rate = _float(spawn, where, "spawn_rate") if spawn not in (None, "") else float(max(1, users))
-        label = str(raw.get("label") or f"{users} users")
+        label = str(raw.get("label") or users_label(users))
         return Level(step, users, spawn_rate, label, None, warmup, cooldown), duration
     rate_text = str(raw["rate"]).strip()
     try:

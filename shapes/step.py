@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from core.stage import users_label
 from shapes.base import Level, Schedule
 
 
@@ -32,7 +33,7 @@ class StepSchedule(Schedule):
             step=step,
             users=users,
             spawn_rate=max(1.0, float(self.step_users) * 10),
-            label=f"{users} users",
+            label=users_label(users),
             warmup_s=self.warmup_s,
             cooldown_s=self.cooldown_s,
         )
@@ -65,7 +66,7 @@ class ConstantSchedule(Schedule):
             step=0,
             users=self.users,
             spawn_rate=self.spawn_rate,
-            label=f"{self.users} users",
+            label=users_label(self.users),
             warmup_s=self.warmup_s,
             cooldown_s=self.cooldown_s,
         )

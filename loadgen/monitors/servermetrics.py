@@ -16,9 +16,9 @@ A failed scrape never stops the run: it is counted, warned about once, and repor
 `server_metrics` (URL without credentials, scrapes, failures, last error). With the default
 `--server-metrics auto`, a target that serves no Prometheus text at its first scrape turns the
 scraper off quietly (noted in run.json) — after one more try at `/prometheus/metrics`, where
-TensorRT-LLM's `trtllm-serve` serves its Prometheus page (its `/metrics` is JSON iteration stats). The parser yields to the event loop every
-`CHUNK_SAMPLES` samples, so on a local runner no slice of a scrape holds the users' greenlets for
-more than a few ms (bench/servermetrics_cost.py measures it).
+TensorRT-LLM's `trtllm-serve` serves its Prometheus page (its `/metrics` is JSON iteration stats).
+The parser yields to the event loop every `CHUNK_SAMPLES` samples, so on a local runner no slice of
+a scrape holds the users' greenlets for more than a few ms (bench/servermetrics_cost.py measures it).
 """
 
 from __future__ import annotations
@@ -124,7 +124,7 @@ class Scraper:
         self.url, self.mode, self.interval_s, self.path = url, mode, interval_s, path
         base = url[: -len("/metrics")] if mode == AUTO and url.endswith("/metrics") else None
         self.elsewhere = [base + p for p in AUTO_ELSEWHERE] if base is not None else []
-        self.tried: list[str] = []  # auto: "PATH (why not)" for each URL given up before the first scrape
+        self.tried: list[str] = []  # auto: "URL (why not)" for each one given up before the first scrape
         self.opener = opener_like(client, follow_redirects=True)  # the way the load reaches the server
         self.shown = safe_url(url)
         self.timeout_s = max(1.0, min(5.0, interval_s))

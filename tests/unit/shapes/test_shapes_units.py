@@ -115,6 +115,10 @@ def test_step_and_constant_schedules() -> None:
     assert s.level_at(5).warmup_s == 2 and s.level_at(60) is None
     c = ConstantSchedule(users=3, spawn_rate=1, duration_s=None)
     assert c.level_at(1e6).users == 3
+    # a level's label says its users in words: one user is "1 user"
+    one = StepSchedule(step_users=1, interval_s=10, duration_s=30)
+    assert [one.level_at(t).label for t in (0, 15)] == ["1 user", "2 users"]
+    assert ConstantSchedule(users=1, spawn_rate=1, duration_s=None).level_at(0).label == "1 user"
 
 
 def test_rate_option_selects_the_open_loop_schedule() -> None:
@@ -154,6 +158,7 @@ def test_stages_from_the_command_line() -> None:
     assert s.level_at(210) is None
     closed = build_schedule(opts(shape="stages", stages="10s:1,10s:4"))
     assert not closed.open_loop and closed.level_at(12).spawn_rate == 4.0
+    assert [closed.level_at(t).label for t in (0, 12)] == ["1 user", "4 users"]
     assert [st["duration_s"] for st in closed.describe()["stages"]] == [10.0, 10.0]
 
 
