@@ -10,8 +10,8 @@ describe the others.
 
 Prompt lengths are Goodput's token estimate (core/tokens.py: ±25 % of a model's tokenizer on prose,
 more on code or a small vocabulary; the chat template adds a few tokens per message), scaled to the
-server's own count where it counts prompts (vLLM's and SGLang's `/tokenize`, llama-server's
-`/v1/chat/completions/input_tokens`): the longest prompts are counted there
+server's own count where it counts prompts (vLLM's `/tokenize`, llama-server's
+`/v1/chat/completions/input_tokens`, SGLang's `/tokenize` on the text): the longest prompts are counted there
 and the ratio applied to every request (the test engine's tokenizer gives 3× the estimate on random
 words). A request near the limit may still go either way: the check warns with the counts; only a
 certainty stops the run — every request's output cap larger than the context of a server that

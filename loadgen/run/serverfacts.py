@@ -9,8 +9,11 @@ Each server says it its own way, all read here:
   `num_ctx` and OLLAMA_CONTEXT_LENGTH made it, often far below the model's own; said only once the
   model is loaded). Ollama does not refuse a longer prompt by default: it shortens it and answers
   200 (its `prompt_eval_count` is the only trace), which is why the check matters most there;
-- prompt tokens: `POST /tokenize` with `{"model", "messages"}` → `{"count"}` (vLLM, SGLang), or
-  llama-server's `POST /v1/chat/completions/input_tokens` → `{"input_tokens"}`.
+- prompt tokens: `POST /tokenize` with `{"model", "messages"}` → `{"count"}` (vLLM: its tokenizer
+  and chat template), llama-server's `POST /v1/chat/completions/input_tokens` → `{"input_tokens"}`,
+  or SGLang's `POST /tokenize` with `{"model", "prompt"}` → `{"count"}` (its TokenizeRequest takes
+  text only, serving_tokenize.py: the conversation as the text routes send it, base.prompt_text —
+  exact for `--api sglang` and `completions`; a chat's template tokens, a few per message, left out).
 Asked the way the target check asks (the load's route to the server, its headers); any failure
 means "not said": the check falls back to Goodput's estimate, never stops on it.
 """
@@ -25,6 +28,7 @@ import urllib.request
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
+from loadgen.transport.apis.base import prompt_text
 from loadgen.transport.headers import static_headers
 from loadgen.transport.urls import opener_like
 
@@ -33,7 +37,12 @@ CARD_KEYS = (
     ("max_model_len", "max_model_len in /v1/models", True),
     ("context_length", "context_length in /v1/models", False),
 )
-COUNT_ROUTES = (("/tokenize", "count"), ("/v1/chat/completions/input_tokens", "input_tokens"))
+# (route, the answer's key, what the body carries: the chat's `messages`, or its text as `prompt`)
+COUNT_ROUTES = (
+    ("/tokenize", "count", "messages"),
+    ("/v1/chat/completions/input_tokens", "input_tokens", "messages"),
+    ("/tokenize", "count", "prompt"),
+)
 COUNT_BUDGET_S = 15.0  # all the counting before a run, at most
 
 
@@ -117,8 +126,9 @@ def token_counter(
 
     def count(messages: list[dict]) -> int | None:
         while routes and time.monotonic() < deadline:
-            path, key = routes[0]
-            answer = ask.json(path, {"model": model, "messages": messages})
+            path, key, form = routes[0]
+            said = messages if form == "messages" else prompt_text(messages)
+            answer = ask.json(path, {"model": model, form: said})
             n = answer.get(key) if isinstance(answer, dict) else None
             if type(n) is int and n >= 0:
                 del routes[1:]  # this server's route: keep only it

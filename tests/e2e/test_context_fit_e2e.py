@@ -241,3 +241,57 @@ def test_ollama_gives_the_loaded_context_and_a_long_prompt_is_refused_not_shorte
             assert int(r["prompt_tokens"]) == prompts[r["session"]] and r["tokens_source"] == "eval_count"
         else:
             assert "exceeds the context length" in r["error_detail"]
+
+
+class SGLangTokenize(Handler):
+    """SGLang's routes as its server answers them: `max_model_len` on the model card, and a /tokenize
+    whose TokenizeRequest takes text (`prompt`; serving_tokenize.py) — a chat body is refused (400, its
+    validation error) — counted without a chat template by a tokenizer with a small vocabulary (a
+    token per 2 bytes: not the rule of Goodput's estimate, so the two can be told apart)."""
+
+    def do_GET(self) -> None:
+        card = {"id": "sgl", "object": "model", "owned_by": "sglang", "max_model_len": 4096}
+        self.answer(200, json.dumps({"object": "list", "data": [card]}).encode())
+
+    def do_POST(self) -> None:
+        body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)))
+        if self.path != "/tokenize":
+            self.answer(404, b'{"detail": "Not Found"}')
+        elif not isinstance(body.get("prompt"), str):
+            error = {"object": "error", "message": "1 validation error for TokenizeRequest\nprompt\n  Field required",
+                     "type": "BadRequestError", "param": None, "code": 400}  # fmt: skip
+            self.answer(400, json.dumps(error).encode())
+        else:
+            n = small_vocabulary(body["prompt"])
+            self.answer(
+                200, json.dumps({"tokens": list(range(n)), "count": n, "max_model_len": 4096}).encode()
+            )
+
+
+def small_vocabulary(text: str) -> int:
+    return -(-len(text.encode()) // 2)
+
+
+def test_sglang_counts_the_text_at_its_tokenize() -> None:
+    """SGLang refuses a chat body at /tokenize and counts the text: Goodput asks with the conversation as
+    the text routes send it, and the fit is the server's count, not Goodput's estimate."""
+    from loadgen.run import serverfacts
+    from loadgen.run.fit import check_fit
+    from loadgen.run.target import check
+    from loadgen.transport.apis.base import prompt_text
+
+    wl = load_workload("random:n=30,input=uniform(600,2000),output=16,seed=4")
+    with http_server(SGLangTokenize) as url:
+        served = check(url, "", "OPENAI_API_KEY")
+        ask = serverfacts.Asker(url, "OPENAI_API_KEY", "raw", None)
+        context = serverfacts.context_length(served.card, ask)
+        assert context == (4096, "max_model_len in /v1/models", True)
+        count = serverfacts.token_counter(ask, served.model)
+        first = request_messages(wl.conversations[0], 0)
+        assert count(first) == small_vocabulary(prompt_text(first))
+        fit = check_fit("random", wl, 16, context, count)
+    theirs = [small_vocabulary(prompt_text(request_messages(c, 0))) for c in wl.conversations]
+    ours = [count_tokens(c.turns[0].messages[0]["content"]) for c in wl.conversations]
+    truth, estimate = sum(n + 16 > 4096 for n in theirs), sum(n + 16 > 4096 for n in ours)
+    assert fit.scale is not None and fit.scale > 2 and fit.sampled >= 4
+    assert 0 < fit.over == truth < 30 and estimate == 0, (fit, truth, estimate)
