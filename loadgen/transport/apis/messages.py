@@ -19,7 +19,12 @@ first tokens were held (bytes of an unfinished character) has none: nothing here
 Counts follow Anthropic's usage: the prompt is `input_tokens` + `cache_read_input_tokens` +
 `cache_creation_input_tokens` (vLLM and llama-server report the uncached part as `input_tokens`
 once caching is known), `cached_tokens` the cache reads, the output `message_delta`'s
-`output_tokens` (message_start's is 0 or 1 before anything was generated).
+`output_tokens` (message_start's is 0 or 1 before anything was generated). SGLang does not: its
+route (srt/entrypoints/anthropic/serving.py) copies its OpenAI usage, the whole prompt as
+`input_tokens` beside the cache reads, so there the prompt is `input_tokens` alone; its messages
+are told by their id, `msg_` and a uuid4's 32 hex digits (Anthropic's and the others' differ), and
+its `message_start` says 0 of everything (it goes with the role chunk, before any usage). Its
+stream carries no thinking blocks: a reasoning model's first token on that route is its answer's.
 
 The request: `system` (the conversation's system messages, joined) apart from `messages`;
 `max_tokens` (required); `stop_sequences`, `temperature`, `top_p`, `top_k` from the dataset; its
@@ -32,6 +37,7 @@ above take the usual Bearer key. No ignore-EOS field: `--ignore-eos` is not sent
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from core.result import StreamResult
@@ -53,6 +59,7 @@ from loadgen.transport.apis.base import (
 FINISH = {"end_turn": "stop", "stop_sequence": "stop", "max_tokens": "length", "tool_use": "tool_calls"}
 NAMES: dict[str, str | None] = {"stop": "stop_sequences", "seed": None}  # sampling fields renamed
 CHOICE = {"auto": {"type": "auto"}, "required": {"type": "any"}, "none": {"type": "none"}}
+SGLANG_ID = re.compile(r"msg_[0-9a-f]{32}")  # its messages' ids: f"msg_{uuid.uuid4().hex}"
 
 
 def build(p: Prompt) -> dict:
@@ -141,7 +148,9 @@ def fold(res: StreamResult, event: str, data: bytes | bytearray, t: float) -> No
             _scratch(res)[obj.get("index")] = at
             tool_call(res, t, [(at, block.get("id") or "", block["name"], "")])
     elif kind == "message_start":
-        _scratch(res)["usage"] = (obj.get("message") or {}).get("usage")
+        message = obj.get("message") or {}
+        _scratch(res)["usage"] = message.get("usage")
+        _scratch(res)["sglang"] = SGLANG_ID.fullmatch(str(message.get("id") or "")) is not None
     elif kind == "message_delta":
         if reason := (obj.get("delta") or {}).get("stop_reason"):
             res.finish_reason = FINISH.get(reason, reason)
@@ -172,10 +181,10 @@ def _counts(res: StreamResult, usage: Any) -> None:
     said = usage if usage.get("input_tokens") is not None else start if isinstance(start, dict) else {}
     prompt = None
     if said.get("input_tokens") is not None:
-        prompt = sum(
-            int(said.get(k) or 0)
-            for k in ("input_tokens", "cache_read_input_tokens", "cache_creation_input_tokens")
-        )
+        parts = ("input_tokens",) if _scratch(res).get("sglang") else (
+            "input_tokens", "cache_read_input_tokens", "cache_creation_input_tokens",
+        )  # fmt: skip
+        prompt = sum(int(said.get(k) or 0) for k in parts)
     res.usage = openai_usage(usage["output_tokens"], prompt, said.get("cache_read_input_tokens"))
 
 

@@ -507,6 +507,15 @@ CASES: list[Case] = [
          "no message_start: content_block_start and a first text_delta carrying several tokens' text",
          "ok; TTFT at the first text_delta; output from message_delta, no prompt count",
          native.anthropic_capture("llamacpp-messages-held-stream.txt"), Expect(tokens=8), endpoint="messages"),
+    Case("sglang-messages", "SGLang /v1/messages (a reasoning model, prefix-cache hits)",
+         "sgl-project/sglang srt/entrypoints/anthropic/serving.py _generate_anthropic_stream (message_start "
+         "on the role chunk, usage 0; text blocks from delta.content only; message_delta with the OpenAI "
+         "usage copied); tests/fixtures/sglang-messages-stream.txt",
+         "message_start with zeros and an id msg_ + 32 hex, no thinking block (reasoning not streamed), text "
+         "deltas, message_delta with the whole prompt as input_tokens beside cache_read_input_tokens",
+         "ok; TTFT at the first text delta (the answer: SGLang streams no thinking there); the prompt is "
+         "input_tokens alone (not input + reads)",
+         native.anthropic_capture("sglang-messages-stream.txt"), Expect(tokens=4), endpoint="messages"),
     Case("anthropic-thinking-tool-use", "Anthropic Messages (extended thinking and a tool call)",
          "docs.anthropic.com Messages streaming (event types, ping, thinking_delta, signature_delta, "
          "input_json_delta, the first fragment empty; message_start's output_tokens 1)",

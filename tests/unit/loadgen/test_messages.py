@@ -153,3 +153,20 @@ def test_the_body_in_anthropics_form() -> None:
         None,
         (("anthropic-version", "2023-06-01"),),
     )
+
+
+def test_sglang_counts_the_whole_prompt_as_input_tokens() -> None:
+    """SGLang's route copies its OpenAI usage: message_delta's input_tokens is the whole prompt, the
+    cache reads beside it (not Anthropic's uncached part), and its message_start says 0 of everything.
+    Its ids (msg_ + a uuid4's hex) tell its messages apart; Anthropic's counting stays for the others."""
+    events = parse([(FIXTURES / "sglang-messages-stream.txt").read_bytes()])
+    _, rec = run(events)
+    assert rec.ok and rec.ttft_s == 3.0 and rec.output_tokens == 4 and rec.finish_reason == "length"
+    assert (rec.prompt_tokens, rec.cached_tokens) == (1200, 1024)
+    # the same stream from a server with Anthropic's ids: the uncached part with the reads on top
+    other = [
+        (k, d.replace(b"msg_3f6c2a9e8d1b4c7a9e0f5d2b6a8c4e1f", b"msg_01XFDUDYJgAACzvnptvVoYEL"))
+        for k, d in events
+    ]
+    _, rec = run(other)
+    assert (rec.prompt_tokens, rec.cached_tokens) == (2224, 1024)
