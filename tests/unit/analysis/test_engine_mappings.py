@@ -1,0 +1,241 @@
+"""The engine mapping (analysis/engines.py, analysis/server.py) on each engine's /metrics page: which
+engine a page is, what each common series is read from, counter arithmetic (resets, late label sets,
+windows), the engine's TTFT beside the client's, histogram quantiles."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from pytest import approx
+
+from analysis.engines import LLAMACPP, LMDEPLOY, SGLANG, TGI, TRTLLM, VLLM, detect, histogram_quantile
+from analysis.server import build, summarize, window_figures
+from loadgen.monitors.promtext import parse
+from tests.support.metric_pages import LLAMACPP_PAGE, grep, page, scrapes
+
+
+@pytest.mark.parametrize(
+    ("engine", "expected"),
+    [("vllm", VLLM), ("sglang", SGLANG), ("tgi", TGI), ("lmdeploy", LMDEPLOY), ("trtllm", TRTLLM)],
+)
+def test_detect_engine(engine: str, expected) -> None:
+    assert detect(m for m, _, _ in parse(page(engine))) is expected
+    assert detect(m for m, _, _ in parse(LLAMACPP_PAGE.read_text())) is LLAMACPP
+    assert detect(["simserver:steps_total", "vllm:num_requests_running"]) is VLLM
+    assert detect(["http_requests_total"]) is None
+
+
+def test_vllm_mapping() -> None:
+    text = page("vllm")
+    d, warnings = build(scrapes(text))
+    assert not warnings and d.engine is VLLM and not d.simulated
+    f = window_figures(d, 1000.0, 1010.0)
+    assert f["running_mean"] == grep(text, "vllm:num_requests_running")
+    assert f["kv_cache_usage_max"] == grep(text, "vllm:kv_cache_usage_perc")
+    hits, queries = grep(text, "vllm:prefix_cache_hits_total"), grep(text, "vllm:prefix_cache_queries_total")
+    assert queries > 0 and f["prefix_cache_hit_rate"] == approx(hits / queries)
+    assert f["prefix_cache_hit_source"] == "counters"
+    assert f["preemptions"] == grep(text, "vllm:num_preemptions_total")
+    n = grep(text, "vllm:time_to_first_token_seconds_count")
+    assert f["server_ttft_count"] == n
+    assert f["server_ttft_mean_s"] == approx(grep(text, "vllm:time_to_first_token_seconds_sum") / n)
+    assert f["server_ttft_p50_s"] <= f["server_ttft_p90_s"] <= f["server_ttft_p99_s"]
+    assert f["tokens_per_step"] == approx(
+        grep(text, "vllm:iteration_tokens_total_sum") / grep(text, "vllm:iteration_tokens_total_count")
+    )
+    assert f["server_gen_tok_per_s"] == approx(grep(text, "vllm:generation_tokens_total") / 10.0)
+
+
+def test_sglang_mapping_counters_then_gauge_fallback() -> None:
+    text = page("sglang")
+    d, _ = build(scrapes(text))
+    assert d.engine is SGLANG
+    f = window_figures(d, 1000.0, 1010.0)
+    assert (f["running_mean"], f["waiting_mean"], f["kv_cache_usage_mean"]) == (24.0, 3.0, 0.41)
+    assert (
+        f["prefix_cache_hit_rate"] == approx(1105926 / 1843210) and f["prefix_cache_hit_source"] == "counters"
+    )
+    assert f["preemptions"] == 7.0
+    n = grep(text, "sglang:time_to_first_token_seconds_count")
+    assert f["server_ttft_mean_s"] == approx(grep(text, "sglang:time_to_first_token_seconds_sum") / n)
+    assert f["server_queue_mean_s"] is not None and f["tokens_per_step"] is None
+    # An SGLang without cached_tokens_total (older, or no hit yet): the engine's own gauge.
+    d, _ = build(scrapes(text, drop=("sglang:cached_tokens_total",)))
+    f = window_figures(d, 1000.0, 1010.0)
+    assert (f["prefix_cache_hit_rate"], f["prefix_cache_hit_source"]) == (0.5812, "gauge")
+
+
+def test_tgi_mapping_has_no_ttft_kv_or_prefix_cache() -> None:
+    text = page("tgi")
+    d, _ = build(scrapes(text))
+    assert d.engine is TGI
+    f = window_figures(d, 1000.0, 1010.0)
+    assert (f["running_mean"], f["waiting_max"]) == (16.0, 5.0)
+    for key in ("kv_cache_usage_max", "prefix_cache_hit_rate", "server_ttft_mean_s", "preemptions"):
+        assert f[key] is None, key
+    tokens = grep(text, "tgi_request_input_length_sum") + grep(text, "tgi_request_generated_tokens_sum")
+    assert f["tokens_per_step"] == approx(tokens / grep(text, "tgi_batch_inference_count"))
+    assert f["server_e2e_mean_s"] == approx(
+        grep(text, "tgi_request_duration_sum") / grep(text, "tgi_request_duration_count")
+    )
+
+
+def test_lmdeploy_mapping_is_vllms_names_without_steps_or_prefix_cache() -> None:
+    """LMDeploy registers vLLM's names under `lmdeploy:`; its iteration_tokens_total is per request
+    per iteration (not per engine step), so there is no tokens-per-step figure, and no prefix-cache or
+    preemption counter exists."""
+    text = page("lmdeploy")
+    d, warnings = build(scrapes(text))
+    assert not warnings and d.engine is LMDEPLOY
+    f = window_figures(d, 1000.0, 1010.0)
+    assert (f["running_mean"], f["waiting_max"], f["kv_cache_usage_max"]) == (24.0, 3.0, 0.37)
+    assert f["prompt_tokens"] == grep(text, "lmdeploy:prompt_tokens_total")
+    assert f["server_gen_tok_per_s"] == approx(grep(text, "lmdeploy:generation_tokens_total") / 10.0)
+    n = grep(text, "lmdeploy:time_to_first_token_seconds_count")
+    assert f["server_ttft_mean_s"] == approx(grep(text, "lmdeploy:time_to_first_token_seconds_sum") / n)
+    assert f["server_ttft_p50_s"] <= f["server_ttft_p90_s"] <= f["server_ttft_p99_s"]
+    q = grep(text, "lmdeploy:request_queue_time_seconds_count")
+    assert f["server_queue_mean_s"] == approx(grep(text, "lmdeploy:request_queue_time_seconds_sum") / q)
+    assert f["server_e2e_mean_s"] == approx(
+        grep(text, "lmdeploy:e2e_request_latency_seconds_sum")
+        / grep(text, "lmdeploy:e2e_request_latency_seconds_count")
+    )
+    for key in ("tokens_per_step", "prefix_cache_hit_rate", "preemptions"):
+        assert f[key] is None, key
+
+
+def test_trtllm_mapping_gauges_counters_and_histograms() -> None:
+    """trtllm-serve's page: batch and queue gauges, the KV utilization, the hit rate from its prompt
+    counters (cached / all), else its own gauge; no generated-token counter, no steps, no preemptions."""
+    text = page("trtllm")
+    d, warnings = build(scrapes(text))
+    assert not warnings and d.engine is TRTLLM
+    f = window_figures(d, 1000.0, 1010.0)
+    assert (f["running_max"], f["waiting_max"], f["kv_cache_usage_max"]) == (24.0, 3.0, 0.44)
+    cached, prompt = grep(text, "trtllm_prompt_cached_tokens_total"), grep(text, "trtllm_prompt_tokens_total")
+    assert (
+        f["prefix_cache_hit_rate"] == approx(cached / prompt) and f["prefix_cache_hit_source"] == "counters"
+    )
+    n = grep(text, "trtllm_time_to_first_token_seconds_count")
+    assert f["server_ttft_mean_s"] == approx(grep(text, "trtllm_time_to_first_token_seconds_sum") / n)
+    q = grep(text, "trtllm_request_queue_time_seconds_count")
+    assert f["server_queue_mean_s"] == approx(grep(text, "trtllm_request_queue_time_seconds_sum") / q)
+    for key in ("generation_tokens", "server_gen_tok_per_s", "tokens_per_step", "preemptions"):
+        assert f[key] is None, key
+    # before the first cache hit there is no cached counter yet: the engine's own gauge
+    d, _ = build(scrapes(text, drop=("trtllm_prompt_cached_tokens_total",)))
+    f = window_figures(d, 1000.0, 1010.0)
+    assert (f["prefix_cache_hit_rate"], f["prefix_cache_hit_source"]) == (0.58, "gauge")
+    # NVIDIA Dynamo 0.7 passes the same metrics through as trtllm:…: the same figures
+    colon, _ = build(scrapes(text.replace("trtllm_", "trtllm:")))
+    assert colon.engine is TRTLLM
+    assert window_figures(colon, 1000.0, 1010.0) == window_figures(build(scrapes(text))[0], 1000.0, 1010.0)
+
+
+def test_llamacpp_mapping_counts_the_cached_prompt_tokens_in() -> None:
+    """llama-server's prompt counter leaves out the tokens its cache served: the prompt tokens are both
+    (as vLLM counts them), the hit rate is cached / both, a step's tokens are the computed ones."""
+    text = LLAMACPP_PAGE.read_text()
+    df = scrapes(text)
+    for name, values in (
+        ("llamacpp:requests_processing", [2.0, 4.0]),
+        ("llamacpp:requests_deferred", [0.0, 6.0]),
+    ):
+        df.loc[df["metric"] == name, "value"] = values
+    d, warnings = build(df)
+    assert not warnings and d.engine is LLAMACPP
+    f = window_figures(d, 1000.0, 1010.0)
+    computed, cached = (
+        grep(text, "llamacpp:prompt_tokens_total"),
+        grep(text, "llamacpp:prompt_tokens_cached_total"),
+    )
+    assert cached > 0 and f["prompt_tokens"] == computed + cached
+    assert f["prefix_cache_hit_rate"] == approx(cached / (computed + cached))
+    assert (
+        f["prefix_cache_hit_source"] == "counters" and f["prefix_cache_queried_tokens"] == computed + cached
+    )
+    predicted = grep(text, "llamacpp:tokens_predicted_total")
+    assert f["generation_tokens"] == predicted and f["server_gen_tok_per_s"] == approx(predicted / 10.0)
+    assert f["tokens_per_step"] == approx((computed + predicted) / grep(text, "llamacpp:n_decode_total"))
+    assert (f["running_mean"], f["running_max"], f["waiting_mean"], f["waiting_max"]) == (3.0, 4.0, 3.0, 6.0)
+    for key in ("kv_cache_usage_max", "server_ttft_mean_s", "server_queue_mean_s", "preemptions"):
+        assert f[key] is None, key
+    assert d.sources["prompt_tokens"] == "llamacpp:prompt_tokens_total + llamacpp:prompt_tokens_cached_total"
+    # a build without the cached counter: its prompt counter as it is, no hit rate
+    d, _ = build(scrapes(text, drop=("llamacpp:prompt_tokens_cached_total",)))
+    f = window_figures(d, 1000.0, 1010.0)
+    assert f["prompt_tokens"] == computed and f["prefix_cache_hit_rate"] is None
+
+
+def test_counter_resets_late_label_sets_and_window_interpolation() -> None:
+    rows = []
+    # hits: a restart between t=2 and t=3 (10 → 2 means 2 new); queries: a second engine appears at t=2
+    hits = [0, 5, 10, 2, 6]
+    q_a = [0, 10, 20, 30, 40]
+    for t, h, qa in zip(range(5), hits, q_a, strict=True):
+        rows.append((float(t), "vllm:prefix_cache_hits_total", "engine=0", float(h)))
+        rows.append((float(t), "vllm:prefix_cache_queries_total", "engine=0", float(qa)))
+        rows.append((float(t), "vllm:num_requests_running", "engine=0", float(t)))
+    rows.append((2.0, "vllm:prefix_cache_queries_total", "engine=1", 4.0))
+    rows.append((3.0, "vllm:prefix_cache_queries_total", "engine=1", 8.0))
+    rows.append((4.0, "vllm:prefix_cache_queries_total", "engine=1", 8.0))
+    d, _ = build(pd.DataFrame(rows, columns=["t", "metric", "labels", "value"]))
+    assert list(d.counters["hits"]) == [0, 5, 10, 12, 16]
+    assert list(d.counters["queries"]) == [0, 10, 24, 38, 48]
+    f = window_figures(d, 0.0, 4.0)
+    assert f["prefix_cache_hit_rate"] == approx(16 / 48)
+    half = window_figures(d, 0.5, 1.5)  # interpolated: hits 2.5 → 7.5, queries 5 → 17
+    assert half["prefix_cache_hit_rate"] == approx(5 / 12)
+    assert half["running_mean"] == 1.0 and half["scrapes"] == 1
+    empty = window_figures(d, 10.0, 20.0)
+    assert empty["prefix_cache_hit_rate"] is None and empty["running_mean"] is None
+
+
+def test_ttft_comparison_same_requests_and_stops_before_cancelled_ones(tmp_path: Path) -> None:
+    # engine: (0,2] two first tokens of 0.1 s, (2,4] two of 0.3 s, (4,6] one of 5 s — a request the
+    # load generator cancelled at the stop (its row has no TTFT)
+    cum = {0.0: (0, 0.0), 2.0: (2, 0.2), 4.0: (4, 0.8), 6.0: (5, 5.8)}
+    rows = []
+    for t, (n, total) in cum.items():
+        rows += [(t, "vllm:time_to_first_token_seconds_count", "", float(n)),
+                 (t, "vllm:time_to_first_token_seconds_sum", "", total),
+                 (t, "vllm:num_requests_running", "", 1.0)]  # fmt: skip
+    d, _ = build(pd.DataFrame(rows, columns=["t", "metric", "labels", "value"]))
+    # client: each row 10 ms more than the engine (first token at send + TTFT); one cancelled row
+    client = pd.DataFrame(
+        {
+            "t_start_unix": [0.9, 1.4, 2.69, 3.19, 4.2],
+            "ttft_s": [0.11, 0.11, 0.31, 0.31, np.nan],
+            "error": ["", "", "", "", "cancelled"],
+        }
+    )
+    sv = summarize(d, (0.0, 6.0), client, tmp_path)
+    assert sv["server_ttft_mean_s"] == approx(5.8 / 5)  # the engine's own view of the whole window
+    c = sv["ttft_compare"]
+    assert c["window"] == [0.0, 4.0] and (c["client_mean_s"], c["server_mean_s"]) == approx((0.21, 0.2))
+    assert sv["client_minus_server_ttft_s"] == approx(0.21 - 0.2)
+    # Half of the (2, 4] interval: both sides take half of it (engine interpolated, client weighted).
+    half = summarize(d, (0.0, 3.0), client, tmp_path)
+    assert half["client_minus_server_ttft_s"] == approx(0.01)
+    # Less than one scrape interval left before the cancelled request: nothing to compare.
+    assert summarize(d, (3.0, 6.0), client, tmp_path)["client_minus_server_ttft_s"] is None
+
+
+def test_histogram_quantile_like_prometheus() -> None:
+    bounds = [0.1, 0.2, 0.4, float("inf")]
+    counts = np.array([10.0, 30.0, 40.0, 40.0])
+    assert histogram_quantile(bounds, counts, 0.5) == approx(0.15)  # rank 20: half-way through (0.1, 0.2]
+    assert histogram_quantile(bounds, counts, 0.1) == approx(0.04)  # rank 4 of the first 10 in (0, 0.1]
+    assert histogram_quantile(bounds, np.array([0.0, 0.0, 0.0, 5.0]), 0.5) == 0.4  # +Inf bucket: lower bound
+    assert histogram_quantile(bounds, np.zeros(4), 0.5) is None
+
+
+def test_unknown_page_is_a_warning() -> None:
+    d, warnings = build(pd.DataFrame([(1.0, "foo_bar", "", 1.0)], columns=["t", "metric", "labels", "value"]))
+    assert (
+        d is None
+        and "no vLLM, SGLang, TGI, llama-server, LMDeploy or TensorRT-LLM metric names" in warnings[0]
+    )
