@@ -12,7 +12,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from loadgen.monitors.promtext import parse
 
-FIX = Path(__file__).resolve().parents[2] / "fixtures"
+FIX = Path(__file__).resolve().parents[1] / "fixtures"
 PAGES = {
     "vllm": FIX / "vllm-cpu-tiny-metrics.txt",
     "sglang": FIX / "sglang-metrics.txt",
