@@ -12,6 +12,7 @@ import os
 import subprocess
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -93,6 +94,16 @@ def test_an_output_cap_larger_than_the_context_stops_before_the_run(short_engine
     assert not list((tmp_path / "results").glob("*/requests.csv"))
 
 
+def server_says(url: str) -> tuple[Any, Any]:
+    """What the check before a run reads from the server at `url`: its context, and its prompt counter."""
+    from loadgen.run import serverfacts
+    from loadgen.run.target import check
+
+    served = check(url, "", "OPENAI_API_KEY")
+    ask = serverfacts.Asker(url, "OPENAI_API_KEY", "raw", None)
+    return serverfacts.context_length(served.card, ask), serverfacts.token_counter(ask, served.model)
+
+
 class TgiInfo(Handler):
     """TGI's routes as its router answers them (router/src/lib.rs `Info`; server.rs): /v1/models
     without a context length, /info with max_total_tokens, and no prompt-counting route Goodput
@@ -115,16 +126,11 @@ class TgiInfo(Handler):
 
 
 def test_tgi_gives_its_context_in_info_and_the_estimate_counts() -> None:
-    from loadgen.run import serverfacts
     from loadgen.run.fit import check_fit
-    from loadgen.run.target import check
 
     with http_server(TgiInfo) as url:
-        served = check(url, "", "OPENAI_API_KEY")
-        ask = serverfacts.Asker(url, "OPENAI_API_KEY", "raw", None)
-        context = serverfacts.context_length(served.card, ask)
+        context, count = server_says(url)
         assert context == (4096, "max_total_tokens in TGI's /info", True)
-        count = serverfacts.token_counter(ask, served.model)
         wl = load_workload("random:n=20,input=uniform(2000,6000),output=16,seed=1")
         fit = check_fit("random", wl, 64, context, count)
     assert fit.scale is None and fit.sampled == 0  # no count from the server: Goodput's estimate
@@ -275,18 +281,13 @@ def small_vocabulary(text: str) -> int:
 def test_sglang_counts_the_text_at_its_tokenize() -> None:
     """SGLang refuses a chat body at /tokenize and counts the text: Goodput asks with the conversation as
     the text routes send it, and the fit is the server's count, not Goodput's estimate."""
-    from loadgen.run import serverfacts
     from loadgen.run.fit import check_fit
-    from loadgen.run.target import check
     from loadgen.transport.apis.base import prompt_text
 
     wl = load_workload("random:n=30,input=uniform(600,2000),output=16,seed=4")
     with http_server(SGLangTokenize) as url:
-        served = check(url, "", "OPENAI_API_KEY")
-        ask = serverfacts.Asker(url, "OPENAI_API_KEY", "raw", None)
-        context = serverfacts.context_length(served.card, ask)
+        context, count = server_says(url)
         assert context == (4096, "max_model_len in /v1/models", True)
-        count = serverfacts.token_counter(ask, served.model)
         first = request_messages(wl.conversations[0], 0)
         assert count(first) == small_vocabulary(prompt_text(first))
         fit = check_fit("random", wl, 16, context, count)
