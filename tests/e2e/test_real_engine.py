@@ -321,15 +321,23 @@ def test_anthropic_messages_route_agrees_with_engine_counters(engine: Engine, tm
                      "--dataset", "random:input=uniform(100,200),output=16,seed=2", "--max-tokens", "16",
                      "--shape", "none", "-u", "2", "-r", "2", run_s=12, drain_s=20)  # fmt: skip
     ok = w.ok
-    assert len(ok) == len(w.rows) >= 4, Counter(f"{r['error']}: {r['error_detail']}" for r in w.rows)
-    assert {r["api"] for r in ok} == {"messages"} and {r["tokens_source"] for r in ok} == {"usage"}
-    assert w.reasons.get("abort", 0.0) == 0 and w.d.request_success == len(ok)
+    # Without ignore-EOS the random-weight model sometimes ends after one byte-fallback token, half a
+    # UTF-8 character: the server counts it and sends no text, and the row says so (empty_output, its
+    # counts kept). That request was served all the same: it counts with the engine's.
+    held = [r for r in w.rows if r["error"] == "empty_output" and "unfinished UTF-8" in r["error_detail"]]
+    done = ok + held
+    assert len(done) == len(w.rows) >= 4 and len(held) <= 2, Counter(
+        f"{r['error']}: {r['error_detail']}" for r in w.rows
+    )
+    assert {r["api"] for r in done} == {"messages"} and {r["tokens_source"] for r in done} == {"usage"}
+    assert w.reasons.get("abort", 0.0) == 0 and w.d.request_success == len(done)
     finish = {k: v for k, v in w.reasons.items() if v}
-    assert Counter(r["finish_reason"] for r in ok) == finish, (
+    assert Counter(r["finish_reason"] for r in done) == finish, (
         w.reasons
     )  # end_turn → stop, max_tokens → length
-    assert w.ours("prompt_tokens") == w.d.prompt_tokens
-    assert w.ours("output_tokens") == w.d.generation_tokens
+    assert sum(int(r["prompt_tokens"]) for r in done) == w.d.prompt_tokens
+    assert sum(int(r["output_tokens"]) for r in done) == w.d.generation_tokens
+    assert all(int(r["output_tokens"]) <= 2 for r in held)
     assert all(r["ttft_s"] and float(r["ttft_s"]) > 0 for r in ok)
     record_figures(
         "api_messages", {"ok": len(ok), "output_tokens": [w.ours("output_tokens"), w.d.generation_tokens]}
