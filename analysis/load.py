@@ -55,6 +55,7 @@ FLOAT_COLS = (
     "engine_prefill_s",
     "engine_decode_s",
     "engine_load_s",
+    "engine_queue_s",
 )
 TEXT_COLS = (
     "dataset",

@@ -74,6 +74,7 @@ class Joined:
     warnings: list[str] = field(default_factory=list)
     source: str = "spans"  # or "stream": the rows' own engine timing (analysis/enginetiming.py)
     has_load: bool = False  # (stream) some row states a model load
+    has_queue: bool = False  # (stream) some row states the server's queue time
 
 
 def load_spans(run_dir: Path) -> tuple[pd.DataFrame | None, list[str]]:
@@ -162,7 +163,18 @@ def _stream(run: Run) -> Joined | None:
     if f is None:
         return None
     count = f["span_count"].to_numpy()
-    return Joined(f, None, count, int(count.sum()), 0, [], "stream", enginetiming.has_load(run.df))
+    df = run.df
+    return Joined(
+        f,
+        None,
+        count,
+        int(count.sum()),
+        0,
+        [],
+        "stream",
+        enginetiming.has_load(df),
+        enginetiming.has_queue(df),
+    )
 
 
 def per_request(run: Run) -> pd.DataFrame | None:
@@ -275,7 +287,7 @@ def server_timing(
     limits = {
         m: v for m, v in (("ttft", slo.ttft_s), ("tpot", slo.tpot_s), ("e2e", slo.e2e_s)) if v is not None
     }
-    parts_of = metric_components(j.source, j.has_load)
+    parts_of = metric_components(j.source, j.has_load, j.has_queue)
     split = components if j.source == "spans" else enginetiming.components
     comp = {}
     for m, names in parts_of.items():

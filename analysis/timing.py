@@ -19,13 +19,16 @@ TTFT = client + engine_other + queue + prefill; E2E = the five; TPOT = (E2E − 
 splits into client, engine_other and decode, each divided by (tokens − 1).
 
 Where no spans came but the server's stream stated its own timing (`source` "stream":
-analysis/enginetiming.py — llama-server's `timings`, Ollama's durations), the components are
-`STREAM_COMPONENTS`, which add up to the client's latency the same way:
+analysis/enginetiming.py — llama-server's `timings`, Ollama's durations, SGLang's and vLLM's
+stamps), the components are `STREAM_COMPONENTS`, which add up to the client's latency the same way:
 
-    waiting       client latency − load − prefill (− decode): queueing for a slot, tokenization,
-                  network and HTTP, which these servers do not state apart
+    waiting       client latency − load − queue − prefill (− decode): queueing for a slot,
+                  tokenization, network and HTTP, which these servers do not state apart; named
+                  `other` where the server states its queue (vLLM, SGLang), which it then leaves out
     load          the model loaded (or waited for) inside the request: Ollama's load_duration; only
                   where the server states it
+    queue         the wait for the server's scheduler to take the request (vLLM's queue_time_ms,
+                  SGLang's queue_time); only where the server states it
     prefill       the server's prompt processing (on Ollama it also holds its runner's slot wait)
     decode        first sampled token → last
 """
@@ -42,20 +45,28 @@ METRIC_COMPONENTS = {
     "tpot": ("client", "engine_other", "decode"),
     "e2e": COMPONENTS,
 }
-STREAM_COMPONENTS = ("waiting", "load", "prefill", "decode")
+STREAM_COMPONENTS = ("waiting", "load", "queue", "prefill", "decode")
 STREAM_METRIC_COMPONENTS = {
-    "ttft": ("waiting", "load", "prefill"),
+    "ttft": ("waiting", "load", "queue", "prefill"),
     "tpot": ("waiting", "decode"),
     "e2e": STREAM_COMPONENTS,
 }
 
 
-def metric_components(source: str, has_load: bool = False) -> dict[str, tuple[str, ...]]:
-    """Each metric's components for a source: the spans' five, or the stream's (without `load` where
-    no row stated one: llama-server has no such figure, and a column of zeros would say it had)."""
+def metric_components(
+    source: str, has_load: bool = False, has_queue: bool = False
+) -> dict[str, tuple[str, ...]]:
+    """Each metric's components for a source: the spans' five, or the stream's — without `load` or
+    `queue` where no row stated one (llama-server has no such figure, and a column of zeros would say
+    it had), and with the rest named `other` where the queue is stated (it is then no longer in it)."""
     if source == "spans":
         return METRIC_COMPONENTS
-    return {m: tuple(c for c in cs if has_load or c != "load") for m, cs in STREAM_METRIC_COMPONENTS.items()}
+    rest = "other" if has_queue else "waiting"
+    dropped = {c for c, stated in (("load", has_load), ("queue", has_queue)) if not stated}
+    return {
+        m: tuple(rest if c == "waiting" else c for c in cs if c not in dropped)
+        for m, cs in STREAM_METRIC_COMPONENTS.items()
+    }
 
 
 @dataclass(frozen=True)
@@ -165,7 +176,7 @@ class ServerTiming:
 
     def parts_of(self, metric: str) -> tuple[str, ...]:
         """The components `metric` splits into, in this timing's source."""
-        return metric_components(self.source, "load" in self.components)[metric]
+        return metric_components(self.source, "load" in self.components, "queue" in self.components)[metric]
 
     def to_dict(self) -> dict[str, Any]:
         out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}

@@ -31,7 +31,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 # the server's own timing (engine_*_s): none in a generated run
-ENGINE_COLUMNS = ("engine_prefill_s", "engine_decode_s", "engine_load_s")
+ENGINE_COLUMNS = ("engine_prefill_s", "engine_decode_s", "engine_load_s", "engine_queue_s")
 COLUMNS = (
     "run_id", "worker", "user", "session", "turn", "request_id", "scenario", "dataset", "step", "target_users",
     "t_scheduled_unix", "t_start_unix", "ttft_s", "e2e_s", "tpot_s", "itl_s", "n_chunks", "prompt_tokens",

@@ -21,8 +21,9 @@ The definitions, in the one place they are computed (README.md § "Metric defini
 - output tokens: the server's count when it sent one (`tokens_source` says which field: `usage`,
   SGLang's `meta_info`, TGI's `details`, llama.cpp's `timings`, Ollama's `eval_count`), else the number of generated
   chunks (`chunks`).
-- engine timing: the server's own prefill, decode and model-load durations, copied as its stream's
-  last event states them (`engine_prefill_s`, `engine_decode_s`, `engine_load_s`; core/result.py
+- engine timing: the server's own prefill, decode, model-load and queue durations, copied as its
+  stream's last event states them (`engine_prefill_s`, `engine_decode_s`, `engine_load_s`,
+  `engine_queue_s`; core/result.py
   `EngineTiming` says whose field each is); nothing is derived from them here.
 """
 
@@ -63,7 +64,7 @@ def fill_record(rec: RequestRecord, res: StreamResult) -> None:
         rec.output_tokens = len(times)
     _fill_kinds(rec, res, details)
     if (engine := res.engine) is not None:
-        rec.engine_prefill_s, rec.engine_decode_s, rec.engine_load_s = engine
+        rec.engine_prefill_s, rec.engine_decode_s, rec.engine_load_s, rec.engine_queue_s = engine
 
 
 def _fill_kinds(rec: RequestRecord, res: StreamResult, details: dict) -> None:

@@ -47,6 +47,7 @@ COLUMNS: tuple[str, ...] = (
     "engine_prefill_s",
     "engine_decode_s",
     "engine_load_s",
+    "engine_queue_s",
 )
 
 
@@ -97,6 +98,7 @@ class RequestRecord:
     engine_prefill_s: float | None = None
     engine_decode_s: float | None = None
     engine_load_s: float | None = None
+    engine_queue_s: float | None = None
 
     @property
     def tpot_s(self) -> float | None:
@@ -141,6 +143,7 @@ class RequestRecord:
             _s(self.engine_prefill_s),
             _s(self.engine_decode_s),
             _s(self.engine_load_s),
+            _s(self.engine_queue_s),
         ]
 
 

@@ -141,7 +141,7 @@ serve_cmd() {
 		--model "$MODEL_DIR" --served-model-name "$SERVED_NAME" \
 		--host 127.0.0.1 --port "$port" \
 		--dtype float32 --max-model-len 4096 \
-		--enable-prefix-caching --enable-prompt-tokens-details --enforce-eager \
+		--enable-prefix-caching --enable-prompt-tokens-details --enable-per-request-metrics --enforce-eager \
 		--disable-uvicorn-access-log
 	if [[ -n "${REAL_ENGINE_OTLP_ENDPOINT:-}" ]]; then
 		printf '%s\n' --otlp-traces-endpoint "$REAL_ENGINE_OTLP_ENDPOINT"

@@ -86,6 +86,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="export one OTLP/HTTP span per finished request, POSTed to URL as given "
         "(e.g. http://127.0.0.1:4318/v1/traces)",
     )
+    p.add_argument(
+        "--enable-per-request-metrics",
+        action="store_true",
+        help="as vLLM's option: each OpenAI answer states the engine's own timing of the request "
+        "(`metrics` beside the last usage, or in the final Responses response)",
+    )
     args = p.parse_args(argv)
     if not 0 <= args.port <= 65535:
         raise UsageError(f"--port must be 0..65535, got {args.port}")
@@ -192,7 +198,9 @@ async def run(args: argparse.Namespace, profile: Profile, replica: ReplicaCtx | 
     registry = make_registry(collector)
     exporter = start_exporter(args.otlp_traces_endpoint, core, registry, collector.labels, index)
     faults = FaultPicker(profile.faults.probabilities, seed)
-    api = Api(profile, runner, registry, faults, seed, trace, args.trace_tokens)
+    api = Api(
+        profile, runner, registry, faults, seed, trace, args.trace_tokens, args.enable_per_request_metrics
+    )
     link = ReplicaLink(replica, registry, runner) if replica else None
     if link:
         link.install(api.routes)

@@ -90,20 +90,21 @@ GEN_ROUTES = {
             a,
             g.include_usage,
             _reasoning_field(api),
+            api.per_request_metrics,
         ),
     ),
     "/v1/completions": GenRoute(
         "completions",
         lambda b, m, n: parse_openai(b, False, m, n),
         lambda api, g, a, rid, n: CompletionsWire(
-            f"cmpl-{api.tag}{n:08x}", int(time.time()), api.model, a, g.include_usage
+            f"cmpl-{api.tag}{n:08x}", int(time.time()), api.model, a, g.include_usage, api.per_request_metrics
         ),
     ),
     "/v1/responses": GenRoute(
         "responses",
         parse_responses,
         lambda api, g, a, rid, n: ResponsesWire(
-            f"resp_{api.tag}{n:08x}", int(time.time()), api.model, a, g.opts
+            f"resp_{api.tag}{n:08x}", int(time.time()), api.model, a, g.opts, api.per_request_metrics
         ),
     ),
     "/v1/messages": GenRoute(
@@ -145,6 +146,7 @@ class Api:
         seed: int,
         trace: TraceWriter | None = None,
         trace_tokens: bool = False,
+        per_request_metrics: bool = False,
     ) -> None:
         self.profile, self.runner, self.registry, self.faults, self.trace = (
             profile,
@@ -154,6 +156,7 @@ class Api:
             trace,
         )
         self.trace_tokens = trace_tokens
+        self.per_request_metrics = per_request_metrics  # vLLM's --enable-per-request-metrics
         self.model = profile.model
         self.rng = random.Random(seed)
         self.created = int(time.time())

@@ -48,6 +48,26 @@ class Tally:
     received_ts: float = 0.0  # wall: when the request arrived (the e2e clock's start; SGLang's stamps)
 
 
+def per_request_metrics(t: Tally) -> dict[str, float]:
+    """vLLM's `metrics` object (`--enable-per-request-metrics`; its entrypoints/generate/base/serving.py
+    `build_per_request_timing_metrics`), from the engine's own durations: TTFT from the first
+    scheduling (the wait queue apart), decode, queue, the mean gap, tokens over scheduled → last.
+    Fields it cannot fill are left out, as vLLM leaves out its None fields."""
+    n = t.completion_tokens
+    if not n:
+        return {}
+    out = {
+        "time_to_first_token_ms": t.prefill_s * 1e3,
+        "generation_time_ms": t.decode_s * 1e3,
+        "queue_time_ms": t.queue_s * 1e3,
+    }
+    if n > 1:
+        out["mean_itl_ms"] = t.decode_s / (n - 1) * 1e3
+    if (inference := t.prefill_s + t.decode_s) > 0:
+        out["tokens_per_second"] = n / inference
+    return out
+
+
 class Wire:
     """One response's wire format. Events are unframed bytes (`data: …\\n\\n`, or with `event:`)."""
 

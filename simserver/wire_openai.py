@@ -22,7 +22,7 @@ import orjson
 from simserver.answer import CONTENT, REASONING, TOOL, Answer, parse_tools
 from simserver.reqparse import ApiError, GenRequest, check_lengths, check_model, get_bool, get_dict, get_int
 from simserver.tokenizer import VOCAB_JSON, VOCAB_TEXT, chat_tokens, prompt_tokens
-from simserver.wire import Emit, Tally, Wire, frame
+from simserver.wire import Emit, Tally, Wire, frame, per_request_metrics
 
 DONE = b"data: [DONE]\n\n"
 LAST = b'},"logprobs":null,"finish_reason":"%b","stop_reason":null}]}\n\n'
@@ -95,18 +95,30 @@ class _OpenAIWire(Wire):
     """What chat and completions share: the chunk head, the usage chunk, [DONE]."""
 
     def __init__(
-        self, obj: str, resp_id: str, created: int, model: str, answer: Answer, include_usage: bool
+        self,
+        obj: str,
+        resp_id: str,
+        created: int,
+        model: str,
+        answer: Answer,
+        include_usage: bool,
+        metrics: bool = False,
     ) -> None:
-        self.answer, self.include_usage = answer, include_usage
+        self.answer, self.include_usage, self.metrics = answer, include_usage, metrics
         self.head = orjson.dumps({"id": resp_id, "object": obj, "created": created, "model": model})[:-1]
         self.reasoning_usage = False
         self.usage_extra = b""  # after `usage` in the usage chunk
+
+    def _metrics(self, tally: Tally) -> bytes:
+        """`,"metrics":{…}` where the server runs with --enable-per-request-metrics (vLLM puts it last)."""
+        return b',"metrics":' + orjson.dumps(per_request_metrics(tally)) if self.metrics else b""
 
     def _tail(self, tally: Tally) -> list[bytes]:
         if not self.include_usage:
             return [DONE]
         u = orjson.dumps(usage(tally, self.reasoning_usage, bool(self.usage_extra)))
-        return [b"data: " + self.head + b',"choices":[],"usage":' + u + self.usage_extra + b"}\n\n", DONE]
+        extra = self.usage_extra + self._metrics(tally)
+        return [b"data: " + self.head + b',"choices":[],"usage":' + u + extra + b"}\n\n", DONE]
 
     def _body(self, choice: dict[str, Any], tally: Tally) -> bytes:
         choice.update(logprobs=None, finish_reason=tally.finish, stop_reason=None)
@@ -115,7 +127,9 @@ class _OpenAIWire(Wire):
             body
             + b',"usage":'
             + orjson.dumps(usage(tally, self.reasoning_usage))
-            + b',"prompt_logprobs":null}'
+            + b',"prompt_logprobs":null'
+            + self._metrics(tally)
+            + b"}"
         )
 
 
@@ -123,9 +137,16 @@ class ChatWire(_OpenAIWire):
     """chat.completion.chunk events; `field` is the reasoning delta field (None: not a reasoning model)."""
 
     def __init__(
-        self, resp_id: str, created: int, model: str, answer: Answer, include_usage: bool, field: str | None
+        self,
+        resp_id: str,
+        created: int,
+        model: str,
+        answer: Answer,
+        include_usage: bool,
+        field: str | None,
+        metrics: bool = False,
     ) -> None:
-        super().__init__("chat.completion.chunk", resp_id, created, model, answer, include_usage)
+        super().__init__("chat.completion.chunk", resp_id, created, model, answer, include_usage, metrics)
         self.field, self.reasoning_usage = field, field is not None
         self.pre = b"data: " + self.head + b',"choices":[{"index":0,"delta":{'
         self.post = b'},"logprobs":null,"finish_reason":null,"token_ids":null}]}\n\n'
@@ -183,8 +204,16 @@ class ChatWire(_OpenAIWire):
 class CompletionsWire(_OpenAIWire):
     """text_completion events: every token (reasoning too) is text."""
 
-    def __init__(self, resp_id: str, created: int, model: str, answer: Answer, include_usage: bool) -> None:
-        super().__init__("text_completion", resp_id, created, model, answer, include_usage)
+    def __init__(
+        self,
+        resp_id: str,
+        created: int,
+        model: str,
+        answer: Answer,
+        include_usage: bool,
+        metrics: bool = False,
+    ) -> None:
+        super().__init__("text_completion", resp_id, created, model, answer, include_usage, metrics)
         self.pre = b"data: " + self.head + b',"choices":[{"index":0,"text":'
         self.post = b',"logprobs":null,"finish_reason":null,"stop_reason":null}]}\n\n'
 

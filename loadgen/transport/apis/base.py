@@ -202,6 +202,30 @@ def llamacpp_timings(res: StreamResult, timings: Any) -> None:
             res.engine = EngineTiming(prompt / 1e3, predicted / 1e3)
 
 
+def vllm_metrics(res: StreamResult, metrics: Any) -> None:
+    """vLLM's own timing of the request (`--enable-per-request-metrics`): the `metrics` object beside
+    the last usage (chat, completions) or in `response.completed`'s response, in milliseconds from its
+    engine core's stamps (entrypoints/generate/base/serving.py `build_per_request_timing_metrics`,
+    the stamps its spans carry): `time_to_first_token_ms` = first token − first scheduled (so its
+    wait queue is not in it), `generation_time_ms` = last token − first, `queue_time_ms` = first
+    scheduled − queued. A field it cannot fill is left out (`exclude_none`)."""
+    if type(metrics) is not dict:
+        return
+    prefill, decode = metrics.get("time_to_first_token_ms"), metrics.get("generation_time_ms")
+    if _duration(prefill) and _duration(decode):
+        queue = metrics.get("queue_time_ms")
+        res.engine = EngineTiming(
+            prefill / 1e3, decode / 1e3, None, queue / 1e3 if _duration(queue) else None
+        )
+
+
+def usage_timing(res: StreamResult, obj: dict) -> None:
+    """The server's own timing of the request on the event that carries its usage: llama-server's
+    `timings` or vLLM's `metrics` (read only there: once per request, never per token)."""
+    llamacpp_timings(res, obj.get("timings"))
+    vllm_metrics(res, obj.get("metrics"))
+
+
 def ollama_durations(res: StreamResult, done: dict) -> None:
     """Ollama's durations on its last line (nanoseconds; api/types.go `Metrics`). Go omits a zero
     one (`omitempty`: a warm model has no `load_duration`), so a missing one is 0 — once the line
@@ -241,7 +265,10 @@ def sglang_timing(res: StreamResult, meta: dict) -> None:
         if not (_duration(sent) and _duration(queue)):
             return
         entry = sent + queue
-    res.engine = EngineTiming(max(first - entry, 0.0), last - first)
+    queue = meta.get("queue_time")  # forward entry − its wait queue's entry
+    res.engine = EngineTiming(
+        max(first - entry, 0.0), last - first, None, queue if _duration(queue) else None
+    )
 
 
 def _first_of(obj: dict, *keys: str) -> float | None:

@@ -9,7 +9,8 @@ function name and `arguments: ""`, then argument fragments; Ollama sends a whole
 A role-only or empty delta is no token. `usage` (asked for with `stream_options.include_usage`)
 comes in a chunk of its own with `choices: []`, or on the finish chunk (llama.cpp), or on every
 chunk (vLLM's continuous_usage_stats): the last one wins; reasoning tokens are its
-`completion_tokens_details.reasoning_tokens`. An error inside the stream is a payload with
+`completion_tokens_details.reasoning_tokens`. Beside the usage, llama-server's `timings` and vLLM's
+`metrics` (`--enable-per-request-metrics`) state the server's own timing of the request. An error inside the stream is a payload with
 `error` and no `choices`. `data: [DONE]` ends the stream, but servers omit it (client.py `_finish`).
 """
 
@@ -27,6 +28,7 @@ from loadgen.transport.apis.base import (
     openai_body,
     reasoning,
     tool_call,
+    usage_timing,
 )
 
 
@@ -64,7 +66,7 @@ def fold(res: StreamResult, event: str, data: bytes | bytearray, t: float) -> No
         return
     if usage := obj.get("usage"):
         res.usage = usage
-        llamacpp_timings(res, obj.get("timings"))  # llama-server: beside its usage
+        usage_timing(res, obj)  # llama-server's timings or vLLM's metrics, beside the usage
 
 
 def _typed_chunks(res: StreamResult, content: object, t: float) -> None:

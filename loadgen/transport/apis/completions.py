@@ -19,6 +19,7 @@ from loadgen.transport.apis.base import (
     llamacpp_timings,
     openai_body,
     prompt_text,
+    usage_timing,
 )
 
 
@@ -45,7 +46,7 @@ def fold(res: StreamResult, event: str, data: bytes | bytearray, t: float) -> No
         return
     if usage := obj.get("usage"):
         res.usage = usage
-        llamacpp_timings(res, obj.get("timings"))  # llama-server: beside its usage
+        usage_timing(res, obj)  # llama-server's timings or vLLM's metrics, beside the usage
 
 
 API = Api("completions", "/v1/completions", build, fold, splits_reasoning=False, sdk="completions",

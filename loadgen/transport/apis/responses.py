@@ -9,7 +9,8 @@ announced by `response.output_item.added` (it carries the name: the tool call's 
 `response.function_call_arguments.delta` fragments; the end is `response.completed` (its `status`
 may be `incomplete`, with `incomplete_details.reason`, as vLLM sends a response cut by
 max_output_tokens), `response.incomplete` or `response.failed`, whose `response.usage` holds
-`input_tokens`, `output_tokens` and their details (cached, reasoning tokens). An `error` event
+`input_tokens`, `output_tokens` and their details (cached, reasoning tokens), and on vLLM with
+`--enable-per-request-metrics` its own timing of the request (`metrics`). An `error` event
 (`{"type": "error", "message", …}`) is a failure. Lifecycle events (created, in_progress,
 *.added/*.done) carry no token.
 """
@@ -28,6 +29,7 @@ from loadgen.transport.apis.base import (
     openai_usage,
     reasoning,
     tool_call,
+    vllm_metrics,
 )
 
 TEXT = "response.output_text.delta"
@@ -89,6 +91,7 @@ def _end(res: StreamResult, resp: dict) -> None:
         res.finish_reason = "tool_calls" if res.t_first_tool is not None else "stop"
     if usage := resp.get("usage"):
         res.usage = _usage(usage)
+    vllm_metrics(res, resp.get("metrics"))  # vLLM with --enable-per-request-metrics
 
 
 def _usage(u: dict[str, Any]) -> dict:

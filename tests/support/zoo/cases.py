@@ -53,8 +53,9 @@ class Expect:
     error: str = ""
     detail: str = ""
     reasoning: int | None = None
-    # the server's own (prefill, decode, load) its stream states, in seconds (the row's engine_*_s)
-    engine: tuple[float | None, float | None, float | None] | None = None
+    # the server's own (prefill, decode, load[, queue]) its stream states, in seconds (the row's
+    # engine_*_s; a queue left out: the row has none)
+    engine: tuple[float | None, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -71,16 +72,24 @@ class Case:
     )
 
 
-def _vllm_fixture(_: dict) -> Plan:
-    """A real vLLM stream (tests/fixtures), one event per write."""
-    events = recorded("vllm-cpu-tiny-chat-stream.txt")
-    plan = Plan().add(events[0], PREFILL_S - ROLE_LEAD_S)  # the role-only chunk
-    plan.add(events[1], ROLE_LEAD_S, first=True)
-    for e in events[2:]:
-        plan.add(e, TOKEN_GAP_S)
-    tail = json.loads(events[-2][len(b"data: ") :])
-    plan.n_tokens = tail["usage"]["completion_tokens"]
+def _vllm_fixture(name: str) -> Callable[[dict], Plan]:
+    """A real vLLM chat stream (tests/fixtures), one event per write."""
+
+    def plan(_: dict) -> Plan:
+        events = recorded(name)
+        p = Plan().add(events[0], PREFILL_S - ROLE_LEAD_S)  # the role-only chunk
+        p.add(events[1], ROLE_LEAD_S, first=True)
+        for e in events[2:]:
+            p.add(e, TOKEN_GAP_S)
+        tail = json.loads(events[-2][len(b"data: ") :])
+        p.n_tokens = tail["usage"]["completion_tokens"]
+        return p
+
     return plan
+
+
+# tests/fixtures/vllm-cpu-per-request-metrics-stream.txt's `metrics` (ms → s): prefill, decode, load, queue
+VLLM_METRICS = (0.015792105999992145, 0.02767922399999634, None, 0.000025547999996433646)
 
 
 def _llamacpp_held(name: str) -> Callable[[dict], Plan]:
@@ -271,7 +280,15 @@ REASONED = Expect(tokens=6, reasoning=3)
 CASES: list[Case] = [
     Case("vllm", "vLLM 0.32 (CPU)", "tests/fixtures/vllm-cpu-tiny-chat-stream.txt, recorded from vLLM",
          "a recorded vLLM stream: role-only chunk, content chunks, finish chunk, usage chunk (choices: []), [DONE]",
-         "ok; TTFT at the first content chunk; tokens from usage", _vllm_fixture, Expect(tokens=12)),
+         "ok; TTFT at the first content chunk; tokens from usage", _vllm_fixture("vllm-cpu-tiny-chat-stream.txt"),
+         Expect(tokens=12)),
+    Case("vllm-per-request-metrics", "vLLM 0.32 (CPU) started with --enable-per-request-metrics",
+         "tests/fixtures/vllm-cpu-per-request-metrics-stream.txt, recorded from vLLM; its "
+         "entrypoints/generate/base/serving.py build_per_request_timing_metrics (read in the 0.32 wheel)",
+         "`metrics` after system_fingerprint on the usage chunk: time_to_first_token_ms (from the first "
+         "scheduling), generation_time_ms, queue_time_ms, mean_itl_ms, tokens_per_second",
+         "ok; tokens from usage; its figures the row's engine prefill, decode and queue",
+         _vllm_fixture("vllm-cpu-per-request-metrics-stream.txt"), Expect(tokens=4, engine=VLLM_METRICS)),
     Case("sse-starlette-crlf", "llama-cpp-python before PR #1188 (sse-starlette's default separator)",
          "sysid/sse-starlette sse.py DEFAULT_SEPARATOR='\\r\\n'; abetlen/llama-cpp-python PR #1188",
          "every line ends in CRLF, no usage", "ok; tokens from chunks",
@@ -458,8 +475,8 @@ CASES: list[Case] = [
          "meta_info with forward_entry_time, prefill_finished_time, queue_time on every event; "
          "request_finished_ts, inference_time on the last",
          "ok; prefill = prefill_finished_time − forward_entry_time, decode = request_finished_ts − "
-         "prefill_finished_time: the row's engine prefill / decode (the wait queue left to waiting)",
-         native.sglang_generate_metrics, Expect(tokens=4, source="meta_info", engine=(0.0122, 0.0118, None)),
+         "prefill_finished_time: the row's engine prefill / decode; its queue_time the row's queue",
+         native.sglang_generate_metrics, Expect(tokens=4, source="meta_info", engine=(0.0122, 0.0118, None, 0.0042)),
          endpoint="sglang"),
     Case("tgi-generate-stream-eos", "TGI /generate_stream ending on EOS",
          "huggingface/text-generation-inference router/src/lib.rs (StreamResponse, Token.special, StreamDetails), "

@@ -36,13 +36,20 @@ TIMING = {
 
 
 def write_timing(run: Path, timing: dict[str, tuple]) -> None:
+    """(prefill, decode, load) per request id, or (prefill, decode, load, queue): the run then gains
+    the queue column (run_small was recorded before it)."""
     path = run / "requests.csv"
     with open(path, newline="") as fh:
         rows = list(csv.DictReader(fh))
     fields = list(rows[0])
+    queued = any(len(v) == 4 for v in timing.values())
+    if queued and "engine_queue_s" not in fields:
+        fields.append("engine_queue_s")
     for r in rows:
-        p, d, load = timing.get(r["request_id"], ("", "", ""))
+        p, d, load, *queue = timing.get(r["request_id"], ("", "", "", ""))
         r.update(engine_prefill_s=p, engine_decode_s=d, engine_load_s=load)
+        if queued:
+            r["engine_queue_s"] = queue[0] if queue else ""
     with open(path, "w", newline="") as fh:
         w = csv.DictWriter(fh, fieldnames=fields, lineterminator="\n")
         w.writeheader()
@@ -139,6 +146,43 @@ def test_without_a_stated_load_there_is_no_load_component(run_dir: Path) -> None
     assert sum(t.ttft.parts_s.values()) == pytest.approx(t.ttft.total_s)  # the load went into waiting
 
 
+# vLLM (--enable-per-request-metrics) and SGLang state their queue apart: (prefill, decode, load, queue)
+TIMING_QUEUE = {
+    "small-0001": (0.05, 0.85, "", 0.01),  # other: TTFT 0.1 − 0.01 − 0.05 = 0.04
+    "small-0002": (0.1, 1.75, "", 0.02),  # other 0.08
+    "small-0003": (0.29, 0.0, "", ""),  # no queue stated: 0; other 0.01
+    "small-0005": (0.05, 3.55, "", 0.3),  # other 0.05
+    "small-0006": (0.05, 0.85, "", 0.5),  # other 0.05: the TTFT miss (0.6 > 0.5) is the queue
+    "small-0007": (0.4, 1.95, "", 0.0),  # other 0.1
+}
+
+
+def test_a_stated_queue_is_its_own_component_and_the_rest_is_other(run_dir: Path) -> None:
+    """Where the server states its queue (vLLM's queue_time_ms, SGLang's queue_time), a slot's wait is
+    no longer in the rest: the rest is `other` (tokenization, network, HTTP) and a miss goes to queue."""
+    write_timing(run_dir, TIMING_QUEUE)
+    _, s = analyzed(run_dir)
+    t = s.server_timing
+    assert t.components == ("other", "queue", "prefill", "decode")
+    assert t.ttft.parts_s == pytest.approx({"other": 0.33 / 6, "queue": 0.83 / 6, "prefill": 0.94 / 6})
+    assert sum(t.e2e.parts_s.values()) == pytest.approx(t.e2e.total_s)
+    assert t.parts_of("tpot") == ("other", "decode")
+    ttft, _ = t.misses
+    assert (ttft.missed, ttft.by_component) == (1, {"queue": 1})
+    f = per_request(api.load_run(run_dir)).set_index("request_id")
+    assert f.loc["small-0006", "waiting_ttft_s"] == pytest.approx(0.05)
+    assert f.loc["small-0003", "server_queue_s"] == 0.0 and np.isnan(f.loc["small-0009", "server_queue_s"])
+    md = "\n".join(render.markdown(s))
+    assert "| other (tokenization, network, HTTP) (ms) | queue (ms) | prefill (ms) |" in md
+    assert "| waiting" not in md and "slot wait" not in md
+    assert render.console_line(t) == (
+        "where the time went (the server's own timing): TTFT 350 ms = other 55.0 + queue 138 + prefill 157 ms; "
+        "100% of the TPOT misses at 2 users were decode (3 of 3)."
+    )
+    j = json.loads(s.to_json())["server_timing"]
+    assert j["components"] == ["other", "queue", "prefill", "decode"]
+
+
 def test_spans_come_first(run_dir: Path) -> None:
     write_spans(run_dir, SPANS)
     _, s = analyzed(run_dir)
@@ -158,7 +202,7 @@ def test_a_model_load_inside_measured_requests_is_warned(run_dir: Path) -> None:
 def test_an_older_run_without_the_columns_has_no_server_timing(tmp_path: Path) -> None:
     run = small_copy(tmp_path)
     lines = (run / "requests.csv").read_text().splitlines()
-    cut = [",".join(lines[0].split(",")[:-3])] + [line[:-3] for line in lines[1:]]  # the three columns off
+    cut = [",".join(lines[0].split(",")[:-4])] + [line[:-4] for line in lines[1:]]  # the four columns off
     (run / "requests.csv").write_text("\n".join(cut) + "\n")
     _, s = analyzed(run)
     assert s.server_timing is None and "llama-server" in "\n".join(render.markdown(s))

@@ -113,6 +113,41 @@ def test_llamacpp_timings_on_the_last_chunk_without_the_usage_chunk() -> None:
     assert (rec.engine_prefill_s, rec.engine_decode_s, rec.engine_load_s) == (None, None, None)
 
 
+def test_real_vllm_per_request_metrics_become_the_rows_engine_queue_prefill_and_decode() -> None:
+    """vLLM 0.32 started with --enable-per-request-metrics (real captures): `metrics` beside the last
+    usage, or in response.completed's response, in ms from its engine core's stamps. Its
+    time_to_first_token_ms starts at the first scheduling, so it is the row's prefill; the queue
+    before it is queue_time_ms."""
+    for api, name in (("chat", "vllm-cpu-per-request-metrics-stream.txt"),
+                      ("responses", "vllm-cpu-responses-metrics-stream.txt")):  # fmt: skip
+        events = fixture(name)
+        _, rec = run(api, events)
+        assert rec.ok and rec.tokens_source == "usage" and rec.output_tokens == 4, api
+        last = next(orjson.loads(d) for _, d in reversed(events) if b'"metrics"' in d)
+        m = last["metrics"] if api == "chat" else last["response"]["metrics"]
+        assert (rec.engine_prefill_s, rec.engine_decode_s, rec.engine_queue_s) == pytest.approx(
+            (m["time_to_first_token_ms"] / 1e3, m["generation_time_ms"] / 1e3, m["queue_time_ms"] / 1e3)
+        ), api
+        assert rec.engine_load_s is None
+    text = {"choices": [{"index": 0, "text": "a", "finish_reason": "length"}]}
+    one = {"choices": [], "usage": {"prompt_tokens": 3, "completion_tokens": 1},
+           "metrics": {"time_to_first_token_ms": 10.4, "generation_time_ms": 0.0, "queue_time_ms": 0.01}}  # fmt: skip
+    _, rec = run("completions", data(text, one, "[DONE]"))  # one token: no mean_itl_ms, decode 0
+    assert (rec.engine_prefill_s, rec.engine_decode_s, rec.engine_queue_s) == pytest.approx(
+        (0.0104, 0.0, 1e-5)
+    )
+    for metrics in ({"time_to_first_token_ms": 10.4}, {}, None, "10.4"):  # a field left out, or no object
+        _, rec = run("completions", data(text, {**one, "metrics": metrics}, "[DONE]"))
+        assert rec.ok and (rec.engine_prefill_s, rec.engine_decode_s, rec.engine_queue_s) == (
+            None,
+            None,
+            None,
+        )
+    no_queue = {**one, "metrics": {"time_to_first_token_ms": 10.4, "generation_time_ms": 0.0}}
+    _, rec = run("completions", data(text, no_queue, "[DONE]"))
+    assert rec.engine_prefill_s == pytest.approx(0.0104) and rec.engine_queue_s is None
+
+
 def test_real_llamacpp_capture_with_held_bytes_has_no_role_chunk() -> None:
     """llama-server holds a token that ends inside a UTF-8 character and sends the role chunk only
     with the first token's step: here the first event is already text, three tokens' worth."""
@@ -206,7 +241,7 @@ def test_sglang_enable_metrics_timing_becomes_the_rows_engine_prefill_and_decode
     _, rec = run("sglang", events)
     assert rec.ok and rec.tokens_source == "meta_info" and rec.output_tokens == 4
     assert (rec.engine_prefill_s, rec.engine_decode_s) == pytest.approx((0.0122, 0.0118), abs=1e-6)
-    assert rec.engine_load_s is None
+    assert rec.engine_load_s is None and rec.engine_queue_s == 0.0042  # its queue_time, stated apart
     last = orjson.loads(events[-2][1])
     t, counts = 1765010000.0, {k: last["meta_info"][k] for k in ("id", "finish_reason", "completion_tokens")}
     earlier = {**counts, "queue_time": 0.0042, "request_received_ts": t + 0.1, "request_sent_to_scheduler_ts": t + 0.1012,
