@@ -2,7 +2,7 @@
 
 Each engine names the same facts differently (and some do not expose them at all): one `Engine` per
 server below says where it keeps each common series — vLLM, SGLang, TGI, llama-server, LMDeploy,
-TensorRT-LLM; README.md § Engine mappings is the same table for readers, with what each name counts.
+TensorRT-LLM, and NVIDIA Dynamo's frontend; README.md § Engine mappings is the same table for readers, with what each name counts.
 
 llama-server's `prompt_tokens_total` counts only the prompt tokens it computed (its cache's are in
 `prompt_tokens_cached_total`, tools/server/server-task.cpp): the prompt tokens are both, as the
@@ -152,7 +152,28 @@ TRTLLM = Engine(
     e2e=_trtllm("e2e_request_latency_seconds"),
     queue=_trtllm("request_queue_time_seconds"),
 )
-ENGINES = (VLLM, SGLANG, TGI, LLAMACPP, LMDEPLOY, TRTLLM)
+# NVIDIA Dynamo's OpenAI frontend (its HTTP port's /metrics; lib/llm/src/http/service/metrics.rs, default
+# prefix `dynamo_frontend`, DYN_METRICS_PREFIX changes it): the frontend's own view, not the engines'
+# (theirs are on each worker's system port, under their own names, which the mappings above read). No
+# running/waiting pair: its `inflight_requests` runs from the handler to the response's end and its
+# `queued_requests` until the first token, prefill included — not an engine's batch and queue. Its TTFT
+# starts after the request is parsed and ends when the first token passes the frontend, so the
+# client-vs-server gap is the network and the HTTP layer. Input tokens and TTFT are observed together at
+# the first token (the frontend's own count of the prompt); cached tokens at the end, from the backend's
+# usage, only when above 0 (a miss adds nothing, as it should to a sum), so the hit rate is the sum of
+# cached tokens over the sum of input tokens.
+DYNAMO = Engine(
+    name="dynamo",
+    prefix="dynamo_frontend_",
+    running=(),
+    waiting=(),
+    hits_queries=(("dynamo_frontend_cached_tokens_sum", "dynamo_frontend_input_sequence_tokens_sum"),),
+    prompt_tokens=("dynamo_frontend_input_sequence_tokens_sum",),
+    generation_tokens=("dynamo_frontend_output_tokens_total",),
+    ttft=("dynamo_frontend_time_to_first_token_seconds",),
+    e2e=("dynamo_frontend_request_duration_seconds",),
+)
+ENGINES = (VLLM, SGLANG, TGI, LLAMACPP, LMDEPLOY, TRTLLM, DYNAMO)
 
 
 def detect(metrics: Iterable[str]) -> Engine | None:

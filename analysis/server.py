@@ -96,7 +96,8 @@ def build(df: pd.DataFrame) -> tuple[ServerData | None, list[str]]:
     engine = detect(df["metric"].unique())
     if engine is None:
         return None, [
-            "server_metrics.csv: no vLLM, SGLang, TGI, llama-server, LMDeploy or TensorRT-LLM metric names; server figures skipped"
+            "server_metrics.csv: no vLLM, SGLang, TGI, llama-server, LMDeploy, TensorRT-LLM or NVIDIA Dynamo "
+            "metric names; server figures skipped"
         ]
     s = Samples(df)
     times = s.times

@@ -19,6 +19,7 @@ PAGES = {
     "tgi": FIX / "tgi-metrics.txt",
     "lmdeploy": FIX / "lmdeploy-metrics.txt",
     "trtllm": FIX / "trtllm-metrics.txt",
+    "dynamo": FIX / "dynamo-frontend-metrics.txt",
 }
 LLAMACPP_PAGE = FIX / "llamacpp-metrics.txt"  # no histogram: not among PAGES, whose tests read one
 

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 from pytest import approx
 
-from analysis.engines import LLAMACPP, LMDEPLOY, SGLANG, TGI, TRTLLM, VLLM, detect, histogram_quantile
+from analysis.engines import DYNAMO, LLAMACPP, LMDEPLOY, SGLANG, TGI, TRTLLM, VLLM, detect, histogram_quantile
 from analysis.server import build, summarize, window_figures
 from loadgen.monitors.promtext import parse
 from tests.support.metric_pages import LLAMACPP_PAGE, grep, page, scrapes
@@ -19,7 +19,14 @@ from tests.support.metric_pages import LLAMACPP_PAGE, grep, page, scrapes
 
 @pytest.mark.parametrize(
     ("engine", "expected"),
-    [("vllm", VLLM), ("sglang", SGLANG), ("tgi", TGI), ("lmdeploy", LMDEPLOY), ("trtllm", TRTLLM)],
+    [
+        ("vllm", VLLM),
+        ("sglang", SGLANG),
+        ("tgi", TGI),
+        ("lmdeploy", LMDEPLOY),
+        ("trtllm", TRTLLM),
+        ("dynamo", DYNAMO),
+    ],
 )
 def test_detect_engine(engine: str, expected) -> None:
     assert detect(m for m, _, _ in parse(page(engine))) is expected
@@ -135,6 +142,44 @@ def test_trtllm_mapping_gauges_counters_and_histograms() -> None:
     assert window_figures(colon, 1000.0, 1010.0) == window_figures(build(scrapes(text))[0], 1000.0, 1010.0)
 
 
+def test_dynamo_frontend_mapping_is_its_own_view_without_a_batch_or_queue() -> None:
+    """NVIDIA Dynamo's frontend page (Rust prometheus crate format): its TTFT and request duration, the
+    prompt tokens it counted at each first token, the generated tokens, the hit rate = cached tokens
+    (observed only for requests that hit) over input tokens; no running/waiting (its in-flight and
+    before-first-token gauges are not an engine's batch and queue), no KV use, no steps."""
+    text = page("dynamo")
+    d, warnings = build(scrapes(text))
+    assert not warnings and d.engine is DYNAMO
+    f = window_figures(d, 1000.0, 1010.0)
+    cached, isl = (
+        grep(text, "dynamo_frontend_cached_tokens_sum"),
+        grep(text, "dynamo_frontend_input_sequence_tokens_sum"),
+    )
+    assert grep(text, "dynamo_frontend_cached_tokens_count") < grep(
+        text, "dynamo_frontend_input_sequence_tokens_count"
+    )
+    assert f["prefix_cache_hit_rate"] == approx(cached / isl) and f["prefix_cache_hit_source"] == "counters"
+    assert (f["prompt_tokens"], f["generation_tokens"]) == (
+        isl,
+        grep(text, "dynamo_frontend_output_tokens_total"),
+    )
+    n = grep(text, "dynamo_frontend_time_to_first_token_seconds_count")
+    assert f["server_ttft_mean_s"] == approx(
+        grep(text, "dynamo_frontend_time_to_first_token_seconds_sum") / n
+    )
+    e = grep(text, "dynamo_frontend_request_duration_seconds_count")
+    assert f["server_e2e_mean_s"] == approx(grep(text, "dynamo_frontend_request_duration_seconds_sum") / e)
+    for key in (
+        "running_max",
+        "waiting_max",
+        "kv_cache_usage_max",
+        "tokens_per_step",
+        "preemptions",
+        "server_queue_mean_s",
+    ):
+        assert f.get(key) is None, key
+
+
 def test_llamacpp_mapping_counts_the_cached_prompt_tokens_in() -> None:
     """llama-server's prompt counter leaves out the tokens its cache served: the prompt tokens are both
     (as vLLM counts them), the hit rate is cached / both, a step's tokens are the computed ones."""
@@ -237,5 +282,6 @@ def test_unknown_page_is_a_warning() -> None:
     d, warnings = build(pd.DataFrame([(1.0, "foo_bar", "", 1.0)], columns=["t", "metric", "labels", "value"]))
     assert (
         d is None
-        and "no vLLM, SGLang, TGI, llama-server, LMDeploy or TensorRT-LLM metric names" in warnings[0]
+        and "no vLLM, SGLang, TGI, llama-server, LMDeploy, TensorRT-LLM or NVIDIA Dynamo metric names"
+        in warnings[0]
     )
