@@ -71,20 +71,30 @@ VLLM = Engine(
     e2e=("vllm:e2e_request_latency_seconds",),
     queue=("vllm:request_queue_time_seconds",),
 )
+
+
+# SGLang names its metrics `sglang:…`; its router's `/engine_metrics` passes them on as `sglang_…` (the
+# colon rewritten, sgl-router PR #11456): both are read. Its `cached_tokens_total` carries a
+# `cache_source` label in newer releases (device, host, storage, or `total` without details): one set
+# per request, so the sum over label sets is the cached tokens.
+def _sglang(name: str) -> tuple[str, str]:
+    return "sglang:" + name, "sglang_" + name
+
+
 SGLANG = Engine(
     name="sglang",
-    prefix="sglang:",
-    running=("sglang:num_running_reqs",),
-    waiting=("sglang:num_queue_reqs",),
-    kv_usage=("sglang:token_usage",),
-    hits_queries=(("sglang:cached_tokens_total", "sglang:prompt_tokens_total"),),
-    hit_rate_gauge=("sglang:cache_hit_rate",),
-    preemptions=("sglang:num_retracted_requests_total",),
-    prompt_tokens=("sglang:prompt_tokens_total",),
-    generation_tokens=("sglang:generation_tokens_total",),
-    ttft=("sglang:time_to_first_token_seconds",),
-    e2e=("sglang:e2e_request_latency_seconds",),
-    queue=("sglang:queue_time_seconds",),
+    prefix=("sglang:", "sglang_"),
+    running=_sglang("num_running_reqs"),
+    waiting=_sglang("num_queue_reqs"),
+    kv_usage=_sglang("token_usage"),
+    hits_queries=tuple(zip(_sglang("cached_tokens_total"), _sglang("prompt_tokens_total"), strict=True)),
+    hit_rate_gauge=_sglang("cache_hit_rate"),
+    preemptions=_sglang("num_retracted_requests_total"),
+    prompt_tokens=_sglang("prompt_tokens_total"),
+    generation_tokens=_sglang("generation_tokens_total"),
+    ttft=_sglang("time_to_first_token_seconds"),
+    e2e=_sglang("e2e_request_latency_seconds"),
+    queue=_sglang("queue_time_seconds"),
 )
 TGI = Engine(
     name="tgi",

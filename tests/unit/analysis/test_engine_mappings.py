@@ -4,6 +4,7 @@ windows), the engine's TTFT beside the client's, histogram quantiles."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -73,6 +74,23 @@ def test_sglang_mapping_counters_then_gauge_fallback() -> None:
     d, _ = build(scrapes(text, drop=("sglang:cached_tokens_total",)))
     f = window_figures(d, 1000.0, 1010.0)
     assert (f["prefix_cache_hit_rate"], f["prefix_cache_hit_source"]) == (0.5812, "gauge")
+    # through SGLang's router (/engine_metrics: the colon rewritten), and with newer releases' cache_source
+    # label on the cached tokens (one set per request): the same figures
+    under, _ = build(scrapes(text.replace("sglang:", "sglang_")))
+    assert under.engine is SGLANG
+    assert window_figures(under, 1000.0, 1010.0) == window_figures(build(scrapes(text))[0], 1000.0, 1010.0)
+    split = re.sub(
+        r"^(sglang:cached_tokens_total)\{(.*)\} (\S+)$",
+        lambda m: (
+            f'{m[1]}{{cache_source="device",{m[2]}}} {float(m[3]) - 1000}\n'
+            f'{m[1]}{{cache_source="host",{m[2]}}} 1000.0'
+        ),
+        text,
+        flags=re.M,
+    )
+    assert split != text
+    f = window_figures(build(scrapes(split))[0], 1000.0, 1010.0)
+    assert f["prefix_cache_hit_rate"] == approx(1105926 / 1843210)
 
 
 def test_tgi_mapping_has_no_ttft_kv_or_prefix_cache() -> None:
