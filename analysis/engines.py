@@ -47,11 +47,21 @@ class Engine:
     # a counter of prompt tokens served from the cache that `prompt_tokens` leaves out (llama-server):
     # the hits, and with `prompt_tokens` the queries and the prompt tokens
     cached_prompt: tuple[str, ...] = ()
+    # a counter of cached prompt tokens labelled `source` by the cache tier that served them (vLLM: device,
+    # host, disk, p2p, external_unspecified): how much of the hit rate a KV connector's tiers brought
+    hits_by_tier: tuple[str, ...] = ()
     ttft: tuple[str, ...] = ()  # histogram base names (+ _bucket, _sum, _count)
     e2e: tuple[str, ...] = ()
     queue: tuple[str, ...] = ()
 
 
+# vLLM's hit rate: its prompt tokens served from a cache over its prompt tokens, both counted once per
+# request when it is prefilled (`prompt_tokens_cached` = its local prefix cache's tokens + those a KV
+# connector brought from another tier or instance — CPU offload, LMCache, disk, p2p; v1/metrics/stats.py
+# PromptTokenStats), so the rate is the one its usage reports request by request. Without it (older
+# vLLM), `prefix_cache_hits` / `prefix_cache_queries`: the local cache only, a preempted request looked
+# up again when readmitted, and in releases that recorded lookups before admission (v1's scheduler now
+# records "at admission so unscheduled lookups are not counted") every lookup of a waiting request.
 VLLM = Engine(
     name="vllm",
     prefix="vllm:",
@@ -59,10 +69,12 @@ VLLM = Engine(
     waiting=("vllm:num_requests_waiting",),
     kv_usage=("vllm:kv_cache_usage_perc", "vllm:gpu_cache_usage_perc"),
     hits_queries=(
+        ("vllm:prompt_tokens_cached_total", "vllm:prompt_tokens_total"),
         ("vllm:prefix_cache_hits_total", "vllm:prefix_cache_queries_total"),
         ("vllm:gpu_prefix_cache_hits_total", "vllm:gpu_prefix_cache_queries_total"),
     ),
     hit_rate_gauge=("vllm:gpu_prefix_cache_hit_rate",),
+    hits_by_tier=("vllm:prompt_tokens_cached_by_source_total",),
     preemptions=("vllm:num_preemptions_total",),
     prompt_tokens=("vllm:prompt_tokens_total",),
     generation_tokens=("vllm:generation_tokens_total",),
@@ -238,6 +250,12 @@ class Samples:
     def counter(self, name: str) -> pd.Series:
         """Increase since the first scrape, summed over label sets, at every scrape time."""
         return _increase(self._wide(name)).sum(axis=1)
+
+    def counter_by(self, name: str, key: str) -> dict[str, pd.Series]:
+        """`counter`, one per value of label `key` (the other labels summed over)."""
+        inc = _increase(self._wide(name))
+        values = [parse_labels(str(c)).get(key, "") for c in inc.columns]
+        return {v: inc.loc[:, [x == v for x in values]].sum(axis=1) for v in dict.fromkeys(values)}
 
     def buckets(self, base: str) -> pd.DataFrame | None:
         """Histogram `base`: increase since the first scrape per bucket bound (columns sorted by bound)."""

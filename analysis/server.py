@@ -121,6 +121,10 @@ def build(df: pd.DataFrame) -> tuple[ServerData | None, list[str]]:
         sources["prefix_cache"] = f"{pair[0]} / {pair[1]}"
     elif "hit_rate_gauge" in sources:
         sources["prefix_cache"] = sources["hit_rate_gauge"]
+    if name := s.first(engine.hits_by_tier):
+        for tier, series in s.counter_by(name, "source").items():
+            counters[TIER + tier] = series
+        sources["prefix_cache_tiers"] = name
     for key, names in (
         ("preemptions", engine.preemptions),
         ("prompt_tokens", engine.prompt_tokens),
@@ -160,6 +164,19 @@ def increase(d: ServerData, col: str, a: float, b: float) -> float | None:
     return float(np.interp(b, d.times, c) - np.interp(a, d.times, c))
 
 
+TIER = "tier:"  # counters' column prefix: the cached prompt tokens one cache tier served
+
+
+def tier_shares(tokens: dict[str, float | None]) -> dict[str, float] | None:
+    """Each cache tier's share of the cached prompt tokens over a window, the tiers that served any
+    (largest first); None without a breakdown or without a hit."""
+    served = {k: v for k, v in tokens.items() if v is not None and v > 0}
+    total = sum(served.values())
+    if not total:
+        return None
+    return {k: v / total for k, v in sorted(served.items(), key=lambda kv: -kv[1])}
+
+
 def ratio(num: float | None, den: float | None) -> float | None:
     return num / den if num is not None and den else None
 
@@ -174,6 +191,7 @@ def window_figures(d: ServerData, t0: float, t1: float) -> ServerFigures:
         (
             "scrapes", "running_mean", "running_max", "waiting_mean", "waiting_max", "kv_cache_usage_mean",
             "kv_cache_usage_max", "prefix_cache_hit_rate", "prefix_cache_hit_source", "prefix_cache_queried_tokens",
+            "prefix_cache_hit_tiers",
             "preemptions", "prompt_tokens", "generation_tokens", "server_gen_tok_per_s", "tokens_per_step",
             "server_ttft_mean_s", *(f"server_ttft_p{round(q * 100)}_s" for q in QUANTILES), "server_ttft_count",
             "server_e2e_mean_s", "server_queue_mean_s", "counter_window",
@@ -204,6 +222,9 @@ def window_figures(d: ServerData, t0: float, t1: float) -> ServerFigures:
         v = v[~np.isnan(v)]
         if v.size:
             out["prefix_cache_hit_rate"], out["prefix_cache_hit_source"] = float(v.mean()), "gauge"
+    out["prefix_cache_hit_tiers"] = tier_shares(
+        {c[len(TIER) :]: inc(c) for c in d.counters if c.startswith(TIER)}
+    )
     out["preemptions"] = inc("preemptions")
     out["prompt_tokens"], out["generation_tokens"] = inc("prompt_tokens"), inc("generation_tokens")
     if out["generation_tokens"] is not None:

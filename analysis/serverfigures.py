@@ -32,6 +32,7 @@ class ServerFigures(TypedDict):
     prefix_cache_hit_rate: float | None
     prefix_cache_hit_source: str | None
     prefix_cache_queried_tokens: float | None
+    prefix_cache_hit_tiers: dict[str, float] | None  # each cache tier's share of the hits (vLLM)
     preemptions: float | None
     prompt_tokens: float | None
     generation_tokens: float | None

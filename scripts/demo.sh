@@ -12,7 +12,10 @@ cleanup() { [ -n "$SIM_PID" ] && kill "$SIM_PID" 2>/dev/null && wait "$SIM_PID" 
 trap cleanup EXIT INT TERM
 
 echo "==> demo: starting the simulated engine on 127.0.0.1:$PORT (profile default)"
-$PY -m simserver --host 127.0.0.1 --port "$PORT" --profile default --seed 1 >"$LOGDIR/simserver.log" 2>&1 &
+# --enable-per-request-metrics: each answer states the engine's own queue, prefill and decode (as vLLM
+# does with that option), so the report says where the time went
+$PY -m simserver --host 127.0.0.1 --port "$PORT" --profile default --seed 1 --enable-per-request-metrics \
+  >"$LOGDIR/simserver.log" 2>&1 &
 SIM_PID=$!
 for _ in $(seq 1 100); do
   if $PY -c "import urllib.request,sys; urllib.request.urlopen('http://127.0.0.1:$PORT/health', timeout=1)" 2>/dev/null; then break; fi

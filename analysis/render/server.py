@@ -38,6 +38,8 @@ def headline_rows(sv: ServerSummary) -> list[list[str]]:
     hit = fmt.pct(sv["prefix_cache_hit_rate"])
     if sv.get("prefix_cache_hit_source") == "gauge":
         hit += " (engine gauge)"
+    if (tiers := sv.get("prefix_cache_hit_tiers")) and len(tiers) > 1:  # a KV connector's tiers served some
+        hit += " (" + ", ".join(f"{k} {fmt.pct(v)}" for k, v in tiers.items()) + " of the hits)"
     if sv.get("client_cached_share") is not None:
         hit += f" — clients were told {fmt.pct(sv['client_cached_share'])} cached"
     ttft_q = " / ".join(

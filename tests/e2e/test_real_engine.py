@@ -224,6 +224,7 @@ def test_agentic_gets_prefix_cache_hits_random_does_not(engine: Engine, tmp_path
             "vllm_prefix_queries": w.d.prefix_cache_queries,
             "vllm_prefix_hits": w.d.prefix_cache_hits,
             "vllm_hit_rate": round(w.d.prefix_hit_rate, 3),
+            "vllm_prompt_tokens_cached": w.d.prompt_tokens_cached,
             "client_cached_share": round(w.client_cached_share(), 3),
         }
     record_figures("prefix_cache", figures)
@@ -232,6 +233,15 @@ def test_agentic_gets_prefix_cache_hits_random_does_not(engine: Engine, tmp_path
     # Our cached_tokens come from the same engine: the shares agree (exactly when nothing was aborted).
     for w in (rnd, agt):
         assert abs(w.client_cached_share() - w.d.prefix_hit_rate) <= 0.1, figures
+        # vLLM's cached prompt tokens are counted once per request at its prefill: each request's usage
+        assert w.ours("cached_tokens") == w.d.prompt_tokens_cached, figures
+    # and the analysis' hit rate is that pair's (analysis/engines.py VLLM)
+    server = api.analyze(api.load_run(agt.path), parse_slo("chat")).summary.server
+    assert (
+        server is not None
+        and server["sources"]["prefix_cache"] == "vllm:prompt_tokens_cached_total / vllm:prompt_tokens_total"
+    )
+    assert server["prefix_cache_hit_rate"] == pytest.approx(server["client_cached_share"], abs=0.02), server
 
 
 # The client's send stamp is read right before the write of the request's last byte, so the engine

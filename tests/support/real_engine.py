@@ -230,6 +230,7 @@ class Counters:
     ttft_count: float = 0.0  # vllm:time_to_first_token_seconds_count
     prefix_cache_queries: float = 0.0  # vllm:prefix_cache_queries_total (tokens looked up)
     prefix_cache_hits: float = 0.0  # vllm:prefix_cache_hits_total (tokens found cached)
+    prompt_tokens_cached: float = 0.0  # vllm:prompt_tokens_cached_total (once per request, local + external)
 
     @property
     def ttft_mean_s(self) -> float | None:
@@ -249,6 +250,7 @@ SAMPLES = {
     "vllm:time_to_first_token_seconds_count": "ttft_count",
     "vllm:prefix_cache_queries_total": "prefix_cache_queries",
     "vllm:prefix_cache_hits_total": "prefix_cache_hits",
+    "vllm:prompt_tokens_cached_total": "prompt_tokens_cached",
 }
 
 

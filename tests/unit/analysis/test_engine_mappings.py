@@ -13,9 +13,10 @@ import pytest
 from pytest import approx
 
 from analysis.engines import DYNAMO, LLAMACPP, LMDEPLOY, SGLANG, TGI, TRTLLM, VLLM, detect, histogram_quantile
+from analysis.render.server import headline_rows
 from analysis.server import build, summarize, window_figures
 from loadgen.monitors.promtext import parse
-from tests.support.metric_pages import LLAMACPP_PAGE, grep, page, scrapes
+from tests.support.metric_pages import FIX, LLAMACPP_PAGE, grep, page, scrapes
 
 
 @pytest.mark.parametrize(
@@ -55,6 +56,41 @@ def test_vllm_mapping() -> None:
         grep(text, "vllm:iteration_tokens_total_sum") / grep(text, "vllm:iteration_tokens_total_count")
     )
     assert f["server_gen_tok_per_s"] == approx(grep(text, "vllm:generation_tokens_total") / 10.0)
+    assert f["prefix_cache_hit_tiers"] == {"device": 1.0}  # every hit from the engine's own KV cache
+
+
+def test_vllm_hit_rate_is_its_cached_prompt_tokens_with_the_tiers_that_served_them() -> None:
+    """vLLM 0.32's page (a real one, given hits here): the hit rate is prompt_tokens_cached /
+    prompt_tokens — counted once per request at its prefill, the local cache's and a KV connector's
+    tiers together — not the local cache's lookups; the tiers' shares of the hits come from
+    prompt_tokens_cached_by_source."""
+    real = (FIX / "vllm-0.32-cpu-metrics.txt").read_text()
+    served = {"device": 600.0, "host": 150.0, "disk": 50.0}
+    text = re.sub(r"^(vllm:prompt_tokens_cached_total\{.*\}) 0\.0$", r"\1 800.0", real, flags=re.M)
+    for tier, n in served.items():
+        text = text.replace(f'source="{tier}"}} 0.0', f'source="{tier}"}} {n}')
+    assert text.count(" 800.0") == 1 and all(f'"{t}"}} {n}' in text for t, n in served.items())
+    d, _ = build(scrapes(text))
+    f = window_figures(d, 1000.0, 1010.0)
+    assert f["prefix_cache_hit_rate"] == approx(800.0 / grep(text, "vllm:prompt_tokens_total"))
+    assert d.sources["prefix_cache"] == "vllm:prompt_tokens_cached_total / vllm:prompt_tokens_total"
+    assert f["prefix_cache_hit_tiers"] == approx({"device": 0.75, "host": 0.1875, "disk": 0.0625})
+    assert list(f["prefix_cache_hit_tiers"]) == ["device", "host", "disk"]  # largest first; p2p served none
+    rows = dict(
+        headline_rows(
+            {
+                **f,
+                "engine": "vllm",
+                "client_cached_share": None,
+                "ttft_compare": None,
+                "client_minus_server_ttft_s": None,
+            }
+        )
+    )
+    assert rows["prefix-cache hit rate"].endswith("(device 75.0 %, host 18.8 %, disk 6.2 % of the hits)")
+    # an older vLLM (no cached-prompt counter): its local cache's hits over its lookups
+    d, _ = build(scrapes(text, drop=("vllm:prompt_tokens_cached_total",)))
+    assert d.sources["prefix_cache"] == "vllm:prefix_cache_hits_total / vllm:prefix_cache_queries_total"
 
 
 def test_sglang_mapping_counters_then_gauge_fallback() -> None:
