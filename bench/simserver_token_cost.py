@@ -28,6 +28,7 @@ from simserver.engine import Seq
 from simserver.http import Connection, ServerCounters
 from simserver.sinks import RequestCtx, StreamSink, TracedStreamSink
 from simserver.trace import TraceWriter
+from simserver.wire import Reply
 from simserver.wire_openai import ChatWire
 
 
@@ -48,7 +49,7 @@ async def one_round(streams: int, tokens: int, traced: bool, trace: TraceWriter)
         conn.start_stream(200, "text/event-stream")
         answer = Answer(0, None, tokens, "length")
         ctx = RequestCtx(f"r{i}", "chat", time.time(), trace, tokens=traced)
-        wire = ChatWire(f"chatcmpl-{i}", 0, "m", answer, True, None)
+        wire = ChatWire(Reply(f"chatcmpl-{i}", 0, "m"), answer, True, None)
         sink = (TracedStreamSink if traced else StreamSink)(conn, ctx, wire, answer, None, None)
         seqs.append(Seq(f"r{i}", ["x"], tokens, tokens, "length", sink, 0, 16, False))
         sinks.append(sink)

@@ -32,7 +32,7 @@ from simserver.sinks import FullSink, RequestCtx, StreamSink, TracedStreamSink, 
 from simserver.spans import engine_request_id
 from simserver.tokenizer import chat_tokens, prompt_tokens
 from simserver.trace import TraceWriter
-from simserver.wire import Wire
+from simserver.wire import Reply, Wire
 from simserver.wire_messages import MessagesWire, messages_error, parse_messages
 from simserver.wire_native import (
     LlamaCppWire,
@@ -84,28 +84,18 @@ GEN_ROUTES = {
         "chat",
         lambda b, m, n: parse_openai(b, True, m, n),
         lambda api, g, a, rid, n: ChatWire(
-            f"chatcmpl-{api.tag}{n:08x}",
-            int(time.time()),
-            api.model,
-            a,
-            g.include_usage,
-            _reasoning_field(api),
-            api.per_request_metrics,
+            api.reply("chatcmpl-", n), a, g.include_usage, _reasoning_field(api)
         ),
     ),
     "/v1/completions": GenRoute(
         "completions",
         lambda b, m, n: parse_openai(b, False, m, n),
-        lambda api, g, a, rid, n: CompletionsWire(
-            f"cmpl-{api.tag}{n:08x}", int(time.time()), api.model, a, g.include_usage, api.per_request_metrics
-        ),
+        lambda api, g, a, rid, n: CompletionsWire(api.reply("cmpl-", n), a, g.include_usage),
     ),
     "/v1/responses": GenRoute(
         "responses",
         parse_responses,
-        lambda api, g, a, rid, n: ResponsesWire(
-            f"resp_{api.tag}{n:08x}", int(time.time()), api.model, a, g.opts, api.per_request_metrics
-        ),
+        lambda api, g, a, rid, n: ResponsesWire(api.reply("resp_", n), a, g.opts),
     ),
     "/v1/messages": GenRoute(
         "messages",
@@ -189,6 +179,10 @@ class Api:
             conn.respond(405, error_body(405, "MethodNotAllowedError", message))
         else:
             route[1](req, conn)
+
+    def reply(self, prefix: str, n: int) -> Reply:
+        """Who answers the n-th request: an id of `prefix`, this server's tag and n; now; the model."""
+        return Reply(f"{prefix}{self.tag}{n:08x}", int(time.time()), self.model, self.per_request_metrics)
 
     def models(self, req: Request, conn: Connection) -> None:
         card = {

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from simserver.engine import Seq
 
@@ -46,6 +47,17 @@ class Tally:
     e2e_s: float  # wall: request received → now
     queue_s: float = 0.0  # engine: arrival → first scheduled (Ollama's prefill clock includes it)
     received_ts: float = 0.0  # wall: when the request arrived (the e2e clock's start; SGLang's stamps)
+
+
+class Reply(NamedTuple):
+    """Who answers, as the OpenAI-shaped formats name it: the response's id, its creation second, the
+    served model, and whether the engine states its own timing in the answer (vLLM's
+    `--enable-per-request-metrics`)."""
+
+    id: str
+    created: int
+    model: str
+    metrics: bool = False
 
 
 def per_request_metrics(t: Tally) -> dict[str, float]:

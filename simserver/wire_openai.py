@@ -22,7 +22,7 @@ import orjson
 from simserver.answer import CONTENT, REASONING, TOOL, Answer, parse_tools
 from simserver.reqparse import ApiError, GenRequest, check_lengths, check_model, get_bool, get_dict, get_int
 from simserver.tokenizer import VOCAB_JSON, VOCAB_TEXT, chat_tokens, prompt_tokens
-from simserver.wire import Emit, Tally, Wire, frame, per_request_metrics
+from simserver.wire import Emit, Reply, Tally, Wire, frame, per_request_metrics
 
 DONE = b"data: [DONE]\n\n"
 LAST = b'},"logprobs":null,"finish_reason":"%b","stop_reason":null}]}\n\n'
@@ -94,18 +94,10 @@ def text_of(indices: list[int]) -> str:
 class _OpenAIWire(Wire):
     """What chat and completions share: the chunk head, the usage chunk, [DONE]."""
 
-    def __init__(
-        self,
-        obj: str,
-        resp_id: str,
-        created: int,
-        model: str,
-        answer: Answer,
-        include_usage: bool,
-        metrics: bool = False,
-    ) -> None:
-        self.answer, self.include_usage, self.metrics = answer, include_usage, metrics
-        self.head = orjson.dumps({"id": resp_id, "object": obj, "created": created, "model": model})[:-1]
+    def __init__(self, obj: str, reply: Reply, answer: Answer, include_usage: bool) -> None:
+        self.answer, self.include_usage, self.metrics = answer, include_usage, reply.metrics
+        head = {"id": reply.id, "object": obj, "created": reply.created, "model": reply.model}
+        self.head = orjson.dumps(head)[:-1]
         self.reasoning_usage = False
         self.usage_extra = b""  # after `usage` in the usage chunk
 
@@ -136,17 +128,8 @@ class _OpenAIWire(Wire):
 class ChatWire(_OpenAIWire):
     """chat.completion.chunk events; `field` is the reasoning delta field (None: not a reasoning model)."""
 
-    def __init__(
-        self,
-        resp_id: str,
-        created: int,
-        model: str,
-        answer: Answer,
-        include_usage: bool,
-        field: str | None,
-        metrics: bool = False,
-    ) -> None:
-        super().__init__("chat.completion.chunk", resp_id, created, model, answer, include_usage, metrics)
+    def __init__(self, reply: Reply, answer: Answer, include_usage: bool, field: str | None) -> None:
+        super().__init__("chat.completion.chunk", reply, answer, include_usage)
         self.field, self.reasoning_usage = field, field is not None
         self.pre = b"data: " + self.head + b',"choices":[{"index":0,"delta":{'
         self.post = b'},"logprobs":null,"finish_reason":null,"token_ids":null}]}\n\n'
@@ -204,16 +187,8 @@ class ChatWire(_OpenAIWire):
 class CompletionsWire(_OpenAIWire):
     """text_completion events: every token (reasoning too) is text."""
 
-    def __init__(
-        self,
-        resp_id: str,
-        created: int,
-        model: str,
-        answer: Answer,
-        include_usage: bool,
-        metrics: bool = False,
-    ) -> None:
-        super().__init__("text_completion", resp_id, created, model, answer, include_usage, metrics)
+    def __init__(self, reply: Reply, answer: Answer, include_usage: bool) -> None:
+        super().__init__("text_completion", reply, answer, include_usage)
         self.pre = b"data: " + self.head + b',"choices":[{"index":0,"text":'
         self.post = b',"logprobs":null,"finish_reason":null,"stop_reason":null}]}\n\n'
 

@@ -21,7 +21,7 @@ import orjson
 from simserver.answer import REASONING, Answer
 from simserver.reqparse import ApiError, GenRequest, check_lengths, check_model, get_bool, get_int
 from simserver.tokenizer import VOCAB_JSON, VOCAB_TEXT, chat_tokens
-from simserver.wire import Emit, Tally, Wire, frame, per_request_metrics
+from simserver.wire import Emit, Reply, Tally, Wire, frame, per_request_metrics
 
 DELTA = b'event: %b\ndata: {"type":"%b","sequence_number":%d,"item_id":"%b","output_index":%d,"content_index":0,"delta":%b%b}\n\n'  # fmt: skip
 RS_DELTA, TEXT_DELTA = b"response.reasoning_text.delta", b"response.output_text.delta"
@@ -72,18 +72,11 @@ def parse_responses(body: dict[str, Any], model: str, max_model_len: int) -> Gen
 
 
 class ResponsesWire(Wire):
-    def __init__(
-        self,
-        resp_id: str,
-        created: int,
-        model: str,
-        answer: Answer,
-        opts: dict[str, Any],
-        metrics: bool = False,
-    ) -> None:
-        self.resp_id, self.created, self.model, self.answer, self.opts = resp_id, created, model, answer, opts
-        self.metrics = metrics  # --enable-per-request-metrics: vLLM's `metrics` in the final response
-        self.rs_id, self.msg_id = f"rs_{resp_id[5:]}", f"msg_{resp_id[5:]}"
+    def __init__(self, reply: Reply, answer: Answer, opts: dict[str, Any]) -> None:
+        self.resp_id, self.created, self.model = reply.id, reply.created, reply.model
+        self.answer, self.opts = answer, opts
+        self.metrics = reply.metrics  # --enable-per-request-metrics: vLLM's `metrics` in the final response
+        self.rs_id, self.msg_id = f"rs_{reply.id[5:]}", f"msg_{reply.id[5:]}"
         self.seqno = -1
         self.reasoning: list[int] = []
         self.text: list[int] = []

@@ -25,7 +25,7 @@ from simserver.answer import (
     plan,
 )
 from simserver.profiles import ProfileError, ReasoningParams, ToolCallParams, from_dict, load_profile
-from simserver.wire import Tally
+from simserver.wire import Reply, Tally
 from simserver.wire_openai import ChatWire
 
 WEATHER = {
@@ -153,12 +153,14 @@ def test_reasoning_profile_and_bare_set_keys() -> None:
 
 def test_chat_wire_names_the_reasoning_field_the_profile_asks_for() -> None:
     a = Answer(2, None, 4, "stop")
-    w = ChatWire("chatcmpl-1", 1, "m", a, True, "reasoning_content")
+    w = ChatWire(Reply("chatcmpl-1", 1, "m"), a, True, "reasoning_content")
     _, emit = w.enter(REASONING, 1)
     assert emit.pre.endswith(b'"delta":{"reasoning_content":') and emit.fmt is None
     tally = Tally(5, 0, 4, 2, "stop", 0.01, 0.02, 0.05)
     body = orjson.loads(w.body([10, 11, 12, 13], tally))
     msg = body["choices"][0]["message"]
     assert msg["reasoning_content"] and msg["content"] and body["usage"]["completion_tokens_details"] == {"reasoning_tokens": 2}  # fmt: skip
-    plain = orjson.loads(ChatWire("c", 1, "m", Answer(0, None, 2, "stop"), False, None).body([1, 2], tally))
+    plain = orjson.loads(
+        ChatWire(Reply("c", 1, "m"), Answer(0, None, 2, "stop"), False, None).body([1, 2], tally)
+    )
     assert "reasoning_content" not in plain["choices"][0]["message"] and "completion_tokens_details" not in plain["usage"]  # fmt: skip
