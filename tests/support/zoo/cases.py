@@ -56,6 +56,9 @@ class Expect:
     # the server's own (prefill, decode, load[, queue]) its stream states, in seconds (the row's
     # engine_*_s; a queue left out: the row has none)
     engine: tuple[float | None, ...] | None = None
+    # the openai SDK's first-token tolerance where not the usual 2 ms (tests/e2e/test_zoo.py): its stamps
+    # are taken in user space after httpx's pure-Python HTTP parser has handed over every read of the event
+    sdk_tolerance_s: float | None = None
 
 
 @dataclass(frozen=True)
@@ -338,7 +341,10 @@ CASES: list[Case] = [
     Case("ollama-big-tool-call", "Ollama OpenAI compatibility",
          "ollama/ollama openai/openai.go ToChunk: role on every delta, whole tool calls (name + arguments) in one delta",
          "a tool call with 70 KB of arguments in one event (larger than a 64 KiB read)",
-         "ok; the tool call is the first token; tokens from usage", _tool_calls(big=True), Expect(tokens=1)),
+         "ok; the tool call is the first token; tokens from usage", _tool_calls(big=True),
+         # 70 KB in two reads through httpx's parser: ~1 ms of the client's CPU after the write, stretched
+         # to 3–4 ms on a host shared by three test processes (seen in CI); a wrong event is ≥ 10 ms off
+         Expect(tokens=1, sdk_tolerance_s=0.005)),
     Case("vllm-tool-call", "vLLM tool calling", "vllm-project/vllm issue #9693: the name first, argument deltas after",
          "first delta: tool_calls with the function name only; arguments in later deltas",
          "ok; TTFT at the name delta (the first generated token)", _tool_calls(big=False), Expect(tokens=6)),
