@@ -163,18 +163,9 @@ def _stream(run: Run) -> Joined | None:
     if f is None:
         return None
     count = f["span_count"].to_numpy()
-    df = run.df
-    return Joined(
-        f,
-        None,
-        count,
-        int(count.sum()),
-        0,
-        [],
-        "stream",
-        enginetiming.has_load(df),
-        enginetiming.has_queue(df),
-    )
+    df, total = run.df, int(count.sum())
+    stated = {"has_load": enginetiming.has_load(df), "has_queue": enginetiming.has_queue(df)}
+    return Joined(f, None, count, total, 0, [], "stream", **stated)
 
 
 def per_request(run: Run) -> pd.DataFrame | None:

@@ -19,6 +19,19 @@ from loadgen.monitors.promtext import parse
 from tests.support.metric_pages import FIX, LLAMACPP_PAGE, grep, page, scrapes
 
 
+def figures(text: str, drop: tuple[str, ...] = ()) -> dict:
+    """The figures of one page seen as a run's two scrapes (tests/support/metric_pages.py scrapes)."""
+    return dict(window_figures(build(scrapes(text, drop=drop))[0], 1000.0, 1010.0))
+
+
+def assert_renamed_page_maps_alike(text: str, old: str, new: str, engine) -> None:
+    """The page with its names' prefix `old` written `new` (a gateway's or a release's spelling) is the
+    same engine with the same figures."""
+    renamed, _ = build(scrapes(text.replace(old, new)))
+    assert renamed.engine is engine
+    assert dict(window_figures(renamed, 1000.0, 1010.0)) == figures(text)
+
+
 @pytest.mark.parametrize(
     ("engine", "expected"),
     [
@@ -107,14 +120,11 @@ def test_sglang_mapping_counters_then_gauge_fallback() -> None:
     assert f["server_ttft_mean_s"] == approx(grep(text, "sglang:time_to_first_token_seconds_sum") / n)
     assert f["server_queue_mean_s"] is not None and f["tokens_per_step"] is None
     # An SGLang without cached_tokens_total (older, or no hit yet): the engine's own gauge.
-    d, _ = build(scrapes(text, drop=("sglang:cached_tokens_total",)))
-    f = window_figures(d, 1000.0, 1010.0)
+    f = figures(text, drop=("sglang:cached_tokens_total",))
     assert (f["prefix_cache_hit_rate"], f["prefix_cache_hit_source"]) == (0.5812, "gauge")
     # through SGLang's router (/engine_metrics: the colon rewritten), and with newer releases' cache_source
     # label on the cached tokens (one set per request): the same figures
-    under, _ = build(scrapes(text.replace("sglang:", "sglang_")))
-    assert under.engine is SGLANG
-    assert window_figures(under, 1000.0, 1010.0) == window_figures(build(scrapes(text))[0], 1000.0, 1010.0)
+    assert_renamed_page_maps_alike(text, "sglang:", "sglang_", SGLANG)
     split = re.sub(
         r"^(sglang:cached_tokens_total)\{(.*)\} (\S+)$",
         lambda m: (
@@ -125,7 +135,7 @@ def test_sglang_mapping_counters_then_gauge_fallback() -> None:
         flags=re.M,
     )
     assert split != text
-    f = window_figures(build(scrapes(split))[0], 1000.0, 1010.0)
+    f = figures(split)
     assert f["prefix_cache_hit_rate"] == approx(1105926 / 1843210)
 
 
@@ -187,13 +197,10 @@ def test_trtllm_mapping_gauges_counters_and_histograms() -> None:
     for key in ("generation_tokens", "server_gen_tok_per_s", "tokens_per_step", "preemptions"):
         assert f[key] is None, key
     # before the first cache hit there is no cached counter yet: the engine's own gauge
-    d, _ = build(scrapes(text, drop=("trtllm_prompt_cached_tokens_total",)))
-    f = window_figures(d, 1000.0, 1010.0)
+    f = figures(text, drop=("trtllm_prompt_cached_tokens_total",))
     assert (f["prefix_cache_hit_rate"], f["prefix_cache_hit_source"]) == (0.58, "gauge")
     # NVIDIA Dynamo 0.7 passes the same metrics through as trtllm:…: the same figures
-    colon, _ = build(scrapes(text.replace("trtllm_", "trtllm:")))
-    assert colon.engine is TRTLLM
-    assert window_figures(colon, 1000.0, 1010.0) == window_figures(build(scrapes(text))[0], 1000.0, 1010.0)
+    assert_renamed_page_maps_alike(text, "trtllm_", "trtllm:", TRTLLM)
 
 
 def test_dynamo_frontend_mapping_is_its_own_view_without_a_batch_or_queue() -> None:
@@ -264,8 +271,7 @@ def test_llamacpp_mapping_counts_the_cached_prompt_tokens_in() -> None:
         assert f[key] is None, key
     assert d.sources["prompt_tokens"] == "llamacpp:prompt_tokens_total + llamacpp:prompt_tokens_cached_total"
     # a build without the cached counter: its prompt counter as it is, no hit rate
-    d, _ = build(scrapes(text, drop=("llamacpp:prompt_tokens_cached_total",)))
-    f = window_figures(d, 1000.0, 1010.0)
+    f = figures(text, drop=("llamacpp:prompt_tokens_cached_total",))
     assert f["prompt_tokens"] == computed and f["prefix_cache_hit_rate"] is None
 
 
