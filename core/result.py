@@ -23,12 +23,13 @@ class EngineTiming(NamedTuple):
     `timings.prompt_ms` (its slot's prompt processing, from the slot taking the task to the first
     sampled token), SGLang's (with `--enable-metrics`) from its scheduler batching the request to the
     first token, vLLM's `metrics.time_to_first_token_ms` (with `--enable-per-request-metrics`: first
-    scheduled → first token), Ollama's `prompt_eval_duration` (which starts before its runner waits
+    scheduled → first token), TensorRT-LLM's `server_ttft` − `server_queue` (its event after `[DONE]`,
+    asked per request), Ollama's `prompt_eval_duration` (which starts before its runner waits
     for a free sequence slot, so under load it includes that queue); `decode_s` — `predicted_ms` /
     SGLang's stamps / vLLM's `generation_time_ms` / `eval_duration` (first token → last); `load_s` —
     Ollama's `load_duration` (the model loaded, or waited for, inside this request); `queue_s` — the
     wait for the scheduler to take the request, where the server states it apart (vLLM's
-    `queue_time_ms`, SGLang's `queue_time`); None where not reported.
+    `queue_time_ms`, SGLang's `queue_time`, TensorRT-LLM's `server_queue`); None where not reported.
     """
 
     prefill_s: float

@@ -92,6 +92,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="as vLLM's option: each OpenAI answer states the engine's own timing of the request "
         "(`metrics` beside the last usage, or in the final Responses response)",
     )
+    p.add_argument(
+        "--return-perf-metrics",
+        action="store_true",
+        help="as trtllm-serve's return_perf_metrics: a streamed chat or completions answer to a request "
+        "with `X-TRTLLM-return-metrics: 1` ends with the engine's timing after [DONE] "
+        "(`event: trtllm.perf_metrics`)",
+    )
     args = p.parse_args(argv)
     if not 0 <= args.port <= 65535:
         raise UsageError(f"--port must be 0..65535, got {args.port}")
@@ -199,7 +206,15 @@ async def run(args: argparse.Namespace, profile: Profile, replica: ReplicaCtx | 
     exporter = start_exporter(args.otlp_traces_endpoint, core, registry, collector.labels, index)
     faults = FaultPicker(profile.faults.probabilities, seed)
     api = Api(
-        profile, runner, registry, faults, seed, trace, args.trace_tokens, args.enable_per_request_metrics
+        profile,
+        runner,
+        registry,
+        faults,
+        seed,
+        trace,
+        args.trace_tokens,
+        args.enable_per_request_metrics,
+        args.return_perf_metrics,
     )
     link = ReplicaLink(replica, registry, runner) if replica else None
     if link:

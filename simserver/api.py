@@ -49,6 +49,8 @@ from simserver.wire_ollama import NDJSON, OllamaWire, ollama_error, parse_ollama
 from simserver.wire_openai import ChatWire, CompletionsWire, parse_openai
 from simserver.wire_responses import ResponsesWire, parse_responses
 
+TRTLLM_ASK = "x-trtllm-return-metrics"  # the request header that asks trtllm-serve for its timing
+
 JSON = "application/json"
 SSE = "text/event-stream; charset=utf-8"
 PROM = "text/plain; version=0.0.4; charset=utf-8"
@@ -137,6 +139,7 @@ class Api:
         trace: TraceWriter | None = None,
         trace_tokens: bool = False,
         per_request_metrics: bool = False,
+        return_perf_metrics: bool = False,
     ) -> None:
         self.profile, self.runner, self.registry, self.faults, self.trace = (
             profile,
@@ -147,6 +150,7 @@ class Api:
         )
         self.trace_tokens = trace_tokens
         self.per_request_metrics = per_request_metrics  # vLLM's --enable-per-request-metrics
+        self.return_perf_metrics = return_perf_metrics  # trtllm-serve's return_perf_metrics
         self.model = profile.model
         self.rng = random.Random(seed)
         self.created = int(time.time())
@@ -246,7 +250,8 @@ class Api:
             conn.respond(ctx.http_status, body, headers=hdrs)
             ctx.finish("error")
             return
-        self._start(g, conn, ctx, fault, n, echo, route)
+        asked = req.headers.get(TRTLLM_ASK, "").strip() == "1"
+        self._start(g, conn, ctx, fault, n, echo, route, self.return_perf_metrics and asked)
 
     def _answer(self, g: GenRequest, rng: random.Random, fault: str | None, n: int) -> tuple[Answer, int]:
         """The drawn answer and the request's text offset. Draw order is fixed (seeded replays)."""
@@ -272,10 +277,12 @@ class Api:
         n: int,
         echo: tuple,
         route: GenRoute,
+        perf_metrics: bool = False,
     ) -> None:
         rng = random.Random(g.seed) if g.seed is not None else self.rng
         answer, text_offset = self._answer(g, rng, fault, n)
         wire = route.wire(self, g, answer, ctx.request_id, n)
+        wire.perf_metrics = perf_metrics
         args = (conn, ctx, wire, answer, fault, self.runner)
         streamer = TracedStreamSink if ctx.emits is not None else StreamSink
         sink: Any = streamer(*args) if g.stream else FullSink(*args)

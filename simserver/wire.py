@@ -11,6 +11,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import NamedTuple
 
+import orjson
+
 from simserver.engine import Seq
 
 FRAME = b"%x\r\n%b\r\n"
@@ -80,10 +82,21 @@ def per_request_metrics(t: Tally) -> dict[str, float]:
     return out
 
 
+def trtllm_perf_metrics(t: Tally) -> bytes:
+    """TensorRT-LLM's event after `[DONE]` (`return_perf_metrics`, asked with `X-TRTLLM-return-metrics:
+    1`; its serve/perf_metrics.py `build_metrics_sse_event`): Server-Timing durations in ms from the
+    request's arrival — queue (to the first scheduling), ttft (to the first token), e2e (to the last)."""
+    queue, ttft = t.queue_s * 1e3, (t.queue_s + t.prefill_s) * 1e3
+    e2e = ttft + t.decode_s * 1e3
+    timing = f"server_queue;dur={queue:.6f}, server_ttft;dur={ttft:.6f}, server_e2e;dur={e2e:.6f}"
+    return b"event: trtllm.perf_metrics\ndata: " + orjson.dumps({"Server-Timing": timing}) + b"\n\n"
+
+
 class Wire:
     """One response's wire format. Events are unframed bytes (`data: …\\n\\n`, or with `event:`)."""
 
     seq: Seq | None = None  # the engine's sequence, set once it exists (cached tokens, preemptions)
+    perf_metrics = False  # this answer ends with TensorRT-LLM's timing (chat and completions streams)
 
     def open(self) -> list[bytes]:
         """Events sent with the stream's headers, before the engine runs (Responses: created)."""

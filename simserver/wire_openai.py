@@ -22,7 +22,7 @@ import orjson
 from simserver.answer import CONTENT, REASONING, TOOL, Answer, parse_tools
 from simserver.reqparse import ApiError, GenRequest, check_lengths, check_model, get_bool, get_dict, get_int
 from simserver.tokenizer import VOCAB_JSON, VOCAB_TEXT, chat_tokens, prompt_tokens
-from simserver.wire import Emit, Reply, Tally, Wire, frame, per_request_metrics
+from simserver.wire import Emit, Reply, Tally, Wire, frame, per_request_metrics, trtllm_perf_metrics
 
 DONE = b"data: [DONE]\n\n"
 LAST = b'},"logprobs":null,"finish_reason":"%b","stop_reason":null}]}\n\n'
@@ -106,11 +106,12 @@ class _OpenAIWire(Wire):
         return b',"metrics":' + orjson.dumps(per_request_metrics(tally)) if self.metrics else b""
 
     def _tail(self, tally: Tally) -> list[bytes]:
+        end = [DONE, trtllm_perf_metrics(tally)] if self.perf_metrics else [DONE]
         if not self.include_usage:
-            return [DONE]
+            return end
         u = orjson.dumps(usage(tally, self.reasoning_usage, bool(self.usage_extra)))
         extra = self.usage_extra + self._metrics(tally)
-        return [b"data: " + self.head + b',"choices":[],"usage":' + u + extra + b"}\n\n", DONE]
+        return [b"data: " + self.head + b',"choices":[],"usage":' + u + extra + b"}\n\n", *end]
 
     def _body(self, choice: dict[str, Any], tally: Tally) -> bytes:
         choice.update(logprobs=None, finish_reason=tally.finish, stop_reason=None)

@@ -30,6 +30,7 @@ from geventhttpclient.response import HTTPConnectionClosed
 from core.clock import wall_and_perf
 from core.result import StreamResult
 from loadgen.transport.apis.base import Api
+from loadgen.transport.apis.trailer import AFTER_END_S, after_end
 from loadgen.transport.arrival import arrival, kernel_stamp, on_perf, plain_socket
 
 perf_counter = time.perf_counter
@@ -86,30 +87,61 @@ class Body:
             raise HTTPConnectionClosed("connection closed before the end of the stream")
         return self.fold_ready(t)
 
+    def finish(self, grace_s: float = AFTER_END_S) -> None:
+        """After the stream's end marker: the body to the HTTP message's end, its events to
+        `after_end` (loadgen/transport/apis/trailer.py), for at most `grace_s`. Read by the stream's
+        own greenlet (once per request at most, and mostly from bytes already here); a body that does
+        not end in time, or breaks, only leaves its connection unreusable (the response's release
+        closes it): the answer was complete."""
+        res, resp, next_event = self.res, self.resp, self._next
+        try:
+            with gevent.Timeout(grace_s, False):
+                while True:
+                    while (ev := next_event()) is not None:
+                        after_end(res, ev[0], ev[1])
+                    if resp.message_complete or resp._sock is None:
+                        return
+                    self._compact()
+                    data = resp._sock.recv(BLOCK)
+                    self._feed(data)
+                    if not data:
+                        return
+        except Exception:  # a broken tail (a reset, a parser error): the connection is not reused
+            return
+
 
 def read_body(resp: Any, res: StreamResult, api: Api) -> None:
     """Read `resp`'s body to the end of the stream, folding its events into `res` with `api`'s fold.
 
     Bytes that came with the response head are folded first, at the head read's arrival. Raises what
     a read raised (a closed connection, a parser error, a fold's `BadSSE`) in the calling greenlet.
+    After the stream's end marker the rest of the body is read to the message's end (`Body.finish`),
+    so the connection can carry the next request.
     """
     body = Body(resp, res, api)
-    sock = resp._sock
     try:
-        if body.fold_ready(arrival(sock, body.offset, perf_counter())):
-            return
-        if _EPOLL and plain_socket(sock):
-            _reader().read(body, sock._sock)
-            return
-        while True:  # TLS or no epoll: this greenlet reads its own socket
-            sock = resp._sock
-            if sock is None:
-                raise HTTPConnectionClosed("connection closed.")
-            data = sock.recv(BLOCK)
-            if body.take(data, arrival(sock, body.offset, perf_counter())):
-                return
+        _read(body, resp)
+        if res.done and not res.error:
+            body.finish()
     finally:
         res.n_bytes = body.parser.total
+
+
+def _read(body: Body, resp: Any) -> None:
+    """`body` to the end of its stream: by the process's reader, or by this greenlet (TLS, no epoll)."""
+    sock = resp._sock
+    if body.fold_ready(arrival(sock, body.offset, perf_counter())):
+        return
+    if _EPOLL and plain_socket(sock):
+        _reader().read(body, sock._sock)
+        return
+    while True:
+        sock = resp._sock
+        if sock is None:
+            raise HTTPConnectionClosed("connection closed.")
+        data = sock.recv(BLOCK)
+        if body.take(data, arrival(sock, body.offset, perf_counter())):
+            return
 
 
 def _original_epoll() -> tuple[Any, int]:

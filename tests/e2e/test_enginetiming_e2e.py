@@ -2,13 +2,15 @@
 
 The simulated engine serves llama-server's `/completion` (its `timings`: prompt_ms, predicted_ms),
 Ollama's `/api/chat` (its durations, the prompt clock started before the slot wait, as Ollama's
-runner does), SGLang's `/generate` (its `--enable-metrics` wall-clock stamps) and vLLM's chat route
-with its `--enable-per-request-metrics` (`metrics` beside the usage), and exports a span per request
-as well. Each row's `engine_prefill_s` / `engine_decode_s` must be the span's figures (llama.cpp,
-SGLang, vLLM: prefill; Ollama: queue + prefill), its `engine_queue_s` the span's queue where the
-server states one (SGLang, vLLM), and the analysis of the same run without its span file must
+runner does), SGLang's `/generate` (its `--enable-metrics` wall-clock stamps), vLLM's chat route
+with its `--enable-per-request-metrics` (`metrics` beside the usage) and TensorRT-LLM's with its
+`return_perf_metrics` (an event after `[DONE]`, asked for per request with `X-TRTLLM-return-metrics: 1`
+through `--header`), and exports a span per request as well. Each row's `engine_prefill_s` / `engine_decode_s` must be the span's figures (llama.cpp,
+SGLang, vLLM, TensorRT-LLM: prefill; Ollama: queue + prefill), its `engine_queue_s` the span's queue
+where the server states one (SGLang, vLLM, TensorRT-LLM), and the analysis of the same run without its span file must
 decompose from the rows alone: a ramp past the engine's 8 batch slots puts the queue in `waiting`
-for llama.cpp, inside `prefill` for Ollama and in `queue` for SGLang and vLLM, as each server states it.
+for llama.cpp, inside `prefill` for Ollama and in `queue` for SGLang, vLLM and TensorRT-LLM, as each
+server states it.
 """
 
 from __future__ import annotations
@@ -30,21 +32,33 @@ US2 = 2e-6  # llama.cpp's ms keep 3 decimals (1 µs); Ollama's ns round (1 ns); 
 
 
 # where each server puts a request's wait for a batch slot, and what the answer line then calls it
-QUEUED_IN = {"llamacpp": "waiting", "ollama": "prefill", "sglang": "queue", "vllm": "queue"}
+QUEUED_IN = {
+    "llamacpp": "waiting",
+    "ollama": "prefill",
+    "sglang": "queue",
+    "vllm": "queue",
+    "trtllm": "queue",
+}
+# how each is asked: the engine's option and the run's (an OpenAI route where the server is not named by one)
+ENGINE_OPTIONS = {"vllm": ("--enable-per-request-metrics",), "trtllm": ("--return-perf-metrics",)}
+RUN_OPTIONS = {
+    "vllm": ("--api", "chat"),
+    "trtllm": ("--api", "chat", "--header", "X-TRTLLM-return-metrics: 1"),
+}
 SAID = {"waiting": "waiting (queue", "prefill": "prefill, its wait for a slot included", "queue": "queueing"}
 
 
-@pytest.mark.parametrize("which", ["llamacpp", "ollama", "sglang", "vllm"])
+@pytest.mark.parametrize("which", ["llamacpp", "ollama", "sglang", "vllm", "trtllm"])
 def test_rows_carry_the_servers_timing_and_decompose_without_spans(
     which: str, sim_server, tmp_path: Path
 ) -> None:
     port = free_port()
-    vllm = which == "vllm"  # vLLM's chat route, the engine started with its --enable-per-request-metrics
-    options = ("--enable-per-request-metrics",) if vllm else ()
-    sim = sim_server("--otlp-traces-endpoint", f"http://127.0.0.1:{port}/v1/traces", *options)
+    sim = sim_server(
+        "--otlp-traces-endpoint", f"http://127.0.0.1:{port}/v1/traces", *ENGINE_OPTIONS.get(which, ())
+    )
     # 8 then 16 closed-loop users against 8 batch slots: the second step queues (its requests drain at
     # the end, so both levels are complete and the run is a ramp with an answer)
-    out = locust(sim.url, tmp_path / "res", "--api", "chat" if vllm else which, "--step-users", "8", "--step-interval", "5s",
+    out = locust(sim.url, tmp_path / "res", *RUN_OPTIONS.get(which, ("--api", which)), "--step-users", "8", "--step-interval", "5s",
                  "-t", "10s", "--max-tokens", "24", "--stop-timeout", "5", "--otlp-listen", f"127.0.0.1:{port}")  # fmt: skip
     assert out.returncode == 0, out.stderr[-3000:]
     run = only_run(tmp_path / "res")

@@ -20,6 +20,8 @@ from typing import Any
 import orjson
 import pytest
 
+from core.result import StreamResult
+from loadgen.transport.apis.trailer import TRTLLM_EVENT, after_end
 from simserver.tokenizer import count_tokens
 from tests.conftest import PYTHON, Proc, free_port, start, wait_http
 from tests.support.sse_shape import diff, events, signature
@@ -102,8 +104,11 @@ def plain(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Proc]:
 
 @pytest.fixture(scope="module")
 def timed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Proc]:
-    """The plain model on an engine that states its timing, as vLLM with --enable-per-request-metrics."""
-    p = _server(tmp_path_factory.mktemp("simtimed"), PLAIN, "--enable-per-request-metrics")
+    """The plain model on an engine that states its timing, as vLLM with --enable-per-request-metrics
+    (and, to a request that asks, as trtllm-serve with return_perf_metrics)."""
+    p = _server(
+        tmp_path_factory.mktemp("simtimed"), PLAIN, "--enable-per-request-metrics", "--return-perf-metrics"
+    )
     yield p
     p.stop()
 
@@ -111,9 +116,12 @@ def timed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Proc]:
 class Answer:
     """One raw HTTP exchange: status, headers, body, and for SSE the arrival time of each event."""
 
-    def __init__(self, sim: Proc, path: str, body: dict[str, Any], rid: str, fault: str = "none") -> None:
+    def __init__(
+        self, sim: Proc, path: str, body: dict[str, Any], rid: str, fault: str = "none", **more: str
+    ) -> None:
         conn = http.client.HTTPConnection("127.0.0.1", sim.extra["port"], timeout=20)
         headers = {"Content-Type": "application/json", "X-Request-Id": rid, "X-Sim-Fault": fault}
+        headers.update((k.replace("_", "-"), v) for k, v in more.items())
         conn.request("POST", path, orjson.dumps(body), headers)
         r = conn.getresponse()
         self.status, self.headers = r.status, {k.lower(): v for k, v in r.getheaders()}
@@ -405,3 +413,29 @@ def test_metrics_count_every_route(sim: Proc) -> None:
     for path, body in CASES.values():
         assert Answer(sim, path, body, "metrics").status == 200
     assert finished() == before + len(CASES)  # each route's request counted once, as one engine request
+
+
+@pytest.mark.parametrize("path", ["/v1/chat/completions", "/v1/completions"])
+def test_asked_the_engine_ends_with_tensorrt_llms_timing_after_done(
+    plain: Proc, timed: Proc, path: str
+) -> None:
+    """trtllm-serve's `return_perf_metrics`: only a request with `X-TRTLLM-return-metrics: 1`, on an
+    engine started with the option, gets `event: trtllm.perf_metrics` after `[DONE]`; its
+    Server-Timing, read as Goodput reads it, spans the trace's arrival to last token (the engine's
+    stamps, inside the HTTP server's; tests/e2e/test_enginetiming_e2e.py holds each part to the spans)."""
+    body = {"max_tokens": 6, "stream": True, **USAGE}
+    body.update({"messages": MSGS, **NO_THINK} if "chat" in path else {"prompt": "Say it"})
+    rid = f"trtllm-{path}"
+    asked = Answer(timed, path, body, rid, X_TRTLLM_return_metrics="1")
+    (*_, done, trailer) = events(asked.raw)
+    assert done[2] == b"[DONE]" and trailer[0] == TRTLLM_EVENT
+    res = StreamResult()
+    after_end(res, TRTLLM_EVENT, trailer[2])
+    assert res.engine is not None and res.engine.queue_s is not None
+    stated = res.engine.queue_s + res.engine.prefill_s + res.engine.decode_s
+    row = trace_rows(timed.extra["trace"], {rid})[rid]
+    assert 0 < stated <= row["t_last_emit_unix"] - row["t_arrival_unix"] + 2e-6
+    assert stated > 0.5 * (row["t_last_emit_unix"] - row["t_arrival_unix"])
+    for server, more in ((timed, {}), (plain, {"X_TRTLLM_return_metrics": "1"})):
+        a = Answer(server, path, body, f"not-asked-{path}-{server.extra['port']}", **more)
+        assert events(a.raw)[-1][2] == b"[DONE]" and TRTLLM_EVENT.encode() not in a.raw

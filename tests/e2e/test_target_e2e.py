@@ -179,7 +179,8 @@ def test_a_redirecting_target_is_refused_with_the_url_to_use(redirect_to_https, 
     assert out.returncode == 2, out.stderr[-3000:]
     (line,) = [line for line in out.stderr.splitlines() if "goodput: error" in line]
     assert f"HTTP 308, redirected to {https_url}/v1/models — pass --host {https_url}:" in line, line
-    from loadgen.transport.client import OpenAITransport, RawTransport
+    from loadgen.transport.client import RawTransport
+    from loadgen.transport.sdk import OpenAITransport
 
     for t in (RawTransport(http_url, None), OpenAITransport(http_url, None)):
         try:

@@ -17,8 +17,10 @@ from core.measure import fill_record
 from core.record import RequestRecord
 from core.result import StreamResult
 from loadgen.transport.apis import APIS, Prompt
-from loadgen.transport.client import OpenAITransport, RawTransport, explain_rejection
+from loadgen.transport.apis.trailer import AFTER_END_S
+from loadgen.transport.client import RawTransport, explain_rejection
 from loadgen.transport.ids import RequestIds
+from loadgen.transport.sdk import OpenAITransport
 from tests.conftest import PYTHON, ROOT, Proc
 from tests.support.zoo.cases import BY_NAME, CASES, Case
 from tests.support.zoo.fixture import BODY, truth, zoo_server
@@ -37,7 +39,7 @@ def send(t: RawTransport | OpenAITransport, case: Case, rid: str) -> tuple[Strea
     api = APIS[case.endpoint]
     body = api.build(Prompt(BODY["model"], [{"role": "user", "content": "hi"}], BODY["max_tokens"]))
     wall, perf = clock.wall_and_perf()
-    res = t.stream(api, body, {"X-Request-Id": rid}, 10.0)
+    res = t.stream(api, body, {"X-Request-Id": rid, **dict(case.asks)}, 10.0)
     explain_rejection(res, "X-Request-Id")
     return res, wall - perf
 
@@ -167,3 +169,74 @@ def test_request_id_header_option_names_the_header_and_the_row_keeps_the_id(
     assert rows and all(r["ok"] == "true" for r in rows)
     assert {s.get("x-correlation-id") for s in seen} >= {r["request_id"] for r in rows}
     assert not any("x-request-id" in s for s in seen)
+
+
+def scripted(url: str, pieces: list[bytes], end_delay_s: float) -> str:
+    """An answer stored for one request id: `pieces` written 10 ms apart, the body's end `end_delay_s` later."""
+    rid = IDS.next()
+    spec = {"pieces": [p.hex() for p in pieces], "gap_s": 0.01, "end_delay_s": end_delay_s}
+    put = urllib.request.Request(f"{url}/script/{rid}", data=json.dumps(spec).encode(), method="PUT")
+    urllib.request.urlopen(put, timeout=5).close()
+    return rid
+
+
+TRAILER = BY_NAME["trtllm-perf-metrics"].plan({"x-trtllm-return-metrics": "1"}).pieces
+
+
+@pytest.mark.parametrize("kind", ["raw", "openai"])
+def test_the_body_is_read_to_its_end_after_done_and_its_connection_carries_the_next_request(
+    zoo: Proc, kind: str
+) -> None:
+    """The body's last chunk 50 ms after `[DONE]` and the event after it (TensorRT-LLM's timing): each
+    answer complete with its timing, its last-event time the usage chunk's, and all on one connection
+    (a client that stopped at `[DONE]` opened a new one for every request: the SDK for each, the raw
+    client whenever the end came in a later read)."""
+    t = transport(kind, f"{zoo.url}/script")
+    try:
+        ports = []
+        for _ in range(3):
+            rid = scripted(zoo.url, [p.data for p in TRAILER], 0.05)
+            res, _ = send(t, BY_NAME["trtllm-perf-metrics"], rid)
+            assert not res.error and res.done, (res.error, res.error_detail)
+            assert res.engine is not None and res.engine.queue_s == pytest.approx(0.000412)
+            told = truth(zoo.url, rid)
+            usage_write, trailer_write = told["writes_unix"][-3], told["writes_unix"][-1]
+            wall, perf = clock.wall_and_perf()
+            assert res.t_last is not None and res.t_last + (wall - perf) < trailer_write - 0.005
+            assert abs(res.t_last + (wall - perf) - usage_write) < 0.005
+            ports.append(told["peer_port"])
+    finally:
+        t.close()
+    assert len(set(ports)) == 1, ports
+
+
+# Two requests through one client in a process of its own, patched by gevent as Locust's are (the wait
+# for the body's end is a gevent timeout: it bounds the SDK's reads only where they yield to gevent);
+# prints whether each answer was complete, the first one's time and whether it had the timing.
+LEFT_OPEN = """
+from gevent import monkey; monkey.patch_all()
+import json, sys, time
+from tests.e2e.test_zoo import BY_NAME, send, transport
+t = transport(sys.argv[1], sys.argv[2])
+out = []
+for rid in sys.argv[3:]:
+    t0 = time.perf_counter()
+    res, _ = send(t, BY_NAME["trtllm-perf-metrics"], rid)
+    out.append([res.error, res.done, time.perf_counter() - t0, res.engine is not None])
+print(json.dumps(out))
+"""
+
+
+@pytest.mark.parametrize("kind", ["raw", "openai"])
+def test_a_body_left_open_after_done_costs_its_connection_not_the_answer(zoo: Proc, kind: str) -> None:
+    """A server that ends the body 5 s after `[DONE]`: the answer is complete and returned once the
+    wait for the end (trailer.AFTER_END_S) is over, not at the end; the next request goes on a new connection."""
+    rid = scripted(zoo.url, [p.data for p in TRAILER], 5.0)
+    rid2 = scripted(zoo.url, [p.data for p in TRAILER], 0.0)
+    args = [PYTHON, "-c", LEFT_OPEN, kind, f"{zoo.url}/script", rid, rid2]
+    out = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr[-3000:]
+    (error, done, waited, timed), (error2, done2, _, _) = json.loads(out.stdout.splitlines()[-1])
+    assert (error, done, timed) == ("", True, True) and (error2, done2) == ("", True)
+    assert AFTER_END_S <= waited < 4.0, waited
+    assert truth(zoo.url, rid2)["peer_port"] != truth(zoo.url, rid)["peer_port"]

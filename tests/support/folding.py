@@ -7,7 +7,7 @@ from core.measure import fill_record
 from core.record import RequestRecord
 from core.result import StreamResult
 from loadgen.transport.apis import Api
-from loadgen.transport.client import _finish
+from loadgen.transport.client import finish
 
 
 def fold_events(
@@ -20,7 +20,7 @@ def fold_events(
         api.fold(res, kind, data, t0 + i)
         if res.done or res.error:
             break
-    _finish(res)
+    finish(res)
     rec = RequestRecord()
     fill_record(rec, res)
     return res, rec

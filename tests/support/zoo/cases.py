@@ -73,6 +73,7 @@ class Case:
     endpoint: str = (
         "chat"  # the API it speaks (`--api`): chat, completions, responses, sglang, tgi, llamacpp, ollama
     )
+    asks: tuple[tuple[str, str], ...] = ()  # headers a user adds for this server (`--header`)
 
 
 def _vllm_fixture(name: str) -> Callable[[dict], Plan]:
@@ -89,6 +90,30 @@ def _vllm_fixture(name: str) -> Callable[[dict], Plan]:
         return p
 
     return plan
+
+
+# TensorRT-LLM's Server-Timing in _trtllm_perf_metrics (ms → s): prefill = ttft − queue, decode = e2e − ttft, load, queue
+TRTLLM_TIMING = (0.031250 - 0.000412, 0.087500 - 0.031250, None, 0.000412)
+
+
+def _trtllm_perf_metrics(headers: dict) -> Plan:
+    """trtllm-serve with `return_perf_metrics: true`: to a request asking with `X-TRTLLM-return-metrics: 1`
+    it appends its metrics after `[DONE]`, as one event in the body's last write (perf_metrics.py
+    `PerfMetricsMiddleware` adds `build_metrics_sse_event` to the final, empty body message)."""
+    p = token_stream(Plan(), LF, role=ROLE)
+    if headers.get("x-trtllm-return-metrics", "").strip() == "1":
+        values = {
+            "Server-Timing": "server_queue;dur=0.412000, server_ttft;dur=31.250000, server_e2e;dur=87.500000",
+            "X-TRTLLM-Start-End-Time": "server-start;ts=5123.456789012, server-end;ts=5123.544289012",
+            "X-TRTLLM-Step-Metrics": "server-step-3-forward;dur=30.118000, server-step-3-sample;dur=0.201000, "
+            "server-step-4-forward;dur=9.875000, server-step-4-sample;dur=0.187000",
+        }
+        p.add(
+            b"event: trtllm.perf_metrics\ndata: "
+            + json.dumps(values, separators=(",", ":")).encode()
+            + b"\n\n"
+        )
+    return p
 
 
 # tests/fixtures/vllm-cpu-per-request-metrics-stream.txt's `metrics` (ms → s): prefill, decode, load, queue
@@ -292,6 +317,14 @@ CASES: list[Case] = [
          "scheduling), generation_time_ms, queue_time_ms, mean_itl_ms, tokens_per_second",
          "ok; tokens from usage; its figures the row's engine prefill, decode and queue",
          _vllm_fixture("vllm-cpu-per-request-metrics-stream.txt"), Expect(tokens=4, engine=VLLM_METRICS)),
+    Case("trtllm-perf-metrics", "TensorRT-LLM trtllm-serve with return_perf_metrics, asked per request",
+         "NVIDIA/TensorRT-LLM tensorrt_llm/serve/perf_metrics.py (RETURN_METRICS_HEADER, build_metrics_headers, "
+         "build_metrics_sse_event, PerfMetricsMiddleware)",
+         "to `X-TRTLLM-return-metrics: 1`: after [DONE], `event: trtllm.perf_metrics` whose data holds "
+         "Server-Timing (server_queue, server_ttft, server_e2e in ms), start/end stamps and step metrics",
+         "ok; tokens from usage; the event after [DONE] read (the body read to its end): queue, prefill = "
+         "ttft − queue, decode = e2e − ttft", _trtllm_perf_metrics, Expect(tokens=6, engine=TRTLLM_TIMING),
+         asks=(("X-TRTLLM-return-metrics", "1"),)),
     Case("sse-starlette-crlf", "llama-cpp-python before PR #1188 (sse-starlette's default separator)",
          "sysid/sse-starlette sse.py DEFAULT_SEPARATOR='\\r\\n'; abetlen/llama-cpp-python PR #1188",
          "every line ends in CRLF, no usage", "ok; tokens from chunks",

@@ -6,11 +6,13 @@ Routes (a case is chosen by the URL, so any client's base URL selects it):
   POST /zoo/<case>/v1/chat/completions, /zoo/<case>/v1/completions   the case's answer (and the native
        /zoo/<case>/v1/responses, /generate, /generate_stream, /completion, /api/chat: the case says which)
   GET  /zoo/<case>/v1/models                                          one model, `zoo`
-  PUT  /script/<request-id>   {"pieces": [hex, ...], "gap_s": s[, "content_type": t]}  store an answer for that id
+  PUT  /script/<request-id>   {"pieces": [hex, ...], "gap_s": s[, "content_type": t][, "end_delay_s": s]}
+                              store an answer for that id (end_delay_s: its body's end comes that much later)
   POST /script/v1/chat/completions                                    replay the stored answer (by X-Request-Id)
   GET  /truth/<request-id>    what the server did: case, n_tokens, n_reasoning, write times, and the first
                               token's write: begun at t_first_token_unix, returned at t_first_token_written_unix
-                              (the first answer token's: t_first_answer_unix, t_first_answer_written_unix)
+                              (the first answer token's: t_first_answer_unix, t_first_answer_written_unix);
+                              peer_port: the client's port (one connection, one port)
   GET  /seen                  the id, X- and Authorization headers of every completions request
   GET  /health
 
@@ -70,7 +72,9 @@ class Zoo:
         if parts[0] == "script" and method == "PUT" and len(parts) == 2:
             spec = json.loads(body)
             pieces = [Piece(bytes.fromhex(h), spec.get("gap_s", 0.0)) for h in spec["pieces"]]
-            plan = Plan(pieces=pieces, n_tokens=spec.get("n_tokens"))
+            plan = Plan(
+                pieces=pieces, n_tokens=spec.get("n_tokens"), end_delay_s=spec.get("end_delay_s", 0.0)
+            )
             if "content_type" in spec:  # an answer that is not labelled an event stream
                 plan.headers = [("Content-Type", spec["content_type"])]
             self.scripts[parts[1]] = plan
@@ -91,7 +95,8 @@ class Zoo:
 
     async def stream(self, w: asyncio.StreamWriter, plan: Plan, rid: str, case: str) -> bool:
         truth = {"case": case, "status": plan.status, "n_tokens": plan.n_tokens, "n_reasoning": plan.n_reasoning,
-                 "t_first_token_unix": None, "t_first_answer_unix": None, "writes_unix": []}  # fmt: skip
+                 "t_first_token_unix": None, "t_first_answer_unix": None, "writes_unix": [],
+                 "peer_port": (w.get_extra_info("peername") or ("", 0))[1]}  # fmt: skip
         if len(self.truth) >= TRUTH_MAX:
             self.truth.clear()
         self.truth[rid] = truth
@@ -161,6 +166,8 @@ async def _send(w: asyncio.StreamWriter, plan: Plan, truth: dict | None = None) 
         await w.drain()
     if plan.close:
         return False
+    if plan.end_delay_s:
+        await asyncio.sleep(plan.end_delay_s)
     w.write(b"0\r\n\r\n")
     await w.drain()
     if plan.hangup:  # the close comes a moment later, after the client's next request is on its way

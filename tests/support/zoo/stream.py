@@ -43,6 +43,7 @@ class Plan:
     n_reasoning: int | None = None  # reasoning tokens among n_tokens (None: not a reasoning answer)
     close: bool = False  # HTTP/1.0-style: no chunked framing, the body ends when the connection closes
     hangup: bool = False  # chunked and keep-alive, yet the connection is closed right after the answer
+    end_delay_s: float = 0.0  # the chunked body's last chunk comes this long after the last piece
 
     def add(self, data: bytes, delay_s: float = 0.0, first: bool = False, answer: bool = False) -> Plan:
         self.pieces.append(Piece(data, delay_s, first, answer))

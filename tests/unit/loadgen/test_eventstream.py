@@ -17,9 +17,10 @@ from hypothesis import strategies as st
 from core import clock
 from core.measure import fill_record
 from core.record import RequestRecord
-from loadgen.transport.client import OpenAITransport, RawTransport
+from loadgen.transport.client import RawTransport
 from loadgen.transport.eventstream import EventStream, parse
 from loadgen.transport.ids import RequestIds
+from loadgen.transport.sdk import OpenAITransport
 from tests.support.zoo.fixture import BODY, truth, zoo_server
 
 zoo = pytest.fixture(scope="module")(zoo_server)

@@ -13,7 +13,7 @@ from core.result import StreamResult
 from loadgen.output.runfolder import create_run_dir
 from loadgen.transport import sse
 from loadgen.transport.apis import chat
-from loadgen.transport.client import _finish
+from loadgen.transport.client import finish
 from loadgen.transport.urls import safe_url
 from shapes.step import ConstantSchedule, StepSchedule
 
@@ -52,7 +52,7 @@ def _stream(events: list[tuple[float, object]]) -> StreamResult:
     res = StreamResult(t_send=10.0, status=200)
     for t, obj in events:
         chat.fold(res, "message", b"[DONE]" if obj is sse.DONE else orjson.dumps(obj), t)
-    _finish(res)
+    finish(res)
     return res
 
 
