@@ -66,6 +66,8 @@ TEXT_COLS = (
     "tokens_source",
 )  # tenant: the mix class; session: what intervals resample
 INT_COLS = ("step", "target_users")
+#: whether a request opened its connection (true / false / empty: unknown; analysis/connections.py)
+BOOL_COLS = ("new_connection",)
 ID_COLS = ("user",)  # with `worker`: who sent a request (the start-up ends at the last user's first send)
 NL = b"\n"
 
@@ -122,9 +124,14 @@ def read_requests(csv_path: Path, extra: tuple[str, ...] = ()) -> tuple[pa.Table
             f"{csv_path}: missing column(s) {', '.join(missing)} (is this a Goodput requests.csv? header: "
             f"{','.join(header[:6])}{',…' if len(header) > 6 else ''})"
         )
-    wanted = [c for c in (*FLOAT_COLS, *TEXT_COLS, *extra, *INT_COLS, *ID_COLS, "itl_s", "ok") if c in header]
+    wanted = [
+        c
+        for c in (*FLOAT_COLS, *TEXT_COLS, *extra, *INT_COLS, *ID_COLS, *BOOL_COLS, "itl_s", "ok")
+        if c in header
+    ]
     types: dict[str, pa.DataType] = {c: pa.float64() for c in (*FLOAT_COLS, *ID_COLS)}
     types.update({c: pa.string() for c in (*TEXT_COLS, *extra)})
+    types.update({c: pa.bool_() for c in BOOL_COLS})
     types.update(
         {"itl_s": pa.large_binary(), "ok": pa.bool_(), "step": pa.float64(), "target_users": pa.float64()}
     )

@@ -18,6 +18,7 @@ import pandas as pd
 
 from analysis import enginetiming, intervals, server, spans
 from analysis import windows as win
+from analysis.connections import reconnect_warnings
 from analysis.delivery import burst_warnings, chunking_warnings
 from analysis.errors import AnalysisError
 from analysis.health import late_reads, saturation_warnings
@@ -138,7 +139,8 @@ def analyze(
         + list(run.warnings)
         + server_warnings
         + chunking_warnings(sel)
-        + enginetiming.model_load_warnings(sel),
+        + enginetiming.model_load_warnings(sel)
+        + reconnect_warnings(df, in_run),
         startup=startup_figures(df, up, include_startup),
         excluded_startup_rows=int((cut & df["in_run_stats"].to_numpy()).sum()),
         server_timing=spans.server_timing(run, slo, steps, in_run, in_step),

@@ -37,7 +37,7 @@ COLUMNS = (
     "t_scheduled_unix", "t_start_unix", "ttft_s", "e2e_s", "tpot_s", "itl_s", "n_chunks", "prompt_tokens",
     "output_tokens", "cached_tokens", "tokens_source", "ok", "http_status", "error", "error_detail",
     "finish_reason", "ttfo_s", "reasoning_tokens", "tool_ttft_s", "tool_call_tokens", "backoff_s", "tenant", "api",
-    *ENGINE_COLUMNS,
+    *ENGINE_COLUMNS, "new_connection",
 )  # fmt: skip  # the contract's order (core/record.py), written out: a bench reads no package of ours
 
 
@@ -114,6 +114,8 @@ def generate(
             "tenant": pa.array([""] * rows),
             "api": pa.array(["chat"] * rows),
             **{c: pa.nulls(rows, pa.float64()) for c in ENGINE_COLUMNS},
+            # every request on a kept-alive connection
+            "new_connection": pa.array(np.zeros(rows, dtype=bool)),
         }
     )
     assert tuple(table.column_names) == COLUMNS

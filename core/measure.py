@@ -41,6 +41,7 @@ def fill_record(rec: RequestRecord, res: StreamResult) -> None:
     t0 = res.t_send
     times = res.text_times
     rec.http_status = res.status
+    rec.new_connection = res.new_connection
     rec.finish_reason = res.finish_reason
     rec.error, rec.error_detail = res.error, res.error_detail
     rec.ok = not res.error

@@ -48,6 +48,7 @@ COLUMNS: tuple[str, ...] = (
     "engine_decode_s",
     "engine_load_s",
     "engine_queue_s",
+    "new_connection",
 )
 
 
@@ -99,6 +100,8 @@ class RequestRecord:
     engine_decode_s: float | None = None
     engine_load_s: float | None = None
     engine_queue_s: float | None = None
+    # the request opened its connection: true / false, empty where the client cannot tell (the SDK's)
+    new_connection: bool | None = None
 
     @property
     def tpot_s(self) -> float | None:
@@ -144,6 +147,7 @@ class RequestRecord:
             _s(self.engine_decode_s),
             _s(self.engine_load_s),
             _s(self.engine_queue_s),
+            "" if self.new_connection is None else "true" if self.new_connection else "false",
         ]
 
 

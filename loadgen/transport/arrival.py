@@ -134,9 +134,20 @@ def _keep_kernel_stamps() -> None:
 
 
 def stamping_client(*args: Any, **kwargs: Any) -> HTTPClient:
-    """An HTTPClient whose plain-TCP connections are `_StampSocket`s (TLS decrypts in C: left alone)."""
+    """An HTTPClient whose plain-TCP connections are `_StampSocket`s (TLS decrypts in C: left alone),
+    counting the connections it opens (`goodput_connections`, TLS ones too: a request whose count
+    moved paid a connect in its TTFT)."""
     client = HTTPClient(*args, **kwargs)
     _keep_kernel_stamps()
+    client.goodput_connections = 0
+    open_one = client._connection_pool._create_socket
+
+    def counted() -> Any:
+        sock = open_one()
+        client.goodput_connections += 1
+        return sock
+
+    client._connection_pool._create_socket = counted
     if not kwargs.get("ssl"):
 
         def create(family: int, socktype: int, protocol: int) -> _StampSocket:

@@ -158,17 +158,22 @@ class RawTransport:
         new connection, as HTTP clients do for an idle connection the server closed (RFC 9112 §9.3.1).
         """
         try:
-            res.t_send = perf_counter()
-            resp = self.client.request("POST", self.prefix + path, body=payload, headers=hdrs)
-            res.t_send = sent_at(self.client, res.t_send)  # right before its last byte was written
-            return resp
+            return self._request(res, path, payload, hdrs)
         except (HTTPConnectionClosed, ConnectionResetError, BrokenPipeError):
             if not self.reused:
                 raise
         self._reset()
+        return self._request(res, path, payload, hdrs)
+
+    def _request(self, res: StreamResult, path: str, payload: bytes, hdrs: dict[str, str]) -> Any:
+        """One send: its stamp right before its last byte was written, and whether it opened its
+        connection (the pool had none kept alive: the connect is inside its TTFT)."""
+        client = self.client
+        opened = client.goodput_connections
         res.t_send = perf_counter()
-        resp = self.client.request("POST", self.prefix + path, body=payload, headers=hdrs)
-        res.t_send = sent_at(self.client, res.t_send)
+        resp = client.request("POST", self.prefix + path, body=payload, headers=hdrs)
+        res.t_send = sent_at(client, res.t_send)
+        res.new_connection = client.goodput_connections != opened
         return resp
 
     def stream(self, api: Api | str, body: dict, headers: dict[str, str], timeout_s: float) -> StreamResult:

@@ -240,3 +240,34 @@ def test_a_body_left_open_after_done_costs_its_connection_not_the_answer(zoo: Pr
     assert (error, done, timed) == ("", True, True) and (error2, done2) == ("", True)
     assert AFTER_END_S <= waited < 4.0, waited
     assert truth(zoo.url, rid2)["peer_port"] != truth(zoo.url, rid)["peer_port"]
+
+
+def test_each_row_says_whether_its_request_opened_its_connection(zoo: Proc) -> None:
+    """The raw client marks a request that opened its connection (its TTFT holds the connect): against
+    a server that keeps it alive only the first; against one that closes it after every answer
+    (llama.cpp-hangup: the next request already on its way, sent again on a new one) every one. The
+    openai SDK's pool does not say: unknown."""
+    for case, want in (("vllm", [True, False, False]), ("llama.cpp-hangup", [True, True, True])):
+        t = RawTransport(f"{zoo.url}/zoo/{case}", None)
+        try:
+            got = [send(t, BY_NAME[case], IDS.next())[0] for _ in range(3)]
+        finally:
+            t.close()
+        assert all(not r.error for r in got), [(r.error, r.error_detail) for r in got]
+        assert [r.new_connection for r in got] == want, case
+    sdk = OpenAITransport(f"{zoo.url}/zoo/vllm", None)
+    assert send(sdk, BY_NAME["vllm"], IDS.next())[0].new_connection is None
+
+
+def test_a_server_closing_after_every_answer_is_said_in_the_report(zoo: Proc, tmp_path: Path) -> None:
+    """A headless run against a server that closes each connection after its answer: every row says it
+    opened its connection (requests.csv `new_connection`), and the analysis says what that puts in TTFT."""
+    from analysis.api import analyze, load_run
+    from core.slo import PROFILES
+
+    rows = locust_rows(zoo.url, "llama.cpp-hangup", tmp_path / "results", "-t", "3s")
+    assert len(rows) >= 6 and all(r["ok"] == "true" for r in rows), {r["error_detail"] for r in rows}
+    assert {r["new_connection"] for r in rows} == {"true"}
+    (run,) = [p for p in (tmp_path / "results").iterdir() if p.is_dir()]
+    said = [w for w in analyze(load_run(run), PROFILES["chat"]).summary.warnings if "new connection" in w]
+    assert len(said) == 1 and "closed it after the answer" in said[0], said

@@ -26,7 +26,7 @@ def test_columns_are_the_contract() -> None:
         "http_status", "error", "error_detail", "finish_reason",
         # appended since (new columns only ever go at the end)
         "ttfo_s", "reasoning_tokens", "tool_ttft_s", "tool_call_tokens", "backoff_s", "tenant", "api",
-        "engine_prefill_s", "engine_decode_s", "engine_load_s", "engine_queue_s",
+        "engine_prefill_s", "engine_decode_s", "engine_load_s", "engine_queue_s", "new_connection",
     )  # fmt: skip
     assert len(RequestRecord().row()) == len(COLUMNS)
 
