@@ -151,6 +151,9 @@ def test_step_run_agrees_with_llamacpp_counters(engine: Engine, tmp_path: Path) 
     assert w.ours("cached_tokens") == w.d.prompt_tokens_cached
     # Every row carries the server's own timing (its stream's `timings`).
     assert all(r["engine_prefill_s"] and r["engine_decode_s"] for r in ok)
+    # llama-server closes the connection after every answer (announcing keep-alive all the same): each
+    # request opened its own, and the report says that its TTFT holds a connect.
+    assert {r["new_connection"] for r in w.rows} == {"true"}
 
     # The suite's own scraper read llama.cpp's /metrics during the run.
     meta = json.loads((w.run_dir / "run.json").read_text())
@@ -194,6 +197,7 @@ def server_figures_hold(w: Window) -> list[dict]:
     outnumbered the level's users, and the prefix cache's hit rate is the rows' own cached share."""
     s = api.analyze(api.load_run(w.run_dir), parse_slo("chat")).summary
     assert s.server is not None and s.server["engine"] == "llamacpp", s.server
+    assert [x for x in s.warnings if "opened a new connection" in x], s.warnings
     assert s.server["sources"]["prompt_tokens"].endswith("+ llamacpp:prompt_tokens_cached_total")
     levels = []
     for st in s.steps:

@@ -171,6 +171,12 @@ def test_step_run_agrees_with_engine_counters(engine: Engine, step_run: Window) 
     assert len(w.rows) == sum(w.reasons.values()), (Counter(r["error"] for r in w.rows), w.reasons)
     assert cancelled == w.reasons.get("abort", 0.0), (cancelled, w.reasons)
     assert len(ok) == len(w.rows) >= 20, Counter(r["error"] for r in w.rows)
+    # vLLM keeps each user's connection alive from answer to answer: only each user's first request opened one.
+    users = {(r["worker"], r["user"]) for r in w.rows}
+    assert Counter(r["new_connection"] for r in w.rows) == {
+        "true": len(users),
+        "false": len(w.rows) - len(users),
+    }
     # A run that drained left nothing half-done in the engine's counters (see the module docstring).
     assert w.reasons.get("abort", 0.0) == 0 and w.d.request_success == len(ok)
     ours_reasons = Counter(r["finish_reason"] for r in ok)
