@@ -5,8 +5,10 @@ so only its first request should open one. A request that opened a new connectio
 user's previous answer had completed (`new_connection`, core/record.py) found the connection closed
 by the server or a proxy between: its TTFT holds a TCP connect, and on https a TLS handshake, that a
 kept-alive connection would not. llama-server closes after every stream; a proxy closes after its
-keep-alive limits (nginx's `keepalive_requests`, `keepalive_timeout`). A request after a failed one
-is left out: the client itself drops a connection a failure left half-read.
+keep-alive limits (nginx's `keepalive_requests`, `keepalive_timeout`); through `--client openai`
+(one connection pool per process, shared by its users) so does the pool itself past the idle
+connections it keeps (the SDK's default: 100). A request after a failed one is left out: the client
+itself drops a connection a failure left half-read.
 """
 
 from __future__ import annotations
@@ -53,5 +55,6 @@ def reconnect_warnings(df: pd.DataFrame, measured: np.ndarray) -> list[str]:
         f"{k:,} of {n:,} measured requests ({k / n:.0%}) opened a new connection though their user's "
         "previous answer had completed on one: the server (or a proxy between) closed it after the "
         "answer, so their TTFT holds a connect (TCP, and TLS on https) that a kept-alive connection "
-        "would not — llama-server closes after every stream, a proxy after its keep-alive limits"
+        "would not — llama-server closes after every stream, a proxy after its keep-alive limits, the "
+        "openai SDK's pool (--client openai) past the 100 idle connections it keeps per process"
     ]

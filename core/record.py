@@ -100,7 +100,7 @@ class RequestRecord:
     engine_decode_s: float | None = None
     engine_load_s: float | None = None
     engine_queue_s: float | None = None
-    # the request opened its connection: true / false, empty where the client cannot tell (the SDK's)
+    # the request opened its connection: true / false (empty: not said)
     new_connection: bool | None = None
 
     @property

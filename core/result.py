@@ -72,7 +72,7 @@ class StreamResult:
     scratch: Any = None  # an API parser's own state between events (e.g. SGLang's cumulative text length)
     engine: EngineTiming | None = None  # the server's own durations, where its stream carries them
     # the request opened its connection (none was kept alive for it: its TTFT holds the connect);
-    # None where the client cannot tell (the openai SDK's pool)
+    # None where the client did not say
     new_connection: bool | None = None
 
     @property

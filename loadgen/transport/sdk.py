@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import inspect
 import logging
+import threading
 import time
 from operator import attrgetter
 from typing import Any, ClassVar
@@ -70,7 +71,9 @@ class OpenAITransport:
                 default_query=query or None,
                 # the SDK follows redirects by default: each request's TTFT would hold a round trip
                 # that is not the server's work (the raw client does not follow them either)
-                http_client=openai.DefaultHttpxClient(follow_redirects=False),
+                http_client=openai.DefaultHttpxClient(
+                    follow_redirects=False, event_hooks={"request": [_watch_connect]}
+                ),
             )
             try:  # warm up: imports, the connection pool and pydantic models, before the first timed request
                 sdk.models.list()
@@ -89,7 +92,7 @@ class OpenAITransport:
         if api.sdk is None:
             raise ValueError(f"the openai SDK cannot send --api {api.name} (its {api.server} route)")
         sdk = self._sdk(api)
-        res = self.in_flight = StreamResult(splits_reasoning=api.splits_reasoning)
+        res = self.in_flight = _SENDING.res = StreamResult(splits_reasoning=api.splits_reasoning)
         resource = attrgetter(api.sdk)(sdk)
         named = _sdk_params(api.sdk, resource)
         body = dict(body)
@@ -146,6 +149,25 @@ class OpenAITransport:
 
 
 _SDK_PARAMS: dict[str, frozenset[str]] = {}
+#: The request this greenlet (thread, unpatched) is sending: the one shared SDK client serves every user.
+_SENDING = threading.local()
+
+
+def _watch_connect(request: Any) -> None:
+    """httpx's request hook: the request's `trace` extension (httpcore's connection events) marks
+    whether it opened its connection (`connection.connect_tcp`: the pool had none kept alive for it)."""
+    res = getattr(_SENDING, "res", None)
+    if res is None:
+        return
+    res.new_connection = False
+
+    def trace(name: str, _info: dict) -> None:
+        if name.endswith("connect_tcp.complete"):
+            res.new_connection = True
+
+    request.extensions = {**request.extensions, "trace": trace}
+
+
 _UNANSWERED = "without sending a response"  # httpcore's error for a connection closed before any answer
 
 

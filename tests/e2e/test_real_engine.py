@@ -428,7 +428,8 @@ def test_each_client_keeps_its_connection_from_answer_to_answer(
     """vLLM (uvicorn) writes the chunked body's end after `[DONE]`, often in a write of its own: a client
     that stopped at `[DONE]` could not reuse its connection (through the openai SDK 20 connections for
     20 answers, the raw client a new one for 7 of 80). Both read to the body's end
-    (loadgen/transport/apis/trailer.py): 20 answers, one connection, each next TTFT without a connect."""
+    (loadgen/transport/apis/trailer.py): 20 answers, one connection, each next TTFT without a connect;
+    the rows' `new_connection` counts the same connects."""
     import socket
 
     from loadgen.transport import arrival
@@ -448,13 +449,17 @@ def test_each_client_keeps_its_connection_from_answer_to_answer(
         monkeypatch.setattr(
             socket, "create_connection", lambda *a, **k: (opened.append(a), create(*a, **k))[1]
         )
-        t = OpenAITransport(engine.url, None)
-        opened.clear()  # the SDK's warm-up asked /v1/models on a connection of its own, kept in its pool
+        t = OpenAITransport(engine.url, None, api=APIS["chat"])
+        opened.clear()  # the SDK's warm-up (/v1/models) opened a connection, kept in its pool
     body = APIS["chat"].build(Prompt(engine.model, [{"role": "user", "content": "Count to ten."}], 8))
+    marks = []
     try:
         for _ in range(20):
             res = t.stream("chat", body, {}, 30.0)
             assert not res.error and res.done, (res.error, res.error_detail)
+            marks.append(res.new_connection)
     finally:
         t.close()
     assert len(opened) <= 1, f"{len(opened)} connections for 20 answers"
+    # and each row's new_connection says which request paid them (the raw client's first; the SDK's none)
+    assert None not in marks and sum(marks) == len(opened), (marks, len(opened))

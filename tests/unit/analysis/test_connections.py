@@ -1,6 +1,6 @@
 """Requests that paid a connect in their TTFT (analysis/connections.py): a new connection after the
 same user's completed answer is the server (or a proxy) closing a kept-alive one; each user's first
-request, a request after a failure and a client that cannot tell are not; the report's line comes
+request, a request after a failure and a row that does not say are not; the report's line comes
 from NOTICE_SHARE of the measured requests, and the whole run folder says it."""
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ def test_a_new_connection_after_a_completed_answer_is_a_reopening() -> None:
         ("w2", 1, 1.5, True, True),  # the same user number on another worker is another user
         ("w1", 2, 1.0, False, True),
         ("w1", 2, 2.0, True, True),  # after a failed request: the client dropped that connection itself
-        ("w1", 2, 3.0, True, None),  # the client cannot tell (the openai SDK)
+        ("w1", 2, 3.0, True, None),  # not said (a run before the column)
         ("w1", 2, 4.0, True, True),  # after a row that could not tell but completed: reopened
     )
     assert reopened(df).tolist() == [True, False, False, False, False, False, False, True]
