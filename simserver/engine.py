@@ -314,7 +314,11 @@ class EngineCore:
             if seq.status != RUNNING:
                 continue  # aborted while the step ran
             if seq.t_first_sched < 0:
-                seq.t_first_sched = now - plan.duration
+                # the step's start, as its end less its planned duration; a loop that ran the step's
+                # end early (timer slack) would put it before a request that arrived just before the
+                # plan: never earlier than the arrival, so every view of the queue (the spans, the
+                # per-request metrics, the histograms) is the same number ≥ 0
+                seq.t_first_sched = max(now - plan.duration, seq.arrival)
             seq.num_computed += n
             if hashing and seq.num_computed >= (seq.num_committed + 1) * bs:
                 kv.commit(seq)

@@ -142,6 +142,7 @@ class OpenAITransport:
             res.error_detail = f"{type(e).__name__}: {e}"[:300]
         finally:
             timer.cancel()  # leaving the `with` closed the response: a half-read one is not reused
+            _SENDING.res = None  # a later request of this greenlet outside stream() marks nothing
         return res
 
     def close(self) -> None:
