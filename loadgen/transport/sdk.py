@@ -166,7 +166,7 @@ def _watch_connect(request: Any) -> None:
         if name.endswith("connect_tcp.complete"):
             res.new_connection = True
 
-    request.extensions = {**request.extensions, "trace": trace}
+    request.extensions["trace"] = trace
 
 
 _UNANSWERED = "without sending a response"  # httpcore's error for a connection closed before any answer

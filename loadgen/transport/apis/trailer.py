@@ -20,6 +20,8 @@ server_ttft;dur=…, server_e2e;dur=…` in milliseconds, each from the request'
 
 from __future__ import annotations
 
+import math
+
 import orjson
 
 from core.result import EngineTiming, StreamResult
@@ -78,4 +80,4 @@ def _number(text: str) -> float | None:
         v = float(text)
     except ValueError:
         return None
-    return v if v >= 0 and v != float("inf") else None
+    return v if v >= 0 and math.isfinite(v) else None
