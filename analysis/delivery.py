@@ -38,16 +38,23 @@ def tokens_per_chunk(sel: pd.DataFrame) -> tuple[float, int, int] | None:
     return (n_tokens / n_chunks, n_tokens, n_chunks) if n_chunks else None
 
 
-def chunking_warnings(sel: pd.DataFrame) -> list[str]:
-    """One report line when chunks carry several tokens on average."""
+def chunking_warnings(sel: pd.DataFrame, speculating: bool = False) -> list[str]:
+    """One report line when chunks carry several tokens on average; `speculating`: the server said it
+    decodes speculatively (analysis/specdecode.py), which is then the likely cause."""
     got = tokens_per_chunk(sel)
     if got is None or got[0] < SEVERAL:
         return []
     mean, n_tokens, n_chunks = got
+    why = (
+        "the server decodes speculatively: a step streams its verified token and the draft tokens it "
+        "accepted in one chunk (section Speculative decoding)"
+        if speculating
+        else "vLLM sends several with --stream-interval or when it decodes speculatively, and a proxy "
+        "that buffers the stream merges them"
+    )
     return [
         f"the server sent {mean:.1f} tokens per chunk on average ({n_tokens} tokens in {n_chunks} chunks): "
-        "ITL is the gap between chunks, not tokens (TPOT is per token); vLLM sends several with "
-        "--stream-interval, and a proxy that buffers the stream merges them"
+        f"ITL is the gap between chunks, not tokens (TPOT is per token); {why}"
     ]
 
 

@@ -50,6 +50,14 @@ class Engine:
     # a counter of cached prompt tokens labelled `source` by the cache tier that served them (vLLM: device,
     # host, disk, p2p, external_unspecified): how much of the hit rate a KV connector's tiers brought
     hits_by_tier: tuple[str, ...] = ()
+    # speculative decoding: counters of drafts (verify steps with a draft), draft tokens and accepted
+    # draft tokens (vLLM); or gauges of the engine's recent acceptance length and rate (SGLang, which
+    # sets them from its last logged interval: a window's figure is their mean over its scrapes)
+    spec_drafts: tuple[str, ...] = ()
+    spec_draft_tokens: tuple[str, ...] = ()
+    spec_accepted: tuple[str, ...] = ()
+    spec_length_gauge: tuple[str, ...] = ()
+    spec_rate_gauge: tuple[str, ...] = ()
     ttft: tuple[str, ...] = ()  # histogram base names (+ _bucket, _sum, _count)
     e2e: tuple[str, ...] = ()
     queue: tuple[str, ...] = ()
@@ -79,6 +87,10 @@ VLLM = Engine(
     prompt_tokens=("vllm:prompt_tokens_total",),
     generation_tokens=("vllm:generation_tokens_total",),
     step_tokens=("vllm:iteration_tokens_total",),
+    # v1/spec_decode/metrics.py: counted only on a server started with --speculative-config
+    spec_drafts=("vllm:spec_decode_num_drafts_total",),
+    spec_draft_tokens=("vllm:spec_decode_num_draft_tokens_total",),
+    spec_accepted=("vllm:spec_decode_num_accepted_tokens_total",),
     ttft=("vllm:time_to_first_token_seconds",),
     e2e=("vllm:e2e_request_latency_seconds",),
     queue=("vllm:request_queue_time_seconds",),
@@ -104,6 +116,8 @@ SGLANG = Engine(
     preemptions=_sglang("num_retracted_requests_total"),
     prompt_tokens=_sglang("prompt_tokens_total"),
     generation_tokens=_sglang("generation_tokens_total"),
+    spec_length_gauge=_sglang("spec_accept_length"),
+    spec_rate_gauge=_sglang("spec_accept_rate"),
     ttft=_sglang("time_to_first_token_seconds"),
     e2e=_sglang("e2e_request_latency_seconds"),
     queue=_sglang("queue_time_seconds"),
@@ -127,6 +141,10 @@ LLAMACPP = Engine(
     prompt_tokens=("llamacpp:prompt_tokens_total",),
     generation_tokens=("llamacpp:tokens_predicted_total",),
     step_count=("llamacpp:n_decode_total",),
+    # a server with a drafter (`--spec-type`, `-md`): vLLM's counters under its own prefix
+    spec_drafts=("llamacpp:spec_decode_num_drafts_total",),
+    spec_draft_tokens=("llamacpp:spec_decode_num_draft_tokens_total",),
+    spec_accepted=("llamacpp:spec_decode_num_accepted_tokens_total",),
     cached_prompt=("llamacpp:prompt_tokens_cached_total",),
 )
 # LMDeploy (`lmdeploy serve api_server … --enable-metrics`; lmdeploy/metrics/loggers.py) registers vLLM's

@@ -56,6 +56,10 @@ FLOAT_COLS = (
     "engine_decode_s",
     "engine_load_s",
     "engine_queue_s",
+    # the server's speculative decoding per request (analysis/specdecode.py)
+    "spec_draft_tokens",
+    "spec_accepted_tokens",
+    "spec_steps",
 )
 TEXT_COLS = (
     "dataset",

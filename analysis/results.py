@@ -28,6 +28,7 @@ from analysis.serverfigures import ServerFigures as ServerFigures
 from analysis.serverfigures import ServerSummary as ServerSummary
 from analysis.serverfigures import StepServer as StepServer
 from analysis.serverfigures import TtftCompare as TtftCompare
+from analysis.specdecode import Speculative
 from analysis.stepresults import Capacity as Capacity  # re-exported: every result type here
 from analysis.stepresults import Level as Level
 from analysis.stepresults import Step as Step
@@ -207,6 +208,8 @@ class Summary:
     server_timing: ServerTiming | None = None  # the engine's spans joined per request (analysis/spans.py)
     reasoning: Reasoning | None = None  # only when some request reasoned
     tool_calls: ToolCalls | None = None  # only when some request was answered with a tool call
+    # only when the server speculated and said so, per request or in its counters (analysis/specdecode.py)
+    speculative: Speculative | None = None
     # a mixed run (`--mix`): an analysis.tenantresults.Tenants, each class against its own SLO (that
     # module builds on this one's types, so it is not named here); None for a run without classes
     tenants: Any = None
@@ -275,6 +278,7 @@ class Summary:
             "warnings": list(self.warnings),
             "reasoning": None if self.reasoning is None else self.reasoning.to_dict(),
             "tool_calls": None if self.tool_calls is None else self.tool_calls.to_dict(),
+            "speculative_decoding": None if self.speculative is None else self.speculative.to_dict(),
             "intervals": None if self.intervals is None else self.intervals.to_dict(),
         }
         if self.tenants is not None:  # only a mixed run has the key (every other summary.json is as it was)

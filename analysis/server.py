@@ -34,6 +34,7 @@ import pyarrow.csv as pacsv
 
 from analysis.engines import Engine, Samples, bound, detect, histogram_quantile
 from analysis.results import ServerFigures, ServerSummary, Step, StepServer
+from analysis.specdecode import spec_figures
 
 HISTOGRAMS = ("ttft", "e2e", "queue", "step_tokens")
 QUANTILES = (0.5, 0.9, 0.99)
@@ -108,6 +109,8 @@ def build(df: pd.DataFrame) -> tuple[ServerData | None, list[str]]:
         ("waiting", engine.waiting, "sum"),
         ("kv_usage", engine.kv_usage, "mean"),
         ("hit_rate_gauge", engine.hit_rate_gauge, "mean"),
+        ("spec_length_gauge", engine.spec_length_gauge, "mean"),
+        ("spec_rate_gauge", engine.spec_rate_gauge, "mean"),
     ):
         if name := s.first(names):
             gauges[key] = s.gauge(name, how).reindex(times)
@@ -130,6 +133,9 @@ def build(df: pd.DataFrame) -> tuple[ServerData | None, list[str]]:
         ("prompt_tokens", engine.prompt_tokens),
         ("generation_tokens", engine.generation_tokens),
         ("steps", engine.step_count),
+        ("spec_drafts", engine.spec_drafts),
+        ("spec_draft_tokens", engine.spec_draft_tokens),
+        ("spec_accepted", engine.spec_accepted),
     ):
         if name := s.first(names):
             counters[key] = s.counter(name)
@@ -194,18 +200,17 @@ def window_figures(d: ServerData, t0: float, t1: float) -> ServerFigures:
             "prefix_cache_hit_tiers",
             "preemptions", "prompt_tokens", "generation_tokens", "server_gen_tok_per_s", "tokens_per_step",
             "server_ttft_mean_s", *(f"server_ttft_p{round(q * 100)}_s" for q in QUANTILES), "server_ttft_count",
-            "server_e2e_mean_s", "server_queue_mean_s", "counter_window",
+            "server_e2e_mean_s", "server_queue_mean_s", "spec_draft_tokens", "spec_acceptance_rate",
+            "spec_acceptance_length", "counter_window",
         )
     )  # fmt: skip
     times = d.times
     inside = (times >= t0) & (times <= t1)
     out["scrapes"] = int(inside.sum())
     for key, name in (("running", "running"), ("waiting", "waiting"), ("kv_usage", "kv_cache_usage")):
-        if key in d.gauges:
-            v = d.gauges[key].to_numpy()[inside]
-            v = v[~np.isnan(v)]
-            if v.size:
-                out[f"{name}_mean"], out[f"{name}_max"] = float(v.mean()), float(v.max())
+        v = _in_window(d, key, inside)
+        if v is not None and v.size:
+            out[f"{name}_mean"], out[f"{name}_max"] = float(v.mean()), float(v.max())
     a, b = max(t0, float(times[0])), min(t1, float(times[-1]))
     spans = len(times) > 1 and b > a
     out["counter_window"] = [a, b] if spans else None
@@ -217,11 +222,8 @@ def window_figures(d: ServerData, t0: float, t1: float) -> ServerFigures:
     if queries:
         out["prefix_cache_hit_rate"], out["prefix_cache_hit_source"] = hits / queries, "counters"
         out["prefix_cache_queried_tokens"] = queries
-    elif "hit_rate_gauge" in d.gauges and "hits" not in d.counters:
-        v = d.gauges["hit_rate_gauge"].to_numpy()[inside]
-        v = v[~np.isnan(v)]
-        if v.size:
-            out["prefix_cache_hit_rate"], out["prefix_cache_hit_source"] = float(v.mean()), "gauge"
+    elif "hits" not in d.counters and (v := _in_window(d, "hit_rate_gauge", inside)) is not None and v.size:
+        out["prefix_cache_hit_rate"], out["prefix_cache_hit_source"] = float(v.mean()), "gauge"
     out["prefix_cache_hit_tiers"] = tier_shares(
         {c[len(TIER) :]: inc(c) for c in d.counters if c.startswith(TIER)}
     )
@@ -245,7 +247,16 @@ def window_figures(d: ServerData, t0: float, t1: float) -> ServerFigures:
             out[f"server_ttft_p{round(q * 100)}_s"] = histogram_quantile(bounds, counts, q)
     out["server_e2e_mean_s"] = ratio(inc("e2e_sum"), inc("e2e_count"))
     out["server_queue_mean_s"] = ratio(inc("queue_sum"), inc("queue_count"))
+    spec_figures(out, lambda col: _in_window(d, col, inside), inc)
     return cast(ServerFigures, {k: (_none(v) if isinstance(v, float) else v) for k, v in out.items()})
+
+
+def _in_window(d: ServerData, col: str, inside: np.ndarray) -> np.ndarray | None:
+    """Gauge `col`'s scraped values inside a window (NaN dropped); None when not scraped."""
+    if col not in d.gauges:
+        return None
+    v = d.gauges[col].to_numpy()[inside]
+    return v[~np.isnan(v)]
 
 
 def read_cached(run_dir: Path) -> pd.DataFrame | None:

@@ -45,6 +45,11 @@ class ServerFigures(TypedDict):
     server_ttft_count: float | None
     server_e2e_mean_s: float | None
     server_queue_mean_s: float | None
+    # speculative decoding (analysis/server.py `_spec_figures`): draft tokens, accepted / drafted, and
+    # 1 + accepted / drafts; None on a server that does not speculate (or does not say)
+    spec_draft_tokens: float | None
+    spec_acceptance_rate: float | None
+    spec_acceptance_length: float | None
     counter_window: list[float] | None
 
 

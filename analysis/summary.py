@@ -38,6 +38,7 @@ from analysis.metrics import (
     verdict,
 )
 from analysis.results import Dist, RunInfo, StartupFigures, Step, Summary, Throughput, Verdict
+from analysis.specdecode import speculative
 from analysis.steps import Levels, LevelSpans, capacity_at_slo, good_by_step, step_table
 from analysis.tenants import tenant_figures
 from core.slo import PROFILES, Slo
@@ -83,8 +84,7 @@ def analyze(
     df = run.df
     up = win.startup(df, run.meta)
     cut = up.rows if up is not None and not include_startup else np.zeros(len(df), dtype=bool)
-    in_run = df["in_run_stats"].to_numpy() & ~cut
-    in_step = df["in_step_stats"].to_numpy() & ~cut
+    in_run, in_step = (df[c].to_numpy() & ~cut for c in ("in_run_stats", "in_step_stats"))
     ok = df["ok"].to_numpy(dtype=bool)
     good = good_mask(df, slo)
     sel = df[in_run]
@@ -92,10 +92,8 @@ def analyze(
         raise AnalysisError(f"{run.path}: every request fell in the warm-up or start-up; nothing to analyze")
     itl = PendingDistribution(run.itl, in_run & ok, where=str(run.path / "requests.csv"))
     tp = throughput(df, in_run, good, run.itl)
-    levels = Levels(
-        run.meta, run.itl, in_step, up.t_end_unix if up is not None and not include_startup else None
-    )
-    steps, unit = step_table(df, good, levels)
+    up_end = up.t_end_unix if up is not None and not include_startup else None
+    steps, unit = step_table(df, good, Levels(run.meta, run.itl, in_step, up_end))
     windows, sat_warnings = saturation_warnings(run.meta)
     late_windows, late_warnings = late_reads(run.meta)
     samples, server_warnings = server.load_server_metrics(run.path)
@@ -116,6 +114,7 @@ def analyze(
     ttft, tpot, e2e = (dist(latency_values(sel, f"{m}_s")) for m in ("ttft", "tpot", "e2e"))
     rs = intervals.resampler(_sessions(sel), len(sel))
     head, verdicts = headline_intervals(df, in_run, good, tp, (ttft, tpot, e2e), rs, verdicts, slos)
+    spec = speculative(df, in_run, in_step, steps, server_summary)
     summary = Summary(
         run=run_info(run),
         slo=slo,
@@ -138,7 +137,7 @@ def analyze(
         + late_warnings
         + list(run.warnings)
         + server_warnings
-        + chunking_warnings(sel)
+        + chunking_warnings(sel, spec is not None)
         + enginetiming.model_load_warnings(sel)
         + reconnect_warnings(df, in_run),
         startup=startup_figures(df, up, include_startup),
@@ -146,6 +145,7 @@ def analyze(
         server_timing=spans.server_timing(run, slo, steps, in_run, in_step),
         reasoning=reasoning(sel),
         tool_calls=tool_calls(sel),
+        speculative=spec,
         tenants=tenant_figures(df, run.itl, run.meta, slo, (in_run, in_step), tp, steps, unit),
         intervals=head,
     )

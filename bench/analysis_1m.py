@@ -32,12 +32,14 @@ sys.path.insert(0, str(ROOT))
 
 # the server's own timing (engine_*_s): none in a generated run
 ENGINE_COLUMNS = ("engine_prefill_s", "engine_decode_s", "engine_load_s", "engine_queue_s")
+# the server's speculative decoding per request: none in a generated run
+SPEC_COLUMNS = ("spec_draft_tokens", "spec_accepted_tokens", "spec_steps")
 COLUMNS = (
     "run_id", "worker", "user", "session", "turn", "request_id", "scenario", "dataset", "step", "target_users",
     "t_scheduled_unix", "t_start_unix", "ttft_s", "e2e_s", "tpot_s", "itl_s", "n_chunks", "prompt_tokens",
     "output_tokens", "cached_tokens", "tokens_source", "ok", "http_status", "error", "error_detail",
     "finish_reason", "ttfo_s", "reasoning_tokens", "tool_ttft_s", "tool_call_tokens", "backoff_s", "tenant", "api",
-    *ENGINE_COLUMNS, "new_connection",
+    *ENGINE_COLUMNS, "new_connection", *SPEC_COLUMNS,
 )  # fmt: skip  # the contract's order (core/record.py), written out: a bench reads no package of ours
 
 
@@ -114,8 +116,8 @@ def generate(
             "tenant": pa.array([""] * rows),
             "api": pa.array(["chat"] * rows),
             **{c: pa.nulls(rows, pa.float64()) for c in ENGINE_COLUMNS},
-            # every request on a kept-alive connection
-            "new_connection": pa.array(np.zeros(rows, dtype=bool)),
+            "new_connection": pa.array(np.zeros(rows, dtype=bool)),  # every request on a kept-alive one
+            **{c: pa.nulls(rows, pa.int64()) for c in SPEC_COLUMNS},
         }
     )
     assert tuple(table.column_names) == COLUMNS

@@ -25,6 +25,9 @@ The definitions, in the one place they are computed (README.md § "Metric defini
   stream's last event states them (`engine_prefill_s`, `engine_decode_s`, `engine_load_s`,
   `engine_queue_s`; core/result.py
   `EngineTiming` says whose field each is); nothing is derived from them here.
+- speculative decoding: the server's draft tokens, accepted draft tokens and verify steps for the
+  request (`spec_draft_tokens`, `spec_accepted_tokens`, `spec_steps`; core/result.py `SpecDecode`),
+  copied as stated; the analysis pools them (analysis/specdecode.py).
 """
 
 from __future__ import annotations
@@ -66,6 +69,8 @@ def fill_record(rec: RequestRecord, res: StreamResult) -> None:
     _fill_kinds(rec, res, details)
     if (engine := res.engine) is not None:
         rec.engine_prefill_s, rec.engine_decode_s, rec.engine_load_s, rec.engine_queue_s = engine
+    if (spec := res.spec) is not None:
+        rec.spec_draft_tokens, rec.spec_accepted_tokens, rec.spec_steps = spec
 
 
 def _fill_kinds(rec: RequestRecord, res: StreamResult, details: dict) -> None:

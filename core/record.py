@@ -49,6 +49,9 @@ COLUMNS: tuple[str, ...] = (
     "engine_load_s",
     "engine_queue_s",
     "new_connection",
+    "spec_draft_tokens",
+    "spec_accepted_tokens",
+    "spec_steps",
 )
 
 
@@ -102,6 +105,10 @@ class RequestRecord:
     engine_queue_s: float | None = None
     # the request opened its connection: true / false (empty: not said)
     new_connection: bool | None = None
+    # the server's speculative decoding of the request (core/result.py SpecDecode), empty where none
+    spec_draft_tokens: int | None = None
+    spec_accepted_tokens: int | None = None
+    spec_steps: int | None = None
 
     @property
     def tpot_s(self) -> float | None:
@@ -148,6 +155,9 @@ class RequestRecord:
             _s(self.engine_load_s),
             _s(self.engine_queue_s),
             "" if self.new_connection is None else "true" if self.new_connection else "false",
+            _i(self.spec_draft_tokens),
+            _i(self.spec_accepted_tokens),
+            _i(self.spec_steps),
         ]
 
 

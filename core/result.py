@@ -38,6 +38,23 @@ class EngineTiming(NamedTuple):
     queue_s: float | None = None
 
 
+class SpecDecode(NamedTuple):
+    """The server's speculative decoding of one request, as its stream's last event states it.
+
+    `draft_tokens` the tokens its drafter proposed, `accepted_tokens` how many of them the target
+    model accepted, `steps` the verify steps that had a draft (None where the server does not say):
+    vLLM's `metrics.speculative_decoding` (`--per-request-spec-decode-metrics summary`:
+    num_draft_tokens, num_accepted_draft_tokens, num_spec_steps), SGLang's meta_info
+    (spec_draft_token_num, spec_accept_token_num, spec_verify_ct), llama-server's `timings`
+    (draft_n, draft_n_accepted; no step count). A step streams its verified token plus the accepted
+    ones in one chunk, so these say why a chunk carries several tokens.
+    """
+
+    draft_tokens: int
+    accepted_tokens: int
+    steps: int | None = None
+
+
 @dataclass(slots=True)
 class StreamResult:
     t_send: float = 0.0
@@ -71,6 +88,7 @@ class StreamResult:
     markup_tail: str = ""  # the last characters of inline reasoning, where a split end marker is sought
     scratch: Any = None  # an API parser's own state between events (e.g. SGLang's cumulative text length)
     engine: EngineTiming | None = None  # the server's own durations, where its stream carries them
+    spec: SpecDecode | None = None  # the server's speculative decoding of the request, where stated
     # the request opened its connection (none was kept alive for it: its TTFT holds the connect);
     # None where the client did not say
     new_connection: bool | None = None

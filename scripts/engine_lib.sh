@@ -96,14 +96,15 @@ cmd_stop() {
 	say "stopped"
 }
 
-# Foreground: the caller (a test fixture) owns the process; $1 = port. The sourcing script checks
-# first that the server is built.
+# Foreground: the caller (a test fixture) owns the process; $1 = port, the rest more server flags
+# (appended to the command line). The sourcing script checks first that the server is built.
 cmd_serve() {
 	local port="$1"
+	shift
 	engine_env
 	local -a cmd
 	mapfile -t cmd < <(serve_cmd "$port")
-	exec "${cmd[@]}"
+	exec "${cmd[@]}" "$@"
 }
 
 cmd_status() {

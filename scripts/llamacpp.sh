@@ -6,7 +6,7 @@
 #   scripts/llamacpp.sh start        # setup + model + serve on 127.0.0.1 in the background, wait for /health
 #   scripts/llamacpp.sh stop         # stop the server started by `start`
 #   scripts/llamacpp.sh status       # print url/pid if running
-#   scripts/llamacpp.sh serve PORT   # run the server in the foreground (tests/support/llamacpp_engine.py uses it)
+#   scripts/llamacpp.sh serve PORT [FLAGS...]  # run the server in the foreground, FLAGS appended (tests/support/llamacpp_engine.py uses it)
 #   scripts/llamacpp.sh help         # the pinned server's --help
 #
 # The source is the llama.cpp tree vendored in the llama-cpp-python sdist on PyPI (pin in
@@ -195,7 +195,7 @@ engine_env() { :; }
 serve() {
 	[[ -x "$BIN" && -f "$STAMP" ]] || die "not built: run make llamacpp-setup"
 	[[ -f "$MODEL_DIR/.built" ]] || die "no model: run make llamacpp-model"
-	cmd_serve "$1"
+	cmd_serve "$@"
 }
 
 case "${1:-}" in
@@ -204,7 +204,10 @@ model) cmd_model ;;
 start) cmd_start ;;
 stop) cmd_stop ;;
 status) cmd_status ;;
-serve) serve "${2:?usage: serve PORT}" ;;
+serve)
+	shift
+	serve "${1:?usage: serve PORT [FLAGS...]}" "${@:2}"
+	;;
 help)
 	[[ -x "$BIN" ]] || die "not built: run make llamacpp-setup"
 	exec "$BIN" --help

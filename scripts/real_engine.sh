@@ -6,7 +6,7 @@
 #   scripts/real_engine.sh start   # setup + model + serve on 127.0.0.1 in the background, wait for health
 #   scripts/real_engine.sh stop    # stop the server started by `start`
 #   scripts/real_engine.sh status  # print url/pid if running
-#   scripts/real_engine.sh serve PORT       # run the server in the foreground (tests/support/real_engine.py uses it)
+#   scripts/real_engine.sh serve PORT [FLAGS...]  # run the server in the foreground, FLAGS appended (tests/support/real_engine.py uses it)
 #
 # Settings (environment): REAL_ENGINE_PORT (default 8011; 0 = any free port), REAL_ENGINE_DIR
 # (default .real-engine), REAL_ENGINE_TIMEOUT (health wait, s, default 300), REAL_ENGINE_KV_GIB
@@ -151,7 +151,7 @@ serve_cmd() {
 serve() {
 	[[ -f "$STAMP" ]] || die "not installed: run make real-engine-setup"
 	[[ -f "$MODEL_DIR/.built" ]] || die "no model: run make real-engine-model"
-	cmd_serve "$1"
+	cmd_serve "$@"
 }
 
 case "${1:-}" in
@@ -160,7 +160,10 @@ model) cmd_model ;;
 start) cmd_start ;;
 stop) cmd_stop ;;
 status) cmd_status ;;
-serve) serve "${2:?usage: serve PORT}" ;;
+serve)
+	shift
+	serve "${1:?usage: serve PORT [FLAGS...]}" "${@:2}"
+	;;
 *)
 	echo "usage: $0 setup|model|start|stop|status|serve PORT" >&2
 	exit 2

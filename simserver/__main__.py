@@ -33,6 +33,7 @@ from simserver.profiles import (
 from simserver.replicas import ReplicaCtx, ReplicaLink, TaggedTrace, serve_set, unsupported
 from simserver.runner import EngineRunner
 from simserver.spans import SpanCollector, SpanExporter, check_endpoint, resource_attributes
+from simserver.specdecode import parse_speculative_config
 from simserver.trace import TraceWriter
 
 
@@ -99,6 +100,20 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "with `X-TRTLLM-return-metrics: 1` ends with the engine's timing after [DONE] "
         "(`event: trtllm.perf_metrics`)",
     )
+    p.add_argument(
+        "--speculative-config",
+        default=None,
+        metavar="JSON",
+        help='as vLLM\'s option: speculative decoding, e.g. \'{"method":"ngram","num_speculative_tokens":3}\'; '
+        "the simulator also reads `acceptance` (0 < p <= 1, default 0.7: the chance each next draft "
+        "token is accepted)",
+    )
+    p.add_argument(
+        "--per-request-spec-decode-metrics",
+        choices=["none", "summary"],
+        default="none",
+        help="as vLLM's option: `summary` adds `speculative_decoding` to each OpenAI answer's `metrics`",
+    )
     args = p.parse_args(argv)
     if not 0 <= args.port <= 65535:
         raise UsageError(f"--port must be 0..65535, got {args.port}")
@@ -110,6 +125,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         raise UsageError(f"--otlp-traces-endpoint: {why}")
     if args.trace_tokens and not args.trace:
         raise UsageError("--trace-tokens needs --trace FILE.jsonl (the emit times are written there)")
+    if args.speculative_config is not None:
+        try:
+            args.speculative_config = parse_speculative_config(args.speculative_config)
+        except ValueError as e:
+            raise UsageError(f"--speculative-config: {e}") from None
     return args
 
 
@@ -122,6 +142,13 @@ def build_profile(args: argparse.Namespace) -> Profile:
         profile = replace(profile, faults=replace(profile.faults, probabilities=probs))
     if args.model:
         profile = replace(profile, model=args.model)
+    if args.speculative_config is not None:
+        profile = replace(profile, speculative=args.speculative_config)
+    if args.per_request_spec_decode_metrics != "none" and not profile.speculative.num_speculative_tokens:
+        raise UsageError(  # vLLM's words
+            "--per-request-spec-decode-metrics requires speculative decoding to be enabled "
+            "(via --speculative-config)."
+        )
     return profile
 
 
@@ -161,6 +188,8 @@ def describe(args: argparse.Namespace, profile: Profile, port: int) -> str:
         extras.append(f"trace {args.trace}")
     if args.otlp_traces_endpoint:
         extras.append(f"spans to {args.otlp_traces_endpoint}")
+    if k := profile.speculative.num_speculative_tokens:
+        extras.append(f"speculative decoding K={k} p={profile.speculative.acceptance:g}")
     return f"simserver: serving '{profile.model}' on http://{f'[{args.host}]' if ':' in args.host else args.host}:{port} ({', '.join(extras)})"
 
 
@@ -215,6 +244,7 @@ async def run(args: argparse.Namespace, profile: Profile, replica: ReplicaCtx | 
         args.trace_tokens,
         args.enable_per_request_metrics,
         args.return_perf_metrics,
+        args.per_request_spec_decode_metrics == "summary",
     )
     link = ReplicaLink(replica, registry, runner) if replica else None
     if link:

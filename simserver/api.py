@@ -140,6 +140,7 @@ class Api:
         trace_tokens: bool = False,
         per_request_metrics: bool = False,
         return_perf_metrics: bool = False,
+        spec_summary: bool = False,
     ) -> None:
         self.profile, self.runner, self.registry, self.faults, self.trace = (
             profile,
@@ -151,6 +152,7 @@ class Api:
         self.trace_tokens = trace_tokens
         self.per_request_metrics = per_request_metrics  # vLLM's --enable-per-request-metrics
         self.return_perf_metrics = return_perf_metrics  # trtllm-serve's return_perf_metrics
+        self.spec_summary = spec_summary  # vLLM's --per-request-spec-decode-metrics summary
         self.model = profile.model
         self.rng = random.Random(seed)
         self.created = int(time.time())
@@ -186,7 +188,13 @@ class Api:
 
     def reply(self, prefix: str, n: int) -> Reply:
         """Who answers the n-th request: an id of `prefix`, this server's tag and n; now; the model."""
-        return Reply(f"{prefix}{self.tag}{n:08x}", int(time.time()), self.model, self.per_request_metrics)
+        return Reply(
+            f"{prefix}{self.tag}{n:08x}",
+            int(time.time()),
+            self.model,
+            self.per_request_metrics,
+            self.spec_summary,
+        )
 
     def models(self, req: Request, conn: Connection) -> None:
         card = {

@@ -10,7 +10,8 @@ One engine step, as in vLLM v1 with chunked prefill:
      preempted: its blocks are freed and it goes back to the head of the queue to be recomputed.
   2. the caller waits `plan.duration` (the profile's StepTime of the plan) — real or virtual time.
   3. complete(plan, now): computed tokens advance, full blocks enter the prefix cache, and every
-     sequence whose known tokens are all computed samples one token, which goes to its sink.
+     sequence whose known tokens are all computed samples one token, which goes to its sink — or,
+     with speculative decoding, 1 + accepted draft tokens at once (simserver/specdecode.py).
 
 The core never reads a clock, so the same code runs the live server and the virtual-time
 simulator used by tests and calibration (simserver/offline.py).
@@ -21,81 +22,15 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Protocol
 
-from simserver.kvcache import ROOT_HASH, KVCache, block_hashes
+from simserver.kvcache import ROOT_HASH, KVCache
 from simserver.metrics import EngineStats
 from simserver.profiles import Profile
+from simserver.seq import ABORTED, FINISHED, RUNNING, WAITING, Seq, Sink
+from simserver.specdecode import SpecCounts, SpecDecoder
 from simserver.tokenizer import VOCAB, TextTable
 
-WAITING, RUNNING, FINISHED, ABORTED = 0, 1, 2, 3
-
-
-class Sink(Protocol):
-    """Receives a sequence's tokens as steps complete (the HTTP stream, or a recorder offline)."""
-
-    def on_token(self, seq: Seq, index: int, finish: str | None, now: float) -> None: ...
-
-
-class Seq:
-    """One request inside the engine. `num_tokens` = prompt + generated tokens known so far."""
-
-    __slots__ = (
-        "arrival",
-        "block_hashes",
-        "blocks",
-        "finish_reason",
-        "max_tokens",
-        "num_cached",
-        "num_committed",
-        "num_computed",
-        "num_output",
-        "num_tokens",
-        "preemptions",
-        "prio",
-        "prompt_len",
-        "request_id",
-        "sched_mark",
-        "sink",
-        "status",
-        "t_first_sched",
-        "t_first_token",
-        "t_last_token",
-        "tail",
-        "target_len",
-        "text_off",
-    )
-
-    def __init__(
-        self,
-        request_id: str,
-        prompt: list[str],
-        max_tokens: int,
-        target_len: int,
-        finish_reason: str,
-        sink: Sink,
-        text_offset: int,
-        block_size: int,
-        hashing: bool,
-    ) -> None:
-        self.request_id = request_id
-        self.prompt_len = self.num_tokens = len(prompt)
-        self.max_tokens, self.target_len, self.finish_reason = max_tokens, target_len, finish_reason
-        self.sink = sink
-        self.text_off = text_offset  # where this request starts reading the engine's TextTable
-        self.blocks: list[int] = []
-        self.num_computed = self.num_committed = self.num_output = self.preemptions = 0
-        self.num_cached = -1
-        self.status = WAITING
-        self.prio = 0
-        self.sched_mark = -1
-        self.arrival = self.t_first_token = self.t_last_token = 0.0
-        self.t_first_sched = -1.0
-        # Only full-block hashes and the tokens of the trailing partial block are kept: the prompt
-        # itself is not needed again, which keeps 2,000 long prompts cheap in memory.
-        self.block_hashes: list[int] = block_hashes(prompt, block_size) if hashing else []
-        full = len(self.block_hashes) * block_size
-        self.tail: list[str] | None = prompt[full:] if hashing else None
+__all__ = ["ABORTED", "FINISHED", "RUNNING", "WAITING", "EngineCore", "Plan", "Seq", "Sink"]
 
 
 @dataclass(slots=True)
@@ -107,6 +42,7 @@ class Plan:
     prefill_tokens: int = 0
     decode_seqs: int = 0
     kv_tokens: int = 0
+    draft_tokens: int = 0  # speculative decoding: tokens verified beside each decode's own
     preempted: int = 0
     duration: float = 0.0
 
@@ -128,6 +64,8 @@ class EngineCore:
         self._step_id = 0
         self._last_complete = -1.0
         self.text = TextTable(seed)
+        sp = profile.speculative
+        self.spec = SpecDecoder(sp, seed, self.stats) if sp.num_speculative_tokens else None
         # Called with each sequence that finishes (not aborted ones), like vLLM's per-request tracing.
         self.on_finish: Callable[[Seq], None] | None = None
 
@@ -137,9 +75,10 @@ class EngineCore:
         seq.prio = self._arrivals
         seq.arrival = now
         seq.status = WAITING
+        if self.spec is not None:
+            seq.spec = SpecCounts(self.spec.k)
         self.waiting.append(seq)
-        s = self.stats
-        s.req_max_tokens.observe(seq.max_tokens)
+        self.stats.req_max_tokens.observe(seq.max_tokens)
 
     def abort(self, seq: Seq, now: float) -> None:
         """The client went away: free its blocks at once (its KV would otherwise leak)."""
@@ -194,15 +133,16 @@ class EngineCore:
             kv_tokens += kv_more
         plan.prefill_tokens = prefill_tokens
         plan.kv_tokens = kv_tokens
-        plan.duration = self.step_time(prefill_tokens, plan.decode_seqs, kv_tokens) if plan.seqs else 0.0
+        computed = prefill_tokens + plan.draft_tokens  # draft tokens are computed like prompt tokens
+        plan.duration = self.step_time(computed, plan.decode_seqs, kv_tokens) if plan.seqs else 0.0
         return plan
 
     def _schedule_decodes(self, plan: Plan, mark: int, budget: int) -> tuple[int, int, list[Seq]]:
         """1. decodes, in arrival order (a decode that needs a block may preempt); returns the budget
         left, the KV tokens read, and the running sequences still prefilling."""
-        kv, bs = self.kv, self.params.block_size
+        kv, bs, spec = self.kv, self.params.block_size, self.spec
         seqs, ns = plan.seqs, plan.ns
-        kv_tokens = 0
+        kv_tokens = d = 0
         prefilling: list[Seq] = []
         for seq in tuple(self.running):
             if seq.status != RUNNING:
@@ -212,8 +152,10 @@ class EngineCore:
                 continue
             if budget <= 0:
                 break
-            if seq.num_tokens > len(seq.blocks) * bs:
-                while not kv.allocate(seq, 1):
+            if spec is not None:  # a verify step: the input token and d draft tokens
+                d = spec.drafts(seq, budget, self.params.max_model_len)
+            if seq.num_tokens + d > len(seq.blocks) * bs:
+                while not kv.allocate(seq, 1 + d):
                     plan.preempted += 1
                     if not self._preempt_for(seq, mark):
                         break
@@ -221,9 +163,12 @@ class EngineCore:
                     continue
             seq.sched_mark = mark
             seqs.append(seq)
-            ns.append(1)
-            budget -= 1
-            kv_tokens += seq.num_tokens
+            if d:
+                seq.draft = d
+                plan.draft_tokens += d
+            ns.append(1 + d)
+            budget -= 1 + d
+            kv_tokens += seq.num_tokens + d
         return budget, kv_tokens, prefilling
 
     def _schedule_prefills(
@@ -304,7 +249,7 @@ class EngineCore:
         s = self.stats
         s.steps += 1
         s.busy_s += plan.duration
-        s.iteration_tokens.observe(plan.prefill_tokens + plan.decode_seqs)
+        s.iteration_tokens.observe(plan.prefill_tokens + plan.decode_seqs + plan.draft_tokens)
         kv, bs, hashing = self.kv, self.params.block_size, self.hashing
         table, mask = self.text.table, self.text.mask
         itl, words = s.itl.observe, VOCAB
@@ -319,6 +264,9 @@ class EngineCore:
                 # plan: never earlier than the arrival, so every view of the queue (the spans, the
                 # per-request metrics, the histograms) is the same number ≥ 0
                 seq.t_first_sched = max(now - plan.duration, seq.arrival)
+            if seq.draft:
+                finished += self._verify(seq, now)
+                continue
             seq.num_computed += n
             if hashing and seq.num_computed >= (seq.num_committed + 1) * bs:
                 kv.commit(seq)
@@ -355,6 +303,21 @@ class EngineCore:
         self._last_complete = now
         if finished:
             self.running = [q for q in self.running if q.status == RUNNING]
+
+    def _verify(self, seq: Seq, now: float) -> int:
+        """A speculative verify step of `seq`: its tokens go to the sink together; 1 if it finished."""
+        out = self.spec.verify(seq, self.text, self.params.block_size if self.hashing else 0)  # type: ignore[union-attr]
+        if self.hashing:
+            self.kv.commit(seq)
+        s = self.stats
+        s.generation_tokens += len(out)
+        s.itl.observe(now - seq.t_last_token)  # one gap per step and request, as vLLM observes it
+        seq.t_last_token = now
+        done = seq.num_output >= seq.target_len
+        if done:
+            self._finish(seq, now)
+        seq.sink.on_step(seq, out, seq.finish_reason if done else None, now)
+        return int(done)
 
     def _first_token(self, seq: Seq, now: float) -> None:
         s = self.stats

@@ -98,6 +98,11 @@ class EngineStats:
     host_step: Hist = field(default_factory=_h(LAG))
     cpu_step: Hist = field(default_factory=_h(LAG))
     created: float = field(default_factory=time.time)
+    # speculative decoding (simserver/specdecode.py); spec_per_pos has K entries when it is on
+    spec_drafts: int = 0
+    spec_draft_tokens: int = 0
+    spec_accepted: int = 0
+    spec_per_pos: list[int] = field(default_factory=list)
 
 
 class LagWindow:
@@ -264,6 +269,15 @@ class EngineCollector:
             "Count of successfully processed requests.",
             {("finished_reason", r): v for r, v in s.finished.items()},
         )
+        if s.spec_per_pos:  # vLLM shows these only with --speculative-config
+            yield self._counter("vllm:spec_decode_num_drafts", "Number of spec decoding drafts.", {None: s.spec_drafts})  # fmt: skip
+            yield self._counter("vllm:spec_decode_num_draft_tokens", "Number of draft tokens.", {None: s.spec_draft_tokens})  # fmt: skip
+            yield self._counter("vllm:spec_decode_num_accepted_tokens", "Number of accepted tokens.", {None: s.spec_accepted})  # fmt: skip
+            yield self._counter(
+                "vllm:spec_decode_num_accepted_tokens_per_pos",
+                "Accepted tokens per draft position.",
+                {("position", str(i)): v for i, v in enumerate(s.spec_per_pos)},
+            )
 
     def _own(self, g: Gauges) -> Iterator[Metric]:
         """The simulator's own health: if the lag grows, the simulator (not the model) is the bottleneck."""

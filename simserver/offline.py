@@ -77,6 +77,10 @@ class _Recorder:
             rec.preemptions = seq.preemptions
             self.done(rec, now)
 
+    def on_step(self, seq: Seq, indices: list[int], finish: str | None, now: float) -> None:
+        """A speculative step's tokens: they arrive together, so one stamp holds for all of them."""
+        self.on_token(seq, indices[-1], finish, now)
+
 
 Request = tuple[list[str], int]  # (prompt tokens, max_tokens)
 

@@ -92,6 +92,15 @@ class ToolCallParams:
 
 
 @dataclass(frozen=True, slots=True)
+class SpecParams:
+    """Speculative decoding (vLLM's --speculative-config): K draft tokens verified per decode step,
+    each next one accepted with probability `acceptance` (simserver/specdecode.py). K 0 = off."""
+
+    num_speculative_tokens: int = 0
+    acceptance: float = 0.7
+
+
+@dataclass(frozen=True, slots=True)
 class FaultParams:
     """Fault probabilities (per request) and the knobs of the slow faults."""
 
@@ -114,6 +123,7 @@ class Profile:
     reasoning: ReasoningParams = field(default_factory=ReasoningParams)
     tool_calls: ToolCallParams = field(default_factory=ToolCallParams)
     faults: FaultParams = field(default_factory=FaultParams)
+    speculative: SpecParams = field(default_factory=SpecParams)
 
 
 _SECTIONS = {
@@ -123,6 +133,7 @@ _SECTIONS = {
     "reasoning": ReasoningParams,
     "tool_calls": ToolCallParams,
     "faults": FaultParams,
+    "speculative": SpecParams,
 }
 REASONING_FIELDS = ("reasoning", "reasoning_content")  # newer vLLM/OpenRouter/Ollama; older vLLM, DeepSeek
 
@@ -214,6 +225,12 @@ def _validate(src: str, p: Profile) -> None:
             f"{src}: output.sigma, long_prefill_token_threshold, stall_s, retry_after_s must be >= 0"
         )
     _validate_answer(src, p.reasoning, p.tool_calls)
+    sp = p.speculative
+    if sp.num_speculative_tokens < 0 or not 0.0 < sp.acceptance <= 1.0:
+        raise ProfileError(
+            f"{src}: speculative.num_speculative_tokens must be >= 0 (0: off) and speculative.acceptance "
+            f"in (0, 1], got {sp.num_speculative_tokens} and {sp.acceptance}"
+        )
     if e.max_model_len > e.num_gpu_blocks * e.block_size:
         raise ProfileError(
             f"{src}: engine.max_model_len ({e.max_model_len}) exceeds the KV cache "

@@ -5,7 +5,9 @@ here, the same for every route. A stream writes each token as soon as the engine
 token is one concatenation (or one prebuilt-format call) and one `transport.write`. Only tokens
 that need more — the first, the first of a new phase (reasoning → answer), the last, or every
 token of a request with a fault — take the slow path. --trace-tokens adds one clock read and one
-append per token (TracedStreamSink), and nothing at all when it is off.
+append per token (TracedStreamSink), and nothing at all when it is off. With speculative decoding
+a sequence's tokens of one step arrive together (`on_step`) and leave as one event per phase, as
+vLLM streams them; a request with a fault takes them one by one, where its cut points are.
 
 Every request ends in exactly one trace record (RequestCtx.finish), whatever way it ends.
 """
@@ -18,114 +20,16 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-from simserver.answer import REASONING, TOOL, Answer
+from simserver.answer import REASONING, Answer
 from simserver.engine import Seq
 from simserver.http import Connection
 from simserver.runner import EngineRunner
 from simserver.tokenizer import VOCAB_JSON, VOCAB_JSON_LEN
-from simserver.trace import TraceWriter, us
-from simserver.wire import Emit, Tally, Wire, frame
+from simserver.trace import RequestCtx
+from simserver.wire import Emit, Tally, Wire, frame, joined_json
 
 CHUNK = b"%x\r\n%b%b%b\r\n"  # one chunked-encoding frame around pre + token + post
 BAD_SSE = b'data: {"id": "broken", "choices": [{"delta": {"content": "\n\n'  # the bad_sse fault's line
-
-
-class RequestCtx:
-    """What the trace records about one request; `finish` writes it once."""
-
-    __slots__ = (
-        "answer",
-        "cached_tokens",
-        "emits",
-        "endpoint",
-        "fault",
-        "finish_reason",
-        "http_status",
-        "output_tokens",
-        "preemptions",
-        "prompt_tokens",
-        "request_id",
-        "stream",
-        "t_arrival",
-        "t_first",
-        "t_first_answer",
-        "t_first_tool",
-        "t_last",
-        "trace",
-    )
-
-    def __init__(
-        self,
-        request_id: str,
-        endpoint: str,
-        t_arrival: float,
-        trace: TraceWriter | None,
-        tokens: bool = False,
-    ) -> None:
-        self.request_id, self.endpoint, self.t_arrival, self.trace = request_id, endpoint, t_arrival, trace
-        self.stream = False
-        self.t_first: float | None = None
-        self.t_last: float | None = None
-        self.t_first_answer: float | None = None
-        self.t_first_tool: float | None = None
-        self.emits: list[float] | None = [] if tokens and trace is not None else None
-        self.answer: Answer | None = None
-        self.prompt_tokens = self.cached_tokens = self.output_tokens = self.preemptions = 0
-        self.fault: str | None = None
-        self.finish_reason: str | None = None
-        self.http_status = 200
-
-    def stamp(self) -> float:
-        """Called right before the bytes go to the socket (a client can never see them earlier)."""
-        t = time.time()
-        if self.t_first is None:
-            self.t_first = t
-        self.t_last = t
-        return t
-
-    def wrote(self, phase: int, t: float, count: int = 1) -> None:
-        """`count` tokens of `phase` left at time t."""
-        if phase != REASONING and self.t_first_answer is None:
-            self.t_first_answer = t
-        if phase == TOOL and self.t_first_tool is None:
-            self.t_first_tool = t
-        if self.emits is not None:
-            self.emits.extend([t] * count)
-
-    def finish(self, status: str, seq: Seq | None = None) -> None:
-        trace, self.trace = self.trace, None
-        if trace is None:
-            return
-        if seq is not None:
-            self.cached_tokens = max(seq.num_cached, 0)
-            self.preemptions = seq.preemptions
-        a, n = self.answer, self.output_tokens
-        reasoning, answered = a.split(n) if a is not None else (0, n)
-        tool = a.tool if a is not None and answered > 0 else None
-        record: dict[str, Any] = {
-            "request_id": self.request_id,
-            "t_arrival_unix": us(self.t_arrival),
-            "t_first_emit_unix": us(self.t_first),
-            "t_first_answer_emit_unix": us(self.t_first_answer),
-            "t_last_emit_unix": us(self.t_last),
-            "prompt_tokens": self.prompt_tokens,
-            "cached_tokens": self.cached_tokens,
-            "output_tokens": n,
-            "reasoning_tokens": reasoning,
-            "tool_name": tool.name if tool is not None else None,
-            "t_first_tool_call_emit_unix": us(self.t_first_tool),
-            "tool_argument_tokens": max(0, answered - 1) if tool is not None else 0,
-            "status": status,
-            "fault": self.fault,
-            "http_status": self.http_status,
-            "finish_reason": self.finish_reason,
-            "endpoint": self.endpoint,
-            "stream": self.stream,
-            "preemptions": self.preemptions,
-        }
-        if self.emits is not None:
-            record["emit_unix"] = [round(t * 1e6) / 1e6 for t in self.emits]  # µs; round(t, 6) costs 10x more
-        trace.write(record)
 
 
 class BaseSink:
@@ -146,6 +50,15 @@ class BaseSink:
         self.answer = ctx.answer = answer
         self.n = 0  # tokens received from the engine (a trickle may deliver them late)
         self.cut_at = answer.total // 2  # disconnect / bad_sse position: mid-answer
+
+    def on_token(self, seq: Seq, index: int, finish: str | None, now: float) -> None:
+        raise NotImplementedError
+
+    def on_step(self, seq: Seq, indices: list[int], finish: str | None, now: float) -> None:
+        """A speculative step's tokens, handed on one by one (what writers of one token at a time do)."""
+        last = len(indices) - 1
+        for i, index in enumerate(indices):
+            self.on_token(seq, index, finish if i == last else None, now)
 
     def _drop(self, seq: Seq) -> None:
         """The disconnect fault: close the socket mid-response and drop the request in the engine."""
@@ -171,13 +84,14 @@ class BaseSink:
 
 
 class StreamSink(BaseSink):
-    __slots__ = ("base", "fast_until", "fmt", "phase", "post", "pre", "slow_always")
+    __slots__ = ("base", "fast_until", "fmt", "many", "phase", "post", "pre", "slow_always")
 
     def __init__(self, *args: Any) -> None:
         super().__init__(*args)
         self.pre = self.post = b""
         self.base = 0
         self.fmt: Callable[[int, int], bytes] | None = None
+        self.many: Callable[[int, list[int]], bytes] | None = None
         self.phase = -1
         self.fast_until = 0  # tokens numbered below this take the hot path
         self.slow_always = self.fault is not None
@@ -198,9 +112,58 @@ class StreamSink(BaseSink):
             return
         self._slow(seq, index, finish, now)
 
+    def on_step(self, seq: Seq, indices: list[int], finish: str | None, now: float) -> None:
+        n = self.n + len(indices)
+        if finish is None and n < self.fast_until:
+            self.n = n
+            if not self.conn.closed:
+                self.conn._write(self._many(n, indices))
+            return
+        if self.slow_always:
+            BaseSink.on_step(self, seq, indices, finish, now)
+        else:
+            self._slow_step(seq, indices, finish, now)
+
     def _use(self, phase: int, emit: Emit) -> None:
         self.phase, self.pre, self.post, self.fmt = phase, emit.pre, emit.post, emit.fmt
+        self.many = emit.many
         self.base = len(emit.pre) + len(emit.post)
+
+    def _many(self, n: int, indices: list[int]) -> bytes:
+        """A step's tokens of one phase (the last numbered n), framed: one event, or one per token
+        where the format writes a token per event (`fmt` without `many`)."""
+        if self.many is not None:
+            return self.many(n, indices)
+        fmt = self.fmt
+        if fmt is None:
+            text = joined_json(indices)
+            return CHUNK % (self.base + len(text), self.pre, text, self.post)
+        first = n - len(indices) + 1
+        return b"".join([fmt(first + i, index) for i, index in enumerate(indices)])
+
+    def _slow_step(self, seq: Seq, indices: list[int], finish: str | None, now: float) -> None:
+        """A step's tokens that start the stream, cross a phase boundary or end it: one event per
+        phase, the phase's opening events before it, the closing events after the last."""
+        conn, ctx, wire, answer = self.conn, self.ctx, self.wire, self.answer
+        while indices and not conn.closed:
+            first = self.n + 1
+            size = min(len(indices), answer.next_boundary(first) - first)
+            group, indices = indices[:size], indices[size:]
+            n = self.n = first + size - 1
+            parts = wire.first() if first == 1 else []
+            phase = answer.phase_of(first)
+            if phase != self.phase:
+                events, emit = wire.enter(phase, first)
+                parts += events
+                self._use(phase, emit)
+            if finish is not None and not indices:
+                parts += wire.final(phase, n, group, self._tally(seq, n, finish, now))
+                self._end(seq, parts, n, finish, size)
+                return
+            ctx.output_tokens = n
+            ctx.wrote(phase, ctx.stamp(), size)
+            conn._write(b"".join([*map(frame, parts), self._many(n, group)]))
+        self.fast_until = answer.next_boundary(self.n)
 
     def _token(self, n: int, index: int) -> bytes:
         if self.fmt is None:
@@ -229,7 +192,7 @@ class StreamSink(BaseSink):
             parts += events
             self._use(phase, emit)
         if finish is not None:
-            parts += wire.final(phase, n, index, self._tally(seq, n, finish, now))
+            parts += wire.final(phase, n, [index], self._tally(seq, n, finish, now))
             self._end(seq, parts, n, finish)
             return
         data = b"".join([*map(frame, parts), self._token(n, index)])
@@ -238,12 +201,12 @@ class StreamSink(BaseSink):
         conn._write(data)
         self.fast_until = 0 if self.slow_always else self.answer.next_boundary(n)
 
-    def _end(self, seq: Seq, parts: list[bytes], n: int, finish: str) -> None:
+    def _end(self, seq: Seq, parts: list[bytes], n: int, finish: str, count: int = 1) -> None:
         ctx = self.ctx
         ctx.output_tokens, ctx.finish_reason = n, self.answer.api_finish(finish) if n else finish
         t = ctx.stamp()
         if n:
-            ctx.wrote(self.phase, t)
+            ctx.wrote(self.phase, t, count)
         self.conn.end_stream(parts)
         ctx.finish("ok", seq)
 
@@ -274,6 +237,18 @@ class TracedStreamSink(StreamSink):
                 self.ctx.emits.append(t)  # type: ignore[union-attr]
             return
         StreamSink.on_token(self, seq, index, finish, now)
+
+    def on_step(self, seq: Seq, indices: list[int], finish: str | None, now: float) -> None:
+        n = self.n + len(indices)
+        if finish is None and n < self.fast_until:
+            self.n = n
+            conn = self.conn
+            if not conn.closed:
+                t = time.time()
+                conn._write(self._many(n, indices))
+                self.ctx.emits.extend([t] * len(indices))  # type: ignore[union-attr]
+            return
+        StreamSink.on_step(self, seq, indices, finish, now)
 
 
 class FullSink(BaseSink):
@@ -329,6 +304,12 @@ class Trickle:
         self.pending.append((seq, index, finish, now))
         if self.handle is None:
             self._schedule()
+
+    def on_step(self, seq: Seq, indices: list[int], finish: str | None, now: float) -> None:
+        """A speculative step's tokens still trickle one per interval."""
+        last = len(indices) - 1
+        for i, index in enumerate(indices):
+            self.on_token(seq, index, finish if i == last else None, now)
 
     def _schedule(self) -> None:
         loop = asyncio.get_running_loop()

@@ -9,17 +9,24 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import orjson
 
 from simserver.engine import Seq
+from simserver.tokenizer import VOCAB_JSON
 
 FRAME = b"%x\r\n%b\r\n"
+VOCAB_INNER: tuple[bytes, ...] = tuple(j[1:-1] for j in VOCAB_JSON)  # a token's JSON string, unquoted
 
 
 def frame(event: bytes) -> bytes:
     return FRAME % (len(event), event)
+
+
+def joined_json(indices: list[int]) -> bytes:
+    """The JSON string of several tokens' text together (a speculative step's tokens in one event)."""
+    return b'"' + b"".join([VOCAB_INNER[i] for i in indices]) + b'"'
 
 
 @dataclass(slots=True)
@@ -28,11 +35,14 @@ class Emit:
 
     `fmt` returns the chunk already framed; it is for formats whose token events carry counters
     (TGI's index, llama.cpp's tokens_predicted, a Responses sequence_number) or running text.
+    `many(n, indices)` writes a speculative step's tokens (the last numbered n) as one framed event;
+    without it they are `pre + their joined JSON + post`, or, with `fmt`, one `fmt` event each.
     """
 
     pre: bytes = b""
     post: bytes = b""
     fmt: Callable[[int, int], bytes] | None = None
+    many: Callable[[int, list[int]], bytes] | None = None
 
 
 @dataclass(slots=True)
@@ -54,12 +64,13 @@ class Tally:
 class Reply(NamedTuple):
     """Who answers, as the OpenAI-shaped formats name it: the response's id, its creation second, the
     served model, and whether the engine states its own timing in the answer (vLLM's
-    `--enable-per-request-metrics`)."""
+    `--enable-per-request-metrics`) and its speculative decoding (`--per-request-spec-decode-metrics`)."""
 
     id: str
     created: int
     model: str
     metrics: bool = False
+    spec: bool = False  # --per-request-spec-decode-metrics summary: `metrics.speculative_decoding`
 
 
 def per_request_metrics(t: Tally) -> dict[str, float]:
@@ -79,6 +90,17 @@ def per_request_metrics(t: Tally) -> dict[str, float]:
         out["mean_itl_ms"] = t.decode_s / (n - 1) * 1e3
     if (inference := t.prefill_s + t.decode_s) > 0:
         out["tokens_per_second"] = n / inference
+    return out
+
+
+def answer_metrics(reply: Reply, seq: Seq | None, t: Tally) -> dict[str, Any] | None:
+    """vLLM's `metrics` object of one answer, or None where it has none: the timing with
+    --enable-per-request-metrics, `speculative_decoding` with --per-request-spec-decode-metrics
+    summary (alone when the timing is off, as vLLM builds it; entrypoints/openai chat serving)."""
+    out = per_request_metrics(t) if reply.metrics else None
+    if reply.spec and seq is not None and seq.spec is not None:
+        out = out if out is not None else {}
+        out["speculative_decoding"] = seq.spec.summary()
     return out
 
 
@@ -110,8 +132,9 @@ class Wire:
         """Events before token n, the first of `phase`, and how that phase's tokens are written."""
         raise NotImplementedError
 
-    def final(self, phase: int, n: int, index: int, tally: Tally) -> list[bytes]:
-        """The last token's event and every closing event (usage, [DONE], …)."""
+    def final(self, phase: int, n: int, indices: list[int], tally: Tally) -> list[bytes]:
+        """The last step's tokens of `phase` (one, or a speculative step's several; the last is token
+        n) in their event(s), and every closing event (usage, [DONE], …)."""
         raise NotImplementedError
 
     def empty(self, tally: Tally) -> list[bytes]:

@@ -26,8 +26,8 @@ import orjson
 
 from simserver.answer import CONTENT, REASONING, TOOL, Answer, parse_tools
 from simserver.reqparse import ApiError, GenRequest, check_lengths, check_model, get_bool, get_int
-from simserver.tokenizer import VOCAB_JSON, VOCAB_TEXT, chat_tokens
-from simserver.wire import Emit, Tally, Wire, frame
+from simserver.tokenizer import VOCAB_TEXT, chat_tokens
+from simserver.wire import Emit, Tally, Wire, frame, joined_json
 
 STOP = {"stop": "end_turn", "length": "max_tokens", "tool_calls": "tool_use"}
 CHOICE = {"auto": "auto", "any": "required", "none": "none"}
@@ -165,15 +165,15 @@ class MessagesWire(Wire):
         )  # fmt: skip
         return [_event(b"message_delta", delta), _event(b"message_stop", b'{"type":"message_stop"}')]
 
-    def final(self, phase: int, n: int, index: int, tally: Tally) -> list[bytes]:
-        if phase == TOOL:
-            last = self.tool_events[n - self.tool_start]
+    def final(self, phase: int, n: int, indices: list[int], tally: Tally) -> list[bytes]:
+        if phase == TOOL:  # one delta per tool token, as on the way
+            last = self.tool_events[n - len(indices) + 1 - self.tool_start : n + 1 - self.tool_start]
         else:
             _, kind, key = BLOCK[phase]
-            last = b'event: content_block_delta\ndata: {"type":"content_block_delta","delta":{"type":"%b","%b":%b},"index":%d}\n\n' % (
-                kind, key, VOCAB_JSON[index], self.block,
-            )  # fmt: skip
-        return [last, *self._stop(), *self._end(tally)]
+            last = [b'event: content_block_delta\ndata: {"type":"content_block_delta","delta":{"type":"%b","%b":%b},"index":%d}\n\n' % (
+                kind, key, joined_json(indices), self.block,
+            )]  # fmt: skip
+        return [*last, *self._stop(), *self._end(tally)]
 
     def empty(self, tally: Tally) -> list[bytes]:
         return self._end(tally)

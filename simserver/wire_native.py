@@ -40,8 +40,9 @@ import orjson
 
 from simserver.answer import Answer
 from simserver.reqparse import ApiError, GenRequest, check_lengths, get_bool, get_dict, get_int
+from simserver.specdecode import llamacpp_draft, sglang_spec
 from simserver.tokenizer import VOCAB_JSON, VOCAB_TEXT, V, prompt_tokens
-from simserver.wire import Emit, Tally, Wire, frame
+from simserver.wire import Emit, Tally, Wire, frame, joined_json
 
 # llama-server's generation_settings around the request's own values, in its order (a real 0.5.0-dev
 # capture: tests/fixtures/llamacpp-completion-stream.txt): the sampling defaults first …
@@ -150,8 +151,18 @@ class SGLangWire(Wire):
         self.ids += b"%d," % index
         return b'data: {"text":"%b","output_ids":[%b],"meta_info":%b}\n\n' % (self.text, self.ids[:-1], meta)
 
+    def _events(self, indices: list[int], meta: bytes) -> bytes:
+        """A speculative step's tokens in one event (the cumulative text and ids grow by all of them)."""
+        self.indices += indices
+        self.text += joined_json(indices)[1:-1]
+        self.ids += b"".join([b"%d," % i for i in indices])
+        return b'data: {"text":"%b","output_ids":[%b],"meta_info":%b}\n\n' % (self.text, self.ids[:-1], meta)
+
     def enter(self, phase: int, n: int) -> tuple[list[bytes], Emit]:
-        return [], Emit(fmt=lambda k, index: frame(self._event(k, index, self._meta(k))))
+        return [], Emit(
+            fmt=lambda k, index: frame(self._event(k, index, self._meta(k))),
+            many=lambda k, indices: frame(self._events(indices, self._meta(k))),
+        )
 
     def _finish(self, t: Tally) -> bytes:
         if t.finish == "length":
@@ -177,9 +188,9 @@ class SGLangWire(Wire):
             out += b',"decode_throughput":%r' % (t.completion_tokens / t.decode_s)
         return out
 
-    def final(self, phase: int, n: int, index: int, tally: Tally) -> list[bytes]:
-        meta = self._meta(n, self._finish(tally), self._timing(tally))
-        return [self._event(n, index, meta), DONE]
+    def final(self, phase: int, n: int, indices: list[int], tally: Tally) -> list[bytes]:
+        meta = self._meta(n, self._finish(tally), sglang_spec(self.seq, n) + self._timing(tally))
+        return [self._events(indices, meta), DONE]
 
     def empty(self, tally: Tally) -> list[bytes]:
         meta = self._meta(0, self._finish(tally), self._timing(tally, tokens=False))
@@ -187,7 +198,9 @@ class SGLangWire(Wire):
 
     def body(self, indices: list[int], tally: Tally) -> bytes:
         n = len(indices)
-        meta = self._meta(n, self._finish(tally), self._timing(tally, tokens=n > 0))
+        meta = self._meta(
+            n, self._finish(tally), sglang_spec(self.seq, n) + self._timing(tally, tokens=n > 0)
+        )
         ids = b",".join(b"%d" % i for i in indices)
         return b'{"text":%b,"output_ids":[%b],"meta_info":%b}' % (orjson.dumps(_text(indices)), ids, meta)
 
@@ -247,9 +260,11 @@ class TGIWire(Wire):
         }
         return orjson.dumps(d)
 
-    def final(self, phase: int, n: int, index: int, tally: Tally) -> list[bytes]:
-        text = orjson.dumps(_text([*self.indices, index]))
-        return [self._event(n, index, text, self._details(tally))]
+    def final(self, phase: int, n: int, indices: list[int], tally: Tally) -> list[bytes]:
+        first = n - len(indices) + 1  # TGI writes one event per token, a speculative step's too
+        events = [self._event(first + i, index) for i, index in enumerate(indices[:-1])]
+        text = orjson.dumps(_text([*self.indices, indices[-1]]))
+        return [*events, self._event(n, indices[-1], text, self._details(tally))]
 
     def empty(self, tally: Tally) -> list[bytes]:
         token = b'{"id":%d,"text":"","logprob":0.0,"special":true}' % EOS_ID
@@ -299,6 +314,8 @@ def llamacpp_error(status: int, kind: str, message: str, param: str | None = Non
 
 
 class LlamaCppWire(Wire):
+    # one event per token, a speculative step's too: llama-server sends each accepted token on its own
+    # (a real capture with a drafter: tests/fixtures/llamacpp-draft-chat-stream.txt, 40 tokens in 40 events)
     PARTIAL = b'data: {"index":0,"content":%b,"tokens":[%d],"stop":false,"id_slot":0,"tokens_predicted":%d,"tokens_evaluated":%d}\n\n'
 
     def __init__(self, answer: Answer, model: str, opts: dict[str, Any]) -> None:
@@ -321,6 +338,7 @@ class LlamaCppWire(Wire):
             "predicted_ms": round(predicted_ms, 3),
             "predicted_per_token_ms": round(predicted_ms / n, 3) if n else 0.0,
             "predicted_per_second": round(1e3 * n / predicted_ms, 3) if predicted_ms else 0.0,
+            **llamacpp_draft(self.seq),
         }
         o = self.opts
         settings = {"seed": o["seed"] if o["seed"] is not None else 4294967295, **LLAMACPP_SAMPLING}
@@ -355,9 +373,12 @@ class LlamaCppWire(Wire):
             "timings": timings,
         }
 
-    def final(self, phase: int, n: int, index: int, tally: Tally) -> list[bytes]:
-        last = self.PARTIAL % (VOCAB_JSON[index], index, n, tally.prompt_tokens)
-        return [last, b"data: " + orjson.dumps(self._final("", tally)) + b"\n\n"]
+    def final(self, phase: int, n: int, indices: list[int], tally: Tally) -> list[bytes]:
+        first, p = n - len(indices) + 1, tally.prompt_tokens
+        partials = [
+            self.PARTIAL % (VOCAB_JSON[index], index, first + i, p) for i, index in enumerate(indices)
+        ]
+        return [*partials, b"data: " + orjson.dumps(self._final("", tally)) + b"\n\n"]
 
     def empty(self, tally: Tally) -> list[bytes]:
         return [b"data: " + orjson.dumps(self._final("", tally)) + b"\n\n"]

@@ -32,8 +32,8 @@ import orjson
 
 from simserver.answer import REASONING, Answer
 from simserver.reqparse import ApiError, GenRequest, check_lengths, get_dict, get_int
-from simserver.tokenizer import VOCAB_JSON, VOCAB_TEXT, chat_tokens
-from simserver.wire import Emit, Tally, Wire
+from simserver.tokenizer import VOCAB_TEXT, chat_tokens
+from simserver.wire import Emit, Tally, Wire, joined_json
 
 NDJSON = "application/x-ndjson"
 JSON_KIND = {list: "array", dict: "object", bool: "bool"}  # how Go's decoder names what it refuses
@@ -135,8 +135,9 @@ class OllamaWire(Wire):
     def _done(self, t: Tally, message: bytes = b'""') -> bytes:
         return self.head + message + b'},"done":true,' + self._metrics(t) + b"}\n"
 
-    def final(self, phase: int, n: int, index: int, tally: Tally) -> list[bytes]:
-        token = b'"","thinking":%b' % VOCAB_JSON[index] if phase == REASONING else VOCAB_JSON[index]
+    def final(self, phase: int, n: int, indices: list[int], tally: Tally) -> list[bytes]:
+        text = joined_json(indices)  # a speculative step's tokens in one line
+        token = b'"","thinking":%b' % text if phase == REASONING else text
         return [self.head + token + self.post, self._done(tally)]
 
     def empty(self, tally: Tally) -> list[bytes]:

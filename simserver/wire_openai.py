@@ -1,7 +1,8 @@
 """POST /v1/chat/completions and /v1/completions: requests and vLLM's OpenAI-compatible answers.
 
 Streams are vLLM's (vllm/entrypoints/openai serving_chat.py / serving_completion.py): `data: {json}`
-events, a role-only first chunk for chat, one chunk per token, the last token's chunk carrying
+events, a role-only first chunk for chat, one chunk per engine step (one token; with speculative
+decoding a step's 1 + accepted tokens, their text together), the last step's chunk carrying
 `finish_reason`, a usage chunk when `stream_options.include_usage`, then `data: [DONE]`.
 Reasoning tokens stream in their own delta field — `reasoning` (vLLM >= 0.11, OpenRouter, Ollama)
 or `reasoning_content` (older vLLM, DeepSeek), as the profile says — and count in
@@ -21,8 +22,8 @@ import orjson
 
 from simserver.answer import CONTENT, REASONING, TOOL, Answer, parse_tools
 from simserver.reqparse import ApiError, GenRequest, check_lengths, check_model, get_bool, get_dict, get_int
-from simserver.tokenizer import VOCAB_JSON, VOCAB_TEXT, chat_tokens, prompt_tokens
-from simserver.wire import Emit, Reply, Tally, Wire, frame, per_request_metrics, trtllm_perf_metrics
+from simserver.tokenizer import VOCAB_TEXT, chat_tokens, prompt_tokens
+from simserver.wire import Emit, Reply, Tally, Wire, answer_metrics, frame, joined_json, trtllm_perf_metrics
 
 DONE = b"data: [DONE]\n\n"
 LAST = b'},"logprobs":null,"finish_reason":"%b","stop_reason":null}]}\n\n'
@@ -95,15 +96,17 @@ class _OpenAIWire(Wire):
     """What chat and completions share: the chunk head, the usage chunk, [DONE]."""
 
     def __init__(self, obj: str, reply: Reply, answer: Answer, include_usage: bool) -> None:
-        self.answer, self.include_usage, self.metrics = answer, include_usage, reply.metrics
+        self.answer, self.include_usage, self.reply = answer, include_usage, reply
         head = {"id": reply.id, "object": obj, "created": reply.created, "model": reply.model}
         self.head = orjson.dumps(head)[:-1]
         self.reasoning_usage = False
         self.usage_extra = b""  # after `usage` in the usage chunk
 
     def _metrics(self, tally: Tally) -> bytes:
-        """`,"metrics":{…}` where the server runs with --enable-per-request-metrics (vLLM puts it last)."""
-        return b',"metrics":' + orjson.dumps(per_request_metrics(tally)) if self.metrics else b""
+        """`,"metrics":{…}` where the server runs with --enable-per-request-metrics or
+        --per-request-spec-decode-metrics (vLLM puts it last)."""
+        m = answer_metrics(self.reply, self.seq, tally)
+        return b"" if m is None else b',"metrics":' + orjson.dumps(m)
 
     def _tail(self, tally: Tally) -> list[bytes]:
         end = [DONE, trtllm_perf_metrics(tally)] if self.perf_metrics else [DONE]
@@ -161,11 +164,15 @@ class ChatWire(_OpenAIWire):
         frames = [frame(self.pre + inner + self.post) for inner in self.tool_inner]
         return [], Emit(fmt=lambda k, _index: frames[k - n])
 
-    def final(self, phase: int, n: int, index: int, tally: Tally) -> list[bytes]:
-        inner = (
-            self.tool_inner[n - self.tool_start] if phase == TOOL else self.keys[phase] + VOCAB_JSON[index]
-        )
-        return [self.pre + inner + CHAT_LAST % tally.finish.encode(), *self._tail(tally)]
+    def final(self, phase: int, n: int, indices: list[int], tally: Tally) -> list[bytes]:
+        events: list[bytes] = []
+        if phase == TOOL:  # one delta per tool token, as on the way
+            inner = self.tool_inner[n - len(indices) + 1 - self.tool_start : n + 1 - self.tool_start]
+            events = [self.pre + i + self.post for i in inner[:-1]]
+            last = inner[-1]
+        else:
+            last = self.keys[phase] + joined_json(indices)
+        return [*events, self.pre + last + CHAT_LAST % tally.finish.encode(), *self._tail(tally)]
 
     def empty(self, tally: Tally) -> list[bytes]:
         return [self.pre + b'"content":""' + CHAT_LAST % b"stop", *self._tail(tally)]
@@ -196,8 +203,8 @@ class CompletionsWire(_OpenAIWire):
     def enter(self, phase: int, n: int) -> tuple[list[bytes], Emit]:
         return [], Emit(self.pre, self.post)
 
-    def final(self, phase: int, n: int, index: int, tally: Tally) -> list[bytes]:
-        return [self.pre + VOCAB_JSON[index] + LAST[1:] % tally.finish.encode(), *self._tail(tally)]
+    def final(self, phase: int, n: int, indices: list[int], tally: Tally) -> list[bytes]:
+        return [self.pre + joined_json(indices) + LAST[1:] % tally.finish.encode(), *self._tail(tally)]
 
     def empty(self, tally: Tally) -> list[bytes]:
         return [self.pre + b'""' + LAST[1:] % b"stop", *self._tail(tally)]

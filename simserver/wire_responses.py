@@ -21,7 +21,7 @@ import orjson
 from simserver.answer import REASONING, Answer
 from simserver.reqparse import ApiError, GenRequest, check_lengths, check_model, get_bool, get_int
 from simserver.tokenizer import VOCAB_JSON, VOCAB_TEXT, chat_tokens
-from simserver.wire import Emit, Reply, Tally, Wire, frame, per_request_metrics
+from simserver.wire import Emit, Reply, Tally, Wire, answer_metrics, frame, joined_json
 
 DELTA = b'event: %b\ndata: {"type":"%b","sequence_number":%d,"item_id":"%b","output_index":%d,"content_index":0,"delta":%b%b}\n\n'  # fmt: skip
 RS_DELTA, TEXT_DELTA = b"response.reasoning_text.delta", b"response.output_text.delta"
@@ -75,7 +75,9 @@ class ResponsesWire(Wire):
     def __init__(self, reply: Reply, answer: Answer, opts: dict[str, Any]) -> None:
         self.resp_id, self.created, self.model = reply.id, reply.created, reply.model
         self.answer, self.opts = answer, opts
-        self.metrics = reply.metrics  # --enable-per-request-metrics: vLLM's `metrics` in the final response
+        self.reply = (
+            reply  # vLLM's `metrics` in the final response (per-request timing, speculative decoding)
+        )
         self.rs_id, self.msg_id = f"rs_{reply.id[5:]}", f"msg_{reply.id[5:]}"
         self.seqno = -1
         self.reasoning: list[int] = []
@@ -150,8 +152,8 @@ class ResponsesWire(Wire):
             resp = self._response("incomplete", output, usage, {"reason": "max_output_tokens"})
         else:
             resp = self._response("completed", output, usage)
-        if self.metrics:  # after `user`, as vLLM orders it
-            resp["metrics"] = per_request_metrics(tally)
+        if (metrics := answer_metrics(self.reply, self.seq, tally)) is not None:  # after `user`, as vLLM
+            resp["metrics"] = metrics
         return self._ev("response.completed", response=resp), resp
 
     # -- Wire ----------------------------------------------------------------------------------------
@@ -175,7 +177,10 @@ class ResponsesWire(Wire):
             part = {"annotations": [], "text": "", "type": "output_text", "logprobs": []}
             where = {"item_id": self.msg_id, "output_index": out, "content_index": 0}
             events.append(self._ev("response.content_part.added", **where, part=part))
-        return events, Emit(fmt=lambda _n, index: frame(self._delta(phase, index)))
+        return events, Emit(
+            fmt=lambda _n, index: frame(self._delta(phase, index)),
+            many=lambda _n, indices: frame(self._deltas(phase, indices)),
+        )
 
     def _delta(self, phase: int, index: int) -> bytes:
         """One token's delta event; the token also joins the item's text."""
@@ -195,6 +200,17 @@ class ResponsesWire(Wire):
             NO_LOGPROBS,
         )
 
+    def _deltas(self, phase: int, indices: list[int]) -> bytes:
+        """A speculative step's tokens as one delta event (their text together)."""
+        self.seqno += 1
+        text = joined_json(indices)
+        if phase == REASONING:
+            self.reasoning.extend(indices)
+            return DELTA % (RS_DELTA, RS_DELTA, self.seqno, self.rs_id.encode(), 0, text, b"")
+        self.text.extend(indices)
+        out = 1 if self.reasoning else 0
+        return DELTA % (TEXT_DELTA, TEXT_DELTA, self.seqno, self.msg_id.encode(), out, text, NO_LOGPROBS)
+
     def _close_reasoning(self) -> list[bytes]:
         where = {"item_id": self.rs_id, "output_index": 0, "content_index": 0}
         done = self._ev("response.reasoning_text.done", **where, text=_text(self.reasoning))
@@ -203,8 +219,8 @@ class ResponsesWire(Wire):
             self._ev("response.output_item.done", output_index=0, item=self._reasoning_item("completed")),
         ]
 
-    def final(self, phase: int, n: int, index: int, tally: Tally) -> list[bytes]:
-        events = [self._delta(phase, index)]
+    def final(self, phase: int, n: int, indices: list[int], tally: Tally) -> list[bytes]:
+        events = [self._deltas(phase, indices)]
         if phase == REASONING:
             events += self._close_reasoning()
         else:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from analysis import fmt
-from analysis.render import reasoning, server, spans, tenants, uncertainty
+from analysis.render import reasoning, server, spans, specdecode, tenants, uncertainty
 from analysis.render.page import esc, figure, page, table
 from analysis.render.tables import (
     CANCELLED_NOTE,
@@ -154,6 +154,7 @@ def render(s: Summary, meta: dict, figs: list[tuple[Path, str]]) -> str:
         parts.append(figure(p, caption))
     parts.append("<h2>Latency</h2>" + table(LATENCY_HEADERS, latency_rows(s)))
     parts.append(reasoning.html(s))
+    parts.append(specdecode.html(s))
     for p, caption in figs[2:]:
         if not spans.owns(p):  # drawn in its own section
             parts.append(figure(p, caption))

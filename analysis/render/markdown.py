@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from analysis import fmt
-from analysis.render import reasoning, server, spans, tenants, uncertainty
+from analysis.render import reasoning, server, spans, specdecode, tenants, uncertainty
 from analysis.render.tables import (
     CANCELLED_NOTE,
     ERROR_HEADERS,
@@ -58,6 +58,7 @@ def summary_md(s: Summary) -> str:
         lines += [up, ""]
     lines += ["## Latency", "", fmt.md_table(LATENCY_HEADERS, latency_rows(s)), ""]
     lines += reasoning.markdown(s)
+    lines += specdecode.markdown(s)
     cancelled = f" {t.cancelled:,} were {CANCELLED_NOTE}" if t.cancelled else ""
     lines += ["## Throughput", "", throughput_text(s) + cancelled, ""]
     lines += ["## Errors", ""]
@@ -111,6 +112,8 @@ def console_text(s: Summary, report: Path | None = None) -> str:
         note = " (cancelled: cut by the load generator, not counted in attainment)" if t.cancelled else ""
         out.append("errors: " + ", ".join(f"{k} {v:,}" for k, v in s.errors.items()) + note)
     if (line := reasoning.console_line(s)) is not None:
+        out.append(line)
+    if (line := specdecode.console_line(s)) is not None:
         out.append(line)
     out.append(capacity_text(s))
     out.append(verdict_line(s.verdict, ramp=s.is_ramp))

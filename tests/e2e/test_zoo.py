@@ -73,6 +73,8 @@ def check(url: str, case: Case, res: StreamResult, offset: float, rid: str) -> f
         got = (rec.engine_prefill_s, rec.engine_decode_s, rec.engine_load_s, rec.engine_queue_s)
         engine = (*want.engine, None)[:4]  # no queue stated: the row has none
         assert got == pytest.approx(engine, abs=1e-6), got  # SGLang's: differences of wall stamps
+    if want.spec is not None:
+        assert (rec.spec_draft_tokens, rec.spec_accepted_tokens, rec.spec_steps) == want.spec
     if want.reasoning is not None:
         assert rec.reasoning_tokens == told["n_reasoning"] == want.reasoning, rec.reasoning_tokens
     if (

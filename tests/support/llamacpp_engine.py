@@ -48,16 +48,27 @@ def unavailable_reason() -> str | None:
     return None
 
 
-def start_llamacpp(port: int | None = None, timeout_s: float = 120.0, log_path: Path | None = None) -> Engine:
+def start_llamacpp(
+    port: int | None = None,
+    timeout_s: float = 120.0,
+    log_path: Path | None = None,
+    flags: tuple[str, ...] = (),
+) -> Engine:
     """Start llama-server on 127.0.0.1 (a free port unless given) with `scripts/llamacpp.sh serve PORT`
-    — the command line of `make llamacpp` — and wait for /health (503 while the model loads)."""
+    — the command line of `make llamacpp`, `flags` appended — and wait for /health (503 while the
+    model loads)."""
     reason = unavailable_reason()
     if reason:
         raise RuntimeError(reason)
     port = port or free_port()
     log_path = log_path or llamacpp_dir() / f"test-server-{port}.log"
     return launch(
-        ["bash", str(SCRIPT), "serve", str(port)], port, MODEL_NAME, log_path, timeout_s, "llama-server"
+        ["bash", str(SCRIPT), "serve", str(port), *flags],
+        port,
+        MODEL_NAME,
+        log_path,
+        timeout_s,
+        "llama-server",
     )
 
 
@@ -71,6 +82,10 @@ class LlamaCounters:
     tokens_predicted: float = 0.0  # llamacpp:tokens_predicted_total — counted when a request finishes
     tokens_predicted_s: float = 0.0  # llamacpp:tokens_predicted_seconds_total
     n_decode: float = 0.0  # llamacpp:n_decode_total — llama_decode() calls (one may serve every slot)
+    # speculative decoding (a server with a drafter; 0 without): verify steps, draft tokens, accepted ones
+    spec_drafts: float = 0.0  # llamacpp:spec_decode_num_drafts_total
+    spec_draft_tokens: float = 0.0  # llamacpp:spec_decode_num_draft_tokens_total
+    spec_accepted: float = 0.0  # llamacpp:spec_decode_num_accepted_tokens_total
 
 
 SAMPLES = {
@@ -80,6 +95,9 @@ SAMPLES = {
     "llamacpp:tokens_predicted_total": "tokens_predicted",
     "llamacpp:tokens_predicted_seconds_total": "tokens_predicted_s",
     "llamacpp:n_decode_total": "n_decode",
+    "llamacpp:spec_decode_num_drafts_total": "spec_drafts",
+    "llamacpp:spec_decode_num_draft_tokens_total": "spec_draft_tokens",
+    "llamacpp:spec_decode_num_accepted_tokens_total": "spec_accepted",
 }
 # Gauges: requests in a slot now, and requests waiting for a free slot.
 BUSY = ("llamacpp:requests_processing", "llamacpp:requests_deferred")

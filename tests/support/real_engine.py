@@ -121,8 +121,10 @@ def start_engine(
     log_path: Path | None = None,
     env: dict[str, str] | None = None,
     otlp_endpoint: str = "",
+    flags: tuple[str, ...] = (),
 ) -> Engine:
-    """Start the engine on 127.0.0.1 (a free port unless given) and wait for /health.
+    """Start the engine on 127.0.0.1 (a free port unless given) and wait for /health; `flags` are
+    appended to vLLM's command line (e.g. a drafter's --speculative-config).
 
     With `otlp_endpoint` (http://HOST:PORT/v1/traces) vLLM exports one span per finished request
     there over OTLP/HTTP (REAL_ENGINE_OTLP_ENDPOINT of scripts/real_engine.sh).
@@ -139,7 +141,7 @@ def start_engine(
     log_path = log_path or engine_dir() / f"test-server-{port}.log"
     if otlp_endpoint:
         env = {**(env or {}), "REAL_ENGINE_OTLP_ENDPOINT": otlp_endpoint}
-    argv = ["bash", str(SCRIPT), "serve", str(port)]
+    argv = ["bash", str(SCRIPT), "serve", str(port), *flags]
     eng = launch(argv, port, MODEL_NAME, log_path, timeout_s, "vLLM", env)
     eng.otlp_endpoint = otlp_endpoint
     return eng
@@ -231,6 +233,10 @@ class Counters:
     prefix_cache_queries: float = 0.0  # vllm:prefix_cache_queries_total (tokens looked up)
     prefix_cache_hits: float = 0.0  # vllm:prefix_cache_hits_total (tokens found cached)
     prompt_tokens_cached: float = 0.0  # vllm:prompt_tokens_cached_total (once per request, local + external)
+    # speculative decoding (an engine with --speculative-config; absent, 0, otherwise)
+    spec_drafts: float = 0.0  # vllm:spec_decode_num_drafts_total (verify steps with a draft)
+    spec_draft_tokens: float = 0.0  # vllm:spec_decode_num_draft_tokens_total
+    spec_accepted: float = 0.0  # vllm:spec_decode_num_accepted_tokens_total
 
     @property
     def ttft_mean_s(self) -> float | None:
@@ -246,6 +252,9 @@ SAMPLES = {
     "vllm:request_success_total": "request_success",
     "vllm:prompt_tokens_total": "prompt_tokens",
     "vllm:generation_tokens_total": "generation_tokens",
+    "vllm:spec_decode_num_drafts_total": "spec_drafts",
+    "vllm:spec_decode_num_draft_tokens_total": "spec_draft_tokens",
+    "vllm:spec_decode_num_accepted_tokens_total": "spec_accepted",
     "vllm:time_to_first_token_seconds_sum": "ttft_sum_s",
     "vllm:time_to_first_token_seconds_count": "ttft_count",
     "vllm:prefix_cache_queries_total": "prefix_cache_queries",

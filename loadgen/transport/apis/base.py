@@ -21,6 +21,7 @@ import orjson
 from core.result import EngineTiming, StreamResult
 from loadgen.transport import sse
 from loadgen.transport.apis.inline import OVER, inline_reasoning
+from loadgen.transport.apis.spec import llamacpp_spec, sglang_spec, vllm_spec
 from loadgen.transport.eventstream import EventStream
 
 Fold = Callable[[StreamResult, str, "bytes | bytearray", float], None]
@@ -195,8 +196,10 @@ def tool_call(res: StreamResult, t: float, deltas: list[tuple[int, str, str, str
 def llamacpp_timings(res: StreamResult, timings: Any) -> None:
     """llama-server's `timings` object, which its last event carries on every route it streams
     (`/completion`, `/v1/completions`, `/v1/chat/completions`; server-task.cpp `result_timings`):
-    the slot's `prompt_ms` and `predicted_ms` become the row's engine prefill and decode."""
+    the slot's `prompt_ms` and `predicted_ms` become the row's engine prefill and decode (and its
+    draft counts the row's speculative decoding)."""
     if type(timings) is dict:
+        llamacpp_spec(res, timings)
         prompt, predicted = timings.get("prompt_ms"), timings.get("predicted_ms")
         if _duration(prompt) and _duration(predicted):
             res.engine = EngineTiming(prompt / 1e3, predicted / 1e3)
@@ -208,9 +211,11 @@ def vllm_metrics(res: StreamResult, metrics: Any) -> None:
     engine core's stamps (entrypoints/generate/base/serving.py `build_per_request_timing_metrics`,
     the stamps its spans carry): `time_to_first_token_ms` = first token − first scheduled (so its
     wait queue is not in it), `generation_time_ms` = last token − first, `queue_time_ms` = first
-    scheduled − queued. A field it cannot fill is left out (`exclude_none`)."""
+    scheduled − queued. A field it cannot fill is left out (`exclude_none`). Its
+    `speculative_decoding` object, where it speculates, is the row's (apis/spec.py)."""
     if type(metrics) is not dict:
         return
+    vllm_spec(res, metrics)
     prefill, decode = metrics.get("time_to_first_token_ms"), metrics.get("generation_time_ms")
     if _duration(prefill) and _duration(decode):
         queue = metrics.get("queue_time_ms")
@@ -252,7 +257,9 @@ def sglang_timing(res: StreamResult, meta: dict) -> None:
     batch, as llama-server's starts when a slot takes it, so a request in SGLang's wait queue is
     *waiting*, not prefill; decode = finish − first token. An SGLang with neither the entry stamp nor
     `inference_time`: the request sent to the scheduler + its `queue_time` (the hop to the scheduler
-    then counts as prefill). A server without the stamps (no `--enable-metrics`) has none."""
+    then counts as prefill). A server without the stamps (no `--enable-metrics`) has none. Its
+    speculative decoding counts, where it speculates, are the row's (apis/spec.py)."""
+    sglang_spec(res, meta)
     first = _first_of(meta, "prefill_finished_time", "prefill_finished_ts")
     last = _first_of(meta, "request_finished_ts", "decode_finished_ts")
     if first is None or last is None or last < first:

@@ -56,6 +56,8 @@ class Expect:
     # the server's own (prefill, decode, load[, queue]) its stream states, in seconds (the row's
     # engine_*_s; a queue left out: the row has none)
     engine: tuple[float | None, ...] | None = None
+    # the server's speculative decoding its stream states: (draft tokens, accepted, verify steps)
+    spec: tuple[int, int, int | None] | None = None
     # the openai SDK's first-token tolerance where not the usual 2 ms (tests/e2e/test_zoo.py): its stamps
     # are taken in user space after httpx's pure-Python HTTP parser has handed over every read of the event
     sdk_tolerance_s: float | None = None
@@ -121,9 +123,10 @@ VLLM_METRICS = (0.015792105999992145, 0.02767922399999634, None, 0.0000255479999
 
 
 def _llamacpp_held(name: str) -> Callable[[dict], Plan]:
-    """A real llama-server capture whose first tokens were held (bytes of an unfinished UTF-8
-    character): the engine step that sampled them wrote nothing, so the first write comes a token gap
-    after the prefill, with no role chunk before it."""
+    """A real llama-server capture, one event per write, the first text a token gap after the
+    prefill. Made for captures whose first tokens were held (bytes of an unfinished UTF-8 character:
+    the engine step that sampled them wrote nothing, and no role chunk came before); a capture with a
+    role chunk plays the same way (the role chunk carries no text)."""
 
     def plan(_: dict) -> Plan:
         p, seen_text = Plan(), False
@@ -317,6 +320,21 @@ CASES: list[Case] = [
          "scheduling), generation_time_ms, queue_time_ms, mean_itl_ms, tokens_per_second",
          "ok; tokens from usage; its figures the row's engine prefill, decode and queue",
          _vllm_fixture("vllm-cpu-per-request-metrics-stream.txt"), Expect(tokens=4, engine=VLLM_METRICS)),
+    Case("vllm-spec-decode", "vLLM 0.32 (CPU) with an ngram drafter (--speculative-config, K = 3) and "
+         "--per-request-spec-decode-metrics summary",
+         "tests/fixtures/vllm-cpu-spec-decode-stream.txt, recorded from vLLM; its entrypoints/generate/base/"
+         "protocol.py SpeculativeDecodingMetrics (read in the 0.32 wheel)",
+         "each step's verified token and accepted draft tokens in one delta (24 tokens in 18 chunks); "
+         "`metrics.speculative_decoding` beside the last usage",
+         "ok; tokens from usage; the row's spec_ columns its num_draft_tokens, num_accepted_draft_tokens, "
+         "num_spec_steps", _vllm_fixture("vllm-cpu-spec-decode-stream.txt"), Expect(tokens=24, spec=(16, 6, 9))),
+    Case("llama.cpp-draft", "llama.cpp llama-server with a drafter (-md, --spec-type draft-simple), real capture",
+         "tests/fixtures/llamacpp-draft-chat-stream.txt, recorded from the pinned llama-server with "
+         "--spec-synth-rates 0.8,0.5,0.3; its server-task.cpp result_timings (draft_n, draft_n_accepted)",
+         "one token an event although a step yields several; `timings.draft_n` / `draft_n_accepted` "
+         "on the usage chunk", "ok; tokens from usage; the row's draft and accepted tokens, no step count",
+         _llamacpp_held("llamacpp-draft-chat-stream.txt"),
+         Expect(tokens=40, engine=(0.013554, 0.18711, None), spec=(42, 24, None))),
     Case("trtllm-perf-metrics", "TensorRT-LLM trtllm-serve with return_perf_metrics, asked per request",
          "NVIDIA/TensorRT-LLM tensorrt_llm/serve/perf_metrics.py (RETURN_METRICS_HEADER, build_metrics_headers, "
          "build_metrics_sse_event, PerfMetricsMiddleware)",

@@ -66,7 +66,10 @@ def test_the_run_folder_says_it(tmp_path: Path) -> None:
     d = tmp_path / "run"
     shutil.copytree(FIX / "run_small", d)
     lines = (d / "requests.csv").read_text().splitlines()
-    marked = [lines[0]] + [line + ("true" if i % 2 else "false") for i, line in enumerate(lines[1:])]
+    # new_connection is the fourth column from the end (the spec_ columns follow it, empty here)
+    marked = [lines[0]] + [
+        line.rsplit(",", 3)[0] + ("true" if i % 2 else "false") + ",,," for i, line in enumerate(lines[1:])
+    ]
     (d / "requests.csv").write_text("\n".join(marked) + "\n")
     run = load_run(d)
     assert set(run.df["new_connection"].dropna()) == {True, False}

@@ -1,0 +1,109 @@
+"""Speculative decoding on synthetic runs whose truth is known (analysis/specdecode.py): per level, the
+requests' stated acceptance pooled over completed requests only, the server's counters over the
+level's window, the client's tokens per chunk; and nothing at all for a server that does not speculate."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from pytest import approx
+
+from analysis import api
+from core.record import RequestRecord
+from core.slo import PROFILES
+from tests.support.synthetic import T0, request, stage, steady, write_run
+
+STEP = {"name": "step", "params": {}}
+ACCEPTED = (12, 6, 3)  # per request at levels 0, 1, 2: 6 verify steps of 3 draft tokens each
+
+
+def speculated(rec: RequestRecord, accepted: int, steps: int | None = 6) -> RequestRecord:
+    """20 tokens: the first alone, then `steps` chunks of 1 + accepted/steps, the rest one a chunk."""
+    rec.spec_draft_tokens, rec.spec_accepted_tokens, rec.spec_steps = 18, accepted, steps
+    rec.n_chunks = 20 - accepted
+    return rec
+
+
+def spec_run(path: Path, extra: list[RequestRecord] = ()) -> Path:
+    rows, stages = [], []
+    for k, acc in enumerate(ACCEPTED):
+        rows += [speculated(r, acc) for r in steady(k, k + 1, 10.0 * k, 10.0 * k + 9.5, 2.0, 0.4)]
+        stages.append(stage(k, 10.0 * k, 10.0 * (k + 1), users=k + 1))
+    return write_run(path, rows + list(extra), stages, shape=STEP)
+
+
+def counters(path: Path, levels: int = 3) -> None:
+    """vLLM's spec counters scraped every second on the second: level k drafts 10 times a second, 3
+    tokens each, and accepts ACCEPTED[k] / 6 per draft — so each level's window holds its truth exactly."""
+    lines, drafts, tokens, accepted = ["t,metric,labels,value"], 0.0, 0.0, 0.0
+    for t in range(10 * levels + 1):
+        lines += [f"{T0 + t},vllm:spec_decode_num_drafts_total,,{drafts}",
+                  f"{T0 + t},vllm:spec_decode_num_draft_tokens_total,,{tokens}",
+                  f"{T0 + t},vllm:spec_decode_num_accepted_tokens_total,,{accepted}",
+                  f"{T0 + t},vllm:num_requests_running,,1"]  # fmt: skip
+        k = min(t // 10, levels - 1)
+        drafts, tokens, accepted = drafts + 10, tokens + 30, accepted + 10 * ACCEPTED[k] / 6
+    (path / "server_metrics.csv").write_text("\n".join(lines) + "\n")
+
+
+def analyze(path: Path) -> api.Summary:
+    return api.analyze(api.load_run(path), PROFILES["chat"]).summary
+
+
+def test_each_level_states_its_acceptance_length_and_tokens_per_chunk(tmp_path: Path) -> None:
+    failed = speculated(request(1, 12.0, 0.4, users=2, error="http_500"), 18)  # stated, but not completed
+    cut = speculated(request(1, 12.5, 0.3, users=2, error="cancelled", received=3), 18)
+    plain = request(2, 21.0, 0.4, users=3)  # a request whose server said nothing: not in the pools
+    s = analyze(spec_run(tmp_path / "r", [failed, cut, plain]))
+    sp = s.speculative
+    assert sp is not None and [x.step for x in sp.steps] == [0, 1, 2]
+    for st, acc in zip(sp.steps, ACCEPTED, strict=True):
+        r = st.requests
+        assert (r.requests, r.draft_tokens, r.accepted_tokens, r.steps) == (19, 18 * 19, acc * 19, 6 * 19)
+        assert r.acceptance_rate == approx(acc / 18) and r.acceptance_length == approx(1 + acc / 6)
+        more = 20 if st.step == 2 else 0  # `plain`: 20 tokens in 20 chunks
+        assert st.tokens_per_chunk == approx((20 * 19 + more) / ((20 - acc) * 19 + more))
+        assert st.server_acceptance_rate is None  # no counters in this run
+    run = sp.requests
+    assert run.acceptance_rate == approx(sum(ACCEPTED) / 54) and run.requests == 57
+    assert sp.tokens_per_chunk == approx((57 * 20 + 20) / (19 * sum(20 - a for a in ACCEPTED) + 20))
+    md = api.summary_markdown(s)
+    assert "## Speculative decoding" in md and "the server accepted 38.9 % of 1,026 draft tokens" in md
+    assert "| 0 | 1 | 19 | 66.7 % | 3.00 |" in md
+    (line,) = [w for w in s.warnings if "tokens per chunk" in w]
+    assert "the server decodes speculatively" in line
+    doc = json.loads(s.to_json())["speculative_decoding"]
+    assert doc["steps"][2]["requests"]["acceptance_length"] == approx(1.5)
+
+
+def test_the_servers_counters_give_each_levels_acceptance(tmp_path: Path) -> None:
+    path = spec_run(tmp_path / "r")
+    counters(path)
+    s = analyze(path)
+    sp = s.speculative
+    for st, acc in zip(sp.steps, ACCEPTED, strict=True):
+        assert st.server_acceptance_rate == approx(acc / 18)
+        assert st.server_acceptance_length == approx(1 + acc / 6)
+        assert st.server_acceptance_rate == approx(st.requests.acceptance_rate)
+    a, b = (x - T0 for x in s.server["counter_window"])  # the run's window: its first send → last answer
+    held = [max(0.0, min(b, 10.0 * k + 10) - max(a, 10.0 * k)) for k in range(3)]
+    accepted = sum(h * 10 * acc / 6 for h, acc in zip(held, ACCEPTED, strict=True))
+    assert sp.server_acceptance_rate == approx(accepted / (30 * (b - a)))
+
+
+def test_a_server_that_states_no_steps_has_a_rate_and_no_length(tmp_path: Path) -> None:
+    """llama-server states draft_n and draft_n_accepted, no step count: one such row leaves its level's
+    length undefined, never guessed from the others'."""
+    odd = speculated(request(0, 9.7, 0.2), 9, steps=None)
+    sp = analyze(spec_run(tmp_path / "r", [odd])).speculative
+    assert sp.steps[0].requests.steps is None and sp.steps[0].requests.acceptance_length is None
+    assert sp.steps[0].requests.acceptance_rate == approx((12 * 19 + 9) / (18 * 20))
+    assert sp.steps[1].requests.acceptance_length == approx(2.0)
+
+
+def test_a_server_that_does_not_speculate_has_no_section(tmp_path: Path) -> None:
+    rows = steady(0, 1, 0.0, 9.5, 2.0, 0.4)
+    s = analyze(write_run(tmp_path / "r", rows, [stage(0, 0.0, 10.0)], shape=STEP))
+    assert s.speculative is None and json.loads(s.to_json())["speculative_decoding"] is None
+    assert "Speculative" not in api.summary_markdown(s) and "Speculative" not in api.console_text(s)
