@@ -41,8 +41,10 @@ METRICS: dict[str, int] = {
     "ttfo_p50_s": -1,
     "ttfo_p95_s": -1,
     "reasoning_tokens_mean": 0,  # 0: not ranked (more reasoning is neither better nor worse)
+    # runs whose server speculated: the acceptance that bought their TPOT (not ranked: a means, not the end)
+    "spec_acceptance_rate": 0,
 }
-OPTIONAL = ("ttfo_p50_s", "ttfo_p95_s", "reasoning_tokens_mean")
+OPTIONAL = ("ttfo_p50_s", "ttfo_p95_s", "reasoning_tokens_mean", "spec_acceptance_rate")
 REPEAT_MODES = ("median", "best", "all")
 # Figures with a 95 % interval (analysis/intervals.py): ranked by what separates, ties within noise marked.
 WITH_INTERVALS = (
@@ -66,6 +68,7 @@ class Figures:
     ttfo_p50_s: float | None = None
     ttfo_p95_s: float | None = None
     reasoning_tokens_mean: float | None = None
+    spec_acceptance_rate: float | None = None
 
 
 @dataclass(frozen=True)
@@ -151,6 +154,7 @@ def run_row(s: Summary) -> ComparisonRow:
         slo_attainment=t.slo_attainment,
         capacity_at_slo=s.capacity.value,
         **_reasoning(s),
+        spec_acceptance_rate=_acceptance(s),
     )
     iv = s.intervals
     intervals = {}
@@ -194,6 +198,15 @@ def _reasoning(s: Summary) -> dict[str, float | None]:
         "ttfo_p95_s": r.ttfo.p95,
         "reasoning_tokens_mean": r.reasoning_tokens.mean,
     }
+
+
+def _acceptance(s: Summary) -> float | None:
+    """The run's speculative acceptance: as its requests stated it, else as its server counted it."""
+    sp = s.speculative
+    if sp is None:
+        return None
+    stated = sp.requests.acceptance_rate if sp.requests is not None else None
+    return stated if stated is not None else sp.server_acceptance_rate
 
 
 def shown(rows: list[ComparisonRow]) -> list[str]:

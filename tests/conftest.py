@@ -80,6 +80,18 @@ def start(cmd: list[str], log_path: Path, env: dict | None = None, cwd: Path = R
     return Proc(p, log_path=log_path)
 
 
+def start_server(cmd: list[str], log_path: Path, port: int, env: dict | None = None) -> Proc:
+    """`start` a server for 127.0.0.1:`port` and wait for its /health (stopped again if it never answers)."""
+    p = start(cmd, log_path, env)
+    p.url = f"http://127.0.0.1:{port}"
+    try:
+        wait_http(p.url + "/health", proc=p.popen)
+    except BaseException:
+        p.stop()
+        raise
+    return p
+
+
 @pytest.fixture
 def procs(tmp_path: Path) -> Iterator[Callable[..., Proc]]:
     """Factory that starts processes and stops every one of them at teardown."""

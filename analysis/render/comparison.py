@@ -33,6 +33,7 @@ COLUMNS: dict[str, tuple[str, str]] = {
     "ttfo_p50_s": ("TTFO p50 (ms)", "ms"),
     "ttfo_p95_s": ("TTFO p95 (ms)", "ms"),
     "reasoning_tokens_mean": ("reasoning tokens", "num"),
+    "spec_acceptance_rate": ("spec. acceptance", "pct"),
 }
 FIRST = ["configuration", "dataset", "runs"]  # the columns before the figures
 REPEATS_HEADERS = ["configuration", "runs", "best run (highest goodput)"]

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import socket
 import subprocess
 import urllib.error
@@ -52,7 +51,7 @@ from tests.support.llamacpp_engine import (
     unavailable_reason,
     wait_idle,
 )
-from tests.support.real_engine import Engine, record_figures
+from tests.support.real_engine import Engine, record_figures, skip_unless_available
 
 pytestmark = [pytest.mark.e2e, pytest.mark.llamacpp, pytest.mark.alone]
 
@@ -65,11 +64,7 @@ FIGURES = ROOT / "test-artifacts" / "llamacpp.json"
 
 @pytest.fixture(scope="module")
 def engine() -> Iterator[Engine]:
-    reason = unavailable_reason()
-    if reason:
-        if os.environ.get(REQUIRE_ENV) == "1":
-            pytest.fail(f"{REQUIRE_ENV}=1 but {reason}", pytrace=False)
-        pytest.skip(reason)
+    skip_unless_available(unavailable_reason(), REQUIRE_ENV)
     eng = start_llamacpp(timeout_s=120)
     try:
         save("engine", {"startup_s": round(eng.startup_s, 2)})

@@ -12,7 +12,6 @@ and no chunking warning is raised.
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,7 +21,7 @@ from analysis import api
 from core.slo import parse_slo
 from tests.e2e.test_llamacpp_engine import REQUIRE_ENV, goodput_run, save
 from tests.support.llamacpp_engine import llamacpp_dir, start_llamacpp, unavailable_reason
-from tests.support.real_engine import Engine
+from tests.support.real_engine import Engine, skip_unless_available
 
 pytestmark = [pytest.mark.e2e, pytest.mark.llamacpp, pytest.mark.alone]
 
@@ -32,11 +31,7 @@ ACCEPTED_PER_DRAFT = sum(RATES)  # 1.6: a verify step yields 2.6 tokens on avera
 
 @pytest.fixture(scope="module")
 def drafting() -> Iterator[Engine]:
-    reason = unavailable_reason()
-    if reason:
-        if os.environ.get(REQUIRE_ENV) == "1":
-            pytest.fail(f"{REQUIRE_ENV}=1 but {reason}", pytrace=False)
-        pytest.skip(reason)
+    skip_unless_available(unavailable_reason(), REQUIRE_ENV)
     model = str(llamacpp_dir() / "model" / "tiny-llama.gguf")
     flags = ("-md", model, "--spec-type", "draft-simple", "--spec-draft-n-max", str(len(RATES)),
              "--spec-synth-rates", ",".join(map(str, RATES)))  # fmt: skip

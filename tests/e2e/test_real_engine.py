@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import shutil
 import subprocess
 import time
@@ -46,6 +45,7 @@ from tests.support.real_engine import (
     fetch_metrics,
     free_port,
     parse_counters,
+    skip_unless_available,
     start_engine,
     unavailable_reason,
 )
@@ -66,11 +66,7 @@ SPAN_TTFT_S = 0.005  # spans' mean TTFT vs the histogram's Δsum/Δcount over th
 
 @pytest.fixture(scope="module")
 def engine() -> Iterator[Engine]:
-    reason = unavailable_reason()
-    if reason:
-        if os.environ.get(REQUIRE_ENV) == "1":
-            pytest.fail(f"{REQUIRE_ENV}=1 but {reason}", pytrace=False)
-        pytest.skip(reason)
+    skip_unless_available(unavailable_reason(), REQUIRE_ENV)
     # The span endpoint is fixed at start-up: a port the step run's --otlp-listen will take.
     eng = start_engine(timeout_s=300, otlp_endpoint=f"http://127.0.0.1:{free_port()}/v1/traces")
     try:

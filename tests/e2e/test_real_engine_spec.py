@@ -11,7 +11,6 @@ so the client receives more than one token per chunk and the report says why.
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,7 +19,7 @@ import pytest
 from analysis import api
 from core.slo import parse_slo
 from tests.e2e.test_real_engine import REQUIRE_ENV, measured_run, record_figures
-from tests.support.real_engine import Engine, start_engine, unavailable_reason
+from tests.support.real_engine import Engine, skip_unless_available, start_engine, unavailable_reason
 
 pytestmark = [pytest.mark.e2e, pytest.mark.real_engine, pytest.mark.alone]
 
@@ -30,11 +29,7 @@ SPEC = {"method": "ngram", "num_speculative_tokens": K, "prompt_lookup_max": 3, 
 
 @pytest.fixture(scope="module")
 def drafting() -> Iterator[Engine]:
-    reason = unavailable_reason()
-    if reason:
-        if os.environ.get(REQUIRE_ENV) == "1":
-            pytest.fail(f"{REQUIRE_ENV}=1 but {reason}", pytrace=False)
-        pytest.skip(reason)
+    skip_unless_available(unavailable_reason(), REQUIRE_ENV)
     flags = ("--speculative-config", json.dumps(SPEC), "--per-request-spec-decode-metrics", "summary")
     eng = start_engine(timeout_s=300, flags=flags)
     try:

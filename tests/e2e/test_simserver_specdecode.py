@@ -18,7 +18,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from simserver.tokenizer import count_tokens
-from tests.conftest import PYTHON, Proc, free_port, start, wait_http
+from tests.conftest import PYTHON, Proc, free_port, start_server
 
 pytestmark = pytest.mark.e2e
 K = 3
@@ -48,14 +48,7 @@ def _server(d: Path, profile: str, *options: str) -> Proc:
     (d / "profile.yaml").write_text(profile)
     port = free_port()
     cmd = [PYTHON, "-m", "simserver", "--port", str(port), "--config", str(d / "profile.yaml"), "--seed", "4"]
-    p = start([*cmd, *options], d / "sim.log")
-    p.url = f"http://127.0.0.1:{port}"
-    try:
-        wait_http(p.url + "/health", proc=p.popen)
-    except BaseException:
-        p.stop()
-        raise
-    return p
+    return start_server([*cmd, *options], d / "sim.log", port)
 
 
 @pytest.fixture(scope="module")

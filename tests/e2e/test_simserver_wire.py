@@ -23,7 +23,7 @@ import pytest
 from core.result import StreamResult
 from loadgen.transport.apis.trailer import TRTLLM_EVENT, after_end
 from simserver.tokenizer import count_tokens
-from tests.conftest import PYTHON, Proc, free_port, start, wait_http
+from tests.conftest import PYTHON, Proc, free_port, start_server
 from tests.support.sse_shape import diff, events, signature
 
 pytestmark = pytest.mark.e2e
@@ -76,13 +76,8 @@ def _server(d: Path, profile: str, *options: str) -> Proc:
         "2",
         *options,
     ]
-    p = start([*cmd, "--trace", str(d / "trace.jsonl"), "--trace-tokens"], d / "sim.log")
-    p.url, p.extra["trace"], p.extra["port"] = f"http://127.0.0.1:{port}", d / "trace.jsonl", port
-    try:
-        wait_http(p.url + "/health", proc=p.popen)
-    except BaseException:
-        p.stop()
-        raise
+    p = start_server([*cmd, "--trace", str(d / "trace.jsonl"), "--trace-tokens"], d / "sim.log", port)
+    p.extra["trace"], p.extra["port"] = d / "trace.jsonl", port
     return p
 
 

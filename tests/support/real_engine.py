@@ -30,11 +30,21 @@ from contextlib import contextmanager
 from dataclasses import dataclass, fields
 from pathlib import Path
 
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "scripts" / "real_engine.sh"
 MODEL_NAME = "tiny-llama"  # --served-model-name
+
+
+def skip_unless_available(reason: str | None, require_env: str) -> None:
+    """A real engine's module fixture: skip with `reason` where the engine is not installed, or fail
+    where `require_env`=1 says it must be (CI); nothing when `reason` is None."""
+    if reason:
+        if os.environ.get(require_env) == "1":
+            pytest.fail(f"{require_env}=1 but {reason}", pytrace=False)
+        pytest.skip(reason)
 
 
 def engine_dir() -> Path:

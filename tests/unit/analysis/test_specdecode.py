@@ -107,3 +107,26 @@ def test_a_server_that_does_not_speculate_has_no_section(tmp_path: Path) -> None
     s = analyze(write_run(tmp_path / "r", rows, [stage(0, 0.0, 10.0)], shape=STEP))
     assert s.speculative is None and json.loads(s.to_json())["speculative_decoding"] is None
     assert "Speculative" not in api.summary_markdown(s) and "Speculative" not in api.console_text(s)
+
+
+def test_compare_shows_the_acceptance_of_runs_that_speculated(tmp_path: Path) -> None:
+    """A configuration with a drafter beside one without: the comparison's acceptance column holds the
+    stated figure where there is one, the counters' where there is none, and is blank for the other."""
+    from analysis.compare import compare, shown
+    from analysis.render.comparison import markdown
+
+    spec = analyze(spec_run(tmp_path / "spec"))
+    counted = spec_run(tmp_path / "counted")
+    counters(counted)
+    lines = (counted / "requests.csv").read_text().splitlines()
+    (counted / "requests.csv").write_text(
+        "\n".join([lines[0], *(x.rsplit(",", 3)[0] + ",,," for x in lines[1:])]) + "\n"
+    )
+    plain = analyze(
+        write_run(tmp_path / "plain", steady(0, 1, 0.0, 9.5, 2.0, 0.4), [stage(0, 0.0, 10.0)], shape=STEP)
+    )
+    c = compare([spec, analyze(counted), plain], PROFILES["chat"])
+    got = [r.figures.spec_acceptance_rate for r in c.runs]
+    assert got[0] == approx(sum(ACCEPTED) / 54) and got[1] == approx(got[0], abs=0.01) and got[2] is None
+    assert "spec_acceptance_rate" in shown(c.rows)
+    assert "spec. acceptance" in markdown(c)
