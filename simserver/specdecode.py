@@ -109,9 +109,6 @@ class SpecDecoder:
         self.stats = stats
         stats.spec_per_pos = [0] * self.k  # non-empty: /metrics shows the spec_decode counters
 
-    def new_counts(self) -> SpecCounts:
-        return SpecCounts(self.k)
-
     def drafts(self, seq: Seq, budget: int, max_model_len: int) -> int:
         """Draft tokens the decode step of `seq` verifies: K, within the step's token budget and the
         context (vLLM caps the step's tokens at max_model_len − computed − 1)."""
