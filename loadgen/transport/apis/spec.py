@@ -21,39 +21,38 @@ from typing import Any
 
 from core.result import SpecDecode, StreamResult
 
+# Where each server keeps its (draft tokens, accepted tokens, verify steps); None: it states no step count.
+VLLM = ("num_draft_tokens", "num_accepted_draft_tokens", "num_spec_steps")
+SGLANG = ("spec_draft_token_num", "spec_accept_token_num", "spec_verify_ct")
+LLAMACPP = ("draft_n", "draft_n_accepted", None)
+
 
 def vllm_spec(res: StreamResult, metrics: dict) -> None:
     """vLLM's `metrics.speculative_decoding`."""
     spec = metrics.get("speculative_decoding")
     if type(spec) is dict:
-        _state(
-            res,
-            spec.get("num_draft_tokens"),
-            spec.get("num_accepted_draft_tokens"),
-            spec.get("num_spec_steps"),
-        )
+        _state(res, spec, VLLM)
 
 
 def sglang_spec(res: StreamResult, meta: dict) -> None:
     """SGLang's meta_info spec_ counts (present only on a server that speculates)."""
-    if "spec_draft_token_num" in meta:
-        _state(
-            res,
-            meta.get("spec_draft_token_num"),
-            meta.get("spec_accept_token_num"),
-            meta.get("spec_verify_ct"),
-        )
+    _state(res, meta, SGLANG)
 
 
 def llamacpp_spec(res: StreamResult, timings: dict) -> None:
     """llama-server's `timings.draft_n` / `draft_n_accepted` (present only with a draft model)."""
-    if "draft_n" in timings:
-        _state(res, timings.get("draft_n"), timings.get("draft_n_accepted"), None)
+    _state(res, timings, LLAMACPP)
 
 
-def _state(res: StreamResult, drafted: Any, accepted: Any, steps: Any) -> None:
+def _state(res: StreamResult, obj: dict, keys: tuple[str, str, str | None]) -> None:
+    """The counts under `keys` as the row's, where the drafted count is there and all are counts."""
+    drafted_key, accepted_key, steps_key = keys
+    if drafted_key not in obj:
+        return
+    drafted, accepted = obj[drafted_key], obj.get(accepted_key)
     if not (_count(drafted) and _count(accepted)) or accepted > drafted:
         return
+    steps = obj.get(steps_key) if steps_key else None
     res.spec = SpecDecode(drafted, accepted, steps if _count(steps) else None)
 
 
