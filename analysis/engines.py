@@ -52,7 +52,8 @@ class Engine:
     hits_by_tier: tuple[str, ...] = ()
     # speculative decoding: counters of drafts (verify steps with a draft), draft tokens and accepted
     # draft tokens (vLLM); or gauges of the engine's recent acceptance length and rate (SGLang, which
-    # sets them from its last logged interval: a window's figure is their mean over its scrapes)
+    # sets them from its last logged interval: a window's figure is their mean over its scrapes); or
+    # token counters without a count of drafts and a length gauge (TensorRT-LLM)
     spec_drafts: tuple[str, ...] = ()
     spec_draft_tokens: tuple[str, ...] = ()
     spec_accepted: tuple[str, ...] = ()
@@ -168,11 +169,16 @@ LMDEPLOY = Engine(
 
 # TensorRT-LLM's trtllm-serve (tensorrt_llm/metrics/collector.py MetricsCollector, the names with its
 # `trtllm_` prefix; page /prometheus/metrics, its /metrics being JSON); NVIDIA Dynamo passes the same
-# metrics through as `trtllm_…` or, in its 0.7 releases, `trtllm:…`. The request histograms and prompt
+# metrics through as `trtllm_…` or, in its 0.7 releases, `trtllm:…`. The request histograms and token
 # counters need `return_perf_metrics: true` in its LLM API options and are added when a request
-# finishes; the batch, queue and KV gauges need `enable_iter_perf_stats: true`. No generated-token
-# counter, no step count, no preemptions. The cached-prompt counter appears at the first hit (a labelled
-# counter is created at its first increment): before it, the engine's own hit-rate gauge.
+# finishes; the batch, queue, KV and speculative figures come from its iteration statistics and need
+# `enable_iter_perf_stats: true`. Its 2026 collector publishes those as `num_requests_running` /
+# `num_requests_waiting` (earlier: `num_active_requests` / `server_queue_length`), adds the generated-token
+# counter, and, with a drafter, counters of draft and accepted tokens summed over its iterations and an
+# acceptance-length gauge (its last iteration's tokens per verify step, the bonus token included) — no
+# count of drafts, so the length is the gauge's. No step count, no preemptions. The cached-prompt counter
+# appears at the first hit (a labelled counter is created at its first increment): before it, the
+# engine's own hit-rate gauge.
 def _trtllm(name: str) -> tuple[str, str]:
     return "trtllm_" + name, "trtllm:" + name
 
@@ -180,14 +186,18 @@ def _trtllm(name: str) -> tuple[str, str]:
 TRTLLM = Engine(
     name="trtllm",
     prefix=("trtllm_", "trtllm:"),
-    running=_trtllm("num_active_requests"),
-    waiting=_trtllm("server_queue_length"),
+    running=_trtllm("num_requests_running") + _trtllm("num_active_requests"),
+    waiting=_trtllm("num_requests_waiting") + _trtllm("server_queue_length"),
     kv_usage=_trtllm("kv_cache_utilization"),
     hits_queries=tuple(
         zip(_trtllm("prompt_cached_tokens_total"), _trtllm("prompt_tokens_total"), strict=True)
     ),
     hit_rate_gauge=_trtllm("kv_cache_hit_rate"),
     prompt_tokens=_trtllm("prompt_tokens_total"),
+    generation_tokens=_trtllm("generation_tokens_total"),
+    spec_draft_tokens=_trtllm("spec_decode_num_draft_tokens_total"),
+    spec_accepted=_trtllm("spec_decode_num_accepted_tokens_total"),
+    spec_length_gauge=_trtllm("spec_decode_acceptance_length"),
     ttft=_trtllm("time_to_first_token_seconds"),
     e2e=_trtllm("e2e_request_latency_seconds"),
     queue=_trtllm("request_queue_time_seconds"),

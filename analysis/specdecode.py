@@ -13,16 +13,23 @@ Two sources, both shown where present, neither derived from the other:
   requests sent in the level: acceptance rate = Σ accepted / Σ drafted, acceptance length =
   1 + Σ accepted / Σ steps (vLLM's convention: the verified token counts; None where a server states
   no step count — llama-server);
-- the server's counters over the level's window (analysis/server.py `spec_figures`: vLLM's
-  `spec_decode_num_*`, SGLang's gauges), for a server that does not state them per request.
+- the server's counters over the level's window (analysis/server.py `spec_figures`: vLLM's and
+  llama-server's `spec_decode_num_*`, TensorRT-LLM's token counters and length gauge, SGLang's gauges),
+  for a server that does not state them per request.
 The client's own view is the tokens per chunk (analysis/delivery.py): with one chunk per step it
 is the acceptance length seen from outside, whatever the server says.
+
+A mixed run (`--mix`) also gets them per class: the acceptance is a property of the text as much as
+of the drafter (an ngram drafter accepts much of a prompt that is copied back, little of free prose),
+so a mix's pooled figure hides what each tenant gets. Per class only what is per request — the
+stated figures and the tokens per chunk, over the class's completed requests in the run's window —:
+a server's counters do not say whose tokens they counted.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -67,14 +74,32 @@ class StepSpec:
 
 
 @dataclass(frozen=True)
+class ClassSpec:
+    """One class of a mixed run: its completed requests' stated figures and the client's tokens per chunk."""
+
+    name: str
+    requests: SpecFigures | None
+    tokens_per_chunk: float | None
+
+    def to_dict(self) -> dict[str, Any]:
+        r = self.requests
+        return {
+            "name": self.name,
+            "requests": None if r is None else r.to_dict(),
+            "tokens_per_chunk": self.tokens_per_chunk,
+        }
+
+
+@dataclass(frozen=True)
 class Speculative:
-    """summary.json `speculative_decoding`: the run's figures and each level's (module docstring)."""
+    """summary.json `speculative_decoding`: the run's figures, each level's and, for a mix, each class's."""
 
     requests: SpecFigures | None
     server_acceptance_rate: float | None
     server_acceptance_length: float | None
     tokens_per_chunk: float | None
     steps: list[StepSpec]
+    classes: list[ClassSpec] = field(default_factory=list)  # empty unless the run mixed ≥ 2 classes
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -83,6 +108,7 @@ class Speculative:
             "server_acceptance_length": self.server_acceptance_length,
             "tokens_per_chunk": self.tokens_per_chunk,
             "steps": [s.to_dict() for s in self.steps],
+            "classes": [c.to_dict() for c in self.classes],
         }
 
 
@@ -110,10 +136,16 @@ def figures(sel: pd.DataFrame) -> SpecFigures | None:
 
 
 def speculative(
-    df: pd.DataFrame, in_run: np.ndarray, in_step: np.ndarray, steps: list[Step], server: dict | None
+    df: pd.DataFrame,
+    in_run: np.ndarray,
+    in_step: np.ndarray,
+    steps: list[Step],
+    server: dict | None,
+    mix: list[tuple[str, str]] = (),
 ) -> Speculative | None:
     """The run's speculative decoding, or None for a server that neither stated it per request nor
-    counted it (`server`: summary.json's `server` figures over the run's window)."""
+    counted it (`server`: summary.json's `server` figures over the run's window; `mix`: a mixed run's
+    classes in run.json's order with their rows' `tenant` value, analysis/tenants.py `class_values`)."""
     sel = df[in_run]
     rows = figures(sel)
     if rows is None and (server is None or server.get("spec_acceptance_rate") is None):
@@ -142,7 +174,22 @@ def speculative(
         server_acceptance_length=sv.get("spec_acceptance_length"),
         tokens_per_chunk=_per_chunk(sel),
         steps=by_step,
+        classes=by_class(sel, mix),
     )
+
+
+def by_class(sel: pd.DataFrame, mix: list[tuple[str, str]]) -> list[ClassSpec]:
+    """Each class's figures over its rows of `sel` (those whose `tenant` is the class's value); none
+    unless at least two classes have rows."""
+    if "tenant" not in sel or len(mix) < 2:
+        return []
+    tenant = sel["tenant"].astype(object).fillna("").astype(str).to_numpy()
+    out = []
+    for name, value in mix:
+        mine = sel[tenant == value]
+        if not mine.empty:
+            out.append(ClassSpec(name, figures(mine), _per_chunk(mine)))
+    return out if len(out) >= 2 else []
 
 
 def _per_chunk(sel: pd.DataFrame) -> float | None:
@@ -155,19 +202,19 @@ def spec_figures(
 ) -> None:
     """Fill a server window's speculative figures (analysis/server.py): acceptance rate = accepted /
     draft tokens and acceptance length = 1 + accepted / drafts from the counters (vLLM's
-    v1/spec_decode/metrics.py); else the mean of the gauges over the window's scrapes (SGLang sets
-    them from its last logged interval)."""
+    v1/spec_decode/metrics.py); a figure the counters cannot give is the mean of its gauge over the
+    window's scrapes (SGLang sets both gauges from its last logged interval; TensorRT-LLM counts no
+    drafts and gauges its last iteration's length)."""
     drafted = inc("spec_draft_tokens")
     if drafted:
         accepted = inc("spec_accepted") or 0.0
         out["spec_draft_tokens"], out["spec_acceptance_rate"] = drafted, accepted / drafted
         if drafts := inc("spec_drafts"):
             out["spec_acceptance_length"] = 1.0 + accepted / drafts
-        return
     for key, col in (
         ("spec_acceptance_length", "spec_length_gauge"),
         ("spec_acceptance_rate", "spec_rate_gauge"),
     ):
-        v = gauges(col)
+        v = gauges(col) if out.get(key) is None else None
         if v is not None and v.size:
             out[key] = float(v.mean())

@@ -40,7 +40,7 @@ from analysis.metrics import (
 from analysis.results import Dist, RunInfo, StartupFigures, Step, Summary, Throughput, Verdict
 from analysis.specdecode import speculative
 from analysis.steps import Levels, LevelSpans, capacity_at_slo, good_by_step, step_table
-from analysis.tenants import tenant_figures
+from analysis.tenants import class_values, tenant_figures
 from core.slo import PROFILES, Slo
 
 
@@ -114,7 +114,7 @@ def analyze(
     ttft, tpot, e2e = (dist(latency_values(sel, f"{m}_s")) for m in ("ttft", "tpot", "e2e"))
     rs = intervals.resampler(_sessions(sel), len(sel))
     head, verdicts = headline_intervals(df, in_run, good, tp, (ttft, tpot, e2e), rs, verdicts, slos)
-    spec = speculative(df, in_run, in_step, steps, server_summary)
+    spec = speculative(df, in_run, in_step, steps, server_summary, class_values(run.meta, df, slo))
     summary = Summary(
         run=run_info(run),
         slo=slo,

@@ -63,6 +63,11 @@ def classes(meta: dict, df: pd.DataFrame, primary: Slo) -> list[_Class]:
     return out
 
 
+def class_values(meta: dict, df: pd.DataFrame, primary: Slo) -> list[tuple[str, str]]:
+    """Each class's name and the `tenant` value its rows carry (`UNNAMED`'s carry none), in `classes` order."""
+    return [(c.name, "" if c.name == UNNAMED else c.name) for c in classes(meta, df, primary)]
+
+
 def tenant_figures(
     df: pd.DataFrame,
     itl: pa.ChunkedArray,

@@ -3,7 +3,8 @@
 Laid out only (analysis/specdecode.py computes): a run whose server neither stated nor counted
 speculative decoding has no section, so its outputs do not change. The per-level table is the point:
 acceptance falls as the batch grows, and whether the tokens it bought still pay shows beside the
-TPOT and throughput of the same level.
+TPOT and throughput of the same level. A mixed run adds a table per class: the tenants' texts draft
+differently, and the pooled figure is no one's.
 """
 
 from __future__ import annotations
@@ -18,8 +19,9 @@ EXPLAIN = (
     'tokens one step yields: its verified token and the accepted ones). "stated": pooled over the '
     "completed requests from what the server said of each (requests.csv spec_ columns: vLLM "
     "--per-request-spec-decode-metrics, SGLang's meta_info, llama-server's timings); \"server\": its "
-    "counters over the level's window (vLLM spec_decode_num_*, SGLang's gauges). Tokens/chunk is the "
-    "client's own view: with one chunk per step, the length seen from outside."
+    "counters over the level's window (vLLM spec_decode_num_*, TensorRT-LLM's counters and length gauge, "
+    "SGLang's gauges). Tokens/chunk is the client's own view: with one chunk per step, the length seen "
+    "from outside. A mix's classes: their completed requests in the run's window."
 )
 
 
@@ -45,6 +47,37 @@ def rows(sp: Speculative) -> list[list[str]]:
     return out
 
 
+CLASS_HEADERS = ["class", "requests", "acceptance (stated)", "length (stated)", "tokens/chunk"]
+
+
+def class_rows(sp: Speculative) -> list[list[str]]:
+    out = []
+    for c in sp.classes:
+        r = c.requests
+        out.append(
+            [
+                c.name, f"{r.requests:,}" if r else "–", fmt.pct(r.acceptance_rate if r else None),
+                fmt.num(r.acceptance_length if r else None), fmt.num(c.tokens_per_chunk),
+            ]
+        )  # fmt: skip
+    return out
+
+
+def _by_class(sp: Speculative) -> str | None:
+    """`by class: code 72.0 %, chat 41.0 %` — the stated acceptance, else the tokens per chunk."""
+    stated = [c for c in sp.classes if c.requests is not None and c.requests.acceptance_rate is not None]
+    if stated:
+        return "accepted by class: " + ", ".join(
+            f"{c.name} {fmt.pct(c.requests.acceptance_rate)}" for c in stated
+        )
+    chunked = [c for c in sp.classes if c.tokens_per_chunk is not None]
+    if chunked:
+        return "tokens per chunk by class: " + ", ".join(
+            f"{c.name} {fmt.num(c.tokens_per_chunk)}" for c in chunked
+        )
+    return None
+
+
 def _stated(r: SpecFigures) -> str:
     length = f", {fmt.num(r.acceptance_length)} tokens per verify step" if r.acceptance_length else ""
     return (
@@ -65,6 +98,8 @@ def text(sp: Speculative) -> str:
         )
     if sp.tokens_per_chunk is not None:
         parts.append(f"the client received {fmt.num(sp.tokens_per_chunk)} tokens per chunk")
+    if (classes := _by_class(sp)) is not None:
+        parts.append(classes)
     return "Speculative decoding: " + "; ".join(parts) + "."
 
 
@@ -74,6 +109,8 @@ def markdown(s: Summary) -> list[str]:
     out = ["## Speculative decoding", "", text(sp), ""]
     if sp.steps:
         out += [fmt.md_table(headers(s.load_unit), rows(sp)), ""]
+    if sp.classes:
+        out += [fmt.md_table(CLASS_HEADERS, class_rows(sp)), ""]
     return [*out, EXPLAIN, ""]
 
 
@@ -83,6 +120,8 @@ def html(s: Summary) -> str:
     parts = ["<h2>Speculative decoding</h2>", f"<p>{esc(text(sp))}</p>"]
     if sp.steps:
         parts.append(f'<div class="scroll">{table(headers(s.load_unit), rows(sp))}</div>')
+    if sp.classes:
+        parts.append(f'<div class="scroll">{table(CLASS_HEADERS, class_rows(sp))}</div>')
     parts.append(f'<p class="small">{esc(EXPLAIN)}</p>')
     return "\n".join(parts)
 

@@ -19,6 +19,7 @@ PAGES = {
     "tgi": FIX / "tgi-metrics.txt",
     "lmdeploy": FIX / "lmdeploy-metrics.txt",
     "trtllm": FIX / "trtllm-metrics.txt",
+    "trtllm-2026": FIX / "trtllm-spec-metrics.txt",  # its iteration statistics on the page, with a drafter
     "dynamo": FIX / "dynamo-frontend-metrics.txt",
 }
 LLAMACPP_PAGE = FIX / "llamacpp-metrics.txt"  # no histogram: not among PAGES, whose tests read one

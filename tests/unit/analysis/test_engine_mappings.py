@@ -203,6 +203,31 @@ def test_trtllm_mapping_gauges_counters_and_histograms() -> None:
     assert_renamed_page_maps_alike(text, "trtllm_", "trtllm:", TRTLLM)
 
 
+def test_trtllm_2026_page_its_iteration_statistics_and_speculative_decoding() -> None:
+    """The collector that publishes its iteration statistics: running and waiting under their new names
+    (the earlier ones above still read), the generated-token counter, and a drafter's figures — the
+    acceptance rate from its token counters (accepted / drafted over the window), the acceptance length
+    from its gauge (it counts no drafts; the gauge is its last iteration's tokens per verify step)."""
+    text = page("trtllm-2026")
+    d, warnings = build(scrapes(text))
+    assert not warnings and d.engine is TRTLLM
+    f = window_figures(d, 1000.0, 1010.0)
+    assert (f["running_max"], f["waiting_max"], f["kv_cache_usage_max"]) == (32.0, 5.0, 0.61)
+    assert f["generation_tokens"] == approx(grep(text, "trtllm_generation_tokens_total"))
+    assert f["server_gen_tok_per_s"] == approx(176_000 / 10)
+    drafted = grep(text, "trtllm_spec_decode_num_draft_tokens_total")
+    accepted = grep(text, "trtllm_spec_decode_num_accepted_tokens_total")
+    assert f["spec_draft_tokens"] == approx(drafted) == 211_200
+    assert f["spec_acceptance_rate"] == approx(accepted / drafted) == approx(0.5)
+    assert f["spec_acceptance_length"] == grep(text, "trtllm_spec_decode_acceptance_length") == 2.47
+    for key in ("tokens_per_step", "preemptions"):
+        assert f[key] is None, key
+    # without a drafter's iteration statistics (no `enable_iter_perf_stats`): no speculative figures
+    f = figures(text, drop=tuple(m for m, _, _ in parse(text) if "spec_decode" in m))
+    assert (f["spec_draft_tokens"], f["spec_acceptance_rate"], f["spec_acceptance_length"]) == (None,) * 3
+    assert_renamed_page_maps_alike(text, "trtllm_", "trtllm:", TRTLLM)
+
+
 def test_dynamo_frontend_mapping_is_its_own_view_without_a_batch_or_queue() -> None:
     """NVIDIA Dynamo's frontend page (Rust prometheus crate format): its TTFT and request duration, the
     prompt tokens it counted at each first token, the generated tokens, the hit rate = cached tokens

@@ -130,3 +130,49 @@ def test_compare_shows_the_acceptance_of_runs_that_speculated(tmp_path: Path) ->
     assert got[0] == approx(sum(ACCEPTED) / 54) and got[1] == approx(got[0], abs=0.01) and got[2] is None
     assert "spec_acceptance_rate" in shown(c.rows)
     assert "spec. acceptance" in markdown(c)
+
+
+def test_a_mix_gives_each_class_its_own_acceptance(tmp_path: Path) -> None:
+    """An ngram drafter accepts most of a text copied back and little of free prose: in a mix of the
+    two, each class's figures are its own completed requests' (truth per class: 15 and 3 of 18 accepted
+    in 6 verify steps), the pooled figure is no one's, and the server's counters are not split."""
+    mix = {
+        "spec": "chat:50%,code:50%",
+        "label": "chat 50% + code 50%",
+        "classes": [
+            {"name": "chat", "dataset": "chat", "share_pct": 50.0, "slo": PROFILES["chat"].to_dict()},
+            {"name": "code", "dataset": "code", "share_pct": 50.0, "slo": PROFILES["chat"].to_dict()},
+        ],
+    }
+    rows = []
+    for tenant, acc in (("code", 15), ("chat", 3)):
+        for r in steady(0, 2, 0.0, 9.5, 1.0, 0.4):
+            r.tenant = tenant
+            rows.append(speculated(r, acc))
+    failed = speculated(request(0, 5.2, 0.3, users=2, error="http_500"), 0)  # stated, not completed
+    failed.tenant = "code"
+    path = write_run(tmp_path / "r", [*rows, failed], [stage(0, 0.0, 10.0, users=2)], shape=STEP, mix=mix)
+    s = analyze(path)
+    sp = s.speculative
+    assert [c.name for c in sp.classes] == ["chat", "code"]  # run.json's order
+    chat, code = sp.classes
+    assert (code.requests.requests, code.requests.draft_tokens, code.requests.accepted_tokens) == (
+        10,
+        180,
+        150,
+    )
+    assert code.requests.acceptance_rate == approx(15 / 18) and code.requests.acceptance_length == approx(3.5)
+    assert chat.requests.acceptance_rate == approx(3 / 18) and chat.requests.acceptance_length == approx(1.5)
+    assert code.tokens_per_chunk == approx(20 / 5) and chat.tokens_per_chunk == approx(20 / 17)
+    assert sp.requests.acceptance_rate == approx(18 / 36)
+    md = api.summary_markdown(s)
+    assert (
+        "accepted by class: chat 16.7 %, code 83.3 %" in md and "| code | 10 | 83.3 % | 3.50 | 4.00 |" in md
+    )
+    assert "accepted by class: chat 16.7 %, code 83.3 %" in api.console_text(s)
+    doc = json.loads(s.to_json())["speculative_decoding"]["classes"]
+    assert [c["name"] for c in doc] == ["chat", "code"] and doc[1]["requests"]["accepted_tokens"] == 150
+    # one class alone (`--mix-alone`) is the run: no split
+    alone = write_run(tmp_path / "a", [r for r in rows if r.tenant == "code"], [stage(0, 0.0, 10.0, users=2)],
+                      shape=STEP, mix={**mix, "classes": mix["classes"][1:]})  # fmt: skip
+    assert analyze(alone).speculative.classes == []

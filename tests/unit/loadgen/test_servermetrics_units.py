@@ -34,6 +34,7 @@ def test_parse_keeps_engine_series_drops_noise(engine: str) -> None:
         "tgi": "tgi_",
         "lmdeploy": "lmdeploy:",
         "trtllm": "trtllm_",
+        "trtllm-2026": "trtllm_",
         "dynamo": "dynamo_frontend_",
     }[engine]
     assert sum(n.startswith(prefix) for n in names) >= 10
