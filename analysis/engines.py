@@ -59,6 +59,11 @@ class Engine:
     spec_accepted: tuple[str, ...] = ()
     spec_length_gauge: tuple[str, ...] = ()
     spec_rate_gauge: tuple[str, ...] = ()
+    # … and per draft position (label `spec_pos_label`): the accepted tokens at each (vLLM: over its
+    # drafts; each draft has one token at every position), or the accepted and the drafted (TensorRT-LLM)
+    spec_accepted_by_pos: tuple[str, ...] = ()
+    spec_drafted_by_pos: tuple[str, ...] = ()
+    spec_pos_label: str = "position"
     ttft: tuple[str, ...] = ()  # histogram base names (+ _bucket, _sum, _count)
     e2e: tuple[str, ...] = ()
     queue: tuple[str, ...] = ()
@@ -84,6 +89,7 @@ VLLM = Engine(
     ),
     hit_rate_gauge=("vllm:gpu_prefix_cache_hit_rate",),
     hits_by_tier=("vllm:prompt_tokens_cached_by_source_total",),
+    spec_accepted_by_pos=("vllm:spec_decode_num_accepted_tokens_per_pos_total",),
     preemptions=("vllm:num_preemptions_total",),
     prompt_tokens=("vllm:prompt_tokens_total",),
     generation_tokens=("vllm:generation_tokens_total",),
@@ -198,6 +204,9 @@ TRTLLM = Engine(
     spec_draft_tokens=_trtllm("spec_decode_num_draft_tokens_total"),
     spec_accepted=_trtllm("spec_decode_num_accepted_tokens_total"),
     spec_length_gauge=_trtllm("spec_decode_acceptance_length"),
+    spec_accepted_by_pos=_trtllm("spec_decode_accepted_tokens_total"),
+    spec_drafted_by_pos=_trtllm("spec_decode_drafted_tokens_total"),
+    spec_pos_label="token_position",
     ttft=_trtllm("time_to_first_token_seconds"),
     e2e=_trtllm("e2e_request_latency_seconds"),
     queue=_trtllm("request_queue_time_seconds"),

@@ -34,7 +34,7 @@ import pyarrow.csv as pacsv
 
 from analysis.engines import Engine, Samples, bound, detect, histogram_quantile
 from analysis.results import ServerFigures, ServerSummary, Step, StepServer
-from analysis.specdecode import spec_figures
+from analysis.specdecode import ACCEPTED_AT, DRAFTED_AT, spec_figures
 
 HISTOGRAMS = ("ttft", "e2e", "queue", "step_tokens")
 QUANTILES = (0.5, 0.9, 0.99)
@@ -124,10 +124,15 @@ def build(df: pd.DataFrame) -> tuple[ServerData | None, list[str]]:
         sources["prefix_cache"] = f"{pair[0]} / {pair[1]}"
     elif "hit_rate_gauge" in sources:
         sources["prefix_cache"] = sources["hit_rate_gauge"]
-    if name := s.first(engine.hits_by_tier):
-        for tier, series in s.counter_by(name, "source").items():
-            counters[TIER + tier] = series
-        sources["prefix_cache_tiers"] = name
+    for key, prefix, names, label in (
+        ("prefix_cache_tiers", TIER, engine.hits_by_tier, "source"),
+        ("spec_accepted_by_pos", ACCEPTED_AT, engine.spec_accepted_by_pos, engine.spec_pos_label),
+        ("spec_drafted_by_pos", DRAFTED_AT, engine.spec_drafted_by_pos, engine.spec_pos_label),
+    ):  # a labelled counter, one column per label value
+        if name := s.first(names):
+            for value, series in s.counter_by(name, label).items():
+                counters[prefix + value] = series
+            sources[key] = name
     for key, names in (
         ("preemptions", engine.preemptions),
         ("prompt_tokens", engine.prompt_tokens),
@@ -201,7 +206,7 @@ def window_figures(d: ServerData, t0: float, t1: float) -> ServerFigures:
             "preemptions", "prompt_tokens", "generation_tokens", "server_gen_tok_per_s", "tokens_per_step",
             "server_ttft_mean_s", *(f"server_ttft_p{round(q * 100)}_s" for q in QUANTILES), "server_ttft_count",
             "server_e2e_mean_s", "server_queue_mean_s", "spec_draft_tokens", "spec_acceptance_rate",
-            "spec_acceptance_length", "counter_window",
+            "spec_acceptance_length", "spec_acceptance_by_position", "counter_window",
         )
     )  # fmt: skip
     times = d.times
@@ -247,7 +252,7 @@ def window_figures(d: ServerData, t0: float, t1: float) -> ServerFigures:
             out[f"server_ttft_p{round(q * 100)}_s"] = histogram_quantile(bounds, counts, q)
     out["server_e2e_mean_s"] = ratio(inc("e2e_sum"), inc("e2e_count"))
     out["server_queue_mean_s"] = ratio(inc("queue_sum"), inc("queue_count"))
-    spec_figures(out, lambda col: _in_window(d, col, inside), inc)
+    spec_figures(out, lambda col: _in_window(d, col, inside), inc, d.counters.columns)
     return cast(ServerFigures, {k: (_none(v) if isinstance(v, float) else v) for k, v in out.items()})
 
 

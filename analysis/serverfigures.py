@@ -50,6 +50,8 @@ class ServerFigures(TypedDict):
     spec_draft_tokens: float | None
     spec_acceptance_rate: float | None
     spec_acceptance_length: float | None
+    # each draft position's acceptance: accepted there / drafts (vLLM) or / drafted there (TensorRT-LLM)
+    spec_acceptance_by_position: list[float] | None
     counter_window: list[float] | None
 
 

@@ -28,7 +28,7 @@ a server's counters do not say whose tokens they counted.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -63,6 +63,7 @@ class StepSpec:
     requests: SpecFigures | None
     server_acceptance_rate: float | None
     server_acceptance_length: float | None
+    server_acceptance_by_position: list[float] | None
     tokens_per_chunk: float | None
     output_tok_per_s: float | None
     tpot_p50_s: float | None
@@ -97,6 +98,7 @@ class Speculative:
     requests: SpecFigures | None
     server_acceptance_rate: float | None
     server_acceptance_length: float | None
+    server_acceptance_by_position: list[float] | None  # each draft position's, first first (server.py)
     tokens_per_chunk: float | None
     steps: list[StepSpec]
     classes: list[ClassSpec] = field(default_factory=list)  # empty unless the run mixed ≥ 2 classes
@@ -106,6 +108,7 @@ class Speculative:
             "requests": None if self.requests is None else self.requests.to_dict(),
             "server_acceptance_rate": self.server_acceptance_rate,
             "server_acceptance_length": self.server_acceptance_length,
+            "server_acceptance_by_position": self.server_acceptance_by_position,
             "tokens_per_chunk": self.tokens_per_chunk,
             "steps": [s.to_dict() for s in self.steps],
             "classes": [c.to_dict() for c in self.classes],
@@ -162,6 +165,7 @@ def speculative(
                 requests=figures(level),
                 server_acceptance_rate=sv.get("spec_acceptance_rate"),
                 server_acceptance_length=sv.get("spec_acceptance_length"),
+                server_acceptance_by_position=sv.get("spec_acceptance_by_position"),
                 tokens_per_chunk=_per_chunk(level),
                 output_tok_per_s=st.output_tok_per_s,
                 tpot_p50_s=st.tpot.p50,
@@ -172,6 +176,7 @@ def speculative(
         requests=rows,
         server_acceptance_rate=sv.get("spec_acceptance_rate"),
         server_acceptance_length=sv.get("spec_acceptance_length"),
+        server_acceptance_by_position=sv.get("spec_acceptance_by_position"),
         tokens_per_chunk=_per_chunk(sel),
         steps=by_step,
         classes=by_class(sel, mix),
@@ -197,8 +202,15 @@ def _per_chunk(sel: pd.DataFrame) -> float | None:
     return None if got is None else got[0]
 
 
+ACCEPTED_AT = "spec_accepted_at:"  # server counters' column prefix: accepted tokens at one draft position
+DRAFTED_AT = "spec_drafted_at:"  # … drafted tokens at one draft position (TensorRT-LLM)
+
+
 def spec_figures(
-    out: dict, gauges: Callable[[str], np.ndarray | None], inc: Callable[[str], float | None]
+    out: dict,
+    gauges: Callable[[str], np.ndarray | None],
+    inc: Callable[[str], float | None],
+    columns: Iterable[str] = (),
 ) -> None:
     """Fill a server window's speculative figures (analysis/server.py): acceptance rate = accepted /
     draft tokens and acceptance length = 1 + accepted / drafts from the counters (vLLM's
@@ -218,3 +230,29 @@ def spec_figures(
         v = gauges(col) if out.get(key) is None else None
         if v is not None and v.size:
             out[key] = float(v.mean())
+    out["spec_acceptance_by_position"] = by_position(inc, list(columns))
+
+
+def by_position(inc: Callable[[str], float | None], columns: list[str]) -> list[float] | None:
+    """Each draft position's acceptance over the window, first position first: the tokens accepted there
+    over the drafts (every draft has a token at each position; vLLM's v1/spec_decode/metrics.py), or over
+    the tokens drafted there where the server counts them (TensorRT-LLM). Where it falls off tells
+    whether the last draft tokens pay for their verification (`num_speculative_tokens`). None without
+    per-position counters or without drafts in the window."""
+    positions = sorted(
+        (
+            c[len(ACCEPTED_AT) :]
+            for c in columns
+            if c.startswith(ACCEPTED_AT) and c[len(ACCEPTED_AT) :].isdigit()
+        ),
+        key=int,
+    )
+    drafts = inc("spec_drafts")
+    rates = []
+    for pos in positions:
+        den = inc(DRAFTED_AT + pos) if any(c.startswith(DRAFTED_AT) for c in columns) else drafts
+        accepted = inc(ACCEPTED_AT + pos)
+        if not den or accepted is None:
+            return None
+        rates.append(accepted / den)
+    return rates or None

@@ -92,8 +92,10 @@ def text(sp: Speculative) -> str:
     if (r := sp.requests) is not None:
         parts.append(_stated(r))
     if sp.server_acceptance_rate is not None or sp.server_acceptance_length is not None:
+        positions = sp.server_acceptance_by_position
+        at = f" (by draft position: {', '.join(fmt.pct(x) for x in positions)})" if positions else ""
         parts.append(
-            f"its counters say {fmt.pct(sp.server_acceptance_rate)} accepted, "
+            f"its counters say {fmt.pct(sp.server_acceptance_rate)} accepted{at}, "
             f"{fmt.num(sp.server_acceptance_length)} tokens per verify step"
         )
     if sp.tokens_per_chunk is not None:

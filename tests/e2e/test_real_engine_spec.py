@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from itertools import pairwise
 from pathlib import Path
 
 import pytest
@@ -24,6 +25,7 @@ from tests.support.real_engine import Engine, skip_unless_available, start_engin
 pytestmark = [pytest.mark.e2e, pytest.mark.real_engine, pytest.mark.alone]
 
 K = 3
+SPEC_COLUMNS = ("spec_draft_tokens", "spec_accepted_tokens", "spec_steps")
 SPEC = {"method": "ngram", "num_speculative_tokens": K, "prompt_lookup_max": 3, "prompt_lookup_min": 1}
 
 
@@ -71,6 +73,11 @@ def test_the_rows_drafting_is_the_engines_and_the_report_gives_its_acceptance(
     assert measured["acceptance_rate"] == pytest.approx(rows[1] / rows[0], abs=0.05)
     assert sp["server_acceptance_rate"] == pytest.approx(rows[1] / rows[0], abs=0.05)
     assert sp["server_acceptance_length"] == pytest.approx(1 + rows[1] / rows[2], abs=0.15)
+    # by draft position: a draft token counts only after every earlier one was accepted, so the
+    # acceptance never rises with the position; over drafts, the positions add up to the length − 1
+    at = sp["server_acceptance_by_position"]
+    assert len(at) == K and all(a >= b for a, b in pairwise(at)), at
+    assert sum(at) == pytest.approx(sp["server_acceptance_length"] - 1)
     # a step's verified and accepted tokens arrive in one delta: more than one token a chunk
     assert sp["tokens_per_chunk"] > 1.0
     if sp["tokens_per_chunk"] >= 1.5:
@@ -79,5 +86,42 @@ def test_the_rows_drafting_is_the_engines_and_the_report_gives_its_acceptance(
     assert "## Speculative decoding" in api.summary_markdown(summary)
     record_figures("speculative", {"rows": len(ok), "drafted_accepted_steps_rows": list(rows),
                                    "counters": [w.d.spec_draft_tokens, w.d.spec_accepted, w.d.spec_drafts],
-                                   "acceptance": measured["acceptance_rate"],
+                                   "acceptance": measured["acceptance_rate"], "by_position": at,
                                    "tokens_per_chunk": sp["tokens_per_chunk"]})  # fmt: skip
+
+
+def test_a_mix_splits_the_drafting_by_class_and_the_classes_add_up_to_the_engines(
+    drafting: Engine, tmp_path: Path
+) -> None:
+    """Two tenants at once — prompts that repeat themselves and random token prompts — against the
+    same drafter: each class's stated figures are its own rows' sums, the classes' rows add up to the
+    engine's counters exactly, and the report's run figure is the classes' pooled."""
+    data = repeating_prompts(tmp_path / "repeat.jsonl")
+    mix = f"{data}:50%:name=copy,random:input=uniform(24,48),output=32:50%:name=prose"
+    w = measured_run(drafting, tmp_path / "res", "specmix", "--mix", mix, "--max-tokens", "32",
+                     "--step-interval", "5s", run_s=10, drain_s=30)  # fmt: skip
+    ok = w.ok
+    assert len(ok) == len(w.rows) >= 10 and {r["tenant"] for r in ok} == {"copy", "prose"}, [
+        (r["tenant"], r["error"], r["error_detail"]) for r in w.rows if r["ok"] != "true"
+    ]
+    rows = (w.ours("spec_draft_tokens"), w.ours("spec_accepted_tokens"), w.ours("spec_steps"))
+    assert rows == (w.d.spec_draft_tokens, w.d.spec_accepted, w.d.spec_drafts)
+
+    # the start-up's requests kept, so that every completed row is in the figures: exact sums
+    summary = api.analyze(api.load_run(w.path), parse_slo("chat"), include_startup=True).summary
+    sp = json.loads(summary.to_json())["speculative_decoding"]
+    assert [c["name"] for c in sp["classes"]] == ["copy", "prose"]
+    for c in sp["classes"]:
+        mine = [r for r in ok if r["tenant"] == c["name"]]
+        got = c["requests"]
+        assert (got["requests"], got["draft_tokens"], got["accepted_tokens"], got["steps"]) == (
+            len(mine),
+            *(sum(int(r[col]) for r in mine) for col in SPEC_COLUMNS),
+        ), c["name"]
+        assert got["acceptance_rate"] == pytest.approx(got["accepted_tokens"] / got["draft_tokens"])
+    run = sp["requests"]
+    assert (run["draft_tokens"], run["accepted_tokens"], run["steps"]) == rows  # = the engine's counters
+    record_figures("speculative_mix", {c["name"]: {"requests": c["requests"]["requests"],
+                                                   "acceptance": c["requests"]["acceptance_rate"],
+                                                   "tokens_per_chunk": c["tokens_per_chunk"]}
+                                       for c in sp["classes"]})  # fmt: skip

@@ -66,6 +66,9 @@ def test_rows_state_the_engines_drafting_and_the_report_its_acceptance(
     assert sp.requests.acceptance_rate == pytest.approx(ACCEPTED / K, abs=0.04)
     assert sp.server_acceptance_rate == pytest.approx(ACCEPTED / K, abs=0.04)
     assert sp.server_acceptance_length == pytest.approx(1 + ACCEPTED, abs=0.12)
+    # the i-th draft token is accepted when it and all before it are: p^i
+    assert sp.server_acceptance_by_position == pytest.approx([P**i for i in range(1, K + 1)], abs=0.05)
+    assert sum(sp.server_acceptance_by_position) == pytest.approx(sp.server_acceptance_length - 1)
     if which != "llamacpp":
         assert sp.requests.acceptance_length == pytest.approx(1 + ACCEPTED, abs=0.12)
     said = [w for w in s.warnings if "tokens per chunk" in w]

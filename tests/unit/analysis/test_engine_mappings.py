@@ -220,6 +220,10 @@ def test_trtllm_2026_page_its_iteration_statistics_and_speculative_decoding() ->
     assert f["spec_draft_tokens"] == approx(drafted) == 211_200
     assert f["spec_acceptance_rate"] == approx(accepted / drafted) == approx(0.5)
     assert f["spec_acceptance_length"] == grep(text, "trtllm_spec_decode_acceptance_length") == 2.47
+    # per draft position: accepted there / drafted there (its per-request counters, labelled token_position)
+    at = [grep(text, "trtllm_spec_decode_accepted_tokens_total", f'token_position="{i}"') for i in range(3)]
+    assert f["spec_acceptance_by_position"] == approx([a / 70_400 for a in at])
+    assert [a / 70_400 for a in at] == approx([0.710, 0.477, 0.3125], abs=1e-3)
     for key in ("tokens_per_step", "preemptions"):
         assert f[key] is None, key
     # without a drafter's iteration statistics (no `enable_iter_perf_stats`): no speculative figures

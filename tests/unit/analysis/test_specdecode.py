@@ -16,6 +16,7 @@ from tests.support.synthetic import T0, request, stage, steady, write_run
 
 STEP = {"name": "step", "params": {}}
 ACCEPTED = (12, 6, 3)  # per request at levels 0, 1, 2: 6 verify steps of 3 draft tokens each
+AT = ((0.9, 0.7, 0.4), (0.6, 0.3, 0.1), (0.3, 0.15, 0.05))  # per draft, by position: ACCEPTED[k] / 6
 
 
 def speculated(rec: RequestRecord, accepted: int, steps: int | None = 6) -> RequestRecord:
@@ -36,14 +37,19 @@ def spec_run(path: Path, extra: list[RequestRecord] = ()) -> Path:
 def counters(path: Path, levels: int = 3) -> None:
     """vLLM's spec counters scraped every second on the second: level k drafts 10 times a second, 3
     tokens each, and accepts ACCEPTED[k] / 6 per draft — so each level's window holds its truth exactly."""
-    lines, drafts, tokens, accepted = ["t,metric,labels,value"], 0.0, 0.0, 0.0
+    lines, drafts, tokens, accepted, at = ["t,metric,labels,value"], 0.0, 0.0, 0.0, [0.0, 0.0, 0.0]
     for t in range(10 * levels + 1):
         lines += [f"{T0 + t},vllm:spec_decode_num_drafts_total,,{drafts}",
                   f"{T0 + t},vllm:spec_decode_num_draft_tokens_total,,{tokens}",
                   f"{T0 + t},vllm:spec_decode_num_accepted_tokens_total,,{accepted}",
                   f"{T0 + t},vllm:num_requests_running,,1"]  # fmt: skip
+        lines += [
+            f"{T0 + t},vllm:spec_decode_num_accepted_tokens_per_pos_total,position={i},{at[i]}"
+            for i in range(3)
+        ]
         k = min(t // 10, levels - 1)
         drafts, tokens, accepted = drafts + 10, tokens + 30, accepted + 10 * ACCEPTED[k] / 6
+        at = [a + 10 * x for a, x in zip(at, AT[k], strict=True)]
     (path / "server_metrics.csv").write_text("\n".join(lines) + "\n")
 
 
@@ -82,14 +88,18 @@ def test_the_servers_counters_give_each_levels_acceptance(tmp_path: Path) -> Non
     counters(path)
     s = analyze(path)
     sp = s.speculative
-    for st, acc in zip(sp.steps, ACCEPTED, strict=True):
+    for st, acc, at in zip(sp.steps, ACCEPTED, AT, strict=True):
         assert st.server_acceptance_rate == approx(acc / 18)
         assert st.server_acceptance_length == approx(1 + acc / 6)
         assert st.server_acceptance_rate == approx(st.requests.acceptance_rate)
+        assert st.server_acceptance_by_position == approx(list(at))
     a, b = (x - T0 for x in s.server["counter_window"])  # the run's window: its first send → last answer
     held = [max(0.0, min(b, 10.0 * k + 10) - max(a, 10.0 * k)) for k in range(3)]
     accepted = sum(h * 10 * acc / 6 for h, acc in zip(held, ACCEPTED, strict=True))
     assert sp.server_acceptance_rate == approx(accepted / (30 * (b - a)))
+    at_run = [sum(h * at[i] for h, at in zip(held, AT, strict=True)) / sum(held) for i in range(3)]
+    assert sp.server_acceptance_by_position == approx(at_run)
+    assert "(by draft position: " in api.console_text(s)
 
 
 def test_a_server_that_states_no_steps_has_a_rate_and_no_length(tmp_path: Path) -> None:
