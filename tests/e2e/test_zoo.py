@@ -200,11 +200,14 @@ def test_the_body_is_read_to_its_end_after_done_and_its_connection_carries_the_n
     """The body's last chunk 50 ms after `[DONE]` and the event after it (TensorRT-LLM's timing): each
     answer complete with its timing, its last-event time the usage chunk's, and all on one connection
     (a client that stopped at `[DONE]` opened a new one for every request: the SDK for each, the raw
-    client whenever the end came in a later read)."""
+    client whenever the end came in a later read). The pieces are written 10 ms apart, so an event
+    taken for the usage chunk's is ≥ 10 ms off every time; a busy host can move one stamp past 5 ms
+    (a new user's run here: 6.1 ms), so a request whose stamp missed is sent again, after a wait for
+    this process to wake on time, up to TRIES times."""
     t = transport(kind, f"{zoo.url}/script")
     try:
-        ports = []
-        for _ in range(3):
+        ports, offs = [], []
+        while len(ports) - len(offs) < 3:
             rid = scripted(zoo.url, [p.data for p in TRAILER], 0.05)
             res, _ = send(t, BY_NAME["trtllm-perf-metrics"], rid)
             assert not res.error and res.done, (res.error, res.error_detail)
@@ -213,8 +216,12 @@ def test_the_body_is_read_to_its_end_after_done_and_its_connection_carries_the_n
             usage_write, trailer_write = told["writes_unix"][-3], told["writes_unix"][-1]
             wall, perf = clock.wall_and_perf()
             assert res.t_last is not None and res.t_last + (wall - perf) < trailer_write - 0.005
-            assert abs(res.t_last + (wall - perf) - usage_write) < 0.005
             ports.append(told["peer_port"])
+            off = res.t_last + (wall - perf) - usage_write
+            if abs(off) >= 0.005:
+                offs.append(round(off * 1e3, 2))
+                assert len(offs) < TRIES, f"last event off the usage chunk's write by {offs} ms"
+                until_quiet()
     finally:
         t.close()
     assert len(set(ports)) == 1, ports
