@@ -203,6 +203,23 @@ def _checked_placeholders(
     return used, label_fields
 
 
+def _escape(text: str) -> str:
+    return text.replace("{", "{{").replace("}", "}}")
+
+
+def _fill(template: str, values: dict[str, str]) -> str:
+    """`template` with its grid placeholders filled and everything else still a template: the builtins
+    (`{port}`, …) stay placeholders until launch, and literal braces (`{{`, `}}`: a JSON option such as
+    vLLM's `--speculative-config '{{"num_speculative_tokens": {k}}}'`) and braces inside grid values stay
+    escaped, so that the launch's own formatting yields them once."""
+    out = []
+    for literal, field, _, _ in string.Formatter().parse(template):
+        out.append(_escape(literal))
+        if field is not None:
+            out.append("{" + field + "}" if field in BUILTIN_PLACEHOLDERS else _escape(values[field]))
+    return "".join(out)
+
+
 def _launch_targets(ctx: Ctx, t: dict, name: str, base: Target, grid: dict) -> list[Target]:
     """One target per combination of grid values, its placeholders filled but the builtins kept."""
     tokens = _launch_tokens(ctx, t, name)
@@ -214,16 +231,13 @@ def _launch_targets(ctx: Ctx, t: dict, name: str, base: Target, grid: dict) -> l
     for combo in itertools.product(*grid.values()) if grid else [()]:
         params = dict(zip(grid, combo, strict=True))
         values = {k: _yaml_scalar(v) for k, v in params.items()}
-        # Builtins stay placeholders until launch; grid values are escaped so that they do too.
-        keep = {k: "{" + k + "}" for k in BUILTIN_PLACEHOLDERS}
-        esc = {k: v.replace("{", "{{").replace("}", "}}") for k, v in values.items()}
-        toks = [tok.format_map({**keep, **esc}) for tok in tokens]
+        toks = [_fill(tok, values) for tok in tokens]
         if "simserver" in t:  # grid keys no placeholder uses become profile overrides
-            toks += [x for k in sorted(set(grid) - used) for x in ("--set", f"{k}={esc[k]}")]
+            toks += [x for k in sorted(set(grid) - used) for x in ("--set", f"{k}={_escape(values[k])}")]
         lab = base.label.format_map(values) if label_fields else base.label
         if params and not label_fields:
             lab += "[" + ",".join(f"{k}={values[k]}" for k in grid) + "]"
-        env_items = tuple((str(k), str(v).format_map({**keep, **esc})) for k, v in base.env)
+        env_items = tuple((str(k), _fill(str(v), values)) for k, v in base.env)
         _check_executable(where, toks[0])
         engine_text = engine or _engine_name(toks)
         out.append(

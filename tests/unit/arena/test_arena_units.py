@@ -106,6 +106,33 @@ shapes: [{duration: 10s}]
     assert m.shapes[0].label == "shape1" and m.shapes[0].args == ("-t", "10s")
 
 
+def test_literal_braces_in_a_launch_command_reach_the_server_once(tmp_path):
+    """A JSON option in a launch command (vLLM's `--speculative-config`) is written with `{{`/`}}`, as
+    README.md § Arena says; with a grid key inside it, the server gets the JSON with the value — the
+    grid's filling must not eat the escapes the launch's own filling needs (a KeyError before)."""
+    m = load_matrix(
+        write(
+            tmp_path,
+            """
+targets:
+  - label: "vllm-k{k}"
+    launch: "{python} -m vllm.entrypoints.openai.api_server --port {port} --speculative-config '{{\\"method\\": \\"ngram\\", \\"num_speculative_tokens\\": {k}}}'"
+    grid: {k: [2, 4]}
+    env: {CFG: "{{\\"k\\": {k}}}"}
+datasets: [random]
+shapes: [{duration: 10s}]
+""",
+        )
+    )
+    for t, k in zip(m.targets, (2, 4), strict=True):
+        assert t.command(8000)[-2:] == [
+            "--speculative-config",
+            f'{{"method": "ngram", "num_speculative_tokens": {k}}}',
+        ]
+        assert t.environment(8000) == {"CFG": f'{{"k": {k}}}'}
+        assert f'\'{{"method": "ngram", "num_speculative_tokens": {k}}}\'' in t.describe()
+
+
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
@@ -457,3 +484,19 @@ def test_the_arena_keeps_at_least_in_its_comparison_and_leaderboard(tmp_path):
     assert "| ≥ 3 users [3.00–…] (3.00–3.00) |" in md  # the two repeats' median, its interval, their range
     entries = tables.entries(m, sections, {"hardware": "hw"})
     assert board.capacity_text(entries[0]) == "≥ 3 users"
+
+
+def test_speculative_example_sweeps_num_speculative_tokens_on_the_simulated_engine():
+    """examples/arena-specdecode.yaml: one configuration per K, each launching the simulated engine
+    whose profile (built by simserver's own parser from the cell's command) drafts K tokens accepted
+    at 0.6 a position; K = 0 is the engine without a drafter."""
+    from simserver.__main__ import build_profile, parse_args
+
+    m = load_matrix(ROOT / "examples" / "arena-specdecode.yaml")
+    cells = m.cells()
+    assert [c.target.label for c in cells] == ["k0", "k2", "k4", "k8"] and m.slos == ["chat", "datagen"]
+    for cell, k in zip(cells, (0, 2, 4, 8), strict=True):
+        argv = cell.target.command(18000)
+        assert argv[1:3] == ["-m", "simserver"]
+        spec = build_profile(parse_args(argv[3:])).speculative
+        assert (spec.num_speculative_tokens, spec.acceptance) == (k, 0.6)
