@@ -19,6 +19,7 @@ import pytest
 from analysis.api import late_read_warnings
 from tests.conftest import PYTHON, ROOT, free_port
 from tests.support.clocks import client_token_spans, skip_unless_clocks_agree
+from tests.support.hostwatch import HostWatch
 
 pytestmark = [pytest.mark.e2e, pytest.mark.alone]
 
@@ -152,18 +153,26 @@ def test_saturated_generator_is_flagged_and_a_calm_one_is_not(sim_server, tmp_pa
     assert "client reads late: " in hot.stderr  # and the run said so as it happened
 
     port = str(free_port())  # its own master port: a concurrent --processes run must not cross-connect
-    calm = locust(sim.url, tmp_path / "calm", "--processes", "2", "--master-bind-port", port, "--master-port",
-                  port, "-u", "20", "-r", "20", "-t", "8s", "--max-tokens", "24", "--run-name", "calm")  # fmt: skip
+    watch = HostWatch(PYTHON).start()  # whether the host itself kept time while the calm run ran
+    try:
+        calm = locust(sim.url, tmp_path / "calm", "--processes", "2", "--master-bind-port", port, "--master-port",
+                      port, "-u", "20", "-r", "20", "-t", "8s", "--max-tokens", "24", "--run-name", "calm")  # fmt: skip
+        host = watch.stop().trouble()
+    finally:
+        watch.close()
     assert calm.returncode == 0, calm.stderr[-3000:]
     meta = json.loads((one_run(tmp_path / "calm") / "run.json").read_text())
-    assert meta["loadgen"]["saturated_windows"] == [], meta["loadgen"]
     assert len(meta["loadgen"]["workers"]) == 2
-    assert "load generator saturated" not in calm.stderr
-    assert late_read_warnings(meta) == [], meta["loadgen"]
-    assert "client reads late" not in calm.stderr
     startup = meta["startup"]
     assert startup["users"] == 20
     assert meta["t_start_unix"] <= startup["t_spawned_unix"] <= meta["t_end_unix"]
+    if host:  # a host that stalls makes a calm worker's reads late, and the run rightly says so (a CI
+        # run here: "read lag p99 14 ms over 3 s > 10 ms at 3 % CPU" on one worker): not judged then
+        pytest.skip(f"the calm run's lateness not judged: {host}")
+    assert meta["loadgen"]["saturated_windows"] == [], meta["loadgen"]
+    assert "load generator saturated" not in calm.stderr
+    assert late_read_warnings(meta) == [], meta["loadgen"]
+    assert "client reads late" not in calm.stderr
 
 
 def test_ctrl_c_is_not_saturation(sim_server, tmp_path: Path) -> None:
