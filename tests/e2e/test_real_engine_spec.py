@@ -118,7 +118,10 @@ def test_a_mix_splits_the_drafting_by_class_and_the_classes_add_up_to_the_engine
             len(mine),
             *(sum(int(r[col]) for r in mine) for col in SPEC_COLUMNS),
         ), c["name"]
-        assert got["acceptance_rate"] == pytest.approx(got["accepted_tokens"] / got["draft_tokens"])
+        # an ngram drafter may find no match at all in a class's text and draft nothing: then no rate
+        # (a CI run here: random-token prompts, 0 draft tokens), never a made-up 0 %
+        rate = got["accepted_tokens"] / got["draft_tokens"] if got["draft_tokens"] else None
+        assert got["acceptance_rate"] == pytest.approx(rate)
     run = sp["requests"]
     assert (run["draft_tokens"], run["accepted_tokens"], run["steps"]) == rows  # = the engine's counters
     record_figures("speculative_mix", {c["name"]: {"requests": c["requests"]["requests"],
