@@ -248,9 +248,10 @@ def by_position(inc: Callable[[str], float | None], columns: list[str]) -> list[
         key=int,
     )
     drafts = inc("spec_drafts")
+    per_position = any(c.startswith(DRAFTED_AT) for c in columns)
     rates = []
     for pos in positions:
-        den = inc(DRAFTED_AT + pos) if any(c.startswith(DRAFTED_AT) for c in columns) else drafts
+        den = inc(DRAFTED_AT + pos) if per_position else drafts
         accepted = inc(ACCEPTED_AT + pos)
         if not den or accepted is None:
             return None

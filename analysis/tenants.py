@@ -65,7 +65,12 @@ def classes(meta: dict, df: pd.DataFrame, primary: Slo) -> list[_Class]:
 
 def class_values(meta: dict, df: pd.DataFrame, primary: Slo) -> list[tuple[str, str]]:
     """Each class's name and the `tenant` value its rows carry (`UNNAMED`'s carry none), in `classes` order."""
-    return [(c.name, "" if c.name == UNNAMED else c.name) for c in classes(meta, df, primary)]
+    return [(c.name, _value(c.name)) for c in classes(meta, df, primary)]
+
+
+def _value(name: str) -> str:
+    """The `tenant` value of a class's rows: its name, none for `UNNAMED`."""
+    return "" if name == UNNAMED else name
 
 
 def tenant_figures(
@@ -87,7 +92,7 @@ def tenant_figures(
     tenant = df["tenant"].astype(object).fillna("").to_numpy() if "tenant" in df else np.full(len(df), "")
     figures = []
     for c in found:
-        mine = tenant == ("" if c.name == UNNAMED else c.name)
+        mine = tenant == _value(c.name)
         figures.append(_one(df, itl, c, mine, in_run, in_step, tp, steps, unit))
     mix = meta.get("mix") if isinstance(meta.get("mix"), dict) else {}
     good = sum(f.good for f in figures)

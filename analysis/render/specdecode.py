@@ -64,7 +64,7 @@ def class_rows(sp: Speculative) -> list[list[str]]:
 
 
 def _by_class(sp: Speculative) -> str | None:
-    """`by class: code 72.0 %, chat 41.0 %` — the stated acceptance, else the tokens per chunk."""
+    """`accepted by class: chat 41.0 %, code 72.0 %` — the stated acceptance, else the tokens per chunk."""
     stated = [c for c in sp.classes if c.requests is not None and c.requests.acceptance_rate is not None]
     if stated:
         return "accepted by class: " + ", ".join(
