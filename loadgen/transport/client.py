@@ -71,6 +71,29 @@ def ran_out(res: StreamResult, timeout_s: float) -> None:
         res.error, res.error_detail = "timeout", f"no complete answer within {timeout_s:g}s"
 
 
+#: Both clients ask for each answer as the server wrote it. A compressor in between (a gateway's or an
+#: app's gzip: Starlette's GZipMiddleware before it left event streams alone, tower-http's
+#: CompressionLayer, gin's gzip) holds events back until its buffer fills, so every timing would be
+#: the compressor's; and with no Accept-Encoding at all, RFC 9110 lets a server pick any coding.
+IDENTITY = {"Accept-Encoding": "identity"}
+
+
+def compressed(res: StreamResult, content_encoding: str | None) -> bool:
+    """A 200 in a content coding although `IDENTITY` asked for none: no event of it is read (its
+    arrival times would be a compressor's), and the row says what to change."""
+    coding = (content_encoding or "").strip()
+    if not coding or coding.lower() == "identity":
+        return False
+    res.error = "bad_sse"
+    res.error_detail = (
+        f"the server compressed its stream (Content-Encoding: {coding}) although asked for none "
+        "(Accept-Encoding: identity): a compressor holds events back until its buffer fills, so every "
+        "time would be the compressor's; turn compression off for text/event-stream where it is on "
+        "(a gateway, a middleware), or aim at the server behind it"
+    )
+    return True
+
+
 def not_a_stream(res: StreamResult, content_type: str | None, media: str = "text/event-stream") -> None:
     """A 200 whose body held no event at all and was not labelled an event stream is not a broken
     stream but no stream: the server answered `stream: true` in one piece (a route or a gateway
@@ -181,7 +204,7 @@ class RawTransport:
         api = resolve(api)
         res = self.in_flight = StreamResult(splits_reasoning=api.splits_reasoning)
         payload = orjson.dumps(body)
-        hdrs = {"Content-Type": "application/json", "Accept": api.media, **self.auth, **headers}
+        hdrs = {"Content-Type": "application/json", "Accept": api.media, **IDENTITY, **self.auth, **headers}
         if api.headers:
             hdrs.update(api.headers)
         resp = None
@@ -192,6 +215,9 @@ class RawTransport:
             res.status = resp.status_code
             if res.status != 200:
                 http_error(res, resp.read()[:2000], resp.get("retry-after"), resp.get("location"))
+                return res
+            if compressed(res, resp.get("content-encoding")):
+                self._reset()  # its body is left unread
                 return res
             read_body(resp, res, api)
             finish(res)

@@ -21,7 +21,9 @@ from core.errors import OptionError
 _TOKEN = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")  # RFC 9110 field-name
 _VAR = re.compile(r"^\$(?:\{([A-Za-z_][A-Za-z0-9_]*)\}|([A-Za-z_][A-Za-z0-9_]*))$")
 #: The request's framing and content are the client's; a header of the same name would break it.
-RESERVED = frozenset({"host", "content-length", "transfer-encoding", "connection", "content-type", "accept"})
+RESERVED = frozenset(
+    {"host", "content-length", "transfer-encoding", "connection", "content-type", "accept", "accept-encoding"}
+)
 
 
 def parse(values: Iterable[str] | None, id_header: str | None = None) -> list[tuple[str, str]]:
@@ -36,7 +38,7 @@ def parse(values: Iterable[str] | None, id_header: str | None = None) -> list[tu
             )
         if name.lower() in RESERVED:
             raise OptionError(
-                f"--header: {name} is set by the client itself (the request's framing and body)"
+                f"--header: {name} is set by the client itself (the request's framing and body, the answer's encoding)"
             )
         if id_header and name.lower() == id_header.lower():
             raise OptionError(

@@ -20,7 +20,7 @@ from core.result import StreamResult
 from loadgen.transport import sse
 from loadgen.transport.apis import Api, resolve
 from loadgen.transport.apis.trailer import AFTER_END_S, after_end
-from loadgen.transport.client import finish, http_error, not_a_stream, ran_out
+from loadgen.transport.client import IDENTITY, compressed, finish, http_error, not_a_stream, ran_out
 from loadgen.transport.headers import static_headers
 from loadgen.transport.urls import OPENAI_ROOT, openai_base, split_query
 
@@ -67,7 +67,7 @@ class OpenAITransport:
                 base_url=base,
                 api_key=self.api_key or "none",
                 max_retries=0,
-                default_headers=self.extra or None,
+                default_headers={**IDENTITY, **self.extra},  # httpx would ask for gzip (client.IDENTITY)
                 default_query=query or None,
                 # the SDK follows redirects by default: each request's TTFT would hold a round trip
                 # that is not the server's work (the raw client does not follow them either)
@@ -106,7 +106,8 @@ class OpenAITransport:
                 **body, extra_body=extra or None, extra_headers=headers, timeout=timeout_s
             ) as resp:
                 res.status = resp.status_code
-                _read_chunks(resp.iter_bytes(), res, api)
+                if not compressed(res, resp.headers.get("content-encoding")):  # httpx would decode it
+                    _read_chunks(resp.iter_bytes(), res, api)
             return resp
 
         try:

@@ -18,7 +18,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from tests.support.zoo import native
+from tests.support.zoo import gateways, native
 from tests.support.zoo.stream import (
     LF,
     PREFILL_S,
@@ -445,6 +445,26 @@ CASES: list[Case] = [
          "`usage: null` on every chunk, finish_reason in its own chunk with an empty delta, a final usage chunk",
          "ok; tokens from the final usage",
          lambda h: token_stream(Plan(), LF, role=ROLE, finish_own=True, usage_mode="null"), OK_USAGE),
+    Case("azure-content-filter", "Azure OpenAI (its content filter; the asynchronous filter's annotations)",
+         "Microsoft Learn, Azure OpenAI \"Content streaming\" (asynchronous filter: annotation messages with "
+         "content_filter_offsets); frames with an empty `choices` (the prompt's annotation) as client code meets them",
+         "a first frame with `choices: []` and `prompt_filter_results`; content chunks with "
+         "`content_filter_results`; annotation frames whose choice has no delta; finish, usage, [DONE]",
+         "ok; TTFT at the first content chunk (not at the prompt's verdict); tokens from usage",
+         gateways.azure_filtered, OK_USAGE),
+    Case("gzip-gateway", "a gateway or app that gzips what its client accepts (Starlette's GZipMiddleware "
+         "before it skipped event streams, tower-http's CompressionLayer, gin-contrib/gzip)",
+         "Kludex/starlette PR #2753 (streams buffered 32 KiB at a time); tower-rs/tower-http issue #419; "
+         "gin-contrib/gzip issue #16; RFC 9110 §12.5.3 (no Accept-Encoding: any coding is acceptable)",
+         "to a request that accepts gzip (or says nothing), the stream gzipped and held in the compressor "
+         "to its end; to `Accept-Encoding: identity`, the stream as written",
+         "ok; TTFT at the first token's write: both clients ask for the stream uncompressed",
+         gateways.compressing(regardless=False), OK_USAGE),
+    Case("gzip-regardless", "(no LLM server seen; a gateway that compresses whatever was asked)",
+         "RFC 9110 §12.5.3: `identity` asked for alone, a coding is no acceptable answer",
+         "the stream gzipped although the request asked for identity",
+         "bad_sse, naming the Content-Encoding: no event of it is read (its times would be the compressor's)",
+         gateways.compressing(regardless=True), Expect(error="bad_sse", detail="Content-Encoding: gzip")),
     Case("vllm-continuous-usage", "vLLM stream_options.continuous_usage_stats",
          "vllm-project/vllm issue #6540", "cumulative usage on every chunk", "ok; tokens from the last usage",
          lambda h: token_stream(Plan(), LF, role=ROLE, usage_mode="every"), OK_USAGE),

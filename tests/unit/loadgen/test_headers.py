@@ -27,6 +27,7 @@ def test_names_values_and_variables() -> None:
         (["Bad Name: 1"], "is not 'NAME: VALUE'"),
         ([": v"], "is not 'NAME: VALUE'"),
         (["host: h"], "set by the client itself"),
+        (["Accept-Encoding: gzip"], "Accept-Encoding is set by the client itself"),
         (["X-A: 1", "x-a: 2"], "x-a is given twice"),
         (["X-Corr: 1"], "carries each request's id"),
     ],
