@@ -21,21 +21,41 @@ from analysis.itl import Distribution
 #: Where the report starts to speak: half a token more per chunk than one (a few held UTF-8 bytes or
 #: a tool call in one piece move the mean far less than that).
 SEVERAL = 1.5
-#: Counts the server gave (a chunk count would make the ratio 1 by construction).
+#: Token counts that are not the chunk count (which would make the ratio 1 by construction): the
+#: server's, or the text's by the model's tokenizer (`--tokenizer`, loadgen/tokencount.py).
 SERVER_COUNTS = ("usage", "meta_info", "details", "timings", "eval_count")
+COUNTED = (*SERVER_COUNTS, "tokenizer")
 
 
 def tokens_per_chunk(sel: pd.DataFrame) -> tuple[float, int, int] | None:
-    """(mean tokens per chunk, tokens, chunks) over the completed requests whose token count is the
-    server's; None when there is none."""
+    """(mean tokens per chunk, tokens, chunks) over the completed requests whose token count is not
+    their chunk count; None when there is none."""
     if sel.empty or "n_chunks" not in sel:
         return None
-    ok = sel[sel["ok"].astype(bool) & sel["tokens_source"].isin(SERVER_COUNTS)]
+    ok = sel[sel["ok"].astype(bool) & sel["tokens_source"].isin(COUNTED)]
     tokens = pd.to_numeric(ok["output_tokens"], errors="coerce").fillna(0)
     chunks = pd.to_numeric(ok["n_chunks"], errors="coerce").fillna(0)
     keep = (tokens > 0) & (chunks > 0)
     n_tokens, n_chunks = int(tokens[keep].sum()), int(chunks[keep].sum())
     return (n_tokens / n_chunks, n_tokens, n_chunks) if n_chunks else None
+
+
+def uncounted_warnings(sel: pd.DataFrame) -> list[str]:
+    """One report line when completed requests' output tokens are their chunk counts: the server
+    stated no count (and no `--tokenizer` counted their text), so every figure per token — TPOT,
+    output tokens/s, the TPOT SLO — assumes one token a chunk, which nothing in the run checks."""
+    if sel.empty or "tokens_source" not in sel:
+        return []
+    ok = sel[sel["ok"].astype(bool)]
+    n = int((ok["tokens_source"] == "chunks").sum())
+    if not n:
+        return []
+    return [
+        f"{n} of {len(ok)} completed requests had no token count from the server: their output tokens "
+        "are their chunks, one token each, and so are their TPOT and output tokens/s — too few tokens "
+        "where a chunk carries several (speculative decoding, vLLM's --stream-interval, a proxy that "
+        "buffers); --tokenizer counts their text with the model's tokenizer"
+    ]
 
 
 def chunking_warnings(sel: pd.DataFrame, speculating: bool = False) -> list[str]:

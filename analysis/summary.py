@@ -19,7 +19,7 @@ import pandas as pd
 from analysis import enginetiming, intervals, server, spans
 from analysis import windows as win
 from analysis.connections import reconnect_warnings
-from analysis.delivery import burst_warnings, chunking_warnings
+from analysis.delivery import burst_warnings, chunking_warnings, uncounted_warnings
 from analysis.errors import AnalysisError
 from analysis.health import late_reads, saturation_warnings
 from analysis.itl import Distribution, PendingDistribution
@@ -138,6 +138,7 @@ def analyze(
         + list(run.warnings)
         + server_warnings
         + chunking_warnings(sel, spec is not None)
+        + uncounted_warnings(sel)
         + enginetiming.model_load_warnings(sel)
         + reconnect_warnings(df, in_run),
         startup=startup_figures(df, up, include_startup),

@@ -20,7 +20,8 @@ The definitions, in the one place they are computed (README.md § "Metric defini
 - TPOT: (E2E − TTFT) / (output_tokens − 1), undefined for ≤ 1 token (core/record.py `tpot_s`);
 - output tokens: the server's count when it sent one (`tokens_source` says which field: `usage`,
   SGLang's `meta_info`, TGI's `details`, llama.cpp's `timings`, Ollama's `eval_count`), else the number of generated
-  chunks (`chunks`).
+  chunks (`chunks`) — which loadgen/request.py replaces by the text's count under `--tokenizer`
+  (`tokenizer`, loadgen/tokencount.py: the model's tokenizer is no part of the core).
 - engine timing: the server's own prefill, decode, model-load and queue durations, copied as its
   stream's last event states them (`engine_prefill_s`, `engine_decode_s`, `engine_load_s`,
   `engine_queue_s`; core/result.py

@@ -2,9 +2,10 @@
 
     a token is a run of word characters (`\\w+`) or a single other non-space character.
 
-`count_tokens("Hello, world!") == 4`. The load path must not load a model tokenizer and the
+`count_tokens("Hello, world!") == 4`. Sizing a workload must not need a model tokenizer and the
 simulated engine needs a count it can reproduce exactly, so both use this rule: workloads/ to size
-synthetic prompts and describe datasets, simserver/ to tokenize what it serves. Real BPE tokenizers
+synthetic prompts and describe datasets, simserver/ to tokenize what it serves. (A model's tokenizer
+counts only what a server did not, and only when asked: `--tokenizer`, loadgen/tokencount.py.) Real BPE tokenizers
 give a similar count for English prose (±25 %) and somewhat more for code; the rule is an estimate,
 never a substitute for the server's `usage`.
 """

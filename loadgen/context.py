@@ -13,6 +13,7 @@ reset by `begin_run` on the master/local runner and by `refresh` on a worker.
 from __future__ import annotations
 
 import itertools
+import logging
 import os
 import socket
 import time
@@ -25,8 +26,10 @@ from typing import TYPE_CHECKING, Any
 from locust.event import EventHook
 
 from core.durations import parse_duration_s
+from core.errors import OptionError
 from core.slo import Slo
 from core.stage import Stage
+from loadgen import tokencount
 from loadgen.state.failures import FailureWatch
 from loadgen.state.iofirst import IoFirst
 from loadgen.state.livefigures import LiveFigures
@@ -52,6 +55,7 @@ if TYPE_CHECKING:
     from loadgen.output.sink import CsvSink
     from workloads.mix import Mix
 
+log = logging.getLogger("goodput")
 _CONTEXTS: weakref.WeakKeyDictionary[Any, RunContext] = weakref.WeakKeyDictionary()
 
 
@@ -90,6 +94,8 @@ class RunContext:
     options: Any = None
     #: The server API every request speaks (`--api`, or its alias `--endpoint`).
     api: Api = field(default_factory=lambda: APIS["chat"])
+    #: Counts the output tokens of a request whose server stated none (`--tokenizer`), else None.
+    counter: tokencount.OutputCounter | None = None
     #: Per-request timeout and the agent's think time, in seconds.
     timeout_s: float = 0.0
     think_time_s: float = 0.0
@@ -197,6 +203,12 @@ class RunContext:
         self.api = chosen(
             getattr(opts, "api", ""), getattr(opts, "endpoint", ""), getattr(opts, "api_path", "")
         )
+        self.counter = None
+        if tok := getattr(opts, "tokenizer", ""):
+            try:
+                self.counter = tokencount.load(tok)
+            except OptionError as e:  # checked on the master; a worker on another host may lack it
+                log.error("goodput: %s; this process's rows keep the chunk count", e)
         self.mix = None
         if getattr(self.options, "mix", ""):
             from workloads.mix import parse_mix

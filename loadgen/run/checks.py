@@ -15,6 +15,7 @@ from core.slo import Slo, parse_slo
 from loadgen.output.runfolder import check_results_dir
 from loadgen.run import serverfacts, target, tenants
 from loadgen.run.fit import Fit, check_fit
+from loadgen.tokencount import load as load_tokenizer
 from loadgen.transport import headers as extra_headers
 from loadgen.transport.apis import SDK_APIS, Api, chosen
 from loadgen.transport.ids import request_id_header
@@ -58,6 +59,8 @@ def check_options(environment: Any, check_target: bool) -> Checked:
     headers = extra_headers.parse(opts.header, request_id_header(opts.request_id_header))
     extra_headers.check_set(headers)
     api = check_api(opts, slo)
+    if getattr(opts, "tokenizer", ""):
+        load_tokenizer(opts.tokenizer)
     if opts.max_tokens <= 0:
         raise OptionError(f"--max-tokens: {opts.max_tokens} must be a positive number of tokens")
     build_schedule(opts)

@@ -189,6 +189,7 @@ def begin_run(environment: Any, ctx: RunContext) -> None:
         user_class=",".join(c.__name__ for c in environment.user_classes),
         transport=opts.client,
         stream_usage=ctx.asks_usage,
+        tokenizer=ctx.counter.source if ctx.counter is not None else None,
         max_tokens_field=ctx.cap_field,
         headers=[name for name, _ in parse_headers(getattr(opts, "header", None))],  # never a value
         api=ctx.api.name,

@@ -102,6 +102,17 @@ def _target(parser: Any) -> None:
     add_option(
         parser,
         "target",
+        "--tokenizer",
+        label="Tokenizer",
+        web=True,
+        default="",
+        metavar="PATH|MODEL",
+        help="Count output tokens with the model's tokenizer where the server states no count (a "
+        "tokenizer.json, a model folder, or a model id in the local Hugging Face cache); else chunks count",
+    )
+    add_option(
+        parser,
+        "target",
         "--max-tokens-field",
         label="Output cap field",
         web=True,
