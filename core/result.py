@@ -80,9 +80,13 @@ class StreamResult:
     # -- what kind each chunk was ----------------------------------------------------------------
     t_first_answer: float | None = None  # first chunk of the answer: content or a tool call
     reasoning_chunks: int = 0  # chunks that carried reasoning only
+    # the reasoning's text, never sent back (a real client does not); `--tokenizer` counts it where the
+    # server stated no count (loadgen/tokencount.py)
+    reasoning_parts: list[str] = field(default_factory=list)
     splits_reasoning: bool = True  # False: this API streams reasoning as plain text (no TTFO to tell)
     t_first_tool: float | None = None  # first tool-call delta (it carries the function name)
     tool_arg_chunks: int = 0  # tool-call deltas carrying argument fragments
+    tool_events: int = 0  # events carrying tool-call deltas (a name, argument fragments or both)
     tool_calls: list[dict] | None = None  # the calls: [{id, name, arguments}] by index, when any
     think: int = 0  # where the answer text stands against inline reasoning (loadgen/transport/apis/inline.py)
     markup_tail: str = ""  # the last characters of inline reasoning, where a split end marker is sought

@@ -108,7 +108,10 @@ def _complete(user: Any, ctx: RunContext, rec: RequestRecord, res: StreamResult,
     rec.t_start_unix = t_wall + (res.t_send - t_perf) if res.t_send else t_wall
     fill_record(rec, res)
     if rec.tokens_source == "chunks" and ctx.counter is not None:  # the server stated no count
-        rec.output_tokens, rec.tokens_source = ctx.counter.count(res), "tokenizer"
+        rec.output_tokens, thought = ctx.counter.count(res)
+        rec.tokens_source = "tokenizer"
+        if res.splits_reasoning:
+            rec.reasoning_tokens = thought
     good = rec.ok and ctx.slo_of(rec.tenant).is_good(
         rec.ttft_s, rec.tpot_s, rec.e2e_s, rec.ttfo_s
     )  # its class's SLO

@@ -6,10 +6,10 @@ TGI 2.0.4, llama-cpp-python before usage. That holds while a server streams a to
 chunk carries several — speculative decoding, vLLM's `--stream-interval`, a proxy that buffers — the
 output tokens are too few, and TPOT and output tokens/s are per chunk, not per token.
 
-With `--tokenizer`, such a request's answer text is counted by the model's tokenizer when the request
-has ended (after its last stamp: nothing between a chunk's arrival and its stamp), plus one token for
-each other generated chunk — reasoning and tool-call fragments, whose text is not kept — and its row
-says `tokens_source` = `tokenizer`. A server's own count always wins. The count is the text's: what
+With `--tokenizer`, such a request's answer and reasoning text are counted by the model's tokenizer
+when the request has ended (after its last stamp: nothing between a chunk's arrival and its stamp),
+plus one token for each event of a tool call (its arguments are rebuilt JSON, not the text the model
+wrote), and its row says `tokens_source` = `tokenizer`, its reasoning tokens the reasoning text's. A server's own count always wins. The count is the text's: what
 the tokenizer makes of it, which is what the model generated where it writes text as its tokenizer
 would (the assumption of vLLM's and GuideLLM's benchmarks); a random-weight model's token soup
 re-encodes 9 % high (README.md § Output tokens without a server count).
@@ -38,12 +38,15 @@ class OutputCounter:
         self.tokenizer = tokenizer
         self.source = source  # the file it was read from (run.json `tokenizer`)
 
-    def count(self, res: StreamResult) -> int:
-        """The answer's text re-encoded (no special tokens: the server counts none it did not
-        generate), plus one token per generated chunk that was not answer text."""
-        others = len(res.text_times) - len(res.parts)
-        text = "".join(res.parts)
-        return others + (len(self.tokenizer.encode(text, add_special_tokens=False)) if text else 0)
+    def count(self, res: StreamResult) -> tuple[int, int]:
+        """(output tokens, reasoning tokens): the answer's and the reasoning's text re-encoded (no
+        special tokens added: the server counts none it did not generate), plus one token per
+        tool-call event."""
+        thought = self._tokens("".join(res.reasoning_parts))
+        return self._tokens("".join(res.parts)) + thought + res.tool_events, thought
+
+    def _tokens(self, text: str) -> int:
+        return len(self.tokenizer.encode(text, add_special_tokens=False)) if text else 0
 
 
 def locate(value: str) -> Path:

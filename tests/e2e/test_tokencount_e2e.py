@@ -13,7 +13,7 @@ import pytest
 
 from analysis import api
 from core.slo import parse_slo
-from tests.e2e.test_apis_e2e import rows_and_trace
+from tests.e2e.test_apis_e2e import SHORT, rows_and_trace
 from tests.e2e.test_spans_e2e import locust
 from tests.support import simtokenizer
 
@@ -51,3 +51,25 @@ def test_output_tokens_without_a_server_count(counted: bool, sim_server, tmp_pat
         assert meta["tokenizer"] is None
         assert len(uncounted) == 1 and "completed requests had no token count" in uncounted[0]
         assert not per_chunk  # a chunk count cannot show tokens per chunk
+
+
+def test_a_reasoning_models_thinking_is_counted_too(sim_server, tmp_path: Path) -> None:
+    """A reasoning model (the engine's `reasoning` profile, short thoughts) streaming a step's tokens in
+    one event: the thinking's text is counted as well as the answer's, each row's output and reasoning
+    tokens the engine's own. (The chat route: the Messages and Responses APIs state usage always.)"""
+    config, trace = tmp_path / "short.yaml", tmp_path / "trace.jsonl"
+    config.write_text(SHORT)
+    sim = sim_server("--config", str(config), "--speculative-config", SPEC, "--trace", str(trace))
+    tok = simtokenizer.write(tmp_path / "tokenizer.json")
+    out = locust(sim.url, tmp_path / "res", "--stream-usage", "off", "--tokenizer", str(tok),
+                 "--max-tokens", "200", "--users", "4", "-t", "6s", "--stop-timeout", "5")  # fmt: skip
+    assert out.returncode == 0, out.stderr[-3000:]
+    _, pairs = rows_and_trace(tmp_path / "res", trace)
+    assert len(pairs) > 10 and sum(t["reasoning_tokens"] > 0 for _, t in pairs) > 5
+    assert sum(int(r["n_chunks"]) for r, _ in pairs) < 0.7 * sum(t["output_tokens"] for _, t in pairs)
+    for r, t in pairs:
+        assert r["tokens_source"] == "tokenizer"
+        assert (int(r["output_tokens"]), int(r["reasoning_tokens"])) == (
+            t["output_tokens"],
+            t["reasoning_tokens"],
+        )

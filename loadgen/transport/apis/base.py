@@ -157,10 +157,13 @@ def answer(res: StreamResult, text: str, t: float) -> None:
         res.t_first_answer = t
 
 
-def reasoning(res: StreamResult, t: float) -> None:
-    """A chunk of reasoning only (its text is not kept: a real client does not send it back)."""
+def reasoning(res: StreamResult, t: float, text: object = None) -> None:
+    """A chunk of reasoning only. Its text is kept apart from the answer's (a real client does not
+    send it back): `--tokenizer` counts it where the server states no count."""
     res.text_times.append(t)
     res.reasoning_chunks += 1
+    if text.__class__ is str:
+        res.reasoning_parts.append(text)
 
 
 def tool_call(res: StreamResult, t: float, deltas: list[tuple[int, str, str, str]]) -> None:
@@ -171,6 +174,7 @@ def tool_call(res: StreamResult, t: float, deltas: list[tuple[int, str, str, str
     the first of the answer and of the tool call; every event with argument text is an argument chunk.
     """
     res.text_times.append(t)
+    res.tool_events += 1
     if res.t_first_answer is None:
         res.t_first_answer = t
     calls = res.tool_calls

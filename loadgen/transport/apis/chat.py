@@ -54,8 +54,8 @@ def fold(res: StreamResult, event: str, data: bytes | bytearray, t: float) -> No
                     answer(res, content, t)
                 else:
                     _typed_chunks(res, content, t)
-            elif delta.get("reasoning") or delta.get("reasoning_content"):
-                reasoning(res, t)
+            elif thought := delta.get("reasoning") or delta.get("reasoning_content"):
+                reasoning(res, t, thought)
             elif calls := delta.get("tool_calls"):
                 _tool_calls(res, calls, t)
         if fr := choice.get("finish_reason"):
@@ -78,8 +78,21 @@ def _typed_chunks(res: StreamResult, content: object, t: float) -> None:
     text = "".join(c.get("text") or "" for c in content if isinstance(c, dict) and c.get("type") == "text")
     if text:
         answer(res, text, t)
-    elif any(isinstance(c, dict) and c.get("type") == "thinking" and c.get("thinking") for c in content):
-        reasoning(res, t)
+    elif thinking := [
+        c["thinking"]
+        for c in content
+        if isinstance(c, dict) and c.get("type") == "thinking" and c.get("thinking")
+    ]:
+        reasoning(res, t, "".join(_nested_text(x) for x in thinking))
+
+
+def _nested_text(thinking: object) -> str:
+    """A thinking chunk's text: a string, or (Mistral) a list of `{type: text, text}` chunks."""
+    if isinstance(thinking, str):
+        return thinking
+    if isinstance(thinking, list):
+        return "".join(c.get("text") or "" for c in thinking if isinstance(c, dict))
+    return ""
 
 
 def _tool_calls(res: StreamResult, calls: list, t: float) -> None:

@@ -36,6 +36,7 @@ def inline_reasoning(res: StreamResult, text: str, t: float) -> bool:
             head = text.lstrip()
             if head.startswith(OPEN_TAG):
                 res.think = THINK_OPEN
+                res.reasoning_parts.append(OPEN_TAG)  # the tag is a token of the reasoning (a count's)
                 return _think_block(res, head[len(OPEN_TAG) :], t)
             if head.startswith(HARMONY_HEADS):
                 res.think = HARMONY
@@ -56,8 +57,9 @@ def inline_reasoning(res: StreamResult, text: str, t: float) -> bool:
 def _think_block(res: StreamResult, text: str, t: float) -> bool:
     if CLOSE_TAG not in text:
         res.reasoning_chunks += 1
+        res.reasoning_parts.append(text)
         return True
-    _over(res, text.partition(CLOSE_TAG)[2], t)
+    _over(res, text, text.partition(CLOSE_TAG)[2], t)
     return True
 
 
@@ -72,25 +74,30 @@ def _until(res: StreamResult, text: str, marker: str, t: float) -> bool:
         if res.think == HARMONY_BARE:
             return False
         res.reasoning_chunks += 1
+        res.reasoning_parts.append(text)
         return True
     if res.think == HARMONY_BARE:
         _answer_was_reasoning(res)
     res.markup_tail = ""
-    _over(res, seen[at + len(marker) :], t)
+    _over(res, text, seen[at + len(marker) :], t)
     return True
 
 
 def _answer_was_reasoning(res: StreamResult) -> None:
     """The chunks taken as answer so far turn out to have been reasoning."""
     res.reasoning_chunks += len(res.parts)
+    res.reasoning_parts.extend(res.parts)
     res.parts.clear()
     res.t_first_answer = None
 
 
-def _over(res: StreamResult, after: str, t: float) -> None:
-    """The chunk that ends the reasoning: itself reasoning, with any answer after the marker."""
+def _over(res: StreamResult, text: str, after: str, t: float) -> None:
+    """The chunk `text` that ends the reasoning: itself reasoning up to the marker's end, with any
+    answer `after` it (a suffix of `text`)."""
     res.think = OVER
     res.reasoning_chunks += 1
+    if head := text[: len(text) - len(after)]:
+        res.reasoning_parts.append(head)
     if after:
         res.parts.append(after)
         res.t_first_answer = t

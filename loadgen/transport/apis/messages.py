@@ -137,8 +137,8 @@ def fold(res: StreamResult, event: str, data: bytes | bytearray, t: float) -> No
             if text := delta.get("text"):
                 answer(res, text, t)
         elif dk == "thinking_delta":
-            if delta.get("thinking"):
-                reasoning(res, t)
+            if thought := delta.get("thinking"):
+                reasoning(res, t, thought)
         elif dk == "input_json_delta" and (fragment := delta.get("partial_json")):
             tool_call(res, t, [(_tool_index(res, obj.get("index")), "", "", fragment)])
     elif kind == "content_block_start":

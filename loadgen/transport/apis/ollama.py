@@ -87,8 +87,8 @@ def fold(res: StreamResult, event: str, data: bytes | bytearray, t: float) -> No
     if msg:
         if content := msg.get("content"):
             answer(res, content, t)
-        elif msg.get("thinking"):
-            reasoning(res, t)
+        elif thought := msg.get("thinking"):
+            reasoning(res, t, thought)
         elif calls := msg.get("tool_calls"):
             _tool_calls(res, calls, t)
     elif (err := obj.get("error")) is not None:

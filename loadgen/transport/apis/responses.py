@@ -59,8 +59,8 @@ def fold(res: StreamResult, event: str, data: bytes | bytearray, t: float) -> No
         if delta := obj.get("delta"):
             answer(res, delta, t)
     elif kind in REASONING:
-        if obj.get("delta"):
-            reasoning(res, t)
+        if thought := obj.get("delta"):
+            reasoning(res, t, thought)
     elif kind == "response.function_call_arguments.delta":
         if delta := obj.get("delta"):
             calls = res.scratch or {}

@@ -80,7 +80,7 @@ def fold(res: StreamResult, event: str, data: bytes | bytearray, t: float) -> No
     fresh = (tokens - seen.tokens) if tokens is not None else (1 if new else 0)
     if fresh > 0:
         if thought - seen.reasoning >= fresh:
-            reasoning(res, t)
+            reasoning(res, t, new)
         else:
             answer(res, new, t)
         seen.tokens, seen.reasoning = tokens or 0, thought

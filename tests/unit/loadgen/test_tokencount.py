@@ -64,15 +64,43 @@ def test_a_mistake_is_one_line_naming_the_option(tmp_path: Path, make, says: str
     assert says in str(e.value) and "\n" not in str(e.value)
 
 
-def test_the_answer_is_re_encoded_and_every_other_chunk_counts_one(tok_file: Path) -> None:
+def test_answer_and_reasoning_are_re_encoded_and_a_tool_event_counts_one(tok_file: Path) -> None:
     counter = load(str(tok_file))
     assert isinstance(counter, OutputCounter) and counter.source == str(tok_file)
     res = StreamResult()
     answer = [" the way", " of the", " people, and", " time."]  # 4 chunks, 9 tokens
+    thought = [" so it", " was."]  # 2 chunks, 4 tokens
     res.parts.extend(answer)
-    res.text_times.extend(range(6))  # 2 reasoning chunks before them (their text is not kept)
-    assert counter.count(res) == 2 + count_tokens("".join(answer)) == 11
-    assert counter.count(StreamResult()) == 0
+    res.reasoning_parts.extend(thought)
+    res.tool_events = 2
+    assert counter.count(res) == (9 + 4 + 2, 4)
+    assert count_tokens("".join(answer)) == 9 and count_tokens("".join(thought)) == 4
+    assert counter.count(StreamResult()) == (0, 0)
+
+
+def test_every_api_keeps_the_reasoning_text_for_the_count() -> None:
+    """What each parser hands over: reasoning deltas, inline `<think>` blocks (the tags a token each),
+    the answer after them; a stream whose chunks merge both counts its text all the same."""
+    from loadgen.transport.apis import APIS
+
+    def run(api: str, events: list[bytes]) -> StreamResult:
+        res = StreamResult(splits_reasoning=APIS[api].splits_reasoning)
+        for i, data in enumerate(events):
+            APIS[api].fold(res, "", data, float(i))
+        return res
+
+    chat = run("chat", [b'{"choices":[{"delta":{"reasoning_content":"so it"}}]}',
+                        b'{"choices":[{"delta":{"reasoning":" was."}}]}',
+                        b'{"choices":[{"delta":{"content":"The way"}}]}'])  # fmt: skip
+    assert (chat.reasoning_parts, chat.parts) == (["so it", " was."], ["The way"])
+    inline = run("chat", [b'{"choices":[{"delta":{"content":"<think>so"}}]}',
+                          b'{"choices":[{"delta":{"content":" it</think>The"}}]}',
+                          b'{"choices":[{"delta":{"content":" way"}}]}'])  # fmt: skip
+    assert (inline.reasoning_parts, inline.parts) == (["<think>", "so", " it</think>"], ["The", " way"])
+    messages = run(
+        "messages", [b'{"type":"content_block_delta","delta":{"type":"thinking_delta","thinking":"so it"}}']
+    )
+    assert messages.reasoning_parts == ["so it"]
 
 
 def test_the_report_says_when_output_tokens_are_chunk_counts() -> None:
