@@ -2,8 +2,8 @@
 
 ITL is the gap between chunks (a chunk is one streamed event carrying generated tokens), and most
 servers send one token per chunk, so ITL reads as the time per token. Some send several: vLLM with
-`--stream-interval N`, a proxy that buffers the stream, a server that sends a whole tool call in one
-event. Then ITL is N times the time per token and its tail says more of the batching than of the
+`--stream-interval N`, a proxy that buffers the stream, a content filter that releases text in blocks
+(Azure OpenAI's default streaming), a server that sends a whole tool call in one event. Then ITL is N times the time per token and its tail says more of the batching than of the
 engine; TPOT, from the server's token count, stays per token. The report says so when it happens.
 
 Chunks that arrive together (in one read: they share its arrival stamp, a gap of 0) are the other
@@ -69,8 +69,9 @@ def chunking_warnings(sel: pd.DataFrame, speculating: bool = False) -> list[str]
         "the server decodes speculatively: a step streams its verified token and the draft tokens it "
         "accepted in one chunk (section Speculative decoding)"
         if speculating
-        else "vLLM sends several with --stream-interval or when it decodes speculatively, and a proxy "
-        "that buffers the stream merges them"
+        else "vLLM sends several with --stream-interval or when it decodes speculatively, a proxy "
+        "that buffers the stream merges them, and a content filter (Azure OpenAI's by default) "
+        "releases the text in blocks"
     )
     return [
         f"the server sent {mean:.1f} tokens per chunk on average ({n_tokens} tokens in {n_chunks} chunks): "
