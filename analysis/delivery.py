@@ -3,8 +3,9 @@
 ITL is the gap between chunks (a chunk is one streamed event carrying generated tokens), and most
 servers send one token per chunk, so ITL reads as the time per token. Some send several: vLLM with
 `--stream-interval N`, a proxy that buffers the stream, a content filter that releases text in blocks
-(Azure OpenAI's default streaming), a server that sends a whole tool call in one event. Then ITL is N times the time per token and its tail says more of the batching than of the
-engine; TPOT, from the server's token count, stays per token. The report says so when it happens.
+(Azure OpenAI's default streaming), a server that sends a whole tool call in one event. Then ITL is
+N times the time per token and its tail says more of the batching than of the engine; TPOT, from the
+server's token count, stays per token. The report says so when it happens.
 
 Chunks that arrive together (in one read: they share its arrival stamp, a gap of 0) are the other
 way a delivery hides the engine's pace: a proxy that buffers the stream (nginx's proxy_buffering is

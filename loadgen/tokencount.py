@@ -9,10 +9,11 @@ output tokens are too few, and TPOT and output tokens/s are per chunk, not per t
 With `--tokenizer`, such a request's answer and reasoning text are counted by the model's tokenizer
 when the request has ended (after its last stamp: nothing between a chunk's arrival and its stamp),
 plus one token for each event of a tool call (its arguments are rebuilt JSON, not the text the model
-wrote), and its row says `tokens_source` = `tokenizer`, its reasoning tokens the reasoning text's. A server's own count always wins. The count is the text's: what
-the tokenizer makes of it, which is what the model generated where it writes text as its tokenizer
-would (the assumption of vLLM's and GuideLLM's benchmarks); a random-weight model's token soup
-re-encodes 9 % high (README.md § Output tokens without a server count).
+wrote), and its row says `tokens_source` = `tokenizer`, its reasoning tokens the reasoning text's.
+A server's own count always wins. The count is the text's: what the tokenizer makes of it, which is
+what the model generated where it writes text as its tokenizer would (the assumption of vLLM's and
+GuideLLM's benchmarks); a random-weight model's token soup re-encodes 9 % high (README.md § Output
+tokens without a server count).
 
 The tokenizer is a `tokenizer.json` (Hugging Face's format, as models ship it), a folder holding one
 (a model's folder), or a model id found in the local Hugging Face cache: nothing is downloaded, and on a
