@@ -152,6 +152,9 @@ LLAMACPP = Engine(
     spec_drafts=("llamacpp:spec_decode_num_drafts_total",),
     spec_draft_tokens=("llamacpp:spec_decode_num_draft_tokens_total",),
     spec_accepted=("llamacpp:spec_decode_num_accepted_tokens_total",),
+    # … and per draft position, as vLLM's: the drafts whose token there was accepted (server-context.cpp
+    # n_accepted_per_pos, over its verify steps: `spec_decode_num_drafts_total`)
+    spec_accepted_by_pos=("llamacpp:spec_decode_num_accepted_tokens_per_pos_total",),
     cached_prompt=("llamacpp:prompt_tokens_cached_total",),
 )
 # LMDeploy (`lmdeploy serve api_server … --enable-metrics`; lmdeploy/metrics/loggers.py) registers vLLM's

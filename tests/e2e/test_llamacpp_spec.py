@@ -4,7 +4,8 @@ position accepted with a set probability, so the truth is known), and a step run
 
 What must hold: every completed row states the server's draft and accepted tokens (its `timings`),
 and their sums are the server's own counters' increase over the run, exactly; the report's
-acceptance (rows and counters) is the synthetic one within sampling noise; llama-server streams each
+acceptance (rows and counters) is the synthetic one within sampling noise, and so is each draft
+position's (its per-position counter); llama-server streams each
 token in its own event even when a step yields several, so its chunks say nothing of the acceptance
 and no chunking warning is raised.
 """
@@ -68,10 +69,16 @@ def test_the_rows_speculative_counts_are_the_servers_and_the_report_gives_its_ac
     length = 1 + w.d.spec_accepted / w.d.spec_drafts
     assert length == pytest.approx(1 + ACCEPTED_PER_DRAFT, abs=0.3)
     assert sp["server_acceptance_rate"] == pytest.approx(accepted / drafted, abs=0.05)  # the run's window
+    # by draft position, from its labelled counter over its drafts: the synthetic rates themselves, and
+    # together the accepted tokens per verify step
+    by_pos = sp["server_acceptance_by_position"]
+    assert by_pos == pytest.approx(list(RATES), abs=0.08)
+    assert sum(by_pos) == pytest.approx(sp["server_acceptance_length"] - 1, abs=1e-6)
     assert sp["tokens_per_chunk"] == pytest.approx(1.0, abs=0.05)  # one token an event, speculating or not
     assert not [x for x in s["warnings"] if "tokens per chunk" in x]
     assert [st["step"] for st in sp["steps"]] == [0, 1]
     assert "## Speculative decoding" in api.summary_markdown(summary)
     save("speculative", {"rows": len(ok), "drafted_accepted_rows": [drafted, accepted],
                          "drafted_accepted_counters": [w.d.spec_draft_tokens, w.d.spec_accepted],
-                         "acceptance": sp["requests"]["acceptance_rate"], "length_counters": round(length, 3)})  # fmt: skip
+                         "acceptance": sp["requests"]["acceptance_rate"], "length_counters": round(length, 3),
+                         "by_position": [round(x, 3) for x in by_pos]})  # fmt: skip
