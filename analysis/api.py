@@ -60,6 +60,10 @@ pairs instead of pairing its runs by target and model. The Pareto view of a comp
 `pareto_of(comparison)` → a `Pareto` per dataset (`ParetoPoint`s, frontier and best-at-load marked;
 analysis/pareto.py), `pareto(series, slo)` for any (label, summary) list.
 
+Several models in one run (`--models`, LoRA adapters): `Summary.models` is a `Models` (`ModelFigures`
+per model, each under the primary SLO with its `GroupLevel`s, and the `Worst` the report names;
+analysis/models.py), None unless the rows name two models or more.
+
 The load generator's own health, from run.json `loadgen` (`Run.meta`): `saturation_warnings(meta)`
 (the saturated windows and their report lines) and `late_read_warnings(meta)` (a line per window
 in which a worker's reads waited in the kernel past the lag threshold), the lines the report's
@@ -97,6 +101,7 @@ from analysis.compare import (
 from analysis.errors import AnalysisError
 from analysis.health import late_read_warnings, saturation_warnings
 from analysis.interference import ClassInterference, Delta, interference
+from analysis.modelresults import ModelFigures, Models, Worst
 from analysis.pareto import Pareto, ParetoPoint, pareto
 from analysis.pareto import of_comparison as pareto_of
 from analysis.render.comparison import csv_records as comparison_csv_records
@@ -122,7 +127,7 @@ from analysis.results import (
     Throughput,
     Verdict,
 )
-from analysis.tenantresults import TenantFigures, TenantLevel, Tenants
+from analysis.tenantresults import GroupLevel, TenantFigures, TenantLevel, Tenants
 from analysis.timing import Decomposition, Misses, ServerTiming, Shares, TimingStep
 from core.slo import Slo
 
@@ -146,8 +151,11 @@ __all__ = [
     "Delta",
     "Dist",
     "Figures",
+    "GroupLevel",
     "Level",
     "Misses",
+    "ModelFigures",
+    "Models",
     "OpenLoop",
     "Pareto",
     "ParetoPoint",
@@ -167,6 +175,7 @@ __all__ = [
     "Throughput",
     "TimingStep",
     "Verdict",
+    "Worst",
     "analyze",
     "compare",
     "comparison_csv_records",

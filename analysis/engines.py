@@ -67,6 +67,14 @@ class Engine:
     ttft: tuple[str, ...] = ()  # histogram base names (+ _bucket, _sum, _count)
     e2e: tuple[str, ...] = ()
     queue: tuple[str, ...] = ()
+    # LoRA adapters (vLLM with --enable-lora): an info gauge whose value is the unix time of its last
+    # update and whose labels say the state — `max_lora`, `running_lora_adapters`, `waiting_lora_adapters`
+    # (adapter names comma-joined); every label set ever seen stays on the page, the current one is the
+    # set with the largest value (analysis/lora.py)
+    lora_info: tuple[str, ...] = ()
+    # waiting requests by `reason`: `capacity` (no room in the batch) or `deferred` (held back by a
+    # transient constraint: the LoRA budget); they sum to `waiting`
+    waiting_by_reason: tuple[str, ...] = ()
 
 
 # vLLM's hit rate: its prompt tokens served from a cache over its prompt tokens, both counted once per
@@ -101,6 +109,8 @@ VLLM = Engine(
     ttft=("vllm:time_to_first_token_seconds",),
     e2e=("vllm:e2e_request_latency_seconds",),
     queue=("vllm:request_queue_time_seconds",),
+    lora_info=("vllm:lora_requests_info",),
+    waiting_by_reason=("vllm:num_requests_waiting_by_reason",),
 )
 
 
@@ -282,6 +292,33 @@ class Samples:
         """Label sets combined per scrape (`sum` for counts, `mean` for fractions), indexed by scrape time."""
         g = self._by_metric[name]
         return g.groupby("t")["value"].agg(how).sort_index()
+
+    def _labels(self, name: str) -> list[dict[str, str]]:
+        """Each sample's labels of `name` as a dict, in its rows' order (each distinct set parsed once)."""
+        text = self._by_metric[name]["labels"].astype(str)
+        parsed = {x: parse_labels(x) for x in pd.unique(text)}
+        return [parsed[x] for x in text]
+
+    def gauge_where(self, name: str, key: str, value: str) -> pd.Series:
+        """`gauge` (summed) over the label sets whose label `key` is `value`, at every scrape of `name`
+        (0 where the metric was scraped without such a set)."""
+        g = self._by_metric[name]
+        mine = np.array([labels.get(key) == value for labels in self._labels(name)], dtype=bool)
+        every = pd.Index(np.sort(g["t"].unique()))
+        return g[mine].groupby("t")["value"].sum().reindex(every, fill_value=0.0).astype(float)
+
+    def latest_labels(self, name: str, by: str = "engine") -> pd.Series:
+        """Per scrape of `name`, the labels (dicts) of its sample with the largest value, one per value
+        of label `by` (one engine of several): the current state of an info gauge that stamps its label
+        set with the time of its last update, whose older sets stay on the page."""
+        g = self._by_metric[name].reset_index(drop=True)
+        labels = self._labels(name)
+        key = pd.Series([x.get(by, "") for x in labels])
+        states: dict[float, list[dict[str, str]]] = {}
+        for (t, _), i in g.groupby([g["t"], key])["value"].idxmax().items():
+            states.setdefault(float(t), []).append(labels[int(i)])
+        times = sorted(states)
+        return pd.Series([states[t] for t in times], index=np.array(times, dtype=float), dtype=object)
 
     def _wide(self, name: str) -> pd.DataFrame:
         g = self._by_metric[name]

@@ -68,7 +68,8 @@ TEXT_COLS = (
     "tenant",
     "session",
     "tokens_source",
-)  # tenant: the mix class; session: what intervals resample
+    "model",
+)  # tenant: the mix class; session: what intervals resample; model: the model a request named (older runs: none)
 INT_COLS = ("step", "target_users")
 #: whether a request opened its connection (true / false / empty: unknown; analysis/connections.py)
 BOOL_COLS = ("new_connection",)

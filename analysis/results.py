@@ -213,6 +213,9 @@ class Summary:
     # a mixed run (`--mix`): an analysis.tenantresults.Tenants, each class against its own SLO (that
     # module builds on this one's types, so it is not named here); None for a run without classes
     tenants: Any = None
+    # several models in one run (`model` column: LoRA adapters beside a base model, say): an
+    # analysis.modelresults.Models, each model under the primary SLO; None for a run of one model
+    models: Any = None
     intervals: Headline | None = None  # 95 % intervals of the headline figures (analysis/intervals.py)
     # when a load process read late (its tokens' times off by up to a token gap; analysis/health.py)
     late_windows: list[tuple[float, float]] = field(default_factory=list)
@@ -283,6 +286,8 @@ class Summary:
         }
         if self.tenants is not None:  # only a mixed run has the key (every other summary.json is as it was)
             out["tenants"] = self.tenants.to_dict()
+        if self.models is not None:  # only a run whose rows name two models or more has the key
+            out["models"] = self.models.to_dict()
         return out
 
     def to_json(self) -> str:

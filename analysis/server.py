@@ -16,6 +16,8 @@ over a time window — the run's measurement window for summary.json `server`, e
   before the first request the load generator cancelled): the time a request spends outside the
   engine before its first token — network, HTTP server, tokenization, the API layer and the
   client's own reading. A gap that grows with load is queueing in front of the engine.
+- LoRA adapters (vLLM with --enable-lora: the adapters running, the requests deferred for a slot):
+  analysis/lora.py, over the same windows.
 
 The figures are typed dicts (analysis/results.py `ServerFigures`, `ServerSummary`, `StepServer`):
 a pass-through of the engine's series, written to summary.json as they are.
@@ -32,6 +34,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
+from analysis import lora
 from analysis.engines import Engine, Samples, bound, detect, histogram_quantile
 from analysis.results import ServerFigures, ServerSummary, Step, StepServer
 from analysis.specdecode import ACCEPTED_AT, DRAFTED_AT, spec_figures
@@ -70,6 +73,7 @@ class ServerData:
     ttft_buckets: pd.DataFrame | None
     sources: dict[str, str] = field(default_factory=dict)
     simulated: bool = False
+    lora_names: pd.Series | None = None  # the LoRA adapters running at each scrape (analysis/lora.py)
     _cached: dict = field(default_factory=dict, repr=False)
 
     def cached_rows(self, run_dir: Path) -> pd.DataFrame | None:
@@ -115,6 +119,10 @@ def build(df: pd.DataFrame) -> tuple[ServerData | None, list[str]]:
         if name := s.first(names):
             gauges[key] = s.gauge(name, how).reindex(times)
             sources[key] = name
+    more, lora_names, more_sources = lora.series(s, engine)
+    for key, values in more.items():
+        gauges[key] = values.reindex(times)
+    sources.update(more_sources)
     if "kv_usage" in gauges and gauges["kv_usage"].max() > 1.0 + 1e-9:
         gauges["kv_usage"] = gauges["kv_usage"] / 100.0  # a build that reports percent
     counters = pd.DataFrame(index=times)
@@ -164,7 +172,8 @@ def build(df: pd.DataFrame) -> tuple[ServerData | None, list[str]]:
         if key == "ttft":
             buckets = s.buckets(base)
     simulated = any(m.startswith("simserver:") for m in s.metrics)
-    return ServerData(engine, times, gauges, counters, buckets, sources, simulated), []
+    names = None if lora_names is None else lora_names.reindex(times)
+    return ServerData(engine, times, gauges, counters, buckets, sources, simulated, names), []
 
 
 def increase(d: ServerData, col: str, a: float, b: float) -> float | None:
@@ -206,7 +215,7 @@ def window_figures(d: ServerData, t0: float, t1: float) -> ServerFigures:
             "preemptions", "prompt_tokens", "generation_tokens", "server_gen_tok_per_s", "tokens_per_step",
             "server_ttft_mean_s", *(f"server_ttft_p{round(q * 100)}_s" for q in QUANTILES), "server_ttft_count",
             "server_e2e_mean_s", "server_queue_mean_s", "spec_draft_tokens", "spec_acceptance_rate",
-            "spec_acceptance_length", "spec_acceptance_by_position", "counter_window",
+            "spec_acceptance_length", "spec_acceptance_by_position", "counter_window", *lora.KEYS,
         )
     )  # fmt: skip
     times = d.times
@@ -253,6 +262,7 @@ def window_figures(d: ServerData, t0: float, t1: float) -> ServerFigures:
     out["server_e2e_mean_s"] = ratio(inc("e2e_sum"), inc("e2e_count"))
     out["server_queue_mean_s"] = ratio(inc("queue_sum"), inc("queue_count"))
     spec_figures(out, lambda col: _in_window(d, col, inside), inc, d.counters.columns)
+    out.update(lora.figures(d.gauges, d.lora_names, inside))
     return cast(ServerFigures, {k: (_none(v) if isinstance(v, float) else v) for k, v in out.items()})
 
 

@@ -53,6 +53,14 @@ class ServerFigures(TypedDict):
     # each draft position's acceptance: accepted there / drafts (vLLM) or / drafted there (TensorRT-LLM)
     spec_acceptance_by_position: list[float] | None
     counter_window: list[float] | None
+    # LoRA adapters (analysis/lora.py; vLLM with --enable-lora): its --max-loras, the most adapters
+    # running at one scrape and which; the share of scrapes with a request deferred (waiting for an
+    # adapter slot) and the most deferred at one scrape. None where the engine does not say
+    lora_max_loras: float | None
+    lora_running_max: float | None
+    lora_running_max_adapters: list[str] | None
+    waiting_deferred_share: float | None
+    waiting_deferred_max: float | None
 
 
 class ServerSummary(ServerFigures):

@@ -21,6 +21,7 @@ from analysis import windows as win
 from analysis.connections import reconnect_warnings
 from analysis.delivery import burst_warnings, chunking_warnings, uncounted_warnings
 from analysis.errors import AnalysisError
+from analysis.groups import RunRows
 from analysis.health import late_reads, saturation_warnings
 from analysis.itl import Distribution, PendingDistribution
 from analysis.load import Run
@@ -37,7 +38,17 @@ from analysis.metrics import (
     tool_calls,
     verdict,
 )
-from analysis.results import Dist, RunInfo, StartupFigures, Step, Summary, Throughput, Verdict
+from analysis.models import model_figures
+from analysis.results import (
+    Dist,
+    RunInfo,
+    ServerSummary,
+    StartupFigures,
+    Step,
+    Summary,
+    Throughput,
+    Verdict,
+)
 from analysis.specdecode import speculative
 from analysis.steps import Levels, LevelSpans, capacity_at_slo, good_by_step, step_table
 from analysis.tenants import class_values, tenant_figures
@@ -96,14 +107,7 @@ def analyze(
     steps, unit = step_table(df, good, Levels(run.meta, run.itl, in_step, up_end))
     windows, sat_warnings = saturation_warnings(run.meta)
     late_windows, late_warnings = late_reads(run.meta)
-    samples, server_warnings = server.load_server_metrics(run.path)
-    series, more = server.build(samples) if samples is not None else (None, [])
-    server_warnings += more
-    server_summary = None
-    if series is not None:  # engine metrics over the run's window and each level's window
-        server_summary = server.summarize(series, (tp.t_start_unix, tp.t_end_unix), df, run.path)
-        figures = server.step_figures(series, steps, df, run.path)
-        steps = [dataclasses.replace(st, server=f) for st, f in zip(steps, figures, strict=True)]
+    series, server_summary, steps, server_warnings = _server(run, tp, steps)
     slos = judged_slos(slo, extra)
     level_spans = LevelSpans(df, in_step, steps)
     verdicts = with_capacity(
@@ -148,10 +152,26 @@ def analyze(
         tool_calls=tool_calls(sel),
         speculative=spec,
         tenants=tenant_figures(df, run.itl, run.meta, slo, (in_run, in_step), tp, steps, unit),
+        models=model_figures(RunRows(df, run.itl, in_run, in_step, tp, steps, unit), slo, run.meta),
         intervals=head,
     )
     a = Analysis(run, slo, summary, good, itl, series, in_run)
     return a.finish() if wait else a
+
+
+def _server(
+    run: Run, tp: Throughput, steps: list[Step]
+) -> tuple[server.ServerData | None, ServerSummary | None, list[Step], list[str]]:
+    """The engine's series, its figures over the run's window, the levels with theirs, and what reading
+    server_metrics.csv noticed (no file: no series, the levels as they were)."""
+    samples, warnings = server.load_server_metrics(run.path)
+    series, more = server.build(samples) if samples is not None else (None, [])
+    if series is None:
+        return None, None, steps, warnings + more
+    summary = server.summarize(series, (tp.t_start_unix, tp.t_end_unix), run.df, run.path)
+    figures = server.step_figures(series, steps, run.df, run.path)
+    steps = [dataclasses.replace(st, server=f) for st, f in zip(steps, figures, strict=True)]
+    return series, summary, steps, warnings + more
 
 
 def _sessions(sel: pd.DataFrame) -> np.ndarray | None:

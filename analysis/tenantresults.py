@@ -1,7 +1,10 @@
-"""The per-class results of a mixed run (`--mix`): each tenant class judged against its own SLO.
+"""The per-class results of a mixed run (`--mix`): each tenant class judged against its own SLO; and
+the figures any group of a run's rows shares (`GroupFigures`, `GroupLevel`), which the per-model
+breakdown (analysis/modelresults.py) is made of too.
 
-analysis/tenants.py computes them; `Summary.tenants` holds them (analysis/results.py, whose `Dist` and
-`Verdict` they are made of); summary.json writes them under `tenants` (README.md § Mixed tenants).
+analysis/groups.py computes a group's figures, analysis/tenants.py the classes; `Summary.tenants`
+holds them (analysis/results.py, whose `Dist` and `Verdict` they are made of); summary.json writes
+them under `tenants` (README.md § Mixed tenants).
 """
 
 from __future__ import annotations
@@ -15,34 +18,35 @@ from analysis.stepresults import Capacity
 
 
 @dataclass(frozen=True)
-class TenantLevel:
-    """One class at one load level (the run's level: users or req/s of the whole mix)."""
+class GroupLevel:
+    """One group (a class, a model) at one load level (the run's level: users or req/s of the whole run)."""
 
     step: int
     load: float
     requests: int
     good: int
-    slo_attainment: float | None  # None: every request of the class at this level was cancelled
-    goodput_req_per_s: float | None  # good requests of the class / the level's window
+    slo_attainment: float | None  # None: every request of the group at this level was cancelled
+    goodput_req_per_s: float | None  # good requests of the group / the level's window
     truncated: bool
 
     def to_dict(self) -> dict[str, Any]:
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
 
 
-@dataclass(frozen=True)
-class TenantFigures:
-    """One class of the mix: its rows' figures over the run's window, against the class's own SLO.
+TenantLevel = GroupLevel  # a class at a level: the name the tenants' callers know
 
-    Counts are the class's requests sent in the run's window; rates divide what completed (or arrived)
-    inside that window by its length — the run's own window, so the classes' rates add up to the run's.
-    `verdict` is the class's SLO verdict on its rows (`Verdict`, analysis/results.py), `capacity` the
-    highest load level of the mix at which the class still met its attainment target.
+
+@dataclass(frozen=True)
+class GroupFigures:
+    """One group of the run's rows (a mix class, a model): its figures over the run's window, against one SLO.
+
+    Counts are the group's requests sent in the run's window; rates divide what completed (or arrived)
+    inside that window by its length — the run's own window, so groups that partition the rows add up
+    to the run. `verdict` is the SLO's verdict on the group's rows (`Verdict`, analysis/results.py),
+    `capacity` the highest load level of the run at which the group still met its attainment target.
     """
 
     name: str
-    dataset: str
-    share_pct: float | None  # None: rows of a class run.json does not name
     requests: int
     ok: int
     cancelled: int
@@ -54,18 +58,19 @@ class TenantFigures:
     ttft: Dist
     tpot: Dist
     e2e: Dist
-    verdict: Verdict  # the class's SLO on its rows: attainment ≥ target and its percentile checks
+    verdict: Verdict  # the SLO on the group's rows: attainment ≥ target and its percentile checks
     capacity: Capacity | None
-    levels: list[TenantLevel]
+    levels: list[GroupLevel]
 
-    def to_dict(self) -> dict[str, Any]:
+    def shared(self) -> dict[str, Any]:
+        """The group's own fields, shallow (`dataclasses.asdict` would turn its `Dist`s into dicts):
+        what a `TenantFigures` or a `ModelFigures` is built from."""
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(GroupFigures)}
+
+    def figures_dict(self) -> dict[str, Any]:
+        """summary.json's keys of a group after its name (and a class's dataset and SLO)."""
         v = self.verdict
         return {
-            "name": self.name,
-            "dataset": self.dataset,
-            "share_pct": self.share_pct,
-            "slo": v.slo,
-            "slo_describe": v.describe,
             "requests": self.requests,
             "ok": self.ok,
             "cancelled": self.cancelled,
@@ -82,6 +87,25 @@ class TenantFigures:
             "e2e_s": self.e2e.to_dict(),
             "capacity": None if self.capacity is None else self.capacity.to_dict(),
             "levels": [lv.to_dict() for lv in self.levels],
+        }
+
+
+@dataclass(frozen=True)
+class TenantFigures(GroupFigures):
+    """One class of the mix (`GroupFigures` against the class's own SLO), with its dataset and share."""
+
+    dataset: str = ""
+    share_pct: float | None = None  # None: rows of a class run.json does not name
+
+    def to_dict(self) -> dict[str, Any]:
+        v = self.verdict
+        return {
+            "name": self.name,
+            "dataset": self.dataset,
+            "share_pct": self.share_pct,
+            "slo": v.slo,
+            "slo_describe": v.describe,
+            **self.figures_dict(),
         }
 
 

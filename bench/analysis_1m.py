@@ -39,7 +39,7 @@ COLUMNS = (
     "t_scheduled_unix", "t_start_unix", "ttft_s", "e2e_s", "tpot_s", "itl_s", "n_chunks", "prompt_tokens",
     "output_tokens", "cached_tokens", "tokens_source", "ok", "http_status", "error", "error_detail",
     "finish_reason", "ttfo_s", "reasoning_tokens", "tool_ttft_s", "tool_call_tokens", "backoff_s", "tenant", "api",
-    *ENGINE_COLUMNS, "new_connection", *SPEC_COLUMNS,
+    *ENGINE_COLUMNS, "new_connection", *SPEC_COLUMNS, "model",
 )  # fmt: skip  # the contract's order (core/record.py), written out: a bench reads no package of ours
 
 
@@ -49,8 +49,7 @@ def generate(
     """A step-ramp run: `steps` steps of 1..steps users over one hour, latency rising with load."""
     rng = np.random.default_rng(seed)
     run_dir.mkdir(parents=True, exist_ok=True)
-    t0 = 1_767_225_600.0
-    duration = 3600.0
+    t0, duration = 1_767_225_600.0, 3600.0
     step_len = duration / steps
     # ITL strings from a pool (formatting 1e8 floats in Python would take minutes): each entry has
     # its own gap count and gap sizes, so the parser sees the real format and a realistic length mix.
@@ -118,6 +117,7 @@ def generate(
             **{c: pa.nulls(rows, pa.float64()) for c in ENGINE_COLUMNS},
             "new_connection": pa.array(np.zeros(rows, dtype=bool)),  # every request on a kept-alive one
             **{c: pa.nulls(rows, pa.int64()) for c in SPEC_COLUMNS},
+            "model": pa.array(["sim-llm"] * rows),
         }
     )
     assert tuple(table.column_names) == COLUMNS

@@ -52,6 +52,7 @@ COLUMNS: tuple[str, ...] = (
     "spec_draft_tokens",
     "spec_accepted_tokens",
     "spec_steps",
+    "model",
 )
 
 
@@ -109,6 +110,8 @@ class RequestRecord:
     spec_draft_tokens: int | None = None
     spec_accepted_tokens: int | None = None
     spec_steps: int | None = None
+    # the model the request named: `--model`, one of `--models`, or its mix class's (a LoRA adapter, say)
+    model: str = ""
 
     @property
     def tpot_s(self) -> float | None:
@@ -158,6 +161,7 @@ class RequestRecord:
             _i(self.spec_draft_tokens),
             _i(self.spec_accepted_tokens),
             _i(self.spec_steps),
+            self.model,
         ]
 
 

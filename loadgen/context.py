@@ -54,6 +54,7 @@ if TYPE_CHECKING:
     from loadgen.output.locustcsv import LocustCsv
     from loadgen.output.sink import CsvSink
     from workloads.mix import Mix
+    from workloads.models import ModelSet
 
 log = logging.getLogger("goodput")
 _CONTEXTS: weakref.WeakKeyDictionary[Any, RunContext] = weakref.WeakKeyDictionary()
@@ -115,6 +116,8 @@ class RunContext:
     #: The run's tenant mix (`--mix`, workloads/mix.py), None without one: each class's dataset,
     #: share and SLO. Set by `configure`; the per-class streams open on first use (`workload`).
     mix: Mix | None = None
+    #: The models the run's conversations name (`--models`, workloads/models.py), None: one model.
+    models: ModelSet | None = None
     _tenant_workloads: dict[str, Any] = field(default_factory=dict, repr=False)
     #: The weighted Locust user class of each tenant, made once per (tenant, share, base class)
     #: so runs with the same options reuse them (loadgen/run/tenants.py).
@@ -217,6 +220,9 @@ class RunContext:
             self.mix = parse_mix(
                 self.options.mix, slo, alone=alone
             )  # checked before (loadgen/run/tenants.py)
+        from workloads.models import parse_models
+
+        self.models = parse_models(getattr(self.options, "models", "") or "")  # checked before (checks.py)
 
     def next_user_id(self) -> int:
         return next(self._user_ids)
@@ -295,6 +301,16 @@ class RunContext:
         """The `dataset` column of a row of `tenant`: its class's spec, else `--dataset`."""
         return self.mix.of(tenant).dataset if tenant and self.mix is not None else self.options.dataset
 
+    def model_for(self, tenant: str, session: str) -> str:
+        """The model a request of conversation `session` names: its mix class's `model=`, else its
+        draw among `--models` (workloads/models.py: by session, so every turn names the same one),
+        else the run's model. The row's `model` column is this very call."""
+        if tenant and self.mix is not None and (model := self.mix.of(tenant).model):
+            return model
+        if self.models is not None:
+            return self.models.pick(str(self.options.seed), session)
+        return self.model
+
     def prompt(
         self,
         messages: list[dict],
@@ -303,17 +319,24 @@ class RunContext:
         *,
         exact: bool = False,
         ignore_eos: bool = False,
+        model: str = "",
     ) -> Prompt:
         """One request's content for `self.api.build`: the dataset's own output cap, capped by
-        `--max-tokens` (`exact`: a trace's length, not capped)."""
+        `--max-tokens` (`exact`: a trace's length, not capped); `model`: the one it names, when not
+        the run's (an adapter: APIs that name it apart from the model, SGLang's and TGI's, see base.py)."""
         cap = self.options.max_tokens
         limit = (max_tokens or cap) if exact else output_cap(max_tokens, cap)
         eos = ignore_eos or self.options.ignore_eos
-        return Prompt(self.model, messages, limit, eos, extra or None, self.asks_usage, self.cap_field)
+        adapter = model if model and model != self.model else ""
+        return Prompt(
+            self.model, messages, limit, eos, extra or None, self.asks_usage, self.cap_field, adapter
+        )
 
-    def body(self, messages: list[dict], max_tokens: int | None, extra: dict | None = None) -> dict:
-        """The request body of the run's API (`--api`) for one turn of the workload."""
-        return self.api.build(self.prompt(messages, max_tokens, extra))
+    def body(
+        self, messages: list[dict], max_tokens: int | None, extra: dict | None = None, model: str = ""
+    ) -> dict:
+        """The request body of the run's API (`--api`) for one turn of the workload, naming `model`."""
+        return self.api.build(self.prompt(messages, max_tokens, extra, model=model))
 
     # -- rows -----------------------------------------------------------------------
     def emit(self, row: list[str]) -> None:

@@ -52,7 +52,7 @@ perf_counter = time.perf_counter
 WINDOW_S = 10.0  # generator health is judged over windows this long
 
 
-Payload = tuple[Api, dict, str, int, str, str]  # API, body, session, turn, scenario, tenant
+Payload = tuple[Api, dict, str, int, str, str, str]  # API, body, session, turn, scenario, tenant, model
 
 
 class _Slot:
@@ -193,8 +193,8 @@ class Driver:
             w.sent += 1
             w.waited += waited
             w.lags.append(lag)
-            api, body, session, turn, slot.scenario, slot.tenant = payload
-            res = perform(slot, api, body, session=session, turn=turn, scheduled_unix=t_unix)
+            api, body, session, turn, slot.scenario, slot.tenant, model = payload
+            res = perform(slot, api, body, session=session, turn=turn, scheduled_unix=t_unix, model=model)
         finally:
             # run.json's send lag is the row's: the transport's send stamp (read right before the
             # request's last byte went to the kernel) − the intended time; the dispatch lag when the
@@ -225,8 +225,10 @@ class Driver:
         pacing = Pacing()
         try:
             while self.ctx.stage is stage:
-                api, body, session, turn, slot.scenario, slot.tenant = self._workload_payload(tenant)
-                res = perform(slot, api, body, session=session, turn=turn, backoff_s=pacing.take())
+                api, body, session, turn, slot.scenario, slot.tenant, model = self._workload_payload(tenant)
+                res = perform(
+                    slot, api, body, session=session, turn=turn, backoff_s=pacing.take(), model=model
+                )
                 pause = pacing.after(res, self.ctx.remaining_s())
                 if pause and not self._wait_until(perf_counter() + pause, stage):
                     return
@@ -246,8 +248,9 @@ class Driver:
     def _workload_payload(self, tenant: str = "") -> Payload:
         ctx = self.ctx
         messages, max_tokens, conv, turn = ctx.workload(tenant).next_request()
-        body = ctx.body(messages, max_tokens, conv.extra_body)
-        return ctx.api, body, conv.id, turn, _scenario(ctx), tenant
+        model = ctx.model_for(tenant, conv.id)
+        body = ctx.body(messages, max_tokens, conv.extra_body, model)
+        return ctx.api, body, conv.id, turn, _scenario(ctx), tenant, model
 
     def _trace_payload(self, row: TraceRow) -> Payload:
         from workloads import synth_prompt
@@ -261,8 +264,11 @@ class Driver:
         )
         messages = [{"role": "user", "content": prompt}]
         # the trace's output length, not capped by --max-tokens, generated to the end
-        body = ctx.api.build(ctx.prompt(messages, row.output_tokens, exact=True, ignore_eos=True))
-        return ctx.api, body, row.prefix_id or "", 0, "trace", ""
+        model = ctx.model_for("", row.prefix_id or f"line{row.line}")  # a prefix group keeps one model
+        body = ctx.api.build(
+            ctx.prompt(messages, row.output_tokens, exact=True, ignore_eos=True, model=model)
+        )
+        return ctx.api, body, row.prefix_id or "", 0, "trace", "", model
 
     # -- health --------------------------------------------------------------------------------
     def _watch_loop(self) -> None:

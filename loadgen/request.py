@@ -33,11 +33,13 @@ def perform(
     turn: int = 0,
     scheduled_unix: float | None = None,
     backoff_s: float | None = None,
+    model: str = "",
 ) -> StreamResult:
     """Send `body` to `api` for `user` (anything with `ctx`, `goodput_id`, `scenario`, `transport`, and
     `tenant` under `--mix`) and record it.
 
-    `backoff_s`: how long the user paused after failures before this request (its row says so).
+    `backoff_s`: how long the user paused after failures before this request (its row says so);
+    `model`: the model the body names (`RunContext.model_for`), else the run's.
     """
     ctx: RunContext = user.ctx
     rid = ctx.ids.next()
@@ -57,6 +59,7 @@ def perform(
         api=api.name,
         backoff_s=backoff_s,
         tenant=tenant,
+        model=model or ctx.model,
     )
     ctx.buffer.started += 1
     ctx.live.log_sent()

@@ -20,6 +20,7 @@ from simserver.api import Api
 from simserver.engine import EngineCore
 from simserver.faults import FaultPicker
 from simserver.http import ServerCounters, serve
+from simserver.lora import DEFAULT_LOAD_MS, lora_config
 from simserver.metrics import EngineCollector, Gauges, LagWindow, make_registry
 from simserver.profiles import (
     Profile,
@@ -114,7 +115,40 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default="none",
         help="as vLLM's option: `summary` adds `speculative_decoding` to each OpenAI answer's `metrics`",
     )
+    p.add_argument(
+        "--lora-modules",
+        nargs="+",
+        default=None,
+        metavar="NAME[=PATH]",
+        help="serve these LoRA adapters beside the base model, each a model of its own name, e.g. a,b,c; "
+        "vLLM's NAME=PATH ... (or JSON) form carries over, the path only names its root",
+    )
+    p.add_argument(
+        "--max-loras",
+        type=int,
+        default=None,
+        metavar="N",
+        help="as vLLM's option: adapters that may run at once, each in a GPU slot (default 1, vLLM's)",
+    )
+    p.add_argument(
+        "--lora-load-ms",
+        type=float,
+        default=None,
+        metavar="MS",
+        help=f"time an adapter load into a slot adds to its step (default {DEFAULT_LOAD_MS:g}: a rank-16 "
+        "adapter of a 7-8B model, ~40-80 MB, copied in from host memory)",
+    )
+    p.add_argument(
+        "--enable-lora", action="store_true", help="vLLM's; accepted (--lora-modules turns LoRA on)"
+    )
+    p.add_argument("--max-lora-rank", type=int, default=None, help="vLLM's; accepted and ignored")
     args = p.parse_args(argv)
+    try:
+        args.lora = lora_config(
+            args.lora_modules, args.max_loras, args.lora_load_ms, args.max_lora_rank, args.enable_lora
+        )
+    except ValueError as e:
+        raise UsageError(str(e)) from None
     if not 0 <= args.port <= 65535:
         raise UsageError(f"--port must be 0..65535, got {args.port}")
     if not 1 <= args.replicas <= 64:
@@ -142,6 +176,8 @@ def build_profile(args: argparse.Namespace) -> Profile:
         profile = replace(profile, faults=replace(profile.faults, probabilities=probs))
     if args.model:
         profile = replace(profile, model=args.model)
+    if args.lora is not None and profile.model in args.lora.modules:
+        raise UsageError(f"--lora-modules: '{profile.model}' is the base model's name")
     if args.speculative_config is not None:
         profile = replace(profile, speculative=args.speculative_config)
     if args.per_request_spec_decode_metrics != "none" and not profile.speculative.num_speculative_tokens:
@@ -190,6 +226,10 @@ def describe(args: argparse.Namespace, profile: Profile, port: int) -> str:
         extras.append(f"spans to {args.otlp_traces_endpoint}")
     if k := profile.speculative.num_speculative_tokens:
         extras.append(f"speculative decoding K={k} p={profile.speculative.acceptance:g}")
+    if lora := args.lora:
+        extras.append(
+            f"LoRA {','.join(lora.modules)} max_loras={lora.max_loras} load {lora.load_s * 1e3:g} ms"
+        )
     return f"simserver: serving '{profile.model}' on http://{f'[{args.host}]' if ':' in args.host else args.host}:{port} ({', '.join(extras)})"
 
 
@@ -207,7 +247,7 @@ def start_exporter(url: str | None, core: EngineCore, registry: Any, labels: dic
 async def run(args: argparse.Namespace, profile: Profile, replica: ReplicaCtx | None = None) -> None:
     index = replica.index if replica else 0
     seed = args.seed + index
-    core = EngineCore(profile, seed)
+    core = EngineCore(profile, seed, lora=args.lora)
     lag = LagWindow()
     counters = ServerCounters()
     e = profile.engine
@@ -222,10 +262,17 @@ async def run(args: argparse.Namespace, profile: Profile, replica: ReplicaCtx | 
         core.stats,
         lag,
         lambda: Gauges(
-            core.num_running, core.num_waiting, core.kv.usage(), counters.streams, counters.connections
+            core.num_running,
+            core.num_waiting,
+            core.kv.usage(),
+            counters.streams,
+            counters.connections,
+            core.num_deferred,
         ),
         cache_info,
         engine=index,
+        lora=core.lora,
+        replicated=replica is not None,
     )
     runner = EngineRunner(core, lag)
     trace: TraceWriter | None = None
@@ -245,6 +292,7 @@ async def run(args: argparse.Namespace, profile: Profile, replica: ReplicaCtx | 
         args.enable_per_request_metrics,
         args.return_perf_metrics,
         args.per_request_spec_decode_metrics == "summary",
+        args.lora,
     )
     link = ReplicaLink(replica, registry, runner) if replica else None
     if link:

@@ -4,7 +4,9 @@ The OpenAI routes answer as vLLM does; /generate (SGLang), /generate_stream (TGI
 (llama.cpp), /api/chat (Ollama, NDJSON), /v1/messages (Anthropic) and /v1/responses answer in their servers' own formats
 (simserver/wire_*.py), each with its server's error body. Whatever the route, a request becomes one engine sequence, so /metrics
 and the trace count every route the same way. Validation follows vLLM's answers (400 for a
-malformed or impossible request, 404 for an unknown model or path).
+malformed or impossible request, 404 for an unknown model or path). With `--lora-modules` each
+adapter is a model of its own name (/v1/models lists it with the base model as its parent): a request
+naming it runs on it (simserver/lora.py), and the answer names it as its model.
 """
 
 from __future__ import annotations
@@ -24,9 +26,10 @@ from simserver.answer import Answer, draw_reasoning, output_length, pick_call, p
 from simserver.engine import Seq
 from simserver.faults import HEADER, HTTP_FAULTS, FaultPicker
 from simserver.http import Connection, Request
+from simserver.lora import LoraConfig
 from simserver.metrics import render
 from simserver.profiles import Profile
-from simserver.reqparse import ApiError, GenRequest, as_object, check_model, openai_error
+from simserver.reqparse import ApiError, GenRequest, as_object, check_model, get_dict, openai_error
 from simserver.runner import EngineRunner
 from simserver.sinks import FullSink, RequestCtx, StreamSink, TracedStreamSink, Trickle
 from simserver.spans import engine_request_id
@@ -67,13 +70,15 @@ def _openai_error(status: int, kind: str, message: str, param: str | None = None
 
 @dataclass(frozen=True, slots=True)
 class GenRoute:
-    """A generation route: its trace name, request parser, wire format, error body and stream type."""
+    """A generation route: its trace name, request parser, wire format, error body and stream type;
+    `adapter` reads a LoRA adapter's name from a field of its own (None: the `model` field names it)."""
 
     endpoint: str
     parse: Callable[[dict[str, Any], str, int], GenRequest]
     wire: Callable[[Api, GenRequest, Answer, str, int], Wire]
     error: Callable[[int, str, str, str | None], tuple[int, bytes]] = _openai_error
     media: str = SSE
+    adapter: Callable[[dict[str, Any]], Any] | None = None
 
 
 def _reasoning_field(api: Api) -> str | None:
@@ -86,23 +91,23 @@ GEN_ROUTES = {
         "chat",
         lambda b, m, n: parse_openai(b, True, m, n),
         lambda api, g, a, rid, n: ChatWire(
-            api.reply("chatcmpl-", n), a, g.include_usage, _reasoning_field(api)
+            api.reply("chatcmpl-", n, g), a, g.include_usage, _reasoning_field(api)
         ),
     ),
     "/v1/completions": GenRoute(
         "completions",
         lambda b, m, n: parse_openai(b, False, m, n),
-        lambda api, g, a, rid, n: CompletionsWire(api.reply("cmpl-", n), a, g.include_usage),
+        lambda api, g, a, rid, n: CompletionsWire(api.reply("cmpl-", n, g), a, g.include_usage),
     ),
     "/v1/responses": GenRoute(
         "responses",
         parse_responses,
-        lambda api, g, a, rid, n: ResponsesWire(api.reply("resp_", n), a, g.opts),
+        lambda api, g, a, rid, n: ResponsesWire(api.reply("resp_", n, g), a, g.opts),
     ),
     "/v1/messages": GenRoute(
         "messages",
         parse_messages,
-        lambda api, g, a, rid, n: MessagesWire(f"chatcmpl-{api.tag}{n:08x}", api.model, a),
+        lambda api, g, a, rid, n: MessagesWire(f"chatcmpl-{api.tag}{n:08x}", g.lora or api.model, a),
         messages_error,
     ),
     "/generate": GenRoute(
@@ -110,18 +115,28 @@ GEN_ROUTES = {
         parse_sglang,
         lambda api, g, a, rid, n: SGLangWire(g.opts.get("rid") or rid, a),
         sglang_error,
+        adapter=lambda b: b.get("lora_path"),  # SGLang's name of an adapter of its --lora-paths
     ),
     "/generate_stream": GenRoute(
-        "generate_stream", parse_tgi, lambda api, g, a, rid, n: TGIWire(a, g.opts), tgi_error
+        "generate_stream",
+        parse_tgi,
+        lambda api, g, a, rid, n: TGIWire(a, g.opts),
+        tgi_error,
+        adapter=lambda b: get_dict(b, "parameters").get("adapter_id"),  # TGI's LORA_ADAPTERS id
     ),
     "/completion": GenRoute(
         "completion",
         parse_llamacpp,
         lambda api, g, a, rid, n: LlamaCppWire(a, api.model, g.opts),
         llamacpp_error,
+        adapter=lambda b: None,  # llama-server names no adapter (its `lora` list scales loaded ones)
     ),
     "/api/chat": GenRoute(
-        "api_chat", parse_ollama, lambda api, g, a, rid, n: OllamaWire(a, api.model), ollama_error, NDJSON
+        "api_chat",
+        parse_ollama,
+        lambda api, g, a, rid, n: OllamaWire(a, g.lora or api.model),
+        ollama_error,
+        NDJSON,
     ),
 }
 
@@ -141,6 +156,7 @@ class Api:
         per_request_metrics: bool = False,
         return_perf_metrics: bool = False,
         spec_summary: bool = False,
+        lora: LoraConfig | None = None,
     ) -> None:
         self.profile, self.runner, self.registry, self.faults, self.trace = (
             profile,
@@ -153,6 +169,7 @@ class Api:
         self.per_request_metrics = per_request_metrics  # vLLM's --enable-per-request-metrics
         self.return_perf_metrics = return_perf_metrics  # trtllm-serve's return_perf_metrics
         self.spec_summary = spec_summary  # vLLM's --per-request-spec-decode-metrics summary
+        self.lora = lora  # the LoRA adapters served (--lora-modules), or None
         self.model = profile.model
         self.rng = random.Random(seed)
         self.created = int(time.time())
@@ -186,27 +203,48 @@ class Api:
         else:
             route[1](req, conn)
 
-    def reply(self, prefix: str, n: int) -> Reply:
-        """Who answers the n-th request: an id of `prefix`, this server's tag and n; now; the model."""
+    def reply(self, prefix: str, n: int, g: GenRequest) -> Reply:
+        """Who answers the n-th request: an id of `prefix`, this server's tag and n; now; the model
+        the request named (a LoRA adapter's name, as vLLM answers)."""
         return Reply(
             f"{prefix}{self.tag}{n:08x}",
             int(time.time()),
-            self.model,
+            g.lora or self.model,
             self.per_request_metrics,
             self.spec_summary,
         )
 
     def models(self, req: Request, conn: Connection) -> None:
-        card = {
-            "id": self.model,
+        """The base model, then each adapter as vLLM lists one: its own id, `parent` the base model."""
+        cards = [self._card(self.model, self.model, None, self.profile.engine.max_model_len)]
+        if self.lora is not None:
+            cards += [self._card(name, root, self.model, None) for name, root in self.lora.modules.items()]
+        conn.respond(200, orjson.dumps({"object": "list", "data": cards}))
+
+    def _card(self, name: str, root: str, parent: str | None, max_model_len: int | None) -> dict[str, Any]:
+        return {
+            "id": name,
             "object": "model",
             "created": self.created,
             "owned_by": "simserver",
-            "root": self.model,
-            "parent": None,
-            "max_model_len": self.profile.engine.max_model_len,
+            "root": root,
+            "parent": parent,
+            "max_model_len": max_model_len,
         }
-        conn.respond(200, orjson.dumps({"object": "list", "data": [card]}))
+
+    def adapter(
+        self, body: dict[str, Any], field: Callable[[dict[str, Any]], Any] | None = None
+    ) -> str | None:
+        """The LoRA adapter a request names (None: the base model). A `model` that names neither is left
+        to the route's parser (its 404); an unknown adapter in a field of its own is a 400 here."""
+        if self.lora is None:
+            return None
+        name = body.get("model") if field is None else field(body)
+        if isinstance(name, str) and name in self.lora.modules:
+            return name
+        if field is None or name is None:
+            return None
+        raise ApiError(400, f"LoRA adapter {name!r} is not loaded (served: {', '.join(self.lora.modules)})")
 
     def tokenize(self, req: Request, conn: Connection) -> None:
         """vLLM's `POST /tokenize`: a chat's (`messages`, under the chat template) or a text's
@@ -214,7 +252,7 @@ class Api:
         has no vocabulary)."""
         try:
             body = as_object(req.body)
-            check_model(body, self.model)
+            check_model(body, self.adapter(body) or self.model)
             chat = "messages" in body
             try:
                 tokens = chat_tokens(body["messages"]) if chat else prompt_tokens(body.get("prompt"))
@@ -236,8 +274,15 @@ class Api:
         request_id = req.headers.get("x-request-id") or f"sim-{self.tag}-{n:08d}"
         ctx = RequestCtx(request_id, route.endpoint, req.t_arrival_unix, self.trace, self.trace_tokens)
         echo = (("x-request-id", request_id),)
+        if self.lora is not None:
+            ctx.lora = ""  # traced as null (the base model) unless the request names an adapter
         try:
-            g = route.parse(as_object(req.body), self.model, self.profile.engine.max_model_len)
+            fields = as_object(req.body)
+            lora = self.adapter(fields, route.adapter)
+            if lora is not None:
+                ctx.lora = lora
+            g = route.parse(fields, lora or self.model, self.profile.engine.max_model_len)
+            g.lora = lora
             ctx.stream, ctx.prompt_tokens = g.stream, len(g.prompt)
             try:
                 fault = self.faults.pick(req.headers.get(HEADER))
@@ -306,6 +351,7 @@ class Api:
             text_offset,
             e.block_size,
             e.enable_prefix_caching,
+            g.lora,
         )
         wire.seq = seq
         timer: asyncio.TimerHandle | None = None

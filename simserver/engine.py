@@ -13,6 +13,10 @@ One engine step, as in vLLM v1 with chunked prefill:
      sequence whose known tokens are all computed samples one token, which goes to its sink — or,
      with speculative decoding, 1 + accepted draft tokens at once (simserver/specdecode.py).
 
+With LoRA adapters (simserver/lora.py) admission also keeps vLLM's `max_loras` rule: a waiting
+request whose adapter cannot get a slot is skipped for the step, keeping its place in the queue, and
+a step that loads an adapter into a slot lasts the load time longer.
+
 The core never reads a clock, so the same code runs the live server and the virtual-time
 simulator used by tests and calibration (simserver/offline.py).
 """
@@ -24,6 +28,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from simserver.kvcache import ROOT_HASH, KVCache
+from simserver.lora import LoraConfig, LoraSlots
 from simserver.metrics import EngineStats
 from simserver.profiles import Profile
 from simserver.seq import ABORTED, FINISHED, RUNNING, WAITING, Seq, Sink
@@ -44,13 +49,20 @@ class Plan:
     kv_tokens: int = 0
     draft_tokens: int = 0  # speculative decoding: tokens verified beside each decode's own
     preempted: int = 0
+    lora_load_s: float = 0.0  # adapters loaded into GPU slots for this step
     duration: float = 0.0
 
 
 class EngineCore:
     """Scheduler + KV cache + statistics for one simulated engine."""
 
-    def __init__(self, profile: Profile, seed: int = 0, stats: EngineStats | None = None) -> None:
+    def __init__(
+        self,
+        profile: Profile,
+        seed: int = 0,
+        stats: EngineStats | None = None,
+        lora: LoraConfig | None = None,
+    ) -> None:
         e = profile.engine
         self.profile = profile
         self.params = e
@@ -66,6 +78,8 @@ class EngineCore:
         self.text = TextTable(seed)
         sp = profile.speculative
         self.spec = SpecDecoder(sp, seed, self.stats) if sp.num_speculative_tokens else None
+        # Adapter slots (None: no adapters served; a sequence's adapter is then ignored).
+        self.lora = LoraSlots(lora) if lora is not None else None
         # Called with each sequence that finishes (not aborted ones), like vLLM's per-request tracing.
         self.on_finish: Callable[[Seq], None] | None = None
 
@@ -79,6 +93,8 @@ class EngineCore:
             seq.spec = SpecCounts(self.spec.k)
         self.waiting.append(seq)
         self.stats.req_max_tokens.observe(seq.max_tokens)
+        if seq.lora is not None and self.lora is not None:
+            self.lora.enqueue(seq.lora)
 
     def abort(self, seq: Seq, now: float) -> None:
         """The client went away: free its blocks at once (its KV would otherwise leak)."""
@@ -87,9 +103,13 @@ class EngineCore:
                 self.waiting.remove(seq)
             except ValueError:
                 return
+            if seq.lora is not None and self.lora is not None:
+                self.lora.dequeue(seq.lora)
         elif seq.status == RUNNING:
             self.running.remove(seq)
             self.kv.release(seq)
+            if seq.lora is not None:
+                self._lora_stop(seq)
         else:
             return
         seq.status = ABORTED
@@ -114,6 +134,8 @@ class EngineCore:
         victim.status = WAITING
         victim.preemptions += 1
         self.waiting.appendleft(victim)
+        if victim.lora is not None:
+            self._lora_stop(victim, requeue=True)
         self.stats.preemptions += 1
         return victim is not seq
 
@@ -134,7 +156,8 @@ class EngineCore:
         plan.prefill_tokens = prefill_tokens
         plan.kv_tokens = kv_tokens
         computed = prefill_tokens + plan.draft_tokens  # draft tokens are computed like prompt tokens
-        plan.duration = self.step_time(computed, plan.decode_seqs, kv_tokens) if plan.seqs else 0.0
+        if plan.seqs:
+            plan.duration = self.step_time(computed, plan.decode_seqs, kv_tokens) + plan.lora_load_s
         return plan
 
     def _schedule_decodes(self, plan: Plan, mark: int, budget: int) -> tuple[int, int, list[Seq]]:
@@ -207,10 +230,14 @@ class EngineCore:
         p, kv = self.params, self.kv
         bs, threshold = p.block_size, p.long_prefill_token_threshold
         seqs, ns = plan.seqs, plan.ns
-        waiting, running, stats = self.waiting, self.running, self.stats
+        waiting, running, stats, lora = self.waiting, self.running, self.stats, self.lora
         prefill_tokens = kv_tokens = 0
+        skipped: list[Seq] = []  # deferred by the adapter budget: back to the queue's head, in order
         while waiting and budget > 0 and len(running) < p.max_num_seqs:
             seq = waiting[0]
+            if lora is not None and seq.lora is not None and not lora.admits(seq.lora):
+                skipped.append(waiting.popleft())
+                continue
             hits = kv.find_prefix(seq, seq.num_tokens)
             computed = len(hits) * bs
             n = seq.num_tokens - computed
@@ -226,6 +253,8 @@ class EngineCore:
             seq.status = RUNNING
             seq.num_computed = computed
             running.append(seq)
+            if lora is not None and seq.lora is not None:
+                plan.lora_load_s += lora.start(seq.lora)
             if seq.num_cached < 0:
                 seq.num_cached = computed
             stats.prefix_queries += seq.num_tokens
@@ -236,6 +265,8 @@ class EngineCore:
             budget -= n
             prefill_tokens += n
             kv_tokens += computed + n
+        if skipped:
+            waiting.extendleft(reversed(skipped))
         return prefill_tokens, kv_tokens
 
     # -- completing a step -----------------------------------------------------------------
@@ -332,6 +363,8 @@ class EngineCore:
         s = self.stats
         seq.status = FINISHED
         self.kv.release(seq)
+        if seq.lora is not None:
+            self._lora_stop(seq)
         s.finished[seq.finish_reason] += 1
         s.e2e.observe(now - seq.arrival)
         s.queue.observe(seq.t_first_sched - seq.arrival)
@@ -345,6 +378,14 @@ class EngineCore:
         if self.on_finish is not None:
             self.on_finish(seq)
 
+    def _lora_stop(self, seq: Seq, requeue: bool = False) -> None:
+        """`seq`, of an adapter, stops running (finished, aborted; preempted: `requeue`): its adapter's
+        slot may free up. Callers test `seq.lora` first, so runs without adapters pay no call."""
+        if self.lora is not None and seq.lora is not None:
+            self.lora.stop(seq.lora)
+            if requeue:
+                self.lora.enqueue(seq.lora)
+
     # -- state -----------------------------------------------------------------------------
     @property
     def num_running(self) -> int:
@@ -353,3 +394,8 @@ class EngineCore:
     @property
     def num_waiting(self) -> int:
         return len(self.waiting)
+
+    @property
+    def num_deferred(self) -> int:
+        """Waiting requests held back by the adapter budget rather than by capacity."""
+        return self.lora.deferred() if self.lora is not None else 0

@@ -13,6 +13,7 @@ from bisect import bisect_left
 from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import (
@@ -22,6 +23,9 @@ from prometheus_client.core import (
     Metric,
 )
 from prometheus_client.samples import Sample
+
+if TYPE_CHECKING:
+    from simserver.lora import LoraSlots
 
 TOKENS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000)
 TTFT = (0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0, 20.0, 40.0, 80.0, 160.0, 640.0, 2560.0)  # fmt: skip
@@ -141,6 +145,7 @@ class Gauges:
     kv_usage: float
     open_streams: int
     connections: int
+    deferred: int = 0  # of `waiting`: held back by the LoRA adapter budget, not by capacity
 
 
 # vLLM 0.32's histograms: name, help text, the EngineStats field that holds it.
@@ -189,10 +194,14 @@ class EngineCollector:
         gauges: Callable[[], Gauges],
         cache_info: dict[str, str],
         engine: int = 0,
+        lora: LoraSlots | None = None,
+        replicated: bool = False,
     ) -> None:
         # `engine` is vLLM's data-parallel rank label: replica i of a replica set reports engine="i".
         self.labels = {"engine": str(engine), "model_name": model}
         self.stats, self.lag, self.gauges, self.cache_info = stats, lag, gauges, cache_info
+        # vLLM's lora_requests_info has no engine label; a replica set's pages must tell replicas apart
+        self.lora, self.lora_engine = lora, replicated
 
     def _gauge(self, name: str, doc: str, value: float) -> Metric:
         g = GaugeMetricFamily(name, doc, labels=list(self.labels))
@@ -225,6 +234,8 @@ class EngineCollector:
         )
         info.add_metric([*self.cache_info.values(), self.labels["engine"]], 1.0)
         yield info
+        if self.lora is not None:
+            yield from self._lora(self.lora)
         yield from self._own(g)
 
     def _engine_gauges(self, g: Gauges) -> Iterator[Metric]:
@@ -239,8 +250,8 @@ class EngineCollector:
             "Number of waiting requests by reason. Sum of all reasons equals vllm:num_requests_waiting.",
             labels=[*self.labels, "reason"],
         )
-        by_reason.add_metric([*self.labels.values(), "capacity"], g.waiting)
-        by_reason.add_metric([*self.labels.values(), "deferred"], 0)
+        by_reason.add_metric([*self.labels.values(), "capacity"], g.waiting - g.deferred)
+        by_reason.add_metric([*self.labels.values(), "deferred"], g.deferred)
         yield by_reason
         yield self._gauge(
             "vllm:kv_cache_usage_perc", "KV-cache usage. 1 means 100 percent usage.", g.kv_usage
@@ -278,6 +289,24 @@ class EngineCollector:
                 "Accepted tokens per draft position.",
                 {("position", str(i)): v for i, v in enumerate(s.spec_per_pos)},
             )
+
+    def _lora(self, lora: LoraSlots) -> Iterator[Metric]:
+        """vLLM's LoRA gauge: one series per label set ever seen, its value the unix time it was last
+        true (the current state is the latest); and the simulator's own count of adapter loads."""
+        extra = ["engine"] if self.lora_engine else []
+        info = GaugeMetricFamily(
+            "vllm:lora_requests_info",
+            "Running stats on lora requests.",
+            labels=["max_lora", "running_lora_adapters", "waiting_lora_adapters", *extra],
+        )
+        for (running, waiting), unix in lora.info.items():
+            info.add_metric([str(lora.max_loras), running, waiting, *(self.labels[e] for e in extra)], unix)
+        yield info
+        yield self._counter(
+            "simserver:lora_adapter_loads",
+            "LoRA adapters loaded into a GPU slot (each adds --lora-load-ms to its step).",
+            {None: lora.loads},
+        )
 
     def _own(self, g: Gauges) -> Iterator[Metric]:
         """The simulator's own health: if the lag grows, the simulator (not the model) is the bottleneck."""

@@ -46,6 +46,7 @@ class GenRequest:
     tools: tuple[ToolSpec, ...] = ()
     tool_choice: Any = None
     think: bool = True  # the request lets a reasoning model reason (chat_template_kwargs may say no)
+    lora: str | None = None  # the LoRA adapter the request names (None: the base model)
     opts: dict[str, Any] = field(default_factory=dict)  # route-specific: what only its wire format uses
 
 

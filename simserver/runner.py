@@ -71,6 +71,7 @@ class EngineRunner:
         core, lag, perf = self.core, self.lag, time.perf_counter
         sleep = asyncio.sleep
         host_step, cpu_step, cpu = core.stats.host_step.observe, core.stats.cpu_step.observe, time.thread_time
+        lora = core.lora  # with adapters, each step stamps vLLM's lora_requests_info (wall clock)
         planned: float | None = None  # planned end of the previous step
         gc.disable()
         while not self._stopping:
@@ -110,6 +111,8 @@ class EngineRunner:
             woke, cpu1 = perf(), cpu()
             lag.record(woke, woke - end)
             core.complete(plan, woke)
+            if lora is not None:
+                lora.stamp(time.time())
             host_step(host + perf() - woke)
             cpu_step(host_cpu + cpu() - cpu1)
             if self._deferred:

@@ -33,6 +33,7 @@ class Seq:
         "blocks",
         "draft",
         "finish_reason",
+        "lora",
         "max_tokens",
         "num_cached",
         "num_committed",
@@ -66,11 +67,13 @@ class Seq:
         text_offset: int,
         block_size: int,
         hashing: bool,
+        lora: str | None = None,
     ) -> None:
         self.request_id = request_id
         self.prompt_len = self.num_tokens = len(prompt)
         self.max_tokens, self.target_len, self.finish_reason = max_tokens, target_len, finish_reason
         self.sink = sink
+        self.lora = lora  # the LoRA adapter it is served with (None: the base model)
         self.text_off = text_offset  # where this request starts reading the engine's TextTable
         self.blocks: list[int] = []
         self.num_computed = self.num_committed = self.num_output = self.preemptions = self.draft = 0

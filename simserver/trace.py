@@ -86,6 +86,7 @@ class RequestCtx:
         "fault",
         "finish_reason",
         "http_status",
+        "lora",
         "output_tokens",
         "preemptions",
         "prompt_tokens",
@@ -119,6 +120,9 @@ class RequestCtx:
         self.fault: str | None = None
         self.finish_reason: str | None = None
         self.http_status = 200
+        # with LoRA adapters served: the request's adapter, "" for the base model (traced as null);
+        # None when the server serves none, and the line has no `lora` at all
+        self.lora: str | None = None
 
     def stamp(self) -> float:
         """Called right before the bytes go to the socket (a client can never see them earlier)."""
@@ -168,6 +172,8 @@ class RequestCtx:
             "stream": self.stream,
             "preemptions": self.preemptions,
         }
+        if self.lora is not None:
+            record["lora"] = self.lora or None
         if self.emits is not None:
             record["emit_unix"] = [round(t * 1e6) / 1e6 for t in self.emits]  # µs; round(t, 6) costs 10x more
         trace.write(record)

@@ -34,6 +34,7 @@ class AgentUser(LLMUser):
         conv = ctx.workload(self.tenant).next_conversation()
         messages: list[dict] = list(conv.prefix)
         calls: list[dict] = []
+        model = ctx.model_for(self.tenant, conv.id)  # one model (adapter) for the whole session
         for i, turn in enumerate(conv.turns):
             pause = (
                 (ctx.think_time_s or turn.think_time_s) if i else 0.0
@@ -41,8 +42,10 @@ class AgentUser(LLMUser):
             if pause:
                 gevent.sleep(pause)
             messages.extend(tool_messages(turn.messages, calls) if calls else turn.messages)
-            body = ctx.body(messages, turn.max_tokens, conv.extra_body)
-            res = self.note(perform(self, ctx.api, body, session=conv.id, turn=i, backoff_s=self.backoff_s()))
+            body = ctx.body(messages, turn.max_tokens, conv.extra_body, model)
+            res = self.note(
+                perform(self, ctx.api, body, session=conv.id, turn=i, backoff_s=self.backoff_s(), model=model)
+            )
             if res.error:
                 return  # a broken session ends; the next task starts a new one
             calls = named_calls(res)

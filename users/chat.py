@@ -21,8 +21,11 @@ class ChatUser(LLMUser):
     def chat(self) -> None:
         ctx = self.ctx
         messages, max_tokens, conv, turn = ctx.workload(self.tenant).next_request()
-        body = ctx.body(messages, max_tokens, conv.extra_body)
-        self.note(perform(self, ctx.api, body, session=conv.id, turn=turn, backoff_s=self.backoff_s()))
+        model = ctx.model_for(self.tenant, conv.id)
+        body = ctx.body(messages, max_tokens, conv.extra_body, model)
+        self.note(
+            perform(self, ctx.api, body, session=conv.id, turn=turn, backoff_s=self.backoff_s(), model=model)
+        )
 
 
 class CompletionsUser(LLMUser):
@@ -35,5 +38,8 @@ class CompletionsUser(LLMUser):
         ctx = self.ctx
         messages, max_tokens, conv, turn = ctx.workload(self.tenant).next_request()
         api = APIS["completions"]
-        body = api.build(ctx.prompt(messages, max_tokens, conv.extra_body))
-        self.note(perform(self, api, body, session=conv.id, turn=turn, backoff_s=self.backoff_s()))
+        model = ctx.model_for(self.tenant, conv.id)
+        body = api.build(ctx.prompt(messages, max_tokens, conv.extra_body, model=model))
+        self.note(
+            perform(self, api, body, session=conv.id, turn=turn, backoff_s=self.backoff_s(), model=model)
+        )

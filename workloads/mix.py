@@ -8,11 +8,11 @@ Inline form (README.md § Mixed tenants)::
 
     --mix "chat:70%:slo=chat,agentic:20%:slo=mlperf-interactive,random:10%:slo=datagen"
 
-    CLASS[,CLASS...]   CLASS = DATASET:SHARE%[:slo=SLO][:name=NAME]
+    CLASS[,CLASS...]   CLASS = DATASET:SHARE%[:slo=SLO][:name=NAME][:model=MODEL]
 
 DATASET is any `--dataset` spec (its own `:options`, commas in parentheses included); SLO a profile
 or an SLO file (without `slo=`, the run's `--slo`); NAME the class's name (default: the dataset's
-name). Shares are percentages that sum to 100 %. A YAML file (`--mix FILE.yaml`) holds the same,
+name); MODEL the model (a LoRA adapter, say) the class's requests name instead of the run's. Shares are percentages that sum to 100 %. A YAML file (`--mix FILE.yaml`) holds the same,
 and takes any SLO (`slo: {ttft: 300ms, tpot: 50ms}` or `slo: "ttft=300ms,tpot=50ms"`)::
 
     classes:
@@ -53,7 +53,7 @@ from workloads.spec import parse_spec, split_top
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 SHARE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*%\s*$")
-INLINE = "DATASET:SHARE%[:slo=SLO][:name=NAME], e.g. chat:70%:slo=chat"
+INLINE = "DATASET:SHARE%[:slo=SLO][:name=NAME][:model=MODEL], e.g. chat:70%:slo=chat"
 SUM_TOLERANCE = 1e-6
 
 
@@ -63,12 +63,14 @@ class MixError(WorkloadError):
 
 @dataclass(frozen=True)
 class TenantClass:
-    """One class of a mix: its name (the `tenant` column), dataset spec, share in percent and SLO."""
+    """One class of a mix: its name (the `tenant` column), dataset spec, share in percent and SLO, and
+    the model its requests name ("": the run's, or one of `--models`)."""
 
     name: str
     dataset: str
     share_pct: float
     slo: Slo
+    model: str = ""
 
 
 @dataclass(frozen=True)
@@ -117,6 +119,7 @@ class Mix:
                     "dataset": c.dataset,
                     "share_pct": c.share_pct,
                     "slo": {**c.slo.to_dict(), "describe": c.slo.describe()},
+                    **({"model": c.model} if c.model else {}),
                 }
                 for c in self.classes
             ],
@@ -221,8 +224,8 @@ def _inline_class(item: str) -> tuple[str, dict[str, Any]]:
     for f in fields[at + 1 :]:
         key, eq, value = f.partition("=")
         key = key.strip()
-        if not eq or key not in ("slo", "name"):
-            raise MixError(f"{where}: '{f}' — expected slo=SLO or name=NAME after the share")
+        if not eq or key not in ("slo", "name", "model"):
+            raise MixError(f"{where}: '{f}' — expected slo=SLO, name=NAME or model=MODEL after the share")
         if key in out:
             raise MixError(f"{where}: '{key}' given twice")
         out[key] = value.strip()
@@ -242,10 +245,10 @@ def _yaml_classes(path: str) -> list[tuple[str, dict[str, Any]]]:
         where = f"--mix file '{path}': classes[{i}]"
         if not isinstance(item, dict):
             raise MixError(f"{where}: expected a mapping such as {{dataset: chat, share: 70%, slo: chat}}")
-        unknown = set(map(str, item)) - {"name", "dataset", "share", "slo"}
+        unknown = set(map(str, item)) - {"name", "dataset", "share", "slo", "model"}
         if unknown:
             raise MixError(
-                f"{where}: unknown key(s) {', '.join(sorted(unknown))} (expected name, dataset, share, slo)"
+                f"{where}: unknown key(s) {', '.join(sorted(unknown))} (expected name, dataset, share, slo, model)"
             )
         out.append((where, dict(item)))
     return out
@@ -259,7 +262,10 @@ def _build(where: str, fields: dict[str, Any], default_slo: Slo) -> TenantClass:
     name = str(fields.get("name") or _default_name(dataset)).strip()
     if not NAME_RE.match(name):
         raise MixError(f"{where}: name '{name}' — use letters, digits, . _ - only (give name=NAME)")
-    return TenantClass(name, dataset, share, _slo(fields.get("slo"), default_slo, where))
+    model = str(fields.get("model") or "").strip()
+    if "model" in fields and (not model or "," in model or any(ch.isspace() for ch in model)):
+        raise MixError(f"{where}: model '{fields['model']}' — expected one model name (no commas or spaces)")
+    return TenantClass(name, dataset, share, _slo(fields.get("slo"), default_slo, where), model)
 
 
 def _share(value: Any, where: str) -> float:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from analysis import fmt
-from analysis.render import reasoning, server, spans, specdecode, tenants, uncertainty
+from analysis.render import models, reasoning, server, spans, specdecode, tenants, uncertainty
 from analysis.render.page import esc, figure, page, table
 from analysis.render.tables import (
     CANCELLED_NOTE,
@@ -162,6 +162,7 @@ def render(s: Summary, meta: dict, figs: list[tuple[Path, str]]) -> str:
     parts.append(throughput_html(s))
     parts.append("<h2>SLO checks</h2>" + table(VERDICT_HEADERS, verdict_rows(s.verdicts, s.is_ramp)))
     parts.append(tenants.html(s))
+    parts.append(models.html(s))
     parts.append(uncertainty.html(s))
     if s.steps:
         parts.append("<h2>Per step</h2>")

@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from analysis import fmt
-from analysis.render import reasoning, server, spans, specdecode, tenants, uncertainty
+from analysis.render import models, reasoning, server, spans, specdecode, tenants, uncertainty
 from analysis.render.tables import (
     CANCELLED_NOTE,
     ERROR_HEADERS,
@@ -71,6 +71,7 @@ def summary_md(s: Summary) -> str:
         "",
     ]
     lines += tenants.markdown(s)
+    lines += models.markdown(s)
     lines += uncertainty.markdown(s)
     lines += ["## Per step", "", capacity_text(s), ""]
     if s.steps:
@@ -118,12 +119,15 @@ def console_text(s: Summary, report: Path | None = None) -> str:
     out.append(capacity_text(s))
     out.append(verdict_line(s.verdict, ramp=s.is_ramp))
     out += tenants.console(s)
+    out += models.console(s)
     if s.is_ramp:
         rows = [[v.slo, "PASS" if v.passed else "FAIL", fmt.pct(v.slo_attainment), capacity_cell(v.capacity)]
                 for v in s.verdicts]  # fmt: skip
         out.append(fmt.text_table(["SLO", "whole run", "attainment", "capacity: where it breaks"], rows))
     if s.server is not None:
         out.append(server.console_line(s.server))
+        if (line := server.lora_line(s.server)) is not None:
+            out.append(line)
     if (line := spans.console_line(s.server_timing)) is not None:
         out.append(line)
     if report is not None:

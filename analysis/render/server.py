@@ -76,6 +76,32 @@ def gap_text(v: ServerSummary) -> str:
     )
 
 
+def lora_line(sv: ServerSummary) -> str | None:
+    """`LoRA adapters: up to 1 running at once (b; max_loras 1); requests waited for an adapter slot in
+    63 % of scrapes (up to 3 deferred) — raise --max-loras or spread adapters across replicas.` None
+    without the engine's LoRA series (another engine, or vLLM without --enable-lora)."""
+    top = sv.get("lora_running_max")
+    if top is None:
+        return None
+    names = ", ".join(sv.get("lora_running_max_adapters") or [])
+    slots = sv.get("lora_max_loras")
+    within = "; ".join(x for x in (names, None if slots is None else f"max_loras {slots:.0f}") if x)
+    running = f"up to {top:.0f} running at once" if top else "none running at any scrape"
+    text = f"LoRA adapters: {running}" + (f" ({within})" if within else "")
+    share, most = sv.get("waiting_deferred_share"), sv.get("waiting_deferred_max")
+    if share is None or most is None:
+        return text + "."
+    if most == 0:
+        return text + "; no request waited for an adapter slot."
+    deferred = f"in {fmt.pct(share, 0)} of scrapes (up to {most:.0f} deferred)"
+    if slots is not None and top < slots:  # slots to spare: not the adapter budget that held them
+        return f"{text}; requests were deferred {deferred} with adapter slots to spare: not the LoRA budget."
+    return (
+        f"{text}; requests waited for an adapter slot {deferred} — raise --max-loras or spread adapters "
+        "across replicas."
+    )
+
+
 def console_line(sv: ServerSummary) -> str:
     """The console's one line about the engine."""
     return (
@@ -122,6 +148,8 @@ def markdown(s: Summary) -> list[str]:
         return []
     lines = ["", "## Server (engine metrics)", "", EXPLAIN, ""]
     lines.append(fmt.md_table(["figure", "value"], headline_rows(s.server), right={1}))
+    if line := lora_line(s.server):
+        lines += ["", line]
     rows = step_rows(s.steps)
     if rows:
         lines += ["", fmt.md_table(step_headers(s.load_unit), rows)]
@@ -134,6 +162,8 @@ def html(s: Summary) -> str:
         return ""
     parts = ["<h2>Server (engine metrics)</h2>", f"<p>{_html.escape(EXPLAIN)}</p>"]
     parts.append(table(["figure", "value"], headline_rows(s.server), cls="meta"))
+    if line := lora_line(s.server):
+        parts.append(f"<p>{_html.escape(line)}</p>")
     rows = step_rows(s.steps)
     if rows:
         parts.append(f'<div class="scroll">{table(step_headers(s.load_unit), rows)}</div>')

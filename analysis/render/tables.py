@@ -251,16 +251,21 @@ def lead_text(s: Summary) -> str | None:
 def server_ran(step: Step) -> str | None:
     """How the server ran at a level, from its own metrics (the scrapes inside the level's window):
     `the server ran up to 8 requests at once and queued up to 8` tells a full batch with a queue
-    behind it from a batch with room. The two are maxima over the scrapes, not one instant's. None
-    without the server's running series there."""
+    behind it from a batch with room; `, and deferred up to 3 for an adapter slot` adds the queued
+    requests vLLM held back for the LoRA budget. They are maxima over the scrapes, not one instant's.
+    None without the server's running series there."""
     f = step.server
     if f is None or f["running_max"] is None:
         return None
     ran = f"the server ran up to {_plural(round(f['running_max']), 'request')} at once"
     waiting = f["waiting_max"]
-    if waiting is None:
-        return ran
-    return ran + (" and queued none" if waiting == 0 else f" and queued up to {round(waiting):,}")
+    if waiting is not None:
+        ran += " and queued none" if waiting == 0 else f" and queued up to {round(waiting):,}"
+    deferred = f.get("waiting_deferred_max")
+    if deferred:  # of the queued: held back by a transient constraint (with LoRA: no adapter slot free)
+        why = "for an adapter slot" if f.get("lora_running_max") is not None else "by a transient constraint"
+        ran += f"{',' if waiting is not None else ''} and deferred up to {round(deferred):,} {why}"
+    return ran
 
 
 def _plural(n: int, noun: str, every: bool = False) -> str:

@@ -19,11 +19,16 @@ from loadgen.tokencount import load as load_tokenizer
 from loadgen.transport import headers as extra_headers
 from loadgen.transport.apis import SDK_APIS, Api, chosen
 from loadgen.transport.ids import request_id_header
-from loadgen.transport.urls import api_path_problem, models_path, openai_base, sdk_tail
+from loadgen.transport.urls import api_path_problem, models_path, openai_base, safe_url, sdk_tail
 from shapes import build_schedule, open_loop
 from workloads.mix import Mix
+from workloads.models import ModelsError, parse_models
 
 log = logging.getLogger("goodput")
+ADAPTER_APART = (
+    "sglang",
+    "tgi",
+)  # routes that name a LoRA adapter in a field of its own (apis/base.py Prompt)
 
 
 class Checked(NamedTuple):
@@ -59,6 +64,7 @@ def check_options(environment: Any, check_target: bool) -> Checked:
     headers = extra_headers.parse(opts.header, request_id_header(opts.request_id_header))
     extra_headers.check_set(headers)
     api = check_api(opts, slo)
+    named = check_models(opts, mix, api)
     if getattr(opts, "tokenizer", ""):
         load_tokenizer(opts.tokenizer)
     if opts.max_tokens <= 0:
@@ -75,6 +81,7 @@ def check_options(environment: Any, check_target: bool) -> Checked:
         return Checked(slo, opts.model, [])
     asked = (opts.api_key_env, opts.client, extra_headers.resolve(headers))
     served = target.check(environment.host, opts.model, *asked, models=models_path(api.path, api.sdk))
+    check_served(named, served, environment.host, api)
     ask = serverfacts.Asker(environment.host, *asked)
     context = serverfacts.context_length(served.card, ask) if opts.shape != "trace" else None
     fits = []
@@ -87,6 +94,38 @@ def check_options(environment: Any, check_target: bool) -> Checked:
             )
             fits.append(check_fit(spec, workload, opts.max_tokens, context, count))
     return Checked(slo, served.model, fits)
+
+
+def check_models(opts: Any, mix: Mix | None, api: Api) -> dict[str, str]:
+    """`--models` and the mix classes' `model=`: each model a request may name → the option naming it."""
+    try:
+        models = parse_models(getattr(opts, "models", "") or "")
+    except ModelsError as e:
+        raise OptionError(str(e)) from None
+    named = dict.fromkeys(models.names if models is not None else (), "--models")
+    for c in mix.classes if mix is not None else ():
+        if c.model:
+            named.setdefault(c.model, f"--mix: class '{c.name}'")
+    if named and api.name == "llamacpp":
+        where = next(iter(named.values()))
+        raise OptionError(
+            f"{where}: llama-server's /completion names no model (it picks LoRA adapters by id in its `lora` "
+            "field); use --api chat, or one model"
+        )
+    return named
+
+
+def check_served(named: dict[str, str], served: target.Served, host: str, api: Api) -> None:
+    """Each model a request names is in the target's list, where its route names the model (`model`):
+    vLLM and SGLang list their LoRA adapters beside the base model; TGI's adapters and SGLang's
+    `lora_path` are not checked (the list does not hold them)."""
+    if not served.ids or api.name in ADAPTER_APART:
+        return
+    for name, where in named.items():
+        if name not in served.ids and f"{name}:latest" not in served.ids:
+            raise OptionError(
+                f"{where}: model '{name}' is not served by {safe_url(host)} (it serves: {', '.join(served.ids)})"
+            )
 
 
 def check_api(opts: Any, slo: Slo) -> Api:

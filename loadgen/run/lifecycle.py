@@ -215,6 +215,10 @@ def begin_run(environment: Any, ctx: RunContext) -> None:
     else:
         ctx.meta.pop("mix", None)
         ctx.meta["workload"] = ctx.workload().describe()
+    if ctx.models is not None:
+        ctx.meta["models"] = ctx.models.to_dict()
+    else:
+        ctx.meta.pop("models", None)
     write_json(ctx.run_dir / "run.json", ctx.meta)
     if not opts.csv_prefix:
         ctx.locust_csv = LocustCsv(environment, ctx.run_dir / "locust")

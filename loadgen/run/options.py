@@ -32,6 +32,17 @@ def _target(parser: Any) -> None:
     add_option(
         parser,
         "target",
+        "--models",
+        label="Models (LoRA adapters)",
+        web=True,
+        default="",
+        metavar="NAME[:SHARE%],…",
+        help="Several models in one run, mostly LoRA adapters beside their base model: each conversation "
+        "names one, by its seeded hash (a,b,c: equal shares; a:70%%,b:30%%); rows say which (`model`)",
+    )
+    add_option(
+        parser,
+        "target",
         "--client",
         label="Transport",
         web=True,

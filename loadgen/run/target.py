@@ -27,6 +27,7 @@ class Served(NamedTuple):
 
     model: str
     card: dict | None
+    ids: tuple[str, ...] = ()  # every id the list holds (a LoRA adapter is listed beside its base)
 
 
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -125,10 +126,10 @@ def check(
             raise TargetError(
                 f"--model: '{model}' is not served by {safe_url(host)} (it serves: {', '.join(ids)})"
             )
-        return Served(model, cards.get(model) or cards.get(f"{model}:latest"))
+        return Served(model, cards.get(model) or cards.get(f"{model}:latest"), tuple(ids))
     if not ids:
         raise TargetError(f"{shown} lists no model: pass --model NAME")
-    return Served(ids[0], cards[ids[0]])
+    return Served(ids[0], cards[ids[0]], tuple(ids))
 
 
 def _root_of(host: str) -> str:

@@ -43,6 +43,15 @@ class Prompt:
     extra: dict | None = None  # the dataset's extra request fields (OpenAI's names)
     usage: bool = True  # ask for the usage chunk (stream_options.include_usage; --stream-usage)
     cap_field: str = "max_tokens"  # the chat field that carries the cap (--max-tokens-field)
+    # the model this request names when it is not the run's `model` (`--models`, a mix class's
+    # `model=`): mostly a LoRA adapter. Routes with a `model` field name it there (`named`); SGLang's
+    # `/generate` (`lora_path`) and TGI's `/generate_stream` (`parameters.adapter_id`) name adapters apart
+    adapter: str = ""
+
+    @property
+    def named(self) -> str:
+        """The `model` field of a route that has one: the adapter when there is one, else the model."""
+        return self.adapter or self.model
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,7 +122,7 @@ def event_object(res: StreamResult, event: str, data: bytes | bytearray, t: floa
 def openai_body(p: Prompt, **content: Any) -> dict:
     """An OpenAI-style streamed request (chat, completions): `content` is its messages or prompt."""
     body: dict = {
-        "model": p.model,
+        "model": p.named,
         **content,
         "max_tokens": p.max_tokens,
         "stream": True,

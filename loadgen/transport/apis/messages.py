@@ -64,7 +64,7 @@ SGLANG_ID = re.compile(r"msg_[0-9a-f]{32}")  # its messages' ids: f"msg_{uuid.uu
 
 def build(p: Prompt) -> dict:
     system, messages = _anthropic(p.messages)
-    body: dict = {"model": p.model, "max_tokens": p.max_tokens, "messages": messages, "stream": True}
+    body: dict = {"model": p.named, "max_tokens": p.max_tokens, "messages": messages, "stream": True}
     if system:
         body["system"] = system
     body.update(sampling(p.extra, NAMES))

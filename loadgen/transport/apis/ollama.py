@@ -55,7 +55,7 @@ PASSED = ("tools", "think", "format", "keep_alive", "truncate")  # the dataset's
 
 def build(p: Prompt) -> dict:
     options = {"num_predict": p.max_tokens, **sampling(p.extra, {})}
-    body: dict = {"model": p.model, "messages": [_message(m) for m in p.messages], "stream": True}
+    body: dict = {"model": p.named, "messages": [_message(m) for m in p.messages], "stream": True}
     body["options"], body["truncate"] = options, False
     if p.extra:
         body.update((k, p.extra[k]) for k in PASSED if k in p.extra)

@@ -42,7 +42,7 @@ CHAT_ONLY = frozenset(
 
 
 def build(p: Prompt) -> dict:
-    body: dict = {"model": p.model, "input": p.messages, "max_output_tokens": p.max_tokens, "stream": True}
+    body: dict = {"model": p.named, "input": p.messages, "max_output_tokens": p.max_tokens, "stream": True}
     if p.ignore_eos:
         body["ignore_eos"] = True  # vLLM's extension; OpenAI would refuse it, so only when asked for
     if p.extra:

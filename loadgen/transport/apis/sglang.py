@@ -44,12 +44,15 @@ def build(p: Prompt) -> dict:
     params = {"max_new_tokens": p.max_tokens, **sampling(p.extra, SAMPLING_NAMES)}
     if p.ignore_eos:
         params["ignore_eos"] = True
-    return {
+    body = {
         "text": prompt_text(p.messages),
         "sampling_params": params,
         "stream": True,
         "require_reasoning": True,
     }
+    if p.adapter:  # a LoRA adapter loaded with --lora-paths NAME=PATH, by its name
+        body["lora_path"] = p.adapter
+    return body
 
 
 class _Seen:

@@ -31,6 +31,8 @@ FINISH = {"eos_token": "stop", "stop_sequence": "stop"}  # OpenAI's names; `leng
 
 def build(p: Prompt) -> dict:
     params = {"max_new_tokens": p.max_tokens, "details": True, **sampling(p.extra, {})}
+    if p.adapter:  # a LoRA adapter of the server's LORA_ADAPTERS, by its id
+        params["adapter_id"] = p.adapter
     return {"inputs": prompt_text(p.messages), "parameters": params}
 
 

@@ -273,8 +273,10 @@ def test_cancelled_requests_do_not_count_in_attainment(tmp_path: Path) -> None:
     """A request the load generator cancelled (run end, user stopped) is an error row, not an SLO miss."""
     d = tmp_path / "run"
     shutil.copytree(FIX / "run_small", d)
-    row = "small,w1,1,,0,small-0011,chat,chat,1,2,,1767225609.500000,0.100000,0.300000,,0.100000,2,,,,,false,,cancelled,user stopped,,,,,,,,chat,,,,,,,,"
-    (d / "requests.csv").write_text((d / "requests.csv").read_text() + row + "\n")
+    row = "small,w1,1,,0,small-0011,chat,chat,1,2,,1767225609.500000,0.100000,0.300000,,0.100000,2,,,,,false,,cancelled,user stopped,,,,,,,,chat"
+    text = (d / "requests.csv").read_text()
+    row += "," * (text.splitlines()[0].count(",") - row.count(","))  # the later columns, empty
+    (d / "requests.csv").write_text(text + row + "\n")
     s = analyze(load_run(d), PROFILES["chat"]).summary
     assert (s.throughput.requests, s.throughput.cancelled, s.errors["cancelled"]) == (11, 1, 1)
     assert s.throughput.slo_attainment == approx(0.4)  # still 4 good / 10 judged

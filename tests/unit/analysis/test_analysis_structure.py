@@ -14,7 +14,10 @@ import ast
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[3]
-COMPUTING = ("summary", "metrics", "steps", "windows", "load", "itl", "server", "engines", "compare")
+COMPUTING = (
+    "summary", "metrics", "steps", "windows", "load", "itl", "server", "engines", "compare", "groups", "models",
+    "modelresults", "lora",
+)  # fmt: skip
 
 
 def module_name(path: Path) -> str:

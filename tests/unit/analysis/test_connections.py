@@ -5,6 +5,7 @@ from NOTICE_SHARE of the measured requests, and the whole run folder says it."""
 
 from __future__ import annotations
 
+import csv
 import shutil
 from pathlib import Path
 
@@ -65,12 +66,13 @@ def test_the_run_folder_says_it(tmp_path: Path) -> None:
     """requests.csv's new_connection column read by the analysis (true / false / empty) into the report's line."""
     d = tmp_path / "run"
     shutil.copytree(FIX / "run_small", d)
-    lines = (d / "requests.csv").read_text().splitlines()
-    # new_connection is the fourth column from the end (the spec_ columns follow it, empty here)
-    marked = [lines[0]] + [
-        line.rsplit(",", 3)[0] + ("true" if i % 2 else "false") + ",,," for i, line in enumerate(lines[1:])
-    ]
-    (d / "requests.csv").write_text("\n".join(marked) + "\n")
+    with open(d / "requests.csv", newline="") as fh:
+        rows = list(csv.reader(fh))
+    at = rows[0].index("new_connection")
+    for i, row in enumerate(rows[1:]):
+        row[at] = "true" if i % 2 else "false"
+    with open(d / "requests.csv", "w", newline="") as fh:
+        csv.writer(fh).writerows(rows)
     run = load_run(d)
     assert set(run.df["new_connection"].dropna()) == {True, False}
     warnings = analyze(run, PROFILES["chat"]).summary.warnings

@@ -65,7 +65,7 @@ def test_yaml_form_takes_any_slo(tmp_path: Path) -> None:
         ("chat:70%:slo=nosuch,random:30%", "unknown profile 'nosuch'"),
         ("chat:70%,chat:30%", "two classes are named 'chat'; give one of them name=NAME"),
         ("chat:70%,random", "'random' has no share"),
-        ("chat:70%:speed=9,random:30%", "'speed=9' — expected slo=SLO or name=NAME"),
+        ("chat:70%:speed=9,random:30%", "'speed=9' — expected slo=SLO, name=NAME or model=MODEL"),
         ("chat:0%,random:100%", "share 0% must be more than 0 %"),
         ("chat:70%:name=a b,random:30%", "name 'a b'"),
         ("", "--mix: empty"),
