@@ -216,7 +216,18 @@ def shown(rows: list[ComparisonRow]) -> list[str]:
 
 def config_key(r: RunInfo) -> str:
     """What makes two runs repeats of one configuration (run.json facts, not the folder name)."""
-    keys = ("name", "target", "model", "dataset", "user_class", "transport", "api", "shape", "shape_params")
+    keys = (
+        "name",
+        "target",
+        "model",
+        "models",
+        "dataset",
+        "user_class",
+        "transport",
+        "api",
+        "shape",
+        "shape_params",
+    )
     return json.dumps([getattr(r, k) for k in keys], sort_keys=True, default=str)
 
 

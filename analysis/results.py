@@ -176,6 +176,7 @@ class RunInfo:
     git_commit: Any
     locust_version: Any
     api: Any = None  # the server API the requests used (`--api`; older runs: None, i.e. chat or completions)
+    models: Any = None  # the models the conversations named (`--models` as written; None: one model)
 
 
 @dataclass

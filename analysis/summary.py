@@ -279,6 +279,7 @@ def run_info(run: Run) -> RunInfo:
         git_commit=m.get("git_commit"),
         locust_version=m.get("locust_version"),
         api=m.get("api"),
+        models=(m.get("models") or {}).get("spec") if isinstance(m.get("models"), dict) else None,
     )
 
 

@@ -71,6 +71,7 @@ LOAD_FLAGS = {
     "request_timeout": "--request-timeout",
     "client": "--client",
     "model": "--model",
+    "models": "--models",
     "api_key_env": "--api-key-env",
 }
 ANALYSIS_KEYS = ("plots", "attain_target")

@@ -13,9 +13,8 @@ One engine step, as in vLLM v1 with chunked prefill:
      sequence whose known tokens are all computed samples one token, which goes to its sink — or,
      with speculative decoding, 1 + accepted draft tokens at once (simserver/specdecode.py).
 
-With LoRA adapters (simserver/lora.py) admission also keeps vLLM's `max_loras` rule: a waiting
-request whose adapter cannot get a slot is skipped for the step, keeping its place in the queue, and
-a step that loads an adapter into a slot lasts the load time longer.
+With LoRA adapters (simserver/lora.py) admission keeps vLLM's `max_loras` rule: a request whose adapter
+gets no slot is skipped, keeping its place; a step that loads an adapter lasts its load time longer.
 
 The core never reads a clock, so the same code runs the live server and the virtual-time
 simulator used by tests and calibration (simserver/offline.py).

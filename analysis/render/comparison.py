@@ -16,7 +16,7 @@ from analysis import fmt
 from analysis import pareto as pareto_view
 from analysis.compare import METRICS, WITH_INTERVALS, Comparison, ComparisonRow, shown
 from analysis.intervals import Interval
-from analysis.render import page, tenants
+from analysis.render import models, page, tenants
 from analysis.render import pareto as pareto_render
 
 # Per compared figure: its column header and how its numbers read ("ms", "pct" or "num").
@@ -127,6 +127,7 @@ def markdown(c: Comparison) -> str:
     lines += [
         *pareto_render.markdown(pareto_view.of_comparison(c)),
         *tenants.comparison_markdown(c),
+        *models.comparison_markdown(c),
         FOOTER,
         "",
     ]
@@ -204,7 +205,11 @@ def html(c: Comparison, figs: list[tuple[Path, str]]) -> str:
     ]
     for p, caption in figs:
         parts.append(page.figure(p, caption))
-    parts += [pareto_render.html(pareto_view.of_comparison(c)), tenants.comparison_html(c)]
+    parts += [
+        pareto_render.html(pareto_view.of_comparison(c)),
+        tenants.comparison_html(c),
+        models.comparison_html(c),
+    ]
     multi = [r for r in c.rows if r.runs > 1]
     if multi:
         parts.append("<h2>Repeats</h2>")

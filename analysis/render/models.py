@@ -10,6 +10,7 @@ The same cells feed the markdown, the HTML and the console, so they agree figure
 from __future__ import annotations
 
 from analysis import fmt
+from analysis.compare import Comparison, curve_labels
 from analysis.modelresults import ModelFigures, Models
 from analysis.render.page import esc, table
 from analysis.render.tables import capacity_cell
@@ -24,6 +25,11 @@ NOTE = (
     "Every model under the run's SLO; rates over the run's window, so the models add up to the run. "
     "Capacity: the run's load at which the model's requests still met the target. Engine queue: the "
     "server's own queue time of each request, where its responses state it (vLLM's per-request metrics)."
+)
+COMPARE_HEADERS = ["configuration", *HEADERS]
+COMPARE_NOTE = (
+    "Each run's models under the comparison's SLO (figures over the run's window), one model's runs "
+    "side by side: which configuration serves each adapter best."
 )
 VERB = {"ttft": "waited longest", "tpot": "streamed slowest", "e2e": "took longest"}
 LABEL = {"ttft": "TTFT", "tpot": "TPOT", "e2e": "E2E"}
@@ -166,3 +172,35 @@ def console(s: Summary) -> list[str]:
     cols = [0, 1, 4, 5, 6, 8, 10]
     return [line(s), fmt.text_table([HEADERS[i] for i in cols], [[row(f, m.attain_target)[i] for i in cols]
                                                                  for f in m.models])]  # fmt: skip
+
+
+def comparison_rows(labels: list[str], summaries: list[Summary]) -> list[list[str]]:
+    """One row per model of every run that sent to several models (runs of one model: none), grouped by
+    model in the order the runs first name them, then in the comparison's run order."""
+    rows = [
+        (f.name, k, [label, *row(f, s.models.attain_target)])
+        for k, (label, s) in enumerate(zip(labels, summaries, strict=True))
+        if s.models is not None
+        for f in s.models.models
+    ]
+    first = {name: i for i, (name, _, _) in reversed(list(enumerate(rows)))}
+    return [r for _, _, r in sorted(rows, key=lambda x: (first[x[0]], x[1]))]
+
+
+def comparison_markdown(c: Comparison) -> list[str]:
+    """comparison.md's Models section (no lines when no run sent to several models)."""
+    body = comparison_rows(curve_labels(c.runs), c.summaries)
+    if not body:
+        return []
+    table_md = fmt.md_table(COMPARE_HEADERS, body, right=set(range(2, len(COMPARE_HEADERS) - 1)))
+    return ["## Models", "", COMPARE_NOTE, "", table_md, ""]
+
+
+def comparison_html(c: Comparison) -> str:
+    body = comparison_rows(curve_labels(c.runs), c.summaries)
+    if not body:
+        return ""
+    return (
+        f'<h2>Models</h2><p class="sub">{esc(COMPARE_NOTE)}</p>'
+        f'<div class="scroll">{table(COMPARE_HEADERS, body)}</div>'
+    )

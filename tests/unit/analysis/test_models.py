@@ -260,3 +260,36 @@ def test_the_models_come_in_the_runs_order_and_a_listed_model_without_requests_s
     assert (s.models.worst.model, s.models.limiting) == ("b", "b")
     assert sum(f.requests for f in s.models.models) == s.throughput.requests
     assert "| c | 0 | 0.00 | 0.0 | 0.00 | – (90 %) |" in api.summary_markdown(s)
+
+
+def test_a_comparison_puts_each_models_runs_side_by_side(tmp_path: Path) -> None:
+    """Two configurations of the same adapters: comparison.md's Models table holds a's rows, then b's,
+    each in the runs' order, with each run's own figures; a run of one model adds no row."""
+    one = two_models(tmp_path / "one")
+    other = write_run(tmp_path / "other", [named("b", request(0, t, 0.5, ttft_s=0.05, users=2, user=1))
+                                           for t in range(10)] + [named("a", request(0, t + 0.5, 1.2, ttft_s=0.7, users=2, user=2))
+                                                                  for t in range(10)], STAGES[:1], shape=STEP)  # fmt: skip
+    single = write_run(tmp_path / "single", [named("a", request(0, t, 0.5, users=2)) for t in range(5)],
+                       STAGES[:1], shape=STEP)  # fmt: skip
+    summaries = [analyze(d) for d in (one, other, single)]
+    c = api.compare(summaries, CHAT, mode="median")
+    md = api.comparison_markdown(c)
+    section = md[md.index("## Models") :].split("\n\n")[2].splitlines()[2:]
+    cells = [[x.strip() for x in line.strip("|").split("|")] for line in section]
+    assert [(r[1], r[7]) for r in cells] == [("a", "60.0"), ("a", "700"), ("b", "900"), ("b", "50.0")]
+    assert len({r[0] for r in cells}) == 2  # two configurations; the one-model run is not there
+    from analysis.render.comparison import html
+
+    assert "<h2>Models</h2>" in html(c, [])
+
+
+def test_runs_that_split_their_traffic_otherwise_are_not_repeats(tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    from analysis.compare import config_key
+
+    info = analyze(two_models(tmp_path / "run")).run
+    assert info.models is None  # no run.json `models`: one model
+    split = replace(info, models="a,b")
+    assert config_key(split) != config_key(replace(info, models="a:90%,b:10%"))
+    assert config_key(split) == config_key(replace(info, models="a,b"))
