@@ -13,7 +13,7 @@ from analysis import fmt
 from analysis.compare import Comparison, curve_labels
 from analysis.modelresults import ModelFigures, Models
 from analysis.render.page import esc, table
-from analysis.render.tables import capacity_cell
+from analysis.render.tables import capacity_cell, group_cells
 from analysis.results import Summary
 
 HEADERS = [
@@ -41,14 +41,7 @@ def row(f: ModelFigures, target: float) -> list[str]:
         queue = f"{fmt.ms(f.engine_queue_p50_s)} / {fmt.ms(f.engine_queue_p95_s)}"
     return [
         f.name,
-        f"{f.requests:,}",
-        fmt.num(f.req_per_s),
-        fmt.num(f.output_tok_per_s, 1),
-        fmt.num(f.goodput_req_per_s),
-        f"{fmt.pct(f.slo_attainment)} ({fmt.pct(target, 0)})",
-        fmt.ms(f.ttft.p95),
-        fmt.ms(f.tpot.p95),
-        fmt.ms(f.e2e.p95),
+        *group_cells(f, target),
         queue,
         capacity_cell(f.capacity),
     ]

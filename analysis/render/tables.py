@@ -9,6 +9,7 @@ from __future__ import annotations
 from analysis import fmt
 from analysis.render.timingtext import breaks_because
 from analysis.results import Capacity, Dist, OpenLoop, Step, StepPercentiles, Summary, Verdict
+from analysis.tenantresults import GroupFigures
 
 HEADLINE = ["Latency p95 (ms)", "TPOT p95 (ms)", "TTFT p50 (ms)", "TTFT p95 (ms)", "req/s", "output tok/s"]
 LATENCY_HEADERS = ["metric (ms)", "mean", "p50", "p90", "p95", "p99", "max", "samples"]
@@ -144,6 +145,21 @@ def verdict_line(v: Verdict, ramp: bool = False) -> str:
         f"{head}: {'PASS' if v.passed else 'FAIL'} (attainment {fmt.pct(v.slo_attainment)}, "
         f"target {fmt.pct(v.attain_target, 0)}){tail}"
     )
+
+
+def group_cells(f: GroupFigures, attain_target: float) -> list[str]:
+    """A group's (a mix class's, a model's) shared cells: requests, req/s, output tok/s, goodput,
+    attainment (target), TTFT / TPOT / E2E p95 (ms)."""
+    return [
+        f"{f.requests:,}",
+        fmt.num(f.req_per_s),
+        fmt.num(f.output_tok_per_s, 1),
+        fmt.num(f.goodput_req_per_s),
+        f"{fmt.pct(f.slo_attainment)} ({fmt.pct(attain_target, 0)})",
+        fmt.ms(f.ttft.p95),
+        fmt.ms(f.tpot.p95),
+        fmt.ms(f.e2e.p95),
+    ]
 
 
 def capacity_cell(c: Capacity | None) -> str:

@@ -11,7 +11,7 @@ from analysis import fmt, interference
 from analysis.compare import Comparison, curve_labels
 from analysis.interference import METRICS, ClassInterference, Delta
 from analysis.render.page import esc, table
-from analysis.render.tables import capacity_cell
+from analysis.render.tables import capacity_cell, group_cells
 from analysis.results import Summary
 from analysis.tenantresults import TenantFigures, Tenants
 
@@ -33,14 +33,7 @@ def row(f: TenantFigures) -> list[str]:
         f.name,
         share,
         v.slo,
-        f"{f.requests:,}",
-        fmt.num(f.req_per_s),
-        fmt.num(f.output_tok_per_s, 1),
-        fmt.num(f.goodput_req_per_s),
-        f"{fmt.pct(f.slo_attainment)} ({fmt.pct(v.attain_target, 0)})",
-        fmt.ms(f.ttft.p95),
-        fmt.ms(f.tpot.p95),
-        fmt.ms(f.e2e.p95),
+        *group_cells(f, v.attain_target),
         "PASS" if v.passed else "FAIL",
         capacity_cell(f.capacity),
     ]
