@@ -117,12 +117,14 @@ def check_models(opts: Any, mix: Mix | None, api: Api) -> dict[str, str]:
 
 def check_served(named: dict[str, str], served: target.Served, host: str, api: Api) -> None:
     """Each model a request names is in the target's list, where its route names the model (`model`):
-    vLLM and SGLang list their LoRA adapters beside the base model; TGI's adapters and SGLang's
-    `lora_path` are not checked (the list does not hold them)."""
+    vLLM lists its LoRA adapters beside the base model; SGLang's OpenAI routes also take `BASE:ADAPTER`
+    (a served base, then the adapter: not every release lists its adapters); TGI's adapters and
+    SGLang's `lora_path` are not checked (the list does not hold them)."""
     if not served.ids or api.name in ADAPTER_APART:
         return
     for name, where in named.items():
-        if name not in served.ids and f"{name}:latest" not in served.ids:
+        base = name.rpartition(":")[0] if api.name != "ollama" else ""  # Ollama's `llama3:8b` is a tag
+        if name not in served.ids and f"{name}:latest" not in served.ids and base not in served.ids:
             raise OptionError(
                 f"{where}: model '{name}' is not served by {safe_url(host)} (it serves: {', '.join(served.ids)})"
             )

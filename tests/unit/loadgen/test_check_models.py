@@ -28,6 +28,9 @@ def test_the_named_models_are_checked_against_the_servers_list() -> None:
     ):
         check_served(named, vllm, "http://h:1", APIS["chat"])
     check_served({"a": "--models"}, vllm, "http://h:1", APIS["chat"])
+    check_served({"base:sql": "--models"}, vllm, "http://h:1", APIS["chat"])  # SGLang's BASE:ADAPTER
+    with pytest.raises(OptionError, match=r"model 'base:sql' is not served"):  # an Ollama tag is a model
+        check_served({"base:sql": "--models"}, vllm, "http://h:1", APIS["ollama"])
     check_served(named, vllm, "http://h:1", APIS["tgi"])  # TGI lists no adapters: the server answers
     check_served(named, Served("m", None), "http://h:1", APIS["chat"])  # a server that lists none
     with pytest.raises(OptionError, match=r"^--models: llama-server's /completion names no model"):
