@@ -86,3 +86,20 @@ def test_a_model_the_server_does_not_list_is_one_line(sim_server, tmp_path: Path
         f"goodput: error: --models: model 'zzz' is not served by {sim.url} (it serves: {BASE}, a, b)"
     ]
     assert "Traceback" not in out.stderr and not any((tmp_path / "r").iterdir())  # no run folder
+
+
+@pytest.mark.parametrize(("api", "field"), [("sglang", "lora_path"), ("tgi", "parameters.adapter_id")])
+def test_native_routes_name_the_adapter_in_their_own_field(
+    sim_server, tmp_path: Path, api: str, field: str
+) -> None:
+    """SGLang's /generate takes the adapter as `lora_path`, TGI's /generate_stream as
+    `parameters.adapter_id`: the engine's trace says each request ran on the adapter its row names,
+    and a base-model request on none."""
+    trace = tmp_path / "trace.jsonl"
+    sim = sim_server("--profile", "latency", "--lora-modules", "a,b", "--trace", str(trace))
+    out = run(sim.url, tmp_path / "r", "--api", api, "--rate", "6", "-t", "3s", "--models", f"a,{BASE}")
+    assert out.returncode == 0, (out.stdout + out.stderr)[-3000:]
+    rows, served = rows_and_served(tmp_path / "r", trace)
+    done = [r for r in rows if r["ok"] == "true"]
+    assert {r["model"] for r in done} == {"a", BASE}, field
+    assert all(served[r["request_id"]] == r["model"] for r in done)
