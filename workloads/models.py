@@ -19,6 +19,7 @@ for like.
 from __future__ import annotations
 
 import bisect
+import functools
 import hashlib
 import itertools
 import re
@@ -44,11 +45,16 @@ class ModelSet:
     shares_pct: tuple[float, ...]
     spec: str
 
+    @functools.cached_property
+    def _cumulative(self) -> list[float]:
+        """The shares' running sums, once (every request's draw looks its hash up in them)."""
+        return list(itertools.accumulate(self.shares_pct))
+
     def pick(self, seed: str, session: str) -> str:
         """The model conversation `session` names: its hash's place among the cumulative shares."""
         digest = hashlib.blake2b(f"goodput-models:{seed}:{session}".encode(), digest_size=8).digest()
         u = int.from_bytes(digest, "big") / 2.0**64
-        cum = list(itertools.accumulate(self.shares_pct))
+        cum = self._cumulative
         return self.names[min(bisect.bisect_right(cum, u * cum[-1]), len(cum) - 1)]
 
     def to_dict(self) -> dict:
