@@ -307,13 +307,15 @@ class Samples:
         every = pd.Index(np.sort(g["t"].unique()))
         return g[mine].groupby("t")["value"].sum().reindex(every, fill_value=0.0).astype(float)
 
-    def latest_labels(self, name: str, by: str = "engine") -> pd.Series:
+    def latest_labels(self, name: str, by: str | tuple[str, ...] = "engine") -> pd.Series:
         """Per scrape of `name`, the labels (dicts) of its sample with the largest value, one per value
-        of label `by` (one engine of several): the current state of an info gauge that stamps its label
-        set with the time of its last update, whose older sets stay on the page."""
+        of label `by` (one engine of several; a tuple: per combination, as two scraped URLs' engines
+        can both be "0"): the current state of an info gauge that stamps its label set with the time
+        of its last update, whose older sets stay on the page."""
         g = self._by_metric[name].reset_index(drop=True)
         labels = self._labels(name)
-        key = pd.Series([x.get(by, "") for x in labels])
+        names = (by,) if isinstance(by, str) else by
+        key = pd.Series(["\x1f".join(x.get(n, "") for n in names) for x in labels])
         states: dict[float, list[dict[str, str]]] = {}
         for (t, _), i in g.groupby([g["t"], key])["value"].idxmax().items():
             states.setdefault(float(t), []).append(labels[int(i)])

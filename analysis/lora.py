@@ -16,7 +16,9 @@ level's: analysis/server.py) the figures are, as for the other gauges, taken ove
 - `lora_max_loras`: the server's `--max-loras` (its `max_lora` label);
 - `lora_running_max`, `lora_running_max_adapters`: the most adapters running at one scrape, and which
   (at the first scrape that reached it) — on one engine: a replica set's pages label each engine's
-  state (`engine`), and the budget is each engine's, so the busiest engine's count is the figure;
+  state (`engine`; several scraped URLs add `instance`, and two of them can both be engine "0", so an
+  engine is its (instance, engine) pair), and the budget is each engine's, so the busiest engine's
+  count is the figure;
 - `waiting_deferred_share`: the share of scrapes with a deferred request; `waiting_deferred_max`: the
   most deferred at one scrape.
 Each is None where its series was not scraped (another engine, vLLM without LoRA, an older vLLM).
@@ -68,7 +70,7 @@ def series(s: Samples, engine: Engine) -> tuple[dict[str, pd.Series], pd.Series 
     names = None
     sources: dict[str, str] = {}
     if name := s.first(engine.lora_info):
-        latest = s.latest_labels(name)  # per scrape, each engine's current state
+        latest = s.latest_labels(name, ("instance", "engine"))  # per scrape, each engine's current state
         names = latest.map(_busiest)
         gauges["lora_running"] = names.map(len).astype(float)
         gauges["lora_max"] = latest.map(_max_loras).astype(float)

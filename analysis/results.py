@@ -24,6 +24,8 @@ from analysis.dist import Dist
 from analysis.intervals import Headline as Headline  # re-exported: every result type here
 from analysis.intervals import Interval as Interval
 from analysis.reasoning import Reasoning, ToolCalls
+from analysis.serverfigures import ReplicaFigures as ReplicaFigures
+from analysis.serverfigures import ReplicaSet as ReplicaSet
 from analysis.serverfigures import ServerFigures as ServerFigures
 from analysis.serverfigures import ServerSummary as ServerSummary
 from analysis.serverfigures import StepServer as StepServer

@@ -18,6 +18,8 @@ over a time window — the run's measurement window for summary.json `server`, e
   client's own reading. A gap that grows with load is queueing in front of the engine.
 - LoRA adapters (vLLM with --enable-lora: the adapters running, the requests deferred for a slot):
   analysis/lora.py, over the same windows.
+- A page of several replicas (`instance` / `engine` labels): each replica's own figures, from this
+  module's `build` and `window_figures` run per replica (analysis/replicas.py; summary.json `replicas`).
 
 The figures are typed dicts (analysis/results.py `ServerFigures`, `ServerSummary`, `StepServer`):
 a pass-through of the engine's series, written to summary.json as they are.

@@ -3,7 +3,8 @@
 They are `TypedDict`s rather than dataclasses: a pass-through of the engine's series (whichever of
 them the engine exposes; analysis/server.py fills them with one loop over a window's keys), tests
 and benches read them by key, and summary.json writes them as they are. The TypedDicts still name
-and type every key. analysis/results.py re-exports them beside the other result types.
+and type every key. analysis/results.py re-exports them beside the other result types. A replica
+set's per-replica figures (`ReplicaSet`, analysis/replicas.py) hang under `replicas`.
 """
 
 from __future__ import annotations
@@ -63,6 +64,33 @@ class ServerFigures(TypedDict):
     waiting_deferred_max: float | None
 
 
+class ReplicaFigures(TypedDict):
+    """One replica's figures over a window (analysis/replicas.py): its own series, read alone."""
+
+    replica: str  # the instance (`host:port`), the engine (DP rank), or `instance engine=N`
+    requests: float | None  # its engine's finished requests (Δ E2E histogram count, else TTFT's)
+    requests_share: float | None  # of the replicas' sum
+    generation_tokens: float | None
+    server_gen_tok_per_s: float | None
+    running_mean: float | None
+    running_max: float | None
+    waiting_max: float | None
+    kv_cache_usage_max: float | None
+    prefix_cache_hit_rate: float | None
+    server_ttft_mean_s: float | None
+    server_queue_mean_s: float | None
+
+
+class ReplicaSet(TypedDict):
+    """The replicas behind one target over a window: how evenly the requests were spread among them."""
+
+    by: str  # the label that tells them apart: "instance", "engine" or "instance+engine"
+    count: int
+    by_replica: list[ReplicaFigures]  # in replica order (natural: engine 10 after 9)
+    busiest: str | None  # the replica that finished the most requests (ties: the first); None without counts
+    imbalance: float | None  # the busiest's share × count: 1.0 is an even spread; None without counts
+
+
 class ServerSummary(ServerFigures):
     """summary.json `server`: the engine, where each series came from, the run window's figures."""
 
@@ -73,6 +101,7 @@ class ServerSummary(ServerFigures):
     client_minus_server_ttft_s: float | None
     ttft_compare: TtftCompare | None
     client_cached_share: float | None
+    replicas: ReplicaSet | None  # None: fewer than 2 replicas on the page(s)
 
 
 class StepServer(ServerFigures):
@@ -82,3 +111,4 @@ class StepServer(ServerFigures):
     ttft_compare: TtftCompare | None
     client_cached_share: float | None
     window: list[float]
+    replicas: ReplicaSet | None

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from analysis import enginetiming, intervals, server, spans
+from analysis import enginetiming, intervals, replicas, server, spans
 from analysis import windows as win
 from analysis.connections import reconnect_warnings
 from analysis.delivery import burst_warnings, chunking_warnings, uncounted_warnings
@@ -163,13 +163,18 @@ def _server(
     run: Run, tp: Throughput, steps: list[Step]
 ) -> tuple[server.ServerData | None, ServerSummary | None, list[Step], list[str]]:
     """The engine's series, its figures over the run's window, the levels with theirs, and what reading
-    server_metrics.csv noticed (no file: no series, the levels as they were)."""
+    server_metrics.csv noticed (no file: no series, the levels as they were). A page of several
+    replicas adds each replica's figures under `replicas` (analysis/replicas.py; None otherwise)."""
     samples, warnings = server.load_server_metrics(run.path)
     series, more = server.build(samples) if samples is not None else (None, [])
     if series is None:
         return None, None, steps, warnings + more
     summary = server.summarize(series, (tp.t_start_unix, tp.t_end_unix), run.df, run.path)
+    reps = replicas.build(samples)  # each replica's series, once for the run and all its levels
+    summary["replicas"] = replicas.figures(reps, tp.t_start_unix, tp.t_end_unix)
     figures = server.step_figures(series, steps, run.df, run.path)
+    for f in figures:
+        f["replicas"] = replicas.figures(reps, *f["window"])
     steps = [dataclasses.replace(st, server=f) for st, f in zip(steps, figures, strict=True)]
     return series, summary, steps, warnings + more
 

@@ -1,7 +1,8 @@
 """The server figures in summary.md, the console, report.html and a plot: server series beside the client's on one time axis.
 
 Nothing here computes a figure (analysis/server.py does); this file only lays them out. Every
-section is skipped when the run has no server metrics, so such a run's outputs do not change.
+section is skipped when the run has no server metrics, so such a run's outputs do not change; a
+replica set's line and table (analysis/render/replicas.py) only when the page held several replicas.
 The figures are `ServerSummary` / `StepServer` typed dicts (analysis/results.py), read by key.
 """
 
@@ -15,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from analysis import fmt
+from analysis.render import replicas
 from analysis.render.page import table
 from analysis.results import ServerSummary, Step, Summary
 from analysis.server import ServerData
@@ -150,6 +152,7 @@ def markdown(s: Summary) -> list[str]:
     lines.append(fmt.md_table(["figure", "value"], headline_rows(s.server), right={1}))
     if line := lora_line(s.server):
         lines += ["", line]
+    lines += replicas.markdown(s.server.get("replicas"))
     rows = step_rows(s.steps)
     if rows:
         lines += ["", fmt.md_table(step_headers(s.load_unit), rows)]
@@ -164,6 +167,8 @@ def html(s: Summary) -> str:
     parts.append(table(["figure", "value"], headline_rows(s.server), cls="meta"))
     if line := lora_line(s.server):
         parts.append(f"<p>{_html.escape(line)}</p>")
+    if rs := replicas.html(s.server.get("replicas")):
+        parts.append(rs)
     rows = step_rows(s.steps)
     if rows:
         parts.append(f'<div class="scroll">{table(step_headers(s.load_unit), rows)}</div>')

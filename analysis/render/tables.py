@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from analysis import fmt
 from analysis.render.timingtext import breaks_because
-from analysis.results import Capacity, Dist, OpenLoop, Step, StepPercentiles, Summary, Verdict
+from analysis.results import Capacity, Dist, OpenLoop, ReplicaSet, Step, StepPercentiles, Summary, Verdict
 from analysis.tenantresults import GroupFigures
 
 HEADLINE = ["Latency p95 (ms)", "TPOT p95 (ms)", "TTFT p50 (ms)", "TTFT p95 (ms)", "req/s", "output tok/s"]
@@ -268,8 +268,9 @@ def server_ran(step: Step) -> str | None:
     """How the server ran at a level, from its own metrics (the scrapes inside the level's window):
     `the server ran up to 8 requests at once and queued up to 8` tells a full batch with a queue
     behind it from a batch with room; `, and deferred up to 3 for an adapter slot` adds the queued
-    requests vLLM held back for the LoRA budget. They are maxima over the scrapes, not one instant's.
-    None without the server's running series there."""
+    requests vLLM held back for the LoRA budget; `; the most queued replica, X, up to 5 (the others up
+    to 1)` names the replica that queued most where the replicas differ (a router's imbalance). They
+    are maxima over the scrapes, not one instant's. None without the server's running series there."""
     f = step.server
     if f is None or f["running_max"] is None:
         return None
@@ -281,7 +282,21 @@ def server_ran(step: Step) -> str | None:
     if deferred:  # of the queued: held back by a transient constraint (with LoRA: no adapter slot free)
         why = "for an adapter slot" if f.get("lora_running_max") is not None else "by a transient constraint"
         ran += f"{',' if waiting is not None else ''} and deferred up to {round(deferred):,} {why}"
-    return ran
+    return ran + _most_queued(f.get("replicas"))
+
+
+def _most_queued(rs: ReplicaSet | None) -> str:
+    """`; the most queued replica, 10.0.0.2:8000, up to 5 (the others up to 1)`, or "" where the
+    replicas' queue maxima are the same (or fewer than two replicas say)."""
+    queued = [(r["replica"], r["waiting_max"]) for r in (rs["by_replica"] if rs else [])]
+    known = [(rid, w) for rid, w in queued if w is not None]
+    if len(known) < 2 or len({w for _, w in known}) < 2:
+        return ""
+    top = max(known, key=lambda x: x[1])  # the first of equals
+    others = max(w for rid, w in known if rid != top[0])
+    return (
+        f"; the most queued replica, {top[0]}, up to {round(top[1]):,} (the others up to {round(others):,})"
+    )
 
 
 def _plural(n: int, noun: str, every: bool = False) -> str:

@@ -82,8 +82,22 @@ def chunks(text: str, size: int = CHUNK_SAMPLES) -> Iterator[str]:
         yield "\n".join(buf)
 
 
-def parse(text: str, pause: Callable[[], Any] | None = None) -> Iterator[tuple[str, str, str]]:
-    """(metric, labels, value) of every kept sample, in page order; `pause()` runs between pieces.
+def relabel(labels: dict[str, str], extra: dict[str, str]) -> dict[str, str]:
+    """`labels` with `extra` added; a label of the page that `extra` would overwrite is kept as
+    `exported_<name>`, as Prometheus does with `honor_labels: false`."""
+    out = dict(labels)
+    for k, v in extra.items():
+        if k in out:
+            out["exported_" + k] = out[k]
+        out[k] = v
+    return out
+
+
+def parse(
+    text: str, pause: Callable[[], Any] | None = None, extra: dict[str, str] | None = None
+) -> Iterator[tuple[str, str, str]]:
+    """(metric, labels, value) of every kept sample, in page order; `pause()` runs between pieces;
+    `extra` labels (the scraper's `instance`) are added to every sample.
 
     Raises ValueError on text that is not the Prometheus exposition format.
     """
@@ -91,6 +105,7 @@ def parse(text: str, pause: Callable[[], Any] | None = None) -> Iterator[tuple[s
         for family in text_string_to_metric_families(piece):
             for s in family.samples:
                 if not s.name.endswith("_created"):
-                    yield s.name, format_labels(s.labels), format_value(s.value)
+                    labels = relabel(s.labels, extra) if extra else s.labels
+                    yield s.name, format_labels(labels), format_value(s.value)
         if pause is not None:
             pause()

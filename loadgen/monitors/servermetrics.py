@@ -12,13 +12,20 @@ Histograms keep every bucket, sum and count (the analysis derives server-side TT
 `python_*` / `process_*` families and `*_created` timestamps are dropped: they cost parse time and
 say nothing about serving. The mapping of engine names to common series is post-run (analysis/engines.py).
 
+`--server-metrics URL,URL,…` scrapes the replicas of one server (each pod's or process's own
+/metrics behind a router): all in one round, at once, the round's rows stamped with one `t` (the mean
+of the exchanges' midpoints) so the analysis lines the replicas' gauges up scrape by scrape, and each
+sample labelled `instance=HOST:PORT` (loadgen/monitors/metricsource.py). The analysis sums them into
+the server's figures and keeps each replica's apart (analysis/replicas.py).
+
 A failed scrape never stops the run: it is counted, warned about once, and reported in run.json
-`server_metrics` (URL without credentials, scrapes, failures, last error). With the default
-`--server-metrics auto`, a target that serves no Prometheus text at its first scrape turns the
-scraper off quietly (noted in run.json) — after one more try at `/prometheus/metrics`, where
-TensorRT-LLM's `trtllm-serve` serves its Prometheus page (its `/metrics` is JSON iteration stats).
-The parser yields to the event loop every `CHUNK_SAMPLES` samples, so on a local runner no slice of
-a scrape holds the users' greenlets for more than a few ms (bench/servermetrics_cost.py measures it).
+`server_metrics` (URL without credentials, scrapes, failures, last error; per URL under `instances`
+when there are several). With the default `--server-metrics auto`, a target that serves no
+Prometheus text at its first scrape turns the scraper off quietly (noted in run.json) — after one
+more try at `/prometheus/metrics`, where TensorRT-LLM's `trtllm-serve` serves its Prometheus page
+(its `/metrics` is JSON iteration stats). The parser yields to the event loop every `CHUNK_SAMPLES`
+samples, so on a local runner no slice of a scrape holds the users' greenlets for more than a few ms
+(bench/servermetrics_cost.py measures it).
 """
 
 from __future__ import annotations
@@ -27,8 +34,7 @@ import csv
 import logging
 import os
 import time
-import urllib.error
-import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TextIO
 from urllib.parse import urlsplit
@@ -41,54 +47,56 @@ from core.optgroups import add_option
 from loadgen import context
 from loadgen.context import RunContext
 from loadgen.monitors import perrun
-from loadgen.monitors.promtext import parse
+from loadgen.monitors.metricsource import AUTO, Row, Source, instance_names
 from loadgen.transport.headers import static_headers
-from loadgen.transport.urls import is_http_url, opener_like, safe_url
+from loadgen.transport.urls import is_http_url, safe_url
 
 log = logging.getLogger("goodput")
 
-AUTO, OFF = "auto", "off"
+OFF = "off"
 CSV_NAME = "server_metrics.csv"
 HEADER = ("t", "metric", "labels", "value")
 META_KEY = "server_metrics"
 MIN_INTERVAL_S = 0.1
-PAUSE_S = 0.0001  # a real (timer) sleep between pieces: the loop polls sockets and timers
-MAX_BODY = 32 * 1024 * 1024  # a /metrics page larger than this is not an inference engine's
-ACCEPT = "text/plain;version=0.0.4;q=1.0, */*;q=0.1"  # the classic text format, not OpenMetrics
-# where else `auto` looks when the target's /metrics is not Prometheus text: trtllm-serve mounts
-# prometheus_client's app there (tensorrt_llm/serve/openai_server.py) and answers /metrics with JSON
-AUTO_ELSEWHERE = ("/prometheus/metrics",)
-
-
-def _pause() -> None:
-    """Let every due timer and socket of the users run: `gevent.sleep(0)` only runs callbacks already
-    queued, so a user whose send time or token came due would still wait for the whole parse."""
-    gevent.sleep(PAUSE_S)
-
-
-class ScrapeError(Exception):
-    """One scrape failed: a short reason for the counter and the warning."""
+MAX_URLS = 64  # replicas of one server, not a fleet
 
 
 # -- options ------------------------------------------------------------------------------------
-def resolve(value: str, host: str) -> tuple[str, str]:
-    """(`auto` | `url` | `off`, URL) from `--server-metrics` and the target; OptionError when malformed."""
-    v = (value or "").strip()
-    if v.lower() in (OFF, "none", "no", "false", ""):
-        return OFF, ""
-    if v.lower() == AUTO:
-        return (AUTO, host.rstrip("/") + "/metrics") if host else (OFF, "")
+def _one_url(v: str) -> str:
     if not is_http_url(v):
         shown = safe_url(v) or ("the value" if "@" in v else v)  # never echo credentials
         raise OptionError(
-            f"--server-metrics: '{shown}' is not a URL (expected http://HOST:PORT/metrics, auto or off)"
+            f"--server-metrics: '{shown}' is not a URL (expected http://HOST:PORT/metrics, a comma-separated "
+            "list of them, auto or off)"
         )
     if "@" in urlsplit(v).netloc:
         raise OptionError(
             "--server-metrics: credentials in the URL (user:password@HOST) are not supported: they would "
             "reach logs and the web UI; the API key of --api-key-env is sent when the URL is the target's"
         )
-    return "url", v
+    return v
+
+
+def resolve(value: str, host: str) -> tuple[str, list[str]]:
+    """(`auto` | `url` | `off`, URLs) from `--server-metrics` and the target; OptionError when malformed."""
+    v = (value or "").strip()
+    if v.lower() in (OFF, "none", "no", "false", ""):
+        return OFF, []
+    if v.lower() == AUTO:
+        return (AUTO, [host.rstrip("/") + "/metrics"]) if host else (OFF, [])
+    urls = [_one_url(x.strip()) for x in v.split(",") if x.strip()]
+    if not urls:
+        raise OptionError(
+            f"--server-metrics: '{v}' names no URL (expected http://HOST:PORT/metrics, auto or off)"
+        )
+    if len(urls) > MAX_URLS:
+        raise OptionError(
+            f"--server-metrics: {len(urls)} URLs; at most {MAX_URLS} (the replicas of one server)"
+        )
+    if len(set(urls)) < len(urls):
+        twice = next(u for u in urls if urls.count(u) > 1)
+        raise OptionError(f"--server-metrics: '{safe_url(twice)}' is given twice; each replica's URL once")
+    return "url", urls
 
 
 def interval_of(value: str) -> float:
@@ -109,82 +117,59 @@ def same_origin(a: str, b: str) -> bool:
 
 # -- the scraper --------------------------------------------------------------------------------
 class Scraper:
-    """Scrapes one URL every `interval_s` into `path` (opened at the first good scrape) and keeps the counts."""
+    """Scrapes its URLs every `interval_s` into `path` (opened at the first good scrape), one round at a
+    time, and keeps the counts in the run's meta. `headers_for(url)` gives the headers a URL may get."""
 
     def __init__(
         self,
-        url: str,
+        urls: str | list[str],
         mode: str,
         interval_s: float,
         path: Path,
-        headers: dict[str, str] | None = None,
+        headers_for: Callable[[str], dict[str, str]] | None = None,
         meta: dict | None = None,
         client: str = "raw",
     ) -> None:
-        self.url, self.mode, self.interval_s, self.path = url, mode, interval_s, path
-        base = url[: -len("/metrics")] if mode == AUTO and url.endswith("/metrics") else None
-        self.elsewhere = [base + p for p in AUTO_ELSEWHERE] if base is not None else []
-        self.tried: list[str] = []  # auto: "URL (why not)" for each one given up before the first scrape
-        self.opener = opener_like(client, follow_redirects=True)  # the way the load reaches the server
-        self.shown = safe_url(url)
+        urls = [urls] if isinstance(urls, str) else list(urls)
+        self.mode, self.interval_s, self.path = mode, interval_s, path
         self.timeout_s = max(1.0, min(5.0, interval_s))
-        self.headers = {"Accept": ACCEPT, **(headers or {})}
+        names = instance_names(urls) if len(urls) > 1 else [""]
+        self.sources = [
+            Source(u, mode, self.timeout_s, headers_for(u) if headers_for else {}, client, name)
+            for u, name in zip(urls, names, strict=True)
+        ]
         self.meta = meta if meta is not None else {}
-        self.scrapes = self.failures = self.samples = 0
-        self.last_error = ""
-        self.note = ""
-        self.enabled = True
-        self.warned = False
+        self.scrapes = 0
         self._fh: TextIO | None = None
         self._writer: Any = None
         self._greenlet: gevent.Greenlet | None = None
         self.publish()
 
-    # one scrape
-    def fetch(self) -> tuple[float, str]:
-        """(midpoint wall time, body); ScrapeError with a short reason otherwise."""
-        req = urllib.request.Request(self.url, headers=self.headers)
-        t0 = time.time()
-        try:
-            with self.opener.open(req, timeout=self.timeout_s) as r:
-                body = r.read(MAX_BODY + 1)
-        except urllib.error.HTTPError as e:
-            raise ScrapeError(f"HTTP {e.code}") from None
-        except (urllib.error.URLError, OSError) as e:
-            reason = getattr(e, "reason", None) or e
-            raise ScrapeError(" ".join(str(reason).split())[:160] or type(e).__name__) from None
-        t1 = time.time()
-        if len(body) > MAX_BODY:
-            raise ScrapeError(f"page larger than {MAX_BODY // (1024 * 1024)} MiB")
-        try:
-            return (t0 + t1) / 2, body.decode("utf-8")
-        except UnicodeDecodeError:
-            raise ScrapeError("not UTF-8 text") from None
+    @property
+    def enabled(self) -> bool:
+        return any(s.enabled for s in self.sources)
+
+    @property
+    def failures(self) -> int:
+        return sum(s.failures for s in self.sources)
 
     def scrape_once(self) -> bool:
-        """Fetch, parse, append; count a failure instead of raising. True when rows were written."""
-        try:
-            t, text = self.fetch()
-            stamp = f"{t:.3f}"
-            try:
-                rows = [(stamp, m, lab, v) for m, lab, v in parse(text, _pause)]
-            except ValueError as e:
-                raise ScrapeError(f"not Prometheus text ({' '.join(str(e).split())[:100]})") from None
-            if not rows:
-                raise ScrapeError("no samples on the page")
-        except ScrapeError as e:
-            if self.mode == AUTO and self.scrapes == 0 and self.elsewhere:
-                self.tried.append(f"{self.shown} ({e})")
-                self.url = self.elsewhere.pop(0)
-                self.shown = safe_url(self.url)
-                return self.scrape_once()
-            self._failed(str(e))
-            return False
-        self._write(rows)
-        self.scrapes += 1
-        self.samples += len(rows)
+        """One round: every live URL at once, the good pages' rows under one stamp. True when rows were written."""
+        live = [s for s in self.sources if s.enabled]
+        if len(live) == 1:
+            got = [live[0].scrape()]
+        else:
+            jobs = [gevent.spawn(s.scrape) for s in live]
+            gevent.joinall(jobs)
+            got = [j.value for j in jobs]
+        good = [x for x in got if x is not None]
+        if good:
+            stamp = f"{sum(t for t, _ in good) / len(good):.3f}"
+            rows: list[Row] = [r for _, page in good for r in page]
+            self._write([(stamp, *r) for r in rows])
+            self.scrapes += 1
         self.publish()
-        return True
+        return bool(good)
 
     def _write(self, rows: list[tuple[str, str, str, str]]) -> None:
         if self._fh is None:
@@ -194,38 +179,25 @@ class Scraper:
         self._writer.writerows(rows)
         self._fh.flush()  # a crash loses at most the scrape in progress
 
-    def _failed(self, reason: str) -> None:
-        self.failures += 1
-        self.last_error = reason
-        if self.mode == AUTO and self.scrapes == 0:
-            # The target was never shown to serve metrics: not an error, just nothing to scrape.
-            self.enabled = False
-            tried = ", ".join([*self.tried, f"{self.shown} ({reason})"])
-            self.note = f"the target serves no Prometheus /metrics: {tried}; server metrics off"
-            log.info("goodput: %s; pass --server-metrics URL to scrape elsewhere", self.note)
-        elif not self.warned:
-            self.warned = True
-            log.warning(
-                "goodput: server metrics: scrape of %s failed (%s); the run goes on, failures are counted "
-                "in run.json server_metrics",
-                self.shown,
-                reason,
-            )
-        self.publish()
-
     def publish(self) -> None:
         """Into the run's meta (loadgen/run/lifecycle.py writes it to run.json at stop and when the run closes)."""
+        src = self.sources
+        several = len(src) > 1
+        failed = [s for s in src if s.last_error]
+        last = "" if not failed else (f"{failed[-1].shown}: " if several else "") + failed[-1].last_error
+        notes = [s.note for s in src if s.note]
         self.meta[META_KEY] = {
-            "url": self.shown,
+            "url": ", ".join(s.shown for s in src),
             "mode": self.mode,
             "interval_s": self.interval_s,
             "enabled": self.enabled,
             "scrapes": self.scrapes,
             "failures": self.failures,
-            "samples": self.samples,
-            "last_error": self.last_error,
+            "samples": sum(s.samples for s in src),
+            "last_error": last,
             "file": CSV_NAME if self.scrapes else None,
-            **({"note": self.note} if self.note else {}),
+            **({"note": "; ".join(notes)} if notes else {}),
+            **({"instances": [s.counts() for s in src]} if several else {}),
         }
 
     # the loop
@@ -267,7 +239,7 @@ def make_scraper(environment: Any) -> Scraper | None:
     opts = environment.parsed_options
     host = environment.host or ""
     try:
-        mode, url = resolve(getattr(opts, "server_metrics", AUTO), host)
+        mode, urls = resolve(getattr(opts, "server_metrics", AUTO), host)
         interval_s = interval_of(getattr(opts, "scrape_interval", "2s"))
     except OptionError as e:  # web UI: the form may hold what the command line would have refused
         log.error("goodput: %s; server metrics off for this run", e)
@@ -276,11 +248,15 @@ def make_scraper(environment: Any) -> Scraper | None:
     if mode == OFF:
         ctx.meta[META_KEY] = {"enabled": False, "note": "--server-metrics off"}
         return None
-    headers = {}
-    if same_origin(url, host):  # the key and --header's go only where the requests go
-        key = os.environ.get(getattr(opts, "api_key_env", "") or "")
-        headers = static_headers(key or None, ctx.extra_headers)
-    return Scraper(url, mode, interval_s, ctx.run_dir / CSV_NAME, headers, ctx.meta, opts.client)
+    key = os.environ.get(getattr(opts, "api_key_env", "") or "")
+    ours = static_headers(key or None, ctx.extra_headers)
+
+    def headers_for(url: str) -> dict[str, str]:
+        return (
+            dict(ours) if same_origin(url, host) else {}
+        )  # the key and --header's go only where the requests go
+
+    return Scraper(urls, mode, interval_s, ctx.run_dir / CSV_NAME, headers_for, ctx.meta, opts.client)
 
 
 def install(events: Any) -> None:
@@ -293,7 +269,8 @@ def install(events: Any) -> None:
             label="Server metrics URL",
             default=AUTO,
             help="Prometheus URL scraped during the run into server_metrics.csv (default auto: the "
-            "target's /metrics when it answers, else its /prometheus/metrics; off to disable)",
+            "target's /metrics when it answers, else its /prometheus/metrics; off to disable); a "
+            "comma-separated list scrapes each replica of a server behind a router, each labelled instance",
             web=True,
         )
         add_option(

@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import http.client
 import json
+import subprocess
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -17,7 +18,7 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.conftest import PYTHON, Proc, free_port, wait_http
+from tests.conftest import PYTHON, ROOT, Proc, free_port, wait_http
 
 pytestmark = pytest.mark.e2e
 ENGINE = """
@@ -56,7 +57,8 @@ def test_three_workers_two_replicas_rows_equal_the_engines_completed_requests(
                     "--processes", "3", "--master-bind-host", "127.0.0.1", "--master-bind-port", master_port,
                     "--master-port", master_port, "--host", f"http://127.0.0.1:{port}", "--shape", "none",
                     "-u", "12", "-r", "12", "-t", "6s", "--stop-timeout", "10", "--max-tokens", "16",
-                    "--dataset", "random", "--results-dir", str(results)], "locust")  # fmt: skip
+                    "--dataset", "random", "--scrape-interval", "1s", "--results-dir", str(results)],
+                   "locust")  # fmt: skip
     assert locust.popen.wait(90) == 0, locust.log()[-3000:]
     (run,) = results.iterdir()
     with open(run / "requests.csv", newline="") as fh:
@@ -83,3 +85,13 @@ def test_three_workers_two_replicas_rows_equal_the_engines_completed_requests(
     assert set(per_replica) == {"0", "1"}, per_replica  # both replicas served
     assert request_success(port) == per_replica
     assert sum(per_replica.values()) == len(rows)
+
+    # the report reads the one /metrics page as two replicas (its `engine` label), each with its share
+    done = subprocess.run([PYTHON, "-m", "analysis", str(run), "--quiet"], cwd=ROOT, capture_output=True,
+                          text=True, timeout=120)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    reps = json.loads((run / "summary.json").read_text())["server"]["replicas"]
+    assert (reps["by"], reps["count"]) == ("engine", 2)
+    shares = {x["replica"]: x["requests_share"] for x in reps["by_replica"]}
+    for i, n in per_replica.items():  # the run window ends at the last completion, between two scrapes
+        assert shares[i] == pytest.approx(n / len(rows), abs=0.1), (shares, per_replica)

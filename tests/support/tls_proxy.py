@@ -15,7 +15,7 @@ import socket
 import ssl
 
 
-async def _pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
+async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
     """Copy until the source ends, then end the other side (a closed upstream closes the client's connection)."""
     try:
         while data := await src.read(65536):
@@ -27,7 +27,7 @@ async def _pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
         dst.close()
 
 
-def _no_delay(writer: asyncio.StreamWriter) -> None:
+def no_delay(writer: asyncio.StreamWriter) -> None:
     """Each token's write leaves at once, as the upstream's does."""
     sock = writer.get_extra_info("socket")
     if sock is not None:
@@ -44,9 +44,9 @@ def serve(port: int, upstream_port: int, cert: str, key: str) -> None:
         except OSError:
             c_writer.close()
             return
-        _no_delay(c_writer)
-        _no_delay(u_writer)
-        await asyncio.gather(_pipe(c_reader, u_writer), _pipe(u_reader, c_writer))
+        no_delay(c_writer)
+        no_delay(u_writer)
+        await asyncio.gather(pipe(c_reader, u_writer), pipe(u_reader, c_writer))
 
     async def main() -> None:
         server = await asyncio.start_server(handle, "127.0.0.1", port, ssl=ctx)

@@ -6,7 +6,7 @@ the text, byte for byte: same keys, same order, same values (no float tolerance:
 computed by the same code, only held in typed objects now). The run folder is given relative to
 the repository, as when the fixtures were written, so `run.dir` matches too. Since then keys were
 only added (the `reasoning` SLO profile's verdict, `slo.ttfo_s`, `run.api`, `reasoning`,
-`tool_calls`: all null or absent-as-null for these runs), every earlier value unchanged.
+`tool_calls`, `server.replicas`: all null or absent-as-null for these runs), every earlier value unchanged.
 """
 
 from __future__ import annotations

@@ -16,7 +16,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[3]
 COMPUTING = (
     "summary", "metrics", "steps", "windows", "load", "itl", "server", "engines", "compare", "groups", "models",
-    "modelresults", "lora",
+    "modelresults", "lora", "replicas",
 )  # fmt: skip
 
 

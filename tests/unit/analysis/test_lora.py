@@ -8,10 +8,11 @@ import csv
 import json
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from analysis import api
-from analysis.engines import ENGINES, VLLM
+from analysis.engines import ENGINES, VLLM, Samples
 from analysis.render.server import lora_line
 from tests.support.synthetic import T0
 from tests.unit.analysis.test_models import CHAT, analyze, two_models
@@ -136,6 +137,30 @@ def test_a_replica_set_counts_the_busiest_engine_and_sums_the_deferred(tmp_path:
         2,
     )
     assert (sv["waiting_deferred_share"], sv["waiting_deferred_max"]) == (1.0, 2)
+
+
+def test_two_scraped_urls_are_two_engines_though_both_are_engine_0(tmp_path: Path) -> None:
+    """Two instances (`instance` label: two /metrics URLs), each a single vLLM engine "0": one runs a
+    (its state stamped last), the other b and c. Keyed on `engine` alone the newer state would hide the
+    other replica's; keyed on (instance, engine) both count, and the busiest is the one running two."""
+    run = two_models(tmp_path / "run")
+    rows = [["t", "metric", "labels", "value"]]
+    for t in range(21):
+        at = T0 + t + 0.5
+        for host, running, stamp in (("10.0.0.1:8000", "a", at - 0.1), ("10.0.0.2:8000", "b,c", at - 0.3)):
+            rows += [[at, INFO, f"{info_labels(running, '', 2, '0')};instance={host}", stamp],
+                     [at, INFO, f"{info_labels('', '', 2, '0')};instance={host}", T0 - 5.0]]  # fmt: skip
+    with open(run / "server_metrics.csv", "w", newline="") as fh:
+        csv.writer(fh).writerows(rows)
+    df = pd.read_csv(run / "server_metrics.csv", dtype={"labels": str}, keep_default_na=False)
+    latest = Samples(df).latest_labels(INFO, ("instance", "engine"))
+    assert len(latest) == 21 and all(len(states) == 2 for states in latest)
+    assert sorted(x["running_lora_adapters"] for x in latest.iloc[0]) == ["a", "b,c"]
+    assert [x["running_lora_adapters"] for x in Samples(df).latest_labels(INFO).iloc[0]] == [
+        "a"
+    ]  # engine only
+    sv = analyze(run).server
+    assert (sv["lora_running_max"], sv["lora_running_max_adapters"]) == (2, ["b", "c"])
 
 
 BASE = {"lora_running_max": 1.0, "lora_running_max_adapters": ["b"], "lora_max_loras": 1.0}

@@ -71,7 +71,7 @@ def test_parse_lets_other_greenlets_run() -> None:
     whose timer came due must run (`gevent.sleep(0)` would not let it: callbacks only)."""
     import gevent
 
-    from loadgen.monitors.servermetrics import _pause
+    from loadgen.monitors.metricsource import pause as _pause
 
     woke: list[int] = []
 
@@ -126,10 +126,19 @@ def test_csv_values_read_back(tmp_path: Path) -> None:
 
 # -- options and the scraper ---------------------------------------------------------------------------
 def test_resolve_and_interval() -> None:
-    assert resolve("auto", "http://h:8000/") == ("auto", "http://h:8000/metrics")
-    assert resolve("auto", "") == ("off", "")
-    assert resolve("OFF", "http://h:8000") == ("off", "")
-    assert resolve("http://m:9090/metrics", "http://h:8000") == ("url", "http://m:9090/metrics")
+    assert resolve("auto", "http://h:8000/") == ("auto", ["http://h:8000/metrics"])
+    assert resolve("auto", "") == ("off", [])
+    assert resolve("OFF", "http://h:8000") == ("off", [])
+    assert resolve("http://m:9090/metrics", "http://h:8000") == ("url", ["http://m:9090/metrics"])
+    assert resolve(" http://a:1/metrics, http://b:1/metrics ", "") == (
+        "url", ["http://a:1/metrics", "http://b:1/metrics"],
+    )  # fmt: skip
+    with pytest.raises(OptionError, match="'http://a:1/metrics' is given twice"):
+        resolve("http://a:1/metrics,http://a:1/metrics", "")
+    with pytest.raises(OptionError, match=r"^--server-metrics: 'auto' is not a URL"):
+        resolve("http://a:1/metrics,auto", "")
+    with pytest.raises(OptionError, match="names no URL"):
+        resolve(",", "")
     with pytest.raises(OptionError, match=r"^--server-metrics: 'ftp://x' is not a URL"):
         resolve("ftp://x", "http://h")
     with pytest.raises(OptionError, match="credentials in the URL") as e:
@@ -191,9 +200,9 @@ def test_auto_finds_trtllm_serves_page_where_its_metrics_is_json(tmp_path: Path)
         "/prometheus/metrics/": (200, {"Content-Type": "text/plain"}, page_text),
     })  # fmt: skip
     try:
-        mode, url = resolve("auto", base)
+        mode, urls = resolve("auto", base)
         meta: dict = {}
-        sc = Scraper(url, mode, 1.0, tmp_path / "server_metrics.csv", meta=meta)
+        sc = Scraper(urls, mode, 1.0, tmp_path / "server_metrics.csv", meta=meta)
         assert sc.scrape_once() and sc.scrape_once()
         sc.close()
         m = meta["server_metrics"]
@@ -220,3 +229,56 @@ def test_auto_finds_trtllm_serves_page_where_its_metrics_is_json(tmp_path: Path)
         assert not sc.scrape_once() and meta["server_metrics"]["url"] == base + "/metrics"
     finally:
         server.stop()
+
+
+def test_several_urls_are_scraped_in_one_round_each_labelled_with_its_instance(tmp_path: Path) -> None:
+    """The replicas of one server behind a router: one stamp per round for all (the analysis lines
+    their gauges up by `t`), every sample labelled with its URL's host:port, a page's own `instance`
+    kept as `exported_instance`, and a replica that does not answer counted apart without losing the
+    others' rows."""
+    a, base_a = _serve({"/metrics": (200, {}, b"vllm:num_requests_running 3\nvllm:num_requests_waiting 1\n")})
+    b, base_b = _serve({"/metrics": (200, {}, b'vllm:num_requests_running{instance="pod-7"} 5\n')})
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{s.getsockname()[1]}/metrics"
+    try:
+        urls = [base_a + "/metrics", base_b + "/metrics", dead]
+        sent: dict[str, dict] = {}
+
+        def headers_for(url: str) -> dict[str, str]:
+            sent[url] = {"Authorization": "Bearer k"} if url.startswith(base_a) else {}
+            return sent[url]
+
+        meta: dict = {}
+        sc = Scraper(urls, "url", 1.0, tmp_path / "server_metrics.csv", headers_for, meta=meta)
+        assert sc.sources[0].headers["Authorization"] == "Bearer k"
+        assert "Authorization" not in sc.sources[1].headers
+        assert sc.scrape_once() and sc.scrape_once()
+        sc.close()
+    finally:
+        a.stop()
+        b.stop()
+    df, _ = load_server_metrics(tmp_path)
+    assert df.groupby("t").size().tolist() == [3, 3]  # one stamp per round, both pages in it
+    inst_a, inst_b = base_a.split("//")[1], base_b.split("//")[1]
+    labels = {(m, lab) for m, lab in zip(df["metric"], df["labels"], strict=True)}
+    assert labels == {
+        ("vllm:num_requests_running", f"instance={inst_a}"),
+        ("vllm:num_requests_waiting", f"instance={inst_a}"),
+        ("vllm:num_requests_running", f"exported_instance=pod-7;instance={inst_b}"),
+    }
+    m = meta["server_metrics"]
+    assert (m["scrapes"], m["failures"], m["enabled"], m["file"]) == (2, 2, True, "server_metrics.csv")
+    assert m["url"] == ", ".join(urls) and m["last_error"].startswith(dead + ": ")
+    assert [(x["instance"], x["scrapes"], x["failures"]) for x in m["instances"]] == [
+        (inst_a, 2, 0), (inst_b, 2, 0), (dead.split("//")[1].split("/")[0], 0, 2),
+    ]  # fmt: skip
+
+
+def test_instance_names_add_the_path_only_where_host_and_port_repeat() -> None:
+    from loadgen.monitors.metricsource import instance_names
+
+    assert instance_names(["http://a:1/metrics", "http://b:1/metrics"]) == ["a:1", "b:1"]
+    assert instance_names(["http://gw:80/r0/metrics", "http://gw:80/r1/metrics", "http://c:2/metrics"]) == [
+        "gw:80/r0/metrics", "gw:80/r1/metrics", "c:2",
+    ]  # fmt: skip
