@@ -60,6 +60,7 @@ FLOAT_COLS = (
     "spec_draft_tokens",
     "spec_accepted_tokens",
     "spec_steps",
+    "gateway_attempts",  # a gateway's retries and fallbacks before the answer (analysis/gateway.py)
 )
 TEXT_COLS = (
     "dataset",
@@ -69,7 +70,9 @@ TEXT_COLS = (
     "session",
     "tokens_source",
     "model",
-)  # tenant: the mix class; session: what intervals resample; model: the model a request named (older runs: none)
+    "served_model",
+)  # tenant: the mix class; session: what intervals resample; model: the model a request named, served_model
+# the one that answered (older runs: none)
 INT_COLS = ("step", "target_users")
 #: whether a request opened its connection (true / false / empty: unknown; analysis/connections.py)
 BOOL_COLS = ("new_connection",)

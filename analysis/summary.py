@@ -21,6 +21,7 @@ from analysis import windows as win
 from analysis.connections import reconnect_warnings
 from analysis.delivery import burst_warnings, chunking_warnings, uncounted_warnings
 from analysis.errors import AnalysisError
+from analysis.gateway import gateway_warnings
 from analysis.groups import RunRows
 from analysis.health import late_reads, saturation_warnings
 from analysis.itl import Distribution, PendingDistribution
@@ -144,7 +145,8 @@ def analyze(
         + chunking_warnings(sel, spec is not None)
         + uncounted_warnings(sel)
         + enginetiming.model_load_warnings(sel)
-        + reconnect_warnings(df, in_run),
+        + reconnect_warnings(df, in_run)
+        + gateway_warnings(df, in_run),
         startup=startup_figures(df, up, include_startup),
         excluded_startup_rows=int((cut & df["in_run_stats"].to_numpy()).sum()),
         server_timing=spans.server_timing(run, slo, steps, in_run, in_step),

@@ -46,6 +46,7 @@ def fill_record(rec: RequestRecord, res: StreamResult) -> None:
     times = res.text_times
     rec.http_status = res.status
     rec.new_connection = res.new_connection
+    rec.served_model, rec.gateway_attempts = res.served_model, res.gateway_attempts
     rec.finish_reason = res.finish_reason
     rec.error, rec.error_detail = res.error, res.error_detail
     rec.ok = not res.error

@@ -53,6 +53,8 @@ COLUMNS: tuple[str, ...] = (
     "spec_accepted_tokens",
     "spec_steps",
     "model",
+    "served_model",
+    "gateway_attempts",
 )
 
 
@@ -112,6 +114,10 @@ class RequestRecord:
     spec_steps: int | None = None
     # the model the request named: `--model`, one of `--models`, or its mix class's (a LoRA adapter, say)
     model: str = ""
+    # the model that answered, as the answer or a gateway's header named it ("" where neither did)
+    served_model: str = ""
+    # upstream attempts a gateway made before the answering one: retries and fallbacks (empty: not said)
+    gateway_attempts: int | None = None
 
     @property
     def tpot_s(self) -> float | None:
@@ -162,6 +168,8 @@ class RequestRecord:
             _i(self.spec_accepted_tokens),
             _i(self.spec_steps),
             self.model,
+            self.served_model,
+            _i(self.gateway_attempts),
         ]
 
 

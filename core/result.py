@@ -96,6 +96,11 @@ class StreamResult:
     # the request opened its connection (none was kept alive for it: its TTFT holds the connect);
     # None where the client did not say
     new_connection: bool | None = None
+    # the model that answered, as the answer names it (its `model` field, or a gateway's header: a
+    # fallback's or a router's choice); "" where neither says (loadgen/transport/gateway.py)
+    served_model: str = ""
+    # upstream attempts a gateway made before the one that answered (retries, fallbacks; None: not said)
+    gateway_attempts: int | None = None
 
     @property
     def text(self) -> str:

@@ -28,6 +28,7 @@ from core.result import StreamResult
 from loadgen.transport import sse
 from loadgen.transport.apis import Api, resolve
 from loadgen.transport.arrival import sent_at, stamping_client
+from loadgen.transport.gateway import routed
 from loadgen.transport.headers import static_headers
 from loadgen.transport.reader import read_body
 from loadgen.transport.urls import safe_url
@@ -213,6 +214,7 @@ class RawTransport:
         try:
             resp = self._send(res, api.path, payload, hdrs)
             res.status = resp.status_code
+            routed(res, resp.get)
             if res.status != 200:
                 http_error(res, resp.read()[:2000], resp.get("retry-after"), resp.get("location"))
                 return res

@@ -21,6 +21,7 @@ from loadgen.transport import sse
 from loadgen.transport.apis import Api, resolve
 from loadgen.transport.apis.trailer import AFTER_END_S, after_end
 from loadgen.transport.client import IDENTITY, compressed, finish, http_error, not_a_stream, ran_out
+from loadgen.transport.gateway import routed
 from loadgen.transport.headers import static_headers
 from loadgen.transport.urls import OPENAI_ROOT, openai_base, split_query
 
@@ -106,6 +107,7 @@ class OpenAITransport:
                 **body, extra_body=extra or None, extra_headers=headers, timeout=timeout_s
             ) as resp:
                 res.status = resp.status_code
+                routed(res, resp.headers.get)
                 if not compressed(res, resp.headers.get("content-encoding")):  # httpx would decode it
                     _read_chunks(resp.iter_bytes(), res, api)
             return resp
@@ -130,6 +132,7 @@ class OpenAITransport:
         except self.openai.APIStatusError as e:
             res.status = e.status_code
             hdrs = e.response.headers
+            routed(res, hdrs.get)
             http_error(res, e.response.content[:2000], hdrs.get("retry-after"), hdrs.get("location"))
         except self.openai.APITimeoutError:  # httpx's read timeout can fire just before our timer
             res.error, res.error_detail = "timeout", f"no complete answer within {timeout_s:g}s"

@@ -8,6 +8,7 @@ import csv
 import json
 import subprocess
 import urllib.request
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -25,6 +26,7 @@ from tests.conftest import PYTHON, ROOT, Proc
 from tests.support.hostwatch import until_quiet
 from tests.support.zoo.cases import BY_NAME, CASES, Case
 from tests.support.zoo.fixture import BODY, truth, zoo_server
+from tests.support.zoo.gateways import FALLBACK_MODELS, fallback_for
 
 TTFT_TOLERANCE_S = 0.002
 IDS = RequestIds()
@@ -76,6 +78,9 @@ def check(url: str, case: Case, res: StreamResult, offset: float, rid: str) -> f
         assert got == pytest.approx(engine, abs=1e-6), got  # SGLang's: differences of wall stamps
     if want.spec is not None:
         assert (rec.spec_draft_tokens, rec.spec_accepted_tokens, rec.spec_steps) == want.spec
+    if want.served_model is not None:
+        assert rec.served_model == want.served_model, rec.served_model
+    assert rec.gateway_attempts == want.attempts, rec.gateway_attempts  # None: no gateway said a thing
     if want.reasoning is not None:
         assert rec.reasoning_tokens == told["n_reasoning"] == want.reasoning, rec.reasoning_tokens
     if (
@@ -166,6 +171,26 @@ def test_a_headless_locust_run_against_the_crlf_server(zoo: Proc, tmp_path: Path
         else:  # only a late read explains it: the kernel kept the newest stamp for tokens read together
             assert float(r["itl_s"].split(";")[0]) == 0.0, (off, r["itl_s"])
     assert on_time >= 0.9 * len(rows), f"{on_time} of {len(rows)} first tokens within the tolerance"
+
+
+def test_a_run_whose_answers_came_from_two_models_says_so(zoo: Proc, tmp_path: Path) -> None:
+    """Behind OpenRouter's fallback list a third of the answers (by request id) come from the second
+    model: each row names the model its answer named, and the report says the run's figures mix two."""
+    rows = locust_rows(zoo.url, "openrouter-fallback", tmp_path / "r", "-t", "3s")
+    done = [r for r in rows if r["ok"] == "true"]
+    assert len(done) >= 30
+    for r in done:
+        assert r["served_model"] == FALLBACK_MODELS[fallback_for(r["request_id"])], r
+        assert r["gateway_attempts"] == ""  # this gateway states no attempts
+    counts = Counter(r["served_model"] for r in done)
+    assert len(counts) == 2, counts  # ≥ 30 ids: one model alone has a chance of (2/3)^30 ≈ 5e-6
+    (run,) = [p for p in (tmp_path / "r").iterdir() if p.is_dir()]
+    out = subprocess.run([PYTHON, "-m", "analysis", str(run), "--quiet"], cwd=ROOT, capture_output=True,
+                         text=True, timeout=120)  # fmt: skip
+    assert out.returncode == 0, out.stderr[-3000:]
+    warnings = json.loads((run / "summary.json").read_text())["warnings"]
+    line = next(w for w in warnings if "came from 2 models" in w)
+    assert all(m in line for m in FALLBACK_MODELS), line
 
 
 def test_request_id_header_option_names_the_header_and_the_row_keeps_the_id(

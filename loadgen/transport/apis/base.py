@@ -116,6 +116,8 @@ def event_object(res: StreamResult, event: str, data: bytes | bytearray, t: floa
         not_a_chunk(res, obj, t)
         return None
     res.t_last = t
+    if not res.served_model and (model := obj.get("model")) and model.__class__ is str:
+        res.served_model = model  # the answer's own name for its model (a gateway's choice, a snapshot)
     return obj
 
 

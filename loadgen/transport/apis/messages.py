@@ -149,6 +149,8 @@ def fold(res: StreamResult, event: str, data: bytes | bytearray, t: float) -> No
             tool_call(res, t, [(at, block.get("id") or "", block["name"], "")])
     elif kind == "message_start":
         message = obj.get("message") or {}
+        if not res.served_model and (model := message.get("model")) and model.__class__ is str:
+            res.served_model = model
         _scratch(res)["usage"] = message.get("usage")
         _scratch(res)["sglang"] = SGLANG_ID.fullmatch(str(message.get("id") or "")) is not None
     elif kind == "message_delta":

@@ -79,6 +79,8 @@ def fold(res: StreamResult, event: str, data: bytes | bytearray, t: float) -> No
 
 def _end(res: StreamResult, resp: dict) -> None:
     res.done = True
+    if not res.served_model and (model := resp.get("model")) and model.__class__ is str:
+        res.served_model = model
     status = resp.get("status")
     if status == "failed":
         err = resp.get("error") or {}

