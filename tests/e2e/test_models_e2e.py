@@ -55,6 +55,7 @@ def test_each_conversation_names_one_model_and_the_engine_served_it(sim_server, 
     done = [r for r in rows if r["ok"] == "true"]
     assert len(done) >= 12
     assert all(served[r["request_id"]] == r["model"] for r in done)  # the row names what served it
+    assert all(r["served_model"] == r["model"] for r in done)  # and so does the answer's own `model`
     sessions: dict[str, set[str]] = {}
     for r in rows:
         sessions.setdefault(r["session"], set()).add(r["model"])

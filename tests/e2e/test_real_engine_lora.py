@@ -78,6 +78,7 @@ def test_one_adapter_slot_serialises_the_adapters_and_the_report_splits_by_model
         (r["error"], r["error_detail"]) for r in w.rows if r["ok"] != "true"
     ]
     assert {r["model"] for r in ok} == set(ADAPTERS), [r["model"] for r in ok]
+    assert all(r["served_model"] == r["model"] for r in ok)  # vLLM's chunks name the adapter that answered
     assert w.meta["models"]["models"] == {"a": 50.0, "b": 50.0}
     # a conversation names one adapter: a session never shows two
     by_session: dict[str, set[str]] = {}
