@@ -241,9 +241,26 @@ def vllm_metrics(res: StreamResult, metrics: Any) -> None:
 
 def usage_timing(res: StreamResult, obj: dict) -> None:
     """The server's own timing of the request on the event that carries its usage: llama-server's
-    `timings` or vLLM's `metrics` (read only there: once per request, never per token)."""
+    `timings`, vLLM's `metrics` or mistral.rs's fields inside the usage (read only there: once per
+    request, never per token)."""
     llamacpp_timings(res, obj.get("timings"))
     vllm_metrics(res, obj.get("metrics"))
+    if res.engine is None:
+        mistralrs_usage(res, obj.get("usage"))
+
+
+def mistralrs_usage(res: StreamResult, usage: Any) -> None:
+    """mistral.rs states its timing inside `usage` (mistralrs-core sequence.rs `SequenceGroup::get_usage`,
+    seconds at ms resolution): `total_prompt_time_sec` — its prompt step (since 2025: from the step's
+    start, so its queue is not in it; before, from the request's arrival, queue included) — and
+    `total_completion_time_sec` (the first token → the last). A usage whose `total_time_sec` is 0
+    timed nothing (a server that fills the fields with zeros)."""
+    if type(usage) is not dict:
+        return
+    prompt, completion = usage.get("total_prompt_time_sec"), usage.get("total_completion_time_sec")
+    total = usage.get("total_time_sec")
+    if _duration(prompt) and _duration(completion) and _duration(total) and total > 0:
+        res.engine = EngineTiming(prompt, completion)
 
 
 def ollama_durations(res: StreamResult, done: dict) -> None:

