@@ -39,6 +39,8 @@ def mixed_model_warnings(df: pd.DataFrame, measured: np.ndarray) -> list[str]:
         return []
     asked = sel["model"].astype(str) if "model" in sel else pd.Series("", index=sel.index)
     out = []
+    # one model asked for: the Models section groups the rows by the model that answered (analysis/models.py)
+    split = " — the Models section gives each its own figures" if asked.nunique() == 1 else ""
     for name, group in sel.groupby(asked.to_numpy(), sort=True):
         counts = group["served_model"].astype(str).value_counts().sort_index()
         counts = counts.sort_values(ascending=False, kind="stable")  # most answers first; ties by name
@@ -48,8 +50,8 @@ def mixed_model_warnings(df: pd.DataFrame, measured: np.ndarray) -> list[str]:
         out.append(
             f"the {int(counts.sum()):,} measured answers {what}{' ' if what else ''}came from "
             f"{len(counts)} models by their own `model`: {_names(counts)} — a gateway's fallback or a "
-            "router's choice; the run's figures mix them (requests.csv `served_model` says which "
-            "answered each request)"
+            f"router's choice; the run's figures mix them (requests.csv `served_model` says which "
+            f"answered each request){split}"
         )
     return out
 

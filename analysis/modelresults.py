@@ -59,6 +59,9 @@ class Worst:
         }
 
 
+UNNAMED = "(none)"  # the group of rows without a model in a run whose other rows name one
+
+
 @dataclass(frozen=True)
 class Models:
     """Every model of a run, judged by the run's primary SLO; `capacity` is the lowest model capacity
@@ -71,6 +74,7 @@ class Models:
     capacity: Capacity | None
     limiting: str | None
     worst: Worst | None  # None: no model had a request judged (all cancelled)
+    by: str = "model"  # the column the rows were grouped by: model (asked for) or served_model (answered)
 
     def of(self, name: str) -> ModelFigures | None:
         return next((m for m in self.models if m.name == name), None)
@@ -83,5 +87,6 @@ class Models:
             "capacity": None if self.capacity is None else self.capacity.to_dict(),
             "limiting_model": self.limiting,
             "worst": None if self.worst is None else self.worst.to_dict(),
+            "by": self.by,
             "by_model": [m.to_dict() for m in self.models],
         }

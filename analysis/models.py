@@ -3,7 +3,11 @@
 A request's model is requests.csv's `model` column (the name it asked for: `--models a,b` draws one per
 conversation, a mix class's `model=NAME` sets its own). The breakdown exists only when the headline's
 rows name two models or more: a run of one model, or one from before the column, has none (and
-summary.json no `models` key).
+summary.json no `models` key). Where every request named one model but the answers name two or more
+(`served_model`: a router that picks a model per request — vLLM's semantic router, OpenRouter's auto —
+or a gateway's fallback), the rows are grouped by the model that answered instead (`by` says which
+column): the figures of each model a router chose. A failed request that no answer named is in the
+group of rows without a name.
 
 Each model's figures are analysis/groups.py's — the tenants' own computation — on the rows that named
 it, all judged by the run's primary SLO (the one the headline uses), so a model's attainment answers
@@ -26,10 +30,9 @@ import numpy as np
 
 from analysis.groups import RunRows, column, group_figures, lowest_capacity
 from analysis.metrics import dist, latency_values
-from analysis.modelresults import ModelFigures, Models, Worst
+from analysis.modelresults import UNNAMED, ModelFigures, Models, Worst
 from core.slo import Slo
 
-UNNAMED = "(none)"  # rows without a model in a run whose other rows name one
 METRICS = ("ttft", "tpot", "e2e")  # the latencies the sentence compares, in the order ties go
 
 
@@ -37,11 +40,16 @@ def model_figures(run: RunRows, slo: Slo, meta: dict | None = None) -> Models | 
     """Each model's figures (module doc); None unless the headline's rows name two models or more.
     The models in `--models` order (run.json `models.models`; one that got no request shows with none),
     then any other the rows name, by name."""
-    names = column(run.df, "model")
+    by = "model"
+    names = column(run.df, by)
     seen = {str(v) for v in names[run.in_run] if v}
-    if len(seen) < 2:
-        return None
-    given = (meta or {}).get("models")
+    if len(seen) < 2:  # one model asked for: the models that answered, where they were several
+        by = "served_model"
+        names = column(run.df, by)
+        seen = {str(v) for v in names[run.in_run] if v}
+        if len(seen) < 2:
+            return None
+    given = (meta or {}).get("models") if by == "model" else None
     listed = given.get("models") if isinstance(given, dict) else None
     first = [str(m) for m in listed if str(m)] if isinstance(listed, dict | list) else []
     named = list(dict.fromkeys(first)) + sorted(seen - set(first))
@@ -57,6 +65,7 @@ def model_figures(run: RunRows, slo: Slo, meta: dict | None = None) -> Models | 
     if capacity is not None and capacity.value is not None and not capacity.bounded:
         limiting = None  # every model held the SLO at every complete level: none broke first
     return Models(
+        by=by,
         slo=slo.name,
         describe=slo.describe(),
         attain_target=slo.attain_target,

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from analysis import fmt
 from analysis.compare import Comparison, curve_labels
-from analysis.modelresults import ModelFigures, Models
+from analysis.modelresults import UNNAMED, ModelFigures, Models
 from analysis.render.page import esc, table
 from analysis.render.tables import capacity_cell, group_cells
 from analysis.results import Summary
@@ -127,6 +127,22 @@ def level_rows(s: Summary) -> list[list[str]]:
     return out
 
 
+ANSWERED = (
+    "Every request named one model, but the answers named {n}: a router's choice or a gateway's "
+    "fallback. Each row is in the group of the model its answer named (requests.csv served_model)."
+)
+
+
+def title(m: Models) -> str:
+    return "Models (as the answers named them)" if m.by == "served_model" else "Models"
+
+
+def answered(m: Models) -> list[str]:
+    """The sentence that says the groups are the answers' models (none when they are the requests')."""
+    named = [f for f in m.models if f.name != UNNAMED]
+    return [ANSWERED.format(n=len(named))] if m.by == "served_model" else []
+
+
 def markdown(s: Summary) -> list[str]:
     """summary.md's section (no lines without a breakdown)."""
     m = s.models
@@ -134,7 +150,7 @@ def markdown(s: Summary) -> list[str]:
         return []
     cols = _columns(m)
     body = [[row(f, m.attain_target)[i] for i in cols] for f in m.models]
-    lines = ["## Models", "", line(s), "", fmt.md_table([HEADERS[i] for i in cols], body,
+    lines = [f"## {title(m)}", "", *(x for a in answered(m) for x in (a, "")), line(s), "", fmt.md_table([HEADERS[i] for i in cols], body,
              right=set(range(1, len(cols) - 1))), ""]  # fmt: skip
     if len(s.steps) >= 2:
         lines += [fmt.md_table(level_headers(s), level_rows(s), right=set(range(2, 2 + len(m.models)))), ""]
@@ -149,7 +165,9 @@ def html(s: Summary) -> str:
     cols = _columns(m)
     body = [[row(f, m.attain_target)[i] for i in cols] for f in m.models]
     parts = [
-        f"<h2>Models</h2><p><b>{esc(line(s))}</b></p>",
+        f"<h2>{esc(title(m))}</h2>",
+        *(f'<p class="sub">{esc(a)}</p>' for a in answered(m)),
+        f"<p><b>{esc(line(s))}</b></p>",
         f'<div class="scroll">{table([HEADERS[i] for i in cols], body)}</div>',
     ]
     if len(s.steps) >= 2:

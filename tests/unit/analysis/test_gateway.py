@@ -20,6 +20,7 @@ def rows(served: list[str], asked: str = "gpt-4o", **cols: list) -> pd.DataFrame
 def test_answers_from_two_models_are_named_most_first() -> None:
     df = rows(["gpt-4o-2024-08-06"] * 7 + ["gpt-4o-mini-2024-07-18"] * 3)
     (line,) = mixed_model_warnings(df, np.ones(10, dtype=bool))
+    assert line.endswith("the Models section gives each its own figures"), line
     assert line.startswith(
         "the 10 measured answers to 'gpt-4o' came from 2 models by their own `model`: gpt-4o-2024-08-06 (7), "
         "gpt-4o-mini-2024-07-18 (3) — a gateway's fallback"
@@ -47,6 +48,7 @@ def test_each_requested_model_is_judged_alone() -> None:
     df = pd.concat([rows(["a"] * 3, asked="a"), rows(["base"] * 2 + ["b"] * 2, asked="b")], ignore_index=True)
     (line,) = mixed_model_warnings(df, np.ones(len(df), dtype=bool))
     assert "answers to 'b' came from 2 models" in line and "b (2), base (2)" in line  # a tie: name order
+    assert "Models section" not in line  # the requests named two models: the section is theirs
 
 
 def test_more_models_than_shown_are_counted() -> None:

@@ -14,13 +14,13 @@ from analysis import api
 from analysis.models import UNNAMED
 from core.record import RequestRecord
 from core.slo import PROFILES
-from tests.support.synthetic import request, stage, write_run
+from tests.support.synthetic import T0, request, stage, write_run
 
 approx = pytest.approx
 CHAT = PROFILES["chat"]
 STEP = {"name": "StepSchedule", "params": {"step_users": 2, "step_interval_s": 10.0}}
 STAGES = [stage(0, 0.0, 10.0, users=2), stage(1, 10.0, 20.0, users=4)]
-MODEL_KEYS = ["slo", "slo_describe", "attain_target", "capacity", "limiting_model", "worst", "by_model"]
+MODEL_KEYS = ["slo", "slo_describe", "attain_target", "capacity", "limiting_model", "worst", "by", "by_model"]
 PER_MODEL_KEYS = [
     "name", "requests", "ok", "cancelled", "good", "req_per_s", "output_tok_per_s", "goodput_req_per_s",
     "slo_attainment", "attain_target", "pass", "percentile_checks", "ttft_s", "tpot_s", "e2e_s", "capacity",
@@ -119,7 +119,7 @@ def test_summary_json_keys_and_the_report_section(tmp_path: Path) -> None:
     a = api.analyze(api.load_run(run), CHAT)
     api.write_run(a, with_plots=False)
     doc = json.loads((run / "summary.json").read_text())["models"]
-    assert list(doc) == MODEL_KEYS and doc["limiting_model"] == "b"
+    assert list(doc) == MODEL_KEYS and doc["limiting_model"] == "b" and doc["by"] == "model"
     assert [list(x) for x in doc["by_model"]] == [PER_MODEL_KEYS, PER_MODEL_KEYS]
     a_, b = doc["by_model"]
     assert a_["engine_queue_s"] is None and list(b["engine_queue_s"]) == ["p50", "p95"]
@@ -153,6 +153,32 @@ def test_no_section_for_one_model_or_a_run_before_the_column(tmp_path: Path) -> 
     one = [named("a", request(0, i, 0.5)) for i in range(5)] + [request(0, 5.5, 0.5)]
     s = analyze(write_run(tmp_path / "one", one, [stage(0, 0.0, 10.0)]))
     assert s.models is None and "models" not in json.loads(s.to_json())  # one name (and unnamed rows)
+
+
+def test_a_router_that_chose_the_model_groups_the_rows_by_the_answer(tmp_path: Path) -> None:
+    """Every request named `auto`; the router answered from a (TTFT 60 ms) or b (900 ms): the groups are
+    the answers' models, a failed request that no answer named is its own group, and the report says
+    why the groups are not what the requests named."""
+    rows = two_models(tmp_path / "src")
+    recs = []
+    with open(rows / "requests.csv", newline="") as fh:
+        for r in csv.DictReader(fh):
+            rec = request(int(r["step"]), float(r["t_start_unix"]) - T0, float(r["e2e_s"]),
+                          ttft_s=float(r["ttft_s"]), users=int(r["target_users"]), user=int(r["user"]))  # fmt: skip
+            rec.model, rec.served_model = "auto", r["model"]
+            recs.append(rec)
+    failed = named("auto", request(1, 15.2, 0.1, users=4, user=3, error="http_503"))
+    run = write_run(tmp_path / "run", [*recs, failed], STAGES, shape=STEP)
+    a = api.analyze(api.load_run(run), CHAT)
+    m = a.summary.models
+    assert m is not None and m.by == "served_model"
+    assert [(f.name, f.requests, f.ok) for f in m.models] == [("a", 20, 20), ("b", 20, 20), (UNNAMED, 1, 0)]
+    assert m.worst is not None and m.worst.model == UNNAMED  # none of its requests completed
+    text = api.summary_markdown(a.summary)
+    assert "## Models (as the answers named them)" in text
+    assert "Every request named one model, but the answers named 2: a router's choice" in text
+    # the run that named its models is grouped as before, whatever the answers named
+    assert analyze(rows).models.by == "model"
 
 
 def test_a_model_none_of_whose_requests_completed_fares_worst(tmp_path: Path) -> None:
