@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from analysis import fmt
-from analysis.render import models, reasoning, server, spans, specdecode, tenants, uncertainty
+from analysis.render import models, reasoning, replicas, server, spans, specdecode, tenants, uncertainty
 from analysis.render.tables import (
     CANCELLED_NOTE,
     ERROR_HEADERS,
@@ -128,6 +128,8 @@ def console_text(s: Summary, report: Path | None = None) -> str:
         out.append(server.console_line(s.server))
         if (line := server.lora_line(s.server)) is not None:
             out.append(line)
+        if (reps := s.server.get("replicas")) is not None:
+            out.append(replicas.line(reps))
     if (line := spans.console_line(s.server_timing)) is not None:
         out.append(line)
     if report is not None:

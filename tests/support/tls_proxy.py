@@ -13,6 +13,7 @@ import argparse
 import asyncio
 import socket
 import ssl
+from collections.abc import Callable
 
 
 async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
@@ -34,13 +35,13 @@ def no_delay(writer: asyncio.StreamWriter) -> None:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 
-def serve(port: int, upstream_port: int, cert: str, key: str) -> None:
-    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    ctx.load_cert_chain(cert, key)
+def relay(port: int, upstream: Callable[[], int], ctx: ssl.SSLContext | None = None) -> None:
+    """Serve `port` on 127.0.0.1 until killed, each connection piped to the port `upstream()` names
+    (decrypted first with `ctx`)."""
 
     async def handle(c_reader: asyncio.StreamReader, c_writer: asyncio.StreamWriter) -> None:
         try:
-            u_reader, u_writer = await asyncio.open_connection("127.0.0.1", upstream_port)
+            u_reader, u_writer = await asyncio.open_connection("127.0.0.1", upstream())
         except OSError:
             c_writer.close()
             return
@@ -54,6 +55,12 @@ def serve(port: int, upstream_port: int, cert: str, key: str) -> None:
             await server.serve_forever()
 
     asyncio.run(main())
+
+
+def serve(port: int, upstream_port: int, cert: str, key: str) -> None:
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ctx.load_cert_chain(cert, key)
+    relay(port, lambda: upstream_port, ctx)
 
 
 if __name__ == "__main__":

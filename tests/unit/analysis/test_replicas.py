@@ -116,7 +116,9 @@ def test_the_report_names_the_busiest_and_the_most_queued_replica(tmp_path: Path
         "to 5 (the others up to 1)"
     )
     assert server_ran(s.steps[0]).endswith(f"; the most queued replica, {A}, up to 1 (the others up to 0)")
-    assert api.console_text(s).splitlines()[1].endswith(f"replica, {B}, up to 5 (the others up to 1).")
+    console = api.console_text(s).splitlines()
+    assert console[1].endswith(f"replica, {B}, up to 5 (the others up to 1).")
+    assert line in console  # after the server's line
     api.write_run(api.analyze(api.load_run(run), CHAT), with_plots=False)
     page = (run / "report.html").read_text()
     assert f"<p>{html.escape(line)}</p>" in page and f"<td>{A}</td>" in page
