@@ -135,3 +135,22 @@ def figures(reps: Replicas | None, t0: float, t1: float) -> ReplicaSet | None:
         top = max(counted, key=lambda r: r["requests"] or 0.0)  # max keeps the first of equals
         busiest, imbalance = top["replica"], (top["requests_share"] or 0.0) * len(rows)
     return ReplicaSet(by=reps.by, count=len(rows), by_replica=rows, busiest=busiest, imbalance=imbalance)
+
+
+STARVED = 0.5  # a replica below this fraction of an even share gets a warning line
+
+
+def starved_warnings(rs: ReplicaSet | None) -> list[str]:
+    """One line per replica that finished less than STARVED of an even share of the run's requests: a
+    replica that is slow (a shared core, a throttled GPU, a cold cache) or failing gets fewer requests
+    back from a router that spreads connections, and the set's figures are then mostly the others'."""
+    if rs is None or rs["imbalance"] is None:
+        return []
+    even = 1.0 / rs["count"]
+    return [
+        f"replica {r['replica']} finished {r['requests_share']:.1%} of the engine's requests where an even "
+        f"share is {even:.0%}: a slow or failing replica gets its users back late — check its placement "
+        "(cores, GPU), its health and the router; the server's figures are mostly the other replicas'"
+        for r in rs["by_replica"]
+        if r["requests_share"] is not None and r["requests_share"] < STARVED * even
+    ]

@@ -174,6 +174,7 @@ def _server(
     summary = server.summarize(series, (tp.t_start_unix, tp.t_end_unix), run.df, run.path)
     reps = replicas.build(samples)  # each replica's series, once for the run and all its levels
     summary["replicas"] = replicas.figures(reps, tp.t_start_unix, tp.t_end_unix)
+    warnings = warnings + replicas.starved_warnings(summary["replicas"])
     figures = server.step_figures(series, steps, run.df, run.path)
     for f in figures:
         f["replicas"] = replicas.figures(reps, *f["window"])

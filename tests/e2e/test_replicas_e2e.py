@@ -93,3 +93,8 @@ def test_each_replica_is_scraped_counted_and_the_busiest_named(sim_server, procs
     assert gen == pytest.approx(sv["generation_tokens"], rel=1e-6) and gen > 0
     assert sv["running_max"] <= by[names[0]]["running_max"] + by[names[1]]["running_max"]
     assert "Replicas (2, by instance)" in (run / "summary.md").read_text()
+    # a replica below half an even share is named in the warnings, and only then
+    warned = [
+        w for w in json.loads((run / "summary.json").read_text())["warnings"] if w.startswith("replica ")
+    ]
+    assert len(warned) == sum(x["requests_share"] < 0.25 for x in by.values()), (warned, by)

@@ -187,3 +187,17 @@ def test_no_finished_requests_leave_no_busiest_replica(tmp_path: Path) -> None:
         render.line(rs)
         == "Replicas (2, by instance): no finished requests counted by the engine in the window."
     )
+
+
+def test_a_replica_far_below_an_even_share_is_warned_about() -> None:
+    from analysis.replicas import starved_warnings
+
+    def rs(shares: list[float | None]) -> dict:
+        rows = [{"replica": f"r{i}", "requests_share": s} for i, s in enumerate(shares)]
+        return {"by": "instance", "count": len(shares), "by_replica": rows, "busiest": "r0", "imbalance": 1.0}
+
+    (line,) = starved_warnings(rs([0.986, 0.014]))
+    assert line.startswith("replica r1 finished 1.4% of the engine's requests where an even share is 50%")
+    assert starved_warnings(rs([0.74, 0.26])) == []  # above half an even share (25 %)
+    assert len(starved_warnings(rs([0.5, 0.4, 0.1, 0.0]))) == 2  # 10 % and 0 % of a 25 % share
+    assert starved_warnings(rs([None, None]) | {"imbalance": None}) == [] and starved_warnings(None) == []
