@@ -150,8 +150,10 @@ def markdown(s: Summary) -> list[str]:
         return []
     cols = _columns(m)
     body = [[row(f, m.attain_target)[i] for i in cols] for f in m.models]
-    lines = [f"## {title(m)}", "", *(x for a in answered(m) for x in (a, "")), line(s), "", fmt.md_table([HEADERS[i] for i in cols], body,
-             right=set(range(1, len(cols) - 1))), ""]  # fmt: skip
+    lines = [f"## {title(m)}", ""]
+    for text in [*answered(m), line(s)]:
+        lines += [text, ""]
+    lines += [fmt.md_table([HEADERS[i] for i in cols], body, right=set(range(1, len(cols) - 1))), ""]
     if len(s.steps) >= 2:
         lines += [fmt.md_table(level_headers(s), level_rows(s), right=set(range(2, 2 + len(m.models)))), ""]
     return [*lines, NOTE, ""]
