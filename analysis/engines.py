@@ -330,11 +330,21 @@ class Samples:
         """Increase since the first scrape, summed over label sets, at every scrape time."""
         return _increase(self._wide(name)).sum(axis=1)
 
-    def counter_by(self, name: str, key: str) -> dict[str, pd.Series]:
-        """`counter`, one per value of label `key` (the other labels summed over)."""
+    def counter_by(self, name: str, key: str | tuple[str, ...]) -> dict:
+        """`counter`, one per value of label `key` (the other labels summed over); a tuple of keys: one
+        per combination of their values, keyed by the tuple of values."""
         inc = _increase(self._wide(name))
-        values = [parse_labels(str(c)).get(key, "") for c in inc.columns]
+        parsed = [parse_labels(str(c)) for c in inc.columns]
+        values = (
+            [x.get(key, "") for x in parsed]
+            if isinstance(key, str)
+            else [tuple(x.get(k, "") for k in key) for x in parsed]
+        )
         return {v: inc.loc[:, [x == v for x in values]].sum(axis=1) for v in dict.fromkeys(values)}
+
+    def label_values(self, name: str, key: str) -> list[str]:
+        """The values label `key` takes on `name`'s samples, each once, in the order first seen."""
+        return list(dict.fromkeys(x[key] for x in self._labels(name) if key in x))
 
     def buckets(self, base: str) -> pd.DataFrame | None:
         """Histogram `base`: increase since the first scrape per bucket bound (columns sorted by bound)."""

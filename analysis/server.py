@@ -42,6 +42,7 @@ from analysis.results import ServerFigures, ServerSummary, Step, StepServer
 from analysis.specdecode import ACCEPTED_AT, DRAFTED_AT, spec_figures
 
 HISTOGRAMS = ("ttft", "e2e", "queue", "step_tokens")
+NO_ENGINE = "server_metrics.csv: no vLLM, SGLang, TGI, llama-server, LMDeploy, TensorRT-LLM or NVIDIA Dynamo metric names"
 QUANTILES = (0.5, 0.9, 0.99)
 
 
@@ -102,10 +103,7 @@ def build(df: pd.DataFrame) -> tuple[ServerData | None, list[str]]:
         return None, []
     engine = detect(df["metric"].unique())
     if engine is None:
-        return None, [
-            "server_metrics.csv: no vLLM, SGLang, TGI, llama-server, LMDeploy, TensorRT-LLM or NVIDIA Dynamo "
-            "metric names; server figures skipped"
-        ]
+        return None, [f"{NO_ENGINE}; server figures skipped"]
     s = Samples(df)
     times = s.times
     sources: dict[str, str] = {}

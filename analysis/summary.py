@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from analysis import enginetiming, intervals, replicas, server, spans
+from analysis import enginetiming, intervals, server, serverside, spans
 from analysis import windows as win
 from analysis.connections import reconnect_warnings
 from analysis.delivery import burst_warnings, chunking_warnings, uncounted_warnings
@@ -43,7 +43,6 @@ from analysis.models import model_figures
 from analysis.results import (
     Dist,
     RunInfo,
-    ServerSummary,
     StartupFigures,
     Step,
     Summary,
@@ -108,7 +107,8 @@ def analyze(
     steps, unit = step_table(df, good, Levels(run.meta, run.itl, in_step, up_end))
     windows, sat_warnings = saturation_warnings(run.meta)
     late_windows, late_warnings = late_reads(run.meta)
-    series, server_summary, steps, server_warnings = _server(run, tp, steps)
+    side = serverside.read(run, tp, steps)
+    series, server_summary, steps, server_warnings = side.series, side.summary, side.steps, side.warnings
     slos = judged_slos(slo, extra)
     level_spans = LevelSpans(df, in_step, steps)
     verdicts = with_capacity(
@@ -155,31 +155,11 @@ def analyze(
         speculative=spec,
         tenants=tenant_figures(df, run.itl, run.meta, slo, (in_run, in_step), tp, steps, unit),
         models=model_figures(RunRows(df, run.itl, in_run, in_step, tp, steps, unit), slo, run.meta),
+        router=side.router,
         intervals=head,
     )
     a = Analysis(run, slo, summary, good, itl, series, in_run)
     return a.finish() if wait else a
-
-
-def _server(
-    run: Run, tp: Throughput, steps: list[Step]
-) -> tuple[server.ServerData | None, ServerSummary | None, list[Step], list[str]]:
-    """The engine's series, its figures over the run's window, the levels with theirs, and what reading
-    server_metrics.csv noticed (no file: no series, the levels as they were). A page of several
-    replicas adds each replica's figures under `replicas` (analysis/replicas.py; None otherwise)."""
-    samples, warnings = server.load_server_metrics(run.path)
-    series, more = server.build(samples) if samples is not None else (None, [])
-    if series is None:
-        return None, None, steps, warnings + more
-    summary = server.summarize(series, (tp.t_start_unix, tp.t_end_unix), run.df, run.path)
-    reps = replicas.build(samples)  # each replica's series, once for the run and all its levels
-    summary["replicas"] = replicas.figures(reps, tp.t_start_unix, tp.t_end_unix)
-    warnings = warnings + replicas.starved_warnings(summary["replicas"])
-    figures = server.step_figures(series, steps, run.df, run.path)
-    for f in figures:
-        f["replicas"] = replicas.figures(reps, *f["window"])
-    steps = [dataclasses.replace(st, server=f) for st, f in zip(steps, figures, strict=True)]
-    return series, summary, steps, warnings + more
 
 
 def _sessions(sel: pd.DataFrame) -> np.ndarray | None:
