@@ -26,6 +26,8 @@ from analysis.intervals import Interval as Interval
 from analysis.reasoning import Reasoning, ToolCalls
 from analysis.serverfigures import ReplicaFigures as ReplicaFigures
 from analysis.serverfigures import ReplicaSet as ReplicaSet
+from analysis.serverfigures import RouterBackend as RouterBackend
+from analysis.serverfigures import RouterFigures as RouterFigures
 from analysis.serverfigures import ServerFigures as ServerFigures
 from analysis.serverfigures import ServerSummary as ServerSummary
 from analysis.serverfigures import StepServer as StepServer
@@ -222,6 +224,7 @@ class Summary:
     intervals: Headline | None = None  # 95 % intervals of the headline figures (analysis/intervals.py)
     # when a load process read late (its tokens' times off by up to a token gap; analysis/health.py)
     late_windows: list[tuple[float, float]] = field(default_factory=list)
+    router: RouterFigures | None = None  # a router's own page was scraped (analysis/router.py)
 
     @property
     def is_ramp(self) -> bool:
@@ -291,6 +294,8 @@ class Summary:
             out["tenants"] = self.tenants.to_dict()
         if self.models is not None:  # only a run whose rows name two models or more has the key
             out["models"] = self.models.to_dict()
+        if self.router is not None:  # only a run that scraped a router's own page has the key
+            out["router"] = self.router
         return out
 
     def to_json(self) -> str:

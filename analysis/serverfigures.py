@@ -4,7 +4,8 @@ They are `TypedDict`s rather than dataclasses: a pass-through of the engine's se
 them the engine exposes; analysis/server.py fills them with one loop over a window's keys), tests
 and benches read them by key, and summary.json writes them as they are. The TypedDicts still name
 and type every key. analysis/results.py re-exports them beside the other result types. A replica
-set's per-replica figures (`ReplicaSet`, analysis/replicas.py) hang under `replicas`.
+set's per-replica figures (`ReplicaSet`, analysis/replicas.py) hang under `replicas`; a router's own
+page's (`RouterFigures`, analysis/router.py) are summary.json `router`.
 """
 
 from __future__ import annotations
@@ -112,3 +113,30 @@ class StepServer(ServerFigures):
     client_cached_share: float | None
     window: list[float]
     replicas: ReplicaSet | None
+
+
+class RouterBackend(TypedDict):
+    """One backend as the router's own page tells it over a window (analysis/router.py)."""
+
+    backend: str  # the router's `worker` label: the URL it was given
+    requests: float | None  # the requests it passed to this backend (each retry again)
+    requests_share: float | None  # of the router's sum over its backends
+    failures: float | None  # of those, the ones its circuit breaker counted as failed
+    running_max: float | None  # the most in flight at one scrape (where the router says)
+    unhealthy_scrapes: int | None  # scrapes at which its health check had it unhealthy
+    circuit_opened: bool | None  # its circuit breaker was open or half-open at some scrape
+    engine_finished: float | None  # the same backend's engine page: its finished requests (a replica scraped)
+
+
+class RouterFigures(TypedDict):
+    """summary.json `router`: the router's spread of the requests over the run's window, and per level."""
+
+    router: str  # vllm-router, sglang-router, SGLang Model Gateway
+    window: list[float]
+    requests: float  # the sum over its backends
+    retries: float | None
+    retry_backoff_s: float | None  # the backoff it slept before those retries, in all
+    by_backend: list[RouterBackend]  # in the backends' natural order
+    busiest: str | None  # the backend that got the most requests (ties: the first)
+    imbalance: float | None  # the busiest's share × the backend count: 1.0 is an even spread
+    steps: list[dict]  # per level: these keys (`steps` empty) and `step`

@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from analysis import fmt
-from analysis.render import models, reasoning, server, spans, specdecode, tenants, uncertainty
+from analysis.render import models, reasoning, router, server, spans, specdecode, tenants, uncertainty
 from analysis.render.page import esc, figure, page, table
 from analysis.render.tables import (
     CANCELLED_NOTE,
@@ -171,6 +171,7 @@ def render(s: Summary, meta: dict, figs: list[tuple[Path, str]]) -> str:
             "<ul>" + "".join(f"<li>{esc(n)}</li>" for n in step_notes(s.steps, s.load_unit)) + "</ul>"
         )
     parts.append(server.html(s))
+    parts.append(router.html(s))
     parts.append(spans.html(s, figs))
     if s.open_loop is not None:
         parts.append(open_loop_html(s.open_loop))

@@ -10,7 +10,17 @@ from __future__ import annotations
 from pathlib import Path
 
 from analysis import fmt
-from analysis.render import models, reasoning, replicas, server, spans, specdecode, tenants, uncertainty
+from analysis.render import (
+    models,
+    reasoning,
+    replicas,
+    router,
+    server,
+    spans,
+    specdecode,
+    tenants,
+    uncertainty,
+)
 from analysis.render.tables import (
     CANCELLED_NOTE,
     ERROR_HEADERS,
@@ -80,6 +90,7 @@ def summary_md(s: Summary) -> str:
     if s.open_loop is not None:
         lines += open_loop_md(s.open_loop)
     lines += server.markdown(s)
+    lines += router.markdown(s)
     lines += spans.markdown(s)
     lines += ["", "Definitions: README.md § Analysis. Every figure is recomputed from requests.csv.", ""]
     return "\n".join(lines)
@@ -130,6 +141,8 @@ def console_text(s: Summary, report: Path | None = None) -> str:
             out.append(line)
         if (reps := s.server.get("replicas")) is not None:
             out.append(replicas.line(reps))
+    if s.router is not None:
+        out.append(router.line(s.router))
     if (line := spans.console_line(s.server_timing)) is not None:
         out.append(line)
     if report is not None:

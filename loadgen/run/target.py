@@ -54,6 +54,11 @@ def check_credentials(host: str, api_key_env: str) -> None:
         )
 
 
+# The SGLang Model Gateway (smg) lists a worker whose model it could not learn under this id
+# (UNKNOWN_MODEL_ID in its source); requests naming the real model still reach that worker.
+PLACEHOLDER = "unknown"
+
+
 def check(
     host: str,
     model: str,
@@ -120,7 +125,19 @@ def check(
         raise TargetError(f"{shown}: the answer is not a model list — is this an OpenAI-compatible server?")
     data = body.get("data") if isinstance(body.get("data"), list) else []
     cards = {m["id"]: m for m in data if isinstance(m, dict) and isinstance(m.get("id"), str) and m["id"]}
+    return _choose(model, cards, shown, host)
+
+
+def _choose(model: str, cards: dict[str, dict], shown: str, host: str) -> Served:
+    """`model` if the list serves it (or names only a router's placeholder), else the list's first."""
     ids = list(cards)
+    if ids == [PLACEHOLDER]:  # a router's name for a model it could not learn from its workers
+        if model:
+            return Served(model, None, tuple(ids))
+        raise TargetError(
+            f"{shown} lists only '{PLACEHOLDER}': a router (the SGLang Model Gateway) that could not learn its "
+            "workers' model (it asks SGLang's /model_info, which vLLM and others do not serve): pass --model NAME"
+        )
     if model:
         if ids and model not in ids and f"{model}:latest" not in ids:  # Ollama: no tag means :latest
             raise TargetError(

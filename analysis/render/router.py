@@ -1,0 +1,94 @@
+"""A router's own page in summary.md, report.html and the console: one line on its spread, one row per backend.
+
+Nothing is computed here (analysis/router.py does). The line names the busiest backend first, as the
+replicas' line does, then what the router hid from the client: failures at a backend, retries. The
+per-level table follows the spread as the load rises: a cache-aware policy that sends most of the
+load to one backend shows there before the SLO breaks.
+"""
+
+from __future__ import annotations
+
+import html as _html
+
+from analysis import fmt
+from analysis.render.page import table
+from analysis.results import RouterFigures, Summary
+
+HEADERS = [
+    "backend", "requests", "share", "failed", "in flight max", "unhealthy scrapes", "circuit opened",
+    "engine finished",
+]  # fmt: skip
+STEP_HEADERS = ["step", "load", "requests", "busiest backend", "its share", "× an even share"]
+
+
+def line(rf: RouterFigures) -> str:
+    """`Router (vllm-router, 2 backends): the busiest, http://10.0.0.2:8000, got 52 % of 1,204 requests
+    (1.04× an even share); 16 failed at a backend, 16 retried.`"""
+    n = len(rf["by_backend"])
+    head = f"Router ({rf['router']}, {n} backend{'s' if n != 1 else ''})"
+    top = next((r for r in rf["by_backend"] if r["backend"] == rf["busiest"]), None)
+    if top is None or rf["imbalance"] is None:
+        return f"{head}: no request passed to a backend in the window."
+    failed = sum(r["failures"] or 0.0 for r in rf["by_backend"])
+    return (
+        f"{head}: the busiest, {top['backend']}, got {fmt.pct(top['requests_share'], 0)} of "
+        f"{fmt.num(rf['requests'], 0)} requests ({rf['imbalance']:.2f}× an even share); "
+        f"{failed:.0f} failed at a backend, {fmt.num(rf['retries'], 0)} retried."
+    )
+
+
+def rows(rf: RouterFigures) -> list[list[str]]:
+    return [
+        [
+            r["backend"],
+            fmt.num(r["requests"], 0),
+            fmt.pct(r["requests_share"]),
+            fmt.num(r["failures"], 0),
+            fmt.num(r["running_max"], 0),
+            fmt.num(r["unhealthy_scrapes"], 0),
+            "—" if r["circuit_opened"] is None else ("yes" if r["circuit_opened"] else "no"),
+            fmt.num(r["engine_finished"], 0),
+        ]
+        for r in rf["by_backend"]
+    ]
+
+
+def step_rows(rf: RouterFigures, s: Summary) -> list[list[str]]:
+    """Per level: the router's requests, its busiest backend and that one's share."""
+    loads = {x.step: fmt.level(x.load) for x in s.steps}
+    out = []
+    for st in rf["steps"]:
+        top = next((r for r in st.get("by_backend", []) if r["backend"] == st.get("busiest")), None)
+        out.append(
+            [
+                str(st["step"]),
+                loads.get(st["step"], "—"),
+                fmt.num(st.get("requests"), 0),
+                top["backend"] if top else "—",
+                fmt.pct(top["requests_share"]) if top else "—",
+                fmt.num(st.get("imbalance"), 2),
+            ]
+        )
+    return out
+
+
+def markdown(s: Summary) -> list[str]:
+    """summary.md's `## Router` section (none without a router's page)."""
+    rf = s.router
+    if not rf:
+        return []
+    out = ["", "## Router (its own metrics page)", "", line(rf), "", fmt.md_table(HEADERS, rows(rf))]
+    if len(rf["steps"]) > 1:
+        out += ["", fmt.md_table(STEP_HEADERS, step_rows(rf, s))]
+    return out
+
+
+def html(s: Summary) -> str:
+    rf = s.router
+    if not rf:
+        return ""
+    parts = ["<h2>Router (its own metrics page)</h2>", f"<p>{_html.escape(line(rf))}</p>"]
+    parts.append(f'<div class="scroll">{table(HEADERS, rows(rf))}</div>')
+    if len(rf["steps"]) > 1:
+        parts.append(f'<div class="scroll">{table(STEP_HEADERS, step_rows(rf, s))}</div>')
+    return "\n".join(parts)

@@ -1,0 +1,217 @@
+"""A router's own page: where it sent the requests, which backends failed, what it retried.
+
+In front of replicas stands a router — vllm-router, sglang-router, the SGLang Model Gateway (`smg`) —
+that picks a backend for each request and keeps its own Prometheus page (`--prometheus-port`, 29000
+by default), separate from the backends'. Scraped with them (`--server-metrics ROUTER,REPLICA,…`),
+or alone where the replicas cannot be reached from the client, it answers what the engines' pages
+cannot: how the policy spread the load, which backend failed and how often the router hid that by
+retrying — a retry's backoff is in the client's TTFT and no engine counts it.
+
+Each router's names, from its source and a real page (tests/fixtures: vllm-router 0.1.17, smg 0.3.2):
+- vllm-router, and the sglang-router it was forked from (`sgl_router_`): `*_processed_requests_total
+  {worker}` counts the requests passed to each backend (retries again, and whatever else the router
+  forwards: `/tokenize`, `/metrics`), `*_cb_outcomes_total{worker,outcome}` each one's success or
+  failure as the circuit breaker saw it, `*_running_requests{worker}` (cache-aware policy only),
+  `*_worker_health{worker}` (1 healthy), `*_cb_state{worker}` (0 closed, 1 open, 2 half-open), and
+  `*_retries_total{route}` with `*_retry_backoff_duration_seconds`;
+- smg (0.2 on): no per-backend request counter — the circuit breaker's outcomes are it —,
+  `smg_worker_requests_active{worker}`, `smg_worker_health`, `smg_worker_cb_state`,
+  `smg_worker_retries_total{worker,…}`, `smg_worker_retry_backoff_seconds`.
+A backend is its `worker` label (the URL the router was given); where one of the replicas' pages was
+scraped under the same `host:port`, its engine's finished requests stand beside the router's count.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+import numpy as np
+import pandas as pd
+
+from analysis.engines import Samples
+from analysis.replicas import natural_key
+from analysis.serverfigures import ReplicaSet, RouterBackend, RouterFigures
+
+OPEN, HALF_OPEN = 1.0, 2.0  # the circuit breaker's state gauge
+
+
+@dataclass(frozen=True)
+class RouterNames:
+    """Where one router keeps each per-backend series (None: it has none)."""
+
+    name: str
+    prefix: str  # every one of its names starts so
+    requests: str | None  # counter {worker}
+    outcomes: str  # counter {worker, outcome=success|failure}
+    running: str
+    health: str
+    circuit: str
+    retries: str
+    backoff: str  # histogram base: the backoff slept before retries
+
+
+def _forked(name: str, prefix: str) -> RouterNames:
+    return RouterNames(
+        name, prefix, f"{prefix}processed_requests_total", f"{prefix}cb_outcomes_total", f"{prefix}running_requests",
+        f"{prefix}worker_health", f"{prefix}cb_state", f"{prefix}retries_total",
+        f"{prefix}retry_backoff_duration_seconds",
+    )  # fmt: skip
+
+
+SMG = RouterNames(
+    name="SGLang Model Gateway",
+    prefix="smg_",
+    requests=None,
+    outcomes="smg_worker_cb_outcomes_total",
+    running="smg_worker_requests_active",
+    health="smg_worker_health",
+    circuit="smg_worker_cb_state",
+    retries="smg_worker_retries_total",
+    backoff="smg_worker_retry_backoff_seconds",
+)
+ROUTERS = (_forked("vllm-router", "vllm_router_"), _forked("sglang-router", "sgl_router_"), SMG)
+
+
+@dataclass
+class RouterData:
+    """One run's router series on the scrape times (built once; `figures` reads them per window)."""
+
+    names: RouterNames
+    times: np.ndarray
+    requests: dict[str, pd.Series]  # backend → increase since the first scrape
+    failures: dict[str, pd.Series]
+    gauges: dict[str, dict[str, pd.Series]]  # "running" / "health" / "circuit" → backend → value per scrape
+    retries: pd.Series | None
+    backoff_s: pd.Series | None
+
+
+def build(df: pd.DataFrame | None) -> RouterData | None:
+    """The router's series in `df`, or None when no router's page was scraped."""
+    if df is None or df.empty:
+        return None
+    present = set(df["metric"].unique())
+    names = next((r for r in ROUTERS if r.outcomes in present or r.requests in present), None)
+    if names is None:
+        return None
+    s = Samples(df[df["metric"].str.startswith(names.prefix)])  # the router's page alone
+    if names.requests and s.has(names.requests):
+        requests = s.counter_by(names.requests, "worker")
+    else:  # every outcome the circuit breaker saw, per backend
+        requests = s.counter_by(names.outcomes, "worker")
+    requests.pop("", None)
+    outcomes = s.counter_by(names.outcomes, ("worker", "outcome")) if s.has(names.outcomes) else {}
+    failures = {w: outcomes.get((w, "failure"), 0.0 * v) for w, v in requests.items()}
+    gauges = {
+        key: {w: s.gauge_where(name, "worker", w).reindex(s.times) for w in _values(s, name, "worker")}
+        for key, name in (("running", names.running), ("health", names.health), ("circuit", names.circuit))
+        if s.has(name)
+    }
+    retries = s.counter(names.retries) if s.has(names.retries) else None
+    backoff = s.counter(names.backoff + "_sum") if s.has(names.backoff + "_sum") else None
+    order = sorted(requests, key=natural_key)
+    return RouterData(names, s.times, {w: requests[w] for w in order}, failures, gauges, retries, backoff)
+
+
+def _values(s: Samples, name: str, key: str) -> list[str]:
+    return sorted(s.label_values(name, key), key=natural_key)
+
+
+def _inc(series: pd.Series | None, times: np.ndarray, a: float, b: float) -> float | None:
+    if series is None:
+        return None
+    v = series.to_numpy(dtype=float)
+    return float(np.interp(b, times, v) - np.interp(a, times, v))
+
+
+def _inside(series: pd.Series | None, times: np.ndarray, a: float, b: float) -> np.ndarray:
+    if series is None:
+        return np.array([])
+    v = series.to_numpy(dtype=float)
+    return v[(times >= a) & (times <= b) & ~np.isnan(v)]
+
+
+def host_port(url: str) -> str:
+    """A backend's URL as the replicas' `instance` label names it (`HOST:PORT`)."""
+    try:
+        return urlsplit(url).netloc or url
+    except ValueError:
+        return url
+
+
+def figures(
+    rd: RouterData | None, a: float, b: float, reps: ReplicaSet | None = None
+) -> RouterFigures | None:
+    """summary.json `router` over [a, b] (the router's counters interpolated at the window's edges, as the
+    engines'); `reps` (the same window's replica set) joins each backend's engine-finished requests."""
+    if rd is None:
+        return None
+    finished = {r["replica"]: r["requests"] for r in (reps or {}).get("by_replica", [])}  # type: ignore[union-attr]
+    rows = []
+    for w, series in rd.requests.items():
+        running = _inside(rd.gauges.get("running", {}).get(w), rd.times, a, b)
+        health = _inside(rd.gauges.get("health", {}).get(w), rd.times, a, b)
+        circuit = _inside(rd.gauges.get("circuit", {}).get(w), rd.times, a, b)
+        rows.append(
+            RouterBackend(
+                backend=w,
+                requests=_inc(series, rd.times, a, b),
+                requests_share=None,
+                failures=_inc(rd.failures.get(w), rd.times, a, b),
+                running_max=float(running.max()) if running.size else None,
+                unhealthy_scrapes=int((health < 1).sum()) if health.size else None,
+                circuit_opened=bool((circuit == OPEN).any() or (circuit == HALF_OPEN).any())
+                if circuit.size
+                else None,
+                engine_finished=finished.get(host_port(w)),
+            )
+        )
+    total = sum(r["requests"] or 0.0 for r in rows)
+    busiest, imbalance = None, None
+    if total > 0:
+        for r in rows:
+            r["requests_share"] = (r["requests"] or 0.0) / total
+        top = max(rows, key=lambda r: r["requests"] or 0.0)
+        busiest, imbalance = top["backend"], (top["requests_share"] or 0.0) * len(rows)
+    return RouterFigures(
+        router=rd.names.name,
+        window=[a, b],
+        requests=total,
+        retries=_inc(rd.retries, rd.times, a, b),
+        retry_backoff_s=_inc(rd.backoff_s, rd.times, a, b),
+        by_backend=rows,
+        busiest=busiest,
+        imbalance=imbalance,
+        steps=[],
+    )
+
+
+def warnings(rf: RouterFigures | None) -> list[str]:
+    """What the router hid from the client over the run's window: backends that failed (each failure it
+    retried is a request the client saw succeed, later), its retries and their backoff, a circuit that
+    opened, a backend its health check took out."""
+    if rf is None:
+        return []
+    out = []
+    failed = [(r["backend"], r["failures"], r["requests"]) for r in rf["by_backend"] if r["failures"]]
+    if failed:
+        each = ", ".join(f"{w} {f:.0f} of {n:.0f}" for w, f, n in failed)
+        out.append(f"the router ({rf['router']}) counted failed requests at its backends: {each}")
+    if rf["retries"]:
+        backoff = f" after {rf['retry_backoff_s']:.2f} s of backoff in all" if rf["retry_backoff_s"] else ""
+        out.append(
+            f"the router ({rf['router']}) retried {rf['retries']:.0f} requests{backoff}: the client's TTFT of "
+            "a retried request holds the failed try and the backoff, which no engine's page counts"
+        )
+    for r in rf["by_backend"]:
+        if r["circuit_opened"] or r["unhealthy_scrapes"]:
+            why = ["its circuit breaker opened"] if r["circuit_opened"] else []
+            why += (
+                [f"its health check failed at {r['unhealthy_scrapes']} scrapes"]
+                if r["unhealthy_scrapes"]
+                else []
+            )
+            out.append(
+                f"the router ({rf['router']}) stopped sending to {r['backend']} for a while: {' and '.join(why)}"
+            )
+    return out
