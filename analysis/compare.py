@@ -43,8 +43,14 @@ METRICS: dict[str, int] = {
     "reasoning_tokens_mean": 0,  # 0: not ranked (more reasoning is neither better nor worse)
     # runs whose server speculated: the acceptance that bought their TPOT (not ranked: a means, not the end)
     "spec_acceptance_rate": 0,
+    # runs against replicas (their pages, or a router's): how evenly the router spread the load, and what
+    # it retried — a routing policy's means and cost, beside the latency they bought (not ranked)
+    "replica_imbalance": 0,
+    "router_retries": 0,
 }
-OPTIONAL = ("ttfo_p50_s", "ttfo_p95_s", "reasoning_tokens_mean", "spec_acceptance_rate")
+OPTIONAL = (
+    "ttfo_p50_s", "ttfo_p95_s", "reasoning_tokens_mean", "spec_acceptance_rate", "replica_imbalance", "router_retries",
+)  # fmt: skip
 REPEAT_MODES = ("median", "best", "all")
 # Figures with a 95 % interval (analysis/intervals.py): ranked by what separates, ties within noise marked.
 WITH_INTERVALS = (
@@ -69,6 +75,8 @@ class Figures:
     ttfo_p95_s: float | None = None
     reasoning_tokens_mean: float | None = None
     spec_acceptance_rate: float | None = None
+    replica_imbalance: float | None = None
+    router_retries: float | None = None
 
 
 @dataclass(frozen=True)
@@ -155,6 +163,8 @@ def run_row(s: Summary) -> ComparisonRow:
         capacity_at_slo=s.capacity.value,
         **_reasoning(s),
         spec_acceptance_rate=_acceptance(s),
+        replica_imbalance=_imbalance(s),
+        router_retries=s.router["retries"] if s.router else None,
     )
     iv = s.intervals
     intervals = {}
@@ -207,6 +217,15 @@ def _acceptance(s: Summary) -> float | None:
         return None
     stated = sp.requests.acceptance_rate if sp.requests is not None else None
     return stated if stated is not None else sp.server_acceptance_rate
+
+
+def _imbalance(s: Summary) -> float | None:
+    """The busiest replica's share × the replica count over the run: from the replicas' own pages (their
+    engines' finished requests), else from the router's (what it sent each backend)."""
+    reps = s.server.get("replicas") if s.server else None
+    if reps and reps["imbalance"] is not None:
+        return reps["imbalance"]
+    return s.router["imbalance"] if s.router else None
 
 
 def shown(rows: list[ComparisonRow]) -> list[str]:

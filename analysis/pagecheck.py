@@ -19,8 +19,11 @@ number of requests between two scrapes, and round robin over two backends comes 
 the counters rise steadily and the page is one replica's — half the server's tokens, its cache and
 queue for half the load. And a server that others use during the run counts their requests too. The
 engine's finished requests from the first scrape to the last (Δ E2E count, else Δ TTFT count) are set
-against the client's requests answered in full in that span: outside `COVERAGE` (and `MIN_GAP`
-requests apart) the warning says which.
+against the client's: under `COVERAGE[0]` of the requests it got answered in full in that span, the
+page is part of the server; over `COVERAGE[1]` of every request it sent in the span (whatever became
+of them: one the client gave up on may still finish in the engine), others used the server — or a
+router in front of it retried. `MIN_GAP` requests apart at least, so the few in flight at either end
+are never a finding.
 """
 
 from __future__ import annotations
@@ -98,24 +101,28 @@ def drop(df: pd.DataFrame, url: str = "") -> tuple[pd.DataFrame, list[str]]:
 
 def coverage(d: ServerData | None, df: pd.DataFrame) -> list[str]:
     """A warning when the engine's page finished far fewer requests than the client got answered in the
-    same span (it is part of the server) or far more (others used the server too)."""
+    same span (it is part of the server), or far more than the client even sent in it (others used the
+    server too, or something in front of it sent some twice). The second bound counts every request
+    sent, whatever became of it: one the client gave up on may still have finished in the engine."""
     if d is None or len(d.times) < 2:
         return []
     a, b = float(d.times[0]), float(d.times[-1])
     server_n = finished(d, [a, b])
-    client_n = int(win.completed_in(df, df["ok"].to_numpy(dtype=bool), a, b).sum())
-    if server_n is None or client_n == 0 or abs(server_n - client_n) < MIN_GAP:
+    if server_n is None:
         return []
-    ratio = server_n / client_n
-    head = (
-        f"server_metrics.csv: the engine's page counted {server_n:.0f} finished requests from its first "
-        f"scrape to its last, the client {client_n} answered"
-    )
-    if ratio < COVERAGE[0]:
+    answered = int(win.completed_in(df, df["ok"].to_numpy(dtype=bool), a, b).sum())
+    start = df["t_start_unix"].to_numpy(dtype=float)
+    sent = int(((start >= a) & (start <= b)).sum())
+    head = f"server_metrics.csv: the engine's page counted {server_n:.0f} finished requests from its first scrape to its last"
+    if answered and server_n < COVERAGE[0] * answered and answered - server_n >= MIN_GAP:
         return [
-            f"{head} — the page is part of the server (one replica of several behind a router or a Service?): "
-            "its figures are that part's; scrape each replica's own page (--server-metrics URL,URL,…)"
+            f"{head}, the client {answered} answered — the page is part of the server (one replica of several "
+            "behind a router or a Service?): its figures are that part's; scrape each replica's own page "
+            "(--server-metrics URL,URL,…)"
         ]
-    if ratio > COVERAGE[1]:
-        return [f"{head} — others used the server during the run: its figures are not this run's alone"]
+    if sent and server_n > COVERAGE[1] * sent and server_n - sent >= MIN_GAP:
+        return [
+            f"{head}, the client sent {sent} — others used the server during the run (or a router or gateway in "
+            "front of it sent some twice): its figures are not this run's alone"
+        ]
     return []

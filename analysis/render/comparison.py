@@ -34,6 +34,8 @@ COLUMNS: dict[str, tuple[str, str]] = {
     "ttfo_p95_s": ("TTFO p95 (ms)", "ms"),
     "reasoning_tokens_mean": ("reasoning tokens", "num"),
     "spec_acceptance_rate": ("spec. acceptance", "pct"),
+    "replica_imbalance": ("replica imbalance (×)", "num"),
+    "router_retries": ("router retries", "num"),
 }
 FIRST = ["configuration", "dataset", "runs"]  # the columns before the figures
 REPEATS_HEADERS = ["configuration", "runs", "best run (highest goodput)"]

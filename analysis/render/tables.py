@@ -8,7 +8,17 @@ from __future__ import annotations
 
 from analysis import fmt
 from analysis.render.timingtext import breaks_because
-from analysis.results import Capacity, Dist, OpenLoop, ReplicaSet, Step, StepPercentiles, Summary, Verdict
+from analysis.results import (
+    Capacity,
+    Dist,
+    OpenLoop,
+    ReplicaSet,
+    RouterFigures,
+    Step,
+    StepPercentiles,
+    Summary,
+    Verdict,
+)
 from analysis.tenantresults import GroupFigures
 
 HEADLINE = ["Latency p95 (ms)", "TPOT p95 (ms)", "TTFT p50 (ms)", "TTFT p95 (ms)", "req/s", "output tok/s"]
@@ -261,6 +271,8 @@ def lead_text(s: Summary) -> str | None:
     ran = server_ran(step) if step is not None else None
     if ran:
         why = f"{why}; {ran}" if why else f"{'at ' + step.label if named else 'there'}, {ran}"
+    if step is not None and (hid := router_hid(s.router, step.step)):
+        why = f"{why}; {hid}" if why else f"{'at ' + step.label if named else 'there'}, {hid}"
     return f"Answer: {capacity_phrase(s.slo.name, c)}{' — ' + why if why else ''}."
 
 
@@ -283,6 +295,20 @@ def server_ran(step: Step) -> str | None:
         why = "for an adapter slot" if f.get("lora_running_max") is not None else "by a transient constraint"
         ran += f"{',' if waiting is not None else ''} and deferred up to {round(deferred):,} {why}"
     return ran + _most_queued(f.get("replicas"))
+
+
+def router_hid(rf: RouterFigures | None, step_no: int) -> str | None:
+    """`the router retried 12 requests there (9 failed at http://10.0.0.3:8000)`: what the router's own page
+    says it hid from the client at a level — retries whose failed try and backoff are in the client's
+    TTFT. None where it retried nothing there (or no router's page was scraped)."""
+    level = next((x for x in (rf or {}).get("steps", []) if x.get("step") == step_no), None)  # type: ignore[union-attr]
+    retried = round(level.get("retries") or 0) if level else 0
+    if not level or retried < 1:
+        return None
+    failed = [r for r in level["by_backend"] if round(r["failures"] or 0) >= 1]
+    worst = max(failed, key=lambda r: r["failures"]) if failed else None
+    at = f" ({round(worst['failures']):,} failed at {worst['backend']})" if worst else ""
+    return f"the router retried {_plural(retried, 'request')} there{at}"
 
 
 def _most_queued(rs: ReplicaSet | None) -> str:

@@ -127,7 +127,12 @@ class Source:
             self.enabled = False
             tried = ", ".join([*self.tried, f"{self.shown} ({reason})"])
             self.note = f"the target serves no Prometheus /metrics: {tried}; server metrics off"
-            log.info("goodput: %s; pass --server-metrics URL to scrape elsewhere", self.note)
+            log.info(
+                "goodput: %s; pass --server-metrics URL to scrape elsewhere (a router — vllm-router, the SGLang "
+                "Model Gateway — keeps its own page on its --prometheus-port, 29000 by default; each replica "
+                "serves its own)",
+                self.note,
+            )
         elif not self.warned:
             self.warned = True
             log.warning(

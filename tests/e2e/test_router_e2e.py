@@ -117,13 +117,16 @@ def test_the_routers_own_page_counts_what_each_backend_received(
     received = {s.url: len(g) for s, g in zip((good, failing), got, strict=True)}
     errors = {s.url: sum(x["status"] != "ok" and x.get("http_status", 200) >= 500 for x in g)
               for s, g in zip((good, failing), got, strict=True)}  # fmt: skip
+    # Only a request the load generator cut at the stop can be on one side and not the other (an
+    # outcome not recorded yet, a pick not forwarded yet): every other one is on both.
+    with open(folder / "requests.csv", newline="") as fh:
+        cut = sum(r["error"] == "cancelled" for r in csv.DictReader(fh))
     if kind == "smg":  # its outcomes are the chat requests it passed on, each try once
-        assert dict(sent) == received, (sent, received)
+        assert all(abs(sent[u] - n) <= cut for u, n in received.items()), (sent, received, cut)
     else:
-        assert (
-            all(sent[u] >= received[u] for u in received)
-            and sum(sent.values()) - sum(received.values()) == others
-        )
+        assert all(sent[u] + cut >= n for u, n in received.items()), (sent, received, cut)
+        assert abs(sum(sent.values()) - others - sum(received.values())) <= cut, (sent, others, received, cut)
+    assert sum(sent.values()) - others == sum(received.values()) or cut > 0  # exact where nothing was cut
     assert dict(failed) | {good.url: failed.get(good.url, 0.0)} == errors and errors[failing.url] > 0, (
         failed,
         errors,

@@ -98,8 +98,18 @@ def test_an_engine_page_that_counted_another_number_of_requests_is_named(
         assert warned == []
     else:
         assert len(warned) == 1 and said in warned[0], warned
+        said_client = f"the client {client} answered" if client > 50 else f"the client sent {client + 1}"
         assert warned[0].startswith(
             f"server_metrics.csv: the engine's page counted 50 finished requests from its first scrape to its "
-            f"last, the client {client} answered"
+            f"last, {said_client}"
         )
     assert pagecheck.coverage(None, client_rows(10)) == []
+
+
+def test_requests_the_client_gave_up_on_are_not_others_traffic() -> None:
+    """The engine finished 50; the client got 20 answered and gave up on 30 (a timeout, a stall): it sent
+    51, so nothing says others used the server."""
+    d, _ = server.build(frame([r for t in range(11) for r in engine_page(float(t), 5.0 * t)]))
+    rows = client_rows(50)
+    rows.loc[20:49, "ok"] = False
+    assert pagecheck.coverage(d, rows) == []

@@ -170,3 +170,37 @@ def test_no_router_on_the_page_is_none_and_the_warnings_say_what_it_hid() -> Non
         "Router (vllm-router, 2 backends): the busiest, http://10.0.0.9:8000, got 75 % of 40 requests "
         "(1.50× an even share); 1 failed at a backend, 5 retried."
     )
+
+
+def test_the_answer_says_what_the_router_retried_at_the_level_where_the_slo_breaks() -> None:
+    from analysis.render.tables import router_hid
+
+    rd = router.build(series(vllm_router_rows({A: 3.0, B: 1.0})))
+    rf = router.figures(rd, 0.0, 10.0)
+    rf["steps"] = [{"step": 0, **router.figures(rd, 0.0, 1.0)}, {"step": 1, **router.figures(rd, 2.0, 10.0)}]
+    assert router_hid(rf, 1) == "the router retried 4 requests there (1 failed at http://10.0.0.10:8000)"
+    assert router_hid(rf, 0) is None  # half a retry in that window rounds to none
+    assert router_hid(rf, 7) is None and router_hid(None, 1) is None
+
+
+def test_a_comparison_shows_each_runs_spread_from_its_replicas_or_else_its_router(tmp_path: Path) -> None:
+    """Replica pages give the imbalance of the engines' finished requests; a run with only a router's page
+    gives the router's; a run with neither leaves the column blank. Neither column is ranked."""
+    from analysis.compare import METRICS, compare, shown
+    from analysis.render.comparison import markdown
+    from tests.support.synthetic import T0
+    from tests.unit.analysis.test_models import CHAT, analyze, two_models
+    from tests.unit.analysis.test_replicas import two_instances, write_metrics
+
+    replicas = analyze(two_instances(tmp_path / "reps"))
+    routed = two_models(tmp_path / "routed" / "run")
+    write_metrics(routed, [[T0 + t, m, lab, v] for t, m, lab, v in vllm_router_rows({A: 3.0, B: 1.0})])
+    plain = analyze(two_models(tmp_path / "plain" / "run"))
+    c = compare([replicas, analyze(routed), plain], CHAT)
+    got = [(r.figures.replica_imbalance, r.figures.router_retries) for r in c.runs]
+    assert got[0] == (pytest.approx(4 / 3), None)
+    assert got[1] == (pytest.approx(1.5), pytest.approx(5.0))  # the router's 3:1, over the run's 10 s
+    assert got[2] == (None, None)
+    assert {"replica_imbalance", "router_retries"} <= set(shown(c.rows))
+    assert METRICS["replica_imbalance"] == METRICS["router_retries"] == 0
+    assert "replica imbalance (×)" in markdown(c) and "router retries" in markdown(c)
