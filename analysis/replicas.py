@@ -126,15 +126,22 @@ def figures(reps: Replicas | None, t0: float, t1: float) -> ReplicaSet | None:
     if reps is None:
         return None
     rows = [replica_figures(rid, d, t0, t1) for rid, d in reps.data.items()]
+    _, busiest, imbalance = spread(rows, "replica")
+    return ReplicaSet(by=reps.by, count=len(rows), by_replica=rows, busiest=busiest, imbalance=imbalance)
+
+
+def spread(rows: list, key: str) -> tuple[float, str | None, float | None]:
+    """Sets each row's `requests_share` (of the counted rows' sum) and returns (that sum, the busiest row's
+    `key`, its share × the row count). The first of equals is the busiest; without any request there is
+    no busiest and no imbalance (None), rather than a tie among zeros. A router's backends share it."""
     counted = [r for r in rows if r["requests"] is not None]
     total = sum(r["requests"] or 0.0 for r in counted)
-    busiest, imbalance = None, None
-    if total > 0:
-        for r in counted:
-            r["requests_share"] = (r["requests"] or 0.0) / total
-        top = max(counted, key=lambda r: r["requests"] or 0.0)  # max keeps the first of equals
-        busiest, imbalance = top["replica"], (top["requests_share"] or 0.0) * len(rows)
-    return ReplicaSet(by=reps.by, count=len(rows), by_replica=rows, busiest=busiest, imbalance=imbalance)
+    if total <= 0:
+        return total, None, None
+    for r in counted:
+        r["requests_share"] = (r["requests"] or 0.0) / total
+    top = max(counted, key=lambda r: r["requests"] or 0.0)  # max keeps the first of equals
+    return total, top[key], (top["requests_share"] or 0.0) * len(rows)
 
 
 STARVED = 0.5  # a replica below this fraction of an even share gets a warning line

@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 
 from analysis.engines import Samples
-from analysis.replicas import natural_key
+from analysis.replicas import natural_key, spread
 from analysis.serverfigures import ReplicaSet, RouterBackend, RouterFigures
 
 OPEN, HALF_OPEN = 1.0, 2.0  # the circuit breaker's state gauge
@@ -166,13 +166,7 @@ def figures(
                 engine_finished=finished.get(host_port(w)),
             )
         )
-    total = sum(r["requests"] or 0.0 for r in rows)
-    busiest, imbalance = None, None
-    if total > 0:
-        for r in rows:
-            r["requests_share"] = (r["requests"] or 0.0) / total
-        top = max(rows, key=lambda r: r["requests"] or 0.0)
-        busiest, imbalance = top["backend"], (top["requests_share"] or 0.0) * len(rows)
+    total, busiest, imbalance = spread(rows, "backend")
     return RouterFigures(
         router=rd.names.name,
         window=[a, b],
@@ -193,11 +187,13 @@ def warnings(rf: RouterFigures | None) -> list[str]:
     if rf is None:
         return []
     out = []
-    failed = [(r["backend"], r["failures"], r["requests"]) for r in rf["by_backend"] if r["failures"]]
+    failed = [
+        (r["backend"], r["failures"], r["requests"]) for r in rf["by_backend"] if round(r["failures"] or 0)
+    ]
     if failed:
         each = ", ".join(f"{w} {f:.0f} of {n:.0f}" for w, f, n in failed)
         out.append(f"the router ({rf['router']}) counted failed requests at its backends: {each}")
-    if rf["retries"]:
+    if round(rf["retries"] or 0):
         backoff = f" after {rf['retry_backoff_s']:.2f} s of backoff in all" if rf["retry_backoff_s"] else ""
         out.append(
             f"the router ({rf['router']}) retried {rf['retries']:.0f} requests{backoff}: the client's TTFT of "
