@@ -16,7 +16,8 @@ say nothing about serving. The mapping of engine names to common series is post-
 /metrics behind a router): all in one round, at once, the round's rows stamped with one `t` (the mean
 of the exchanges' midpoints) so the analysis lines the replicas' gauges up scrape by scrape, and each
 sample labelled `instance=HOST:PORT` (loadgen/monitors/metricsource.py). The analysis sums them into
-the server's figures and keeps each replica's apart (analysis/replicas.py).
+the server's figures and keeps each replica's apart (analysis/replicas.py). `dns+http://NAME:PORT/PATH`
+stands for every address NAME has, looked up before each round (loadgen/monitors/discovery.py).
 
 A failed scrape never stops the run: it is counted, warned about once, and reported in run.json
 `server_metrics` (URL without credentials, scrapes, failures, last error; per URL under `instances`
@@ -47,6 +48,7 @@ from core.optgroups import add_option
 from loadgen import context
 from loadgen.context import RunContext
 from loadgen.monitors import perrun
+from loadgen.monitors.discovery import DnsName, Resolver, is_dns, lookup
 from loadgen.monitors.metricsource import AUTO, Row, Source, instance_names
 from loadgen.transport.headers import static_headers
 from loadgen.transport.urls import is_http_url, safe_url
@@ -63,11 +65,14 @@ MAX_URLS = 64  # replicas of one server, not a fleet
 
 # -- options ------------------------------------------------------------------------------------
 def _one_url(v: str) -> str:
+    if is_dns(v):
+        DnsName(v)  # checked here, looked up at each round
+        return v
     if not is_http_url(v):
         shown = safe_url(v) or ("the value" if "@" in v else v)  # never echo credentials
         raise OptionError(
             f"--server-metrics: '{shown}' is not a URL (expected http://HOST:PORT/metrics, a comma-separated "
-            "list of them, auto or off)"
+            "list of them, dns+http://NAME:PORT/metrics for every address of a name, auto or off)"
         )
     if "@" in urlsplit(v).netloc:
         raise OptionError(
@@ -129,15 +134,22 @@ class Scraper:
         headers_for: Callable[[str], dict[str, str]] | None = None,
         meta: dict | None = None,
         client: str = "raw",
+        resolver: Resolver = lookup,
     ) -> None:
         urls = [urls] if isinstance(urls, str) else list(urls)
         self.mode, self.interval_s, self.path = mode, interval_s, path
         self.timeout_s = max(1.0, min(5.0, interval_s))
-        names = instance_names(urls) if len(urls) > 1 else [""]
+        self.client, self.headers_for = client, headers_for or (lambda _: {})
+        self.names = [DnsName(u, resolver) for u in urls if is_dns(u)]  # replicas found by DNS each round
+        urls = [u for u in urls if not is_dns(u)]
+        labels = instance_names(urls) if len(urls) > 1 or self.names else [""] * len(urls)
         self.sources = [
-            Source(u, mode, self.timeout_s, headers_for(u) if headers_for else {}, client, name)
-            for u, name in zip(urls, names, strict=True)
+            Source(u, mode, self.timeout_s, self.headers_for(u), client, name)
+            for u, name in zip(urls, labels, strict=True)
         ]
+        self._discovered: set[str] = set()  # the URLs of the addresses the names have had
+        self._gone: set[str] = set()  # of those, the ones a name no longer has
+        self._too_many = False
         self.meta = meta if meta is not None else {}
         self.scrapes = 0
         self._fh: TextIO | None = None
@@ -147,7 +159,7 @@ class Scraper:
 
     @property
     def enabled(self) -> bool:
-        return any(s.enabled for s in self.sources)
+        return bool(self.names) or any(s.enabled for s in self.sources)
 
     @property
     def failures(self) -> int:
@@ -155,7 +167,8 @@ class Scraper:
 
     def scrape_once(self) -> bool:
         """One round: every live URL at once, the good pages' rows under one stamp. True when rows were written."""
-        live = [s for s in self.sources if s.enabled]
+        self.discover()
+        live = [s for s in self.sources if s.enabled and s.url not in self._gone]
         if len(live) == 1:
             got = [live[0].scrape()]
         else:
@@ -171,6 +184,30 @@ class Scraper:
         self.publish()
         return bool(good)
 
+    def discover(self) -> None:
+        """Each DNS name looked up again: a source for every new address, the vanished ones left out."""
+        if not self.names:
+            return
+        wanted: set[str] = set()
+        for d in self.names:
+            for address in d.resolve():
+                url, label = d.url_of(address)
+                wanted.add(url)
+                if url in self._discovered or any(src.url == url for src in self.sources):
+                    continue
+                if len(self.sources) >= MAX_URLS:
+                    if not self._too_many:
+                        self._too_many = True
+                        log.warning(
+                            "goodput: server metrics: over %d pages; %s and later not scraped", MAX_URLS, url
+                        )
+                    continue
+                self.sources.append(
+                    Source(url, "url", self.timeout_s, self.headers_for(d.value), self.client, label)
+                )
+                self._discovered.add(url)
+        self._gone = self._discovered - wanted
+
     def _write(self, rows: list[tuple[str, str, str, str]]) -> None:
         if self._fh is None:
             self._fh = open(self.path, "w", newline="", encoding="utf-8")  # noqa: SIM115 - closed in close()
@@ -182,12 +219,13 @@ class Scraper:
     def publish(self) -> None:
         """Into the run's meta (loadgen/run/lifecycle.py writes it to run.json at stop and when the run closes)."""
         src = self.sources
-        several = len(src) > 1
+        several = len(src) > 1 or bool(self.names)
         failed = [s for s in src if s.last_error]
         last = "" if not failed else (f"{failed[-1].shown}: " if several else "") + failed[-1].last_error
         notes = [s.note for s in src if s.note]
+        listed = [s.shown for s in src if s.url not in self._discovered] + [d.value for d in self.names]
         self.meta[META_KEY] = {
-            "url": ", ".join(s.shown for s in src),
+            "url": ", ".join(listed),
             "mode": self.mode,
             "interval_s": self.interval_s,
             "enabled": self.enabled,
@@ -197,8 +235,15 @@ class Scraper:
             "last_error": last,
             "file": CSV_NAME if self.scrapes else None,
             **({"note": "; ".join(notes)} if notes else {}),
-            **({"instances": [s.counts() for s in src]} if several else {}),
+            **({"instances": [{**s.counts(), **self._found(s.url)} for s in src]} if several else {}),
+            **({"lookups": [d.counts() for d in self.names]} if self.names else {}),
         }
+
+    def _found(self, url: str) -> dict:
+        """An address a DNS name gave: `discovered`, and `gone` once the name no longer has it."""
+        if url not in self._discovered:
+            return {}
+        return {"discovered": True, **({"gone": True} if url in self._gone else {})}
 
     # the loop
     def start(self) -> None:
@@ -270,7 +315,8 @@ def install(events: Any) -> None:
             default=AUTO,
             help="Prometheus URL scraped during the run into server_metrics.csv (default auto: the "
             "target's /metrics when it answers, else its /prometheus/metrics; off to disable); a "
-            "comma-separated list scrapes each replica of a server behind a router, each labelled instance",
+            "comma-separated list scrapes each replica of a server behind a router, each labelled instance; "
+            "dns+http://NAME:PORT/metrics scrapes every address NAME has, looked up each round (a headless Service)",
             web=True,
         )
         add_option(

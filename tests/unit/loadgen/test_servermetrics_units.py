@@ -147,6 +147,17 @@ def test_resolve_and_interval() -> None:
     with pytest.raises(OptionError, match="is not a URL") as e:
         resolve("http://u:secret@m:badport/metrics", "http://h")
     assert "secret" not in str(e.value)
+    # a name looked up at each round: checked here, never resolved
+    assert resolve("dns+http://engines.ns.svc:8000/metrics,http://r:29000/metrics", "") == (
+        "url", ["dns+http://engines.ns.svc:8000/metrics", "http://r:29000/metrics"],
+    )  # fmt: skip
+    with pytest.raises(OptionError, match=r"'dns\+https://e:8000/metrics': only dns\+http:// is looked up"):
+        resolve("dns+https://e:8000/metrics", "")
+    with pytest.raises(OptionError, match=r"'dns\+http://e/metrics' is not dns\+http://NAME:PORT/PATH"):
+        resolve("dns+http://e/metrics", "")
+    with pytest.raises(OptionError, match="'the value' is not dns") as e:
+        resolve("dns+http://u:secret@e:1/metrics", "")
+    assert "secret" not in str(e.value)
     assert interval_of("500ms") == 0.5
     with pytest.raises(OptionError, match="--scrape-interval"):
         interval_of("10ms")
