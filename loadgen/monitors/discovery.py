@@ -26,7 +26,7 @@ Resolver = Callable[[str, int], list[str]]
 
 
 def is_dns(value: str) -> bool:
-    return value.lower().startswith(SCHEME + "://") or value.lower().startswith("dns+https://")
+    return value.lower().startswith(("dns+http://", "dns+https://"))  # https: refused with a reason
 
 
 def lookup(name: str, port: int) -> list[str]:

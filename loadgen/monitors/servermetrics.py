@@ -202,9 +202,8 @@ class Scraper:
                             "goodput: server metrics: over %d pages; %s and later not scraped", MAX_URLS, url
                         )
                     continue
-                self.sources.append(
-                    Source(url, "url", self.timeout_s, self.headers_for(d.value), self.client, label)
-                )
+                # no headers of ours: an address found by DNS is never the target's origin (no API key)
+                self.sources.append(Source(url, "url", self.timeout_s, {}, self.client, label))
                 self._discovered.add(url)
         self._gone = self._discovered - wanted
 
