@@ -47,9 +47,13 @@ METRICS: dict[str, int] = {
     # it retried — a routing policy's means and cost, beside the latency they bought (not ranked)
     "replica_imbalance": 0,
     "router_retries": 0,
+    # runs that scraped their server: the prompt tokens its prefix cache served (a routing policy's or a
+    # cache setting's means, beside the TTFT it bought; not ranked)
+    "prefix_cache_hit_rate": 0,
 }
 OPTIONAL = (
     "ttfo_p50_s", "ttfo_p95_s", "reasoning_tokens_mean", "spec_acceptance_rate", "replica_imbalance", "router_retries",
+    "prefix_cache_hit_rate",
 )  # fmt: skip
 REPEAT_MODES = ("median", "best", "all")
 # Figures with a 95 % interval (analysis/intervals.py): ranked by what separates, ties within noise marked.
@@ -77,6 +81,7 @@ class Figures:
     spec_acceptance_rate: float | None = None
     replica_imbalance: float | None = None
     router_retries: float | None = None
+    prefix_cache_hit_rate: float | None = None
 
 
 @dataclass(frozen=True)
@@ -165,6 +170,7 @@ def run_row(s: Summary) -> ComparisonRow:
         spec_acceptance_rate=_acceptance(s),
         replica_imbalance=_imbalance(s),
         router_retries=s.router["retries"] if s.router else None,
+        prefix_cache_hit_rate=s.server.get("prefix_cache_hit_rate") if s.server else None,
     )
     iv = s.intervals
     intervals = {}

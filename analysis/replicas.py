@@ -147,17 +147,28 @@ def spread(rows: list, key: str) -> tuple[float, str | None, float | None]:
 STARVED = 0.5  # a replica below this fraction of an even share gets a warning line
 
 
-def starved_warnings(rs: ReplicaSet | None) -> list[str]:
-    """One line per replica that finished less than STARVED of an even share of the run's requests: a
-    replica that is slow (a shared core, a throttled GPU, a cold cache) or failing gets fewer requests
-    back from a router that spreads connections, and the set's figures are then mostly the others'."""
+def starved(rs: ReplicaSet | None) -> list[ReplicaFigures]:
+    """The replicas that finished less than STARVED of an even share of the run's requests."""
     if rs is None or rs["imbalance"] is None:
         return []
     even = 1.0 / rs["count"]
     return [
-        f"replica {r['replica']} finished {r['requests_share']:.1%} of the engine's requests where an even "
-        f"share is {even:.0%}: a slow or failing replica gets its users back late — check its placement "
-        "(cores, GPU), its health and the router; the server's figures are mostly the other replicas'"
+        r
         for r in rs["by_replica"]
         if r["requests_share"] is not None and r["requests_share"] < STARVED * even
+    ]
+
+
+def starved_warnings(rs: ReplicaSet | None, explained: dict[str, str] | None = None) -> list[str]:
+    """One line per starved replica: a replica that is slow (a shared core, a throttled GPU, a cold cache)
+    or failing gets fewer requests back from a router that spreads connections, and the set's figures are
+    then mostly the others'. `explained`: replica → the line that says better why (the router's own page
+    shows its policy sent it little: analysis/router.py `policy_starved`)."""
+    even = 1.0 / rs["count"] if rs else 1.0
+    return [
+        (explained or {}).get(r["replica"])
+        or f"replica {r['replica']} finished {r['requests_share']:.1%} of the engine's requests where an even "
+        f"share is {even:.0%}: a slow or failing replica gets its users back late — check its placement "
+        "(cores, GPU), its health and the router; the server's figures are mostly the other replicas'"
+        for r in starved(rs)
     ]

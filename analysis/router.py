@@ -13,7 +13,11 @@ Each router's names, from its source and a real page (tests/fixtures: vllm-route
   forwards: `/tokenize`, `/metrics`), `*_cb_outcomes_total{worker,outcome}` each one's success or
   failure as the circuit breaker saw it, `*_running_requests{worker}` (cache-aware policy only),
   `*_worker_health{worker}` (1 healthy), `*_cb_state{worker}` (0 closed, 1 open, 2 half-open), and
-  `*_retries_total{route}` with `*_retry_backoff_duration_seconds`;
+  `*_retries_total{route}` with `*_retry_backoff_duration_seconds`; vllm-router's cache-aware policy also
+  counts how it placed each request, `vllm_router_prefix_routing_decisions_total{outcome}` (`prefix_hit`,
+  `prefix_miss`, `load_imbalance`, `missing_tokens`: 0.1.17 matches prefixes on token ids, which it does
+  not compute for HTTP backends — every request of a run through it there was `missing_tokens`, placed
+  by load, never by prefix);
 - smg (0.2 on): no per-backend request counter — the circuit breaker's outcomes are it —,
   `smg_worker_requests_active{worker}`, `smg_worker_health`, `smg_worker_cb_state`,
   `smg_worker_retries_total{worker,…}`, `smg_worker_retry_backoff_seconds`.
@@ -30,10 +34,11 @@ import numpy as np
 import pandas as pd
 
 from analysis.engines import Samples
-from analysis.replicas import natural_key, spread
+from analysis.replicas import STARVED, natural_key, spread, starved
 from analysis.serverfigures import ReplicaSet, RouterBackend, RouterFigures
 
 OPEN, HALF_OPEN = 1.0, 2.0  # the circuit breaker's state gauge
+NO_TOKENS = "missing_tokens"  # vllm-router's decision outcome: no token ids to match, placed by load
 
 
 @dataclass(frozen=True)
@@ -49,13 +54,14 @@ class RouterNames:
     circuit: str
     retries: str
     backoff: str  # histogram base: the backoff slept before retries
+    decisions: str | None = None  # counter {outcome}: how a cache-aware policy placed each request
 
 
 def _forked(name: str, prefix: str) -> RouterNames:
     return RouterNames(
         name, prefix, f"{prefix}processed_requests_total", f"{prefix}cb_outcomes_total", f"{prefix}running_requests",
         f"{prefix}worker_health", f"{prefix}cb_state", f"{prefix}retries_total",
-        f"{prefix}retry_backoff_duration_seconds",
+        f"{prefix}retry_backoff_duration_seconds", f"{prefix}prefix_routing_decisions_total",
     )  # fmt: skip
 
 
@@ -84,6 +90,7 @@ class RouterData:
     gauges: dict[str, dict[str, pd.Series]]  # "running" / "health" / "circuit" → backend → value per scrape
     retries: pd.Series | None
     backoff_s: pd.Series | None
+    decisions: dict[str, pd.Series]  # outcome → increase since the first scrape (a cache-aware policy's)
 
 
 def build(df: pd.DataFrame | None) -> RouterData | None:
@@ -109,8 +116,11 @@ def build(df: pd.DataFrame | None) -> RouterData | None:
     }
     retries = s.counter(names.retries) if s.has(names.retries) else None
     backoff = s.counter(names.backoff + "_sum") if s.has(names.backoff + "_sum") else None
+    decisions = s.counter_by(names.decisions, "outcome") if names.decisions and s.has(names.decisions) else {}
     order = sorted(requests, key=natural_key)
-    return RouterData(names, s.times, {w: requests[w] for w in order}, failures, gauges, retries, backoff)
+    return RouterData(
+        names, s.times, {w: requests[w] for w in order}, failures, gauges, retries, backoff, decisions
+    )
 
 
 def _values(s: Samples, name: str, key: str) -> list[str]:
@@ -177,6 +187,7 @@ def figures(
         busiest=busiest,
         imbalance=imbalance,
         steps=[],
+        prefix_decisions={k: _inc(v, rd.times, a, b) or 0.0 for k, v in sorted(rd.decisions.items())} or None,
     )
 
 
@@ -199,6 +210,15 @@ def warnings(rf: RouterFigures | None) -> list[str]:
             f"the router ({rf['router']}) retried {rf['retries']:.0f} requests{backoff}: the client's TTFT of "
             "a retried request holds the failed try and the backoff, which no engine's page counts"
         )
+    decided = rf.get("prefix_decisions") or {}
+    untokenized = decided.get(NO_TOKENS, 0.0)
+    if round(untokenized) and untokenized >= 0.5 * sum(decided.values()):
+        out.append(
+            f"the router ({rf['router']}) placed {untokenized:.0f} of {sum(decided.values()):.0f} requests "
+            f"without their token ids (`{NO_TOKENS}`): its cache-aware policy matches prefixes on tokens, which "
+            "it does not compute for HTTP backends, so it sent them by load, not by prefix — this run measures "
+            "that fallback, not cache-aware routing"
+        )
     for r in rf["by_backend"]:
         if r["circuit_opened"] or r["unhealthy_scrapes"]:
             why = ["its circuit breaker opened"] if r["circuit_opened"] else []
@@ -209,5 +229,32 @@ def warnings(rf: RouterFigures | None) -> list[str]:
             )
             out.append(
                 f"the router ({rf['router']}) stopped sending to {r['backend']} for a while: {' and '.join(why)}"
+            )
+    return out
+
+
+def policy_starved(rf: RouterFigures | None, rs: ReplicaSet | None) -> dict[str, str]:
+    """Replica → a line for each starved replica (analysis/replicas.py) that the router itself sent less
+    than STARVED of an even share while nothing failed there: its policy, not the replica, kept the load
+    away (a cache-aware policy does so when most prompts share a prefix, one system prompt, until its
+    load-balance threshold trips). Without this the report would point at the replica's placement."""
+    if rf is None or not rf["requests"]:
+        return {}
+    by = {host_port(r["backend"]): r for r in rf["by_backend"]}
+    even = 1.0 / rs["count"] if rs else 1.0
+    out = {}
+    for rep in starved(rs):
+        r = by.get(rep["replica"])
+        sent = (r["requests"] or 0.0) if r else 0.0  # smg lists a backend once it has an outcome
+        healthy = r is None or not (
+            round(r["failures"] or 0) or r["circuit_opened"] or r["unhealthy_scrapes"]
+        )
+        if healthy and sent < STARVED * even * rf["requests"]:
+            out[rep["replica"]] = (
+                f"the router ({rf['router']}) sent replica {rep['replica']} {sent / rf['requests']:.1%} of the "
+                f"requests where an even share is {even:.0%}, and nothing failed there: its policy put the load "
+                "on the other backends — a cache-aware policy does so when most prompts share a prefix (one "
+                "system prompt, one tool list) until its load-balance threshold trips; the server's figures "
+                "are mostly the busiest replica's"
             )
     return out

@@ -140,3 +140,6 @@ class RouterFigures(TypedDict):
     busiest: str | None  # the backend that got the most requests (ties: the first)
     imbalance: float | None  # the busiest's share × the backend count: 1.0 is an even spread
     steps: list[dict]  # per level: these keys (`steps` empty) and `step`
+    # how a cache-aware policy placed the requests, by its own outcome names (vllm-router: prefix_hit,
+    # prefix_miss, load_imbalance, missing_tokens); None: the router counts no such thing
+    prefix_decisions: dict[str, float] | None

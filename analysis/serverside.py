@@ -44,7 +44,6 @@ def read(run: Run, tp: Throughput, steps: list[Step]) -> ServerSide:
     if series is not None:
         summary = server.summarize(series, (tp.t_start_unix, tp.t_end_unix), run.df, run.path)
         summary["replicas"] = replicas.figures(reps, tp.t_start_unix, tp.t_end_unix)
-        warnings += replicas.starved_warnings(summary["replicas"])
         levels = server.step_figures(series, steps, run.df, run.path)
         for f in levels:
             f["replicas"] = replicas.figures(reps, *f["window"])
@@ -56,4 +55,7 @@ def read(run: Run, tp: Throughput, steps: list[Step]) -> ServerSide:
             one = router.figures(rd, *window, f["replicas"] if f else None)
             spread["steps"].append({"step": st.step, **(one or {}), "steps": []})
         warnings += router.warnings(spread)
+    if summary is not None:
+        explained = router.policy_starved(spread, summary["replicas"])
+        warnings += replicas.starved_warnings(summary["replicas"], explained)
     return ServerSide(series, summary, steps, warnings + more, spread)

@@ -36,6 +36,7 @@ COLUMNS: dict[str, tuple[str, str]] = {
     "spec_acceptance_rate": ("spec. acceptance", "pct"),
     "replica_imbalance": ("replica imbalance (×)", "num"),
     "router_retries": ("router retries", "num"),
+    "prefix_cache_hit_rate": ("prefix cache hit", "pct"),
 }
 FIRST = ["configuration", "dataset", "runs"]  # the columns before the figures
 REPEATS_HEADERS = ["configuration", "runs", "best run (highest goodput)"]

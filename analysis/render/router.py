@@ -30,10 +30,15 @@ def line(rf: RouterFigures) -> str:
     if top is None or rf["imbalance"] is None:
         return f"{head}: no request passed to a backend in the window."
     failed = sum(r["failures"] or 0.0 for r in rf["by_backend"])
+    decided = rf.get("prefix_decisions")
+    how = (
+        ", ".join(f"{v:.0f} {k.replace('_', ' ')}" for k, v in decided.items() if round(v)) if decided else ""
+    )
     return (
         f"{head}: the busiest, {top['backend']}, got {fmt.pct(top['requests_share'], 0)} of "
         f"{fmt.num(rf['requests'], 0)} requests ({rf['imbalance']:.2f}× an even share); "
-        f"{failed:.0f} failed at a backend, {fmt.num(rf['retries'], 0)} retried."
+        f"{failed:.0f} failed at a backend, {fmt.num(rf['retries'], 0)} retried"
+        + (f"; its cache-aware placements: {how}." if how else ".")
     )
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from analysis import router
+from analysis import replicas, router
 from analysis.render import router as render
 from analysis.replicas import natural_key
 from loadgen.monitors.promtext import parse
@@ -170,6 +170,60 @@ def test_no_router_on_the_page_is_none_and_the_warnings_say_what_it_hid() -> Non
         "Router (vllm-router, 2 backends): the busiest, http://10.0.0.9:8000, got 75 % of 40 requests "
         "(1.50× an even share); 1 failed at a backend, 5 retried."
     )
+
+
+def test_a_cache_aware_policy_that_had_no_tokens_to_match_is_named() -> None:
+    """vllm-router 0.1.17's cache_aware in front of HTTP backends (the real page: 12 requests over 4 shared
+    prompts, tests/fixtures) counted every placement `missing_tokens` — it sent them by load — and the
+    report says so instead of letting the run pass for cache-aware routing."""
+    fixture = "vllm-router-0.1.17-cache-aware-metrics.txt"
+    rf = router.figures(router.build(page_frame(fixture)), 0.0, 10.0)
+    assert rf is not None
+    assert rf["prefix_decisions"] == {
+        "missing_tokens": total(fixture, "vllm_router_prefix_routing_decisions_total")
+    }
+    assert rf["prefix_decisions"]["missing_tokens"] == 12.0 == rf["requests"]
+    (warned,) = [w for w in router.warnings(rf) if "token ids" in w]
+    assert warned.startswith("the router (vllm-router) placed 12 of 12 requests without their token ids")
+    assert "this run measures that fallback, not cache-aware routing" in warned
+    assert render.line(rf).endswith("retried; its cache-aware placements: 12 missing tokens.")
+    # placements by prefix in the main: counted, not warned; a router without the counter has none
+    rows = [(t, "vllm_router_prefix_routing_decisions_total", f"outcome={o};policy=cache_aware", v * t)
+            for t in (0.0, 10.0) for o, v in (("prefix_hit", 0.8), ("missing_tokens", 0.2))]  # fmt: skip
+    rf = router.figures(router.build(series(vllm_router_rows({A: 3.0, B: 1.0}) + rows)), 0.0, 10.0)
+    assert rf["prefix_decisions"] == pytest.approx({"missing_tokens": 2.0, "prefix_hit": 8.0})
+    assert not [w for w in router.warnings(rf) if "token ids" in w]
+    smg = router.figures(router.build(page_frame("smg-0.3.2-metrics.txt")), 0.0, 10.0)
+    assert smg is not None and smg["prefix_decisions"] is None
+
+
+def replica_set(shares: dict[str, float]) -> dict:
+    rows = [{"replica": k, "requests": 40.0 * v, "requests_share": v} for k, v in shares.items()]
+    return {"by": "instance", "count": len(rows), "by_replica": rows, "busiest": None, "imbalance": 2.0}
+
+
+def test_a_replica_the_policy_starved_is_said_to_be_the_policys_not_the_replicas() -> None:
+    """smg's cache_aware sent every agentic session to one replica (they all share a system prompt): the
+    engines' pages alone would point at the other replica's placement; the router's page says its
+    policy kept the load away. A backend the router sent its share but that finished little, or one
+    that failed, keeps the replica's own line."""
+    a, b = "10.0.0.9:8000", "10.0.0.10:8000"
+    rs = replica_set({a: 1.0, b: 0.0})
+    rf = router.figures(router.build(series(vllm_router_rows({A: 4.0}))), 0.0, 10.0)  # B never listed (smg)
+    (line,) = replicas.starved_warnings(rs, router.policy_starved(rf, rs))
+    assert line.startswith(
+        f"the router (vllm-router) sent replica {b} 0.0% of the requests where an even share is 50%"
+    )
+    assert "its policy put the load on the other backends" in line
+    # the router spread them evenly: the replica, not the policy, finished too few
+    even = router.figures(router.build(series(vllm_router_rows({A: 2.0, B: 2.0}))), 0.0, 10.0)
+    assert router.policy_starved(even, rs) == {}
+    (line,) = replicas.starved_warnings(rs, router.policy_starved(even, rs))
+    assert line.startswith(f"replica {b} finished 0.0% of the engine's requests") and "placement" in line
+    # little sent, but what was sent failed there (B fails one in ten): the replica's line stays
+    few = router.figures(router.build(series(vllm_router_rows({A: 8.0, B: 1.0}))), 0.0, 10.0)
+    assert router.policy_starved(few, rs) == {}
+    assert router.policy_starved(None, rs) == {} and replicas.starved_warnings(None) == []
 
 
 def test_the_answer_says_what_the_router_retried_at_the_level_where_the_slo_breaks() -> None:
