@@ -39,6 +39,7 @@ def _results(args: argparse.Namespace, matrix: Matrix | None = None) -> Path:
 
 def dry_run(matrix: Matrix, root: Path) -> None:
     from arena.runner import Layout, analysis_command, complete_run, locust_command
+    from arena.targets import Ports
 
     layout = Layout(root)
     cells = matrix.cells()
@@ -60,11 +61,20 @@ def dry_run(matrix: Matrix, root: Path) -> None:
     for c in cells:
         done = complete_run(layout, c) if layout.runs.is_dir() else None
         print(f"[{c.index}/{len(cells)}] {c.title}{'  (complete: skipped)' if done else ''}")
+        b, urls = c.target.backends, ()
+        if b is not None:
+            values = Ports("REPLICA_PORT").values()
+            env = " ".join(f"{k}={shlex.quote(v)}" for k, v in b.environment(values).items())
+            print(f"    replicas: {b.replicas} × {env + ' ' if env else ''}{shlex.join(b.command(values))}")
+            urls = tuple(f"http://127.0.0.1:REPLICA_PORT_{i}" for i in range(1, b.replicas + 1))
+        ports = Ports("PORT", "METRICS_PORT", urls)
         if c.target.launch:
-            env = " ".join(f"{k}={shlex.quote(v)}" for k, v in c.target.environment("PORT").items())
-            print(f"    server: {env + ' ' if env else ''}{shlex.join(c.target.command('PORT'))}")
+            env = " ".join(f"{k}={shlex.quote(v)}" for k, v in c.target.environment(ports).items())
+            print(f"    server: {env + ' ' if env else ''}{shlex.join(c.target.command(ports))}")
         url = c.target.url or "http://127.0.0.1:PORT"
-        print(f"    load:   {shlex.join(locust_command(matrix, c, url, layout))}")
+        print(
+            f"    load:   {shlex.join(locust_command(matrix, c, url, layout, c.target.metrics_pages(ports)))}"
+        )
     print(f"    then:   {shlex.join(analysis_command(matrix, layout.runs / 'RUN'))}")
 
 

@@ -8,6 +8,7 @@ one line naming the file, its line and the key (`MatrixError`).
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import itertools
 import json
@@ -154,6 +155,8 @@ class Matrix:
         facts = [target.url, list(target.launch), list(target.env), dataset, list(shape.args)]
         facts += [self.load_args, self.processes]  # not the SLOs: they judge a run, they do not change it
         facts += [mix, alone] if mix else []  # (cells without a mix keep their signatures)
+        if target.backends is not None or target.server_metrics:  # (nor do targets without these)
+            facts += [dataclasses.asdict(target.backends) if target.backends else None, target.server_metrics]
         return hashlib.sha256(json.dumps(facts, default=str).encode()).hexdigest()[:16]
 
 
@@ -257,6 +260,13 @@ def load_matrix(path: str | Path) -> Matrix:
             f"{ctx.at(analysis, 'attain_target', 'analysis.attain_target')}: expected a fraction in (0, 1]"
         )
     slos = _slos(ctx, node)
+    load_args = flags(ctx, load, LOAD_FLAGS, "load")
+    paged = [t.label for t in targets if t.server_metrics]
+    if paged and any(a.split("=")[0] == "--server-metrics" for a in load_args):
+        raise MatrixError(
+            f"{ctx.at(load, 'args', 'load.args')}: --server-metrics is given here and by target '{paged[0]}'"
+            " (server_metrics:); give each target its own"
+        )
     entries, alone = _mixes(ctx, get_list(ctx, node, "datasets", "datasets", True), shapes, slos[0])
     return Matrix(
         mixes=entries,
@@ -270,7 +280,7 @@ def load_matrix(path: str | Path) -> Matrix:
         slos=slos,
         repeats=get_int(ctx, node, "repeats", "repeats", 1, 1),
         processes=get_int(ctx, node, "processes", "processes", 0, 0),
-        load_args=flags(ctx, load, LOAD_FLAGS, "load"),
+        load_args=load_args,
         results=get_str(ctx, node, "results", "results"),
         plots=plots,
         attain_target=float(target) if target is not None else None,

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from arena.matrix import HOST, Target
+from arena.targets import Ports
 
 # The arena's Ctrl-C is a KeyboardInterrupt raised by its signal handler, wherever the main thread
 # is. It must not land inside Popen.poll/wait: CPython takes the Popen's waitpid lock there, and an
@@ -143,34 +144,78 @@ def healthy(url: str) -> bool:
         return False
 
 
-def start_server(target: Target, log: Path) -> tuple[Child, str]:
-    """Launch on a free port and wait for its health URL; a CellError if it exits or never answers."""
-    port = free_port()
-    child = Child(target.command(port), log, target.environment(port))
-    base = f"http://{HOST}:{port}"
+class Servers:
+    """A cell's launched processes, named: a router target's replicas first, then the target itself
+    ("server"); stopped together, the target first, so no request it still holds finds a replica gone."""
+
+    def __init__(self) -> None:
+        self.children: list[tuple[str, Child]] = []
+
+    def add(self, name: str, child: Child) -> Child:
+        self.children.append((name, child))
+        return child
+
+    def exited(self) -> tuple[str, Child] | None:
+        """The first of them that is no longer running (None: all are)."""
+        return next(((n, c) for n, c in self.children if not c.running()), None)
+
+    def stop(self) -> None:
+        for _, child in reversed(self.children):
+            child.stop()
+
+
+def _free_ports(n: int) -> list[int]:
+    """`n` distinct free ports (two binds in a row can be given the same one once the first is closed)."""
+    out: list[int] = []
+    while len(out) < n:
+        if (p := free_port()) not in out:
+            out.append(p)
+    return out
+
+
+def start_server(target: Target, logs: Path, prefix: str) -> tuple[Servers, str, Ports]:
+    """Launch the target (after its replicas, if it has any) on free ports and wait until each answers
+    its health URL; a CellError if one exits or never answers. Logs: `<prefix>.server.log`, and
+    `<prefix>.replicaN.log` for each replica."""
+    servers = Servers()
     try:
-        return child, _wait_healthy(target, child, base, log)
+        urls: list[str] = []
+        b = target.backends
+        if b is not None:
+            for i, port in enumerate(_free_ports(b.replicas), 1):
+                values = Ports(port).values()
+                log = logs / f"{prefix}.replica{i}.log"
+                servers.add(f"replica {i}", Child(b.command(values), log, b.environment(values)))
+                urls.append(f"http://{HOST}:{port}")
+            for (name, child), url in zip(
+                servers.children, urls, strict=True
+            ):  # started together, awaited in turn
+                _wait_healthy(f"target '{target.label}', {name}", child, url + b.health, b.startup_timeout_s)
+        port, metrics_port = _free_ports(2)  # (the replicas hold theirs by now: they answered)
+        ports = Ports(port, metrics_port, tuple(urls))
+        log = logs / f"{prefix}.server.log"
+        child = servers.add("server", Child(target.command(ports), log, target.environment(ports)))
+        base = f"http://{HOST}:{port}"
+        _wait_healthy(f"target '{target.label}'", child, base + target.health, target.startup_timeout_s)
+        return servers, base, ports
     except BaseException:  # a failed start, or Ctrl-C while waiting
-        child.stop()
+        servers.stop()
         raise
 
 
-def _wait_healthy(target: Target, child: Child, base: str, log: Path) -> str:
-    deadline = time.monotonic() + target.startup_timeout_s
+def _wait_healthy(what: str, child: Child, url: str, timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
     while True:
         if not child.running():
             code = child.stop()
-            detail = last_line(log)
+            detail = last_line(child.log)
             raise CellError(
-                f"target '{target.label}': launch command exited with status {code} before it was healthy"
+                f"{what}: launch command exited with status {code} before it was healthy"
                 + (f": {detail}" if detail else "")
-                + f" (log: {log})"
+                + f" (log: {child.log})"
             )
-        if healthy(base + target.health):
-            return base
+        if healthy(url):
+            return
         if time.monotonic() > deadline:
-            raise CellError(
-                f"target '{target.label}': not healthy after {target.startup_timeout_s:g} s "
-                f"at {base}{target.health} (log: {log})"
-            )
+            raise CellError(f"{what}: not healthy after {timeout_s:g} s at {url} (log: {child.log})")
         time.sleep(0.2)

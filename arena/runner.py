@@ -21,7 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from arena.matrix import ROOT, Cell, Matrix
-from arena.procs import CellError, Child, interrupt, last_line, start_server
+from arena.procs import CellError, Child, Servers, interrupt, last_line, start_server
+from arena.targets import Ports
 
 LOCUST_GRACE_S = 180.0  # beyond -t: the last requests' timeout, the workers' last reports, shutdown
 ANALYSIS_TIMEOUT_S = 600.0
@@ -94,7 +95,8 @@ def load_entry() -> list[str]:
     return [sys.executable, "-m", "goodput"]
 
 
-def locust_command(matrix: Matrix, cell: Cell, url: str, layout: Layout) -> list[str]:
+def locust_command(matrix: Matrix, cell: Cell, url: str, layout: Layout, pages: str = "") -> list[str]:
+    """The cell's load run; `pages`: its target's metrics pages (`server_metrics:`, filled for this cell)."""
     cmd = [*load_entry(), "--headless", "--host", url]
     data = ["--mix", cell.mix, *(["--mix-alone", cell.alone] if cell.alone else [])] if cell.mix else []
     cmd += ["--results-dir", str(layout.runs), "--run-name", cell.id, *(data or ["--dataset", cell.dataset])]
@@ -103,7 +105,7 @@ def locust_command(matrix: Matrix, cell: Cell, url: str, layout: Layout) -> list
         cmd += ["--model", cell.target.model]
     if matrix.processes:
         cmd += ["--processes", str(matrix.processes)]
-    return cmd
+    return cmd + (["--server-metrics", pages] if pages else [])
 
 
 def analysis_command(matrix: Matrix, run_dir: Path) -> list[str]:
@@ -115,10 +117,10 @@ def analysis_command(matrix: Matrix, run_dir: Path) -> list[str]:
     return cmd if matrix.plots else [*cmd, "--no-plots"]
 
 
-def _run_load(matrix: Matrix, cell: Cell, url: str, layout: Layout, stamp: str) -> Path:
+def _run_load(matrix: Matrix, cell: Cell, url: str, layout: Layout, stamp: str, pages: str) -> Path:
     before = set(layout.runs.glob(f"{cell.id}-*"))
     log = layout.logs / f"{cell.id}.{stamp}.locust.log"
-    child = Child(locust_command(matrix, cell, url, layout), log)
+    child = Child(locust_command(matrix, cell, url, layout, pages), log)
     try:
         child.wait(cell.shape.duration_s + LOCUST_GRACE_S)
     except subprocess.TimeoutExpired:
@@ -151,23 +153,27 @@ def _run_load(matrix: Matrix, cell: Cell, url: str, layout: Layout, stamp: str) 
 def run_cell(matrix: Matrix, cell: Cell, layout: Layout) -> Path:
     """One attempt: a fresh server (if launched), the load run, arena.json, the analysis."""
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-    server: Child | None = None
+    servers: Servers | None = None
+    ports = Ports(0)
     t0 = time.time()
     try:
         if cell.target.launch:
-            server, url = start_server(cell.target, layout.logs / f"{cell.id}.{stamp}.server.log")
+            servers, url, ports = start_server(cell.target, layout.logs, f"{cell.id}.{stamp}")
         else:
             url = cell.target.url or ""
-        run_dir = _run_load(matrix, cell, url, layout, stamp)
-        if server is not None and not server.running():  # its errors would pass for the engine's behaviour
-            code = server.stop()
+        pages = cell.target.metrics_pages(ports)
+        run_dir = _run_load(matrix, cell, url, layout, stamp, pages)
+        gone = servers.exited() if servers is not None else None
+        if gone is not None:  # its errors would pass for the engine's behaviour
+            name, child = gone
+            code = child.stop()
             raise CellError(
-                f"target '{cell.target.label}': the server exited (status {code}) during the load run: "
-                f"{last_line(server.log)} (log: {server.log}; run {run_dir})"
+                f"target '{cell.target.label}': the {name} exited (status {code}) during the load run: "
+                f"{last_line(child.log)} (log: {child.log}; run {run_dir})"
             )
     finally:
-        if server is not None:
-            server.stop()
+        if servers is not None:
+            servers.stop()
     info: dict[str, Any] = {
         "matrix": matrix.name,
         "cell": cell.id,
@@ -178,6 +184,8 @@ def run_cell(matrix: Matrix, cell: Cell, layout: Layout) -> Path:
         "engine": cell.target.engine,
         "target": cell.target.describe(),
         "url": url,
+        "backends": list(ports.backends) or None,  # a router target's replicas, started for this cell
+        "server_metrics": pages or None,
         "dataset": cell.dataset,
         "mix": cell.mix or None,  # a mix entry's --mix; `alone`: its class run alone (interference)
         "alone": cell.alone or None,

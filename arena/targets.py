@@ -1,7 +1,8 @@
 """Targets: a URL, or a launch command (`launch:` or the `simserver:` shorthand) templated over a grid.
 
 Placeholders are `{port}` (a free port the arena picks per cell), `{host}` (127.0.0.1),
-`{python}` (this interpreter), `{root}` (the repository) and the grid's keys; each combination
+`{python}` (this interpreter), `{root}` (the repository), `{metrics_port}` (a second free port),
+the replicas of a router target (arena/backends.py) and the grid's keys; each combination
 of grid values is one configuration with its own label. Templates are checked here — an unknown
 placeholder, a grid key no command uses, a missing `{port}` — before anything runs.
 """
@@ -19,14 +20,42 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from arena import backends
+from arena.backends import Backends
 from arena.places import Ctx, LineDict, MatrixError, flags, get_str, parse_duration
 
 ROOT = Path(__file__).resolve().parent.parent
-BUILTIN_PLACEHOLDERS = ("port", "host", "python", "root")
+BUILTIN_PLACEHOLDERS = ("port", "host", "python", "root", "metrics_port", *backends.ROUTER_ONLY)
+ENGINE_PLACEHOLDERS = ("port", "host", "python", "root")  # what a replica's own command can take
 HOST = "127.0.0.1"
 TARGET_KEYS = ("label", "url", "launch", "simserver", "grid", "env", "health", "startup_timeout")
-TARGET_KEYS += ("engine", "model")
+TARGET_KEYS += ("engine", "model", "backends", "server_metrics")
 SIMSERVER_KEYS = ("profile", "config", "set", "seed", "args")
+
+
+@dataclass(frozen=True)
+class Ports:
+    """What one cell's start fills in: the target's port, a second free one for a separate metrics
+    page, and the URLs of the replicas started for it (a router target)."""
+
+    port: int | str
+    metrics_port: int | str = "METRICS_PORT"
+    backends: tuple[str, ...] = ()
+
+    def values(self) -> dict[str, str]:
+        return {
+            "port": str(self.port),
+            "metrics_port": str(self.metrics_port),
+            "host": HOST,
+            "python": sys.executable,
+            "root": str(ROOT),
+            "backends": ",".join(self.backends),
+            "backend_metrics": ",".join(u + "/metrics" for u in self.backends),
+        }
+
+
+def _ports(p: Ports | int | str) -> Ports:
+    return p if isinstance(p, Ports) else Ports(p)
 
 
 @dataclass(frozen=True)
@@ -43,26 +72,39 @@ class Target:
     params: tuple[tuple[str, Any], ...] = ()
     engine: str = ""
     model: str | None = None
+    backends: Backends | None = None  # the replicas started before it (a router target)
+    server_metrics: str = ""  # the run's --server-metrics; a launched target's is filled per cell
 
-    def command(self, port: int | str) -> list[str]:
-        return self.command_text(self._values(port))
+    def command(self, ports: Ports | int | str) -> list[str]:
+        p = _ports(ports)
+        return backends.spread(self.launch, p.values(), list(p.backends))
 
-    def environment(self, port: int | str) -> dict[str, str]:
-        return {k: v.format_map(self._values(port)) for k, v in self.env}
+    def environment(self, ports: Ports | int | str) -> dict[str, str]:
+        return {k: v.format_map(_ports(ports).values()) for k, v in self.env}
 
-    @staticmethod
-    def _values(port: int | str) -> dict[str, str]:
-        return {"port": str(port), "host": HOST, "python": sys.executable, "root": str(ROOT)}
+    def metrics_pages(self, ports: Ports | int | str) -> str:
+        """The load run's `--server-metrics` ("": none given)."""
+        return self.server_metrics if self.url else self.server_metrics.format_map(_ports(ports).values())
 
     def describe(self) -> str:
         """The URL, or the command as a reader would type it (`{port}` stays: it differs per cell)."""
         if self.url:
             return self.url
-        values = {"port": "{port}", "host": HOST, "python": "python", "root": "."}
-        return " ".join(t if " " not in t else shlex.quote(t) for t in self.command_text(values))
-
-    def command_text(self, values: dict[str, str]) -> list[str]:
-        return [tok.format_map(values) for tok in self.launch]
+        values = {
+            "port": "{port}",
+            "host": HOST,
+            "python": "python",
+            "root": ".",
+            "metrics_port": "{metrics_port}",
+        }
+        values |= {"backends": "{backends}", "backend_metrics": "{backend_metrics}"}
+        toks = backends.spread(self.launch, values, ["{backends}"])
+        text = " ".join(t if " " not in t else shlex.quote(t) for t in toks)
+        if self.backends is None:
+            return text
+        b = self.backends
+        engine = " ".join(t if " " not in t else shlex.quote(t) for t in b.command(values))
+        return f"{text} — in front of {b.replicas} × {engine}"
 
 
 def _template_fields(ctx: Ctx, where: str, text: str) -> set[str]:
@@ -162,15 +204,24 @@ def _parse_target(ctx: Ctx, t: dict, name: str) -> list[Target]:
             raise MatrixError(f"{ctx.at(t, 'url', name + '.url')}: expected http(s)://HOST:PORT, got '{url}'")
         if grid:
             raise MatrixError(f"{ctx.at(t, 'grid', name + '.grid')}: a grid needs launch or simserver")
-        return [Target(label, label, url=url.rstrip("/"), engine=t.get("engine") or "remote", model=model)]
+        pages = get_str(ctx, t, "server_metrics", name + ".server_metrics") or ""
+        if _template_fields(ctx, ctx.at(t, "server_metrics", name + ".server_metrics"), pages):
+            raise MatrixError(
+                f"{ctx.at(t, 'server_metrics', name + '.server_metrics')}: a running server's pages are "
+                "given as they are (placeholders belong to launched targets)"
+            )
+        engine = t.get("engine") or "remote"
+        return [Target(label, label, url=url.rstrip("/"), engine=engine, model=model, server_metrics=pages)]
     base = Target(label, label, env=tuple(env.items()), health=health, startup_timeout_s=timeout, model=model)
     return _launch_targets(ctx, t, name, base, grid)
 
 
 def _checked_placeholders(
-    ctx: Ctx, t: dict, name: str, tokens: list[str], label: str, grid: dict
+    ctx: Ctx, t: dict, name: str, tokens: list[str], label: str, grid: dict, elsewhere: set[str]
 ) -> tuple[set[str], set[str]]:
-    """The placeholders the command uses and those the label uses; an unknown or missing one is an error."""
+    """The placeholders the command uses and those the label uses; an unknown or missing one is an error.
+    `elsewhere`: the grid keys its replicas' command or its metrics pages use (a key used nowhere is an
+    error, unless a simulated engine takes it as a profile override)."""
     kind = "launch" if "launch" in t else "simserver"
     where = ctx.at(t, kind, f"{name}.{kind}")
     used: set[str] = set()
@@ -195,8 +246,8 @@ def _checked_placeholders(
         extra = _template_fields(ctx, where_env, str(v)) - set(grid) - set(BUILTIN_PLACEHOLDERS)
         if extra:
             raise MatrixError(f"{where_env}: unknown placeholder {{{sorted(extra)[0]}}}")
-    unused = set(grid) - used
-    if unused and "simserver" not in t:
+    unused = set(grid) - used - elsewhere
+    if unused and "simserver" not in t and "simserver" not in (t.get("backends") or {}):
         raise MatrixError(
             f"{ctx.at(t, 'grid', name + '.grid')}: grid key '{sorted(unused)[0]}' is not used in the launch command"
         )
@@ -220,10 +271,42 @@ def _fill(template: str, values: dict[str, str]) -> str:
     return "".join(out)
 
 
+def _fields_of(ctx: Ctx, where: str, texts: list[str], known: tuple[str, ...], grid: dict) -> set[str]:
+    """The placeholders `texts` use; one that is neither in `known` nor a grid key is an error."""
+    used: set[str] = set()
+    for text in texts:
+        used |= _template_fields(ctx, where, text)
+    unknown = used - set(grid) - set(known)
+    if unknown:
+        raise MatrixError(
+            f"{where}: unknown placeholder {{{sorted(unknown)[0]}}} (known: {', '.join(known)})"
+        )
+    return used
+
+
+def _overrides(keys: set[str], values: dict[str, str]) -> list[str]:
+    """Grid keys no placeholder uses, as a simulated engine's profile overrides."""
+    return [x for k in sorted(keys) for x in ("--set", f"{k}={_escape(values[k])}")]
+
+
 def _launch_targets(ctx: Ctx, t: dict, name: str, base: Target, grid: dict) -> list[Target]:
     """One target per combination of grid values, its placeholders filled but the builtins kept."""
     tokens = _launch_tokens(ctx, t, name)
-    used, label_fields = _checked_placeholders(ctx, t, name, tokens, base.label, grid)
+    bnode = backends.parse(ctx, t, name)
+    btokens = _launch_tokens(ctx, bnode, f"{name}.backends") if bnode is not None else []
+    bwhere = ctx.at(t, "backends", f"{name}.backends")
+    bused = _fields_of(ctx, bwhere, btokens + [str(v) for v in (bnode or {}).get("env", {}).values()],
+                       ENGINE_PLACEHOLDERS, grid)  # fmt: skip
+    if bnode is not None and "port" not in bused:
+        raise MatrixError(f"{bwhere}: each replica's command must take the port Goodput picks: add {{port}}")
+    pages = get_str(ctx, t, "server_metrics", name + ".server_metrics") or ""
+    mused = _fields_of(
+        ctx, ctx.at(t, "server_metrics", name + ".server_metrics"), [pages], BUILTIN_PLACEHOLDERS, grid
+    )
+    used, label_fields = _checked_placeholders(
+        ctx, t, name, tokens, base.label, grid, (bused | mused) & set(grid)
+    )
+    backends.check_router(ctx, t, name, used, mused)
     kind = "launch" if "launch" in t else "simserver"
     where = ctx.at(t, kind, f"{name}.{kind}")
     engine = get_str(ctx, t, "engine", name + ".engine") or ("simserver" if "simserver" in t else "")
@@ -232,14 +315,25 @@ def _launch_targets(ctx: Ctx, t: dict, name: str, base: Target, grid: dict) -> l
         params = dict(zip(grid, combo, strict=True))
         values = {k: _yaml_scalar(v) for k, v in params.items()}
         toks = [_fill(tok, values) for tok in tokens]
-        if "simserver" in t:  # grid keys no placeholder uses become profile overrides
-            toks += [x for k in sorted(set(grid) - used) for x in ("--set", f"{k}={_escape(values[k])}")]
+        spare = set(grid) - used - bused - mused  # grid keys no placeholder uses become profile overrides
+        if "simserver" in t:
+            toks += _overrides(spare, values)
+        replicas = None
+        if bnode is not None:
+            btoks = [_fill(tok, values) for tok in btokens]
+            btoks += _overrides(spare, values) if "simserver" in bnode else []
+            _check_executable(bwhere, btoks[0])
+            benv = tuple((str(k), _fill(str(v), values)) for k, v in (bnode.get("env") or {}).items())
+            bengine = "simserver" if "simserver" in bnode else _engine_name(btoks)
+            replicas = backends.build(ctx, bnode, name, tuple(btoks), benv, bengine)
         lab = base.label.format_map(values) if label_fields else base.label
         if params and not label_fields:
             lab += "[" + ",".join(f"{k}={values[k]}" for k in grid) + "]"
         env_items = tuple((str(k), _fill(str(v), values)) for k, v in base.env)
         _check_executable(where, toks[0])
         engine_text = engine or _engine_name(toks)
+        if replicas is not None and not engine:
+            engine_text += f" + {replicas.replicas}× {replicas.engine}"
         out.append(
             dataclasses.replace(
                 base,
@@ -248,6 +342,8 @@ def _launch_targets(ctx: Ctx, t: dict, name: str, base: Target, grid: dict) -> l
                 env=env_items,
                 params=tuple(params.items()),
                 engine=engine_text,
+                backends=replicas,
+                server_metrics=_fill(pages, values),
             )
         )
     return out
