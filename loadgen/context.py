@@ -38,7 +38,7 @@ from loadgen.state.openloop import OpenLoopStats
 from loadgen.state.rows import RowBuffer
 from loadgen.transport import headers as extra_headers
 from loadgen.transport.apis import APIS, Api, Prompt, chosen
-from loadgen.transport.ids import DEFAULT_HEADER, RequestIds, request_id_header
+from loadgen.transport.ids import DEFAULT_HEADER, RequestIds, request_id_header, session_header
 from workloads.conversation import output_cap
 
 if TYPE_CHECKING:
@@ -202,6 +202,7 @@ class RunContext:
         self.timeout_s = parse_duration_s(self.options.request_timeout, "--request-timeout")
         self.think_time_s = parse_duration_s(self.options.think_time, "--think-time")
         self.ids.header = request_id_header(getattr(self.options, "request_id_header", DEFAULT_HEADER))
+        self.ids.session_header = session_header(getattr(self.options, "session_header", "none"))
         opts = self.options
         self.api = chosen(
             getattr(opts, "api", ""), getattr(opts, "endpoint", ""), getattr(opts, "api_path", "")

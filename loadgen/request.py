@@ -66,7 +66,7 @@ def perform(
     ctx.in_flight += 1
     t_wall, t_perf = wall_and_perf()
     try:
-        res = user.transport.stream(api, body, ctx.ids.headers(rid), ctx.timeout_s)
+        res = user.transport.stream(api, body, ctx.ids.headers(rid, session, user.goodput_id), ctx.timeout_s)
         explain_rejection(res, ctx.ids.header)
     except GreenletExit:
         # The user is being stopped mid-request: the server saw it, so it keeps its row, with

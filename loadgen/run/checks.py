@@ -18,7 +18,7 @@ from loadgen.run.fit import Fit, check_fit
 from loadgen.tokencount import load as load_tokenizer
 from loadgen.transport import headers as extra_headers
 from loadgen.transport.apis import SDK_APIS, Api, chosen
-from loadgen.transport.ids import request_id_header
+from loadgen.transport.ids import request_id_header, session_header
 from loadgen.transport.urls import api_path_problem, models_path, openai_base, safe_url, sdk_tail
 from shapes import build_schedule, open_loop
 from workloads.mix import Mix
@@ -61,8 +61,15 @@ def check_options(environment: Any, check_target: bool) -> Checked:
     if parse_duration_s(opts.request_timeout, "--request-timeout") <= 0:
         raise OptionError(f"--request-timeout: '{opts.request_timeout}' must be positive")
     parse_duration_s(opts.think_time, "--think-time")
-    headers = extra_headers.parse(opts.header, request_id_header(opts.request_id_header))
+    id_header = request_id_header(opts.request_id_header)
+    headers = extra_headers.parse(opts.header, id_header)
     extra_headers.check_set(headers)
+    if (sh := session_header(getattr(opts, "session_header", "none"))) is not None:
+        taken = [n for n in [id_header or "", *(n for n, _ in headers)] if n.lower() == sh.lower()]
+        if taken:
+            raise OptionError(
+                f"--session-header: {sh} is already sent (--request-id-header or --header); name another"
+            )
     api = check_api(opts, slo)
     named = check_models(opts, mix, api)
     if getattr(opts, "tokenizer", ""):

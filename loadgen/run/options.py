@@ -102,6 +102,16 @@ def _target(parser: Any) -> None:
     add_option(
         parser,
         "target",
+        "--session-header",
+        label="Session header",
+        web=True,
+        default="none",
+        help="Header carrying each conversation's id, as a session-aware client sends it (e.g. X-Session-Id: "
+        "a router's consistent hashing keeps a session on one replica); none (default): no session header",
+    )
+    add_option(
+        parser,
+        "target",
         "--stream-usage",
         label="Ask for usage",
         web=True,

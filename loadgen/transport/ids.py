@@ -16,6 +16,13 @@ server's log by the id's last group (`worker_mark`).
 
 The header is `X-Request-Id` unless `--request-id-header NAME|none` says otherwise (`none`: no
 header is sent, the row still keeps its id).
+
+`--session-header NAME` sends, beside it, the conversation's id as a session-aware client or agent
+harness does: a router that keeps a session on one replica (vllm-router's `consistent_hash` reads
+`X-Session-Id`, an Envoy ring hash a header named in its route) then sees each conversation, not each
+request. Without it such a router hashes what it finds — vllm-router takes `X-Request-Id` next, new on
+every request, so a conversation's turns land anywhere. The value is unique per client session: the
+conversation, the user that plays it and this process's mark.
 """
 
 from __future__ import annotations
@@ -39,6 +46,7 @@ class RequestIds:
 
     def __init__(self, mark: int | None = None, header: str | None = DEFAULT_HEADER) -> None:
         self.header = header
+        self.session_header: str | None = None  # --session-header (None: no session header)
         self.mark = int.from_bytes(os.urandom(6), "big") if mark is None else mark & ((1 << _MARK_BITS) - 1)
         self._ms = 0
         self._counter = 0
@@ -59,9 +67,13 @@ class RequestIds:
         h = f"{value:032x}"
         return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
-    def headers(self, request_id: str) -> dict[str, str]:
-        """The header(s) that carry `request_id` (none when the header is switched off)."""
-        return {self.header: request_id} if self.header else {}
+    def headers(self, request_id: str, session: str = "", user: int | str = "") -> dict[str, str]:
+        """The header(s) that carry `request_id` (none when the header is switched off) and, with a
+        session header, the client session of user `user` playing conversation `session`."""
+        out = {self.header: request_id} if self.header else {}
+        if self.session_header and session:
+            out[self.session_header] = f"{session}.u{user}.{self.mark:012x}"
+        return out
 
 
 def worker_mark(request_id: str) -> str:
@@ -69,13 +81,20 @@ def worker_mark(request_id: str) -> str:
     return "-" + request_id.rpartition("-")[2]
 
 
-def request_id_header(value: str) -> str | None:
-    """`--request-id-header`: the header name, or None for `none` (no id header is sent)."""
+def request_id_header(
+    value: str, option: str = "--request-id-header", example: str = DEFAULT_HEADER
+) -> str | None:
+    """`--request-id-header` (or `option`): the header name, or None for `none` (no such header is sent)."""
     name = str(value).strip()
     if name.lower() == "none":
         return None
     if not _TOKEN.match(name):
         raise OptionError(
-            f"--request-id-header: '{value}' is not an HTTP header name (expected e.g. X-Request-Id, or none)"
+            f"{option}: '{value}' is not an HTTP header name (expected e.g. {example}, or none)"
         )
     return name
+
+
+def session_header(value: str) -> str | None:
+    """`--session-header`: the header name, or None for `none` (the default)."""
+    return request_id_header(value, "--session-header", "X-Session-Id")

@@ -25,11 +25,13 @@ BIN = Path(PYTHON).parent
 CHAT = "/v1/chat/completions"
 
 
-def launch(kind: str, port: int, metrics_port: int, workers: list[str]) -> list[str]:
+def launch(
+    kind: str, port: int, metrics_port: int, workers: list[str], policy: str = "round_robin"
+) -> list[str]:
     """The router's command line: its main port and its own metrics page, both on loopback."""
     prog = [str(BIN / "vllm-router")] if kind == "vllm-router" else [str(BIN / "smg"), "launch"]
     return [*prog, "--host", "127.0.0.1", "--port", str(port), "--worker-urls", *workers, "--policy",
-            "round_robin", "--prometheus-host", "127.0.0.1", "--prometheus-port", str(metrics_port)]  # fmt: skip
+            policy, "--prometheus-host", "127.0.0.1", "--prometheus-port", str(metrics_port)]  # fmt: skip
 
 
 def wait_models(url: str, proc: subprocess.Popen, timeout_s: float = 30.0) -> None:
@@ -179,3 +181,42 @@ def test_smgs_placeholder_model_asks_for_the_real_name(sim_server, procs, tmp_pa
                          "not learn its workers' model (it asks SGLang's /model_info, which vLLM and others do not "
                          "serve): pass --model NAME"), line  # fmt: skip
     assert check(host, "sim-llm", "OPENAI_API_KEY").model == "sim-llm"
+
+
+def test_a_session_header_keeps_each_conversation_on_one_replica(sim_server, procs, tmp_path: Path) -> None:
+    """vllm-router's consistent_hash keys on the client's session header, else on X-Request-Id — new on
+    every request. Agent conversations (agentic, no think time) through it: with `--session-header
+    X-Session-Id` every conversation's turns reach one replica (each replica's own trace, joined to the
+    rows by request id); without it they land anywhere, so some conversation reaches both."""
+    traces = [tmp_path / "a.jsonl", tmp_path / "b.jsonl"]
+    engines = [sim_server("--profile", "latency", "--trace", str(t)) for t in traces]
+    port = free_port()
+    router = procs(
+        launch("vllm-router", port, free_port(), [e.url for e in engines], "consistent_hash"), "router"
+    )
+    host = f"http://127.0.0.1:{port}"
+    wait_models(host, router.popen)
+    spread = {}
+    for name, more in (("with", ["--session-header", "X-Session-Id"]), ("without", [])):
+        folder = run(host, tmp_path / name, "--dataset", "agentic", "--think-time", "0", *more)
+        with open(folder / "requests.csv", newline="") as fh:
+            rows = {r["request_id"]: r for r in csv.DictReader(fh)}
+        deadline = time.monotonic() + 10  # an engine writes its trace every half second
+        while (
+            sum(r["ok"] == "true" for r in rows.values())
+            > sum(x["request_id"] in rows for t in traces for x in traced(t))
+            and time.monotonic() < deadline
+        ):
+            time.sleep(0.2)
+        replicas_of: dict[tuple[str, str], set[int]] = {}
+        for i, t in enumerate(traces):
+            for x in traced(t):
+                if (r := rows.get(x["request_id"])) is not None:
+                    replicas_of.setdefault((r["session"], r["user"]), set()).add(i)
+        multi = [k for k, v in replicas_of.items() if sum(r["session"] == k[0] and r["user"] == k[1]
+                                                          for r in rows.values()) > 2]  # fmt: skip
+        # conversations of 3 turns or more: without the header, each is on one replica by chance with
+        # odds ≤ 1/4, all four of them ≤ 1/256 (measured: six of 3–5 turns, every one spread)
+        assert len(multi) >= 4, replicas_of
+        spread[name] = sum(len(replicas_of[k]) > 1 for k in multi)
+    assert spread["with"] == 0 and spread["without"] > 0, spread

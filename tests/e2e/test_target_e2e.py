@@ -272,6 +272,27 @@ def test_a_bad_header_is_one_line(zoo, tmp_path: Path, header: str, says: str) -
     assert "Traceback" not in out.stderr
 
 
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (["--session-header", "X Session"], "--session-header: 'X Session' is not an HTTP header name"),
+        (["--session-header", "x-request-id"], "--session-header: x-request-id is already sent"),
+        (
+            ["--session-header", "X-Tenant", "--header", "X-Tenant: a"],
+            "--session-header: X-Tenant is already sent",
+        ),
+    ],
+)
+def test_a_bad_session_header_is_one_line(zoo, tmp_path: Path, args: list[str], says: str) -> None:
+    out = locust(
+        f"{zoo.url}/zoo/vllm", tmp_path / "results", env_without_trust(), "-u", "1", "-t", "2s", *args
+    )
+    assert out.returncode == 2, out.stderr[-3000:]
+    (line,) = [line for line in out.stderr.splitlines() if "goodput: error" in line]
+    assert line.startswith(f"goodput: error: {says}"), line
+    assert "Traceback" not in out.stderr
+
+
 # -- gateways and APIs that refuse a request field ------------------------------------------------
 #: (field, the refusal's message, type, code) as the servers write them: new-api with such an upstream
 #: and Azure OpenAI's older api-versions refuse stream_options; OpenAI's reasoning models refuse

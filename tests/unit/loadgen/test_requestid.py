@@ -10,7 +10,7 @@ import uuid
 import pytest
 
 from core.errors import OptionError
-from loadgen.transport.ids import RequestIds, request_id_header, worker_mark
+from loadgen.transport.ids import RequestIds, request_id_header, session_header, worker_mark
 
 
 def test_ids_are_uuid_v7_with_the_time_first_and_sort_by_it() -> None:
@@ -59,3 +59,30 @@ def test_the_web_form_shows_the_option() -> None:
     events.init_command_line_parser.fire(parser=parser)
     assert "request_id_header" in parser.args_included_in_web_ui
     assert parser.parse_args(["-f", "locustfile.py"]).request_id_header == "X-Request-Id"
+    assert "session_header" in parser.args_included_in_web_ui
+    assert parser.parse_args(["-f", "locustfile.py"]).session_header == "none"
+
+
+def test_a_session_header_names_the_client_session_beside_the_request() -> None:
+    """`--session-header`: one value per (conversation, user, process) — what a router's consistent
+    hash keys on — while the request id stays new on every request; none by default."""
+    g = RequestIds(mark=0xABC)
+    assert g.headers("r1", "agentic-0007", 3) == {"X-Request-Id": "r1"}
+    g.session_header = session_header("X-Session-Id")
+    one, two = g.headers("r1", "agentic-0007", 3), g.headers("r2", "agentic-0007", 3)
+    assert one == {"X-Request-Id": "r1", "X-Session-Id": "agentic-0007.u3.000000000abc"}
+    assert two["X-Session-Id"] == one["X-Session-Id"] and two["X-Request-Id"] == "r2"
+    assert g.headers("r3", "agentic-0007", 4)["X-Session-Id"] != one["X-Session-Id"]  # another user's session
+    assert RequestIds(mark=0xABD).headers("r", "s", 1) == {"X-Request-Id": "r"}
+    other = RequestIds(mark=0xABD)
+    other.session_header = "X-Session-Id"
+    assert other.headers("r", "agentic-0007", 3)["X-Session-Id"] != one["X-Session-Id"]  # another process's
+    assert g.headers("r4", "", 3) == {"X-Request-Id": "r4"}  # a request of no conversation names none
+    g.header = None
+    assert g.headers("r5", "s", 1) == {"X-Session-Id": "s.u1.000000000abc"}
+    assert session_header("none") is None
+    with pytest.raises(
+        OptionError,
+        match=r"^--session-header: 'X Session' is not an HTTP header name \(expected e.g. X-Session-Id, or none\)$",
+    ):
+        session_header("X Session")
