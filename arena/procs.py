@@ -187,9 +187,8 @@ def start_server(target: Target, logs: Path, prefix: str) -> tuple[Servers, str,
                 log = logs / f"{prefix}.replica{i}.log"
                 servers.add(f"replica {i}", Child(b.command(values), log, b.environment(values)))
                 urls.append(f"http://{HOST}:{port}")
-            for (name, child), url in zip(
-                servers.children, urls, strict=True
-            ):  # started together, awaited in turn
+            # started together (a real engine loads for a minute or more), awaited in turn
+            for (name, child), url in zip(servers.children, urls, strict=True):
                 _wait_healthy(f"target '{target.label}', {name}", child, url + b.health, b.startup_timeout_s)
         port, metrics_port = _free_ports(2)  # (the replicas hold theirs by now: they answered)
         ports = Ports(port, metrics_port, tuple(urls))

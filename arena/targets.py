@@ -224,16 +224,7 @@ def _checked_placeholders(
     error, unless a simulated engine takes it as a profile override)."""
     kind = "launch" if "launch" in t else "simserver"
     where = ctx.at(t, kind, f"{name}.{kind}")
-    used: set[str] = set()
-    for tok in tokens:
-        used |= _template_fields(ctx, where, tok)
-    unknown = used - set(grid) - set(BUILTIN_PLACEHOLDERS)
-    if unknown:
-        raise MatrixError(
-            f"{where}: unknown placeholder {{{sorted(unknown)[0]}}} (known: {', '.join(BUILTIN_PLACEHOLDERS)}"
-            + (", " + ", ".join(grid) if grid else "")
-            + ")"
-        )
+    used = _fields_of(ctx, where, tokens, BUILTIN_PLACEHOLDERS, grid)
     if "port" not in used:
         raise MatrixError(f"{where}: the launch command must take the port Goodput picks: add {{port}}")
     label_fields = _template_fields(ctx, ctx.at(t, "label", name + ".label"), label)
@@ -279,7 +270,7 @@ def _fields_of(ctx: Ctx, where: str, texts: list[str], known: tuple[str, ...], g
     unknown = used - set(grid) - set(known)
     if unknown:
         raise MatrixError(
-            f"{where}: unknown placeholder {{{sorted(unknown)[0]}}} (known: {', '.join(known)})"
+            f"{where}: unknown placeholder {{{sorted(unknown)[0]}}} (known: {', '.join([*known, *grid])})"
         )
     return used
 

@@ -174,3 +174,25 @@ def test_the_router_example_expands_and_its_dry_run_names_every_process(capsys):
         == 6
     )
     assert out.count("--server-metrics http://127.0.0.1:PORT/metrics") == 2
+
+
+def test_a_replica_that_exits_fails_the_cell_naming_it_and_nothing_is_left_running(tmp_path):
+    from arena.procs import CellError, start_server
+
+    p = tmp_path / "m.yaml"
+    p.write_text(
+        """
+targets:
+  - label: gw
+    backends: {replicas: 2, launch: ["{python}", "-c", "import sys; print('no GPU'); sys.exit(3)", "{port}"]}
+    launch: ["{python}", "-c", "import time; time.sleep(60)", "{port}", "{backends}"]
+datasets: [random]
+shapes: [{duration: 10s}]
+"""
+    )
+    (t,) = load_matrix(p).targets
+    with pytest.raises(CellError) as e:
+        start_server(t, tmp_path / "logs", "cell")
+    assert str(e.value).startswith("target 'gw', replica 1: launch command exited with status 3 before it was "
+                                   "healthy: no GPU (log: ")  # fmt: skip
+    assert sorted(x.name for x in (tmp_path / "logs").iterdir()) == ["cell.replica1.log", "cell.replica2.log"]
