@@ -176,7 +176,7 @@ def test_the_router_example_expands_and_its_dry_run_names_every_process(capsys):
     assert out.count("--server-metrics http://127.0.0.1:PORT/metrics") == 2
 
 
-def test_a_replica_that_exits_fails_the_cell_naming_it_and_nothing_is_left_running(tmp_path):
+def test_a_replica_that_exits_fails_the_cell_naming_it_and_its_log(tmp_path):
     from arena.procs import CellError, start_server
 
     p = tmp_path / "m.yaml"
