@@ -157,6 +157,7 @@ class Matrix:
         facts += [mix, alone] if mix else []  # (cells without a mix keep their signatures)
         if target.backends is not None or target.server_metrics:  # (nor do targets without these)
             facts += [dataclasses.asdict(target.backends) if target.backends else None, target.server_metrics]
+        facts += [list(target.load_args)] if target.load_args else []
         return hashlib.sha256(json.dumps(facts, default=str).encode()).hexdigest()[:16]
 
 
@@ -266,6 +267,11 @@ def load_matrix(path: str | Path) -> Matrix:
         raise MatrixError(
             f"{ctx.at(load, 'args', 'load.args')}: --server-metrics is given here and by target '{paged[0]}'"
             " (server_metrics:); give each target its own"
+        )
+    twice = [t.label for t in targets if t.server_metrics and "--server-metrics" in t.load_args]
+    if twice:
+        raise MatrixError(
+            f"{ctx.path}: target '{twice[0]}' gives --server-metrics in load_args and server_metrics"
         )
     entries, alone = _mixes(ctx, get_list(ctx, node, "datasets", "datasets", True), shapes, slos[0])
     return Matrix(

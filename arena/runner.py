@@ -100,7 +100,7 @@ def locust_command(matrix: Matrix, cell: Cell, url: str, layout: Layout, pages: 
     cmd = [*load_entry(), "--headless", "--host", url]
     data = ["--mix", cell.mix, *(["--mix-alone", cell.alone] if cell.alone else [])] if cell.mix else []
     cmd += ["--results-dir", str(layout.runs), "--run-name", cell.id, *(data or ["--dataset", cell.dataset])]
-    cmd += ["--slo", matrix.slos[0], *matrix.load_args, *cell.shape.args]
+    cmd += ["--slo", matrix.slos[0], *matrix.load_args, *cell.target.load_args, *cell.shape.args]
     if cell.target.model and "--model" not in matrix.load_args:
         cmd += ["--model", cell.target.model]
     if matrix.processes:

@@ -29,7 +29,7 @@ BUILTIN_PLACEHOLDERS = ("port", "host", "python", "root", "metrics_port", *backe
 ENGINE_PLACEHOLDERS = ("port", "host", "python", "root")  # what a replica's own command can take
 HOST = "127.0.0.1"
 TARGET_KEYS = ("label", "url", "launch", "simserver", "grid", "env", "health", "startup_timeout")
-TARGET_KEYS += ("engine", "model", "backends", "server_metrics")
+TARGET_KEYS += ("engine", "model", "backends", "server_metrics", "load_args")
 SIMSERVER_KEYS = ("profile", "config", "set", "seed", "args")
 
 
@@ -74,6 +74,7 @@ class Target:
     model: str | None = None
     backends: Backends | None = None  # the replicas started before it (a router target)
     server_metrics: str = ""  # the run's --server-metrics; a launched target's is filled per cell
+    load_args: tuple[str, ...] = ()  # load options for this target only, after the matrix's `load:`
 
     def command(self, ports: Ports | int | str) -> list[str]:
         p = _ports(ports)
@@ -192,6 +193,7 @@ def _parse_target(ctx: Ctx, t: dict, name: str) -> list[Target]:
         t.get("startup_timeout", "120s"), ctx.at(t, "startup_timeout", name + ".startup_timeout")
     )
     model = get_str(ctx, t, "model", name + ".model")
+    load_args = _load_args(ctx, t, name)
     grid = t.get("grid") or {}
     if not isinstance(grid, dict) or not all(isinstance(v, list) and v for v in grid.values()):
         raise MatrixError(f"{ctx.at(t, 'grid', name + '.grid')}: expected a mapping of NAME: [values]")
@@ -211,9 +213,31 @@ def _parse_target(ctx: Ctx, t: dict, name: str) -> list[Target]:
                 "given as they are (placeholders belong to launched targets)"
             )
         engine = t.get("engine") or "remote"
-        return [Target(label, label, url=url.rstrip("/"), engine=engine, model=model, server_metrics=pages)]
-    base = Target(label, label, env=tuple(env.items()), health=health, startup_timeout_s=timeout, model=model)
+        return [
+            Target(label, label, url=url.rstrip("/"), engine=engine, model=model, server_metrics=pages,
+                   load_args=load_args)
+        ]  # fmt: skip
+    base = Target(label, label, env=tuple(env.items()), health=health, startup_timeout_s=timeout, model=model,
+                  load_args=load_args)  # fmt: skip
     return _launch_targets(ctx, t, name, base, grid)
+
+
+def _load_args(ctx: Ctx, t: dict, name: str) -> tuple[str, ...]:
+    """`load_args:` (a command-line string or a list): load options for this target only — what a router
+    that keys on sessions (`--session-header`) or a server that speaks another API (`--api`) needs."""
+    raw, where = t.get("load_args"), ctx.at(t, "load_args", name + ".load_args")
+    if raw is None:
+        return ()
+    if isinstance(raw, str):
+        try:
+            return tuple(shlex.split(raw))
+        except ValueError as e:
+            raise MatrixError(f"{where}: {e}") from None
+    if isinstance(raw, list) and all(
+        isinstance(a, str | int | float) and not isinstance(a, bool) for a in raw
+    ):
+        return tuple(str(a) for a in raw)
+    raise MatrixError(f"{where}: expected a string or a list of strings")
 
 
 def _checked_placeholders(

@@ -155,25 +155,29 @@ def test_the_router_example_expands_and_its_dry_run_names_every_process(capsys):
     from arena.__main__ import main
 
     m = load_matrix(ROOT / "examples" / "arena-router.yaml")
-    assert [t.label for t in m.targets] == [
+    labels = [
         "smg-round_robin",
         "smg-cache_aware",
         "vllm-router-cache_aware",
+        "vllm-router-consistent_hash",
         "1x",
     ]
-    assert [t.backends.replicas if t.backends else 0 for t in m.targets] == [2, 2, 2, 0]
-    assert len(m.cells()) == 8 and m.targets[0].model == "sim-llm"
+    assert [t.label for t in m.targets] == labels
+    assert [t.backends.replicas if t.backends else 0 for t in m.targets] == [2, 2, 2, 2, 0]
+    assert len(m.cells()) == 10 and m.targets[0].model == "sim-llm"
+    assert [t.load_args for t in m.targets][2:4] == [(), ("--session-header", "X-Session-Id")]
     assert main(["run", str(ROOT / "examples" / "arena-router.yaml"), "--dry-run"]) == 0
     out = capsys.readouterr().out
     assert (
-        out.count("    replicas: 2 × ") == 6
-        and out.count("--worker-urls http://127.0.0.1:REPLICA_PORT_1 ") == 6
+        out.count("    replicas: 2 × ") == 8
+        and out.count("--worker-urls http://127.0.0.1:REPLICA_PORT_1 ") == 8
     )
     assert (
         out.count("--server-metrics http://127.0.0.1:METRICS_PORT/metrics,http://127.0.0.1:REPLICA_PORT_1/")
-        == 6
+        == 8
     )
     assert out.count("--server-metrics http://127.0.0.1:PORT/metrics") == 2
+    assert out.count("--session-header X-Session-Id") == 2  # its two cells only
 
 
 def test_a_replica_that_exits_fails_the_cell_naming_it_and_its_log(tmp_path):
@@ -196,3 +200,35 @@ shapes: [{duration: 10s}]
     assert str(e.value).startswith("target 'gw', replica 1: launch command exited with status 3 before it was "
                                    "healthy: no GPU (log: ")  # fmt: skip
     assert sorted(x.name for x in (tmp_path / "logs").iterdir()) == ["cell.replica1.log", "cell.replica2.log"]
+
+
+def test_a_targets_own_load_options_follow_the_matrixs_and_sign_its_cells(tmp_path):
+    """`load_args:` — what one router needs of the client (a session header) and the others do not."""
+    m = load_matrix(
+        matrix(tmp_path, "  - {label: ch, simserver: latency, load_args: '--session-header X-Session-Id'}",
+               "load: {max_tokens: 16}")
+    )  # fmt: skip
+    cells = {c.target.label: c for c in m.cells()}
+    cmd = locust_command(m, cells["ch"], "http://h", Layout(tmp_path))
+    at = cmd.index("--max-tokens")
+    assert cmd[at : at + 4] == ["--max-tokens", "16", "--session-header", "X-Session-Id"]
+    assert "--session-header" not in locust_command(m, cells["2x-round_robin"], "http://h", Layout(tmp_path))
+    listed = load_matrix(
+        matrix(tmp_path, "  - {label: ch, simserver: latency, load_args: [--api, completions]}")
+    )
+    assert listed.targets[-1].load_args == ("--api", "completions")
+    plain = load_matrix(matrix(tmp_path, "  - {label: ch, simserver: latency}", "load: {max_tokens: 16}"))
+    signatures = {c.target.label: c.signature for c in plain.cells()}
+    assert (
+        signatures["ch"] != cells["ch"].signature
+        and signatures["2x-round_robin"] == cells["2x-round_robin"].signature
+    )
+    for bad, says in (
+        ("{a: 1}", "expected a string or a list of strings"),
+        ("'--x \"open'", "No closing quotation"),
+    ):
+        with pytest.raises(MatrixError, match=says):
+            load_matrix(matrix(tmp_path, f"  - {{label: ch, simserver: latency, load_args: {bad}}}"))
+    with pytest.raises(MatrixError, match="gives --server-metrics in load_args and server_metrics"):
+        load_matrix(matrix(tmp_path, "  - {label: ch, simserver: latency, server_metrics: 'http://{host}:{port}/metrics',"
+                                     " load_args: '--server-metrics auto'}"))  # fmt: skip
