@@ -63,7 +63,7 @@ def dry_run(matrix: Matrix, root: Path) -> None:
         print(f"[{c.index}/{len(cells)}] {c.title}{'  (complete: skipped)' if done else ''}")
         b, urls = c.target.backends, ()
         if b is not None:
-            values = Ports("REPLICA_PORT").values()
+            values = Ports("REPLICA_PORT").values() | {"replica": "REPLICA"}
             env = " ".join(f"{k}={shlex.quote(v)}" for k, v in b.environment(values).items())
             print(f"    replicas: {b.replicas} × {env + ' ' if env else ''}{shlex.join(b.command(values))}")
             urls = tuple(f"http://127.0.0.1:REPLICA_PORT_{i}" for i in range(1, b.replicas + 1))

@@ -7,6 +7,9 @@ each on its own free port and each polled healthy, before the target's own comma
 which takes their URLs through `{backends}`. A fresh set per cell, like any launched target, so no
 replica's prefix cache or the router's own tree carries from one cell into the next.
 
+A replica's command and `env` take `{replica}` beside the usual placeholders: its index, 0, 1, … — one
+GPU each with `env: {CUDA_VISIBLE_DEVICES: "{replica}"}`, or apart cores for CPU engines.
+
 Placeholders the router's command (and its `server_metrics`) can use beyond the usual ones:
 `{backends}` — as a whole argument, one argument per replica URL (`--worker-urls {backends}`);
 inside a longer one, the URLs joined by commas; `{backend_metrics}` — each replica's `/metrics`,

@@ -183,7 +183,7 @@ def start_server(target: Target, logs: Path, prefix: str) -> tuple[Servers, str,
         b = target.backends
         if b is not None:
             for i, port in enumerate(_free_ports(b.replicas), 1):
-                values = Ports(port).values()
+                values = Ports(port).values() | {"replica": str(i - 1)}
                 log = logs / f"{prefix}.replica{i}.log"
                 servers.add(f"replica {i}", Child(b.command(values), log, b.environment(values)))
                 urls.append(f"http://{HOST}:{port}")

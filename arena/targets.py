@@ -26,7 +26,9 @@ from arena.places import Ctx, LineDict, MatrixError, flags, get_str, parse_durat
 
 ROOT = Path(__file__).resolve().parent.parent
 BUILTIN_PLACEHOLDERS = ("port", "host", "python", "root", "metrics_port", *backends.ROUTER_ONLY)
-ENGINE_PLACEHOLDERS = ("port", "host", "python", "root")  # what a replica's own command can take
+# what a replica's own command (and env) can take: `{replica}` is its index, 0, 1, … (CUDA_VISIBLE_DEVICES)
+ENGINE_PLACEHOLDERS = ("port", "host", "python", "root", "replica")
+RESERVED = (*BUILTIN_PLACEHOLDERS, "replica")  # filled at launch, never by the grid
 HOST = "127.0.0.1"
 TARGET_KEYS = ("label", "url", "launch", "simserver", "grid", "env", "health", "startup_timeout")
 TARGET_KEYS += ("engine", "model", "backends", "server_metrics", "load_args")
@@ -98,7 +100,7 @@ class Target:
             "root": ".",
             "metrics_port": "{metrics_port}",
         }
-        values |= {"backends": "{backends}", "backend_metrics": "{backend_metrics}"}
+        values |= {"backends": "{backends}", "backend_metrics": "{backend_metrics}", "replica": "{replica}"}
         toks = backends.spread(self.launch, values, ["{backends}"])
         text = " ".join(t if " " not in t else shlex.quote(t) for t in toks)
         if self.backends is None:
@@ -198,7 +200,7 @@ def _parse_target(ctx: Ctx, t: dict, name: str) -> list[Target]:
     if not isinstance(grid, dict) or not all(isinstance(v, list) and v for v in grid.values()):
         raise MatrixError(f"{ctx.at(t, 'grid', name + '.grid')}: expected a mapping of NAME: [values]")
     for k in grid:
-        if not str(k).isidentifier() or k in BUILTIN_PLACEHOLDERS:
+        if not str(k).isidentifier() or k in RESERVED:
             raise MatrixError(f"{ctx.at(grid, k, f'{name}.grid.{k}')}: not a usable placeholder name")
     if t.get("url") is not None:
         url = get_str(ctx, t, "url", name + ".url") or ""
@@ -282,7 +284,7 @@ def _fill(template: str, values: dict[str, str]) -> str:
     for literal, field, _, _ in string.Formatter().parse(template):
         out.append(_escape(literal))
         if field is not None:
-            out.append("{" + field + "}" if field in BUILTIN_PLACEHOLDERS else _escape(values[field]))
+            out.append("{" + field + "}" if field in RESERVED else _escape(values[field]))
     return "".join(out)
 
 

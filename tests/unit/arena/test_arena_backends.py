@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -232,3 +233,44 @@ def test_a_targets_own_load_options_follow_the_matrixs_and_sign_its_cells(tmp_pa
     with pytest.raises(MatrixError, match="gives --server-metrics in load_args and server_metrics"):
         load_matrix(matrix(tmp_path, "  - {label: ch, simserver: latency, server_metrics: 'http://{host}:{port}/metrics',"
                                      " load_args: '--server-metrics auto'}"))  # fmt: skip
+
+
+def test_each_replica_knows_its_index_for_its_own_gpu(tmp_path):
+    """`{replica}` (0, 1, …) in a replica's command and env — `CUDA_VISIBLE_DEVICES: "{replica}"` puts each
+    on its own GPU; the router's command cannot take it, nor can a grid key be named so."""
+    from arena.procs import CellError, start_server
+
+    p = tmp_path / "m.yaml"
+    p.write_text(
+        """
+targets:
+  - label: gw
+    backends:
+      replicas: 2
+      launch: ["{python}", "-c", "import os, sys; print(os.environ['CUDA_VISIBLE_DEVICES'], sys.argv[1]); sys.exit(3)",
+               "{replica}", "{port}"]
+      env: {CUDA_VISIBLE_DEVICES: "{replica}"}
+    launch: ["{python}", "-c", "import time; time.sleep(60)", "{port}", "{backends}"]
+datasets: [random]
+shapes: [{duration: 10s}]
+"""
+    )
+    (t,) = load_matrix(p).targets
+    b = t.backends
+    assert b is not None and b.environment(Ports(1).values() | {"replica": "1"}) == {
+        "CUDA_VISIBLE_DEVICES": "1"
+    }
+    assert "CUDA_VISIBLE_DEVICES" not in t.environment(Ports(1)) and "in front of 2 ×" in t.describe()
+    with pytest.raises(CellError, match=r"^target 'gw', replica 1: launch command exited with status 3 before it was "
+                                        r"healthy: 0 0 \(log: "):  # fmt: skip
+        start_server(t, tmp_path / "logs", "cell")
+    router = (
+        "  - {label: x, launch: '{python} gw {port} {backends} {replica}', backends: {simserver: latency}}"
+    )
+    grid = "  - {label: x, launch: '{python} gw {port} {backends}', backends: {simserver: latency}, grid: {replica: [1]}}"
+    for more, says in (
+        (router, "unknown placeholder {replica}"),
+        (grid, "grid.replica: not a usable placeholder name"),
+    ):
+        with pytest.raises(MatrixError, match=re.escape(says)):
+            load_matrix(matrix(tmp_path, more))
