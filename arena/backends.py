@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from arena.places import Ctx, MatrixError, get_int, get_str, parse_duration
+from arena.places import Ctx, MatrixError, get_int, get_launched, get_str
 
 BACKEND_KEYS = ("replicas", "launch", "simserver", "env", "health", "startup_timeout", "engine")
 MAX_REPLICAS = 64  # the load path's --server-metrics takes at most 64 pages
@@ -56,8 +56,7 @@ def parse(ctx: Ctx, t: dict, name: str) -> dict | None:
         return None
     where = f"{name}.backends"
     ctx.keys(node, BACKEND_KEYS, where)
-    get_int(ctx, node, "replicas", where + ".replicas", 2, 1)
-    if node.get("replicas", 2) > MAX_REPLICAS:
+    if get_int(ctx, node, "replicas", where + ".replicas", 2, 1) > MAX_REPLICAS:
         raise MatrixError(f"{ctx.at(node, 'replicas', where + '.replicas')}: at most {MAX_REPLICAS} replicas")
     if sum(k in node for k in ("launch", "simserver")) != 1:
         raise MatrixError(f"{ctx.at(node, None, where)}: give exactly one of launch, simserver")
@@ -66,19 +65,14 @@ def parse(ctx: Ctx, t: dict, name: str) -> dict | None:
             f"{ctx.at(t, 'backends', where)}: backends need a router in front of them: give the target a "
             "launch command that takes {backends}"
         )
-    env = node.get("env") or {}
-    if not isinstance(env, dict) or not all(isinstance(v, str | int | float) for v in env.values()):
-        raise MatrixError(f"{ctx.at(node, 'env', where + '.env')}: expected a mapping of NAME: value")
+    get_launched(ctx, node, where)  # checked here, before the grid is expanded
     return node
 
 
 def build(ctx: Ctx, node: dict, name: str, launch: tuple[str, ...], env: tuple, engine: str) -> Backends:
     """The replicas' spec once their command is built (`launch`, `env` with grid values filled)."""
     where = f"{name}.backends"
-    timeout = parse_duration(
-        node.get("startup_timeout", "120s"), ctx.at(node, "startup_timeout", where + ".startup_timeout")
-    )
-    health = get_str(ctx, node, "health", where + ".health", "/health") or "/health"
+    _, health, timeout = get_launched(ctx, node, where)
     return Backends(
         replicas=node.get("replicas", 2),
         launch=launch,

@@ -137,6 +137,19 @@ def get_int(ctx: Ctx, node: dict, key: str, name: str, default: int, low: int) -
     return v
 
 
+def get_launched(ctx: Ctx, node: dict, name: str) -> tuple[dict, str, float]:
+    """A launched process's `env` (NAME: value), `health` path and `startup_timeout` (seconds): a
+    target's and its replicas' alike."""
+    env = node.get("env") or {}
+    if not isinstance(env, dict) or not all(isinstance(v, str | int | float) for v in env.values()):
+        raise MatrixError(f"{ctx.at(node, 'env', name + '.env')}: expected a mapping of NAME: value")
+    health = get_str(ctx, node, "health", name + ".health", "/health") or "/health"
+    timeout = parse_duration(
+        node.get("startup_timeout", "120s"), ctx.at(node, "startup_timeout", name + ".startup_timeout")
+    )
+    return env, health, timeout
+
+
 def get_list(ctx: Ctx, node: dict, key: str, name: str, required: bool) -> list:
     v = node.get(key)
     if v is None:

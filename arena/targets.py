@@ -22,7 +22,7 @@ from typing import Any
 
 from arena import backends
 from arena.backends import Backends
-from arena.places import Ctx, LineDict, MatrixError, flags, get_str, parse_duration
+from arena.places import Ctx, LineDict, MatrixError, flags, get_launched, get_str
 
 ROOT = Path(__file__).resolve().parent.parent
 BUILTIN_PLACEHOLDERS = ("port", "host", "python", "root", "metrics_port", *backends.ROUTER_ONLY)
@@ -187,13 +187,7 @@ def _parse_target(ctx: Ctx, t: dict, name: str) -> list[Target]:
     kinds = [k for k in ("url", "launch", "simserver") if k in t]
     if len(kinds) != 1:
         raise MatrixError(f"{ctx.at(t, None, name)}: give exactly one of url, launch, simserver")
-    env = t.get("env") or {}
-    if not isinstance(env, dict) or not all(isinstance(v, str | int | float) for v in env.values()):
-        raise MatrixError(f"{ctx.at(t, 'env', name + '.env')}: expected a mapping of NAME: value")
-    health = get_str(ctx, t, "health", name + ".health", "/health") or "/health"
-    timeout = parse_duration(
-        t.get("startup_timeout", "120s"), ctx.at(t, "startup_timeout", name + ".startup_timeout")
-    )
+    env, health, timeout = get_launched(ctx, t, name)
     model = get_str(ctx, t, "model", name + ".model")
     load_args = _load_args(ctx, t, name)
     grid = t.get("grid") or {}
