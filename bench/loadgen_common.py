@@ -26,6 +26,8 @@ from pathlib import Path
 
 import psutil
 
+from simserver.trace import read_lines as trace_lines
+
 ROOT = Path(__file__).resolve().parent.parent
 PY = sys.executable
 
@@ -250,13 +252,7 @@ def read_rows(run_dir: Path) -> list[dict]:
 
 
 def read_trace(trace: Path) -> dict[str, dict]:
-    out = {}
-    if trace.exists():
-        for line in trace.read_text().splitlines():
-            if line.strip():
-                t = json.loads(line)
-                out[t["request_id"]] = t
-    return out
+    return {t["request_id"]: t for t in trace_lines(trace)}
 
 
 def chunk_times(row: dict) -> list[float]:

@@ -70,6 +70,20 @@ class TraceWriter:
         self.fh.close()
 
 
+def read_lines(path: str | Path) -> list[dict[str, Any]]:
+    """The trace's lines written so far: [] before the file exists, and never a half-written last one.
+
+    Why: a reader polls the trace while the engine runs, and one append is not atomic to a reader on
+    Linux (the file grows page by page as the write copies): a line cut at a page's end was seen once.
+    A line is whole once its newline is there, so the bytes after the last newline are left for later.
+    """
+    try:
+        data = Path(path).read_bytes()
+    except FileNotFoundError:
+        return []
+    return [orjson.loads(x) for x in data[: data.rfind(b"\n") + 1].splitlines() if x.strip()]
+
+
 def us(t: float | None) -> float | None:
     """Wall-clock seconds rounded to the microsecond (the trace's resolution)."""
     return None if t is None else round(t, 6)

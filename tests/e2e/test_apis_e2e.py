@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from simserver.trace import read_lines as trace_lines
 from tests.conftest import PYTHON, ROOT
 
 pytestmark = pytest.mark.e2e
@@ -66,7 +67,7 @@ def read_trace(trace: Path, ids: set[str], timeout_s: float = 5.0) -> list[dict]
     """The engine's trace once it holds every id in `ids` (it writes every 0.5 s), or after timeout_s."""
     deadline = time.monotonic() + timeout_s
     while True:
-        lines = [json.loads(line) for line in trace.read_text().splitlines() if line.strip()]
+        lines = trace_lines(trace)
         if ids <= {t["request_id"] for t in lines} or time.monotonic() > deadline:
             return lines
         time.sleep(0.1)

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from simserver.trace import read_lines as trace_lines
 from tests.e2e.test_router_e2e import CHAT, last_round, per_worker
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -81,7 +82,7 @@ def test_two_policies_over_two_replicas_each_behind_a_real_router(tmp_path: Path
         ok, cut = sum(x["ok"] == "true" for x in rows), sum(x["error"] == "cancelled" for x in rows)
         traced = 0
         for url in replicas:
-            lines = (traces / f"{policy}-{url.rsplit(':', 1)[1]}.jsonl").read_text().splitlines()
+            lines = trace_lines(traces / f"{policy}-{url.rsplit(':', 1)[1]}.jsonl")
             assert lines, f"replica {url} received nothing under {policy}"
             traced += len(lines)
             assert sent[url] + cut >= len(lines), (url, sent, len(lines), cut)

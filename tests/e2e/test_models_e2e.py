@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from simserver.trace import read_lines as trace_lines
 from tests.conftest import PYTHON, ROOT
 
 pytestmark = pytest.mark.e2e
@@ -37,8 +38,7 @@ def rows_and_served(results: Path, trace: Path) -> tuple[list[dict], dict[str, s
     deadline = time.monotonic() + 10
     while not wanted <= served.keys() and time.monotonic() < deadline:
         time.sleep(0.1)
-        lines = trace.read_text().splitlines() if trace.exists() else []
-        served = {(t := json.loads(x))["request_id"]: t.get("lora") or BASE for x in lines}
+        served = {t["request_id"]: t.get("lora") or BASE for t in trace_lines(trace)}
     assert wanted <= served.keys(), "the engine's trace lacks completed requests"
     return rows, served
 

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from analysis.api import late_read_warnings
+from simserver.trace import read_lines as trace_lines
 from tests.conftest import PYTHON, ROOT, free_port
 from tests.support.clocks import client_token_spans, skip_unless_clocks_agree
 from tests.support.hostwatch import HostWatch
@@ -60,7 +61,7 @@ def joined(run: Path, trace: Path) -> list[tuple[dict, dict]]:
     """(row, trace line) of every completed request the engine wrote a token for."""
     with open(run / "requests.csv", newline="") as fh:
         rows = {r["request_id"]: r for r in csv.DictReader(fh) if r["ok"] == "true"}
-    lines = (json.loads(line) for line in trace.read_text().splitlines())
+    lines = trace_lines(trace)
     return [
         (rows[t["request_id"]], t) for t in lines if t["request_id"] in rows and t.get("t_first_emit_unix")
     ]

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from simserver.trace import read_lines as trace_lines
 from tests.conftest import PYTHON, ROOT, free_port, wait_http
 
 pytestmark = pytest.mark.e2e
@@ -24,8 +25,7 @@ E2E_COUNT = "vllm:e2e_request_latency_seconds_count"
 
 def traced(trace: Path) -> dict[str, str]:
     """request id → status, from one engine's trace as it stands (an engine writes it every half second)."""
-    lines = trace.read_text().splitlines() if trace.exists() else []
-    return {(t := json.loads(x))["request_id"]: t["status"] for x in lines}
+    return {t["request_id"]: t["status"] for t in trace_lines(trace)}
 
 
 def test_each_replica_is_scraped_counted_and_the_busiest_named(sim_server, procs, tmp_path: Path) -> None:

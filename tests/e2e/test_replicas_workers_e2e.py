@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from simserver.trace import read_lines as trace_lines
 from tests.conftest import PYTHON, ROOT, Proc, free_port, wait_http
 
 pytestmark = pytest.mark.e2e
@@ -75,7 +76,7 @@ def test_three_workers_two_replicas_rows_equal_the_engines_completed_requests(
     # the replicas' own records: trace lines with status ok, /metrics summed over replicas
     deadline = time.monotonic() + 10
     while True:  # a replica appends a request's line once it finished: wait for the last ones
-        lines = [json.loads(x) for x in trace.read_text().splitlines() if x.strip()] if trace.exists() else []
+        lines = trace_lines(trace)
         if len(lines) >= len(rows) or time.monotonic() > deadline:
             break
         time.sleep(0.1)

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from simserver.trace import read_lines as trace_lines
 from tests.conftest import PYTHON, ROOT, free_port
 
 pytestmark = pytest.mark.e2e
@@ -52,7 +53,7 @@ def wait_models(url: str, proc: subprocess.Popen, timeout_s: float = 30.0) -> No
 
 
 def traced(trace: Path) -> list[dict]:
-    return [json.loads(x) for x in trace.read_text().splitlines()] if trace.exists() else []
+    return trace_lines(trace)
 
 
 def last_round(path: Path) -> dict[tuple[str, str], float]:

@@ -24,6 +24,7 @@ from pathlib import Path
 
 import pytest
 
+from simserver.trace import read_lines as trace_lines
 from tests.conftest import PYTHON, ROOT, Proc, free_port
 
 pytestmark = pytest.mark.e2e
@@ -65,7 +66,7 @@ def read_rows(run: Path) -> list[dict]:
 
 
 def read_trace(path: Path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return trace_lines(path)
 
 
 def assert_rows_match_engine(rows: list[dict], engine: list[dict], why: str = "") -> None:

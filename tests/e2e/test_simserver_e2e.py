@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import http.client
 import itertools
-import json
 import socket
 import subprocess
 import threading
@@ -21,6 +20,7 @@ import orjson
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from simserver.trace import read_lines as trace_lines
 from tests.conftest import PYTHON, ROOT, Proc, free_port, start, wait_http
 
 pytestmark = pytest.mark.e2e
@@ -157,7 +157,7 @@ def read_trace(path: Path, ids: set[str], timeout_s: float = 5.0) -> dict[str, d
     """Trace lines for `ids`, waiting for the writer's periodic flush."""
     deadline = time.monotonic() + timeout_s
     while True:
-        rows = [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+        rows = trace_lines(path)
         found = {r["request_id"]: r for r in rows if r["request_id"] in ids}
         if len(found) == len(ids) or time.monotonic() > deadline:
             return found
@@ -508,7 +508,7 @@ def test_sigterm_flushes_the_trace(sim_server: Any, tmp_path: Path) -> None:
     srv = sim_server("--trace", str(trace))
     call(srv.url, "/v1/completions", {"prompt": "x", "max_tokens": 2}, {"X-Request-Id": "last-words"})
     assert srv.stop() == 0
-    assert json.loads(trace.read_text().splitlines()[-1])["request_id"] == "last-words"
+    assert trace_lines(trace)[-1]["request_id"] == "last-words"
 
 
 # -- command line ------------------------------------------------------------------------------

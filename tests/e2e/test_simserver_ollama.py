@@ -5,7 +5,6 @@ Ollama's own refusals (what Go's decoder will not take), and the faults in Ollam
 from __future__ import annotations
 
 import http.client
-import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,6 +14,7 @@ import orjson
 import pytest
 
 from simserver.tokenizer import count_tokens
+from simserver.trace import read_lines as trace_lines
 from tests.conftest import PYTHON, Proc, free_port, start, wait_http
 
 pytestmark = pytest.mark.e2e
@@ -61,7 +61,7 @@ def lines(raw: bytes) -> list[dict]:
 def trace_row(path: Path, rid: str, timeout_s: float = 5.0) -> dict:
     deadline = time.monotonic() + timeout_s
     while True:
-        rows = [json.loads(x) for x in path.read_text().splitlines()] if path.exists() else []
+        rows = trace_lines(path)
         found = [r for r in rows if r["request_id"] == rid]
         if found or time.monotonic() > deadline:
             assert found, f"{rid} not traced"

@@ -8,7 +8,6 @@ arrival and last token), and a missing receiver must never disturb serving.
 from __future__ import annotations
 
 import http.client
-import json
 import subprocess
 import threading
 import time
@@ -25,6 +24,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from loadgen.monitors.otlp import OtlpReceiver
 from loadgen.monitors.spanrows import Row
+from simserver.trace import read_lines as trace_lines
 from tests.conftest import PYTHON, ROOT, Proc, free_port, wait_http
 
 pytestmark = pytest.mark.e2e
@@ -114,7 +114,7 @@ def send_all(port: int, n: int, prefix: str = "otlp") -> list[tuple[str, bool, i
 def trace_rows(path: Path, n: int, timeout_s: float = 10.0) -> dict[str, dict]:
     deadline = time.monotonic() + timeout_s
     while True:
-        rows = [json.loads(x) for x in path.read_text().splitlines()] if path.exists() else []
+        rows = trace_lines(path)
         if len(rows) >= n or time.monotonic() > deadline:
             return {r["request_id"]: r for r in rows}
         time.sleep(0.1)

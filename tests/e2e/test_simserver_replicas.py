@@ -8,7 +8,6 @@ trace, line for line), one trace file tagged by replica, and a clean stop with n
 from __future__ import annotations
 
 import http.client
-import json
 import os
 import signal
 import socket
@@ -25,6 +24,7 @@ import psutil
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from simserver.trace import read_lines as trace_lines
 from tests.conftest import PYTHON, ROOT, Proc, free_port, wait_http
 
 pytestmark = pytest.mark.e2e
@@ -82,7 +82,7 @@ def by_engine(fams: dict[str, Any], family: str, sample: str) -> Counter[str]:
 def read_trace(path: Path, n: int, timeout_s: float = 10.0) -> list[dict]:
     deadline = time.monotonic() + timeout_s
     while True:
-        rows = [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+        rows = trace_lines(path)
         if len(rows) >= n or time.monotonic() > deadline:
             return rows
         time.sleep(0.1)
@@ -143,7 +143,7 @@ def test_one_ready_line_sigterm_to_the_parent_stops_every_replica(replica_set: P
     assert replica_set.popen.wait(20) == 0
     _, alive = psutil.wait_procs(children, timeout=5)
     assert not alive
-    assert [json.loads(x)["request_id"] for x in replica_set.extra["trace"].read_text().splitlines()] == [rid]
+    assert [x["request_id"] for x in trace_lines(replica_set.extra["trace"])] == [rid]
 
 
 def test_replicas_die_with_a_killed_parent(replica_set: Proc) -> None:

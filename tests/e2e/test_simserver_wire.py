@@ -23,6 +23,7 @@ import pytest
 from core.result import StreamResult
 from loadgen.transport.apis.trailer import TRTLLM_EVENT, after_end
 from simserver.tokenizer import count_tokens
+from simserver.trace import read_lines as trace_lines
 from tests.conftest import PYTHON, Proc, free_port, start_server
 from tests.support.sse_shape import diff, events, signature
 
@@ -137,7 +138,7 @@ class Answer:
 def trace_rows(path: Path, ids: set[str], timeout_s: float = 5.0) -> dict[str, dict]:
     deadline = time.monotonic() + timeout_s
     while True:
-        rows = [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+        rows = trace_lines(path)
         found = {r["request_id"]: r for r in rows if r["request_id"] in ids}
         if len(found) == len(ids) or time.monotonic() > deadline:
             return found

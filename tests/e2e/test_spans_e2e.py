@@ -17,6 +17,7 @@ import pytest
 from analysis import api
 from analysis.spans import per_request
 from core.slo import parse_slo
+from simserver.trace import read_lines as trace_lines
 from tests.conftest import PYTHON, ROOT, free_port
 from tests.support.clocks import client_token_spans, clock_trouble
 from tests.support.hostwatch import HostWatch
@@ -69,7 +70,7 @@ def test_step_ramp_past_the_knee_is_decomposed_per_request(sim_server, host_watc
     # 96-100 % of requests within 2 ms on the shared 2-core dev host).
     f = per_request(r)
     j = f[f["joined"] & f["ok"]]
-    truth = {x["request_id"]: x for x in map(json.loads, trace.read_text().splitlines())}
+    truth = {x["request_id"]: x for x in trace_lines(trace)}
     spans = client_token_spans(run)
     unjudged = clock_trouble(
         [(spans[row.request_id], truth[row.request_id]["t_last_emit_unix"] - truth[row.request_id]["t_first_emit_unix"])

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from simserver.trace import read_lines as trace_lines
 from tests.conftest import PYTHON, ROOT, free_port
 
 pytestmark = pytest.mark.e2e
@@ -31,7 +32,7 @@ def read_rows(run: Path) -> list[dict]:
 
 
 def read_trace(path: Path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return trace_lines(path)
 
 
 def test_two_processes_one_file_every_engine_request(sim_server, tmp_path: Path) -> None:

@@ -25,6 +25,7 @@ from pathlib import Path
 import pytest
 import trustme
 
+from simserver.trace import read_lines
 from tests.conftest import PYTHON, ROOT, free_port
 from tests.support.json_server import Handler, http_server
 from tests.support.zoo.fixture import zoo_server
@@ -81,7 +82,7 @@ def trace_lines(trace: Path, ids: set[str], timeout_s: float = 5.0) -> dict[str,
     """The engine's trace by request id, once it holds every id in `ids` (it writes every 0.5 s)."""
     deadline = time.monotonic() + timeout_s
     while True:
-        lines = [json.loads(line) for line in trace.read_text().splitlines() if line.strip()]
+        lines = read_lines(trace)
         by_id = {t["request_id"]: t for t in lines}
         if ids <= set(by_id) or time.monotonic() > deadline:
             return by_id

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 
+from simserver.trace import read_lines as trace_lines
 from tests.conftest import PYTHON, ROOT
 
 pytestmark = [pytest.mark.e2e, pytest.mark.alone]
@@ -35,8 +36,7 @@ def chunk_errors(run: Path, trace: Path, windows: list[list[float]]) -> tuple[li
     with open(run / "requests.csv", newline="") as fh:
         rows = {r["request_id"]: r for r in csv.DictReader(fh) if r["ok"] == "true"}
     itl_err, arrive_err, seen = [], [], 0
-    for line in trace.read_text().splitlines():
-        t = json.loads(line)
+    for t in trace_lines(trace):
         r = rows.get(t["request_id"])
         if r is None or not t.get("emit_unix"):
             continue
