@@ -1,6 +1,6 @@
 """Reading the engine's trace while it is written: only whole lines (simserver/trace.py read_lines).
 
-A CI run once read `{"request_id":"join-2` — an append seen half done — and failed on its JSON.
+A test run once read `{"request_id":"join-2` — an append seen half done — and failed on its JSON.
 """
 
 from __future__ import annotations
