@@ -17,7 +17,7 @@ Each router's names, from its source and a real page (tests/fixtures: vllm-route
   counts how it placed each request, `vllm_router_prefix_routing_decisions_total{outcome}` (`prefix_hit`,
   `prefix_miss`, `load_imbalance`, `missing_tokens`: 0.1.17 matches prefixes on token ids, which it does
   not compute for HTTP backends — every request of a run through it there was `missing_tokens`, placed
-  by load, never by prefix);
+  by load, never by prefix, with `VLLM_ROUTER_TOKENIZER` set to the model's tokenizer or not);
 - smg (0.2 on): no per-backend request counter — the circuit breaker's outcomes are it —,
   `smg_worker_requests_active{worker}`, `smg_worker_health`, `smg_worker_cb_state`,
   `smg_worker_retries_total{worker,…}`, `smg_worker_retry_backoff_seconds`.
@@ -216,8 +216,8 @@ def warnings(rf: RouterFigures | None) -> list[str]:
         out.append(
             f"the router ({rf['router']}) placed {untokenized:.0f} of {sum(decided.values()):.0f} requests "
             f"without their token ids (`{NO_TOKENS}`): its cache-aware policy matches prefixes on tokens, which "
-            "it does not compute for HTTP backends, so it sent them by load, not by prefix — this run measures "
-            "that fallback, not cache-aware routing"
+            "it does not compute for HTTP backends (VLLM_ROUTER_TOKENIZER does not change that in 0.1.17), so it "
+            "sent them by load, not by prefix — this run measures that fallback, not cache-aware routing"
         )
     for r in rf["by_backend"]:
         if r["circuit_opened"] or r["unhealthy_scrapes"]:
