@@ -215,6 +215,9 @@ def test_a_replica_the_policy_starved_is_said_to_be_the_policys_not_the_replicas
         f"the router (vllm-router) sent replica {b} 0.0% of the requests where an even share is 50%"
     )
     assert "its policy put the load on the other backends" in line
+    assert "a cache threshold above the share every prompt has in common spreads new sessions;" in line
+    smg = dict(rf, router=router.SMG.name)  # the gateway's option, as measured, is named for it alone
+    assert "`--cache-threshold` 0.8 or 0.9 did so" in router.policy_starved(smg, rs)[b]
     # the router spread them evenly: the replica, not the policy, finished too few
     even = router.figures(router.build(series(vllm_router_rows({A: 2.0, B: 2.0}))), 0.0, 10.0)
     assert router.policy_starved(even, rs) == {}
