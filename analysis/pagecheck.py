@@ -13,6 +13,15 @@ about every other one). A page is taken as answered in turn when its counters fe
 scrapes or more and at `MIN_SHARE` of its scrape-to-scrape steps or more. Pages are told apart by
 the `instance` label (several `--server-metrics` URLs), else the file is one page.
 
+**A router's own page under an engine's names** is left out too. vLLM production-stack's router
+(`vllm_router` of vllm-project/production-stack, the Helm chart's router) answers its `/metrics` —
+what `--server-metrics auto` scrapes through it — with `vllm:` names labelled by backend (`server`):
+`vllm:num_requests_running` is its own count of the requests it has in prefill or decode there,
+`vllm:gpu_prefix_cache_hits_total` a gauge echoing the engine's counter, beside families no vLLM
+engine has (`vllm:current_qps`, `vllm:healthy_pods_total`, `vllm:num_incoming_requests_total`,
+`vllm:avg_itl`). Read as an engine, its estimates would be called the engine's figures. The sign
+is one of those families on the page (`ROUTER_ONLY`).
+
 **A page that counted another number of requests than the client** is named in a warning, its
 figures kept. The same rotation can land every scrape on one replica (users in step send an even
 number of requests between two scrapes, and round robin over two backends comes back to the same one):
@@ -41,6 +50,14 @@ MIN_SHARE = 0.1  # of a page's scrape-to-scrape steps
 COUNTER_ENDS = ("_total", "_count")
 COVERAGE = (0.8, 1.25)  # engine's finished requests / the client's, within which the page is the run's server
 MIN_GAP = 10  # requests: a few in flight at either end of the span are not a finding
+# families that production-stack's router serves (its services/metrics_service) and no vLLM engine does
+ROUTER_ONLY = (
+    "vllm:current_qps",
+    "vllm:healthy_pods_total",
+    "vllm:num_incoming_requests_total",
+    "vllm:avg_itl",
+)
+PRODUCTION_STACK = "vLLM production-stack's router"
 
 
 def _pages(df: pd.DataFrame) -> np.ndarray:
@@ -50,6 +67,11 @@ def _pages(df: pd.DataFrame) -> np.ndarray:
     codes, uniques = pd.factorize(df["labels"].astype(str))
     inst = np.array([parse_labels(str(x)).get("instance", "") for x in uniques], dtype=object)
     return inst[codes] if len(uniques) else np.full(len(df), "", dtype=object)
+
+
+def _where(page: str, url: str) -> str:
+    """A page as a warning names it: its `instance`, else the one URL scraped (run.json's)."""
+    return f"the page of {page}" if page else f"the page at {url or 'the scraped URL'}"
 
 
 def falls(df: pd.DataFrame, pages: np.ndarray | None = None) -> dict[str, tuple[int, int]]:
@@ -88,15 +110,30 @@ def drop(df: pd.DataFrame, url: str = "") -> tuple[pd.DataFrame, list[str]]:
         return df, []
     warnings = []
     for page, (fell, steps) in found.items():
-        where = f"the page of {page}" if page else f"the page at {url or 'the scraped URL'}"
         warnings.append(
-            f"server_metrics.csv: {where} went back at {fell} of {steps} scrapes — its counters fell and "
+            f"server_metrics.csv: {_where(page, url)} went back at {fell} of {steps} scrapes — its counters fell and "
             "rose again, so different processes answered it in turn (a router such as vllm-router passing "
             "/metrics to one backend at a time, or a Service spreading connections); its figures would mix "
             "them and are left out: scrape each replica's own page and the router's own "
             "(--server-metrics URL,URL,…)"
         )
     return df[~np.isin(pages, list(found))].reset_index(drop=True), warnings
+
+
+def drop_routers(df: pd.DataFrame, url: str = "") -> tuple[pd.DataFrame, list[str]]:
+    """`df` without the pages of a router that uses vLLM's names for its own figures, a warning for each."""
+    if df.empty:
+        return df, []
+    pages = _pages(df)
+    found = sorted(set(pages[df["metric"].isin(ROUTER_ONLY).to_numpy()]))
+    warnings = [
+        f"server_metrics.csv: {_where(page, url)} is "
+        f"{PRODUCTION_STACK} (`vllm:current_qps`, `vllm:healthy_pods_total`): its `vllm:` names hold its own "
+        "count of each backend's requests in flight and echoes of the engines' counters, not an engine's "
+        "figures, and are left out of them: scrape each engine's own page beside it (--server-metrics URL,URL,…)"
+        for page in found
+    ]
+    return (df[~np.isin(pages, found)].reset_index(drop=True), warnings) if found else (df, [])
 
 
 def coverage(d: ServerData | None, df: pd.DataFrame) -> list[str]:

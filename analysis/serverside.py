@@ -33,9 +33,11 @@ def read(run: Run, tp: Throughput, steps: list[Step]) -> ServerSide:
     samples, warnings = server.load_server_metrics(run.path)
     if samples is None:
         return ServerSide(None, None, steps, warnings)
-    samples, turned = pagecheck.drop(samples, str((run.meta.get("server_metrics") or {}).get("url", "")))
+    url = str((run.meta.get("server_metrics") or {}).get("url", ""))
+    samples, routers = pagecheck.drop_routers(samples, url)
+    samples, turned = pagecheck.drop(samples, url)
     series, more = server.build(samples)
-    warnings += turned + pagecheck.coverage(series, run.df)
+    warnings += routers + turned + pagecheck.coverage(series, run.df)
     reps = replicas.build(samples)  # each replica's series, once for the run and all its levels
     rd = router.build(samples)
     if rd is not None:

@@ -113,3 +113,33 @@ def test_requests_the_client_gave_up_on_are_not_others_traffic() -> None:
     rows = client_rows(50)
     rows.loc[20:49, "ok"] = False
     assert pagecheck.coverage(d, rows) == []
+
+
+def test_production_stacks_router_page_is_not_read_as_an_engine() -> None:
+    """vLLM production-stack's router answers `/metrics` with `vllm:` names of its own (fixture written from
+    its source): scraped alone it would be read as a vLLM engine running the 8 requests it has in flight;
+    it is left out with a warning naming it. Beside an engine's page only the router's page goes."""
+    from tests.support.metric_pages import FIX, scrapes
+
+    router_page = scrapes((FIX / "production-stack-router-metrics.txt").read_text())
+    d, _ = server.build(router_page)
+    assert d is not None and d.gauges["running"].iloc[-1] == 8.0  # what reading it as an engine made of it
+    kept, (line,) = pagecheck.drop_routers(router_page, "http://router:80/metrics")
+    assert kept.empty
+    assert line.startswith(
+        "server_metrics.csv: the page at http://router:80/metrics is vLLM production-stack's router"
+    )
+    assert "left out" in line and "--server-metrics URL,URL" in line
+    # the router's page and one engine's, told apart by `instance`
+    both = pd.concat(
+        [router_page.assign(labels=router_page["labels"] + ";instance=router:80"),
+         frame([r for t in (1000.0, 1010.0) for r in engine_page(t, 12.0 if t > 1000 else 0.0, "instance=e1:8000")])],
+        ignore_index=True,
+    )  # fmt: skip
+    kept, (line,) = pagecheck.drop_routers(both)
+    assert line.startswith("server_metrics.csv: the page of router:80 is vLLM production-stack's router")
+    assert set(kept["labels"]) == {"instance=e1:8000"}
+    d, _ = server.build(kept)
+    assert d is not None and d.gauges["running"].iloc[-1] == 2.0  # the engine's own
+    # an engine's page alone has none of the router's families
+    assert pagecheck.drop_routers(frame(in_turn()))[1] == []

@@ -1,0 +1,62 @@
+"""vLLM production-stack's router page beside an engine's, end to end: a run scrapes both URLs (the
+router's page served as its source writes it — tests/fixtures — with its request counter rising, the
+simulated engine's own), and the report leaves the router's `vllm:` names out of the engine's figures
+with a warning naming its page; the server's figures are the engine's alone (its running requests, the
+requests it finished = the client's)."""
+
+from __future__ import annotations
+
+import csv
+import itertools
+import json
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import PYTHON, ROOT
+from tests.support.json_server import Handler, http_server
+from tests.support.metric_pages import FIX
+
+pytestmark = pytest.mark.e2e
+PAGE = (FIX / "production-stack-router-metrics.txt").read_text()
+SCRAPES = itertools.count(1)
+
+
+class RouterPage(Handler):
+    """GET /metrics: the router's page, its incoming-request counter 10 higher at each scrape."""
+
+    def do_GET(self) -> None:
+        n = 120 + 10 * next(SCRAPES)
+        body = re.sub(r"(vllm:num_incoming_requests_total\{[^}]*\}) \S+", rf"\1 {n}.0", PAGE).encode()
+        self.answer(200, body, Content_Type="text/plain; version=0.0.4; charset=utf-8")
+
+
+def test_the_routers_page_is_left_out_and_the_engines_figures_stay(sim_server, tmp_path: Path) -> None:
+    engine = sim_server("--profile", "latency")
+    with http_server(RouterPage) as router:
+        cmd = [PYTHON, "-m", "locust", "-f", "locustfile.py", "--headless", "--only-summary", "--host", engine.url,
+               "--results-dir", str(tmp_path), "-u", "3", "-r", "3", "-t", "5s", "--max-tokens", "16",
+               "--scrape-interval", "1s", "--server-metrics", f"{router}/metrics,{engine.url}/metrics"]  # fmt: skip
+        done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, (done.stdout + done.stderr)[-3000:]
+    (folder,) = [p for p in tmp_path.iterdir() if p.is_dir()]
+    with open(folder / "server_metrics.csv", newline="") as fh:
+        scraped = {r["metric"] for r in csv.DictReader(fh)}
+    assert {"vllm:current_qps", "vllm:e2e_request_latency_seconds_count"} <= scraped  # both pages kept raw
+    analysed = subprocess.run([PYTHON, "-m", "analysis", str(folder), "--quiet", "--no-plots"], cwd=ROOT,
+                              capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert analysed.returncode == 0, analysed.stderr[-3000:]
+    summary = json.loads((folder / "summary.json").read_text())
+    host = router.removeprefix("http://")
+    (line,) = [w for w in summary["warnings"] if "production-stack" in w]
+    assert line.startswith(f"server_metrics.csv: the page of {host} is vLLM production-stack's router"), line
+    srv = summary["server"]
+    assert (
+        srv["engine"] == "vllm" and srv["running_max"] <= 3
+    )  # the engine's own: 3 users, not the router's 8
+    assert not [
+        w for w in summary["warnings"] if "counted" in w and "finished requests" in w
+    ]  # engine = client
+    assert not [w for w in summary["warnings"] if "went back at" in w]
