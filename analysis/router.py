@@ -96,6 +96,7 @@ class RouterData:
     retries: pd.Series | None
     backoff_s: pd.Series | None
     decisions: dict[str, pd.Series]  # outcome → increase since the first scrape (a cache-aware policy's)
+    policy: str | None  # the one `policy` label value on its page, if it names one
 
 
 def build(df: pd.DataFrame | None) -> RouterData | None:
@@ -123,9 +124,11 @@ def build(df: pd.DataFrame | None) -> RouterData | None:
     backoff = s.counter(names.backoff + "_sum") if s.has(names.backoff + "_sum") else None
     decisions = s.counter_by(names.decisions, "outcome") if names.decisions and s.has(names.decisions) else {}
     order = sorted(requests, key=natural_key)
+    policies = {p for name in s.metrics for p in s.label_values(name, "policy")}
     return RouterData(
-        names, s.times, {w: requests[w] for w in order}, failures, gauges, retries, backoff, decisions
-    )
+        names, s.times, {w: requests[w] for w in order}, failures, gauges, retries, backoff, decisions,
+        policies.pop() if len(policies) == 1 else None,
+    )  # fmt: skip
 
 
 def _values(s: Samples, name: str, key: str) -> list[str]:
@@ -193,6 +196,7 @@ def figures(
         imbalance=imbalance,
         steps=[],
         prefix_decisions={k: _inc(v, rd.times, a, b) or 0.0 for k, v in sorted(rd.decisions.items())} or None,
+        policy=rd.policy,
     )
 
 
@@ -256,11 +260,27 @@ def policy_starved(rf: RouterFigures | None, rs: ReplicaSet | None) -> dict[str,
         )
         if healthy and sent < STARVED * even * rf["requests"]:
             out[rep["replica"]] = (
-                f"the router ({rf['router']}) sent replica {rep['replica']} {sent / rf['requests']:.1%} of the "
+                f"the router ({_named(rf)}) sent replica {rep['replica']} {sent / rf['requests']:.1%} of the "
                 f"requests where an even share is {even:.0%}, and nothing failed there: its policy put the load "
-                "on the other backends — a cache-aware policy does so when most prompts share a prefix (one "
-                "system prompt, one tool list) until its load-balance threshold trips; a cache threshold above "
-                f"the share every prompt has in common spreads new sessions{SMG_MEND if rf['router'] == SMG.name else ''}; "
-                "the server's figures are mostly the busiest replica's"
+                f"on the other backends{_why_starved(rf)}; the server's figures are mostly the busiest replica's"
             )
     return out
+
+
+def _named(rf: RouterFigures) -> str:
+    """The router as a line names it: with its policy where its page names one."""
+    return f"{rf['router']}, policy {rf['policy']}" if rf.get("policy") else rf["router"]
+
+
+def _why_starved(rf: RouterFigures) -> str:
+    """Why a policy starves a replica — said for a cache-aware one (or one the page does not name), with
+    the gateway's measured mend; another policy's reasons are its own."""
+    policy = rf.get("policy")
+    if policy and "cache" not in policy:
+        return ""
+    mend = SMG_MEND if rf["router"] == SMG.name else ""
+    return (
+        " — a cache-aware policy does so when most prompts share a prefix (one system prompt, one tool list) "
+        "until its load-balance threshold trips; a cache threshold above the share every prompt has in common "
+        f"spreads new sessions{mend}"
+    )

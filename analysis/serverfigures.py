@@ -143,3 +143,6 @@ class RouterFigures(TypedDict):
     # how a cache-aware policy placed the requests, by its own outcome names (vllm-router: prefix_hit,
     # prefix_miss, load_imbalance, missing_tokens); None: the router counts no such thing
     prefix_decisions: dict[str, float] | None
+    # the routing policy its page names (a `policy` label: smg's worker selections, vllm-router's cache-aware
+    # decisions); None where it names none or several
+    policy: str | None

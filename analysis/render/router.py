@@ -25,7 +25,8 @@ def line(rf: RouterFigures) -> str:
     """`Router (vllm-router, 2 backends): the busiest, http://10.0.0.2:8000, got 52 % of 1,204 requests
     (1.04× an even share); 16 failed at a backend, 16 retried.`"""
     n = len(rf["by_backend"])
-    head = f"Router ({rf['router']}, {n} backend{'s' if n != 1 else ''})"
+    policy = f", policy {rf['policy']}" if rf.get("policy") else ""
+    head = f"Router ({rf['router']}{policy}, {n} backend{'s' if n != 1 else ''})"
     top = next((r for r in rf["by_backend"] if r["backend"] == rf["busiest"]), None)
     if top is None or rf["imbalance"] is None:
         return f"{head}: no request passed to a backend in the window."

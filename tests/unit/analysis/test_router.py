@@ -197,6 +197,35 @@ def test_a_cache_aware_policy_that_had_no_tokens_to_match_is_named() -> None:
     assert smg is not None and smg["prefix_decisions"] is None
 
 
+def test_the_policy_the_routers_page_names_is_read_and_said() -> None:
+    """Both real pages name their policy in a `policy` label (smg on its worker selections, vllm-router on its
+    cache-aware decisions): the Router line says it, and a starved replica is explained as a cache-aware
+    policy's doing only under one (round robin starving a replica has other reasons)."""
+    ca = router.figures(router.build(page_frame("vllm-router-0.1.17-cache-aware-metrics.txt")), 0.0, 10.0)
+    rr = router.figures(router.build(page_frame("smg-0.3.2-metrics.txt")), 0.0, 10.0)
+    assert (
+        ca is not None and rr is not None and (ca["policy"], rr["policy"]) == ("cache_aware", "round_robin")
+    )
+    assert render.line(ca).startswith(
+        "Router (vllm-router, policy cache_aware, 1 backend): "
+    )  # it sent all to one
+    assert render.line(rr).startswith("Router (SGLang Model Gateway, policy round_robin, 2 backends): ")
+    plain = router.figures(router.build(series(vllm_router_rows({A: 4.0}))), 0.0, 10.0)  # names no policy
+    assert (
+        plain is not None
+        and plain["policy"] is None
+        and render.line(plain).startswith("Router (vllm-router, 1 backend)")
+    )
+    rs = replica_set({"10.0.0.9:8000": 1.0, "10.0.0.10:8000": 0.0})
+    (line,) = router.policy_starved(dict(plain, router=router.SMG.name, policy="round_robin"), rs).values()
+    assert line.startswith(
+        "the router (SGLang Model Gateway, policy round_robin) sent replica 10.0.0.10:8000 0.0%"
+    )
+    assert "cache" not in line
+    (line,) = router.policy_starved(dict(plain, router=router.SMG.name, policy="cache_aware"), rs).values()
+    assert "a cache-aware policy does so" in line and "`--cache-threshold` 0.8 or 0.9" in line
+
+
 def replica_set(shares: dict[str, float]) -> dict:
     rows = [{"replica": k, "requests": 40.0 * v, "requests_share": v} for k, v in shares.items()]
     return {"by": "instance", "count": len(rows), "by_replica": rows, "busiest": None, "imbalance": 2.0}
