@@ -37,10 +37,10 @@ DURATIONS = "tests/durations.json"
 # stamps of the SDK path past the zoo's 2-ms tolerance once (an SDK parses on a busy core).
 SHARDS_DEFAULT = 3
 NO_TESTS = 5  # pytest's exit status when a selection is empty: not a failure here
-SUMMARY_WORDS = ("FAILED ", "ERROR ")  # how pytest's short test summary (-r fE, its default) starts a line
-REPORT_TITLE = re.compile(
-    r"_{3,} (\S.*?) _{3,}$"
-)  # "____ test_name[param] ____" heads a failed test's report
+# how a failed or erred test's line starts in pytest's short summary (-ra)
+SUMMARY_WORDS = ("FAILED ", "ERROR ")
+# "____ test_name[param] ____" heads a failed test's report
+REPORT_TITLE = re.compile(r"_{3,} (\S.*?) _{3,}$")
 SUMMARY_CHARS = 400  # a failed test's line at the end is cut here: the whole text is above
 
 
@@ -117,13 +117,9 @@ def main() -> int:
     t2 = time.monotonic()
     took = f"{t2 - t0:.0f} s (part 2 {t2 - t1:.0f} s)"
     if failed:
-        print(
-            f"==> test: {len(failures)} failed or erred (pytest's short summary lines, as above):", flush=True
-        )
+        print(f"==> test: {len(failures)} failed or erred (pytest's short summary lines, as above):")
         for line in failures:
-            print(
-                "    " + (line if len(line) <= SUMMARY_CHARS else line[: SUMMARY_CHARS - 1] + "…"), flush=True
-            )
+            print("    " + (line if len(line) <= SUMMARY_CHARS else line[: SUMMARY_CHARS - 1] + "…"))
         print(f"==> test: FAILED in {', '.join(failed)} (their output above); {took}", flush=True)
         return 1
     print(f"==> test: all parts passed in {took}", flush=True)
