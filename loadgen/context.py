@@ -254,6 +254,12 @@ class RunContext:
         """`--header`s with their `$VAR` values read in this process (checked at the start)."""
         return extra_headers.resolve(extra_headers.parse(getattr(self.options, "header", None)))
 
+    @property
+    def scrape_headers(self) -> dict[str, str]:
+        """`--server-metrics-header`s, read in this process (the one that scrapes): never on a request."""
+        values = getattr(self.options, "server_metrics_header", None)
+        return extra_headers.resolve(extra_headers.parse(values, option="--server-metrics-header"))
+
     # -- workload -------------------------------------------------------------------
     def workload(self, tenant: str = "") -> Any:
         """Opened on first use, after the master has told this worker its slice; a tenant's own

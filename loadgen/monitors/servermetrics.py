@@ -19,6 +19,11 @@ sample labelled `instance=HOST:PORT` (loadgen/monitors/metricsource.py). The ana
 the server's figures and keeps each replica's apart (analysis/replicas.py). `dns+http://NAME:PORT/PATH`
 stands for every address NAME has, looked up before each round (loadgen/monitors/discovery.py).
 
+What a page is sent: the API key and `--header`'s only where the requests go (the target's origin),
+and `--server-metrics-header`'s to every page (each URL, each address a name has, `auto`'s) and never
+with a request: a page may want credentials of its own (the llm-d endpoint picker's authenticated
+/metrics, a kube-rbac-proxy in front of vLLM's); one of the same name replaces the key's there.
+
 A failed scrape never stops the run: it is counted, warned about once, and reported in run.json
 `server_metrics` (URL without credentials, scrapes, failures, last error; per URL under `instances`
 when there are several). With the default `--server-metrics auto`, a target that serves no
@@ -50,7 +55,8 @@ from loadgen.context import RunContext
 from loadgen.monitors import perrun
 from loadgen.monitors.discovery import DnsName, Resolver, is_dns, lookup
 from loadgen.monitors.metricsource import AUTO, Row, Source, instance_names
-from loadgen.transport.headers import static_headers
+from loadgen.transport import headers as extra_headers
+from loadgen.transport.headers import overlay, static_headers
 from loadgen.transport.urls import is_http_url, safe_url
 
 log = logging.getLogger("goodput")
@@ -61,6 +67,7 @@ HEADER = ("t", "metric", "labels", "value")
 META_KEY = "server_metrics"
 MIN_INTERVAL_S = 0.1
 MAX_URLS = 64  # replicas of one server, not a fleet
+HEADER_OPTION = "--server-metrics-header"
 
 
 # -- options ------------------------------------------------------------------------------------
@@ -80,6 +87,11 @@ def _one_url(v: str) -> str:
             "reach logs and the web UI; the API key of --api-key-env is sent when the URL is the target's"
         )
     return v
+
+
+def scrape_headers(values: list[str] | None) -> list[tuple[str, str]]:
+    """`--server-metrics-header`s parsed as `--header`s are (names and values as written)."""
+    return extra_headers.parse(values, option=HEADER_OPTION)
 
 
 def resolve(value: str, host: str) -> tuple[str, list[str]]:
@@ -123,7 +135,8 @@ def same_origin(a: str, b: str) -> bool:
 # -- the scraper --------------------------------------------------------------------------------
 class Scraper:
     """Scrapes its URLs every `interval_s` into `path` (opened at the first good scrape), one round at a
-    time, and keeps the counts in the run's meta. `headers_for(url)` gives the headers a URL may get."""
+    time, and keeps the counts in the run's meta. `headers_for(url)` gives the headers a URL may get
+    (the key's, where the requests go); `headers` (`--server-metrics-header`) go to every page, over those."""
 
     def __init__(
         self,
@@ -135,16 +148,18 @@ class Scraper:
         meta: dict | None = None,
         client: str = "raw",
         resolver: Resolver = lookup,
+        headers: dict[str, str] | None = None,
     ) -> None:
         urls = [urls] if isinstance(urls, str) else list(urls)
         self.mode, self.interval_s, self.path = mode, interval_s, path
         self.timeout_s = max(1.0, min(5.0, interval_s))
         self.client, self.headers_for = client, headers_for or (lambda _: {})
+        self.headers = dict(headers or {})
         self.names = [DnsName(u, resolver) for u in urls if is_dns(u)]  # replicas found by DNS each round
         urls = [u for u in urls if not is_dns(u)]
         labels = instance_names(urls) if len(urls) > 1 or self.names else [""] * len(urls)
         self.sources = [
-            Source(u, mode, self.timeout_s, self.headers_for(u), client, name)
+            Source(u, mode, self.timeout_s, overlay(self.headers_for(u), self.headers), client, name)
             for u, name in zip(urls, labels, strict=True)
         ]
         self._discovered: set[str] = set()  # the URLs of the addresses the names have had
@@ -202,8 +217,10 @@ class Scraper:
                             "goodput: server metrics: over %d pages; %s and later not scraped", MAX_URLS, url
                         )
                     continue
-                # no headers of ours: an address found by DNS is never the target's origin (no API key)
-                self.sources.append(Source(url, "url", self.timeout_s, {}, self.client, label))
+                # an address found by DNS is never the target's origin (no API key): the page's own only
+                self.sources.append(
+                    Source(url, "url", self.timeout_s, dict(self.headers), self.client, label)
+                )
                 self._discovered.add(url)
         self._gone = self._discovered - wanted
 
@@ -234,6 +251,7 @@ class Scraper:
             "last_error": last,
             "file": CSV_NAME if self.scrapes else None,
             **({"note": "; ".join(notes)} if notes else {}),
+            **({"headers": list(self.headers)} if self.headers else {}),  # names, never a value
             **({"instances": [{**s.counts(), **self._found(s.url)} for s in src]} if several else {}),
             **({"lookups": [d.counts() for d in self.names]} if self.names else {}),
         }
@@ -285,6 +303,7 @@ def make_scraper(environment: Any) -> Scraper | None:
     try:
         mode, urls = resolve(getattr(opts, "server_metrics", AUTO), host)
         interval_s = interval_of(getattr(opts, "scrape_interval", "2s"))
+        own = ctx.scrape_headers
     except OptionError as e:  # web UI: the form may hold what the command line would have refused
         log.error("goodput: %s; server metrics off for this run", e)
         ctx.meta[META_KEY] = {"enabled": False, "note": str(e)}
@@ -300,7 +319,8 @@ def make_scraper(environment: Any) -> Scraper | None:
             dict(ours) if same_origin(url, host) else {}
         )  # the key and --header's go only where the requests go
 
-    return Scraper(urls, mode, interval_s, ctx.run_dir / CSV_NAME, headers_for, ctx.meta, opts.client)
+    path = ctx.run_dir / CSV_NAME
+    return Scraper(urls, mode, interval_s, path, headers_for, ctx.meta, opts.client, headers=own)
 
 
 def install(events: Any) -> None:
@@ -321,6 +341,19 @@ def install(events: Any) -> None:
         add_option(
             parser,
             "output",
+            HEADER_OPTION,
+            label="Server metrics header",
+            action="append",
+            default=None,
+            metavar="'NAME: VALUE'",
+            help="A header sent with every server-metrics scrape, never with the requests (repeatable), "
+            "e.g. 'Authorization: $METRICS_AUTH' for a page that wants credentials of its own: a $VAR value "
+            "is read from the environment, it replaces the key's or a --header's of the same name, and only "
+            "names reach run.json",
+        )
+        add_option(
+            parser,
+            "output",
             "--scrape-interval",
             label="Scrape interval",
             web=True,
@@ -334,6 +367,9 @@ def install(events: Any) -> None:
 def _check(opts: Any, host: str) -> None:
     resolve(opts.server_metrics, host)
     interval_of(opts.scrape_interval)
+    extra_headers.check_set(
+        scrape_headers(getattr(opts, "server_metrics_header", None)), option=HEADER_OPTION
+    )
 
 
 def _start(environment: Any, ctx: RunContext) -> None:

@@ -8,6 +8,10 @@ scrape when that goes to the target's own origin (as the API key does).
 A secret stays off the command line, like the API key: a VALUE written `$VAR` (or `${VAR}`) is read
 from the environment of each process that sends (so workers on other hosts read their own), and
 only header NAMES reach run.json; values are never logged.
+
+`--server-metrics-header` is parsed here too (`option` names it in each mistake): headers of the
+`/metrics` scrape alone (loadgen/monitors/servermetrics.py), for a page that wants credentials of its
+own; `overlay` lets them replace the key's or a `--header`'s of the same name there.
 """
 
 from __future__ import annotations
@@ -26,28 +30,30 @@ RESERVED = frozenset(
 )
 
 
-def parse(values: Iterable[str] | None, id_header: str | None = None) -> list[tuple[str, str]]:
-    """(name, value as written) per `--header`; an OptionError naming the one that is wrong."""
+def parse(
+    values: Iterable[str] | None, id_header: str | None = None, option: str = "--header"
+) -> list[tuple[str, str]]:
+    """(name, value as written) per `option` given; an OptionError naming the one that is wrong."""
     out: list[tuple[str, str]] = []
     for raw in values or ():
         name, sep, value = str(raw).partition(":")
         name, value = name.strip(), value.strip()
         if not sep or not _TOKEN.match(name):
             raise OptionError(
-                f"--header: '{name or raw}' is not 'NAME: VALUE' (e.g. 'X-Api-Key: $GATEWAY_KEY')"
+                f"{option}: '{name or raw}' is not 'NAME: VALUE' (e.g. 'X-Api-Key: $GATEWAY_KEY')"
             )
         if name.lower() in RESERVED:
             raise OptionError(
-                f"--header: {name} is set by the client itself (the request's framing and body, the answer's encoding)"
+                f"{option}: {name} is set by the client itself (the request's framing and body, the answer's encoding)"
             )
         if id_header and name.lower() == id_header.lower():
             raise OptionError(
-                f"--header: {name} carries each request's id (--request-id-header); name another"
+                f"{option}: {name} carries each request's id (--request-id-header); name another"
             )
         if any(n.lower() == name.lower() for n, _ in out):
-            raise OptionError(f"--header: {name} is given twice")
+            raise OptionError(f"{option}: {name} is given twice")
         if "\r" in value or "\n" in value:
-            raise OptionError(f"--header: {name}'s value holds a line break")
+            raise OptionError(f"{option}: {name}'s value holds a line break")
         out.append((name, value))
     return out
 
@@ -58,12 +64,14 @@ def variable(value: str) -> str | None:
     return (m.group(1) or m.group(2)) if m else None
 
 
-def check_set(headers: list[tuple[str, str]], environ: Mapping[str, str] = os.environ) -> None:
+def check_set(
+    headers: list[tuple[str, str]], environ: Mapping[str, str] = os.environ, option: str = "--header"
+) -> None:
     """Before a run: every `$VAR` a header names is set here (each worker reads its own)."""
     for name, value in headers:
         var = variable(value)
         if var is not None and not environ.get(var):
-            raise OptionError(f"--header: {name} takes its value from ${var}, which is not set")
+            raise OptionError(f"{option}: {name} takes its value from ${var}, which is not set")
 
 
 def resolve(headers: list[tuple[str, str]], environ: Mapping[str, str] = os.environ) -> dict[str, str]:
@@ -85,3 +93,10 @@ def static_headers(api_key: str | None, extra: Mapping[str, str]) -> dict[str, s
     for name, value in extra.items():
         out["Authorization" if name.lower() == "authorization" else name] = value
     return out
+
+
+def overlay(base: Mapping[str, str], over: Mapping[str, str]) -> dict[str, str]:
+    """`base` with `over`'s headers on top: one of the same name, whatever its case, replaces base's
+    (HTTP names are case-insensitive: two spellings would send the header twice)."""
+    replaced = {name.lower() for name in over}
+    return {**{n: v for n, v in base.items() if n.lower() not in replaced}, **over}

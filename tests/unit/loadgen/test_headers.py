@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from core.errors import OptionError
-from loadgen.transport.headers import check_set, parse, resolve, static_headers
+from loadgen.transport.headers import check_set, overlay, parse, resolve, static_headers
 
 
 def test_names_values_and_variables() -> None:
@@ -44,3 +44,14 @@ def test_an_authorization_header_replaces_the_bearer() -> None:
         "X-A": "1",
     }
     assert static_headers(None, {"X-A": "1"}) == {"X-A": "1"}
+
+
+def test_another_option_is_named_in_its_mistakes_and_overlay_replaces_whatever_the_case() -> None:
+    """`--server-metrics-header` is parsed here too: the same rules, its own name in the line."""
+    with pytest.raises(OptionError, match=r"^--server-metrics-header: 'nocolon' is not 'NAME: VALUE'"):
+        parse(["nocolon"], option="--server-metrics-header")
+    with pytest.raises(OptionError, match=r"^--server-metrics-header: A takes its value from \$V, which"):
+        check_set([("A", "$V")], {}, option="--server-metrics-header")
+    base = {"Authorization": "Bearer sk", "X-Gw": "1"}
+    assert overlay(base, {"authorization": "Bearer t"}) == {"X-Gw": "1", "authorization": "Bearer t"}
+    assert overlay(base, {}) == base and overlay({}, {"X-M": "2"}) == {"X-M": "2"}
