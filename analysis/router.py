@@ -27,12 +27,13 @@ scraped under the same `host:port`, its engine's finished requests stand beside 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 import numpy as np
 import pandas as pd
 
+from analysis import epp, fmt
 from analysis.engines import Samples
 from analysis.replicas import STARVED, natural_key, spread, starved
 from analysis.serverfigures import ReplicaSet, RouterBackend, RouterFigures
@@ -97,6 +98,11 @@ class RouterData:
     backoff_s: pd.Series | None
     decisions: dict[str, pd.Series]  # outcome → increase since the first scrape (a cache-aware policy's)
     policy: str | None  # the one `policy` label value on its page, if it names one
+    errors: dict[str, pd.Series] = field(default_factory=dict)  # its own error answers by code (the EPP's)
+    unplaced: pd.Series | None = None  # requests it could place on no backend (the EPP's failed attempts)
+    pick: tuple[pd.Series, pd.Series] | None = None  # its picking time: sum and count (the EPP's scheduler)
+    held: tuple[pd.Series, pd.Series] | None = None  # time in its own queue before a pick: sum and count
+    ready: pd.Series | None = None  # the backends it counted ready, per scrape
 
 
 def build(df: pd.DataFrame | None) -> RouterData | None:
@@ -106,7 +112,7 @@ def build(df: pd.DataFrame | None) -> RouterData | None:
     present = set(df["metric"].unique())
     names = next((r for r in ROUTERS if r.outcomes in present or r.requests in present), None)
     if names is None:
-        return None
+        return _build_epp(df) if epp.is_epp(df) else None
     s = Samples(df[df["metric"].str.startswith(names.prefix)])  # the router's page alone
     if names.requests and s.has(names.requests):
         requests = s.counter_by(names.requests, "worker")
@@ -128,6 +134,28 @@ def build(df: pd.DataFrame | None) -> RouterData | None:
     return RouterData(
         names, s.times, {w: requests[w] for w in order}, failures, gauges, retries, backoff, decisions,
         policies.pop() if len(policies) == 1 else None,
+    )  # fmt: skip
+
+
+EPP = RouterNames(epp.NAME, "", None, "", "", "", "", "", "")  # its names vary: analysis/epp.py reads them
+
+
+def _build_epp(df: pd.DataFrame) -> RouterData:
+    """The EPP's page (analysis/epp.py) as a router's: its placements per endpoint, its queue there and
+    what it refused or held before any engine saw the request."""
+    s = Samples(df)
+    n = epp.Names(s)
+    requests, unplaced = epp.placed(s, n)
+    gauges = {
+        "queue": epp.per_endpoint(s, n, "per_endpoint_queue_size", epp.QUEUE_ENDPOINT),
+        "running": epp.per_endpoint(s, n, "inflight_requests", epp.ENDPOINT),
+    }
+    ready = n("ready_endpoints")
+    return RouterData(
+        EPP, s.times, requests, {}, {k: v for k, v in gauges.items() if v}, None, None, {}, epp.scorers(s, n),
+        errors=epp.errors(s, n), unplaced=unplaced, pick=epp.mean_parts(s, n, "scheduler_e2e_duration_seconds"),
+        held=epp.mean_parts(s, n, "flow_control_request_queue_duration_seconds", epp.DISPATCHED),
+        ready=s.gauge(ready).reindex(s.times) if ready else None,
     )  # fmt: skip
 
 
@@ -170,6 +198,7 @@ def figures(
         running = _inside(rd.gauges.get("running", {}).get(w), rd.times, a, b)
         health = _inside(rd.gauges.get("health", {}).get(w), rd.times, a, b)
         circuit = _inside(rd.gauges.get("circuit", {}).get(w), rd.times, a, b)
+        queue = _inside(rd.gauges.get("queue", {}).get(w), rd.times, a, b)
         rows.append(
             RouterBackend(
                 backend=w,
@@ -182,6 +211,7 @@ def figures(
                 if circuit.size
                 else None,
                 engine_finished=finished.get(host_port(w)),
+                queue_max=float(queue.max()) if queue.size else None,
             )
         )
     total, busiest, imbalance = spread(rows, "backend")
@@ -197,7 +227,27 @@ def figures(
         steps=[],
         prefix_decisions={k: _inc(v, rd.times, a, b) or 0.0 for k, v in sorted(rd.decisions.items())} or None,
         policy=rd.policy,
+        errors={k: _inc(v, rd.times, a, b) or 0.0 for k, v in sorted(rd.errors.items())} or None,
+        unplaced=_inc(rd.unplaced, rd.times, a, b),
+        pick_s=_mean(rd.pick, rd.times, a, b),
+        held_s=_mean(rd.held, rd.times, a, b),
+        held=_inc(rd.held[1], rd.times, a, b) if rd.held else None,
+        ready_endpoints=_span(rd.ready, rd.times, a, b),
     )
+
+
+def _mean(parts: tuple[pd.Series, pd.Series] | None, times: np.ndarray, a: float, b: float) -> float | None:
+    """A histogram's mean over [a, b]: its sum's increase over its count's (None: nothing observed)."""
+    if parts is None:
+        return None
+    count = _inc(parts[1], times, a, b) or 0.0
+    return (_inc(parts[0], times, a, b) or 0.0) / count if count > 0 else None
+
+
+def _span(series: pd.Series | None, times: np.ndarray, a: float, b: float) -> list[float] | None:
+    """[least, most] of a gauge over the scrapes in [a, b]."""
+    v = _inside(series, times, a, b)
+    return [float(v.min()), float(v.max())] if v.size else None
 
 
 def warnings(rf: RouterFigures | None) -> list[str]:
@@ -228,6 +278,7 @@ def warnings(rf: RouterFigures | None) -> list[str]:
             "it does not compute for HTTP backends (VLLM_ROUTER_TOKENIZER does not change that in 0.1.17), so it "
             "sent them by load, not by prefix — this run measures that fallback, not cache-aware routing"
         )
+    out += _refused(rf)
     for r in rf["by_backend"]:
         if r["circuit_opened"] or r["unhealthy_scrapes"]:
             why = ["its circuit breaker opened"] if r["circuit_opened"] else []
@@ -242,6 +293,40 @@ def warnings(rf: RouterFigures | None) -> list[str]:
     return out
 
 
+def _refused(rf: RouterFigures) -> list[str]:
+    """What the router answered itself or held (the EPP): errors no engine counted, requests it could place
+    nowhere, time in its own queue, backends that left its ready set."""
+    out, name = [], rf["router"]
+    errors = {k: v for k, v in (rf.get("errors") or {}).items() if round(v)}
+    if errors:
+        each = ", ".join(f"{k} {v:.0f}" for k, v in errors.items())
+        shed = (
+            f" ({epp.SHED}: it shed the request with 429, judging the pool saturated, or found no endpoint "
+            "for it — refused before any engine saw it)"
+            if epp.SHED in errors
+            else ""
+        )
+        out.append(
+            f"the router ({name}) counted {sum(errors.values()):.0f} failed requests by its error code: {each}{shed}"
+        )
+    if round(rf.get("unplaced") or 0):
+        out.append(
+            f"the router ({name}) could place {rf['unplaced']:.0f} requests on no backend (its scheduler failed)"
+        )
+    if rf.get("held_s") and rf.get("held"):
+        out.append(
+            f"the router ({name}) held the {rf['held']:.0f} requests it let through {fmt.ms(rf['held_s'])} ms on "
+            "average in its own flow-control queue before picking a backend: part of the client's TTFT that no "
+            "engine's page counts"
+        )
+    ready = rf.get("ready_endpoints")
+    if ready and ready[0] != ready[1]:
+        out.append(
+            f"the router ({name}) counted {ready[0]:.0f} to {ready[1]:.0f} ready backends during the window"
+        )
+    return out
+
+
 def policy_starved(rf: RouterFigures | None, rs: ReplicaSet | None) -> dict[str, str]:
     """Replica → a line for each starved replica (analysis/replicas.py) that the router itself sent less
     than STARVED of an even share while nothing failed there: its policy, not the replica, kept the load
@@ -250,6 +335,8 @@ def policy_starved(rf: RouterFigures | None, rs: ReplicaSet | None) -> dict[str,
     if rf is None or not rf["requests"]:
         return {}
     by = {host_port(r["backend"]): r for r in rf["by_backend"]}
+    if rs and not set(by) & {rep["replica"] for rep in rs["by_replica"]}:
+        return {}  # its backends are not the scraped replicas' URLs (the EPP names pods): no join
     even = 1.0 / rs["count"] if rs else 1.0
     out = {}
     for rep in starved(rs):

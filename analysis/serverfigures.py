@@ -126,6 +126,7 @@ class RouterBackend(TypedDict):
     unhealthy_scrapes: int | None  # scrapes at which its health check had it unhealthy
     circuit_opened: bool | None  # its circuit breaker was open or half-open at some scrape
     engine_finished: float | None  # the same backend's engine page: its finished requests (a replica scraped)
+    queue_max: float | None  # the most waiting there at one scrape, as the router read it (the EPP's)
 
 
 class RouterFigures(TypedDict):
@@ -144,5 +145,13 @@ class RouterFigures(TypedDict):
     # prefix_miss, load_imbalance, missing_tokens); None: the router counts no such thing
     prefix_decisions: dict[str, float] | None
     # the routing policy its page names (a `policy` label: smg's worker selections, vllm-router's cache-aware
-    # decisions); None where it names none or several
+    # decisions; the EPP's scorers, joined by +); None where it names none or several
     policy: str | None
+    # the router's own error answers by code over the window (the EPP's `request_error_total`: a shed request
+    # is InferencePoolResourceExhausted, a 429); None where it counts none
+    errors: dict[str, float] | None
+    unplaced: float | None  # requests it could place on no backend (the EPP's failed scheduling attempts)
+    pick_s: float | None  # the mean time it took to pick a backend (the EPP's scheduler e2e)
+    held_s: float | None  # the mean time a request it let through waited in its own queue (EPP flow control)
+    held: float | None  # how many it let through that queue in the window
+    ready_endpoints: list[float] | None  # [least, most] backends it counted ready at a scrape in the window

@@ -16,7 +16,7 @@ from analysis.results import RouterFigures, Summary
 
 HEADERS = [
     "backend", "requests", "share", "failed", "in flight max", "unhealthy scrapes", "circuit opened",
-    "engine finished",
+    "engine finished", "queue max",
 ]  # fmt: skip
 STEP_HEADERS = ["step", "load", "requests", "busiest backend", "its share", "× an even share"]
 
@@ -30,7 +30,6 @@ def line(rf: RouterFigures) -> str:
     top = next((r for r in rf["by_backend"] if r["backend"] == rf["busiest"]), None)
     if top is None or rf["imbalance"] is None:
         return f"{head}: no request passed to a backend in the window."
-    failed = sum(r["failures"] or 0.0 for r in rf["by_backend"])
     decided = rf.get("prefix_decisions")
     how = (
         ", ".join(f"{v:.0f} {k.replace('_', ' ')}" for k, v in decided.items() if round(v)) if decided else ""
@@ -38,9 +37,27 @@ def line(rf: RouterFigures) -> str:
     return (
         f"{head}: the busiest, {top['backend']}, got {fmt.pct(top['requests_share'], 0)} of "
         f"{fmt.num(rf['requests'], 0)} requests ({rf['imbalance']:.2f}× an even share); "
-        f"{failed:.0f} failed at a backend, {fmt.num(rf['retries'], 0)} retried"
+        + "; ".join(_counted(rf))
         + (f"; its cache-aware placements: {how}." if how else ".")
     )
+
+
+def _counted(rf: RouterFigures) -> list[str]:
+    """What the router counted of its own beside the spread — failures and retries where it counts them
+    (vllm-router, the gateway), its own error answers and the time it took (the EPP)."""
+    out = []
+    if any(r["failures"] is not None for r in rf["by_backend"]) or rf["retries"] is not None:
+        failed = sum(r["failures"] or 0.0 for r in rf["by_backend"])
+        out.append(f"{failed:.0f} failed at a backend, {fmt.num(rf['retries'], 0)} retried")
+    errors = {k: v for k, v in (rf.get("errors") or {}).items() if round(v)}
+    if rf.get("errors") is not None:
+        each = f" ({', '.join(f'{k} {v:.0f}' for k, v in errors.items())})" if errors else ""
+        out.append(f"it counted {sum(errors.values()):.0f} errors{each}")
+    if rf.get("pick_s") is not None:
+        out.append(f"picking took {fmt.ms(rf['pick_s'])} ms a request")
+    if rf.get("held_s") is not None:
+        out.append(f"its queue held each {fmt.ms(rf['held_s'])} ms")
+    return out
 
 
 def rows(rf: RouterFigures) -> list[list[str]]:
@@ -54,6 +71,7 @@ def rows(rf: RouterFigures) -> list[list[str]]:
             fmt.num(r["unhealthy_scrapes"], 0),
             "—" if r["circuit_opened"] is None else ("yes" if r["circuit_opened"] else "no"),
             fmt.num(r["engine_finished"], 0),
+            fmt.num(r.get("queue_max"), 0),
         ]
         for r in rf["by_backend"]
     ]

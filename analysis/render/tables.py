@@ -297,18 +297,31 @@ def server_ran(step: Step) -> str | None:
     return ran + _most_queued(f.get("replicas"))
 
 
+HELD_SAID_S = 0.001  # a router's own queue time said at the breaking level from a millisecond on
+
+
 def router_hid(rf: RouterFigures | None, step_no: int) -> str | None:
     """`the router retried 12 requests there (9 failed at http://10.0.0.3:8000)`: what the router's own page
     says it hid from the client at a level — retries whose failed try and backoff are in the client's
-    TTFT. None where it retried nothing there (or no router's page was scraped)."""
+    TTFT; the errors it answered itself and the time it held requests in its own queue (the EPP). None
+    where it did none of that there (or no router's page was scraped)."""
     level = next((x for x in (rf or {}).get("steps", []) if x.get("step") == step_no), None)  # type: ignore[union-attr]
-    retried = round(level.get("retries") or 0) if level else 0
-    if not level or retried < 1:
+    if not level:
         return None
-    failed = [r for r in level["by_backend"] if round(r["failures"] or 0) >= 1]
-    worst = max(failed, key=lambda r: r["failures"]) if failed else None
-    at = f" ({round(worst['failures']):,} failed at {worst['backend']})" if worst else ""
-    return f"the router retried {_plural(retried, 'request')} there{at}"
+    parts = []
+    retried = round(level.get("retries") or 0)
+    if retried >= 1:
+        failed = [r for r in level["by_backend"] if round(r["failures"] or 0) >= 1]
+        worst = max(failed, key=lambda r: r["failures"]) if failed else None
+        at = f" ({round(worst['failures']):,} failed at {worst['backend']})" if worst else ""
+        parts.append(f"the router retried {_plural(retried, 'request')} there{at}")
+    errors = {k: round(v) for k, v in (level.get("errors") or {}).items() if round(v) >= 1}
+    if errors:
+        codes = ", ".join(errors)
+        parts.append(f"the router counted {_plural(sum(errors.values()), 'error')} there ({codes})")
+    if (level.get("held_s") or 0.0) >= HELD_SAID_S:
+        parts.append(f"the router held each request {fmt.ms(level['held_s'])} ms in its own queue there")
+    return "; ".join(parts) or None
 
 
 def _most_queued(rs: ReplicaSet | None) -> str:

@@ -2,7 +2,8 @@
 
 The scraper (loadgen/monitors/servermetrics.py) writes these rows into server_metrics.csv. Labels are
 `k=v;k=v` with keys sorted and `%`, `;`, `=` and newlines %-escaped; values as Prometheus writes them
-(`NaN`, `+Inf`, `-Inf`). `python_*` / `process_*` families and `*_created` samples are dropped.
+(`NaN`, `+Inf`, `-Inf`). The runtimes' own families (`python_*`, `process_*`, Go's `go_*` and
+`promhttp_*`) and `*_created` samples are dropped.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import Any
 
 from prometheus_client.parser import text_string_to_metric_families
 
-DROP_PREFIXES = ("python_", "process_")
+DROP_PREFIXES = ("python_", "process_", "go_", "promhttp_")  # the runtime's, not the server's
 CHUNK_SAMPLES = 20  # samples parsed between two yields to the event loop (≈1–2 ms)
 _ESCAPES = str.maketrans({"%": "%25", ";": "%3B", "=": "%3D", "\n": "%0A", "\r": "%0D"})
 

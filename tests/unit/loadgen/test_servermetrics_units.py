@@ -16,8 +16,9 @@ from prometheus_client.parser import text_string_to_metric_families
 from analysis.engines import parse_labels
 from analysis.server import load_server_metrics
 from core.errors import OptionError
-from loadgen.monitors.promtext import format_labels, format_value, parse
+from loadgen.monitors.promtext import DROP_PREFIXES, format_labels, format_value, parse
 from loadgen.monitors.servermetrics import Scraper, interval_of, resolve, same_origin
+from tests.support.metric_pages import FIX as FIXTURES
 from tests.support.metric_pages import PAGES, grep, page
 
 
@@ -27,7 +28,7 @@ def test_parse_keeps_engine_series_drops_noise(engine: str) -> None:
     text = page(engine)
     rows = list(parse(text))
     names = {m for m, _, _ in rows}
-    assert not any(n.startswith(("python_", "process_")) or n.endswith("_created") for n in names)
+    assert not any(n.startswith(DROP_PREFIXES) or n.endswith("_created") for n in names)
     prefix = {
         "vllm": "vllm:",
         "sglang": "sglang:",
@@ -51,6 +52,15 @@ def test_parse_keeps_engine_series_drops_noise(engine: str) -> None:
         assert keys == sorted(keys) and '"' not in lab
 
 
+def test_a_go_routers_runtime_families_are_dropped_and_its_own_kept() -> None:
+    """The llm-d EPP is a Go controller: its page carries the Go runtime's families, which say nothing
+    about serving; its own (`llm_d_epp_*`, the Inference Extension's names) stay."""
+    text = (FIXTURES / "llm-d-epp-metrics.txt").read_text()
+    names = {m for m, _, _ in parse(text)}
+    assert "go_goroutines" in text and not any(n.startswith(("go_", "promhttp_")) for n in names)
+    assert {"llm_d_epp_request_total", "inference_pool_per_pod_queue_size"} <= names
+
+
 @pytest.mark.parametrize("engine", list(PAGES))
 def test_parse_in_pieces_equals_parsing_the_whole_page(engine: str) -> None:
     """The scraper parses ≤ 20 samples at a time (to yield to the event loop): same samples, same order."""
@@ -59,7 +69,7 @@ def test_parse_in_pieces_equals_parsing_the_whole_page(engine: str) -> None:
         (s.name, format_labels(s.labels), format_value(s.value))
         for fam in text_string_to_metric_families(text)
         for s in fam.samples
-        if not s.name.startswith(("python_", "process_")) and not s.name.endswith("_created")
+        if not s.name.startswith(DROP_PREFIXES) and not s.name.endswith("_created")
     ]
     pauses = []
     assert list(parse(text, lambda: pauses.append(1))) == whole

@@ -1,0 +1,90 @@
+"""The llm-d endpoint picker's page beside an engine's, end to end: a run scrapes both URLs — the EPP's
+page served as its source writes it (tests/fixtures), behind the bearer token its `--metrics-endpoint-auth`
+default asks for, its placements rising at each scrape; the simulated engine's own page — and the report
+gives the router's spread, refusals and times from the EPP's page while the engine's figures stay the
+engine's. The token reaches the EPP's page alone (`--server-metrics-header`), and run.json names it only."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import PYTHON, ROOT
+from tests.support.json_server import Handler, http_server
+from tests.support.metric_pages import FIX
+
+pytestmark = pytest.mark.e2e
+PAGE = (FIX / "llm-d-epp-metrics.txt").read_text()
+TOKEN = "Bearer e2e-token"
+SCRAPES = itertools.count(1)
+SEEN: list[str] = []  # the Authorization each GET brought
+
+
+class EppPage(Handler):
+    """GET /metrics: 401 without the token; with it, the page, each endpoint's placements 10 higher (the
+    first) and 5 higher (the second) at each scrape, one more shed request every other one."""
+
+    def do_GET(self) -> None:
+        SEEN.append(self.headers.get("Authorization", ""))
+        if self.headers.get("Authorization") != TOKEN:
+            self.answer(401, b"Unauthorized", Content_Type="text/plain")
+            return
+        n = next(SCRAPES)
+        body = "\n".join(at_scrape(line, n) for line in PAGE.splitlines()) + "\n"
+        self.answer(200, body.encode(), Content_Type="text/plain; version=0.0.4; charset=utf-8")  # fmt: skip
+
+
+def at_scrape(line: str, n: int) -> str:
+    """One line of the page at scrape `n`: the placements and shed requests rising, the rest as written."""
+    value = {'"qwen-decode-0"': 10 * n, '"qwen-decode-1"': 5 * n, "InferencePoolResourceExhausted": n // 2}
+    if "_scheduler_attempts_total{" in line or "request_error_total{" in line:
+        for key, v in value.items():
+            if key in line and ('status="failure"' not in line):
+                return f"{line.rsplit(' ', 1)[0]} {v}"
+    return line
+
+
+def test_the_epps_page_is_read_as_the_router_and_the_engines_figures_stay(sim_server, tmp_path: Path) -> None:
+    engine = sim_server("--profile", "latency")
+    with http_server(EppPage) as epp:
+        cmd = [PYTHON, "-m", "locust", "-f", "locustfile.py", "--headless", "--only-summary", "--host", engine.url,
+               "--results-dir", str(tmp_path), "-u", "3", "-r", "3", "-t", "5s", "--max-tokens", "16",
+               "--scrape-interval", "1s", "--server-metrics", f"{epp}/metrics,{engine.url}/metrics",
+               "--server-metrics-header", "Authorization: $EPP_AUTH"]  # fmt: skip
+        env = dict(os.environ, EPP_AUTH=TOKEN)
+        done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=120, env=env)
+    assert done.returncode == 0, (done.stdout + done.stderr)[-3000:]
+    assert SEEN and set(SEEN) == {TOKEN}  # every scrape of the EPP's page carried the token
+    (folder,) = [p for p in tmp_path.iterdir() if p.is_dir()]
+    meta = json.loads((folder / "run.json").read_text())["server_metrics"]
+    assert meta["headers"] == ["Authorization"] and "e2e-token" not in json.dumps(meta)
+    assert {i["failures"] for i in meta["instances"]} == {0}
+    analysed = subprocess.run([PYTHON, "-m", "analysis", str(folder), "--quiet", "--no-plots"], cwd=ROOT,
+                              capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert analysed.returncode == 0, analysed.stderr[-3000:]
+    summary = json.loads((folder / "summary.json").read_text())
+    rf = summary["router"]
+    assert (
+        rf["router"] == "llm-d EPP"
+        and rf["policy"] == "kv-cache-utilization-scorer+prefix-cache-scorer+queue-scorer"
+    )
+    by = {r["backend"]: r for r in rf["by_backend"]}
+    assert set(by) == {"qwen-decode-0", "qwen-decode-1"}
+    assert by["qwen-decode-0"]["requests"] == pytest.approx(
+        2 * by["qwen-decode-1"]["requests"]
+    )  # 10 : 5 a scrape
+    assert rf["busiest"] == "qwen-decode-0" and rf["imbalance"] == pytest.approx(4 / 3)
+    assert rf["errors"]["InferencePoolResourceExhausted"] > 0
+    assert rf["pick_s"] is None and rf["held_s"] is None  # its histograms stood still: no mean made up
+    assert any(w.startswith("the router (llm-d EPP) counted") for w in summary["warnings"])
+    assert summary["server"]["engine"] == "vllm" and summary["server"]["running_max"] <= 3  # the engine's own
+    assert not [
+        w for w in summary["warnings"] if "counted" in w and "finished requests" in w
+    ]  # engine = client
+    report = (folder / "summary.md").read_text()
+    assert "## Router (its own metrics page)" in report and "Router (llm-d EPP, policy " in report
