@@ -7,8 +7,8 @@ index) and keeps a Prometheus page of its own (port 9090, behind a bearer token 
 `--metrics-endpoint-auth`; pass one with `--server-metrics-header`). Scraped beside the replicas, it says
 what no engine's page can: where it sent each request, the requests it refused before any engine saw
 them (a saturated pool sheds sheddable requests with 429, `InferencePoolResourceExhausted`), the time it
-held requests in its own flow-control queue and spent picking — both in the client's TTFT — and the
-scorers that made the choice.
+held requests in its own flow-control queue and spent picking — both in the client's TTFT —, the
+scorers that made the choice and, with prefill/decode disaggregation, how many requests it split.
 
 Names, from llm-d-router's `pkg/epp/metrics` (2026) and the Inference Extension's before it: v0.10 on
 serve `llm_d_epp_*` (a short-lived `llm_d_router_epp_*` before) beside the deprecated names of the
@@ -48,6 +48,8 @@ LEGACY = {
         "inference_extension_flow_control_request_queue_duration_seconds",
     ),
     "inflight_requests": (),
+    "disagg_decision_total": ("llm_d_inference_scheduler_disagg_decision_total",),
+    "pd_decision_total": ("llm_d_inference_scheduler_pd_decision_total",),  # the P/D handler before it
 }
 ENDPOINT = ("endpoint_name", "pod_name")  # the scheduler attempts' and in-flight gauge's endpoint label
 QUEUE_ENDPOINT = ("model_server_endpoint", "model_server_pod", "endpoint_name")
@@ -108,6 +110,13 @@ def errors(s: Samples, n: Names) -> dict[str, pd.Series]:
     """Its own error answers by code (the request never reached an engine, or an engine failed it)."""
     name = n("request_error_total")
     return s.counter_by(name, "error_code") if name else {}
+
+
+def disaggregation(s: Samples, n: Names) -> dict[str, pd.Series]:
+    """How it split the requests it placed (llm-d's P/D and E/PD profile handlers), by `decision_type`:
+    `decode-only`, `prefill-decode`, `encode-decode`, `encode-prefill-decode`."""
+    name = n("disagg_decision_total") or n("pd_decision_total")
+    return s.counter_by(name, "decision_type") if name else {}
 
 
 def mean_parts(

@@ -103,6 +103,9 @@ class RouterData:
     pick: tuple[pd.Series, pd.Series] | None = None  # its picking time: sum and count (the EPP's scheduler)
     held: tuple[pd.Series, pd.Series] | None = None  # time in its own queue before a pick: sum and count
     ready: pd.Series | None = None  # the backends it counted ready, per scrape
+    disagg: dict[str, pd.Series] = field(
+        default_factory=dict
+    )  # decision type → requests (the EPP's P/D split)
 
 
 def build(df: pd.DataFrame | None) -> RouterData | None:
@@ -155,7 +158,7 @@ def _build_epp(df: pd.DataFrame) -> RouterData:
         EPP, s.times, requests, {}, {k: v for k, v in gauges.items() if v}, None, None, {}, epp.scorers(s, n),
         errors=epp.errors(s, n), unplaced=unplaced, pick=epp.mean_parts(s, n, "scheduler_e2e_duration_seconds"),
         held=epp.mean_parts(s, n, "flow_control_request_queue_duration_seconds", epp.DISPATCHED),
-        ready=s.gauge(ready).reindex(s.times) if ready else None,
+        ready=s.gauge(ready).reindex(s.times) if ready else None, disagg=epp.disaggregation(s, n),
     )  # fmt: skip
 
 
@@ -233,6 +236,7 @@ def figures(
         held_s=_mean(rd.held, rd.times, a, b),
         held=_inc(rd.held[1], rd.times, a, b) if rd.held else None,
         ready_endpoints=_span(rd.ready, rd.times, a, b),
+        disagg_decisions={k: _inc(v, rd.times, a, b) or 0.0 for k, v in sorted(rd.disagg.items())} or None,
     )
 
 

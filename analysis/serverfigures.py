@@ -155,3 +155,6 @@ class RouterFigures(TypedDict):
     held_s: float | None  # the mean time a request it let through waited in its own queue (EPP flow control)
     held: float | None  # how many it let through that queue in the window
     ready_endpoints: list[float] | None  # [least, most] backends it counted ready at a scrape in the window
+    # how it split the requests it placed, by decision type (the EPP's prefill/decode disaggregation:
+    # decode-only, prefill-decode, encode-decode, encode-prefill-decode); None where it counts no such thing
+    disagg_decisions: dict[str, float] | None

@@ -57,6 +57,9 @@ def _counted(rf: RouterFigures) -> list[str]:
         out.append(f"picking took {fmt.ms(rf['pick_s'])} ms a request")
     if rf.get("held_s") is not None:
         out.append(f"its queue held each {fmt.ms(rf['held_s'])} ms")
+    split = {k: v for k, v in (rf.get("disagg_decisions") or {}).items() if round(v)}
+    if split:
+        out.append("its disaggregation decisions: " + ", ".join(f"{v:.0f} {k}" for k, v in split.items()))
     return out
 
 

@@ -62,6 +62,12 @@ def test_the_epps_page_gives_its_own_placements_refusals_and_times() -> None:
     assert rf["held_s"] == pytest.approx(total(held + "_sum", outcome="Dispatched") / let_through)
     assert rf["ready_endpoints"] == [2.0, 2.0] and rf["retries"] is None
     assert rf["policy"] == "kv-cache-utilization-scorer+prefix-cache-scorer+queue-scorer"  # not the picker
+    split = {lab["decision_type"]: v for lab, v in values("llm_d_epp_disagg_decision_total")}
+    assert rf["disagg_decisions"] == pytest.approx(split) and sum(split.values()) == sum(placed.values())
+    assert render.line(rf).endswith(
+        f"its disaggregation decisions: {split['decode-only']:.0f} decode-only, "
+        f"{split['prefill-decode']:.0f} prefill-decode."
+    )
     top = max(placed, key=lambda ep: placed[ep])
     assert rf["busiest"] == top and rf["imbalance"] == pytest.approx(2 * placed[top] / sum(placed.values()))
 
@@ -165,6 +171,19 @@ def test_the_breaking_level_says_what_the_epp_refused_and_held_there() -> None:
     assert (
         router_hid(rf, 1) == "the router held each request 4.00 ms in its own queue there"
     )  # 0.25 shed: none
+
+
+def test_the_older_pd_handlers_decisions_are_read_where_the_new_counter_is_absent() -> None:
+    """llm-d's deprecated `pd-profile-handler` counts two decision types under a name of its own."""
+    rows = epp_rows() + [
+        (t, "llm_d_inference_scheduler_pd_decision_total", f"decision_type={d}", k * t)
+        for t in range(11)
+        for d, k in (("decode-only", 1.0), ("prefill-decode", 3.0))
+    ]
+    rf = router.figures(router.build(series(rows)), 5.0, 10.0)
+    assert rf is not None and rf["disagg_decisions"] == {"decode-only": 5.0, "prefill-decode": 15.0}
+    plain = router.figures(router.build(series(epp_rows())), 0.0, 10.0)
+    assert plain is not None and plain["disagg_decisions"] is None
 
 
 def test_pods_it_names_are_not_taken_for_replicas_it_starved() -> None:
