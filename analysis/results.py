@@ -24,6 +24,8 @@ from analysis.dist import Dist
 from analysis.intervals import Headline as Headline  # re-exported: every result type here
 from analysis.intervals import Interval as Interval
 from analysis.reasoning import Reasoning, ToolCalls
+from analysis.serverfigures import GatewayFigures as GatewayFigures
+from analysis.serverfigures import GatewayLevel as GatewayLevel
 from analysis.serverfigures import ReplicaFigures as ReplicaFigures
 from analysis.serverfigures import ReplicaSet as ReplicaSet
 from analysis.serverfigures import RouterBackend as RouterBackend
@@ -225,6 +227,9 @@ class Summary:
     # when a load process read late (its tokens' times off by up to a token gap; analysis/health.py)
     late_windows: list[tuple[float, float]] = field(default_factory=list)
     router: RouterFigures | None = None  # a router's own page was scraped (analysis/router.py)
+    gateway_page: GatewayFigures | None = (
+        None  # a gateway's own TTFT page was scraped (analysis/gatewaypage.py)
+    )
 
     @property
     def is_ramp(self) -> bool:
@@ -296,6 +301,8 @@ class Summary:
             out["models"] = self.models.to_dict()
         if self.router is not None:  # only a run that scraped a router's own page has the key
             out["router"] = self.router
+        if self.gateway_page is not None:  # only a run that scraped a gateway's own TTFT page
+            out["gateway_page"] = self.gateway_page
         return out
 
     def to_json(self) -> str:

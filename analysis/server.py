@@ -97,11 +97,12 @@ class ServerData:
         return (dn / dd.where(dd > 0)).iloc[1:]
 
 
-def build(df: pd.DataFrame) -> tuple[ServerData | None, list[str]]:
-    """The common series of the engine found in `df`; a page of unknown names is a warning."""
+def build(df: pd.DataFrame, engine: Engine | None = None) -> tuple[ServerData | None, list[str]]:
+    """The common series of the engine found in `df` (or of `engine`'s names: a gateway's page read as an
+    engine's, analysis/gatewaypage.py); a page of unknown names is a warning."""
     if df.empty:
         return None, []
-    engine = detect(df["metric"].unique())
+    engine = engine or detect(df["metric"].unique())
     if engine is None:
         return None, [f"{NO_ENGINE}; server figures skipped"]
     s = Samples(df)
@@ -322,7 +323,7 @@ def client_ttft_mean(df: pd.DataFrame, span: list[float], times: np.ndarray) -> 
     return float(np.dot(w, ttft) / w.sum()) if w.sum() > 0 else None
 
 
-def _client(fig: ServerFigures, d: ServerData, df: pd.DataFrame, cut: float | None) -> dict:
+def client_gap(fig: ServerFigures, d: ServerData, df: pd.DataFrame, cut: float | None) -> dict:
     """The TTFT comparison: client and engine means over the same span, which ends at the last scrape
     before the first request the load generator cancelled was sent. Such a request's first token, if
     it came, counts in the engine's histogram but not in requests.csv (a cancelled row has no TTFT):
@@ -364,7 +365,7 @@ def summarize(d: ServerData, window: tuple[float, float], df: pd.DataFrame, run_
         "scrape_interval_s": d.interval_s,
         "sources": d.sources,
         **fig,
-        **_client(fig, d, df, first_cancelled_send(df)),
+        **client_gap(fig, d, df, first_cancelled_send(df)),
         "client_cached_share": cached_share(cached),
     }
     return cast(ServerSummary, out)
@@ -386,6 +387,8 @@ def step_figures(d: ServerData, steps: list[Step], df: pd.DataFrame, run_dir: Pa
         if cached is not None:
             mine = cached[(cached["step"] == row.step) & (cached["t_start_unix"] >= t0)]
             share = cached_share(mine)
-        fig.update(_client(cast(ServerFigures, fig), d, df, cut), client_cached_share=share, window=[t0, t1])
+        fig.update(
+            client_gap(cast(ServerFigures, fig), d, df, cut), client_cached_share=share, window=[t0, t1]
+        )
         out.append(cast(StepServer, fig))
     return out

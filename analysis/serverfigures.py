@@ -158,3 +158,29 @@ class RouterFigures(TypedDict):
     # how it split the requests it placed, by decision type (the EPP's prefill/decode disaggregation:
     # decode-only, prefill-decode, encode-decode, encode-prefill-decode); None where it counts no such thing
     disagg_decisions: dict[str, float] | None
+
+
+class GatewayLevel(TypedDict):
+    """One window's cut of the TTFT at a gateway that times it itself (analysis/gatewaypage.py)."""
+
+    requests: float | None  # first tokens the gateway timed in the window (its histogram's count)
+    ttft_mean_s: float | None  # the gateway's TTFT: its headers in → the first token back through it
+    ttft_p50_s: float | None  # histogram_quantile, bucket resolution
+    ttft_p90_s: float | None
+    ttft_p99_s: float | None
+    e2e_mean_s: float | None  # its request duration: headers in → the last byte back
+    compare_window: list[float] | None  # the span the three means are taken over (as `ttft_compare`)
+    client_ttft_mean_s: float | None  # the client's, requests whose first token came in the span
+    gateway_ttft_compared_s: float | None  # the gateway's over the same span
+    engine_ttft_mean_s: float | None  # the engine's over the same span (an engine page scraped)
+    client_minus_gateway_ttft_s: float | None  # the client and the network up to the gateway
+    gateway_minus_engine_ttft_s: float | None  # the gateway and what stands behind it up to the engine
+
+
+class GatewayFigures(GatewayLevel):
+    """summary.json `gateway_page`: the run window's cut and each level's."""
+
+    source: str  # the convention its names follow (OpenTelemetry GenAI metrics)
+    metric: str  # the TTFT histogram read
+    window: list[float]
+    steps: list[dict]  # per level: GatewayLevel's keys and `step`

@@ -3,9 +3,9 @@
 `read` is the one place that decides which samples count: a page several processes answered in turn is
 left out and a page that counted another number of requests than the client is named
 (analysis/pagecheck.py); the rest gives the engine's figures over the run's window and each level's
-(analysis/server.py), each replica's (analysis/replicas.py) and the router's own (analysis/router.py).
-A router's page needs no engine page beside it: where the replicas cannot be reached from the client,
-the router's is all there is.
+(analysis/server.py), each replica's (analysis/replicas.py), the router's own (analysis/router.py) and a
+gateway's own TTFT (analysis/gatewaypage.py). A router's or a gateway's page needs no engine page beside
+it: where the replicas cannot be reached from the client, theirs are all there is.
 """
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-from analysis import pagecheck, replicas, router, server
+from analysis import gatewaypage, pagecheck, replicas, router, server
 from analysis.load import Run
-from analysis.results import RouterFigures, ServerSummary, Step, Throughput
+from analysis.results import GatewayFigures, RouterFigures, ServerSummary, Step, Throughput
 
 
 @dataclass
@@ -25,6 +25,7 @@ class ServerSide:
     steps: list[Step]  # the levels, each with its `server` figures where there are any
     warnings: list[str]
     router: RouterFigures | None = None  # summary.json `router`
+    gateway_page: GatewayFigures | None = None  # summary.json `gateway_page`
 
 
 def read(run: Run, tp: Throughput, steps: list[Step]) -> ServerSide:
@@ -40,8 +41,9 @@ def read(run: Run, tp: Throughput, steps: list[Step]) -> ServerSide:
     warnings += routers + turned + pagecheck.coverage(series, run.df)
     reps = replicas.build(samples)  # each replica's series, once for the run and all its levels
     rd = router.build(samples)
-    if rd is not None:
-        more = [w for w in more if not w.startswith(server.NO_ENGINE)]  # a router's page alone is enough
+    gw = gatewaypage.build(samples)
+    if rd is not None or gw is not None:  # a router's or a gateway's page alone is enough
+        more = [w for w in more if not w.startswith(server.NO_ENGINE)]
     summary, levels = None, [None] * len(steps)
     if series is not None:
         summary = server.summarize(series, (tp.t_start_unix, tp.t_end_unix), run.df, run.path)
@@ -60,4 +62,7 @@ def read(run: Run, tp: Throughput, steps: list[Step]) -> ServerSide:
     if summary is not None:
         explained = router.policy_starved(spread, summary["replicas"])
         warnings += replicas.starved_warnings(summary["replicas"], explained)
-    return ServerSide(series, summary, steps, warnings + more, spread)
+    window = (tp.t_start_unix, tp.t_end_unix)
+    gateway = gatewaypage.figures(gw, series, window, run.df, steps, run.path)
+    warnings += gatewaypage.warnings(gateway)
+    return ServerSide(series, summary, steps, warnings + more, spread, gateway)

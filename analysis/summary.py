@@ -156,6 +156,7 @@ def analyze(
         tenants=tenant_figures(df, run.itl, run.meta, slo, (in_run, in_step), tp, steps, unit),
         models=model_figures(RunRows(df, run.itl, in_run, in_step, tp, steps, unit), slo, run.meta),
         router=side.router,
+        gateway_page=side.gateway_page,
         intervals=head,
     )
     a = Analysis(run, slo, summary, good, itl, series, in_run)

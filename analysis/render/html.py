@@ -10,7 +10,17 @@ from __future__ import annotations
 from pathlib import Path
 
 from analysis import fmt
-from analysis.render import models, reasoning, router, server, spans, specdecode, tenants, uncertainty
+from analysis.render import (
+    gatewaypage,
+    models,
+    reasoning,
+    router,
+    server,
+    spans,
+    specdecode,
+    tenants,
+    uncertainty,
+)
 from analysis.render.page import esc, figure, page, table
 from analysis.render.tables import (
     CANCELLED_NOTE,
@@ -172,6 +182,7 @@ def render(s: Summary, meta: dict, figs: list[tuple[Path, str]]) -> str:
         )
     parts.append(server.html(s))
     parts.append(router.html(s))
+    parts.append(gatewaypage.html(s))
     parts.append(spans.html(s, figs))
     if s.open_loop is not None:
         parts.append(open_loop_html(s.open_loop))

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from analysis import fmt
 from analysis.render import (
+    gatewaypage,
     models,
     reasoning,
     replicas,
@@ -91,6 +92,7 @@ def summary_md(s: Summary) -> str:
         lines += open_loop_md(s.open_loop)
     lines += server.markdown(s)
     lines += router.markdown(s)
+    lines += gatewaypage.markdown(s)
     lines += spans.markdown(s)
     lines += ["", "Definitions: README.md § Analysis. Every figure is recomputed from requests.csv.", ""]
     return "\n".join(lines)
@@ -143,6 +145,8 @@ def console_text(s: Summary, report: Path | None = None) -> str:
             out.append(replicas.line(reps))
     if s.router is not None:
         out.append(router.line(s.router))
+    if s.gateway_page is not None:
+        out.append(gatewaypage.line(s.gateway_page))
     if (line := spans.console_line(s.server_timing)) is not None:
         out.append(line)
     if report is not None:

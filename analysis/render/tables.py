@@ -7,6 +7,7 @@ cells once here keeps a figure reading the same in all three.
 from __future__ import annotations
 
 from analysis import fmt
+from analysis.render import gatewaypage
 from analysis.render.timingtext import breaks_because
 from analysis.results import (
     Capacity,
@@ -273,6 +274,8 @@ def lead_text(s: Summary) -> str | None:
         why = f"{why}; {ran}" if why else f"{'at ' + step.label if named else 'there'}, {ran}"
     if step is not None and (hid := router_hid(s.router, step.step)):
         why = f"{why}; {hid}" if why else f"{'at ' + step.label if named else 'there'}, {hid}"
+    if step is not None and (gw := gatewaypage.at_level(s.gateway_page, step.step)):
+        why = f"{why}; {gw}" if why else f"{'at ' + step.label if named else 'there'}, {gw}"
     return f"Answer: {capacity_phrase(s.slo.name, c)}{' — ' + why if why else ''}."
 
 

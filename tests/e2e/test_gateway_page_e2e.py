@@ -1,0 +1,74 @@
+"""A gateway's own TTFT page beside an engine's, end to end: a run scrapes both URLs — Envoy AI Gateway's
+page served as its source writes it (tests/fixtures, OpenTelemetry's GenAI names with the exporter's scope
+labels), its first tokens rising at each scrape; the simulated engine's own — and the report gives the
+gateway's section beside the engine's figures, which stay the engine's, with no replica made of the
+gateway's page."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import PYTHON, ROOT
+from tests.support.json_server import Handler, http_server
+from tests.support.metric_pages import FIX
+
+pytestmark = pytest.mark.e2e
+PAGE = (FIX / "envoy-ai-gateway-metrics.txt").read_text()
+TTFT = "gen_ai_server_time_to_first_token_seconds"
+SCRAPES = itertools.count(1)
+
+
+def at_scrape(line: str, n: int) -> str:
+    """A line of the page at scrape `n`: 4n first tokens timed, 50 ms each (buckets from 0.06 s up hold
+    them all); the rest as written."""
+    if not line.startswith(TTFT):
+        return line
+    head = line.rsplit(" ", 1)[0]
+    if line.startswith(TTFT + "_sum"):
+        return f"{head} {0.2 * n:.6f}"
+    le = re.search(r'le="([^"]+)"', line)
+    held = le is None or float(le.group(1)) >= 0.06  # _count, or a bucket at or above 50 ms
+    return f"{head} {4 * n if held else 0}"
+
+
+class GatewayPage(Handler):
+    def do_GET(self) -> None:
+        n = next(SCRAPES)
+        body = "\n".join(at_scrape(line, n) for line in PAGE.splitlines()) + "\n"
+        self.answer(200, body.encode(), Content_Type="text/plain; version=0.0.4; charset=utf-8")
+
+
+def test_the_gateways_page_gives_its_ttft_beside_the_engines(sim_server, tmp_path: Path) -> None:
+    engine = sim_server("--profile", "latency")
+    with http_server(GatewayPage) as gateway:
+        cmd = [PYTHON, "-m", "locust", "-f", "locustfile.py", "--headless", "--only-summary", "--host", engine.url,
+               "--results-dir", str(tmp_path), "-u", "3", "-r", "3", "-t", "5s", "--max-tokens", "16",
+               "--scrape-interval", "1s", "--server-metrics", f"{gateway}/metrics,{engine.url}/metrics"]  # fmt: skip
+        done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, (done.stdout + done.stderr)[-3000:]
+    (folder,) = [p for p in tmp_path.iterdir() if p.is_dir()]
+    analysed = subprocess.run([PYTHON, "-m", "analysis", str(folder), "--quiet", "--no-plots"], cwd=ROOT,
+                              capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert analysed.returncode == 0, analysed.stderr[-3000:]
+    summary = json.loads((folder / "summary.json").read_text())
+    g = summary["gateway_page"]
+    assert g["metric"] == TTFT and g["requests"] > 0
+    assert g["ttft_mean_s"] == pytest.approx(0.05)  # 0.2 s over 4 first tokens a scrape
+    assert g["engine_ttft_mean_s"] is not None and g["client_ttft_mean_s"] is not None
+    assert summary["server"]["engine"] == "vllm" and summary["server"]["running_max"] <= 3  # the engine's own
+    assert summary["server"]["replicas"] is None  # the gateway's page is not a replica
+    # the served page's first tokens (50 ms) came later than the client's (the simulated engine's): not on
+    # this run's path, and said so
+    assert g["client_minus_gateway_ttft_s"] < 0
+    (line,) = [w for w in summary["warnings"] if "the gateway's page" in w]
+    assert "its cut of the TTFT is not this run's" in line
+    report = (folder / "summary.md").read_text()
+    assert (
+        "## Gateway (its own metrics page)" in report and "Gateway (OpenTelemetry GenAI metrics, " in report
+    )
