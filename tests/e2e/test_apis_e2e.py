@@ -12,13 +12,12 @@ from __future__ import annotations
 import csv
 import json
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
 
-from simserver.trace import read_lines as trace_lines
 from tests.conftest import PYTHON, ROOT
+from tests.support.traces import traced
 
 pytestmark = pytest.mark.e2e
 TOLERANCE_S = 0.002
@@ -63,21 +62,11 @@ def locust(host: str, results: Path, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=150)
 
 
-def read_trace(trace: Path, ids: set[str], timeout_s: float = 5.0) -> list[dict]:
-    """The engine's trace once it holds every id in `ids` (it writes every 0.5 s), or after timeout_s."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        lines = trace_lines(trace)
-        if ids <= {t["request_id"] for t in lines} or time.monotonic() > deadline:
-            return lines
-        time.sleep(0.1)
-
-
 def rows_and_trace(results: Path, trace: Path) -> tuple[Path, list[tuple[dict, dict]]]:
     (run,) = [p for p in results.iterdir() if p.is_dir()]
     with open(run / "requests.csv", newline="") as fh:
         rows = {r["request_id"]: r for r in csv.DictReader(fh) if r["ok"] == "true"}
-    truth = read_trace(trace, set(rows))
+    truth = traced(trace, set(rows))
     joined = [(rows[t["request_id"]], t) for t in truth if t["request_id"] in rows and t["status"] == "ok"]
     return run, joined
 
@@ -169,7 +158,7 @@ def test_each_api_end_to_end(
     assert rows and all(r["ok"] == "true" for r in rows), {r["error_detail"] for r in rows}
     assert {r["api"] for r in rows} == {api}
     ids = {r["request_id"] for r in rows}
-    completed = {t["request_id"] for t in read_trace(trace, ids) if t["status"] == "ok"}
+    completed = {t["request_id"] for t in traced(trace, ids) if t["status"] == "ok"}
     assert ids <= completed  # every row is a request the engine completed
     # and every request it completed has a row: a successful one, or `cancelled` where the run's stop
     # cut its last chunks after the engine had written them to a socket the client had not closed yet

@@ -6,7 +6,6 @@ engine's. The token reaches the EPP's page alone (`--server-metrics-header`), an
 
 from __future__ import annotations
 
-import itertools
 import json
 import os
 import subprocess
@@ -15,28 +14,12 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import PYTHON, ROOT
-from tests.support.json_server import Handler, http_server
-from tests.support.metric_pages import FIX
+from tests.support.json_server import http_server
+from tests.support.metric_pages import FIX, rising_page
 
 pytestmark = pytest.mark.e2e
 PAGE = (FIX / "llm-d-epp-metrics.txt").read_text()
 TOKEN = "Bearer e2e-token"
-SCRAPES = itertools.count(1)
-SEEN: list[str] = []  # the Authorization each GET brought
-
-
-class EppPage(Handler):
-    """GET /metrics: 401 without the token; with it, the page, each endpoint's placements 10 higher (the
-    first) and 5 higher (the second) at each scrape, one more shed request every other one."""
-
-    def do_GET(self) -> None:
-        SEEN.append(self.headers.get("Authorization", ""))
-        if self.headers.get("Authorization") != TOKEN:
-            self.answer(401, b"Unauthorized", Content_Type="text/plain")
-            return
-        n = next(SCRAPES)
-        body = "\n".join(at_scrape(line, n) for line in PAGE.splitlines()) + "\n"
-        self.answer(200, body.encode(), Content_Type="text/plain; version=0.0.4; charset=utf-8")  # fmt: skip
 
 
 def at_scrape(line: str, n: int) -> str:
@@ -49,6 +32,9 @@ def at_scrape(line: str, n: int) -> str:
     return line
 
 
+EppPage = rising_page(PAGE, at_scrape, token=TOKEN)  # its placements rising, behind the token
+
+
 def test_the_epps_page_is_read_as_the_router_and_the_engines_figures_stay(sim_server, tmp_path: Path) -> None:
     engine = sim_server("--profile", "latency")
     with http_server(EppPage) as epp:
@@ -59,7 +45,7 @@ def test_the_epps_page_is_read_as_the_router_and_the_engines_figures_stay(sim_se
         env = dict(os.environ, EPP_AUTH=TOKEN)
         done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=120, env=env)
     assert done.returncode == 0, (done.stdout + done.stderr)[-3000:]
-    assert SEEN and set(SEEN) == {TOKEN}  # every scrape of the EPP's page carried the token
+    assert EppPage.seen and set(EppPage.seen) == {TOKEN}  # every scrape of the EPP's page carried the token
     (folder,) = [p for p in tmp_path.iterdir() if p.is_dir()]
     meta = json.loads((folder / "run.json").read_text())["server_metrics"]
     assert meta["headers"] == ["Authorization"] and "e2e-token" not in json.dumps(meta)

@@ -6,7 +6,6 @@ gateway's page."""
 
 from __future__ import annotations
 
-import itertools
 import json
 import re
 import subprocess
@@ -15,13 +14,12 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import PYTHON, ROOT
-from tests.support.json_server import Handler, http_server
-from tests.support.metric_pages import FIX
+from tests.support.json_server import http_server
+from tests.support.metric_pages import FIX, rising_page
 
 pytestmark = pytest.mark.e2e
 PAGE = (FIX / "envoy-ai-gateway-metrics.txt").read_text()
 TTFT = "gen_ai_server_time_to_first_token_seconds"
-SCRAPES = itertools.count(1)
 
 
 def at_scrape(line: str, n: int) -> str:
@@ -37,11 +35,7 @@ def at_scrape(line: str, n: int) -> str:
     return f"{head} {4 * n if held else 0}"
 
 
-class GatewayPage(Handler):
-    def do_GET(self) -> None:
-        n = next(SCRAPES)
-        body = "\n".join(at_scrape(line, n) for line in PAGE.splitlines()) + "\n"
-        self.answer(200, body.encode(), Content_Type="text/plain; version=0.0.4; charset=utf-8")
+GatewayPage = rising_page(PAGE, at_scrape)
 
 
 def test_the_gateways_page_gives_its_ttft_beside_the_engines(sim_server, tmp_path: Path) -> None:

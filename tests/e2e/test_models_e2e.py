@@ -8,14 +8,13 @@ from __future__ import annotations
 import csv
 import json
 import subprocess
-import time
 from collections import Counter
 from pathlib import Path
 
 import pytest
 
-from simserver.trace import read_lines as trace_lines
 from tests.conftest import PYTHON, ROOT
+from tests.support.traces import traced
 
 pytestmark = pytest.mark.e2e
 BASE = "sim-llm"
@@ -34,11 +33,7 @@ def rows_and_served(results: Path, trace: Path) -> tuple[list[dict], dict[str, s
     with open(folder / "requests.csv", newline="") as fh:
         rows = list(csv.DictReader(fh))
     wanted = {r["request_id"] for r in rows if r["ok"] == "true"}
-    served: dict[str, str] = {}
-    deadline = time.monotonic() + 10
-    while not wanted <= served.keys() and time.monotonic() < deadline:
-        time.sleep(0.1)
-        served = {t["request_id"]: t.get("lora") or BASE for t in trace_lines(trace)}
+    served = {t["request_id"]: t.get("lora") or BASE for t in traced(trace, wanted, timeout_s=10)}
     assert wanted <= served.keys(), "the engine's trace lacks completed requests"
     return rows, served
 

@@ -7,7 +7,6 @@ requests it finished = the client's)."""
 from __future__ import annotations
 
 import csv
-import itertools
 import json
 import re
 import subprocess
@@ -16,21 +15,19 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import PYTHON, ROOT
-from tests.support.json_server import Handler, http_server
-from tests.support.metric_pages import FIX
+from tests.support.json_server import http_server
+from tests.support.metric_pages import FIX, rising_page
 
 pytestmark = pytest.mark.e2e
 PAGE = (FIX / "production-stack-router-metrics.txt").read_text()
-SCRAPES = itertools.count(1)
 
 
-class RouterPage(Handler):
-    """GET /metrics: the router's page, its incoming-request counter 10 higher at each scrape."""
+def at_scrape(line: str, n: int) -> str:
+    """A line of the router's page at scrape `n`: its incoming-request counter 10 higher at each."""
+    return re.sub(r"(vllm:num_incoming_requests_total\{[^}]*\}) \S+", rf"\1 {120 + 10 * n}.0", line)
 
-    def do_GET(self) -> None:
-        n = 120 + 10 * next(SCRAPES)
-        body = re.sub(r"(vllm:num_incoming_requests_total\{[^}]*\}) \S+", rf"\1 {n}.0", PAGE).encode()
-        self.answer(200, body, Content_Type="text/plain; version=0.0.4; charset=utf-8")
+
+RouterPage = rising_page(PAGE, at_scrape)
 
 
 def test_the_routers_page_is_left_out_and_the_engines_figures_stay(sim_server, tmp_path: Path) -> None:

@@ -22,6 +22,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from simserver.trace import read_lines as trace_lines
 from tests.conftest import PYTHON, ROOT, Proc, free_port, start, wait_http
+from tests.support.traces import by_id, traced
 
 pytestmark = pytest.mark.e2e
 FIXTURE = (
@@ -151,17 +152,6 @@ def fast(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Proc]:
         yield p
     finally:
         p.stop()
-
-
-def read_trace(path: Path, ids: set[str], timeout_s: float = 5.0) -> dict[str, dict]:
-    """Trace lines for `ids`, waiting for the writer's periodic flush."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        rows = trace_lines(path)
-        found = {r["request_id"]: r for r in rows if r["request_id"] in ids}
-        if len(found) == len(ids) or time.monotonic() > deadline:
-            return found
-        time.sleep(0.1)
 
 
 # -- format ------------------------------------------------------------------------------------
@@ -373,7 +363,7 @@ def test_fault_probabilities_from_the_command_line(sim_server: Any) -> None:
 def test_trace_joins_client_rows_by_request_id(fast: Proc) -> None:
     ids = {f"join-{i}": call(fast.url, "/v1/chat/completions", chat(f"t{i}", max_tokens=5, **STREAM), {"X-Request-Id": f"join-{i}"}) for i in range(4)}  # fmt: skip
     ids["join-err"] = call(fast.url, "/v1/chat/completions", chat(), {"X-Request-Id": "join-err", "X-Sim-Fault": "http_500"})  # fmt: skip
-    rows = read_trace(fast.extra["trace"], set(ids))
+    rows = by_id(traced(fast.extra["trace"], set(ids)), set(ids))
     assert set(rows) == set(ids)
     for rid, resp in ids.items():
         row = rows[rid]
@@ -397,7 +387,7 @@ def test_client_going_away_aborts_the_request(fast: Proc) -> None:
     r = conn.getresponse()
     r.read1(100)
     conn.close()
-    row = read_trace(fast.extra["trace"], {"gone-1"})["gone-1"]
+    row = by_id(traced(fast.extra["trace"], {"gone-1"}))["gone-1"]
     assert row["status"] == "aborted" and 0 < row["output_tokens"] < 3000
     fams = metrics(fast.url)
     assert value(fams, "vllm:request_success", finished_reason="abort") == before + 1

@@ -23,6 +23,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import PYTHON, ROOT, Proc
+from tests.support.traces import by_id, traced
 
 pytestmark = pytest.mark.e2e
 # ~20 ms steps: a's 30 tokens take ~0.7 s, long enough to see b wait on /metrics
@@ -68,16 +69,6 @@ def wait_for(fact: Callable[[], Any], what: str, timeout_s: float = DEADLINE_S) 
     raise AssertionError(f"not within {timeout_s}s: {what}")
 
 
-def read_trace(path: Path, n: int) -> dict[str, dict[str, Any]]:
-    """The trace's lines by request id, once the writer's periodic flush has written `n`."""
-
-    def rows() -> list[dict[str, Any]] | None:
-        lines = path.read_text().splitlines() if path.exists() else []
-        return [json.loads(line) for line in lines] if len(lines) >= n else None
-
-    return {r["request_id"]: r for r in wait_for(rows, f"{n} trace lines")}
-
-
 def test_one_slot_defers_the_second_adapter_until_the_first_is_done(
     sim_server: Callable[..., Proc], tmp_path: Path
 ) -> None:
@@ -115,7 +106,8 @@ def test_one_slot_defers_the_second_adapter_until_the_first_is_done(
     for rid, model, _ in plan:
         assert {c["model"] for c in out[rid]} == {model}  # the answer names the adapter it ran on
 
-    rows = read_trace(trace, len(plan))
+    rows = by_id(traced(trace, count=len(plan), timeout_s=DEADLINE_S))
+    assert len(rows) >= len(plan), f"{len(rows)} of {len(plan)} traced"
     assert {rid: rows[rid]["lora"] for rid, _, _ in plan} == {"a1": "a", "a2": "a", "b1": "b", "b2": "b", "base": None}  # fmt: skip
     a_done = max(rows[r]["t_last_emit_unix"] for r in ("a1", "a2"))
     b_start = min(rows[r]["t_first_emit_unix"] for r in ("b1", "b2"))

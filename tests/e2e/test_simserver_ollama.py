@@ -5,17 +5,15 @@ Ollama's own refusals (what Go's decoder will not take), and the faults in Ollam
 from __future__ import annotations
 
 import http.client
-import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
 
 from simserver.tokenizer import count_tokens
-from simserver.trace import read_lines as trace_lines
 from tests.conftest import PYTHON, Proc, free_port, start, wait_http
+from tests.support.traces import by_id, traced
 
 pytestmark = pytest.mark.e2e
 PROFILE = """
@@ -58,17 +56,6 @@ def lines(raw: bytes) -> list[dict]:
     return [orjson.loads(x) for x in raw.splitlines()]
 
 
-def trace_row(path: Path, rid: str, timeout_s: float = 5.0) -> dict:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        rows = trace_lines(path)
-        found = [r for r in rows if r["request_id"] == rid]
-        if found or time.monotonic() > deadline:
-            assert found, f"{rid} not traced"
-            return found[0]
-        time.sleep(0.05)
-
-
 def test_lines_counts_and_the_trace(sim: Proc) -> None:
     status, media, raw = post(sim, {"messages": MSGS}, "ol-1")  # Ollama streams unless told not to
     assert status == 200 and media == "application/x-ndjson"
@@ -82,7 +69,8 @@ def test_lines_counts_and_the_trace(sim: Proc) -> None:
     assert last["eval_count"] == len(steps) == 7  # thinking included, as Ollama counts
     assert last["prompt_eval_count"] > 0 and last["prompt_eval_duration"] > 0 and last["eval_duration"] > 0
     assert last["total_duration"] >= last["prompt_eval_duration"] + last["eval_duration"]
-    row = trace_row(sim.extra["trace"], "ol-1")
+    row = by_id(traced(sim.extra["trace"], {"ol-1"})).get("ol-1")
+    assert row is not None, "ol-1 not traced"
     assert row["endpoint"] == "api_chat" and row["output_tokens"] == 7 and row["reasoning_tokens"] == 3
     assert len(row["emit_unix"]) == 7 and row["prompt_tokens"] == last["prompt_eval_count"]
 

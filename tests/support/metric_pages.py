@@ -1,16 +1,21 @@
 """/metrics pages of the engines (tests/fixtures/*-metrics.txt) and what the server-metrics tests do
-with them: read a sample's value with a regex (not with the code under test), and turn one page into
-two scrapes of a run (server_metrics.csv's rows) whose increase is the page's totals."""
+with them: read a sample's value with a regex (not with the code under test), turn one page into
+two scrapes of a run (server_metrics.csv's rows) whose increase is the page's totals, and serve one
+whose counters rise at each scrape (`rising_page`) beside a real engine in the end-to-end tests."""
 
 from __future__ import annotations
 
+import itertools
 import re
+from collections.abc import Callable
 from pathlib import Path
+from typing import ClassVar
 
 import pandas as pd
 from prometheus_client.parser import text_string_to_metric_families
 
 from loadgen.monitors.promtext import parse
+from tests.support.json_server import Handler
 
 FIX = Path(__file__).resolve().parents[1] / "fixtures"
 PAGES = {
@@ -54,3 +59,24 @@ def scrapes(text: str, t0: float = 1000.0, t1: float = 1010.0, drop: tuple[str, 
         grows = kinds[m] in ("counter", "histogram") or m.endswith(("_sum", "_count"))
         rows.append((t1, m, lab, float(v) * (2 if grows else 1)))
     return pd.DataFrame(rows, columns=["t", "metric", "labels", "value"])
+
+
+def rising_page(text: str, at_scrape: Callable[[str, int], str], token: str | None = None) -> type[Handler]:
+    """A handler serving `text` as a Prometheus page, each line through `at_scrape(line, n)` at the n-th
+    GET (counters that rise as a server's do); with `token`, 401 to a GET without that Authorization.
+    Its `seen` lists the Authorization each GET brought."""
+    scrapes = itertools.count(1)
+
+    class Page(Handler):
+        seen: ClassVar[list[str]] = []
+
+        def do_GET(self) -> None:
+            self.seen.append(self.headers.get("Authorization", ""))
+            if token is not None and self.headers.get("Authorization") != token:
+                self.answer(401, b"Unauthorized", Content_Type="text/plain")
+                return
+            n = next(scrapes)
+            body = "\n".join(at_scrape(line, n) for line in text.splitlines()) + "\n"
+            self.answer(200, body.encode(), Content_Type="text/plain; version=0.0.4; charset=utf-8")
+
+    return Page
