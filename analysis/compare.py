@@ -47,13 +47,19 @@ METRICS: dict[str, int] = {
     # it retried — a routing policy's means and cost, beside the latency they bought (not ranked)
     "replica_imbalance": 0,
     "router_retries": 0,
+    # an endpoint picker's page (llm-d's EPP): the requests it answered with its own error, shed under load
+    # (not ranked: a policy's admission, beside the goodput it kept)
+    "router_refused": 0,
+    # a gateway's own TTFT page: the part of the TTFT between it and the engine (not ranked: where the time
+    # went, beside the TTFT it is part of)
+    "gateway_minus_engine_ttft_s": 0,
     # runs that scraped their server: the prompt tokens its prefix cache served (a routing policy's or a
     # cache setting's means, beside the TTFT it bought; not ranked)
     "prefix_cache_hit_rate": 0,
 }
 OPTIONAL = (
     "ttfo_p50_s", "ttfo_p95_s", "reasoning_tokens_mean", "spec_acceptance_rate", "replica_imbalance", "router_retries",
-    "prefix_cache_hit_rate",
+    "router_refused", "gateway_minus_engine_ttft_s", "prefix_cache_hit_rate",
 )  # fmt: skip
 REPEAT_MODES = ("median", "best", "all")
 # Figures with a 95 % interval (analysis/intervals.py): ranked by what separates, ties within noise marked.
@@ -81,6 +87,8 @@ class Figures:
     spec_acceptance_rate: float | None = None
     replica_imbalance: float | None = None
     router_retries: float | None = None
+    router_refused: float | None = None
+    gateway_minus_engine_ttft_s: float | None = None
     prefix_cache_hit_rate: float | None = None
 
 
@@ -170,6 +178,8 @@ def run_row(s: Summary) -> ComparisonRow:
         spec_acceptance_rate=_acceptance(s),
         replica_imbalance=_imbalance(s),
         router_retries=s.router["retries"] if s.router else None,
+        router_refused=sum(s.router["errors"].values()) if s.router and s.router.get("errors") else None,
+        gateway_minus_engine_ttft_s=s.gateway_page["gateway_minus_engine_ttft_s"] if s.gateway_page else None,
         prefix_cache_hit_rate=s.server.get("prefix_cache_hit_rate") if s.server else None,
     )
     iv = s.intervals

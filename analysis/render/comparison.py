@@ -36,6 +36,8 @@ COLUMNS: dict[str, tuple[str, str]] = {
     "spec_acceptance_rate": ("spec. acceptance", "pct"),
     "replica_imbalance": ("replica imbalance (×)", "num"),
     "router_retries": ("router retries", "num"),
+    "router_refused": ("router's own errors", "num"),
+    "gateway_minus_engine_ttft_s": ("gateway − engine TTFT (ms)", "ms"),
     "prefix_cache_hit_rate": ("prefix cache hit", "pct"),
 }
 FIRST = ["configuration", "dataset", "runs"]  # the columns before the figures

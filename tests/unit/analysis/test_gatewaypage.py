@@ -121,3 +121,30 @@ def test_envoy_ai_gateways_page_gives_its_own_ttft_and_duration() -> None:
     unsuffixed["metric"] = unsuffixed["metric"].str.replace("_seconds_", "_")  # an exporter without units
     g2 = gatewaypage.build(unsuffixed)
     assert g2 is not None and g2.sources["ttft"] == "gen_ai_server_time_to_first_token"
+
+
+def test_a_comparison_shows_the_gateways_part_and_what_the_picker_refused(tmp_path) -> None:
+    """Not ranked (where the time went and what was shed, beside the figures they bought); blank for a run
+    without such pages, and the columns shown only where some run has them."""
+    from analysis.compare import METRICS, compare, shown
+    from analysis.render.comparison import COLUMNS
+    from tests.unit.analysis.test_epp import epp_rows
+    from tests.unit.analysis.test_models import CHAT
+
+    cut = two_models(tmp_path / "cut" / "run")
+    three_points(cut)
+    picked = two_models(tmp_path / "picked" / "run")
+    write_metrics(picked, [[T0 + t, m, lab, v] for t, m, lab, v in epp_rows()])
+    plain = two_models(tmp_path / "plain" / "run")
+    c = compare([analyze(cut), analyze(picked), analyze(plain)], CHAT)
+    got = [(r.figures.gateway_minus_engine_ttft_s, r.figures.router_refused) for r in c.runs]
+    assert (
+        got[0][0] == pytest.approx(analyze(cut).gateway_page["gateway_minus_engine_ttft_s"])
+        and got[0][1] is None
+    )
+    assert got[1] == (None, pytest.approx(5.0))  # 0.5 shed a second over the page's 10 s
+    assert got[2] == (None, None)
+    assert {"gateway_minus_engine_ttft_s", "router_refused"} <= set(shown(c.rows))
+    assert METRICS["gateway_minus_engine_ttft_s"] == METRICS["router_refused"] == 0
+    assert COLUMNS["gateway_minus_engine_ttft_s"] == ("gateway − engine TTFT (ms)", "ms")
+    assert "gateway_minus_engine_ttft_s" not in shown(compare([analyze(plain)], CHAT).rows)
