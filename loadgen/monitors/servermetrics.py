@@ -347,7 +347,7 @@ def install(events: Any) -> None:
             default=None,
             metavar="'NAME: VALUE'",
             help="A header sent with every server-metrics scrape, never with the requests (repeatable), "
-            "e.g. 'Authorization: $METRICS_AUTH' for a page that wants credentials of its own: a $VAR value "
+            "e.g. 'Authorization: Bearer $METRICS_TOKEN' for a page that wants credentials of its own: a $VAR "
             "is read from the environment, it replaces the key's or a --header's of the same name, and only "
             "names reach run.json",
         )

@@ -5,9 +5,10 @@ An API gateway in front of an inference server often wants its own key (`X-Api-K
 'NAME: VALUE'` is sent on every request of both clients, on the target check, and on the `/metrics`
 scrape when that goes to the target's own origin (as the API key does).
 
-A secret stays off the command line, like the API key: a VALUE written `$VAR` (or `${VAR}`) is read
-from the environment of each process that sends (so workers on other hosts read their own), and
-only header NAMES reach run.json; values are never logged.
+A secret stays off the command line, like the API key: a `$VAR` (or `${VAR}`) in a VALUE is read from
+the environment of each process that sends (so workers on other hosts read their own) — the whole
+value (`$GATEWAY_KEY`) or a part of it (`Bearer $TOKEN`, as a shell would); `$$` is a literal `$`.
+Only header NAMES reach run.json; values are never logged.
 
 `--server-metrics-header` is parsed here too (`option` names it in each mistake): headers of the
 `/metrics` scrape alone (loadgen/monitors/servermetrics.py), for a page that wants credentials of its
@@ -23,7 +24,7 @@ from collections.abc import Iterable, Mapping
 from core.errors import OptionError
 
 _TOKEN = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")  # RFC 9110 field-name
-_VAR = re.compile(r"^\$(?:\{([A-Za-z_][A-Za-z0-9_]*)\}|([A-Za-z_][A-Za-z0-9_]*))$")
+_VAR = re.compile(r"\$(?:\$|\{([A-Za-z_][A-Za-z0-9_]*)\}|([A-Za-z_][A-Za-z0-9_]*))")  # `$$`: a literal `$`
 #: The request's framing and content are the client's; a header of the same name would break it.
 RESERVED = frozenset(
     {"host", "content-length", "transfer-encoding", "connection", "content-type", "accept", "accept-encoding"}
@@ -58,10 +59,16 @@ def parse(
     return out
 
 
-def variable(value: str) -> str | None:
-    """The environment variable a value names (`$VAR`, `${VAR}`), else None (a literal)."""
-    m = _VAR.match(value)
-    return (m.group(1) or m.group(2)) if m else None
+def variables(value: str) -> list[str]:
+    """The environment variables a value names (`$VAR`, `${VAR}`, anywhere in it), in order."""
+    return [m.group(1) or m.group(2) for m in _VAR.finditer(value) if m.group(0) != "$$"]
+
+
+def _expand(value: str, environ: Mapping[str, str]) -> str | None:
+    """The value with each variable read from `environ` (None: one of them is unset or empty here)."""
+    if any(not environ.get(v) for v in variables(value)):
+        return None
+    return _VAR.sub(lambda m: "$" if m.group(0) == "$$" else environ[m.group(1) or m.group(2)], value)
 
 
 def check_set(
@@ -69,20 +76,17 @@ def check_set(
 ) -> None:
     """Before a run: every `$VAR` a header names is set here (each worker reads its own)."""
     for name, value in headers:
-        var = variable(value)
-        if var is not None and not environ.get(var):
-            raise OptionError(f"{option}: {name} takes its value from ${var}, which is not set")
+        for var in variables(value):
+            if not environ.get(var):
+                raise OptionError(f"{option}: {name} takes its value from ${var}, which is not set")
 
 
 def resolve(headers: list[tuple[str, str]], environ: Mapping[str, str] = os.environ) -> dict[str, str]:
-    """The headers to send: `$VAR` values read now (a variable unset in this process: left out)."""
+    """The headers to send: their `$VAR`s read now (a variable unset in this process: the header left out)."""
     out = {}
     for name, value in headers:
-        var = variable(value)
-        if var is None:
-            out[name] = value
-        elif environ.get(var):
-            out[name] = environ[var]
+        if (sent := _expand(value, environ)) is not None:
+            out[name] = sent
     return out
 
 

@@ -41,8 +41,8 @@ def test_the_epps_page_is_read_as_the_router_and_the_engines_figures_stay(sim_se
         cmd = [PYTHON, "-m", "locust", "-f", "locustfile.py", "--headless", "--only-summary", "--host", engine.url,
                "--results-dir", str(tmp_path), "-u", "3", "-r", "3", "-t", "5s", "--max-tokens", "16",
                "--scrape-interval", "1s", "--server-metrics", f"{epp}/metrics,{engine.url}/metrics",
-               "--server-metrics-header", "Authorization: $EPP_AUTH"]  # fmt: skip
-        env = dict(os.environ, EPP_AUTH=TOKEN)
+               "--server-metrics-header", "Authorization: Bearer $EPP_TOKEN"]  # fmt: skip
+        env = dict(os.environ, EPP_TOKEN=TOKEN.removeprefix("Bearer "))  # the scheme on the command line
         done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=120, env=env)
     assert done.returncode == 0, (done.stdout + done.stderr)[-3000:]
     assert EppPage.seen and set(EppPage.seen) == {TOKEN}  # every scrape of the EPP's page carried the token
