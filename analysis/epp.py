@@ -27,8 +27,8 @@ from __future__ import annotations
 
 import pandas as pd
 
-from analysis.engines import Samples
 from analysis.replicas import natural_key
+from analysis.samples import Samples
 
 NAME = "llm-d EPP"
 PREFIXES = ("llm_d_epp_", "llm_d_router_epp_")  # newest first

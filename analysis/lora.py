@@ -31,7 +31,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from analysis.engines import Engine, Samples
+from analysis.engines import Engine
+from analysis.samples import Samples
 
 KEYS = (
     "lora_max_loras",

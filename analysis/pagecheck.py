@@ -41,8 +41,8 @@ import numpy as np
 import pandas as pd
 
 from analysis import windows as win
-from analysis.engines import parse_labels
 from analysis.replicas import finished
+from analysis.samples import parse_labels
 from analysis.server import ServerData
 
 MIN_FALLS = 2  # a restart falls once

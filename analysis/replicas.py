@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 
 from analysis import server
-from analysis.engines import parse_labels
+from analysis.samples import parse_labels
 from analysis.serverfigures import ReplicaFigures, ReplicaSet
 
 KEYS = ("instance", "engine")  # the labels that can tell replicas apart, in the id's order

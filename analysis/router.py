@@ -34,8 +34,8 @@ import numpy as np
 import pandas as pd
 
 from analysis import epp, fmt
-from analysis.engines import Samples
 from analysis.replicas import STARVED, natural_key, spread, starved
+from analysis.samples import Samples
 from analysis.serverfigures import ReplicaSet, RouterBackend, RouterFigures
 
 OPEN, HALF_OPEN = 1.0, 2.0  # the circuit breaker's state gauge

@@ -37,12 +37,16 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 
 from analysis import lora
-from analysis.engines import Engine, Samples, bound, detect, histogram_quantile
+from analysis.engines import Engine, detect
 from analysis.results import ServerFigures, ServerSummary, Step, StepServer
+from analysis.samples import Samples, bound, histogram_quantile
 from analysis.specdecode import ACCEPTED_AT, DRAFTED_AT, spec_figures
 
 HISTOGRAMS = ("ttft", "e2e", "queue", "step_tokens")
-NO_ENGINE = "server_metrics.csv: no vLLM, SGLang, TGI, llama-server, LMDeploy, TensorRT-LLM or NVIDIA Dynamo metric names"
+NO_ENGINE = (
+    "server_metrics.csv: no vLLM, SGLang, TGI, llama-server, LMDeploy, TensorRT-LLM, NVIDIA Dynamo or NVIDIA NIM "
+    "metric names"
+)
 QUANTILES = (0.5, 0.9, 0.99)
 
 

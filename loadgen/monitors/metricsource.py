@@ -31,8 +31,9 @@ PAUSE_S = 0.0001  # a real (timer) sleep between pieces: the loop polls sockets 
 MAX_BODY = 32 * 1024 * 1024  # a /metrics page larger than this is not an inference engine's
 ACCEPT = "text/plain;version=0.0.4;q=1.0, */*;q=0.1"  # the classic text format, not OpenMetrics
 # where else `auto` looks when the target's /metrics is not Prometheus text: trtllm-serve mounts
-# prometheus_client's app there (tensorrt_llm/serve/openai_server.py) and answers /metrics with JSON
-AUTO_ELSEWHERE = ("/prometheus/metrics",)
+# prometheus_client's app there (tensorrt_llm/serve/openai_server.py) and answers /metrics with JSON;
+# NVIDIA NIM for LLMs serves its page under its API's prefix (its observability guide: /v1/metrics)
+AUTO_ELSEWHERE = ("/prometheus/metrics", "/v1/metrics")
 Row = tuple[str, str, str]  # metric, labels, value (the CSV's columns after `t`)
 
 

@@ -27,9 +27,9 @@ with a request: a page may want credentials of its own (the llm-d endpoint picke
 A failed scrape never stops the run: it is counted, warned about once, and reported in run.json
 `server_metrics` (URL without credentials, scrapes, failures, last error; per URL under `instances`
 when there are several). With the default `--server-metrics auto`, a target that serves no
-Prometheus text at its first scrape turns the scraper off quietly (noted in run.json) — after one
-more try at `/prometheus/metrics`, where TensorRT-LLM's `trtllm-serve` serves its Prometheus page
-(its `/metrics` is JSON iteration stats). The parser yields to the event loop every `CHUNK_SAMPLES`
+Prometheus text at its first scrape turns the scraper off quietly (noted in run.json) — after trying
+`/prometheus/metrics`, where TensorRT-LLM's `trtllm-serve` serves its Prometheus page (its `/metrics`
+is JSON iteration stats), and `/v1/metrics`, NVIDIA NIM's. The parser yields to the event loop every `CHUNK_SAMPLES`
 samples, so on a local runner no slice of a scrape holds the users' greenlets for more than a few ms
 (bench/servermetrics_cost.py measures it).
 """
@@ -333,7 +333,7 @@ def install(events: Any) -> None:
             label="Server metrics URL",
             default=AUTO,
             help="Prometheus URL scraped during the run into server_metrics.csv (default auto: the "
-            "target's /metrics when it answers, else its /prometheus/metrics; off to disable); a "
+            "target's /metrics when it answers, else its /prometheus/metrics, else its /v1/metrics; off to disable); a "
             "comma-separated list scrapes each replica of a server behind a router, each labelled instance; "
             "dns+http://NAME:PORT/metrics scrapes every address NAME has, looked up each round (a headless Service)",
             web=True,

@@ -26,6 +26,7 @@ PAGES = {
     "trtllm": FIX / "trtllm-metrics.txt",
     "trtllm-2026": FIX / "trtllm-spec-metrics.txt",  # its iteration statistics on the page, with a drafter
     "dynamo": FIX / "dynamo-frontend-metrics.txt",
+    "nim": FIX / "nim-metrics.txt",  # written from NVIDIA NIM for LLMs' observability guide (no prefix)
 }
 LLAMACPP_PAGE = FIX / "llamacpp-metrics.txt"  # no histogram: not among PAGES, whose tests read one
 

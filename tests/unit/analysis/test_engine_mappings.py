@@ -12,8 +12,19 @@ import pandas as pd
 import pytest
 from pytest import approx
 
-from analysis.engines import DYNAMO, LLAMACPP, LMDEPLOY, SGLANG, TGI, TRTLLM, VLLM, detect, histogram_quantile
+from analysis.engines import (
+    DYNAMO,
+    LLAMACPP,
+    LMDEPLOY,
+    NIM,
+    SGLANG,
+    TGI,
+    TRTLLM,
+    VLLM,
+    detect,
+)
 from analysis.render.server import headline_rows
+from analysis.samples import histogram_quantile
 from analysis.server import build, summarize, window_figures
 from loadgen.monitors.promtext import parse
 from tests.support.metric_pages import FIX, LLAMACPP_PAGE, grep, page, scrapes
@@ -41,6 +52,7 @@ def assert_renamed_page_maps_alike(text: str, old: str, new: str, engine) -> Non
         ("lmdeploy", LMDEPLOY),
         ("trtllm", TRTLLM),
         ("dynamo", DYNAMO),
+        ("nim", NIM),
     ],
 )
 def test_detect_engine(engine: str, expected) -> None:
@@ -270,6 +282,36 @@ def test_dynamo_frontend_mapping_is_its_own_view_without_a_batch_or_queue() -> N
         assert f.get(key) is None, key
 
 
+def test_nim_mapping_is_vllms_families_without_the_prefix() -> None:
+    """NVIDIA NIM for LLMs' page (its observability guide's families, no prefix): running and waiting,
+    the KV cache's use, prompt and generated tokens, the TTFT and E2E histograms; no prefix cache or
+    steps (it states none); vLLM's own page is never taken for it, nor it for vLLM's."""
+    text = page("nim")
+    d, warnings = build(scrapes(text))
+    assert not warnings and d.engine is NIM
+    f = window_figures(d, 1000.0, 1010.0)
+    assert (f["running_max"], f["waiting_max"]) == (
+        grep(text, "num_requests_running"),
+        grep(text, "num_requests_waiting"),
+    )
+    assert f["kv_cache_usage_max"] == grep(text, "gpu_cache_usage_perc") < 1.0
+    assert (f["prompt_tokens"], f["generation_tokens"]) == (
+        grep(text, "prompt_tokens_total"),
+        grep(text, "generation_tokens_total"),
+    )
+    n = grep(text, "time_to_first_token_seconds_count")
+    assert f["server_ttft_mean_s"] == approx(grep(text, "time_to_first_token_seconds_sum") / n)
+    assert f["server_e2e_mean_s"] == approx(
+        grep(text, "e2e_request_latency_seconds_sum") / grep(text, "e2e_request_latency_seconds_count")
+    )
+    assert (
+        f["server_ttft_p50_s"] is not None
+        and f["prefix_cache_hit_rate"] is None
+        and f["tokens_per_step"] is None
+    )
+    assert detect(m for m, _, _ in parse(page("vllm"))) is VLLM  # vllm:num_requests_running is not NIM's
+
+
 def test_llamacpp_mapping_counts_the_cached_prompt_tokens_in() -> None:
     """llama-server's prompt counter leaves out the tokens its cache served: the prompt tokens are both
     (as vLLM counts them), the hit rate is cached / both, a step's tokens are the computed ones."""
@@ -371,6 +413,6 @@ def test_unknown_page_is_a_warning() -> None:
     d, warnings = build(pd.DataFrame([(1.0, "foo_bar", "", 1.0)], columns=["t", "metric", "labels", "value"]))
     assert (
         d is None
-        and "no vLLM, SGLang, TGI, llama-server, LMDeploy, TensorRT-LLM or NVIDIA Dynamo metric names"
+        and "no vLLM, SGLang, TGI, llama-server, LMDeploy, TensorRT-LLM, NVIDIA Dynamo or NVIDIA NIM metric names"
         in warnings[0]
     )

@@ -12,8 +12,9 @@ import pandas as pd
 import pytest
 
 from analysis import api
-from analysis.engines import ENGINES, VLLM, Samples
+from analysis.engines import ENGINES, VLLM
 from analysis.render.server import lora_line
+from analysis.samples import Samples
 from tests.support.synthetic import T0
 from tests.unit.analysis.test_models import CHAT, analyze, two_models
 

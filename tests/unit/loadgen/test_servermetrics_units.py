@@ -13,7 +13,7 @@ import pytest
 from gevent.pywsgi import WSGIServer
 from prometheus_client.parser import text_string_to_metric_families
 
-from analysis.engines import parse_labels
+from analysis.samples import parse_labels
 from analysis.server import load_server_metrics
 from core.errors import OptionError
 from loadgen.monitors.promtext import DROP_PREFIXES, format_labels, format_value, parse
@@ -37,6 +37,7 @@ def test_parse_keeps_engine_series_drops_noise(engine: str) -> None:
         "trtllm": "trtllm_",
         "trtllm-2026": "trtllm_",
         "dynamo": "dynamo_frontend_",
+        "nim": "",  # NIM's names have no prefix of their own
     }[engine]
     assert sum(n.startswith(prefix) for n in names) >= 10
     # histograms keep every bucket, the sum and the count; +Inf bucket == count
@@ -248,6 +249,25 @@ def test_auto_finds_trtllm_serves_page_where_its_metrics_is_json(tmp_path: Path)
         # a URL given by the user is scraped as it is: no other place is tried
         sc = Scraper(base + "/metrics", "url", 1.0, tmp_path / "z.csv", meta=meta)
         assert not sc.scrape_once() and meta["server_metrics"]["url"] == base + "/metrics"
+    finally:
+        server.stop()
+
+
+def test_auto_finds_nims_page_under_its_api_prefix(tmp_path: Path) -> None:
+    """NVIDIA NIM for LLMs serves its page at /v1/metrics (its /metrics answers 404): `auto` scrapes it."""
+    server, base = _serve({"/v1/metrics": (200, {"Content-Type": "text/plain"}, page("nim").encode())})
+    try:
+        mode, urls = resolve("auto", base)
+        meta: dict = {}
+        sc = Scraper(urls, mode, 1.0, tmp_path / "server_metrics.csv", meta=meta)
+        assert sc.scrape_once()
+        sc.close()
+        assert (meta["server_metrics"]["url"], meta["server_metrics"]["enabled"]) == (
+            base + "/v1/metrics",
+            True,
+        )
+        df, _ = load_server_metrics(tmp_path)
+        assert "time_to_first_token_seconds_count" in set(df["metric"])
     finally:
         server.stop()
 
