@@ -551,6 +551,11 @@ CASES: list[Case] = [
          lambda h: error_plan(429, b'{"error":{"message":"Rate limit reached for requests","type":"requests",'
                                    b'"param":null,"code":"rate_limit_exceeded"}}', retry_after="2"),
          Expect(error="http_429", detail="Rate limit reached for requests (Retry-After: 2)")),
+    Case("llm-d-epp-shed", "an Envoy gateway whose llm-d endpoint picker sheds a request (InferencePoolResourceExhausted)",
+         "gateway-api-inference-extension pkg/epp/handlers BuildErrResponse: an ImmediateResponse with status 429 "
+         "and no body, which Envoy sends as it is",
+         "429 with an empty body and no Retry-After", "http_429 naming the empty body",
+         lambda h: error_plan(429, b"", "text/plain"), Expect(error="http_429", detail="HTTP 429 with an empty body")),
     Case("uuid-gateway", "API gateways that require a UUID request id",
          "microsoft/api-guidelines PR #314 (an invalid request-id header → 400); mesto-co/core PR #79",
          "400 with an empty body unless X-Request-Id is a UUID",
