@@ -19,6 +19,8 @@ HEADERS = [
     "engine finished", "queue max",
 ]  # fmt: skip
 STEP_HEADERS = ["step", "load", "requests", "busiest backend", "its share", "× an even share"]
+# a router that answers or holds requests itself (the EPP): per level, where its admission control set in
+OWN_HEADERS = ["its own errors", "held in its queue (ms)"]
 
 
 def line(rf: RouterFigures) -> str:
@@ -80,9 +82,23 @@ def rows(rf: RouterFigures) -> list[list[str]]:
     ]
 
 
+def _own(rf: RouterFigures) -> bool:
+    return rf.get("errors") is not None or rf.get("held_s") is not None
+
+
+def _errors(errors: dict[str, float] | None) -> str:
+    return fmt.num(sum(errors.values()), 0) if errors is not None else fmt.num(None)
+
+
+def step_headers(rf: RouterFigures) -> list[str]:
+    return STEP_HEADERS + (OWN_HEADERS if _own(rf) else [])
+
+
 def step_rows(rf: RouterFigures, s: Summary) -> list[list[str]]:
-    """Per level: the router's requests, its busiest backend and that one's share."""
+    """Per level: the router's requests, its busiest backend and that one's share (and, for a router that
+    answers or holds requests itself, what it did so there)."""
     loads = {x.step: fmt.level(x.load) for x in s.steps}
+    own = _own(rf)
     out = []
     for st in rf["steps"]:
         top = next((r for r in st.get("by_backend", []) if r["backend"] == st.get("busiest")), None)
@@ -95,6 +111,7 @@ def step_rows(rf: RouterFigures, s: Summary) -> list[list[str]]:
                 fmt.pct(top["requests_share"]) if top else "—",
                 fmt.num(st.get("imbalance"), 2),
             ]
+            + ([_errors(st.get("errors")), fmt.ms(st.get("held_s"))] if own else [])
         )
     return out
 
@@ -106,7 +123,7 @@ def markdown(s: Summary) -> list[str]:
         return []
     out = ["", "## Router (its own metrics page)", "", line(rf), "", fmt.md_table(HEADERS, rows(rf))]
     if len(rf["steps"]) > 1:
-        out += ["", fmt.md_table(STEP_HEADERS, step_rows(rf, s))]
+        out += ["", fmt.md_table(step_headers(rf), step_rows(rf, s))]
     return out
 
 
@@ -117,5 +134,5 @@ def html(s: Summary) -> str:
     parts = ["<h2>Router (its own metrics page)</h2>", f"<p>{_html.escape(line(rf))}</p>"]
     parts.append(f'<div class="scroll">{table(HEADERS, rows(rf))}</div>')
     if len(rf["steps"]) > 1:
-        parts.append(f'<div class="scroll">{table(STEP_HEADERS, step_rows(rf, s))}</div>')
+        parts.append(f'<div class="scroll">{table(step_headers(rf), step_rows(rf, s))}</div>')
     return "\n".join(parts)

@@ -14,7 +14,7 @@ import pytest
 from analysis import router
 from analysis.render import router as render
 from analysis.render.tables import router_hid
-from tests.unit.analysis.test_router import FIXTURES, page_frame, replica_set, series
+from tests.unit.analysis.test_router import FIXTURES, A, page_frame, replica_set, series, vllm_router_rows
 
 PAGE = "llm-d-epp-metrics.txt"
 TEXT = (FIXTURES / PAGE).read_text()
@@ -171,6 +171,14 @@ def test_the_breaking_level_says_what_the_epp_refused_and_held_there() -> None:
     assert (
         router_hid(rf, 1) == "the router held each request 4.00 ms in its own queue there"
     )  # 0.25 shed: none
+    # the Router section's per-level table says the same where the router answers or holds requests itself
+    from types import SimpleNamespace
+
+    summary = SimpleNamespace(steps=[SimpleNamespace(step=0, load=2.0), SimpleNamespace(step=1, load=4.0)])
+    assert render.step_headers(rf)[-2:] == ["its own errors", "held in its queue (ms)"]
+    assert [row[-2:] for row in render.step_rows(rf, summary)] == [["2", "20.0"], ["0", "4.00"]]
+    vllm_router = router.figures(router.build(series(vllm_router_rows({A: 1.0}))), 0.0, 10.0)
+    assert vllm_router is not None and render.step_headers(vllm_router) == render.STEP_HEADERS
 
 
 def test_the_older_pd_handlers_decisions_are_read_where_the_new_counter_is_absent() -> None:
