@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import PYTHON, ROOT
 from tests.support.json_server import http_server
 from tests.support.metric_pages import FIX, rising_page
+from tests.support.pageruns import run_beside
 
 pytestmark = pytest.mark.e2e
 PAGE = (FIX / "llm-d-epp-metrics.txt").read_text()
@@ -37,22 +36,15 @@ EppPage = rising_page(PAGE, at_scrape, token=TOKEN)  # its placements rising, be
 
 def test_the_epps_page_is_read_as_the_router_and_the_engines_figures_stay(sim_server, tmp_path: Path) -> None:
     engine = sim_server("--profile", "latency")
+    env = dict(os.environ, EPP_TOKEN=TOKEN.removeprefix("Bearer "))  # the scheme on the command line
     with http_server(EppPage) as epp:
-        cmd = [PYTHON, "-m", "locust", "-f", "locustfile.py", "--headless", "--only-summary", "--host", engine.url,
-               "--results-dir", str(tmp_path), "-u", "3", "-r", "3", "-t", "5s", "--max-tokens", "16",
-               "--scrape-interval", "1s", "--server-metrics", f"{epp}/metrics,{engine.url}/metrics",
-               "--server-metrics-header", "Authorization: Bearer $EPP_TOKEN"]  # fmt: skip
-        env = dict(os.environ, EPP_TOKEN=TOKEN.removeprefix("Bearer "))  # the scheme on the command line
-        done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=120, env=env)
-    assert done.returncode == 0, (done.stdout + done.stderr)[-3000:]
+        folder = run_beside(
+            engine.url, epp, tmp_path, "--server-metrics-header", "Authorization: Bearer $EPP_TOKEN", env=env
+        )
     assert EppPage.seen and set(EppPage.seen) == {TOKEN}  # every scrape of the EPP's page carried the token
-    (folder,) = [p for p in tmp_path.iterdir() if p.is_dir()]
     meta = json.loads((folder / "run.json").read_text())["server_metrics"]
     assert meta["headers"] == ["Authorization"] and "e2e-token" not in json.dumps(meta)
     assert {i["failures"] for i in meta["instances"]} == {0}
-    analysed = subprocess.run([PYTHON, "-m", "analysis", str(folder), "--quiet", "--no-plots"], cwd=ROOT,
-                              capture_output=True, text=True, timeout=120)  # fmt: skip
-    assert analysed.returncode == 0, analysed.stderr[-3000:]
     summary = json.loads((folder / "summary.json").read_text())
     rf = summary["router"]
     assert (

@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import PYTHON, ROOT
 from tests.support.json_server import http_server
 from tests.support.metric_pages import FIX, rising_page
+from tests.support.pageruns import run_beside
 
 pytestmark = pytest.mark.e2e
 PAGE = (FIX / "envoy-ai-gateway-metrics.txt").read_text()
@@ -41,15 +40,7 @@ GatewayPage = rising_page(PAGE, at_scrape)
 def test_the_gateways_page_gives_its_ttft_beside_the_engines(sim_server, tmp_path: Path) -> None:
     engine = sim_server("--profile", "latency")
     with http_server(GatewayPage) as gateway:
-        cmd = [PYTHON, "-m", "locust", "-f", "locustfile.py", "--headless", "--only-summary", "--host", engine.url,
-               "--results-dir", str(tmp_path), "-u", "3", "-r", "3", "-t", "5s", "--max-tokens", "16",
-               "--scrape-interval", "1s", "--server-metrics", f"{gateway}/metrics,{engine.url}/metrics"]  # fmt: skip
-        done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=120)
-    assert done.returncode == 0, (done.stdout + done.stderr)[-3000:]
-    (folder,) = [p for p in tmp_path.iterdir() if p.is_dir()]
-    analysed = subprocess.run([PYTHON, "-m", "analysis", str(folder), "--quiet", "--no-plots"], cwd=ROOT,
-                              capture_output=True, text=True, timeout=120)  # fmt: skip
-    assert analysed.returncode == 0, analysed.stderr[-3000:]
+        folder = run_beside(engine.url, gateway, tmp_path)
     summary = json.loads((folder / "summary.json").read_text())
     g = summary["gateway_page"]
     assert g["metric"] == TTFT and g["requests"] > 0

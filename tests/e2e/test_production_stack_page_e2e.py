@@ -9,14 +9,13 @@ from __future__ import annotations
 import csv
 import json
 import re
-import subprocess
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import PYTHON, ROOT
 from tests.support.json_server import http_server
 from tests.support.metric_pages import FIX, rising_page
+from tests.support.pageruns import run_beside
 
 pytestmark = pytest.mark.e2e
 PAGE = (FIX / "production-stack-router-metrics.txt").read_text()
@@ -33,18 +32,10 @@ RouterPage = rising_page(PAGE, at_scrape)
 def test_the_routers_page_is_left_out_and_the_engines_figures_stay(sim_server, tmp_path: Path) -> None:
     engine = sim_server("--profile", "latency")
     with http_server(RouterPage) as router:
-        cmd = [PYTHON, "-m", "locust", "-f", "locustfile.py", "--headless", "--only-summary", "--host", engine.url,
-               "--results-dir", str(tmp_path), "-u", "3", "-r", "3", "-t", "5s", "--max-tokens", "16",
-               "--scrape-interval", "1s", "--server-metrics", f"{router}/metrics,{engine.url}/metrics"]  # fmt: skip
-        done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=120)
-    assert done.returncode == 0, (done.stdout + done.stderr)[-3000:]
-    (folder,) = [p for p in tmp_path.iterdir() if p.is_dir()]
+        folder = run_beside(engine.url, router, tmp_path)
     with open(folder / "server_metrics.csv", newline="") as fh:
         scraped = {r["metric"] for r in csv.DictReader(fh)}
     assert {"vllm:current_qps", "vllm:e2e_request_latency_seconds_count"} <= scraped  # both pages kept raw
-    analysed = subprocess.run([PYTHON, "-m", "analysis", str(folder), "--quiet", "--no-plots"], cwd=ROOT,
-                              capture_output=True, text=True, timeout=120)  # fmt: skip
-    assert analysed.returncode == 0, analysed.stderr[-3000:]
     summary = json.loads((folder / "summary.json").read_text())
     host = router.removeprefix("http://")
     (line,) = [w for w in summary["warnings"] if "production-stack" in w]
