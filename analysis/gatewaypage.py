@@ -3,7 +3,8 @@
 An AI gateway in front of the engines times each request itself. Envoy AI Gateway (its external
 processor's admin port, 1064, `/metrics`) and the others that follow OpenTelemetry's GenAI semantic
 conventions keep `gen_ai.server.time_to_first_token` — from the request's headers reaching the gateway
-to the first token passing back through it — and `gen_ai.server.request.duration`, to the last. Scraped
+to the first token passing back through it — and `gen_ai.server.request.duration`, to the last; the
+SGLang Model Gateway in gRPC mode, where it tokenizes for its workers, keeps its own (`SMG_GRPC`). Scraped
 beside the engine's page, it cuts the client's TTFT in three: the client and the network up to the
 gateway (client − gateway), the gateway and whatever stands behind it up to the engine — its filters,
 an endpoint picker, a second hop (gateway − engine) — and the engine's own TTFT.
@@ -41,15 +42,30 @@ GENAI = Engine(
     ttft=("gen_ai_server_time_to_first_token_seconds", "gen_ai_server_time_to_first_token"),
     e2e=("gen_ai_server_request_duration_seconds", "gen_ai_server_request_duration"),
 )
+# the SGLang Model Gateway in gRPC mode (it tokenizes and detokenizes itself, the workers speak gRPC) times
+# each streamed request's first token: `smg_router_ttft_seconds` — for prefill/decode pairs only the decode
+# leg, so its `smg_pd_ttft_seconds` (dispatch → the decode answer's head: what the client waits) comes first
+SMG_GRPC = Engine(
+    name="SGLang Model Gateway, gRPC mode",
+    prefix="smg_",
+    running=(),
+    waiting=(),
+    ttft=("smg_pd_ttft_seconds", "smg_router_ttft_seconds"),
+    e2e=("smg_router_generation_duration_seconds",),
+)
+GATEWAYS = (GENAI, SMG_GRPC)
 
 
 def build(df: pd.DataFrame | None) -> server.ServerData | None:
     """The gateway's TTFT and duration series from its page in `df` (None: no such page, or no TTFT)."""
     if df is None or df.empty:
         return None
-    mine = df[df["metric"].str.startswith(GENAI.prefix)]
-    d, _ = server.build(mine, GENAI) if not mine.empty else (None, [])
-    return d if d is not None and "ttft_count" in d.counters else None
+    for gateway in GATEWAYS:
+        mine = df[df["metric"].str.startswith(gateway.prefix)]
+        d, _ = server.build(mine, gateway) if not mine.empty else (None, [])
+        if d is not None and "ttft_count" in d.counters:
+            return d
+    return None
 
 
 def _level(fig: ServerFigures, gap: dict, engine: server.ServerData | None) -> GatewayLevel:
@@ -98,7 +114,7 @@ def figures(
         for st, f in zip(steps, levels, strict=True)
     ]
     return GatewayFigures(
-        source=SOURCE, metric=g.sources["ttft"], window=list(window), **whole, steps=per_step
+        source=g.engine.name, metric=g.sources["ttft"], window=list(window), **whole, steps=per_step
     )
 
 

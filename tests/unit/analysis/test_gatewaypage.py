@@ -22,7 +22,10 @@ from tests.unit.analysis.test_router import page_frame
 TO_GATEWAY, BEHIND = 0.01, (0.015, 0.045)  # client − gateway; gateway − engine at level 0, level 1
 
 
-def three_points(run_dir, gateway: bool = True, engine: bool = True) -> None:
+GENAI_TTFT = "gen_ai_server_time_to_first_token_seconds"
+
+
+def three_points(run_dir, gateway: bool = True, engine: bool = True, base_gw: str = GENAI_TTFT) -> None:
     """server_metrics.csv from the run's own rows: at each 1 s scrape, the engine's and the gateway's
     TTFT histograms hold every first token that came by then, each shorter by its own part."""
     rows = pd.read_csv(run_dir / "requests.csv")
@@ -36,8 +39,7 @@ def three_points(run_dir, gateway: bool = True, engine: bool = True) -> None:
         gw = ttft[came] - TO_GATEWAY
         en = gw - [BEHIND[s] for s in step[came]]
         if gateway:
-            base = "gen_ai_server_time_to_first_token_seconds"
-            out += [[t, base + "_count", "gen_ai_request_model=m", float(came.sum())], [t, base + "_sum", "gen_ai_request_model=m", float(gw.sum())]]  # fmt: skip
+            out += [[t, base_gw + "_count", "model=m", float(came.sum())], [t, base_gw + "_sum", "model=m", float(gw.sum())]]  # fmt: skip
         if engine:
             base = "vllm:time_to_first_token_seconds"
             out += [[t, base + "_count", "engine=0", float(came.sum())], [t, base + "_sum", "engine=0", float(en.sum())], [t, "vllm:num_requests_running", "engine=0", 1.0]]  # fmt: skip
@@ -148,3 +150,31 @@ def test_a_comparison_shows_the_gateways_part_and_what_the_picker_refused(tmp_pa
     assert METRICS["gateway_minus_engine_ttft_s"] == METRICS["router_refused"] == 0
     assert COLUMNS["gateway_minus_engine_ttft_s"] == ("gateway − engine TTFT (ms)", "ms")
     assert "gateway_minus_engine_ttft_s" not in shown(compare([analyze(plain)], CHAT).rows)
+
+
+def test_the_sglang_gateway_in_grpc_mode_is_cut_the_same_way(tmp_path) -> None:
+    """smg in gRPC mode times each streamed request's first token itself (it tokenizes for its workers):
+    `smg_router_ttft_seconds`, or for prefill/decode pairs `smg_pd_ttft_seconds` — what the client waits,
+    where the router's own holds only the decode leg — read first."""
+    run = two_models(tmp_path / "run")
+    three_points(run, base_gw="smg_router_ttft_seconds")
+    g = analyze(run).gateway_page
+    assert g is not None and (g["source"], g["metric"]) == (
+        "SGLang Model Gateway, gRPC mode",
+        "smg_router_ttft_seconds",
+    )
+    assert g["client_minus_gateway_ttft_s"] == pytest.approx(TO_GATEWAY)
+    pd = two_models(tmp_path / "pd" / "run")
+    three_points(pd, base_gw="smg_pd_ttft_seconds")
+    rows = pd.joinpath("server_metrics.csv").read_text().splitlines()
+    decode_leg = [
+        r.replace("smg_pd_ttft_seconds", "smg_router_ttft_seconds") for r in rows[1:] if "smg_pd_ttft" in r
+    ]
+    decode_leg = [",".join([*r.split(",")[:3], "0.0"]) for r in decode_leg]  # the decode leg's: nothing timed
+    pd.joinpath("server_metrics.csv").write_text("\n".join([*rows, *decode_leg]) + "\n")
+    g = analyze(pd).gateway_page
+    assert (
+        g is not None
+        and g["metric"] == "smg_pd_ttft_seconds"
+        and g["client_minus_gateway_ttft_s"] == pytest.approx(TO_GATEWAY)
+    )
