@@ -310,6 +310,7 @@ def test_nim_mapping_is_vllms_families_without_the_prefix() -> None:
         and f["tokens_per_step"] is None
     )
     assert detect(m for m, _, _ in parse(page("vllm"))) is VLLM  # vllm:num_requests_running is not NIM's
+    assert detect(["request_success_total", "prompt_tokens_total"]) is None  # generic names tell no server
 
 
 def test_llamacpp_mapping_counts_the_cached_prompt_tokens_in() -> None:
