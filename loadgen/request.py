@@ -17,7 +17,7 @@ from core.record import RequestRecord
 from core.result import StreamResult
 from loadgen.context import RunContext
 from loadgen.transport.apis import Api
-from loadgen.transport.client import explain_rejection
+from loadgen.transport.client import explain_rejection, finish
 
 
 class LLMRequestError(Exception):
@@ -74,6 +74,9 @@ def perform(
         # been read to its end before the stop reached this greenlet (the reader reads for it).
         partial = getattr(user.transport, "in_flight", None)
         if partial is not None and partial.read_to_end:
+            # the stop may come after the end marker and before the transport classified the answer (the
+            # SDK's client reads the body's tail first): an empty one is still empty_output, not ok
+            finish(partial)
             _complete(user, ctx, rec, partial, api.path, t_wall, t_perf)
         else:
             _cancelled(ctx, rec, partial, t_wall, t_perf)
