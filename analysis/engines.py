@@ -44,6 +44,9 @@ class Engine:
     # a counter of cached prompt tokens labelled `source` by the cache tier that served them (vLLM: device,
     # host, disk, p2p, external_unspecified): how much of the hit rate a KV connector's tiers brought
     hits_by_tier: tuple[str, ...] = ()
+    # the multimodal cache (vLLM): counters of the image items looked up and of those found — the same
+    # image sent again (a conversation's history, a repeated set) whose processed form was kept
+    mm_hits_queries: tuple[tuple[str, str], ...] = ()
     # speculative decoding: counters of drafts (verify steps with a draft), draft tokens and accepted
     # draft tokens (vLLM); or gauges of the engine's recent acceptance length and rate (SGLang, which
     # sets them from its last logged interval: a window's figure is their mean over its scrapes); or
@@ -91,6 +94,7 @@ VLLM = Engine(
     ),
     hit_rate_gauge=("vllm:gpu_prefix_cache_hit_rate",),
     hits_by_tier=("vllm:prompt_tokens_cached_by_source_total",),
+    mm_hits_queries=(("vllm:mm_cache_hits_total", "vllm:mm_cache_queries_total"),),  # v1/metrics/loggers.py
     spec_accepted_by_pos=("vllm:spec_decode_num_accepted_tokens_per_pos_total",),
     preemptions=("vllm:num_preemptions_total",),
     prompt_tokens=("vllm:prompt_tokens_total",),

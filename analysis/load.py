@@ -61,6 +61,7 @@ FLOAT_COLS = (
     "spec_accepted_tokens",
     "spec_steps",
     "gateway_attempts",  # a gateway's retries and fallbacks before the answer (analysis/gateway.py)
+    "images",  # the images a request carried (analysis/images.py; older runs: none)
 )
 TEXT_COLS = (
     "dataset",

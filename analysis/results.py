@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from analysis.dist import Dist
+from analysis.images import ImageFigures
 from analysis.intervals import Headline as Headline  # re-exported: every result type here
 from analysis.intervals import Interval as Interval
 from analysis.reasoning import Reasoning, ToolCalls
@@ -230,6 +231,7 @@ class Summary:
     gateway_page: GatewayFigures | None = (
         None  # a gateway's own TTFT page was scraped (analysis/gatewaypage.py)
     )
+    images: ImageFigures | None = None  # only when some measured request carried images (analysis/images.py)
 
     @property
     def is_ramp(self) -> bool:
@@ -303,6 +305,8 @@ class Summary:
             out["router"] = self.router
         if self.gateway_page is not None:  # only a run that scraped a gateway's own TTFT page
             out["gateway_page"] = self.gateway_page
+        if self.images is not None:  # only a run whose requests carried images
+            out["images"] = self.images
         return out
 
     def to_json(self) -> str:

@@ -10,6 +10,7 @@ figure is each server's mapping (analysis/engines.py, analysis/router.py, analys
 from __future__ import annotations
 
 from collections.abc import Iterable
+from pathlib import Path
 from urllib.parse import unquote
 
 import numpy as np
@@ -153,3 +154,22 @@ def histogram_quantile(bounds: list[float], counts: np.ndarray, q: float) -> flo
     if in_bucket <= 0:
         return float(hi)
     return float(lo + (hi - lo) * (rank - below) / in_bucket)
+
+
+def load_server_metrics(run_dir: Path) -> tuple[pd.DataFrame | None, list[str]]:
+    """The samples, or None when the file is absent; a broken file is a warning, never fatal."""
+    p = run_dir / "server_metrics.csv"
+    if not p.exists():
+        return None, []
+    try:
+        df = pd.read_csv(
+            p, dtype={"metric": str, "labels": str}, keep_default_na=False, na_values={"value": [""]}
+        )
+    except (OSError, ValueError, pd.errors.ParserError) as e:
+        return None, [f"{p}: unreadable ({' '.join(str(e).split())[:160]}); server series skipped"]
+    missing = {"t", "metric", "value"} - set(df.columns)
+    if missing:
+        return None, [f"{p}: missing column(s) {', '.join(sorted(missing))}; server series skipped"]
+    df["t"] = pd.to_numeric(df["t"], errors="coerce")
+    df["value"] = pd.to_numeric(df["value"], errors="coerce")
+    return df.dropna(subset=["t", "value"]), []

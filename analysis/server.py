@@ -9,6 +9,8 @@ over a time window — the run's measurement window for summary.json `server`, e
   edges, so a step's figures are not shifted by up to one scrape interval;
 - `prefix_cache_hit_rate` = Δhits / Δqueries (tokens; the engine's own accounting), else the mean of
   the engine's hit-rate gauge (SGLang before `cached_tokens_total`, vLLM v0);
+- `image_cache_hit_rate` = Δhits / Δqueries of the engine's multimodal cache (images, not tokens: vLLM's
+  `mm_cache_*`), `image_cache_queries` the images it looked up; None where no image was looked up;
 - `server_ttft_mean_s` = Δsum / Δcount of the engine's TTFT histogram; percentiles by Prometheus'
   `histogram_quantile` (bucket-resolution estimates, not exact);
 - `client_minus_server_ttft_s` = mean client TTFT − mean server TTFT over the same requests (first
@@ -40,6 +42,7 @@ from analysis import lora
 from analysis.engines import Engine, detect
 from analysis.results import ServerFigures, ServerSummary, Step, StepServer
 from analysis.samples import Samples, bound, histogram_quantile
+from analysis.samples import load_server_metrics as load_server_metrics  # where serverside reads it
 from analysis.specdecode import ACCEPTED_AT, DRAFTED_AT, spec_figures
 
 HISTOGRAMS = ("ttft", "e2e", "queue", "step_tokens")
@@ -48,25 +51,6 @@ NO_ENGINE = (
     "metric names"
 )
 QUANTILES = (0.5, 0.9, 0.99)
-
-
-def load_server_metrics(run_dir: Path) -> tuple[pd.DataFrame | None, list[str]]:
-    """The samples, or None when the file is absent; a broken file is a warning, never fatal."""
-    p = run_dir / "server_metrics.csv"
-    if not p.exists():
-        return None, []
-    try:
-        df = pd.read_csv(
-            p, dtype={"metric": str, "labels": str}, keep_default_na=False, na_values={"value": [""]}
-        )
-    except (OSError, ValueError, pd.errors.ParserError) as e:
-        return None, [f"{p}: unreadable ({' '.join(str(e).split())[:160]}); server series skipped"]
-    missing = {"t", "metric", "value"} - set(df.columns)
-    if missing:
-        return None, [f"{p}: missing column(s) {', '.join(sorted(missing))}; server series skipped"]
-    df["t"] = pd.to_numeric(df["t"], errors="coerce")
-    df["value"] = pd.to_numeric(df["value"], errors="coerce")
-    return df.dropna(subset=["t", "value"]), []
 
 
 @dataclass
@@ -131,11 +115,14 @@ def build(df: pd.DataFrame, engine: Engine | None = None) -> tuple[ServerData | 
     if "kv_usage" in gauges and gauges["kv_usage"].max() > 1.0 + 1e-9:
         gauges["kv_usage"] = gauges["kv_usage"] / 100.0  # a build that reports percent
     counters = pd.DataFrame(index=times)
-    pair = next(((h, q) for h, q in engine.hits_queries if s.has(h) and s.has(q)), None)
-    if pair is not None:
-        counters["hits"], counters["queries"] = s.counter(pair[0]), s.counter(pair[1])
-        sources["prefix_cache"] = f"{pair[0]} / {pair[1]}"
-    elif "hit_rate_gauge" in sources:
+    for key, col, pairs in (
+        ("prefix_cache", "", engine.hits_queries),
+        ("image_cache", "mm_", engine.mm_hits_queries),
+    ):
+        if (pair := next(((h, q) for h, q in pairs if s.has(h) and s.has(q)), None)) is not None:
+            counters[col + "hits"], counters[col + "queries"] = s.counter(pair[0]), s.counter(pair[1])
+            sources[key] = f"{pair[0]} / {pair[1]}"
+    if "prefix_cache" not in sources and "hit_rate_gauge" in sources:
         sources["prefix_cache"] = sources["hit_rate_gauge"]
     for key, prefix, names, label in (
         ("prefix_cache_tiers", TIER, engine.hits_by_tier, "source"),
@@ -164,6 +151,16 @@ def build(df: pd.DataFrame, engine: Engine | None = None) -> tuple[ServerData | 
         counters["queries"] = counters["prompt_tokens"] = computed + counters["hits"]
         sources["prefix_cache"] = f"{name} / ({name} + {sources['prompt_tokens']})"
         sources["prompt_tokens"] = f"{sources['prompt_tokens']} + {name}"
+    buckets = _histograms(s, engine, counters, sources)
+    simulated = any(m.startswith("simserver:") for m in s.metrics)
+    names = None if lora_names is None else lora_names.reindex(times)
+    return ServerData(engine, times, gauges, counters, buckets, sources, simulated, names), []
+
+
+def _histograms(
+    s: Samples, engine: Engine, counters: pd.DataFrame, sources: dict[str, str]
+) -> pd.DataFrame | None:
+    """The engine's histograms' sums and counts into `counters`; the TTFT one's buckets (None: none)."""
     buckets = None
     for key in HISTOGRAMS:
         base = next((b for b in getattr(engine, key) if s.has(b + "_count") and s.has(b + "_sum")), None)
@@ -176,9 +173,7 @@ def build(df: pd.DataFrame, engine: Engine | None = None) -> tuple[ServerData | 
         sources[key] = base
         if key == "ttft":
             buckets = s.buckets(base)
-    simulated = any(m.startswith("simserver:") for m in s.metrics)
-    names = None if lora_names is None else lora_names.reindex(times)
-    return ServerData(engine, times, gauges, counters, buckets, sources, simulated, names), []
+    return buckets
 
 
 def increase(d: ServerData, col: str, a: float, b: float) -> float | None:
@@ -216,7 +211,7 @@ def window_figures(d: ServerData, t0: float, t1: float) -> ServerFigures:
         (
             "scrapes", "running_mean", "running_max", "waiting_mean", "waiting_max", "kv_cache_usage_mean",
             "kv_cache_usage_max", "prefix_cache_hit_rate", "prefix_cache_hit_source", "prefix_cache_queried_tokens",
-            "prefix_cache_hit_tiers",
+            "prefix_cache_hit_tiers", "image_cache_queries", "image_cache_hit_rate",
             "preemptions", "prompt_tokens", "generation_tokens", "server_gen_tok_per_s", "tokens_per_step",
             "server_ttft_mean_s", *(f"server_ttft_p{round(q * 100)}_s" for q in QUANTILES), "server_ttft_count",
             "server_e2e_mean_s", "server_queue_mean_s", "spec_draft_tokens", "spec_acceptance_rate",
@@ -246,6 +241,8 @@ def window_figures(d: ServerData, t0: float, t1: float) -> ServerFigures:
     out["prefix_cache_hit_tiers"] = tier_shares(
         {c[len(TIER) :]: inc(c) for c in d.counters if c.startswith(TIER)}
     )
+    out["image_cache_queries"] = mm = inc("mm_queries")
+    out["image_cache_hit_rate"] = ratio(inc("mm_hits"), mm)
     out["preemptions"] = inc("preemptions")
     out["prompt_tokens"], out["generation_tokens"] = inc("prompt_tokens"), inc("generation_tokens")
     if out["generation_tokens"] is not None:

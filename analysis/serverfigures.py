@@ -35,6 +35,9 @@ class ServerFigures(TypedDict):
     prefix_cache_hit_source: str | None
     prefix_cache_queried_tokens: float | None
     prefix_cache_hit_tiers: dict[str, float] | None  # each cache tier's share of the hits (vLLM)
+    # the engine's multimodal cache (vLLM's `mm_cache_*`): images looked up, and the share found there
+    image_cache_queries: float | None
+    image_cache_hit_rate: float | None
     preemptions: float | None
     prompt_tokens: float | None
     generation_tokens: float | None

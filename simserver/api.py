@@ -26,6 +26,7 @@ from simserver.answer import Answer, draw_reasoning, output_length, pick_call, p
 from simserver.engine import Seq
 from simserver.faults import HEADER, HTTP_FAULTS, FaultPicker
 from simserver.http import Connection, Request
+from simserver.images import Vision
 from simserver.lora import LoraConfig
 from simserver.metrics import render
 from simserver.profiles import Profile
@@ -157,6 +158,7 @@ class Api:
         return_perf_metrics: bool = False,
         spec_summary: bool = False,
         lora: LoraConfig | None = None,
+        vision: Vision | None = None,
     ) -> None:
         self.profile, self.runner, self.registry, self.faults, self.trace = (
             profile,
@@ -170,6 +172,7 @@ class Api:
         self.return_perf_metrics = return_perf_metrics  # trtllm-serve's return_perf_metrics
         self.spec_summary = spec_summary  # vLLM's --per-request-spec-decode-metrics summary
         self.lora = lora  # the LoRA adapters served (--lora-modules), or None
+        self.vision = vision or Vision()  # images: taken or not (--text-only), the multimodal cache
         self.model = profile.model
         self.rng = random.Random(seed)
         self.created = int(time.time())
@@ -253,6 +256,7 @@ class Api:
         try:
             body = as_object(req.body)
             check_model(body, self.adapter(body) or self.model)
+            self._refuse_images(body)
             chat = "messages" in body
             try:
                 tokens = chat_tokens(body["messages"]) if chat else prompt_tokens(body.get("prompt"))
@@ -263,6 +267,10 @@ class Api:
             return
         out = {"count": len(tokens), "max_model_len": self.profile.engine.max_model_len, "token_strs": tokens}
         conn.respond(200, orjson.dumps(out))
+
+    def _refuse_images(self, body: dict[str, Any]) -> None:
+        if (why := self.vision.refusal(body, self.model)) is not None:
+            raise ApiError(400, why)
 
     def reset_prefix_cache(self, req: Request, conn: Connection) -> None:
         self.runner.core.kv.reset_prefix_cache()
@@ -281,9 +289,11 @@ class Api:
             lora = self.adapter(fields, route.adapter)
             if lora is not None:
                 ctx.lora = lora
+            self._refuse_images(fields)
             g = route.parse(fields, lora or self.model, self.profile.engine.max_model_len)
             g.lora = lora
-            ctx.stream, ctx.prompt_tokens = g.stream, len(g.prompt)
+            ctx.stream, ctx.prompt_tokens, ctx.images = g.stream, len(g.prompt), len(g.images)
+            self.vision.seen(g.images, self.runner.core.stats)
             try:
                 fault = self.faults.pick(req.headers.get(HEADER))
             except ValueError as e:

@@ -81,6 +81,8 @@ class EngineStats:
     generation_tokens: int = 0
     prefix_queries: int = 0
     prefix_hits: int = 0
+    mm_cache_queries: int = 0  # image items looked up in the multimodal cache (simserver/images.py)
+    mm_cache_hits: int = 0
     preemptions: int = 0
     steps: int = 0
     busy_s: float = 0.0
@@ -260,6 +262,8 @@ class EngineCollector:
     def _counters(self, s: EngineStats) -> Iterator[Metric]:
         yield self._counter("vllm:prefix_cache_queries", "Prefix cache queries, in terms of number of queried tokens.", {None: s.prefix_queries})  # fmt: skip
         yield self._counter("vllm:prefix_cache_hits", "Prefix cache hits, in terms of number of cached tokens.", {None: s.prefix_hits})  # fmt: skip
+        yield self._counter("vllm:mm_cache_queries", "Multi-modal cache queries, in terms of number of queried items.", {None: s.mm_cache_queries})  # fmt: skip
+        yield self._counter("vllm:mm_cache_hits", "Multi-modal cache hits, in terms of number of cached items.", {None: s.mm_cache_hits})  # fmt: skip
         yield self._counter("vllm:num_preemptions", "Cumulative number of preemption from the engine.", {None: s.preemptions})  # fmt: skip
         yield self._counter(
             "vllm:prompt_tokens", "Number of prefill tokens processed.", {None: s.prompt_tokens}

@@ -13,6 +13,7 @@ from typing import Any
 import orjson
 
 from simserver.answer import ToolSpec
+from simserver.images import ImageItem
 
 
 class ApiError(Exception):
@@ -48,6 +49,7 @@ class GenRequest:
     think: bool = True  # the request lets a reasoning model reason (chat_template_kwargs may say no)
     lora: str | None = None  # the LoRA adapter the request names (None: the base model)
     opts: dict[str, Any] = field(default_factory=dict)  # route-specific: what only its wire format uses
+    images: tuple[ImageItem, ...] = ()  # the prompt's images, in order (their tokens are in `prompt`)
 
 
 def as_object(raw: bytes) -> dict[str, Any]:

@@ -8,6 +8,7 @@ Chat messages go through a ChatML-like template whose special tokens are real to
 requests sharing a system prompt share a token prefix and therefore prefix-cache blocks:
     per message:  <|im_start|> ROLE \\n CONTENT… <|im_end|> \\n      (5 tokens of overhead)
     at the end:   <|im_start|> assistant \\n                          (3 tokens)
+An image part in a message's content is its own run of tokens at its place (simserver/images.py).
 
 Generated text is drawn from a fixed vocabulary whose entries re-tokenize to themselves, so an
 answer fed back as the next turn's context becomes exactly the tokens that were generated — the
@@ -23,6 +24,7 @@ from typing import Any
 import orjson
 
 from core.tokens import TOKEN_RE, count_tokens, tokenize  # noqa: F401  (the rule, shared)
+from simserver.images import IMAGE_PART, ImageItem, image_of_part
 
 IM_START, IM_END, NL = "<|im_start|>", "<|im_end|>", "\n"
 MESSAGE_OVERHEAD = 5
@@ -46,28 +48,36 @@ V = len(VOCAB)
 VOCAB_JSON_LEN: tuple[int, ...] = tuple(len(j) for j in VOCAB_JSON)
 
 
-def message_text(content: Any) -> str:
-    """Text of a message's content: a string, or OpenAI content parts (text parts only)."""
+def content_tokens(content: Any, images: list[ImageItem] | None = None) -> list[str]:
+    """Tokens of a message's content: a string, or OpenAI content parts — text parts, and image parts
+    (`image_url`: simserver/images.py) as their tokens in place; each image is appended to `images`."""
     if content is None:
-        return ""
+        return []
     if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        parts = []
-        for part in content:
-            if not isinstance(part, dict):
-                raise ValueError("content parts must be objects")
-            if part.get("type") == "text":
-                text = part.get("text")
-                if not isinstance(text, str):
-                    raise ValueError("a text content part needs a 'text' string")
-                parts.append(text)
-        return " ".join(parts)
-    raise ValueError("message content must be a string or a list of parts")
+        return TOKEN_RE.findall(content)
+    if not isinstance(content, list):
+        raise ValueError("message content must be a string or a list of parts")
+    out: list[str] = []
+    for part in content:
+        if not isinstance(part, dict):
+            raise ValueError("content parts must be objects")
+        kind = part.get("type")
+        if kind == "text":
+            text = part.get("text")
+            if not isinstance(text, str):
+                raise ValueError("a text content part needs a 'text' string")
+            out.extend(TOKEN_RE.findall(text))  # whitespace splits tokens: parts tokenize as if joined
+        elif kind == IMAGE_PART:
+            item = image_of_part(part)
+            if images is not None:
+                images.append(item)
+            out.extend(item.tokens())
+    return out
 
 
-def chat_tokens(messages: Any) -> list[str]:
-    """Prompt tokens of a chat request under the ChatML-like template above."""
+def chat_tokens(messages: Any, images: list[ImageItem] | None = None) -> list[str]:
+    """Prompt tokens of a chat request under the ChatML-like template above; its images are appended
+    to `images` in prompt order."""
     if not isinstance(messages, list) or not messages:
         raise ValueError("'messages' must be a non-empty list")
     out: list[str] = []
@@ -78,17 +88,17 @@ def chat_tokens(messages: Any) -> list[str]:
         if not isinstance(role, str) or not role:
             raise ValueError(f"messages[{i}].role must be a non-empty string")
         try:
-            text = message_text(m.get("content"))
+            tokens = content_tokens(m.get("content"), images)
         except ValueError as e:
             raise ValueError(f"messages[{i}]: {e}") from None
         for call in m.get("tool_calls") or ():
             fn = call.get("function") if isinstance(call, dict) else None
             if isinstance(fn, dict):
-                text += f" {fn.get('name') or ''} {fn.get('arguments') or ''}"
+                tokens.extend(TOKEN_RE.findall(f" {fn.get('name') or ''} {fn.get('arguments') or ''}"))
         out.append(IM_START)
         out.append(role)
         out.append(NL)
-        out.extend(TOKEN_RE.findall(text))
+        out.extend(tokens)
         out.append(IM_END)
         out.append(NL)
     out.extend(GENERATION_PROMPT)

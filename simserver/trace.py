@@ -100,6 +100,7 @@ class RequestCtx:
         "fault",
         "finish_reason",
         "http_status",
+        "images",
         "lora",
         "output_tokens",
         "preemptions",
@@ -131,6 +132,7 @@ class RequestCtx:
         self.emits: list[float] | None = [] if tokens and trace is not None else None
         self.answer: Answer | None = None
         self.prompt_tokens = self.cached_tokens = self.output_tokens = self.preemptions = 0
+        self.images = 0  # the prompt's images (their tokens are in prompt_tokens)
         self.fault: str | None = None
         self.finish_reason: str | None = None
         self.http_status = 200
@@ -172,6 +174,7 @@ class RequestCtx:
             "t_first_answer_emit_unix": us(self.t_first_answer),
             "t_last_emit_unix": us(self.t_last),
             "prompt_tokens": self.prompt_tokens,
+            "images": self.images,
             "cached_tokens": self.cached_tokens,
             "output_tokens": n,
             "reasoning_tokens": reasoning,

@@ -13,7 +13,8 @@ and name (the call's first token, as vLLM turns the name delta into it) and whos
 `input_json_delta`s. Errors are vLLM's Anthropic shape, `{"type": "error", "error": {type, message}}`.
 
 The request: `model`, `max_tokens` (required, as Anthropic's), `messages` (string contents or
-blocks: text, tool_use, tool_result), `system` (a string or text blocks), `stream`, `tools`
+blocks: text, image — a `base64` source, or a `url` one that is a data URL: simserver/images.py —,
+tool_use, tool_result), `system` (a string or text blocks), `stream`, `tools`
 (`{name, description, input_schema}`) and `tool_choice` (auto | any | tool | none), `thinking`
 (`{"type": "disabled"}`: no reasoning).
 """
@@ -25,6 +26,7 @@ from typing import Any
 import orjson
 
 from simserver.answer import CONTENT, REASONING, TOOL, Answer, parse_tools
+from simserver.images import ImageItem, anthropic_part
 from simserver.reqparse import ApiError, GenRequest, check_lengths, check_model, get_bool, get_int
 from simserver.tokenizer import VOCAB_TEXT, chat_tokens
 from simserver.wire import Emit, Tally, Wire, frame, joined_json
@@ -39,25 +41,39 @@ def messages_error(status: int, kind: str, message: str, param: str | None = Non
     return status, orjson.dumps({"type": "error", "error": {"type": kind, "message": message}})
 
 
-def _text(content: Any, where: str) -> str:
-    """A message's (or the system's) text, its blocks flattened: what the engine's template renders."""
+def _content(content: Any, where: str) -> str | list[dict[str, Any]]:
+    """A message's (or the system's) content as chat parts, its blocks flattened: what the engine's
+    template renders — text, tool calls and results as text, images in place (simserver/images.py)."""
     if isinstance(content, str):
         return content
     if not isinstance(content, list) or not content:
         raise ApiError(400, f"{where}: content must be a string or a non-empty list of blocks", "messages")
-    parts = []
+    parts: list[dict[str, Any]] = []
     for b in content:
         if not isinstance(b, dict):
             raise ApiError(400, f"{where}: a content block must be an object", "messages")
         kind = b.get("type")
         if kind == "text":
-            parts.append(str(b.get("text") or ""))
+            parts.append(_part(str(b.get("text") or "")))
+        elif kind == "image":
+            try:
+                parts.append(anthropic_part(b))
+            except ValueError as e:
+                raise ApiError(400, f"{where}: {e}", "messages") from None
         elif kind == "tool_use":
-            parts.append(f"{b.get('name') or ''} {orjson.dumps(b.get('input') or {}).decode()}")
+            parts.append(_part(f"{b.get('name') or ''} {orjson.dumps(b.get('input') or {}).decode()}"))
         elif kind == "tool_result":
             inner = b.get("content")
-            parts.append(inner if isinstance(inner, str) else _text(inner, where) if inner else "")
-    return " ".join(parts)
+            if isinstance(inner, str) or not inner:
+                parts.append(_part(inner or ""))
+            else:
+                nested = _content(inner, where)
+                parts.extend([_part(nested)] if isinstance(nested, str) else nested)
+    return parts
+
+
+def _part(text: str) -> dict[str, Any]:
+    return {"type": "text", "text": text}
 
 
 def parse_messages(body: dict[str, Any], model: str, max_model_len: int) -> GenRequest:
@@ -68,12 +84,16 @@ def parse_messages(body: dict[str, Any], model: str, max_model_len: int) -> GenR
     chat: list[dict[str, Any]] = []
     system = body.get("system")
     if system is not None:
-        chat.append({"role": "system", "content": _text(system, "system")})
+        chat.append({"role": "system", "content": _content(system, "system")})
     for i, m in enumerate(raw):
         if not isinstance(m, dict) or m.get("role") not in ("user", "assistant"):
             raise ApiError(400, f"messages[{i}] must be {{role: user | assistant, content}}", "messages")
-        chat.append({"role": m["role"], "content": _text(m.get("content"), f"messages[{i}]")})
-    prompt = chat_tokens(chat)
+        chat.append({"role": m["role"], "content": _content(m.get("content"), f"messages[{i}]")})
+    images: list[ImageItem] = []
+    try:
+        prompt = chat_tokens(chat, images)
+    except ValueError as e:  # an image that cannot be read
+        raise ApiError(400, str(e), "messages") from None
     if body.get("max_tokens") is None:
         raise ApiError(400, "max_tokens: Field required", "max_tokens")
     max_tokens = get_int(body, "max_tokens", None)
@@ -83,7 +103,7 @@ def parse_messages(body: dict[str, Any], model: str, max_model_len: int) -> GenR
     thinking = body.get("thinking")
     think = not (isinstance(thinking, dict) and thinking.get("type") == "disabled")
     return GenRequest(prompt, max_tokens, stream=get_bool(body, "stream"), tools=tools, tool_choice=choice,
-                      think=think)  # fmt: skip
+                      think=think, images=tuple(images))  # fmt: skip
 
 
 def _tools(body: dict[str, Any]) -> tuple[Any, Any]:

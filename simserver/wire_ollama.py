@@ -14,8 +14,9 @@ clock starts before its runner waits for a slot),
 `created_at` is taken once per answer (Ollama stamps each line; a clock read and a format per token
 would cost the engine's hot path more than the stamp is worth to a client, which never reads it).
 
-The request: `model`, `messages` (a message's `content` must be a string and a tool call's
-`arguments` an object, as Go's decoder insists: anything else is Ollama's 400), `options`
+The request: `model`, `messages` (a message's `content` must be a string, its `images` base64 strings
+— ahead of its text in the prompt, simserver/images.py — and a tool call's `arguments` an object,
+as Go's decoder insists: anything else is Ollama's 400), `options`
 (`num_predict`, default -1: until the context is full; `seed`), `think` (false: no reasoning),
 `stream`, `truncate` (this engine refuses a prompt longer than its context whatever it says, as
 Ollama does with `truncate: false`; Ollama's default shortens it). Errors are `{"error": "…"}`. `tools` are accepted and not called: Ollama sends a tool call
@@ -31,6 +32,7 @@ from typing import Any
 import orjson
 
 from simserver.answer import REASONING, Answer
+from simserver.images import ImageItem, base64_part
 from simserver.reqparse import ApiError, GenRequest, check_lengths, get_dict, get_int
 from simserver.tokenizer import VOCAB_TEXT, chat_tokens
 from simserver.wire import Emit, Tally, Wire, joined_json
@@ -46,11 +48,13 @@ def parse_ollama(body: dict[str, Any], model: str, max_model_len: int) -> GenReq
     if name != model:
         raise ApiError(404, f"model '{name}' not found", "model")
     messages = body.get("messages")
+    images: list[ImageItem] = []
     if isinstance(messages, list):
         for i, m in enumerate(messages):
             _check_message(m, i)
+        messages = [_with_images(m) for m in messages]
     try:
-        prompt = chat_tokens(messages)
+        prompt = chat_tokens(messages, images)
     except ValueError as e:
         raise ApiError(400, str(e), "messages") from None
     options = get_dict(body, "options")
@@ -67,7 +71,22 @@ def parse_ollama(body: dict[str, Any], model: str, max_model_len: int) -> GenReq
     if think is not None and not isinstance(think, bool | str):
         raise ApiError(400, f"'think' must be a boolean or low, medium, high; got {think!r}", "think")
     return GenRequest(prompt, max_tokens, stream=stream, seed=get_int(options, "seed", None, "options.seed"),
-                      think=think is not False, opts={"model": name})  # fmt: skip
+                      think=think is not False, opts={"model": name}, images=tuple(images))  # fmt: skip
+
+
+def _with_images(m: Any) -> Any:
+    """A message with `images` (base64, no data URL head) as chat parts: its images, then its text —
+    where Ollama's prompt puts a message's images (an [img-N] tag ahead of its content)."""
+    if not isinstance(m, dict) or not m.get("images"):
+        return m
+    raw = m["images"]
+    if not isinstance(raw, list):
+        raise ApiError(400, "a message's 'images' must be a list of base64 strings", "messages")
+    try:
+        parts = [base64_part(data) for data in raw]
+    except ValueError as e:
+        raise ApiError(400, str(e), "messages") from None
+    return {**m, "content": [*parts, {"type": "text", "text": m.get("content") or ""}]}
 
 
 def _check_message(m: Any, i: int) -> None:

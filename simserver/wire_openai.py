@@ -21,6 +21,7 @@ from typing import Any
 import orjson
 
 from simserver.answer import CONTENT, REASONING, TOOL, Answer, parse_tools
+from simserver.images import ImageItem
 from simserver.reqparse import ApiError, GenRequest, check_lengths, check_model, get_bool, get_dict, get_int
 from simserver.tokenizer import VOCAB_TEXT, chat_tokens, prompt_tokens
 from simserver.wire import Emit, Reply, Tally, Wire, answer_metrics, frame, joined_json, trtllm_perf_metrics
@@ -34,8 +35,9 @@ FINGERPRINT = b',"system_fingerprint":"simserver"'
 
 def parse_openai(body: dict[str, Any], chat: bool, model: str, max_model_len: int) -> GenRequest:
     check_model(body, model)
+    images: list[ImageItem] = []
     try:
-        prompt = chat_tokens(body.get("messages")) if chat else prompt_tokens(body.get("prompt"))
+        prompt = chat_tokens(body.get("messages"), images) if chat else prompt_tokens(body.get("prompt"))
     except ValueError as e:
         raise ApiError(400, str(e), "messages" if chat else "prompt") from None
     if (get_int(body, "n", 1) or 1) != 1:
@@ -70,6 +72,7 @@ def parse_openai(body: dict[str, Any], chat: bool, model: str, max_model_len: in
         tools,
         choice,
         think,
+        images=tuple(images),
     )
 
 

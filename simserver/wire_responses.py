@@ -10,6 +10,7 @@ and last response.completed with usage (input_tokens_details.cached_tokens,
 output_tokens_details.reasoning_tokens). A response cut by max_output_tokens ends, as in vLLM,
 with response.completed whose status is "incomplete" (incomplete_details.reason
 "max_output_tokens"). Tools are not offered on this route (function_call items are not simulated).
+A message's `input_image` parts (`image_url`, a data URL) are its images, in place (simserver/images.py).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import Any
 import orjson
 
 from simserver.answer import REASONING, Answer
+from simserver.images import ImageItem, url_part
 from simserver.reqparse import ApiError, GenRequest, check_lengths, check_model, get_bool, get_int
 from simserver.tokenizer import VOCAB_JSON, VOCAB_TEXT, chat_tokens
 from simserver.wire import Emit, Reply, Tally, Wire, answer_metrics, frame, joined_json
@@ -26,7 +28,7 @@ from simserver.wire import Emit, Reply, Tally, Wire, answer_metrics, frame, join
 DELTA = b'event: %b\ndata: {"type":"%b","sequence_number":%d,"item_id":"%b","output_index":%d,"content_index":0,"delta":%b%b}\n\n'  # fmt: skip
 RS_DELTA, TEXT_DELTA = b"response.reasoning_text.delta", b"response.output_text.delta"
 NO_LOGPROBS = b',"logprobs":[]'
-TEXT_PARTS = ("input_text", "output_text", "text")
+PARTS = ("input_text", "output_text", "text", "input_image")
 
 
 def _messages(body: dict[str, Any]) -> list[dict[str, Any]]:
@@ -49,26 +51,34 @@ def _messages(body: dict[str, Any]) -> list[dict[str, Any]]:
             raise ApiError(400, f"input[{i}] must be a message {{role, content}}", "input")
         content = item.get("content")
         if isinstance(content, list):
-            content = [
-                {"type": "text", "text": p.get("text")}
-                for p in content
-                if isinstance(p, dict) and p.get("type") in TEXT_PARTS
-            ]
+            content = [_part(p) for p in content if isinstance(p, dict) and p.get("type") in PARTS]
         out.append({"role": item["role"], "content": content})
     return out
 
 
+def _part(p: dict[str, Any]) -> dict[str, Any]:
+    """A text part, or an `input_image` (its `image_url`, a data URL: simserver/images.py) as chat's."""
+    if p.get("type") != "input_image":
+        return {"type": "text", "text": p.get("text")}
+    if p.get("image_url") is None and p.get("file_id") is not None:
+        raise ApiError(
+            400, "an input_image by file_id is not supported: send its image_url (a data URL)", "input"
+        )
+    return url_part(p.get("image_url"))
+
+
 def parse_responses(body: dict[str, Any], model: str, max_model_len: int) -> GenRequest:
     check_model(body, model)
+    images: list[ImageItem] = []
     try:
-        prompt = chat_tokens(_messages(body))
+        prompt = chat_tokens(_messages(body), images)
     except ValueError as e:
         raise ApiError(400, str(e), "input") from None
     given = get_int(body, "max_output_tokens", None)
     max_tokens = given if given is not None else max_model_len - len(prompt)  # vLLM's default
     check_lengths(prompt, max_tokens, 0, max_model_len, "max_output_tokens", "input")
     opts = {"instructions": body.get("instructions"), "max_output_tokens": max_tokens}
-    return GenRequest(prompt, max_tokens, stream=get_bool(body, "stream"), opts=opts)
+    return GenRequest(prompt, max_tokens, stream=get_bool(body, "stream"), opts=opts, images=tuple(images))
 
 
 class ResponsesWire(Wire):

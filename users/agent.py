@@ -19,6 +19,7 @@ from core.result import StreamResult
 from loadgen.request import perform
 from users.base import LLMUser
 from workloads import tool_result_text
+from workloads.images import count_images
 
 UNANSWERED = "(not run)"  # the answer to a call the workload has no result for
 
@@ -44,7 +45,16 @@ class AgentUser(LLMUser):
             messages.extend(tool_messages(turn.messages, calls) if calls else turn.messages)
             body = ctx.body(messages, turn.max_tokens, conv.extra_body, model)
             res = self.note(
-                perform(self, ctx.api, body, session=conv.id, turn=i, backoff_s=self.backoff_s(), model=model)
+                perform(
+                    self,
+                    ctx.api,
+                    body,
+                    session=conv.id,
+                    turn=i,
+                    backoff_s=self.backoff_s(),
+                    model=model,
+                    images=count_images(messages),
+                )
             )
             if res.error:
                 return  # a broken session ends; the next task starts a new one

@@ -12,6 +12,7 @@ from locust import task
 from loadgen.request import perform
 from loadgen.transport.apis import APIS
 from users.base import LLMUser
+from workloads.images import count_images
 
 
 class ChatUser(LLMUser):
@@ -24,7 +25,16 @@ class ChatUser(LLMUser):
         model = ctx.model_for(self.tenant, conv.id)
         body = ctx.body(messages, max_tokens, conv.extra_body, model)
         self.note(
-            perform(self, ctx.api, body, session=conv.id, turn=turn, backoff_s=self.backoff_s(), model=model)
+            perform(
+                self,
+                ctx.api,
+                body,
+                session=conv.id,
+                turn=turn,
+                backoff_s=self.backoff_s(),
+                model=model,
+                images=count_images(messages),
+            )
         )
 
 
@@ -41,5 +51,14 @@ class CompletionsUser(LLMUser):
         model = ctx.model_for(self.tenant, conv.id)
         body = api.build(ctx.prompt(messages, max_tokens, conv.extra_body, model=model))
         self.note(
-            perform(self, api, body, session=conv.id, turn=turn, backoff_s=self.backoff_s(), model=model)
+            perform(
+                self,
+                api,
+                body,
+                session=conv.id,
+                turn=turn,
+                backoff_s=self.backoff_s(),
+                model=model,
+                images=count_images(messages),
+            )
         )

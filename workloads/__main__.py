@@ -11,6 +11,7 @@ import sys
 
 from workloads.conversation import Conversation
 from workloads.errors import WorkloadError
+from workloads.images import image_urls, split_data_url
 from workloads.registry import BUILTINS, load_workload
 from workloads.stream import ORDERS, WorkloadStream
 from workloads.tokens import content_text, count_tokens
@@ -22,9 +23,25 @@ def _clip(text: str, full: bool, limit: int = 240) -> str:
     return f"{text[:limit].rstrip()} … [{count_tokens(text):,} tokens]"
 
 
+def abbreviate_url(url: str) -> str:
+    """An image URL for display: a data URL's payload becomes its size (`data:image/jpeg;base64,<34 KB>`),
+    so `show --full` prints the messages, not megabytes of base64."""
+    parsed = split_data_url(url)
+    if parsed is None:
+        return url if len(url) <= 120 else f"{url[:117]}..."
+    kb = len(parsed[1]) * 3 / 4 / 1000  # base64: 3 bytes per 4 characters
+    return (
+        f"data:{parsed[0]};base64,<{kb:,.0f} KB>"
+        if kb >= 1
+        else f"data:{parsed[0]};base64,<{kb * 1000:.0f} B>"
+    )
+
+
 def _message(m: dict, full: bool) -> str:
-    text = _clip(content_text(m.get("content")), full).replace("\n", "\n    " if full else " ⏎ ")
-    return f"  [{m.get('role', '?')}] {text}"
+    content = m.get("content")
+    text = _clip(content_text(content), full).replace("\n", "\n    " if full else " ⏎ ")
+    images = "".join(f" [image {abbreviate_url(u)}]" for u in image_urls(content))
+    return f"  [{m.get('role', '?')}] {text}{images}"
 
 
 def show_conversation(c: Conversation, full: bool) -> str:

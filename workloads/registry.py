@@ -17,6 +17,7 @@ from pathlib import Path
 
 from workloads.conversation import Conversation, Workload
 from workloads.errors import WorkloadError
+from workloads.gen import pictures
 from workloads.sources import batch, chatlog, columns, jsonfile, sessions
 from workloads.spec import Options, Spec, parse_spec
 from workloads.stream import WorkloadStream
@@ -216,12 +217,17 @@ def load_workload(spec_text: str, **gen_options: object) -> Workload:
         return _CACHE[key]
     repeat = Options({"repeat": options.pop("repeat")} if "repeat" in options else {}, spec.target)
     repeat_mode = repeat.choice("repeat", "fresh", ("fresh", "exact"))
+    images = pictures.take_options(options, spec.target)  # any set takes them, as repeat=
     if spec.kind == "builtin":
         workload = _load_builtin(spec, options)
     elif spec.kind == "hf":
         workload = _load_hub(spec, Options(options, f"hf:{spec.target}"))
     else:
         workload = _load_file(spec, Options(options, spec.target))
+    if images is not None:
+        workload = pictures.with_images(
+            workload, images.count, images.width, images.height, images.fmt, images.seed
+        )
     if repeat_mode != workload.repeat:
         workload = dataclasses.replace(workload, repeat=repeat_mode)
     if len(_CACHE) >= _CACHE_SIZE:

@@ -23,6 +23,7 @@ from workloads.conversation import (
     output_cap,
     request_messages,
 )
+from workloads.gen.pictures import image_stats
 from workloads.tokens import content_text, count_tokens, render
 
 QUANTILES = (50, 90, 99)
@@ -198,6 +199,7 @@ def compute(workload: Workload) -> dict:
         "think_time_s": summary(thinks),
         "prefix_share": round(shared_any / total, DECIMALS) if total else 0.0,
         "prefix_share_across_sessions": round(shared_cross / total, DECIMALS) if total else 0.0,
+        "images": image_stats(workload),  # None without images
     }
 
 
@@ -237,6 +239,8 @@ def format_text(st: dict) -> str:
         + (f" ({st['prefix_share_across_sessions']:.1%} with another session)" if st["multi_turn"] else ""),
         f"{'':<16}(tokens by Goodput's estimate: \\w+ runs and single punctuation marks)",
     ]
+    if st.get("images"):
+        lines += ["", *_image_lines(st["images"])]
     if fit := st.get("context"):
         lines.append(
             f"{'context':<16}{fit['over']:,} of {st['requests']:,} requests exceed {fit['tokens']:,} tokens with "
@@ -244,6 +248,24 @@ def format_text(st: dict) -> str:
             f"{fit['longest_prompt']:,}); a run asks the server itself (its own tokenizer where it can)"
         )
     return "\n".join(lines)
+
+
+def _image_lines(im: dict) -> list[str]:
+    """The images' lines of `stats`: per request, sizes, bytes; and what the token counts leave out."""
+    per = im["per_request"]
+    span = f"{per['min']:,}" if per["min"] == per["max"] else f"{per['min']:,}-{per['max']:,}"
+    sizes = ", ".join(f"{size} ({n:,})" for size, n in list(im["sizes"].items())[:4])
+    more = f", {len(im['sizes']) - 4} more sizes" if len(im["sizes"]) > 4 else ""
+    media = ", ".join(im["media_types"]) or "-"
+    remote = f", {im['remote']:,} remote (http) not measured" if im["remote"] else ""
+    mean = f"{im['mean_bytes'] / 1000:,.1f} KB mean per image" if im["mean_bytes"] is not None else "-"
+    return [
+        f"{'images':<16}{span} per request (median {per['p50']:g}, history included), "
+        f"{im['requests_with_images']:,} requests with images",
+        f"{'':<16}{im['distinct']:,} distinct: {sizes or '-'}{more}; {media}{remote}",
+        f"{'':<16}{mean} (base64 in the request: 4/3 of that)",
+        f"{'':<16}(input tokens count text only: the server counts image tokens by its model's rule)",
+    ]
 
 
 def context_fit(workload: Workload, context: int, cap: int) -> dict:

@@ -83,11 +83,12 @@ WORDS: tuple[str, ...] = tuple(
 
 
 def content_text(content: object) -> str:
-    """The text of a message's `content`: a string, or the text parts of a content list."""
+    """The text of a message's `content`: a string, or the text parts of a content list (an image
+    part has no text: it adds nothing, not even a line break)."""
     if isinstance(content, str):
         return content
     if isinstance(content, list):
-        return "\n".join(str(p.get("text", "")) for p in content if isinstance(p, dict))
+        return "\n".join(str(p["text"]) for p in content if isinstance(p, dict) and "text" in p)
     return ""
 
 

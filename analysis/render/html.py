@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from analysis import fmt
+from analysis import fmt, images
 from analysis.render import (
     gatewaypage,
     models,
@@ -148,6 +148,8 @@ def render(s: Summary, meta: dict, figs: list[tuple[Path, str]]) -> str:
     )
     parts = [f"<h1>Goodput report — {esc(r.name)}</h1>"]
     window = f"{fmt.utc(t.t_start_unix)}, {fmt.duration(t.duration_s)}, {t.requests:,} requests"
+    if s.images is not None:
+        window += f"; images: {images.text(s.images)}"
     parts.append(f'<div class="sub">{esc(sub)}<br>{esc(window)}</div>')
     for w in s.warnings:
         own = w.startswith(("load generator saturated", "client reads late"))  # the client's own timing

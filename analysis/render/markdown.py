@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from analysis import fmt
+from analysis import fmt, images
 from analysis.render import (
     gatewaypage,
     models,
@@ -55,6 +55,7 @@ def summary_md(s: Summary) -> str:
         ("model", r.model),
         ("dataset", r.dataset),
         ("shape", r.shape),
+        ("images", s.images and images.text(s.images)),
         ("window", f"{fmt.utc(t.t_start_unix)} + {fmt.duration(t.duration_s)}"),
         ("SLO", f"{s.slo.name}: {s.slo.describe()}"),
     ]

@@ -53,6 +53,16 @@ def headline_rows(sv: ServerSummary) -> list[list[str]]:
         ["running requests (batch): mean / max", _pair(sv["running_mean"], sv["running_max"])],
         ["waiting requests (queue): mean / max", _pair(sv["waiting_mean"], sv["waiting_max"])],
         ["KV-cache usage: mean / max", _pair(sv["kv_cache_usage_mean"], sv["kv_cache_usage_max"], fmt.pct)],
+        *(
+            [
+                [
+                    "image cache hit rate (of images looked up)",
+                    f"{fmt.pct(rate)} of {fmt.num(sv['image_cache_queries'], 0)}",
+                ]
+            ]
+            if (rate := sv.get("image_cache_hit_rate")) is not None
+            else []
+        ),
         ["preemptions", fmt.num(sv["preemptions"], 0)],
         ["tokens per engine step", fmt.num(sv["tokens_per_step"], 1)],
         ["server generation tok/s", fmt.num(sv["server_gen_tok_per_s"], 1)],

@@ -17,10 +17,12 @@ from loadgen.run import serverfacts, target, tenants
 from loadgen.run.fit import Fit, check_fit
 from loadgen.tokencount import load as load_tokenizer
 from loadgen.transport import headers as extra_headers
-from loadgen.transport.apis import SDK_APIS, Api, chosen
+from loadgen.transport.apis import APIS, SDK_APIS, Api, chosen
 from loadgen.transport.ids import request_id_header, session_header
 from loadgen.transport.urls import api_path_problem, models_path, openai_base, safe_url, sdk_tail
 from shapes import build_schedule, open_loop
+from workloads.conversation import Workload
+from workloads.images import image_kinds
 from workloads.mix import Mix
 from workloads.models import ModelsError, parse_models
 
@@ -83,6 +85,9 @@ def check_options(environment: Any, check_target: bool) -> Checked:
         stream = open_workload(opts.dataset, seed=opts.seed, order=opts.order)
     except WorkloadError as e:
         raise OptionError(f"--dataset: {e}") from None
+    for spec in dict.fromkeys([c.dataset for c in mix.classes] if mix is not None else [opts.dataset]):
+        loaded = stream.workload if spec == opts.dataset else open_workload(spec, seed=opts.seed).workload
+        check_images(spec, loaded, APIS["completions"] if opts.llm_user == "completions" else api)
     check_results_dir(opts.results_dir)  # last of the local checks: it may create the folder
     if not check_target:
         return Checked(slo, opts.model, [])
@@ -135,6 +140,24 @@ def check_served(named: dict[str, str], served: target.Served, host: str, api: A
             raise OptionError(
                 f"{where}: model '{name}' is not served by {safe_url(host)} (it serves: {', '.join(served.ids)})"
             )
+
+
+def check_images(spec: str, workload: Workload, api: Api) -> None:
+    """A workload with images goes only to a route that takes them, in the URL kinds it holds: a text
+    route would get the text alone — another workload than the one asked for, timed as if it were it."""
+    kinds = image_kinds(workload.conversations)
+    if not kinds:
+        return
+    if not api.images:
+        raise OptionError(
+            f"--dataset {spec}: the workload has images and --api {api.name} ({api.server}'s route) takes text "
+            f"only; use --api chat, responses, messages or ollama"
+        )
+    if refused := [k for k in kinds if k not in api.images]:
+        raise OptionError(
+            f"--dataset {spec}: {kinds[refused[0]]} images are remote URLs and {api.server}'s route takes "
+            f"inline (base64 data URL) images only; use images made inline, or --api chat"
+        )
 
 
 def check_api(opts: Any, slo: Slo) -> Api:

@@ -488,3 +488,20 @@ def test_the_tokenizer_counts_the_text_the_engine_generated(engine: Engine) -> N
     record_figures("tokenizer_count", {"served": served, "tokenizer": counted, "token_rule": rule})
     assert served <= counted <= 1.15 * served, (served, counted)
     assert abs(rule - served) > 0.2 * served, (served, rule)
+
+
+def test_a_text_only_model_refuses_pictures_and_the_run_stops(engine: Engine, tmp_path: Path) -> None:
+    """Pictures sent to a model that takes none: vLLM answers each with a 400 naming it, the rows keep
+    its words, and the run stops on its failures instead of sending for its whole length."""
+    cmd = [PYTHON, "-m", "locust", "-f", "locustfile.py", "--headless", "--host", engine.url, "--results-dir",
+           str(tmp_path / "res"), "--only-summary", "--dataset", "chat:images=1", "--users", "2", "-t", "60s",
+           "--stop-timeout", "5"]  # fmt: skip
+    out = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=150)
+    assert "Traceback" not in out.stderr
+    (run,) = [p for p in (tmp_path / "res").iterdir() if p.is_dir()]
+    with open(run / "requests.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert rows and {(r["ok"], r["http_status"], r["images"]) for r in rows} == {("false", "400", "1")}
+    assert all("not a multimodal model" in r["error_detail"] for r in rows), rows[0]["error_detail"]
+    assert len(rows) < 200, len(rows)  # stopped on its failures, not sent for 60 s
+    record_figures("text_only_pictures", {"rows": len(rows), "detail": rows[0]["error_detail"][:160]})

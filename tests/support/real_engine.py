@@ -247,6 +247,9 @@ class Counters:
     spec_drafts: float = 0.0  # vllm:spec_decode_num_drafts_total (verify steps with a draft)
     spec_draft_tokens: float = 0.0  # vllm:spec_decode_num_draft_tokens_total
     spec_accepted: float = 0.0  # vllm:spec_decode_num_accepted_tokens_total
+    # the multimodal cache, in images (0 on a text-only model)
+    mm_cache_queries: float = 0.0  # vllm:mm_cache_queries_total
+    mm_cache_hits: float = 0.0  # vllm:mm_cache_hits_total
 
     @property
     def ttft_mean_s(self) -> float | None:
@@ -270,6 +273,8 @@ SAMPLES = {
     "vllm:prefix_cache_queries_total": "prefix_cache_queries",
     "vllm:prefix_cache_hits_total": "prefix_cache_hits",
     "vllm:prompt_tokens_cached_total": "prompt_tokens_cached",
+    "vllm:mm_cache_queries_total": "mm_cache_queries",
+    "vllm:mm_cache_hits_total": "mm_cache_hits",
 }
 
 

@@ -71,6 +71,10 @@ class Api:
     media: str = "text/event-stream"  # the stream's media type: the request's Accept
     headers: tuple[tuple[str, str], ...] = ()  # headers the API wants on every request (a version)
     ignore_eos: bool = True  # the API has a field that keeps generating past the end of sequence
+    # the images its route takes in a prompt, by URL kind: `data` (base64 inline), `http` (a remote one
+    # the server fetches); () for the routes that take text only (loadgen/run/checks.py refuses a
+    # workload with images there rather than send its text alone)
+    images: tuple[str, ...] = ()
 
 
 def prompt_text(messages: list[dict]) -> str:

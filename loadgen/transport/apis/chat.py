@@ -107,4 +107,4 @@ def _tool_calls(res: StreamResult, calls: list, t: float) -> None:
 
 
 API = Api("chat", "/v1/chat/completions", build, fold, splits_reasoning=True, sdk="chat.completions",
-          server="OpenAI-compatible servers")  # fmt: skip
+          server="OpenAI-compatible servers", images=("data", "http"))  # fmt: skip

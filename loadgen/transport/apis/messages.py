@@ -30,7 +30,9 @@ The request: `system` (the conversation's system messages, joined) apart from `m
 `max_tokens` (required); `stop_sequences`, `temperature`, `top_p`, `top_k` from the dataset; its
 OpenAI `tools` and `tool_choice` in Anthropic's shapes, and `thinking` as it is. A conversation's
 history goes back in Anthropic's form: an assistant's tool calls as `tool_use` blocks (`input` an
-object), tool results as `tool_result` blocks of a user message. The header `anthropic-version:
+object), tool results as `tool_result` blocks of a user message; a message's images as `image`
+blocks (a data URL's base64 as a `base64` source with its media type, a remote URL as a `url` source).
+The header `anthropic-version:
 2023-06-01` is sent; Anthropic's own API wants its key in `x-api-key` (`--header`), the servers
 above take the usual Bearer key. No ignore-EOS field: `--ignore-eos` is not sent.
 """
@@ -55,6 +57,7 @@ from loadgen.transport.apis.base import (
     sampling,
     tool_call,
 )
+from workloads.images import image_url, image_urls, split_data_url
 
 FINISH = {"end_turn": "stop", "stop_sequence": "stop", "max_tokens": "length", "tool_use": "tool_calls"}
 NAMES: dict[str, str | None] = {"stop": "stop_sequences", "seed": None}  # sampling fields renamed
@@ -112,11 +115,25 @@ def _anthropic(messages: list[dict]) -> tuple[str, list[dict]]:
             blocks: list[dict] = [{"type": "text", "text": text}] if text else []
             blocks += [_tool_use(c) for c in m["tool_calls"] if isinstance(c, dict)]
             out.append({"role": "assistant", "content": blocks})
+        elif content.__class__ is list and image_urls(content):
+            blocks = [_block(x) for x in content]  # Anthropic refuses an empty text block
+            out.append({"role": role, "content": [b for b in blocks if b["type"] != "text" or b["text"]]})
         else:
             out.append(
                 {"role": role, "content": content if content.__class__ is str else content_text(content)}
             )
     return "\n\n".join(s for s in system if s), out
+
+
+def _block(part: Any) -> dict:
+    """A chat content part as Anthropic's content block: an image's data URL as a `base64` source (its
+    media type apart), a remote one as a `url` source; a text part as a text block."""
+    if (url := image_url(part)) is None:
+        return {"type": "text", "text": content_text([part])}
+    if (inline := split_data_url(url)) is not None:
+        media, data = inline
+        return {"type": "image", "source": {"type": "base64", "media_type": media, "data": data}}
+    return {"type": "image", "source": {"type": "url", "url": url}}
 
 
 def _tool_use(call: dict) -> dict:
@@ -192,4 +209,4 @@ def _counts(res: StreamResult, usage: Any) -> None:
 
 API = Api("messages", "/v1/messages", build, fold, splits_reasoning=True,
           server="Anthropic",
-          headers=(("anthropic-version", "2023-06-01"),), ignore_eos=False)  # fmt: skip
+          headers=(("anthropic-version", "2023-06-01"),), ignore_eos=False, images=("data", "http"))  # fmt: skip

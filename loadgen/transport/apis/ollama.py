@@ -25,8 +25,9 @@ and answers 200, so a run would time other prompts than the workload's; told not
 one with a 400 that the row keeps (server/routes.go reads `truncate` on /api/chat; an older
 Ollama ignores the field). Ollama has no way to ignore
 the end-of-sequence token (`--ignore-eos` is not sent). Two message shapes differ from OpenAI's: a
-message's `content` is a string (OpenAI content parts are joined) and a tool call's `arguments` an
-object (a string of JSON is parsed), so an agentic session's history is sent in Ollama's form.
+message's `content` is a string (OpenAI content parts are joined; their images go in the message's
+`images`, base64 without a data URL's head, as Ollama's API documents) and a tool call's `arguments`
+an object (a string of JSON is parsed), so an agentic session's history is sent in Ollama's form.
 """
 
 from __future__ import annotations
@@ -49,6 +50,7 @@ from loadgen.transport.apis.base import (
     tool_call,
 )
 from loadgen.transport.ndjson import LineStream
+from workloads.images import image_urls, split_data_url
 
 PASSED = ("tools", "think", "format", "keep_alive", "truncate")  # the dataset's fields, as they are
 
@@ -69,6 +71,8 @@ def _message(m: dict) -> dict:
     if content.__class__ is str and not calls:
         return m
     out = {**m, "content": content_text(content)}
+    if images := [inline[1] for u in image_urls(content) if (inline := split_data_url(u)) is not None]:
+        out["images"] = images  # base64 without the data URL's head (remote ones: refused at start)
     if calls:
         out["tool_calls"] = [_call(c) for c in calls]
     return out
@@ -124,4 +128,4 @@ def _tool_calls(res: StreamResult, calls: list, t: float) -> None:
 
 
 API = Api("ollama", "/api/chat", build, fold, splits_reasoning=True, server="Ollama",
-          framing=LineStream, media="application/x-ndjson", ignore_eos=False)  # fmt: skip
+          framing=LineStream, media="application/x-ndjson", ignore_eos=False, images=("data",))  # fmt: skip

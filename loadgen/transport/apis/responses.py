@@ -1,6 +1,7 @@
 """`--api responses`: OpenAI's Responses API, `POST /v1/responses` (OpenAI; vLLM serves it too).
 
-The body: `input` (the conversation as a list of `{role, content}` messages), `max_output_tokens`,
+The body: `input` (the conversation as a list of `{role, content}` messages; content parts in the
+API's own types, `input_text` and `input_image`), `max_output_tokens`,
 `stream: true`. The stream is typed events, `event: TYPE` + `data: {"type": TYPE, …}` with no
 `[DONE]` (OpenAI's "Responses streaming events" reference; vLLM serving_responses.py):
 `response.output_text.delta` (the answer), `response.reasoning_text.delta` (raw reasoning, vLLM and
@@ -31,6 +32,7 @@ from loadgen.transport.apis.base import (
     tool_call,
     vllm_metrics,
 )
+from workloads.images import image_url
 
 TEXT = "response.output_text.delta"
 REASONING = frozenset(("response.reasoning_text.delta", "response.reasoning_summary_text.delta"))
@@ -42,12 +44,42 @@ CHAT_ONLY = frozenset(
 
 
 def build(p: Prompt) -> dict:
-    body: dict = {"model": p.named, "input": p.messages, "max_output_tokens": p.max_tokens, "stream": True}
+    body: dict = {
+        "model": p.named,
+        "input": _input(p.messages),
+        "max_output_tokens": p.max_tokens,
+        "stream": True,
+    }
     if p.ignore_eos:
         body["ignore_eos"] = True  # vLLM's extension; OpenAI would refuse it, so only when asked for
     if p.extra:
         body.update((k, v) for k, v in p.extra.items() if k not in CHAT_ONLY)
     return body
+
+
+def _input(messages: list[dict]) -> list[dict]:
+    """The conversation as the Responses API's input: a message whose content is a list of parts gets
+    the API's own part types — `input_text` (`output_text` in an assistant's), `input_image` with the
+    image's URL — which chat's `text` / `image_url` parts are not; string contents pass as they are."""
+    if not any(m.get("content").__class__ is list for m in messages):
+        return messages
+    return [
+        {**m, "content": [_part(x, m.get("role")) for x in m["content"]]}
+        if m.get("content").__class__ is list
+        else m
+        for m in messages
+    ]
+
+
+def _part(part: Any, role: Any) -> Any:
+    if (url := image_url(part)) is not None:
+        return {"type": "input_image", "image_url": url, "detail": "auto"}
+    if isinstance(part, dict) and part.get("type") == "text":
+        return {
+            "type": "output_text" if role == "assistant" else "input_text",
+            "text": part.get("text") or "",
+        }
+    return part
 
 
 def fold(res: StreamResult, event: str, data: bytes | bytearray, t: float) -> None:
@@ -106,4 +138,4 @@ def _usage(u: dict[str, Any]) -> dict:
 
 
 API = Api("responses", "/v1/responses", build, fold, splits_reasoning=True, sdk="responses",
-          server="OpenAI, vLLM")  # fmt: skip
+          server="OpenAI, vLLM", images=("data", "http"))  # fmt: skip

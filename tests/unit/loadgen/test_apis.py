@@ -335,7 +335,10 @@ def test_bodies() -> None:
     assert chat["stream_options"] == {"include_usage": True} and chat["tools"] == EXTRA["tools"]
     assert APIS["completions"].build(p)["prompt"] == "Be terse.\n\nHi"
     resp = APIS["responses"].build(p)
-    assert (resp["input"], resp["max_output_tokens"], resp["stream"]) == (MESSAGES, 64, True)
+    assert (resp["input"][0], resp["max_output_tokens"], resp["stream"]) == (MESSAGES[0], 64, True)
+    assert resp["input"][1]["content"] == [
+        {"type": "input_text", "text": "Hi"}
+    ]  # the Responses API's part type
     assert "tools" not in resp and resp["temperature"] == 0.5  # chat's tool shape is not the Responses one
     assert APIS["sglang"].build(p) == {
         "text": "Be terse.\n\nHi", "stream": True, "require_reasoning": True,

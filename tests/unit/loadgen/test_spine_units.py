@@ -28,6 +28,7 @@ def test_columns_are_the_contract() -> None:
         "ttfo_s", "reasoning_tokens", "tool_ttft_s", "tool_call_tokens", "backoff_s", "tenant", "api",
         "engine_prefill_s", "engine_decode_s", "engine_load_s", "engine_queue_s", "new_connection",
         "spec_draft_tokens", "spec_accepted_tokens", "spec_steps", "model", "served_model", "gateway_attempts",
+        "images",
     )  # fmt: skip
     assert len(RequestRecord().row()) == len(COLUMNS)
 
