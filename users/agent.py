@@ -16,10 +16,8 @@ import gevent
 from locust import task
 
 from core.result import StreamResult
-from loadgen.request import perform
 from users.base import LLMUser
 from workloads import tool_result_text
-from workloads.images import count_images
 
 UNANSWERED = "(not run)"  # the answer to a call the workload has no result for
 
@@ -44,18 +42,7 @@ class AgentUser(LLMUser):
                 gevent.sleep(pause)
             messages.extend(tool_messages(turn.messages, calls) if calls else turn.messages)
             body = ctx.body(messages, turn.max_tokens, conv.extra_body, model)
-            res = self.note(
-                perform(
-                    self,
-                    ctx.api,
-                    body,
-                    session=conv.id,
-                    turn=i,
-                    backoff_s=self.backoff_s(),
-                    model=model,
-                    images=count_images(messages),
-                )
-            )
+            res = self.send(ctx.api, body, messages, conv.id, i, model)
             if res.error:
                 return  # a broken session ends; the next task starts a new one
             calls = named_calls(res)

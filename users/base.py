@@ -9,8 +9,11 @@ from locust import User
 from core.result import StreamResult
 from loadgen import context
 from loadgen.context import RunContext
+from loadgen.request import perform
 from loadgen.state.pacing import Pacing
+from loadgen.transport.apis import Api
 from loadgen.transport.client import make_transport
+from workloads.images import count_images
 
 
 def _idle(user: User) -> None:
@@ -42,6 +45,25 @@ class LLMUser(User):
     def backoff_s(self) -> float | None:
         """The pause this user just took after failures: for the row of the request it sends now."""
         return self.pacing.take()
+
+    def send(
+        self, api: Api, body: dict, messages: list[dict], session: str, turn: int, model: str
+    ) -> StreamResult:
+        """Send one turn of a conversation (`body`, built from `messages` for `api`) and note how it
+        ended: its row says the pause before it, the model it named and the images it carried."""
+        images = count_images(messages)
+        return self.note(
+            perform(
+                self,
+                api,
+                body,
+                session=session,
+                turn=turn,
+                backoff_s=self.backoff_s(),
+                model=model,
+                images=images,
+            )
+        )
 
     ctx: RunContext
     pacing: Pacing

@@ -9,10 +9,8 @@ from __future__ import annotations
 
 from locust import task
 
-from loadgen.request import perform
 from loadgen.transport.apis import APIS
 from users.base import LLMUser
-from workloads.images import count_images
 
 
 class ChatUser(LLMUser):
@@ -24,18 +22,7 @@ class ChatUser(LLMUser):
         messages, max_tokens, conv, turn = ctx.workload(self.tenant).next_request()
         model = ctx.model_for(self.tenant, conv.id)
         body = ctx.body(messages, max_tokens, conv.extra_body, model)
-        self.note(
-            perform(
-                self,
-                ctx.api,
-                body,
-                session=conv.id,
-                turn=turn,
-                backoff_s=self.backoff_s(),
-                model=model,
-                images=count_images(messages),
-            )
-        )
+        self.send(ctx.api, body, messages, conv.id, turn, model)
 
 
 class CompletionsUser(LLMUser):
@@ -50,15 +37,4 @@ class CompletionsUser(LLMUser):
         api = APIS["completions"]
         model = ctx.model_for(self.tenant, conv.id)
         body = api.build(ctx.prompt(messages, max_tokens, conv.extra_body, model=model))
-        self.note(
-            perform(
-                self,
-                api,
-                body,
-                session=conv.id,
-                turn=turn,
-                backoff_s=self.backoff_s(),
-                model=model,
-                images=count_images(messages),
-            )
-        )
+        self.send(api, body, messages, conv.id, turn, model)
