@@ -226,7 +226,7 @@ def load_workload(spec_text: str, **gen_options: object) -> Workload:
         workload = _load_file(spec, Options(options, spec.target))
     if images is not None:
         workload = pictures.with_images(
-            workload, images.count, images.width, images.height, images.fmt, images.seed
+            workload, images.count, *images.sizes[0], images.fmt, images.seed, images.sizes
         )
     if repeat_mode != workload.repeat:
         workload = dataclasses.replace(workload, repeat=repeat_mode)

@@ -50,8 +50,7 @@ class ImageOptions:
     """What `images=N,image_size=WxH,image_format=F` asks for (N ≥ 1)."""
 
     count: int
-    width: int
-    height: int
+    sizes: tuple[tuple[int, int], ...]  # (width, height) each picture draws one of, evenly
     fmt: str  # a key of FORMATS
     seed: int = 0  # another seed, other pictures (a server kept running has the last run's in its cache)
 
@@ -69,8 +68,8 @@ def take_options(options: dict[str, str], where: str) -> ImageOptions | None:
         return None
     size = opts.text("image_size", DEFAULT_SIZE) or DEFAULT_SIZE
     fmt = opts.choice("image_format", "jpeg", tuple(FORMATS))
-    width, height = parse_size(size, where)
-    return ImageOptions(count, width, height, fmt, opts.integer("image_seed", 0, lo=0))
+    sizes = tuple(parse_size(one, where) for one in size.split("|"))
+    return ImageOptions(count, sizes, fmt, opts.integer("image_seed", 0, lo=0))
 
 
 def parse_size(text: str, where: str) -> tuple[int, int]:
@@ -118,9 +117,16 @@ def data_url(data: bytes, fmt: str) -> str:
 
 
 def with_images(
-    workload: Workload, n: int, width: int, height: int, fmt: str = "jpeg", seed: int = 0
+    workload: Workload,
+    n: int,
+    width: int,
+    height: int,
+    fmt: str = "jpeg",
+    seed: int = 0,
+    sizes: tuple[tuple[int, int], ...] = (),
 ) -> Workload:
-    """The workload with `n` pictures appended to each turn's first user message.
+    """The workload with `n` pictures appended to each turn's first user message, each `width` ×
+    `height` — or of one of `sizes`, drawn evenly by its own seed (a mix of screenshots and photos).
 
     Its fingerprint changes with the image options (another picture set is another workload), and
     the pictures are seeded from that new fingerprint. Messages are shared read-only dicts: every
@@ -129,16 +135,18 @@ def with_images(
         return workload
     if fmt not in FORMATS:
         raise WorkloadError(f"{workload.spec}: image_format={fmt} is not one of {', '.join(FORMATS)}")
+    sizes = sizes or ((width, height),)
+    shown = "|".join(f"{w}x{h}" for w, h in sizes)
     fingerprint = hashlib.sha256(
-        f"{workload.fingerprint}:images={n},{width}x{height},{fmt}{f',seed={seed}' if seed else ''}".encode()
+        f"{workload.fingerprint}:images={n},{shown},{fmt}{f',seed={seed}' if seed else ''}".encode()
     ).hexdigest()[:16]
 
+    def one(s: bytes) -> dict:
+        w, h = sizes[int.from_bytes(hashlib.sha256(s).digest()[:4], "big") % len(sizes)]
+        return {"type": IMAGE_PART, "image_url": {"url": data_url(picture(s, w, h, fmt), fmt)}}
+
     def parts(i: int, conv: Conversation, t: int) -> list[dict]:
-        seeds = (f"{fingerprint}\0{i}\0{conv.id}\0{t}\0{k}".encode() for k in range(n))
-        return [
-            {"type": IMAGE_PART, "image_url": {"url": data_url(picture(s, width, height, fmt), fmt)}}
-            for s in seeds
-        ]
+        return [one(f"{fingerprint}\0{i}\0{conv.id}\0{t}\0{k}".encode()) for k in range(n)]
 
     convs = []
     for i, conv in enumerate(workload.conversations):

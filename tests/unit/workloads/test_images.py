@@ -108,6 +108,15 @@ def test_exact_size_and_format(fmt: str, pil: str) -> None:
     assert {(decoded(u).format, decoded(u).size) for u in urls} == {(pil, (100, 37))}
 
 
+def test_several_sizes_are_drawn_evenly_per_picture() -> None:
+    urls = all_urls(load_workload("chat:n=60,images=1,image_size=64x64|100x37|48x96"))
+    sizes = [decoded(u).size for u in urls]
+    assert {x: sizes.count(x) >= 10 for x in ((64, 64), (100, 37), (48, 96))} == dict.fromkeys(
+        ((64, 64), (100, 37), (48, 96)), True
+    )  # each of the three, about a third of 60
+    assert "image_size=8x8: expected WxH" in one_line_error("chat:n=2,images=1,image_size=64x64|8x8")
+
+
 def test_deterministic_and_unique() -> None:
     spec = f"chat:n=5,images=2,{SMALL}"
     first = all_urls(load_workload(spec))
