@@ -35,12 +35,17 @@ def text_only(messages: list[dict]) -> list[dict]:
     return out
 
 
-@pytest.mark.parametrize("api", ["chat", "messages", "ollama"])
-def test_each_route_carries_the_images_the_engine_counts(api: str, sim_server, tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("api", "client"),
+    [("chat", "raw"), ("chat", "openai"), ("responses", "openai"), ("messages", "raw"), ("ollama", "raw")],
+)
+def test_each_route_carries_the_images_the_engine_counts(
+    api: str, client: str, sim_server, tmp_path: Path
+) -> None:
     trace = tmp_path / "trace.jsonl"
     sim = sim_server("--trace", str(trace))
     spec = "chat:n=60,images=1"
-    out = locust(sim.url, tmp_path / "res", "--api", api, "--dataset", spec, "--users", "3", "-t", "4s",
+    out = locust(sim.url, tmp_path / "res", "--api", api, "--client", client, "--dataset", spec, "--users", "3", "-t", "4s",
                  "--max-tokens", "16", "--stop-timeout", "5", "--server-metrics", "auto")  # fmt: skip
     assert out.returncode == 0, out.stderr[-3000:]
     run, pairs = rows_and_trace(tmp_path / "res", trace)
