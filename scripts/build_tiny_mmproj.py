@@ -30,6 +30,7 @@ import json
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -43,7 +44,7 @@ def fail(msg: str) -> None:
     sys.exit(f"build_tiny_mmproj: {msg}")
 
 
-def text_n_embd(gguf, path: Path) -> int:  # type: ignore[no-untyped-def]
+def text_n_embd(gguf: Any, path: Path) -> int:
     r = gguf.GGUFReader(path)
     arch = r.fields["general.architecture"].contents()
     key = f"{arch}.embedding_length"
@@ -158,7 +159,9 @@ def main() -> None:
         "params": n_params,
         "image_tokens": n_patches,
         "text_dim": n_text,
-        **{k: getattr(args, k) for k in ("seed", "image_size", "patch_size", "dim", "layers", "heads", "ffn")},
+        **{
+            k: getattr(args, k) for k in ("seed", "image_size", "patch_size", "dim", "layers", "heads", "ffn")
+        },
         "bytes": args.out.stat().st_size,
     }
     args.out.with_suffix(".json").write_text(json.dumps(info, indent=2) + "\n")

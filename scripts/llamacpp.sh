@@ -3,6 +3,8 @@
 #
 #   scripts/llamacpp.sh setup        # download the pinned sdist, build llama-server (CPU, Release) once per pin
 #   scripts/llamacpp.sh model        # write the tiny random-weight GGUF into .llamacpp/model (again only if its inputs changed)
+#   scripts/llamacpp.sh mmproj       # write the tiny random-weight image projector into .llamacpp/mmproj (same rule);
+#                                    # serve with `--mmproj .llamacpp/mmproj/tiny-mmproj.gguf` to accept images
 #   scripts/llamacpp.sh start        # setup + model + serve on 127.0.0.1 in the background, wait for /health
 #   scripts/llamacpp.sh stop         # stop the server started by `start`
 #   scripts/llamacpp.sh status       # print url/pid if running
@@ -34,6 +36,9 @@ STAMP="$LC_DIR/bin/.built"
 MODEL_DIR="$LC_DIR/model"
 MODEL="$MODEL_DIR/tiny-llama.gguf"
 BUILDER="$ROOT/scripts/build_tiny_gguf.py"
+MMPROJ_DIR="$LC_DIR/mmproj"
+MMPROJ="$MMPROJ_DIR/tiny-mmproj.gguf"
+MMPROJ_BUILDER="$ROOT/scripts/build_tiny_mmproj.py"
 PY="${PY:-python3}"
 GOODPUT_PY="${GOODPUT_PY:-$ROOT/.venv/bin/python}"
 PORT="${LLAMACPP_PORT:-8012}"
@@ -180,6 +185,29 @@ cmd_model() {
 	say "model: done in $((SECONDS - t0)) s; $(du -sh "$MODEL" | cut -f1)"
 }
 
+# The projector's output width is read from the model, so a new model means a new projector too.
+mmproj_key() { { pin; cat "$MMPROJ_BUILDER"; model_key; } | sha256sum | cut -c1-16; }
+
+cmd_mmproj() {
+	if [[ -f "$MMPROJ_DIR/.built" && "$(cat "$MMPROJ_DIR/.built")" == "$(mmproj_key)" && -f "$MMPROJ" ]]; then
+		say "mmproj: $MMPROJ is up to date"
+		return 0
+	fi
+	[[ -x "$GOODPUT_PY" ]] || die "no $GOODPUT_PY (run make setup first)"
+	[[ -d "$SRC/gguf-py" ]] || die "no $SRC/gguf-py (run make llamacpp-setup first)"
+	[[ -f "$MODEL_DIR/.built" && -f "$MODEL" ]] || die "no model: run make llamacpp-model"
+	local t0=$SECONDS
+	say "mmproj: writing the tiny random-weight LLaVA-style projector into $MMPROJ_DIR"
+	rm -rf "$MMPROJ_DIR.tmp"
+	mkdir -p "$MMPROJ_DIR.tmp"
+	"$GOODPUT_PY" "$MMPROJ_BUILDER" --gguf-py "$SRC/gguf-py" --text-model "$MODEL" \
+		--out "$MMPROJ_DIR.tmp/tiny-mmproj.gguf"
+	rm -rf "$MMPROJ_DIR"
+	mv "$MMPROJ_DIR.tmp" "$MMPROJ_DIR"
+	mmproj_key >"$MMPROJ_DIR/.built"
+	say "mmproj: done in $((SECONDS - t0)) s; $(du -sh "$MMPROJ" | cut -f1)"
+}
+
 # Flags checked against the pinned server's --help (scripts/llamacpp.sh help).
 serve_cmd() {
 	local port="$1"
@@ -201,6 +229,7 @@ serve() {
 case "${1:-}" in
 setup) cmd_setup ;;
 model) cmd_model ;;
+mmproj) cmd_mmproj ;;
 start) cmd_start ;;
 stop) cmd_stop ;;
 status) cmd_status ;;
@@ -213,7 +242,7 @@ help)
 	exec "$BIN" --help
 	;;
 *)
-	echo "usage: $0 setup|model|start|stop|status|serve PORT|help" >&2
+	echo "usage: $0 setup|model|mmproj|start|stop|status|serve PORT|help" >&2
 	exit 2
 	;;
 esac

@@ -114,10 +114,14 @@ def goodput_run(eng: Engine, results: Path, name: str, *args: str, run_s: float,
         rows = list(csv.DictReader(fh))
     # Locust exits 1 when any request failed; anything else is a crash.
     assert out.returncode in (0, 1) and rows, out.stderr[-3000:]
-    n_ok = sum(r["ok"] == "true" for r in rows)
+    # Finished by the server: the ok rows, and the answers without text (a first token that ended it,
+    # where the route cannot ignore the end of sequence: the row is `empty_output`)
+    n_done = sum(r["ok"] == "true" or r["error"] == "empty_output" for r in rows)
     # The log is flushed line by line; wait_idle has already waited for the slots' release.
     timings = prompt_timings(eng.log_path.read_bytes()[log_at:].decode("utf-8", "replace"))
-    assert len(timings) == n_ok, f"server logged {len(timings)} finished requests, we have {n_ok} ok rows"
+    assert len(timings) == n_done, (
+        f"server logged {len(timings)} finished requests, we have {n_done} finished rows"
+    )
     return Window(rows, delta(counters_of(before), counters_of(after)), timings, run)
 
 
@@ -460,3 +464,22 @@ def test_the_context_check_reads_props_and_counts_with_the_servers_template(engi
     assert (
         status == 400 and f"request ({n} tokens) exceeds the available context size (8192" in answer.decode()
     )
+
+
+def test_a_server_without_a_projector_refuses_pictures_and_the_run_stops(
+    engine: Engine, tmp_path: Path
+) -> None:
+    """Pictures sent to llama-server started without `--mmproj`: a 500 naming the missing projector for
+    each, kept in the rows, and the run stops on its failures instead of sending for its whole length."""
+    cmd = [PYTHON, "-m", "locust", "-f", "locustfile.py", "--headless", "--host", engine.url, "--results-dir",
+           str(tmp_path / "res"), "--only-summary", "--dataset", "chat:images=1", "--users", "2", "-t", "60s",
+           "--stop-timeout", "5"]  # fmt: skip
+    out = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=150)
+    assert "Traceback" not in out.stderr
+    (run,) = [p for p in (tmp_path / "res").iterdir() if p.is_dir()]
+    with open(run / "requests.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert rows and {(r["ok"], r["http_status"], r["images"]) for r in rows} == {("false", "500", "1")}
+    assert all("image input is not supported" in r["error_detail"] for r in rows), rows[0]["error_detail"]
+    assert len(rows) < 200, len(rows)  # stopped on its failures, not sent for 60 s
+    save("no_projector", {"rows": len(rows), "detail": rows[0]["error_detail"][:160]})
