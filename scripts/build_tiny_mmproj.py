@@ -85,6 +85,27 @@ def parse_args() -> argparse.Namespace:
     return args
 
 
+def write_keys(w, gguf, args: argparse.Namespace, n_text: int) -> None:
+    """The keys clip.cpp reads before it loads the tensors: an MLP (LLaVA-1.5) projector over a ViT."""
+    w.add_type(gguf.GGUFType.MMPROJ)
+    w.add_name("goodput-tiny-mmproj")
+    w.add_description("random-weight LLaVA-style image encoder for load-testing (not a vision model)")
+    w.add_file_type(gguf.LlamaFileType.ALL_F32)
+    w.add_clip_has_vision_encoder(True)
+    w.add_clip_projector_type("mlp")  # PROJECTOR_TYPE_MLP in clip-impl.h
+    w.add_vision_projection_dim(n_text)
+    w.add_vision_image_size(args.image_size)
+    w.add_vision_patch_size(args.patch_size)
+    w.add_vision_embedding_length(args.dim)
+    w.add_vision_feed_forward_length(args.ffn)
+    w.add_vision_block_count(args.layers)
+    w.add_vision_head_count(args.heads)
+    w.add_vision_attention_layernorm_eps(1e-5)
+    w.add_vision_image_mean(IMAGE_MEAN)
+    w.add_vision_image_std(IMAGE_STD)
+    w.add_vision_use_gelu(False)  # CLIP's quick_gelu
+
+
 def main() -> None:
     args = parse_args()
     sys.path.insert(0, str(args.gguf_py))
@@ -99,23 +120,7 @@ def main() -> None:
 
     args.out.parent.mkdir(parents=True, exist_ok=True)
     w = gguf.GGUFWriter(args.out, "clip")  # "clip": the dummy architecture of every mmproj file
-    w.add_type(gguf.GGUFType.MMPROJ)
-    w.add_name("goodput-tiny-mmproj")
-    w.add_description("random-weight LLaVA-style image encoder for load-testing (not a vision model)")
-    w.add_file_type(gguf.LlamaFileType.ALL_F32)
-    w.add_clip_has_vision_encoder(True)
-    w.add_clip_projector_type("mlp")  # PROJECTOR_TYPE_MLP in clip-impl.h
-    w.add_vision_projection_dim(n_text)
-    w.add_vision_image_size(args.image_size)
-    w.add_vision_patch_size(p)
-    w.add_vision_embedding_length(d)
-    w.add_vision_feed_forward_length(args.ffn)
-    w.add_vision_block_count(args.layers)
-    w.add_vision_head_count(args.heads)
-    w.add_vision_attention_layernorm_eps(1e-5)
-    w.add_vision_image_mean(IMAGE_MEAN)
-    w.add_vision_image_std(IMAGE_STD)
-    w.add_vision_use_gelu(False)  # CLIP's quick_gelu
+    write_keys(w, gguf, args, n_text)
 
     def rand(name: str, *shape: int) -> None:  # numpy shape = (out, in); GGUF stores it reversed
         nonlocal n_params
