@@ -225,9 +225,7 @@ def load_workload(spec_text: str, **gen_options: object) -> Workload:
     else:
         workload = _load_file(spec, Options(options, spec.target))
     if images is not None:
-        workload = pictures.with_images(
-            workload, images.count, *images.sizes[0], images.fmt, images.seed, images.sizes
-        )
+        workload = pictures.with_images(workload, images.count, images.sizes, images.fmt, images.seed)
     if repeat_mode != workload.repeat:
         workload = dataclasses.replace(workload, repeat=repeat_mode)
     if len(_CACHE) >= _CACHE_SIZE:

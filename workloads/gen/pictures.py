@@ -117,16 +117,10 @@ def data_url(data: bytes, fmt: str) -> str:
 
 
 def with_images(
-    workload: Workload,
-    n: int,
-    width: int,
-    height: int,
-    fmt: str = "jpeg",
-    seed: int = 0,
-    sizes: tuple[tuple[int, int], ...] = (),
+    workload: Workload, n: int, sizes: tuple[tuple[int, int], ...], fmt: str = "jpeg", seed: int = 0
 ) -> Workload:
-    """The workload with `n` pictures appended to each turn's first user message, each `width` ×
-    `height` — or of one of `sizes`, drawn evenly by its own seed (a mix of screenshots and photos).
+    """The workload with `n` pictures appended to each turn's first user message, each of one of
+    `sizes` (width, height), drawn evenly by its own seed (a mix of thumbnails, photos, screenshots).
 
     Its fingerprint changes with the image options (another picture set is another workload), and
     the pictures are seeded from that new fingerprint. Messages are shared read-only dicts: every
@@ -135,7 +129,6 @@ def with_images(
         return workload
     if fmt not in FORMATS:
         raise WorkloadError(f"{workload.spec}: image_format={fmt} is not one of {', '.join(FORMATS)}")
-    sizes = sizes or ((width, height),)
     shown = "|".join(f"{w}x{h}" for w, h in sizes)
     fingerprint = hashlib.sha256(
         f"{workload.fingerprint}:images={n},{shown},{fmt}{f',seed={seed}' if seed else ''}".encode()

@@ -164,7 +164,7 @@ def test_turn_placement_on_a_hand_made_set() -> None:
         8,
     )
     conv = Conversation("s", ({"role": "system", "content": "sys"},), (Turn((listed,), 8), tool_turn, mixed))
-    w = with_images(Workload("t", "t", "mem", (conv,), fingerprint="f"), 1, 16, 16)
+    w = with_images(Workload("t", "t", "mem", (conv,), fingerprint="f"), 1, ((16, 16),))
     turns = w.conversations[0].turns
     assert [part["type"] for part in turns[0].messages[0]["content"]] == ["text", "image_url"]
     assert turns[1] is tool_turn
