@@ -56,10 +56,12 @@ METRICS: dict[str, int] = {
     # runs that scraped their server: the prompt tokens its prefix cache served (a routing policy's or a
     # cache setting's means, beside the TTFT it bought; not ranked)
     "prefix_cache_hit_rate": 0,
+    # runs whose requests carried pictures: the share the engine's multimodal cache found (not ranked)
+    "image_cache_hit_rate": 0,
 }
 OPTIONAL = (
     "ttfo_p50_s", "ttfo_p95_s", "reasoning_tokens_mean", "spec_acceptance_rate", "replica_imbalance", "router_retries",
-    "router_refused", "gateway_minus_engine_ttft_s", "prefix_cache_hit_rate",
+    "router_refused", "gateway_minus_engine_ttft_s", "prefix_cache_hit_rate", "image_cache_hit_rate",
 )  # fmt: skip
 REPEAT_MODES = ("median", "best", "all")
 # Figures with a 95 % interval (analysis/intervals.py): ranked by what separates, ties within noise marked.
@@ -90,6 +92,7 @@ class Figures:
     router_refused: float | None = None
     gateway_minus_engine_ttft_s: float | None = None
     prefix_cache_hit_rate: float | None = None
+    image_cache_hit_rate: float | None = None
 
 
 @dataclass(frozen=True)
@@ -181,6 +184,7 @@ def run_row(s: Summary) -> ComparisonRow:
         router_refused=sum(s.router["errors"].values()) if s.router and s.router.get("errors") else None,
         gateway_minus_engine_ttft_s=s.gateway_page["gateway_minus_engine_ttft_s"] if s.gateway_page else None,
         prefix_cache_hit_rate=s.server.get("prefix_cache_hit_rate") if s.server else None,
+        image_cache_hit_rate=s.server.get("image_cache_hit_rate") if s.server else None,
     )
     iv = s.intervals
     intervals = {}

@@ -39,6 +39,7 @@ COLUMNS: dict[str, tuple[str, str]] = {
     "router_refused": ("router's own errors", "num"),
     "gateway_minus_engine_ttft_s": ("gateway − engine TTFT (ms)", "ms"),
     "prefix_cache_hit_rate": ("prefix cache hit", "pct"),
+    "image_cache_hit_rate": ("image cache hit", "pct"),
 }
 FIRST = ["configuration", "dataset", "runs"]  # the columns before the figures
 REPEATS_HEADERS = ["configuration", "runs", "best run (highest goodput)"]

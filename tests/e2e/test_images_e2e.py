@@ -13,6 +13,9 @@ from pathlib import Path
 
 import pytest
 
+from analysis import api
+from analysis.compare import shown
+from core.slo import parse_slo
 from simserver.images import qwen2vl_image_tokens
 from simserver.tokenizer import chat_tokens
 from tests.e2e.test_apis_e2e import rows_and_trace
@@ -65,9 +68,6 @@ def test_each_route_carries_the_images_the_engine_counts(
 
 
 def api_summary(run: Path) -> str:
-    from analysis import api
-    from core.slo import parse_slo
-
     return api.analyze(api.load_run(run), parse_slo("chat")).summary.to_json()
 
 
@@ -86,6 +86,9 @@ def test_a_history_resends_its_image_and_the_engine_cache_finds_it(sim_server, t
     assert all(int(r["cached_tokens"]) >= PER_IMAGE for r, _ in later)  # the picture's tokens were cached
     server = json.loads(api_summary(run))["server"]
     assert 0.5 < server["image_cache_hit_rate"] < 1.0  # a session's first turn misses, its later ones hit
+    row = api.compare([api.analyze(api.load_run(run), parse_slo("chat")).summary], parse_slo("chat")).rows[0]
+    assert row.value("image_cache_hit_rate") == server["image_cache_hit_rate"]
+    assert "image_cache_hit_rate" in shown([row])  # the comparison shows the column
 
 
 def test_a_text_route_is_refused_before_the_run(tmp_path: Path) -> None:
