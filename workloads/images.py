@@ -66,3 +66,15 @@ def image_kinds(conversations: Iterable) -> dict[str, int]:
                 k = url_kind(u)
                 kinds[k] = kinds.get(k, 0) + 1
     return kinds
+
+
+def without_images(messages: Iterable[dict]) -> list[dict]:
+    """The messages with their image parts left out (a content list keeps its other parts): the text a
+    request carries, to count apart from its pictures."""
+    out = []
+    for m in messages:
+        content = m.get("content")
+        if content.__class__ is list and any(image_url(p) is not None for p in content):
+            m = {**m, "content": [p for p in content if image_url(p) is None]}
+        out.append(m)
+    return out

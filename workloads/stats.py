@@ -24,6 +24,7 @@ from workloads.conversation import (
     request_messages,
 )
 from workloads.gen.pictures import image_stats
+from workloads.images import count_images
 from workloads.tokens import content_text, count_tokens, render
 
 QUANTILES = (50, 90, 99)
@@ -118,21 +119,24 @@ def request_lengths(workload: Workload) -> list[tuple[int, int | None]]:
 
 
 def requests_above(
-    workload: Workload, cap: int, floor: float, scale: float = 1.0
+    workload: Workload, cap: int, floor: float, scale: float = 1.0, per_picture: float = 0.0
 ) -> Iterator[tuple[Conversation, int, int, int]]:
     """(conversation, turn, prompt tokens, output cap) of every request whose prompt and output cap
     exceed `floor` tokens (near or over a server's context length). Prompt tokens are Goodput's
-    estimate times `scale` (a server's tokens per estimated token, loadgen/run/fit.py), rounded; the
-    output cap is the turn's max_tokens capped by `cap`, as sent. A conversation whose last request
-    has few enough characters is skipped uncounted (an estimated token is at least one character,
-    and history only grows)."""
+    estimate times `scale` (a server's tokens per estimated token, loadgen/run/fit.py), plus
+    `per_picture` for each picture the request carries, rounded; the output cap is the turn's
+    max_tokens capped by `cap`, as sent. A conversation whose last request has few enough characters
+    and pictures is skipped uncounted (an estimated token is at least one character, and history only
+    grows)."""
     lengths = _Lengths()
     for c in workload.conversations:
         caps = [output_cap(t.max_tokens, cap) for t in c.turns]
-        if final_chars(c) * scale + max(caps) <= floor:
+        last = request_messages(c, len(c.turns) - 1)
+        if final_chars(c) * scale + count_images(last) * per_picture + max(caps) <= floor:
             continue
         for t, (size, n_out) in enumerate(zip(lengths.requests(c), caps, strict=True)):
-            n_in = round(size[0] * scale)
+            pictures = count_images(request_messages(c, t)) if per_picture else 0
+            n_in = round(size[0] * scale + pictures * per_picture)
             if n_in + n_out > floor:
                 yield c, t, n_in, n_out
 

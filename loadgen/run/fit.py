@@ -27,6 +27,7 @@ from typing import Any
 
 from core.errors import OptionError
 from loadgen.run.serverfacts import Context
+from workloads.images import count_images, without_images
 
 CALIBRATION_PROMPTS = 16  # the longest requests counted by the server's tokenizer, when it has one
 NEAR, EXACT_NEAR_LIMIT = 0.1, 64  # then up to 64 requests within 10 % of the context counted there too
@@ -48,6 +49,10 @@ class Fit:
     its_cap: int  # that request's output cap
     scale: float | None = None  # the server's tokens per estimated token (None: Goodput's estimate)
     sampled: int = 0  # prompts the server counted (for `scale`, and near the limit)
+    # the workload's pictures: the server's prompt tokens per picture (its count of a request with its
+    # pictures less its count without them), None where the server could not say; 0 pictures: no images
+    pictures: int = 0
+    picture_tokens: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -58,15 +63,37 @@ class Fit:
             "its_max_tokens": self.its_cap,
             "tokens_per_estimated_token": self.scale,
             "prompts_counted_by_server": self.sampled,
+            "pictures": self.pictures,
+            "tokens_per_picture": self.picture_tokens,
         }
 
     @property
     def counted_by(self) -> str:
         if self.scale is None:
-            return "Goodput's estimate"
+            text = "Goodput's estimate"
+        else:
+            text = (
+                f"counted by the server for {self.sampled} prompts, the longest and those near "
+                f"the limit; the others are Goodput's estimate × {self.scale:.2f}"
+            )
+        if not self.pictures:
+            return text
+        if self.picture_tokens is None:
+            return f"{text}; their pictures not counted: the server said nothing of them"
+        return f"{text}, and {self.picture_tokens:,.0f} tokens a picture by the server's count"
+
+    def picture_line(self) -> str:
+        """One line for the log when the workload has pictures: what the server makes of one."""
+        if not self.pictures:
+            return ""
+        if self.picture_tokens is None:
+            return (
+                f"--dataset {self.dataset}: {self.pictures:,} pictures; the server did not count one (no "
+                "counting route that takes them), so its prompts' sizes are their text alone"
+            )
         return (
-            f"counted by the server for {self.sampled} prompts, the longest and those near "
-            f"the limit; the others are Goodput's estimate × {self.scale:.2f}"
+            f"--dataset {self.dataset}: the server counts one of its pictures as {self.picture_tokens:,.0f} "
+            "prompt tokens (a request counted with and without them)"
         )
 
     def warning(self) -> str:
@@ -95,6 +122,7 @@ def check_fit(dataset: str, workload: Any, cap: int, server: Context, count: Cou
     answers for its longest prompts; an OptionError when every request's output cap alone is larger
     than the context of a server that refuses such a request."""
     from workloads.conversation import output_cap, request_messages
+    from workloads.images import image_kinds
     from workloads.stats import longest_requests, requests_above
 
     context = server.tokens
@@ -108,17 +136,21 @@ def check_fit(dataset: str, workload: Any, cap: int, server: Context, count: Cou
     scale, sampled = (
         _calibrate(longest_requests(workload, CALIBRATION_PROMPTS), count) if count else (None, 0)
     )
+    pictures = sum(image_kinds(workload.conversations).values())
+    per_picture = _picture_tokens(workload, count) if count and pictures else None
     over = []
     exact = EXACT_NEAR_LIMIT if count and scale is not None else 0
     low, high = context * (1 - NEAR), context * (1 + NEAR)
-    for conv, turn, n_in, n_out in requests_above(workload, cap, low if exact else context, scale or 1.0):
+    above = requests_above(workload, cap, low if exact else context, scale or 1.0, per_picture or 0.0)
+    for conv, turn, n_in, n_out in above:
         near = low < n_in + n_out <= high
         if exact and near and count and (n := count(request_messages(conv, turn))) is not None:
             n_in, exact, sampled = n, exact - 1, sampled + 1
         if n_in + n_out > context:
             over.append((n_in, n_out))
     longest = max(over, default=(0, 0))
-    return Fit(dataset, context, server.source, len(caps), len(over), longest[0], longest[1], scale, sampled)
+    return Fit(dataset, context, server.source, len(caps), len(over), longest[0], longest[1], scale, sampled,
+               pictures, per_picture)  # fmt: skip
 
 
 def _calibrate(samples: list[tuple[list[dict], int]], count: Counter) -> tuple[float | None, int]:
@@ -127,10 +159,36 @@ def _calibrate(samples: list[tuple[list[dict], int]], count: Counter) -> tuple[f
     budget, serverfacts.py), if at least MIN_SAMPLES or all; (None, 0) otherwise."""
     theirs = ours = counted = 0
     for messages, estimate in samples:
-        n = count(messages)
+        n = count(without_images(messages))  # the estimate is the text's: so is the count it is scaled to
         if n is None:
             break
         theirs, ours, counted = theirs + n, ours + estimate, counted + 1
     if not ours or counted < min(MIN_SAMPLES, len(samples)):
         return None, 0
     return round(theirs / ours, 4), counted
+
+
+PICTURE_SAMPLES = 3  # requests counted with and without their pictures
+
+
+def _picture_tokens(workload: Any, count: Counter) -> float | None:
+    """The server's prompt tokens per picture: a few requests with pictures, each counted with them and
+    without (their text alone), the difference over their pictures; None where the server's counting
+    route drops them (a text route) or stopped answering. Asked after the calibration, so a route that
+    refuses pictures costs the text counts nothing."""
+    from workloads.conversation import request_messages
+
+    extra = seen = 0
+    for conv in workload.conversations:
+        for turn in range(len(conv.turns)):
+            messages = request_messages(conv, turn)
+            if not (n := count_images(messages)):
+                continue
+            whole, text = count(messages), count(without_images(messages))
+            if whole is None or text is None:
+                return None
+            extra, seen = extra + whole - text, seen + n
+            if seen >= PICTURE_SAMPLES:
+                return extra / seen if extra > 0 else None
+            break  # one request a conversation: other pictures, other sizes
+    return extra / seen if seen and extra > 0 else None

@@ -143,6 +143,8 @@ def note_fits(ctx: RunContext, fits: list[Fit]) -> None:
     """Say which of the workload's requests will not fit the server's context (loadgen/run/fit.py),
     and keep the counts for run.json (`context_fit`; absent when the server lists no context)."""
     for fit in fits:
+        if line := fit.picture_line():
+            log.info("goodput: %s", line)
         if line := fit.warning():
             log.warning("goodput: %s", line)
     if fits:

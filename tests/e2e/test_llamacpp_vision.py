@@ -79,6 +79,9 @@ def test_each_route_sends_the_pictures_llamacpp_counts(vision: Engine, route: st
     counted = [r for r in ok if r["prompt_tokens"]]  # messages: a stream without message_start has none
     assert len(counted) >= len(ok) - max(2, len(ok) // 10)
     assert all(int(r["prompt_tokens"]) > PER_IMAGE for r in counted)
+    # before the run, the context check asked the server what a picture costs (counted with and without)
+    (fit,) = json.loads((w.run_dir / "run.json").read_text())["context_fit"]["datasets"]
+    assert (fit["pictures"], fit["tokens_per_picture"]) == (300, PER_IMAGE)
     if route == "chat":
         assert w.ours("prompt_tokens") == w.d.prompt_tokens + w.d.prompt_tokens_cached
         convs = {c.id: c for c in open_workload(SPECS[route], seed=0).workload.conversations}

@@ -1,8 +1,8 @@
 """Vision requests against the real vLLM (CPU) serving a tiny random-weight Qwen2-VL
 (`scripts/build_tiny_vlm.py`, `make real-engine-vlm`), through each route that takes images.
 
-What must hold, from the engine's own statements: every request carried its picture (`images` 1)
-and was answered; the rows' prompt tokens are the engine's counter's (Σ rows = Δ
+What must hold, from the engine's own statements: before the run, the context check learned from its
+`/tokenize` that a picture is 326 tokens; every request carried its picture (`images` 1) and was answered; the rows' prompt tokens are the engine's counter's (Σ rows = Δ
 `vllm:prompt_tokens_total`); on chat each is the engine's own count of the text alone (its
 `/tokenize`, the images left out) plus Qwen2-VL's 326 tokens for a 512×512 picture; the engine's
 multimodal cache looked up exactly the pictures the rows sent and found none of them (each is new),
@@ -88,6 +88,9 @@ def test_each_route_sends_the_pictures_the_engine_counts(vlm: Engine, route: str
     assert {r["images"] for r in ok} == {"1"}
     assert w.ours("prompt_tokens") == w.d.prompt_tokens  # the engine counted what the rows say
     assert w.d.mm_cache_queries == len(ok) and w.d.mm_cache_hits == 0  # each picture new to it
+    # before the run, the context check asked the engine what a picture costs: its /tokenize with and without
+    (fit,) = w.meta["context_fit"]["datasets"]
+    assert (fit["pictures"], fit["tokens_per_picture"]) == (300, PER_IMAGE)
     if route == "chat":
         convs = {c.id: c for c in open_workload(SPECS[route], seed=0).workload.conversations}
         for r in ok[:5]:

@@ -175,3 +175,48 @@ def test_a_server_that_stops_counting_leaves_the_ratio_of_what_it_counted() -> N
     assert fit.scale is not None and 3.0 < fit.scale < 3.01 and fit.sampled == 6
     fit = check_fit("s", wl, 64, ctx(4096), stops_after(2))
     assert (fit.scale, fit.sampled) == (None, 0)
+
+
+def pictured(*prompts: tuple[int, int]) -> Workload:
+    """Single requests of `n` words and `k` pictures each."""
+    part = {"type": "image_url", "image_url": {"url": "data:image/jpeg;base64,AAAA"}}
+    convs = tuple(
+        Conversation(f"c{i}", (), (Turn(({"role": "user", "content": [{"type": "text", "text": words(n)}, *[part] * k]},), None),))
+        for i, (n, k) in enumerate(prompts)
+    )  # fmt: skip
+    return Workload("pictures", "pictures", "generated", convs)
+
+
+def test_pictures_are_counted_by_the_server_apart_from_the_text() -> None:
+    """A server counting 2 tokens a word and 300 a picture: the text's scale is 2 (the pictures left out
+    of the calibration), each picture 300, and a request fits by both: 400 words and 2 pictures is
+    800 + 600 + 64 over a context of 1,400; 300 words and 1 picture (600 + 300 + 64) fits."""
+    asked: list[int] = []
+
+    def count(messages: list[dict]) -> int:
+        text = sum(count_tokens(p["text"]) for m in messages for p in m["content"] if p.get("type") == "text")
+        pictures = sum(p.get("type") == "image_url" for m in messages for p in m["content"])
+        asked.append(pictures)
+        return 2 * text + 300 * pictures
+
+    fit = check_fit("pictures", pictured((400, 2), (300, 1), (350, 1)), 64, ctx(1400), count)
+    assert (fit.scale, fit.pictures, fit.picture_tokens) == (2.0, 4, 300.0)
+    assert (fit.over, fit.longest_prompt) == (1, 1400)
+    assert "and 300 tokens a picture by the server's count" in fit.warning()
+    assert fit.picture_line().endswith(
+        "counts one of its pictures as 300 prompt tokens (a request counted with and without them)"
+    )
+    assert asked[:3] == [0, 0, 0]  # the calibration counts the text alone
+    assert fit.to_dict()["tokens_per_picture"] == 300.0
+
+
+def test_a_server_that_counts_no_pictures_is_said_so() -> None:
+    """A counting route that takes text (SGLang's /tokenize): with and without pictures the same count."""
+
+    def count(messages: list[dict]) -> int:
+        return sum(count_tokens(p["text"]) for m in messages for p in m["content"] if p.get("type") == "text")
+
+    fit = check_fit("pictures", pictured((100, 1), (200, 1)), 64, ctx(4096), count)
+    assert (fit.pictures, fit.picture_tokens) == (2, None)
+    assert "the server did not count one" in fit.picture_line()
+    assert check_fit("s", single((10, None)), 16, ctx(4096)).picture_line() == ""
