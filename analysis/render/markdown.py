@@ -130,6 +130,8 @@ def console_text(s: Summary, report: Path | None = None) -> str:
         out.append(line)
     if (line := specdecode.console_line(s)) is not None:
         out.append(line)
+    if s.images is not None:
+        out.append(f"images: {images.text(s.images)}")
     out.append(capacity_text(s))
     out.append(verdict_line(s.verdict, ramp=s.is_ramp))
     out += tenants.console(s)

@@ -116,8 +116,11 @@ def lora_line(sv: ServerSummary) -> str | None:
 
 def console_line(sv: ServerSummary) -> str:
     """The console's one line about the engine."""
+    images = (
+        f", image cache hit {fmt.pct(rate)}" if (rate := sv.get("image_cache_hit_rate")) is not None else ""
+    )
     return (
-        f"server ({sv['engine']}): prefix-cache hit {fmt.pct(sv['prefix_cache_hit_rate'])}, running mean "
+        f"server ({sv['engine']}): prefix-cache hit {fmt.pct(sv['prefix_cache_hit_rate'])}{images}, running mean "
         f"{fmt.num(sv['running_mean'], 1)}, waiting mean {fmt.num(sv['waiting_mean'], 1)}, KV max "
         f"{fmt.pct(sv['kv_cache_usage_max'])}, client − server TTFT {fmt.signed_ms(sv['client_minus_server_ttft_s'])} ms"
     )

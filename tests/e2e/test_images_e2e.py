@@ -15,6 +15,7 @@ import pytest
 
 from analysis import api
 from analysis.compare import shown
+from analysis.render.markdown import console_text
 from core.slo import parse_slo
 from simserver.images import qwen2vl_image_tokens
 from simserver.tokenizer import chat_tokens
@@ -86,7 +87,13 @@ def test_a_history_resends_its_image_and_the_engine_cache_finds_it(sim_server, t
     assert all(int(r["cached_tokens"]) >= PER_IMAGE for r, _ in later)  # the picture's tokens were cached
     server = json.loads(api_summary(run))["server"]
     assert 0.5 < server["image_cache_hit_rate"] < 1.0  # a session's first turn misses, its later ones hit
-    row = api.compare([api.analyze(api.load_run(run), parse_slo("chat")).summary], parse_slo("chat")).rows[0]
+    summary = api.analyze(api.load_run(run), parse_slo("chat")).summary
+    said = console_text(summary)  # what `python -m analysis RUN` prints
+    assert (
+        f"images: {summary.images['with_images']} of {summary.images['requests']} requests (1.0 each" in said
+    )
+    assert "image cache hit " in said
+    row = api.compare([summary], parse_slo("chat")).rows[0]
     assert row.value("image_cache_hit_rate") == server["image_cache_hit_rate"]
     assert "image_cache_hit_rate" in shown([row])  # the comparison shows the column
 
