@@ -84,10 +84,16 @@ def test_each_route_sends_the_pictures_the_engine_counts(vlm: Engine, route: str
     w = measured_run(vlm, tmp_path / "res", route, "--api", route, "--dataset", SPECS[route], "--max-tokens", "16",
                      "--users", "2", run_s=6, drain_s=20)  # fmt: skip
     ok = w.ok
-    assert len(ok) == len(w.rows) >= 6, [(r["error"], r["error_detail"]) for r in w.rows if r["ok"] != "true"]
-    assert {r["images"] for r in ok} == {"1"}
-    assert w.ours("prompt_tokens") == w.d.prompt_tokens  # the engine counted what the rows say
-    assert w.d.mm_cache_queries == len(ok) and w.d.mm_cache_hits == 0  # each picture new to it
+    # Anthropic's route has no ignore-EOS field: the random-weight model may end an answer at its first
+    # token, which carries no text (`empty_output`, a few in a run: the engine finished them all the same)
+    done = [r for r in w.rows if r["ok"] == "true" or r["error"] == "empty_output"]
+    assert len(done) == len(w.rows) and len(ok) >= 6, [(r["error"], r["error_detail"]) for r in w.rows]
+    assert len(done) - len(ok) <= (0 if route != "messages" else len(done) // 5)
+    assert {r["images"] for r in done} == {"1"}
+    assert (
+        sum(int(r["prompt_tokens"]) for r in done) == w.d.prompt_tokens
+    )  # the engine counted what the rows say
+    assert w.d.mm_cache_queries == len(done) and w.d.mm_cache_hits == 0  # each picture new to it
     # before the run, the context check asked the engine what a picture costs: its /tokenize with and without
     (fit,) = w.meta["context_fit"]["datasets"]
     assert (fit["pictures"], fit["tokens_per_picture"]) == (300, PER_IMAGE)
