@@ -23,20 +23,10 @@ from tests.e2e.test_apis_e2e import rows_and_trace
 from tests.e2e.test_spans_e2e import locust, only_run
 from workloads import open_workload
 from workloads.conversation import request_messages
+from workloads.images import without_images
 
 pytestmark = [pytest.mark.e2e]
 PER_IMAGE = qwen2vl_image_tokens(512, 512)
-
-
-def text_only(messages: list[dict]) -> list[dict]:
-    """The messages with their image parts left out (a text part list becomes its text)."""
-    out = []
-    for m in messages:
-        c = m.get("content")
-        if isinstance(c, list):
-            c = "".join(p.get("text", "") for p in c if p.get("type") == "text")
-        out.append({**m, "content": c})
-    return out
 
 
 @pytest.mark.parametrize(
@@ -60,7 +50,7 @@ def test_each_route_carries_the_images_the_engine_counts(
         assert int(row["prompt_tokens"]) == t["prompt_tokens"]
         if api == "chat":  # the engine's template over the text alone, plus the image's tokens
             messages = request_messages(convs[row["session"]], int(row["turn"]))
-            assert t["prompt_tokens"] == len(chat_tokens(text_only(messages))) + PER_IMAGE
+            assert t["prompt_tokens"] == len(chat_tokens(without_images(messages))) + PER_IMAGE
         else:
             assert t["prompt_tokens"] > PER_IMAGE
     summary = json.loads(api_summary(run))

@@ -51,6 +51,7 @@ from tests.support.llamacpp_engine import (
     unavailable_reason,
     wait_idle,
 )
+from tests.support.pictures import refused_run
 from tests.support.real_engine import Engine, record_figures, skip_unless_available
 
 pytestmark = [pytest.mark.e2e, pytest.mark.llamacpp, pytest.mark.alone]
@@ -471,14 +472,7 @@ def test_a_server_without_a_projector_refuses_pictures_and_the_run_stops(
 ) -> None:
     """Pictures sent to llama-server started without `--mmproj`: a 500 naming the missing projector for
     each, kept in the rows, and the run stops on its failures instead of sending for its whole length."""
-    cmd = [PYTHON, "-m", "locust", "-f", "locustfile.py", "--headless", "--host", engine.url, "--results-dir",
-           str(tmp_path / "res"), "--only-summary", "--dataset", "chat:images=1", "--users", "2", "-t", "60s",
-           "--stop-timeout", "5"]  # fmt: skip
-    out = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=150)
-    assert "Traceback" not in out.stderr
-    (run,) = [p for p in (tmp_path / "res").iterdir() if p.is_dir()]
-    with open(run / "requests.csv", newline="") as fh:
-        rows = list(csv.DictReader(fh))
+    rows = refused_run(engine.url, tmp_path / "res")
     assert rows and {(r["ok"], r["http_status"], r["images"]) for r in rows} == {("false", "500", "1")}
     assert all("image input is not supported" in r["error_detail"] for r in rows), rows[0]["error_detail"]
     assert len(rows) < 200, len(rows)  # stopped on its failures, not sent for 60 s

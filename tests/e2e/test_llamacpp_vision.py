@@ -26,6 +26,7 @@ from tests.support.llamacpp_engine import llamacpp_dir, start_llamacpp, unavaila
 from tests.support.real_engine import Engine, skip_unless_available
 from workloads import open_workload
 from workloads.conversation import request_messages
+from workloads.images import without_images
 
 pytestmark = [pytest.mark.e2e, pytest.mark.llamacpp, pytest.mark.alone]
 
@@ -52,14 +53,8 @@ def vision() -> Iterator[Engine]:
 
 def text_count(url: str, messages: list[dict]) -> int:
     """The server's count of the messages' text alone, its chat template included."""
-    text = [
-        {**m, "content": "".join(p.get("text", "") for p in m["content"] if p.get("type") == "text")}
-        if isinstance(m.get("content"), list)
-        else m
-        for m in messages
-    ]
     req = urllib.request.Request(
-        url + "/v1/chat/completions/input_tokens", json.dumps({"messages": text}).encode(),
+        url + "/v1/chat/completions/input_tokens", json.dumps({"messages": without_images(messages)}).encode(),
         {"Content-Type": "application/json"},
     )  # fmt: skip
     with urllib.request.urlopen(req, timeout=10) as r:

@@ -37,6 +37,7 @@ from core.slo import parse_slo
 from tests.conftest import PYTHON, ROOT
 from tests.support import real_engine
 from tests.support.clocks import MAX_RATE_PPM_VLLM, client_token_spans, skip_unless_clocks_agree
+from tests.support.pictures import refused_run
 from tests.support.real_engine import (
     Counters,
     Engine,
@@ -493,14 +494,7 @@ def test_the_tokenizer_counts_the_text_the_engine_generated(engine: Engine) -> N
 def test_a_text_only_model_refuses_pictures_and_the_run_stops(engine: Engine, tmp_path: Path) -> None:
     """Pictures sent to a model that takes none: vLLM answers each with a 400 naming it, the rows keep
     its words, and the run stops on its failures instead of sending for its whole length."""
-    cmd = [PYTHON, "-m", "locust", "-f", "locustfile.py", "--headless", "--host", engine.url, "--results-dir",
-           str(tmp_path / "res"), "--only-summary", "--dataset", "chat:images=1", "--users", "2", "-t", "60s",
-           "--stop-timeout", "5"]  # fmt: skip
-    out = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=150)
-    assert "Traceback" not in out.stderr
-    (run,) = [p for p in (tmp_path / "res").iterdir() if p.is_dir()]
-    with open(run / "requests.csv", newline="") as fh:
-        rows = list(csv.DictReader(fh))
+    rows = refused_run(engine.url, tmp_path / "res")
     assert rows and {(r["ok"], r["http_status"], r["images"]) for r in rows} == {("false", "400", "1")}
     assert all("not a multimodal model" in r["error_detail"] for r in rows), rows[0]["error_detail"]
     assert len(rows) < 200, len(rows)  # stopped on its failures, not sent for 60 s

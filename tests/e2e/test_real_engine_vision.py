@@ -34,6 +34,7 @@ from tests.support.real_engine import (
 )
 from workloads import open_workload
 from workloads.conversation import request_messages
+from workloads.images import without_images
 
 pytestmark = [pytest.mark.e2e, pytest.mark.real_engine, pytest.mark.alone]
 
@@ -67,13 +68,7 @@ def vlm() -> Iterator[Engine]:
 def text_count(url: str, messages: list[dict]) -> int:
     """The engine's own count of the messages' text alone (their image parts left out), chat template
     included: vLLM's `/tokenize`."""
-    text = [
-        {**m, "content": "".join(p.get("text", "") for p in m["content"] if p.get("type") == "text")}
-        if isinstance(m.get("content"), list)
-        else m
-        for m in messages
-    ]
-    body = json.dumps({"model": "tiny-vlm", "messages": text}).encode()
+    body = json.dumps({"model": "tiny-vlm", "messages": without_images(messages)}).encode()
     req = urllib.request.Request(url + "/tokenize", body, {"Content-Type": "application/json"})
     with urllib.request.urlopen(req, timeout=10) as r:
         return int(json.loads(r.read())["count"])
