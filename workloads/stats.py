@@ -131,14 +131,20 @@ def requests_above(
     lengths = _Lengths()
     for c in workload.conversations:
         caps = [output_cap(t.max_tokens, cap) for t in c.turns]
-        last = request_messages(c, len(c.turns) - 1)
-        if final_chars(c) * scale + count_images(last) * per_picture + max(caps) <= floor:
+        pictures = pictures_per_request(c) if per_picture else [0] * len(c.turns)
+        if final_chars(c) * scale + pictures[-1] * per_picture + max(caps) <= floor:
             continue
         for t, (size, n_out) in enumerate(zip(lengths.requests(c), caps, strict=True)):
-            pictures = count_images(request_messages(c, t)) if per_picture else 0
-            n_in = round(size[0] * scale + pictures * per_picture)
+            n_in = round(size[0] * scale + pictures[t] * per_picture)
             if n_in + n_out > floor:
                 yield c, t, n_in, n_out
+
+
+def pictures_per_request(c: Conversation) -> list[int]:
+    """The pictures each of the conversation's requests carries: the prefix's and every turn's so far (a
+    recorded reply carries none), counted once per message, not once per request it is sent in."""
+    counts = itertools.accumulate((count_images(t.messages) for t in c.turns), initial=count_images(c.prefix))
+    return list(counts)[1:]
 
 
 def final_chars(c: Conversation) -> int:

@@ -27,7 +27,7 @@ from typing import Any
 
 from core.errors import OptionError
 from loadgen.run.serverfacts import Context
-from workloads.images import count_images, without_images
+from workloads.images import count_images, image_kinds, without_images
 
 CALIBRATION_PROMPTS = 16  # the longest requests counted by the server's tokenizer, when it has one
 NEAR, EXACT_NEAR_LIMIT = 0.1, 64  # then up to 64 requests within 10 % of the context counted there too
@@ -122,7 +122,6 @@ def check_fit(dataset: str, workload: Any, cap: int, server: Context, count: Cou
     answers for its longest prompts; an OptionError when every request's output cap alone is larger
     than the context of a server that refuses such a request."""
     from workloads.conversation import output_cap, request_messages
-    from workloads.images import image_kinds
     from workloads.stats import longest_requests, requests_above
 
     context = server.tokens
